@@ -1,0 +1,35 @@
+import type { Location } from './diagnostics.js';
+
+// The primitive kinds a manifest expands into. Each has one driver.
+export type ResourceKind =
+  | 'account'
+  | 'directory'
+  | 'file'
+  | 'envfile'
+  | 'unit'
+  | 'timer'
+  | 'certificate'
+  | 'site'
+  | 'pgrole'
+  | 'pgdatabase'
+  | 'firewall'
+  | 'command';
+
+/** A piece of desired host state, produced by expanding manifests. */
+export interface Resource<S = unknown> {
+  /** "kind/name", unique per host; for path resources the name is the path without its leading slash. */
+  id: string;
+  kind: ResourceKind;
+  name: string;
+  spec: S;
+  /** Ids of resources that must be applied before this one. */
+  dependsOn: string[];
+  /** Where it was declared: file, line and pointer of the manifest part. */
+  origin: Location;
+  /** The project it belongs to, when expanded from a Project. */
+  project?: string;
+}
+
+export function resourceId(kind: ResourceKind, name: string): string {
+  return `${kind}/${name.replace(/^\//, '')}`;
+}

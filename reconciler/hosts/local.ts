@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { HostKitError } from '../core/errors.js';
+import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+
+export interface LocalHostOptions {
+  /**
+   * Treat this directory as the host's "/" for file operations (commands still
+   * run on this machine). Used to apply into a scratch directory in tests.
+   */
+  root?: string;
+}
+
+// The machine HostKit runs on. File paths may be re-rooted into a directory.
+export class LocalHost implements Host {
+  readonly name: string;
+  private readonly root: string | undefined;
+
+  constructor(options: LocalHostOptions = {}) {
+    this.root = options.root ? path.resolve(options.root) : undefined;
+    this.name = this.root ? `local:${this.root}` : 'local';
+  }
+
+  /** The path on this machine that stands for `hostPath` on the managed host. */
+  resolve(hostPath: string): string {
+    if (!path.isAbsolute(hostPath)) {
+      throw new HostKitError('HOST_PATH_NOT_ABSOLUTE', `Expected an absolute host path, got "${hostPath}"`);
+    }
+    const normalized = path.posix.normalize(hostPath);
+    return this.root ? path.join(this.root, normalized) : normalized;
+  }
+
+  async exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const result = await execa(file, args, {
+      reject: false,
+      ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
+      stripFinalNewline: false,
+    });
+    if (result.failed && result.exitCode === undefined) {
+      throw new HostKitError('EXEC_FAILED', `Could not run ${file}: ${result.shortMessage}`, {
+        data: { file, args },
+        cause: result.cause,
+        retryable: result.timedOut,
+      });
+    }
+    return { exitCode: result.exitCode ?? 0, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+
+  async readFile(hostPath: string): Promise<Buffer | undefined> {
+    try {
+      return await fs.readFile(this.resolve(hostPath));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async stat(hostPath: string): Promise<FileStat | undefined> {
+    try {
+      const st = await fs.lstat(this.resolve(hostPath));
+      const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+      return { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.size };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+    const target = this.resolve(hostPath);
+    const temp = path.join(path.dirname(target), `.${path.basename(target)}.hostkit-${randomBytes(6).toString('hex')}`);
+    const handle = await fs.open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(data);
+      await handle.chown(ownership.uid, ownership.gid);
+      await handle.chmod(ownership.mode);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await fs.rm(temp, { force: true });
+      throw error;
+    }
+    await handle.close();
+    try {
+      await fs.rename(temp, target);
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  async mkdir(hostPath: string, ownership: Ownership): Promise<void> {
+    const target = this.resolve(hostPath);
+    try {
+      await fs.mkdir(target, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    await this.setOwnership(hostPath, ownership);
+  }
+
+  async setOwnership(hostPath: string, ownership: Ownership): Promise<void> {
+    const target = this.resolve(hostPath);
+    await fs.lchown(target, ownership.uid, ownership.gid);
+    await fs.chmod(target, ownership.mode);
+  }
+
+  async remove(hostPath: string): Promise<void> {
+    const target = this.resolve(hostPath);
+    const st = await this.stat(hostPath);
+    if (!st) return;
+    if (st.type === 'directory') await fs.rmdir(target);
+    else await fs.rm(target, { force: true });
+  }
+
+  async readdir(hostPath: string): Promise<string[] | undefined> {
+    try {
+      return await fs.readdir(this.resolve(hostPath));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}

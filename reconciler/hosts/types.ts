@@ -1,0 +1,79 @@
+// How a driver reaches a host. Every change to a host goes through this
+// interface, so the same drivers run against the local machine, a booted test
+// host (nspawn), a remote one (ssh), or a recording fake in unit tests.
+//
+// Paths are absolute paths *on the managed host*. Commands are a file plus an
+// argument array: never a shell string.
+
+export interface ExecOptions {
+  /** Written to the command's standard input. */
+  input?: string | Buffer;
+  /** Extra environment variables for the command. */
+  env?: Record<string, string>;
+  /** Kill the command after this many milliseconds. */
+  timeoutMs?: number;
+  /** Working directory on the host. */
+  cwd?: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type FileType = 'file' | 'directory' | 'symlink' | 'other';
+
+export interface FileStat {
+  type: FileType;
+  /** Permission bits only (e.g. 0o640). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+export interface Ownership {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface Host {
+  /** A short name for logs and plans: "local", "nspawn:hk-test-1", "fake". */
+  readonly name: string;
+
+  /** Run a command. Resolves with its exit code; rejects only if it cannot be started or times out. */
+  exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+
+  /** The file's bytes, or undefined when it does not exist. */
+  readFile(path: string): Promise<Buffer | undefined>;
+
+  /** lstat: undefined when the path does not exist. */
+  stat(path: string): Promise<FileStat | undefined>;
+
+  /**
+   * Write a file atomically: a temporary file in the same directory, owner and
+   * mode set on it, then rename over the target. If this throws, the target
+   * still has its previous bytes (the temporary file is removed).
+   */
+  writeFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
+
+  /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
+  mkdir(path: string, ownership: Ownership): Promise<void>;
+
+  /** Set owner and mode of an existing path (no symlink following). */
+  setOwnership(path: string, ownership: Ownership): Promise<void>;
+
+  /** Remove a file, or an empty directory. No error if it is already gone. */
+  remove(path: string): Promise<void>;
+
+  /** Names in a directory, or undefined if it does not exist. */
+  readdir(path: string): Promise<string[] | undefined>;
+}
+
+/** The command failed with a non-zero exit code; carries what it printed. */
+export function describeExec(file: string, args: readonly string[], result: ExecResult): string {
+  const output = (result.stderr || result.stdout).trim().split('\n').slice(-10).join('\n');
+  return `${[file, ...args].join(' ')} exited ${result.exitCode}${output ? `: ${output}` : ''}`;
+}

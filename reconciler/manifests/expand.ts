@@ -1,0 +1,553 @@
+import path from 'node:path';
+import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
+import { resourceId, type Resource, type ResourceKind } from '../core/resource.js';
+import type {
+  AccountSpec,
+  CertificateSpec,
+  CommandSpec,
+  DirectorySpec,
+  EnvFileSpec,
+  FileSpec,
+  FirewallSpec,
+  PgDatabaseSpec,
+  PgRoleSpec,
+  SiteSpec,
+  TimerSpec,
+  UnitSpec,
+} from '../core/specs.js';
+import { toOnCalendar } from './schedule.js';
+import type {
+  Environment,
+  HostManifest,
+  Manifest,
+  Placement,
+  PrimitiveKind,
+  PrimitiveManifest,
+  ProjectManifest,
+} from './types.js';
+
+export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
+export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
+export const ENV_DIRECTORY = '/etc/hostkit/env';
+export const UNIT_PREFIX = 'hk-';
+
+/** Users and groups every Debian host has; anything else must be declared. */
+export const SYSTEM_USERS = new Set([
+  'root', 'daemon', 'bin', 'sys', 'adm', 'nogroup', 'nobody', 'www-data', 'postgres', 'ssl-cert', 'systemd-journal', 'users', 'staff',
+]);
+/** Names a project may not run as. */
+export const RESERVED_USERS = new Set([...SYSTEM_USERS, 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'backup', 'list', 'irc', 'messagebus', 'sshd', 'hostkit']);
+export const RESERVED_PG_NAMES = new Set(['postgres', 'template0', 'template1', 'public']);
+
+export interface HostSettings {
+  name: string;
+  labels: Record<string, string>;
+  allowedRoots: string[];
+  stateDirectory: string;
+  manifest: Manifest<HostManifest>;
+}
+
+export function hostSettings(manifest: Manifest<HostManifest>): HostSettings {
+  const spec = manifest.value.spec ?? {};
+  return {
+    name: manifest.name,
+    labels: manifest.value.metadata.labels ?? {},
+    allowedRoots: spec.allowedRoots ?? DEFAULT_ALLOWED_ROOTS,
+    stateDirectory: spec.stateDirectory ?? DEFAULT_STATE_DIRECTORY,
+    manifest,
+  };
+}
+
+export function placedOn(placement: Placement, host: { name: string; labels: Record<string, string> }): boolean {
+  if (placement.hosts?.includes(host.name)) return true;
+  const match = placement.selector?.matchLabels;
+  return match !== undefined && Object.entries(match).every(([k, v]) => host.labels[k] === v);
+}
+
+export function pgName(name: string): string {
+  return name.replace(/-/g, '_');
+}
+
+function stringEnv(env: Environment | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env ?? {})) out[k] = String(v);
+  return out;
+}
+
+function parseMode(mode: string | undefined, fallback: number): number {
+  return mode === undefined ? fallback : parseInt(mode, 8);
+}
+
+export function projectUser(project: ProjectManifest): string {
+  return project.spec.user ?? project.metadata.name;
+}
+
+export function workingDirectory(project: ProjectManifest): string {
+  return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
+}
+
+export interface Expansion {
+  host: HostSettings;
+  resources: Resource[];
+  diagnostics: Diagnostic[];
+}
+
+// Collects the resources of one host and reports claims made twice on it:
+// a resource id, a domain, a listening port.
+class HostBuilder {
+  readonly resources = new Map<string, Resource>();
+  readonly diagnostics: Diagnostic[] = [];
+  private readonly domains = new Map<string, Location>();
+  private readonly ports = new Map<string, Location>();
+  private readonly manifestResources = new Map<string, string[]>();
+
+  readonly host: HostSettings;
+
+  constructor(host: HostSettings) {
+    this.host = host;
+  }
+
+  add<S>(
+    owner: string,
+    kind: ResourceKind,
+    name: string,
+    spec: S,
+    origin: Location,
+    options: { project?: string; dependsOn?: string[]; shared?: boolean } = {},
+  ): string {
+    const id = resourceId(kind, name);
+    const existing = this.resources.get(id);
+    if (existing) {
+      // Identical shared resources (a user two projects run as, a common directory) merge.
+      const same = JSON.stringify(existing.spec) === JSON.stringify(spec);
+      if (!(options.shared && same)) {
+        this.diagnostics.push(
+          error(
+            kind === 'file' || kind === 'envfile' || kind === 'directory' ? 'path claimed twice' : 'resource declared twice',
+            `${id} on host ${this.host.name} is also declared at ${existing.origin.file}:${existing.origin.line ?? 0}`,
+            origin,
+          ),
+        );
+      }
+      this.track(owner, id);
+      return id;
+    }
+    const resource: Resource<S> = { id, kind, name, spec, dependsOn: options.dependsOn ?? [], origin };
+    if (options.project) resource.project = options.project;
+    this.resources.set(id, resource);
+    this.track(owner, id);
+    return id;
+  }
+
+  private track(owner: string, id: string): void {
+    const list = this.manifestResources.get(owner) ?? [];
+    list.push(id);
+    this.manifestResources.set(owner, list);
+  }
+
+  resourcesOf(owner: string): string[] {
+    return this.manifestResources.get(owner) ?? [];
+  }
+
+  claimDomain(domain: string, origin: Location): void {
+    const previous = this.domains.get(domain);
+    if (previous) {
+      this.diagnostics.push(
+        error('domain claimed twice', `${domain} on host ${this.host.name} is also claimed at ${previous.file}:${previous.line ?? 0}`, origin),
+      );
+    } else this.domains.set(domain, origin);
+  }
+
+  claimPort(port: number, bind: string, origin: Location): void {
+    const key = String(port);
+    const previous = this.ports.get(key);
+    if (previous) {
+      this.diagnostics.push(
+        error('port claimed twice', `port ${port} on host ${this.host.name} is also claimed at ${previous.file}:${previous.line ?? 0}`, origin),
+      );
+    } else this.ports.set(key, origin);
+    void bind;
+  }
+
+  checkPath(p: string, origin: Location): void {
+    const segments = p.split('/').slice(1);
+    if (p !== '/' && segments.some((s) => s === '' || s === '.' || s === '..')) {
+      this.diagnostics.push(error('path escapes its root', `${p} has an empty, "." or ".." segment; write the plain absolute path`, origin));
+      return;
+    }
+    if (!this.host.allowedRoots.some((root) => p === root || p.startsWith(root.endsWith('/') ? root : root + '/'))) {
+      this.diagnostics.push(
+        error(
+          'path outside allowed roots',
+          `${p} is not under ${this.host.allowedRoots.join(', ')} (host ${this.host.name}: set spec.allowedRoots to allow more)`,
+          origin,
+        ),
+      );
+    }
+  }
+}
+
+// Resources every host with managed services needs.
+function addHostBase(b: HostBuilder): void {
+  const origin = b.host.manifest.source.locate('/metadata/name');
+  for (const dir of ['/etc/hostkit', ENV_DIRECTORY]) {
+    b.add<DirectorySpec>('host', 'directory', dir, { path: dir, owner: 'root', group: 'root', mode: 0o755 }, origin, { shared: true });
+  }
+}
+
+function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
+  const p = m.value;
+  const spec = p.spec;
+  const name = p.metadata.name;
+  const at = (pointer: string) => m.source.locate(pointer);
+  const owner = `Project/${name}`;
+  const user = projectUser(p);
+  const opts = { project: name };
+  const dir = workingDirectory(p);
+  const isStatic = spec.runtime === 'static';
+  const needsService = !isStatic || spec.service !== undefined;
+
+  const accountId = b.add<AccountSpec>(
+    owner, 'account', user,
+    { user, group: user, home: dir, shell: '/usr/sbin/nologin', groups: [] },
+    at(spec.user ? '/spec/user' : '/metadata/name'),
+    { ...opts, shared: true },
+  );
+  b.checkPath(dir, at(spec.service?.workingDirectory ? '/spec/service/workingDirectory' : '/metadata/name'));
+  const dirId = b.add<DirectorySpec>(owner, 'directory', dir, { path: dir, owner: user, group: user, mode: 0o750 }, at('/metadata/name'), {
+    ...opts,
+    dependsOn: [accountId],
+  });
+
+  const fileIds: string[] = [];
+  const reads: string[] = [];
+  (spec.files ?? []).forEach((f, i) => {
+    const filePath = `${dir}/${f.name}`;
+    reads.push(filePath);
+    fileIds.push(
+      b.add<FileSpec>(owner, 'file', filePath, { path: filePath, content: f.content, owner: 'root', group: user, mode: parseMode(f.mode, 0o640) }, at(`/spec/files/${i}`), {
+        ...opts,
+        dependsOn: [dirId],
+      }),
+    );
+  });
+
+  let envFile: string | undefined;
+  const envIds: string[] = [];
+  if (needsService) {
+    envFile = `${ENV_DIRECTORY}/${name}.env`;
+    const environment = stringEnv(spec.service?.environment);
+    if (spec.service?.port !== undefined) {
+      environment.PORT ??= String(spec.service.port);
+      environment.BIND ??= spec.service.bind ?? '127.0.0.1';
+    }
+    const envSpec: EnvFileSpec = { path: envFile, owner: 'root', group: user, mode: 0o640, environment, secrets: { ...(spec.service?.secrets ?? {}) } };
+    if (spec.database) {
+      const role = spec.database.role ?? pgName(name);
+      const database = spec.database.name ?? pgName(name);
+      envSpec.derivedSecrets = {
+        [spec.database.urlEnv ?? 'DATABASE_URL']: {
+          template: `postgresql://${role}:{secret}@127.0.0.1:5432/${database}`,
+          secret: spec.database.password,
+        },
+      };
+    }
+    reads.push(envFile);
+    envIds.push(b.add<EnvFileSpec>(owner, 'envfile', envFile, envSpec, at('/spec/service'), { ...opts, dependsOn: [accountId, resourceId('directory', ENV_DIRECTORY)] }));
+  }
+
+  // Database before the service that uses it.
+  const dbIds: string[] = [];
+  if (spec.database) {
+    const role = spec.database.role ?? pgName(name);
+    const database = spec.database.name ?? pgName(name);
+    const roleId = b.add<PgRoleSpec>(owner, 'pgrole', role, { role, password: spec.database.password, connectionLimit: spec.database.connectionLimit ?? -1 }, at('/spec/database'), opts);
+    dbIds.push(roleId);
+    dbIds.push(
+      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: role, extensions: spec.database.extensions ?? [] }, at('/spec/database'), {
+        ...opts,
+        dependsOn: [roleId],
+      }),
+    );
+  }
+
+  const serviceDeps = [accountId, dirId, ...fileIds, ...envIds, ...dbIds];
+  const before: string[] = [];
+  (spec.lifecycle ?? []).forEach((l, i) => {
+    const cmd: CommandSpec = {
+      project: name,
+      name: l.name,
+      phase: l.phase,
+      command: l.command,
+      irreversible: l.irreversible ?? false,
+      user,
+      workingDirectory: dir,
+      ...(l.down ? { down: l.down } : {}),
+    };
+    const id = b.add<CommandSpec>(owner, 'command', `${name}-${l.name}`, cmd, at(`/spec/lifecycle/${i}`), { ...opts, dependsOn: serviceDeps });
+    if (l.phase === 'before-start') before.push(id);
+  });
+
+  const unitBase = (unit: string, description: string, command: string[], type: UnitSpec['type']): UnitSpec => ({
+    unit,
+    description,
+    command,
+    user,
+    group: user,
+    workingDirectory: dir,
+    ...(envFile ? { environmentFile: envFile } : {}),
+    environment: {},
+    restart: spec.service?.restart ?? 'on-failure',
+    type,
+    limits: spec.service?.limits ?? {},
+    isolation: {
+      profile: spec.service?.isolation?.profile ?? 'web-service',
+      writablePaths: spec.service?.isolation?.writablePaths ?? [dir],
+      network: spec.service?.isolation?.network ?? 'any',
+    },
+    reads,
+  });
+
+  const unitIds: string[] = [];
+  if (needsService && spec.service?.command) {
+    const unit = `${UNIT_PREFIX}${name}.service`;
+    unitIds.push(b.add<UnitSpec>(owner, 'unit', unit, unitBase(unit, `HostKit project ${name}`, spec.service.command, 'simple'), at('/spec/service'), {
+      ...opts,
+      dependsOn: [...serviceDeps, ...before],
+    }));
+    if (spec.service.port !== undefined) b.claimPort(spec.service.port, spec.service.bind ?? '127.0.0.1', at('/spec/service/port'));
+  }
+  (spec.workers ?? []).forEach((w, i) => {
+    const unit = `${UNIT_PREFIX}${name}-${w.name}.service`;
+    const u = unitBase(unit, `HostKit project ${name}, worker ${w.name}`, w.command, 'simple');
+    u.environment = stringEnv(w.environment);
+    u.restart = w.restart ?? u.restart;
+    u.limits = w.limits ?? u.limits;
+    unitIds.push(b.add<UnitSpec>(owner, 'unit', unit, u, at(`/spec/workers/${i}`), { ...opts, dependsOn: [...serviceDeps, ...before] }));
+  });
+  (spec.timers ?? []).forEach((t, i) => {
+    const service = `${UNIT_PREFIX}${name}-${t.name}.service`;
+    const timer = `${UNIT_PREFIX}${name}-${t.name}.timer`;
+    const u = unitBase(service, `HostKit project ${name}, timer ${t.name}`, t.command, 'oneshot');
+    u.restart = 'no';
+    u.limits = t.limits ?? u.limits;
+    const serviceId = b.add<UnitSpec>(owner, 'unit', service, u, at(`/spec/timers/${i}`), { ...opts, dependsOn: [...serviceDeps, ...before] });
+    const converted = toOnCalendar(t.schedule);
+    if ('error' in converted) {
+      b.diagnostics.push(error('invalid schedule', `timers[${i}].schedule "${t.schedule}": ${converted.error}`, at(`/spec/timers/${i}/schedule`)));
+      return;
+    }
+    b.add<TimerSpec>(owner, 'timer', timer, { unit: timer, service, onCalendar: converted.onCalendar, schedule: t.schedule, persistent: t.persistent ?? true }, at(`/spec/timers/${i}`), {
+      ...opts,
+      dependsOn: [serviceId],
+    });
+  });
+  (spec.lifecycle ?? []).forEach((l, i) => {
+    if (l.phase === 'after-start') {
+      const id = resourceId('command', `${name}-${l.name}`);
+      const r = b.resources.get(id);
+      if (r) r.dependsOn = [...r.dependsOn, ...unitIds];
+      void i;
+    }
+  });
+
+  (spec.domains ?? []).forEach((d, i) => {
+    const domains = [d.name, ...(d.aliases ?? [])];
+    for (const domain of domains) b.claimDomain(domain, at(`/spec/domains/${i}`));
+    const tls = d.tls ?? 'acme';
+    const siteDeps = [...unitIds];
+    if (tls === 'acme' || tls === 'self-signed') {
+      siteDeps.push(b.add<CertificateSpec>(owner, 'certificate', d.name, { name: d.name, domains, issuer: tls }, at(`/spec/domains/${i}`), opts));
+    }
+    if (typeof tls === 'object') {
+      b.checkPath(tls.certificate, at(`/spec/domains/${i}/tls/certificate`));
+      b.checkPath(tls.key, at(`/spec/domains/${i}/tls/key`));
+    }
+    const site: SiteSpec = {
+      site: d.name,
+      domains,
+      tls,
+      redirectHttp: d.redirectHttp ?? tls !== 'none',
+      locations: d.locations ?? [],
+    };
+    if (isStatic) {
+      const root = spec.static?.root ?? `${dir}/public`;
+      site.root = root;
+    } else if (spec.service?.port !== undefined) {
+      site.upstream = { host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1', port: spec.service.port };
+    }
+    if (d.gate) {
+      site.gate = {
+        ...(d.gate.basicAuth ? { basicAuth: { realm: d.gate.basicAuth.realm ?? name, htpasswd: d.gate.basicAuth.htpasswd } } : {}),
+        ...(d.gate.allow ? { allow: d.gate.allow } : {}),
+      };
+    }
+    for (const [j, loc] of (d.locations ?? []).entries()) if (loc.root) b.checkPath(loc.root, at(`/spec/domains/${i}/locations/${j}/root`));
+    b.add<SiteSpec>(owner, 'site', d.name, site, at(`/spec/domains/${i}`), { ...opts, dependsOn: siteDeps });
+  });
+  if (spec.static?.root) b.checkPath(spec.static.root, at('/spec/static/root'));
+}
+
+function ownership(spec: { owner?: string; group?: string; mode?: string }, defaultMode: number) {
+  const owner = spec.owner ?? 'root';
+  return { owner, group: spec.group ?? (spec.owner ? owner : 'root'), mode: parseMode(spec.mode, defaultMode) };
+}
+
+function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
+  const kind = m.kind as PrimitiveKind;
+  const name = m.name;
+  const owner = `${kind}/${name}`;
+  const at = (pointer: string) => m.source.locate(pointer);
+  const origin = at('/metadata/name');
+  switch (kind) {
+    case 'Account': {
+      const s = (m.value as PrimitiveManifest<'Account'>).spec;
+      const user = s.user ?? name;
+      b.add<AccountSpec>(owner, 'account', user, { user, group: user, home: s.home ?? '/nonexistent', shell: s.shell ?? '/usr/sbin/nologin', groups: s.groups ?? [] }, origin, { shared: true });
+      return;
+    }
+    case 'Directory': {
+      const s = (m.value as PrimitiveManifest<'Directory'>).spec;
+      b.checkPath(s.path, at('/spec/path'));
+      b.add<DirectorySpec>(owner, 'directory', s.path, { path: s.path, ...ownership(s, 0o755) }, origin);
+      return;
+    }
+    case 'File': {
+      const s = (m.value as PrimitiveManifest<'File'>).spec;
+      b.checkPath(s.path, at('/spec/path'));
+      b.add<FileSpec>(owner, 'file', s.path, { path: s.path, content: s.content, ...ownership(s, 0o644) }, origin);
+      return;
+    }
+    case 'EnvFile': {
+      const s = (m.value as PrimitiveManifest<'EnvFile'>).spec;
+      b.checkPath(s.path, at('/spec/path'));
+      b.add<EnvFileSpec>(owner, 'envfile', s.path, { path: s.path, ...ownership(s, 0o640), environment: stringEnv(s.environment), secrets: s.secrets ?? {} }, origin);
+      return;
+    }
+    case 'Unit': {
+      const s = (m.value as PrimitiveManifest<'Unit'>).spec;
+      const user = s.user ?? 'nobody';
+      const unit = `${UNIT_PREFIX}${name}.service`;
+      const u: UnitSpec = {
+        unit,
+        description: m.value.metadata.description ?? `HostKit unit ${name}`,
+        command: s.command,
+        user,
+        group: user === 'nobody' ? 'nogroup' : user,
+        environment: stringEnv(s.environment),
+        restart: s.restart ?? 'on-failure',
+        type: s.schedule ? 'oneshot' : 'simple',
+        limits: s.limits ?? {},
+        isolation: { profile: 'web-service', writablePaths: [], network: 'any' },
+        reads: [],
+        ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
+      };
+      const serviceId = b.add<UnitSpec>(owner, 'unit', unit, u, origin);
+      if (s.schedule) {
+        const converted = toOnCalendar(s.schedule);
+        if ('error' in converted) {
+          b.diagnostics.push(error('invalid schedule', `schedule "${s.schedule}": ${converted.error}`, at('/spec/schedule')));
+          return;
+        }
+        const timer = `${UNIT_PREFIX}${name}.timer`;
+        b.add<TimerSpec>(owner, 'timer', timer, { unit: timer, service: unit, onCalendar: converted.onCalendar, schedule: s.schedule, persistent: true }, origin, { dependsOn: [serviceId] });
+      }
+      return;
+    }
+    case 'Site': {
+      const s = (m.value as PrimitiveManifest<'Site'>).spec;
+      for (const d of s.domains) b.claimDomain(d, at('/spec/domains'));
+      const tls = s.tls ?? 'acme';
+      const deps: string[] = [];
+      if (tls !== 'none') deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, { name: s.domains[0]!, domains: s.domains, issuer: tls }, origin));
+      if (s.root) b.checkPath(s.root, at('/spec/root'));
+      b.add<SiteSpec>(
+        owner, 'site', s.domains[0]!,
+        {
+          site: s.domains[0]!,
+          domains: s.domains,
+          tls,
+          redirectHttp: tls !== 'none',
+          locations: [],
+          ...(s.upstreamPort ? { upstream: { host: '127.0.0.1', port: s.upstreamPort } } : {}),
+          ...(s.root ? { root: s.root } : {}),
+        },
+        origin,
+        { dependsOn: deps },
+      );
+      return;
+    }
+    case 'Certificate': {
+      const s = (m.value as PrimitiveManifest<'Certificate'>).spec;
+      b.add<CertificateSpec>(owner, 'certificate', name, { name, domains: s.domains, issuer: s.issuer ?? 'acme' }, origin);
+      return;
+    }
+    case 'PostgresRole': {
+      const s = (m.value as PrimitiveManifest<'PostgresRole'>).spec;
+      const role = s.role ?? pgName(name);
+      b.add<PgRoleSpec>(owner, 'pgrole', role, { role, connectionLimit: s.connectionLimit ?? -1, ...(s.password ? { password: s.password } : {}) }, origin);
+      return;
+    }
+    case 'PostgresDatabase': {
+      const s = (m.value as PrimitiveManifest<'PostgresDatabase'>).spec;
+      const database = s.database ?? pgName(name);
+      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: s.owner, extensions: s.extensions ?? [] }, origin, { dependsOn: [resourceId('pgrole', s.owner)] });
+      return;
+    }
+    case 'FirewallRules':
+      return; // merged into the host's one firewall table below
+  }
+}
+
+function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[], rules: Manifest<PrimitiveManifest<'FirewallRules'>>[]): void {
+  const fw = b.host.manifest.value.spec?.firewall;
+  const openings: FirewallSpec['openings'] = [];
+  for (const p of projects) {
+    for (const o of p.value.spec.firewall ?? []) openings.push({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [], for: `Project/${p.name}` });
+  }
+  for (const r of rules) {
+    for (const o of r.value.spec.openings) openings.push({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [], for: `FirewallRules/${r.name}` });
+  }
+  if (!fw && openings.length === 0) return;
+  const ssh = fw?.ssh === false ? false : { port: fw?.ssh?.port ?? 22, from: fw?.ssh?.from ?? [] };
+  b.add<FirewallSpec>('host', 'firewall', 'hostkit', { input: fw?.input ?? 'drop', ssh, openings }, b.host.manifest.source.locate(fw ? '/spec/firewall' : '/metadata/name'));
+}
+
+/** Expand every manifest placed on `host` into the resources it needs. */
+export function expandForHost(manifests: readonly Manifest[], host: HostSettings): Expansion {
+  const b = new HostBuilder(host);
+  const placed = manifests.filter(
+    (m) => m.kind !== 'Host' && placedOn((m.value as ProjectManifest | PrimitiveManifest).spec.placement, host),
+  );
+  const projects = placed.filter((m): m is Manifest<ProjectManifest> => m.kind === 'Project');
+  if (projects.some((p) => p.value.spec.runtime !== 'static' || p.value.spec.service) || placed.some((m) => m.kind === 'EnvFile')) addHostBase(b);
+  for (const m of placed) {
+    if (m.kind === 'Project') expandProject(b, m as Manifest<ProjectManifest>);
+    else expandPrimitive(b, m as Manifest<PrimitiveManifest>);
+  }
+  addFirewall(b, projects, placed.filter((m): m is Manifest<PrimitiveManifest<'FirewallRules'>> => m.kind === 'FirewallRules'));
+
+  // Manifest-level dependsOn: every resource of this manifest after every resource of the named one.
+  for (const m of placed) {
+    for (const ref of m.value.metadata.dependsOn ?? []) {
+      const targets = b.resourcesOf(ref);
+      for (const id of b.resourcesOf(`${m.kind}/${m.name}`)) {
+        const r = b.resources.get(id)!;
+        for (const t of targets) if (t !== id && !r.dependsOn.includes(t)) r.dependsOn.push(t);
+      }
+    }
+  }
+  // Implicit: a path resource after the directory that contains it, and after the accounts that own it.
+  for (const r of b.resources.values()) {
+    const spec = r.spec as { path?: string; owner?: string; group?: string };
+    if (r.kind === 'file' || r.kind === 'envfile' || r.kind === 'directory') {
+      const parent = resourceId('directory', path.posix.dirname(spec.path!));
+      if (b.resources.has(parent) && parent !== r.id && !r.dependsOn.includes(parent)) r.dependsOn.push(parent);
+      for (const u of [spec.owner, spec.group]) {
+        const acc = u ? resourceId('account', u) : undefined;
+        if (acc && b.resources.has(acc) && !r.dependsOn.includes(acc)) r.dependsOn.push(acc);
+      }
+    }
+  }
+  return { host, resources: [...b.resources.values()], diagnostics: b.diagnostics };
+}

@@ -1,0 +1,29 @@
+import { hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostics.js';
+import { loadRepository, parseFiles, type ManifestFile } from './load.js';
+import { checkManifests } from './semantic.js';
+import type { Manifest } from './types.js';
+import { validateDocuments } from './validate.js';
+
+export interface Repository {
+  manifests: Manifest[];
+  diagnostics: Diagnostic[];
+  valid: boolean;
+}
+
+// load -> schema validation -> semantic checks. Semantic checks run only on a
+// repository whose every document passed the schema, so they can trust types.
+export function validateFiles(files: readonly ManifestFile[]): Repository {
+  return finish(parseFiles(files));
+}
+
+export async function validateRepository(root: string): Promise<Repository> {
+  return finish(await loadRepository(root));
+}
+
+function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Repository {
+  const diagnostics = [...loaded.diagnostics];
+  const { manifests, diagnostics: schemaDiagnostics } = validateDocuments(loaded.documents);
+  diagnostics.push(...schemaDiagnostics);
+  if (!hasErrors(diagnostics)) diagnostics.push(...checkManifests(manifests));
+  return { manifests, diagnostics: sortDiagnostics(diagnostics), valid: !hasErrors(diagnostics) };
+}

@@ -1,0 +1,216 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
+import { locate } from './source-map.js';
+
+export const LIMITS = {
+  /** Bytes per manifest file. */
+  fileBytes: 1024 * 1024,
+  /** Documents per file. */
+  documentsPerFile: 200,
+  /** Aliases resolved per document (alias bombs). */
+  aliases: 50,
+  /** Nesting depth of a manifest value. */
+  depth: 32,
+  /** Manifest files per repository. */
+  files: 20_000,
+};
+
+// Folders a config repository keeps that are not manifests.
+const SKIPPED_DIRS = new Set(['node_modules', 'status', 'drift', 'hooks', '.git', '.github', '.gitlab', '.hostkit']);
+
+/** One YAML document of a manifest file, parsed, with a way back to its source lines. */
+export interface LoadedDocument {
+  /** Path relative to the repository root, with forward slashes. */
+  file: string;
+  /** Index of the document in a multi-document file. */
+  index: number;
+  value: unknown;
+  /** File, line and column of the value a JSON pointer names. */
+  locate(pointer: string, preferKey?: boolean): Location;
+}
+
+export interface LoadResult {
+  documents: LoadedDocument[];
+  diagnostics: Diagnostic[];
+}
+
+export interface ManifestFile {
+  /** Relative path, forward slashes. */
+  file: string;
+  bytes: Uint8Array;
+}
+
+/** Every *.yaml / *.yml under `root`, sorted, skipping folders that hold no manifests. */
+export async function listManifestFiles(root: string): Promise<string[]> {
+  const found: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (entry.name.startsWith('.') && entry.name !== '.') continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!SKIPPED_DIRS.has(entry.name)) await walk(full);
+      } else if (entry.isFile() && /\.ya?ml$/.test(entry.name)) {
+        found.push(path.relative(root, full).split(path.sep).join('/'));
+      }
+    }
+  }
+  await walk(root);
+  return found.sort();
+}
+
+export async function readManifestFiles(root: string): Promise<ManifestFile[]> {
+  const files = await listManifestFiles(root);
+  return Promise.all(files.map(async (file) => ({ file, bytes: await fs.readFile(path.join(root, file)) })));
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// Parse one file defensively: size, encoding, duplicate keys, unknown tags,
+// alias bombs and nesting are refused with a diagnostic, never a crash.
+export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
+  const diagnostics: Diagnostic[] = [];
+  const documents: LoadedDocument[] = [];
+  if (bytes.length > LIMITS.fileBytes) {
+    diagnostics.push(
+      error('file too large', `${bytes.length} bytes; a manifest file may have at most ${LIMITS.fileBytes} bytes`, { file }),
+    );
+    return { documents, diagnostics };
+  }
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    const offset = firstInvalidUtf8(bytes);
+    const line = countLines(bytes, offset);
+    diagnostics.push(error('invalid UTF-8', `byte ${offset} is not valid UTF-8; save the file as UTF-8`, { file, line }));
+    return { documents, diagnostics };
+  }
+  if (text.includes('\u0000')) {
+    const line = text.slice(0, text.indexOf('\u0000')).split('\n').length;
+    diagnostics.push(error('invalid character', 'the file contains a NUL character', { file, line }));
+    return { documents, diagnostics };
+  }
+  const lineCounter = new LineCounter();
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, {
+      lineCounter,
+      uniqueKeys: true,
+      merge: false,
+      schema: 'core',
+      strict: true,
+      prettyErrors: false,
+    }) as Document.Parsed[];
+  } catch (cause) {
+    diagnostics.push(error('invalid YAML', String((cause as Error).message ?? cause), { file }));
+    return { documents, diagnostics };
+  }
+  if (!Array.isArray(docs)) docs = [docs as Document.Parsed];
+  if (docs.length > LIMITS.documentsPerFile) {
+    diagnostics.push(
+      error('too many documents', `${docs.length} documents; at most ${LIMITS.documentsPerFile} per file`, { file }),
+    );
+    return { documents, diagnostics };
+  }
+  docs.forEach((doc, index) => {
+    const problems = [...doc.errors, ...doc.warnings];
+    if (problems.length > 0) {
+      for (const problem of problems) {
+        const pos = problem.linePos?.[0] ?? lineCounter.linePos(problem.pos[0]);
+        const summary =
+          problem.code === 'DUPLICATE_KEY'
+            ? 'duplicate key'
+            : problem.code === 'TAG_RESOLVE_FAILED'
+              ? 'unsupported YAML tag'
+              : 'invalid YAML';
+        const detail = problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        diagnostics.push(error(summary, detail, { file, line: pos.line, column: pos.col }));
+      }
+      return;
+    }
+    if (doc.contents === null) return; // an empty document (e.g. a trailing ---)
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: LIMITS.aliases });
+    } catch (cause) {
+      const message = (cause as Error).message;
+      const summary = /alias/i.test(message) ? 'too many aliases' : 'invalid YAML';
+      diagnostics.push(error(summary, message, { file, line: lineCounter.linePos(doc.range[0]).line }));
+      return;
+    }
+    const deepAt = findTooDeep(value, LIMITS.depth);
+    if (deepAt !== undefined) {
+      const location = locate(doc, lineCounter, file, deepAt);
+      diagnostics.push(error('nesting too deep', `values may nest at most ${LIMITS.depth} levels`, location));
+      return;
+    }
+    documents.push({
+      file,
+      index,
+      value,
+      locate: (pointer, preferKey) => locate(doc, lineCounter, file, pointer, preferKey),
+    });
+  });
+  return { documents, diagnostics };
+}
+
+export async function loadRepository(root: string): Promise<LoadResult> {
+  const files = await listManifestFiles(root);
+  if (files.length > LIMITS.files) {
+    return {
+      documents: [],
+      diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })],
+    };
+  }
+  const contents = await Promise.all(files.map(async (file) => ({ file, bytes: await fs.readFile(path.join(root, file)) })));
+  return parseFiles(contents);
+}
+
+export function parseFiles(files: readonly ManifestFile[]): LoadResult {
+  const documents: LoadedDocument[] = [];
+  const diagnostics: Diagnostic[] = [];
+  for (const f of files) {
+    const result = parseManifestFile(f);
+    documents.push(...result.documents);
+    diagnostics.push(...result.diagnostics);
+  }
+  return { documents, diagnostics };
+}
+
+// Returns the JSON pointer of the first value nested deeper than `limit`.
+function findTooDeep(value: unknown, limit: number): string | undefined {
+  const stack: { value: unknown; pointer: string; depth: number }[] = [{ value, pointer: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { value: v, pointer, depth } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= limit) return pointer;
+    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
+    for (const [k, child] of entries) stack.push({ value: child, pointer: `${pointer}/${k}`, depth: depth + 1 });
+  }
+  return undefined;
+}
+
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  // Binary search for the shortest prefix that fails to decode.
+  let lo = 0;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid + 1), { stream: true });
+      lo = mid + 1;
+    } catch {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+function countLines(bytes: Uint8Array, end: number): number {
+  let line = 1;
+  for (let i = 0; i < end && i < bytes.length; i++) if (bytes[i] === 0x0a) line++;
+  return line;
+}

@@ -1,0 +1,156 @@
+// TypeScript shapes of the manifests; schema/*.schema.json is the source of
+// truth for what is valid, these types describe what validation guarantees.
+import type { LoadedDocument } from './load.js';
+
+export type SecretRef = { file: string } | { env: string } | { age: string };
+export type Environment = Record<string, string | number | boolean>;
+export type Restart = 'always' | 'on-failure' | 'no';
+
+export interface Placement {
+  hosts?: string[];
+  selector?: { matchLabels: Record<string, string> };
+}
+
+export interface Metadata {
+  name: string;
+  labels?: Record<string, string>;
+  description?: string;
+  dependsOn?: string[];
+}
+
+export interface Limits {
+  memoryMax?: string;
+  memoryHigh?: string;
+  cpuQuota?: string;
+  tasksMax?: number;
+}
+
+export interface HostSpec {
+  address?: string;
+  allowedRoots?: string[];
+  stateDirectory?: string;
+  firewall?: {
+    input?: 'drop' | 'accept';
+    ssh?: false | { port?: number; from?: string[] };
+    confirmTimeout?: string;
+  };
+  acme?: { directory?: string; email: string; renewBefore?: number };
+  postgresql?: { socket?: string; host?: string; port?: number; user?: string; password?: SecretRef };
+  age?: { identityFile: string };
+}
+
+export interface ServiceSpec {
+  command?: string[];
+  workingDirectory?: string;
+  port?: number;
+  bind?: string;
+  environment?: Environment;
+  secrets?: Record<string, SecretRef>;
+  restart?: Restart;
+  isolation?: { profile?: 'none' | 'web-service' | 'strict'; writablePaths?: string[]; network?: 'any' | 'loopback-only' };
+  limits?: Limits;
+}
+
+export interface DomainSpec {
+  name: string;
+  aliases?: string[];
+  tls?: 'acme' | 'self-signed' | 'none' | { certificate: string; key: string };
+  redirectHttp?: boolean;
+  locations?: { path: string; port?: number; root?: string }[];
+  gate?: { basicAuth?: { realm?: string; htpasswd: SecretRef }; allow?: string[] };
+}
+
+export interface ProjectSpec {
+  placement: Placement;
+  runtime: 'node' | 'python' | 'binary' | 'static';
+  user?: string;
+  service?: ServiceSpec;
+  workers?: { name: string; command: string[]; environment?: Environment; restart?: Restart; limits?: Limits }[];
+  timers?: { name: string; schedule: string; command: string[]; persistent?: boolean; limits?: Limits }[];
+  files?: { name: string; content: string; mode?: string }[];
+  static?: { root: string };
+  domains?: DomainSpec[];
+  database?: {
+    engine?: 'postgresql';
+    name?: string;
+    role?: string;
+    password: SecretRef;
+    extensions?: string[];
+    connectionLimit?: number;
+    urlEnv?: string;
+  };
+  firewall?: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[];
+  health?: {
+    http?: { path: string; expectStatus?: number; bodyContains?: string };
+    tcp?: { port: number };
+    command?: string[];
+    timeout?: string;
+    retries?: number;
+  };
+  lifecycle?: { name: string; phase: 'before-start' | 'after-start'; command: string[]; down?: string[]; irreversible?: boolean }[];
+}
+
+export interface Ownership {
+  owner?: string;
+  group?: string;
+  mode?: string;
+}
+
+export interface PrimitiveSpecs {
+  Account: { user?: string; home?: string; shell?: string; groups?: string[] };
+  Directory: Ownership & { path: string };
+  File: Ownership & { path: string; content: string };
+  EnvFile: Ownership & { path: string; environment?: Environment; secrets?: Record<string, SecretRef> };
+  Unit: {
+    command: string[];
+    user?: string;
+    workingDirectory?: string;
+    environment?: Environment;
+    restart?: Restart;
+    limits?: Limits;
+    schedule?: string;
+  };
+  Site: { domains: string[]; upstreamPort?: number; root?: string; tls?: 'acme' | 'self-signed' | 'none' };
+  Certificate: { domains: string[]; issuer?: 'acme' | 'self-signed' };
+  PostgresRole: { role?: string; password?: SecretRef; connectionLimit?: number };
+  PostgresDatabase: { database?: string; owner: string; extensions?: string[] };
+  FirewallRules: { openings: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[] };
+}
+
+export type PrimitiveKind = keyof PrimitiveSpecs;
+export const PRIMITIVE_KINDS: readonly PrimitiveKind[] = [
+  'Account',
+  'Directory',
+  'File',
+  'EnvFile',
+  'Unit',
+  'Site',
+  'Certificate',
+  'PostgresRole',
+  'PostgresDatabase',
+  'FirewallRules',
+];
+export type ManifestKind = 'Host' | 'Project' | PrimitiveKind;
+
+interface ManifestBase<K extends ManifestKind, S> {
+  apiVersion: 'hostkit.dev/v1';
+  kind: K;
+  metadata: Metadata;
+  spec: S;
+}
+
+export type HostManifest = ManifestBase<'Host', HostSpec>;
+export type ProjectManifest = ManifestBase<'Project', ProjectSpec>;
+export type PrimitiveManifest<K extends PrimitiveKind = PrimitiveKind> = ManifestBase<
+  K,
+  PrimitiveSpecs[K] & { placement: Placement }
+>;
+export type AnyManifest = HostManifest | ProjectManifest | PrimitiveManifest;
+
+/** A validated manifest and the document it came from (for locations). */
+export interface Manifest<M extends AnyManifest = AnyManifest> {
+  kind: M['kind'];
+  name: string;
+  value: M;
+  source: LoadedDocument;
+}

@@ -1,0 +1,202 @@
+import type { ErrorObject } from 'ajv';
+import { error, type Diagnostic } from '../core/diagnostics.js';
+import type { LoadedDocument } from './load.js';
+import { validators } from './schemas.js';
+import { pointerSegments, toPointer } from './source-map.js';
+import { PRIMITIVE_KINDS, type AnyManifest, type Manifest, type ManifestKind } from './types.js';
+
+const KINDS: readonly ManifestKind[] = ['Host', 'Project', ...PRIMITIVE_KINDS];
+
+export interface ValidationResult {
+  manifests: Manifest[];
+  diagnostics: Diagnostic[];
+}
+
+// Schema validation of every document; documents that fail are dropped from
+// the result so later stages only ever see well-formed manifests.
+export function validateDocuments(documents: readonly LoadedDocument[]): ValidationResult {
+  const manifests: Manifest[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const compiled = validators();
+  for (const doc of documents) {
+    const value = doc.value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      diagnostics.push(error('not a manifest', 'a manifest is a mapping with apiVersion, kind, metadata and spec', doc.locate('')));
+      continue;
+    }
+    const kind = (value as { kind?: unknown }).kind;
+    if (kind === undefined) {
+      diagnostics.push(error('missing required field', `"kind" is required: one of ${KINDS.join(', ')}`, doc.locate('')));
+      continue;
+    }
+    if (typeof kind !== 'string' || !KINDS.includes(kind as ManifestKind)) {
+      diagnostics.push(
+        error('unknown kind', `kind ${show(kind)} is not one of ${KINDS.join(', ')}`, doc.locate('/kind')),
+      );
+      continue;
+    }
+    const validate = compiled.get(kind as ManifestKind)!;
+    if (!validate(value)) {
+      diagnostics.push(...describeErrors(validate.errors ?? [], doc, value));
+      continue;
+    }
+    const manifest = value as AnyManifest;
+    manifests.push({ kind: manifest.kind, name: manifest.metadata.name, value: manifest, source: doc });
+  }
+  return { manifests, diagnostics };
+}
+
+// Named schema definitions give a more useful summary than the keyword alone.
+const DEF_SUMMARIES: Record<string, string> = {
+  name: 'invalid name',
+  domain: 'invalid domain name',
+  absolutePath: 'invalid path',
+  urlPath: 'invalid URL path',
+  fileName: 'invalid file name',
+  userName: 'invalid user name',
+  envName: 'invalid environment variable name',
+  envValue: 'invalid environment value',
+  command: 'invalid command',
+  cidr: 'invalid CIDR',
+  mode: 'invalid mode',
+  size: 'invalid size',
+  percent: 'invalid percentage',
+  duration: 'invalid duration',
+  pgName: 'invalid PostgreSQL name',
+  labels: 'invalid label',
+  apiVersion: 'unsupported apiVersion',
+};
+
+function defName(schemaPath: string): string | undefined {
+  const match = /\$defs\/([A-Za-z]+)\/(?!.*\$defs\/)/.exec(schemaPath);
+  return match?.[1];
+}
+
+function summarize(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required':
+      return 'missing required field';
+    case 'additionalProperties':
+      return 'unknown field';
+    case 'type':
+      return 'wrong type';
+    case 'enum':
+    case 'const': {
+      const def = defName(e.schemaPath);
+      return def && DEF_SUMMARIES[def] ? DEF_SUMMARIES[def] : 'value not allowed';
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return 'value out of range';
+    case 'uniqueItems':
+      return 'duplicate item';
+    case 'minItems':
+    case 'minProperties':
+      return 'too few items';
+    case 'maxItems':
+    case 'maxProperties':
+      return 'too many items';
+    case 'minLength':
+      return 'value too short';
+    case 'maxLength':
+      return 'value too long';
+    case 'not':
+      return 'conflicting fields';
+    case 'pattern':
+    case 'format':
+    case 'propertyNames': {
+      const def = defName(e.schemaPath);
+      return (def && DEF_SUMMARIES[def]) ?? 'invalid value';
+    }
+    default:
+      return 'invalid value';
+  }
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let node = root;
+  for (const segment of pointerSegments(pointer)) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return node;
+}
+
+function fieldName(pointer: string): string {
+  const segments = pointerSegments(pointer);
+  return segments.length === 0 ? '(document)' : segments.join('.');
+}
+
+function detail(e: ErrorObject, root: unknown): string {
+  const field = fieldName(e.instancePath);
+  const got = valueAt(root, e.instancePath);
+  switch (e.keyword) {
+    case 'required':
+      return `${field === '(document)' ? 'the manifest' : field} must have "${(e.params as { missingProperty: string }).missingProperty}"`;
+    case 'additionalProperties':
+      return `${field === '(document)' ? 'the manifest' : field} has no field "${(e.params as { additionalProperty: string }).additionalProperty}"; check the spelling against the schema`;
+    case 'enum':
+      return `${field} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => show(v)).join(', ')}, got ${show(got)}`;
+    case 'const':
+      return `${field} must be ${show((e.params as { allowedValue: unknown }).allowedValue)}, got ${show(got)}`;
+    case 'pattern':
+    case 'format': {
+      const description = typeof e.parentSchema?.description === 'string' ? ` (${e.parentSchema.description})` : '';
+      return `${field} ${show(got)} is not allowed${description}`;
+    }
+    case 'propertyNames':
+      return `${field} has a key that is not allowed: ${show((e.params as { propertyName: string }).propertyName)}`;
+    default:
+      return `${field} ${e.message ?? 'is invalid'}${got !== undefined && typeof got !== 'object' ? `, got ${show(got)}` : ''}`;
+  }
+}
+
+// Turn ajv's errors into one diagnostic per problem, at the value's line.
+// Branch noise from oneOf/anyOf is reduced to the branch that fits the value's type.
+export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocument, root: unknown): Diagnostic[] {
+  const unionPaths = new Map<string, ErrorObject>();
+  for (const e of errors) if (e.keyword === 'oneOf' || e.keyword === 'anyOf') unionPaths.set(e.instancePath, e);
+  const kept: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    // For a union, a type/enum/const mismatch of another branch is noise.
+    if (unionPaths.has(e.instancePath) && ['type', 'enum', 'const'].includes(e.keyword)) continue;
+    kept.push(e);
+  }
+  // A union error none of whose branches left a specific error: report it as such.
+  for (const [pointer, e] of unionPaths) {
+    if (!kept.some((k) => k.instancePath === pointer || k.instancePath.startsWith(pointer + '/'))) kept.push(e);
+  }
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const e of kept) {
+    const summary = e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : summarize(e);
+    let pointer = e.instancePath;
+    let preferKey = false;
+    if (e.keyword === 'additionalProperties') {
+      pointer = toPointer([...pointerSegments(pointer), (e.params as { additionalProperty: string }).additionalProperty]);
+      preferKey = true;
+    } else if (e.keyword === 'propertyNames') {
+      pointer = toPointer([...pointerSegments(pointer), (e.params as { propertyName: string }).propertyName]);
+      preferKey = true;
+    }
+    const text =
+      e.keyword === 'oneOf' || e.keyword === 'anyOf'
+        ? `${fieldName(e.instancePath)} ${show(valueAt(root, e.instancePath))} matches none of the allowed forms`
+        : detail(e, root);
+    const key = `${pointer}|${summary}|${text}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    // A propertyNames failure is also reported as a failure of the name's own pattern; keep one.
+    if (e.keyword === 'pattern' && kept.some((k) => k.keyword === 'propertyNames' && e.instancePath.startsWith(k.instancePath) && e.propertyName)) continue;
+    out.push(error(summary, text, doc.locate(pointer, preferKey)));
+  }
+  return out;
+}

@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Two suites: fast unit tests beside the code (and under test/), and the
+// real-host suite that boots a Debian host with systemd-nspawn (test/host/).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['reconciler/**/*.spec.ts', 'test/**/*.spec.ts'],
+          exclude: ['test/host/**', 'node_modules/**', 'dist/**'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'host',
+          include: ['test/host/**/*.test.ts'],
+          globalSetup: ['test/host/global-setup.ts'],
+          // Each file boots its own host; two cores, so one file at a time.
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+        },
+      },
+    ],
+  },
+});
