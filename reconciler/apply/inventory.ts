@@ -1,0 +1,50 @@
+import path from 'node:path';
+import type { Resource } from '../core/resource.js';
+import { HostKitError } from '../core/errors.js';
+import type { Host } from '../hosts/types.js';
+
+// What HostKit has applied on a host. It is how HostKit knows which files,
+// units and roles it owns, so it prunes only its own and never foreign state.
+export interface Inventory {
+  version: 1;
+  host: string;
+  commit?: string;
+  appliedAt?: string;
+  resources: Record<string, Pick<Resource, 'id' | 'kind' | 'name' | 'spec' | 'project' | 'origin' | 'dependsOn'>>;
+}
+
+export function inventoryPath(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'inventory.json');
+}
+
+export async function readInventory(host: Host, stateDirectory: string, hostName: string): Promise<Inventory> {
+  const p = inventoryPath(stateDirectory);
+  const bytes = await host.readFile(p);
+  if (!bytes) return { version: 1, host: hostName, resources: {} };
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as Inventory;
+    if (parsed.version !== 1 || typeof parsed.resources !== 'object') throw new Error('unknown format');
+    return parsed;
+  } catch (cause) {
+    throw new HostKitError('INVENTORY_UNREADABLE', `The inventory ${p} on ${host.name} cannot be read; restore it from the last run's backup or remove it to start over`, {
+      cause,
+      data: { path: p },
+    });
+  }
+}
+
+export async function writeInventory(host: Host, stateDirectory: string, inventory: Inventory): Promise<void> {
+  for (const dir of ancestors(stateDirectory)) {
+    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
+  }
+  await host.writeFile(inventoryPath(stateDirectory), JSON.stringify(inventory, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+}
+
+function ancestors(dir: string): string[] {
+  const parts = dir.split('/').filter(Boolean);
+  return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
+}
+
+export function toInventoryEntry(r: Resource): Inventory['resources'][string] {
+  return { id: r.id, kind: r.kind, name: r.name, spec: r.spec, dependsOn: r.dependsOn, origin: r.origin, ...(r.project ? { project: r.project } : {}) };
+}

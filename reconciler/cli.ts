@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// The command line only: parse, call, render, exit code. Modules are loaded
+// lazily per command so `hostkit --version` pays for nothing else.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+
+const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
+type Format = (typeof FORMATS)[number];
+
+export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
+
+function version(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const p of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(path.join(here, p), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next
+    }
+  }
+  return 'unknown';
+}
+
+function outputOption(formats: readonly Format[] = FORMATS): Option {
+  return new Option('-o, --output <format>', 'output format').choices(formats).default('text');
+}
+
+interface ReconcileOptions {
+  repo: string;
+  host?: string;
+  dryRun?: boolean;
+  exitCode?: boolean;
+  output: Format;
+  root?: string;
+  stateDir?: string;
+  verbose?: boolean;
+  logLevel?: string;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('hostkit')
+    .description('GitOps reconciler for Linux hosts: validate manifests, plan, and apply them to a host.')
+    .version(version(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: true });
+
+  program
+    .command('validate')
+    .description('Check every manifest against the schema and the semantic rules. Exit 0 when valid, 1 when not.')
+    .option('--repo <dir>', 'config repository', '.')
+    .addOption(outputOption(['text', 'json', 'yaml']))
+    .action(async (opts: { repo: string; output: Format }) => {
+      process.exitCode = await (await import('./commands/validate.js')).validate(opts);
+    });
+
+  const reconcile = (name: string, description: string, dryRunDefault: boolean) => {
+    const cmd = program
+      .command(name)
+      .description(description)
+      .option('--repo <dir>', 'config repository', '.')
+      .option('--host <name>', 'the Host manifest to reconcile (default: this machine\'s hostname)')
+      .option('--exit-code', 'with a dry run: exit 2 when changes are pending, 0 when none, 1 on error')
+      .addOption(outputOption())
+      .option('--verbose', 'also list unchanged resources')
+      .addOption(new Option('--root <dir>', 'apply into this directory as if it were / (testing)').hideHelp())
+      .option('--state-dir <dir>', 'where HostKit keeps its inventory on the host (default: the Host manifest\'s stateDirectory)')
+      .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
+    if (!dryRunDefault) cmd.option('--dry-run', 'print the plan and change nothing');
+    cmd.action(async (opts: ReconcileOptions) => {
+      const run = (await import('./commands/reconcile.js')).reconcile;
+      process.exitCode = await run({ ...opts, dryRun: dryRunDefault || opts.dryRun === true });
+    });
+  };
+  reconcile('reconcile', 'Plan the changes the host needs and apply them (or, with --dry-run, only print the plan).', false);
+  reconcile('plan', 'Print the plan for a host and change nothing (the same as reconcile --dry-run).', true);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (cause) {
+    const { describeFailure } = await import('./commands/failure.js');
+    process.stderr.write(describeFailure(cause));
+    process.exitCode = EXIT.error;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  await main();
+} else if (process.argv[1]?.endsWith('/hostkit')) {
+  await main(); // run through the npm bin link
+}

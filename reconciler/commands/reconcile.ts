@@ -1,0 +1,105 @@
+import os from 'node:os';
+import { stringify } from 'yaml';
+import { createLogger } from '../core/log.js';
+import { Redactor } from '../core/secrets.js';
+import { hasErrors } from '../core/diagnostics.js';
+import { pendingChanges } from '../diff/model.js';
+import { reconcileHost } from '../engine.js';
+import { toJsonPlan } from '../diff/render/json.js';
+import { renderDiagnostic, renderText } from '../diff/render/text.js';
+import { renderMarkdown } from '../diff/render/markdown.js';
+import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
+import { LocalHost } from '../hosts/local.js';
+import { headCommit } from '../sources/git.js';
+import { assertRepository } from './validate.js';
+
+export interface ReconcileCommandOptions {
+  repo: string;
+  host?: string;
+  dryRun: boolean;
+  exitCode?: boolean;
+  output: string;
+  root?: string;
+  stateDir?: string;
+  verbose?: boolean;
+  logLevel?: string;
+}
+
+// validate -> plan -> (dry run: render and stop) -> apply -> render the result.
+export async function reconcile(opts: ReconcileCommandOptions): Promise<number> {
+  const dir = await assertRepository(opts.repo);
+  const redactor = new Redactor();
+  const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}) });
+  const style = useColor(process.stdout) ? COLOR : PLAIN;
+  const write = (text: string) => process.stdout.write(redactor.scrub(text));
+
+  const hostName = opts.host ?? os.hostname().split('.')[0]!;
+  const commit = await headCommit(dir);
+  const outcome = await reconcileHost({
+    repoDir: dir,
+    repository: opts.repo,
+    hostName,
+    host: new LocalHost(opts.root ? { root: opts.root } : {}),
+    dryRun: opts.dryRun,
+    log,
+    redactor,
+    ...(commit ? { commit } : {}),
+    ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
+  });
+  if (outcome.stage === 'invalid') {
+    for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
+    process.stderr.write(`hostkit: error: the manifests in ${opts.repo} are invalid; nothing was planned or applied. Run \`hostkit validate --repo ${opts.repo}\` after fixing them.\n`);
+    return 1;
+  }
+  const plan = outcome.planned.plan;
+
+  if (opts.dryRun || hasErrors(plan.diagnostics)) {
+    switch (opts.output) {
+      case 'json':
+        write(JSON.stringify(toJsonPlan(plan), null, 2) + '\n');
+        break;
+      case 'yaml':
+        write(stringify(toJsonPlan(plan)));
+        break;
+      case 'markdown':
+        write(renderMarkdown(plan));
+        break;
+      default:
+        write(renderText(plan, { style, verbose: opts.verbose === true }));
+    }
+    if (hasErrors(plan.diagnostics)) {
+      process.stderr.write(`hostkit: error: the plan for ${hostName} has errors (listed above); nothing was applied.\n`);
+      return 1;
+    }
+    return opts.exitCode && (pendingChanges(plan).length > 0 || plan.summary.unsupported > 0) ? 2 : 0;
+  }
+
+  if (opts.output === 'text') write(renderText(plan, { style, verbose: opts.verbose === true }));
+  if (outcome.stage !== 'applied') return 1;
+  const result = outcome.result;
+  const report = {
+    host: hostName,
+    ...(commit ? { commit } : {}),
+    status: result.status,
+    applied: result.steps,
+    skipped: result.skipped,
+    ...(result.status === 'rolled-back' ? { failed: result.failed, rollbackErrors: result.rollbackErrors } : {}),
+  };
+  if (opts.output === 'json') write(JSON.stringify(report, null, 2) + '\n');
+  else if (opts.output === 'yaml') write(stringify(report));
+  else {
+    const lines: string[] = [''];
+    if (result.status === 'rolled-back') {
+      lines.push(style.red(`Failed at ${result.failed.id}: ${result.failed.error}`));
+      lines.push(`Rolled back ${result.steps.length + 1} change(s) applied by this run; the host is as it was before.`);
+      for (const e of result.rollbackErrors) lines.push(style.red(`  rollback of ${e.id} failed: ${e.error}`));
+    } else if (result.status === 'no-changes') {
+      lines.push('Nothing to apply: the host matches the manifests.');
+    } else {
+      lines.push(style.green(`Applied ${result.steps.length} change(s) to ${hostName}.`));
+    }
+    if (result.skipped.length > 0) lines.push(style.dim(`${result.skipped.length} resource(s) not applied: their drivers do not exist yet.`));
+    write(lines.join('\n') + '\n');
+  }
+  return result.status === 'rolled-back' ? 1 : 0;
+}

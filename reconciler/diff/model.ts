@@ -1,0 +1,94 @@
+import type { Diagnostic, Location } from '../core/diagnostics.js';
+import type { Resource, ResourceKind } from '../core/resource.js';
+
+export type Action = 'create' | 'update' | 'replace' | 'delete' | 'noop' | 'unsupported';
+export const PENDING_ACTIONS: readonly Action[] = ['create', 'update', 'replace', 'delete'];
+
+/** One field that differs. Secret values are never here: `redacted` marks them. */
+export interface FieldChange {
+  /** JSON pointer into the resource spec, e.g. /mode or /content. */
+  field: string;
+  before?: unknown;
+  after?: unknown;
+  /** The values are secrets; before/after hold fingerprints or markers only. */
+  redacted?: boolean;
+  /** A unified diff of text content (already redacted). */
+  diff?: string;
+}
+
+export interface Change<D = unknown, O = unknown, S = unknown> {
+  id: string;
+  kind: ResourceKind;
+  action: Action;
+  fields: FieldChange[];
+  /** Applying it restarts or reloads something. */
+  disruptive: boolean;
+  /** Why, in a few words: "project removed", "not yet supported (systemd driver)". */
+  reason?: string;
+  /** A resource HostKit created whose manifest is gone, kept rather than deleted. */
+  orphan?: boolean;
+  project?: string;
+  origin?: Location;
+  /** Problems that make this change impossible to apply (the plan then cannot be applied). */
+  diagnostics: Diagnostic[];
+  /** The desired resource (undefined for a delete), for the driver's apply. */
+  resource?: Resource<S>;
+  desired?: D;
+  observed?: O;
+}
+
+export interface PlanSummary {
+  create: number;
+  update: number;
+  replace: number;
+  delete: number;
+  noop: number;
+  unsupported: number;
+}
+
+export interface Plan {
+  host: string;
+  commit?: string;
+  repository: string;
+  changes: Change[];
+  diagnostics: Diagnostic[];
+  summary: PlanSummary;
+}
+
+export function summarize(changes: readonly Change[]): PlanSummary {
+  const summary: PlanSummary = { create: 0, update: 0, replace: 0, delete: 0, noop: 0, unsupported: 0 };
+  for (const c of changes) summary[c.action]++;
+  return summary;
+}
+
+export function pendingChanges(plan: Plan): Change[] {
+  return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action));
+}
+
+export function noop(id: string, kind: ResourceKind, extra: Partial<Change> = {}): Change {
+  return { id, kind, action: 'noop', fields: [], disruptive: false, diagnostics: [], ...extra };
+}
+
+// Compare scalar fields of desired and observed specs; report the ones that differ.
+export function diffFields<T extends object>(
+  desired: T,
+  observed: object | undefined,
+  keys: readonly (keyof T & string)[],
+  format: (key: keyof T & string, value: unknown) => unknown = (_k, v) => v,
+): FieldChange[] {
+  const out: FieldChange[] = [];
+  for (const key of keys) {
+    const after = desired[key];
+    const before = observed ? (observed as Record<string, unknown>)[key] : undefined;
+    if (JSON.stringify(before) !== JSON.stringify(after)) {
+      const change: FieldChange = { field: `/${key}`, after: format(key, after) };
+      if (observed !== undefined) change.before = format(key, before);
+      out.push(change);
+    }
+  }
+  return out;
+}
+
+export function octal(mode: unknown): unknown {
+  return typeof mode === 'number' ? `0${mode.toString(8).padStart(3, '0')}` : mode;
+}

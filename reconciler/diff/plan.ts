@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import { error, hasErrors, type Diagnostic } from '../core/diagnostics.js';
+import { HostKitError } from '../core/errors.js';
+import type { Resource, ResourceKind } from '../core/resource.js';
+import { Redactor, SecretResolver } from '../core/secrets.js';
+import { readInventory, type Inventory } from '../apply/inventory.js';
+import { drivers as defaultDrivers, PLANNED_DRIVERS } from '../drivers/registry.js';
+import type { AnyDriver, DriverContext } from '../drivers/types.js';
+import type { Host } from '../hosts/types.js';
+import { expandForHost, hostSettings } from '../manifests/expand.js';
+import type { HostManifest, Manifest } from '../manifests/types.js';
+import { summarize, type Change, type Plan } from './model.js';
+import { orderChanges } from './order.js';
+
+export interface PlanOptions {
+  manifests: readonly Manifest[];
+  hostName: string;
+  host: Host;
+  mode: 'plan' | 'apply';
+  log: Logger;
+  repository: string;
+  commit?: string;
+  /** Environment the `env` secret references read; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Override the state directory from the Host manifest (tests, --state-dir). */
+  stateDirectory?: string;
+  drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
+  redactor?: Redactor;
+}
+
+export interface PlannedHost {
+  plan: Plan;
+  resources: Resource[];
+  inventory: Inventory;
+  context: DriverContext;
+  drivers: ReadonlyMap<ResourceKind, AnyDriver>;
+  redactor: Redactor;
+}
+
+// expand -> select -> observe -> plan for one host. Reads the host, never changes it.
+export async function planHost(options: PlanOptions): Promise<PlannedHost> {
+  const hostManifest = options.manifests.find((m): m is Manifest<HostManifest> => m.kind === 'Host' && m.name === options.hostName);
+  if (!hostManifest) {
+    const known = options.manifests.filter((m) => m.kind === 'Host').map((m) => m.name);
+    throw new HostKitError('UNKNOWN_HOST', `No Host manifest named "${options.hostName}" in ${options.repository}; known hosts: ${known.join(', ') || '(none)'}. Pass --host NAME.`, {
+      data: { host: options.hostName, known },
+    });
+  }
+  const settings = hostSettings(hostManifest);
+  const stateDirectory = options.stateDirectory ?? settings.stateDirectory;
+  const expansion = expandForHost(options.manifests, settings);
+  const registry = options.drivers ?? defaultDrivers;
+  const redactor = options.redactor ?? new Redactor();
+  const context: DriverContext = {
+    host: options.host,
+    hostManifest: hostManifest.value,
+    stateDirectory,
+    mode: options.mode,
+    log: options.log,
+    secrets: new SecretResolver({
+      host: options.host,
+      redactor,
+      ...(options.env ? { env: options.env } : {}),
+      ...(hostManifest.value.spec?.age ? { ageIdentityFile: hostManifest.value.spec.age.identityFile } : {}),
+    }),
+  };
+  const inventory = await readInventory(options.host, stateDirectory, options.hostName);
+  const desiredIds = new Set(expansion.resources.map((r) => r.id));
+  const orphans = Object.values(inventory.resources).filter((r) => !desiredIds.has(r.id)) as Resource[];
+
+  const byKind = new Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>();
+  for (const r of expansion.resources) group(byKind, r.kind).desired.push(r);
+  for (const r of orphans) group(byKind, r.kind).orphans.push(r);
+
+  // Drivers observe concurrently: each is batched, and they touch disjoint state.
+  const perKind = await Promise.all(
+    [...byKind].map(async ([kind, { desired, orphans: gone }]) => {
+      const driver = registry.get(kind);
+      if (!driver) return desired.map((r) => unsupported(r));
+      const started = performance.now();
+      const [wanted, observed] = await Promise.all([driver.desire(desired, context), driver.observe([...desired, ...gone], context)]);
+      options.log.debug({ kind, resources: desired.length + gone.length, ms: Math.round(performance.now() - started) }, 'observed');
+      const changes: Change[] = [];
+      for (const r of desired) {
+        const w = wanted.get(r.id);
+        const change = driver.plan({ resource: r, desired: w?.desired, observed: observed.get(r.id), orphan: false });
+        change.diagnostics.push(...(w?.diagnostics ?? []));
+        changes.push(change);
+      }
+      for (const r of gone) {
+        const change = driver.plan({ resource: r, desired: undefined, observed: observed.get(r.id), orphan: true });
+        if (driver.orphans === 'report' && change.action === 'delete') change.action = 'noop';
+        changes.push(change);
+      }
+      return changes;
+    }),
+  );
+  const changes = orderChanges(perKind.flat());
+  const diagnostics: Diagnostic[] = [...expansion.diagnostics];
+  for (const c of changes) diagnostics.push(...c.diagnostics);
+  const plan: Plan = {
+    host: options.hostName,
+    repository: options.repository,
+    ...(options.commit ? { commit: options.commit } : {}),
+    changes,
+    diagnostics,
+    summary: summarize(changes),
+  };
+  return { plan, resources: expansion.resources, inventory, context, drivers: registry, redactor };
+}
+
+function group(map: Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>, kind: ResourceKind) {
+  let entry = map.get(kind);
+  if (!entry) {
+    entry = { desired: [], orphans: [] };
+    map.set(kind, entry);
+  }
+  return entry;
+}
+
+function unsupported(r: Resource): Change {
+  return {
+    id: r.id,
+    kind: r.kind,
+    action: 'unsupported',
+    fields: [],
+    disruptive: false,
+    reason: `not yet supported: ${PLANNED_DRIVERS[r.kind] ?? 'no driver'}`,
+    origin: r.origin,
+    ...(r.project ? { project: r.project } : {}),
+    diagnostics: [],
+    resource: r,
+  };
+}
+
+/** A plan with errors must not be applied. */
+export function planErrors(plan: Plan): Diagnostic[] {
+  return plan.diagnostics.filter((d) => d.severity === 'error');
+}
+
+export function assertApplicable(plan: Plan): void {
+  if (hasErrors(plan.diagnostics)) {
+    const first = planErrors(plan)[0] ?? error('plan has errors', '');
+    throw new HostKitError('PLAN_HAS_ERRORS', `The plan for ${plan.host} has errors; nothing was applied. First: ${first.summary}: ${first.detail}`);
+  }
+}

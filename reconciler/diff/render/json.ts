@@ -1,0 +1,43 @@
+import type { Diagnostic } from '../../core/diagnostics.js';
+import type { Plan } from '../model.js';
+
+/** The public, serializable form of a plan (schema/plan.schema.json): no internals, no secrets. */
+export interface JsonPlan {
+  host: string;
+  commit?: string;
+  repository: string;
+  changes: {
+    id: string;
+    kind: string;
+    action: string;
+    disruptive: boolean;
+    reason?: string;
+    orphan?: boolean;
+    project?: string;
+    origin?: { file: string; line?: number; pointer?: string };
+    fields: { field: string; before?: unknown; after?: unknown; redacted?: boolean; diff?: string }[];
+  }[];
+  diagnostics: Diagnostic[];
+  summary: Plan['summary'];
+}
+
+export function toJsonPlan(plan: Plan): JsonPlan {
+  return {
+    host: plan.host,
+    ...(plan.commit ? { commit: plan.commit } : {}),
+    repository: plan.repository,
+    changes: plan.changes.map((c) => ({
+      id: c.id,
+      kind: c.kind,
+      action: c.action,
+      disruptive: c.disruptive,
+      ...(c.reason ? { reason: c.reason } : {}),
+      ...(c.orphan ? { orphan: true } : {}),
+      ...(c.project ? { project: c.project } : {}),
+      ...(c.origin ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } } : {}),
+      fields: c.fields.map((f) => ({ ...f })),
+    })),
+    diagnostics: plan.diagnostics,
+    summary: plan.summary,
+  };
+}

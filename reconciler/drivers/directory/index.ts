@@ -1,0 +1,92 @@
+import { error, type Diagnostic } from '../../core/diagnostics.js';
+import type { DirectorySpec } from '../../core/specs.js';
+import { diffFields, octal, type Change } from '../../diff/model.js';
+import type { FileType } from '../../hosts/types.js';
+import { ensureParents } from '../shared/managed-file.js';
+import { UserDb } from '../shared/users.js';
+import type { Driver } from '../types.js';
+
+export interface ObservedDirectory {
+  type: FileType;
+  owner: string;
+  group: string;
+  mode: number;
+}
+
+export interface DirectoryUndo {
+  /** Directories apply created (the target and missing parents), outermost first. */
+  created: string[];
+  previous?: { uid: number; gid: number; mode: number };
+}
+
+// Directories with owner, group and mode. A directory HostKit created whose
+// manifest is gone is reported as an orphan and kept: it may hold data.
+export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo> = {
+  kind: 'directory',
+  orphans: 'report',
+
+  async desire(resources) {
+    return new Map(resources.map((r) => [r.id, { desired: r.spec, diagnostics: [] as Diagnostic[] }]));
+  },
+
+  async observe(resources, ctx) {
+    const users = await UserDb.read(ctx.host);
+    const out = new Map<string, ObservedDirectory>();
+    await Promise.all(
+      resources.map(async (r) => {
+        const st = await ctx.host.stat(r.spec.path);
+        if (st) out.set(r.id, { type: st.type, owner: users.userName(st.uid), group: users.groupName(st.gid), mode: st.mode });
+      }),
+    );
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    const base = { id: resource.id, kind: resource.kind, origin: resource.origin, resource, disruptive: false, diagnostics: [] as Diagnostic[], ...(resource.project ? { project: resource.project } : {}) };
+    if (orphan || !desired) {
+      return { ...base, action: 'noop', fields: [], orphan: observed !== undefined, reason: observed ? 'no manifest declares it any more; kept (it may hold data)' : 'already removed' };
+    }
+    if (observed && observed.type !== 'directory') {
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        desired,
+        observed,
+        diagnostics: [error('path is not a directory', `${desired.path} exists on the host as a ${observed.type}; HostKit will not replace it`, resource.origin)],
+      };
+    }
+    const fields = diffFields(desired, observed, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v));
+    const action = !observed ? 'create' : fields.length > 0 ? 'update' : 'noop';
+    return { ...base, action, fields, desired, ...(observed ? { observed } : {}) } as Change<DirectorySpec, ObservedDirectory, DirectorySpec>;
+  },
+
+  // If this throws after creating parents, they are listed in no undo: rollback of earlier
+  // changes is unaffected and the empty parents are harmless; the target keeps its old owner/mode.
+  async apply(change, ctx) {
+    const desired = change.desired!;
+    const users = await UserDb.read(ctx.host);
+    const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
+    const st = await ctx.host.stat(desired.path);
+    if (st) {
+      await ctx.host.setOwnership(desired.path, ownership);
+      return { created: [], previous: { uid: st.uid, gid: st.gid, mode: st.mode } };
+    }
+    const created = await ensureParents(ctx.host, desired.path);
+    await ctx.host.mkdir(desired.path, ownership);
+    return { created: [...created, desired.path] };
+  },
+
+  async verify(change, ctx) {
+    const observed = (await this.observe([change.resource!], ctx)).get(change.id);
+    const again = this.plan({ resource: change.resource!, desired: change.desired, observed, orphan: false });
+    return again.action === 'noop' && again.diagnostics.length === 0
+      ? []
+      : [error('verification failed', `${change.desired!.path} is not as applied: ${again.fields.map((f) => f.field).join(', ') || again.action}`, change.origin)];
+  },
+
+  async rollback(change, undo, ctx) {
+    if (undo.previous) await ctx.host.setOwnership(change.desired!.path, undo.previous);
+    for (const dir of [...undo.created].reverse()) await ctx.host.remove(dir);
+  },
+};

@@ -1,0 +1,87 @@
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { describeRef } from '../../core/secrets.js';
+import type { EnvFileSpec } from '../../core/specs.js';
+import type { Driver } from '../types.js';
+import { applyFile, observeFiles, planFile, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import { redactEnvText, render, type EnvEntry } from './render.js';
+
+// Environment files (KEY="value" lines) whose values may come from secret
+// references. Secret values are resolved at plan time to compare bytes, and are
+// shown only as a redaction marker with a fingerprint.
+export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo> = {
+  kind: 'envfile',
+  orphans: 'delete',
+
+  async desire(resources, ctx) {
+    const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();
+    await Promise.all(
+      resources.map(async (r) => {
+        const diagnostics: Diagnostic[] = [];
+        const entries: EnvEntry[] = Object.entries(r.spec.environment).map(([key, value]) => ({ key, value, secret: false }));
+        const secretKeys = new Set<string>();
+        const pending: [string, Promise<{ ok: true; value: string } | { ok: false; reason: string }>, (v: string) => string][] = [];
+        for (const [key, ref] of Object.entries(r.spec.secrets)) pending.push([key, ctx.secrets.resolve(ref), (v) => v]);
+        for (const [key, d] of Object.entries(r.spec.derivedSecrets ?? {})) {
+          pending.push([key, ctx.secrets.resolve(d.secret), (v) => d.template.replace('{secret}', encodeURIComponent(v))]);
+        }
+        for (const [key, promise, shape] of pending) {
+          secretKeys.add(key);
+          const result = await promise;
+          if (!result.ok) {
+            // A dry run can still show the rest of the plan; an apply must not write a partial file.
+            const make = ctx.mode === 'plan' ? warning : error;
+            diagnostics.push(make('secret unavailable', `${r.id}: ${key} comes from a secret that cannot be read: ${result.reason}`, r.origin));
+            entries.push({ key, value: '', secret: true, unavailable: describeRef(r.spec.secrets[key] ?? r.spec.derivedSecrets![key]!.secret) });
+            continue;
+          }
+          if (/[\r\n\0]/.test(result.value)) {
+            diagnostics.push(error('invalid secret value', `${r.id}: the secret for ${key} contains a line break or NUL, which an environment file cannot hold`, r.origin));
+            continue;
+          }
+          entries.push({ key, value: shape(result.value), secret: true });
+        }
+        const { content, display } = render(entries);
+        out.set(r.id, {
+          desired: {
+            path: r.spec.path,
+            owner: r.spec.owner,
+            group: r.spec.group,
+            mode: r.spec.mode,
+            content,
+            display,
+            redactObserved: (text) => redactEnvText(text, secretKeys),
+          },
+          diagnostics,
+        });
+      }),
+    );
+    return out;
+  },
+
+  async observe(resources, ctx) {
+    const byPath = await observeFiles(ctx.host, resources.map((r) => r.spec.path));
+    const out = new Map<string, ObservedFile>();
+    for (const r of resources) {
+      const o = byPath.get(r.spec.path);
+      if (o) out.set(r.id, o);
+    }
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    const secret = Object.keys(resource.spec.secrets).length > 0 || Object.keys(resource.spec.derivedSecrets ?? {}).length > 0;
+    const change = planFile(resource, desired, observed, { orphan, secret });
+    // The service reading this file restarts when it changes (systemd driver).
+    change.disruptive = change.action !== 'noop';
+    if (orphan && observed?.content) {
+      // Without its manifest the secret keys are unknown: never show old values.
+      change.fields = [];
+    }
+    return change;
+  },
+
+  // If this throws, the file still has its previous bytes (atomic rename).
+  apply: (change, ctx) => applyFile(ctx.host, change),
+  verify: (change, ctx) => verifyFile(ctx.host, change),
+  rollback: (change, undo, ctx) => rollbackFile(ctx.host, change, undo),
+};

@@ -1,0 +1,34 @@
+import type { Diagnostic } from '../../core/diagnostics.js';
+import type { FileSpec } from '../../core/specs.js';
+import type { Driver } from '../types.js';
+import { applyFile, observeFiles, planFile, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+
+// Plain files with fixed content. Orphans (files HostKit wrote whose manifest
+// is gone) are deleted; the previous bytes are kept for rollback.
+export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> = {
+  kind: 'file',
+  orphans: 'delete',
+
+  async desire(resources) {
+    return new Map(resources.map((r) => [r.id, { desired: { ...r.spec }, diagnostics: [] as Diagnostic[] }]));
+  },
+
+  async observe(resources, ctx) {
+    const byPath = await observeFiles(ctx.host, resources.map((r) => r.spec.path));
+    const out = new Map<string, ObservedFile>();
+    for (const r of resources) {
+      const o = byPath.get(r.spec.path);
+      if (o) out.set(r.id, o);
+    }
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    return planFile(resource, desired, observed, { orphan });
+  },
+
+  // If this throws, the file still has its previous bytes (atomic rename).
+  apply: (change, ctx) => applyFile(ctx.host, change),
+  verify: (change, ctx) => verifyFile(ctx.host, change),
+  rollback: (change, undo, ctx) => rollbackFile(ctx.host, change, undo),
+};

@@ -1,0 +1,27 @@
+import type { ResourceKind } from '../core/resource.js';
+import { accountDriver } from './account/index.js';
+import { directoryDriver } from './directory/index.js';
+import { envFileDriver } from './envfile/index.js';
+import { fileDriver } from './file/index.js';
+import type { AnyDriver } from './types.js';
+
+// Every driver, by the resource kind it manages. The engine looks drivers up
+// here and nowhere else; a kind without a driver is planned as "not yet supported".
+export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKind, AnyDriver>([
+  ['account', accountDriver],
+  ['directory', directoryDriver],
+  ['file', fileDriver],
+  ['envfile', envFileDriver],
+]);
+
+/** Which driver will handle the kinds that have none yet (shown in plans). */
+export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
+  unit: 'systemd driver',
+  timer: 'systemd driver',
+  site: 'nginx driver',
+  certificate: 'certificate driver',
+  pgrole: 'PostgreSQL driver',
+  pgdatabase: 'PostgreSQL driver',
+  firewall: 'nftables driver',
+  command: 'lifecycle commands',
+};

@@ -1,0 +1,176 @@
+import path from 'node:path';
+import { error, type Diagnostic } from '../../core/diagnostics.js';
+import type { Resource } from '../../core/resource.js';
+import { diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
+import type { FileType, Host } from '../../hosts/types.js';
+import { UserDb } from './users.js';
+import { unifiedDiff } from './text-diff.js';
+
+/** A file HostKit writes: its bytes and who owns it. */
+export interface DesiredFile {
+  path: string;
+  content: string;
+  owner: string;
+  group: string;
+  mode: number;
+  /** The content as it may be shown (secrets replaced); defaults to content. */
+  display?: string;
+  /** Turns observed content into what may be shown (redacts secrets in it). */
+  redactObserved?: (content: string) => string;
+}
+
+export interface ObservedFile {
+  type: FileType;
+  content?: Buffer;
+  owner: string;
+  group: string;
+  mode: number;
+}
+
+/** What rollback needs: the bytes and ownership before apply, and the directories apply created. */
+export interface FileUndo {
+  previous?: { content: Buffer; uid: number; gid: number; mode: number };
+  createdDirs: string[];
+}
+
+// stat + read of each path, and one read of the user database for owner names.
+export async function observeFiles(host: Host, paths: readonly string[]): Promise<Map<string, ObservedFile>> {
+  const users = await UserDb.read(host);
+  const out = new Map<string, ObservedFile>();
+  await Promise.all(
+    paths.map(async (p) => {
+      const st = await host.stat(p);
+      if (!st) return;
+      const observed: ObservedFile = { type: st.type, owner: users.userName(st.uid), group: users.groupName(st.gid), mode: st.mode };
+      if (st.type === 'file') observed.content = (await host.readFile(p)) ?? Buffer.alloc(0);
+      out.set(p, observed);
+    }),
+  );
+  return out;
+}
+
+// Pure: desired vs observed file -> Change. Content differences become a unified diff of the
+// displayable (redacted) texts; ownership differences become field changes.
+export function planFile<S extends { path: string }>(
+  resource: Resource<S>,
+  desired: DesiredFile | undefined,
+  observed: ObservedFile | undefined,
+  options: { orphan: boolean; secret?: boolean },
+): Change<DesiredFile, ObservedFile, S> {
+  const base = {
+    id: resource.id,
+    kind: resource.kind,
+    origin: resource.origin,
+    ...(resource.project ? { project: resource.project } : {}),
+    resource,
+    diagnostics: [] as Diagnostic[],
+    disruptive: false,
+  };
+  const p = (resource.spec as { path: string }).path;
+  if (observed && observed.type !== 'file') {
+    return {
+      ...base,
+      action: 'noop',
+      fields: [],
+      ...(desired ? { desired } : {}),
+      observed,
+      diagnostics: [
+        error('path is not a file', `${p} exists on the host as a ${observed.type}; HostKit will not replace it. Move it away or change the path.`, resource.origin),
+      ],
+    };
+  }
+  if (options.orphan || !desired) {
+    if (!observed) return { ...base, action: 'noop', fields: [], reason: 'already removed' };
+    return { ...base, action: 'delete', fields: [], reason: 'no manifest declares it any more', observed };
+  }
+  const shownAfter = desired.display ?? desired.content;
+  if (!observed) {
+    const fields: FieldChange[] = [
+      { field: '/content', after: summarizeText(shownAfter), diff: unifiedDiff('', shownAfter), ...(options.secret ? { redacted: true } : {}) },
+      ...diffFields(desired, undefined, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v)),
+    ];
+    return { ...base, action: 'create', fields, desired };
+  }
+  const fields: FieldChange[] = [];
+  const before = observed.content ?? Buffer.alloc(0);
+  if (!before.equals(Buffer.from(desired.content, 'utf8'))) {
+    const beforeText = before.toString('utf8');
+    const shownBefore = desired.redactObserved ? desired.redactObserved(beforeText) : beforeText;
+    fields.push({
+      field: '/content',
+      before: summarizeText(shownBefore),
+      after: summarizeText(shownAfter),
+      diff: unifiedDiff(shownBefore, shownAfter),
+      ...(options.secret ? { redacted: true } : {}),
+    });
+  }
+  fields.push(...diffFields(desired, observed, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v)));
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed };
+}
+
+function summarizeText(text: string): string {
+  const lines = text === '' ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+  return `${lines} line${lines === 1 ? '' : 's'}, ${Buffer.byteLength(text)} bytes`;
+}
+
+// Create missing parent directories (root, 0755); return the ones created, outermost first.
+export async function ensureParents(host: Host, filePath: string): Promise<string[]> {
+  const missing: string[] = [];
+  let dir = path.posix.dirname(filePath);
+  while (dir !== '/' && !(await host.stat(dir))) {
+    missing.unshift(dir);
+    dir = path.posix.dirname(dir);
+  }
+  for (const d of missing) await host.mkdir(d, { uid: 0, gid: 0, mode: 0o755 });
+  return missing;
+}
+
+/**
+ * Write the desired file. If this throws, the target has its previous bytes
+ * (writes are atomic) and any parent directory created is listed in the error's
+ * undo by rollback being a no-op for them; the caller's rollback removes nothing else.
+ */
+export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile>): Promise<FileUndo> {
+  const p = (change.resource!.spec as { path: string }).path;
+  const undo: FileUndo = { createdDirs: [] };
+  const st = await host.stat(p);
+  if (st?.type === 'file') {
+    const content = (await host.readFile(p)) ?? Buffer.alloc(0);
+    undo.previous = { content, uid: st.uid, gid: st.gid, mode: st.mode };
+  }
+  if (change.action === 'delete') {
+    await host.remove(p);
+    return undo;
+  }
+  const desired = change.desired!;
+  const users = await UserDb.read(host); // fresh: accounts may have been created earlier in this run
+  const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
+  undo.createdDirs = await ensureParents(host, p);
+  const contentChanged = !change.observed || change.fields.some((f) => f.field === '/content');
+  if (contentChanged || !undo.previous) await host.writeFile(p, desired.content, ownership);
+  else await host.setOwnership(p, ownership);
+  return undo;
+}
+
+export async function verifyFile(host: Host, change: Change<DesiredFile, ObservedFile>): Promise<Diagnostic[]> {
+  const p = (change.resource!.spec as { path: string }).path;
+  const observed = (await observeFiles(host, [p])).get(p);
+  if (change.action === 'delete') {
+    return observed ? [error('verification failed', `${p} still exists after it was removed`, change.origin)] : [];
+  }
+  const again = planFile(change.resource as Resource<{ path: string }>, change.desired, observed, { orphan: false });
+  return again.action === 'noop' && again.diagnostics.length === 0
+    ? []
+    : [error('verification failed', `${p} differs from what was written: ${again.fields.map((f) => f.field).join(', ')}`, change.origin)];
+}
+
+/** Put the previous bytes and ownership back, or remove what apply created. */
+export async function rollbackFile(host: Host, change: Change<DesiredFile, ObservedFile>, undo: FileUndo): Promise<void> {
+  const p = (change.resource!.spec as { path: string }).path;
+  if (undo.previous) {
+    await host.writeFile(p, undo.previous.content, { uid: undo.previous.uid, gid: undo.previous.gid, mode: undo.previous.mode });
+  } else {
+    await host.remove(p);
+  }
+  for (const dir of [...undo.createdDirs].reverse()) await host.remove(dir);
+}

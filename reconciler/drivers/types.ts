@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import type { Diagnostic } from '../core/diagnostics.js';
+import type { Resource, ResourceKind } from '../core/resource.js';
+import type { SecretResolver } from '../core/secrets.js';
+import type { Change } from '../diff/model.js';
+import type { Host } from '../hosts/types.js';
+import type { HostManifest } from '../manifests/types.js';
+
+export interface DriverContext {
+  host: Host;
+  secrets: SecretResolver;
+  /** The Host manifest of the managed host (admin connections, ACME account, firewall policy). */
+  hostManifest: HostManifest;
+  /** Where HostKit keeps its state on the managed host. */
+  stateDirectory: string;
+  /** "plan" for dry runs: drivers must not change anything in either mode before apply(). */
+  mode: 'plan' | 'apply';
+  log: Logger;
+}
+
+export interface PlanInput<S, D, O> {
+  /** The desired resource, or for an orphan the resource as it was last applied. */
+  resource: Resource<S>;
+  /** What the driver resolved the resource into (secrets read, defaults applied); undefined for orphans. */
+  desired: D | undefined;
+  /** Live state; undefined when the thing does not exist on the host. */
+  observed: O | undefined;
+  /** The resource was applied by HostKit before and no manifest declares it any more. */
+  orphan: boolean;
+}
+
+/**
+ * One driver per kind of host state (reconciler/drivers/NAME/). The engine only
+ * knows this interface; adding a driver means adding a folder and registering it.
+ *
+ * S: the resource spec, D: the resolved desired state, O: the observed state,
+ * U: the undo data apply returns for rollback.
+ */
+export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown> {
+  readonly kind: ResourceKind;
+  /** What happens to a resource HostKit created whose manifest is gone. */
+  readonly orphans: 'delete' | 'report';
+
+  /**
+   * Resolve desired state that needs the host or secrets (never changes the host).
+   * May add diagnostics, e.g. an unavailable secret.
+   */
+  desire(resources: readonly Resource<S>[], ctx: DriverContext): Promise<Map<string, { desired: D; diagnostics: Diagnostic[] }>>;
+
+  /**
+   * Read the live state of all the given resources, batched: a constant number
+   * of processes or queries, not one per resource. Never changes the host.
+   */
+  observe(resources: readonly Resource<S>[], ctx: DriverContext): Promise<Map<string, O>>;
+
+  /** Desired vs observed -> Change. Pure: no I/O. */
+  plan(input: PlanInput<S, D, O>): Change<D, O, S>;
+
+  /**
+   * Make the change. Returns what rollback needs. Each driver documents what
+   * the host looks like if apply throws part-way.
+   */
+  apply(change: Change<D, O, S>, ctx: DriverContext): Promise<U>;
+
+  /** Check the change took effect; problems are returned, not thrown. */
+  verify(change: Change<D, O, S>, ctx: DriverContext): Promise<Diagnostic[]>;
+
+  /** Put back what apply changed, from its undo data. */
+  rollback(change: Change<D, O, S>, undo: U, ctx: DriverContext): Promise<void>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyDriver = Driver<any, any, any, any>;

@@ -1,0 +1,184 @@
+import path from 'node:path';
+import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+
+interface Entry {
+  type: 'file' | 'directory';
+  content: Buffer;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+export interface ExecCall {
+  file: string;
+  args: string[];
+  input?: string;
+}
+
+export type ExecHandler = (call: ExecCall, host: FakeHost) => ExecResult | undefined;
+
+const DEFAULT_PASSWD = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n';
+const DEFAULT_GROUP = 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n';
+
+/**
+ * A host in memory for unit tests: files and directories in a Map, and every
+ * command recorded (the assertion is on that list). Commands are answered by
+ * handlers; useradd/groupadd/usermod/userdel/groupdel are simulated on
+ * /etc/passwd and /etc/group so account plans can be applied and re-planned.
+ */
+export class FakeHost implements Host {
+  readonly name = 'fake';
+  readonly calls: ExecCall[] = [];
+  readonly writes: string[] = [];
+  private readonly entries = new Map<string, Entry>();
+  private readonly handlers: ExecHandler[] = [];
+  /** Make the next operation on a path throw (simulates a failing disk or a refused write). */
+  readonly failOn = new Set<string>();
+
+  constructor(files: Record<string, string> = {}) {
+    this.entries.set('/', { type: 'directory', content: Buffer.alloc(0), uid: 0, gid: 0, mode: 0o755 });
+    this.seedFile('/etc/passwd', DEFAULT_PASSWD);
+    this.seedFile('/etc/group', DEFAULT_GROUP);
+    for (const [p, content] of Object.entries(files)) this.seedFile(p, content);
+    this.handlers.push(simulateAccounts);
+  }
+
+  /** Put a file (and its parent directories) in place without recording a write. */
+  seedFile(p: string, content: string | Buffer, ownership: Partial<Ownership> = {}): void {
+    this.seedDir(path.posix.dirname(p));
+    this.entries.set(p, { type: 'file', content: Buffer.from(content), uid: ownership.uid ?? 0, gid: ownership.gid ?? 0, mode: ownership.mode ?? 0o644 });
+  }
+
+  seedDir(p: string, ownership: Partial<Ownership> = {}): void {
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = '/' + parts.slice(0, i).join('/');
+      if (!this.entries.has(dir) || i === parts.length) {
+        const existing = this.entries.get(dir);
+        this.entries.set(dir, { type: 'directory', content: Buffer.alloc(0), uid: ownership.uid ?? existing?.uid ?? 0, gid: ownership.gid ?? existing?.gid ?? 0, mode: ownership.mode ?? existing?.mode ?? 0o755 });
+      }
+    }
+  }
+
+  onExec(handler: ExecHandler): void {
+    this.handlers.unshift(handler);
+  }
+
+  text(p: string): string | undefined {
+    return this.entries.get(p)?.content.toString('utf8');
+  }
+
+  paths(): string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  async exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const call: ExecCall = { file, args: [...args], ...(options.input !== undefined ? { input: String(options.input) } : {}) };
+    this.calls.push(call);
+    for (const handler of this.handlers) {
+      const result = handler(call, this);
+      if (result) return result;
+    }
+    return { exitCode: 0, stdout: '', stderr: '' };
+  }
+
+  private check(p: string): void {
+    if (this.failOn.has(p)) throw new Error(`simulated failure on ${p}`);
+  }
+
+  async readFile(p: string): Promise<Buffer | undefined> {
+    const e = this.entries.get(p);
+    return e?.type === 'file' ? Buffer.from(e.content) : undefined;
+  }
+
+  async stat(p: string): Promise<FileStat | undefined> {
+    const e = this.entries.get(p);
+    return e ? { type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.content.length } : undefined;
+  }
+
+  async writeFile(p: string, data: Buffer | string, o: Ownership): Promise<void> {
+    this.check(p);
+    const parent = this.entries.get(path.posix.dirname(p));
+    if (parent?.type !== 'directory') throw Object.assign(new Error(`ENOENT: no such directory ${path.posix.dirname(p)}`), { code: 'ENOENT' });
+    this.writes.push(p);
+    this.entries.set(p, { type: 'file', content: Buffer.from(data), uid: o.uid, gid: o.gid, mode: o.mode });
+  }
+
+  async mkdir(p: string, o: Ownership): Promise<void> {
+    this.check(p);
+    const parent = this.entries.get(path.posix.dirname(p));
+    if (parent?.type !== 'directory') throw Object.assign(new Error(`ENOENT: no such directory ${path.posix.dirname(p)}`), { code: 'ENOENT' });
+    if (!this.entries.has(p)) this.writes.push(p);
+    this.entries.set(p, { type: 'directory', content: Buffer.alloc(0), uid: o.uid, gid: o.gid, mode: o.mode });
+  }
+
+  async setOwnership(p: string, o: Ownership): Promise<void> {
+    this.check(p);
+    const e = this.entries.get(p);
+    if (!e) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+    this.writes.push(p);
+    Object.assign(e, o);
+  }
+
+  async remove(p: string): Promise<void> {
+    this.check(p);
+    const e = this.entries.get(p);
+    if (!e) return;
+    if (e.type === 'directory' && [...this.entries.keys()].some((k) => k.startsWith(p + '/'))) {
+      throw Object.assign(new Error(`ENOTEMPTY: ${p}`), { code: 'ENOTEMPTY' });
+    }
+    this.writes.push(p);
+    this.entries.delete(p);
+  }
+
+  async readdir(p: string): Promise<string[] | undefined> {
+    if (this.entries.get(p)?.type !== 'directory') return undefined;
+    const prefix = p === '/' ? '/' : p + '/';
+    return [...this.entries.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length));
+  }
+}
+
+// Just enough of shadow-utils to make account changes observable.
+function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefined {
+  const ok = { exitCode: 0, stdout: '', stderr: '' };
+  const passwd = host.text('/etc/passwd') ?? '';
+  const group = host.text('/etc/group') ?? '';
+  const name = call.args[call.args.length - 1]!;
+  const opt = (flag: string) => {
+    const i = call.args.indexOf(flag);
+    return i >= 0 ? call.args[i + 1] : undefined;
+  };
+  const nextId = (text: string) => Math.max(999, ...text.split('\n').filter(Boolean).map((l) => Number(l.split(':')[2])).filter((n) => n < 60000)) + 1;
+  const gidOf = (g: string) => group.split('\n').find((l) => l.startsWith(`${g}:`))?.split(':')[2];
+  switch (call.file) {
+    case 'groupadd':
+      if (gidOf(name)) return { exitCode: 9, stdout: '', stderr: `groupadd: group '${name}' already exists` };
+      host.seedFile('/etc/group', `${group}${name}:x:${nextId(group)}:\n`);
+      return ok;
+    case 'useradd': {
+      if (passwd.split('\n').some((l) => l.startsWith(`${name}:`))) return { exitCode: 9, stdout: '', stderr: `useradd: user '${name}' already exists` };
+      const gid = gidOf(opt('--gid') ?? name);
+      if (!gid) return { exitCode: 6, stdout: '', stderr: `useradd: group '${opt('--gid')}' does not exist` };
+      host.seedFile('/etc/passwd', `${passwd}${name}:x:${nextId(passwd)}:${gid}::${opt('--home-dir') ?? '/'}:${opt('--shell') ?? '/bin/sh'}\n`);
+      return ok;
+    }
+    case 'usermod': {
+      const lines = passwd.split('\n').map((l) => {
+        const f = l.split(':');
+        if (f[0] !== name) return l;
+        const gid = gidOf(opt('--gid') ?? '') ?? f[3];
+        return [f[0], f[1], f[2], gid, f[4], opt('--home') ?? f[5], opt('--shell') ?? f[6]].join(':');
+      });
+      host.seedFile('/etc/passwd', lines.join('\n'));
+      return ok;
+    }
+    case 'userdel':
+      host.seedFile('/etc/passwd', passwd.split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+      return ok;
+    case 'groupdel':
+      host.seedFile('/etc/group', group.split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+      return ok;
+    default:
+      return undefined;
+  }
+}
