@@ -520,7 +520,7 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
     (m) => m.kind !== 'Host' && placedOn((m.value as ProjectManifest | PrimitiveManifest).spec.placement, host),
   );
   const projects = placed.filter((m): m is Manifest<ProjectManifest> => m.kind === 'Project');
-  if (projects.some((p) => p.value.spec.runtime !== 'static' || p.value.spec.service) || placed.some((m) => m.kind === 'EnvFile')) addHostBase(b);
+  if (projects.some((p) => p.value.spec.runtime !== 'static' || p.value.spec.service)) addHostBase(b);
   for (const m of placed) {
     if (m.kind === 'Project') expandProject(b, m as Manifest<ProjectManifest>);
     else expandPrimitive(b, m as Manifest<PrimitiveManifest>);

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Resource } from '../../core/resource.js';
+import type { AccountSpec } from '../../core/specs.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { accountDriver, type ObservedAccount } from './index.js';
+
+const spec: AccountSpec = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [] };
+const resource: Resource<AccountSpec> = { id: 'account/api', kind: 'account', name: 'api', spec, dependsOn: [], origin: { file: 'projects/api.yaml', line: 4 } };
+const present: ObservedAccount = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [], groupExists: true };
+
+describe('reconciler/drivers/account', () => {
+  it.each<[string, ObservedAccount | undefined, boolean, string, string[], boolean?]>([
+    ['missing user is created', undefined, false, 'create', ['/group', '/home', '/shell', '/groups']],
+    ['group exists without the user: still a create', { user: '', group: 'api', home: '', shell: '', groups: [], groupExists: true }, false, 'create', ['/group', '/home', '/shell', '/groups']],
+    ['matching user is left alone', present, false, 'noop', []],
+    ['different home and shell', { ...present, home: '/home/api', shell: '/bin/bash' }, false, 'update', ['/home', '/shell']],
+    ['extra supplementary group', { ...present, groups: ['docker'] }, false, 'update', ['/groups']],
+    ['orphan user is reported and kept, never deleted', present, true, 'noop', [], true],
+  ])('%s', (_t, observed, orphan, action, fields, isOrphan) => {
+    const change = accountDriver.plan({ resource, desired: orphan ? undefined : spec, observed, orphan });
+    expect(change.action).toBe(action);
+    expect(change.fields.map((f) => f.field)).toEqual(fields);
+    expect(Boolean(change.orphan)).toBe(Boolean(isOrphan));
+  });
+
+  it('creates group then user with argument arrays, and the next plan is a noop', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const observed = (await accountDriver.observe([resource], ctx)).get(resource.id);
+    const change = accountDriver.plan({ resource, desired: spec, observed, orphan: false });
+    const undo = await accountDriver.apply(change, ctx);
+    expect(host.calls.map((c) => [c.file, ...c.args])).toEqual([
+      ['groupadd', '--system', 'api'],
+      ['useradd', '--system', '--gid', 'api', '--home-dir', '/srv/api', '--no-create-home', '--shell', '/usr/sbin/nologin', 'api'],
+    ]);
+    expect(await accountDriver.verify(change, ctx)).toEqual([]);
+    const again = accountDriver.plan({ resource, desired: spec, observed: (await accountDriver.observe([resource], ctx)).get(resource.id), orphan: false });
+    expect(again.action).toBe('noop');
+    await accountDriver.rollback(change, undo, ctx);
+    expect(host.calls.slice(2).map((c) => [c.file, ...c.args])).toEqual([
+      ['userdel', 'api'],
+      ['groupdel', 'api'],
+    ]);
+    expect(host.text('/etc/passwd')).not.toContain('api:');
+  });
+
+  it('observes every account from one read of /etc/passwd and /etc/group, with no commands', async () => {
+    const host = new FakeHost();
+    const many = Array.from({ length: 50 }, (_, i) => ({ ...resource, id: `account/u${i}`, spec: { ...spec, user: `u${i}`, group: `u${i}` } }));
+    await accountDriver.observe(many, driverContext(host));
+    expect(host.calls).toEqual([]);
+  });
+
+  it('a failing useradd surfaces its stderr', async () => {
+    const host = new FakeHost();
+    host.onExec((call) => (call.file === 'useradd' ? { exitCode: 4, stdout: '', stderr: 'useradd: UID 999 is not unique' } : undefined));
+    const ctx = driverContext(host);
+    const change = accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
+    await expect(accountDriver.apply(change, ctx)).rejects.toThrow(/useradd .* exited 4: useradd: UID 999 is not unique/);
+  });
+});

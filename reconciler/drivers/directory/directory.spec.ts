@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Resource } from '../../core/resource.js';
+import type { DirectorySpec } from '../../core/specs.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { directoryDriver, type ObservedDirectory } from './index.js';
+
+const spec: DirectorySpec = { path: '/srv/api/data', owner: 'www-data', group: 'www-data', mode: 0o750 };
+const resource: Resource<DirectorySpec> = { id: 'directory/srv/api/data', kind: 'directory', name: spec.path, spec, dependsOn: [], origin: { file: 'p.yaml', line: 1 } };
+const present: ObservedDirectory = { type: 'directory', owner: 'www-data', group: 'www-data', mode: 0o750 };
+
+describe('reconciler/drivers/directory', () => {
+  it.each<[string, ObservedDirectory | undefined, boolean, string, string[], string[]]>([
+    ['missing directory is created', undefined, false, 'create', ['/owner', '/group', '/mode'], []],
+    ['matching directory is left alone', present, false, 'noop', [], []],
+    ['wrong mode', { ...present, mode: 0o777 }, false, 'update', ['/mode'], []],
+    ['wrong owner', { ...present, owner: 'root' }, false, 'update', ['/owner'], []],
+    ['a file in the way is an error, not a replace', { ...present, type: 'file' }, false, 'noop', [], ['path is not a directory']],
+    ['orphan directory is kept (may hold data)', present, true, 'noop', [], []],
+  ])('%s', (_t, observed, orphan, action, fields, diagnostics) => {
+    const change = directoryDriver.plan({ resource, desired: orphan ? undefined : spec, observed, orphan });
+    expect(change.action).toBe(action);
+    expect(change.fields.map((f) => f.field)).toEqual(fields);
+    expect(change.diagnostics.map((d) => d.summary)).toEqual(diagnostics);
+  });
+
+  it('creates parents, applies ownership, and rollback removes exactly what it created', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const change = directoryDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
+    const undo = await directoryDriver.apply(change, ctx);
+    expect(await host.stat('/srv/api/data')).toMatchObject({ type: 'directory', uid: 33, gid: 33, mode: 0o750 });
+    expect(await directoryDriver.verify(change, ctx)).toEqual([]);
+    await directoryDriver.rollback(change, undo, ctx);
+    expect(host.paths().filter((p) => p.startsWith('/srv'))).toEqual([]);
+  });
+
+  it('an ownership fix restores the previous ownership on rollback', async () => {
+    const host = new FakeHost();
+    host.seedDir('/srv/api/data', { uid: 0, gid: 0, mode: 0o700 });
+    const ctx = driverContext(host);
+    const observed = (await directoryDriver.observe([resource], ctx)).get(resource.id);
+    const change = directoryDriver.plan({ resource, desired: spec, observed, orphan: false });
+    expect(change.fields.map((f) => f.field)).toEqual(['/owner', '/group', '/mode']);
+    const undo = await directoryDriver.apply(change, ctx);
+    await directoryDriver.rollback(change, undo, ctx);
+    expect(await host.stat('/srv/api/data')).toMatchObject({ uid: 0, gid: 0, mode: 0o700 });
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Resource } from '../../core/resource.js';
+import { Redactor } from '../../core/secrets.js';
+import type { EnvFileSpec } from '../../core/specs.js';
+import { toJsonPlan } from '../../diff/render/json.js';
+import { renderText } from '../../diff/render/text.js';
+import { renderMarkdown } from '../../diff/render/markdown.js';
+import { summarize } from '../../diff/model.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { envFileDriver } from './index.js';
+import { quote, redactEnvText, unquote } from './render.js';
+
+const SECRET = 'hunter2-very-secret-value';
+const ROTATED = 'rotated-secret-value-42';
+
+const spec: EnvFileSpec = {
+  path: '/etc/hostkit/env/api.env',
+  owner: 'root',
+  group: 'root',
+  mode: 0o640,
+  environment: { NODE_ENV: 'production', GREETING: 'say "hi" \\o/' },
+  secrets: { SESSION_KEY: { file: '/etc/hostkit/secrets/session' } },
+  derivedSecrets: { DATABASE_URL: { template: 'postgresql://api:{secret}@127.0.0.1:5432/api', secret: { env: 'DB_PASSWORD' } } },
+};
+const resource: Resource<EnvFileSpec> = { id: 'envfile/etc/hostkit/env/api.env', kind: 'envfile', name: spec.path, spec, dependsOn: [], origin: { file: 'projects/api.yaml', line: 9 } };
+
+async function planWith(host: FakeHost, env: NodeJS.ProcessEnv, mode: 'plan' | 'apply' = 'apply') {
+  const redactor = new Redactor();
+  const ctx = driverContext(host, { env, mode, redactor });
+  const wanted = (await envFileDriver.desire([resource], ctx)).get(resource.id)!;
+  const observed = (await envFileDriver.observe([resource], ctx)).get(resource.id);
+  const change = envFileDriver.plan({ resource, desired: wanted.desired, observed, orphan: false });
+  change.diagnostics.push(...wanted.diagnostics);
+  return { ctx, change, redactor };
+}
+
+function everythingShown(change: Awaited<ReturnType<typeof planWith>>['change']): string {
+  const plan = { host: 'h', repository: 'r', changes: [change], diagnostics: change.diagnostics, summary: summarize([change]) };
+  return JSON.stringify(toJsonPlan(plan)) + renderText(plan) + renderMarkdown(plan);
+}
+
+describe('reconciler/drivers/envfile', () => {
+  it('quotes values the way systemd reads them back', () => {
+    for (const value of ['plain', 'with space', 'quote " inside', 'back\\slash', "it's", '$HOME']) {
+      expect(unquote(quote(value))).toBe(value);
+    }
+    expect(quote('a"b\\c')).toBe('"a\\"b\\\\c"');
+  });
+
+  it('writes secret values to the file but never into the plan, text, markdown or JSON', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', `${SECRET}\n`);
+    const { ctx, change } = await planWith(host, { DB_PASSWORD: 'p@ss/word' });
+    expect(change.action).toBe('create');
+    expect(change.fields[0]).toMatchObject({ field: '/content', redacted: true });
+    const shown = everythingShown(change);
+    expect(shown).not.toContain(SECRET);
+    expect(shown).not.toContain('p@ss/word');
+    expect(shown).not.toContain(encodeURIComponent('p@ss/word'));
+    expect(shown).toContain('SESSION_KEY=(redacted) sha256:');
+    await envFileDriver.apply(change, ctx);
+    const written = host.text(spec.path)!;
+    expect(written).toContain(`SESSION_KEY="${SECRET}"`);
+    expect(written).toContain(`DATABASE_URL="postgresql://api:${encodeURIComponent('p@ss/word')}@127.0.0.1:5432/api"`);
+    expect(written).toContain('GREETING="say \\"hi\\" \\\\o/"');
+  });
+
+  it('an unchanged secret is a noop; a rotated one is an update whose diff shows fingerprints only', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', SECRET);
+    const first = await planWith(host, { DB_PASSWORD: 'x1234' });
+    await envFileDriver.apply(first.change, first.ctx);
+    expect((await planWith(host, { DB_PASSWORD: 'x1234' })).change.action).toBe('noop');
+
+    host.seedFile('/etc/hostkit/secrets/session', ROTATED);
+    const rotated = await planWith(host, { DB_PASSWORD: 'x1234' });
+    expect(rotated.change.action).toBe('update');
+    expect(rotated.change.disruptive).toBe(true);
+    const diff = rotated.change.fields[0]!.diff!;
+    expect(diff).toMatch(/^-SESSION_KEY=\(redacted\) sha256:[0-9a-f]{12}$/m);
+    expect(diff).toMatch(/^\+SESSION_KEY=\(redacted\) sha256:[0-9a-f]{12}$/m);
+    const shown = everythingShown(rotated.change);
+    expect(shown).not.toContain(SECRET);
+    expect(shown).not.toContain(ROTATED);
+  });
+
+  it('a secret that cannot be read is a warning in a dry run and an error for an apply', async () => {
+    const host = new FakeHost();
+    const dry = await planWith(host, {}, 'plan');
+    expect(dry.change.diagnostics.map((d) => [d.severity, d.summary])).toEqual([
+      ['warning', 'secret unavailable'],
+      ['warning', 'secret unavailable'],
+    ]);
+    const real = await planWith(host, {}, 'apply');
+    expect(real.change.diagnostics.every((d) => d.severity === 'error')).toBe(true);
+    expect(real.change.diagnostics[0]!.detail).toContain('/etc/hostkit/secrets/session does not exist');
+  });
+
+  it('refuses a secret with a line break, which would inject another variable', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', 'abc\nLD_PRELOAD=/tmp/x.so\n');
+    const { change } = await planWith(host, { DB_PASSWORD: 'x1234' });
+    expect(change.diagnostics.map((d) => d.summary)).toContain('invalid secret value');
+  });
+
+  it('redacts secret keys in a file found on the host', () => {
+    const text = 'A="1"\nSESSION_KEY="abc"\nexport OTHER=2\n';
+    const out = redactEnvText(text, new Set(['SESSION_KEY']));
+    expect(out).not.toContain('abc');
+    expect(out).toContain('A="1"');
+  });
+});

@@ -1,0 +1,178 @@
+import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { scratchRoot, writeRepo, HOST_YAML } from '../test/support/fixtures.js';
+import { silentLogger } from './core/log.js';
+import { reconcileHost, type ReconcileOutcome } from './engine.js';
+import type { LocalHost } from './hosts/local.js';
+
+const ACCOUNT = `apiVersion: hostkit.dev/v1
+kind: Account
+metadata: { name: tester }
+spec:
+  placement: { hosts: [test-1] }
+  home: /home/tester
+  shell: /bin/sh
+`;
+
+function dir(name: string, p: string, mode = '0750') {
+  return `apiVersion: hostkit.dev/v1
+kind: Directory
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: ${p}
+  owner: tester
+  group: tester
+  mode: "${mode}"
+`;
+}
+
+function file(name: string, p: string, content: string) {
+  return `apiVersion: hostkit.dev/v1
+kind: File
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: ${p}
+  owner: tester
+  group: tester
+  mode: "0640"
+  content: ${JSON.stringify(content)}
+`;
+}
+
+const ENVFILE = `apiVersion: hostkit.dev/v1
+kind: EnvFile
+metadata: { name: app-env }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/app.env
+  owner: tester
+  group: tester
+  environment: { MODE: live }
+  secrets:
+    TOKEN: { env: HK_TEST_TOKEN }
+`;
+
+async function tree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(d: string) {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      const st = await stat(full);
+      const rel = '/' + path.relative(root, full);
+      if (e.isDirectory()) {
+        out[rel] = `dir ${(st.mode & 0o7777).toString(8)}`;
+        await walk(full);
+      } else out[rel] = `file ${(st.mode & 0o7777).toString(8)} ${(await readFile(full)).toString('base64')}`;
+    }
+  }
+  await walk(root);
+  return out;
+}
+
+describe('reconciler/engine (apply into a scratch root)', () => {
+  let root: string;
+  let host: LocalHost;
+  let cleanup: () => Promise<void>;
+  const env = { HK_TEST_TOKEN: 'tok-abcdef-123456' };
+
+  beforeEach(async () => {
+    ({ root, host, cleanup } = await scratchRoot());
+  });
+  afterEach(async () => cleanup());
+
+  async function run(files: Record<string, string>, dryRun = false): Promise<ReconcileOutcome> {
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, ...files });
+    return reconcileHost({ repoDir, hostName: 'test-1', host, dryRun, log: silentLogger(), env });
+  }
+
+  const repo = {
+    'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), ENVFILE].join('---\n'),
+  };
+
+  it('applies, then a second apply of the same manifests changes nothing', async () => {
+    const first = await run(repo);
+    expect(first.stage).toBe('applied');
+    if (first.stage !== 'applied') return;
+    expect(first.result.status === 'rolled-back' ? first.result.failed : 'ok').toBe('ok');
+    expect(first.result.steps.map((s) => s.id)).toEqual(['directory/srv/app', 'envfile/srv/app/app.env', 'file/srv/app/app.conf']);
+    expect(await readFile(path.join(root, 'srv/app/app.env'), 'utf8')).toContain('TOKEN="tok-abcdef-123456"');
+    const before = await tree(root);
+
+    const second = await run(repo);
+    expect(second.stage).toBe('applied');
+    if (second.stage !== 'applied') return;
+    expect(second.result.status).toBe('no-changes');
+    expect(second.planned.plan.summary).toMatchObject({ create: 0, update: 0, delete: 0, replace: 0 });
+    const after = await tree(root);
+    delete before['/var/lib/hostkit/inventory.json'];
+    delete after['/var/lib/hostkit/inventory.json'];
+    expect(after).toEqual(before);
+  });
+
+  it('a dry run changes nothing on the host', async () => {
+    const before = await tree(root);
+    const outcome = await run(repo, true);
+    expect(outcome.stage).toBe('planned');
+    if (outcome.stage === 'planned') expect(outcome.planned.plan.summary.create).toBe(3);
+    expect(await tree(root)).toEqual(before);
+  });
+
+  it('a failure part-way rolls back everything this run applied and records nothing', async () => {
+    // /srv/blocked is a file, so writing /srv/blocked/b.conf fails after the directory and the first file were written.
+    await mkdir(path.join(root, 'srv'), { recursive: true });
+    await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
+    const before = await tree(root);
+    const outcome = await run({
+      'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), file('blocked', '/srv/blocked/b.conf', 'y\n')].join('---\n'),
+    });
+    expect(outcome.stage).toBe('applied');
+    if (outcome.stage !== 'applied') return;
+    expect(outcome.result.status).toBe('rolled-back');
+    if (outcome.result.status !== 'rolled-back') return;
+    expect(outcome.result.failed.id).toBe('file/srv/blocked/b.conf');
+    expect(outcome.result.failed.error).toMatch(/ENOTDIR|not a directory/);
+    expect(outcome.result.rollbackErrors).toEqual([]);
+    expect(await tree(root)).toEqual(before);
+  });
+
+  it('prunes a file HostKit wrote once its manifest is gone, and leaves foreign files alone', async () => {
+    await run({ ...repo, 'projects/extra.yaml': file('extra', '/srv/app/extra.conf', 'e\n') });
+    await writeFile(path.join(root, 'srv/app/foreign.conf'), 'not ours');
+    const outcome = await run(repo, true);
+    expect(outcome.stage).toBe('planned');
+    if (outcome.stage !== 'planned') return;
+    const del = outcome.planned.plan.changes.find((c) => c.id === 'file/srv/app/extra.conf');
+    expect(del).toMatchObject({ action: 'delete', reason: 'no manifest declares it any more' });
+    const applied = await run(repo);
+    expect(applied.stage === 'applied' && applied.result.status).toBe('applied');
+    await expect(stat(path.join(root, 'srv/app/extra.conf'))).rejects.toThrow();
+    expect(await readFile(path.join(root, 'srv/app/foreign.conf'), 'utf8')).toBe('not ours');
+  });
+
+  it('keeps a directory whose manifest is gone and reports it as an orphan on every run', async () => {
+    await run({ ...repo, 'projects/data.yaml': dir('data', '/srv/data') });
+    for (let i = 0; i < 2; i++) {
+      const outcome = await run(repo);
+      expect(outcome.stage).toBe('applied');
+      if (outcome.stage !== 'applied') return;
+      expect(outcome.planned.plan.changes.find((c) => c.id === 'directory/srv/data')).toMatchObject({ action: 'noop', orphan: true });
+      expect((await stat(path.join(root, 'srv/data'))).isDirectory()).toBe(true);
+    }
+  });
+
+  it('drift made by hand is planned as an update and healed by the next apply', async () => {
+    await run(repo);
+    await writeFile(path.join(root, 'srv/app/app.conf'), 'x=2\n');
+    const plan = await run(repo, true);
+    expect(plan.stage === 'planned' && plan.planned.plan.changes.find((c) => c.id === 'file/srv/app/app.conf')?.action).toBe('update');
+    await run(repo);
+    expect(await readFile(path.join(root, 'srv/app/app.conf'), 'utf8')).toBe('x=1\n');
+  });
+
+  it('refuses to run commands against a re-rooted host (they would act on this machine)', async () => {
+    await expect(host.exec('useradd', ['x'])).rejects.toThrow(/re-rooted/);
+  });
+});

@@ -1,0 +1,51 @@
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { LocalHost } from '../../reconciler/hosts/local.js';
+
+/**
+ * A scratch directory that stands for "/" of a host: it has an /etc/passwd and
+ * /etc/group with a "tester" user, so ownership can be applied for real
+ * (without root, "tester" is the user running the tests).
+ */
+export async function scratchRoot(): Promise<{ root: string; host: LocalHost; uid: number; gid: number; cleanup: () => Promise<void> }> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'hostkit-root-'));
+  // As root, "tester" gets its own uid (root may chown to any); otherwise it is the user running the tests.
+  const self = process.getuid?.() ?? 0;
+  const uid = self === 0 ? 4242 : self;
+  const gid = self === 0 ? 4242 : (process.getgid?.() ?? 0);
+  await mkdir(path.join(root, 'etc'), { recursive: true });
+  await writeFile(path.join(root, 'etc/passwd'), `root:x:0:0:root:/root:/bin/bash\ntester:x:${uid}:${gid}:tester:/home/tester:/bin/sh\n`);
+  await writeFile(path.join(root, 'etc/group'), `root:x:0:\ntester:x:${gid}:\n`);
+  return { root, host: new LocalHost({ root }), uid, gid, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** Write a config repository from a map of relative paths to contents. */
+export async function writeRepo(files: Record<string, string>, dir?: string): Promise<string> {
+  const root = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'hostkit-repo-')));
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+    await writeFile(path.join(root, rel), content);
+  }
+  return root;
+}
+
+/** Make `dir` a real git repository with one commit; returns the commit id. */
+export async function gitCommitAll(dir: string, message = 'manifests'): Promise<string> {
+  const env = { GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 't@example.test', GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 't@example.test' };
+  await execa('git', ['init', '-q', '-b', 'main'], { cwd: dir });
+  await execa('git', ['add', '-A'], { cwd: dir });
+  await execa('git', ['commit', '-q', '-m', message], { cwd: dir, env });
+  return (await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
+}
+
+export const HOST_YAML = `apiVersion: hostkit.dev/v1
+kind: Host
+metadata:
+  name: test-1
+  labels:
+    role: web
+spec:
+  stateDirectory: /var/lib/hostkit
+`;
