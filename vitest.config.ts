@@ -10,6 +10,7 @@ export default defineConfig({
           name: 'unit',
           include: ['reconciler/**/*.spec.ts', 'test/**/*.spec.ts'],
           exclude: ['test/host/**', 'node_modules/**', 'dist/**'],
+          globalSetup: ['test/support/build.ts'],
           testTimeout: 20_000,
         },
       },

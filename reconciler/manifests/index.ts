@@ -12,7 +12,7 @@ export interface Repository {
 
 // load -> schema validation -> semantic checks. Semantic checks run only on a
 // repository whose every document passed the schema, so they can trust types.
-export function validateFiles(files: readonly ManifestFile[]): Repository {
+export async function validateFiles(files: readonly ManifestFile[]): Promise<Repository> {
   return finish(parseFiles(files));
 }
 
@@ -20,9 +20,9 @@ export async function validateRepository(root: string): Promise<Repository> {
   return finish(await loadRepository(root));
 }
 
-function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Repository {
+async function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Promise<Repository> {
   const diagnostics = [...loaded.diagnostics];
-  const { manifests, diagnostics: schemaDiagnostics } = validateDocuments(loaded.documents);
+  const { manifests, diagnostics: schemaDiagnostics } = await validateDocuments(loaded.documents);
   diagnostics.push(...schemaDiagnostics);
   if (!hasErrors(diagnostics)) diagnostics.push(...checkManifests(manifests));
   return { manifests, diagnostics: sortDiagnostics(diagnostics), valid: !hasErrors(diagnostics) };

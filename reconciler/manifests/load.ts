@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { locate } from './source-map.js';
 
@@ -131,7 +131,8 @@ export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
       }
       return;
     }
-    if (doc.contents === null) return; // an empty document (e.g. a trailing ---)
+    // An empty document (a trailing ---, or a file of comments) declares nothing.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: LIMITS.aliases });

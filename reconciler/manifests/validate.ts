@@ -14,10 +14,10 @@ export interface ValidationResult {
 
 // Schema validation of every document; documents that fail are dropped from
 // the result so later stages only ever see well-formed manifests.
-export function validateDocuments(documents: readonly LoadedDocument[]): ValidationResult {
+export async function validateDocuments(documents: readonly LoadedDocument[]): Promise<ValidationResult> {
   const manifests: Manifest[] = [];
   const diagnostics: Diagnostic[] = [];
-  const compiled = validators();
+  const compiled = await validators();
   for (const doc of documents) {
     const value = doc.value;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -153,6 +153,9 @@ function detail(e: ErrorObject, root: unknown): string {
     }
     case 'propertyNames':
       return `${field} has a key that is not allowed: ${show((e.params as { propertyName: string }).propertyName)}`;
+    case 'type':
+      if (/(^|\.)mode$/.test(field) && typeof got === 'number') return `${field} must be a quoted octal string such as "0640", got ${show(got)}; unquoted, YAML reads 0640 as the number 640`;
+      return `${field} ${e.message ?? 'is invalid'}${got !== undefined ? `, got ${show(got)}` : ''}`;
     default:
       return `${field} ${e.message ?? 'is invalid'}${got !== undefined && typeof got !== 'object' ? `, got ${show(got)}` : ''}`;
   }

@@ -1,0 +1,167 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
+
+const CLI = path.resolve('dist/reconciler/cli.js');
+const SECRET = 'S3cr3t-token-value-9f8e7d';
+
+function hostkit(args: string[], env: Record<string, string> = {}) {
+  return execa('node', [CLI, ...args], { reject: false, env: { NO_COLOR: '', ...env }, extendEnv: true });
+}
+
+const PRIMITIVES = `apiVersion: hostkit.dev/v1
+kind: Account
+metadata: { name: tester }
+spec:
+  placement: { hosts: [test-1] }
+  home: /home/tester
+  shell: /bin/sh
+---
+apiVersion: hostkit.dev/v1
+kind: Directory
+metadata: { name: app }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app
+  owner: tester
+  group: tester
+  mode: "0750"
+---
+apiVersion: hostkit.dev/v1
+kind: File
+metadata: { name: conf }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/app.conf
+  owner: tester
+  group: tester
+  mode: "0640"
+  content: "x=1\\n"
+---
+apiVersion: hostkit.dev/v1
+kind: EnvFile
+metadata: { name: env }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/app.env
+  owner: tester
+  group: tester
+  secrets:
+    TOKEN: { env: HK_CLI_TOKEN }
+`;
+
+describe('hostkit CLI', () => {
+  let repo: string;
+  let commit: string;
+  let root: string;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    repo = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': PRIMITIVES });
+    commit = await gitCommitAll(repo);
+    ({ root, cleanup } = await scratchRoot());
+  });
+  afterAll(async () => cleanup());
+
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+    const r = await hostkit(['--version']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it.each(['validate', 'reconcile', 'plan'])('%s --help describes the command and its options', async (cmd) => {
+    const r = await hostkit([cmd, '--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`Usage: hostkit ${cmd}`);
+    expect(r.stdout).toContain('--repo <dir>');
+    expect(r.stdout).toMatch(/-o, --output <format>/);
+  });
+
+  it('validate passes example-repo', async () => {
+    const r = await hostkit(['validate', '--repo', 'example-repo']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^\d+ manifests valid/m);
+  });
+
+  it('validate reports FILE:LINE:COL: error: SUMMARY and exits 1', async () => {
+    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': PRIMITIVES.replace('mode: "0750"', 'mode: 0750') });
+    const r = await hostkit(['validate', '--repo', bad]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain('projects/app.yaml:17:9: error: wrong type (at /spec/mode)');
+    expect(r.stdout).toContain('spec.mode must be a quoted octal string such as "0640"');
+    const json = await hostkit(['validate', '--repo', bad, '-o', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ valid: false, errors: 1, diagnostics: [{ summary: 'wrong type', location: { file: 'projects/app.yaml', line: 17 } }] });
+  });
+
+  it('plan -o json names the host, the commit, each change and the counts', async () => {
+    const r = await hostkit(['plan', '--repo', repo, '--host', 'test-1', '--root', root, '-o', 'json'], { HK_CLI_TOKEN: SECRET });
+    expect(r.exitCode).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.host).toBe('test-1');
+    expect(plan.commit).toBe(commit);
+    expect(plan.changes.map((c: { id: string; action: string }) => [c.id, c.action])).toEqual([
+      ['account/tester', 'noop'],
+      ['directory/srv/app', 'create'],
+      ['envfile/srv/app/app.env', 'create'],
+      ['file/srv/app/app.conf', 'create'],
+    ]);
+    expect(plan.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, noop: 1, unsupported: 0 });
+  });
+
+  it('no output format, log line or apply report carries a secret value', async () => {
+    const outputs: string[] = [];
+    for (const format of ['text', 'json', 'yaml', 'markdown']) {
+      const r = await hostkit(['plan', '--repo', repo, '--host', 'test-1', '--root', root, '-o', format, '--log-level', 'trace'], { HK_CLI_TOKEN: SECRET });
+      outputs.push(r.stdout, r.stderr);
+    }
+    expect(outputs.join('\n')).not.toContain(SECRET);
+    expect(outputs.join('\n')).toContain('TOKEN=(redacted) sha256:');
+  });
+
+  it('--exit-code: 2 while changes are pending, 0 after apply, 2 again after drift by hand', async () => {
+    const env = { HK_CLI_TOKEN: SECRET };
+    const base = ['--repo', repo, '--host', 'test-1', '--root', root];
+    expect((await hostkit(['reconcile', '--dry-run', '--exit-code', ...base], env)).exitCode).toBe(2);
+    const applied = await hostkit(['reconcile', ...base], env);
+    expect(applied.exitCode).toBe(0);
+    expect(applied.stdout).toContain('Applied 3 change(s) to test-1.');
+    expect(applied.stdout + applied.stderr).not.toContain(SECRET);
+    expect(await readFile(path.join(root, 'srv/app/app.env'), 'utf8')).toContain(SECRET);
+    const again = await hostkit(['reconcile', ...base], env);
+    expect(again.stdout).toContain('Nothing to apply: the host matches the manifests.');
+    expect((await hostkit(['plan', '--exit-code', ...base], env)).exitCode).toBe(0);
+    await writeFile(path.join(root, 'srv/app/app.conf'), 'x=2\n');
+    const drift = await hostkit(['plan', '--exit-code', ...base], env);
+    expect(drift.exitCode).toBe(2);
+    expect(drift.stdout).toContain('~ file/srv/app/app.conf');
+  });
+
+  it('an unknown host is an error that lists the known ones', async () => {
+    const r = await hostkit(['plan', '--repo', repo, '--host', 'nope']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('No Host manifest named "nope"');
+    expect(r.stderr).toContain('known hosts: test-1');
+  });
+
+  it('a missing repository is an error that says what to pass', async () => {
+    const r = await hostkit(['validate', '--repo', '/nonexistent/repo']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('hostkit: error: The config repository /nonexistent/repo does not exist');
+  });
+
+  it('an invalid repository is never planned or applied', async () => {
+    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': PRIMITIVES.replace('/srv/app/app.conf', '/srv/app/../../etc/passwd') });
+    const r = await hostkit(['reconcile', '--repo', bad, '--host', 'test-1', '--root', root]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('error: path escapes its root');
+    expect(r.stderr).toContain('nothing was planned or applied');
+  });
+
+  it('markdown output is ready for a pull-request comment', async () => {
+    const r = await hostkit(['plan', '--repo', repo, '--host', 'test-1', '--root', root, '-o', 'markdown'], { HK_CLI_TOKEN: SECRET });
+    expect(r.stdout).toMatch(/^### HostKit plan for `test-1` at `[0-9a-f]{12}`/);
+  });
+});
