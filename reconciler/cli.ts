@@ -60,12 +60,12 @@ export function buildProgram(): Command {
       .command(name)
       .description(description)
       .option('--repo <dir>', 'config repository', '.')
-      .option('--host <name>', 'the Host manifest to reconcile (default: this machine\'s hostname)')
+      .option('--host <name>', "the Host manifest to reconcile (default: this machine's hostname)")
       .option('--exit-code', 'with a dry run: exit 2 when changes are pending, 0 when none, 1 on error')
       .addOption(outputOption())
       .option('--verbose', 'also list unchanged resources')
       .addOption(new Option('--root <dir>', 'apply into this directory as if it were / (testing)').hideHelp())
-      .option('--state-dir <dir>', 'where HostKit keeps its inventory on the host (default: the Host manifest\'s stateDirectory)')
+      .option('--state-dir <dir>', "where HostKit keeps its inventory on the host (default: the Host manifest's stateDirectory)")
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
     if (!dryRunDefault) cmd.option('--dry-run', 'print the plan and change nothing');
     cmd.action(async (opts: ReconcileOptions) => {

@@ -126,7 +126,9 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
     const before = await tree(root);
     const outcome = await run({
-      'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), file('blocked', '/srv/blocked/b.conf', 'y\n')].join('---\n'),
+      'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), file('blocked', '/srv/blocked/b.conf', 'y\n')].join(
+        '---\n',
+      ),
     });
     expect(outcome.stage).toBe('applied');
     if (outcome.stage !== 'applied') return;

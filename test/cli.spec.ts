@@ -93,7 +93,11 @@ describe('hostkit CLI', () => {
     expect(r.stdout).toContain('projects/app.yaml:17:9: error: wrong type (at /spec/mode)');
     expect(r.stdout).toContain('spec.mode must be a quoted octal string such as "0640"');
     const json = await hostkit(['validate', '--repo', bad, '-o', 'json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ valid: false, errors: 1, diagnostics: [{ summary: 'wrong type', location: { file: 'projects/app.yaml', line: 17 } }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: false,
+      errors: 1,
+      diagnostics: [{ summary: 'wrong type', location: { file: 'projects/app.yaml', line: 17 } }],
+    });
   });
 
   it('plan -o json names the host, the commit, each change and the counts', async () => {

@@ -43,7 +43,7 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
   for (const change of pending) {
     const driver = drivers.get(change.kind)!;
     const started = performance.now();
-    let problems: Diagnostic[] = [];
+    let problems: Diagnostic[];
     try {
       const undo = await driver.apply(change, context);
       done.push({ change, driver, undo });

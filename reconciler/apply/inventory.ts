@@ -26,10 +26,14 @@ export async function readInventory(host: Host, stateDirectory: string, hostName
     if (parsed.version !== 1 || typeof parsed.resources !== 'object') throw new Error('unknown format');
     return parsed;
   } catch (cause) {
-    throw new HostKitError('INVENTORY_UNREADABLE', `The inventory ${p} on ${host.name} cannot be read; restore it from the last run's backup or remove it to start over`, {
-      cause,
-      data: { path: p },
-    });
+    throw new HostKitError(
+      'INVENTORY_UNREADABLE',
+      `The inventory ${p} on ${host.name} cannot be read; restore it from the last run's backup or remove it to start over`,
+      {
+        cause,
+        data: { path: p },
+      },
+    );
   }
 }
 

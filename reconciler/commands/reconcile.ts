@@ -48,7 +48,9 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
   });
   if (outcome.stage === 'invalid') {
     for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
-    process.stderr.write(`hostkit: error: the manifests in ${opts.repo} are invalid; nothing was planned or applied. Run \`hostkit validate --repo ${opts.repo}\` after fixing them.\n`);
+    process.stderr.write(
+      `hostkit: error: the manifests in ${opts.repo} are invalid; nothing was planned or applied. Run \`hostkit validate --repo ${opts.repo}\` after fixing them.\n`,
+    );
     return 1;
   }
   const plan = outcome.planned.plan;

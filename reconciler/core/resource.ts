@@ -2,18 +2,7 @@ import type { Location } from './diagnostics.js';
 
 // The primitive kinds a manifest expands into. Each has one driver.
 export type ResourceKind =
-  | 'account'
-  | 'directory'
-  | 'file'
-  | 'envfile'
-  | 'unit'
-  | 'timer'
-  | 'certificate'
-  | 'site'
-  | 'pgrole'
-  | 'pgdatabase'
-  | 'firewall'
-  | 'command';
+  'account' | 'directory' | 'file' | 'envfile' | 'unit' | 'timer' | 'certificate' | 'site' | 'pgrole' | 'pgdatabase' | 'firewall' | 'command';
 
 /** A piece of desired host state, produced by expanding manifests. */
 export interface Resource<S = unknown> {

@@ -10,9 +10,27 @@ function change(id: string, action: Action = 'create', dependsOn: string[] = [])
 
 describe('reconciler/diff/order', () => {
   it('orders by kind: accounts, directories, databases, files, units, certificates, sites, firewall', () => {
-    const ids = ['firewall/hostkit', 'site/a.example.com', 'unit/hk-a.service', 'file/srv/a/x', 'pgdatabase/a', 'directory/srv/a', 'account/a', 'certificate/a.example.com', 'pgrole/a'];
+    const ids = [
+      'firewall/hostkit',
+      'site/a.example.com',
+      'unit/hk-a.service',
+      'file/srv/a/x',
+      'pgdatabase/a',
+      'directory/srv/a',
+      'account/a',
+      'certificate/a.example.com',
+      'pgrole/a',
+    ];
     expect(orderChanges(ids.map((id) => change(id))).map((c) => c.id)).toEqual([
-      'account/a', 'directory/srv/a', 'pgrole/a', 'pgdatabase/a', 'file/srv/a/x', 'unit/hk-a.service', 'certificate/a.example.com', 'site/a.example.com', 'firewall/hostkit',
+      'account/a',
+      'directory/srv/a',
+      'pgrole/a',
+      'pgdatabase/a',
+      'file/srv/a/x',
+      'unit/hk-a.service',
+      'certificate/a.example.com',
+      'site/a.example.com',
+      'firewall/hostkit',
     ]);
   });
 
@@ -22,7 +40,12 @@ describe('reconciler/diff/order', () => {
   });
 
   it('deletions come last, dependents first', () => {
-    const changes = [change('directory/srv/old', 'delete'), change('file/srv/old/x', 'delete'), change('unit/hk-old.service', 'delete'), change('file/srv/new', 'create')];
+    const changes = [
+      change('directory/srv/old', 'delete'),
+      change('file/srv/old/x', 'delete'),
+      change('unit/hk-old.service', 'delete'),
+      change('file/srv/new', 'create'),
+    ];
     expect(orderChanges(changes).map((c) => c.id)).toEqual(['file/srv/new', 'unit/hk-old.service', 'file/srv/old/x', 'directory/srv/old']);
   });
 

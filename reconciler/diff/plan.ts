@@ -42,9 +42,13 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const hostManifest = options.manifests.find((m): m is Manifest<HostManifest> => m.kind === 'Host' && m.name === options.hostName);
   if (!hostManifest) {
     const known = options.manifests.filter((m) => m.kind === 'Host').map((m) => m.name);
-    throw new HostKitError('UNKNOWN_HOST', `No Host manifest named "${options.hostName}" in ${options.repository}; known hosts: ${known.join(', ') || '(none)'}. Pass --host NAME.`, {
-      data: { host: options.hostName, known },
-    });
+    throw new HostKitError(
+      'UNKNOWN_HOST',
+      `No Host manifest named "${options.hostName}" in ${options.repository}; known hosts: ${known.join(', ') || '(none)'}. Pass --host NAME.`,
+      {
+        data: { host: options.hostName, known },
+      },
+    );
   }
   const settings = hostSettings(hostManifest);
   const stateDirectory = options.stateDirectory ?? settings.stateDirectory;

@@ -17,7 +17,8 @@ export interface ExecCall {
 
 export type ExecHandler = (call: ExecCall, host: FakeHost) => ExecResult | undefined;
 
-const DEFAULT_PASSWD = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n';
+const DEFAULT_PASSWD =
+  'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n';
 const DEFAULT_GROUP = 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n';
 
 /**
@@ -55,7 +56,13 @@ export class FakeHost implements Host {
       const dir = '/' + parts.slice(0, i).join('/');
       if (!this.entries.has(dir) || i === parts.length) {
         const existing = this.entries.get(dir);
-        this.entries.set(dir, { type: 'directory', content: Buffer.alloc(0), uid: ownership.uid ?? existing?.uid ?? 0, gid: ownership.gid ?? existing?.gid ?? 0, mode: ownership.mode ?? existing?.mode ?? 0o755 });
+        this.entries.set(dir, {
+          type: 'directory',
+          content: Buffer.alloc(0),
+          uid: ownership.uid ?? existing?.uid ?? 0,
+          gid: ownership.gid ?? existing?.gid ?? 0,
+          mode: ownership.mode ?? existing?.mode ?? 0o755,
+        });
       }
     }
   }
@@ -148,8 +155,20 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
     const i = call.args.indexOf(flag);
     return i >= 0 ? call.args[i + 1] : undefined;
   };
-  const nextId = (text: string) => Math.max(999, ...text.split('\n').filter(Boolean).map((l) => Number(l.split(':')[2])).filter((n) => n < 60000)) + 1;
-  const gidOf = (g: string) => group.split('\n').find((l) => l.startsWith(`${g}:`))?.split(':')[2];
+  const nextId = (text: string) =>
+    Math.max(
+      999,
+      ...text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => Number(l.split(':')[2]))
+        .filter((n) => n < 60000),
+    ) + 1;
+  const gidOf = (g: string) =>
+    group
+      .split('\n')
+      .find((l) => l.startsWith(`${g}:`))
+      ?.split(':')[2];
   switch (call.file) {
     case 'groupadd':
       if (gidOf(name)) return { exitCode: 9, stdout: '', stderr: `groupadd: group '${name}' already exists` };
@@ -173,10 +192,22 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
       return ok;
     }
     case 'userdel':
-      host.seedFile('/etc/passwd', passwd.split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+      host.seedFile(
+        '/etc/passwd',
+        passwd
+          .split('\n')
+          .filter((l) => !l.startsWith(`${name}:`))
+          .join('\n'),
+      );
       return ok;
     case 'groupdel':
-      host.seedFile('/etc/group', group.split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
+      host.seedFile(
+        '/etc/group',
+        group
+          .split('\n')
+          .filter((l) => !l.startsWith(`${name}:`))
+          .join('\n'),
+      );
       return ok;
     default:
       return undefined;

@@ -35,9 +35,13 @@ export class LocalHost implements Host {
   async exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     if (this.root) {
       // Commands would act on this machine, not on the directory standing for the host.
-      throw new HostKitError('EXEC_ON_REROOTED_HOST', `Cannot run ${file} for a host re-rooted at ${this.root}: only file changes can be applied into a directory`, {
-        data: { file, args },
-      });
+      throw new HostKitError(
+        'EXEC_ON_REROOTED_HOST',
+        `Cannot run ${file} for a host re-rooted at ${this.root}: only file changes can be applied into a directory`,
+        {
+          data: { file, args },
+        },
+      );
     }
     const result = await execa(file, args, {
       reject: false,

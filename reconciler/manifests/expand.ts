@@ -16,15 +16,7 @@ import type {
   UnitSpec,
 } from '../core/specs.js';
 import { toOnCalendar } from './schedule.js';
-import type {
-  Environment,
-  HostManifest,
-  Manifest,
-  Placement,
-  PrimitiveKind,
-  PrimitiveManifest,
-  ProjectManifest,
-} from './types.js';
+import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
 
 export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
@@ -33,10 +25,38 @@ export const UNIT_PREFIX = 'hk-';
 
 /** Users and groups every Debian host has; anything else must be declared. */
 export const SYSTEM_USERS = new Set([
-  'root', 'daemon', 'bin', 'sys', 'adm', 'nogroup', 'nobody', 'www-data', 'postgres', 'ssl-cert', 'systemd-journal', 'users', 'staff',
+  'root',
+  'daemon',
+  'bin',
+  'sys',
+  'adm',
+  'nogroup',
+  'nobody',
+  'www-data',
+  'postgres',
+  'ssl-cert',
+  'systemd-journal',
+  'users',
+  'staff',
 ]);
 /** Names a project may not run as. */
-export const RESERVED_USERS = new Set([...SYSTEM_USERS, 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'backup', 'list', 'irc', 'messagebus', 'sshd', 'hostkit']);
+export const RESERVED_USERS = new Set([
+  ...SYSTEM_USERS,
+  'sync',
+  'games',
+  'man',
+  'lp',
+  'mail',
+  'news',
+  'uucp',
+  'proxy',
+  'backup',
+  'list',
+  'irc',
+  'messagebus',
+  'sshd',
+  'hostkit',
+]);
 export const RESERVED_PG_NAMES = new Set(['postgres', 'template0', 'template1', 'public']);
 
 export interface HostSettings {
@@ -208,7 +228,9 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   const needsService = !isStatic || spec.service !== undefined;
 
   const accountId = b.add<AccountSpec>(
-    owner, 'account', user,
+    owner,
+    'account',
+    user,
     { user, group: user, home: dir, shell: '/usr/sbin/nologin', groups: [] },
     at(spec.user ? '/spec/user' : '/metadata/name'),
     { ...opts, shared: true },
@@ -225,10 +247,17 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     const filePath = `${dir}/${f.name}`;
     reads.push(filePath);
     fileIds.push(
-      b.add<FileSpec>(owner, 'file', filePath, { path: filePath, content: f.content, owner: 'root', group: user, mode: parseMode(f.mode, 0o640) }, at(`/spec/files/${i}`), {
-        ...opts,
-        dependsOn: [dirId],
-      }),
+      b.add<FileSpec>(
+        owner,
+        'file',
+        filePath,
+        { path: filePath, content: f.content, owner: 'root', group: user, mode: parseMode(f.mode, 0o640) },
+        at(`/spec/files/${i}`),
+        {
+          ...opts,
+          dependsOn: [dirId],
+        },
+      ),
     );
   });
 
@@ -253,7 +282,9 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       };
     }
     reads.push(envFile);
-    envIds.push(b.add<EnvFileSpec>(owner, 'envfile', envFile, envSpec, at('/spec/service'), { ...opts, dependsOn: [accountId, resourceId('directory', ENV_DIRECTORY)] }));
+    envIds.push(
+      b.add<EnvFileSpec>(owner, 'envfile', envFile, envSpec, at('/spec/service'), { ...opts, dependsOn: [accountId, resourceId('directory', ENV_DIRECTORY)] }),
+    );
   }
 
   // Database before the service that uses it.
@@ -261,7 +292,14 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   if (spec.database) {
     const role = spec.database.role ?? pgName(name);
     const database = spec.database.name ?? pgName(name);
-    const roleId = b.add<PgRoleSpec>(owner, 'pgrole', role, { role, password: spec.database.password, connectionLimit: spec.database.connectionLimit ?? -1 }, at('/spec/database'), opts);
+    const roleId = b.add<PgRoleSpec>(
+      owner,
+      'pgrole',
+      role,
+      { role, password: spec.database.password, connectionLimit: spec.database.connectionLimit ?? -1 },
+      at('/spec/database'),
+      opts,
+    );
     dbIds.push(roleId);
     dbIds.push(
       b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: role, extensions: spec.database.extensions ?? [] }, at('/spec/database'), {
@@ -311,10 +349,12 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   const unitIds: string[] = [];
   if (needsService && spec.service?.command) {
     const unit = `${UNIT_PREFIX}${name}.service`;
-    unitIds.push(b.add<UnitSpec>(owner, 'unit', unit, unitBase(unit, `HostKit project ${name}`, spec.service.command, 'simple'), at('/spec/service'), {
-      ...opts,
-      dependsOn: [...serviceDeps, ...before],
-    }));
+    unitIds.push(
+      b.add<UnitSpec>(owner, 'unit', unit, unitBase(unit, `HostKit project ${name}`, spec.service.command, 'simple'), at('/spec/service'), {
+        ...opts,
+        dependsOn: [...serviceDeps, ...before],
+      }),
+    );
     if (spec.service.port !== undefined) b.claimPort(spec.service.port, spec.service.bind ?? '127.0.0.1', at('/spec/service/port'));
   }
   (spec.workers ?? []).forEach((w, i) => {
@@ -337,10 +377,17 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       b.diagnostics.push(error('invalid schedule', `timers[${i}].schedule "${t.schedule}": ${converted.error}`, at(`/spec/timers/${i}/schedule`)));
       return;
     }
-    b.add<TimerSpec>(owner, 'timer', timer, { unit: timer, service, onCalendar: converted.onCalendar, schedule: t.schedule, persistent: t.persistent ?? true }, at(`/spec/timers/${i}`), {
-      ...opts,
-      dependsOn: [serviceId],
-    });
+    b.add<TimerSpec>(
+      owner,
+      'timer',
+      timer,
+      { unit: timer, service, onCalendar: converted.onCalendar, schedule: t.schedule, persistent: t.persistent ?? true },
+      at(`/spec/timers/${i}`),
+      {
+        ...opts,
+        dependsOn: [serviceId],
+      },
+    );
   });
   (spec.lifecycle ?? []).forEach((l, i) => {
     if (l.phase === 'after-start') {
@@ -374,7 +421,10 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       const root = spec.static?.root ?? `${dir}/public`;
       site.root = root;
     } else if (spec.service?.port !== undefined) {
-      site.upstream = { host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1', port: spec.service.port };
+      site.upstream = {
+        host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1',
+        port: spec.service.port,
+      };
     }
     if (d.gate) {
       site.gate = {
@@ -403,7 +453,14 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     case 'Account': {
       const s = (m.value as PrimitiveManifest<'Account'>).spec;
       const user = s.user ?? name;
-      b.add<AccountSpec>(owner, 'account', user, { user, group: user, home: s.home ?? '/nonexistent', shell: s.shell ?? '/usr/sbin/nologin', groups: s.groups ?? [] }, origin, { shared: true });
+      b.add<AccountSpec>(
+        owner,
+        'account',
+        user,
+        { user, group: user, home: s.home ?? '/nonexistent', shell: s.shell ?? '/usr/sbin/nologin', groups: s.groups ?? [] },
+        origin,
+        { shared: true },
+      );
       return;
     }
     case 'Directory': {
@@ -421,7 +478,13 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     case 'EnvFile': {
       const s = (m.value as PrimitiveManifest<'EnvFile'>).spec;
       b.checkPath(s.path, at('/spec/path'));
-      b.add<EnvFileSpec>(owner, 'envfile', s.path, { path: s.path, ...ownership(s, 0o640), environment: stringEnv(s.environment), secrets: s.secrets ?? {} }, origin);
+      b.add<EnvFileSpec>(
+        owner,
+        'envfile',
+        s.path,
+        { path: s.path, ...ownership(s, 0o640), environment: stringEnv(s.environment), secrets: s.secrets ?? {} },
+        origin,
+      );
       return;
     }
     case 'Unit': {
@@ -450,7 +513,14 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
           return;
         }
         const timer = `${UNIT_PREFIX}${name}.timer`;
-        b.add<TimerSpec>(owner, 'timer', timer, { unit: timer, service: unit, onCalendar: converted.onCalendar, schedule: s.schedule, persistent: true }, origin, { dependsOn: [serviceId] });
+        b.add<TimerSpec>(
+          owner,
+          'timer',
+          timer,
+          { unit: timer, service: unit, onCalendar: converted.onCalendar, schedule: s.schedule, persistent: true },
+          origin,
+          { dependsOn: [serviceId] },
+        );
       }
       return;
     }
@@ -459,10 +529,13 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
       for (const d of s.domains) b.claimDomain(d, at('/spec/domains'));
       const tls = s.tls ?? 'acme';
       const deps: string[] = [];
-      if (tls !== 'none') deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, { name: s.domains[0]!, domains: s.domains, issuer: tls }, origin));
+      if (tls !== 'none')
+        deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, { name: s.domains[0]!, domains: s.domains, issuer: tls }, origin));
       if (s.root) b.checkPath(s.root, at('/spec/root'));
       b.add<SiteSpec>(
-        owner, 'site', s.domains[0]!,
+        owner,
+        'site',
+        s.domains[0]!,
         {
           site: s.domains[0]!,
           domains: s.domains,
@@ -491,7 +564,9 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     case 'PostgresDatabase': {
       const s = (m.value as PrimitiveManifest<'PostgresDatabase'>).spec;
       const database = s.database ?? pgName(name);
-      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: s.owner, extensions: s.extensions ?? [] }, origin, { dependsOn: [resourceId('pgrole', s.owner)] });
+      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: s.owner, extensions: s.extensions ?? [] }, origin, {
+        dependsOn: [resourceId('pgrole', s.owner)],
+      });
       return;
     }
     case 'FirewallRules':
@@ -510,22 +585,30 @@ function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[], rule
   }
   if (!fw && openings.length === 0) return;
   const ssh = fw?.ssh === false ? false : { port: fw?.ssh?.port ?? 22, from: fw?.ssh?.from ?? [] };
-  b.add<FirewallSpec>('host', 'firewall', 'hostkit', { input: fw?.input ?? 'drop', ssh, openings }, b.host.manifest.source.locate(fw ? '/spec/firewall' : '/metadata/name'));
+  b.add<FirewallSpec>(
+    'host',
+    'firewall',
+    'hostkit',
+    { input: fw?.input ?? 'drop', ssh, openings },
+    b.host.manifest.source.locate(fw ? '/spec/firewall' : '/metadata/name'),
+  );
 }
 
 /** Expand every manifest placed on `host` into the resources it needs. */
 export function expandForHost(manifests: readonly Manifest[], host: HostSettings): Expansion {
   const b = new HostBuilder(host);
-  const placed = manifests.filter(
-    (m) => m.kind !== 'Host' && placedOn((m.value as ProjectManifest | PrimitiveManifest).spec.placement, host),
-  );
+  const placed = manifests.filter((m) => m.kind !== 'Host' && placedOn((m.value as ProjectManifest | PrimitiveManifest).spec.placement, host));
   const projects = placed.filter((m): m is Manifest<ProjectManifest> => m.kind === 'Project');
   if (projects.some((p) => p.value.spec.runtime !== 'static' || p.value.spec.service)) addHostBase(b);
   for (const m of placed) {
     if (m.kind === 'Project') expandProject(b, m as Manifest<ProjectManifest>);
     else expandPrimitive(b, m as Manifest<PrimitiveManifest>);
   }
-  addFirewall(b, projects, placed.filter((m): m is Manifest<PrimitiveManifest<'FirewallRules'>> => m.kind === 'FirewallRules'));
+  addFirewall(
+    b,
+    projects,
+    placed.filter((m): m is Manifest<PrimitiveManifest<'FirewallRules'>> => m.kind === 'FirewallRules'),
+  );
 
   // Manifest-level dependsOn: every resource of this manifest after every resource of the named one.
   for (const m of placed) {

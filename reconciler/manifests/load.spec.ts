@@ -32,7 +32,9 @@ describe('reconciler/manifests/load', () => {
       { file: 'hosts/h.yaml', bytes: enc('apiVersion: hostkit.dev/v1\nkind: Host\nmetadata: { name: h }\n') },
       {
         file: 'projects/p.yaml',
-        bytes: enc('apiVersion: hostkit.dev/v1\nkind: Project\nmetadata: { name: p }\nspec:\n  placement: { hosts: [h] }\n  runtime: binary\n  service:\n    command: [/bin/true]\n'),
+        bytes: enc(
+          'apiVersion: hostkit.dev/v1\nkind: Project\nmetadata: { name: p }\nspec:\n  placement: { hosts: [h] }\n  runtime: binary\n  service:\n    command: [/bin/true]\n',
+        ),
       },
     ]);
     expect(repo.diagnostics).toEqual([]);

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
-import { locate } from './source-map.js';
+import { indexLocations, locateIn, type LocationIndex } from './source-map.js';
 
 export const LIMITS = {
   /** Bytes per manifest file. */
@@ -34,6 +34,23 @@ export interface LoadedDocument {
 export interface LoadResult {
   documents: LoadedDocument[];
   diagnostics: Diagnostic[];
+}
+
+/** A parsed document as plain data (it crosses worker boundaries). */
+export interface ParsedDocument {
+  file: string;
+  index: number;
+  value: unknown;
+  locations: LocationIndex;
+}
+
+export interface ParseResult {
+  documents: ParsedDocument[];
+  diagnostics: Diagnostic[];
+}
+
+export function toLoaded(d: ParsedDocument): LoadedDocument {
+  return { file: d.file, index: d.index, value: d.value, locate: (pointer, preferKey) => locateIn(d.locations, d.file, pointer, preferKey) };
 }
 
 export interface ManifestFile {
@@ -70,13 +87,16 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 // Parse one file defensively: size, encoding, duplicate keys, unknown tags,
 // alias bombs and nesting are refused with a diagnostic, never a crash.
-export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
+export function parseManifestFile(input: ManifestFile): LoadResult {
+  const parsed = parseManifest(input);
+  return { documents: parsed.documents.map(toLoaded), diagnostics: parsed.diagnostics };
+}
+
+export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
   const diagnostics: Diagnostic[] = [];
-  const documents: LoadedDocument[] = [];
+  const documents: ParsedDocument[] = [];
   if (bytes.length > LIMITS.fileBytes) {
-    diagnostics.push(
-      error('file too large', `${bytes.length} bytes; a manifest file may have at most ${LIMITS.fileBytes} bytes`, { file }),
-    );
+    diagnostics.push(error('file too large', `${bytes.length} bytes; a manifest file may have at most ${LIMITS.fileBytes} bytes`, { file }));
     return { documents, diagnostics };
   }
   let text: string;
@@ -110,9 +130,7 @@ export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
   }
   if (!Array.isArray(docs)) docs = [docs as Document.Parsed];
   if (docs.length > LIMITS.documentsPerFile) {
-    diagnostics.push(
-      error('too many documents', `${docs.length} documents; at most ${LIMITS.documentsPerFile} per file`, { file }),
-    );
+    diagnostics.push(error('too many documents', `${docs.length} documents; at most ${LIMITS.documentsPerFile} per file`, { file }));
     return { documents, diagnostics };
   }
   docs.forEach((doc, index) => {
@@ -120,12 +138,7 @@ export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
     if (problems.length > 0) {
       for (const problem of problems) {
         const pos = problem.linePos?.[0] ?? lineCounter.linePos(problem.pos[0]);
-        const summary =
-          problem.code === 'DUPLICATE_KEY'
-            ? 'duplicate key'
-            : problem.code === 'TAG_RESOLVE_FAILED'
-              ? 'unsupported YAML tag'
-              : 'invalid YAML';
+        const summary = problem.code === 'DUPLICATE_KEY' ? 'duplicate key' : problem.code === 'TAG_RESOLVE_FAILED' ? 'unsupported YAML tag' : 'invalid YAML';
         const detail = problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
         diagnostics.push(error(summary, detail, { file, line: pos.line, column: pos.col }));
       }
@@ -144,16 +157,11 @@ export function parseManifestFile({ file, bytes }: ManifestFile): LoadResult {
     }
     const deepAt = findTooDeep(value, LIMITS.depth);
     if (deepAt !== undefined) {
-      const location = locate(doc, lineCounter, file, deepAt);
+      const location = locateIn(indexLocations(doc, lineCounter), file, deepAt);
       diagnostics.push(error('nesting too deep', `values may nest at most ${LIMITS.depth} levels`, location));
       return;
     }
-    documents.push({
-      file,
-      index,
-      value,
-      locate: (pointer, preferKey) => locate(doc, lineCounter, file, pointer, preferKey),
-    });
+    documents.push({ file, index, value, locations: indexLocations(doc, lineCounter) });
   });
   return { documents, diagnostics };
 }
@@ -166,17 +174,24 @@ export async function loadRepository(root: string): Promise<LoadResult> {
       diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })],
     };
   }
-  const contents = await Promise.all(files.map(async (file) => ({ file, bytes: await fs.readFile(path.join(root, file)) })));
-  return parseFiles(contents);
+  const { parseInWorkers, WORKER_THRESHOLD } = await import('./parse-pool.js');
+  const parsed =
+    files.length >= WORKER_THRESHOLD
+      ? await parseInWorkers(root, files)
+      : await Promise.all(files.map(async (file) => parseManifest({ file, bytes: await fs.readFile(path.join(root, file)) })));
+  return merge(parsed);
 }
 
 export function parseFiles(files: readonly ManifestFile[]): LoadResult {
+  return merge(files.map(parseManifest));
+}
+
+function merge(results: readonly ParseResult[]): LoadResult {
   const documents: LoadedDocument[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const f of files) {
-    const result = parseManifestFile(f);
-    documents.push(...result.documents);
-    diagnostics.push(...result.diagnostics);
+  for (const r of results) {
+    for (const d of r.documents) documents.push(toLoaded(d));
+    diagnostics.push(...r.diagnostics);
   }
   return { documents, diagnostics };
 }

@@ -13,7 +13,11 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
     const first = byKey.get(key);
     if (first) {
       diagnostics.push(
-        error('duplicate name', `${key} is already declared at ${first.source.file}:${first.source.locate('/metadata/name').line ?? 0}`, m.source.locate('/metadata/name')),
+        error(
+          'duplicate name',
+          `${key} is already declared at ${first.source.file}:${first.source.locate('/metadata/name').line ?? 0}`,
+          m.source.locate('/metadata/name'),
+        ),
       );
     } else byKey.set(key, m);
   }
@@ -26,14 +30,23 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
     const placement = v.spec.placement;
     (placement.hosts ?? []).forEach((h, i) => {
       if (!hostNames.has(h)) {
-        diagnostics.push(error('unknown host', `no Host manifest named "${h}"; add hosts/${h}.yaml or fix the name`, m.source.locate(`/spec/placement/hosts/${i}`)));
+        diagnostics.push(
+          error('unknown host', `no Host manifest named "${h}"; add hosts/${h}.yaml or fix the name`, m.source.locate(`/spec/placement/hosts/${i}`)),
+        );
       }
     });
     if (placement.selector && !hosts.some((h) => placedOn({ selector: placement.selector! }, h))) {
-      diagnostics.push(warning('placement matches no host', `no host has labels ${JSON.stringify(placement.selector.matchLabels)}`, m.source.locate('/spec/placement/selector')));
+      diagnostics.push(
+        warning(
+          'placement matches no host',
+          `no host has labels ${JSON.stringify(placement.selector.matchLabels)}`,
+          m.source.locate('/spec/placement/selector'),
+        ),
+      );
     }
     (v.metadata.dependsOn ?? []).forEach((ref, i) => {
-      if (!byKey.has(ref)) diagnostics.push(error('unknown reference', `dependsOn names ${ref}, which is not declared`, m.source.locate(`/metadata/dependsOn/${i}`)));
+      if (!byKey.has(ref))
+        diagnostics.push(error('unknown reference', `dependsOn names ${ref}, which is not declared`, m.source.locate(`/metadata/dependsOn/${i}`)));
     });
     const placedHosts = hosts.filter((h) => placedOn(placement, h));
     for (const { ref, pointer } of secretRefs(v)) {
@@ -50,7 +63,13 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       const s = v.spec as { role?: string; database?: string };
       const name = s.role ?? s.database ?? pgName(m.name);
       if (RESERVED_PG_NAMES.has(name) || name.startsWith('pg_')) {
-        diagnostics.push(error('reserved name', `${name} is reserved by PostgreSQL`, m.source.locate(s.role ? '/spec/role' : s.database ? '/spec/database' : '/metadata/name')));
+        diagnostics.push(
+          error(
+            'reserved name',
+            `${name} is reserved by PostgreSQL`,
+            m.source.locate(s.role ? '/spec/role' : s.database ? '/spec/database' : '/metadata/name'),
+          ),
+        );
       }
     }
   }
@@ -78,9 +97,14 @@ function checkProject(m: Manifest<ProjectManifest>, hosts: HostSettings[]): Diag
     out.push(error('missing service port', 'domains proxy to the service, so spec.service.port is required', m.source.locate('/spec/domains')));
   }
   if (spec.database) {
-    for (const [field, value] of [['role', spec.database.role ?? pgName(m.name)], ['name', spec.database.name ?? pgName(m.name)]] as const) {
+    for (const [field, value] of [
+      ['role', spec.database.role ?? pgName(m.name)],
+      ['name', spec.database.name ?? pgName(m.name)],
+    ] as const) {
       if (RESERVED_PG_NAMES.has(value) || value.startsWith('pg_')) {
-        out.push(error('reserved name', `${value} is reserved by PostgreSQL`, m.source.locate(spec.database[field] ? `/spec/database/${field}` : '/spec/database')));
+        out.push(
+          error('reserved name', `${value} is reserved by PostgreSQL`, m.source.locate(spec.database[field] ? `/spec/database/${field}` : '/spec/database')),
+        );
       }
     }
   }
@@ -88,7 +112,13 @@ function checkProject(m: Manifest<ProjectManifest>, hosts: HostSettings[]): Diag
     if ((d.tls ?? 'acme') === 'acme') {
       for (const h of hosts) {
         if (!h.manifest.value.spec?.acme) {
-          out.push(error('missing ACME settings', `domain ${d.name} uses tls: acme, but host ${h.name} has no spec.acme (email)`, m.source.locate(`/spec/domains/${i}`)));
+          out.push(
+            error(
+              'missing ACME settings',
+              `domain ${d.name} uses tls: acme, but host ${h.name} has no spec.acme (email)`,
+              m.source.locate(`/spec/domains/${i}`),
+            ),
+          );
         }
       }
     }
@@ -105,7 +135,13 @@ function checkResources(resources: readonly Resource[], host: HostSettings): Dia
     if (r.kind === 'file' || r.kind === 'envfile' || r.kind === 'directory' || r.kind === 'unit') {
       for (const u of [s.owner, s.group, r.kind === 'unit' ? s.user : undefined]) {
         if (u && !SYSTEM_USERS.has(u) && u !== 'nogroup' && !ids.has(`account/${u}`)) {
-          out.push(error('unknown user', `${r.id} uses "${u}", which is neither declared (Account or a project's user) on host ${host.name} nor a system user`, r.origin));
+          out.push(
+            error(
+              'unknown user',
+              `${r.id} uses "${u}", which is neither declared (Account or a project's user) on host ${host.name} nor a system user`,
+              r.origin,
+            ),
+          );
         }
       }
     }
@@ -134,7 +170,11 @@ function secretRefs(v: AnyManifest): { ref: SecretRef; pointer: string }[] {
 
 function manifestCycles(manifests: readonly Manifest[], byKey: Map<string, Manifest>): Diagnostic[] {
   const edges = new Map<string, string[]>();
-  for (const m of manifests) edges.set(`${m.kind}/${m.name}`, [...(m.value.metadata.dependsOn ?? [])].filter((r) => byKey.has(r)));
+  for (const m of manifests)
+    edges.set(
+      `${m.kind}/${m.name}`,
+      [...(m.value.metadata.dependsOn ?? [])].filter((r) => byKey.has(r)),
+    );
   return findCycles(edges).map((cycle) => {
     const m = byKey.get(cycle[0]!)!;
     return error('dependency cycle', `${cycle.join(' -> ')} -> ${cycle[0]}`, m.source.locate('/metadata/dependsOn'));

@@ -13,45 +13,46 @@ export function toPointer(segments: readonly (string | number)[]): string {
   return segments.map((s) => '/' + String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
 }
 
-// Finds the YAML node a JSON pointer names, so every diagnostic can carry the
-// line and column of the offending value. When the pointer names something
-// absent (a missing field), the nearest existing ancestor is used. When
-// `preferKey` is set and the last segment is a map key, the key's position is
-// returned (useful for "unknown field").
-export function locate(
-  doc: Document,
-  lineCounter: LineCounter,
-  file: string,
-  pointer: string,
-  preferKey = false,
-): Location {
-  let node: unknown = doc.contents;
-  let found: Node | null = (doc.contents as Node | null) ?? null;
-  const segments = pointerSegments(pointer);
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i]!;
-    const last = i === segments.length - 1;
+/**
+ * Line and column of every value in a document, by JSON pointer:
+ * [valueLine, valueColumn, keyLine, keyColumn] (key position only for map entries).
+ * Plain data, so it can cross a worker boundary and the YAML Document can be dropped.
+ */
+export type LocationIndex = Record<string, number[]>;
+
+export function indexLocations(doc: Document, lineCounter: LineCounter): LocationIndex {
+  const index: LocationIndex = {};
+  const pos = (node: Node | null | undefined): [number, number] | undefined => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return undefined;
+    const p = lineCounter.linePos(offset);
+    return [p.line, p.col];
+  };
+  const walk = (node: unknown, pointer: string, key?: Node) => {
+    const at = pos(node as Node) ?? pos(key);
+    if (at) index[pointer] = key && pos(key) ? [...at, ...pos(key)!] : at;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === segment);
-      if (!pair) break;
-      if (last && preferKey && isScalar(pair.key)) {
-        found = pair.key;
-        break;
+      for (const pair of node.items) {
+        if (isPair(pair) && isScalar(pair.key)) walk(pair.value, `${pointer}/${String(pair.key.value).replace(/~/g, '~0').replace(/\//g, '~1')}`, pair.key);
       }
-      node = pair.value;
-      if (node && typeof node === 'object' && 'range' in node) found = node as Node;
-      else if (isScalar(pair.key)) found = pair.key;
-      else break;
     } else if (isSeq(node)) {
-      const item = node.items[Number(segment)];
-      if (!item) break;
-      node = item;
-      if (typeof item === 'object' && item !== null && 'range' in item) found = item as Node;
-    } else {
-      break;
+      node.items.forEach((item, i) => walk(item, `${pointer}/${i}`));
     }
+  };
+  walk(doc.contents, '');
+  return index;
+}
+
+// The nearest located ancestor of a pointer: a missing field is reported at its parent.
+export function locateIn(index: LocationIndex, file: string, pointer: string, preferKey = false): Location {
+  let p = pointer === '/' ? '' : pointer;
+  for (;;) {
+    const entry = index[p];
+    if (entry) {
+      const keyWanted = preferKey && p === pointer && entry.length === 4;
+      return { file, line: keyWanted ? entry[2]! : entry[0]!, column: keyWanted ? entry[3]! : entry[1]!, pointer: pointer || '/' };
+    }
+    if (p === '') return { file, line: 1, column: 1, pointer: pointer || '/' };
+    p = p.slice(0, p.lastIndexOf('/'));
   }
-  const offset = found?.range?.[0] ?? 0;
-  const pos = lineCounter.linePos(offset);
-  return { file, line: pos.line, column: pos.col, pointer: pointer || '/' };
 }

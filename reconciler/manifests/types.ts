@@ -141,10 +141,7 @@ interface ManifestBase<K extends ManifestKind, S> {
 
 export type HostManifest = ManifestBase<'Host', HostSpec>;
 export type ProjectManifest = ManifestBase<'Project', ProjectSpec>;
-export type PrimitiveManifest<K extends PrimitiveKind = PrimitiveKind> = ManifestBase<
-  K,
-  PrimitiveSpecs[K] & { placement: Placement }
->;
+export type PrimitiveManifest<K extends PrimitiveKind = PrimitiveKind> = ManifestBase<K, PrimitiveSpecs[K] & { placement: Placement }>;
 export type AnyManifest = HostManifest | ProjectManifest | PrimitiveManifest;
 
 /** A validated manifest and the document it came from (for locations). */

@@ -30,9 +30,7 @@ export async function validateDocuments(documents: readonly LoadedDocument[]): P
       continue;
     }
     if (typeof kind !== 'string' || !KINDS.includes(kind as ManifestKind)) {
-      diagnostics.push(
-        error('unknown kind', `kind ${show(kind)} is not one of ${KINDS.join(', ')}`, doc.locate('/kind')),
-      );
+      diagnostics.push(error('unknown kind', `kind ${show(kind)} is not one of ${KINDS.join(', ')}`, doc.locate('/kind')));
       continue;
     }
     const validate = compiled.get(kind as ManifestKind)!;
@@ -154,7 +152,8 @@ function detail(e: ErrorObject, root: unknown): string {
     case 'propertyNames':
       return `${field} has a key that is not allowed: ${show((e.params as { propertyName: string }).propertyName)}`;
     case 'type':
-      if (/(^|\.)mode$/.test(field) && typeof got === 'number') return `${field} must be a quoted octal string such as "0640", got ${show(got)}; unquoted, YAML reads 0640 as the number 640`;
+      if (/(^|\.)mode$/.test(field) && typeof got === 'number')
+        return `${field} must be a quoted octal string such as "0640", got ${show(got)}; unquoted, YAML reads 0640 as the number 640`;
       return `${field} ${e.message ?? 'is invalid'}${got !== undefined ? `, got ${show(got)}` : ''}`;
     default:
       return `${field} ${e.message ?? 'is invalid'}${got !== undefined && typeof got !== 'object' ? `, got ${show(got)}` : ''}`;

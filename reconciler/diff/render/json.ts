@@ -34,7 +34,9 @@ export function toJsonPlan(plan: Plan): JsonPlan {
       ...(c.reason ? { reason: c.reason } : {}),
       ...(c.orphan ? { orphan: true } : {}),
       ...(c.project ? { project: c.project } : {}),
-      ...(c.origin ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } } : {}),
+      ...(c.origin
+        ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } }
+        : {}),
       fields: c.fields.map((f) => ({ ...f })),
     })),
     diagnostics: plan.diagnostics,

@@ -20,13 +20,23 @@ export function renderMarkdown(plan: Plan): string {
   const n = plan.summary;
   const out: string[] = [];
   out.push(`### HostKit plan for \`${plan.host}\`${plan.commit ? ` at \`${plan.commit.slice(0, 12)}\`` : ''}`, '');
-  out.push(`**${n.create}** to create, **${n.update}** to update, **${n.replace}** to replace, **${n.delete}** to delete, ${n.noop} unchanged${n.unsupported ? `, ${n.unsupported} not yet supported` : ''}.`, '');
+  out.push(
+    `**${n.create}** to create, **${n.update}** to update, **${n.replace}** to replace, **${n.delete}** to delete, ${n.noop} unchanged${n.unsupported ? `, ${n.unsupported} not yet supported` : ''}.`,
+    '',
+  );
   const visible = plan.changes.filter((c) => c.action !== 'noop' || c.orphan || c.diagnostics.length > 0);
   if (visible.length > 0) {
     out.push('| | Resource | Action | Notes |', '|---|---|---|---|');
     for (const c of visible) {
       const symbol = c.orphan ? '⚠️' : { create: '➕', update: '✏️', replace: '♻️', delete: '➖', noop: '', unsupported: '❔' }[c.action];
-      const notes = [c.orphan ? 'orphan, kept' : '', c.reason ?? '', c.disruptive ? 'restarts or reloads' : '', ...c.diagnostics.map((d) => `${d.severity}: ${d.summary}`)].filter(Boolean).join('; ');
+      const notes = [
+        c.orphan ? 'orphan, kept' : '',
+        c.reason ?? '',
+        c.disruptive ? 'restarts or reloads' : '',
+        ...c.diagnostics.map((d) => `${d.severity}: ${d.summary}`),
+      ]
+        .filter(Boolean)
+        .join('; ');
       out.push(`| ${symbol} | \`${c.id}\` | ${LABEL[c.action]} | ${escapeCell(notes)} |`);
     }
     out.push('');

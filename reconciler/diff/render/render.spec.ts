@@ -10,20 +10,50 @@ import { COLOR, useColor } from './style.js';
 import { renderText } from './text.js';
 
 const changes: Change[] = [
-  { id: 'account/api', kind: 'account', action: 'create', fields: [{ field: '/home', after: '/srv/api' }, { field: '/groups', after: [] }], disruptive: false, diagnostics: [] },
+  {
+    id: 'account/api',
+    kind: 'account',
+    action: 'create',
+    fields: [
+      { field: '/home', after: '/srv/api' },
+      { field: '/groups', after: [] },
+    ],
+    disruptive: false,
+    diagnostics: [],
+  },
   {
     id: 'file/srv/api/config.json',
     kind: 'file',
     action: 'update',
-    fields: [{ field: '/content', before: '1 line', after: '1 line', diff: '@@ -1 +1 @@\n-{"a":1}\n+{"a":2}' }, { field: '/mode', before: '0644', after: '0640' }],
+    fields: [
+      { field: '/content', before: '1 line', after: '1 line', diff: '@@ -1 +1 @@\n-{"a":1}\n+{"a":2}' },
+      { field: '/mode', before: '0644', after: '0640' },
+    ],
     disruptive: false,
     diagnostics: [],
     origin: { file: 'projects/api.yaml', line: 40, pointer: '/spec/files/0' },
   },
   { id: 'file/srv/old.conf', kind: 'file', action: 'delete', fields: [], disruptive: false, reason: 'no manifest declares it any more', diagnostics: [] },
-  { id: 'directory/srv/gone', kind: 'directory', action: 'noop', orphan: true, reason: 'kept (it may hold data)', fields: [], disruptive: false, diagnostics: [] },
+  {
+    id: 'directory/srv/gone',
+    kind: 'directory',
+    action: 'noop',
+    orphan: true,
+    reason: 'kept (it may hold data)',
+    fields: [],
+    disruptive: false,
+    diagnostics: [],
+  },
   { id: 'directory/srv/same', kind: 'directory', action: 'noop', fields: [], disruptive: false, diagnostics: [] },
-  { id: 'unit/hk-api.service', kind: 'unit', action: 'unsupported', reason: 'not yet supported: systemd driver', fields: [], disruptive: false, diagnostics: [] },
+  {
+    id: 'unit/hk-api.service',
+    kind: 'unit',
+    action: 'unsupported',
+    reason: 'not yet supported: systemd driver',
+    fields: [],
+    disruptive: false,
+    diagnostics: [],
+  },
 ];
 const plan: Plan = { host: 'web-1', commit: 'a'.repeat(40), repository: 'example-repo', changes, diagnostics: [], summary: summarize(changes) };
 
@@ -31,7 +61,14 @@ describe('reconciler/diff/render', () => {
   it('JSON output is valid against schema/plan.schema.json and carries no internals', () => {
     const schema = JSON.parse(readFileSync(path.join(schemaDir(), 'plan.schema.json'), 'utf8'));
     const validate = new Ajv2020({ strict: false }).compile(schema);
-    const json = toJsonPlan({ ...plan, changes: plan.changes.map((c) => ({ ...c, resource: { id: c.id, kind: c.kind, name: c.id, spec: { secret: 'x' }, dependsOn: [], origin: { file: 'f' } }, desired: { content: 'x' } })) });
+    const json = toJsonPlan({
+      ...plan,
+      changes: plan.changes.map((c) => ({
+        ...c,
+        resource: { id: c.id, kind: c.kind, name: c.id, spec: { secret: 'x' }, dependsOn: [], origin: { file: 'f' } },
+        desired: { content: 'x' },
+      })),
+    });
     expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
     expect(JSON.stringify(json)).not.toContain('"desired"');
     expect(json.summary).toEqual({ create: 1, update: 1, replace: 0, delete: 1, noop: 2, unsupported: 1 });

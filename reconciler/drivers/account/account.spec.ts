@@ -6,13 +6,26 @@ import { FakeHost } from '../../hosts/fake.js';
 import { accountDriver, type ObservedAccount } from './index.js';
 
 const spec: AccountSpec = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [] };
-const resource: Resource<AccountSpec> = { id: 'account/api', kind: 'account', name: 'api', spec, dependsOn: [], origin: { file: 'projects/api.yaml', line: 4 } };
+const resource: Resource<AccountSpec> = {
+  id: 'account/api',
+  kind: 'account',
+  name: 'api',
+  spec,
+  dependsOn: [],
+  origin: { file: 'projects/api.yaml', line: 4 },
+};
 const present: ObservedAccount = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [], groupExists: true };
 
 describe('reconciler/drivers/account', () => {
   it.each<[string, ObservedAccount | undefined, boolean, string, string[], boolean?]>([
     ['missing user is created', undefined, false, 'create', ['/group', '/home', '/shell', '/groups']],
-    ['group exists without the user: still a create', { user: '', group: 'api', home: '', shell: '', groups: [], groupExists: true }, false, 'create', ['/group', '/home', '/shell', '/groups']],
+    [
+      'group exists without the user: still a create',
+      { user: '', group: 'api', home: '', shell: '', groups: [], groupExists: true },
+      false,
+      'create',
+      ['/group', '/home', '/shell', '/groups'],
+    ],
     ['matching user is left alone', present, false, 'noop', []],
     ['different home and shell', { ...present, home: '/home/api', shell: '/bin/bash' }, false, 'update', ['/home', '/shell']],
     ['extra supplementary group', { ...present, groups: ['docker'] }, false, 'update', ['/groups']],

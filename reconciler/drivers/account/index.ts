@@ -46,10 +46,24 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   },
 
   plan({ resource, desired, observed, orphan }) {
-    const base = { id: resource.id, kind: resource.kind, origin: resource.origin, resource, disruptive: false, diagnostics: [] as Diagnostic[], ...(resource.project ? { project: resource.project } : {}) };
+    const base = {
+      id: resource.id,
+      kind: resource.kind,
+      origin: resource.origin,
+      resource,
+      disruptive: false,
+      diagnostics: [] as Diagnostic[],
+      ...(resource.project ? { project: resource.project } : {}),
+    };
     const exists = observed !== undefined && observed.user !== '';
     if (orphan || !desired) {
-      return { ...base, action: 'noop', fields: [], orphan: exists, reason: exists ? 'no manifest declares it any more; kept (files may belong to it)' : 'already removed' };
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        orphan: exists,
+        reason: exists ? 'no manifest declares it any more; kept (files may belong to it)' : 'already removed',
+      };
     }
     const fields = diffFields(desired, exists ? observed : undefined, ['group', 'home', 'shell', 'groups']);
     const action = !exists ? 'create' : fields.length > 0 ? 'update' : 'noop';

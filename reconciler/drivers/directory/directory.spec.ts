@@ -6,7 +6,14 @@ import { FakeHost } from '../../hosts/fake.js';
 import { directoryDriver, type ObservedDirectory } from './index.js';
 
 const spec: DirectorySpec = { path: '/srv/api/data', owner: 'www-data', group: 'www-data', mode: 0o750 };
-const resource: Resource<DirectorySpec> = { id: 'directory/srv/api/data', kind: 'directory', name: spec.path, spec, dependsOn: [], origin: { file: 'p.yaml', line: 1 } };
+const resource: Resource<DirectorySpec> = {
+  id: 'directory/srv/api/data',
+  kind: 'directory',
+  name: spec.path,
+  spec,
+  dependsOn: [],
+  origin: { file: 'p.yaml', line: 1 },
+};
 const present: ObservedDirectory = { type: 'directory', owner: 'www-data', group: 'www-data', mode: 0o750 };
 
 describe('reconciler/drivers/directory', () => {

@@ -42,9 +42,23 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   },
 
   plan({ resource, desired, observed, orphan }) {
-    const base = { id: resource.id, kind: resource.kind, origin: resource.origin, resource, disruptive: false, diagnostics: [] as Diagnostic[], ...(resource.project ? { project: resource.project } : {}) };
+    const base = {
+      id: resource.id,
+      kind: resource.kind,
+      origin: resource.origin,
+      resource,
+      disruptive: false,
+      diagnostics: [] as Diagnostic[],
+      ...(resource.project ? { project: resource.project } : {}),
+    };
     if (orphan || !desired) {
-      return { ...base, action: 'noop', fields: [], orphan: observed !== undefined, reason: observed ? 'no manifest declares it any more; kept (it may hold data)' : 'already removed' };
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        orphan: observed !== undefined,
+        reason: observed ? 'no manifest declares it any more; kept (it may hold data)' : 'already removed',
+      };
     }
     if (observed && observed.type !== 'directory') {
       return {
@@ -53,7 +67,9 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
         fields: [],
         desired,
         observed,
-        diagnostics: [error('path is not a directory', `${desired.path} exists on the host as a ${observed.type}; HostKit will not replace it`, resource.origin)],
+        diagnostics: [
+          error('path is not a directory', `${desired.path} exists on the host as a ${observed.type}; HostKit will not replace it`, resource.origin),
+        ],
       };
     }
     const fields = diffFields(desired, observed, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v));
@@ -82,7 +98,13 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
     const again = this.plan({ resource: change.resource!, desired: change.desired, observed, orphan: false });
     return again.action === 'noop' && again.diagnostics.length === 0
       ? []
-      : [error('verification failed', `${change.desired!.path} is not as applied: ${again.fields.map((f) => f.field).join(', ') || again.action}`, change.origin)];
+      : [
+          error(
+            'verification failed',
+            `${change.desired!.path} is not as applied: ${again.fields.map((f) => f.field).join(', ') || again.action}`,
+            change.origin,
+          ),
+        ];
   },
 
   async rollback(change, undo, ctx) {

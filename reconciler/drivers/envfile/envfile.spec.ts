@@ -23,7 +23,14 @@ const spec: EnvFileSpec = {
   secrets: { SESSION_KEY: { file: '/etc/hostkit/secrets/session' } },
   derivedSecrets: { DATABASE_URL: { template: 'postgresql://api:{secret}@127.0.0.1:5432/api', secret: { env: 'DB_PASSWORD' } } },
 };
-const resource: Resource<EnvFileSpec> = { id: 'envfile/etc/hostkit/env/api.env', kind: 'envfile', name: spec.path, spec, dependsOn: [], origin: { file: 'projects/api.yaml', line: 9 } };
+const resource: Resource<EnvFileSpec> = {
+  id: 'envfile/etc/hostkit/env/api.env',
+  kind: 'envfile',
+  name: spec.path,
+  spec,
+  dependsOn: [],
+  origin: { file: 'projects/api.yaml', line: 9 },
+};
 
 async function planWith(host: FakeHost, env: NodeJS.ProcessEnv, mode: 'plan' | 'apply' = 'apply') {
   const redactor = new Redactor();

@@ -35,7 +35,9 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
             continue;
           }
           if (/[\r\n\0]/.test(result.value)) {
-            diagnostics.push(error('invalid secret value', `${r.id}: the secret for ${key} contains a line break or NUL, which an environment file cannot hold`, r.origin));
+            diagnostics.push(
+              error('invalid secret value', `${r.id}: the secret for ${key} contains a line break or NUL, which an environment file cannot hold`, r.origin),
+            );
             continue;
           }
           entries.push({ key, value: shape(result.value), secret: true });
@@ -59,7 +61,10 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
   },
 
   async observe(resources, ctx) {
-    const byPath = await observeFiles(ctx.host, resources.map((r) => r.spec.path));
+    const byPath = await observeFiles(
+      ctx.host,
+      resources.map((r) => r.spec.path),
+    );
     const out = new Map<string, ObservedFile>();
     for (const r of resources) {
       const o = byPath.get(r.spec.path);

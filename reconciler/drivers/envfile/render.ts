@@ -30,7 +30,9 @@ export function render(entries: readonly EnvEntry[]): { content: string; display
     content += `${e.key}=${quote(e.value)}\n`;
     display += e.unavailable
       ? `${e.key}=(secret unavailable: ${e.unavailable})\n`
-      : e.secret ? `${e.key}=${REDACTED} ${secretFingerprint(e.value)}\n` : `${e.key}=${quote(e.value)}\n`;
+      : e.secret
+        ? `${e.key}=${REDACTED} ${secretFingerprint(e.value)}\n`
+        : `${e.key}=${quote(e.value)}\n`;
   }
   return { content, display };
 }

@@ -7,7 +7,14 @@ import type { ObservedFile } from '../shared/managed-file.js';
 import { fileDriver } from './index.js';
 
 const spec: FileSpec = { path: '/srv/app/config.ini', content: 'a=1\nb=2\n', owner: 'root', group: 'www-data', mode: 0o640 };
-const resource: Resource<FileSpec> = { id: 'file/srv/app/config.ini', kind: 'file', name: spec.path, spec, dependsOn: [], origin: { file: 'projects/app.yaml', line: 3 } };
+const resource: Resource<FileSpec> = {
+  id: 'file/srv/app/config.ini',
+  kind: 'file',
+  name: spec.path,
+  spec,
+  dependsOn: [],
+  origin: { file: 'projects/app.yaml', line: 3 },
+};
 const same: ObservedFile = { type: 'file', content: Buffer.from(spec.content), owner: 'root', group: 'www-data', mode: 0o640 };
 
 const context = (host: FakeHost) => driverContext(host);

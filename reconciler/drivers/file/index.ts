@@ -14,7 +14,10 @@ export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> =
   },
 
   async observe(resources, ctx) {
-    const byPath = await observeFiles(ctx.host, resources.map((r) => r.spec.path));
+    const byPath = await observeFiles(
+      ctx.host,
+      resources.map((r) => r.spec.path),
+    );
     const out = new Map<string, ObservedFile>();
     for (const r of resources) {
       const o = byPath.get(r.spec.path);

@@ -75,7 +75,11 @@ export function planFile<S extends { path: string }>(
       ...(desired ? { desired } : {}),
       observed,
       diagnostics: [
-        error('path is not a file', `${p} exists on the host as a ${observed.type}; HostKit will not replace it. Move it away or change the path.`, resource.origin),
+        error(
+          'path is not a file',
+          `${p} exists on the host as a ${observed.type}; HostKit will not replace it. Move it away or change the path.`,
+          resource.origin,
+        ),
       ],
     };
   }

@@ -55,7 +55,10 @@ export class UserDb {
 
   /** Supplementary groups of a user, sorted. */
   memberOf(user: string): string[] {
-    return [...this.groups.values()].filter((g) => g.members.includes(user)).map((g) => g.name).sort();
+    return [...this.groups.values()]
+      .filter((g) => g.members.includes(user))
+      .map((g) => g.name)
+      .sort();
   }
 
   uid(name: string): number {
