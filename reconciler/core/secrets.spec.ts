@@ -1,0 +1,47 @@
+import { armor, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
+import { describe, expect, it } from 'vitest';
+import { FakeHost } from '../hosts/fake.js';
+import { Redactor, REDACTED, SecretResolver, secretFingerprint } from './secrets.js';
+
+async function ageArmored(plaintext: string, recipient: string): Promise<string> {
+  const e = new Encrypter();
+  e.addRecipient(recipient);
+  return armor.encode(await e.encrypt(plaintext));
+}
+
+describe('reconciler/core/secrets', () => {
+  it('resolves file, env and age references, and registers each value with the redactor', async () => {
+    const identity = await generateIdentity();
+    const host = new FakeHost({ '/etc/hostkit/secret': 'from-file-value\n', '/etc/hostkit/age.key': `# created: now\n${identity}\n` });
+    const redactor = new Redactor();
+    const resolver = new SecretResolver({ host, redactor, env: { TOKEN: 'from-env-value' }, ageIdentityFile: '/etc/hostkit/age.key' });
+    const age = await ageArmored('from-age-value', await identityToRecipient(identity));
+    expect(await resolver.resolve({ file: '/etc/hostkit/secret' })).toEqual({ ok: true, value: 'from-file-value' });
+    expect(await resolver.resolve({ env: 'TOKEN' })).toEqual({ ok: true, value: 'from-env-value' });
+    expect(await resolver.resolve({ age })).toEqual({ ok: true, value: 'from-age-value' });
+    expect(redactor.scrub('a from-file-value b from-env-value c from-age-value')).toBe(`a ${REDACTED} b ${REDACTED} c ${REDACTED}`);
+  });
+
+  it('says why a secret cannot be read, without failing the run', async () => {
+    const other = await generateIdentity();
+    const host = new FakeHost({ '/etc/hostkit/age.key': `${await generateIdentity()}\n` });
+    const resolver = new SecretResolver({ host, redactor: new Redactor(), env: {}, ageIdentityFile: '/etc/hostkit/age.key' });
+    expect(await resolver.resolve({ file: '/nope' })).toMatchObject({ ok: false, reason: 'secret file /nope does not exist on fake' });
+    expect(await resolver.resolve({ env: 'MISSING' })).toMatchObject({ ok: false, reason: 'environment variable MISSING is not set for the agent' });
+    const forOther = await ageArmored('x', await identityToRecipient(other));
+    expect(await resolver.resolve({ age: forOther })).toMatchObject({ ok: false, reason: expect.stringContaining('could not decrypt') });
+  });
+
+  it('fingerprints are stable, short, and differ per value', () => {
+    expect(secretFingerprint('a')).toBe(secretFingerprint('a'));
+    expect(secretFingerprint('a')).not.toBe(secretFingerprint('b'));
+    expect(secretFingerprint('a')).toMatch(/^sha256:[0-9a-f]{12}$/);
+  });
+
+  it('the redactor removes the longest value first', () => {
+    const r = new Redactor();
+    r.add('abcd');
+    r.add('abcdefgh');
+    expect(r.scrub('xx abcdefgh yy abcd')).toBe(`xx ${REDACTED} yy ${REDACTED}`);
+  });
+});
