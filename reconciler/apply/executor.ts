@@ -28,10 +28,26 @@ interface Done {
   undo: unknown;
 }
 
+class StepFailed extends Error {
+  readonly id: string;
+  readonly diagnostics: Diagnostic[];
+  constructor(id: string, diagnostics: Diagnostic[]) {
+    super(diagnostics.map((d) => d.detail).join('; '));
+    this.id = id;
+    this.diagnostics = diagnostics;
+  }
+}
+
+function failure(change: Change, cause: unknown): StepFailed {
+  return new StepFailed(change.id, [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) }]);
+}
+
 /**
- * Walk an already ordered plan: apply and verify each pending change. On the
- * first failure every change this run applied is rolled back in reverse order,
- * so the host is left in its previous state, and the inventory is not touched.
+ * Walk an already ordered plan in three phases: apply each pending change;
+ * let each driver settle once (one daemon-reload, one restart call); verify
+ * each change. On the first failure every change this run applied is rolled
+ * back in reverse order and the drivers settle again, so the host is left in
+ * its previous state; the inventory is only written after success.
  */
 export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
   const { plan, context, drivers, inventory } = planned;
@@ -40,39 +56,62 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
   const skipped = plan.changes.filter((c) => c.action === 'unsupported').map((c) => c.id);
   const steps: AppliedStep[] = [];
   const done: Done[] = [];
-  for (const change of pending) {
-    const driver = drivers.get(change.kind)!;
-    const started = performance.now();
-    let problems: Diagnostic[];
-    try {
-      const undo = await driver.apply(change, context);
-      done.push({ change, driver, undo });
-      problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
-    } catch (cause) {
-      problems = [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) }];
+  try {
+    for (const change of pending) {
+      const driver = drivers.get(change.kind)!;
+      const started = performance.now();
+      try {
+        done.push({ change, driver, undo: await driver.apply(change, context) });
+      } catch (cause) {
+        throw failure(change, cause);
+      }
+      const ms = Math.round(performance.now() - started);
+      steps.push({ id: change.id, action: change.action, ms });
+      context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
     }
-    const ms = Math.round(performance.now() - started);
-    if (problems.length > 0) {
-      context.log.error({ resource: change.id, action: change.action, ms, error: problems[0]!.detail }, 'apply failed; rolling back');
-      const rollbackErrors = await rollback(done, context);
-      return {
-        status: 'rolled-back',
-        steps,
-        skipped,
-        failed: { id: change.id, error: problems.map((p) => p.detail).join('; '), diagnostics: problems },
-        rollbackErrors,
-      };
+    for (const [driver, items] of byDriver(done)) {
+      if (!driver.settle) continue;
+      try {
+        await driver.settle(items, context, 'apply');
+      } catch (cause) {
+        throw failure(items[0]!.change, cause);
+      }
     }
-    steps.push({ id: change.id, action: change.action, ms });
-    context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
+    for (const { change, driver } of done) {
+      const problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
+      if (problems.length > 0) throw new StepFailed(change.id, problems);
+    }
+  } catch (cause) {
+    const failed = cause instanceof StepFailed ? cause : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }]);
+    context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
+    const rollbackErrors = await rollback(done, context);
+    return {
+      status: 'rolled-back',
+      steps: steps.filter((s) => s.id !== failed.id),
+      skipped,
+      failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics },
+      rollbackErrors,
+    };
   }
   await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory));
   return pending.length === 0 ? { status: 'no-changes', steps: [], skipped } : { status: 'applied', steps, skipped };
 }
 
+// Applied changes grouped by driver, in the order the drivers first appear.
+function byDriver(done: readonly Done[]): Map<AnyDriver, { change: Change; undo: unknown }[]> {
+  const groups = new Map<AnyDriver, { change: Change; undo: unknown }[]>();
+  for (const d of done) {
+    const list = groups.get(d.driver) ?? [];
+    list.push({ change: d.change, undo: d.undo });
+    groups.set(d.driver, list);
+  }
+  return groups;
+}
+
 async function rollback(done: Done[], context: PlannedHost['context']): Promise<{ id: string; error: string }[]> {
   const errors: { id: string; error: string }[] = [];
-  for (const { change, driver, undo } of [...done].reverse()) {
+  const reversed = [...done].reverse();
+  for (const { change, driver, undo } of reversed) {
     try {
       await driver.rollback(change, undo, context);
       context.log.info({ resource: change.id }, 'rolled back');
@@ -80,6 +119,14 @@ async function rollback(done: Done[], context: PlannedHost['context']): Promise<
       // Keep going: one failed rollback must not leave the others undone.
       errors.push({ id: change.id, error: errorMessage(cause) });
       context.log.error({ resource: change.id, error: errorMessage(cause) }, 'rollback failed');
+    }
+  }
+  for (const [driver, items] of byDriver(reversed)) {
+    if (!driver.settle) continue;
+    try {
+      await driver.settle(items, context, 'rollback');
+    } catch (cause) {
+      errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
     }
   }
   return errors;

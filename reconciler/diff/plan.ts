@@ -10,7 +10,7 @@ import type { Host } from '../hosts/types.js';
 import { expandForHost, hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
 import { summarize, type Change, type Plan } from './model.js';
-import { orderChanges } from './order.js';
+import { KIND_RANK, orderChanges } from './order.js';
 
 export interface PlanOptions {
   manifests: readonly Manifest[];
@@ -61,6 +61,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     stateDirectory,
     mode: options.mode,
     log: options.log,
+    fileDigests: new Map(),
     secrets: new SecretResolver({
       host: options.host,
       redactor,
@@ -76,13 +77,32 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   for (const r of expansion.resources) group(byKind, r.kind).desired.push(r);
   for (const r of orphans) group(byKind, r.kind).orphans.push(r);
 
-  // Drivers observe concurrently: each is batched, and they touch disjoint state.
+  // Desired state is resolved in kind order (files before the units that embed
+  // their digests); observation runs concurrently: each driver is batched and
+  // drivers touch disjoint state.
+  const kinds = [...byKind.keys()].sort((a, b) => KIND_RANK[a] - KIND_RANK[b]);
+  const wantedByKind = new Map<ResourceKind, Map<string, { desired: unknown; diagnostics: Diagnostic[] }>>();
+  const observing = new Map(
+    kinds.map((kind) => {
+      const driver = registry.get(kind);
+      const entry = byKind.get(kind)!;
+      const pending = driver ? driver.observe([...entry.desired, ...entry.orphans], context) : Promise.resolve(new Map());
+      pending.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
+      return [kind, pending] as const;
+    }),
+  );
+  for (const kind of kinds) {
+    const driver = registry.get(kind);
+    if (driver) wantedByKind.set(kind, await driver.desire(byKind.get(kind)!.desired, context));
+  }
   const perKind = await Promise.all(
-    [...byKind].map(async ([kind, { desired, orphans: gone }]) => {
+    kinds.map(async (kind) => {
+      const { desired, orphans: gone } = byKind.get(kind)!;
       const driver = registry.get(kind);
       if (!driver) return desired.map((r) => unsupported(r));
       const started = performance.now();
-      const [wanted, observed] = await Promise.all([driver.desire(desired, context), driver.observe([...desired, ...gone], context)]);
+      const observed = await observing.get(kind)!;
+      const wanted = wantedByKind.get(kind)!;
       options.log.debug({ kind, resources: desired.length + gone.length, ms: Math.round(performance.now() - started) }, 'observed');
       const changes: Change[] = [];
       for (const r of desired) {

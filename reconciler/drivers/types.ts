@@ -16,6 +16,17 @@ export interface DriverContext {
   /** "plan" for dry runs: drivers must not change anything in either mode before apply(). */
   mode: 'plan' | 'apply';
   log: Logger;
+  /**
+   * sha256 of the desired content of every file this run manages, by path,
+   * filled by drivers of files before later kinds resolve their desired state
+   * (a unit embeds the digests of the files its service reads).
+   */
+  fileDigests: Map<string, string>;
+}
+
+export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown> {
+  change: Change<D, O, S>;
+  undo: U;
 }
 
 export interface PlanInput<S, D, O> {
@@ -62,7 +73,15 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown> {
    */
   apply(change: Change<D, O, S>, ctx: DriverContext): Promise<U>;
 
-  /** Check the change took effect; problems are returned, not thrown. */
+  /**
+   * Optional: called once per run after every change of this kind was applied
+   * (phase "apply"), or after they were rolled back (phase "rollback"): the place
+   * for one daemon-reload and one restart call instead of one per resource.
+   * If it throws in the apply phase, the run rolls back.
+   */
+  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply' | 'rollback'): Promise<void>;
+
+  /** Check the change took effect (after settle); problems are returned, not thrown. */
   verify(change: Change<D, O, S>, ctx: DriverContext): Promise<Diagnostic[]>;
 
   /** Put back what apply changed, from its undo data. */

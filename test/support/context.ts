@@ -11,6 +11,7 @@ export function driverContext(host: Host, options: { env?: NodeJS.ProcessEnv; mo
     stateDirectory: '/var/lib/hostkit',
     mode: options.mode ?? 'apply',
     log: silentLogger(),
+    fileDigests: new Map(),
     secrets: new SecretResolver({ host, redactor: options.redactor ?? new Redactor(), env: options.env ?? {} }),
   };
 }

@@ -2,7 +2,7 @@ import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { describeRef } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
-import { applyFile, observeFiles, planFile, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import { applyFile, observeFiles, planFile, publishDigest, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
 
 // Environment files (KEY="value" lines) whose values may come from secret
@@ -43,18 +43,17 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
           entries.push({ key, value: shape(result.value), secret: true });
         }
         const { content, display } = render(entries);
-        out.set(r.id, {
-          desired: {
+        const desired: DesiredFile = {
             path: r.spec.path,
             owner: r.spec.owner,
             group: r.spec.group,
             mode: r.spec.mode,
             content,
             display,
-            redactObserved: (text) => redactEnvText(text, secretKeys),
-          },
-          diagnostics,
-        });
+          redactObserved: (text) => redactEnvText(text, secretKeys),
+        };
+        publishDigest(ctx, desired);
+        out.set(r.id, { desired, diagnostics });
       }),
     );
     return out;

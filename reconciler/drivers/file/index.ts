@@ -1,7 +1,7 @@
 import type { Diagnostic } from '../../core/diagnostics.js';
 import type { FileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
-import { applyFile, observeFiles, planFile, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import { applyFile, observeFiles, planFile, publishDigest, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.
@@ -9,8 +9,14 @@ export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> =
   kind: 'file',
   orphans: 'delete',
 
-  async desire(resources) {
-    return new Map(resources.map((r) => [r.id, { desired: { ...r.spec }, diagnostics: [] as Diagnostic[] }]));
+  async desire(resources, ctx) {
+    const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();
+    for (const r of resources) {
+      const desired = { ...r.spec };
+      publishDigest(ctx, desired);
+      out.set(r.id, { desired, diagnostics: [] });
+    }
+    return out;
   },
 
   async observe(resources, ctx) {

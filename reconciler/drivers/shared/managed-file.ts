@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { Resource } from '../../core/resource.js';
 import { diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
 import type { FileType, Host } from '../../hosts/types.js';
+import type { DriverContext } from '../types.js';
 import { UserDb } from './users.js';
 import { unifiedDiff } from './text-diff.js';
 
@@ -31,6 +33,11 @@ export interface ObservedFile {
 export interface FileUndo {
   previous?: { content: Buffer; uid: number; gid: number; mode: number };
   createdDirs: string[];
+}
+
+/** Publish the digest of a file's desired bytes, for units whose service reads it. */
+export function publishDigest(ctx: DriverContext, desired: DesiredFile): void {
+  ctx.fileDigests.set(desired.path, createHash('sha256').update(desired.content).digest('hex'));
 }
 
 // stat + read of each path, and one read of the user database for owner names.
