@@ -1,4 +1,4 @@
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, isHostKitError } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
@@ -39,7 +39,9 @@ class StepFailed extends Error {
 }
 
 function failure(change: Change, cause: unknown): StepFailed {
-  return new StepFailed(change.id, [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) }]);
+  return new StepFailed(change.id, [
+    { severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) },
+  ]);
 }
 
 /**
@@ -74,7 +76,9 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
       try {
         await driver.settle(items, context, 'apply');
       } catch (cause) {
-        throw failure(items[0]!.change, cause);
+        // A driver names the resource that failed (e.g. the unit that did not start) in the error's data.
+        const named = isHostKitError(cause) ? items.find((i) => i.change.id === cause.data.resourceId) : undefined;
+        throw failure((named ?? items[0]!).change, cause);
       }
     }
     for (const { change, driver } of done) {

@@ -3,6 +3,7 @@ import { accountDriver } from './account/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
+import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
 
 // Every driver, by the resource kind it manages. The engine looks drivers up
@@ -12,12 +13,12 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['directory', directoryDriver],
   ['file', fileDriver],
   ['envfile', envFileDriver],
+  ['unit', unitDriver],
+  ['timer', timerDriver],
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
 export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
-  unit: 'systemd driver',
-  timer: 'systemd driver',
   site: 'nginx driver',
   certificate: 'certificate driver',
   pgrole: 'PostgreSQL driver',

@@ -38,6 +38,8 @@ export class FakeHost implements Host {
 
   constructor(files: Record<string, string> = {}) {
     this.entries.set('/', { type: 'directory', content: Buffer.alloc(0), uid: 0, gid: 0, mode: 0o755 });
+    // The directories every Debian host has.
+    for (const dir of ['/run', '/tmp', '/var/lib', '/etc/systemd/system']) this.seedDir(dir);
     this.seedFile('/etc/passwd', DEFAULT_PASSWD);
     this.seedFile('/etc/group', DEFAULT_GROUP);
     for (const [p, content] of Object.entries(files)) this.seedFile(p, content);

@@ -2,7 +2,17 @@ import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { describeRef } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
-import { applyFile, observeFiles, planFile, publishDigest, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import {
+  applyFile,
+  observeFiles,
+  planFile,
+  publishDigest,
+  rollbackFile,
+  verifyFile,
+  type DesiredFile,
+  type FileUndo,
+  type ObservedFile,
+} from '../shared/managed-file.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
 
 // Environment files (KEY="value" lines) whose values may come from secret
@@ -44,12 +54,12 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
         }
         const { content, display } = render(entries);
         const desired: DesiredFile = {
-            path: r.spec.path,
-            owner: r.spec.owner,
-            group: r.spec.group,
-            mode: r.spec.mode,
-            content,
-            display,
+          path: r.spec.path,
+          owner: r.spec.owner,
+          group: r.spec.group,
+          mode: r.spec.mode,
+          content,
+          display,
           redactObserved: (text) => redactEnvText(text, secretKeys),
         };
         publishDigest(ctx, desired);

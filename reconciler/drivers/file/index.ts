@@ -1,7 +1,17 @@
 import type { Diagnostic } from '../../core/diagnostics.js';
 import type { FileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
-import { applyFile, observeFiles, planFile, publishDigest, rollbackFile, verifyFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import {
+  applyFile,
+  observeFiles,
+  planFile,
+  publishDigest,
+  rollbackFile,
+  verifyFile,
+  type DesiredFile,
+  type FileUndo,
+  type ObservedFile,
+} from '../shared/managed-file.js';
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.

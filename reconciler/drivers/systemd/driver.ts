@@ -1,0 +1,310 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { HostKitError } from '../../core/errors.js';
+import type { Resource } from '../../core/resource.js';
+import type { TimerSpec, UnitSpec } from '../../core/specs.js';
+import type { Change, FieldChange } from '../../diff/model.js';
+import { describeExec } from '../../hosts/types.js';
+import { run } from '../shared/exec.js';
+import { unifiedDiff } from '../shared/text-diff.js';
+import type { Applied, Driver, DriverContext } from '../types.js';
+import { readPending, writePending } from './pending.js';
+import { renderService, renderTimer, UNIT_DIR } from './render.js';
+import { journalTail, showUnits, type UnitState } from './systemctl.js';
+
+export interface DesiredUnit {
+  unit: string;
+  path: string;
+  content: string;
+  /** Should be running (services) or waiting (timers) and enabled at boot. */
+  active: boolean;
+}
+
+export interface ObservedUnit {
+  content?: Buffer;
+  state?: UnitState;
+  /** A restart owed by an earlier run that stopped before making it. */
+  pending: boolean;
+}
+
+export interface UnitUndo {
+  previous?: Buffer;
+  wrote: boolean;
+}
+
+type Spec = UnitSpec | TimerSpec;
+
+// Unit states seen after settle, for verify (one systemctl call per run, not per unit).
+const settled = new WeakMap<DriverContext, Map<string, UnitState>>();
+
+function unitName(spec: Spec): string {
+  return spec.unit;
+}
+
+function digestOf(parts: readonly string[]): string {
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+}
+
+/**
+ * systemd units HostKit owns (prefix hk-, files in /etc/systemd/system). One
+ * factory for both kinds: services ("unit") and timers ("timer").
+ */
+function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> {
+  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> = {
+    kind,
+    orphans: 'delete',
+
+    async desire(resources, ctx) {
+      const out = new Map<string, { desired: DesiredUnit; diagnostics: Diagnostic[] }>();
+      const calendarProblems = kind === 'timer' ? await checkCalendars(resources as Resource<TimerSpec>[], ctx) : new Map<string, Diagnostic>();
+      for (const r of resources) {
+        const diagnostics: Diagnostic[] = [];
+        let content: string;
+        let active: boolean;
+        if (kind === 'timer') {
+          const spec = r.spec as TimerSpec;
+          content = renderTimer(spec);
+          active = true;
+          const problem = calendarProblems.get(r.id);
+          if (problem) diagnostics.push(problem);
+        } else {
+          const spec = r.spec as UnitSpec;
+          const digests = await Promise.all(
+            spec.reads.map(async (p) => {
+              const known = ctx.fileDigests.get(p);
+              if (known) return `${p}:${known}`;
+              const live = await ctx.host.readFile(p);
+              return `${p}:${live ? createHash('sha256').update(live).digest('hex') : 'missing'}`;
+            }),
+          );
+          const timerDriven = spec.type === 'oneshot';
+          content = renderService(spec, spec.reads.length > 0 ? digestOf(digests) : undefined, timerDriven);
+          active = !timerDriven;
+        }
+        out.set(r.id, { desired: { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active }, diagnostics });
+      }
+      return out;
+    },
+
+    // Unit files are read directly; states come from one `systemctl show` for all units.
+    async observe(resources, ctx) {
+      const units = resources.map((r) => unitName(r.spec));
+      const [files, states, pending] = await Promise.all([
+        Promise.all(units.map((u) => ctx.host.readFile(`${UNIT_DIR}/${u}`))),
+        showUnits(ctx.host, units).catch((cause: unknown) => {
+          if (ctx.mode === 'plan') return new Map<string, UnitState>(); // e.g. a laptop without systemd: plan from files alone
+          throw cause;
+        }),
+        readPending(ctx.host, ctx.stateDirectory),
+      ]);
+      const out = new Map<string, ObservedUnit>();
+      resources.forEach((r, i) => {
+        const unit = units[i]!;
+        const state = states.get(unit);
+        const content = files[i];
+        if (content === undefined && !pending.has(unit)) return;
+        out.set(r.id, { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit) });
+      });
+      return out;
+    },
+
+    plan({ resource, desired, observed, orphan }) {
+      const base = {
+        id: resource.id,
+        kind: resource.kind,
+        origin: resource.origin,
+        resource,
+        diagnostics: [] as Diagnostic[],
+        ...(resource.project ? { project: resource.project } : {}),
+      };
+      if (orphan || !desired) {
+        if (!observed?.content) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' };
+        return { ...base, action: 'delete', fields: [], disruptive: true, reason: 'no manifest declares it any more: stopped, disabled and removed', observed };
+      }
+      const fields: FieldChange[] = [];
+      const before = observed?.content?.toString('utf8');
+      if (before !== desired.content) {
+        fields.push({
+          field: '/content',
+          ...(before !== undefined ? { before: 'unit file' } : {}),
+          after: 'unit file',
+          diff: unifiedDiff(before ?? '', desired.content),
+        });
+      }
+      const state = observed?.state;
+      if (observed?.content && state) {
+        if (desired.active && state.ActiveState !== 'active')
+          fields.push({ field: '/state', before: `${state.ActiveState} (${state.SubState})`, after: 'active' });
+        if (desired.active && !['enabled', 'static'].includes(state.UnitFileState))
+          fields.push({ field: '/enabled', before: state.UnitFileState || 'unknown', after: 'enabled' });
+        if (state.NeedDaemonReload === 'yes') fields.push({ field: '/daemonReload', before: 'needed', after: 'done' });
+      }
+      if (observed?.pending && desired.active) fields.push({ field: '/restart', before: 'owed by an interrupted run', after: 'restarted' });
+      const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
+      return { ...base, action, fields, disruptive: action !== 'noop' && desired.active, desired, ...(observed ? { observed } : {}) } as Change<
+        DesiredUnit,
+        ObservedUnit,
+        Spec
+      >;
+    },
+
+    // If this throws before the rename, the live unit file is unchanged; the unit may be
+    // listed as pending, which only costs one extra restart on the next run.
+    async apply(change, ctx) {
+      const unit = unitName(change.resource!.spec);
+      const path = `${UNIT_DIR}/${unit}`;
+      const previous = await ctx.host.readFile(path);
+      const undo: UnitUndo = { wrote: false, ...(previous ? { previous } : {}) };
+      if (change.action === 'delete') {
+        await ctx.host.exec('systemctl', ['disable', '--now', unit]); // best effort: it may already be stopped
+        await ctx.host.remove(path);
+        undo.wrote = true;
+        return undo;
+      }
+      const desired = change.desired!;
+      const contentChanged = change.fields.some((f) => f.field === '/content');
+      if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart'))) {
+        const pending = await readPending(ctx.host, ctx.stateDirectory);
+        pending.add(unit);
+        await writePending(ctx.host, ctx.stateDirectory, pending);
+      }
+      if (contentChanged) {
+        await verifyUnitFile(ctx, unit, desired.content);
+        await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
+        undo.wrote = true;
+      }
+      return undo;
+    },
+
+    // One daemon-reload, one enable call and one restart call for the whole run.
+    async settle(items, ctx, phase) {
+      if (items.length === 0) return;
+      if (items.some((i) => i.undo.wrote)) await run(ctx.host, 'systemctl', ['daemon-reload']);
+      const pending = await readPending(ctx.host, ctx.stateDirectory);
+      if (phase === 'rollback') {
+        const restart = items.filter((i) => i.undo.previous && i.change.desired?.active !== false).map((i) => unitName(i.change.resource!.spec));
+        if (restart.length > 0) await ctx.host.exec('systemctl', ['restart', ...restart]);
+        for (const i of items) pending.delete(unitName(i.change.resource!.spec));
+        await writePending(ctx.host, ctx.stateDirectory, pending);
+        return;
+      }
+      const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
+      const enable = live.filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled')).map((i) => i.change.desired!.unit);
+      const restart = live.filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart'].includes(f.field))).map((i) => i.change.desired!.unit);
+      if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--', ...enable]);
+      if (restart.length > 0) {
+        const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
+        if (result.exitCode !== 0) {
+          // Name the unit that failed, with its journal: that is what the operator needs.
+          const states = await showUnits(ctx.host, restart);
+          const failed = restart.find((u) => states.get(u)?.ActiveState !== 'active') ?? restart[0]!;
+          throw new HostKitError(
+            'UNIT_START_FAILED',
+            `${failed} failed to start: ${describeExec('systemctl', ['restart', failed], result)}\n${await journalTail(ctx.host, failed)}`,
+            {
+              data: { unit: failed, resourceId: items.find((i) => i.change.desired?.unit === failed)?.change.id },
+            },
+          );
+        }
+        // A service that dies right after starting shows as active for a moment.
+        await new Promise((resolve) => setTimeout(resolve, 750));
+      }
+      for (const u of restart) pending.delete(u);
+      await writePending(ctx.host, ctx.stateDirectory, pending);
+      settled.set(
+        ctx,
+        await showUnits(
+          ctx.host,
+          items.map((i) => unitName(i.change.resource!.spec)),
+        ),
+      );
+    },
+
+    async verify(change, ctx) {
+      if (change.action === 'delete') return [];
+      const unit = change.desired!.unit;
+      const state = settled.get(ctx)?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
+      const problems: string[] = [];
+      if (!state || state.LoadState !== 'loaded') problems.push(`${unit} is not loaded (LoadState=${state?.LoadState ?? 'unknown'})`);
+      if (state?.NeedDaemonReload === 'yes') problems.push(`${unit} still needs a daemon-reload`);
+      if (change.desired!.active && state?.ActiveState !== 'active')
+        problems.push(`${unit} is ${state?.ActiveState ?? 'unknown'} (${state?.SubState ?? ''}), not active`);
+      if (problems.length === 0) return [];
+      const journal = await journalTail(ctx.host, unit);
+      return [error('unit not running', `${problems.join('; ')}${journal ? `\njournal:\n${journal}` : ''}`, change.origin)];
+    },
+
+    async rollback(change, undo, ctx) {
+      if (!undo.wrote) return;
+      const unit = unitName(change.resource!.spec);
+      const path = `${UNIT_DIR}/${unit}`;
+      if (undo.previous) {
+        await ctx.host.writeFile(path, undo.previous, { uid: 0, gid: 0, mode: 0o644 });
+      } else {
+        await ctx.host.exec('systemctl', ['disable', '--now', unit]);
+        await ctx.host.remove(path);
+      }
+    },
+  };
+  return driver;
+}
+
+// `systemd-analyze verify` on the candidate file before it goes live. It exits 0
+// on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
+async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
+  const root = { uid: 0, gid: 0, mode: 0o700 };
+  const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
+  await ctx.host.mkdir('/run/hostkit', root);
+  await ctx.host.mkdir(dir, root);
+  try {
+    await ctx.host.writeFile(`${dir}/${unit}`, content, { uid: 0, gid: 0, mode: 0o644 });
+    const result = await ctx.host.exec('systemd-analyze', ['verify', '--no-pager', `${dir}/${unit}`], { env: { SYSTEMD_LOG_COLOR: '0' } });
+    const messages = result.stderr
+      .split('\n')
+      .map((l) => l.replace(`${dir}/`, ''))
+      .filter((l) => l.trim() !== '' && l.includes(unit));
+    if (result.exitCode !== 0) {
+      throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${messages.join('\n') || result.stderr.trim()}`, {
+        data: { unit },
+      });
+    }
+    if (messages.length > 0) ctx.log.warn({ unit, messages }, 'systemd-analyze verify warnings');
+  } finally {
+    await ctx.host.remove(`${dir}/${unit}`);
+    await ctx.host.remove(dir);
+  }
+}
+
+// Every timer schedule checked by the host's own systemd in one call; only on a
+// failure is each checked alone, to say which one is wrong.
+async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: DriverContext): Promise<Map<string, Diagnostic>> {
+  const out = new Map<string, Diagnostic>();
+  if (resources.length === 0) return out;
+  const check = (exprs: string[]) => ctx.host.exec('systemd-analyze', ['calendar', '--', ...exprs]);
+  let all;
+  try {
+    all = await check(resources.map((r) => r.spec.onCalendar));
+  } catch {
+    for (const r of resources)
+      out.set(
+        r.id,
+        warning('schedule not checked', `systemd-analyze is not available on ${ctx.host.name}; ${r.spec.onCalendar} is checked when applied`, r.origin),
+      );
+    return out;
+  }
+  if (all.exitCode === 0) return out;
+  for (const r of resources) {
+    const one = await check([r.spec.onCalendar]);
+    if (one.exitCode !== 0) {
+      out.set(
+        r.id,
+        error('invalid schedule', `systemd does not accept OnCalendar=${r.spec.onCalendar} (from "${r.spec.schedule}"): ${one.stderr.trim()}`, r.origin),
+      );
+    }
+  }
+  return out;
+}
+
+export const unitDriver = makeDriver('unit');
+export const timerDriver = makeDriver('timer');
+export type { Applied };

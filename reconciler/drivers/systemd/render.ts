@@ -1,0 +1,107 @@
+import type { TimerSpec, UnitSpec } from '../../core/specs.js';
+
+export const UNIT_DIR = '/etc/systemd/system';
+export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
+
+// One argument of an Exec line, quoted so systemd reads back exactly this
+// string: no specifier (%) or variable ($) expansion, no word splitting.
+export function execArg(arg: string): string {
+  const escaped = arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return `"${escaped}"`;
+}
+
+export function execLine(command: readonly string[]): string {
+  const [program, ...args] = command;
+  // The program is a plain path or name (schema-checked); a bare name is looked up in PATH by systemd.
+  return [program!.replace(/%/g, '%%'), ...args.map(execArg)].join(' ');
+}
+
+function envAssignment(key: string, value: string): string {
+  return execArg(`${key}=${value}`);
+}
+
+// Named hardening profiles. "web-service" suits most network services;
+// "strict" also drops devices, capabilities and foreign address families.
+// (MemoryDenyWriteExecute is left out: it breaks JIT runtimes such as Node.)
+const PROFILES: Record<UnitSpec['isolation']['profile'], string[]> = {
+  none: [],
+  'web-service': [
+    'NoNewPrivileges=yes',
+    'PrivateTmp=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectControlGroups=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+  ],
+  strict: [
+    'NoNewPrivileges=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'RestrictSUIDSGID=yes',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'LockPersonality=yes',
+    'SystemCallArchitectures=native',
+    'CapabilityBoundingSet=',
+    'AmbientCapabilities=',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+  ],
+};
+
+/**
+ * A service unit. `readsDigest` is the digest of every file the service reads
+ * (its env file, its config files): it is part of the unit text, so "unit
+ * unchanged" also means "its inputs unchanged", and a changed input restarts it.
+ */
+export function renderService(spec: UnitSpec, readsDigest: string | undefined, timerDriven: boolean): string {
+  const lines: string[] = [HEADER.trimEnd()];
+  if (readsDigest) lines.push(`# HostKit inputs: ${spec.reads.join(' ')} sha256:${readsDigest}`);
+  lines.push('[Unit]', `Description=${spec.description.replace(/[\r\n]/g, ' ')}`, 'After=network-online.target', 'Wants=network-online.target', '');
+  lines.push('[Service]', `Type=${spec.type}`, `User=${spec.user}`, `Group=${spec.group}`);
+  if (spec.workingDirectory) lines.push(`WorkingDirectory=${spec.workingDirectory}`);
+  if (spec.environmentFile) lines.push(`EnvironmentFile=${spec.environmentFile}`);
+  for (const [k, v] of Object.entries(spec.environment)) lines.push(`Environment=${envAssignment(k, v)}`);
+  lines.push(`ExecStart=${execLine(spec.command)}`);
+  if (spec.type === 'simple') lines.push(`Restart=${spec.restart}`, 'RestartSec=2s');
+  const profile = PROFILES[spec.isolation.profile];
+  lines.push(...profile);
+  if (profile.includes('ProtectSystem=strict') && spec.isolation.writablePaths.length > 0) {
+    lines.push(`ReadWritePaths=${spec.isolation.writablePaths.map((p) => `-${p}`).join(' ')}`);
+  }
+  if (spec.isolation.network === 'loopback-only') lines.push('IPAddressDeny=any', 'IPAddressAllow=localhost');
+  if (spec.limits.memoryMax) lines.push(`MemoryMax=${spec.limits.memoryMax}`);
+  if (spec.limits.memoryHigh) lines.push(`MemoryHigh=${spec.limits.memoryHigh}`);
+  if (spec.limits.cpuQuota) lines.push(`CPUQuota=${spec.limits.cpuQuota}`);
+  if (spec.limits.tasksMax) lines.push(`TasksMax=${spec.limits.tasksMax}`);
+  if (!timerDriven) lines.push('', '[Install]', 'WantedBy=multi-user.target');
+  return lines.join('\n') + '\n';
+}
+
+export function renderTimer(spec: TimerSpec): string {
+  return [
+    HEADER.trimEnd(),
+    `# schedule: ${spec.schedule}`,
+    '[Unit]',
+    `Description=Schedule of ${spec.service}`,
+    '',
+    '[Timer]',
+    `OnCalendar=${spec.onCalendar}`,
+    `Persistent=${spec.persistent ? 'true' : 'false'}`,
+    `Unit=${spec.service}`,
+    '',
+    '[Install]',
+    'WantedBy=timers.target',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,241 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Resource } from '../../core/resource.js';
+import type { TimerSpec, UnitSpec } from '../../core/specs.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitUndo } from './driver.js';
+import { execArg, execLine, renderService } from './render.js';
+import type { DriverContext } from '../types.js';
+import type { Change } from '../../diff/model.js';
+
+// systemctl and systemd-analyze, simulated just enough: unit states by name, InvocationIDs that change on (re)start.
+function fakeSystemd(host: FakeHost, opts: { failStart?: string } = {}) {
+  const units = new Map<string, { active: string; sub: string; enabled: string; invocation: number }>();
+  let invocations = 0;
+  host.onExec((call) => {
+    const ok = { exitCode: 0, stdout: '', stderr: '' };
+    if (call.file === 'systemd-analyze') return ok;
+    if (call.file === 'journalctl') return { exitCode: 0, stdout: 'app[1]: listen EADDRINUSE', stderr: '' };
+    if (call.file !== 'systemctl') return undefined;
+    const [verb, ...rest] = call.args;
+    const names = rest.filter((a) => !a.startsWith('-'));
+    switch (verb) {
+      case 'show':
+        return {
+          exitCode: 0,
+          stdout: names
+            .map((n) => {
+              const u = units.get(n);
+              const loaded = host.text(`/etc/systemd/system/${n}`) !== undefined;
+              return `Id=${n}\nLoadState=${loaded ? 'loaded' : 'not-found'}\nActiveState=${u?.active ?? 'inactive'}\nSubState=${u?.sub ?? 'dead'}\nUnitFileState=${u?.enabled ?? 'disabled'}\nNeedDaemonReload=no\nInvocationID=${u?.invocation ?? ''}\nResult=success\n`;
+            })
+            .join('\n'),
+          stderr: '',
+        };
+      case 'enable':
+        for (const n of names) units.set(n, { ...(units.get(n) ?? { active: 'inactive', sub: 'dead', invocation: 0 }), enabled: 'enabled' });
+        return ok;
+      case 'restart':
+        for (const n of names) {
+          if (n === opts.failStart) {
+            units.set(n, { ...(units.get(n) ?? { enabled: 'enabled', invocation: 0 }), active: 'failed', sub: 'failed' });
+            return { exitCode: 1, stdout: '', stderr: `Job for ${n} failed.` };
+          }
+          units.set(n, { ...(units.get(n) ?? { enabled: 'disabled' }), active: 'active', sub: 'running', invocation: ++invocations });
+        }
+        return ok;
+      case 'disable':
+        for (const n of names) units.delete(n);
+        return ok;
+      default:
+        return ok;
+    }
+  });
+  return units;
+}
+
+function serviceSpec(name: string, extra: Partial<UnitSpec> = {}): UnitSpec {
+  return {
+    unit: `hk-${name}.service`,
+    description: `HostKit project ${name}`,
+    command: ['/usr/bin/python3', '-m', 'http.server', '9001'],
+    user: name,
+    group: name,
+    environment: {},
+    restart: 'on-failure',
+    type: 'simple',
+    limits: {},
+    isolation: { profile: 'web-service', writablePaths: [], network: 'any' },
+    reads: [],
+    ...extra,
+  };
+}
+
+function resource<S>(kind: 'unit' | 'timer', name: string, spec: S): Resource<S> {
+  return { id: `${kind}/${name}`, kind, name, spec, dependsOn: [], origin: { file: 'projects/x.yaml', line: 1 } };
+}
+
+async function planAll(ctx: DriverContext, resources: Resource<UnitSpec>[]) {
+  const wanted = await unitDriver.desire(resources, ctx);
+  const observed = await unitDriver.observe(resources, ctx);
+  return resources.map((r) => unitDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
+}
+
+async function applyAll(ctx: DriverContext, changes: Change<DesiredUnit, ObservedUnit, UnitUndo>[]) {
+  const items = [];
+  for (const c of changes.filter((c) => c.action !== 'noop')) items.push({ change: c, undo: await unitDriver.apply(c as never, ctx) });
+  await unitDriver.settle!(items as never, ctx, 'apply');
+  return items;
+}
+
+describe('reconciler/drivers/systemd', () => {
+  it('quotes Exec arguments so systemd reads back the exact strings', () => {
+    expect(execArg('a b')).toBe('"a b"');
+    expect(execArg('100%')).toBe('"100%%"');
+    expect(execArg('$HOME')).toBe('"$$HOME"');
+    expect(execArg('say "hi"')).toBe('"say \\"hi\\""');
+    expect(execArg('back\\slash')).toBe('"back\\\\slash"');
+    expect(execLine(['/usr/bin/env', ';', 'rm'])).toBe('/usr/bin/env ";" "rm"');
+  });
+
+  it('renders limits, loopback-only network and the strict profile as directives', () => {
+    const text = renderService(
+      serviceSpec('api', {
+        limits: { memoryMax: '256M', memoryHigh: '200M', cpuQuota: '50%', tasksMax: 64 },
+        isolation: { profile: 'strict', writablePaths: ['/srv/api'], network: 'loopback-only' },
+      }),
+      undefined,
+      false,
+    );
+    for (const line of [
+      'MemoryMax=256M',
+      'MemoryHigh=200M',
+      'CPUQuota=50%',
+      'TasksMax=64',
+      'IPAddressDeny=any',
+      'IPAddressAllow=localhost',
+      'PrivateDevices=yes',
+      'CapabilityBoundingSet=',
+      'ReadWritePaths=-/srv/api',
+      'WantedBy=multi-user.target',
+    ]) {
+      expect(text).toContain(`${line}\n`);
+    }
+  });
+
+  it('observes all units with ONE systemctl call', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = Array.from({ length: 40 }, (_, i) => resource('unit', `hk-a${i}.service`, serviceSpec(`a${i}`)));
+    await unitDriver.observe(resources, ctx);
+    expect(host.calls.filter((c) => c.file === 'systemctl')).toHaveLength(1);
+  });
+
+  it('first apply: one daemon-reload, one enable and one restart call for all units; second plan is all noop', async () => {
+    const host = new FakeHost();
+    const units = fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = ['a', 'b', 'c'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n)));
+    const changes = await planAll(ctx, resources);
+    expect(changes.map((c) => c.action)).toEqual(['create', 'create', 'create']);
+    host.calls.length = 0;
+    const items = await applyAll(ctx, changes as never);
+    const systemctl = host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '));
+    expect(systemctl.filter((a) => a === 'daemon-reload')).toHaveLength(1);
+    expect(systemctl.filter((a) => a.startsWith('enable'))).toEqual(['enable -- hk-a.service hk-b.service hk-c.service']);
+    expect(systemctl.filter((a) => a.startsWith('restart'))).toEqual(['restart -- hk-a.service hk-b.service hk-c.service']);
+    for (const { change } of items) expect(await unitDriver.verify(change as never, ctx)).toEqual([]);
+    expect(units.get('hk-a.service')).toMatchObject({ active: 'active', enabled: 'enabled' });
+    expect((await planAll(ctx, resources)).map((c) => c.action)).toEqual(['noop', 'noop', 'noop']);
+  });
+
+  it('a changed input file restarts exactly that service', async () => {
+    const host = new FakeHost();
+    const units = fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = ['a', 'b'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n, { reads: [`/etc/hostkit/env/${n}.env`] })));
+    ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd1').set('/etc/hostkit/env/b.env', 'd1');
+    await applyAll(ctx, (await planAll(ctx, resources)) as never);
+    const before = { a: units.get('hk-a.service')!.invocation, b: units.get('hk-b.service')!.invocation };
+    ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd2');
+    const changes = await planAll(ctx, resources);
+    expect(changes.map((c) => c.action)).toEqual(['update', 'noop']);
+    expect(changes[0]!.fields[0]!.diff).toMatch(/^-# HostKit inputs: .*$/m);
+    await applyAll(ctx, changes as never);
+    expect(units.get('hk-a.service')!.invocation).not.toBe(before.a);
+    expect(units.get('hk-b.service')!.invocation).toBe(before.b);
+  });
+
+  it('a service stopped by hand is drift: planned as a start', async () => {
+    const host = new FakeHost();
+    const units = fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
+    await applyAll(ctx, (await planAll(ctx, resources)) as never);
+    units.set('hk-a.service', { ...units.get('hk-a.service')!, active: 'inactive', sub: 'dead' });
+    const [change] = await planAll(ctx, resources);
+    expect(change!.action).toBe('update');
+    expect(change!.fields).toEqual([{ field: '/state', before: 'inactive (dead)', after: 'active' }]);
+  });
+
+  it('a restart owed by a killed run is planned and made, then forgotten', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
+    const [change] = await planAll(ctx, resources);
+    await unitDriver.apply(change as never, ctx); // written, then "killed": no settle
+    expect(host.text('/var/lib/hostkit/systemd-pending.json')).toContain('hk-a.service');
+    const [next] = await planAll(ctx, resources);
+    expect(next!.fields.map((f) => f.field)).toContain('/restart');
+    await applyAll(ctx, [next] as never);
+    expect(host.text('/var/lib/hostkit/systemd-pending.json')).not.toContain('hk-a.service');
+  });
+
+  it('a unit that fails to start names itself with its journal tail', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host, { failStart: 'hk-b.service' });
+    const ctx = driverContext(host);
+    const resources = ['a', 'b'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n)));
+    await expect(applyAll(ctx, (await planAll(ctx, resources)) as never)).rejects.toThrow(/hk-b.service failed to start[\s\S]*EADDRINUSE/);
+  });
+
+  it('timer-driven services are neither enabled nor started; their timer is', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const service = resource('unit', 'hk-job.service', serviceSpec('job', { type: 'oneshot', restart: 'no' }));
+    const timer = resource<TimerSpec>('timer', 'hk-job.timer', {
+      unit: 'hk-job.timer',
+      service: 'hk-job.service',
+      onCalendar: '*-*-* 03:00:00',
+      schedule: '0 3 * * *',
+      persistent: true,
+    });
+    await applyAll(ctx, (await planAll(ctx, [service])) as never);
+    expect(host.calls.some((c) => c.file === 'systemctl' && c.args[0] === 'restart')).toBe(false);
+    const wanted = await timerDriver.desire([timer], ctx);
+    const change = timerDriver.plan({ resource: timer, desired: wanted.get(timer.id)!.desired, observed: undefined, orphan: false });
+    const undo = await timerDriver.apply(change, ctx);
+    await timerDriver.settle!([{ change, undo }], ctx, 'apply');
+    expect(host.text('/etc/systemd/system/hk-job.timer')).toContain('OnCalendar=*-*-* 03:00:00\n');
+    expect(host.calls.filter((c) => c.file === 'systemctl' && c.args[0] === 'restart').map((c) => c.args.slice(2))).toEqual([['hk-job.timer']]);
+  });
+
+  it('rollback restores the previous unit file and restarts only that unit', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const v1 = resource('unit', 'hk-a.service', serviceSpec('a'));
+    await applyAll(ctx, (await planAll(ctx, [v1])) as never);
+    const old = host.text('/etc/systemd/system/hk-a.service');
+    const v2 = resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/python3', '-m', 'http.server', '9002'] }));
+    const items = await applyAll(ctx, (await planAll(ctx, [v2])) as never);
+    host.calls.length = 0;
+    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx);
+    await unitDriver.settle!(items as never, ctx, 'rollback');
+    expect(host.text('/etc/systemd/system/hk-a.service')).toBe(old);
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual(['daemon-reload', 'restart hk-a.service']);
+  });
+});
