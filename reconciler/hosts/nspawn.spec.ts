@@ -52,8 +52,12 @@ describe('reconciler/hosts/nspawn', () => {
   });
 
   it('rejects symlink loops and relative paths', async () => {
-    await expect(host.readFile('/srv/loop-a')).rejects.toMatchObject({ code: 'HOST_PATH_LOOP' });
-    await expect(host.readFile('etc/target')).rejects.toMatchObject({ code: 'HOST_PATH_NOT_ABSOLUTE' });
+    await expect(host.readFile('/srv/loop-a')).rejects.toMatchObject({
+      code: 'HOST_PATH_LOOP',
+    });
+    await expect(host.readFile('etc/target')).rejects.toMatchObject({
+      code: 'HOST_PATH_NOT_ABSOLUTE',
+    });
   });
 
   it('never follows the last component when changing things', async () => {
@@ -61,11 +65,22 @@ describe('reconciler/hosts/nspawn', () => {
     await host.setOwnership('/srv/absolute', { uid, gid, mode: 0o600 });
     expect(statSync(path.join(root, 'etc/target')).mode & 0o777).toBe(0o644);
 
-    await host.writeFile('/srv/nginx/site.conf', 'server {}\n', { uid, gid, mode: 0o640 });
+    await host.writeFile('/srv/nginx/site.conf', 'server {}\n', {
+      uid,
+      gid,
+      mode: 0o640,
+    });
     expect(readFileSync(path.join(root, 'etc/nginx/site.conf'), 'utf8')).toBe('server {}\n');
-    expect(await host.stat('/etc/nginx/site.conf')).toMatchObject({ type: 'file', mode: 0o640 });
+    expect(await host.stat('/etc/nginx/site.conf')).toMatchObject({
+      type: 'file',
+      mode: 0o640,
+    });
 
-    await host.writeFile('/srv/absolute', 'replaced\n', { uid, gid, mode: 0o644 });
+    await host.writeFile('/srv/absolute', 'replaced\n', {
+      uid,
+      gid,
+      mode: 0o644,
+    });
     expect(await host.stat('/srv/absolute')).toMatchObject({ type: 'file' });
     expect(readFileSync(path.join(root, 'etc/target'), 'utf8')).toBe('inside\n');
 
@@ -77,6 +92,11 @@ describe('reconciler/hosts/nspawn', () => {
   it('makes directories with owner and mode, and tolerates existing ones', async () => {
     await host.mkdir('/srv/data', { uid, gid, mode: 0o750 });
     await host.mkdir('/srv/data', { uid, gid, mode: 0o750 });
-    expect(await host.stat('/srv/data')).toMatchObject({ type: 'directory', mode: 0o750, uid, gid });
+    expect(await host.stat('/srv/data')).toMatchObject({
+      type: 'directory',
+      mode: 0o750,
+      uid,
+      gid,
+    });
   });
 });

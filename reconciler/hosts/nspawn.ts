@@ -52,7 +52,8 @@ export const NSPAWN_BASE_ENV: Readonly<Record<string, string>> = {
 const MAX_SYMLINK_HOPS = 40;
 
 // nsenter itself failing (as opposed to the command it runs) prints one of these.
-const NSENTER_FAILURE = /^nsenter: (failed to execute|cannot open|reassociate to namespace|setns|failed to|neither filename nor target pid)/m;
+const NSENTER_FAILURE =
+  /^nsenter: (failed to execute|cannot open|cannot change directory|reassociate to namespace|setns|failed to|neither filename nor target pid)/m;
 
 export class NspawnHost implements Host {
   readonly name: string;
@@ -88,23 +89,22 @@ export class NspawnHost implements Host {
       ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
       stripFinalNewline: false,
     });
-    let timedOut = false;
+    let killing: Promise<void> | undefined;
     const timer =
-      options.timeoutMs === undefined
+      options.timeoutMs === undefined || subprocess.pid === undefined
         ? undefined
         : setTimeout(() => {
-            timedOut = true;
-            killGroup(subprocess.pid);
+            killing = killInside(subprocess.pid as number, 2_000);
           }, options.timeoutMs);
     const result = await subprocess;
     clearTimeout(timer);
+    const timedOut = killing !== undefined;
+    await killing;
 
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     const data = { host: this.name, file, args: [...args] };
     if (timedOut) {
-      // Killed processes may linger as zombies until the host's init reaps them.
-      await groupGone(subprocess.pid, 2_000);
       throw new HostKitError('EXEC_FAILED', `${file} on ${this.name} timed out after ${options.timeoutMs} ms`, {
         data: { ...data, timedOut: true, stdout, stderr },
         retryable: true,
@@ -241,17 +241,24 @@ async function setOwnershipNoFollow(target: string, ownership: Ownership): Promi
   }
 }
 
-// Waits until no process of the group is alive. Killed commands inside are
-// reparented to this machine's init (nsenter forked them from out here), which
-// may take a while to reap them, so zombies do not count.
-async function groupGone(pgid: number | undefined, ms: number): Promise<void> {
+// Kills what nsenter runs inside (its process group, started with detached),
+// then lets nsenter reap it and exit by itself. Killing nsenter too would hand
+// the zombies to this machine's init, which may reap them late and so keep the
+// host's PID namespace (and its shutdown) waiting.
+async function killInside(pgid: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
-  while (pgid !== undefined && Date.now() < deadline && (await groupHasLiveProcess(pgid))) {
+  while (Date.now() < deadline) {
+    const members = await liveGroupMembers(pgid);
+    if (members.length === 0) return;
+    for (const pid of members) if (pid !== pgid) killPid(pid);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  killPid(-pgid);
 }
 
-async function groupHasLiveProcess(pgid: number): Promise<boolean> {
+// PIDs of the group's processes that are not zombies.
+async function liveGroupMembers(pgid: number): Promise<number[]> {
+  const members: number[] = [];
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -262,15 +269,14 @@ async function groupHasLiveProcess(pgid: number): Promise<boolean> {
     }
     // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
     const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') members.push(Number(entry));
   }
-  return false;
+  return members;
 }
 
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
+function killPid(pid: number): void {
   try {
-    process.kill(-pid, 'SIGKILL');
+    process.kill(pid, 'SIGKILL');
   } catch {
     // Already gone.
   }
