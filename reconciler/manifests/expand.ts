@@ -133,7 +133,7 @@ class HostBuilder {
     name: string,
     spec: S,
     origin: Location,
-    options: { project?: string; dependsOn?: string[]; shared?: boolean } = {},
+    options: { project?: string; dependsOn?: string[]; shared?: boolean; fieldOrigins?: Record<string, Location> } = {},
   ): string {
     const id = resourceId(kind, name);
     const existing = this.resources.get(id);
@@ -154,6 +154,7 @@ class HostBuilder {
     }
     const resource: Resource<S> = { id, kind, name, spec, dependsOn: options.dependsOn ?? [], origin };
     if (options.project) resource.project = options.project;
+    if (options.fieldOrigins) resource.fieldOrigins = options.fieldOrigins;
     this.resources.set(id, resource);
     this.track(owner, id);
     return id;
@@ -169,13 +170,17 @@ class HostBuilder {
     return this.manifestResources.get(owner) ?? [];
   }
 
-  claimDomain(domain: string, origin: Location): void {
+  /** False (and a diagnostic) when another manifest already claimed the domain on this host. */
+  claimDomain(domain: string, origin: Location): boolean {
     const previous = this.domains.get(domain);
     if (previous) {
       this.diagnostics.push(
         error('domain claimed twice', `${domain} on host ${this.host.name} is also claimed at ${previous.file}:${previous.line ?? 0}`, origin),
       );
-    } else this.domains.set(domain, origin);
+      return false;
+    }
+    this.domains.set(domain, origin);
+    return true;
   }
 
   claimPort(port: number, bind: string, origin: Location): void {
@@ -190,21 +195,25 @@ class HostBuilder {
   }
 
   checkPath(p: string, origin: Location): void {
-    const segments = p.split('/').slice(1);
-    if (p !== '/' && segments.some((s) => s === '' || s === '.' || s === '..')) {
-      this.diagnostics.push(error('path escapes its root', `${p} has an empty, "." or ".." segment; write the plain absolute path`, origin));
-      return;
-    }
-    if (!this.host.allowedRoots.some((root) => p === root || p.startsWith(root.endsWith('/') ? root : root + '/'))) {
-      this.diagnostics.push(
-        error(
-          'path outside allowed roots',
-          `${p} is not under ${this.host.allowedRoots.join(', ')} (host ${this.host.name}: set spec.allowedRoots to allow more)`,
-          origin,
-        ),
-      );
-    }
+    const problem = pathProblem(p, this.host, origin);
+    if (problem) this.diagnostics.push(problem);
   }
+}
+
+/** A path that is not plain, or not under the host's allowed roots. */
+export function pathProblem(p: string, host: HostSettings, origin: Location): Diagnostic | undefined {
+  const segments = p.split('/').slice(1);
+  if (p !== '/' && segments.some((s) => s === '' || s === '.' || s === '..')) {
+    return error('path escapes its root', `${p} has an empty, "." or ".." segment; write the plain absolute path`, origin);
+  }
+  if (!host.allowedRoots.some((root) => p === root || p.startsWith(root.endsWith('/') ? root : root + '/'))) {
+    return error(
+      'path outside allowed roots',
+      `${p} is not under ${host.allowedRoots.join(', ')} (host ${host.name}: set spec.allowedRoots to allow more)`,
+      origin,
+    );
+  }
+  return undefined;
 }
 
 // Resources every host with managed services needs.
@@ -236,6 +245,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     { ...opts, shared: true },
   );
   b.checkPath(dir, at(spec.service?.workingDirectory ? '/spec/service/workingDirectory' : '/metadata/name'));
+  (spec.service?.isolation?.writablePaths ?? []).forEach((p, i) => b.checkPath(p, at(`/spec/service/isolation/writablePaths/${i}`)));
   const dirId = b.add<DirectorySpec>(owner, 'directory', dir, { path: dir, owner: user, group: user, mode: 0o750 }, at('/metadata/name'), {
     ...opts,
     dependsOn: [accountId],
@@ -400,7 +410,8 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
 
   (spec.domains ?? []).forEach((d, i) => {
     const domains = [d.name, ...(d.aliases ?? [])];
-    for (const domain of domains) b.claimDomain(domain, at(`/spec/domains/${i}`));
+    // A domain claimed twice is reported once, as such, not again as a duplicate site.
+    if (!domains.map((domain) => b.claimDomain(domain, at(`/spec/domains/${i}`))).every(Boolean)) return;
     const tls = d.tls ?? 'acme';
     const siteDeps = [...unitIds];
     if (tls === 'acme' || tls === 'self-signed') {
@@ -438,6 +449,14 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   if (spec.static?.root) b.checkPath(spec.static.root, at('/spec/static/root'));
 }
 
+function ownerOrigins(m: Manifest<PrimitiveManifest>, spec: { owner?: string; group?: string }): Record<string, Location> {
+  const out: Record<string, Location> = {};
+  if (spec.owner) out.owner = m.source.locate('/spec/owner');
+  if (spec.group) out.group = m.source.locate('/spec/group');
+  else if (spec.owner) out.group = m.source.locate('/spec/owner');
+  return out;
+}
+
 function ownership(spec: { owner?: string; group?: string; mode?: string }, defaultMode: number) {
   const owner = spec.owner ?? 'root';
   return { owner, group: spec.group ?? (spec.owner ? owner : 'root'), mode: parseMode(spec.mode, defaultMode) };
@@ -466,13 +485,13 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     case 'Directory': {
       const s = (m.value as PrimitiveManifest<'Directory'>).spec;
       b.checkPath(s.path, at('/spec/path'));
-      b.add<DirectorySpec>(owner, 'directory', s.path, { path: s.path, ...ownership(s, 0o755) }, origin);
+      b.add<DirectorySpec>(owner, 'directory', s.path, { path: s.path, ...ownership(s, 0o755) }, origin, { fieldOrigins: ownerOrigins(m, s) });
       return;
     }
     case 'File': {
       const s = (m.value as PrimitiveManifest<'File'>).spec;
       b.checkPath(s.path, at('/spec/path'));
-      b.add<FileSpec>(owner, 'file', s.path, { path: s.path, content: s.content, ...ownership(s, 0o644) }, origin);
+      b.add<FileSpec>(owner, 'file', s.path, { path: s.path, content: s.content, ...ownership(s, 0o644) }, origin, { fieldOrigins: ownerOrigins(m, s) });
       return;
     }
     case 'EnvFile': {
@@ -484,6 +503,7 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
         s.path,
         { path: s.path, ...ownership(s, 0o640), environment: stringEnv(s.environment), secrets: s.secrets ?? {} },
         origin,
+        { fieldOrigins: ownerOrigins(m, s) },
       );
       return;
     }
@@ -505,7 +525,7 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
         reads: [],
         ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
       };
-      const serviceId = b.add<UnitSpec>(owner, 'unit', unit, u, origin);
+      const serviceId = b.add<UnitSpec>(owner, 'unit', unit, u, origin, s.user ? { fieldOrigins: { user: at('/spec/user'), group: at('/spec/user') } } : {});
       if (s.schedule) {
         const converted = toOnCalendar(s.schedule);
         if ('error' in converted) {
@@ -526,11 +546,14 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     }
     case 'Site': {
       const s = (m.value as PrimitiveManifest<'Site'>).spec;
-      for (const d of s.domains) b.claimDomain(d, at('/spec/domains'));
+      // A domain claimed twice is reported once, as such, not again as a duplicate site.
+      if (!s.domains.map((d) => b.claimDomain(d, at('/spec/domains'))).every(Boolean)) return;
       const tls = s.tls ?? 'acme';
       const deps: string[] = [];
-      if (tls !== 'none')
-        deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, { name: s.domains[0]!, domains: s.domains, issuer: tls }, origin));
+      if (tls !== 'none') {
+        const certificate: CertificateSpec = { name: s.domains[0]!, domains: s.domains, issuer: tls };
+        deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, certificate, at(s.tls ? '/spec/tls' : '/spec/domains')));
+      }
       if (s.root) b.checkPath(s.root, at('/spec/root'));
       b.add<SiteSpec>(
         owner,
@@ -552,7 +575,13 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     }
     case 'Certificate': {
       const s = (m.value as PrimitiveManifest<'Certificate'>).spec;
-      b.add<CertificateSpec>(owner, 'certificate', name, { name, domains: s.domains, issuer: s.issuer ?? 'acme' }, origin);
+      b.add<CertificateSpec>(
+        owner,
+        'certificate',
+        name,
+        { name, domains: s.domains, issuer: s.issuer ?? 'acme' },
+        at(s.issuer ? '/spec/issuer' : '/spec/domains'),
+      );
       return;
     }
     case 'PostgresRole': {
@@ -566,6 +595,7 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
       const database = s.database ?? pgName(name);
       b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: s.owner, extensions: s.extensions ?? [] }, origin, {
         dependsOn: [resourceId('pgrole', s.owner)],
+        fieldOrigins: { owner: at('/spec/owner') },
       });
       return;
     }

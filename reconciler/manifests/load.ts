@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { indexLocations, locateIn, type LocationIndex } from './source-map.js';
 
@@ -123,6 +123,9 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
       schema: 'core',
       strict: true,
       prettyErrors: false,
+      // YAML 1.1 tags (!!omap, !!set, !!binary, !!timestamp) would turn into Maps,
+      // Sets and Dates that JSON Schema sees as empty objects: refuse them instead.
+      resolveKnownTags: false,
     }) as Document.Parsed[];
   } catch (cause) {
     diagnostics.push(error('invalid YAML', String((cause as Error).message ?? cause), { file }));
@@ -135,13 +138,38 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
   }
   docs.forEach((doc, index) => {
     const problems = [...doc.errors, ...doc.warnings];
+    const exhausted = problems.find((p) => p.code === 'RESOURCE_EXHAUSTION');
+    if (exhausted) {
+      // The parser ran out of stack: nesting far past the limit. One diagnostic, not one per frame.
+      const pos = lineCounter.linePos(exhausted.pos[0]);
+      diagnostics.push(error('nesting too deep', `values may nest at most ${LIMITS.depth} levels`, { file, line: pos.line, column: pos.col }));
+      return;
+    }
     if (problems.length > 0) {
       for (const problem of problems) {
-        const pos = problem.linePos?.[0] ?? lineCounter.linePos(problem.pos[0]);
+        let offset = problem.pos[0];
+        // An unclosed quote is reported where the parser gave up (often the end of the
+        // file); the quote that opened it is the last one before that point.
+        const quote = /Missing closing (["'])quote/.exec(problem.message)?.[1];
+        if (problem.code === 'MISSING_CHAR' && quote) offset = Math.max(0, text.lastIndexOf(quote, offset));
+        const pos = lineCounter.linePos(offset);
         const summary = problem.code === 'DUPLICATE_KEY' ? 'duplicate key' : problem.code === 'TAG_RESOLVE_FAILED' ? 'unsupported YAML tag' : 'invalid YAML';
         const detail = problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
         diagnostics.push(error(summary, detail, { file, line: pos.line, column: pos.col }));
       }
+      return;
+    }
+    let unresolved: { source: string; offset: number } | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        if (!unresolved && node.resolve(doc) === undefined) unresolved = { source: node.source, offset: node.range?.[0] ?? 0 };
+      },
+    });
+    if (unresolved) {
+      const pos = lineCounter.linePos(unresolved.offset);
+      diagnostics.push(
+        error('invalid YAML', `alias *${unresolved.source} refers to no anchor (&${unresolved.source}) before it`, { file, line: pos.line, column: pos.col }),
+      );
       return;
     }
     // An empty document (a trailing ---, or a file of comments) declares nothing.
@@ -151,7 +179,7 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
       value = doc.toJS({ maxAliasCount: LIMITS.aliases });
     } catch (cause) {
       const message = (cause as Error).message;
-      const summary = /alias/i.test(message) ? 'too many aliases' : 'invalid YAML';
+      const summary = /excessive alias count/i.test(message) ? 'too many aliases' : 'invalid YAML';
       diagnostics.push(error(summary, message, { file, line: lineCounter.linePos(doc.range[0]).line }));
       return;
     }

@@ -1,6 +1,18 @@
+import { isIP } from 'node:net';
 import { error, warning, type Diagnostic } from '../core/diagnostics.js';
 import type { Resource } from '../core/resource.js';
-import { expandForHost, hostSettings, placedOn, projectUser, RESERVED_PG_NAMES, RESERVED_USERS, SYSTEM_USERS, pgName, type HostSettings } from './expand.js';
+import {
+  expandForHost,
+  hostSettings,
+  pathProblem,
+  placedOn,
+  projectUser,
+  RESERVED_PG_NAMES,
+  RESERVED_USERS,
+  SYSTEM_USERS,
+  pgName,
+  type HostSettings,
+} from './expand.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Checks JSON Schema cannot express: names unique, references that resolve,
@@ -21,7 +33,9 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       );
     } else byKey.set(key, m);
   }
-  const hosts = manifests.filter((m): m is Manifest<HostManifest> => m.kind === 'Host').map(hostSettings);
+  // Later duplicates are reported above and left out of the per-host checks (no echo of the same problem).
+  const unique = [...byKey.values()];
+  const hosts = unique.filter((m): m is Manifest<HostManifest> => m.kind === 'Host').map(hostSettings);
   const hostNames = new Set(hosts.map((h) => h.name));
 
   for (const m of manifests) {
@@ -35,6 +49,11 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
         );
       }
     });
+    if (!placement.selector && (placement.hosts ?? []).length === 0) {
+      diagnostics.push(
+        warning('placement matches no host', 'placement names no host and no selector, so this runs nowhere', m.source.locate('/spec/placement')),
+      );
+    }
     if (placement.selector && !hosts.some((h) => placedOn({ selector: placement.selector! }, h))) {
       diagnostics.push(
         warning(
@@ -50,15 +69,47 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
     });
     const placedHosts = hosts.filter((h) => placedOn(placement, h));
     for (const { ref, pointer } of secretRefs(v)) {
-      if ('age' in ref) {
-        for (const h of placedHosts) {
-          if (!h.manifest.value.spec?.age) {
-            diagnostics.push(error('missing age identity', `an age-encrypted secret needs spec.age.identityFile on host ${h.name}`, m.source.locate(pointer)));
+      for (const h of placedHosts) {
+        if ('age' in ref && !h.manifest.value.spec?.age) {
+          diagnostics.push(error('missing age identity', `an age-encrypted secret needs spec.age.identityFile on host ${h.name}`, m.source.locate(pointer)));
+        }
+        // A secret file is read by the agent as root: keep manifests from pointing it at /etc/shadow or the age key.
+        if ('file' in ref) {
+          const problem = pathProblem(ref.file, h, m.source.locate(`${pointer}/file`));
+          if (problem) diagnostics.push(problem);
+          else if (ref.file === h.manifest.value.spec?.age?.identityFile) {
+            diagnostics.push(
+              error('secret file not allowed', `${ref.file} is host ${h.name}'s age identity; it cannot be a secret value`, m.source.locate(`${pointer}/file`)),
+            );
           }
         }
       }
     }
-    if (m.kind === 'Project') diagnostics.push(...checkProject(m as Manifest<ProjectManifest>, placedHosts));
+    if (m.kind === 'Account') {
+      const spec = (v as PrimitiveManifest<'Account'>).spec;
+      const user = spec.user ?? m.name;
+      if (RESERVED_USERS.has(user)) {
+        diagnostics.push(
+          error(
+            'reserved name',
+            `"${user}" is a system account; HostKit manages only accounts of its own`,
+            m.source.locate(spec.user ? '/spec/user' : '/metadata/name'),
+          ),
+        );
+      }
+      (spec.groups ?? []).forEach((g, i) => {
+        if (PRIVILEGED_GROUPS.has(g)) {
+          diagnostics.push(
+            warning(
+              'privileged group',
+              `membership of "${g}" gives ${user} root-equivalent power; make sure it is meant`,
+              m.source.locate(`/spec/groups/${i}`),
+            ),
+          );
+        }
+      });
+    }
+    if (m.kind === 'Project') diagnostics.push(...checkProject(m as Manifest<ProjectManifest>));
     if (m.kind === 'PostgresRole' || m.kind === 'PostgresDatabase') {
       const s = v.spec as { role?: string; database?: string };
       const name = s.role ?? s.database ?? pgName(m.name);
@@ -73,17 +124,20 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       }
     }
   }
-  diagnostics.push(...manifestCycles(manifests, byKey));
+  diagnostics.push(...checkNetworks(unique));
+  const cycles = manifestCycles(unique, byKey);
+  diagnostics.push(...cycles);
 
   for (const host of hosts) {
-    const expansion = expandForHost(manifests, host);
+    const expansion = expandForHost(unique, host);
     diagnostics.push(...expansion.diagnostics);
-    diagnostics.push(...checkResources(expansion.resources, host));
+    // Resource cycles follow from manifest cycles; report only the cause.
+    diagnostics.push(...checkResources(expansion.resources, host, cycles.length === 0));
   }
   return dedupe(diagnostics);
 }
 
-function checkProject(m: Manifest<ProjectManifest>, hosts: HostSettings[]): Diagnostic[] {
+function checkProject(m: Manifest<ProjectManifest>): Diagnostic[] {
   const out: Diagnostic[] = [];
   const spec = m.value.spec;
   const user = projectUser(m.value);
@@ -108,57 +162,94 @@ function checkProject(m: Manifest<ProjectManifest>, hosts: HostSettings[]): Diag
       }
     }
   }
-  (spec.domains ?? []).forEach((d, i) => {
-    if ((d.tls ?? 'acme') === 'acme') {
-      for (const h of hosts) {
-        if (!h.manifest.value.spec?.acme) {
-          out.push(
-            error(
-              'missing ACME settings',
-              `domain ${d.name} uses tls: acme, but host ${h.name} has no spec.acme (email)`,
-              m.source.locate(`/spec/domains/${i}`),
-            ),
-          );
-        }
-      }
-    }
-  });
   return out;
 }
 
 // Owners and database owners must be declared on the host (or be a system user).
-function checkResources(resources: readonly Resource[], host: HostSettings): Diagnostic[] {
+function checkResources(resources: readonly Resource[], host: HostSettings, cycles: boolean): Diagnostic[] {
   const out: Diagnostic[] = [];
   const ids = new Set(resources.map((r) => r.id));
   for (const r of resources) {
     const s = r.spec as { owner?: string; group?: string; user?: string };
     if (r.kind === 'file' || r.kind === 'envfile' || r.kind === 'directory' || r.kind === 'unit') {
-      for (const u of [s.owner, s.group, r.kind === 'unit' ? s.user : undefined]) {
-        if (u && !SYSTEM_USERS.has(u) && u !== 'nogroup' && !ids.has(`account/${u}`)) {
-          out.push(
-            error(
-              'unknown user',
-              `${r.id} uses "${u}", which is neither declared (Account or a project's user) on host ${host.name} nor a system user`,
-              r.origin,
-            ),
-          );
-        }
+      const fields = r.kind === 'unit' ? (['user', 'group'] as const) : (['owner', 'group'] as const);
+      const seen = new Set<string>();
+      for (const field of fields) {
+        const u = s[field];
+        if (!u || seen.has(u) || SYSTEM_USERS.has(u) || u === 'nogroup' || ids.has(`account/${u}`)) continue;
+        seen.add(u);
+        out.push(
+          error(
+            'unknown user',
+            `${r.id} uses "${u}", which is neither declared (Account or a project's user) on host ${host.name} nor a system user`,
+            r.fieldOrigins?.[field] ?? r.origin,
+          ),
+        );
       }
     }
     if (r.kind === 'pgdatabase') {
       const owner = (r.spec as { owner: string }).owner;
-      if (!ids.has(`pgrole/${owner}`)) out.push(error('unknown reference', `database owner role "${owner}" is not declared on host ${host.name}`, r.origin));
+      if (!ids.has(`pgrole/${owner}`)) {
+        out.push(error('unknown reference', `database owner role "${owner}" is not declared on host ${host.name}`, r.fieldOrigins?.owner ?? r.origin));
+      }
+    }
+    if (r.kind === 'certificate' && (r.spec as { issuer: string }).issuer === 'acme' && !host.manifest.value.spec?.acme) {
+      out.push(
+        error(
+          'missing ACME settings',
+          `${r.id} is issued with ACME, but host ${host.name} has no spec.acme (account email); add it or use tls: self-signed`,
+          r.origin,
+        ),
+      );
     }
   }
-  out.push(...resourceCycles(resources));
+  if (cycles) out.push(...resourceCycles(resources));
   return out;
+}
+
+const PRIVILEGED_GROUPS = new Set(['root', 'sudo', 'wheel', 'adm', 'disk', 'shadow', 'docker', 'lxd', 'systemd-journal']);
+
+// CIDRs that match the pattern but are not addresses (999.1.1.1, ::::).
+function checkNetworks(manifests: readonly Manifest[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const m of manifests) {
+    const walk = (node: unknown, pointer: string, key: string) => {
+      if (Array.isArray(node)) {
+        node.forEach((item, i) => {
+          if ((key === 'from' || key === 'allow') && typeof item === 'string' && !validCidr(item)) {
+            out.push(error('invalid CIDR', `${item} is not an IPv4 or IPv6 address or network`, m.source.locate(`${pointer}/${i}`)));
+          } else walk(item, `${pointer}/${i}`, '');
+        });
+      } else if (node !== null && typeof node === 'object') {
+        for (const [k, child] of Object.entries(node)) walk(child, `${pointer}/${k}`, k);
+      }
+    };
+    walk(m.value.spec, '/spec', '');
+  }
+  return out;
+}
+
+export function validCidr(text: string): boolean {
+  const [address, prefix, extra] = text.split('/');
+  if (extra !== undefined || !address) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  const n = Number(prefix);
+  return /^\d{1,3}$/.test(prefix) && n <= (family === 4 ? 32 : 128);
 }
 
 function secretRefs(v: AnyManifest): { ref: SecretRef; pointer: string }[] {
   const found: { ref: SecretRef; pointer: string }[] = [];
   const walk = (node: unknown, pointer: string) => {
     if (node === null || typeof node !== 'object') return;
-    if (!Array.isArray(node) && 'age' in node && Object.keys(node).length === 1) {
+    const keys = Object.keys(node);
+    if (
+      !Array.isArray(node) &&
+      keys.length === 1 &&
+      ['file', 'env', 'age'].includes(keys[0]!) &&
+      typeof (node as Record<string, unknown>)[keys[0]!] === 'string'
+    ) {
       found.push({ ref: node as SecretRef, pointer });
       return;
     }

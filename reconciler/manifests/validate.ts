@@ -63,7 +63,31 @@ const DEF_SUMMARIES: Record<string, string> = {
   pgName: 'invalid PostgreSQL name',
   labels: 'invalid label',
   apiVersion: 'unsupported apiVersion',
+  secretRef: 'invalid secret reference',
+  schedule: 'invalid schedule',
+  text: 'invalid text',
+  email: 'invalid email address',
+  reference: 'invalid reference',
+  hostAddress: 'invalid address',
+  realm: 'invalid realm',
+  environment: 'invalid environment variable name',
+  secrets: 'invalid environment variable name',
 };
+
+// Keywords for which the named definition says more than the keyword does.
+const DEF_KEYWORDS = new Set([
+  'pattern',
+  'format',
+  'propertyNames',
+  'enum',
+  'const',
+  'minItems',
+  'maxItems',
+  'minLength',
+  'maxLength',
+  'minProperties',
+  'maxProperties',
+]);
 
 function defName(schemaPath: string): string | undefined {
   const match = /\$defs\/([A-Za-z]+)\/(?!.*\$defs\/)/.exec(schemaPath);
@@ -71,6 +95,8 @@ function defName(schemaPath: string): string | undefined {
 }
 
 function summarize(e: ErrorObject): string {
+  const def = defName(e.schemaPath);
+  if (def && DEF_SUMMARIES[def] && DEF_KEYWORDS.has(e.keyword)) return DEF_SUMMARIES[def];
   switch (e.keyword) {
     case 'required':
       return 'missing required field';
@@ -79,10 +105,8 @@ function summarize(e: ErrorObject): string {
     case 'type':
       return 'wrong type';
     case 'enum':
-    case 'const': {
-      const def = defName(e.schemaPath);
-      return def && DEF_SUMMARIES[def] ? DEF_SUMMARIES[def] : 'value not allowed';
-    }
+    case 'const':
+      return 'value not allowed';
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
@@ -102,12 +126,6 @@ function summarize(e: ErrorObject): string {
       return 'value too long';
     case 'not':
       return 'conflicting fields';
-    case 'pattern':
-    case 'format':
-    case 'propertyNames': {
-      const def = defName(e.schemaPath);
-      return (def && DEF_SUMMARIES[def]) ?? 'invalid value';
-    }
     default:
       return 'invalid value';
   }
@@ -151,6 +169,12 @@ function detail(e: ErrorObject, root: unknown): string {
     }
     case 'propertyNames':
       return `${field} has a key that is not allowed: ${show((e.params as { propertyName: string }).propertyName)}`;
+    case 'not':
+      return `${field}: ${typeof e.parentSchema?.description === 'string' ? e.parentSchema.description : 'these fields cannot be combined'}`;
+    case 'minProperties':
+    case 'maxProperties':
+      if (defName(e.schemaPath) === 'secretRef') return `${field} must name exactly one source: file, env or age`;
+      return `${field} ${e.message ?? 'is invalid'}`;
     case 'type':
       if (/(^|\.)mode$/.test(field) && typeof got === 'number')
         return `${field} must be a quoted octal string such as "0640", got ${show(got)}; unquoted, YAML reads 0640 as the number 640`;
@@ -179,7 +203,14 @@ export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocume
   const seen = new Set<string>();
   const out: Diagnostic[] = [];
   for (const e of kept) {
-    const summary = e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : summarize(e);
+    // A bad key is reported by propertyNames; the key's own schema (e.g. envName) names the problem better.
+    const keyError =
+      e.keyword === 'propertyNames'
+        ? errors.find(
+            (k) => k.keyword !== 'propertyNames' && k.instancePath === e.instancePath && k.propertyName === (e.params as { propertyName: string }).propertyName,
+          )
+        : undefined;
+    const summary = e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : summarize(keyError ?? e);
     let pointer = e.instancePath;
     let preferKey = false;
     if (e.keyword === 'additionalProperties') {
