@@ -22,6 +22,8 @@ export interface ReconcileInput {
   stateDirectory?: string;
   env?: NodeJS.ProcessEnv;
   drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
+  /** Parse cache folder (unchanged manifest files are not parsed again). */
+  cacheDir?: string;
 }
 
 export type ReconcileOutcome =
@@ -32,7 +34,7 @@ export type ReconcileOutcome =
 // The whole pipeline for one host: load + validate -> expand + observe + plan ->
 // (dry run stops here, as does a plan with errors) -> apply.
 export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOutcome> {
-  const repo = await validateRepository(input.repoDir);
+  const repo = await validateRepository(input.repoDir, input.cacheDir ? { cacheDir: input.cacheDir } : {});
   if (!repo.valid) return { stage: 'invalid', repo };
   const planned = await planHost({
     manifests: repo.manifests,

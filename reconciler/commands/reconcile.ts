@@ -12,6 +12,7 @@ import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { LocalHost } from '../hosts/local.js';
 import { headCommit } from '../sources/git.js';
 import { assertRepository } from './validate.js';
+import { defaultCacheDir } from '../manifests/parse-cache.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -23,6 +24,7 @@ export interface ReconcileCommandOptions {
   stateDir?: string;
   verbose?: boolean;
   logLevel?: string;
+  cache?: boolean;
 }
 
 // validate -> plan -> (dry run: render and stop) -> apply -> render the result.
@@ -43,6 +45,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     dryRun: opts.dryRun,
     log,
     redactor,
+    ...(opts.cache !== false ? { cacheDir: defaultCacheDir() } : {}),
     ...(commit ? { commit } : {}),
     ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
   });

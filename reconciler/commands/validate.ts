@@ -5,6 +5,7 @@ import { validateRepository } from '../manifests/index.js';
 import { renderDiagnostic } from '../diff/render/text.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { stat } from 'node:fs/promises';
+import { defaultCacheDir } from '../manifests/parse-cache.js';
 
 export async function assertRepository(repo: string): Promise<string> {
   const dir = path.resolve(repo);
@@ -15,9 +16,9 @@ export async function assertRepository(repo: string): Promise<string> {
   return dir;
 }
 
-export async function validate(opts: { repo: string; output: string }): Promise<number> {
+export async function validate(opts: { repo: string; output: string; cache?: boolean }): Promise<number> {
   const dir = await assertRepository(opts.repo);
-  const result = await validateRepository(dir);
+  const result = await validateRepository(dir, opts.cache !== false ? { cacheDir: defaultCacheDir() } : {});
   const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = result.diagnostics.length - errors;
   if (opts.output === 'json' || opts.output === 'yaml') {

@@ -1,5 +1,5 @@
 import { hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostics.js';
-import { loadRepository, parseFiles, type ManifestFile } from './load.js';
+import { loadRepository, parseFiles, type LoadOptions, type ManifestFile } from './load.js';
 import { checkManifests } from './semantic.js';
 import type { Manifest } from './types.js';
 import { validateDocuments } from './validate.js';
@@ -16,8 +16,8 @@ export async function validateFiles(files: readonly ManifestFile[]): Promise<Rep
   return finish(parseFiles(files));
 }
 
-export async function validateRepository(root: string): Promise<Repository> {
-  return finish(await loadRepository(root));
+export async function validateRepository(root: string, options: LoadOptions = {}): Promise<Repository> {
+  return finish(await loadRepository(root, options));
 }
 
 async function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Promise<Repository> {

@@ -41,3 +41,46 @@ describe('reconciler/manifests/load', () => {
     expect(repo.valid).toBe(true);
   });
 });
+
+describe('reconciler/manifests/parse-cache', () => {
+  it('reuses unchanged files, re-parses edited ones, forgets deleted ones, survives a corrupt pack', async () => {
+    const { mkdtemp, writeFile, readdir, rm } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { loadRepository } = await import('./load.js');
+    const root = await mkdtemp(path.join(os.tmpdir(), 'hk-cache-repo-'));
+    const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'hk-cache-'));
+    await writeFile(path.join(root, 'a.yaml'), 'kind: A\nvalue: 1\n');
+    await writeFile(path.join(root, 'b.yaml'), 'kind: B\n');
+    const first = await loadRepository(root, { cacheDir });
+    const [pack] = await readdir(cacheDir);
+    expect(pack).toMatch(/^parse-[0-9a-f]{16}\.json$/);
+
+    await writeFile(path.join(root, 'a.yaml'), 'kind: A\n\nvalue: 2\n');
+    await rm(path.join(root, 'b.yaml'));
+    const second = await loadRepository(root, { cacheDir });
+    expect(second.documents.map((d) => d.value)).toEqual([{ kind: 'A', value: 2 }]);
+    expect(second.documents[0]!.locate('/value').line).toBe(3);
+    expect(first.documents.map((d) => d.file)).toEqual(['a.yaml', 'b.yaml']);
+    const { readFile } = await import('node:fs/promises');
+    expect(Object.keys(JSON.parse(await readFile(path.join(cacheDir, pack!), 'utf8')).entries)).toEqual(['a.yaml']);
+
+    await writeFile(path.join(cacheDir, pack!), '{not json');
+    const third = await loadRepository(root, { cacheDir });
+    expect(third.documents.map((d) => d.value)).toEqual([{ kind: 'A', value: 2 }]);
+  });
+
+  it('caches diagnostics too: a broken file stays broken from the cache', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { loadRepository } = await import('./load.js');
+    const root = await mkdtemp(path.join(os.tmpdir(), 'hk-cache-repo-'));
+    const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'hk-cache-'));
+    await writeFile(path.join(root, 'a.yaml'), 'a: 1\na: 2\n');
+    for (let i = 0; i < 2; i++) {
+      const r = await loadRepository(root, { cacheDir });
+      expect(r.diagnostics.map((d) => [d.summary, d.location?.line])).toEqual([['duplicate key', 2]]);
+    }
+  });
+});

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
+import { contentHash, ParseCache } from './parse-cache.js';
 import { indexLocations, locateIn, type LocationIndex } from './source-map.js';
 
 export const LIMITS = {
@@ -194,7 +195,12 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
   return { documents, diagnostics };
 }
 
-export async function loadRepository(root: string): Promise<LoadResult> {
+export interface LoadOptions {
+  /** Reuse parse results of unchanged files from this folder (see parse-cache.ts). */
+  cacheDir?: string;
+}
+
+export async function loadRepository(root: string, options: LoadOptions = {}): Promise<LoadResult> {
   const files = await listManifestFiles(root);
   if (files.length > LIMITS.files) {
     return {
@@ -202,11 +208,21 @@ export async function loadRepository(root: string): Promise<LoadResult> {
       diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })],
     };
   }
-  const { parseInWorkers, WORKER_THRESHOLD } = await import('./parse-pool.js');
-  const parsed =
-    files.length >= WORKER_THRESHOLD
-      ? await parseInWorkers(root, files)
-      : await Promise.all(files.map(async (file) => parseManifest({ file, bytes: await fs.readFile(path.join(root, file)) })));
+  const cache = options.cacheDir ? new ParseCache(options.cacheDir, root) : undefined;
+  await cache?.open();
+  const parsed = await Promise.all(
+    files.map(async (file) => {
+      const bytes = await fs.readFile(path.join(root, file));
+      if (!cache) return parseManifest({ file, bytes });
+      const sha = contentHash(bytes);
+      const hit = cache.get(file, sha);
+      if (hit) return hit;
+      const result = parseManifest({ file, bytes });
+      cache.put(file, sha, result);
+      return result;
+    }),
+  );
+  await cache?.save();
   return merge(parsed);
 }
 

@@ -7,7 +7,8 @@ import { validateRepository } from '../../reconciler/manifests/index.js';
 
 const [repoDir, hostName] = process.argv.slice(2) as [string, string];
 const t0 = performance.now();
-const repo = await validateRepository(repoDir);
+const cacheDir = process.env.HOSTKIT_CACHE_DIR;
+const repo = await validateRepository(repoDir, cacheDir ? { cacheDir } : {});
 const t1 = performance.now();
 if (!repo.valid) {
   process.stderr.write(JSON.stringify(repo.diagnostics.slice(0, 5), null, 2));
