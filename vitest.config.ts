@@ -18,7 +18,8 @@ export default defineConfig({
         test: {
           name: 'host',
           include: ['test/host/**/*.test.ts'],
-          globalSetup: ['test/host/global-setup.ts'],
+          // The build gives crash tests a compiled reconciler to run (and kill) in a child process.
+          globalSetup: ['test/support/build.ts', 'test/host/global-setup.ts'],
           // Each file boots its own host; two cores, so one file at a time.
           fileParallelism: false,
           testTimeout: 180_000,

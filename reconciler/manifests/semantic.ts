@@ -144,8 +144,17 @@ function checkProject(m: Manifest<ProjectManifest>): Diagnostic[] {
   if (RESERVED_USERS.has(user)) {
     out.push(error('reserved name', `a project may not run as "${user}"; pick its own user`, m.source.locate(spec.user ? '/spec/user' : '/metadata/name')));
   }
-  if (spec.runtime !== 'static' && !spec.service?.command) {
-    out.push(error('missing service command', `runtime ${spec.runtime} needs spec.service.command`, m.source.locate(spec.service ? '/spec/service' : '/spec')));
+  // A project may be only workers or timers; but a declared service needs its command, and a
+  // non-static project needs something to run.
+  const runsSomething = (spec.workers ?? []).length > 0 || (spec.timers ?? []).length > 0;
+  if (spec.runtime !== 'static' && !spec.service?.command && (spec.service !== undefined || !runsSomething)) {
+    out.push(
+      error(
+        'missing service command',
+        `runtime ${spec.runtime} needs spec.service.command (or workers or timers to run)`,
+        m.source.locate(spec.service ? '/spec/service' : '/spec'),
+      ),
+    );
   }
   if (spec.runtime !== 'static' && (spec.domains ?? []).length > 0 && spec.service?.port === undefined) {
     out.push(error('missing service port', 'domains proxy to the service, so spec.service.port is required', m.source.locate('/spec/domains')));

@@ -179,7 +179,8 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     // One daemon-reload, one enable call and one restart call for the whole run.
     async settle(items, ctx, phase) {
       if (items.length === 0) return;
-      if (items.some((i) => i.undo.wrote)) await run(ctx.host, 'systemctl', ['daemon-reload']);
+      const reload = items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
+      if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
       const pending = await readPending(ctx.host, ctx.stateDirectory);
       if (phase === 'rollback') {
         const restart = items.filter((i) => i.undo.previous && i.change.desired?.active !== false).map((i) => unitName(i.change.resource!.spec));
@@ -200,7 +201,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
           const failed = restart.find((u) => states.get(u)?.ActiveState !== 'active') ?? restart[0]!;
           throw new HostKitError(
             'UNIT_START_FAILED',
-            `${failed} failed to start: ${describeExec('systemctl', ['restart', failed], result)}\n${await journalTail(ctx.host, failed)}`,
+            `${failed} failed to start: ${describeExec('systemctl', ['restart', failed], result)}\n${await journalTail(ctx.host, failed, states.get(failed)?.InvocationID)}`,
             {
               data: { unit: failed, resourceId: items.find((i) => i.change.desired?.unit === failed)?.change.id },
             },
@@ -230,7 +231,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       if (change.desired!.active && state?.ActiveState !== 'active')
         problems.push(`${unit} is ${state?.ActiveState ?? 'unknown'} (${state?.SubState ?? ''}), not active`);
       if (problems.length === 0) return [];
-      const journal = await journalTail(ctx.host, unit);
+      const journal = await journalTail(ctx.host, unit, state?.InvocationID);
       return [error('unit not running', `${problems.join('; ')}${journal ? `\njournal:\n${journal}` : ''}`, change.origin)];
     },
 

@@ -97,6 +97,8 @@ export function renderTimer(spec: TimerSpec): string {
     '',
     '[Timer]',
     `OnCalendar=${spec.onCalendar}`,
+    // systemd's default accuracy is a minute; a schedule should fire when it says.
+    'AccuracySec=1s',
     `Persistent=${spec.persistent ? 'true' : 'false'}`,
     `Unit=${spec.service}`,
     '',

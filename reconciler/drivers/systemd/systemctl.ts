@@ -27,8 +27,9 @@ export async function showUnits(host: Host, units: readonly string[]): Promise<M
   return out;
 }
 
-/** The last lines of a unit's journal, for diagnostics. */
-export async function journalTail(host: Host, unit: string, lines = 20): Promise<string> {
-  const result = await host.exec('journalctl', ['--unit', unit, '--lines', String(lines), '--no-pager', '--output', 'cat']);
+/** The last lines of a unit's journal, for diagnostics: of its latest invocation when known. */
+export async function journalTail(host: Host, unit: string, invocationId?: string, lines = 20): Promise<string> {
+  const filter = invocationId && /^[0-9a-f]{32}$/.test(invocationId) ? [`_SYSTEMD_INVOCATION_ID=${invocationId}`] : ['--unit', unit];
+  const result = await host.exec('journalctl', [...filter, '--lines', String(lines), '--no-pager', '--output', 'cat']);
   return (result.stdout || result.stderr).trim();
 }

@@ -193,6 +193,22 @@ describe('reconciler/drivers/systemd', () => {
     expect(host.text('/var/lib/hostkit/systemd-pending.json')).not.toContain('hk-a.service');
   });
 
+  it('a unit file that is current but not yet loaded (NeedDaemonReload) gets its daemon-reload', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const r = resource('unit', 'hk-a.service', serviceSpec('a'));
+    await applyAll(ctx, (await planAll(ctx, [r])) as never);
+    const wanted = (await unitDriver.desire([r], ctx)).get(r.id)!.desired;
+    const observed = (await unitDriver.observe([r], ctx)).get(r.id)!;
+    observed.state = { ...observed.state!, NeedDaemonReload: 'yes' };
+    const change = unitDriver.plan({ resource: r, desired: wanted, observed, orphan: false });
+    expect(change.fields).toEqual([{ field: '/daemonReload', before: 'needed', after: 'done' }]);
+    host.calls.length = 0;
+    await applyAll(ctx, [change] as never);
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toContain('daemon-reload');
+  });
+
   it('a unit that fails to start names itself with its journal tail', async () => {
     const host = new FakeHost();
     fakeSystemd(host, { failStart: 'hk-b.service' });

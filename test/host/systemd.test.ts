@@ -1,0 +1,201 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import { expect, it } from 'vitest';
+import { describeHost, useHost } from './harness.js';
+import { applied, appliedOk, eventually, httpStatus, invocationIds, reconcile, repo, service, unitProperty } from './reconcile.js';
+
+const WEB = 'hk-web.service';
+const API = 'hk-api.service';
+
+function projects(webEnv: string, extra: Record<string, string> = {}) {
+  return {
+    'projects/web.yaml': service('web', 9101, `    environment:\n      GREETING: ${webEnv}\n    secrets:\n      TOKEN: { env: HK_TOKEN }\n`),
+    'projects/api.yaml': service('api', 9102, '    environment:\n      MODE: live\n'),
+    ...extra,
+  };
+}
+const env = { HK_TOKEN: 'tok-4f9a2c-secret' };
+
+describeHost('reconciler/drivers (account, directory, envfile, systemd) on a real host', () => {
+  const machine = useHost();
+
+  it('applies projects: users, directories, env files and services exist, and the services answer', async () => {
+    const result = applied(await reconcile(machine(), await repo(projects('hello')), { env }));
+    expect(result.status).toBe('applied');
+    const m = machine();
+    expect((await m.exec('getent', ['passwd', 'web'])).stdout).toMatch(/^web:x:\d+:\d+::\/srv\/web:\/usr\/sbin\/nologin$/m);
+    expect((await m.exec('stat', ['-c', '%U:%G %a', '/srv/web'])).stdout.trim()).toBe('web:web 750');
+    expect((await m.exec('stat', ['-c', '%U:%G %a', '/etc/hostkit/env/web.env'])).stdout.trim()).toBe('root:web 640');
+    expect((await m.exec('cat', ['/etc/hostkit/env/web.env'])).stdout).toContain('TOKEN="tok-4f9a2c-secret"');
+    expect(await unitProperty(m, WEB, 'ActiveState')).toBe('active');
+    expect(await unitProperty(m, WEB, 'UnitFileState')).toBe('enabled');
+    expect(await httpStatus(m, 'http://127.0.0.1:9101/')).toBe('200');
+    expect(await httpStatus(m, 'http://127.0.0.1:9102/')).toBe('200');
+    // The service sees its environment (the running process, not only the file).
+    const pid = await unitProperty(m, WEB, 'MainPID');
+    expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toEqual(
+      expect.arrayContaining(['GREETING=hello', 'PORT=9101', 'BIND=127.0.0.1']),
+    );
+  });
+
+  it('applying the same manifests again changes nothing and restarts nothing', async () => {
+    const before = await invocationIds(machine(), [WEB, API]);
+    const outcome = await reconcile(machine(), await repo(projects('hello')), { env });
+    expect(applied(outcome).status).toBe('no-changes');
+    if (outcome.stage === 'applied') expect(outcome.planned.plan.summary).toMatchObject({ create: 0, update: 0, delete: 0, replace: 0 });
+    expect(await invocationIds(machine(), [WEB, API])).toEqual(before);
+  });
+
+  it('changing only one env file restarts exactly that service, once', async () => {
+    const m = machine();
+    const before = await invocationIds(m, [WEB, API]);
+    const startsBefore = (await m.exec('journalctl', ['--unit', WEB, '--output', 'cat', '--no-pager'])).stdout
+      .split('\n')
+      .filter((l) => l.startsWith('Started ')).length;
+    const outcome = await reconcile(m, await repo(projects('bonjour')), { env });
+    expect(applied(outcome).status).toBe('applied');
+    if (outcome.stage === 'applied') {
+      expect(outcome.result.steps.map((s) => s.id)).toEqual(['envfile/etc/hostkit/env/web.env', `unit/${WEB}`]);
+    }
+    const after = await invocationIds(m, [WEB, API]);
+    expect(after[WEB]).not.toBe(before[WEB]);
+    expect(after[API]).toBe(before[API]);
+    const startsAfter = (await m.exec('journalctl', ['--unit', WEB, '--output', 'cat', '--no-pager'])).stdout
+      .split('\n')
+      .filter((l) => l.startsWith('Started ')).length;
+    expect(startsAfter - startsBefore).toBe(1);
+    const pid = await unitProperty(m, WEB, 'MainPID');
+    expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toContain('GREETING=bonjour');
+  });
+
+  it('a unit that fails systemd-analyze verify is not installed; the previous unit stays and keeps running', async () => {
+    const m = machine();
+    const unitBefore = await m.host.readFile(`/etc/systemd/system/${WEB}`);
+    const idBefore = await unitProperty(m, WEB, 'InvocationID');
+    const broken = projects('bonjour', {
+      'projects/web.yaml': projects('bonjour')['projects/web.yaml'].replace('/usr/bin/python3', '/usr/bin/no-such-python'),
+    });
+    const result = applied(await reconcile(m, await repo(broken), { env }));
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe(`unit/${WEB}`);
+    expect(result.failed.error).toContain('systemd-analyze verify rejected hk-web.service');
+    expect(result.failed.error).toContain('/usr/bin/no-such-python');
+    expect(await m.host.readFile(`/etc/systemd/system/${WEB}`)).toEqual(unitBefore);
+    expect(await unitProperty(m, WEB, 'InvocationID')).toBe(idBefore);
+    expect(await httpStatus(m, 'http://127.0.0.1:9101/')).toBe('200');
+  });
+
+  it('a unit that fails to start is reported with its journal, and the previous unit is back and running', async () => {
+    const m = machine();
+    const unitBefore = await m.host.readFile(`/etc/systemd/system/${WEB}`);
+    // Binds the port api already holds: starts, then dies with EADDRINUSE.
+    const clash = projects('bonjour', {
+      'projects/web.yaml': projects('bonjour')['projects/web.yaml'].replace('http.server, "9101"', 'http.server, "9102"'),
+    });
+    const result = applied(await reconcile(m, await repo(clash), { env }));
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe(`unit/${WEB}`);
+    expect(result.failed.error).toMatch(/not active/);
+    expect(result.failed.error).toMatch(/Address already in use/);
+    expect(await m.host.readFile(`/etc/systemd/system/${WEB}`)).toEqual(unitBefore);
+    expect(await eventually(async () => (await httpStatus(m, 'http://127.0.0.1:9101/')) === '200', 10_000)).toBe(true);
+    expect(await unitProperty(m, WEB, 'NeedDaemonReload')).toBe('no');
+  });
+
+  it('a run killed after writing a unit and before restarting it: the next run restarts it', async () => {
+    const m = machine();
+    const idBefore = await unitProperty(m, WEB, 'InvocationID');
+    const repoDir = await repo(projects('hola'));
+    const child = execa(
+      'node',
+      [path.resolve('dist/test/support/reconcile-child.js'), repoDir, 'test-host', String(m.leaderPid), m.machine, 'before-daemon-reload'],
+      {
+        env: { ...env },
+        reject: false,
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('stopped before daemon-reload')) resolve();
+      });
+      void child.then((r) => reject(new Error(`the child ended before the kill point: ${r.stdout} ${r.stderr}`)));
+    });
+    child.kill('SIGKILL');
+    expect((await child).signal).toBe('SIGKILL');
+    // Killed: the new unit is on disk, the service still runs the old process.
+    expect((await m.host.readFile(`/etc/systemd/system/${WEB}`))!.toString()).not.toEqual('');
+    expect(await unitProperty(m, WEB, 'InvocationID')).toBe(idBefore);
+    expect((await m.host.readFile('/var/lib/hostkit/systemd-pending.json'))!.toString()).toContain(WEB);
+
+    const plan = await reconcile(m, repoDir, { env, dryRun: true });
+    expect(plan.stage).toBe('planned');
+    if (plan.stage === 'planned') {
+      const web = plan.planned.plan.changes.find((c) => c.id === `unit/${WEB}`)!;
+      expect(web.action).toBe('update');
+      expect(web.fields.map((f) => f.field)).toContain('/restart');
+    }
+    expect(appliedOk(await reconcile(m, repoDir, { env })).status).toBe('applied');
+    expect(await unitProperty(m, WEB, 'InvocationID')).not.toBe(idBefore);
+    const pid = await unitProperty(m, WEB, 'MainPID');
+    expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toContain('GREETING=hola');
+    expect((await m.host.readFile('/var/lib/hostkit/systemd-pending.json'))!.toString()).not.toContain(WEB);
+  });
+
+  it('a service stopped by hand is drift in the next dry run, and the next apply starts it', async () => {
+    const m = machine();
+    await m.exec('systemctl', ['stop', API]);
+    const repoDir = await repo(projects('hola'));
+    const plan = await reconcile(m, repoDir, { env, dryRun: true });
+    expect(plan.stage).toBe('planned');
+    if (plan.stage !== 'planned') return;
+    const api = plan.planned.plan.changes.find((c) => c.id === `unit/${API}`)!;
+    expect(api.action).toBe('update');
+    expect(api.fields).toEqual([{ field: '/state', before: 'inactive (dead)', after: 'active' }]);
+    expect(appliedOk(await reconcile(m, repoDir, { env })).status).toBe('applied');
+    expect(await unitProperty(m, API, 'ActiveState')).toBe('active');
+  });
+
+  it('a timer from a cron expression fires and its service runs', async () => {
+    const m = machine();
+    const job = `apiVersion: hostkit.dev/v1
+kind: Project
+metadata:
+  name: job
+spec:
+  placement:
+    hosts: [test-host]
+  runtime: binary
+  timers:
+    - name: tick
+      schedule: "* * * * *"
+      command: [/usr/bin/touch, /srv/job/ran]
+`;
+    const result = applied(await reconcile(m, await repo(projects('hola', { 'projects/job.yaml': job })), { env }));
+    expect(result.status).toBe('applied');
+    expect(await unitProperty(m, 'hk-job-tick.timer', 'ActiveState')).toBe('active');
+    expect((await m.exec('cat', ['/etc/systemd/system/hk-job-tick.timer'])).stdout).toContain('OnCalendar=*-*-* *:*:00\n');
+    // Every minute, on the minute: wait for the next one.
+    expect(await eventually(async () => (await m.host.stat('/srv/job/ran')) !== undefined, 75_000, 1000)).toBe(true);
+    expect(await unitProperty(m, 'hk-job-tick.service', 'Result')).toBe('success');
+    expect((await m.exec('stat', ['-c', '%U', '/srv/job/ran'])).stdout.trim()).toBe('job');
+  }, 120_000);
+
+  it('a project removed from the repository: its units are stopped, disabled and removed; its user and data are kept', async () => {
+    const m = machine();
+    const outcome = await reconcile(m, await repo({ 'projects/web.yaml': projects('hola')['projects/web.yaml'] }), { env });
+    const result = applied(outcome);
+    expect(result.status).toBe('applied');
+    if (outcome.stage !== 'applied') return;
+    const byId = new Map(outcome.planned.plan.changes.map((c) => [c.id, c]));
+    expect(byId.get(`unit/${API}`)!.action).toBe('delete');
+    expect(byId.get('account/api')).toMatchObject({ action: 'noop', orphan: true });
+    expect(byId.get('directory/srv/api')).toMatchObject({ action: 'noop', orphan: true });
+    expect(await m.host.stat(`/etc/systemd/system/${API}`)).toBeUndefined();
+    expect(await unitProperty(m, API, 'LoadState')).toBe('not-found');
+    expect(await httpStatus(m, 'http://127.0.0.1:9102/')).not.toBe('200');
+    expect((await m.exec('getent', ['passwd', 'api'])).stdout).toContain('api:');
+    expect(await unitProperty(m, WEB, 'ActiveState')).toBe('active');
+  });
+});
