@@ -12,12 +12,13 @@ export interface AppliedStep {
 }
 
 export type ApplyResult =
-  | { status: 'applied'; steps: AppliedStep[]; skipped: string[] }
-  | { status: 'no-changes'; steps: []; skipped: string[] }
+  | { status: 'applied'; steps: AppliedStep[]; skipped: string[]; warnings: Diagnostic[] }
+  | { status: 'no-changes'; steps: []; skipped: string[]; warnings: Diagnostic[] }
   | {
       status: 'rolled-back';
       steps: AppliedStep[];
       skipped: string[];
+      warnings: Diagnostic[];
       failed: { id: string; error: string; diagnostics: Diagnostic[] };
       rollbackErrors: { id: string; error: string }[];
     };
@@ -93,12 +94,14 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
       status: 'rolled-back',
       steps: steps.filter((s) => s.id !== failed.id),
       skipped,
+      warnings: context.warnings,
       failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics },
       rollbackErrors,
     };
   }
   await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory));
-  return pending.length === 0 ? { status: 'no-changes', steps: [], skipped } : { status: 'applied', steps, skipped };
+  const warnings = context.warnings;
+  return pending.length === 0 ? { status: 'no-changes', steps: [], skipped, warnings } : { status: 'applied', steps, skipped, warnings };
 }
 
 // Applied changes grouped by driver, in the order the drivers first appear.

@@ -88,6 +88,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     status: result.status,
     applied: result.steps,
     skipped: result.skipped,
+    warnings: result.warnings,
     ...(result.status === 'rolled-back' ? { failed: result.failed, rollbackErrors: result.rollbackErrors } : {}),
   };
   if (opts.output === 'json') write(JSON.stringify(report, null, 2) + '\n');
@@ -103,6 +104,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     } else {
       lines.push(style.green(`Applied ${result.steps.length} change(s) to ${hostName}.`));
     }
+    for (const w of result.warnings) lines.push(style.yellow(`warning: ${w.summary}: ${w.detail}`));
     if (result.skipped.length > 0) lines.push(style.dim(`${result.skipped.length} resource(s) not applied: their drivers do not exist yet.`));
     write(lines.join('\n') + '\n');
   }

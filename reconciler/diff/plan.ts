@@ -62,6 +62,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     mode: options.mode,
     log: options.log,
     fileDigests: new Map(),
+    warnings: [],
     secrets: new SecretResolver({
       host: options.host,
       redactor,

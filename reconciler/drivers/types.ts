@@ -22,6 +22,8 @@ export interface DriverContext {
    * (a unit embeds the digests of the files its service reads).
    */
   fileDigests: Map<string, string>;
+  /** Problems found while applying that do not stop the run (e.g. systemd-analyze warnings); reported with the result. */
+  warnings: Diagnostic[];
 }
 
 export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown> {

@@ -10,7 +10,11 @@ const API = 'hk-api.service';
 function projects(webEnv: string, extra: Record<string, string> = {}) {
   return {
     'projects/web.yaml': service('web', 9101, `    environment:\n      GREETING: ${webEnv}\n    secrets:\n      TOKEN: { env: HK_TOKEN }\n`),
-    'projects/api.yaml': service('api', 9102, '    environment:\n      MODE: live\n'),
+    'projects/api.yaml': service(
+      'api',
+      9102,
+      '    environment:\n      MODE: live\n    isolation:\n      profile: strict\n      network: loopback-only\n    limits:\n      memoryMax: 128M\n      cpuQuota: 50%\n      tasksMax: 32\n',
+    ),
     ...extra,
   };
 }
@@ -31,6 +35,13 @@ describeHost('reconciler/drivers (account, directory, envfile, systemd) on a rea
     expect(await unitProperty(m, WEB, 'UnitFileState')).toBe('enabled');
     expect(await httpStatus(m, 'http://127.0.0.1:9101/')).toBe('200');
     expect(await httpStatus(m, 'http://127.0.0.1:9102/')).toBe('200');
+    // The strict profile, loopback-only network and limits are in force on the running unit.
+    expect(await unitProperty(m, API, 'MemoryMax')).toBe(String(128 * 1024 * 1024));
+    expect(await unitProperty(m, API, 'CPUQuotaPerSecUSec')).toBe('500ms');
+    expect(await unitProperty(m, API, 'TasksMax')).toBe('32');
+    expect(await unitProperty(m, API, 'IPAddressDeny')).toMatch(/0\.0\.0\.0\/0/);
+    expect(await unitProperty(m, API, 'PrivateDevices')).toBe('yes');
+    expect(await unitProperty(m, API, 'ProtectSystem')).toBe('strict');
     // The service sees its environment (the running process, not only the file).
     const pid = await unitProperty(m, WEB, 'MainPID');
     expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toEqual(
@@ -184,6 +195,11 @@ spec:
 
   it('a project removed from the repository: its units are stopped, disabled and removed; its user and data are kept', async () => {
     const m = machine();
+    // A unit HostKit did not create, even with HostKit's prefix, is never touched.
+    const foreign = '[Service]\nExecStart=/usr/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n';
+    await m.host.writeFile('/etc/systemd/system/hk-foreign.service', foreign, { uid: 0, gid: 0, mode: 0o644 });
+    await m.exec('systemctl', ['daemon-reload']);
+    await m.exec('systemctl', ['start', 'hk-foreign.service']);
     const outcome = await reconcile(m, await repo({ 'projects/web.yaml': projects('hola')['projects/web.yaml'] }), { env });
     const result = applied(outcome);
     expect(result.status).toBe('applied');
@@ -197,5 +213,7 @@ spec:
     expect(await httpStatus(m, 'http://127.0.0.1:9102/')).not.toBe('200');
     expect((await m.exec('getent', ['passwd', 'api'])).stdout).toContain('api:');
     expect(await unitProperty(m, WEB, 'ActiveState')).toBe('active');
+    expect((await m.host.readFile('/etc/systemd/system/hk-foreign.service'))!.toString()).toBe(foreign);
+    expect(await unitProperty(m, 'hk-foreign.service', 'ActiveState')).toBe('active');
   });
 });

