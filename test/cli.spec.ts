@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,8 +8,10 @@ import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtu
 const CLI = path.resolve('dist/reconciler/cli.js');
 const SECRET = 'S3cr3t-token-value-9f8e7d';
 
+const CACHE = path.join(os.tmpdir(), `hostkit-cli-cache-${process.pid}`);
+
 function hostkit(args: string[], env: Record<string, string> = {}) {
-  return execa('node', [CLI, ...args], { reject: false, env: { NO_COLOR: '', ...env }, extendEnv: true });
+  return execa('node', [CLI, ...args], { reject: false, env: { NO_COLOR: '', HOSTKIT_CACHE_DIR: CACHE, ...env }, extendEnv: true });
 }
 
 const PRIMITIVES = `apiVersion: hostkit.dev/v1

@@ -13,7 +13,8 @@ function projects(webEnv: string, extra: Record<string, string> = {}) {
     'projects/api.yaml': service(
       'api',
       9102,
-      '    environment:\n      MODE: live\n    isolation:\n      profile: strict\n      network: loopback-only\n    limits:\n      memoryMax: 128M\n      cpuQuota: 50%\n      tasksMax: 32\n',
+      '    environment:\n      MODE: live\n    isolation:\n      profile: strict\n      network: loopback-only\n    limits:\n      memoryMax: 128M\n      cpuQuota: 50%\n      tasksMax: 32\n' +
+        '  files:\n    - name: settings.json\n      content: |\n        {"mode": "live"}\n',
     ),
     ...extra,
   };
@@ -31,6 +32,8 @@ describeHost('reconciler/drivers (account, directory, envfile, systemd) on a rea
     expect((await m.exec('stat', ['-c', '%U:%G %a', '/srv/web'])).stdout.trim()).toBe('web:web 750');
     expect((await m.exec('stat', ['-c', '%U:%G %a', '/etc/hostkit/env/web.env'])).stdout.trim()).toBe('root:web 640');
     expect((await m.exec('cat', ['/etc/hostkit/env/web.env'])).stdout).toContain('TOKEN="tok-4f9a2c-secret"');
+    expect((await m.exec('stat', ['-c', '%U:%G %a', '/srv/api/settings.json'])).stdout.trim()).toBe('root:api 640');
+    expect((await m.exec('cat', ['/srv/api/settings.json'])).stdout).toBe('{"mode": "live"}\n');
     expect(await unitProperty(m, WEB, 'ActiveState')).toBe('active');
     expect(await unitProperty(m, WEB, 'UnitFileState')).toBe('enabled');
     expect(await httpStatus(m, 'http://127.0.0.1:9101/')).toBe('200');
