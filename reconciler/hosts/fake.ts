@@ -140,6 +140,10 @@ export class FakeHost implements Host {
     this.entries.delete(p);
   }
 
+  localPath(): undefined {
+    return undefined; // nothing of a fake host exists on this machine
+  }
+
   async readdir(p: string): Promise<string[] | undefined> {
     if (this.entries.get(p)?.type !== 'directory') return undefined;
     const prefix = p === '/' ? '/' : p + '/';

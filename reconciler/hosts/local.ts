@@ -23,6 +23,10 @@ export class LocalHost implements Host {
     this.name = this.root ? `local:${this.root}` : 'local';
   }
 
+  localPath(hostPath: string): string {
+    return this.resolve(hostPath);
+  }
+
   /** The path on this machine that stands for `hostPath` on the managed host. */
   resolve(hostPath: string): string {
     if (!path.isAbsolute(hostPath)) {

@@ -159,6 +159,12 @@ export class NspawnHost implements Host {
     await this.files.remove(await this.resolveIn(hostPath, false));
   }
 
+  // Through the container's root: good for connecting to a Unix socket inside
+  // (e.g. PostgreSQL's); symlinks on the way are the kernel's to resolve there.
+  localPath(hostPath: string): string {
+    return path.join(this.root, path.posix.normalize(hostPath));
+  }
+
   async readdir(hostPath: string): Promise<string[] | undefined> {
     return this.files.readdir(await this.resolveIn(hostPath, true));
   }

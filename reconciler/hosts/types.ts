@@ -70,6 +70,12 @@ export interface Host {
 
   /** Names in a directory, or undefined if it does not exist. */
   readdir(path: string): Promise<string[] | undefined>;
+
+  /**
+   * Where a path of the managed host can be opened from this machine (e.g. a
+   * Unix socket a client connects to), or undefined when the host is remote.
+   */
+  localPath(path: string): string | undefined;
 }
 
 /** The command failed with a non-zero exit code; carries what it printed. */
