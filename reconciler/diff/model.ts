@@ -65,6 +65,18 @@ export function pendingChanges(plan: Plan): Change[] {
   return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action));
 }
 
+/** The fields every change of a resource starts with. */
+export function changeBase<S>(resource: Resource<S>): Pick<Change<unknown, unknown, S>, 'id' | 'kind' | 'origin' | 'resource' | 'diagnostics' | 'project'> {
+  return {
+    id: resource.id,
+    kind: resource.kind,
+    origin: resource.origin,
+    resource,
+    diagnostics: [],
+    ...(resource.project ? { project: resource.project } : {}),
+  };
+}
+
 export function noop(id: string, kind: ResourceKind, extra: Partial<Change> = {}): Change {
   return { id, kind, action: 'noop', fields: [], disruptive: false, diagnostics: [], ...extra };
 }

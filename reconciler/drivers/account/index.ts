@@ -1,6 +1,6 @@
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { AccountSpec } from '../../core/specs.js';
-import { diffFields, type Change } from '../../diff/model.js';
+import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver } from '../types.js';
@@ -46,15 +46,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   },
 
   plan({ resource, desired, observed, orphan }) {
-    const base = {
-      id: resource.id,
-      kind: resource.kind,
-      origin: resource.origin,
-      resource,
-      disruptive: false,
-      diagnostics: [] as Diagnostic[],
-      ...(resource.project ? { project: resource.project } : {}),
-    };
+    const base = { ...changeBase(resource), disruptive: false };
     const exists = observed !== undefined && observed.user !== '';
     if (orphan || !desired) {
       return {

@@ -1,6 +1,6 @@
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { DirectorySpec } from '../../core/specs.js';
-import { diffFields, octal, type Change } from '../../diff/model.js';
+import { changeBase, diffFields, octal, type Change } from '../../diff/model.js';
 import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
 import { UserDb } from '../shared/users.js';
@@ -42,15 +42,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   },
 
   plan({ resource, desired, observed, orphan }) {
-    const base = {
-      id: resource.id,
-      kind: resource.kind,
-      origin: resource.origin,
-      resource,
-      disruptive: false,
-      diagnostics: [] as Diagnostic[],
-      ...(resource.project ? { project: resource.project } : {}),
-    };
+    const base = { ...changeBase(resource), disruptive: false };
     if (orphan || !desired) {
       return {
         ...base,

@@ -4,7 +4,7 @@ import type { EnvFileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
 import {
   applyFile,
-  observeFiles,
+  observeFileResources,
   planFile,
   publishDigest,
   rollbackFile,
@@ -69,18 +69,7 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
     return out;
   },
 
-  async observe(resources, ctx) {
-    const byPath = await observeFiles(
-      ctx.host,
-      resources.map((r) => r.spec.path),
-    );
-    const out = new Map<string, ObservedFile>();
-    for (const r of resources) {
-      const o = byPath.get(r.spec.path);
-      if (o) out.set(r.id, o);
-    }
-    return out;
-  },
+  observe: (resources, ctx) => observeFileResources(ctx, resources),
 
   plan({ resource, desired, observed, orphan }) {
     const secret = Object.keys(resource.spec.secrets).length > 0 || Object.keys(resource.spec.derivedSecrets ?? {}).length > 0;

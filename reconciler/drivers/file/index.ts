@@ -3,7 +3,7 @@ import type { FileSpec } from '../../core/specs.js';
 import type { Driver } from '../types.js';
 import {
   applyFile,
-  observeFiles,
+  observeFileResources,
   planFile,
   publishDigest,
   rollbackFile,
@@ -29,18 +29,7 @@ export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> =
     return out;
   },
 
-  async observe(resources, ctx) {
-    const byPath = await observeFiles(
-      ctx.host,
-      resources.map((r) => r.spec.path),
-    );
-    const out = new Map<string, ObservedFile>();
-    for (const r of resources) {
-      const o = byPath.get(r.spec.path);
-      if (o) out.set(r.id, o);
-    }
-    return out;
-  },
+  observe: (resources, ctx) => observeFileResources(ctx, resources),
 
   plan({ resource, desired, observed, orphan }) {
     return planFile(resource, desired, observed, { orphan });

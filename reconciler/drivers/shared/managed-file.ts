@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { Resource } from '../../core/resource.js';
-import { diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
 import type { FileType, Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { UserDb } from './users.js';
@@ -40,6 +40,20 @@ export function publishDigest(ctx: DriverContext, desired: DesiredFile): void {
   ctx.fileDigests.set(desired.path, createHash('sha256').update(desired.content).digest('hex'));
 }
 
+/** Observe path resources (file, envfile) by id. */
+export async function observeFileResources(ctx: DriverContext, resources: readonly Resource<{ path: string }>[]): Promise<Map<string, ObservedFile>> {
+  const byPath = await observeFiles(
+    ctx.host,
+    resources.map((r) => r.spec.path),
+  );
+  const out = new Map<string, ObservedFile>();
+  for (const r of resources) {
+    const o = byPath.get(r.spec.path);
+    if (o) out.set(r.id, o);
+  }
+  return out;
+}
+
 // stat + read of each path, and one read of the user database for owner names.
 export async function observeFiles(host: Host, paths: readonly string[]): Promise<Map<string, ObservedFile>> {
   const users = await UserDb.read(host);
@@ -64,15 +78,7 @@ export function planFile<S extends { path: string }>(
   observed: ObservedFile | undefined,
   options: { orphan: boolean; secret?: boolean },
 ): Change<DesiredFile, ObservedFile, S> {
-  const base = {
-    id: resource.id,
-    kind: resource.kind,
-    origin: resource.origin,
-    ...(resource.project ? { project: resource.project } : {}),
-    resource,
-    diagnostics: [] as Diagnostic[],
-    disruptive: false,
-  };
+  const base = { ...changeBase(resource), disruptive: false };
   const p = (resource.spec as { path: string }).path;
   if (observed && observed.type !== 'file') {
     return {

@@ -3,7 +3,7 @@ import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
-import type { Change, FieldChange } from '../../diff/model.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { unifiedDiff } from '../shared/text-diff.js';
@@ -121,14 +121,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     },
 
     plan({ resource, desired, observed, orphan }) {
-      const base = {
-        id: resource.id,
-        kind: resource.kind,
-        origin: resource.origin,
-        resource,
-        diagnostics: [] as Diagnostic[],
-        ...(resource.project ? { project: resource.project } : {}),
-      };
+      const base = changeBase(resource);
       if (orphan || !desired) {
         if (!observed?.content) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' };
         return { ...base, action: 'delete', fields: [], disruptive: true, reason: 'no manifest declares it any more: stopped, disabled and removed', observed };
