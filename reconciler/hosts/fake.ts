@@ -205,6 +205,14 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
           .filter((l) => !l.startsWith(`${name}:`))
           .join('\n'),
       );
+      // Like Debian (USERGROUPS_ENAB yes): the user's own group goes too.
+      host.seedFile(
+        '/etc/group',
+        group
+          .split('\n')
+          .filter((l) => !l.startsWith(`${name}:`))
+          .join('\n'),
+      );
       return ok;
     case 'groupdel':
       host.seedFile(

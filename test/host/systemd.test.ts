@@ -118,6 +118,37 @@ describeHost('reconciler/drivers (account, directory, envfile, systemd) on a rea
     expect(await unitProperty(m, WEB, 'NeedDaemonReload')).toBe('no');
   });
 
+  it('a new project whose service fails leaves nothing behind: no user, directory, env file or unit', async () => {
+    const m = machine();
+    const before = await invocationIds(m, [WEB, API]);
+    const failing = `apiVersion: hostkit.dev/v1
+kind: Project
+metadata:
+  name: doomed
+spec:
+  placement:
+    hosts: [test-host]
+  runtime: binary
+  service:
+    command: [/usr/bin/false]
+    environment:
+      MODE: doomed
+`;
+    const result = applied(await reconcile(m, await repo(projects('bonjour', { 'projects/doomed.yaml': failing })), { env }));
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe('unit/hk-doomed.service');
+    expect(result.rollbackErrors).toEqual([]);
+    expect((await m.host.exec('getent', ['passwd', 'doomed'])).exitCode).toBe(2);
+    expect((await m.host.exec('getent', ['group', 'doomed'])).exitCode).toBe(2);
+    expect(await m.host.stat('/srv/doomed')).toBeUndefined();
+    expect(await m.host.stat('/etc/hostkit/env/doomed.env')).toBeUndefined();
+    expect(await m.host.stat('/etc/systemd/system/hk-doomed.service')).toBeUndefined();
+    expect(await m.host.stat('/etc/systemd/system/multi-user.target.wants/hk-doomed.service')).toBeUndefined();
+    expect(await unitProperty(m, 'hk-doomed.service', 'LoadState')).toBe('not-found');
+    expect(await invocationIds(m, [WEB, API])).toEqual(before);
+  });
+
   it('a run killed after writing a unit and before restarting it: the next run restarts it', async () => {
     const m = machine();
     const idBefore = await unitProperty(m, WEB, 'InvocationID');

@@ -96,6 +96,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
       const p = undo.previous;
       await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
     }
-    if (undo.createdGroup) await run(ctx.host, 'groupdel', [d.group]);
+    // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
+    if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
   },
 };
