@@ -1,5 +1,8 @@
 // One measured process: load + validate + expand + observe + plan for one
 // host of a generated repository, against the recording fake host.
+// It starts the way the hostkit CLI does (V8 compile cache on).
+import module from 'node:module';
+module.enableCompileCache?.();
 import { silentLogger } from '../../reconciler/core/log.js';
 import { planHost } from '../../reconciler/diff/plan.js';
 import { FakeHost } from '../../reconciler/hosts/fake.js';
