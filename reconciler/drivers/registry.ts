@@ -3,6 +3,7 @@ import { accountDriver } from './account/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
+import { nftablesDriver } from './nftables/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
 
@@ -15,6 +16,7 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['envfile', envFileDriver],
   ['unit', unitDriver],
   ['timer', timerDriver],
+  ['firewall', nftablesDriver],
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
@@ -23,6 +25,5 @@ export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
   certificate: 'certificate driver',
   pgrole: 'PostgreSQL driver',
   pgdatabase: 'PostgreSQL driver',
-  firewall: 'nftables driver',
   command: 'lifecycle commands',
 };

@@ -7,8 +7,9 @@ import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types
 
 export interface LocalHostOptions {
   /**
-   * Treat this directory as the host's "/" for file operations (commands still
-   * run on this machine). Used to apply into a scratch directory in tests.
+   * Treat this directory as the host's "/" for file operations. Used to apply
+   * into a scratch directory in tests; commands are refused on such a host,
+   * since they would act on this machine rather than on the directory.
    */
   root?: string;
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
+import { error, warning, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { resourceId, type Resource, type ResourceKind } from '../core/resource.js';
 import type {
   AccountSpec,
@@ -613,7 +613,19 @@ function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[], rule
   for (const r of rules) {
     for (const o of r.value.spec.openings) openings.push({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [], for: `FirewallRules/${r.name}` });
   }
-  if (!fw && openings.length === 0) return;
+  // Firewall management is the host's choice: openings alone never switch on a drop policy.
+  if (!fw) {
+    if (openings.length > 0) {
+      b.diagnostics.push(
+        warning(
+          'firewall not managed',
+          `host ${b.host.name} has no spec.firewall, so the openings of ${[...new Set(openings.map((o) => o.for))].join(', ')} are not applied; add spec.firewall to the host to manage its nftables table`,
+          b.host.manifest.source.locate('/metadata/name'),
+        ),
+      );
+    }
+    return;
+  }
   const ssh = fw?.ssh === false ? false : { port: fw?.ssh?.port ?? 22, from: fw?.ssh?.from ?? [] };
   b.add<FirewallSpec>(
     'host',

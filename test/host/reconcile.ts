@@ -1,7 +1,7 @@
 // Helpers for real-host tests: a config repository for the booted host, a
 // reconcile against it through the nspawn host, and unit facts read inside.
 import { silentLogger } from '../../reconciler/core/log.js';
-import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
+import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { writeRepo } from '../support/fixtures.js';
 import type { TestHost } from './machine.js';
 
@@ -20,8 +20,20 @@ export function repo(files: Record<string, string>): Promise<string> {
   return writeRepo({ 'hosts/test-host.yaml': HOST_MANIFEST, ...files });
 }
 
-export function reconcile(machine: TestHost, repoDir: string, options: { dryRun?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<ReconcileOutcome> {
-  return reconcileHost({ repoDir, hostName: HOST_NAME, host: machine.host, dryRun: options.dryRun ?? false, log: silentLogger(), env: options.env ?? {} });
+export function reconcile(
+  machine: TestHost,
+  repoDir: string,
+  options: { dryRun?: boolean; env?: NodeJS.ProcessEnv; drivers?: ReconcileInput['drivers'] } = {},
+): Promise<ReconcileOutcome> {
+  return reconcileHost({
+    repoDir,
+    hostName: HOST_NAME,
+    host: machine.host,
+    dryRun: options.dryRun ?? false,
+    log: silentLogger(),
+    env: options.env ?? {},
+    ...(options.drivers ? { drivers: options.drivers } : {}),
+  });
 }
 
 /** The apply result, failing the test with the plan's problems if it did not get that far. */

@@ -39,13 +39,7 @@ export function renderText(plan: Plan, options: TextOptions = {}): string {
     if (c.action === 'noop' && !c.orphan && !options.verbose && c.diagnostics.length === 0) continue;
     shown++;
     const symbol = c.orphan ? '!' : SYMBOL[c.action];
-    const note = c.orphan
-      ? `orphan: ${c.reason ?? 'kept'}`
-      : c.action === 'unsupported' || c.action === 'delete'
-        ? (c.reason ?? '')
-        : c.disruptive
-          ? 'restarts or reloads its service'
-          : '';
+    const note = c.orphan ? `orphan: ${c.reason ?? 'kept'}` : (c.reason ?? (c.disruptive ? 'restarts or reloads its service' : ''));
     lines.push(colour[c.action](`${symbol.padStart(3)} ${c.id}`) + (note ? s.dim(`  (${note})`) : ''));
     for (const f of c.fields) {
       // A new resource's empty fields say nothing.

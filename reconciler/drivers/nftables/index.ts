@@ -1,0 +1,335 @@
+import path from 'node:path';
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
+import type { FirewallSpec } from '../../core/specs.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { describeExec } from '../../hosts/types.js';
+import { unifiedDiff } from '../shared/text-diff.js';
+import type { Driver, DriverContext } from '../types.js';
+import { desiredTable } from './desired.js';
+import { TABLE_REF, tableLines, type Table } from './model.js';
+import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransaction, readTable, revertArmed, REVERT_UNIT } from './nft.js';
+import { DELETE_TRANSACTION, renderTransaction, REPLACE_HEADER } from './render.js';
+
+export interface DesiredFirewall {
+  table: Table;
+  /** The table as normalized lines (model.ts tableLines): what plan compares and diffs. */
+  lines: string[];
+  /** The nft file that replaces the table in one transaction. */
+  transaction: string;
+  /** How long a change may stay unconfirmed before the previous table comes back by itself. */
+  confirmTimeoutMs: number;
+  /** Set when the spec could not be rendered safely: the plan then carries an error and is never applied. */
+  refused?: string;
+}
+
+/** The live table, or (dry runs only) why it could not be read. Absent table: no entry. */
+export type ObservedFirewall = { table: Table; lines: string[] } | { unreadable: string };
+
+export interface FirewallUndo {
+  /** The nft transaction that puts back the table as it was before this run (or removes it, if there was none). */
+  restore: string;
+  /** A timed revert was armed by this apply and is cancelled only once the change is confirmed. */
+  armed: boolean;
+}
+
+export interface ConfirmInput {
+  desired: DesiredFirewall;
+  /** The file the timed revert will load (the previous table). */
+  revertFile: string;
+}
+
+/**
+ * The commit-confirmed check, run after the new table is live and before the
+ * timed revert is cancelled. Returns what is wrong ([] = confirmed); must not
+ * change the host. A check that throws counts as failed.
+ */
+export type ConfirmCheck = (ctx: DriverContext, input: ConfirmInput) => Promise<string[]>;
+
+export interface NftablesDriverOptions {
+  /** Defaults to confirmFirewall. */
+  confirm?: ConfirmCheck;
+  /** Test seam: rewrite the rendered transaction (e.g. into one nft rejects). Never set outside tests. */
+  rewriteTransaction?: (transaction: string) => string;
+}
+
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 60_000;
+const MIN_CONFIRM_TIMEOUT_MS = 2_000;
+export const REVERT_FILE = 'nftables-revert.nft';
+const SAFE_STATE_DIRECTORY = /^(?:\/[A-Za-z0-9._-]+)+$/;
+
+/**
+ * Default check: a fresh `nft -j list table` shows exactly the desired table,
+ * and the saved previous table still passes `nft -c` (so the revert would
+ * work). Both are new processes on the host, started after the new rules went
+ * live: the host still answers the agent.
+ */
+export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }) => {
+  const problems: string[] = [];
+  const live = await readTable(ctx.host);
+  if (!live) problems.push(`table ${TABLE_REF} is missing`);
+  else if (!sameLines(tableLines(live), desired.lines)) problems.push(`table ${TABLE_REF} is not the one just loaded`);
+  const check = await ctx.host.exec('nft', ['-c', '-f', revertFile]);
+  if (check.exitCode !== 0) problems.push(`the saved previous table does not load: ${describeExec('nft', ['-c', '-f', revertFile], check)}`);
+  return problems;
+};
+
+/**
+ * HostKit's one nftables table, `inet hostkit`, replaced whole in one `nft -f`
+ * transaction; no other table is ever read or touched. Changes are
+ * commit-confirmed: the previous table is saved and a systemd timer that
+ * restores it is armed before the new one goes live, and cancelled only after
+ * the confirm check passes (in settle).
+ */
+export function createNftablesDriver(options: NftablesDriverOptions = {}): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo> {
+  const confirm = options.confirm ?? confirmFirewall;
+  const rewrite = options.rewriteTransaction ?? ((t: string) => t);
+
+  return {
+    kind: 'firewall',
+    orphans: 'delete',
+
+    async desire(resources, ctx) {
+      const out = new Map<string, { desired: DesiredFirewall; diagnostics: Diagnostic[] }>();
+      const timeoutText = ctx.hostManifest.spec?.firewall?.confirmTimeout;
+      const timeoutMs = timeoutText === undefined ? DEFAULT_CONFIRM_TIMEOUT_MS : parseDuration(timeoutText);
+      for (const r of resources) {
+        const diagnostics: Diagnostic[] = [];
+        if (timeoutMs === undefined) {
+          diagnostics.push(error('invalid confirm timeout', `confirmTimeout ${JSON.stringify(timeoutText)} is not a duration like 60s, 2m or 500ms`, r.origin));
+        }
+        const confirmTimeoutMs = timeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
+        if (confirmTimeoutMs < MIN_CONFIRM_TIMEOUT_MS) {
+          diagnostics.push(
+            warning(
+              'confirm timeout short',
+              `confirmTimeout ${timeoutText ?? ''} may restore the previous table before the new one is checked; every change may then fail`,
+              r.origin,
+            ),
+          );
+        }
+        try {
+          const { table, notes } = desiredTable(r.spec);
+          for (const note of notes) diagnostics.push(warning('network has host bits', note, r.origin));
+          out.set(r.id, { desired: { table, lines: tableLines(table), transaction: rewrite(renderTransaction(table)), confirmTimeoutMs }, diagnostics });
+        } catch (cause) {
+          if (!isHostKitError(cause)) throw cause;
+          diagnostics.push(error('firewall not rendered', cause.message, r.origin));
+          out.set(r.id, { desired: { table: { chains: [], objects: [] }, lines: [], transaction: '', confirmTimeoutMs, refused: cause.message }, diagnostics });
+        }
+      }
+      return out;
+    },
+
+    // One `nft -j list table` whatever the number of openings. A dry run on a
+    // machine where nft cannot be run (not installed, not root) still plans.
+    async observe(resources, ctx) {
+      const out = new Map<string, ObservedFirewall>();
+      if (resources.length === 0) return out;
+      let observed: ObservedFirewall | undefined;
+      try {
+        const table = await readTable(ctx.host);
+        if (table) observed = { table, lines: tableLines(table) };
+      } catch (cause) {
+        if (ctx.mode !== 'plan') throw cause;
+        observed = { unreadable: errorMessage(cause) };
+      }
+      if (observed) for (const r of resources) out.set(r.id, observed);
+      return out;
+    },
+
+    plan({ resource, desired, observed, orphan }) {
+      const base = changeBase(resource);
+      type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
+      if (observed && 'unreadable' in observed) {
+        return {
+          ...base,
+          action: orphan || !desired ? 'delete' : 'update',
+          fields: [{ field: '/table', before: 'unknown', after: orphan || !desired ? 'absent' : `table ${TABLE_REF}` }],
+          disruptive: false,
+          reason: 'the live table could not be read',
+          diagnostics: [warning('firewall not observed', `nft -j list table ${TABLE_REF} failed: ${observed.unreadable}`, resource.origin)],
+          observed,
+          ...(desired && !orphan ? { desired } : {}),
+        } as FirewallChange;
+      }
+      if (orphan || !desired) {
+        if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as FirewallChange;
+        return {
+          ...base,
+          action: 'delete',
+          fields: [{ field: '/table', before: `table ${TABLE_REF}`, diff: unifiedDiff(text(observed.lines), '') }],
+          disruptive: false,
+          reason: 'no manifest declares a firewall any more: the table is removed',
+          observed,
+        } as FirewallChange;
+      }
+      if (desired.refused !== undefined)
+        return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as FirewallChange;
+      if (!observed) {
+        return {
+          ...base,
+          action: 'create',
+          fields: [{ field: '/table', after: `table ${TABLE_REF}`, diff: unifiedDiff('', text(desired.lines)) }],
+          disruptive: false,
+          reason: 'table missing',
+          desired,
+        } as FirewallChange;
+      }
+      if (sameLines(observed.lines, desired.lines)) return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed } as FirewallChange;
+      const fields: FieldChange[] = [];
+      const policy = (t: Table) => t.chains.find((c) => c.name === 'input')?.base?.policy;
+      if (policy(observed.table) !== policy(desired.table))
+        fields.push({ field: '/input', before: policy(observed.table) ?? 'none', after: policy(desired.table) });
+      fields.push({ field: '/rules', diff: unifiedDiff(text(observed.lines), text(desired.lines)) });
+      const { added, removed } = countLines(observed.lines, desired.lines);
+      return {
+        ...base,
+        action: 'update',
+        fields,
+        disruptive: false,
+        reason: `${added} line(s) to add, ${removed} to remove`,
+        desired,
+        observed,
+      } as FirewallChange;
+    },
+
+    // If this throws before `nft -f`, the live table is unchanged and no revert
+    // is armed (or the one an interrupted run left stays armed). `nft -f` is one
+    // transaction: if it fails, nothing of it was applied.
+    async apply(change, ctx) {
+      if (change.action === 'delete') {
+        const restore = restoreTransaction(await listTableText(ctx.host));
+        await loadTransaction(ctx.host, DELETE_TRANSACTION);
+        return { restore, armed: false };
+      }
+      const desired = change.desired!;
+      await checkTransaction(ctx.host, desired.transaction);
+      const revertFile = revertPath(ctx.stateDirectory);
+      // Still armed: an earlier run died before confirming. Its file holds the last
+      // confirmed table, which is what must come back, not the unconfirmed live one.
+      const pending = await revertArmed(ctx.host);
+      const kept = pending ? (await ctx.host.readFile(revertFile))?.toString('utf8') : undefined;
+      const restore = kept ?? restoreTransaction(await listTableText(ctx.host));
+      if (kept === undefined) await writeRevertFile(ctx, revertFile, restore);
+      if (pending) {
+        ctx.log.warn({ resource: change.id, unit: `${REVERT_UNIT}.timer` }, 'an unconfirmed firewall change is pending; keeping its saved table');
+        await disarmRevert(ctx.host);
+      }
+      await armRevert(ctx.host, revertFile, desired.confirmTimeoutMs);
+      ctx.log.info({ resource: change.id, unit: `${REVERT_UNIT}.timer`, ms: desired.confirmTimeoutMs }, 'firewall revert armed');
+      try {
+        await loadTransaction(ctx.host, desired.transaction);
+      } catch (cause) {
+        // Nothing was applied; an inherited revert stays armed for the unconfirmed table it guards.
+        if (!pending) await disarmRevert(ctx.host).catch(() => undefined);
+        throw cause;
+      }
+      return { restore, armed: true };
+    },
+
+    // The commit-confirmed step: check the new table, then cancel the revert. If
+    // this throws, the revert is still armed and the run rolls back now.
+    async settle(items, ctx, phase) {
+      if (phase !== 'apply') return;
+      for (const { change, undo } of items) {
+        if (!undo.armed) continue;
+        const desired = change.desired!;
+        let problems: string[];
+        try {
+          problems = await confirm(ctx, { desired, revertFile: revertPath(ctx.stateDirectory) });
+        } catch (cause) {
+          problems = [errorMessage(cause)];
+        }
+        if (problems.length > 0) {
+          throw new HostKitError(
+            'FIREWALL_NOT_CONFIRMED',
+            `The new firewall table failed its confirm check: ${problems.join('; ')}. ${REVERT_UNIT}.timer restores the previous table within ${desired.confirmTimeoutMs} ms even if this agent cannot reach the host.`,
+            { data: { resourceId: change.id, problems }, retryable: true },
+          );
+        }
+        await disarmRevert(ctx.host);
+        ctx.log.info({ resource: change.id }, 'firewall confirmed');
+      }
+    },
+
+    // Fresh read: also catches a revert that fired before the change was confirmed.
+    async verify(change, ctx) {
+      const live = await readTable(ctx.host);
+      if (change.action === 'delete') return live ? [error('firewall not removed', `table ${TABLE_REF} is still there`, change.origin)] : [];
+      if (!live) return [error('firewall not as desired', `table ${TABLE_REF} is missing after apply`, change.origin)];
+      const lines = tableLines(live);
+      if (sameLines(lines, change.desired!.lines)) return [];
+      return [
+        error(
+          'firewall not as desired',
+          `the live table differs from the applied one:\n${unifiedDiff(text(change.desired!.lines), text(lines))}`,
+          change.origin,
+        ),
+      ];
+    },
+
+    // One transaction back to the saved table. If it fails, an armed revert still restores it when its timer fires.
+    async rollback(_change, undo, ctx) {
+      await loadTransaction(ctx.host, undo.restore);
+      if (undo.armed) await disarmRevert(ctx.host);
+    },
+  };
+}
+
+export const nftablesDriver = createNftablesDriver();
+
+/** The transaction that restores a saved `nft list table` text, or removes the table when there was none. */
+export function restoreTransaction(previous: string | undefined): string {
+  return previous === undefined
+    ? `# HostKit: table ${TABLE_REF} was absent before the last change\n${DELETE_TRANSACTION}`
+    : `# HostKit: table ${TABLE_REF} as it was before the last change\n${REPLACE_HEADER}${previous}`;
+}
+
+export function revertPath(stateDirectory: string): string {
+  // The path ends up on a systemd unit's command line: only plain characters.
+  if (!SAFE_STATE_DIRECTORY.test(stateDirectory) || stateDirectory.split('/').includes('..')) {
+    throw new HostKitError(
+      'FIREWALL_UNSAFE_VALUE',
+      `Refusing state directory ${JSON.stringify(stateDirectory)} for the firewall revert file: expected a plain absolute path`,
+    );
+  }
+  return path.posix.join(stateDirectory, REVERT_FILE);
+}
+
+/** "60s", "2m", "500ms", "1h" -> milliseconds; undefined when it is none of those. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^([1-9][0-9]{0,5})(ms|s|m|h)$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
+async function writeRevertFile(ctx: DriverContext, file: string, content: string): Promise<void> {
+  const parts = path.posix.dirname(file).split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
+  }
+  await ctx.host.writeFile(file, content, { uid: 0, gid: 0, mode: 0o600 });
+}
+
+function sameLines(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((l, i) => l === b[i]);
+}
+
+function text(lines: readonly string[]): string {
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+function countLines(before: readonly string[], after: readonly string[]): { added: number; removed: number } {
+  const counts = new Map<string, number>();
+  for (const l of before) counts.set(l, (counts.get(l) ?? 0) + 1);
+  let added = 0;
+  for (const l of after) {
+    const n = counts.get(l) ?? 0;
+    if (n > 0) counts.set(l, n - 1);
+    else added++;
+  }
+  const removed = [...counts.values()].reduce((sum, n) => sum + n, 0);
+  return { added, removed };
+}

@@ -1,0 +1,523 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Resource } from '../../core/resource.js';
+import type { FirewallSpec } from '../../core/specs.js';
+import type { Change } from '../../diff/model.js';
+import { FakeHost, type ExecCall } from '../../hosts/fake.js';
+import type { DriverContext } from '../types.js';
+import { desiredTable } from './desired.js';
+import {
+  createNftablesDriver,
+  nftablesDriver,
+  parseDuration,
+  restoreTransaction,
+  type ConfirmCheck,
+  type DesiredFirewall,
+  type FirewallUndo,
+  type ObservedFirewall,
+} from './index.js';
+import { tableLines, type Statement, type Table } from './model.js';
+import { DELETE_TRANSACTION, REPLACE_HEADER, renderTable } from './render.js';
+
+const REVERT_FILE = '/var/lib/hostkit/nftables-revert.nft';
+type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
+
+// nft -j output for a table, in the shape nft 1.0.6 prints (see parse.spec.ts for real samples).
+function toNftJson(table: Table): unknown {
+  const match = (left: unknown, right: unknown, op = '==') => ({ match: { op, left, right } });
+  const expr = (s: Statement): unknown => {
+    switch (s.kind) {
+      case 'ct-state':
+        return match({ ct: { key: 'state' } }, s.states.length === 1 ? s.states[0] : s.states, 'in');
+      case 'iif':
+        return match({ meta: { key: 'iif' } }, s.name);
+      case 'saddr': {
+        const [addr, len] = s.network.split('/');
+        return match({ payload: { protocol: s.family, field: 'saddr' } }, len === undefined ? addr : { prefix: { addr, len: Number(len) } });
+      }
+      case 'dport':
+        return match({ payload: { protocol: s.protocol, field: 'dport' } }, s.port);
+      case 'icmp-type':
+        return match({ payload: { protocol: s.protocol, field: 'type' } }, { set: s.types });
+      case 'verdict':
+        return { [s.verdict]: null };
+      case 'other':
+        return JSON.parse(s.json) as unknown;
+    }
+  };
+  let handle = 1;
+  const items: unknown[] = [{ metainfo: { version: '1.0.6', json_schema_version: 1 } }, { table: { family: 'inet', name: 'hostkit', handle: 9 } }];
+  for (const chain of table.chains) {
+    const base = chain.base ? { type: chain.base.type, hook: chain.base.hook, prio: chain.base.priority, policy: chain.base.policy } : {};
+    items.push({ chain: { family: 'inet', table: 'hostkit', name: chain.name, handle: handle++, ...base } });
+    for (const rule of chain.rules) {
+      items.push({
+        rule: {
+          family: 'inet',
+          table: 'hostkit',
+          chain: chain.name,
+          handle: handle++,
+          ...(rule.comment ? { comment: rule.comment } : {}),
+          expr: rule.statements.map(expr),
+        },
+      });
+    }
+  }
+  return { nftables: items };
+}
+
+/**
+ * nft and the revert timer, simulated: a live table (or none), nft -f / -c on
+ * transactions this driver renders (known tables) or restores, anything else a
+ * syntax error; systemd-run arms a timer that fire() runs.
+ */
+class FakeFirewall {
+  live: Table | undefined;
+  armed: { file: string; onActive: string } | undefined;
+  failLoad = false;
+  readonly host: FakeHost;
+  private readonly known = new Map<string, Table>();
+
+  constructor(host: FakeHost, live?: Table) {
+    this.host = host;
+    this.live = live;
+    if (live) this.know(live);
+    host.onExec((call) => this.exec(call));
+  }
+
+  know(table: Table): void {
+    this.known.set(renderTable(table), table);
+  }
+
+  // The table a transaction leaves, or an nft-style error.
+  private interpret(text: string): { table: Table | undefined } | { error: string } {
+    const body = text
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
+    if (!body.startsWith(REPLACE_HEADER)) return { error: '/dev/stdin:1:1-5: Error: syntax error, unexpected junk' };
+    const rest = body.slice(REPLACE_HEADER.length);
+    if (rest === '') return { table: undefined };
+    const table = this.known.get(rest);
+    return table ? { table } : { error: '/dev/stdin:16:13-17: Error: Service out of range' };
+  }
+
+  fire(): void {
+    const armed = this.armed!;
+    this.armed = undefined;
+    const result = this.interpret(this.host.text(armed.file)!);
+    if ('table' in result) this.live = result.table;
+  }
+
+  private exec(call: ExecCall) {
+    const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' });
+    const fail = (stderr: string, exitCode = 1) => ({ exitCode, stdout: '', stderr });
+    const args = call.args.join(' ');
+    if (call.file === 'nft') {
+      if (args === '-j list table inet hostkit')
+        return this.live ? ok(JSON.stringify(toNftJson(this.live))) : fail('Error: No such file or directory\nlist table inet hostkit');
+      if (args === 'list table inet hostkit') return this.live ? ok(renderTable(this.live)) : fail('Error: No such file or directory\nlist table inet hostkit');
+      const [flag, f, file] = call.args[0] === '-c' ? ['-c', call.args[1], call.args[2]] : ['', call.args[0], call.args[1]];
+      if (f !== '-f' || file === undefined) return fail(`unexpected nft ${args}`);
+      const result = this.interpret(file === '-' ? (call.input ?? '') : (this.host.text(file) ?? ''));
+      if ('error' in result) return fail(result.error);
+      if (flag === '-c') return ok();
+      if (this.failLoad) return fail('Error: Could not process rule: No buffer space available');
+      this.live = result.table;
+      return ok();
+    }
+    if (call.file === 'systemctl' && call.args[0] === 'is-active') return this.armed ? ok('active\n') : { exitCode: 3, stdout: 'inactive\n', stderr: '' };
+    if (call.file === 'systemctl' && call.args[0] === 'stop') {
+      const was = this.armed;
+      this.armed = undefined;
+      return was ? ok() : fail('Failed to stop hostkit-nft-revert.timer: Unit hostkit-nft-revert.timer not loaded.', 5);
+    }
+    if (call.file === 'systemd-run') {
+      if (this.armed) return fail('Failed to start transient timer unit: Unit hostkit-nft-revert.timer was already loaded or has a fragment file.');
+      const onActive = call.args.find((a) => a.startsWith('--on-active='))!.slice('--on-active='.length);
+      this.armed = { file: call.args[call.args.length - 1]!, onActive };
+      return ok();
+    }
+    return undefined;
+  }
+}
+
+const SPEC: FirewallSpec = {
+  input: 'drop',
+  ssh: { port: 22, from: [] },
+  openings: [{ port: 8080, protocol: 'tcp', from: ['10.0.0.0/8'], for: 'Project/api' }],
+};
+
+function resource(spec: FirewallSpec = SPEC): Resource<FirewallSpec> {
+  return { id: 'firewall/hostkit', kind: 'firewall', name: 'hostkit', spec, dependsOn: [], origin: { file: 'hosts/web-1.yaml', pointer: '/spec/firewall' } };
+}
+
+function table(spec: FirewallSpec): Table {
+  return desiredTable(spec).table;
+}
+
+function withRule(t: Table, statements: Statement[], at?: number): Table {
+  const chain = t.chains[0]!;
+  const rules = [...chain.rules];
+  rules.splice(at ?? rules.length, 0, { statements });
+  return { ...t, chains: [{ ...chain, rules }] };
+}
+
+function withoutRule(t: Table, index: number): Table {
+  const chain = t.chains[0]!;
+  return { ...t, chains: [{ ...chain, rules: chain.rules.filter((_, i) => i !== index) }] };
+}
+
+function observed(t: Table): ObservedFirewall {
+  return { table: t, lines: tableLines(t) };
+}
+
+async function desire(spec: FirewallSpec, ctx: DriverContext, driver = nftablesDriver) {
+  const r = resource(spec);
+  const w = (await driver.desire([r], ctx)).get(r.id)!;
+  return { r, ...w };
+}
+
+// Plan, the way the engine does it: desire, observe (one process), plan.
+async function planWith(fw: FakeFirewall, ctx: DriverContext, spec: FirewallSpec = SPEC, driver = nftablesDriver) {
+  const { r, desired } = await desire(spec, ctx, driver);
+  fw.know(desired.table);
+  const o = (await driver.observe([r], ctx)).get(r.id);
+  return driver.plan({ resource: r, desired, observed: o, orphan: false }) as FirewallChange;
+}
+
+const commands = (host: FakeHost) => host.calls.map((c) => [c.file, ...c.args].join(' '));
+
+describe('reconciler/drivers/nftables', () => {
+  const desired: DesiredFirewall = {
+    table: table(SPEC),
+    lines: tableLines(table(SPEC)),
+    transaction: 'unused in plan',
+    confirmTimeoutMs: 60_000,
+  };
+  const live = table(SPEC);
+
+  it.each<[string, ObservedFirewall | undefined, { orphan?: boolean; desired?: DesiredFirewall | undefined }, Partial<FirewallChange>, RegExp[]]>([
+    [
+      'table missing',
+      undefined,
+      {},
+      { action: 'create', reason: 'table missing' },
+      [/^\+chain input \{ type filter hook input priority 0; policy drop; \}$/m, /^\+ {2}iif "lo" accept$/m],
+    ],
+    ['table as desired', observed(live), {}, { action: 'noop' }, []],
+    [
+      'a rule deleted by hand',
+      observed(withoutRule(live, 5)),
+      {},
+      { action: 'update', reason: '1 line(s) to add, 0 to remove' },
+      [/^\+ {2}ip saddr 10\.0\.0\.0\/8 tcp dport 8080 accept comment "Project\/api"$/m],
+    ],
+    [
+      'a rule added by hand',
+      observed(
+        withRule(live, [
+          { kind: 'dport', protocol: 'tcp', port: 3306 },
+          { kind: 'verdict', verdict: 'accept' },
+        ]),
+      ),
+      {},
+      { action: 'update', reason: '0 line(s) to add, 1 to remove' },
+      [/^- {2}tcp dport 3306 accept$/m],
+    ],
+    [
+      'the same rules in another order (order matters to a firewall)',
+      observed({ ...live, chains: [{ ...live.chains[0]!, rules: [...live.chains[0]!.rules].reverse() }] }),
+      {},
+      { action: 'update' },
+      [/^- {2}\S/m, /^\+ {2}\S/m],
+    ],
+    [
+      'policy accept on the host, drop desired',
+      observed(table({ ...SPEC, input: 'accept' })),
+      {},
+      { action: 'update' },
+      [/^-chain input \{ type filter hook input priority 0; policy accept; \}$/m, /^\+chain input .*policy drop; \}$/m],
+    ],
+    ['orphan whose table exists', observed(live), { orphan: true, desired: undefined }, { action: 'delete' }, [/^- {2}iif "lo" accept$/m]],
+    ['orphan already gone', undefined, { orphan: true, desired: undefined }, { action: 'noop', reason: 'already removed' }, []],
+  ])('plan: %s', (_title, obs, opts, expected, diffs) => {
+    const change = nftablesDriver.plan({
+      resource: resource(),
+      desired: 'desired' in opts ? opts.desired : desired,
+      observed: obs,
+      orphan: opts.orphan ?? false,
+    }) as FirewallChange;
+    expect(change).toMatchObject(expected);
+    const diff = change.fields.map((f) => f.diff ?? '').join('\n');
+    for (const d of diffs) expect(diff).toMatch(d);
+    expect(change.disruptive).toBe(false);
+  });
+
+  it('plan: reports the policy change as its own field', () => {
+    const change = nftablesDriver.plan({ resource: resource(), desired, observed: observed(table({ ...SPEC, input: 'accept' })), orphan: false });
+    expect(change.fields[0]).toEqual({ field: '/input', before: 'accept', after: 'drop' });
+  });
+
+  it('plan: a table nft could not read (dry run) is an update with a warning, not an error', () => {
+    const change = nftablesDriver.plan({ resource: resource(), desired, observed: { unreadable: 'spawn nft ENOENT' }, orphan: false });
+    expect(change).toMatchObject({ action: 'update', reason: 'the live table could not be read' });
+    expect(change.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', summary: 'firewall not observed' })]);
+  });
+
+  it('observes with one `nft -j list table` and nothing else', async () => {
+    const host = new FakeHost();
+    new FakeFirewall(host, live);
+    const o = await nftablesDriver.observe([resource()], driverContext(host, { mode: 'plan' }));
+    expect(commands(host)).toEqual(['nft -j list table inet hostkit']);
+    expect(o.get('firewall/hostkit')).toEqual(observed(live));
+  });
+
+  it('observe: nft missing fails an apply run but lets a dry run plan', async () => {
+    const host = new FakeHost();
+    host.onExec((call) => {
+      if (call.file === 'nft') throw new Error('spawn nft ENOENT');
+      return undefined;
+    });
+    await expect(nftablesDriver.observe([resource()], driverContext(host))).rejects.toThrow(/ENOENT/);
+    const o = await nftablesDriver.observe([resource()], driverContext(host, { mode: 'plan' }));
+    expect(o.get('firewall/hostkit')).toEqual({ unreadable: 'spawn nft ENOENT' });
+  });
+
+  it('desire: confirmTimeout from the Host manifest, 60 s by default; an unsafe spec is an error, never rendered', async () => {
+    const ctx = driverContext(new FakeHost());
+    expect((await desire(SPEC, ctx)).desired.confirmTimeoutMs).toBe(60_000);
+    ctx.hostManifest = { ...ctx.hostManifest, spec: { firewall: { confirmTimeout: '3s' } } };
+    expect((await desire(SPEC, ctx)).desired.confirmTimeoutMs).toBe(3_000);
+    ctx.hostManifest = { ...ctx.hostManifest, spec: { firewall: { confirmTimeout: '500ms' } } };
+    expect((await desire(SPEC, ctx)).diagnostics).toEqual([expect.objectContaining({ severity: 'warning', summary: 'confirm timeout short' })]);
+    ctx.hostManifest = { ...ctx.hostManifest, spec: {} };
+    const bad = await desire({ ...SPEC, openings: [{ port: 8080, protocol: 'tcp', from: ['10.0.0.0/8 accept; flush ruleset'], for: 'Project/api' }] }, ctx);
+    expect(bad.diagnostics).toEqual([expect.objectContaining({ severity: 'error', summary: 'firewall not rendered' })]);
+    expect(bad.desired.transaction).toBe('');
+    expect(nftablesDriver.plan({ resource: bad.r, desired: bad.desired, observed: undefined, orphan: false }).action).toBe('noop');
+  });
+
+  it.each([
+    ['60s', 60_000],
+    ['3s', 3_000],
+    ['500ms', 500],
+    ['2m', 120_000],
+    ['1h', 3_600_000],
+    ['0s', undefined],
+    ['5 s', undefined],
+    ['1d', undefined],
+  ])('parseDuration(%j) = %j', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it('create: checks, saves "absent", arms the revert, loads once; settle confirms and disarms; verify reads back', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    expect(change.action).toBe('create');
+    host.calls.length = 0;
+
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(commands(host)).toEqual([
+      'nft -c -f -',
+      'systemctl is-active hostkit-nft-revert.timer',
+      'nft list table inet hostkit',
+      'systemd-run --unit=hostkit-nft-revert --description=HostKit: restore the previous firewall table (commit-confirmed) --on-active=60000ms --timer-property=AccuracySec=100ms --collect --quiet -- nft -f /var/lib/hostkit/nftables-revert.nft',
+      'nft -f -',
+    ]);
+    expect(host.calls[0]!.input).toBe(change.desired!.transaction);
+    expect(host.calls[4]!.input).toBe(change.desired!.transaction);
+    expect(host.text(REVERT_FILE)).toBe(restoreTransaction(undefined));
+    expect(host.text(REVERT_FILE)).toContain(DELETE_TRANSACTION);
+    expect((await host.stat(REVERT_FILE))?.mode).toBe(0o600);
+    expect(undo).toEqual({ restore: restoreTransaction(undefined), armed: true });
+    expect(fw.armed).toBeDefined();
+
+    host.calls.length = 0;
+    await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
+    expect(commands(host)).toEqual([
+      'nft -j list table inet hostkit',
+      `nft -c -f ${REVERT_FILE}`,
+      'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service',
+    ]);
+    expect(fw.armed).toBeUndefined();
+    expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
+    expect(tableLines(fw.live!)).toEqual(change.desired!.lines);
+  });
+
+  it('apply twice: the second plan is a noop, so no second transaction', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx);
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    host.calls.length = 0;
+    const second = await planWith(fw, ctx);
+    expect(second.action).toBe('noop');
+    expect(commands(host)).toEqual(['nft -j list table inet hostkit']);
+  });
+
+  it('update: the revert file holds the previous table text, restorable in one transaction', async () => {
+    const host = new FakeHost();
+    const before = table({ ...SPEC, openings: [] });
+    const fw = new FakeFirewall(host, before);
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    expect(change.action).toBe('update');
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(host.text(REVERT_FILE)).toBe(restoreTransaction(renderTable(before)));
+    expect(undo.restore).toBe(host.text(REVERT_FILE));
+    expect(tableLines(fw.live!)).toEqual(change.desired!.lines);
+  });
+
+  it('a table nft -c rejects is never loaded: no revert armed, nothing saved, nft message reported', async () => {
+    const host = new FakeHost();
+    const before = table({ ...SPEC, openings: [] });
+    const fw = new FakeFirewall(host, before);
+    const ctx = driverContext(host);
+    const driver = createNftablesDriver({ rewriteTransaction: (t) => t.replace('tcp dport 8080', 'tcp dport 99999') });
+    const change = await planWith(fw, ctx, SPEC, driver);
+    expect(change.action).toBe('update');
+    host.calls.length = 0;
+    await expect(driver.apply(change, ctx)).rejects.toThrow(
+      /nft rejected the rendered table; nothing was changed: nft -c -f - exited 1: .*Error: Service out of range/,
+    );
+    expect(commands(host)).toEqual(['nft -c -f -']);
+    expect(fw.live).toBe(before);
+    expect(fw.armed).toBeUndefined();
+    expect(host.text(REVERT_FILE)).toBeUndefined();
+  });
+
+  it('a failed confirm check leaves the revert armed and fails settle; rollback restores the previous table and disarms', async () => {
+    const host = new FakeHost();
+    const before = table({ ...SPEC, openings: [] });
+    const fw = new FakeFirewall(host, before);
+    const ctx = driverContext(host);
+    const refuse: ConfirmCheck = async () => ['probe to 192.0.2.1:22 timed out'];
+    const driver = createNftablesDriver({ confirm: refuse });
+    const change = await planWith(fw, ctx, SPEC, driver);
+    const undo = await driver.apply(change, ctx);
+    await expect(driver.settle!([{ change, undo }], ctx, 'apply')).rejects.toMatchObject({
+      code: 'FIREWALL_NOT_CONFIRMED',
+      data: { resourceId: 'firewall/hostkit' },
+      message: expect.stringMatching(/probe to 192\.0\.2\.1:22 timed out.*hostkit-nft-revert\.timer restores the previous table within 60000 ms/),
+    });
+    expect(fw.armed).toBeDefined(); // still armed: if this agent is cut off, systemd puts the old table back
+
+    host.calls.length = 0;
+    await driver.rollback(change, undo, ctx);
+    expect(commands(host)).toEqual(['nft -f -', 'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service']);
+    expect(host.calls[0]!.input).toBe(restoreTransaction(renderTable(before)));
+    expect(tableLines(fw.live!)).toEqual(tableLines(before));
+    expect(fw.armed).toBeUndefined();
+  });
+
+  it('a confirm check that throws (host unreachable) counts as failed', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const driver = createNftablesDriver({
+      confirm: async () => {
+        throw new Error('ssh: connection timed out');
+      },
+    });
+    const change = await planWith(fw, ctx, SPEC, driver);
+    const undo = await driver.apply(change, ctx);
+    await expect(driver.settle!([{ change, undo }], ctx, 'apply')).rejects.toThrow(/ssh: connection timed out/);
+    // The agent never comes back: the timer fires and the table is gone again, as it was.
+    fw.fire();
+    expect(fw.live).toBeUndefined();
+  });
+
+  it('the default check fails when the live table is not the one just loaded (e.g. the revert already fired)', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    const undo = await nftablesDriver.apply(change, ctx);
+    fw.fire();
+    await expect(nftablesDriver.settle!([{ change, undo }], ctx, 'apply')).rejects.toThrow(/table inet hostkit is missing/);
+  });
+
+  it('a failed load disarms the revert it armed and reports nft', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host, live);
+    fw.failLoad = true;
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx, { ...SPEC, input: 'accept' });
+    await expect(nftablesDriver.apply(change, ctx)).rejects.toThrow(/nft -f failed; the transaction was not applied: .*No buffer space available/);
+    expect(fw.armed).toBeUndefined();
+    expect(fw.live).toBe(live);
+  });
+
+  it('a revert left armed by a run that died keeps its saved table (the last confirmed one) and is re-armed', async () => {
+    const host = new FakeHost();
+    const confirmed = table({ ...SPEC, openings: [] });
+    const fw = new FakeFirewall(host, confirmed);
+    const ctx = driverContext(host);
+    // The run that died: applied SPEC, never confirmed.
+    const died = await planWith(fw, ctx);
+    await nftablesDriver.apply(died, ctx);
+    expect(fw.armed).toBeDefined();
+
+    const next = { ...SPEC, input: 'accept' as const };
+    const change = await planWith(fw, ctx, next);
+    host.calls.length = 0;
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(commands(host)).toEqual([
+      'nft -c -f -',
+      'systemctl is-active hostkit-nft-revert.timer',
+      'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service',
+      expect.stringMatching(/^systemd-run --unit=hostkit-nft-revert /),
+      'nft -f -',
+    ]);
+    expect(undo.restore).toBe(restoreTransaction(renderTable(confirmed)));
+    fw.fire();
+    expect(tableLines(fw.live!)).toEqual(tableLines(confirmed));
+  });
+
+  it('an orphan table is deleted in one transaction (no other table named); rollback puts it back', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host, live);
+    const ctx = driverContext(host);
+    const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
+    const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
+    expect(change.action).toBe('delete');
+    host.calls.length = 0;
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(commands(host)).toEqual(['nft list table inet hostkit', 'nft -f -']);
+    expect(host.calls[1]!.input).toBe(DELETE_TRANSACTION);
+    expect(fw.live).toBeUndefined();
+    expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
+    await nftablesDriver.rollback(change, undo as FirewallUndo, ctx);
+    expect(tableLines(fw.live!)).toEqual(tableLines(live));
+  });
+
+  it('verify reports a live table that differs from the applied one', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    await nftablesDriver.apply(change, ctx);
+    fw.live = withoutRule(fw.live!, 2);
+    expect(await nftablesDriver.verify(change, ctx)).toEqual([
+      expect.objectContaining({
+        severity: 'error',
+        summary: 'firewall not as desired',
+        detail: expect.stringMatching(/^- {2}tcp dport 22 accept comment "ssh"$/m),
+      }),
+    ]);
+  });
+
+  it('refuses a state directory that could not be passed safely to systemd-run', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = { ...driverContext(host), stateDirectory: '/var/lib/host kit%n' };
+    const change = await planWith(fw, ctx);
+    await expect(nftablesDriver.apply(change, ctx)).rejects.toThrow(/Refusing state directory/);
+    expect(fw.live).toBeUndefined();
+    expect(fw.armed).toBeUndefined();
+  });
+});
