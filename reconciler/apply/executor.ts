@@ -59,32 +59,44 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
   const skipped = plan.changes.filter((c) => c.action === 'unsupported').map((c) => c.id);
   const steps: AppliedStep[] = [];
   const done: Done[] = [];
-  try {
-    for (const change of pending) {
-      const driver = drivers.get(change.kind)!;
-      const started = performance.now();
-      try {
-        done.push({ change, driver, undo: await driver.apply(change, context) });
-      } catch (cause) {
-        throw failure(change, cause);
-      }
-      const ms = Math.round(performance.now() - started);
-      steps.push({ id: change.id, action: change.action, ms });
-      context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
+  // What rollback cannot undo (dropping a database) waits until everything before it applied and
+  // verified; the changes after it in the plan (e.g. dropping the role that owned it) wait with it.
+  const cut = pending.findIndex((c) => c.irreversible);
+  const reversible = cut === -1 ? pending : pending.slice(0, cut);
+  const irreversible = cut === -1 ? [] : pending.slice(cut);
+  const applyOne = async (change: Change) => {
+    const driver = drivers.get(change.kind)!;
+    const started = performance.now();
+    try {
+      done.push({ change, driver, undo: await driver.apply(change, context) });
+    } catch (cause) {
+      throw failure(change, cause);
     }
-    for (const [driver, items] of byDriver(done)) {
-      if (!driver.settle) continue;
-      try {
-        await driver.settle(items, context, 'apply');
-      } catch (cause) {
-        // A driver names the resource that failed (e.g. the unit that did not start) in the error's data.
-        const named = isHostKitError(cause) ? items.find((i) => i.change.id === cause.data.resourceId) : undefined;
-        throw failure((named ?? items[0]!).change, cause);
-      }
-    }
-    for (const { change, driver } of done) {
+    const ms = Math.round(performance.now() - started);
+    steps.push({ id: change.id, action: change.action, ms });
+    context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
+  };
+  const verify = async (items: readonly Done[]) => {
+    for (const { change, driver } of items) {
       const problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
+    }
+  };
+  try {
+    for (const phase of [reversible, irreversible]) {
+      const from = done.length;
+      for (const change of phase) await applyOne(change);
+      for (const [driver, items] of byDriver(done.slice(from))) {
+        if (!driver.settle) continue;
+        try {
+          await driver.settle(items, context, 'apply');
+        } catch (cause) {
+          // A driver names the resource that failed (e.g. the unit that did not start) in the error's data.
+          const named = isHostKitError(cause) ? items.find((i) => i.change.id === cause.data.resourceId) : undefined;
+          throw failure((named ?? items[0]!).change, cause);
+        }
+      }
+      await verify(done.slice(from));
     }
   } catch (cause) {
     const failed = cause instanceof StepFailed ? cause : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }]);

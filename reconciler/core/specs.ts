@@ -84,12 +84,19 @@ export interface PgRoleSpec {
   role: string;
   password?: SecretRef;
   connectionLimit: number;
+  /** Explicit opt-in: drop the role (HostKit never drops one otherwise). */
+  drop?: boolean;
 }
 
 export interface PgDatabaseSpec {
   database: string;
   owner: string;
   extensions: string[];
+  /** Explicit opt-in: drop the database and its data (HostKit never drops one otherwise). */
+  drop?: boolean;
+  /** Fixed at creation; a different value later is an error, never a recreate. */
+  encoding?: string;
+  locale?: string;
 }
 
 export interface FirewallSpec {

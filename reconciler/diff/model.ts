@@ -27,6 +27,8 @@ export interface Change<D = unknown, O = unknown, S = unknown> {
   reason?: string;
   /** A resource HostKit created whose manifest is gone, kept rather than deleted. */
   orphan?: boolean;
+  /** Cannot be undone by rollback (e.g. dropping a database): applied only after everything else verified. */
+  irreversible?: boolean;
   project?: string;
   origin?: Location;
   /** Problems that make this change impossible to apply (the plan then cannot be applied). */

@@ -114,7 +114,11 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       }
       for (const r of gone) {
         const change = driver.plan({ resource: r, desired: undefined, observed: observed.get(r.id), orphan: true });
-        if (driver.orphans === 'report' && change.action === 'delete') change.action = 'noop';
+        if (driver.orphans === 'report' && change.action === 'delete') {
+          // Kept and reported, and kept in the inventory so it is reported again next time.
+          change.action = 'noop';
+          change.orphan = true;
+        }
         changes.push(change);
       }
       return changes;

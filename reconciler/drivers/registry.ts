@@ -4,6 +4,7 @@ import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
 import { nftablesDriver } from './nftables/index.js';
+import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
 
@@ -17,13 +18,13 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['unit', unitDriver],
   ['timer', timerDriver],
   ['firewall', nftablesDriver],
+  ['pgrole', pgRoleDriver],
+  ['pgdatabase', pgDatabaseDriver],
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
 export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
   site: 'nginx driver',
   certificate: 'certificate driver',
-  pgrole: 'PostgreSQL driver',
-  pgdatabase: 'PostgreSQL driver',
   command: 'lifecycle commands',
 };

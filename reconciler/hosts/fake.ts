@@ -140,7 +140,7 @@ export class FakeHost implements Host {
     this.entries.delete(p);
   }
 
-  localPath(): undefined {
+  async localPath(): Promise<undefined> {
     return undefined; // nothing of a fake host exists on this machine
   }
 

@@ -24,7 +24,7 @@ export class LocalHost implements Host {
     this.name = this.root ? `local:${this.root}` : 'local';
   }
 
-  localPath(hostPath: string): string {
+  async localPath(hostPath: string): Promise<string> {
     return this.resolve(hostPath);
   }
 

@@ -159,10 +159,10 @@ export class NspawnHost implements Host {
     await this.files.remove(await this.resolveIn(hostPath, false));
   }
 
-  // Through the container's root: good for connecting to a Unix socket inside
-  // (e.g. PostgreSQL's); symlinks on the way are the kernel's to resolve there.
-  localPath(hostPath: string): string {
-    return path.join(this.root, path.posix.normalize(hostPath));
+  // Through the container's root, with every symlink resolved inside it (as
+  // for file operations): /var/run -> /run must not lead to this machine's /run.
+  localPath(hostPath: string): Promise<string> {
+    return this.resolveIn(hostPath, true);
   }
 
   async readdir(hostPath: string): Promise<string[] | undefined> {

@@ -75,7 +75,7 @@ export interface Host {
    * Where a path of the managed host can be opened from this machine (e.g. a
    * Unix socket a client connects to), or undefined when the host is remote.
    */
-  localPath(path: string): string | undefined;
+  localPath(path: string): Promise<string | undefined>;
 }
 
 /** The command failed with a non-zero exit code; carries what it printed. */

@@ -286,7 +286,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       const database = spec.database.name ?? pgName(name);
       envSpec.derivedSecrets = {
         [spec.database.urlEnv ?? 'DATABASE_URL']: {
-          template: `postgresql://${role}:{secret}@127.0.0.1:5432/${database}`,
+          template: `postgresql://${role}:{secret}@127.0.0.1:${b.host.manifest.value.spec?.postgresql?.port ?? 5432}/${database}`,
           secret: spec.database.password,
         },
       };
@@ -587,15 +587,34 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
     case 'PostgresRole': {
       const s = (m.value as PrimitiveManifest<'PostgresRole'>).spec;
       const role = s.role ?? pgName(name);
-      b.add<PgRoleSpec>(owner, 'pgrole', role, { role, connectionLimit: s.connectionLimit ?? -1, ...(s.password ? { password: s.password } : {}) }, origin);
+      b.add<PgRoleSpec>(
+        owner,
+        'pgrole',
+        role,
+        { role, connectionLimit: s.connectionLimit ?? -1, ...(s.password ? { password: s.password } : {}), ...(s.drop ? { drop: true } : {}) },
+        origin,
+      );
       return;
     }
     case 'PostgresDatabase': {
       const s = (m.value as PrimitiveManifest<'PostgresDatabase'>).spec;
       const database = s.database ?? pgName(name);
-      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: s.owner, extensions: s.extensions ?? [] }, origin, {
+      const dbSpec: PgDatabaseSpec = {
+        database,
+        owner: s.owner,
+        extensions: s.extensions ?? [],
+        ...(s.drop ? { drop: true } : {}),
+        ...(s.encoding ? { encoding: s.encoding } : {}),
+        ...(s.locale ? { locale: s.locale } : {}),
+      };
+      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, dbSpec, origin, {
         dependsOn: [resourceId('pgrole', s.owner)],
-        fieldOrigins: { owner: at('/spec/owner') },
+        fieldOrigins: {
+          owner: at('/spec/owner'),
+          ...(s.extensions ? { extensions: at('/spec/extensions') } : {}),
+          ...(s.encoding ? { encoding: at('/spec/encoding') } : {}),
+          ...(s.locale ? { locale: at('/spec/locale') } : {}),
+        },
       });
       return;
     }

@@ -196,9 +196,19 @@ function checkResources(resources: readonly Resource[], host: HostSettings, cycl
         );
       }
     }
-    if (r.kind === 'pgdatabase') {
+    if (r.kind === 'pgdatabase' && !(r.spec as { drop?: boolean }).drop) {
       const owner = (r.spec as { owner: string }).owner;
-      if (!ids.has(`pgrole/${owner}`)) {
+      const ownerRole = resources.find((o) => o.id === `pgrole/${owner}`);
+      if (ownerRole && (ownerRole.spec as { drop?: boolean }).drop) {
+        out.push(
+          error(
+            'owner is dropped',
+            `database ${(r.spec as { database: string }).database} is kept, but its owner role "${owner}" is declared with drop: true`,
+            r.fieldOrigins?.owner ?? r.origin,
+          ),
+        );
+      }
+      if (!ownerRole) {
         out.push(error('unknown reference', `database owner role "${owner}" is not declared on host ${host.name}`, r.fieldOrigins?.owner ?? r.origin));
       }
     }

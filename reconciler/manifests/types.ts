@@ -112,8 +112,8 @@ export interface PrimitiveSpecs {
   };
   Site: { domains: string[]; upstreamPort?: number; root?: string; tls?: 'acme' | 'self-signed' | 'none' };
   Certificate: { domains: string[]; issuer?: 'acme' | 'self-signed' };
-  PostgresRole: { role?: string; password?: SecretRef; connectionLimit?: number };
-  PostgresDatabase: { database?: string; owner: string; extensions?: string[] };
+  PostgresRole: { role?: string; password?: SecretRef; connectionLimit?: number; drop?: boolean };
+  PostgresDatabase: { database?: string; owner: string; extensions?: string[]; drop?: boolean; encoding?: string; locale?: string };
   FirewallRules: { openings: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[] };
 }
 

@@ -13,6 +13,7 @@ export interface JsonPlan {
     disruptive: boolean;
     reason?: string;
     orphan?: boolean;
+    irreversible?: boolean;
     project?: string;
     origin?: { file: string; line?: number; pointer?: string };
     fields: { field: string; before?: unknown; after?: unknown; redacted?: boolean; diff?: string }[];
@@ -33,6 +34,7 @@ export function toJsonPlan(plan: Plan): JsonPlan {
       disruptive: c.disruptive,
       ...(c.reason ? { reason: c.reason } : {}),
       ...(c.orphan ? { orphan: true } : {}),
+      ...(c.irreversible ? { irreversible: true } : {}),
       ...(c.project ? { project: c.project } : {}),
       ...(c.origin
         ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } }

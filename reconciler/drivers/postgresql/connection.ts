@@ -1,0 +1,168 @@
+// The admin connection to a host's PostgreSQL, from the Host manifest's
+// spec.postgresql: a Unix socket of the managed host (peer authentication, the
+// default), or TCP with a password. Sessions are short: one per step, closed
+// when the step ends, so nothing is left open between plan and apply.
+import pg from 'pg';
+import { HostKitError } from '../../core/errors.js';
+import type { DriverContext } from '../types.js';
+import { BEGIN, COMMIT, ROLLBACK, type Statement } from './sql.js';
+
+/** Where PostgreSQL listens when the Host manifest does not say (Debian, Ubuntu, RHEL: /var/run is a link to /run). */
+export const DEFAULT_SOCKET_DIRECTORY = '/run/postgresql';
+export const DEFAULT_PORT = 5432;
+export const DEFAULT_ADMIN_USER = 'postgres';
+/** The database admin sessions connect to when they do not work inside one database. */
+export const ADMIN_DATABASE = 'postgres';
+
+export interface SqlSession {
+  /** Runs one statement; a PostgreSQL error becomes a HostKitError naming the statement's display form. */
+  query<R extends object = Record<string, unknown>>(statement: Statement, values?: readonly unknown[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+/** Opens a session as the admin role in `database`. Unit tests pass a fake one. */
+export type Connect = (ctx: DriverContext, database: string) => Promise<SqlSession>;
+
+interface AdminTarget {
+  config: pg.ClientConfig;
+  /** For messages: "socket /run/postgresql on HOST" or "127.0.0.1:5432". */
+  where: string;
+}
+
+const targets = new WeakMap<DriverContext, Promise<AdminTarget>>();
+
+// Resolved once per run: the admin password secret is read at most once.
+function adminTarget(ctx: DriverContext): Promise<AdminTarget> {
+  let target = targets.get(ctx);
+  if (!target) {
+    target = resolveTarget(ctx);
+    targets.set(ctx, target);
+  }
+  return target;
+}
+
+async function resolveTarget(ctx: DriverContext): Promise<AdminTarget> {
+  const spec = ctx.hostManifest.spec?.postgresql ?? {};
+  const port = spec.port ?? DEFAULT_PORT;
+  const user = spec.user ?? DEFAULT_ADMIN_USER;
+  let password: string | undefined;
+  if (spec.password) {
+    const secret = await ctx.secrets.resolve(spec.password);
+    if (!secret.ok) {
+      throw new HostKitError('PG_ADMIN_SECRET_UNAVAILABLE', `The PostgreSQL admin password (Host spec.postgresql.password) cannot be read: ${secret.reason}`);
+    }
+    password = secret.value;
+  }
+  const common: pg.ClientConfig = {
+    user,
+    port,
+    application_name: 'hostkit',
+    connectionTimeoutMillis: 10_000,
+    // Startup parameters, not SET statements: a DDL step waiting on a lock fails instead of hanging.
+    lock_timeout: 30_000,
+    statement_timeout: 300_000,
+    ...(password !== undefined ? { password } : {}),
+  };
+  if (spec.host) return { config: { ...common, host: spec.host }, where: `${spec.host}:${port}` };
+  const socket = spec.socket ?? DEFAULT_SOCKET_DIRECTORY;
+  const local = await ctx.host.localPath(socket);
+  if (local === undefined) {
+    throw new HostKitError(
+      'PG_SOCKET_UNREACHABLE',
+      `PostgreSQL's socket directory ${socket} on ${ctx.host.name} cannot be opened from this machine; ` +
+        'run HostKit on that host, or set spec.postgresql.host, port, user and password in its Host manifest for a TCP admin connection',
+      { data: { host: ctx.host.name, socket } },
+    );
+  }
+  return { config: { ...common, host: local }, where: `socket ${socket} on ${ctx.host.name}` };
+}
+
+/** The real connection: node-postgres to the admin target. */
+export const connectAdmin: Connect = async (ctx, database) => {
+  const target = await adminTarget(ctx);
+  const client = new pg.Client({ ...target.config, database });
+  // An error on an idle client (the server went away) must not crash the process; the next query reports it.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (cause) {
+    await client.end().catch(() => undefined);
+    const fields = pgFields(cause);
+    // 28000 is a refused peer or pg_hba.conf match, 28P01 a wrong password: set-up problems, not passing ones.
+    const refused = fields.sqlstate === '28000' || fields.sqlstate === '28P01';
+    const hint =
+      refused && target.config.password === undefined
+        ? `; HostKit runs as root: map root to ${target.config.user} with a pg_ident.conf map on that pg_hba.conf line, or give a password (see README, PostgreSQL admin connection)`
+        : '';
+    throw new HostKitError(
+      'PG_CONNECT_FAILED',
+      `Cannot connect to PostgreSQL (${target.where}) as ${target.config.user} to database ${database}: ${pgMessage(cause)}${hint}`,
+      { cause, retryable: !refused, data: { database, where: target.where, ...fields } },
+    );
+  }
+  return {
+    async query<R extends object>(statement: Statement, values?: readonly unknown[]): Promise<R[]> {
+      ctx.log.debug({ database, sql: statement.display }, 'sql');
+      try {
+        const result = await client.query(statement.text, values ? [...values] : undefined);
+        return result.rows as R[];
+      } catch (cause) {
+        throw statementFailed(statement, database, cause);
+      }
+    },
+    async close() {
+      await client.end().catch(() => undefined);
+    },
+  };
+};
+
+/** A failed statement: PostgreSQL's message (and detail) with the statement's display form, never its secret part. */
+export function statementFailed(statement: Statement, database: string, cause: unknown): HostKitError {
+  const fields = pgFields(cause);
+  // 55006 object_in_use (e.g. a database others are connected to), 40001/40P01 serialization and deadlock: trying again can help.
+  const retryable = fields.sqlstate === '55006' || fields.sqlstate === '40001' || fields.sqlstate === '40P01' || fields.sqlstate === '55P03';
+  return new HostKitError('PG_STATEMENT_FAILED', `PostgreSQL rejected "${statement.display}" (database ${database}): ${pgMessage(cause)}`, {
+    cause,
+    retryable,
+    data: { database, statement: statement.display, ...fields },
+  });
+}
+
+function pgMessage(cause: unknown): string {
+  const e = cause as { message?: string; detail?: string; hint?: string };
+  const parts = [e.message ?? String(cause)];
+  if (e.detail) parts.push(e.detail);
+  if (e.hint) parts.push(`hint: ${e.hint}`);
+  return parts.join('; ');
+}
+
+function pgFields(cause: unknown): { sqlstate?: string } {
+  const code = (cause as { code?: unknown }).code;
+  return typeof code === 'string' ? { sqlstate: code } : {};
+}
+
+/** Opens a session, runs `fn`, and closes the session whatever happens. */
+export async function withSession<T>(connect: Connect, ctx: DriverContext, database: string, fn: (s: SqlSession) => Promise<T>): Promise<T> {
+  const session = await connect(ctx, database);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * BEGIN, `fn`, COMMIT; on any error ROLLBACK, so PostgreSQL leaves the step's
+ * statements undone, and the error (PostgreSQL's message) is thrown on.
+ */
+export async function inTransaction<T>(session: SqlSession, fn: () => Promise<T>): Promise<T> {
+  await session.query(BEGIN);
+  try {
+    const result = await fn();
+    await session.query(COMMIT);
+    return result;
+  } catch (error) {
+    await session.query(ROLLBACK).catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,333 @@
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { errorMessage, HostKitError } from '../../core/errors.js';
+import type { Resource } from '../../core/resource.js';
+import type { PgDatabaseSpec } from '../../core/specs.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import type { Driver, DriverContext } from '../types.js';
+import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
+import { loadCatalog, loadExtensions } from './observe.js';
+import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, dropExtension, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
+
+/**
+ * The database spec, with what the manifests do not carry yet (proposed fields):
+ * the explicit drop opt-in, and encoding and locale fixed at creation.
+ */
+export type DatabaseSpec = PgDatabaseSpec & { drop?: boolean; encoding?: string; locale?: string };
+
+export const DEFAULT_ENCODING = 'UTF8';
+
+export interface DesiredDatabase {
+  database: string;
+  owner: string;
+  /** Sorted, without duplicates. Extensions installed but not declared are left alone. */
+  extensions: string[];
+  encoding: string;
+  /** LC_COLLATE and LC_CTYPE; undefined: the cluster's default at creation, not checked afterwards. */
+  locale?: string;
+  /** Drop the database and all its data (explicit opt-in). */
+  drop: boolean;
+}
+
+interface ServerFacts {
+  /** server_version_num, e.g. 150020. */
+  version: number;
+  /** Of the declared extensions, those this server can install. */
+  available: string[];
+}
+
+export type ObservedDatabase =
+  | ({ exists: true; owner: string; encoding: string; collate: string; ctype: string; extensions: string[] } & ServerFacts)
+  | ({ exists: false } & ServerFacts)
+  | { exists: false; unreachable: string };
+
+export interface DatabaseUndo {
+  /** This run created the database; rollback drops it (FORCE on PostgreSQL 13 and later). */
+  created?: { force: boolean };
+  /** The owner before an update changed it. */
+  previousOwner?: string;
+  /** Extensions this run created in an existing database. */
+  createdExtensions?: string[];
+  dropped?: boolean;
+}
+
+const ORPHAN_REASON = 'no manifest declares it any more; kept with its data (declare it with drop: true to drop it)';
+const UNKNOWN_REASON = 'PostgreSQL not reachable: state unknown';
+const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the database did not exist';
+
+// Encoding and locale names as PostgreSQL and libc compare them: case, "-" and "_" do not count ("UTF-8" is "utf8").
+function sameName(a: string, b: string): boolean {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
+  return norm(a) === norm(b);
+}
+
+export function planDatabase({
+  resource,
+  desired,
+  observed,
+  orphan,
+}: {
+  resource: Resource<DatabaseSpec>;
+  desired: DesiredDatabase | undefined;
+  observed: ObservedDatabase | undefined;
+  orphan: boolean;
+}): Change<DesiredDatabase, ObservedDatabase, DatabaseSpec> {
+  const base = { ...changeBase(resource), disruptive: false };
+  const unreachable = observed && 'unreachable' in observed ? observed.unreachable : undefined;
+  const diagnostics: Diagnostic[] = unreachable
+    ? [warning('PostgreSQL not reachable', `${resource.id}: planned without live state: ${unreachable}`, resource.origin)]
+    : [];
+  const exists = observed?.exists === true;
+  if (unreachable && (orphan || !desired || desired.drop)) {
+    return { ...base, action: 'noop', fields: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics };
+  }
+  if (orphan || !desired) {
+    return exists
+      ? { ...base, action: 'noop', fields: [], orphan: true, reason: ORPHAN_REASON, observed }
+      : { ...base, action: 'noop', fields: [], reason: 'already removed' };
+  }
+  if (desired.drop) {
+    if (!exists) return { ...base, action: 'noop', fields: [], reason: 'dropped (drop: true); its manifest can be removed now', desired };
+    return {
+      ...base,
+      action: 'delete',
+      fields: [],
+      reason: 'drop: true in its manifest: the database and all its data are dropped',
+      irreversible: true,
+      desired,
+      observed,
+    };
+  }
+
+  const installed = observed?.exists ? observed.extensions : [];
+  const missing = desired.extensions.filter((e) => !installed.includes(e));
+  if (observed && !unreachable) {
+    const facts = observed as ServerFacts;
+    for (const e of missing.filter((m) => !facts.available.includes(m))) {
+      diagnostics.push(
+        error(
+          'extension not available',
+          `${resource.id}: extension ${e} is not available on this PostgreSQL ${Math.floor(facts.version / 10000)} server; install the package that provides it` +
+            (e === 'vector' ? ` (postgresql-${Math.floor(facts.version / 10000)}-pgvector on Debian)` : ''),
+          resource.fieldOrigins?.extensions ?? resource.origin,
+        ),
+      );
+    }
+  }
+
+  const fields: FieldChange[] = [];
+  if (!observed?.exists) {
+    fields.push({ field: '/owner', after: desired.owner }, { field: '/encoding', after: desired.encoding });
+    if (desired.locale !== undefined) fields.push({ field: '/locale', after: desired.locale });
+    if (desired.extensions.length > 0) fields.push({ field: '/extensions', after: desired.extensions });
+    return { ...base, action: 'create', fields, desired, diagnostics, ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : { observed }) };
+  }
+
+  // Encoding and locale are fixed when a database is created; changing them
+  // means dump, recreate and restore, which HostKit never does on its own.
+  if (!sameName(observed.encoding, desired.encoding)) {
+    diagnostics.push(
+      error(
+        'database encoding differs',
+        `${resource.id}: the database was created with encoding ${observed.encoding}, the manifest asks for ${desired.encoding}; ` +
+          'an encoding cannot be changed in place and HostKit does not recreate databases: dump, recreate and restore it by hand, or declare its encoding',
+        resource.fieldOrigins?.encoding ?? resource.origin,
+      ),
+    );
+  }
+  if (desired.locale !== undefined && (!sameName(observed.collate, desired.locale) || !sameName(observed.ctype, desired.locale))) {
+    diagnostics.push(
+      error(
+        'database locale differs',
+        `${resource.id}: the database was created with LC_COLLATE ${observed.collate} and LC_CTYPE ${observed.ctype}, the manifest asks for ${desired.locale}; ` +
+          'a locale cannot be changed in place and HostKit does not recreate databases: dump, recreate and restore it by hand, or declare its locale',
+        resource.fieldOrigins?.locale ?? resource.origin,
+      ),
+    );
+  }
+  if (observed.owner !== desired.owner) fields.push({ field: '/owner', before: observed.owner, after: desired.owner });
+  if (missing.length > 0) {
+    fields.push({ field: '/extensions', before: desired.extensions.filter((e) => installed.includes(e)), after: desired.extensions });
+  }
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed, diagnostics };
+}
+
+/**
+ * PostgreSQL databases (kind pgdatabase): owner, encoding and locale fixed at
+ * creation, and extensions. A database whose manifest is gone is reported and
+ * kept with its data; `drop: true` drops it.
+ */
+export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo> {
+  // One catalog query shared with the role driver, then one query per existing
+  // database that declares extensions (each database has its own pg_extension).
+  async function observeDatabases(resources: readonly Resource<DatabaseSpec>[], ctx: DriverContext): Promise<Map<string, ObservedDatabase>> {
+    const out = new Map<string, ObservedDatabase>();
+    const unknown = (cause: unknown) => {
+      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
+      if (ctx.mode !== 'plan') throw cause;
+      for (const r of resources) out.set(r.id, { exists: false, unreachable: errorMessage(cause) });
+      return out;
+    };
+    let catalog;
+    let installed;
+    try {
+      catalog = await loadCatalog(connect, ctx, {
+        databases: resources.map((r) => r.spec.database),
+        extensions: [...new Set(resources.flatMap((r) => r.spec.extensions))],
+      });
+      const withExtensions = resources.filter((r) => !r.spec.drop && r.spec.extensions.length > 0 && catalog!.databases.has(r.spec.database));
+      installed = await loadExtensions(connect, ctx, [...new Set(withExtensions.map((r) => r.spec.database))]);
+    } catch (cause) {
+      return unknown(cause);
+    }
+    for (const r of resources) {
+      const facts = { version: catalog.version, available: r.spec.extensions.filter((e) => catalog.available.has(e)) };
+      const row = catalog.databases.get(r.spec.database);
+      out.set(
+        r.id,
+        row
+          ? {
+              exists: true,
+              owner: row.owner,
+              encoding: row.encoding,
+              collate: row.collate,
+              ctype: row.ctype,
+              extensions: installed.get(r.spec.database) ?? [],
+              ...facts,
+            }
+          : { exists: false, ...facts },
+      );
+    }
+    return out;
+  }
+
+  return {
+    kind: 'pgdatabase',
+    orphans: 'report',
+
+    async desire(resources) {
+      return new Map(
+        resources.map((r) => {
+          const desired: DesiredDatabase = {
+            database: r.spec.database,
+            owner: r.spec.owner,
+            extensions: [...new Set(r.spec.extensions)].sort(),
+            encoding: r.spec.encoding ?? DEFAULT_ENCODING,
+            ...(r.spec.locale !== undefined ? { locale: r.spec.locale } : {}),
+            drop: r.spec.drop === true,
+          };
+          return [r.id, { desired, diagnostics: [] as Diagnostic[] }];
+        }),
+      );
+    },
+
+    observe: observeDatabases,
+    plan: planDatabase,
+
+    // CREATE DATABASE and DROP DATABASE cannot run inside a transaction block:
+    // each is a step of its own. Everything else of one database (owner,
+    // extensions) is one transaction in that database. If apply throws, the
+    // database is as it was: PostgreSQL rolled the transaction back, and a
+    // database created by this call is dropped again before the error is thrown.
+    async apply(change, ctx) {
+      const database = change.resource!.spec.database;
+      const desired = change.desired!;
+      const version = change.observed && 'version' in change.observed ? change.observed.version : 0;
+      if (change.action === 'delete') {
+        await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(database, { force: false })));
+        return { dropped: true };
+      }
+      if (change.action === 'create') {
+        const force = version >= 130000;
+        await withSession(connect, ctx, ADMIN_DATABASE, (s) =>
+          s.query(
+            createDatabase(database, {
+              owner: desired.owner,
+              encoding: desired.encoding,
+              ...(desired.locale !== undefined ? { locale: desired.locale } : {}),
+            }),
+          ),
+        );
+        if (desired.extensions.length > 0) {
+          try {
+            await withSession(connect, ctx, database, (s) =>
+              inTransaction(s, async () => {
+                for (const e of desired.extensions) await s.query(createExtension(e));
+              }),
+            );
+          } catch (cause) {
+            await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(database, { force }))).catch((dropError: unknown) => {
+              ctx.log.error({ resource: change.id, error: errorMessage(dropError) }, 'could not drop the database this step created');
+            });
+            throw cause;
+          }
+        }
+        return { created: { force } };
+      }
+      const changed = new Set(change.fields.map((f) => f.field));
+      return withSession(connect, ctx, database, (s) =>
+        inTransaction(s, async () => {
+          const undo: DatabaseUndo = {};
+          if (changed.has('/owner')) {
+            const [before] = await s.query<{ owner: string }>(OWNER_QUERY, [database]);
+            if (!before) throw new HostKitError('PG_DATABASE_GONE', `Database ${database} no longer exists; plan again`, { data: { database } });
+            await s.query(alterDatabaseOwner(database, desired.owner));
+            undo.previousOwner = before.owner;
+          }
+          if (changed.has('/extensions')) {
+            const present = new Set((await s.query<{ name: string }>(EXTENSIONS_QUERY)).map((r) => r.name));
+            undo.createdExtensions = [];
+            for (const e of desired.extensions.filter((x) => !present.has(x))) {
+              await s.query(createExtension(e));
+              undo.createdExtensions.push(e);
+            }
+          }
+          return undo;
+        }),
+      );
+    },
+
+    async verify(change, ctx) {
+      const resource = change.resource!;
+      const observed = (await observeDatabases([resource], ctx)).get(change.id);
+      if (change.action === 'delete') {
+        return observed?.exists ? [error('verification failed', `database ${resource.spec.database} still exists after DROP DATABASE`, change.origin)] : [];
+      }
+      const again = planDatabase({ resource, desired: change.desired, observed, orphan: false });
+      const problems = again.diagnostics.filter((d) => d.severity === 'error');
+      if (again.action === 'noop' && problems.length === 0) return [];
+      const fields = again.fields.map((f) => f.field.slice(1)).join(', ');
+      return [
+        error(
+          'verification failed',
+          `database ${resource.spec.database} is not as applied (${fields || problems.map((p) => p.summary).join(', ')})`,
+          change.origin,
+        ),
+      ];
+    },
+
+    // Drops a database this run created (it holds nothing yet; FORCE ends the
+    // sessions of a service started meanwhile), or puts back the owner and
+    // drops the extensions this run added. A dropped database cannot come back:
+    // that is reported as a rollback error.
+    async rollback(change, undo, ctx) {
+      const database = change.resource!.spec.database;
+      if (undo.created) {
+        await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(database, { force: undo.created!.force })));
+        return;
+      }
+      if (undo.dropped) {
+        throw new HostKitError('PG_DROP_IRREVERSIBLE', `Database ${database} was dropped by this run (drop: true) and cannot be restored by a rollback`, {
+          data: { database },
+        });
+      }
+      const extensions = undo.createdExtensions ?? [];
+      if (extensions.length === 0 && undo.previousOwner === undefined) return;
+      await withSession(connect, ctx, database, (s) =>
+        inTransaction(s, async () => {
+          for (const e of [...extensions].reverse()) await s.query(dropExtension(e));
+          if (undo.previousOwner !== undefined) await s.query(alterDatabaseOwner(database, undo.previousOwner));
+        }),
+      );
+    },
+  };
+}

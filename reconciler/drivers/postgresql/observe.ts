@@ -1,0 +1,97 @@
+// Live state of roles, databases and extensions. The two drivers (pgrole,
+// pgdatabase) are observed by the engine one right after the other; their
+// requests are gathered into one batch, so roles, databases and installable
+// extensions come from a single query on one connection. Installed extensions
+// live in each database's own catalog: one more connection and query per
+// existing database that declares extensions, none for the others.
+import type { DriverContext } from '../types.js';
+import { ADMIN_DATABASE, withSession, type Connect } from './connection.js';
+import { CATALOG_QUERY, EXTENSIONS_QUERY } from './sql.js';
+
+export interface RoleRow {
+  name: string;
+  login: boolean;
+  connectionLimit: number;
+  /** pg_authid.rolpassword: a verifier, kept in memory for comparison and rollback only. */
+  password: string | null;
+}
+
+export interface DatabaseRow {
+  name: string;
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+}
+
+export interface Catalog {
+  /** server_version_num, e.g. 150020. */
+  version: number;
+  roles: Map<string, RoleRow>;
+  databases: Map<string, DatabaseRow>;
+  /** Of the extensions asked about, those the server can install (pg_available_extensions). */
+  available: Set<string>;
+}
+
+export interface CatalogRequest {
+  roles?: readonly string[];
+  databases?: readonly string[];
+  extensions?: readonly string[];
+}
+
+interface Batch {
+  roles: Set<string>;
+  databases: Set<string>;
+  extensions: Set<string>;
+  result: Promise<Catalog>;
+}
+
+const open = new WeakMap<DriverContext, Batch>();
+
+/**
+ * The catalog rows for the names asked for. Requests made in the same turn of
+ * the event loop for the same run share one query; later ones start a new one
+ * (so verify, after apply, always reads fresh state).
+ */
+export function loadCatalog(connect: Connect, ctx: DriverContext, request: CatalogRequest): Promise<Catalog> {
+  let batch = open.get(ctx);
+  if (!batch) {
+    const names = { roles: new Set<string>(), databases: new Set<string>(), extensions: new Set<string>() };
+    // Queried on the next turn, once every driver of this run has added its names.
+    const result = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      open.delete(ctx);
+      return queryCatalog(connect, ctx, names);
+    });
+    batch = { ...names, result };
+    open.set(ctx, batch);
+  }
+  for (const r of request.roles ?? []) batch.roles.add(r);
+  for (const d of request.databases ?? []) batch.databases.add(d);
+  for (const e of request.extensions ?? []) batch.extensions.add(e);
+  return batch.result;
+}
+
+async function queryCatalog(connect: Connect, ctx: DriverContext, batch: Omit<Batch, 'result'>): Promise<Catalog> {
+  const [row] = await withSession(connect, ctx, ADMIN_DATABASE, (s) =>
+    s.query<{ version: number; roles: RoleRow[]; databases: DatabaseRow[]; available: string[] }>(CATALOG_QUERY, [
+      [...batch.roles],
+      [...batch.databases],
+      [...batch.extensions],
+    ]),
+  );
+  if (!row) throw new Error('the catalog query returned no row');
+  return {
+    version: row.version,
+    roles: new Map(row.roles.map((r) => [r.name, r])),
+    databases: new Map(row.databases.map((d) => [d.name, d])),
+    available: new Set(row.available),
+  };
+}
+
+/** Installed extensions of each named database (one session and query per database, concurrently). */
+export async function loadExtensions(connect: Connect, ctx: DriverContext, databases: readonly string[]): Promise<Map<string, string[]>> {
+  const lists = await Promise.all(
+    databases.map((db) => withSession(connect, ctx, db, async (s) => (await s.query<{ name: string }>(EXTENSIONS_QUERY)).map((r) => r.name))),
+  );
+  return new Map(databases.map((db, i) => [db, lists[i]!]));
+}

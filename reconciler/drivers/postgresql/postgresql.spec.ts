@@ -1,0 +1,623 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { Diagnostic } from '../../core/diagnostics.js';
+import type { HostKitError } from '../../core/errors.js';
+import type { Resource } from '../../core/resource.js';
+import { Redactor } from '../../core/secrets.js';
+import { summarize, type Change, type FieldChange } from '../../diff/model.js';
+import { toJsonPlan } from '../../diff/render/json.js';
+import { renderMarkdown } from '../../diff/render/markdown.js';
+import { renderText } from '../../diff/render/text.js';
+import { FakeHost } from '../../hosts/fake.js';
+import type { DriverContext } from '../types.js';
+import { connectAdmin, statementFailed, type Connect, type SqlSession } from './connection.js';
+import { planDatabase, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
+import { makePostgresDrivers } from './index.js';
+import { planRole, type DesiredRole, type ObservedRole, type RoleSpec } from './role.js';
+import { makeVerifier } from './scram.js';
+import { CATALOG_QUERY, EXTENSIONS_QUERY, OWNER_QUERY, ROLE_QUERY, type Statement } from './sql.js';
+
+// A PostgreSQL server in memory: it answers the drivers' queries from its
+// state, applies the DDL they send (parsed back from the quoted text), honours
+// BEGIN/COMMIT/ROLLBACK, and records every statement with its database.
+interface FakeRole {
+  login: boolean;
+  connectionLimit: number;
+  password: string | null;
+}
+interface FakeDatabase {
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  extensions: Set<string>;
+}
+
+class FakePostgres {
+  roles = new Map<string, FakeRole>([['postgres', { login: true, connectionLimit: -1, password: null }]]);
+  databases = new Map<string, FakeDatabase>([['postgres', db('postgres')]]);
+  available = new Set(['plpgsql', 'pg_trgm', 'pgcrypto', 'uuid-ossp', 'postgis']);
+  version = 150020;
+  readonly sent: { database: string; sql: string }[] = [];
+  readonly sessions: string[] = [];
+  /** Statements matching this fail with PostgreSQL's message. */
+  failOn: { pattern: RegExp; message: string; code: string } | undefined;
+  unreachable: string | undefined;
+
+  readonly connect: Connect = async (_ctx, database) => {
+    if (this.unreachable) throw new Error(this.unreachable);
+    if (!this.databases.has(database)) throw Object.assign(new Error(`database "${database}" does not exist`), { code: '3D000' });
+    this.sessions.push(database);
+    let snapshot: { roles: Map<string, FakeRole>; databases: Map<string, FakeDatabase> } | undefined;
+    const session: SqlSession = {
+      query: async <R extends object>(statement: Statement, values?: readonly unknown[]) => {
+        this.sent.push({ database, sql: statement.text });
+        if (this.failOn?.pattern.test(statement.text)) {
+          throw statementFailed(statement, database, Object.assign(new Error(this.failOn.message), { code: this.failOn.code }));
+        }
+        if (statement.text === 'BEGIN') snapshot = this.clone();
+        else if (statement.text === 'COMMIT') snapshot = undefined;
+        else if (statement.text === 'ROLLBACK') {
+          if (snapshot) Object.assign(this, snapshot);
+          snapshot = undefined;
+        } else return this.answer(database, statement, values ?? []) as R[];
+        return [];
+      },
+      close: async () => undefined,
+    };
+    return session;
+  };
+
+  statements(): string[] {
+    return this.sent.map((s) => s.sql).filter((s) => !/^\s*SELECT/.test(s));
+  }
+
+  private clone() {
+    const copy = <T>(m: Map<string, T>) => new Map([...m].map(([k, v]) => [k, structuredClone(v)]));
+    return { roles: copy(this.roles), databases: copy(this.databases) };
+  }
+
+  private answer(database: string, statement: Statement, values: readonly unknown[]): object[] {
+    const names = (i: number) => (values[i] as string[] | undefined) ?? [];
+    if (statement === CATALOG_QUERY) {
+      return [
+        {
+          version: this.version,
+          roles: names(0)
+            .filter((n) => this.roles.has(n))
+            .map((n) => ({ name: n, ...this.roles.get(n)! })),
+          databases: names(1)
+            .filter((n) => this.databases.has(n))
+            .map((n) => {
+              const d = this.databases.get(n)!;
+              return { name: n, owner: d.owner, encoding: d.encoding, collate: d.collate, ctype: d.ctype };
+            }),
+          available: names(2).filter((n) => this.available.has(n)),
+        },
+      ];
+    }
+    if (statement === EXTENSIONS_QUERY) return [...this.databases.get(database)!.extensions].sort().map((name) => ({ name }));
+    if (statement === ROLE_QUERY) return this.roles.has(values[0] as string) ? [{ ...this.roles.get(values[0] as string)! }] : [];
+    if (statement === OWNER_QUERY) return this.databases.has(values[0] as string) ? [{ owner: this.databases.get(values[0] as string)!.owner }] : [];
+    this.ddl(database, statement.text);
+    return [];
+  }
+
+  private ddl(database: string, sql: string): void {
+    const id = '"((?:[^"]|"")*)"';
+    const unquote = (s: string) => s.replace(/""/g, '"');
+    let m: RegExpExecArray | null;
+    const attributes = (text: string, into: Partial<FakeRole>) => {
+      if (/ NOLOGIN/.test(text)) into.login = false;
+      else if (/ LOGIN/.test(text)) into.login = true;
+      const limit = / CONNECTION LIMIT (-?\d+)/.exec(text);
+      if (limit) into.connectionLimit = Number(limit[1]);
+      const password = / PASSWORD (?:'([^']*)'|NULL)/.exec(text);
+      if (password) into.password = password[1] ?? null;
+    };
+    if ((m = new RegExp(`^CREATE ROLE ${id} WITH(.*)$`).exec(sql))) {
+      const role: FakeRole = { login: false, connectionLimit: -1, password: null };
+      attributes(m[2]!, role);
+      this.roles.set(unquote(m[1]!), role);
+    } else if ((m = new RegExp(`^ALTER ROLE ${id} WITH(.*)$`).exec(sql))) {
+      attributes(m[2]!, this.roles.get(unquote(m[1]!))!);
+    } else if ((m = new RegExp(`^DROP ROLE ${id}$`).exec(sql))) {
+      this.roles.delete(unquote(m[1]!));
+    } else if ((m = new RegExp(`^CREATE DATABASE ${id} WITH OWNER ${id} TEMPLATE template0 ENCODING '([^']*)'(?: LOCALE '([^']*)')?$`).exec(sql))) {
+      this.databases.set(unquote(m[1]!), { ...db(unquote(m[2]!), m[3]!, m[4] ?? 'C.UTF-8') });
+    } else if ((m = new RegExp(`^ALTER DATABASE ${id} OWNER TO ${id}$`).exec(sql))) {
+      this.databases.get(unquote(m[1]!))!.owner = unquote(m[2]!);
+    } else if ((m = new RegExp(`^DROP DATABASE ${id}(?: WITH \\(FORCE\\))?$`).exec(sql))) {
+      this.databases.delete(unquote(m[1]!));
+    } else if ((m = new RegExp(`^CREATE EXTENSION IF NOT EXISTS ${id}$`).exec(sql))) {
+      this.databases.get(database)!.extensions.add(unquote(m[1]!));
+    } else if ((m = new RegExp(`^DROP EXTENSION IF EXISTS ${id}$`).exec(sql))) {
+      this.databases.get(database)!.extensions.delete(unquote(m[1]!));
+    } else {
+      throw new Error(`the fake server does not understand: ${sql}`);
+    }
+  }
+}
+
+function db(owner: string, encoding = 'UTF8', locale = 'C.UTF-8'): FakeDatabase {
+  return { owner, encoding, collate: locale, ctype: locale, extensions: new Set(['plpgsql']) };
+}
+
+const origin = { file: 'projects/shop.yaml', line: 12, pointer: '/spec/database' };
+
+function roleResource(spec: Partial<RoleSpec> = {}): Resource<RoleSpec> {
+  return {
+    id: 'pgrole/shop',
+    kind: 'pgrole',
+    name: 'shop',
+    spec: { role: 'shop', connectionLimit: 20, password: { env: 'SHOP_DB_PASSWORD' }, ...spec },
+    dependsOn: [],
+    origin,
+    project: 'shop',
+  };
+}
+
+function databaseResource(spec: Partial<DatabaseSpec> = {}): Resource<DatabaseSpec> {
+  return {
+    id: 'pgdatabase/shop',
+    kind: 'pgdatabase',
+    name: 'shop',
+    spec: { database: 'shop', owner: 'shop', extensions: ['pgcrypto', 'pg_trgm'], ...spec },
+    dependsOn: ['pgrole/shop'],
+    origin,
+    project: 'shop',
+  };
+}
+
+const PASSWORD = 'hunter2-correct-horse';
+const ROTATED = 'rotated-battery-staple';
+
+/**
+ * One run as the engine makes it: both observes started together, desire,
+ * plan, then apply in order (roles first; deletes databases first) and verify.
+ */
+async function run(
+  server: FakePostgres,
+  options: { role?: Resource<RoleSpec>; database?: Resource<DatabaseSpec>; env?: NodeJS.ProcessEnv; mode?: 'plan' | 'apply'; ctx?: DriverContext } = {},
+) {
+  const { role: roleDriver, database: dbDriver } = makePostgresDrivers(server.connect);
+  const role = options.role ?? roleResource();
+  const database = options.database ?? databaseResource();
+  const redactor = new Redactor();
+  const ctx = options.ctx ?? driverContext(new FakeHost(), { env: options.env ?? { SHOP_DB_PASSWORD: PASSWORD }, mode: options.mode ?? 'apply', redactor });
+  const observing = [roleDriver.observe([role], ctx), dbDriver.observe([database], ctx)] as const;
+  const roleWanted = (await roleDriver.desire([role], ctx)).get(role.id)!;
+  const dbWanted = (await dbDriver.desire([database], ctx)).get(database.id)!;
+  const [roles, databases] = await Promise.all(observing);
+  const roleChange = roleDriver.plan({ resource: role, desired: roleWanted.desired, observed: roles.get(role.id), orphan: false });
+  roleChange.diagnostics.push(...roleWanted.diagnostics);
+  const dbChange = dbDriver.plan({ resource: database, desired: dbWanted.desired, observed: databases.get(database.id), orphan: false });
+  dbChange.diagnostics.push(...dbWanted.diagnostics);
+  const apply = async () => {
+    const order = roleChange.action === 'delete' ? ([dbChange, roleChange] as const) : ([roleChange, dbChange] as const);
+    const undo: unknown[] = [];
+    for (const change of order) {
+      if (change.action === 'noop') continue;
+      undo.push(change.kind === 'pgrole' ? await roleDriver.apply(roleChange, ctx) : await dbDriver.apply(dbChange, ctx));
+    }
+    return undo;
+  };
+  return { ctx, roleDriver, dbDriver, roleChange, dbChange, apply, redactor };
+}
+
+function everythingShown(changes: Change[]): string {
+  const plan = { host: 'h', repository: 'r', changes, diagnostics: changes.flatMap((c) => c.diagnostics), summary: summarize(changes) };
+  return JSON.stringify(toJsonPlan(plan)) + renderText(plan, { verbose: true }) + renderMarkdown(plan);
+}
+
+const desiredRole = (over: Partial<DesiredRole> = {}): DesiredRole => ({
+  role: 'shop',
+  drop: false,
+  login: true,
+  connectionLimit: 20,
+  password: { value: PASSWORD, fingerprint: 'sha256:abcdef012345' },
+  ...over,
+});
+const liveRole = (over: Partial<Extract<ObservedRole, { exists: true }>> = {}): ObservedRole => ({
+  exists: true,
+  login: true,
+  connectionLimit: 20,
+  password: makeVerifier(PASSWORD),
+  ...over,
+});
+
+describe('reconciler/drivers/postgresql', () => {
+  describe('planRole: desired vs observed -> change', () => {
+    it.each<[string, DesiredRole | undefined, ObservedRole | undefined, boolean, Partial<Change>, FieldChange[]]>([
+      [
+        'absent: created with its password (redacted)',
+        desiredRole(),
+        undefined,
+        false,
+        { action: 'create' },
+        [
+          { field: '/login', after: true },
+          { field: '/connectionLimit', after: 20 },
+          { field: '/password', after: '(redacted) sha256:abcdef012345', redacted: true },
+        ],
+      ],
+      [
+        'absent, password not managed',
+        desiredRole({ password: undefined }),
+        undefined,
+        false,
+        { action: 'create' },
+        [
+          { field: '/login', after: true },
+          { field: '/connectionLimit', after: 20 },
+        ],
+      ],
+      ['same settings, the stored verifier is of this password', desiredRole(), liveRole(), false, { action: 'noop' }, []],
+      [
+        'another password stored',
+        desiredRole(),
+        liveRole({ password: makeVerifier('old') }),
+        false,
+        { action: 'update' },
+        [{ field: '/password', before: '(redacted) a different password', after: '(redacted) sha256:abcdef012345', redacted: true }],
+      ],
+      [
+        'an md5 hash stored (scram-sha-256 logins would fail)',
+        desiredRole(),
+        liveRole({ password: 'md5' + '1'.repeat(32) }),
+        false,
+        { action: 'update' },
+        [{ field: '/password', before: '(redacted) md5 hash, not SCRAM-SHA-256', after: '(redacted) sha256:abcdef012345', redacted: true }],
+      ],
+      [
+        'no password stored',
+        desiredRole(),
+        liveRole({ password: null }),
+        false,
+        { action: 'update' },
+        [{ field: '/password', before: 'not set', after: '(redacted) sha256:abcdef012345', redacted: true }],
+      ],
+      [
+        'password not managed: whatever is stored is left alone',
+        desiredRole({ password: undefined }),
+        liveRole({ password: null }),
+        false,
+        { action: 'noop' },
+        [],
+      ],
+      [
+        'NOLOGIN and another limit set by hand',
+        desiredRole(),
+        liveRole({ login: false, connectionLimit: 3 }),
+        false,
+        { action: 'update' },
+        [
+          { field: '/login', before: false, after: true },
+          { field: '/connectionLimit', before: 3, after: 20 },
+        ],
+      ],
+      ['orphan that exists: reported, kept', undefined, liveRole(), true, { action: 'noop', orphan: true, reason: expect.stringContaining('drop: true') }, []],
+      ['orphan already gone', undefined, undefined, true, { action: 'noop', reason: 'already removed' }, []],
+      ['drop: true and it exists', desiredRole({ drop: true }), liveRole(), false, { action: 'delete', reason: 'drop: true in its manifest' }, []],
+      ['drop: true and it is gone', desiredRole({ drop: true }), undefined, false, { action: 'noop', reason: expect.stringContaining('dropped') }, []],
+    ])('%s', (_name, desired, observed, orphan, expected, fields) => {
+      const change = planRole({ resource: roleResource(), desired, observed, orphan });
+      expect(change).toMatchObject(expected);
+      expect(change.fields).toEqual(fields);
+      expect(change.diagnostics).toEqual([]);
+      if (!expected.orphan) expect(change.orphan).toBeUndefined();
+    });
+
+    it('a dry run without PostgreSQL: planned as if absent, with a warning; orphans stay reported', () => {
+      const unreachable: ObservedRole = { exists: false, unreachable: 'connect ENOENT /run/postgresql/.s.PGSQL.5432' };
+      const create = planRole({ resource: roleResource(), desired: desiredRole(), observed: unreachable, orphan: false });
+      expect(create).toMatchObject({ action: 'create', reason: expect.stringContaining('not reachable') });
+      expect(create.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', summary: 'PostgreSQL not reachable' })]);
+      const orphan = planRole({ resource: roleResource(), desired: undefined, observed: unreachable, orphan: true });
+      expect(orphan).toMatchObject({ action: 'noop', orphan: true });
+    });
+  });
+
+  describe('planDatabase: desired vs observed -> change', () => {
+    const desired = (over: Partial<DesiredDatabase> = {}): DesiredDatabase => ({
+      database: 'shop',
+      owner: 'shop',
+      extensions: ['pg_trgm', 'pgcrypto'],
+      encoding: 'UTF8',
+      drop: false,
+      ...over,
+    });
+    const live = (over: Partial<Extract<ObservedDatabase, { exists: true }>> = {}): ObservedDatabase => ({
+      exists: true,
+      owner: 'shop',
+      encoding: 'UTF8',
+      collate: 'C.UTF-8',
+      ctype: 'C.UTF-8',
+      extensions: ['pg_trgm', 'pgcrypto', 'plpgsql'],
+      version: 150020,
+      available: ['pg_trgm', 'pgcrypto'],
+      ...over,
+    });
+    const absent: ObservedDatabase = { exists: false, version: 150020, available: ['pg_trgm', 'pgcrypto'] };
+
+    it.each<[string, DesiredDatabase | undefined, ObservedDatabase | undefined, boolean, Partial<Change>, FieldChange[], string[]]>([
+      [
+        'absent: created',
+        desired(),
+        absent,
+        false,
+        { action: 'create' },
+        [
+          { field: '/owner', after: 'shop' },
+          { field: '/encoding', after: 'UTF8' },
+          { field: '/extensions', after: ['pg_trgm', 'pgcrypto'] },
+        ],
+        [],
+      ],
+      [
+        'absent, with a declared locale',
+        desired({ extensions: [], locale: 'C.UTF-8' }),
+        absent,
+        false,
+        { action: 'create' },
+        [
+          { field: '/owner', after: 'shop' },
+          { field: '/encoding', after: 'UTF8' },
+          { field: '/locale', after: 'C.UTF-8' },
+        ],
+        [],
+      ],
+      ['as declared (undeclared plpgsql left alone)', desired(), live(), false, { action: 'noop' }, [], []],
+      ['encoding and locale spelled differently are the same', desired({ encoding: 'utf-8', locale: 'C.utf8' }), live(), false, { action: 'noop' }, [], []],
+      ['another owner', desired(), live({ owner: 'postgres' }), false, { action: 'update' }, [{ field: '/owner', before: 'postgres', after: 'shop' }], []],
+      [
+        'an extension dropped by hand',
+        desired(),
+        live({ extensions: ['pgcrypto', 'plpgsql'] }),
+        false,
+        { action: 'update' },
+        [{ field: '/extensions', before: ['pgcrypto'], after: ['pg_trgm', 'pgcrypto'] }],
+        [],
+      ],
+      [
+        'a declared extension the server cannot install',
+        desired({ extensions: ['vector'] }),
+        live({ available: [] }),
+        false,
+        { action: 'update' },
+        [{ field: '/extensions', before: [], after: ['vector'] }],
+        [
+          'error extension not available: pgdatabase/shop: extension vector is not available on this PostgreSQL 15 server; install the package that provides it (postgresql-15-pgvector on Debian)',
+        ],
+      ],
+      [
+        'created with another encoding: an error, never a recreate',
+        desired(),
+        live({ encoding: 'SQL_ASCII' }),
+        false,
+        { action: 'noop' },
+        [],
+        [expect.stringMatching(/^error database encoding differs: pgdatabase\/shop: the database was created with encoding SQL_ASCII/) as unknown as string],
+      ],
+      [
+        'a declared locale that differs: an error',
+        desired({ locale: 'en_US.UTF-8' }),
+        live(),
+        false,
+        { action: 'noop' },
+        [],
+        [
+          expect.stringMatching(
+            /^error database locale differs: .*LC_COLLATE C.UTF-8 and LC_CTYPE C.UTF-8, the manifest asks for en_US.UTF-8/,
+          ) as unknown as string,
+        ],
+      ],
+      [
+        'no declared locale: whatever it was created with is fine',
+        desired(),
+        live({ collate: 'en_US.UTF-8', ctype: 'en_US.UTF-8' }),
+        false,
+        { action: 'noop' },
+        [],
+        [],
+      ],
+      [
+        'orphan that exists: reported, kept with its data',
+        undefined,
+        live(),
+        true,
+        { action: 'noop', orphan: true, reason: expect.stringContaining('kept with its data') },
+        [],
+        [],
+      ],
+      ['orphan already gone', undefined, absent, true, { action: 'noop', reason: 'already removed' }, [], []],
+      ['drop: true and it exists', desired({ drop: true }), live(), false, { action: 'delete', reason: expect.stringContaining('all its data') }, [], []],
+      ['drop: true and it is gone', desired({ drop: true }), absent, false, { action: 'noop' }, [], []],
+    ])('%s', (_name, want, observed, orphan, expected, fields, diagnostics) => {
+      const change = planDatabase({ resource: databaseResource(), desired: want, observed, orphan });
+      expect(change).toMatchObject(expected);
+      expect(change.fields).toEqual(fields);
+      expect(change.diagnostics.map((d) => `${d.severity} ${d.summary}: ${d.detail}`)).toEqual(diagnostics);
+    });
+  });
+
+  describe('driver runs against a recording server', () => {
+    it('creates the role, then the database with its extensions in one transaction; verify passes; a second run sends no DDL', async () => {
+      const server = new FakePostgres();
+      const first = await run(server);
+      expect([first.roleChange.action, first.dbChange.action]).toEqual(['create', 'create']);
+      await first.apply();
+      expect(server.statements()).toEqual([
+        expect.stringMatching(/^CREATE ROLE "shop" WITH LOGIN CONNECTION LIMIT 20 PASSWORD 'SCRAM-SHA-256\$4096:/),
+        `CREATE DATABASE "shop" WITH OWNER "shop" TEMPLATE template0 ENCODING 'UTF8'`,
+        'BEGIN',
+        'CREATE EXTENSION IF NOT EXISTS "pg_trgm"',
+        'CREATE EXTENSION IF NOT EXISTS "pgcrypto"',
+        'COMMIT',
+      ]);
+      expect(server.sent.find((s) => s.sql.startsWith('CREATE EXTENSION'))!.database).toBe('shop');
+      expect(await first.roleDriver.verify(first.roleChange, first.ctx)).toEqual([]);
+      expect(await first.dbDriver.verify(first.dbChange, first.ctx)).toEqual([]);
+
+      server.sent.length = 0;
+      server.sessions.length = 0;
+      const second = await run(server);
+      expect([second.roleChange.action, second.dbChange.action]).toEqual(['noop', 'noop']);
+      await second.apply();
+      // One catalog query for both drivers, one extension query in the one database that declares extensions.
+      expect(server.sent).toEqual([
+        { database: 'postgres', sql: CATALOG_QUERY.text },
+        { database: 'shop', sql: EXTENSIONS_QUERY.text },
+      ]);
+      expect(server.sessions).toEqual(['postgres', 'shop']);
+    });
+
+    it('a rotated secret: exactly one ALTER ROLE carrying a verifier; rollback restores the previous verifier exactly', async () => {
+      const server = new FakePostgres();
+      await (await run(server)).apply();
+      const before = { ...server.roles.get('shop')! };
+      server.sent.length = 0;
+      const rotated = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } });
+      expect(rotated.roleChange.fields.map((f) => f.field)).toEqual(['/password']);
+      const [undo] = await rotated.apply();
+      expect(server.statements()).toEqual(['BEGIN', expect.stringMatching(/^ALTER ROLE "shop" WITH PASSWORD 'SCRAM-SHA-256\$4096:[^']+'$/), 'COMMIT']);
+      expect(server.statements().join('\n')).not.toContain(ROTATED);
+      expect(server.roles.get('shop')!.password).not.toBe(before.password);
+      expect((await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } })).roleChange.action).toBe('noop');
+
+      await rotated.roleDriver.rollback(rotated.roleChange, undo as never, rotated.ctx);
+      expect(server.roles.get('shop')).toEqual(before);
+      expect((await run(server)).roleChange.action).toBe('noop');
+    });
+
+    it('a statement PostgreSQL rejects: the step is rolled back, the error carries its message, and no secret', async () => {
+      const server = new FakePostgres();
+      await (await run(server)).apply();
+      const rotated = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } });
+      server.failOn = { pattern: /^ALTER ROLE/, message: 'permission denied to alter role', code: '42501' };
+      server.sent.length = 0;
+      const failure = (await rotated.apply().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as HostKitError;
+      expect(failure).toMatchObject({
+        code: 'PG_STATEMENT_FAILED',
+        message: 'PostgreSQL rejected "ALTER ROLE "shop" WITH PASSWORD (redacted)" (database postgres): permission denied to alter role',
+        retryable: false,
+      });
+      expect(JSON.stringify({ message: failure.message, data: failure.data })).not.toMatch(/SCRAM-SHA-256|rotated|hunter2/);
+      expect(server.statements()).toEqual(['BEGIN', expect.stringMatching(/^ALTER ROLE/), 'ROLLBACK']);
+    });
+
+    it('CREATE DATABASE cannot be in a transaction: when its extensions then fail, apply drops the database again before throwing', async () => {
+      const server = new FakePostgres();
+      server.failOn = { pattern: /"postgis"/, message: 'could not open extension control file', code: '58P01' };
+      const r = await run(server, { database: databaseResource({ extensions: ['pgcrypto', 'postgis'] }) });
+      await expect(r.apply()).rejects.toThrow(/could not open extension control file/);
+      expect(server.statements().slice(1)).toEqual([
+        `CREATE DATABASE "shop" WITH OWNER "shop" TEMPLATE template0 ENCODING 'UTF8'`,
+        'BEGIN',
+        'CREATE EXTENSION IF NOT EXISTS "pgcrypto"',
+        'CREATE EXTENSION IF NOT EXISTS "postgis"',
+        'ROLLBACK',
+        'DROP DATABASE "shop" WITH (FORCE)',
+      ]);
+      expect(server.databases.has('shop')).toBe(false);
+    });
+
+    it('rollback drops what the run created, puts back an owner and drops the extensions it added, and says a dropped database cannot come back', async () => {
+      const server = new FakePostgres();
+      const created = await run(server);
+      const [roleUndo, dbUndo] = await created.apply();
+      await created.dbDriver.rollback(created.dbChange, dbUndo as never, created.ctx);
+      await created.roleDriver.rollback(created.roleChange, roleUndo as never, created.ctx);
+      expect(server.statements().slice(-2)).toEqual(['DROP DATABASE "shop" WITH (FORCE)', 'DROP ROLE "shop"']);
+      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
+
+      await (await run(server)).apply();
+      server.databases.get('shop')!.owner = 'postgres';
+      server.databases.get('shop')!.extensions.delete('pg_trgm');
+      const update = await run(server);
+      expect(update.dbChange.fields.map((f) => f.field)).toEqual(['/owner', '/extensions']);
+      const [undo] = await update.apply();
+      expect(undo).toEqual({ previousOwner: 'postgres', createdExtensions: ['pg_trgm'] });
+      await update.dbDriver.rollback(update.dbChange, undo as never, update.ctx);
+      expect(server.databases.get('shop')!.owner).toBe('postgres');
+      expect([...server.databases.get('shop')!.extensions].sort()).toEqual(['pgcrypto', 'plpgsql']);
+
+      const dropped = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
+      expect([dropped.roleChange.action, dropped.dbChange.action]).toEqual(['delete', 'delete']);
+      const [dbDropUndo, roleDropUndo] = await dropped.apply();
+      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
+      await expect(dropped.dbDriver.rollback(dropped.dbChange, dbDropUndo as never, dropped.ctx)).rejects.toMatchObject({ code: 'PG_DROP_IRREVERSIBLE' });
+      // A dropped role comes back with its settings and verifier.
+      await dropped.roleDriver.rollback(dropped.roleChange, roleDropUndo as never, dropped.ctx);
+      expect(server.roles.get('shop')).toMatchObject({ login: true, connectionLimit: 20, password: expect.stringMatching(/^SCRAM-SHA-256\$/) });
+    });
+
+    it('drops only with drop: true, database first, and never an orphan', async () => {
+      const server = new FakePostgres();
+      await (await run(server)).apply();
+      const { role: roleDriver, database: dbDriver } = makePostgresDrivers(server.connect);
+      const ctx = driverContext(new FakeHost(), { env: {} });
+      const [roles, databases] = await Promise.all([roleDriver.observe([roleResource()], ctx), dbDriver.observe([databaseResource()], ctx)]);
+      expect(roleDriver.plan({ resource: roleResource(), desired: undefined, observed: roles.get('pgrole/shop'), orphan: true })).toMatchObject({
+        action: 'noop',
+        orphan: true,
+      });
+      expect(dbDriver.plan({ resource: databaseResource(), desired: undefined, observed: databases.get('pgdatabase/shop'), orphan: true })).toMatchObject({
+        action: 'noop',
+        orphan: true,
+      });
+      server.sent.length = 0;
+      const dropped = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
+      await dropped.apply();
+      expect(server.statements()).toEqual(['DROP DATABASE "shop"', 'BEGIN', 'DROP ROLE "shop"', 'COMMIT']);
+      expect(await dropped.dbDriver.verify(dropped.dbChange, dropped.ctx)).toEqual([]);
+      expect(await dropped.roleDriver.verify(dropped.roleChange, dropped.ctx)).toEqual([]);
+      const again = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
+      expect([again.roleChange.action, again.dbChange.action]).toEqual(['noop', 'noop']);
+    });
+
+    it('plans, logs and errors never show the password, its URL form, or any verifier', async () => {
+      const server = new FakePostgres();
+      await (await run(server, { env: { SHOP_DB_PASSWORD: 'old-one-here' } })).apply();
+      const r = await run(server);
+      expect(r.roleChange.action).toBe('update');
+      const shown = everythingShown([r.roleChange, r.dbChange]);
+      expect(shown).toContain('(redacted) sha256:');
+      for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), 'old-one-here', 'SCRAM-SHA-256$']) expect(shown).not.toContain(secret);
+      // The redactor learnt the value, so any line HostKit prints is scrubbed of it too.
+      expect(r.redactor.scrub(`x ${PASSWORD} y`)).toBe('x (redacted) y');
+    });
+
+    it('an unreadable password secret is a warning in a dry run and an error in an apply; an empty one is an error; the admin role cannot be declared', async () => {
+      const server = new FakePostgres();
+      const dry = await run(server, { env: {}, mode: 'plan' });
+      expect(dry.roleChange.diagnostics.map((d: Diagnostic) => `${d.severity} ${d.summary}`)).toEqual(['warning secret unavailable']);
+      const wet = await run(server, { env: {} });
+      expect(wet.roleChange.diagnostics.map((d: Diagnostic) => `${d.severity} ${d.summary}`)).toEqual(['error secret unavailable']);
+      const empty = await run(server, { env: { SHOP_DB_PASSWORD: '' } });
+      expect(empty.roleChange.diagnostics.map((d: Diagnostic) => `${d.severity} ${d.summary}`)).toEqual(['error invalid secret value']);
+      const admin = await run(server, { role: roleResource({ role: 'postgres' }) });
+      expect(admin.roleChange.diagnostics.map((d: Diagnostic) => `${d.severity} ${d.summary}`)).toEqual(['error admin role declared']);
+    });
+
+    it('PostgreSQL not reachable: a dry run plans as if absent with a warning; an apply stops with the reason', async () => {
+      const server = new FakePostgres();
+      server.unreachable = 'connect ENOENT /run/postgresql/.s.PGSQL.5432';
+      const dry = await run(server, { mode: 'plan' });
+      expect([dry.roleChange.action, dry.dbChange.action]).toEqual(['create', 'create']);
+      expect(dry.dbChange.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', summary: 'PostgreSQL not reachable' })]);
+      await expect(run(server)).rejects.toThrow('connect ENOENT /run/postgresql/.s.PGSQL.5432');
+    });
+
+    it('the admin connection of a host whose socket is not on this machine is a clear error', async () => {
+      const ctx = driverContext(new FakeHost());
+      await expect(connectAdmin(ctx, 'postgres')).rejects.toMatchObject({
+        code: 'PG_SOCKET_UNREACHABLE',
+        message: expect.stringContaining('set spec.postgresql.host, port, user and password'),
+      });
+    });
+  });
+});

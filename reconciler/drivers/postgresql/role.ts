@@ -1,0 +1,237 @@
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { errorMessage, HostKitError } from '../../core/errors.js';
+import type { Resource } from '../../core/resource.js';
+import { REDACTED, secretFingerprint } from '../../core/secrets.js';
+import type { PgRoleSpec } from '../../core/specs.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import type { Driver, DriverContext } from '../types.js';
+import { ADMIN_DATABASE, DEFAULT_ADMIN_USER, inTransaction, withSession, type Connect } from './connection.js';
+import { loadCatalog } from './observe.js';
+import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
+import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
+
+/** The role spec, with the explicit drop opt-in (proposed manifest field `drop: true`). */
+export type RoleSpec = PgRoleSpec & { drop?: boolean };
+
+export interface DesiredRole {
+  role: string;
+  /** Drop the role (explicit opt-in); nothing else below applies then. */
+  drop: boolean;
+  login: boolean;
+  connectionLimit: number;
+  /** When the manifest manages the password and its secret could be read. In memory only, never shown. */
+  password?: { value: string; fingerprint: string };
+}
+
+export interface RoleSettings {
+  login: boolean;
+  connectionLimit: number;
+  /** pg_authid.rolpassword: a verifier or null. Compared and restored, never shown. */
+  password: string | null;
+}
+
+export type ObservedRole = ({ exists: true } & RoleSettings) | { exists: false; unreachable: string };
+
+export interface RoleUndo {
+  created?: boolean;
+  /** Settings before an update (read in the same transaction as the change), restored exactly. */
+  previous?: RoleSettings;
+  /** Settings of a role this run dropped, to create it again. */
+  dropped?: RoleSettings;
+}
+
+const ORPHAN_REASON = 'no manifest declares it any more; kept (declare it with drop: true to drop it)';
+const UNKNOWN_REASON = 'PostgreSQL not reachable: state unknown';
+const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the role did not exist';
+
+export function planRole({
+  resource,
+  desired,
+  observed,
+  orphan,
+}: {
+  resource: Resource<RoleSpec>;
+  desired: DesiredRole | undefined;
+  observed: ObservedRole | undefined;
+  orphan: boolean;
+}): Change<DesiredRole, ObservedRole, RoleSpec> {
+  const base = { ...changeBase(resource), disruptive: false };
+  const unreachable = observed && !observed.exists ? observed.unreachable : undefined;
+  const unknown = unreachable ? [warning('PostgreSQL not reachable', `${resource.id}: planned without live state: ${unreachable}`, resource.origin)] : [];
+  const exists = observed?.exists === true;
+  if (unreachable && (orphan || !desired || desired.drop)) {
+    return { ...base, action: 'noop', fields: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics: unknown };
+  }
+  if (orphan || !desired) {
+    return exists
+      ? { ...base, action: 'noop', fields: [], orphan: true, reason: ORPHAN_REASON, observed }
+      : { ...base, action: 'noop', fields: [], reason: 'already removed' };
+  }
+  if (desired.drop) {
+    if (!exists) return { ...base, action: 'noop', fields: [], reason: 'dropped (drop: true); its manifest can be removed now', desired };
+    return { ...base, action: 'delete', fields: [], reason: 'drop: true in its manifest', desired, observed };
+  }
+  const fields: FieldChange[] = [];
+  const password = desired.password ? `${REDACTED} ${desired.password.fingerprint}` : undefined;
+  if (!exists) {
+    fields.push({ field: '/login', after: desired.login }, { field: '/connectionLimit', after: desired.connectionLimit });
+    if (password) fields.push({ field: '/password', after: password, redacted: true });
+    return { ...base, action: 'create', fields, desired, diagnostics: unknown, ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : {}) };
+  }
+  if (observed.login !== desired.login) fields.push({ field: '/login', before: observed.login, after: desired.login });
+  if (observed.connectionLimit !== desired.connectionLimit) {
+    fields.push({ field: '/connectionLimit', before: observed.connectionLimit, after: desired.connectionLimit });
+  }
+  if (desired.password && !verifierMatches(desired.password.value, observed.password)) {
+    fields.push({ field: '/password', before: describeStored(observed.password), after: password, redacted: true });
+  }
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed };
+}
+
+// The stored password, described without a value or verifier.
+function describeStored(rolpassword: string | null): string {
+  switch (storedPasswordKind(rolpassword)) {
+    case 'none':
+      return 'not set';
+    case 'md5':
+      return `${REDACTED} md5 hash, not SCRAM-SHA-256`;
+    case 'unknown':
+      return `${REDACTED} unrecognized format`;
+    default:
+      return `${REDACTED} a different password`;
+  }
+}
+
+/**
+ * PostgreSQL login roles (kind pgrole): LOGIN, CONNECTION LIMIT and a password
+ * from a secret reference, set as a client-computed SCRAM-SHA-256 verifier and
+ * compared with the stored one, never set again while it matches. A role whose
+ * manifest is gone is reported, never dropped; `drop: true` drops it.
+ */
+export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo> {
+  async function observeRoles(resources: readonly Resource<RoleSpec>[], ctx: DriverContext): Promise<Map<string, ObservedRole>> {
+    const out = new Map<string, ObservedRole>();
+    let catalog;
+    try {
+      catalog = await loadCatalog(connect, ctx, { roles: resources.map((r) => r.spec.role) });
+    } catch (cause) {
+      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
+      if (ctx.mode !== 'plan') throw cause;
+      for (const r of resources) out.set(r.id, { exists: false, unreachable: errorMessage(cause) });
+      return out;
+    }
+    for (const r of resources) {
+      const row = catalog.roles.get(r.spec.role);
+      if (row) out.set(r.id, { exists: true, login: row.login, connectionLimit: row.connectionLimit, password: row.password });
+    }
+    return out;
+  }
+
+  return {
+    kind: 'pgrole',
+    orphans: 'report',
+
+    async desire(resources, ctx) {
+      const admin = ctx.hostManifest.spec?.postgresql?.user ?? DEFAULT_ADMIN_USER;
+      const out = new Map<string, { desired: DesiredRole; diagnostics: Diagnostic[] }>();
+      await Promise.all(
+        resources.map(async (r) => {
+          const diagnostics: Diagnostic[] = [];
+          const drop = r.spec.drop === true;
+          if (r.spec.role === admin) {
+            diagnostics.push(error('admin role declared', `${r.id}: ${admin} is the role HostKit administers PostgreSQL with; it cannot be managed`, r.origin));
+          }
+          let password: DesiredRole['password'];
+          if (r.spec.password && !drop) {
+            const secret = await ctx.secrets.resolve(r.spec.password);
+            if (!secret.ok) {
+              // A dry run can still show the rest of the plan; an apply must not create a role without its password.
+              const make = ctx.mode === 'plan' ? warning : error;
+              diagnostics.push(make('secret unavailable', `${r.id}: the password comes from a secret that cannot be read: ${secret.reason}`, r.origin));
+            } else if (secret.value === '' || secret.value.includes('\0')) {
+              diagnostics.push(error('invalid secret value', `${r.id}: the password secret is empty or contains NUL, which PostgreSQL cannot hold`, r.origin));
+            } else {
+              password = { value: secret.value, fingerprint: secretFingerprint(secret.value) };
+            }
+          }
+          const desired: DesiredRole = { role: r.spec.role, drop, login: true, connectionLimit: r.spec.connectionLimit, ...(password ? { password } : {}) };
+          out.set(r.id, { desired, diagnostics });
+        }),
+      );
+      return out;
+    },
+
+    observe: observeRoles,
+    plan: planRole,
+
+    // One statement or one transaction per role. If it throws, PostgreSQL has
+    // rolled the statement back: the role is as it was before.
+    async apply(change, ctx) {
+      const role = change.resource!.spec.role;
+      const desired = change.desired!;
+      const changed = new Set(change.fields.map((f) => f.field));
+      return withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
+        if (change.action === 'create') {
+          await s.query(
+            createRole(role, {
+              login: desired.login,
+              connectionLimit: desired.connectionLimit,
+              ...(desired.password ? { password: makeVerifier(desired.password.value) } : {}),
+            }),
+          );
+          return { created: true };
+        }
+        return inTransaction(s, async () => {
+          const [before] = await s.query<RoleSettings>(ROLE_QUERY, [role]);
+          if (!before) throw new HostKitError('PG_ROLE_GONE', `Role ${role} no longer exists; plan again`, { data: { role } });
+          if (change.action === 'delete') {
+            await s.query(dropRole(role));
+            return { dropped: before };
+          }
+          const attributes: RoleAttributes = {};
+          if (changed.has('/login')) attributes.login = desired.login;
+          if (changed.has('/connectionLimit')) attributes.connectionLimit = desired.connectionLimit;
+          if (changed.has('/password') && desired.password) attributes.password = makeVerifier(desired.password.value);
+          await s.query(alterRole(role, attributes));
+          return { previous: before };
+        });
+      });
+    },
+
+    async verify(change, ctx) {
+      const resource = change.resource!;
+      const observed = (await observeRoles([resource], ctx)).get(change.id);
+      if (change.action === 'delete') {
+        return observed?.exists ? [error('verification failed', `role ${resource.spec.role} still exists after DROP ROLE`, change.origin)] : [];
+      }
+      const again = planRole({ resource, desired: change.desired, observed, orphan: false });
+      if (again.action === 'noop') return [];
+      const fields = again.fields.map((f) => f.field.slice(1)).join(', ');
+      return [error('verification failed', `role ${resource.spec.role} is not as applied (${fields || again.action})`, change.origin)];
+    },
+
+    // Undoes exactly what apply did: drops a role it created, puts back the
+    // settings it changed (the previous verifier included), or creates a
+    // role it dropped again with its previous settings and password.
+    async rollback(change, undo, ctx) {
+      const role = change.resource!.spec.role;
+      await withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
+        if (undo.created) {
+          await s.query(dropRole(role));
+        } else if (undo.dropped) {
+          await s.query(createRole(role, undo.dropped));
+        } else if (undo.previous) {
+          const changed = new Set(change.fields.map((f) => f.field));
+          const p = undo.previous;
+          await s.query(
+            alterRole(role, {
+              ...(changed.has('/login') ? { login: p.login } : {}),
+              ...(changed.has('/connectionLimit') ? { connectionLimit: p.connectionLimit } : {}),
+              ...(changed.has('/password') ? { password: p.password } : {}),
+            }),
+          );
+        }
+      });
+    },
+  };
+}
