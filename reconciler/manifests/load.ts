@@ -161,11 +161,13 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
       return;
     }
     let unresolved: { source: string; offset: number } | undefined;
-    visit(doc, {
-      Alias(_, node) {
-        if (!unresolved && node.resolve(doc) === undefined) unresolved = { source: node.source, offset: node.range?.[0] ?? 0 };
-      },
-    });
+    // An alias is written *name: a file without "*" has none, and needs no walk.
+    if (text.includes('*'))
+      visit(doc, {
+        Alias(_, node) {
+          if (!unresolved && node.resolve(doc) === undefined) unresolved = { source: node.source, offset: node.range?.[0] ?? 0 };
+        },
+      });
     if (unresolved) {
       const pos = lineCounter.linePos(unresolved.offset);
       diagnostics.push(
