@@ -84,3 +84,21 @@ describe('reconciler/manifests/parse-cache', () => {
     }
   });
 });
+
+describe('reconciler/manifests/compose', () => {
+  it('a "__proto__" key is plain data, never the object prototype', () => {
+    const { documents } = parseManifestFile({ file: 'm.yaml', bytes: enc('a:\n  __proto__:\n    polluted: yes\n') });
+    const a = (documents[0]!.value as { a: Record<string, unknown> }).a;
+    expect(Object.keys(a)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(a)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('an aliased value is located where the alias is written; nesting and alias limits hold', () => {
+    const { documents } = parseManifestFile({ file: 'm.yaml', bytes: enc('base: &b\n  x: 1\nuse: *b\n') });
+    expect(documents[0]!.value).toEqual({ base: { x: 1 }, use: { x: 1 } });
+    expect(documents[0]!.locate('/use')).toMatchObject({ line: 3, column: 6 });
+    const deep = parseManifestFile({ file: 'd.yaml', bytes: enc('a: ' + '['.repeat(40) + ']'.repeat(40) + '\n') });
+    expect(deep.diagnostics.map((d) => [d.summary, d.location?.line])).toEqual([['nesting too deep', 1]]);
+  });
+});

@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { contentHash, ParseCache } from './parse-cache.js';
-import { indexLocations, locateIn, type LocationIndex } from './source-map.js';
+import { compose } from './compose.js';
+import { locateIn, type LocationIndex } from './source-map.js';
 
 export const LIMITS = {
   /** Bytes per manifest file. */
@@ -160,39 +161,16 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
       }
       return;
     }
-    let unresolved: { source: string; offset: number } | undefined;
-    // An alias is written *name: a file without "*" has none, and needs no walk.
-    if (text.includes('*'))
-      visit(doc, {
-        Alias(_, node) {
-          if (!unresolved && node.resolve(doc) === undefined) unresolved = { source: node.source, offset: node.range?.[0] ?? 0 };
-        },
-      });
-    if (unresolved) {
-      const pos = lineCounter.linePos(unresolved.offset);
-      diagnostics.push(
-        error('invalid YAML', `alias *${unresolved.source} refers to no anchor (&${unresolved.source}) before it`, { file, line: pos.line, column: pos.col }),
-      );
-      return;
-    }
     // An empty document (a trailing ---, or a file of comments) declares nothing.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: LIMITS.aliases });
-    } catch (cause) {
-      const message = (cause as Error).message;
-      const summary = /excessive alias count/i.test(message) ? 'too many aliases' : 'invalid YAML';
-      diagnostics.push(error(summary, message, { file, line: lineCounter.linePos(doc.range[0]).line }));
+    const composed = compose(doc, lineCounter, { depth: LIMITS.depth, aliases: LIMITS.aliases });
+    if (!composed.ok) {
+      const pos = lineCounter.linePos(composed.offset);
+      const summary = composed.problem === 'unresolved alias' || composed.problem === 'complex key' ? 'invalid YAML' : composed.problem;
+      diagnostics.push(error(summary, composed.detail, { file, line: pos.line, column: pos.col, ...(composed.pointer ? { pointer: composed.pointer } : {}) }));
       return;
     }
-    const deepAt = findTooDeep(value, LIMITS.depth);
-    if (deepAt !== undefined) {
-      const location = locateIn(indexLocations(doc, lineCounter), file, deepAt);
-      diagnostics.push(error('nesting too deep', `values may nest at most ${LIMITS.depth} levels`, location));
-      return;
-    }
-    documents.push({ file, index, value, locations: indexLocations(doc, lineCounter) });
+    documents.push({ file, index, value: composed.value, locations: composed.locations });
   });
   return { documents, diagnostics };
 }
@@ -240,19 +218,6 @@ function merge(results: readonly ParseResult[]): LoadResult {
     diagnostics.push(...r.diagnostics);
   }
   return { documents, diagnostics };
-}
-
-// Returns the JSON pointer of the first value nested deeper than `limit`.
-function findTooDeep(value: unknown, limit: number): string | undefined {
-  const stack: { value: unknown; pointer: string; depth: number }[] = [{ value, pointer: '', depth: 0 }];
-  while (stack.length > 0) {
-    const { value: v, pointer, depth } = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (depth >= limit) return pointer;
-    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
-    for (const [k, child] of entries) stack.push({ value: child, pointer: `${pointer}/${k}`, depth: depth + 1 });
-  }
-  return undefined;
 }
 
 function firstInvalidUtf8(bytes: Uint8Array): number {

@@ -1,0 +1,98 @@
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { LocationIndex } from './source-map.js';
+
+export type Composed =
+  | { ok: true; value: unknown; locations: LocationIndex }
+  | { ok: false; problem: 'unresolved alias' | 'too many aliases' | 'nesting too deep' | 'complex key'; detail: string; offset: number; pointer: string };
+
+class Stop extends Error {
+  readonly result: Extract<Composed, { ok: false }>;
+  constructor(result: Extract<Composed, { ok: false }>) {
+    super(result.detail);
+    this.result = result;
+  }
+}
+
+const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/**
+ * One walk over a parsed document that builds its plain value and the line
+ * and column of every value (by JSON pointer), and refuses what a manifest
+ * must not contain: nesting deeper than `depth`, more than `aliases` alias
+ * expansions (alias bombs), aliases without an anchor, non-scalar keys.
+ * It replaces Document.toJS plus separate walks for locations and limits.
+ */
+export function compose(doc: Document, lineCounter: LineCounter, limits: { depth: number; aliases: number }): Composed {
+  const locations: LocationIndex = {};
+  let aliases = 0;
+  const pos = (node: Node | null | undefined): [number, number] | undefined => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return undefined;
+    const p = lineCounter.linePos(offset);
+    return [p.line, p.col];
+  };
+  const walk = (node: unknown, pointer: string, depth: number, key?: Node): unknown => {
+    const at = pos(node as Node) ?? pos(key);
+    if (at) {
+      const keyAt = key ? pos(key) : undefined;
+      locations[pointer] = keyAt ? [...at, ...keyAt] : at;
+    }
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      if (!target)
+        throw new Stop({
+          ok: false,
+          problem: 'unresolved alias',
+          detail: `alias *${node.source} refers to no anchor (&${node.source}) before it`,
+          offset: node.range?.[0] ?? 0,
+          pointer,
+        });
+      if (++aliases > limits.aliases) {
+        throw new Stop({
+          ok: false,
+          problem: 'too many aliases',
+          detail: `more than ${limits.aliases} aliases expanded; this looks like an alias bomb`,
+          offset: doc.range?.[0] ?? 0,
+          pointer,
+        });
+      }
+      const own = locations[pointer];
+      const value = walk(target, pointer, depth);
+      if (own) locations[pointer] = own; // the alias is where the value was written
+      return value;
+    }
+    if (isScalar(node)) return node.value;
+    if (isMap(node) || isSeq(node)) {
+      if (depth >= limits.depth) {
+        throw new Stop({
+          ok: false,
+          problem: 'nesting too deep',
+          detail: `values may nest at most ${limits.depth} levels`,
+          offset: node.range?.[0] ?? 0,
+          pointer,
+        });
+      }
+      if (isSeq(node)) return node.items.map((item, i) => walk(item, `${pointer}/${i}`, depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        const k = pair.key;
+        if (k !== null && !isScalar(k)) {
+          throw new Stop({ ok: false, problem: 'complex key', detail: 'mapping keys must be plain scalars', offset: (k as Node).range?.[0] ?? 0, pointer });
+        }
+        const name = String(k === null ? '' : k.value);
+        const value = walk(pair.value, `${pointer}/${escape(name)}`, depth + 1, (k ?? undefined) as Node | undefined);
+        // Never let a "__proto__" key reach an object's prototype.
+        Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    return null; // an empty node (e.g. "key:" with no value)
+  };
+  try {
+    const value = walk(doc.contents, '', 0);
+    return { ok: true, value, locations };
+  } catch (error) {
+    if (error instanceof Stop) return error.result;
+    throw error;
+  }
+}
