@@ -64,7 +64,7 @@ function firewallRepo(options: { confirmTimeout?: string; extra?: Record<string,
   return writeRepo({ 'hosts/test-host.yaml': hostManifest(`    input: drop\n${timeout}`), 'firewall/web.yaml': WEB, ...options.extra });
 }
 
-/** The registry plus this driver (it is not registered yet). */
+/** The registry, with the firewall driver a test needs (a forced confirm failure, a bad render) and a host of its choice. */
 function reconcileFw(host: Host, repoDir: string, options: { dryRun?: boolean; driver?: AnyDriver } = {}): Promise<ReconcileOutcome> {
   return reconcileHost({
     repoDir,

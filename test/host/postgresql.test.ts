@@ -1,31 +1,10 @@
 import { beforeAll, expect, it } from 'vitest';
-import { silentLogger } from '../../reconciler/core/log.js';
-import type { ResourceKind } from '../../reconciler/core/resource.js';
 import { toJsonPlan } from '../../reconciler/diff/render/json.js';
 import { renderText } from '../../reconciler/diff/render/text.js';
-import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
-import { pgDatabaseDriver, pgRoleDriver } from '../../reconciler/drivers/postgresql/index.js';
 import { makeVerifier, verifierMatches } from '../../reconciler/drivers/postgresql/scram.js';
-import { drivers } from '../../reconciler/drivers/registry.js';
-import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import type { ExecResult } from '../../reconciler/hosts/types.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { applied, appliedOk, eventually, HOST_NAME, repo, service } from './reconcile.js';
-
-// Until registry.ts lists them, the PostgreSQL drivers are added here.
-const withPostgres = new Map<ResourceKind, AnyDriver>([...drivers, ['pgrole', pgRoleDriver], ['pgdatabase', pgDatabaseDriver]]);
-
-function reconcile(machine: TestHost, repoDir: string, options: { dryRun?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<ReconcileOutcome> {
-  return reconcileHost({
-    repoDir,
-    hostName: HOST_NAME,
-    host: machine.host,
-    dryRun: options.dryRun ?? false,
-    log: silentLogger(),
-    env: options.env ?? {},
-    drivers: withPostgres,
-  });
-}
+import { applied, appliedOk, eventually, HOST_NAME, reconcile, repo, service } from './reconcile.js';
 
 const CLUSTER = 'postgresql@15-main';
 const CONF = '/etc/postgresql/15/main';
