@@ -202,6 +202,28 @@ spec:
     expect(await unitProperty(m, API, 'ActiveState')).toBe('active');
   });
 
+  it('a drop-in added by hand to an owned unit is drift, and the next apply removes it and restarts the service', async () => {
+    const m = machine();
+    await m.host.mkdir('/etc/systemd/system/hk-web.service.d', { uid: 0, gid: 0, mode: 0o755 });
+    await m.host.writeFile('/etc/systemd/system/hk-web.service.d/override.conf', '[Service]\nEnvironment=INJECTED=by-hand\n', { uid: 0, gid: 0, mode: 0o644 });
+    await m.exec('systemctl', ['daemon-reload']);
+    await m.exec('systemctl', ['restart', WEB]);
+    expect(await unitProperty(m, WEB, 'Environment')).toContain('INJECTED=by-hand');
+    const idBefore = await unitProperty(m, WEB, 'InvocationID');
+    const repoDir = await repo(projects('hola'));
+    const plan = await reconcile(m, repoDir, { env, dryRun: true });
+    if (plan.stage !== 'planned') throw new Error(`expected a plan, got ${plan.stage}`);
+    expect(plan.planned.plan.changes.find((c) => c.id === `unit/${WEB}`)!.fields).toEqual([
+      { field: '/dropIns', before: ['hk-web.service.d/override.conf'], after: [] },
+    ]);
+    expect(appliedOk(await reconcile(m, repoDir, { env })).status).toBe('applied');
+    expect(await m.host.stat('/etc/systemd/system/hk-web.service.d/override.conf')).toBeUndefined();
+    expect(await unitProperty(m, WEB, 'Environment')).not.toContain('INJECTED');
+    expect(await unitProperty(m, WEB, 'DropInPaths')).toBe('');
+    expect(await unitProperty(m, WEB, 'InvocationID')).not.toBe(idBefore);
+    expect(await httpStatus(m, 'http://127.0.0.1:9101/')).toBe('200');
+  });
+
   it('a timer from a cron expression fires and its service runs', async () => {
     const m = machine();
     const job = `apiVersion: hostkit.dev/v1

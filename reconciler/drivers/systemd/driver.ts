@@ -28,11 +28,15 @@ export interface ObservedUnit {
   state?: { load: string; active: string; sub: string; enabled: boolean };
   /** A restart owed by an earlier run that stopped before making it. */
   pending: boolean;
+  /** Drop-in files found in UNIT.d/: HostKit owns the unit, so these are drift. */
+  dropIns: string[];
 }
 
 export interface UnitUndo {
   previous?: Buffer;
   wrote: boolean;
+  /** Drop-ins apply removed, with their bytes, for rollback. */
+  removedDropIns?: { name: string; content: Buffer; mode: number; uid: number; gid: number }[];
 }
 
 type Spec = UnitSpec | TimerSpec;
@@ -97,8 +101,9 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     async observe(resources, ctx) {
       const units = resources.map((r) => unitName(r.spec));
       const target = kind === 'timer' ? 'timers.target' : 'multi-user.target';
-      const [files, links, listed, pending] = await Promise.all([
+      const [files, dropIns, links, listed, pending] = await Promise.all([
         Promise.all(units.map((u) => ctx.host.readFile(`${UNIT_DIR}/${u}`))),
+        Promise.all(units.map(async (u) => ((await ctx.host.readdir(`${UNIT_DIR}/${u}.d`)) ?? []).filter((n) => n.endsWith('.conf')).sort())),
         Promise.all(units.map((u) => ctx.host.stat(`${UNIT_DIR}/${target}.wants/${u}`))),
         listUnits(ctx.host, units).catch((cause: unknown) => {
           if (ctx.mode === 'plan') return undefined; // e.g. a laptop without systemd: plan from files alone
@@ -115,7 +120,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         const state = listed
           ? { load: l?.load ?? 'not-found', active: l?.active ?? 'inactive', sub: l?.sub ?? 'dead', enabled: links[i] !== undefined }
           : undefined;
-        out.set(r.id, { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit) });
+        out.set(r.id, { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit), dropIns: dropIns[i] ?? [] });
       });
       return out;
     },
@@ -145,6 +150,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         if (desired.active && state.active !== 'active') fields.push({ field: '/state', before: `${state.active} (${state.sub})`, after: 'active' });
         if (desired.wantedBy && !state.enabled) fields.push({ field: '/enabled', before: 'disabled', after: 'enabled' });
       }
+      if (observed && observed.dropIns.length > 0) {
+        // Hand-made overrides change what the unit does behind the manifest's back.
+        fields.push({ field: '/dropIns', before: observed.dropIns.map((n) => `${desired.unit}.d/${n}`), after: [] });
+      }
       if (observed?.pending && desired.active) fields.push({ field: '/restart', before: 'owed by an interrupted run', after: 'restarted' });
       const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
       return { ...base, action, fields, disruptive: action !== 'noop' && desired.active, desired, ...(observed ? { observed } : {}) } as Change<
@@ -169,7 +178,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       }
       const desired = change.desired!;
       const contentChanged = change.fields.some((f) => f.field === '/content');
-      if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart'))) {
+      if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart' || f.field === '/dropIns'))) {
         const pending = await readPending(ctx.host, ctx.stateDirectory);
         pending.add(unit);
         await writePending(ctx.host, ctx.stateDirectory, pending);
@@ -177,6 +186,14 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       if (contentChanged) {
         await verifyUnitFile(ctx, unit, desired.content);
         await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
+        undo.wrote = true;
+      }
+      for (const name of change.observed?.dropIns ?? []) {
+        const file = `${path}.d/${name}`;
+        const [bytes, st] = await Promise.all([ctx.host.readFile(file), ctx.host.stat(file)]);
+        if (!bytes || !st) continue;
+        undo.removedDropIns = [...(undo.removedDropIns ?? []), { name, content: bytes, mode: st.mode, uid: st.uid, gid: st.gid }];
+        await ctx.host.remove(file);
         undo.wrote = true;
       }
       return undo;
@@ -200,7 +217,9 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
         .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
         .map((i) => i.change.desired!.unit);
-      const restart = live.filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart'].includes(f.field))).map((i) => i.change.desired!.unit);
+      const restart = live
+        .filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart', '/dropIns'].includes(f.field)))
+        .map((i) => i.change.desired!.unit);
       if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--', ...enable]);
       if (restart.length > 0) {
         const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
@@ -248,6 +267,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       if (!undo.wrote) return;
       const unit = unitName(change.resource!.spec);
       const path = `${UNIT_DIR}/${unit}`;
+      for (const d of undo.removedDropIns ?? []) await ctx.host.writeFile(`${path}.d/${d.name}`, d.content, { mode: d.mode, uid: d.uid, gid: d.gid });
       if (undo.previous) {
         await ctx.host.writeFile(path, undo.previous, { uid: 0, gid: 0, mode: 0o644 });
       } else {

@@ -251,6 +251,25 @@ describe('reconciler/drivers/systemd', () => {
     expect(host.text('/etc/systemd/system/hk-bad.service')).toBeUndefined();
   });
 
+  it('a drop-in added by hand to an owned unit is drift: removed on apply (service restarted), restored on rollback', async () => {
+    const host = new FakeHost();
+    const units = fakeSystemd(host);
+    const ctx = driverContext(host);
+    const r = resource('unit', 'hk-a.service', serviceSpec('a'));
+    await applyAll(ctx, (await planAll(ctx, [r])) as never);
+    const before = units.get('hk-a.service')!.invocation;
+    host.seedFile('/etc/systemd/system/hk-a.service.d/override.conf', '[Service]\nUser=root\n');
+    const [change] = await planAll(ctx, [r]);
+    expect(change!.action).toBe('update');
+    expect(change!.fields).toEqual([{ field: '/dropIns', before: ['hk-a.service.d/override.conf'], after: [] }]);
+    const items = await applyAll(ctx, [change] as never);
+    expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBeUndefined();
+    expect(units.get('hk-a.service')!.invocation).not.toBe(before);
+    expect((await planAll(ctx, [r]))[0]!.action).toBe('noop');
+    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx);
+    expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBe('[Service]\nUser=root\n');
+  });
+
   it('a unit that fails to start names itself with its journal tail', async () => {
     const host = new FakeHost();
     fakeSystemd(host, { failStart: 'hk-b.service' });
