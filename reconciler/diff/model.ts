@@ -79,10 +79,6 @@ export function changeBase<S>(resource: Resource<S>): Pick<Change<unknown, unkno
   };
 }
 
-export function noop(id: string, kind: ResourceKind, extra: Partial<Change> = {}): Change {
-  return { id, kind, action: 'noop', fields: [], disruptive: false, diagnostics: [], ...extra };
-}
-
 // Compare scalar fields of desired and observed specs; report the ones that differ.
 export function diffFields<T extends object>(
   desired: T,

@@ -162,14 +162,9 @@ function unsupported(r: Resource): Change {
   };
 }
 
-/** A plan with errors must not be applied. */
-export function planErrors(plan: Plan): Diagnostic[] {
-  return plan.diagnostics.filter((d) => d.severity === 'error');
-}
-
 export function assertApplicable(plan: Plan): void {
   if (hasErrors(plan.diagnostics)) {
-    const first = planErrors(plan)[0] ?? error('plan has errors', '');
+    const first = plan.diagnostics.find((d) => d.severity === 'error') ?? error('plan has errors', '');
     throw new HostKitError('PLAN_HAS_ERRORS', `The plan for ${plan.host} has errors; nothing was applied. First: ${first.summary}: ${first.detail}`);
   }
 }

@@ -151,6 +151,14 @@ export class FakeHost implements Host {
   }
 }
 
+// /etc/passwd or /etc/group without the line of `name`.
+function withoutEntry(text: string, name: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith(`${name}:`))
+    .join('\n');
+}
+
 // Just enough of shadow-utils to make account changes observable.
 function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefined {
   const ok = { exitCode: 0, stdout: '', stderr: '' };
@@ -198,30 +206,12 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
       return ok;
     }
     case 'userdel':
-      host.seedFile(
-        '/etc/passwd',
-        passwd
-          .split('\n')
-          .filter((l) => !l.startsWith(`${name}:`))
-          .join('\n'),
-      );
+      host.seedFile('/etc/passwd', withoutEntry(passwd, name));
       // Like Debian (USERGROUPS_ENAB yes): the user's own group goes too.
-      host.seedFile(
-        '/etc/group',
-        group
-          .split('\n')
-          .filter((l) => !l.startsWith(`${name}:`))
-          .join('\n'),
-      );
+      host.seedFile('/etc/group', withoutEntry(group, name));
       return ok;
     case 'groupdel':
-      host.seedFile(
-        '/etc/group',
-        group
-          .split('\n')
-          .filter((l) => !l.startsWith(`${name}:`))
-          .join('\n'),
-      );
+      host.seedFile('/etc/group', withoutEntry(group, name));
       return ok;
     default:
       return undefined;

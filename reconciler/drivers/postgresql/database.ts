@@ -1,4 +1,5 @@
-import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { planLifecycle } from './lifecycle.js';
+import { error, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { PgDatabaseSpec } from '../../core/specs.js';
@@ -51,7 +52,6 @@ export interface DatabaseUndo {
 }
 
 const ORPHAN_REASON = 'no manifest declares it any more; kept with its data (declare it with drop: true to drop it)';
-const UNKNOWN_REASON = 'PostgreSQL not reachable: state unknown';
 const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the database did not exist';
 
 // Encoding and locale names as PostgreSQL and libc compare them: case, "-" and "_" do not count ("UTF-8" is "utf8").
@@ -73,30 +73,21 @@ export function planDatabase({
 }): Change<DesiredDatabase, ObservedDatabase, DatabaseSpec> {
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && 'unreachable' in observed ? observed.unreachable : undefined;
-  const diagnostics: Diagnostic[] = unreachable
-    ? [warning('PostgreSQL not reachable', `${resource.id}: planned without live state: ${unreachable}`, resource.origin)]
-    : [];
   const exists = observed?.exists === true;
-  if (unreachable && (orphan || !desired || desired.drop)) {
-    return { ...base, action: 'noop', fields: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics };
-  }
-  if (orphan || !desired) {
-    return exists
-      ? { ...base, action: 'noop', fields: [], orphan: true, reason: ORPHAN_REASON, observed }
-      : { ...base, action: 'noop', fields: [], reason: 'already removed' };
-  }
-  if (desired.drop) {
-    if (!exists) return { ...base, action: 'noop', fields: [], reason: 'dropped (drop: true); its manifest can be removed now', desired };
-    return {
-      ...base,
-      action: 'delete',
-      fields: [],
-      reason: 'drop: true in its manifest: the database and all its data are dropped',
-      irreversible: true,
-      desired,
-      observed,
-    };
-  }
+  const decided = planLifecycle({
+    resource,
+    desired,
+    observed,
+    orphan,
+    exists,
+    unreachable,
+    orphanReason: ORPHAN_REASON,
+    dropReason: 'drop: true in its manifest: the database and all its data are dropped',
+    irreversibleDrop: true,
+  });
+  if (decided.change) return decided.change;
+  const diagnostics = decided.diagnostics;
+  if (!desired) throw new Error('unreachable: planLifecycle decides when nothing is desired');
 
   const installed = observed?.exists ? observed.extensions : [];
   const missing = desired.extensions.filter((e) => !installed.includes(e));

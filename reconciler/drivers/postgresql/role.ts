@@ -1,3 +1,4 @@
+import { planLifecycle } from './lifecycle.js';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
@@ -41,7 +42,6 @@ export interface RoleUndo {
 }
 
 const ORPHAN_REASON = 'no manifest declares it any more; kept (declare it with drop: true to drop it)';
-const UNKNOWN_REASON = 'PostgreSQL not reachable: state unknown';
 const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the role did not exist';
 
 export function planRole({
@@ -57,20 +57,21 @@ export function planRole({
 }): Change<DesiredRole, ObservedRole, RoleSpec> {
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && !observed.exists ? observed.unreachable : undefined;
-  const unknown = unreachable ? [warning('PostgreSQL not reachable', `${resource.id}: planned without live state: ${unreachable}`, resource.origin)] : [];
   const exists = observed?.exists === true;
-  if (unreachable && (orphan || !desired || desired.drop)) {
-    return { ...base, action: 'noop', fields: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics: unknown };
-  }
-  if (orphan || !desired) {
-    return exists
-      ? { ...base, action: 'noop', fields: [], orphan: true, reason: ORPHAN_REASON, observed }
-      : { ...base, action: 'noop', fields: [], reason: 'already removed' };
-  }
-  if (desired.drop) {
-    if (!exists) return { ...base, action: 'noop', fields: [], reason: 'dropped (drop: true); its manifest can be removed now', desired };
-    return { ...base, action: 'delete', fields: [], reason: 'drop: true in its manifest', desired, observed };
-  }
+  const decided = planLifecycle({
+    resource,
+    desired,
+    observed,
+    orphan,
+    exists,
+    unreachable,
+    orphanReason: ORPHAN_REASON,
+    dropReason: 'drop: true in its manifest',
+    irreversibleDrop: false,
+  });
+  if (decided.change) return decided.change;
+  const unknown = decided.diagnostics;
+  if (!desired) throw new Error('unreachable: planLifecycle decides when nothing is desired');
   const fields: FieldChange[] = [];
   const password = desired.password ? `${REDACTED} ${desired.password.fingerprint}` : undefined;
   if (!exists) {

@@ -7,7 +7,7 @@ import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import type { Applied, Driver, DriverContext } from '../types.js';
+import type { Driver, DriverContext } from '../types.js';
 import { readPending, writePending } from './pending.js';
 import { renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
@@ -337,4 +337,3 @@ async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: Dr
 
 export const unitDriver = makeDriver('unit');
 export const timerDriver = makeDriver('timer');
-export type { Applied };
