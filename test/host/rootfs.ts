@@ -22,6 +22,7 @@ export const ROOTFS_PACKAGES: readonly string[] = [
   'python3',
   'iproute2',
   'procps',
+  'git',
 ];
 
 export const BUILD_SCRIPT = fileURLToPath(new URL('./build-rootfs.sh', import.meta.url));
