@@ -43,21 +43,15 @@ export function orderChanges(changes: readonly Change[]): Change[] {
       dependents.set(d, list);
     }
   }
-  const ready = rest.filter((c) => indegree.get(c.id) === 0).sort(compare);
+  const ready = new MinHeap(compare);
+  for (const c of rest) if (indegree.get(c.id) === 0) ready.push(c);
   const ordered: Change[] = [];
-  while (ready.length > 0) {
-    const next = ready.shift()!;
+  for (let next = ready.pop(); next !== undefined; next = ready.pop()) {
     ordered.push(next);
     for (const id of dependents.get(next.id) ?? []) {
       const left = indegree.get(id)! - 1;
       indegree.set(id, left);
-      if (left === 0) {
-        // Insert keeping `ready` sorted (small lists: linear insert is fine).
-        const change = byId.get(id)!;
-        const at = ready.findIndex((r) => compare(change, r) < 0);
-        if (at === -1) ready.push(change);
-        else ready.splice(at, 0, change);
-      }
+      if (left === 0) ready.push(byId.get(id)!);
     }
   }
   if (ordered.length < rest.length) {
@@ -65,4 +59,45 @@ export function orderChanges(changes: readonly Change[]): Change[] {
     ordered.push(...rest.filter((c) => !placed.has(c.id)).sort(compare));
   }
   return [...ordered, ...deletes];
+}
+
+/** A binary heap: the ready set of a plan with thousands of changes stays O(n log n). */
+class MinHeap<T> {
+  private readonly items: T[] = [];
+  private readonly less: (a: T, b: T) => number;
+
+  constructor(less: (a: T, b: T) => number) {
+    this.less = less;
+  }
+
+  push(item: T): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.less(items[i]!, items[parent]!) >= 0) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): T | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    items[0] = last;
+    for (let i = 0; ;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < items.length && this.less(items[left]!, items[smallest]!) < 0) smallest = left;
+      if (right < items.length && this.less(items[right]!, items[smallest]!) < 0) smallest = right;
+      if (smallest === i) break;
+      [items[i], items[smallest]] = [items[smallest]!, items[i]!];
+      i = smallest;
+    }
+    return top;
+  }
 }

@@ -13,7 +13,7 @@ class Stop extends Error {
   }
 }
 
-const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+const escape = (key: string) => (key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key);
 
 /**
  * One walk over a parsed document that builds its plain value and the line
@@ -81,8 +81,9 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
         }
         const name = String(k === null ? '' : k.value);
         const value = walk(pair.value, `${pointer}/${escape(name)}`, depth + 1, (k ?? undefined) as Node | undefined);
-        // Never let a "__proto__" key reach an object's prototype.
-        Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+        // Never let a "__proto__" key reach an object's prototype: it becomes an own property.
+        if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+        else out[name] = value;
       }
       return out;
     }
