@@ -69,9 +69,13 @@ export async function installHooks(opts: HooksInstallOptions): Promise<HookInsta
     if (existing === content) action = 'unchanged';
     else if (existing !== undefined && !existing.includes(HOOK_MARKER)) {
       if (!opts.force) {
-        throw new HostKitError('HOOK_EXISTS', `${file} exists and was not installed by HostKit; nothing was changed. Re-run with --force to replace it (it is kept as ${name}.hostkit-backup)`, {
-          data: { file },
-        });
+        throw new HostKitError(
+          'HOOK_EXISTS',
+          `${file} exists and was not installed by HostKit; nothing was changed. Re-run with --force to replace it (it is kept as ${name}.hostkit-backup)`,
+          {
+            data: { file },
+          },
+        );
       }
       backup = `${file}.hostkit-backup`;
       await rename(file, backup);
