@@ -226,6 +226,16 @@ describe('reconciler/sources/webhook', () => {
     expect(events[0]).toMatchObject({ kind: 'push', ref: 'refs/heads/main', after: HEAD });
   });
 
+  it('generic: a JSON body sent as a form (curl -d) is still read as JSON', async () => {
+    const b = JSON.stringify({ ref: 'refs/heads/main' });
+    const r = await request(server.url, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...signedBy.generic!(b, 'push', 'curl-1') },
+      body: b,
+    });
+    expect(r.status).toBe(202);
+    expect(events[0]).toMatchObject({ provider: 'generic', ref: 'refs/heads/main' });
+  });
+
   const body = JSON.stringify(GITHUB_PUSH);
   const bad: [string, Record<string, string>][] = [
     ['github: signature made with another secret', { 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${hmac(body, 'wrong')}` }],

@@ -217,10 +217,11 @@ export function parseEvent(provider: WebhookProvider, event: string, deliveryId:
   return out;
 }
 
-// GitHub can be configured to send application/x-www-form-urlencoded with the JSON in `payload`.
-function decodeBody(req: http.IncomingMessage, raw: Buffer): unknown {
+// GitHub can be configured to send application/x-www-form-urlencoded with the
+// JSON in `payload`. Other senders' bodies are JSON whatever they declare (curl -d says form).
+function decodeBody(req: http.IncomingMessage, provider: WebhookProvider, raw: Buffer): unknown {
   const text = raw.toString('utf8');
-  if ((header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
+  if (provider === 'github' && (header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
     const payload = new URLSearchParams(text).get('payload');
     if (payload === null) throw new PayloadError('form body without a payload field');
     return JSON.parse(payload);
@@ -305,7 +306,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       const deliveryId = verifier.deliveryId ?? `sha256:${crypto.createHash('sha256').update(raw).digest('hex')}`;
       let event: WebhookEvent;
       try {
-        event = parseEvent(provider, verifier.event, deliveryId, decodeBody(req, raw));
+        event = parseEvent(provider, verifier.event, deliveryId, decodeBody(req, provider, raw));
       } catch (error) {
         const message = error instanceof PayloadError || error instanceof SyntaxError ? error.message : 'unreadable payload';
         send(res, 400, { error: `malformed payload: ${message}` });
