@@ -295,6 +295,19 @@ describe('reconciler/sources/webhook', () => {
     expect(events).toHaveLength(1);
   });
 
+  it('100 signed deliveries at once: each handled once, even when every one is sent twice concurrently', async () => {
+    const sends = Array.from({ length: 100 }, (_, i) => {
+      const b = JSON.stringify({ ...GITHUB_PUSH, after: HEAD.slice(0, 38) + String(i).padStart(2, '0') });
+      const headers = signedBy.github!(b, 'push', `burst-${i}`);
+      return [post(server.url, headers, b), post(server.url, headers, b)];
+    });
+    const statuses = (await Promise.all(sends.flat())).map((r) => r.status);
+    expect(statuses.filter((s) => s === 202)).toHaveLength(100);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(100);
+    expect(new Set(events.map((e) => e.deliveryId)).size).toBe(100);
+    expect(events).toHaveLength(100);
+  });
+
   it('without a delivery id header, the same body is recognized as a replay by its hash', async () => {
     const headers = signedBy.gitlab!(body, 'Push Hook');
     expect((await post(server.url, headers, body)).status).toBe(202);
