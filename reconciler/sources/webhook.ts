@@ -291,10 +291,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       }
       chunks.push(chunk);
     });
-    req.on('aborted', () => {
+    const aborted = () => {
       if (!done) outcome({ status: 0, reason: 'aborted', provider });
       done = true;
-    });
+    };
+    req.on('aborted', aborted);
+    req.on('error', aborted);
     req.on('end', () => {
       if (done) return;
       done = true;
@@ -308,7 +310,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       try {
         event = parseEvent(provider, verifier.event, deliveryId, decodeBody(req, provider, raw));
       } catch (error) {
-        const message = error instanceof PayloadError || error instanceof SyntaxError ? error.message : 'unreadable payload';
+        // JSON.parse's message quotes the body; only say that it is not JSON.
+        const message = error instanceof PayloadError ? error.message : 'not valid JSON';
         send(res, 400, { error: `malformed payload: ${message}` });
         return outcome({ status: 400, reason: 'malformed', provider }, { deliveryId, why: message });
       }
