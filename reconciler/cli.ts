@@ -58,6 +58,17 @@ export function buildProgram(): Command {
       process.exitCode = await (await import('./commands/validate.js')).validate(opts);
     });
 
+  program
+    .command('hooks')
+    .description('Git hooks for a config repository.')
+    .command('install')
+    .description("Install HostKit's pre-commit hook (validates the staged manifests) into the repository's hooks directory (core.hooksPath respected).")
+    .option('--repo <dir>', 'config repository', '.')
+    .option('--force', 'replace a hook HostKit did not install (it is kept as NAME.hostkit-backup)')
+    .action(async (opts: { repo: string; force?: boolean }) => {
+      process.exitCode = await (await import('./commands/hooks.js')).hooksInstall(opts);
+    });
+
   const reconcile = (name: string, description: string, dryRunDefault: boolean) => {
     const cmd = program
       .command(name)
@@ -72,9 +83,15 @@ export function buildProgram(): Command {
       .option('--state-dir <dir>', "where HostKit keeps its inventory on the host (default: the Host manifest's stateDirectory)")
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
     if (!dryRunDefault) cmd.option('--dry-run', 'print the plan and change nothing');
-    cmd.action(async (opts: ReconcileOptions) => {
+    cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
+    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
+      const dryRun = dryRunDefault || opts.dryRun === true;
+      if (opts.watch) {
+        process.exitCode = await (await import('./commands/watch.js')).watchPlans({ ...opts, dryRun });
+        return;
+      }
       const run = (await import('./commands/reconcile.js')).reconcile;
-      process.exitCode = await run({ ...opts, dryRun: dryRunDefault || opts.dryRun === true });
+      process.exitCode = await run({ ...opts, dryRun });
     });
   };
   reconcile('reconcile', 'Plan the changes the host needs and apply them (or, with --dry-run, only print the plan).', false);
