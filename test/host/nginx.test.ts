@@ -146,6 +146,7 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     const result = applied(outcome);
     expect(result.status).toBe('rolled-back');
     if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe(`site/${long}`);
     expect(result.failed.error).toMatch(/nginx -t rejected the configuration[\s\S]*server_names_hash/);
     expect((await m.host.exec('test', ['-e', `/etc/nginx/conf.d/hostkit-${long}.conf`])).exitCode).toBe(1);
     expect(await workers(m)).toBe(before);
@@ -164,6 +165,7 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
       const result = applied(outcome);
       expect(result.status).toBe('rolled-back');
       if (result.status !== 'rolled-back') return;
+      expect(result.failed.id).toBe('site/web.hk.test');
       expect(result.failed.error).toMatch(/did not take the new configuration[\s\S]*Address already in use/);
       expect((await m.host.exec('test', ['-e', '/etc/nginx/conf.d/hostkit-web.hk.test.conf'])).exitCode).toBe(1);
       expect(await curl(m, 'http://gated.hk.test/', '-u', 'alice:correct horse battery')).toMatchObject({ status: '200' });

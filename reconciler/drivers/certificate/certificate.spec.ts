@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { CertificateSpec } from '../../core/specs.js';
+import { FakeHost } from '../../hosts/fake.js';
 import { certificateDriver, issuanceReason, type DesiredCertificate, type ObservedCertificate } from './index.js';
 import { selfSignedArgs } from './selfsigned.js';
 import { activeBackoff, backoffMs } from './state.js';
@@ -113,6 +115,19 @@ describe('reconciler/drivers/certificate', () => {
     const missing = certificateDriver.plan({ resource, desired: desired({ backoff }), observed: undefined, orphan: false });
     expect(missing.action).toBe('create');
     expect(String(missing.fields[0]!.after)).toMatch(/^placeholder \(ACME backing off until /);
+  });
+
+  it('rollback restores the previous pair, but keeps a certificate the CA issued in this run', async () => {
+    const files = { '/etc/hostkit/tls/web.example.com/fullchain.pem': 'NEW CERT', '/etc/hostkit/tls/web.example.com/privkey.pem': 'NEW KEY' };
+    const previous = { certificate: Buffer.from('OLD CERT'), key: Buffer.from('OLD KEY') };
+    const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
+    const issuedHost = new FakeHost(files);
+    await certificateDriver.rollback(change, { previous, createdDirs: [], wrote: true, issue: true, issued: true }, driverContext(issuedHost));
+    expect(issuedHost.text('/etc/hostkit/tls/web.example.com/fullchain.pem')).toBe('NEW CERT');
+    const placeholderHost = new FakeHost(files);
+    await certificateDriver.rollback(change, { previous, createdDirs: [], wrote: true, issue: true }, driverContext(placeholderHost));
+    expect(placeholderHost.text('/etc/hostkit/tls/web.example.com/fullchain.pem')).toBe('OLD CERT');
+    expect(placeholderHost.text('/etc/hostkit/tls/web.example.com/privkey.pem')).toBe('OLD KEY');
   });
 
   it('backs off 5 min, 20 min, 80 min ... up to a day, per name list', () => {

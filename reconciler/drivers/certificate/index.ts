@@ -46,6 +46,8 @@ export interface CertificateUndo {
   issue: boolean;
   /** Serial of the certificate now on disk, when this run wrote one: nginx must serve it. */
   serial?: string;
+  /** The CA issued it in this run: rollback keeps it (issuing again would cost rate limit). */
+  issued?: boolean;
 }
 
 type CertChange = Change<DesiredCertificate, ObservedCertificate, CertificateSpec>;
@@ -325,9 +327,15 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     return problems.length > 0 ? [error('certificate not as desired', `${paths.certificate}: ${problems.join('; ')}`, change.origin)] : [];
   },
 
+  // A certificate the CA issued in this run is kept: it is valid for the names
+  // asked for, and ordering it again on the next run would burn rate limit.
   async rollback(change, undo, ctx) {
     if (!undo.wrote) return;
     const paths = certificatePaths(change.resource!.spec.name);
+    if (undo.issued) {
+      ctx.log.warn({ resource: change.id, serial: undo.serial }, 'kept the newly issued certificate through the rollback');
+      return;
+    }
     for (const dir of [TLS_DIR, paths.dir]) if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
     if (undo.previous) await writePair(ctx.host, paths, undo.previous);
     else {
@@ -375,6 +383,7 @@ async function order(item: Applied<DesiredCertificate, ObservedCertificate, Cert
     await writePair(ctx.host, paths, issued);
     item.undo.wrote = true;
     item.undo.serial = serialOf(issued.certificate);
+    item.undo.issued = true;
     nginxRun(ctx).dirty = true;
     delete failures[desired.name];
     await writeFailures(ctx.host, ctx.stateDirectory, failures);
