@@ -130,6 +130,16 @@ describe('reconciler/drivers/certificate', () => {
     expect(placeholderHost.text('/etc/hostkit/tls/web.example.com/privkey.pem')).toBe('OLD KEY');
   });
 
+  it('a dry run that may not read the certificate (not root) plans with a warning instead of failing', async () => {
+    const host = new FakeHost({ '/etc/hostkit/tls/web.example.com/privkey.pem': 'KEY' });
+    host.readFile = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
+    const ctx = driverContext(host, { mode: 'plan' });
+    const observedNow = (await certificateDriver.observe([resource], ctx)).get(resource.id);
+    const change = certificateDriver.plan({ resource, desired: desired(), observed: observedNow, orphan: false });
+    expect(change.diagnostics[0]).toMatchObject({ severity: 'warning', summary: 'certificate not observed' });
+    await expect(certificateDriver.observe([resource], driverContext(host, { mode: 'apply' }))).rejects.toThrow(/EACCES/);
+  });
+
   it('backs off 5 min, 20 min, 80 min ... up to a day, per name list', () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((n) => backoffMs(n) / 60_000)).toEqual([5, 20, 80, 320, 1280, 1440, 1440]);
     const failures = { 'web.example.com': { domains: ['web.example.com'], failures: 1, lastError: 'x', lastAttempt: T0, retryAfter: T0 + 1000 } };
