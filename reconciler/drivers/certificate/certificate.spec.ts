@@ -140,6 +140,36 @@ describe('reconciler/drivers/certificate', () => {
     await expect(certificateDriver.observe([resource], driverContext(host, { mode: 'apply' }))).rejects.toThrow(/EACCES/);
   });
 
+  it('apply on a host without /etc/hostkit: directories 0755/0700/0700, key 0600, openssl asked for a P-256 placeholder with every name', async () => {
+    const host = new FakeHost();
+    host.onExec((call, h) => {
+      if (call.file !== 'openssl') return undefined;
+      const arg = (flag: string) => call.args[call.args.indexOf(flag) + 1]!;
+      void h.writeFile(arg('-keyout'), 'KEY', { uid: 0, gid: 0, mode: 0o600 });
+      void h.writeFile(arg('-out'), 'CERT', { uid: 0, gid: 0, mode: 0o644 });
+      return { exitCode: 0, stdout: '', stderr: '' };
+    });
+    const ctx = driverContext(host);
+    const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
+    const undo = await certificateDriver.apply(change, ctx);
+    expect(undo).toMatchObject({ wrote: true, issue: true, createdDirs: ['/etc/hostkit', '/etc/hostkit/tls', '/etc/hostkit/tls/web.example.com'] });
+    const modes = await Promise.all(
+      ['/etc/hostkit', '/etc/hostkit/tls', '/etc/hostkit/tls/web.example.com', '/etc/hostkit/tls/web.example.com/privkey.pem'].map((p) => host.stat(p)),
+    );
+    expect(modes.map((m) => m?.mode)).toEqual([0o755, 0o700, 0o700, 0o600]);
+    const openssl = host.calls.find((c) => c.file === 'openssl')!.args;
+    expect(openssl).toEqual(
+      expect.arrayContaining([
+        'ec_paramgen_curve:prime256v1',
+        '/O=HostKit placeholder/CN=web.example.com',
+        'subjectAltName=DNS:web.example.com,DNS:www.web.example.com',
+      ]),
+    );
+    expect(host.paths().filter((p) => p.includes('.new-'))).toEqual([]);
+    await certificateDriver.rollback(change, undo, ctx);
+    expect(host.paths().filter((p) => p.startsWith('/etc/hostkit'))).toEqual([]);
+  });
+
   it('backs off 5 min, 20 min, 80 min ... up to a day, per name list', () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((n) => backoffMs(n) / 60_000)).toEqual([5, 20, 80, 320, 1280, 1440, 1440]);
     const failures = { 'web.example.com': { domains: ['web.example.com'], failures: 1, lastError: 'x', lastAttempt: T0, retryAfter: T0 + 1000 } };

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { CertificateSpec } from '../../core/specs.js';
@@ -259,9 +260,14 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
         return undo;
       }
       const desired = change.desired!;
-      for (const dir of [TLS_DIR, paths.dir]) {
+      // /etc/hostkit exists only on hosts with services; a static-only host may lack it.
+      for (const [dir, mode] of [
+        [path.posix.dirname(TLS_DIR), 0o755],
+        [TLS_DIR, DIR_MODE],
+        [paths.dir, DIR_MODE],
+      ] as const) {
         if (!(await ctx.host.stat(dir))) {
-          await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
+          await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode });
           undo.createdDirs.push(dir);
         }
       }
