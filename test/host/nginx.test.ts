@@ -2,6 +2,7 @@ import { cp, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost } from '../../reconciler/engine.js';
@@ -151,6 +152,7 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     expect((await m.host.exec('test', ['-e', `/etc/nginx/conf.d/hostkit-${long}.conf`])).exitCode).toBe(1);
     expect(await workers(m)).toBe(before);
     expect((await curl(m, 'https://web.hk.test/')).status).toBe('200');
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeUndefined();
   });
 
   it('a reload the nginx master rejects (port 443 taken by another process) is caught by the probe and rolled back', async () => {
@@ -208,5 +210,44 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     expect(cases.length).toBeGreaterThanOrEqual(20);
     expect((await m.exec('ls', ['/etc/nginx/conf.d'])).stdout).toBe(confBefore);
     expect(await workers(m)).toBe(before);
+  });
+
+  it('a run killed after writing a site file and before nginx took it: the next run reloads', async () => {
+    const m = machine();
+    const noRedirect = service(
+      'web',
+      9301,
+      domains('    - name: web.hk.test\n      aliases: [www.web.hk.test]\n      tls: self-signed\n      redirectHttp: false\n'),
+    );
+    const repoDir = await repo({ 'projects/web.yaml': noRedirect });
+    const child = execa(
+      'node',
+      [path.resolve('dist/test/support/reconcile-child.js'), repoDir, HOST_NAME, String(m.leaderPid), m.machine, 'before-nginx-test'],
+      {
+        reject: false,
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('stopped before nginx -t')) resolve();
+      });
+      void child.then((r) => reject(new Error(`the child ended before the kill point: ${r.stdout} ${r.stderr}`)));
+    });
+    child.kill('SIGKILL');
+    expect((await child).signal).toBe('SIGKILL');
+    // The new file is on disk, nginx still runs the old one (redirecting), and the owed reload is recorded.
+    expect((await m.exec('cat', ['/etc/nginx/conf.d/hostkit-web.hk.test.conf'])).stdout).not.toContain('return 301');
+    expect(await curl(m, 'http://web.hk.test/')).toMatchObject({ status: '301' });
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeDefined();
+
+    const plan = await reconcile(m, repoDir, { dryRun: true });
+    expect(plan.stage).toBe('planned');
+    if (plan.stage === 'planned') {
+      expect(plan.planned.plan.changes.find((c) => c.id === 'site/web.hk.test')).toMatchObject({ action: 'update', fields: [{ field: '/reload' }] });
+    }
+    appliedOk(await reconcile(m, repoDir));
+    expect(await curl(m, 'http://web.hk.test/')).toMatchObject({ status: '200' });
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeUndefined();
+    expect(applied(await reconcile(m, repoDir)).status).toBe('no-changes');
   });
 });

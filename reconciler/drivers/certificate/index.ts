@@ -7,7 +7,7 @@ import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
 import { nginxActive } from '../nginx/nginx.js';
 import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
-import { flushNginx, nginxRun, restoreNginx } from '../nginx/run.js';
+import { flushNginx, markReloadOwed, nginxRun, restoreNginx } from '../nginx/run.js';
 import { DOMAIN } from '../nginx/validate.js';
 import type { Applied, Driver, DriverContext } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
@@ -251,12 +251,12 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     const previous = await readPair(ctx.host, paths);
     if (previous) undo.previous = previous;
     try {
+      if (change.action === 'delete' || change.fields.some((f) => f.field === '/certificate')) await markReloadOwed(ctx);
       if (change.action === 'delete') {
         await ctx.host.remove(paths.certificate);
         await ctx.host.remove(paths.key);
         await ctx.host.remove(paths.dir);
         undo.wrote = true;
-        nginxRun(ctx).dirty = true;
         return undo;
       }
       const desired = change.desired!;
@@ -293,7 +293,6 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
       }
       await ctx.host.setOwnership(paths.dir, { uid: 0, gid: 0, mode: DIR_MODE });
       if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
-      if (undo.wrote) nginxRun(ctx).dirty = true;
       return undo;
     } catch (cause) {
       await certificateDriver.rollback(change, undo, ctx).catch(() => undefined);
@@ -386,11 +385,11 @@ async function order(item: Applied<DesiredCertificate, ObservedCertificate, Cert
       domains: desired.domains,
       log: (message) => ctx.log.debug({ resource: item.change.id }, message),
     });
+    await markReloadOwed(ctx);
     await writePair(ctx.host, paths, issued);
     item.undo.wrote = true;
     item.undo.serial = serialOf(issued.certificate);
     item.undo.issued = true;
-    nginxRun(ctx).dirty = true;
     delete failures[desired.name];
     await writeFailures(ctx.host, ctx.stateDirectory, failures);
     ctx.log.info({ resource: item.change.id, serial: item.undo.serial, ms: Math.round(performance.now() - started) }, 'certificate issued');

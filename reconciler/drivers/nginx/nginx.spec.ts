@@ -8,6 +8,7 @@ import { buildHtpasswd, sha512Crypt } from './htpasswd.js';
 import { nginxSiteDriver, type DesiredSite, type ObservedSite } from './index.js';
 import { siteFile } from './paths.js';
 import { renderSite } from './render.js';
+import { reloadOwedPath } from './run.js';
 import { siteProblems } from './validate.js';
 
 // A host with Debian's nginx directories (and www-data, as FakeHost has).
@@ -174,6 +175,9 @@ describe('reconciler/drivers/nginx (driver)', () => {
     expect(host.text(siteFile('web.example.com'))).toContain('auth_basic "Staff"');
     expect(host.text('/etc/nginx/hostkit-htpasswd/web.example.com')).toMatch(/^alice:\$6\$/);
     await expect(host.stat('/etc/nginx/hostkit-htpasswd/web.example.com')).resolves.toMatchObject({ mode: 0o640, gid: 33 });
+    // Stopped before settle: the files are right but nginx never took them, so the next plan reloads.
+    expect((await planned(gated, host)).change).toMatchObject({ action: 'update', fields: [{ field: '/reload', before: 'owed by an interrupted run' }] });
+    await host.remove(reloadOwedPath('/var/lib/hostkit')); // what a successful settle does
     expect((await planned(gated, host)).change.action).toBe('noop');
   });
 
