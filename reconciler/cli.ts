@@ -58,6 +58,17 @@ export function buildProgram(): Command {
       process.exitCode = await (await import('./commands/validate.js')).validate(opts);
     });
 
+  program
+    .command('hooks')
+    .description('Git hooks for a config repository.')
+    .command('install')
+    .description("Install HostKit's pre-commit hook (validates the staged manifests) into the repository's hooks directory (core.hooksPath respected).")
+    .option('--repo <dir>', 'config repository', '.')
+    .option('--force', 'replace a hook HostKit did not install (it is kept as NAME.hostkit-backup)')
+    .action(async (opts: { repo: string; force?: boolean }) => {
+      process.exitCode = await (await import('./commands/hooks.js')).hooksInstall(opts);
+    });
+
   const reconcile = (name: string, description: string, dryRunDefault: boolean) => {
     const cmd = program
       .command(name)
