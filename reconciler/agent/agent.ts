@@ -25,7 +25,9 @@ import {
   type DriftSection,
   type HostReport,
 } from '../report/status.js';
+import type { Forge } from '../report/forge.js';
 import type { ReportWriter } from '../report/writeback.js';
+import type { WebhookEvent } from '../sources/webhook.js';
 import { commitTime, type GitSource } from '../sources/git.js';
 import { startPoller, type Poller } from '../sources/poll.js';
 import type { AgentConfig } from './config.js';
@@ -33,19 +35,11 @@ import { FlapGuard } from './flap.js';
 import type { AgentMetrics } from './metrics.js';
 import { CoalescingQueue } from './queue.js';
 
-/** What the webhook server hands the loop (reconciler/sources/webhook.ts WebhookEvent, the fields the loop reads). */
-export interface AgentEvent {
-  kind: 'push' | 'pull_request' | 'ping' | 'other';
-  deliveryId: string;
-  ref?: string;
-  pullRequest?: { number: number; action: string; headSha: string; headRef: string; baseRef: string };
-}
+/** What the webhook server hands the loop (the fields the loop reads). */
+export type AgentEvent = Pick<WebhookEvent, 'kind' | 'deliveryId' | 'ref' | 'pullRequest'>;
 
-/** The forge calls the loop makes (reconciler/report/forge.ts Forge). */
-export interface AgentForge {
-  setCommitStatus(sha: string, host: string, state: 'pending' | 'success' | 'failure' | 'error', description: string, targetUrl?: string): Promise<void>;
-  upsertPlanComment(pullNumber: number, host: string, markdown: string): Promise<{ id: number; created: boolean }>;
-}
+/** The forge calls the loop makes. */
+export type AgentForge = Pick<Forge, 'setCommitStatus' | 'upsertPlanComment'>;
 
 export interface AgentDeps {
   config: AgentConfig;

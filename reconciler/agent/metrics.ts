@@ -15,6 +15,7 @@ export class AgentMetrics {
   readonly lastAppliedCommitTime: Gauge<'host'>;
   readonly polls: Counter<'host' | 'result'>;
   readonly webhooks: Counter<'host' | 'kind'>;
+  readonly webhookRequests: Counter<'host' | 'outcome'>;
   private readonly host: string;
 
   constructor(host: string) {
@@ -55,6 +56,12 @@ export class AgentMetrics {
       registers,
     });
     this.polls = new Counter({ name: 'hostkit_agent_polls_total', help: 'Polls of the remote by result.', labelNames: ['host', 'result'], registers });
+    this.webhookRequests = new Counter({
+      name: 'hostkit_agent_webhook_requests_total',
+      help: 'Webhook requests by answer (accepted, duplicate, unauthorized, too_large, ...).',
+      labelNames: ['host', 'outcome'],
+      registers,
+    });
     this.webhooks = new Counter({
       name: 'hostkit_agent_webhooks_total',
       help: 'Webhook events that reached the loop.',
@@ -74,6 +81,10 @@ export class AgentMetrics {
   applied(commitTime: number | undefined, now = Date.now()): void {
     this.lastApplied.set({ host: this.host }, now / 1000);
     if (commitTime !== undefined) this.lastAppliedCommitTime.set({ host: this.host }, commitTime);
+  }
+
+  webhookRequest(outcome: string): void {
+    this.webhookRequests.inc({ host: this.host, outcome });
   }
 
   drifted(count: number): void {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { Agent, displayUrl, type AgentEvent, type AgentForge } from '../agent/agent.js';
+import { Agent, displayUrl, type AgentForge } from '../agent/agent.js';
 import { loadAgentConfig, type AgentConfig } from '../agent/config.js';
 import { agentDrivers } from '../agent/drivers.js';
 import { AgentMetrics } from '../agent/metrics.js';
@@ -14,6 +14,7 @@ import { errorMessage } from '../core/errors.js';
 import { LocalHost } from '../hosts/local.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
+import type { WebhookServer } from '../sources/webhook.js';
 
 async function config(file: string): Promise<AgentConfig | undefined> {
   const loaded = await loadAgentConfig(path.resolve(file));
@@ -45,25 +46,6 @@ async function readSecretFile(file: string, what: string): Promise<Buffer> {
   }
 }
 
-// The webhook server and the forge client live in their own modules (webhook branch); loaded only when configured.
-interface WebhookModule {
-  startWebhookServer(options: {
-    host: string;
-    port: number;
-    secret: Buffer;
-    onEvent(event: AgentEvent): void;
-    metrics?: () => Promise<{ contentType: string; body: string }>;
-    health?: () => { ok: boolean; detail?: Record<string, unknown> };
-    log: Logger;
-  }): Promise<{ url: string; port: number; close(): Promise<void> }>;
-}
-interface ForgeModule {
-  createForge(options: { token: string; owner: string; repo: string; baseUrl?: string; log: Logger }): AgentForge;
-  parseForgeRepository(url: string): { owner: string; repo: string } | undefined;
-}
-const WEBHOOK_MODULE = '../sources/webhook.js';
-const FORGE_MODULE = '../report/forge.js';
-
 /** `hostkit agent --config FILE`: runs until SIGTERM or SIGINT. */
 export async function runAgent(opts: { config: string }): Promise<number> {
   const cfg = await config(opts.config);
@@ -86,7 +68,7 @@ export async function runAgent(opts: { config: string }): Promise<number> {
   if (cfg.forge) {
     const token = (await readSecretFile(cfg.forge.tokenFile, 'forge token')).toString('utf8');
     redactor.add(token);
-    const mod = (await import(FORGE_MODULE)) as ForgeModule;
+    const mod = await import('../report/forge.js');
     const repo = cfg.forge.repository
       ? { owner: cfg.forge.repository.split('/')[0]!, repo: cfg.forge.repository.split('/')[1]! }
       : mod.parseForgeRepository(cfg.repository.url);
@@ -104,18 +86,19 @@ export async function runAgent(opts: { config: string }): Promise<number> {
     ...(forge ? { forge } : {}),
     drivers: agentDrivers(() => source.reachable(), displayUrl(cfg.repository.url)),
   });
-  let server: Awaited<ReturnType<WebhookModule['startWebhookServer']>> | undefined;
+  let server: WebhookServer | undefined;
   if (cfg.webhook) {
     const secret = await readSecretFile(cfg.webhook.secretFile, 'webhook secret');
     redactor.add(secret.toString('utf8'));
-    const mod = (await import(WEBHOOK_MODULE)) as WebhookModule;
-    server = await mod.startWebhookServer({
+    const { startWebhookServer } = await import('../sources/webhook.js');
+    server = await startWebhookServer({
       host: cfg.webhook.host,
       port: cfg.webhook.port,
       secret,
       onEvent: (event) => agent.onWebhook(event),
       metrics: () => metrics.expose(),
       health: () => agent.health(),
+      onOutcome: (outcome) => metrics.webhookRequest(outcome.reason),
       log,
     });
     log.info({ url: server.url }, 'webhook server listening');
