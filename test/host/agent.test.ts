@@ -90,7 +90,7 @@ describeHost('hostkit agent on a real host: push + signed webhook, push + poll',
     expect(await statusOnBranch()).toMatchObject({ commit: first, result: 'applied' });
     expect(await envFile()).toContain('GREETING="hello"');
     expect((await m.host.exec('systemctl', ['is-active', 'hostkit-agent.service'])).stdout.trim()).toBe('active');
-    expect((await m.host.exec('systemctl', ['is-active', 'hostkit-web.service'])).stdout.trim()).toBe('active');
+    expect((await m.host.exec('systemctl', ['is-active', 'hk-web.service'])).stdout.trim()).toBe('active');
   });
 
   it('a push plus a signed webhook (sent from inside the host) gets applied and reported on the status branch naming the commit', async () => {
