@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { Redactor } from '../core/secrets.js';
 import type { LocalHost } from '../hosts/local.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
+import { startWebhookServer } from '../sources/webhook.js';
 import { Agent, type AgentForge } from './agent.js';
 import type { AgentConfig } from './config.js';
 import { FlapGuard } from './flap.js';
@@ -190,21 +192,34 @@ describe('reconciler/agent/agent', () => {
     expect(s.agent.lastApplied).toBe(commit);
   });
 
-  it('100 webhooks within a second produce at most two reconcile runs, none interleaved', async () => {
+  it('100 signed webhooks (real HTTP) within a second produce at most two reconcile runs, none interleaved', async () => {
     s = await setup({ spacingMs: 1000 });
-    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('one\n') });
-    const pending: Promise<void>[] = [];
-    for (let i = 0; i < 100; i++) {
-      s.agent.onWebhook({ kind: 'push', deliveryId: `d-${i}`, ref: 'refs/heads/main' });
-      if (i % 10 === 9) await new Promise((r) => setTimeout(r, 90));
+    const secret = Buffer.from('webhook-secret-for-tests');
+    const agent = s.agent;
+    const server = await startWebhookServer({ host: '127.0.0.1', port: 0, secret, onEvent: (e) => agent.onWebhook(e), log: silentLogger() });
+    try {
+      const commit = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('one\n') });
+      const body = JSON.stringify({ ref: 'refs/heads/main', after: commit });
+      const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+      const began = performance.now();
+      const answers: Promise<number>[] = [];
+      for (let i = 0; i < 100; i++) {
+        const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': `d-${i}`, 'x-hub-signature-256': signature };
+        answers.push(fetch(`${server.url}/webhook`, { method: 'POST', headers, body }).then((r) => r.status));
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(performance.now() - began).toBeLessThan(1000); // all 100 sent within a second
+      expect(await Promise.all(answers)).toEqual(Array(100).fill(202));
+      await s.agent.idle();
+    } finally {
+      await server.close();
     }
-    pending.push(s.agent.idle());
-    await Promise.all(pending);
     const runs = s.agent.runs.filter((r) => r.kind === 'reconcile');
     expect(runs.length).toBeGreaterThanOrEqual(1);
     expect(runs.length).toBeLessThanOrEqual(2);
     for (let i = 1; i < runs.length; i++) expect(runs[i]!.start).toBeGreaterThanOrEqual(runs[i - 1]!.end);
     expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('one\n');
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_webhooks_total')).toContain('kind="push"} 100');
   });
 
   it('pushes to other branches and pings wake nothing', async () => {
