@@ -83,9 +83,15 @@ export function buildProgram(): Command {
       .option('--state-dir <dir>', "where HostKit keeps its inventory on the host (default: the Host manifest's stateDirectory)")
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
     if (!dryRunDefault) cmd.option('--dry-run', 'print the plan and change nothing');
-    cmd.action(async (opts: ReconcileOptions) => {
+    cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
+    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
+      const dryRun = dryRunDefault || opts.dryRun === true;
+      if (opts.watch) {
+        process.exitCode = await (await import('./commands/watch.js')).watchPlans({ ...opts, dryRun });
+        return;
+      }
       const run = (await import('./commands/reconcile.js')).reconcile;
-      process.exitCode = await run({ ...opts, dryRun: dryRunDefault || opts.dryRun === true });
+      process.exitCode = await run({ ...opts, dryRun });
     });
   };
   reconcile('reconcile', 'Plan the changes the host needs and apply them (or, with --dry-run, only print the plan).', false);

@@ -211,6 +211,28 @@ describe('reconciler/report/forge', () => {
     expect(JSON.stringify({ message: e.message, data: e.data, stack: e.stack })).not.toContain(TOKEN);
   });
 
+  it('an API that does not answer: FORGE_UNREACHABLE, retryable, without the token', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const f = createForge({
+      token: TOKEN,
+      owner: 'acme',
+      repo: 'config',
+      baseUrl: `http://127.0.0.1:${port}/api/v3`,
+      log: pino({ level: 'silent' }),
+      retries: 0,
+    });
+    const error = (await f.setCommitStatus(SHA, 'web-1', 'success', 'ok').catch((e: unknown) => e)) as HostKitError;
+    expect(error.code).toBe('FORGE_UNREACHABLE');
+    expect(error.retryable).toBe(true);
+    expect(error.message).toMatch(
+      /set commit status failed: POST \/repos\/acme\/config\/statuses\/\w+: no answer from the API \(.*(ECONNREFUSED|fetch failed)/,
+    );
+    expect(error.message).not.toContain(TOKEN);
+  });
+
   it('an error while listing comments names the listing', async () => {
     github.failWith = { status: 404, message: 'Not Found' };
     await expect(forge.upsertPlanComment(7, 'web-1', 'plan')).rejects.toThrow(

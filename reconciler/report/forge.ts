@@ -17,6 +17,8 @@ export interface ForgeOptions {
   userAgent?: string;
   /** Octokit's pacing of writes (about one per second, as GitHub asks) and rate-limit retries; default on. */
   throttle?: boolean;
+  /** Retries of a request that failed with a 5xx or on the network (Octokit's default: 3, after 1, 4 and 9 s). */
+  retries?: number;
 }
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
@@ -49,6 +51,14 @@ function truncate(text: string, max: number, tail: string): string {
 // whether trying again can help. Octokit redacts the token in error.request;
 // only the method, route, status and GitHub's message are kept.
 function forgeError(what: string, route: string, error: unknown): HostKitError {
+  // No answer at all (refused, DNS, TLS): Octokit reports it as a 500 without a response.
+  if (error instanceof RequestError && !error.response) {
+    const cause = error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
+    return new HostKitError('FORGE_UNREACHABLE', `GitHub API: ${what} failed: ${route}: no answer from the API (${cause})`, {
+      data: { route },
+      retryable: true,
+    });
+  }
   if (error instanceof RequestError) {
     const detail = (error.response?.data as { message?: string } | undefined)?.message ?? error.message;
     const hint =
@@ -74,6 +84,7 @@ export function createForge(options: ForgeOptions): Forge {
     userAgent: options.userAgent ?? 'hostkit',
     ...(options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/+$/, '') } : {}),
     ...(options.throttle === false ? { throttle: { enabled: false } } : {}),
+    ...(options.retries !== undefined ? { retry: { retries: options.retries } } : {}),
     // Octokit's own messages name the method and URL only, never headers.
     log: {
       debug: () => undefined,

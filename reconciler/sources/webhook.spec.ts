@@ -226,6 +226,16 @@ describe('reconciler/sources/webhook', () => {
     expect(events[0]).toMatchObject({ kind: 'push', ref: 'refs/heads/main', after: HEAD });
   });
 
+  it('generic: a JSON body sent as a form (curl -d) is still read as JSON', async () => {
+    const b = JSON.stringify({ ref: 'refs/heads/main' });
+    const r = await request(server.url, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...signedBy.generic!(b, 'push', 'curl-1') },
+      body: b,
+    });
+    expect(r.status).toBe(202);
+    expect(events[0]).toMatchObject({ provider: 'generic', ref: 'refs/heads/main' });
+  });
+
   const body = JSON.stringify(GITHUB_PUSH);
   const bad: [string, Record<string, string>][] = [
     ['github: signature made with another secret', { 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${hmac(body, 'wrong')}` }],
@@ -259,7 +269,7 @@ describe('reconciler/sources/webhook', () => {
     const broken = '{"ref": "refs/heads/main", ';
     const r = await post(server.url, signedBy.github!(broken, 'push', 'same-id'), broken);
     expect(r.status).toBe(400);
-    expect(JSON.parse(r.body).error).toMatch(/malformed payload/);
+    expect(JSON.parse(r.body).error).toBe('malformed payload: not valid JSON');
     expect(events).toEqual([]);
     expect((await post(server.url, signedBy.github!(body, 'push', 'same-id'), body)).status).toBe(202);
     expect(events).toHaveLength(1);
@@ -283,6 +293,19 @@ describe('reconciler/sources/webhook', () => {
     expect(again.status).toBe(200);
     expect(JSON.parse(again.body)).toEqual({ duplicate: true });
     expect(events).toHaveLength(1);
+  });
+
+  it('100 signed deliveries at once: each handled once, even when every one is sent twice concurrently', async () => {
+    const sends = Array.from({ length: 100 }, (_, i) => {
+      const b = JSON.stringify({ ...GITHUB_PUSH, after: HEAD.slice(0, 38) + String(i).padStart(2, '0') });
+      const headers = signedBy.github!(b, 'push', `burst-${i}`);
+      return [post(server.url, headers, b), post(server.url, headers, b)];
+    });
+    const statuses = (await Promise.all(sends.flat())).map((r) => r.status);
+    expect(statuses.filter((s) => s === 202)).toHaveLength(100);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(100);
+    expect(new Set(events.map((e) => e.deliveryId)).size).toBe(100);
+    expect(events).toHaveLength(100);
   });
 
   it('without a delivery id header, the same body is recognized as a replay by its hash', async () => {
@@ -377,6 +400,18 @@ describe('reconciler/sources/webhook', () => {
     expect((await post(server.url, signedBy.github!(body, 'push', 't-1'), body)).status).toBe(202);
     expect((await request(server.url, { method: 'GET', path: '/healthz' })).status).toBe(200);
     expect(logLines.join('')).toContain('webhook onEvent threw');
+  });
+
+  it('a client that disconnects in the middle of its body is forgotten; the server keeps serving', async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\nx-github-event: push\r\nx-hub-signature-256: sha256=${hmac('x')}\r\n\r\n{"ref"`);
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(outcomes).toEqual([{ status: 0, reason: 'aborted', provider: 'github' }]);
+    expect((await post(server.url, signedBy.github!(body, 'push', 'after-abort'), body)).status).toBe(202);
+    expect(events).toHaveLength(1);
   });
 
   it('a client that sends headers and then stalls is cut off by the request timeout', async () => {

@@ -217,10 +217,11 @@ export function parseEvent(provider: WebhookProvider, event: string, deliveryId:
   return out;
 }
 
-// GitHub can be configured to send application/x-www-form-urlencoded with the JSON in `payload`.
-function decodeBody(req: http.IncomingMessage, raw: Buffer): unknown {
+// GitHub can be configured to send application/x-www-form-urlencoded with the
+// JSON in `payload`. Other senders' bodies are JSON whatever they declare (curl -d says form).
+function decodeBody(req: http.IncomingMessage, provider: WebhookProvider, raw: Buffer): unknown {
   const text = raw.toString('utf8');
-  if ((header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
+  if (provider === 'github' && (header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
     const payload = new URLSearchParams(text).get('payload');
     if (payload === null) throw new PayloadError('form body without a payload field');
     return JSON.parse(payload);
@@ -290,10 +291,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       }
       chunks.push(chunk);
     });
-    req.on('aborted', () => {
+    const aborted = () => {
       if (!done) outcome({ status: 0, reason: 'aborted', provider });
       done = true;
-    });
+    };
+    req.on('aborted', aborted);
+    req.on('error', aborted);
     req.on('end', () => {
       if (done) return;
       done = true;
@@ -305,9 +308,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       const deliveryId = verifier.deliveryId ?? `sha256:${crypto.createHash('sha256').update(raw).digest('hex')}`;
       let event: WebhookEvent;
       try {
-        event = parseEvent(provider, verifier.event, deliveryId, decodeBody(req, raw));
+        event = parseEvent(provider, verifier.event, deliveryId, decodeBody(req, provider, raw));
       } catch (error) {
-        const message = error instanceof PayloadError || error instanceof SyntaxError ? error.message : 'unreadable payload';
+        // JSON.parse's message quotes the body; only say that it is not JSON.
+        const message = error instanceof PayloadError ? error.message : 'not valid JSON';
         send(res, 400, { error: `malformed payload: ${message}` });
         return outcome({ status: 400, reason: 'malformed', provider }, { deliveryId, why: message });
       }
