@@ -70,7 +70,7 @@ export class ReportWriter {
       try {
         const base = await this.checkoutTip();
         const changed = await this.stage(files);
-        if (!changed) return { changed: false, ...(base ? { commit: base } : {}), attempts: attempt };
+        if (!changed) return { changed: false, ...(base ? { commit: (await this.git(['rev-parse', 'HEAD'])).trim() } : {}), attempts: attempt };
         const { name, email } = this.options.author;
         await this.git(['-c', `user.name=${name}`, '-c', `user.email=${email}`, 'commit', '-q', '--no-verify', '-m', message]);
         const commit = (await this.git(['rev-parse', 'HEAD'])).trim();
@@ -92,33 +92,32 @@ export class ReportWriter {
   // The working tree becomes the remote branch's tip (or empty, for a branch that does not exist yet).
   private async checkoutTip(): Promise<string | undefined> {
     const { branch, url } = this.options;
-    const listed = await this.git(['ls-remote', '--', url, `refs/heads/${branch}`]);
-    if (listed.trim() === '') {
+    try {
+      await this.git(['fetch', '-q', '--no-tags', '--', url, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+    } catch (cause) {
+      if (!/couldn't find remote ref/i.test(errorMessage(cause))) throw cause;
       await this.git(['symbolic-ref', 'HEAD', `refs/heads/${LOCAL_BRANCH}-${Date.now()}`]);
       await this.git(['read-tree', '--empty']);
       await this.git(['clean', '-fdxq']);
       return undefined;
     }
-    await this.git(['fetch', '-q', '--no-tags', '--', url, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
     await this.git(['checkout', '-q', '-f', '-B', LOCAL_BRANCH, `refs/remotes/origin/${branch}`]);
     await this.git(['clean', '-fdxq']);
-    return (await this.git(['rev-parse', 'HEAD'])).trim();
+    return 'tip';
   }
 
+  // Only this host's files differ from the tip now (checkout -f and clean put everything else back).
   private async stage(files: Record<string, string | undefined>): Promise<boolean> {
-    const paths = Object.keys(files);
     for (const [rel, content] of Object.entries(files)) {
       const full = path.join(this.options.dir, rel);
-      if (content === undefined) {
-        await this.git(['rm', '-q', '--cached', '--ignore-unmatch', '--', rel]);
-        await rm(full, { force: true });
-      } else {
+      if (content === undefined) await rm(full, { force: true });
+      else {
         await mkdir(path.dirname(full), { recursive: true });
         await writeFile(full, content);
-        await this.git(['add', '--', rel]);
       }
     }
-    return (await this.git(['status', '--porcelain', '--', ...paths])).trim() !== '';
+    await this.git(['add', '-A']);
+    return (await this.git(['status', '--porcelain'])).trim() !== '';
   }
 }
 
