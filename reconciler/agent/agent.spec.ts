@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
-import { gitRemote, type GitRemote } from '../../test/support/git-remote.js';
+import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
 import { silentLogger } from '../core/log.js';
 import { Redactor } from '../core/secrets.js';
 import type { LocalHost } from '../hosts/local.js';
@@ -18,38 +18,8 @@ import { AgentMetrics } from './metrics.js';
 
 const TOKEN = 'tok-9f8e7d-very-secret';
 
-function fileManifest(content: string): string {
-  return `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: motd }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/motd
-  owner: tester
-  group: tester
-  mode: "0644"
-  content: ${JSON.stringify(content)}
-`;
-}
-
-const BASE = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
----
-apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: app }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app
-  owner: tester
-  group: tester
-  mode: "0755"
-`;
+const fileManifest = (content: string) => appFile('motd', content);
+const BASE = AGENT_BASE_YAML;
 
 const ENVFILE = `apiVersion: hostkit.dev/v1
 kind: EnvFile

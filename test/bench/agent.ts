@@ -19,42 +19,14 @@ import { ReportWriter } from '../../reconciler/report/writeback.js';
 import { GitSource } from '../../reconciler/sources/git.js';
 import { startWebhookServer } from '../../reconciler/sources/webhook.js';
 import { HOST_YAML, scratchRoot } from '../support/fixtures.js';
-import { gitRemote } from '../support/git-remote.js';
+import { AGENT_BASE_YAML, appFile, gitRemote } from '../support/git-remote.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, polls: { type: 'string', default: '20' } } });
 const runs = Number(values.runs);
 const polls = Number(values.polls);
 const SECRET = Buffer.from('bench-secret-0123456789');
 
-const BASE = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
----
-apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: site }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/site
-  owner: tester
-  group: tester
-  mode: "0755"
-`;
-const page = (n: number) => `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: index }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/site/index.html
-  owner: tester
-  group: tester
-  mode: "0644"
-  content: "version ${n}\\n"
-`;
+const page = (n: number) => appFile('index', `version ${n}\n`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const max = (xs: number[]) => Math.max(...xs);
@@ -86,11 +58,12 @@ const agent = new Agent({
   runSpacingMs: 0,
 });
 const server = await startWebhookServer({ host: '127.0.0.1', port: 0, secret: SECRET, onEvent: (e) => agent.onWebhook(e), log });
-const target = path.join(scratch.root, 'srv/site/index.html');
+const target = path.join(scratch.root, 'srv/app/index');
 
 try {
-  await remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'site/index.yaml': page(0) });
+  await remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': AGENT_BASE_YAML, 'site/index.yaml': page(0) });
   await agent.trigger('initial');
+  if (agent.report?.result !== 'applied') throw new Error(`the first commit was not applied: ${JSON.stringify(agent.report)}`);
   const applied: number[] = [];
   const reported: number[] = [];
   for (let i = 1; i <= runs; i++) {
@@ -111,6 +84,7 @@ try {
     for (;;) {
       const text = await readFile(target, 'utf8').catch(() => '');
       if (text === `version ${i}\n`) break;
+      if (performance.now() - started > 60_000) throw new Error(`change ${i} not applied after 60 s; last report: ${JSON.stringify(agent.report)}`);
       await new Promise((r) => setTimeout(r, 2));
     }
     applied.push(performance.now() - started);

@@ -53,3 +53,38 @@ export async function gitRemote(base?: string): Promise<GitRemote> {
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
 }
+
+/** Manifests for agent tests on a re-rooted LocalHost: the "tester" account and /srv/app (file operations only). */
+export const AGENT_BASE_YAML = `apiVersion: hostkit.dev/v1
+kind: Account
+metadata: { name: tester }
+spec:
+  placement: { hosts: [test-1] }
+  home: /home/tester
+  shell: /bin/sh
+---
+apiVersion: hostkit.dev/v1
+kind: Directory
+metadata: { name: app }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app
+  owner: tester
+  group: tester
+  mode: "0755"
+`;
+
+/** A File manifest under /srv/app owned by tester. */
+export function appFile(name: string, content: string): string {
+  return `apiVersion: hostkit.dev/v1
+kind: File
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/${name}
+  owner: tester
+  group: tester
+  mode: "0644"
+  content: ${JSON.stringify(content)}
+`;
+}
