@@ -96,6 +96,27 @@ export function buildProgram(): Command {
   };
   reconcile('reconcile', 'Plan the changes the host needs and apply them (or, with --dry-run, only print the plan).', false);
   reconcile('plan', 'Print the plan for a host and change nothing (the same as reconcile --dry-run).', true);
+
+  const agent = program
+    .command('agent')
+    .description('Run the agent: follow a git branch (poll and webhooks), reconcile this host, report status and drift back to git.')
+    .option('--config <file>', 'agent configuration (YAML or JSON; see schema/agent.schema.json)')
+    .action(async (opts: { config?: string }) => {
+      if (!opts.config) return agent.error("error: required option '--config <file>' not specified");
+      process.exitCode = await (await import('./commands/agent.js')).runAgent({ config: opts.config });
+    });
+  agent
+    .command('install')
+    .description("Write, verify, enable and start the agent's own systemd unit (hostkit-agent.service).")
+    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
+    .option('--no-start', 'enable the unit but do not start it now')
+    .option('--print', 'print the unit and change nothing')
+    .action(async (_opts: unknown, cmd: Command) => {
+      // --config is the agent command's own option, given before or after `install`.
+      const opts = cmd.optsWithGlobals<{ config?: string; unitDir: string; start: boolean; print?: boolean }>();
+      if (!opts.config) cmd.error("error: required option '--config <file>' not specified");
+      process.exitCode = await (await import('./commands/agent.js')).installAgent({ ...opts, config: opts.config });
+    });
   return program;
 }
 

@@ -1,0 +1,295 @@
+import { createHmac } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
+import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
+import { silentLogger } from '../core/log.js';
+import { Redactor } from '../core/secrets.js';
+import type { LocalHost } from '../hosts/local.js';
+import { ReportWriter } from '../report/writeback.js';
+import { GitSource } from '../sources/git.js';
+import { startWebhookServer } from '../sources/webhook.js';
+import { Agent, type AgentForge } from './agent.js';
+import type { AgentConfig } from './config.js';
+import { FlapGuard } from './flap.js';
+import { AgentMetrics } from './metrics.js';
+
+const TOKEN = 'tok-9f8e7d-very-secret';
+
+const fileManifest = (content: string) => appFile('motd', content);
+const BASE = AGENT_BASE_YAML;
+
+const ENVFILE = `apiVersion: hostkit.dev/v1
+kind: EnvFile
+metadata: { name: app-env }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/app.env
+  owner: tester
+  group: tester
+  environment: { MODE: live }
+  secrets:
+    TOKEN: { env: HK_TOKEN }
+`;
+
+interface Setup {
+  remote: GitRemote;
+  root: string;
+  host: LocalHost;
+  state: string;
+  agent: Agent;
+  source: GitSource;
+  metrics: AgentMetrics;
+  forge: { statuses: [string, string, string][]; comments: [number, string, string][] } & AgentForge;
+  cleanup(): Promise<void>;
+}
+
+async function setup(
+  options: { policy?: 'report' | 'heal'; flap?: FlapGuard; now?: () => number; reportBranch?: string; spacingMs?: number } = {},
+): Promise<Setup> {
+  const remote = await gitRemote();
+  const scratch = await scratchRoot();
+  const state = await mkdtemp(path.join(os.tmpdir(), 'hostkit-agent-state-'));
+  const config: AgentConfig = {
+    file: 'agent.yaml',
+    repository: { url: remote.bare, branch: 'main' },
+    host: 'test-1',
+    pollIntervalMs: 60_000,
+    report: { enabled: true, branch: options.reportBranch ?? 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
+    drift: { policy: options.policy ?? 'report', intervalMs: 60_000 },
+    stateDirectory: state,
+    logLevel: 'silent',
+  };
+  const log = process.env.AGENT_DEBUG ? (await import('pino')).pino({ level: 'debug' }) : silentLogger();
+  const source = new GitSource({ ...config.repository, stateDirectory: state, log });
+  const metrics = new AgentMetrics('test-1');
+  const statuses: [string, string, string][] = [];
+  const comments: [number, string, string][] = [];
+  const forge = {
+    statuses,
+    comments,
+    async setCommitStatus(sha: string, host: string, state: string) {
+      statuses.push([sha, host, state]);
+    },
+    async upsertPlanComment(n: number, host: string, markdown: string) {
+      comments.push([n, host, markdown]);
+      return { id: 1, created: comments.length === 1 };
+    },
+  };
+  const agent = new Agent({
+    config,
+    host: scratch.host,
+    source,
+    log,
+    metrics,
+    redactor: new Redactor(),
+    reports: new ReportWriter({ url: remote.bare, branch: config.report.branch, dir: path.join(state, 'reports'), author: { name: 'a', email: 'a@b.c' }, log }),
+    forge,
+    env: { HK_TOKEN: TOKEN },
+    ...(options.flap ? { flap: options.flap } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    runSpacingMs: options.spacingMs ?? 0,
+  });
+  return {
+    remote,
+    root: scratch.root,
+    host: scratch.host,
+    state,
+    agent,
+    source,
+    metrics,
+    forge,
+    async cleanup() {
+      await agent.stop();
+      await scratch.cleanup();
+      await remote.cleanup();
+      await rm(state, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('reconciler/agent/agent', () => {
+  let s: Setup | undefined;
+  afterEach(async () => {
+    await s?.cleanup();
+    s = undefined;
+  });
+
+  it('applies the pushed commit, reports it on the status branch naming the commit, and sets commit statuses', async () => {
+    s = await setup();
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('hello\n'),
+      'files/env.yaml': ENVFILE,
+    });
+    await s.agent.trigger('test');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+    expect(s.agent.lastApplied).toBe(commit);
+    const status = JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!) as {
+      commit: string;
+      result: string;
+      resources: { id: string; state: string }[];
+    };
+    expect(status).toMatchObject({ commit, result: 'applied' });
+    expect(status.resources).toContainEqual({ id: 'file/srv/app/motd', kind: 'file', state: 'created', ms: expect.any(Number) });
+    expect((await s.remote.log('hostkit-status'))[0]).toContain(commit);
+    expect(await s.remote.show('hostkit-status', 'status/test-1.md')).toContain('applied');
+    expect(await s.remote.show('main', 'status/test-1.json')).toBeUndefined(); // main stays clean
+    expect(s.forge.statuses).toEqual([
+      [commit, 'test-1', 'pending'],
+      [commit, 'test-1', 'success'],
+    ]);
+    // The same commit again: no run, no new report.
+    const reports = (await s.remote.log('hostkit-status')).length;
+    await s.agent.trigger('again');
+    expect((await s.remote.log('hostkit-status')).length).toBe(reports);
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total')).toContain('result="applied"} 1');
+  });
+
+  it('never reacts to report commits, even when reports go to the watched branch', async () => {
+    s = await setup({ reportBranch: 'main' });
+    const commit = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    const tip = (await s.source.remoteHead())!;
+    expect(tip).not.toBe(commit); // the report commit is on main now
+    expect(await s.remote.show('main', 'status/test-1.json')).toContain(commit);
+    const runsBefore = await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total');
+    await s.agent.trigger('poll');
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total')).toBe(runsBefore);
+    expect(s.agent.lastApplied).toBe(commit);
+  });
+
+  it('100 signed webhooks (real HTTP) within a second produce at most two reconcile runs, none interleaved', async () => {
+    s = await setup({ spacingMs: 1000 });
+    const secret = Buffer.from('webhook-secret-for-tests');
+    const agent = s.agent;
+    const received: number[] = [];
+    const onEvent = (e: Parameters<Agent['onWebhook']>[0]) => {
+      received.push(performance.now());
+      agent.onWebhook(e);
+    };
+    const server = await startWebhookServer({ host: '127.0.0.1', port: 0, secret, onEvent, log: silentLogger() });
+    try {
+      // An agent that has been running: the first commit applied, then a push and a burst of webhooks.
+      await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('zero\n') });
+      await s.agent.trigger('start-up');
+      s.agent.runs.length = 0;
+      const commit = await s.remote.push({ 'files/motd.yaml': fileManifest('one\n') });
+      const body = JSON.stringify({ ref: 'refs/heads/main', after: commit });
+      const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+      const answers: Promise<number>[] = [];
+      for (let i = 0; i < 100; i++) {
+        const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': `d-${i}`, 'x-hub-signature-256': signature };
+        answers.push(fetch(`${server.url}/webhook`, { method: 'POST', headers, body }).then((r) => r.status));
+      }
+      expect(await Promise.all(answers)).toEqual(Array(100).fill(202));
+      expect(received).toHaveLength(100);
+      expect(received.at(-1)! - received[0]!).toBeLessThan(1000); // all 100 reached the loop within a second
+      await s.agent.idle();
+    } finally {
+      await server.close();
+    }
+    const runs = s.agent.runs.filter((r) => r.kind === 'reconcile');
+    expect(runs.length).toBeGreaterThanOrEqual(1);
+    expect(runs.length).toBeLessThanOrEqual(2);
+    for (let i = 1; i < runs.length; i++) expect(runs[i]!.start).toBeGreaterThanOrEqual(runs[i - 1]!.end);
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('one\n');
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_webhooks_total')).toContain('kind="push"} 100');
+  });
+
+  it('pushes to other branches and pings wake nothing', async () => {
+    s = await setup();
+    s.agent.onWebhook({ kind: 'push', deliveryId: 'x', ref: 'refs/heads/feature' });
+    s.agent.onWebhook({ kind: 'ping', deliveryId: 'y' });
+    await s.agent.idle();
+    expect(s.agent.runs).toEqual([]);
+  });
+
+  it('reports drift with field-level diffs and no secret, removes the drift file when it is gone, and heals with a flap back-off', async () => {
+    let clock = Date.parse('2026-11-22T06:00:00Z');
+    s = await setup({ policy: 'heal', flap: new FlapGuard({ baseMs: 600_000, windowMs: 3_600_000 }), now: () => clock });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n'), 'files/env.yaml': ENVFILE });
+    await s.agent.trigger('test');
+    const motd = path.join(s.root, 'srv/app/motd');
+    const env = path.join(s.root, 'srv/app/app.env');
+    // Someone edits both files by hand: first heal is immediate.
+    await writeFile(motd, 'tampered\n');
+    await writeFile(env, 'MODE=debug\nTOKEN="other-secret-value"\n');
+    await s.agent.checkDrift('test');
+    expect(await readFile(motd, 'utf8')).toBe('hello\n');
+    expect(await readFile(env, 'utf8')).toContain(TOKEN);
+    let drift = (await s.remote.show('hostkit-status', 'drift/test-1.md'))!;
+    expect(drift).toContain('file/srv/app/motd');
+    expect(drift).toContain('tampered');
+    expect(drift).toContain('Healed');
+    const everything = drift + (await s.remote.show('hostkit-status', 'status/test-1.json'))! + (await s.remote.show('hostkit-status', 'status/test-1.md'))!;
+    expect(everything).not.toContain(TOKEN);
+    expect(everything).not.toContain('other-secret-value');
+    // It drifts again a minute later: healed once more, then it backs off.
+    clock += 60_000;
+    await writeFile(motd, 'tampered again\n');
+    await s.agent.checkDrift('test');
+    expect(await readFile(motd, 'utf8')).toBe('hello\n');
+    clock += 60_000;
+    await writeFile(motd, 'tampered a third time\n');
+    await s.agent.checkDrift('test');
+    expect(await readFile(motd, 'utf8')).toBe('tampered a third time\n'); // backing off, not healing
+    drift = (await s.remote.show('hostkit-status', 'drift/test-1.md'))!;
+    expect(drift).toContain('keeps drifting');
+    // After the back-off it heals again, and with no drift left the drift file goes away.
+    clock += 600_001;
+    await s.agent.checkDrift('test');
+    expect(await readFile(motd, 'utf8')).toBe('hello\n');
+    clock += 60_000;
+    await s.agent.checkDrift('test');
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toBeUndefined();
+  });
+
+  it('with policy report, drift is reported and the host left alone', async () => {
+    s = await setup({ policy: 'report' });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    await writeFile(path.join(s.root, 'srv/app/motd'), 'tampered\n');
+    await s.agent.checkDrift('test');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('tampered\n');
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toMatch(/file\/srv\/app\/motd[\s\S]*\/content/);
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_drifted_resources')).toContain('} 1');
+  });
+
+  it('invalid manifests are reported as such, with the commit status failed, and nothing is applied', async () => {
+    s = await setup();
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('x').replace('mode: "0644"', 'mode: 644'),
+    });
+    await s.agent.trigger('test');
+    expect(JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!)).toMatchObject({ commit, result: 'invalid' });
+    expect(s.forge.statuses.at(-1)).toEqual([commit, 'test-1', 'failure']);
+    await expect(readFile(path.join(s.root, 'srv/app/motd'))).rejects.toThrow();
+    expect(s.agent.lastApplied).toBeUndefined();
+  });
+
+  it('posts the plan of a pull request head against the live state, without applying it', async () => {
+    s = await setup();
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    // A branch with a change, as a pull request head.
+    const { execa } = await import('execa');
+    const env = { GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@t' };
+    await writeFile(path.join(s.remote.work, 'files/motd.yaml'), fileManifest('proposed\n'));
+    await execa('git', ['commit', '-qam', 'proposal'], { cwd: s.remote.work, env });
+    const head = (await execa('git', ['rev-parse', 'HEAD'], { cwd: s.remote.work })).stdout.trim();
+    await execa('git', ['push', '-q', s.remote.bare, 'HEAD:refs/heads/feature'], { cwd: s.remote.work });
+    await s.agent.planPullRequest({ number: 7, action: 'opened', headSha: head, headRef: 'feature', baseRef: 'main' });
+    expect(s.forge.comments).toHaveLength(1);
+    const [n, host, markdown] = s.forge.comments[0]!;
+    expect([n, host]).toEqual([7, 'test-1']);
+    expect(markdown).toContain(head.slice(0, 12));
+    expect(markdown).toContain('file/srv/app/motd');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+  });
+});

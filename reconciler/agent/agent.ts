@@ -1,0 +1,425 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { hasErrors } from '../core/diagnostics.js';
+import { errorMessage } from '../core/errors.js';
+import type { ResourceKind } from '../core/resource.js';
+import type { Redactor } from '../core/secrets.js';
+import { applyPlan } from '../apply/executor.js';
+import { PENDING_ACTIONS, summarize } from '../diff/model.js';
+import { planHost } from '../diff/plan.js';
+import { renderMarkdown } from '../diff/render/markdown.js';
+import { renderDiagnostic } from '../diff/render/text.js';
+import { PLAIN } from '../diff/render/style.js';
+import type { AnyDriver } from '../drivers/types.js';
+import { reconcileHost } from '../engine.js';
+import type { Host } from '../hosts/types.js';
+import { validateRepository } from '../manifests/index.js';
+import {
+  driftEntries,
+  isReportPath,
+  reportFiles,
+  reportFromError,
+  reportFromOutcome,
+  resultText,
+  type DriftSection,
+  type HostReport,
+} from '../report/status.js';
+import type { Forge } from '../report/forge.js';
+import type { ReportWriter } from '../report/writeback.js';
+import type { WebhookEvent } from '../sources/webhook.js';
+import { commitTime, type GitSource } from '../sources/git.js';
+import { startPoller, type Poller } from '../sources/poll.js';
+import type { AgentConfig } from './config.js';
+import { FlapGuard } from './flap.js';
+import type { AgentMetrics } from './metrics.js';
+import { CoalescingQueue } from './queue.js';
+
+/** What the webhook server hands the loop (the fields the loop reads). */
+export type AgentEvent = Pick<WebhookEvent, 'kind' | 'deliveryId' | 'ref' | 'pullRequest'>;
+
+/** The forge calls the loop makes. */
+export type AgentForge = Pick<Forge, 'setCommitStatus' | 'upsertPlanComment'>;
+
+export interface AgentDeps {
+  config: AgentConfig;
+  host: Host;
+  source: GitSource;
+  log: Logger;
+  metrics: AgentMetrics;
+  /** Shared with the logger, so a secret resolved in any run is scrubbed from every line. */
+  redactor: Redactor;
+  reports?: ReportWriter;
+  forge?: AgentForge;
+  drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
+  env?: NodeJS.ProcessEnv;
+  /** Override the Host manifest's state directory (tests). */
+  hostStateDirectory?: string;
+  flap?: FlapGuard;
+  now?: () => number;
+  /** Runs of one kind start at least this long after the previous one ended (default 1 s): bursts fold into one run. */
+  runSpacingMs?: number;
+}
+
+interface PersistedState {
+  /** The last commit the loop finished with (applied, failed or skipped): not run again. */
+  considered?: string;
+  /** The last commit applied successfully (drift is measured against it). */
+  applied?: string;
+  appliedAt?: string;
+}
+
+/**
+ * The long-running loop for one host. Every piece of work (reconcile, drift
+ * check, pull-request plan) goes through one queue with concurrency 1, so runs
+ * never interleave; a burst of triggers folds into one next run. Triggers only
+ * wake the loop: the commit always comes from git.
+ */
+export class Agent {
+  private readonly deps: AgentDeps;
+  private readonly queue: CoalescingQueue;
+  private readonly flap: FlapGuard;
+  private readonly now: () => number;
+  private readonly statePath: string;
+  private state: PersistedState = {};
+  private lastReport: HostReport | undefined;
+  private lastDriftKey = '';
+  private poller: Poller | undefined;
+  private driftTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Start and end of every run, for tests and the health endpoint. */
+  readonly runs: { kind: string; start: number; end: number }[] = [];
+
+  constructor(deps: AgentDeps) {
+    this.deps = deps;
+    this.queue = new CoalescingQueue({ spacingMs: deps.runSpacingMs ?? 1000 });
+    this.flap = deps.flap ?? new FlapGuard({ baseMs: deps.config.drift.intervalMs });
+    this.now = deps.now ?? Date.now;
+    this.statePath = path.join(deps.config.stateDirectory, 'agent', `${deps.config.host}.json`);
+  }
+
+  get lastApplied(): string | undefined {
+    return this.state.applied;
+  }
+
+  get report(): HostReport | undefined {
+    return this.lastReport;
+  }
+
+  async start(options: { poll?: boolean; drift?: boolean } = {}): Promise<void> {
+    await this.loadState();
+    const { config, log, metrics } = this.deps;
+    if (options.poll !== false) {
+      this.poller = startPoller({
+        intervalMs: config.pollIntervalMs,
+        remoteHead: async () => {
+          const head = await this.deps.source.remoteHead();
+          metrics.polls.inc({ ...metrics.label(), result: head && head !== this.state.considered ? 'changed' : 'unchanged' });
+          return head;
+        },
+        lastSeen: () => this.state.considered,
+        onChange: () => void this.trigger('poll'),
+        log,
+      });
+    }
+    if (options.drift !== false) {
+      this.driftTimer = setInterval(() => void this.checkDrift('timer'), config.drift.intervalMs);
+    }
+    log.info({ host: config.host, branch: config.repository.branch, applied: this.state.applied }, 'agent started');
+    void this.trigger('startup');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.poller?.stop();
+    if (this.driftTimer) clearInterval(this.driftTimer);
+    await this.queue.onIdle();
+  }
+
+  /** Wake the loop: fetch the branch and reconcile its commit if it is new. */
+  trigger(reason: string): Promise<void> {
+    return this.queue.trigger('reconcile', reason, (reasons) => this.timed('reconcile', () => this.reconcile(reasons)));
+  }
+
+  checkDrift(reason: string): Promise<void> {
+    return this.queue.trigger('drift', reason, () => this.timed('drift', () => this.drift()));
+  }
+
+  planPullRequest(pr: NonNullable<AgentEvent['pullRequest']>): Promise<void> {
+    return this.queue.trigger(`pr:${pr.number}`, `pull request #${pr.number}`, () => this.timed('pull-request', () => this.planPr(pr)));
+  }
+
+  /** The webhook server's onEvent: never throws, only queues work. */
+  onWebhook(event: AgentEvent): void {
+    const { metrics, config, log } = this.deps;
+    metrics.webhooks.inc({ ...metrics.label(), kind: event.kind });
+    if (this.stopped) return;
+    if (event.kind === 'push') {
+      if (event.ref && event.ref !== `refs/heads/${config.repository.branch}`) {
+        log.debug({ ref: event.ref, delivery: event.deliveryId }, 'push to another branch ignored');
+        return;
+      }
+      void this.trigger(`webhook ${event.deliveryId}`);
+    } else if (event.kind === 'pull_request' && event.pullRequest && this.deps.forge && config.forge?.pullRequests !== false) {
+      if (['opened', 'synchronize', 'reopened', 'ready_for_review', 'open', 'update', 'reopen'].includes(event.pullRequest.action)) {
+        void this.planPullRequest(event.pullRequest);
+      }
+    }
+  }
+
+  health(): { ok: boolean; detail: Record<string, unknown> } {
+    return {
+      ok: !this.stopped,
+      detail: { host: this.deps.config.host, applied: this.state.applied ?? null, result: this.lastReport?.result ?? null, queued: this.queue.size },
+    };
+  }
+
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  private async timed(kind: string, work: () => Promise<void>): Promise<void> {
+    const start = performance.now();
+    try {
+      await work();
+    } catch (cause) {
+      this.deps.log.error({ kind, err: errorMessage(cause) }, 'run failed');
+    } finally {
+      this.runs.push({ kind, start, end: performance.now() });
+    }
+  }
+
+  private async reconcile(reasons: string[]): Promise<void> {
+    const { config, source, log, metrics, redactor } = this.deps;
+    const startedAt = new Date(this.now());
+    const t0 = performance.now();
+    let commit: string;
+    try {
+      commit = await source.fetch();
+    } catch (cause) {
+      log.warn({ err: errorMessage(cause) }, 'fetch failed');
+      metrics.run('error', (performance.now() - t0) / 1000, 0);
+      return;
+    }
+    const fetchMs = Math.round(performance.now() - t0);
+    if (commit === this.state.considered) {
+      log.debug({ commit, reasons }, 'commit already reconciled');
+      return;
+    }
+    if (this.state.considered && (await this.onlyReports(this.state.considered, commit))) {
+      log.info({ commit }, 'only report files changed; not reconciling');
+      this.state.considered = commit;
+      await this.saveState();
+      return;
+    }
+    log.info({ commit, reasons }, 'reconciling');
+    await this.forgeStatus(commit, 'pending', 'reconciling');
+    const t1 = performance.now();
+    let report: HostReport;
+    const facts = () => ({
+      host: config.host,
+      commit,
+      trigger: reasons,
+      startedAt,
+      finishedAt: new Date(this.now()),
+      timings: { fetchMs, reconcileMs: Math.round(performance.now() - t1) },
+    });
+    let changes = 0;
+    try {
+      const snapshot = await source.snapshot(commit);
+      const outcome = await reconcileHost({
+        repoDir: snapshot,
+        repository: displayUrl(config.repository.url),
+        hostName: config.host,
+        host: this.deps.host,
+        dryRun: false,
+        log,
+        redactor,
+        commit,
+        ...(this.deps.env ? { env: this.deps.env } : {}),
+        ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
+        ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
+      });
+      report = reportFromOutcome(facts(), outcome);
+      if (outcome.stage === 'applied' && outcome.result.status === 'applied') changes = outcome.result.steps.length;
+    } catch (cause) {
+      report = reportFromError(facts(), cause);
+    }
+    metrics.run(report.result, (performance.now() - t0) / 1000, changes);
+    this.state.considered = commit;
+    if (report.result === 'applied' || report.result === 'no-changes') {
+      this.state.applied = commit;
+      this.state.appliedAt = report.finishedAt;
+      metrics.applied(await commitTime(source.gitdir, commit), this.now());
+      metrics.drifted(0);
+      this.lastDriftKey = '';
+    } else if (this.lastReport?.drift) {
+      report.drift = this.lastReport.drift; // the host is still as the drift check last saw it
+    }
+    await this.saveState();
+    log.info({ commit, result: report.result, ms: report.timings.totalMs, changes }, 'reconciled');
+    this.lastReport = report;
+    await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit}`);
+    await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', report.summary);
+  }
+
+  // Observe the host against the last applied commit; report, or heal what is not flapping.
+  private async drift(): Promise<void> {
+    const { config, source, log, metrics, redactor } = this.deps;
+    const commit = this.state.applied;
+    if (!commit) return;
+    const repo = await validateRepository(await source.snapshot(commit));
+    if (!repo.valid) return;
+    const heal = config.drift.policy === 'heal';
+    const planned = await planHost({
+      manifests: repo.manifests,
+      hostName: config.host,
+      host: this.deps.host,
+      mode: heal ? 'apply' : 'plan',
+      log,
+      repository: displayUrl(config.repository.url),
+      redactor,
+      commit,
+      ...(this.deps.env ? { env: this.deps.env } : {}),
+      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
+      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
+    });
+    const entries = driftEntries(planned.plan);
+    const now = this.now();
+    const healed: string[] = [];
+    if (heal && entries.length > 0 && !hasErrors(planned.plan.diagnostics)) {
+      const allowed = new Set(entries.filter((e) => this.flap.allowed(e.id, now)).map((e) => e.id));
+      if (allowed.size > 0) {
+        planned.plan.changes = planned.plan.changes.filter((c) => !PENDING_ACTIONS.includes(c.action) || allowed.has(c.id));
+        planned.plan.summary = summarize(planned.plan.changes);
+        const result = await applyPlan(planned);
+        metrics.driftChecks.inc({ ...metrics.label(), outcome: result.status === 'rolled-back' ? 'heal-failed' : 'healed' });
+        if (result.status === 'applied') {
+          for (const s of result.steps) {
+            this.flap.healed(s.id, now);
+            healed.push(s.id);
+          }
+          metrics.run('applied', 0, result.steps.length);
+        }
+      }
+    } else {
+      metrics.driftChecks.inc({ ...metrics.label(), outcome: entries.length > 0 ? 'drift' : 'clean' });
+    }
+    this.flap.settle(new Set(entries.map((e) => e.id)), now);
+    const remaining = entries.filter((e) => !healed.includes(e.id));
+    metrics.drifted(remaining.length);
+    const section: DriftSection = {
+      checkedAt: new Date(now).toISOString(),
+      commit,
+      policy: config.drift.policy,
+      resources: entries,
+      healed,
+      backingOff: this.flap.backingOff(now).map((b) => ({ id: b.id, until: new Date(b.until).toISOString() })),
+    };
+    if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed }, 'drift');
+    // Write only when what drifted changed, not on every quiet check.
+    const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, section.backingOff.map((b) => b.id)]);
+    if (key === this.lastDriftKey) return;
+    this.lastDriftKey = key;
+    const base =
+      this.lastReport ??
+      ({
+        host: config.host,
+        commit,
+        result: 'no-changes',
+        summary: 'drift check',
+        trigger: [],
+        startedAt: section.checkedAt,
+        finishedAt: section.checkedAt,
+        timings: { totalMs: 0 },
+        resources: [],
+        diagnostics: [],
+      } satisfies HostReport);
+    this.lastReport = { ...base, drift: section };
+    const what = entries.length === 0 ? 'no drift' : `drift in ${entries.length} resource(s)${healed.length ? `, ${healed.length} healed` : ''}`;
+    await this.publish(this.lastReport, `${config.host}: ${what} against ${commit}`);
+  }
+
+  private async planPr(pr: NonNullable<AgentEvent['pullRequest']>): Promise<void> {
+    const { config, source, log, redactor, forge } = this.deps;
+    if (!forge) return;
+    const sha = await source.fetchPullRequest(pr);
+    const outcome = await reconcileHost({
+      repoDir: await source.snapshot(sha),
+      repository: displayUrl(config.repository.url),
+      hostName: config.host,
+      host: this.deps.host,
+      dryRun: true,
+      log,
+      redactor,
+      commit: sha,
+      ...(this.deps.env ? { env: this.deps.env } : {}),
+      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
+      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
+    });
+    const markdown =
+      outcome.stage === 'invalid'
+        ? [
+            `### HostKit plan for \`${config.host}\` at \`${sha.slice(0, 12)}\``,
+            '',
+            'The manifests are invalid; nothing would be applied.',
+            '',
+            '```',
+            ...outcome.repo.diagnostics.map((d) => renderDiagnostic(d, PLAIN)),
+            '```',
+            '',
+          ].join('\n')
+        : renderMarkdown(outcome.planned.plan);
+    const posted = await forge.upsertPlanComment(pr.number, config.host, redactor.scrub(markdown));
+    log.info({ pr: pr.number, commit: sha, comment: posted.id, created: posted.created }, 'plan posted');
+  }
+
+  private async onlyReports(from: string, to: string): Promise<boolean> {
+    try {
+      const files = await this.deps.source.changedFiles(from, to);
+      return files.length > 0 && files.every(isReportPath);
+    } catch {
+      return false; // e.g. the old commit is gone after a force push: reconcile
+    }
+  }
+
+  private async publish(report: HostReport, message: string): Promise<void> {
+    const { reports, log, redactor } = this.deps;
+    if (!reports) return;
+    try {
+      await reports.write(reportFiles(report, redactor), redactor.scrub(message));
+    } catch (cause) {
+      log.error({ err: errorMessage(cause) }, 'report not written');
+    }
+  }
+
+  private async forgeStatus(commit: string, state: 'pending' | 'success' | 'failure', description: string): Promise<void> {
+    const { forge, config, log, redactor } = this.deps;
+    if (!forge) return;
+    try {
+      await forge.setCommitStatus(commit, config.host, state, redactor.scrub(description).slice(0, 140));
+    } catch (cause) {
+      log.warn({ err: errorMessage(cause), commit, state }, 'commit status not set');
+    }
+  }
+
+  private async loadState(): Promise<void> {
+    try {
+      this.state = JSON.parse(await readFile(this.statePath, 'utf8')) as PersistedState;
+    } catch {
+      this.state = {};
+    }
+  }
+
+  private async saveState(): Promise<void> {
+    await mkdir(path.dirname(this.statePath), { recursive: true });
+    const temp = `${this.statePath}.tmp`;
+    await writeFile(temp, JSON.stringify(this.state, null, 2) + '\n');
+    await rename(temp, this.statePath);
+  }
+}
+
+/** A remote URL without credentials, for plans and reports. */
+export function displayUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}

@@ -1,0 +1,106 @@
+import { readFile } from 'node:fs/promises';
+import type { ValidateFunction } from 'ajv';
+import path from 'node:path';
+import { error, type Diagnostic } from '../core/diagnostics.js';
+import { parseDuration } from '../drivers/nftables/index.js';
+import { parseManifest, toLoaded } from '../manifests/load.js';
+import { createAjv, schemaDir } from '../manifests/schemas.js';
+import { describeErrors } from '../manifests/validate.js';
+
+/** The agent configuration with every default filled in (schema/agent.schema.json). */
+export interface AgentConfig {
+  /** The configuration file, for messages. */
+  file: string;
+  repository: { url: string; branch: string; sshKeyFile?: string };
+  host: string;
+  pollIntervalMs: number;
+  webhook?: { host: string; port: number; secretFile: string };
+  report: { enabled: boolean; branch: string; authorName: string; authorEmail: string };
+  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
+  drift: { policy: 'report' | 'heal'; intervalMs: number };
+  stateDirectory: string;
+  logLevel: string;
+}
+
+interface RawConfig {
+  repository: { url: string; branch?: string; sshKeyFile?: string };
+  host: string;
+  pollInterval?: string;
+  webhook?: { listen: string; secretFile: string };
+  report?: { enabled?: boolean; branch?: string; authorName?: string; authorEmail?: string };
+  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
+  drift?: { policy?: 'report' | 'heal'; interval?: string };
+  stateDirectory?: string;
+  logLevel?: string;
+}
+
+export type ConfigResult = { ok: true; config: AgentConfig; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
+
+let validator: Promise<ValidateFunction> | undefined;
+
+async function agentValidator() {
+  validator ??= (async () => {
+    const ajv = await createAjv();
+    const schema = JSON.parse(await readFile(path.join(schemaDir(), 'agent.schema.json'), 'utf8')) as object;
+    return ajv.compile(schema);
+  })();
+  return validator;
+}
+
+/** Read and validate an agent configuration file; problems name file, line and field. */
+export async function loadAgentConfig(file: string): Promise<ConfigResult> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    return { ok: false, diagnostics: [error('cannot read configuration', (cause as Error).message, { file })] };
+  }
+  return parseAgentConfig(file, bytes);
+}
+
+export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise<ConfigResult> {
+  const parsed = parseManifest({ file, bytes });
+  if (parsed.diagnostics.length > 0) return { ok: false, diagnostics: parsed.diagnostics };
+  if (parsed.documents.length !== 1) {
+    return {
+      ok: false,
+      diagnostics: [error('one document expected', `the agent configuration must be one YAML or JSON document, found ${parsed.documents.length}`, { file })],
+    };
+  }
+  const doc = toLoaded(parsed.documents[0]!);
+  const validate = await agentValidator();
+  if (!validate(doc.value)) return { ok: false, diagnostics: describeErrors(validate.errors ?? [], doc, doc.value) };
+  const raw = doc.value as RawConfig;
+  const diagnostics: Diagnostic[] = [];
+  let webhook: AgentConfig['webhook'];
+  if (raw.webhook) {
+    const at = raw.webhook.listen.lastIndexOf(':');
+    const port = Number(raw.webhook.listen.slice(at + 1));
+    if (port > 65535) diagnostics.push(error('invalid port', `webhook.listen port ${port} is above 65535`, doc.locate('/webhook/listen')));
+    webhook = { host: raw.webhook.listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port, secretFile: raw.webhook.secretFile };
+  }
+  const branch = raw.repository.branch ?? 'main';
+  const report = {
+    enabled: raw.report?.enabled ?? true,
+    branch: raw.report?.branch ?? 'hostkit-status',
+    authorName: raw.report?.authorName ?? 'HostKit agent',
+    authorEmail: raw.report?.authorEmail ?? 'hostkit@localhost',
+  };
+  if (diagnostics.length > 0) return { ok: false, diagnostics };
+  return {
+    ok: true,
+    diagnostics,
+    config: {
+      file,
+      repository: { url: raw.repository.url, branch, ...(raw.repository.sshKeyFile ? { sshKeyFile: raw.repository.sshKeyFile } : {}) },
+      host: raw.host,
+      pollIntervalMs: parseDuration(raw.pollInterval ?? '60s')!,
+      ...(webhook ? { webhook } : {}),
+      report,
+      ...(raw.forge ? { forge: { ...raw.forge, pullRequests: raw.forge.pullRequests ?? true } } : {}),
+      drift: { policy: raw.drift?.policy ?? 'report', intervalMs: parseDuration(raw.drift?.interval ?? '5m')! },
+      stateDirectory: raw.stateDirectory ?? '/var/lib/hostkit',
+      logLevel: raw.logLevel ?? 'info',
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { Redactor, REDACTED, secretFingerprint } from '../core/secrets.js';
+import type { HostReport } from './status.js';
+import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles } from './status.js';
+
+const SECRET = 'pg-pass-7c1d9e2b';
+
+function report(overrides: Partial<HostReport> = {}): HostReport {
+  return {
+    host: 'web-1',
+    commit: 'a'.repeat(40),
+    result: 'rolled-back',
+    summary: 'unit/web.service failed; 2 applied change(s) rolled back',
+    trigger: ['webhook d-1'],
+    startedAt: '2026-11-22T05:00:00.000Z',
+    finishedAt: '2026-11-22T05:00:02.000Z',
+    timings: { fetchMs: 120, reconcileMs: 1800, totalMs: 2000 },
+    resources: [
+      { id: 'envfile/etc/hostkit/env/web.env', kind: 'envfile', state: 'rolled back' },
+      { id: 'unit/web.service', kind: 'unit', state: 'failed' },
+      { id: 'file/srv/web/a', kind: 'file', state: 'unchanged' },
+    ],
+    failed: { id: 'unit/web.service', error: `exited with 1 (password ${SECRET} rejected)` },
+    diagnostics: [
+      { severity: 'error', summary: 'apply failed', detail: `DATABASE_URL=postgres://web:${SECRET}@localhost/web`, location: 'projects/web.yaml:3:1' },
+    ],
+    drift: {
+      checkedAt: '2026-11-22T04:55:00.000Z',
+      commit: 'b'.repeat(40),
+      policy: 'report',
+      resources: [
+        {
+          id: 'envfile/etc/hostkit/env/web.env',
+          action: 'update',
+          fields: [
+            { field: '/mode', before: '0644', after: '0640' },
+            { field: '/secrets/DB', before: secretFingerprint('old-secret'), after: secretFingerprint(SECRET), redacted: true },
+          ],
+        },
+        { id: 'file/srv/web/index.html', action: 'update', fields: [{ field: '/content', diff: '@@ -1 +1 @@\n-bye\n+hello' }] },
+      ],
+      healed: [],
+      backingOff: [{ id: 'file/srv/web/index.html', until: '2026-11-22T06:00:00.000Z' }],
+    },
+    ...overrides,
+  };
+}
+
+describe('reconciler/report/status', () => {
+  it('the readable status names the result, the commit, each resource and the failure', () => {
+    const md = renderStatusMarkdown(report());
+    expect(md).toContain('**Result:** failed and rolled back');
+    expect(md).toContain(`\`${'a'.repeat(40)}\``);
+    expect(md).toContain('| `unit/web.service` | failed |');
+    expect(md).toContain('| `envfile/etc/hostkit/env/web.env` | rolled back |');
+    expect(md).toContain('fetch 120 ms');
+    expect(md).toContain('`projects/web.yaml:3:1`');
+  });
+
+  it.each([
+    ['applied', 'applied'],
+    ['no-changes', 'no changes'],
+    ['invalid', 'invalid manifests'],
+  ] as const)('result %s reads "%s"', (result, text) => {
+    expect(renderStatusMarkdown(report({ result }))).toContain(`**Result:** ${text}`);
+  });
+
+  it('drift lists field-level differences, secrets as fingerprints only, and the back-off', () => {
+    const md = renderDriftMarkdown(report())!;
+    expect(md).toContain('2 resource(s) differ from commit');
+    expect(md).toContain('- `/mode`: live `0644`, wanted `0640`');
+    expect(md).toContain('(secret: fingerprints only)');
+    expect(md).toContain('-bye\n+hello');
+    expect(md).toContain('keeps drifting: healing paused until 2026-11-22T06:00:00.000Z');
+    expect(renderDriftMarkdown(report({ drift: { ...report().drift!, resources: [] } }))).toBeUndefined();
+  });
+
+  it('no secret value reaches any report file, and the drift file is removed when there is no drift', () => {
+    const redactor = new Redactor();
+    redactor.add(SECRET);
+    const files = reportFiles(report(), redactor);
+    expect(Object.keys(files)).toEqual(['status/web-1.json', 'status/web-1.md', 'drift/web-1.md']);
+    for (const content of Object.values(files)) {
+      expect(content).toBeDefined();
+      expect(content).not.toContain(SECRET);
+    }
+    expect(files['status/web-1.md']).toContain(REDACTED);
+    expect(JSON.parse(files['status/web-1.json']!)).toMatchObject({ host: 'web-1', result: 'rolled-back', commit: 'a'.repeat(40) });
+    expect(reportFiles(report({ drift: undefined }), redactor)['drift/web-1.md']).toBeUndefined();
+  });
+
+  it.each([
+    ['status/web-1.json', true],
+    ['status/web-1.md', true],
+    ['drift/web-1.md', true],
+    ['status/nested/x.md', false],
+    ['projects/web.yaml', false],
+    ['drift/web-1.yaml', false],
+  ])('isReportPath(%s) = %s', (file, expected) => {
+    expect(isReportPath(file)).toBe(expected);
+  });
+});

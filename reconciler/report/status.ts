@@ -1,0 +1,213 @@
+import { formatLocation, type Diagnostic } from '../core/diagnostics.js';
+import { errorMessage } from '../core/errors.js';
+import type { Redactor } from '../core/secrets.js';
+import { PENDING_ACTIONS, type Change, type FieldChange, type Plan } from '../diff/model.js';
+import type { ReconcileOutcome } from '../engine.js';
+
+export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'invalid' | 'error';
+
+const RESULT_TEXT: Record<ReportResult, string> = {
+  applied: 'applied',
+  'no-changes': 'no changes',
+  'rolled-back': 'failed and rolled back',
+  invalid: 'invalid manifests',
+  error: 'failed before applying anything',
+};
+
+export type ResourceStateName =
+  'created' | 'updated' | 'replaced' | 'deleted' | 'unchanged' | 'orphan kept' | 'unsupported' | 'failed' | 'rolled back' | 'not applied' | 'pending';
+
+export interface ResourceState {
+  id: string;
+  kind: string;
+  state: ResourceStateName;
+  ms?: number;
+}
+
+export interface DriftEntry {
+  id: string;
+  action: Change['action'];
+  fields: FieldChange[];
+}
+
+export interface DriftSection {
+  checkedAt: string;
+  /** The commit the host was compared with. */
+  commit: string;
+  policy: 'report' | 'heal';
+  resources: DriftEntry[];
+  healed: string[];
+  /** Drifting again and again: healing waits (flap back-off). */
+  backingOff: { id: string; until: string }[];
+}
+
+export interface HostReport {
+  host: string;
+  commit?: string;
+  result: ReportResult;
+  summary: string;
+  trigger: string[];
+  startedAt: string;
+  finishedAt: string;
+  timings: { fetchMs?: number; reconcileMs?: number; totalMs: number };
+  resources: ResourceState[];
+  failed?: { id: string; error: string };
+  rollbackErrors?: { id: string; error: string }[];
+  diagnostics: { severity: string; summary: string; detail: string; location?: string }[];
+  drift?: DriftSection;
+}
+
+const PAST: Partial<Record<Change['action'], ResourceStateName>> = { create: 'created', update: 'updated', replace: 'replaced', delete: 'deleted' };
+
+function diagnosticsOf(list: readonly Diagnostic[]): HostReport['diagnostics'] {
+  return list.map((d) => ({ severity: d.severity, summary: d.summary, detail: d.detail, ...(d.location ? { location: formatLocation(d.location) } : {}) }));
+}
+
+/** Each resource's state after a run, from the plan and what the executor did. */
+export function resourceStates(plan: Plan, outcome: ReconcileOutcome): ResourceState[] {
+  const result = outcome.stage === 'applied' ? outcome.result : undefined;
+  const steps = new Map((result?.steps ?? []).map((s) => [s.id, s.ms]));
+  const failedId = result?.status === 'rolled-back' ? result.failed.id : undefined;
+  return plan.changes.map((c) => {
+    const base = { id: c.id, kind: c.kind };
+    if (c.action === 'unsupported') return { ...base, state: 'unsupported' };
+    if (c.action === 'noop') return { ...base, state: c.orphan ? 'orphan kept' : 'unchanged' };
+    if (!result) return { ...base, state: 'pending' };
+    if (c.id === failedId) return { ...base, state: 'failed' };
+    const ms = steps.get(c.id);
+    if (result.status === 'rolled-back') return { ...base, state: ms !== undefined ? 'rolled back' : 'not applied' };
+    return ms !== undefined ? { ...base, state: PAST[c.action] ?? 'unchanged', ms } : { ...base, state: 'not applied' };
+  });
+}
+
+export interface RunFacts {
+  host: string;
+  commit?: string;
+  trigger: string[];
+  startedAt: Date;
+  finishedAt: Date;
+  timings: { fetchMs?: number; reconcileMs?: number };
+}
+
+export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): HostReport {
+  const base = reportBase(facts);
+  if (outcome.stage === 'invalid') {
+    const errors = outcome.repo.diagnostics.filter((d) => d.severity === 'error').length;
+    return {
+      ...base,
+      result: 'invalid',
+      summary: `${errors} error(s) in the manifests; nothing was applied`,
+      diagnostics: diagnosticsOf(outcome.repo.diagnostics),
+    };
+  }
+  const plan = outcome.planned.plan;
+  const resources = resourceStates(plan, outcome);
+  const diagnostics = diagnosticsOf(plan.diagnostics);
+  if (outcome.stage === 'planned') {
+    return { ...base, result: 'invalid', summary: 'the plan has errors; nothing was applied', resources, diagnostics };
+  }
+  const r = outcome.result;
+  if (r.status === 'rolled-back') {
+    return {
+      ...base,
+      result: 'rolled-back',
+      summary: `${r.failed.id} failed; ${r.steps.length} applied change(s) rolled back`,
+      resources,
+      diagnostics: [...diagnostics, ...diagnosticsOf(r.failed.diagnostics)],
+      failed: { id: r.failed.id, error: r.failed.error },
+      rollbackErrors: r.rollbackErrors,
+    };
+  }
+  if (r.status === 'no-changes') return { ...base, result: 'no-changes', summary: 'the host matches the manifests', resources, diagnostics };
+  return { ...base, result: 'applied', summary: `${r.steps.length} change(s) applied`, resources, diagnostics: [...diagnostics, ...diagnosticsOf(r.warnings)] };
+}
+
+export function reportFromError(facts: RunFacts, cause: unknown): HostReport {
+  return { ...reportBase(facts), result: 'error', summary: errorMessage(cause), diagnostics: [] };
+}
+
+function reportBase(facts: RunFacts): Omit<HostReport, 'result' | 'summary' | 'diagnostics'> {
+  return {
+    host: facts.host,
+    ...(facts.commit ? { commit: facts.commit } : {}),
+    trigger: facts.trigger,
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: facts.finishedAt.toISOString(),
+    timings: { ...facts.timings, totalMs: facts.finishedAt.getTime() - facts.startedAt.getTime() },
+    resources: [],
+  };
+}
+
+/** Changes a plan against the last applied commit would make: the drift. */
+export function driftEntries(plan: Plan): DriftEntry[] {
+  return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action)).map((c) => ({ id: c.id, action: c.action, fields: c.fields }));
+}
+
+export function resultText(result: ReportResult): string {
+  return RESULT_TEXT[result];
+}
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const value = (v: unknown) => (v === undefined ? '(none)' : `\`${cell(typeof v === 'string' ? v : JSON.stringify(v))}\``);
+
+export function renderStatusMarkdown(report: HostReport): string {
+  const out: string[] = [`# HostKit status: \`${report.host}\``, ''];
+  out.push(`- **Result:** ${resultText(report.result)} (${report.summary})`);
+  out.push(`- **Commit:** ${report.commit ? `\`${report.commit}\`` : '(none)'}`);
+  out.push(`- **Trigger:** ${report.trigger.join(', ') || '(none)'}`);
+  out.push(`- **Finished:** ${report.finishedAt} after ${report.timings.totalMs} ms`);
+  const t = report.timings;
+  const parts = [t.fetchMs !== undefined ? `fetch ${t.fetchMs} ms` : '', t.reconcileMs !== undefined ? `validate, plan and apply ${t.reconcileMs} ms` : ''];
+  if (parts.some(Boolean)) out.push(`- **Timings:** ${parts.filter(Boolean).join(', ')}`);
+  if (report.drift) out.push(`- **Drift:** ${report.drift.resources.length} resource(s) at ${report.drift.checkedAt} (policy: ${report.drift.policy})`);
+  out.push('');
+  if (report.failed) out.push(`**Failed at \`${report.failed.id}\`:** ${cell(report.failed.error)}`, '');
+  for (const e of report.rollbackErrors ?? []) out.push(`- rollback of \`${e.id}\` failed: ${cell(e.error)}`);
+  if (report.resources.length > 0) {
+    out.push('| Resource | State |', '|---|---|');
+    for (const r of report.resources) out.push(`| \`${r.id}\` | ${r.state}${r.ms !== undefined ? ` (${r.ms} ms)` : ''} |`);
+    out.push('');
+  }
+  if (report.diagnostics.length > 0) {
+    out.push('## Diagnostics', '');
+    for (const d of report.diagnostics) out.push(`- **${d.severity}** \`${d.location ?? 'hostkit'}\`: ${d.summary}: ${cell(d.detail)}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function renderDriftMarkdown(report: HostReport): string | undefined {
+  const drift = report.drift;
+  if (!drift || drift.resources.length === 0) return undefined;
+  const out: string[] = [`# HostKit drift: \`${report.host}\``, ''];
+  out.push(`${drift.resources.length} resource(s) differ from commit \`${drift.commit}\` (checked ${drift.checkedAt}; policy: ${drift.policy}).`, '');
+  if (drift.healed.length > 0) out.push(`Healed: ${drift.healed.map((id) => `\`${id}\``).join(', ')}.`, '');
+  for (const b of drift.backingOff) out.push(`- \`${b.id}\` keeps drifting: healing paused until ${b.until}.`);
+  if (drift.backingOff.length > 0) out.push('');
+  for (const r of drift.resources) {
+    out.push(`## \`${r.id}\` (${r.action})`, '');
+    for (const f of r.fields) {
+      if (f.diff !== undefined)
+        out.push(`\`${f.field}\`${f.redacted ? ' (secret values redacted)' : ''}`, '', '```diff', f.diff.replace(/```/g, '`\u200b``'), '```', '');
+      else out.push(`- \`${f.field}\`: live ${value(f.before)}, wanted ${value(f.after)}${f.redacted ? ' (secret: fingerprints only)' : ''}`);
+    }
+    if (r.fields.length === 0) out.push(`- ${r.action === 'create' ? 'missing on the host' : r.action}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** The files one host owns on the report branch; undefined means "remove". Every text passes the redactor. */
+export function reportFiles(report: HostReport, redactor: Redactor): Record<string, string | undefined> {
+  const drift = renderDriftMarkdown(report);
+  return {
+    [`status/${report.host}.json`]: redactor.scrub(JSON.stringify(report, null, 2) + '\n'),
+    [`status/${report.host}.md`]: redactor.scrub(renderStatusMarkdown(report)),
+    [`drift/${report.host}.md`]: drift === undefined ? undefined : redactor.scrub(drift),
+  };
+}
+
+/** Whether a path is a report file (of any host): report commits never trigger a reconcile. */
+export function isReportPath(file: string): boolean {
+  return /^(status\/[^/]+\.(json|md)|drift\/[^/]+\.md)$/.test(file);
+}
