@@ -1,5 +1,6 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver } from './account/index.js';
+import { commandDriver } from './command/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
@@ -20,11 +21,11 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['firewall', nftablesDriver],
   ['pgrole', pgRoleDriver],
   ['pgdatabase', pgDatabaseDriver],
+  ['command', commandDriver],
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
 export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
   site: 'nginx driver',
   certificate: 'certificate driver',
-  command: 'lifecycle commands',
 };
