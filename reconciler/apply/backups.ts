@@ -1,5 +1,6 @@
 import type { Change } from '../diff/model.js';
 import type { AnyDriver } from '../drivers/types.js';
+import { commandStatePath } from '../drivers/command/index.js';
 import { listTableText } from '../drivers/nftables/nft.js';
 import { restoreTransaction } from '../drivers/nftables/index.js';
 import { UNIT_DIR } from '../drivers/systemd/render.js';
@@ -11,7 +12,7 @@ import type { RunJournal } from './journal.js';
  * driver can name its own (`backupPaths`, e.g. nginx site files); the kinds
  * known here need nothing from their driver.
  */
-export function backupPaths(change: Change, driver: AnyDriver | undefined): string[] {
+export function backupPaths(change: Change, driver: AnyDriver | undefined, stateDirectory: string): string[] {
   const own = (driver as { backupPaths?: (c: Change) => string[] } | undefined)?.backupPaths;
   if (own) return own(change);
   const spec = change.resource?.spec as { path?: string; unit?: string } | undefined;
@@ -22,6 +23,9 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined): stri
     case 'unit':
     case 'timer':
       return spec?.unit ? [`${UNIT_DIR}/${spec.unit}`] : [];
+    case 'command':
+      // What ran is recorded there: restoring it makes a rolled-back command run again next time.
+      return [commandStatePath(stateDirectory)];
     default:
       return [];
   }
@@ -29,7 +33,7 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined): stri
 
 /** Back up everything `change` may overwrite, before it applies. */
 export async function backupChange(journal: RunJournal, change: Change, driver: AnyDriver | undefined): Promise<void> {
-  for (const p of backupPaths(change, driver)) await journal.backupFile(change.id, p);
+  for (const p of backupPaths(change, driver, journal.stateDirectory)) await journal.backupFile(change.id, p);
   if (change.kind === 'firewall') await journal.backupText(change.id, { type: 'firewall' }, restoreTransaction(await listTableText(journal.host)));
 }
 

@@ -33,12 +33,12 @@ export interface CommandUndo {
   ran: boolean;
 }
 
-function statePath(stateDirectory: string): string {
+export function commandStatePath(stateDirectory: string): string {
   return path.posix.join(stateDirectory, 'commands.json');
 }
 
 async function readRecords(host: Host, stateDirectory: string): Promise<Record<string, CommandRecord>> {
-  const bytes = await host.readFile(statePath(stateDirectory));
+  const bytes = await host.readFile(commandStatePath(stateDirectory));
   if (!bytes) return {};
   try {
     return (JSON.parse(bytes.toString('utf8')) as { commands?: Record<string, CommandRecord> }).commands ?? {};
@@ -56,7 +56,7 @@ async function writeRecord(host: Host, stateDirectory: string, id: string, recor
     const dir = '/' + parts.slice(0, i).join('/');
     if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
   }
-  await host.writeFile(statePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+  await host.writeFile(commandStatePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
 }
 
 export interface CommandRun {
