@@ -62,10 +62,8 @@ function currentPath(stateDirectory: string): string {
 }
 
 export function newRunId(now = new Date()): string {
-  return `${now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  // Sortable by time, to the millisecond: 20261122T053900123Z-a1b2c3.
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
 }
 
 export function plannedSteps(changes: readonly Change[]): PlannedStep[] {

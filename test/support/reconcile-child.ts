@@ -2,6 +2,7 @@
 // a booted test host and, when asked, stops dead at a chosen point (before the
 // first `systemctl daemon-reload`, i.e. after unit files were written and
 // before any restart) and says so on stdout, so the test can SIGKILL it there.
+// With `dry-run` it only plans (crash tests time the part before apply).
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost } from '../../reconciler/engine.js';
 import { NspawnHost } from '../../reconciler/hosts/nspawn.js';
@@ -20,5 +21,5 @@ const host: Host = Object.assign(Object.create(real) as Host, {
   },
 });
 
-const outcome = await reconcileHost({ repoDir, hostName, host, dryRun: false, log: silentLogger(), env: process.env });
+const outcome = await reconcileHost({ repoDir, hostName, host, dryRun: stopAt === 'dry-run', log: silentLogger(), env: process.env });
 process.stdout.write(`HOSTKIT-CHILD: ${outcome.stage === 'applied' ? outcome.result.status : outcome.stage}\n`);
