@@ -8,6 +8,7 @@ import { backupChange } from './backups.js';
 import { runHealthCheck, type HealthCheck } from './health.js';
 import { inventoryPath, toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
 import { plannedSteps, RunJournal } from './journal.js';
+import { applyRestore, planRestore } from './restore.js';
 
 export interface AppliedStep {
   id: string;
@@ -183,7 +184,15 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
     await journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) });
     await journal?.event({ ev: 'rolling-back' });
-    const rollbackErrors = await rollback(done, context);
+    let rollbackErrors = await rollback(done, context, journal);
+    if (rollbackErrors.length > 0 && journal) {
+      // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
+      context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
+      const restored = await applyRestore(await planRestore(journal), journal, { log: context.log });
+      const covered = restoredIds(journal);
+      rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
+      rollbackErrors.push(...restored.errors.map((e) => ({ id: e.resource, error: `restore from backup: ${e.error}` })));
+    }
     await journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined);
     return {
       status: 'rolled-back',
@@ -219,12 +228,19 @@ function byDriver(done: readonly Done[]): Map<AnyDriver, { change: Change; undo:
   return groups;
 }
 
-async function rollback(done: Done[], context: PlannedHost['context']): Promise<{ id: string; error: string }[]> {
+// Resources whose files the journal backed up (a restore from backups covers them).
+function restoredIds(journal: RunJournal): Set<string> {
+  return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
+}
+
+async function rollback(done: Done[], context: PlannedHost['context'], journal?: RunJournal): Promise<{ id: string; error: string }[]> {
   const errors: { id: string; error: string }[] = [];
   const reversed = [...done].reverse();
   for (const { change, driver, undo } of reversed) {
     try {
       await driver.rollback(change, undo, context);
+      // A lifecycle command's down command ran: a later restore from backups must not run it again.
+      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true });
       context.log.info({ resource: change.id }, 'rolled back');
     } catch (cause) {
       // Keep going: one failed rollback must not leave the others undone.

@@ -104,6 +104,24 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     expect(await recoverInterruptedRun(host, STATE, silentLogger())).toBeUndefined();
   });
 
+  it('when a driver cannot undo its change, the run is restored from its backups', async () => {
+    const { drivers } = await import('../drivers/registry.js');
+    const { fileDriver } = await import('../drivers/file/index.js');
+    const broken = new Map(drivers);
+    broken.set('file', { ...fileDriver, rollback: () => Promise.reject(new Error('cannot undo')) });
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') });
+    await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
+    const repoDir = await writeRepo({
+      'hosts/test-1.yaml': HOST_YAML,
+      'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/blocked/b.conf', 'x\n'),
+    });
+    const outcome = await reconcileHost({ repoDir, hostName: 'test-1', host, dryRun: false, log: silentLogger(), env: {}, drivers: broken });
+    if (outcome.stage !== 'applied' || outcome.result.status !== 'rolled-back') throw new Error('expected a rolled-back run');
+    expect(outcome.result.failed.id).toBe('file/srv/blocked/b.conf');
+    expect(outcome.result.rollbackErrors).toEqual([]);
+    expect(await read('srv/a.conf')).toBe('one\n');
+  });
+
   it('the CLI lists runs and prints a down plan without changing anything', async () => {
     await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') }, 'c'.repeat(40));
     await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') }, 'd'.repeat(40));
