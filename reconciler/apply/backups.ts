@@ -1,6 +1,7 @@
 import type { Change } from '../diff/model.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { commandStatePath } from '../drivers/command/index.js';
+import { certificatePaths, htpasswdFile, siteFile } from '../drivers/nginx/paths.js';
 import { listTableText } from '../drivers/nftables/nft.js';
 import { restoreTransaction } from '../drivers/nftables/index.js';
 import { UNIT_DIR } from '../drivers/systemd/render.js';
@@ -15,7 +16,7 @@ import type { RunJournal } from './journal.js';
 export function backupPaths(change: Change, driver: AnyDriver | undefined, stateDirectory: string): string[] {
   const own = (driver as { backupPaths?: (c: Change) => string[] } | undefined)?.backupPaths;
   if (own) return own(change);
-  const spec = change.resource?.spec as { path?: string; unit?: string } | undefined;
+  const spec = change.resource?.spec as { path?: string; unit?: string; site?: string; name?: string } | undefined;
   switch (change.kind) {
     case 'file':
     case 'envfile':
@@ -23,6 +24,13 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined, state
     case 'unit':
     case 'timer':
       return spec?.unit ? [`${UNIT_DIR}/${spec.unit}`] : [];
+    case 'site':
+      return spec?.site ? [siteFile(spec.site), htpasswdFile(spec.site)] : [];
+    case 'certificate': {
+      if (!spec?.name) return [];
+      const { certificate, key } = certificatePaths(spec.name);
+      return [certificate, key];
+    }
     case 'command':
       // What ran is recorded there: restoring it makes a rolled-back command run again next time.
       return [commandStatePath(stateDirectory)];
@@ -42,6 +50,11 @@ export function isUnitPath(p: string): boolean {
 }
 
 /** Whether a unit, as its file reads, should be running: services that are not timer-driven, and timers. */
+/** nginx reads it: a restored one needs `nginx -t` and a reload. */
+export function isNginxPath(p: string): boolean {
+  return p.startsWith('/etc/nginx/') || p.startsWith('/etc/hostkit/tls/');
+}
+
 export function unitRuns(name: string, content: Buffer | undefined): boolean {
   if (!content) return false;
   if (name.endsWith('.timer')) return true;

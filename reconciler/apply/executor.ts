@@ -127,8 +127,9 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       try {
         await driver.settle(group, context, 'apply');
       } catch (cause) {
-        // A driver names the resource that failed (e.g. the unit that did not start) in the error's data.
-        const named = isHostKitError(cause) ? group.find((i) => i.change.id === cause.data.resourceId) : undefined;
+        // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
+        // it may be another driver's (the certificate driver's settle makes nginx sites live first).
+        const named = isHostKitError(cause) ? done.find((i) => i.change.id === cause.data.resourceId) : undefined;
         throw failure((named ?? group[0]!).change, cause);
       }
     }

@@ -5,7 +5,8 @@ import { loadTransaction, disarmRevert, revertArmed } from '../drivers/nftables/
 import { readPending, writePending } from '../drivers/systemd/pending.js';
 import { runCommand } from '../drivers/command/index.js';
 import { describeExec, type Host } from '../hosts/types.js';
-import { isUnitPath, unitRuns } from './backups.js';
+import { isNginxPath, isUnitPath, unitRuns } from './backups.js';
+import { reload as reloadNginx, testConfig as testNginx } from '../drivers/nginx/nginx.js';
 import { inventoryPath, readInventory } from './inventory.js';
 import type { RunJournal, PlannedStep, RunEvent } from './journal.js';
 
@@ -29,6 +30,8 @@ export interface RestorePlan {
   steps: RestoreStep[];
   /** Units restarted (or stopped) once the files are back. */
   units: { restart: string[]; stop: string[] };
+  /** nginx files (sites, certificates) come back: one `nginx -t` and one reload. */
+  reloadNginx: boolean;
 }
 
 const KEPT: Record<string, string> = {
@@ -100,6 +103,7 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
     ...(journal.record.previousCommit ? { previousCommit: journal.record.previousCommit } : {}),
     steps,
     units: { restart: [...new Set(restart)], stop: [...new Set(stop)] },
+    reloadNginx: steps.some((s) => (s.action === 'restore-file' || s.action === 'remove-file') && isNginxPath(s.path)),
   };
 }
 
@@ -198,6 +202,13 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
       const pending = await readPending(host, source.stateDirectory);
       for (const u of [...plan.units.restart, ...plan.units.stop]) pending.delete(u);
       await writePending(host, source.stateDirectory, pending);
+    });
+  }
+  if (plan.reloadNginx) {
+    await attempt('(nginx)', async () => {
+      const test = await testNginx(host);
+      if (!test.ok) throw new Error(`nginx -t rejected the restored configuration; nginx was not reloaded:\n${test.message}`);
+      await reloadNginx(host);
     });
   }
   return { errors, warnings };

@@ -1,9 +1,11 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver } from './account/index.js';
 import { commandDriver } from './command/index.js';
+import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
+import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
@@ -18,6 +20,8 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['envfile', envFileDriver],
   ['unit', unitDriver],
   ['timer', timerDriver],
+  ['certificate', certificateDriver],
+  ['site', nginxSiteDriver],
   ['firewall', nftablesDriver],
   ['pgrole', pgRoleDriver],
   ['pgdatabase', pgDatabaseDriver],
@@ -25,7 +29,4 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
-export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
-  site: 'nginx driver',
-  certificate: 'certificate driver',
-};
+export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {};

@@ -15,6 +15,7 @@ import { eventually, HOST_NAME, unitProperty } from './reconcile.js';
 const STATE = '/var/lib/hostkit';
 const UNIT = '/etc/systemd/system/hk-web.service';
 const ENV = '/etc/hostkit/env/web.env';
+const SITE = '/etc/nginx/conf.d/hostkit-web.hk.test.conf';
 
 function hostYaml(deploy = ''): string {
   return `apiVersion: hostkit.dev/v1
@@ -30,6 +31,7 @@ ${deploy}`;
 function web(version: string, options: { directory?: string; lifecycle?: string; name?: string; port?: number } = {}): string {
   const name = options.name ?? 'web';
   const port = options.port ?? 9201;
+  // Served through nginx as NAME.hk.test (the health check goes through it too).
   return `apiVersion: hostkit.dev/v1
 kind: Project
 metadata:
@@ -46,6 +48,9 @@ spec:
   files:
     - name: version.txt
       content: "${version}\\n"
+  domains:
+    - name: ${name}.hk.test
+      tls: none
   health:
     http:
       path: /version.txt
@@ -74,6 +79,14 @@ function result(outcome: ReconcileOutcome) {
   return outcome.result;
 }
 
+/** The body nginx serves for NAME.hk.test at `p`. */
+async function site(m: TestHost, name: string, p: string): Promise<string> {
+  const get = async () =>
+    (await m.host.exec('curl', ['-s', '--max-time', '3', '--resolve', `${name}.hk.test:80:127.0.0.1`, `http://${name}.hk.test${p}`])).stdout;
+  await eventually(async () => (await get()).endsWith('\n'), 10_000);
+  return get();
+}
+
 /** The body served at `p`, waiting (up to 10 s) for a just-restarted service to listen. */
 async function body(m: TestHost, port: number, p: string): Promise<string> {
   const get = async () => (await m.host.exec('curl', ['-s', '--max-time', '3', `http://127.0.0.1:${port}${p}`])).stdout;
@@ -89,9 +102,9 @@ async function snapshot(m: TestHost, paths: readonly string[]): Promise<Record<s
 
 describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real host', () => {
   const machine = useHost();
-  const files = [UNIT, ENV, '/srv/web/version.txt'];
+  const files = [UNIT, ENV, SITE, '/srv/web/version.txt'];
 
-  it('a commit whose new service fails its health check is rolled back: previous unit, env file and files, serving the previous version; the commit is quarantined', async () => {
+  it('a commit whose new service fails its health check (through nginx) is rolled back: previous unit, site, env file and files, serving the previous version; the commit is quarantined', async () => {
     const m = machine();
     const good = commitId();
     const first = result(await apply(m, { 'projects/web.yaml': web('v1') }, good));
@@ -103,11 +116,13 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
 
     // v2 serves a directory that does not exist: it starts (systemd is happy) but answers 404.
     const bad = commitId();
-    const second = result(await apply(m, { 'projects/web.yaml': web('v2', { directory: '/srv/web/missing' }) }, bad));
+    expect(await site(m, 'web', '/version.txt')).toBe('v1\n');
+    expect((await m.host.readFile(SITE))!.toString()).toContain('127.0.0.1:9201');
+    const second = result(await apply(m, { 'projects/web.yaml': web('v2', { directory: '/srv/web/missing', port: 9204 }) }, bad));
     expect(second.status).toBe('rolled-back');
     if (second.status !== 'rolled-back') return;
     expect(second.failed.id).toBe('health/web');
-    expect(second.failed.error).toMatch(/answered 404, expected 200/);
+    expect(second.failed.error).toMatch(/GET http:\/\/web\.hk\.test\/version\.txt \(port 80\) answered 404, expected 200/);
     expect(second.quarantined).toBe(true);
     expect(second.health).toEqual([{ project: 'web', ok: false, detail: expect.stringContaining('404') }]);
     // Back on the previous unit, env file and version file, and serving v1 from a restarted service.
@@ -115,6 +130,7 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(await unitProperty(m, 'hk-web.service', 'ActiveState')).toBe('active');
     expect(await unitProperty(m, 'hk-web.service', 'InvocationID')).not.toBe(idBefore);
     expect(await body(m, 9201, '/version.txt')).toBe('v1\n');
+    expect(await site(m, 'web', '/version.txt')).toBe('v1\n');
     const pid = await unitProperty(m, 'hk-web.service', 'MainPID');
     expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toContain('VERSION=v1');
 
@@ -124,12 +140,12 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(run.record.previousCommit).toBe(good);
     expect(run.status).toBe('rolled-back');
     expect(run.events.filter((e) => e.ev === 'backup').map((e) => (e.ev === 'backup' && e.target.type === 'file' ? e.target.path : ''))).toEqual(
-      expect.arrayContaining([UNIT, ENV, '/srv/web/version.txt', `${STATE}/inventory.json`]),
+      expect.arrayContaining([UNIT, ENV, SITE, '/srv/web/version.txt', `${STATE}/inventory.json`]),
     );
 
     // Retrying the quarantined commit applies nothing and says why.
     expect(await isQuarantined(m.host, STATE, bad)).toMatchObject({ commit: bad, projects: ['web'] });
-    const again = await apply(m, { 'projects/web.yaml': web('v2', { directory: '/srv/web/missing' }) }, bad);
+    const again = await apply(m, { 'projects/web.yaml': web('v2', { directory: '/srv/web/missing', port: 9204 }) }, bad);
     expect(again.stage).toBe('held');
     if (again.stage === 'held') expect(again.hold.message).toMatch(/quarantined.*hostkit resume/);
     expect(await snapshot(m, files)).toEqual(before);
@@ -139,10 +155,10 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     const m = machine();
     await resume(m.host, STATE);
     const before = await snapshot(m, files);
-    const v3 = result(await apply(m, { 'projects/web.yaml': web('v3') }, commitId()));
+    const v3 = result(await apply(m, { 'projects/web.yaml': web('v3', { port: 9205 }) }, commitId()));
     expect(v3.status).toBe('applied');
     const after = await snapshot(m, files);
-    expect(await body(m, 9201, '/version.txt')).toBe('v3\n');
+    expect(await body(m, 9205, '/version.txt')).toBe('v3\n');
 
     const target = await findRun(m.host, STATE, { last: true });
     expect(target.record.id).toBe(v3.run);
@@ -152,12 +168,15 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
       expect.arrayContaining([`restore-file ${UNIT}`, `restore-file ${ENV}`, 'restore-file /srv/web/version.txt', `restore-file ${STATE}/inventory.json`]),
     );
     expect(dry.plan.units.restart).toEqual(['hk-web.service']);
+    expect(dry.plan.steps.map((s) => ('path' in s ? s.path : ''))).toContain(SITE);
+    expect(dry.plan.reloadNginx).toBe(true);
     expect(await snapshot(m, files)).toEqual(after); // a dry run changes nothing
 
     const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });
     expect(done.result?.errors).toEqual([]);
     expect(await snapshot(m, files)).toEqual(before);
     expect(await body(m, 9201, '/version.txt')).toBe('v1\n');
+    expect(await site(m, 'web', '/version.txt')).toBe('v1\n');
     const pid = await unitProperty(m, 'hk-web.service', 'MainPID');
     expect((await m.exec('cat', [`/proc/${pid}/environ`])).stdout.split('\0')).toContain('VERSION=v1');
     // --last now means the run before; the rollback is a run of its own.
@@ -165,11 +184,12 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(runs.at(-1)!.record).toMatchObject({ type: 'rollback', target: v3.run });
     expect(runs.at(-1)!.status).toBe('restored');
 
-    const again = result(await apply(m, { 'projects/web.yaml': web('v3') }, commitId()));
+    const again = result(await apply(m, { 'projects/web.yaml': web('v3', { port: 9205 }) }, commitId()));
     expect(again.status).toBe('applied');
     expect(await snapshot(m, files)).toEqual(after);
-    expect(await body(m, 9201, '/version.txt')).toBe('v3\n');
-    expect(result(await apply(m, { 'projects/web.yaml': web('v3') }, commitId())).status).toBe('no-changes');
+    expect(await body(m, 9205, '/version.txt')).toBe('v3\n');
+    expect(await site(m, 'web', '/version.txt')).toBe('v3\n');
+    expect(result(await apply(m, { 'projects/web.yaml': web('v3', { port: 9205 }) }, commitId())).status).toBe('no-changes');
   });
 
   it('lifecycle commands: before-start runs before the service restarts, after-start after; the down plan runs the down command, an irreversible one is skipped', async () => {
@@ -193,7 +213,7 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     const order = v4.steps.map((s) => s.id);
     expect(order.indexOf('command/web-migrate')).toBeGreaterThan(order.indexOf('envfile/etc/hostkit/env/web.env'));
     expect(order.indexOf('command/web-migrate')).toBeLessThan(order.indexOf('unit/hk-web.service'));
-    expect(order.slice(-2).sort()).toEqual(['command/web-seed', 'command/web-warm']);
+    for (const after of ['command/web-seed', 'command/web-warm']) expect(order.indexOf(after)).toBeGreaterThan(order.indexOf('unit/hk-web.service'));
     const idAfter = await unitProperty(m, 'hk-web.service', 'InvocationID');
     expect(idAfter).not.toBe(idBefore);
     expect((await m.host.readFile('/srv/web/before-start.txt'))!.toString().trim()).toBe(idBefore);
@@ -215,7 +235,8 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(done.result?.errors).toEqual([]);
     expect((await m.host.readFile('/srv/web/migrations.txt'))!.toString()).toBe('m4\ndown-m4\n');
     expect((await m.host.readFile('/srv/web/seeds.txt'))!.toString()).toBe('seeded-m4\n');
-    expect(await body(m, 9201, '/version.txt')).toBe('v3\n');
+    expect(await body(m, 9205, '/version.txt')).toBe('v3\n');
+    expect(await site(m, 'web', '/version.txt')).toBe('v3\n');
   });
 
   it('a project failing repeatedly is paused after the configured number of failures, other projects still apply, and a commit that changes it un-pauses it', async () => {
