@@ -72,7 +72,13 @@ export async function interruptedRunWarning(host: Host, stateDirectory: string |
   if (!stateDirectory) return undefined;
   const bytes = await host.readFile(`${stateDirectory}/current-run.json`);
   if (!bytes) return undefined;
-  return warning('interrupted run', `an earlier run on this host was interrupted (${bytes.toString('utf8').trim()}); the next apply rolls it back first`);
+  let run = 'unknown';
+  try {
+    run = (JSON.parse(bytes.toString('utf8')) as { run?: string }).run ?? run;
+  } catch {
+    // still worth the warning
+  }
+  return warning('interrupted run', `run ${run} on this host was interrupted; the next apply rolls it back from its backups first`);
 }
 
 export function projectFingerprints(planned: PlannedHost): Map<string, string> {
