@@ -183,18 +183,35 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   } catch (cause) {
     const failed = cause instanceof StepFailed ? cause : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }]);
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
-    await journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) });
-    await journal?.event({ ev: 'rolling-back' });
+    // The journal is best effort from here: a host that stopped answering must not hide the failure.
+    // A run it cannot close stays open and is rolled back from its backups at the next start.
+    const note = async (work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        context.log.warn({ run: journal?.record.id, error: errorMessage(error) }, 'run journal not updated');
+      }
+    };
+    await note(async () => journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) }));
+    await note(async () => journal?.event({ ev: 'rolling-back' }));
     let rollbackErrors = await rollback(done, context, journal);
     if (rollbackErrors.length > 0 && journal) {
       // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
       context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
-      const restored = await applyRestore(await planRestore(journal), journal, { log: context.log });
-      const covered = restoredIds(journal);
-      rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
-      rollbackErrors.push(...restored.errors.map((e) => ({ id: e.resource, error: `restore from backup: ${e.error}` })));
+      try {
+        const restored = await applyRestore(await planRestore(journal), journal, { log: context.log });
+        if (restored.errors.length === 0) {
+          const covered = restoredIds(journal);
+          rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
+        }
+        rollbackErrors.push(...restored.errors.map((e) => ({ id: e.resource, error: `restore from backup: ${e.error}` })));
+      } catch (error) {
+        context.log.error({ run: journal.record.id, error: errorMessage(error) }, 'restore from the run backups failed');
+      }
     }
-    await journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined);
+    await note(async () =>
+      journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined),
+    );
     return {
       status: 'rolled-back',
       steps: steps.filter((s) => s.id !== failed.id),
@@ -241,7 +258,7 @@ async function rollback(done: Done[], context: PlannedHost['context'], journal?:
     try {
       await driver.rollback(change, undo, context);
       // A lifecycle command's down command ran: a later restore from backups must not run it again.
-      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true });
+      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
     } catch (cause) {
       // Keep going: one failed rollback must not leave the others undone.

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../core/errors.js';
-import { loadTransaction, disarmRevert, revertArmed } from '../drivers/nftables/nft.js';
+import { loadTransaction, disarmRevert, listTableText, revertArmed } from '../drivers/nftables/nft.js';
+import { restoreTransaction } from '../drivers/nftables/index.js';
 import { readPending, writePending } from '../drivers/systemd/pending.js';
 import { runCommand } from '../drivers/command/index.js';
 import { describeExec, type Host } from '../hosts/types.js';
@@ -18,7 +19,7 @@ import type { RunJournal, PlannedStep, RunEvent } from './journal.js';
 export type RestoreStep =
   | { action: 'restore-file'; resource: string; path: string; bytes: number; unchanged: boolean; backup: string; mode: number; uid: number; gid: number }
   | { action: 'remove-file'; resource: string; path: string; unchanged: boolean }
-  | { action: 'restore-firewall'; resource: string; backup: string }
+  | { action: 'restore-firewall'; resource: string; backup: string; unchanged: boolean }
   | { action: 'run-down'; resource: string; command: string[]; step: PlannedStep }
   | { action: 'skip-irreversible'; resource: string; detail: string }
   | { action: 'keep'; resource: string; detail: string };
@@ -60,7 +61,10 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
     const step = plannedById.get(id);
     for (const b of backups.filter((x) => x.id === id)) {
       if (b.target.type === 'firewall') {
-        steps.push({ action: 'restore-firewall', resource: id, backup: b.file! });
+        // Already as before (e.g. the commit-confirmed revert timer restored it): no transaction.
+        const saved = (await journal.readBackup(b.file!))?.toString('utf8');
+        const live = restoreTransaction(await listTableText(host));
+        steps.push({ action: 'restore-firewall', resource: id, backup: b.file!, unchanged: saved === live });
         continue;
       }
       const p = b.target.path;
@@ -154,6 +158,10 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
         break;
       case 'restore-firewall':
         await attempt(step.resource, async () => {
+          if (step.unchanged) {
+            if (await revertArmed(host)) await disarmRevert(host);
+            return;
+          }
           const text = (await source.readBackup(step.backup))?.toString('utf8');
           if (text === undefined) throw new Error(`backup ${step.backup} of the firewall table is missing`);
           if (options.record) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { warning } from '../core/diagnostics.js';
+import { errorMessage } from '../core/errors.js';
 import { pendingChanges } from '../diff/model.js';
 import type { PlannedHost } from '../diff/plan.js';
 import type { Host } from '../hosts/types.js';
@@ -134,17 +135,23 @@ export async function applySafely(
       : plan.changes.find((c) => c.id === result.failed.id)?.project;
     const projects = failedProject ? [failedProject] : [...touched];
     const hostManifest = planned.context.hostManifest;
-    const recorded = await recordFailure(
-      host,
-      stateDirectory,
-      {
-        ...(commit ? { commit } : {}),
-        ...(result.run ? { run: result.run } : {}),
-        reason: `${result.failed.id} failed`,
-        projects: projects.map((name) => ({ name, fingerprint: fingerprints.get(name) ?? '' })),
-      },
-      deployPolicy(hostManifest),
-    );
+    let recorded: Awaited<ReturnType<typeof recordFailure>> = { quarantined: false, paused: [] };
+    try {
+      recorded = await recordFailure(
+        host,
+        stateDirectory,
+        {
+          ...(commit ? { commit } : {}),
+          ...(result.run ? { run: result.run } : {}),
+          reason: `${result.failed.id} failed`,
+          projects: projects.map((name) => ({ name, fingerprint: fingerprints.get(name) ?? '' })),
+        },
+        deployPolicy(hostManifest),
+      );
+    } catch (error) {
+      // The host may have stopped answering (the failure itself may be why): the report still says what happened.
+      context.log.error({ error: errorMessage(error) }, 'failure not recorded: the commit is not quarantined');
+    }
     result.quarantined = recorded.quarantined;
     if (recorded.paused.length > 0) result.pausedNow = recorded.paused.map((p) => p.project);
   }

@@ -80,7 +80,7 @@ function describeStep(s: RestoreStep): string {
     case 'remove-file':
       return `  remove  ${s.path} (did not exist before)${s.unchanged ? ' - already gone' : ''}`;
     case 'restore-firewall':
-      return `  restore the firewall table (one nft transaction)`;
+      return `  restore the firewall table (one nft transaction)${s.unchanged ? ' - already as before' : ''}`;
     case 'run-down':
       return `  run down command of ${s.resource}: ${s.command.join(' ')}`;
     case 'skip-irreversible':
