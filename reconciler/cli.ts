@@ -6,6 +6,7 @@ import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import type { StateOptions } from './commands/safety.js';
 
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
 type Format = (typeof FORMATS)[number];
@@ -116,6 +117,36 @@ export function buildProgram(): Command {
       const opts = cmd.optsWithGlobals<{ config?: string; unitDir: string; start: boolean; print?: boolean }>();
       if (!opts.config) cmd.error("error: required option '--config <file>' not specified");
       process.exitCode = await (await import('./commands/agent.js')).installAgent({ ...opts, config: opts.config });
+    });
+
+  // Safe apply: the run journal, down plans, and lifting quarantine/pause (reconciler/commands/safety.ts).
+  const stateCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--state-dir <dir>', 'where HostKit keeps its state on this host', '/var/lib/hostkit')
+      .addOption(outputOption(['text', 'json', 'yaml']))
+      .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
+      .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
+  stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).')
+    .option('--verbose', "also show each run's planned changes and events")
+    .option('--prune', 'remove old runs, keeping the newest --keep')
+    .option('--keep <n>', 'with --prune: how many runs to keep', '20')
+    .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
+      process.exitCode = await (await import('./commands/safety.js')).runs(opts);
+    });
+  stateCommand('rollback', 'Restore the state before a run from its backups (lifecycle down commands run; irreversible ones are reported).')
+    .option('--last', 'the newest applied run not rolled back yet')
+    .option('--run <id>', 'the run to undo (a unique prefix of its id)')
+    .option('--dry-run', 'print the down plan and change nothing')
+    .action(async (opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }) => {
+      process.exitCode = await (await import('./commands/safety.js')).rollback(opts);
+    });
+  stateCommand('resume', 'Lift the quarantine of failed commits and un-pause paused projects, so the next apply retries them.')
+    .option('--project <name>', 'only this project')
+    .option('--commit <sha>', 'only this commit')
+    .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
+      process.exitCode = await (await import('./commands/safety.js')).resume(opts);
     });
   return program;
 }

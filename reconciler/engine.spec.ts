@@ -120,7 +120,7 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     expect(await tree(root)).toEqual(before);
   });
 
-  it('a failure part-way rolls back everything this run applied and records nothing', async () => {
+  it('a failure part-way rolls back everything this run applied and records nothing but the run journal', async () => {
     // /srv/blocked is a file, so writing /srv/blocked/b.conf fails after the directory and the first file were written.
     await mkdir(path.join(root, 'srv'), { recursive: true });
     await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
@@ -137,7 +137,15 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     expect(outcome.result.failed.id).toBe('file/srv/blocked/b.conf');
     expect(outcome.result.failed.error).toMatch(/ENOTDIR|not a directory/);
     expect(outcome.result.rollbackErrors).toEqual([]);
-    expect(await tree(root)).toEqual(before);
+    const after = await tree(root);
+    const state = Object.keys(after).filter((k) => k === '/var' || k === '/var/lib' || k.startsWith('/var/lib/hostkit'));
+    for (const k of state) delete after[k];
+    expect(after).toEqual(before);
+    // The journal says what happened; the inventory was never written.
+    expect(state).toContain(`/var/lib/hostkit/runs/${outcome.result.run}/events.jsonl`);
+    expect(state).not.toContain('/var/lib/hostkit/inventory.json');
+    const events = await readFile(path.join(root, `var/lib/hostkit/runs/${outcome.result.run}/events.jsonl`), 'utf8');
+    expect(events.trim().split('\n').at(-1)).toContain('"status":"rolled-back"');
   });
 
   it('prunes a file HostKit wrote once its manifest is gone, and leaves foreign files alone', async () => {

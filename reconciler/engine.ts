@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import { hasErrors } from './core/diagnostics.js';
 import { Redactor } from './core/secrets.js';
 import type { ResourceKind } from './core/resource.js';
-import { applyPlan, type ApplyResult } from './apply/executor.js';
+import type { ApplyResult } from './apply/executor.js';
+import { applySafely, interruptedRunWarning, recoverBeforePlan, stateDirectoryFor, type Hold, type SafeApplyExtras } from './apply/safe.js';
 import { planHost, type PlannedHost } from './diff/plan.js';
 import type { AnyDriver } from './drivers/types.js';
 import type { Host } from './hosts/types.js';
@@ -29,13 +30,18 @@ export interface ReconcileInput {
 export type ReconcileOutcome =
   | { stage: 'invalid'; repo: Repository }
   | { stage: 'planned'; repo: Repository; planned: PlannedHost }
-  | { stage: 'applied'; repo: Repository; planned: PlannedHost; result: ApplyResult };
+  | { stage: 'applied'; repo: Repository; planned: PlannedHost; result: ApplyResult & SafeApplyExtras }
+  /** Not applied: the commit is quarantined after failing (see apply/quarantine.ts). */
+  | { stage: 'held'; repo: Repository; planned: PlannedHost; hold: Hold };
 
 // The whole pipeline for one host: load + validate -> expand + observe + plan ->
 // (dry run stops here, as does a plan with errors) -> apply.
 export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOutcome> {
   const repo = await validateRepository(input.repoDir, input.cacheDir ? { cacheDir: input.cacheDir } : {});
   if (!repo.valid) return { stage: 'invalid', repo };
+  // A run a killed process left open is rolled back before anything is planned (apply/restore.ts).
+  const stateDirectory = stateDirectoryFor(repo.manifests, input.hostName, input.stateDirectory);
+  const recovered = input.dryRun ? undefined : await recoverBeforePlan(input.host, stateDirectory, input.log);
   const planned = await planHost({
     manifests: repo.manifests,
     hostName: input.hostName,
@@ -50,6 +56,11 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     ...(input.drivers ? { drivers: input.drivers } : {}),
   });
   planned.plan.diagnostics.push(...repo.diagnostics); // validation warnings
+  if (input.dryRun) {
+    const interrupted = await interruptedRunWarning(input.host, stateDirectory);
+    if (interrupted) planned.plan.diagnostics.push(interrupted);
+  }
   if (input.dryRun || hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
-  return { stage: 'applied', repo, planned, result: await applyPlan(planned) };
+  const safe = await applySafely(planned, { manifests: repo.manifests, ...(recovered ? { recovered } : {}) });
+  return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
 }

@@ -5,7 +5,11 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
 import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
+import { isQuarantined, resume } from '../apply/quarantine.js';
 import { silentLogger } from '../core/log.js';
+import type { ResourceKind } from '../core/resource.js';
+import { drivers } from '../drivers/registry.js';
+import type { AnyDriver } from '../drivers/types.js';
 import { Redactor } from '../core/secrets.js';
 import type { LocalHost } from '../hosts/local.js';
 import { ReportWriter } from '../report/writeback.js';
@@ -47,7 +51,14 @@ interface Setup {
 }
 
 async function setup(
-  options: { policy?: 'report' | 'heal'; flap?: FlapGuard; now?: () => number; reportBranch?: string; spacingMs?: number } = {},
+  options: {
+    policy?: 'report' | 'heal';
+    flap?: FlapGuard;
+    now?: () => number;
+    reportBranch?: string;
+    spacingMs?: number;
+    drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
+  } = {},
 ): Promise<Setup> {
   const remote = await gitRemote();
   const scratch = await scratchRoot();
@@ -89,6 +100,7 @@ async function setup(
     forge,
     env: { HK_TOKEN: TOKEN },
     ...(options.flap ? { flap: options.flap } : {}),
+    ...(options.drivers ? { drivers: options.drivers } : {}),
     ...(options.now ? { now: options.now } : {}),
     runSpacingMs: options.spacingMs ?? 0,
   });
@@ -271,6 +283,39 @@ describe('reconciler/agent/agent', () => {
     expect(s.forge.statuses.at(-1)).toEqual([commit, 'test-1', 'failure']);
     await expect(readFile(path.join(s.root, 'srv/app/motd'))).rejects.toThrow();
     expect(s.agent.lastApplied).toBeUndefined();
+  });
+
+  it('does not retry a commit whose apply failed and was rolled back, until hostkit resume lifts its quarantine', async () => {
+    // The file driver, failing to write one file while `broken` is set (as a full disk would).
+    let broken = true;
+    const fileDriver = drivers.get('file')!;
+    const failing: AnyDriver = {
+      ...fileDriver,
+      apply: async (change, ctx) => {
+        if (broken && change.id === 'file/srv/app/blocked') throw new Error('No space left on device (simulated)');
+        return fileDriver.apply(change, ctx);
+      },
+    };
+    s = await setup({ drivers: new Map([...drivers, ['file', failing]]) });
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('hello\n'),
+      'files/blocked.yaml': appFile('blocked', 'x\n'),
+    });
+    await s.agent.trigger('test');
+    expect(JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!)).toMatchObject({ commit, result: 'rolled-back' });
+    await expect(readFile(path.join(s.root, 'srv/app/motd'))).rejects.toThrow(); // rolled back
+    expect(await isQuarantined(s.host, '/var/lib/hostkit', commit)).toBeDefined();
+    const reports = (await s.remote.log('hostkit-status')).length;
+    broken = false;
+    await s.agent.trigger('again');
+    expect((await s.remote.log('hostkit-status')).length).toBe(reports); // quarantined: not retried
+    // The operator fixed the disk and lifts the quarantine: the same commit runs again and applies.
+    await resume(s.host, '/var/lib/hostkit', { commit });
+    await s.agent.trigger('resumed');
+    expect(JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!)).toMatchObject({ commit, result: 'applied' });
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
   });
 
   it('posts the plan of a pull request head against the live state, without applying it', async () => {

@@ -6,6 +6,8 @@ import { errorMessage } from '../core/errors.js';
 import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
 import { applyPlan } from '../apply/executor.js';
+import { isQuarantined } from '../apply/quarantine.js';
+import { stateDirectoryFor } from '../apply/safe.js';
 import { PENDING_ACTIONS, summarize } from '../diff/model.js';
 import { planHost } from '../diff/plan.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
@@ -67,6 +69,10 @@ interface PersistedState {
   /** The last commit applied successfully (drift is measured against it). */
   applied?: string;
   appliedAt?: string;
+  /** The considered commit failed (rolled back or held): `hostkit resume` makes it eligible again. */
+  failed?: boolean;
+  /** Where the engine keeps the host's state (quarantine, runs), as of the last run. */
+  hostState?: string;
 }
 
 /**
@@ -202,7 +208,7 @@ export class Agent {
       return;
     }
     const fetchMs = Math.round(performance.now() - t0);
-    if (commit === this.state.considered) {
+    if (commit === this.state.considered && !(await this.resumed(commit))) {
       log.debug({ commit, reasons }, 'commit already reconciled');
       return;
     }
@@ -241,12 +247,14 @@ export class Agent {
         ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
       });
       report = reportFromOutcome(facts(), outcome);
+      if (outcome.stage !== 'invalid') this.state.hostState = stateDirectoryFor(outcome.repo.manifests, config.host, this.deps.hostStateDirectory);
       if (outcome.stage === 'applied' && outcome.result.status === 'applied') changes = outcome.result.steps.length;
     } catch (cause) {
       report = reportFromError(facts(), cause);
     }
     metrics.run(report.result, (performance.now() - t0) / 1000, changes);
     this.state.considered = commit;
+    this.state.failed = report.result === 'rolled-back' || report.result === 'held';
     if (report.result === 'applied' || report.result === 'no-changes') {
       this.state.applied = commit;
       this.state.appliedAt = report.finishedAt;
@@ -372,6 +380,14 @@ export class Agent {
         : renderMarkdown(outcome.planned.plan);
     const posted = await forge.upsertPlanComment(pr.number, config.host, redactor.scrub(markdown));
     log.info({ pr: pr.number, commit: sha, comment: posted.id, created: posted.created }, 'plan posted');
+  }
+
+  /** A failed commit is not retried, unless `hostkit resume` has lifted its quarantine since. */
+  private async resumed(commit: string): Promise<boolean> {
+    if (!this.state.failed || !this.state.hostState) return false;
+    const quarantined = await isQuarantined(this.deps.host, this.state.hostState, commit);
+    if (!quarantined) this.deps.log.info({ commit }, 'quarantine lifted (hostkit resume): reconciling the commit again');
+    return !quarantined;
   }
 
   private async onlyReports(from: string, to: string): Promise<boolean> {

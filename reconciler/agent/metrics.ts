@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export type RunResult = 'applied' | 'no-changes' | 'rolled-back' | 'invalid' | 'error';
+export type RunResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
 
 // The agent's Prometheus metrics, in a registry of its own (no global state).
 export class AgentMetrics {

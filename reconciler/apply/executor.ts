@@ -3,7 +3,12 @@ import type { Diagnostic } from '../core/diagnostics.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
 import { assertApplicable, type PlannedHost } from '../diff/plan.js';
-import { toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
+import type { CommandSpec } from '../core/specs.js';
+import { backupChange } from './backups.js';
+import { runHealthCheck, type HealthCheck } from './health.js';
+import { inventoryPath, toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
+import { plannedSteps, RunJournal } from './journal.js';
+import { applyRestore, planRestore } from './restore.js';
 
 export interface AppliedStep {
   id: string;
@@ -11,17 +16,41 @@ export interface AppliedStep {
   ms: number;
 }
 
+/** Health checks that ran after the changes verified. */
+export interface HealthResult {
+  project: string;
+  ok: boolean;
+  detail?: string;
+}
+
+interface ResultBase {
+  skipped: string[];
+  warnings: Diagnostic[];
+  /** The run's journal (STATE/runs/RUN), when anything was applied. */
+  run?: string;
+  health?: HealthResult[];
+  /** Changes held back because their project is paused. */
+  held?: string[];
+}
+
 export type ApplyResult =
-  | { status: 'applied'; steps: AppliedStep[]; skipped: string[]; warnings: Diagnostic[] }
-  | { status: 'no-changes'; steps: []; skipped: string[]; warnings: Diagnostic[] }
-  | {
+  | (ResultBase & { status: 'applied'; steps: AppliedStep[] })
+  | (ResultBase & { status: 'no-changes'; steps: [] })
+  | (ResultBase & {
       status: 'rolled-back';
       steps: AppliedStep[];
-      skipped: string[];
-      warnings: Diagnostic[];
       failed: { id: string; error: string; diagnostics: Diagnostic[] };
       rollbackErrors: { id: string; error: string }[];
-    };
+    });
+
+export interface ApplyOptions {
+  /** Health checks by project; those of projects this run changed run after verify. */
+  health?: ReadonlyMap<string, HealthCheck>;
+  /** Change ids not to apply (their project is paused); their inventory entries stay as they were. */
+  held?: ReadonlySet<string>;
+  /** Keep a run journal with backups in STATE/runs (default true). */
+  journal?: boolean;
+}
 
 interface Done {
   change: Change;
@@ -46,26 +75,72 @@ function failure(change: Change, cause: unknown): StepFailed {
 }
 
 /**
- * Walk an already ordered plan in three phases: apply each pending change;
- * let each driver settle once (one daemon-reload, one restart call); verify
- * each change. On the first failure every change this run applied is rolled
- * back in reverse order and the drivers settle again, so the host is left in
- * its previous state; the inventory is only written after success.
+ * Walk an already ordered plan in phases: apply each pending change (its files
+ * backed up in the run journal first); let each driver settle once (one
+ * daemon-reload, one restart call) - before an after-start lifecycle command,
+ * the drivers applied so far settle first; verify each change; run the health
+ * checks of the projects that changed. On the first failure every change this
+ * run applied is rolled back in reverse order and the drivers settle again, so
+ * the host is left in its previous state; the inventory is only written after
+ * success. The journal (STATE/runs/RUN) is written before anything changes and
+ * as each step happens, so an interrupted run is rolled back at the next start.
  */
-export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
+export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
   const { plan, context, drivers, inventory } = planned;
   assertApplicable(plan);
-  const pending = pendingChanges(plan);
+  const held = options.held ?? new Set<string>();
+  const pending = pendingChanges(plan).filter((c) => !held.has(c.id));
+  const heldIds = pendingChanges(plan)
+    .filter((c) => held.has(c.id))
+    .map((c) => c.id);
   const skipped = plan.changes.filter((c) => c.action === 'unsupported').map((c) => c.id);
+  const base = { skipped, ...(heldIds.length > 0 ? { held: heldIds } : {}) };
+  if (pending.length === 0) {
+    await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, held));
+    return { status: 'no-changes', steps: [], ...base, warnings: context.warnings };
+  }
+  const journal =
+    options.journal === false
+      ? undefined
+      : await RunJournal.open(context.host, context.stateDirectory, {
+          type: 'apply',
+          host: plan.host,
+          ...(plan.commit ? { commit: plan.commit } : {}),
+          ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
+          planned: plannedSteps(pending),
+        });
+  await journal?.backupFile('(inventory)', inventoryPath(context.stateDirectory));
   const steps: AppliedStep[] = [];
   const done: Done[] = [];
+  const health: HealthResult[] = [];
+  let settledUpTo = 0;
   // What rollback cannot undo (dropping a database) waits until everything before it applied and
   // verified; the changes after it in the plan (e.g. dropping the role that owned it) wait with it.
   const cut = pending.findIndex((c) => c.irreversible);
   const reversible = cut === -1 ? pending : pending.slice(0, cut);
   const irreversible = cut === -1 ? [] : pending.slice(cut);
+  const settle = async () => {
+    const items = done.slice(settledUpTo);
+    settledUpTo = done.length;
+    for (const [driver, group] of byDriver(items)) {
+      if (!driver.settle) continue;
+      try {
+        await driver.settle(group, context, 'apply');
+      } catch (cause) {
+        // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
+        // it may be another driver's (the certificate driver's settle makes nginx sites live first).
+        const named = isHostKitError(cause) ? done.find((i) => i.change.id === cause.data.resourceId) : undefined;
+        throw failure((named ?? group[0]!).change, cause);
+      }
+    }
+    if (items.length > 0) await journal?.event({ ev: 'settled' });
+  };
   const applyOne = async (change: Change) => {
     const driver = drivers.get(change.kind)!;
+    // An after-start command runs once the services before it were restarted.
+    if (change.kind === 'command' && (change.resource?.spec as CommandSpec | undefined)?.phase === 'after-start') await settle();
+    if (journal) await backupChange(journal, change, driver);
+    await journal?.event({ ev: 'begin', id: change.id });
     const started = performance.now();
     try {
       done.push({ change, driver, undo: await driver.apply(change, context) });
@@ -74,6 +149,7 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
     }
     const ms = Math.round(performance.now() - started);
     steps.push({ id: change.id, action: change.action, ms });
+    await journal?.event({ ev: 'applied', id: change.id, ms });
     context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
   };
   const verify = async (items: readonly Done[]) => {
@@ -81,40 +157,82 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
       const problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
     }
+    if (items.length > 0) await journal?.event({ ev: 'verified' });
+  };
+  const checkHealth = async () => {
+    const projects = [...new Set(pending.map((c) => c.project).filter((p): p is string => p !== undefined))].sort();
+    for (const project of projects) {
+      const check = options.health?.get(project);
+      if (!check) continue;
+      const problems = await runHealthCheck(context.host, check);
+      const detail = problems.map((d) => d.detail).join('; ');
+      health.push({ project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
+      await journal?.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
+      if (problems.length > 0) throw new StepFailed(`health/${project}`, problems);
+      context.log.info({ project }, 'healthy');
+    }
   };
   try {
-    for (const phase of [reversible, irreversible]) {
+    for (const [i, phase] of [reversible, irreversible].entries()) {
       const from = done.length;
       for (const change of phase) await applyOne(change);
-      for (const [driver, items] of byDriver(done.slice(from))) {
-        if (!driver.settle) continue;
-        try {
-          await driver.settle(items, context, 'apply');
-        } catch (cause) {
-          // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
-          // it may be another driver's (the certificate driver's settle makes nginx sites live first).
-          const named = isHostKitError(cause) ? done.find((i) => i.change.id === cause.data.resourceId) : undefined;
-          throw failure((named ?? items[0]!).change, cause);
-        }
-      }
+      await settle();
       await verify(done.slice(from));
+      if (i === 0) await checkHealth();
     }
   } catch (cause) {
     const failed = cause instanceof StepFailed ? cause : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }]);
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
-    const rollbackErrors = await rollback(done, context);
+    // The journal is best effort from here: a host that stopped answering must not hide the failure.
+    // A run it cannot close stays open and is rolled back from its backups at the next start.
+    const note = async (work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        context.log.warn({ run: journal?.record.id, error: errorMessage(error) }, 'run journal not updated');
+      }
+    };
+    await note(async () => journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) }));
+    await note(async () => journal?.event({ ev: 'rolling-back' }));
+    let rollbackErrors = await rollback(done, context, journal);
+    if (rollbackErrors.length > 0 && journal) {
+      // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
+      context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
+      try {
+        const restored = await applyRestore(await planRestore(journal), journal, { log: context.log });
+        if (restored.errors.length === 0) {
+          const covered = restoredIds(journal);
+          rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
+        }
+        rollbackErrors.push(...restored.errors.map((e) => ({ id: e.resource, error: `restore from backup: ${e.error}` })));
+      } catch (error) {
+        context.log.error({ run: journal.record.id, error: errorMessage(error) }, 'restore from the run backups failed');
+      }
+    }
+    await note(async () =>
+      journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined),
+    );
     return {
       status: 'rolled-back',
       steps: steps.filter((s) => s.id !== failed.id),
-      skipped,
+      ...base,
       warnings: context.warnings,
       failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics },
       rollbackErrors,
+      ...(journal ? { run: journal.record.id } : {}),
+      ...(health.length > 0 ? { health } : {}),
     };
   }
-  await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory));
-  const warnings = context.warnings;
-  return pending.length === 0 ? { status: 'no-changes', steps: [], skipped, warnings } : { status: 'applied', steps, skipped, warnings };
+  await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, held));
+  await journal?.close('applied');
+  return {
+    status: 'applied',
+    steps,
+    ...base,
+    warnings: context.warnings,
+    ...(journal ? { run: journal.record.id } : {}),
+    ...(health.length > 0 ? { health } : {}),
+  };
 }
 
 // Applied changes grouped by driver, in the order the drivers first appear.
@@ -128,12 +246,19 @@ function byDriver(done: readonly Done[]): Map<AnyDriver, { change: Change; undo:
   return groups;
 }
 
-async function rollback(done: Done[], context: PlannedHost['context']): Promise<{ id: string; error: string }[]> {
+// Resources whose files the journal backed up (a restore from backups covers them).
+function restoredIds(journal: RunJournal): Set<string> {
+  return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
+}
+
+async function rollback(done: Done[], context: PlannedHost['context'], journal?: RunJournal): Promise<{ id: string; error: string }[]> {
   const errors: { id: string; error: string }[] = [];
   const reversed = [...done].reverse();
   for (const { change, driver, undo } of reversed) {
     try {
       await driver.rollback(change, undo, context);
+      // A lifecycle command's down command ran: a later restore from backups must not run it again.
+      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
     } catch (cause) {
       // Keep going: one failed rollback must not leave the others undone.
@@ -154,9 +279,15 @@ async function rollback(done: Done[], context: PlannedHost['context']): Promise<
 
 // Desired resources with a driver are now owned; deleted orphans are forgotten;
 // reported orphans stay owned so they keep being reported.
-function nextInventory(planned: PlannedHost, previous: Inventory): Inventory {
+function nextInventory(planned: PlannedHost, previous: Inventory, held: ReadonlySet<string>): Inventory {
   const resources: Inventory['resources'] = {};
-  for (const r of planned.resources) if (planned.drivers.has(r.kind)) resources[r.id] = toInventoryEntry(r);
+  for (const r of planned.resources) {
+    if (!planned.drivers.has(r.kind)) continue;
+    if (held.has(r.id)) {
+      if (previous.resources[r.id]) resources[r.id] = previous.resources[r.id]!; // held back: still as last applied
+    } else resources[r.id] = toInventoryEntry(r);
+  }
+  for (const id of held) if (previous.resources[id] && !resources[id]) resources[id] = previous.resources[id]!;
   for (const c of planned.plan.changes) {
     const old = previous.resources[c.id];
     if (old && !resources[c.id] && c.action !== 'delete' && c.orphan) resources[c.id] = old;

@@ -80,30 +80,63 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
   }
 
   if (opts.output === 'text') write(renderText(plan, { style, verbose: opts.verbose === true }));
+  if (outcome.stage === 'held') {
+    const report = { host: hostName, ...(commit ? { commit } : {}), status: 'quarantined', message: outcome.hold.message, quarantine: outcome.hold.quarantine };
+    if (opts.output === 'json') write(JSON.stringify(report, null, 2) + '\n');
+    else if (opts.output === 'yaml') write(stringify(report));
+    else write(`\n${style.yellow(`Not applied: ${outcome.hold.message}`)}\n`);
+    return 1;
+  }
   if (outcome.stage !== 'applied') return 1;
   const result = outcome.result;
   const report = {
     host: hostName,
     ...(commit ? { commit } : {}),
     status: result.status,
+    ...(result.run ? { run: result.run } : {}),
     applied: result.steps,
     skipped: result.skipped,
     warnings: result.warnings,
-    ...(result.status === 'rolled-back' ? { failed: result.failed, rollbackErrors: result.rollbackErrors } : {}),
+    ...(result.health ? { health: result.health } : {}),
+    ...(result.recovered ? { recovered: result.recovered } : {}),
+    ...(result.held ? { held: result.held, paused: result.paused } : {}),
+    ...(result.released ? { released: result.released } : {}),
+    ...(result.status === 'rolled-back'
+      ? { failed: result.failed, rollbackErrors: result.rollbackErrors, quarantined: result.quarantined ?? false, pausedNow: result.pausedNow ?? [] }
+      : {}),
   };
   if (opts.output === 'json') write(JSON.stringify(report, null, 2) + '\n');
   else if (opts.output === 'yaml') write(stringify(report));
   else {
     const lines: string[] = [''];
+    if (result.recovered) {
+      lines.push(style.yellow(`An interrupted run (${result.recovered.run}) was rolled back before this one.`));
+      for (const e of result.recovered.errors) lines.push(style.red(`  restore of ${e}`));
+    }
+    for (const id of result.released ?? []) lines.push(`Project ${id} is no longer paused: this commit changes it.`);
+    for (const p of result.paused ?? [])
+      lines.push(
+        style.yellow(
+          `Held back: project ${p.project} is paused since ${p.at} after ${p.failures} failed applies; its changes were not applied. A commit that changes it, or \`hostkit resume --project ${p.project}\`, un-pauses it.`,
+        ),
+      );
     if (result.status === 'rolled-back') {
-      lines.push(style.red(`Failed at ${result.failed.id}: ${result.failed.error}`));
+      lines.push(style.red(`Failed and rolled back: ${result.failed.id}: ${result.failed.error}`));
       lines.push(`Rolled back ${result.steps.length + 1} change(s) applied by this run; the host is as it was before.`);
       for (const e of result.rollbackErrors) lines.push(style.red(`  rollback of ${e.id} failed: ${e.error}`));
+      if (result.quarantined && commit)
+        lines.push(style.yellow(`Commit ${commit.slice(0, 12)} is quarantined: it is not applied again until a new commit, or \`hostkit resume\`.`));
+      for (const p of result.pausedNow ?? [])
+        lines.push(
+          style.yellow(`Project ${p} is now paused after repeated failures: a commit that changes it, or \`hostkit resume --project ${p}\`, un-pauses it.`),
+        );
     } else if (result.status === 'no-changes') {
       lines.push('Nothing to apply: the host matches the manifests.');
     } else {
       lines.push(style.green(`Applied ${result.steps.length} change(s) to ${hostName}.`));
+      if (result.run) lines.push(style.dim(`Run ${result.run}: \`hostkit runs\` shows it, \`hostkit rollback --last\` undoes it.`));
     }
+    for (const h of result.health ?? []) if (h.ok) lines.push(style.green(`healthy: ${h.project}`));
     for (const w of result.warnings) lines.push(style.yellow(`warning: ${w.summary}: ${w.detail}`));
     if (result.skipped.length > 0) lines.push(style.dim(`${result.skipped.length} resource(s) not applied: their drivers do not exist yet.`));
     write(lines.join('\n') + '\n');

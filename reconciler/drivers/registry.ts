@@ -1,5 +1,6 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver } from './account/index.js';
+import { commandDriver } from './command/index.js';
 import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
@@ -24,9 +25,8 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['firewall', nftablesDriver],
   ['pgrole', pgRoleDriver],
   ['pgdatabase', pgDatabaseDriver],
+  ['command', commandDriver],
 ]);
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
-export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
-  command: 'lifecycle commands',
-};
+export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {};

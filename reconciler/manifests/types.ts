@@ -37,6 +37,8 @@ export interface HostSpec {
   acme?: { directory?: string; email: string; renewBefore?: number; caCertificate?: string };
   postgresql?: { socket?: string; host?: string; port?: number; user?: string; password?: SecretRef };
   age?: { identityFile: string };
+  /** Deploy-loop protection: pause a project after this many failed applies within the window. */
+  deploy?: { pauseAfterFailures?: number; failureWindow?: string };
 }
 
 export interface ServiceSpec {

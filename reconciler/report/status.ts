@@ -4,12 +4,13 @@ import type { Redactor } from '../core/secrets.js';
 import { PENDING_ACTIONS, type Change, type FieldChange, type Plan } from '../diff/model.js';
 import type { ReconcileOutcome } from '../engine.js';
 
-export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'invalid' | 'error';
+export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
 
 const RESULT_TEXT: Record<ReportResult, string> = {
   applied: 'applied',
   'no-changes': 'no changes',
   'rolled-back': 'failed and rolled back',
+  held: 'held: the commit is quarantined after a failure',
   invalid: 'invalid manifests',
   error: 'failed before applying anything',
 };
@@ -106,6 +107,7 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
   if (outcome.stage === 'planned') {
     return { ...base, result: 'invalid', summary: 'the plan has errors; nothing was applied', resources, diagnostics };
   }
+  if (outcome.stage === 'held') return { ...base, result: 'held', summary: outcome.hold.message, resources, diagnostics };
   const r = outcome.result;
   if (r.status === 'rolled-back') {
     return {
@@ -118,8 +120,9 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
       rollbackErrors: r.rollbackErrors,
     };
   }
-  if (r.status === 'no-changes') return { ...base, result: 'no-changes', summary: 'the host matches the manifests', resources, diagnostics };
-  return { ...base, result: 'applied', summary: `${r.steps.length} change(s) applied`, resources, diagnostics: [...diagnostics, ...diagnosticsOf(r.warnings)] };
+  const paused = r.paused?.length ? `; held back for paused project(s): ${r.paused.map((p) => p.project).join(', ')}` : '';
+  if (r.status === 'no-changes') return { ...base, result: 'no-changes', summary: `the host matches the manifests${paused}`, resources, diagnostics };
+  return { ...base, result: 'applied', summary: `${r.steps.length} change(s) applied${paused}`, resources, diagnostics: [...diagnostics, ...diagnosticsOf(r.warnings)] };
 }
 
 export function reportFromError(facts: RunFacts, cause: unknown): HostReport {

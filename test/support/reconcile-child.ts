@@ -3,10 +3,11 @@
 // first `systemctl daemon-reload`, i.e. after unit files were written and
 // before any restart; or before `nginx -t`, after site files were written and
 // before any reload) and says so on stdout, so the test can SIGKILL it there.
+// It says when the apply starts (the run journal opens), for kills timed from there.
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost } from '../../reconciler/engine.js';
 import { NspawnHost } from '../../reconciler/hosts/nspawn.js';
-import type { ExecOptions, Host } from '../../reconciler/hosts/types.js';
+import type { ExecOptions, Host, Ownership } from '../../reconciler/hosts/types.js';
 
 const [repoDir, hostName, leaderPid, machine, stopAt] = process.argv.slice(2) as [string, string, string, string, string | undefined];
 const real = new NspawnHost({ leaderPid: Number(leaderPid), machine });
@@ -23,7 +24,16 @@ const host: Host = Object.assign(Object.create(real) as Host, {
     }
     return real.exec(file, args, options);
   },
+  // The run journal is opened just before the first change: crash tests time their kills from here.
+  writeFile: async (p: string, data: Buffer | string, ownership: Ownership) => {
+    await real.writeFile(p, data, ownership);
+    if (p.endsWith('/current-run.json') && !started) {
+      started = true;
+      process.stdout.write('HOSTKIT-CHILD: apply started\n');
+    }
+  },
 });
+let started = false;
 
 const outcome = await reconcileHost({ repoDir, hostName, host, dryRun: false, log: silentLogger(), env: process.env });
 process.stdout.write(`HOSTKIT-CHILD: ${outcome.stage === 'applied' ? outcome.result.status : outcome.stage}\n`);

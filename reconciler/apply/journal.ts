@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Change } from '../diff/model.js';
+import type { CommandSpec } from '../core/specs.js';
+import type { Host } from '../hosts/types.js';
+import { ensureDirectory, readJson, writeJson } from './state-file.js';
+
+// The run journal: STATE/runs/RUN-ID/ holds run.json (written before anything
+// changes: what is planned), events.jsonl (one line per step, rewritten
+// atomically as each step happens) and backups/ (the previous bytes of every
+// file-like resource, taken before it is overwritten). STATE/current-run.json
+// names the run in progress; a run that finds it at start-up was interrupted.
+
+export type RunType = 'apply' | 'rollback';
+
+export interface PlannedStep {
+  id: string;
+  kind: Change['kind'];
+  action: Change['action'];
+  project?: string;
+  /** Lifecycle commands: what a down plan needs. */
+  command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project'> & { environmentFile?: string };
+}
+
+export interface RunRecord {
+  version: 1;
+  id: string;
+  type: RunType;
+  host: string;
+  commit?: string;
+  /** The commit the host was at before this run (from the inventory). */
+  previousCommit?: string;
+  startedAt: string;
+  planned: PlannedStep[];
+  /** For rollback runs: the run being undone. */
+  target?: string;
+}
+
+/** What a backup restores: a file's bytes and ownership, or its absence; or the firewall table. */
+export type BackupTarget = { type: 'file'; path: string } | { type: 'firewall' };
+
+export type RunEvent =
+  | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; mode?: number; uid?: number; gid?: number; t: string }
+  | { ev: 'begin'; id: string; t: string }
+  | { ev: 'applied'; id: string; ms: number; t: string }
+  | { ev: 'settled'; t: string }
+  | { ev: 'verified'; t: string }
+  | { ev: 'health'; project: string; ok: boolean; detail?: string; t: string }
+  | { ev: 'failed'; id: string; error: string; t: string }
+  | { ev: 'rolling-back'; t: string }
+  | { ev: 'down'; id: string; ok: boolean; t: string }
+  | { ev: 'end'; status: RunStatus; detail?: string; t: string };
+
+export type RunStatus = 'applied' | 'rolled-back' | 'interrupted-rolled-back' | 'restored' | 'failed';
+
+export function runsDirectory(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'runs');
+}
+
+function currentPath(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'current-run.json');
+}
+
+export function newRunId(now = new Date()): string {
+  // Sortable by time, to the millisecond: 20261122T053900123Z-a1b2c3.
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+}
+
+export function plannedSteps(changes: readonly Change[]): PlannedStep[] {
+  return changes.map((c) => {
+    const step: PlannedStep = { id: c.id, kind: c.kind, action: c.action, ...(c.project ? { project: c.project } : {}) };
+    if (c.kind === 'command' && c.resource) {
+      const s = c.resource.spec as CommandSpec;
+      const environmentFile = (c.desired as { environmentFile?: string } | undefined)?.environmentFile;
+      step.command = {
+        project: s.project,
+        phase: s.phase,
+        irreversible: s.irreversible,
+        user: s.user,
+        workingDirectory: s.workingDirectory,
+        ...(s.down ? { down: s.down } : {}),
+        ...(environmentFile ? { environmentFile } : {}),
+      };
+    }
+    return step;
+  });
+}
+
+/** One run's journal on the host. Every method writes through before it returns. */
+export class RunJournal {
+  readonly host: Host;
+  readonly stateDirectory: string;
+  readonly record: RunRecord;
+  readonly events: RunEvent[];
+  private backups = 0;
+
+  private constructor(host: Host, stateDirectory: string, record: RunRecord, events: RunEvent[]) {
+    this.host = host;
+    this.stateDirectory = stateDirectory;
+    this.record = record;
+    this.events = events;
+    this.backups = events.filter((e) => e.ev === 'backup' && e.file).length;
+  }
+
+  get dir(): string {
+    return path.posix.join(runsDirectory(this.stateDirectory), this.record.id);
+  }
+
+  /** Write the run record and mark it as the run in progress, before anything changes. */
+  static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
+    const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
+    const journal = new RunJournal(host, stateDirectory, full, []);
+    await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
+    await writeJson(host, path.posix.join(journal.dir, 'run.json'), full);
+    await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', { uid: 0, gid: 0, mode: 0o600 });
+    await writeJson(host, currentPath(stateDirectory), { run: full.id });
+    return journal;
+  }
+
+  static async load(host: Host, stateDirectory: string, id: string): Promise<RunJournal | undefined> {
+    const dir = path.posix.join(runsDirectory(stateDirectory), id);
+    const record = await readJson<RunRecord>(host, path.posix.join(dir, 'run.json'));
+    if (!record || record.version !== 1) return undefined;
+    const text = (await host.readFile(path.posix.join(dir, 'events.jsonl')))?.toString('utf8') ?? '';
+    const events: RunEvent[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        events.push(JSON.parse(line) as RunEvent);
+      } catch {
+        break; // cannot happen with atomic rewrites; stop at the first bad line
+      }
+    }
+    return new RunJournal(host, stateDirectory, record, events);
+  }
+
+  /** Append one event (the file is rewritten atomically, so a kill never leaves half a line). */
+  async event(event: DistributiveOmit<RunEvent, 't'>): Promise<void> {
+    this.events.push({ ...event, t: new Date().toISOString() } as RunEvent);
+    await this.host.writeFile(path.posix.join(this.dir, 'events.jsonl'), this.events.map((e) => JSON.stringify(e)).join('\n') + '\n', {
+      uid: 0,
+      gid: 0,
+      mode: 0o600,
+    });
+  }
+
+  /** Save a path's current bytes and ownership (or that it is absent) under the run, once per path. */
+  async backupFile(id: string, filePath: string): Promise<void> {
+    if (this.events.some((e) => e.ev === 'backup' && e.target.type === 'file' && e.target.path === filePath)) return;
+    const st = await this.host.stat(filePath);
+    if (!st || st.type !== 'file') {
+      await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, absent: true });
+      return;
+    }
+    const file = `backups/${++this.backups}`;
+    await this.host.writeFile(path.posix.join(this.dir, file), (await this.host.readFile(filePath)) ?? Buffer.alloc(0), { uid: 0, gid: 0, mode: 0o600 });
+    await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, file, mode: st.mode, uid: st.uid, gid: st.gid });
+  }
+
+  /** Save text that restores something that is not a file (the firewall table's restore transaction). */
+  async backupText(id: string, target: BackupTarget, text: string): Promise<void> {
+    if (this.events.some((e) => e.ev === 'backup' && JSON.stringify(e.target) === JSON.stringify(target))) return;
+    const file = `backups/${++this.backups}`;
+    await this.host.writeFile(path.posix.join(this.dir, file), text, { uid: 0, gid: 0, mode: 0o600 });
+    await this.event({ ev: 'backup', id, target, file });
+  }
+
+  async readBackup(file: string): Promise<Buffer | undefined> {
+    return this.host.readFile(path.posix.join(this.dir, file));
+  }
+
+  async close(status: RunStatus, detail?: string): Promise<void> {
+    await this.event({ ev: 'end', status, ...(detail ? { detail } : {}) });
+    const current = await readJson<{ run?: string }>(this.host, currentPath(this.stateDirectory));
+    if (current?.run === this.record.id) await this.host.remove(currentPath(this.stateDirectory));
+  }
+
+  get status(): RunStatus | 'open' {
+    const end = [...this.events].reverse().find((e) => e.ev === 'end');
+    return end && end.ev === 'end' ? end.status : 'open';
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The run left open by an interrupted process, if any. */
+export async function openRun(host: Host, stateDirectory: string): Promise<RunJournal | undefined> {
+  const current = await readJson<{ run?: string }>(host, currentPath(stateDirectory));
+  if (!current?.run) return undefined;
+  const journal = await RunJournal.load(host, stateDirectory, current.run);
+  if (!journal) {
+    await host.remove(currentPath(stateDirectory)); // opened but its record never written: nothing changed yet
+    return undefined;
+  }
+  if (journal.status !== 'open') {
+    await host.remove(currentPath(stateDirectory));
+    return undefined;
+  }
+  return journal;
+}
+
+/** Every run, oldest first (run ids sort by time). */
+export async function listRuns(host: Host, stateDirectory: string): Promise<RunJournal[]> {
+  const ids = ((await host.readdir(runsDirectory(stateDirectory))) ?? []).sort();
+  const out: RunJournal[] = [];
+  for (const id of ids) {
+    const j = await RunJournal.load(host, stateDirectory, id);
+    if (j) out.push(j);
+  }
+  return out;
+}
+
+/** Remove all but the newest `keep` runs (never the open one). Returns the removed ids. */
+export async function pruneRuns(host: Host, stateDirectory: string, keep: number): Promise<string[]> {
+  const runs = await listRuns(host, stateDirectory);
+  const victims = runs.slice(0, Math.max(0, runs.length - keep)).filter((r) => r.status !== 'open');
+  for (const r of victims) await removeTree(host, r.dir);
+  return victims.map((r) => r.record.id);
+}
+
+async function removeTree(host: Host, dir: string): Promise<void> {
+  for (const name of (await host.readdir(dir)) ?? []) {
+    const p = path.posix.join(dir, name);
+    const st = await host.stat(p);
+    if (st?.type === 'directory') await removeTree(host, p);
+    else await host.remove(p);
+  }
+  await host.remove(dir);
+}

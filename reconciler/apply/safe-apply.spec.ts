@@ -1,0 +1,190 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { scratchRoot, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { silentLogger } from '../core/log.js';
+import { reconcileHost } from '../engine.js';
+import { FakeHost } from '../hosts/fake.js';
+import type { LocalHost } from '../hosts/local.js';
+import { listRuns, openRun, pruneRuns, RunJournal } from './journal.js';
+import { isQuarantined, pausedProjects, recordFailure, resume, safetyStatus } from './quarantine.js';
+import { recoverInterruptedRun } from './restore.js';
+import { findRun, rollbackRun } from './rollback.js';
+
+const STATE = '/var/lib/hostkit';
+const CLI = path.resolve('dist/reconciler/cli.js');
+
+function file(name: string, p: string, content: string) {
+  return `apiVersion: hostkit.dev/v1
+kind: File
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: ${p}
+  mode: "0640"
+  content: ${JSON.stringify(content)}
+`;
+}
+
+describe('reconciler/apply (journal, down plans, crash recovery) in a scratch root', () => {
+  let root: string;
+  let host: LocalHost;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => {
+    ({ root, host, cleanup } = await scratchRoot());
+  });
+  afterEach(async () => cleanup());
+
+  async function apply(files: Record<string, string>, commit?: string, dryRun = false) {
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, ...files });
+    return reconcileHost({ repoDir, hostName: 'test-1', host, dryRun, log: silentLogger(), env: {}, ...(commit ? { commit } : {}) });
+  }
+  const read = (p: string) => readFile(path.join(root, p), 'utf8').catch(() => undefined);
+
+  it('journals every run before it changes anything, backs up what it overwrites, and rollback --last restores it', async () => {
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') }, 'a'.repeat(40));
+    const second = await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    expect(second.stage === 'applied' && second.result.status).toBe('applied');
+    // A run with nothing to do leaves no record.
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    const runs = await listRuns(host, STATE);
+    expect(runs.map((r) => [r.record.commit?.[0], r.status])).toEqual([
+      ['a', 'applied'],
+      ['b', 'applied'],
+    ]);
+    expect(runs[1]!.record).toMatchObject({ host: 'test-1', previousCommit: 'a'.repeat(40) });
+    expect(runs[1]!.record.planned.map((p) => `${p.action} ${p.id}`)).toEqual(['update file/srv/a.conf', 'create file/srv/b.conf']);
+    // The backup event of each file precedes its begin event.
+    const events = runs[1]!.events.map((e) => `${e.ev} ${'id' in e ? e.id : ''}`.trim());
+    expect(events.indexOf('backup file/srv/a.conf')).toBeLessThan(events.indexOf('begin file/srv/a.conf'));
+    expect(events.at(-1)).toBe('end');
+
+    const target = await findRun(host, STATE, { last: true });
+    const dry = await rollbackRun(target, { dryRun: true, log: silentLogger() });
+    expect(dry.plan.steps.map((s) => `${s.action} ${'path' in s ? s.path : s.resource}`)).toEqual([
+      'remove-file /srv/b.conf',
+      'restore-file /srv/a.conf',
+      `restore-file ${STATE}/inventory.json`,
+    ]);
+    expect(await read('srv/a.conf')).toBe('two\n');
+    const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });
+    expect(done.result!.errors).toEqual([]);
+    expect(await read('srv/a.conf')).toBe('one\n');
+    expect(await read('srv/b.conf')).toBeUndefined();
+    expect(JSON.parse((await read(`var/lib/hostkit/inventory.json`))!)).toMatchObject({ commit: 'a'.repeat(40) });
+    // The next --last is the run before; applying again brings the new state back.
+    expect((await findRun(host, STATE, { last: true })).record.commit).toBe('a'.repeat(40));
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    expect(await read('srv/b.conf')).toBe('new\n');
+
+    expect(await pruneRuns(host, STATE, 2)).toHaveLength(2);
+    expect((await listRuns(host, STATE)).map((r) => r.record.type)).toEqual(['rollback', 'apply']);
+  });
+
+  it('an open run found at start-up is rolled back before anything is planned; a dry run only warns', async () => {
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') });
+    // What a process killed mid-run leaves: an open run whose change wrote its file.
+    const journal = await RunJournal.open(host, STATE, { type: 'apply', host: 'test-1', planned: [{ id: 'file/srv/a.conf', kind: 'file', action: 'update' }] });
+    await journal.backupFile('(inventory)', `${STATE}/inventory.json`);
+    await journal.backupFile('file/srv/a.conf', '/srv/a.conf');
+    await journal.event({ ev: 'begin', id: 'file/srv/a.conf' });
+    await writeFile(path.join(root, 'srv/a.conf'), 'half-way\n');
+
+    const dry = await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') }, undefined, true);
+    expect(dry.stage === 'planned' && dry.planned.plan.diagnostics.map((d) => d.summary)).toContain('interrupted run');
+    expect(await openRun(host, STATE)).toBeDefined();
+
+    const recovered = await recoverInterruptedRun(host, STATE, silentLogger());
+    expect(recovered?.run).toBe(journal.record.id);
+    expect(await read('srv/a.conf')).toBe('one\n');
+    expect(await openRun(host, STATE)).toBeUndefined();
+    expect((await RunJournal.load(host, STATE, journal.record.id))!.status).toBe('interrupted-rolled-back');
+    expect(await recoverInterruptedRun(host, STATE, silentLogger())).toBeUndefined();
+  });
+
+  it('when a driver cannot undo its change, the run is restored from its backups', async () => {
+    const { drivers } = await import('../drivers/registry.js');
+    const { fileDriver } = await import('../drivers/file/index.js');
+    const broken = new Map(drivers);
+    broken.set('file', { ...fileDriver, rollback: () => Promise.reject(new Error('cannot undo')) });
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') });
+    await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
+    const repoDir = await writeRepo({
+      'hosts/test-1.yaml': HOST_YAML,
+      'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/blocked/b.conf', 'x\n'),
+    });
+    const outcome = await reconcileHost({ repoDir, hostName: 'test-1', host, dryRun: false, log: silentLogger(), env: {}, drivers: broken });
+    if (outcome.stage !== 'applied' || outcome.result.status !== 'rolled-back') throw new Error('expected a rolled-back run');
+    expect(outcome.result.failed.id).toBe('file/srv/blocked/b.conf');
+    expect(outcome.result.rollbackErrors).toEqual([]);
+    expect(await read('srv/a.conf')).toBe('one\n');
+  });
+
+  it('the CLI lists runs and prints a down plan without changing anything', async () => {
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') }, 'c'.repeat(40));
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') }, 'd'.repeat(40));
+    const env = { NO_COLOR: '1', HOSTKIT_CACHE_DIR: path.join(os.tmpdir(), 'hostkit-cli-cache') };
+    const runs = await execa('node', [CLI, 'runs', '--root', root, '-o', 'json'], { reject: false, env });
+    expect(runs.exitCode).toBe(0);
+    const listed = JSON.parse(runs.stdout) as { runs: { status: string; commit: string }[] };
+    expect(listed.runs.map((r) => [r.status, r.commit[0]])).toEqual([
+      ['applied', 'c'],
+      ['applied', 'd'],
+    ]);
+    const text = await execa('node', [CLI, 'rollback', '--last', '--dry-run', '--root', root], { reject: false, env });
+    expect(text.exitCode).toBe(0);
+    expect(text.stdout).toContain('restore /srv/a.conf (4 bytes, mode 0640)');
+    expect(text.stdout).toContain('Dry run: nothing was changed.');
+    expect(await read('srv/a.conf')).toBe('two\n');
+    const both = await execa('node', [CLI, 'rollback', '--root', root], { reject: false, env });
+    expect(both.exitCode).toBe(1);
+    expect(both.stderr).toContain('give exactly one of --last or --run ID');
+  });
+});
+
+describe('reconciler/apply/quarantine', () => {
+  const fp = (name: string, fingerprint = 'f1') => ({ name, fingerprint });
+
+  it('quarantines the failing commit until resume', async () => {
+    const host = new FakeHost();
+    await recordFailure(host, STATE, { commit: 'abc', reason: 'unit/x failed', projects: [fp('shop')] });
+    expect(await isQuarantined(host, STATE, 'abc')).toMatchObject({ commit: 'abc', reason: 'unit/x failed', projects: ['shop'] });
+    expect(await isQuarantined(host, STATE, 'def')).toBeUndefined();
+    expect((await resume(host, STATE)).quarantined.map((q) => q.commit)).toEqual(['abc']);
+    expect(await isQuarantined(host, STATE, 'abc')).toBeUndefined();
+  });
+
+  it.each([
+    { limit: 3, windowMs: 60_000, gapsMs: [0, 10_000, 10_000], paused: true },
+    { limit: 3, windowMs: 60_000, gapsMs: [0, 10_000], paused: false },
+    { limit: 3, windowMs: 60_000, gapsMs: [0, 50_000, 50_000], paused: false }, // the first one left the window
+    { limit: 1, windowMs: 1_000, gapsMs: [0], paused: true },
+  ])('pauses after $limit failures within $windowMs ms (gaps $gapsMs): $paused', async ({ limit, windowMs, gapsMs, paused }) => {
+    const host = new FakeHost();
+    let t = Date.parse('2026-11-22T00:00:00Z');
+    let last: Awaited<ReturnType<typeof recordFailure>> | undefined;
+    for (const [i, gap] of gapsMs.entries()) {
+      t += gap;
+      last = await recordFailure(
+        host,
+        STATE,
+        { commit: `c${i}`, reason: 'health/shop failed', projects: [fp('shop')], at: new Date(t) },
+        { pauseAfterFailures: limit, failureWindowMs: windowMs },
+      );
+    }
+    expect(last!.paused.map((p) => p.project)).toEqual(paused ? ['shop'] : []);
+    expect((await safetyStatus(host, STATE)).paused.length).toBe(paused ? 1 : 0);
+  });
+
+  it('a paused project stays paused while its desired state is unchanged, and is released when a commit changes it', async () => {
+    const host = new FakeHost();
+    await recordFailure(host, STATE, { commit: 'c1', reason: 'x', projects: [fp('shop', 'aaa')] }, { pauseAfterFailures: 1, failureWindowMs: 60_000 });
+    const same = await pausedProjects(host, STATE, new Map([['shop', 'aaa']]));
+    expect(same.paused.map((p) => p.project)).toEqual(['shop']);
+    const changed = await pausedProjects(host, STATE, new Map([['shop', 'bbb']]));
+    expect(changed).toMatchObject({ paused: [], released: [{ project: 'shop' }] });
+    expect((await safetyStatus(host, STATE)).paused).toEqual([]);
+  });
+});

@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { warning } from '../core/diagnostics.js';
+import { errorMessage } from '../core/errors.js';
+import { pendingChanges } from '../diff/model.js';
+import type { PlannedHost } from '../diff/plan.js';
+import type { Host } from '../hosts/types.js';
+import { hostSettings } from '../manifests/expand.js';
+import type { HostManifest, Manifest } from '../manifests/types.js';
+import { applyPlan, type ApplyResult } from './executor.js';
+import { healthChecks } from './health.js';
+import {
+  DEFAULT_POLICY,
+  isQuarantined,
+  parseDuration,
+  pausedProjects,
+  recordFailure,
+  type DeployPolicy,
+  type PauseEntry,
+  type QuarantineEntry,
+} from './quarantine.js';
+import { recoverInterruptedRun } from './restore.js';
+
+// The safe-apply wrapper around the executor, for reconcileHost and the agent:
+// an interrupted run is rolled back first; a quarantined commit is not applied;
+// a paused project's changes are held back; health checks run after verify; a
+// failure quarantines the commit and counts against the projects involved.
+
+export interface Hold {
+  reason: 'quarantined';
+  quarantine: QuarantineEntry;
+  message: string;
+}
+
+export interface SafeApplyExtras {
+  /** An interrupted run rolled back before this one planned. */
+  recovered?: { run: string; errors: string[] };
+  /** Projects whose changes were held back. */
+  paused?: PauseEntry[];
+  /** Projects un-paused because a new commit changed them. */
+  released?: string[];
+  /** After a failure: the commit is quarantined; these projects were paused by it. */
+  quarantined?: boolean;
+  pausedNow?: string[];
+}
+
+export type SafeApplyOutcome = { kind: 'held'; hold: Hold } | { kind: 'applied'; result: ApplyResult & SafeApplyExtras };
+
+export function deployPolicy(host: HostManifest | undefined): DeployPolicy {
+  const d = host?.spec?.deploy;
+  return {
+    pauseAfterFailures: d?.pauseAfterFailures ?? DEFAULT_POLICY.pauseAfterFailures,
+    failureWindowMs: d?.failureWindow ? parseDuration(d.failureWindow) : DEFAULT_POLICY.failureWindowMs,
+  };
+}
+
+/** The state directory the run will use: the override, else the Host manifest's. */
+export function stateDirectoryFor(manifests: readonly Manifest[], hostName: string, override?: string): string | undefined {
+  if (override) return override;
+  const m = manifests.find((x): x is Manifest<HostManifest> => x.kind === 'Host' && x.name === hostName);
+  return m ? hostSettings(m).stateDirectory : undefined;
+}
+
+/** Before planning an apply: roll back a run a killed process left open. */
+export async function recoverBeforePlan(host: Host, stateDirectory: string | undefined, log: Logger): Promise<SafeApplyExtras['recovered']> {
+  if (!stateDirectory) return undefined;
+  const recovered = await recoverInterruptedRun(host, stateDirectory, log);
+  return recovered ? { run: recovered.run, errors: recovered.result.errors.map((e) => `${e.resource}: ${e.error}`) } : undefined;
+}
+
+/** For dry runs: a warning when the next apply will first roll back an interrupted run. */
+export async function interruptedRunWarning(host: Host, stateDirectory: string | undefined) {
+  if (!stateDirectory) return undefined;
+  const bytes = await host.readFile(`${stateDirectory}/current-run.json`);
+  if (!bytes) return undefined;
+  let run = 'unknown';
+  try {
+    run = (JSON.parse(bytes.toString('utf8')) as { run?: string }).run ?? run;
+  } catch {
+    // still worth the warning
+  }
+  return warning('interrupted run', `run ${run} on this host was interrupted; the next apply rolls it back from its backups first`);
+}
+
+export function projectFingerprints(planned: PlannedHost): Map<string, string> {
+  const byProject = new Map<string, string[]>();
+  for (const r of [...planned.resources].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    if (!r.project) continue;
+    const list = byProject.get(r.project) ?? [];
+    list.push(JSON.stringify([r.id, r.spec]));
+    byProject.set(r.project, list);
+  }
+  return new Map([...byProject].map(([p, parts]) => [p, createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16)]));
+}
+
+export async function applySafely(
+  planned: PlannedHost,
+  options: { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered']; health?: boolean },
+): Promise<SafeApplyOutcome> {
+  const { plan, context } = planned;
+  const { host, stateDirectory } = context;
+  const commit = plan.commit;
+  const pending = pendingChanges(plan);
+  const quarantine = await isQuarantined(host, stateDirectory, commit);
+  if (quarantine && pending.length > 0) {
+    return {
+      kind: 'held',
+      hold: {
+        reason: 'quarantined',
+        quarantine,
+        message: `commit ${commit!.slice(0, 12)} failed on ${plan.host} at ${quarantine.at} (${quarantine.reason}) and is quarantined: it is not applied again. Push a new commit, or run \`hostkit resume\` to retry it.`,
+      },
+    };
+  }
+  const fingerprints = projectFingerprints(planned);
+  const { paused, released } = await pausedProjects(host, stateDirectory, fingerprints);
+  const pausedNames = new Set(paused.map((p) => p.project));
+  const held = new Set<string>();
+  for (const c of pending) {
+    if (c.project && pausedNames.has(c.project)) {
+      held.add(c.id);
+      c.reason = `held: project ${c.project} is paused (hostkit resume, or a commit that changes it, un-pauses it)`;
+    }
+  }
+  const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
+  const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
+  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held });
+  if (options.recovered) result.recovered = options.recovered;
+  if (paused.some((p) => [...held].some((id) => plan.changes.find((c) => c.id === id)?.project === p.project)))
+    result.paused = paused.filter((p) => [...held].some((id) => plan.changes.find((c) => c.id === id)?.project === p.project));
+  if (released.length > 0) result.released = released.map((r) => r.project);
+  if (result.status === 'rolled-back') {
+    const failedProject = result.failed.id.startsWith('health/')
+      ? result.failed.id.slice('health/'.length)
+      : plan.changes.find((c) => c.id === result.failed.id)?.project;
+    const projects = failedProject ? [failedProject] : [...touched];
+    const hostManifest = planned.context.hostManifest;
+    let recorded: Awaited<ReturnType<typeof recordFailure>> = { quarantined: false, paused: [] };
+    try {
+      recorded = await recordFailure(
+        host,
+        stateDirectory,
+        {
+          ...(commit ? { commit } : {}),
+          ...(result.run ? { run: result.run } : {}),
+          reason: `${result.failed.id} failed`,
+          projects: projects.map((name) => ({ name, fingerprint: fingerprints.get(name) ?? '' })),
+        },
+        deployPolicy(hostManifest),
+      );
+    } catch (error) {
+      // The host may have stopped answering (the failure itself may be why): the report still says what happened.
+      context.log.error({ error: errorMessage(error) }, 'failure not recorded: the commit is not quarantined');
+    }
+    result.quarantined = recorded.quarantined;
+    if (recorded.paused.length > 0) result.pausedNow = recorded.paused.map((p) => p.project);
+  }
+  return { kind: 'applied', result };
+}

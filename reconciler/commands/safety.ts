@@ -1,0 +1,140 @@
+import { stringify } from 'yaml';
+import { createLogger } from '../core/log.js';
+import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
+import { LocalHost } from '../hosts/local.js';
+import { DEFAULT_STATE_DIRECTORY } from '../manifests/expand.js';
+import { listRuns, pruneRuns } from '../apply/journal.js';
+import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
+import type { RestorePlan, RestoreStep } from '../apply/restore.js';
+import { findRun, rollbackRun, summarize } from '../apply/rollback.js';
+
+// `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
+// down plans and the deploy-loop protection, on this machine's state directory.
+
+export interface StateOptions {
+  stateDir?: string;
+  root?: string;
+  output: string;
+  logLevel?: string;
+}
+
+function target(opts: StateOptions) {
+  return { host: new LocalHost(opts.root ? { root: opts.root } : {}), stateDirectory: opts.stateDir ?? DEFAULT_STATE_DIRECTORY };
+}
+
+function emit(opts: StateOptions, data: unknown, text: () => string): void {
+  if (opts.output === 'json') process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+  else if (opts.output === 'yaml') process.stdout.write(stringify(data));
+  else process.stdout.write(text());
+}
+
+export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }): Promise<number> {
+  const { host, stateDirectory } = target(opts);
+  if (opts.prune) {
+    const keep = Number(opts.keep ?? '20');
+    if (!Number.isInteger(keep) || keep < 0) {
+      process.stderr.write(`hostkit: error: --keep expects a whole number of runs to keep, got ${opts.keep}\n`);
+      return 1;
+    }
+    const removed = await pruneRuns(host, stateDirectory, keep);
+    emit(opts, { removed, kept: keep }, () => `Removed ${removed.length} run(s) from ${stateDirectory}/runs; the newest ${keep} are kept.\n`);
+    return 0;
+  }
+  const all = await listRuns(host, stateDirectory);
+  const list = all.map((r) => ({ ...summarize(r, all), ...(opts.verbose ? { planned: r.record.planned, events: r.events } : {}) }));
+  const safety = await safetyStatus(host, stateDirectory);
+  emit(opts, { runs: list, ...safety }, () => {
+    const style: Style = useColor(process.stdout) ? COLOR : PLAIN;
+    const lines: string[] = [];
+    if (list.length === 0) lines.push(`No runs recorded in ${stateDirectory}/runs.`);
+    for (const r of list) {
+      const status =
+        r.status === 'applied' || r.status === 'restored' ? style.green(r.status) : r.status === 'open' ? style.yellow(r.status) : style.red(r.status);
+      const what = r.type === 'rollback' ? `rollback of ${r.target}` : `${r.changes} change(s)`;
+      lines.push(
+        `${r.id}  ${r.type.padEnd(8)} ${status.padEnd(12)} ${r.commit ? r.commit.slice(0, 12) : '-'.padEnd(12)}  ${what}${r.rolledBackBy ? style.dim(` (rolled back by ${r.rolledBackBy})`) : ''}`,
+      );
+      if (r.failed) lines.push(style.red(`    failed at ${r.failed.id}: ${r.failed.error.split('\n')[0]}`));
+      if (opts.verbose) {
+        for (const e of all.find((x) => x.record.id === r.id)!.events) {
+          const { t, ev, ...rest } = e;
+          lines.push(style.dim(`    ${t} ${ev} ${JSON.stringify(rest)}`));
+        }
+      }
+    }
+    for (const q of safety.quarantined)
+      lines.push(style.yellow(`quarantined: commit ${q.commit.slice(0, 12)} since ${q.at} (${q.reason}); \`hostkit resume\` retries it`));
+    for (const p of safety.paused)
+      lines.push(
+        style.yellow(`paused: project ${p.project} since ${p.at} after ${p.failures} failures; a commit that changes it or \`hostkit resume\` un-pauses it`),
+      );
+    return lines.join('\n') + '\n';
+  });
+  return 0;
+}
+
+function describeStep(s: RestoreStep): string {
+  switch (s.action) {
+    case 'restore-file':
+      return `  restore ${s.path} (${s.bytes} bytes, mode 0${s.mode.toString(8)})${s.unchanged ? ' - already as before' : ''}`;
+    case 'remove-file':
+      return `  remove  ${s.path} (did not exist before)${s.unchanged ? ' - already gone' : ''}`;
+    case 'restore-firewall':
+      return `  restore the firewall table (one nft transaction)${s.unchanged ? ' - already as before' : ''}`;
+    case 'run-down':
+      return `  run down command of ${s.resource}: ${s.command.join(' ')}`;
+    case 'skip-irreversible':
+      return `  skip    ${s.resource}: ${s.detail}`;
+    case 'keep':
+      return `  keep    ${s.resource}: ${s.detail}`;
+  }
+}
+
+export function renderRestorePlan(plan: RestorePlan): string {
+  const lines = [
+    `Down plan for run ${plan.run}${plan.commit ? ` (commit ${plan.commit.slice(0, 12)})` : ''}: back to the state before it${plan.previousCommit ? ` (commit ${plan.previousCommit.slice(0, 12)})` : ''}`,
+    ...plan.steps.map(describeStep),
+  ];
+  if (plan.units.stop.length > 0) lines.push(`  stop and disable ${plan.units.stop.join(' ')}`);
+  if (plan.units.restart.length > 0) lines.push(`  daemon-reload, then restart ${plan.units.restart.join(' ')}`);
+  if (plan.reloadNginx) lines.push('  nginx -t, then reload nginx');
+  return lines.join('\n') + '\n';
+}
+
+export async function rollback(opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+  if (!opts.last === !opts.run) {
+    process.stderr.write('hostkit: error: give exactly one of --last or --run ID (see `hostkit runs`)\n');
+    return 1;
+  }
+  const { host, stateDirectory } = target(opts);
+  const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
+  const run = await findRun(host, stateDirectory, opts.run ? { id: opts.run } : { last: true });
+  const outcome = await rollbackRun(run, { dryRun: opts.dryRun === true, log });
+  emit(opts, outcome, () => {
+    const lines = [renderRestorePlan(outcome.plan)];
+    if (opts.dryRun) lines.push('Dry run: nothing was changed.\n');
+    else if (outcome.result && outcome.result.errors.length > 0) {
+      lines.push(`Rollback run ${outcome.run} finished with errors:\n${outcome.result.errors.map((e) => `  ${e.resource}: ${e.error}`).join('\n')}\n`);
+    } else
+      lines.push(
+        `Restored the state before run ${outcome.plan.run} (rollback run ${outcome.run}). The next \`hostkit reconcile\` applies the manifests again.\n`,
+      );
+    for (const w of outcome.result?.warnings ?? []) lines.push(`note: ${w}\n`);
+    return lines.join('');
+  });
+  return outcome.result && outcome.result.errors.length > 0 ? 1 : 0;
+}
+
+export async function resume(opts: StateOptions & { project?: string; commit?: string }): Promise<number> {
+  const { host, stateDirectory } = target(opts);
+  const lifted = await liftAll(host, stateDirectory, { ...(opts.project ? { project: opts.project } : {}), ...(opts.commit ? { commit: opts.commit } : {}) });
+  emit(opts, lifted, () => {
+    const lines: string[] = [];
+    for (const q of lifted.quarantined) lines.push(`commit ${q.commit.slice(0, 12)} is no longer quarantined`);
+    for (const p of lifted.paused) lines.push(`project ${p.project} is no longer paused`);
+    if (lines.length === 0) lines.push('Nothing was quarantined or paused.');
+    else lines.push('The next `hostkit reconcile` (or the agent) applies them again.');
+    return lines.join('\n') + '\n';
+  });
+  return 0;
+}

@@ -1,0 +1,204 @@
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { warning, type Diagnostic } from '../../core/diagnostics.js';
+import { HostKitError } from '../../core/errors.js';
+import type { CommandSpec } from '../../core/specs.js';
+import { changeBase, type Change } from '../../diff/model.js';
+import { describeExec, type ExecResult, type Host } from '../../hosts/types.js';
+import type { Driver } from '../types.js';
+
+// Lifecycle commands (a project's `lifecycle:`): a migration before the new
+// service starts, a cache warm-up after. A command runs when it never ran on
+// this host, or when its spec or one of its project's inputs (config files,
+// env file: the digests the project's service unit also carries) changed since
+// it last ran successfully; otherwise it is left alone. What ran is recorded in
+// STATE/commands.json. It runs as the project's user, in its working directory,
+// with its env file, as an argument array (a transient systemd unit, so it sees
+// exactly what the service sees), and is killed after COMMAND_TIMEOUT_MS.
+
+export const COMMAND_TIMEOUT_MS = 10 * 60 * 1000;
+
+export interface DesiredCommand {
+  digest: string;
+  environmentFile?: string;
+}
+
+export interface CommandRecord {
+  digest: string;
+  at: string;
+}
+
+export interface CommandUndo {
+  previous?: CommandRecord;
+  ran: boolean;
+}
+
+export function commandStatePath(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'commands.json');
+}
+
+async function readRecords(host: Host, stateDirectory: string): Promise<Record<string, CommandRecord>> {
+  const bytes = await host.readFile(commandStatePath(stateDirectory));
+  if (!bytes) return {};
+  try {
+    return (JSON.parse(bytes.toString('utf8')) as { commands?: Record<string, CommandRecord> }).commands ?? {};
+  } catch {
+    return {};
+  }
+}
+
+async function writeRecord(host: Host, stateDirectory: string, id: string, record: CommandRecord | undefined): Promise<void> {
+  const records = await readRecords(host, stateDirectory);
+  if (record) records[id] = record;
+  else delete records[id];
+  const parts = stateDirectory.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
+  }
+  await host.writeFile(commandStatePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+}
+
+export interface CommandRun {
+  argv: readonly string[];
+  user: string;
+  workingDirectory: string;
+  environmentFile?: string;
+  timeoutMs?: number;
+}
+
+/** Run one command the way its project's service runs; resolves with its exit code and output. */
+export async function runCommand(host: Host, run: CommandRun): Promise<ExecResult> {
+  const timeoutMs = run.timeoutMs ?? COMMAND_TIMEOUT_MS;
+  const unit = `hostkit-command-${randomBytes(5).toString('hex')}`;
+  const args = [
+    '--quiet',
+    '--wait',
+    '--pipe',
+    '--collect',
+    `--unit=${unit}`,
+    '--service-type=exec',
+    '-p',
+    `User=${run.user}`,
+    '-p',
+    `WorkingDirectory=${run.workingDirectory}`,
+    '-p',
+    `RuntimeMaxSec=${Math.ceil(timeoutMs / 1000)}`,
+    ...(run.environmentFile ? ['-p', `EnvironmentFile=-${run.environmentFile}`] : []),
+    '--',
+    ...run.argv,
+  ];
+  return host.exec('systemd-run', args, { timeoutMs: timeoutMs + 30_000 });
+}
+
+function specOf(change: Change): CommandSpec {
+  return change.resource!.spec as CommandSpec;
+}
+
+export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo> = {
+  kind: 'command',
+  orphans: 'delete',
+
+  // The digest covers the spec and the project's inputs (files and env file it depends on).
+  async desire(resources, ctx) {
+    const out = new Map<string, { desired: DesiredCommand; diagnostics: Diagnostic[] }>();
+    for (const r of resources) {
+      const inputs = r.dependsOn
+        .filter((id) => id.startsWith('file/') || id.startsWith('envfile/'))
+        .sort()
+        .map((id) => {
+          const p = '/' + id.slice(id.indexOf('/') + 1);
+          return `${p}:${ctx.fileDigests.get(p) ?? 'unknown'}`;
+        });
+      const digest = createHash('sha256')
+        .update(JSON.stringify({ ...r.spec, inputs }))
+        .digest('hex')
+        .slice(0, 32);
+      const env = r.dependsOn.find((id) => id.startsWith('envfile/'));
+      out.set(r.id, { desired: { digest, ...(env ? { environmentFile: '/' + env.slice('envfile/'.length) } : {}) }, diagnostics: [] });
+    }
+    return out;
+  },
+
+  async observe(resources, ctx) {
+    const records = await readRecords(ctx.host, ctx.stateDirectory);
+    const out = new Map<string, CommandRecord>();
+    for (const r of resources) if (records[r.id]) out.set(r.id, records[r.id]!);
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    const base = changeBase(resource);
+    const spec = resource.spec;
+    if (orphan || !desired) {
+      // A removed command is forgotten; its down command is not run (that is what a down plan is for).
+      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already forgotten' };
+      return { ...base, action: 'delete', fields: [], disruptive: false, reason: 'no manifest declares it any more: forgotten, not undone', observed };
+    }
+    const fields = [{ field: '/command', after: spec.command.join(' ') }];
+    const when = spec.phase === 'before-start' ? 'before the service (re)starts' : 'after the service (re)started';
+    if (!observed) return { ...base, action: 'create', fields, disruptive: true, reason: `never ran here: runs ${when}`, desired };
+    if (observed.digest !== desired.digest) {
+      return { ...base, action: 'update', fields, disruptive: true, reason: `its spec or the project's inputs changed: runs ${when}`, desired, observed };
+    }
+    return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed };
+  },
+
+  // If the command fails, nothing is recorded (it runs again next time) and the run rolls back.
+  async apply(change, ctx) {
+    const previous = (await readRecords(ctx.host, ctx.stateDirectory))[change.id];
+    const undo: CommandUndo = { ran: false, ...(previous ? { previous } : {}) };
+    if (change.action === 'delete') {
+      await writeRecord(ctx.host, ctx.stateDirectory, change.id, undefined);
+      return undo;
+    }
+    const spec = specOf(change);
+    const desired = change.desired!;
+    const result = await runCommand(ctx.host, {
+      argv: spec.command,
+      user: spec.user,
+      workingDirectory: spec.workingDirectory,
+      ...(desired.environmentFile ? { environmentFile: desired.environmentFile } : {}),
+    });
+    if (result.exitCode !== 0) {
+      throw new HostKitError(
+        'LIFECYCLE_COMMAND_FAILED',
+        `lifecycle command ${spec.name} of ${spec.project} failed: ${describeExec(spec.command[0]!, spec.command.slice(1), result)}`,
+        {
+          data: { resourceId: change.id, exitCode: result.exitCode },
+        },
+      );
+    }
+    undo.ran = true;
+    await writeRecord(ctx.host, ctx.stateDirectory, change.id, { digest: desired.digest, at: new Date().toISOString() });
+    return undo;
+  },
+
+  async verify() {
+    return [];
+  },
+
+  // The down command undoes what the command did; an irreversible one is reported and left.
+  async rollback(change, undo, ctx) {
+    await writeRecord(ctx.host, ctx.stateDirectory, change.id, undo.previous);
+    if (!undo.ran) return;
+    const spec = specOf(change);
+    if (spec.irreversible || !spec.down) {
+      ctx.warnings.push(
+        warning(
+          'command not undone',
+          `${change.id}: ${spec.irreversible ? 'declared irreversible' : 'no down command declared'}; what it did stays`,
+          change.origin,
+        ),
+      );
+      return;
+    }
+    const result = await runCommand(ctx.host, {
+      argv: spec.down,
+      user: spec.user,
+      workingDirectory: spec.workingDirectory,
+      ...(change.desired?.environmentFile ? { environmentFile: change.desired.environmentFile } : {}),
+    });
+    if (result.exitCode !== 0) throw new Error(`down command of ${spec.name} failed: ${describeExec(spec.down[0]!, spec.down.slice(1), result)}`);
+  },
+};
