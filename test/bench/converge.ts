@@ -23,7 +23,8 @@ const { values } = parseArgs({
   },
 });
 const sizes = (values.apps ?? ['10', '100']).map(Number);
-if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`Expected --apps N with N >= 2 (app-1 and app-2 are changed), got ${values.apps?.join(', ')}`);
+if (sizes.some((n) => !Number.isInteger(n) || n < 2))
+  throw new Error(`Expected --apps N with N >= 2 (app-1 and app-2 are changed), got ${values.apps?.join(', ')}`);
 
 const worktree = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const INSIDE_CODE = '/opt/hostkit';
@@ -77,12 +78,11 @@ async function hostkit(m: TestHost, work: string, step: Step, apps: number): Pro
   const result = await m.host.exec(NODE, args, { env: { HOSTKIT_BENCH_RSS: `${INSIDE_WORK}/${rssFile}`, NO_COLOR: '1' } });
   const wallS = (performance.now() - started) / 1000;
   if (values.profile) await writeFile(path.join(values.profile, `${apps}-${step}.log`), result.stderr);
-  if (result.exitCode !== 0) throw new Error(`hostkit ${step} (N=${apps}) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
+  if (result.exitCode !== 0)
+    throw new Error(`hostkit ${step} (N=${apps}) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
   const report = JSON.parse(result.stdout) as { applied?: unknown[]; status?: string; summary?: Record<string, number> };
   const changes =
-    step === 'check'
-      ? ['create', 'update', 'replace', 'delete'].reduce((n, k) => n + (report.summary?.[k] ?? 0), 0)
-      : (report.applied?.length ?? Number.NaN);
+    step === 'check' ? ['create', 'update', 'replace', 'delete'].reduce((n, k) => n + (report.summary?.[k] ?? 0), 0) : (report.applied?.length ?? Number.NaN);
   const peakRssMB = Number(await readFile(path.join(work, rssFile), 'utf8')) / 1024;
   return { apps, step, wallS, peakRssMB, changes, report };
 }
@@ -126,7 +126,10 @@ async function verifyConverged(m: TestHost, apps: number, changed: boolean, site
   const active = await sh(m, `systemctl list-units --all --plain --no-legend --no-pager 'hk-app-*.service' | awk '$3 == "active" && $4 == "running"' | wc -l`);
   if (Number(active) !== apps) problems.push(`${active.trim()} of ${apps} app units active`);
   // Each app answers on its port (python http.server), and through nginx when sites are declared.
-  const direct = await sh(m, `n=0; for p in $(seq ${appPort(1)} ${appPort(apps)}); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$p/); [ "$c" = 200 ] && n=$((n+1)); done; echo $n`);
+  const direct = await sh(
+    m,
+    `n=0; for p in $(seq ${appPort(1)} ${appPort(apps)}); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$p/); [ "$c" = 200 ] && n=$((n+1)); done; echo $n`,
+  );
   if (Number(direct) !== apps) problems.push(`${direct.trim()} of ${apps} apps answer 200 on their port`);
   if (sites) {
     const through = await sh(
@@ -135,8 +138,12 @@ async function verifyConverged(m: TestHost, apps: number, changed: boolean, site
     );
     if (Number(through) !== apps) problems.push(`${through.trim()} of ${apps} sites answer 200 through nginx`);
     for (const i of [1, 2]) {
-      const header = await sh(m, `curl -s -D - -o /dev/null --max-time 5 -H 'Host: ${appDomain(i)}' http://127.0.0.1/ | tr -d '\\r' | sed -n 's/^[Xx]-[Bb]ench-[Rr]ev: //p'`);
-      if (header.trim() !== String(vhostRev(i, changed))) problems.push(`${appDomain(i)} sends X-Bench-Rev "${header.trim()}", expected ${vhostRev(i, changed)}`);
+      const header = await sh(
+        m,
+        `curl -s -D - -o /dev/null --max-time 5 -H 'Host: ${appDomain(i)}' http://127.0.0.1/ | tr -d '\\r' | sed -n 's/^[Xx]-[Bb]ench-[Rr]ev: //p'`,
+      );
+      if (header.trim() !== String(vhostRev(i, changed)))
+        problems.push(`${appDomain(i)} sends X-Bench-Rev "${header.trim()}", expected ${vhostRev(i, changed)}`);
     }
   }
   const owned = await sh(
@@ -258,7 +265,10 @@ const lines = [
   `hostkit bench:converge  ${date}, ${os.availableParallelism()} cores, node ${process.version} (the hostkit runs: node_modules/node), load ${loadBefore.join(' ')} -> ${loadAfter.join(' ')}`,
   `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (wall includes nsenter)`,
   '      N  step     wall s   peak RSS MB   changes',
-  ...rows.map((r) => `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`),
+  ...rows.map(
+    (r) =>
+      `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`,
+  ),
   ...checks.map((c) => `  check ${c}`),
   '',
 ];
@@ -267,6 +277,10 @@ const jsonPath = values.json ?? path.join(worktree, 'bench-results', `converge-$
 await mkdir(path.dirname(jsonPath), { recursive: true });
 await writeFile(
   jsonPath,
-  JSON.stringify({ benchmark: 'converge', date, cores: os.availableParallelism(), load: { before: loadBefore, after: loadAfter }, sites, rows, checks }, null, 1) + '\n',
+  JSON.stringify(
+    { benchmark: 'converge', date, cores: os.availableParallelism(), load: { before: loadBefore, after: loadAfter }, sites, rows, checks },
+    null,
+    1,
+  ) + '\n',
 );
 process.stdout.write(`results: ${jsonPath}\n`);

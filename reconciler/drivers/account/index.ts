@@ -3,7 +3,7 @@ import type { AccountSpec } from '../../core/specs.js';
 import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
 import { UserDb } from '../shared/users.js';
-import type { Driver } from '../types.js';
+import type { Driver, DriverContext } from '../types.js';
 
 export interface ObservedAccount {
   user: string;
@@ -19,6 +19,66 @@ export interface AccountUndo {
   createdUser: boolean;
   createdGroup: boolean;
   previous?: ObservedAccount;
+  /**
+   * Other users (each with its own group) this step created in the same batch.
+   * Rollback removes those still present: their own steps may never have run.
+   */
+  batch?: string[];
+}
+
+// What one run wants and saw, so the first account it creates can create all of them.
+interface RunState {
+  desired: Map<string, AccountSpec>;
+  observed: Map<string, ObservedAccount | undefined>;
+  batch?: Promise<Set<string>>;
+}
+const runs = new WeakMap<DriverContext, RunState>();
+
+function runState(ctx: DriverContext): RunState {
+  let state = runs.get(ctx);
+  if (!state) {
+    state = { desired: new Map(), observed: new Map() };
+    runs.set(ctx, state);
+  }
+  return state;
+}
+
+// systemd-sysusers line: a system user with a group of its own name, home and shell.
+function sysusersLines(a: AccountSpec): string[] {
+  const quote = (s: string) => `"${s}"`;
+  return [`u ${a.user} - ${quote(`HostKit account ${a.user}`)} ${a.home} ${a.shell}`, ...a.groups.map((g) => `m ${a.user} ${g}`)];
+}
+
+// Names systemd-sysusers takes as they are: its config is whitespace-separated.
+const PLAIN = /^[A-Za-z0-9_/.:-]+$/;
+
+/**
+ * Every account of this run that is wholly new (no user, no group of that name,
+ * supplementary groups already present) created by ONE systemd-sysusers process:
+ * useradd and groupadd cost two processes and a lock cycle per account. Accounts
+ * that need anything else go through shadow-utils one by one.
+ */
+async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Promise<Set<string>> {
+  const fresh = [...state.desired.values()].filter(
+    (a) =>
+      state.observed.has(a.user) &&
+      state.observed.get(a.user) === undefined &&
+      a.group === a.user &&
+      !db.users.has(a.user) &&
+      !db.groups.has(a.group) &&
+      a.groups.every((g) => db.groups.has(g)) &&
+      [a.user, a.home, a.shell, ...a.groups].every((v) => PLAIN.test(v)),
+  );
+  if (fresh.length === 0) return new Set();
+  const result = await ctx.host.exec('systemd-sysusers', ['--inline', ...fresh.flatMap(sysusersLines)]).catch((cause: unknown) => ({
+    exitCode: 127,
+    stdout: '',
+    stderr: cause instanceof Error ? cause.message : String(cause),
+  }));
+  const after = await UserDb.read(ctx.host);
+  const created = new Set(fresh.filter((a) => after.users.has(a.user)).map((a) => a.user));
+  if (result.exitCode !== 0) ctx.log.warn({ error: result.stderr.trim().slice(0, 500) }, 'systemd-sysusers failed; creating accounts one by one');
+  return created;
 }
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
@@ -27,13 +87,21 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   kind: 'account',
   orphans: 'report',
 
-  async desire(resources) {
-    return new Map(resources.map((r) => [r.id, { desired: { ...r.spec, groups: [...r.spec.groups].sort() }, diagnostics: [] as Diagnostic[] }]));
+  async desire(resources, ctx) {
+    const state = runState(ctx);
+    return new Map(
+      resources.map((r) => {
+        const desired = { ...r.spec, groups: [...r.spec.groups].sort() };
+        state.desired.set(desired.user, desired);
+        return [r.id, { desired, diagnostics: [] as Diagnostic[] }];
+      }),
+    );
   },
 
   async observe(resources, ctx) {
     const db = await UserDb.read(ctx.host);
     const out = new Map<string, ObservedAccount>();
+    const state = runState(ctx);
     for (const r of resources) {
       const u = db.users.get(r.spec.user);
       if (u) {
@@ -41,6 +109,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
       } else if (db.groups.has(r.spec.group)) {
         out.set(r.id, { user: '', group: r.spec.group, home: '', shell: '', groups: [], groupExists: true });
       }
+      if (!state.batch) state.observed.set(r.spec.user, out.get(r.id));
     }
     return out;
   },
@@ -64,23 +133,28 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
 
   // If useradd fails after groupadd succeeded, the new group stays and is reported
   // by the error; rollback of this change is not called (it did not complete).
+  // The first create of a run creates every wholly new account of the run (createBatch);
+  // its undo lists them, so a rollback removes them even if their own steps never ran.
   async apply(change, ctx) {
     const d = change.desired!;
     const o = change.observed;
-    const db = await UserDb.read(ctx.host);
-    const undo: AccountUndo = { createdUser: false, createdGroup: false, ...(o?.user ? { previous: o } : {}) };
-    if (!db.groups.has(d.group)) {
-      await run(ctx.host, 'groupadd', ['--system', d.group]);
-      undo.createdGroup = true;
+    let db = await UserDb.read(ctx.host);
+    const state = runs.get(ctx);
+    if (state && change.action === 'create') {
+      const first = state.batch === undefined;
+      if (first) state.batch = createBatch(ctx, state, db);
+      const batch = await state.batch!;
+      if (batch.has(d.user)) {
+        return { createdUser: true, createdGroup: true, ...(first ? { batch: [...batch].filter((u) => u !== d.user) } : {}) };
+      }
+      if (first && batch.size > 0) db = await UserDb.read(ctx.host);
+      if (first && batch.size > 0) {
+        // This account was not in the batch; the batch must still be undone with this step.
+        const undo = await createOne(ctx, d, db, o);
+        return { ...undo, batch: [...batch] };
+      }
     }
-    const groupArgs = d.groups.length > 0 ? ['--groups', d.groups.join(',')] : [];
-    if (!db.users.has(d.user)) {
-      await run(ctx.host, 'useradd', ['--system', '--gid', d.group, '--home-dir', d.home, '--no-create-home', '--shell', d.shell, ...groupArgs, d.user]);
-      undo.createdUser = true;
-    } else {
-      await run(ctx.host, 'usermod', ['--gid', d.group, '--home', d.home, '--shell', d.shell, '--groups', d.groups.join(','), d.user]);
-    }
-    return undo;
+    return createOne(ctx, d, db, o);
   },
 
   async verify(change, ctx) {
@@ -98,5 +172,27 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
     }
     // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
     if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
+    for (const user of undo.batch ?? []) {
+      const db = await UserDb.read(ctx.host);
+      if (db.users.has(user)) await run(ctx.host, 'userdel', [user]);
+      if ((await UserDb.read(ctx.host)).groups.has(user)) await run(ctx.host, 'groupdel', [user]);
+    }
   },
 };
+
+// One account through shadow-utils: groupadd and useradd, or usermod.
+async function createOne(ctx: DriverContext, d: AccountSpec, db: UserDb, o: ObservedAccount | undefined): Promise<AccountUndo> {
+  const undo: AccountUndo = { createdUser: false, createdGroup: false, ...(o?.user ? { previous: o } : {}) };
+  if (!db.groups.has(d.group)) {
+    await run(ctx.host, 'groupadd', ['--system', d.group]);
+    undo.createdGroup = true;
+  }
+  const groupArgs = d.groups.length > 0 ? ['--groups', d.groups.join(',')] : [];
+  if (!db.users.has(d.user)) {
+    await run(ctx.host, 'useradd', ['--system', '--gid', d.group, '--home-dir', d.home, '--no-create-home', '--shell', d.shell, ...groupArgs, d.user]);
+    undo.createdUser = true;
+  } else {
+    await run(ctx.host, 'usermod', ['--gid', d.group, '--home', d.home, '--shell', d.shell, '--groups', d.groups.join(','), d.user]);
+  }
+  return undo;
+}
