@@ -1,8 +1,10 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver } from './account/index.js';
+import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
+import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
@@ -17,6 +19,8 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
   ['envfile', envFileDriver],
   ['unit', unitDriver],
   ['timer', timerDriver],
+  ['certificate', certificateDriver],
+  ['site', nginxSiteDriver],
   ['firewall', nftablesDriver],
   ['pgrole', pgRoleDriver],
   ['pgdatabase', pgDatabaseDriver],
@@ -24,7 +28,5 @@ export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKin
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
 export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {
-  site: 'nginx driver',
-  certificate: 'certificate driver',
   command: 'lifecycle commands',
 };

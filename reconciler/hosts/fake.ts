@@ -1,5 +1,7 @@
 import path from 'node:path';
-import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { Duplex } from 'node:stream';
+import { HostKitError } from '../core/errors.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
 
 interface Entry {
   type: 'file' | 'directory';
@@ -17,6 +19,9 @@ export interface ExecCall {
 
 export type ExecHandler = (call: ExecCall, host: FakeHost) => ExecResult | undefined;
 
+/** Answers a connection to one of the fake host's ports (e.g. with a local test server's socket). */
+export type ConnectHandler = (port: number, address: string) => Promise<Duplex> | undefined;
+
 const DEFAULT_PASSWD =
   'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n';
 const DEFAULT_GROUP = 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n';
@@ -33,6 +38,9 @@ export class FakeHost implements Host {
   readonly writes: string[] = [];
   private readonly entries = new Map<string, Entry>();
   private readonly handlers: ExecHandler[] = [];
+  private readonly connectHandlers: ConnectHandler[] = [];
+  /** Every connection asked for, as "address:port". */
+  readonly connections: string[] = [];
   /** Make the next operation on a path throw (simulates a failing disk or a refused write). */
   readonly failOn = new Set<string>();
 
@@ -71,6 +79,24 @@ export class FakeHost implements Host {
 
   onExec(handler: ExecHandler): void {
     this.handlers.unshift(handler);
+  }
+
+  onConnect(handler: ConnectHandler): void {
+    this.connectHandlers.unshift(handler);
+  }
+
+  /** Connections are refused unless a handler (onConnect) answers the port. */
+  async connect(port: number, options: ConnectOptions = {}): Promise<Duplex> {
+    const address = options.address ?? '127.0.0.1';
+    this.connections.push(`${address}:${port}`);
+    for (const handler of this.connectHandlers) {
+      const stream = handler(port, address);
+      if (stream) return stream;
+    }
+    throw new HostKitError('HOST_CONNECT_FAILED', `Could not connect to ${address}:${port} on fake: ECONNREFUSED`, {
+      data: { host: 'fake', port, address },
+      retryable: true,
+    });
   }
 
   text(p: string): string | undefined {

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
-import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { Duplex } from 'node:stream';
+import { connectLocal } from './connect.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
 
 export interface LocalHostOptions {
   /**
@@ -35,6 +37,14 @@ export class LocalHost implements Host {
     }
     const normalized = path.posix.normalize(hostPath);
     return this.root ? path.join(this.root, normalized) : normalized;
+  }
+
+  async connect(port: number, options?: ConnectOptions): Promise<Duplex> {
+    if (this.root) {
+      // This machine's ports say nothing about the directory standing for the host.
+      throw new HostKitError('CONNECT_ON_REROOTED_HOST', `Cannot connect to port ${port} of a host re-rooted at ${this.root}`, { data: { port } });
+    }
+    return connectLocal(this.name, port, options);
   }
 
   async exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {

@@ -22,7 +22,9 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { HostKitError } from '../core/errors.js';
 import { LocalHost } from './local.js';
-import type { ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { Duplex } from 'node:stream';
+import { connectInNetworkNamespace } from './connect.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
 
 export interface NspawnHostOptions {
   /** PID (on this machine) of the container's init, the target for nsenter. */
@@ -72,6 +74,11 @@ export class NspawnHost implements Host {
     this.name = `nspawn:${options.machine}`;
     this.root = path.resolve(options.root ?? `/proc/${options.leaderPid}/root`);
     this.nsenter = options.nsenter ?? 'nsenter';
+  }
+
+  /** Connects from inside the container's network namespace (its private loopback). */
+  async connect(port: number, options?: ConnectOptions): Promise<Duplex> {
+    return connectInNetworkNamespace(this.name, this.nsenter, this.leaderPid, port, options);
   }
 
   async exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {

@@ -4,6 +4,7 @@
 //
 // Paths are absolute paths *on the managed host*. Commands are a file plus an
 // argument array: never a shell string.
+import type { Duplex } from 'node:stream';
 
 export interface ExecOptions {
   /** Written to the command's standard input. */
@@ -76,6 +77,21 @@ export interface Host {
    * Unix socket a client connects to), or undefined when the host is remote.
    */
   localPath(path: string): Promise<string | undefined>;
+
+  /**
+   * A TCP connection to a port on the host's own network stack (its loopback,
+   * by default), for probes and health checks that must see what the host
+   * sees. Resolves once connected; rejects with HOST_CONNECT_FAILED (refused,
+   * unreachable, timed out). Destroying the stream closes the connection.
+   */
+  connect(port: number, options?: ConnectOptions): Promise<Duplex>;
+}
+
+export interface ConnectOptions {
+  /** Address on the host; default 127.0.0.1. */
+  address?: string;
+  /** Give up connecting after this long; default 5 s. */
+  timeoutMs?: number;
 }
 
 /** The command failed with a non-zero exit code; carries what it printed. */

@@ -34,7 +34,7 @@ export interface HostSpec {
     ssh?: false | { port?: number; from?: string[] };
     confirmTimeout?: string;
   };
-  acme?: { directory?: string; email: string; renewBefore?: number };
+  acme?: { directory?: string; email: string; renewBefore?: number; caCertificate?: string };
   postgresql?: { socket?: string; host?: string; port?: number; user?: string; password?: SecretRef };
   age?: { identityFile: string };
 }

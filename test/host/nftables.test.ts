@@ -7,7 +7,7 @@ import { createNftablesDriver, nftablesDriver, type ConfirmCheck } from '../../r
 import { drivers } from '../../reconciler/drivers/registry.js';
 import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
-import type { ExecOptions, Host, Ownership } from '../../reconciler/hosts/types.js';
+import type { ConnectOptions, ExecOptions, Host, Ownership } from '../../reconciler/hosts/types.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, eventually, HOST_NAME, service } from './reconcile.js';
@@ -127,6 +127,10 @@ class RecordingHost implements Host {
   async readdir(p: string) {
     this.reach();
     return this.inner.readdir(p);
+  }
+  async connect(port: number, options?: ConnectOptions) {
+    this.reach();
+    return this.inner.connect(port, options);
   }
   localPath(p: string) {
     return this.inner.localPath(p);

@@ -3,8 +3,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { once } from 'node:events';
+import net from 'node:net';
 import { execa } from 'execa';
 import { expect, it } from 'vitest';
+import { hostHttpRequest } from '../../reconciler/hosts/http.js';
 import { bootHost, describeHost, useHost } from './harness.js';
 
 const root = { uid: 0, gid: 0, mode: 0o755 };
@@ -163,6 +166,23 @@ describeHost('test/host: a booted host', () => {
     expect((await host.exec('systemctl', ['is-active', 'nginx'])).stdout.trim()).toBe('active');
     const curl = await machine().exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:80/']);
     expect(curl.stdout).toBe('200');
+  });
+
+  it('connects to ports on its own loopback, not on this machine', async () => {
+    const { host } = machine();
+    const served = await hostHttpRequest(host, { port: 80, path: '/', hostHeader: 'localhost' });
+    expect(served.status).toBe(200);
+    expect(served.headers.server).toMatch(/^nginx/);
+    // A port that only this machine could have open is refused inside.
+    const outside = net.createServer().listen(0, '127.0.0.1');
+    await once(outside, 'listening');
+    const port = (outside.address() as net.AddressInfo).port;
+    try {
+      await expect(host.connect(port)).rejects.toMatchObject({ code: 'HOST_CONNECT_FAILED', message: expect.stringContaining('ECONNREFUSED') });
+    } finally {
+      outside.close();
+    }
+    expect((await machine().exec('git', ['--version'])).stdout).toMatch(/^git version/);
   });
 
   it('runs PostgreSQL 15', async () => {

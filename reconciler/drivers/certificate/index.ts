@@ -1,0 +1,431 @@
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { errorMessage, HostKitError } from '../../core/errors.js';
+import type { CertificateSpec } from '../../core/specs.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { hostHttpRequest } from '../../hosts/http.js';
+import type { Host } from '../../hosts/types.js';
+import { nginxActive } from '../nginx/nginx.js';
+import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
+import { flushNginx, nginxRun, restoreNginx } from '../nginx/run.js';
+import { DOMAIN } from '../nginx/validate.js';
+import type { Applied, Driver, DriverContext } from '../types.js';
+import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
+import { selfSigned } from './selfsigned.js';
+import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
+import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
+
+const KEY_MODE = 0o600;
+const DIR_MODE = 0o700;
+const DEFAULT_RENEW_BEFORE = 1 / 3;
+
+export interface DesiredCertificate {
+  name: string;
+  domains: string[];
+  issuer: 'acme' | 'self-signed';
+  dir: string;
+  certificate: string;
+  key: string;
+  /** When desire ran: plan compares lifetimes against it (plan itself reads no clock). */
+  now: number;
+  renewBefore: number;
+  acme?: { directory: string; email: string; ca?: string };
+  /** An earlier order for these names failed and the next one must wait. */
+  backoff?: Failure;
+  refused?: string;
+}
+
+export type ObservedCertificate = { exists: boolean; info?: CertificateInfo; problem?: string; keyMode?: number; dirMode?: number } | { unreadable: string };
+
+export interface CertificateUndo {
+  /** Certificate and key as they were before this run (both, or neither). */
+  previous?: { certificate: Buffer; key: Buffer };
+  createdDirs: string[];
+  /** Files were replaced (by apply or, for ACME, by settle). */
+  wrote: boolean;
+  /** An ACME order is owed; settle places it once nginx serves the site's challenge location. */
+  issue: boolean;
+  /** Serial of the certificate now on disk, when this run wrote one: nginx must serve it. */
+  serial?: string;
+}
+
+type CertChange = Change<DesiredCertificate, ObservedCertificate, CertificateSpec>;
+
+function describe(info: CertificateInfo): string {
+  const kind = info.placeholder ? 'placeholder' : info.selfSigned ? 'self-signed' : `issued by ${info.issuer}`;
+  return `${kind}, ${info.names.join(' ')}, valid until ${new Date(info.notAfter).toISOString()}`;
+}
+
+/** Why a new certificate is needed, or undefined when the one on disk is still right. */
+export function issuanceReason(desired: DesiredCertificate, observed: ObservedCertificate | undefined): string | undefined {
+  if (!observed || ('exists' in observed && !observed.exists)) return 'missing';
+  if ('unreadable' in observed) return undefined;
+  if (observed.problem || !observed.info) return `unusable: ${observed.problem ?? 'unreadable'}`;
+  const info = observed.info;
+  if (!info.keyMatches) return 'the key does not belong to the certificate';
+  if ([...info.names].sort().join(' ') !== [...desired.domains].sort().join(' ')) return `names changed (${info.names.join(' ')})`;
+  if (info.placeholder) return 'placeholder still in place';
+  if (desired.issuer === 'acme' && info.selfSigned) return 'self-signed, but ACME is wanted';
+  if (desired.issuer === 'self-signed' && !info.selfSigned) return 'CA-issued, but self-signed is wanted';
+  if (desired.now >= info.notAfter) return `expired on ${new Date(info.notAfter).toISOString()}`;
+  const renewAt = renewalTime(info, desired.renewBefore);
+  if (desired.now >= renewAt) return `renewal due since ${new Date(renewAt).toISOString()}`;
+  return undefined;
+}
+
+async function readPair(host: Host, d: { certificate: string; key: string }): Promise<{ certificate: Buffer; key: Buffer } | undefined> {
+  const [certificate, key] = await Promise.all([host.readFile(d.certificate), host.readFile(d.key)]);
+  return certificate && key ? { certificate, key } : undefined;
+}
+
+// Key first, then certificate; both atomic. Nothing reloads nginx in between.
+async function writePair(host: Host, d: { certificate: string; key: string }, pair: { certificate: Buffer | string; key: Buffer | string }): Promise<void> {
+  await host.writeFile(d.key, pair.key, { uid: 0, gid: 0, mode: KEY_MODE });
+  await host.writeFile(d.certificate, pair.certificate, { uid: 0, gid: 0, mode: 0o644 });
+}
+
+function serialOf(certificate: Buffer | string): string | undefined {
+  const info = inspectCertificate(Buffer.from(certificate), undefined);
+  return typeof info === 'string' ? undefined : info.serial;
+}
+
+/**
+ * TLS certificates in /etc/hostkit/tls/NAME/ (0700; key 0600). A missing
+ * certificate starts as a self-signed placeholder so nginx never fails on a
+ * missing file. ACME orders are placed in settle, after nginx serves the
+ * site's challenge location (HTTP-01 needs it live), then nginx is reloaded
+ * once if a certificate changed and must serve the new serial.
+ */
+export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo> = {
+  kind: 'certificate',
+  orphans: 'delete',
+
+  async desire(resources, ctx) {
+    const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();
+    if (resources.length === 0) return out;
+    const now = Date.now();
+    const settings = ctx.hostManifest.spec?.acme;
+    const failures = await readFailures(ctx.host, ctx.stateDirectory).catch(() => ({}));
+    for (const r of resources) {
+      const diagnostics: Diagnostic[] = [];
+      const paths = certificatePaths(r.spec.name);
+      const desired: DesiredCertificate = {
+        name: r.spec.name,
+        domains: r.spec.domains,
+        issuer: r.spec.issuer,
+        ...paths,
+        now,
+        renewBefore: settings?.renewBefore ?? DEFAULT_RENEW_BEFORE,
+      };
+      const bad = [r.spec.name, ...r.spec.domains].filter((d) => !DOMAIN.test(d));
+      if (bad.length > 0) {
+        desired.refused = `not lower-case DNS names: ${bad.map((b) => JSON.stringify(b)).join(', ')}`;
+        diagnostics.push(error('certificate not issued', `certificate ${JSON.stringify(r.spec.name)}: ${desired.refused}`, r.origin));
+      }
+      if (r.spec.issuer === 'acme') {
+        if (!settings) {
+          diagnostics.push(
+            error(
+              'acme not configured',
+              `certificate ${r.spec.name} needs ACME, but host ${ctx.hostManifest.metadata.name} has no spec.acme (email, directory)`,
+              r.origin,
+            ),
+          );
+        } else {
+          desired.acme = {
+            directory: settings.directory ?? LETSENCRYPT_DIRECTORY,
+            email: settings.email,
+            ...(settings.caCertificate ? { ca: settings.caCertificate } : {}),
+          };
+          const backoff = activeBackoff(failures, r.spec.name, r.spec.domains, now);
+          if (backoff) desired.backoff = backoff;
+        }
+      }
+      out.set(r.id, { desired, diagnostics });
+    }
+    return out;
+  },
+
+  // Per certificate: a stat of its directory and key, a read of both files.
+  // A dry run that may not read them (not root) says so instead of failing.
+  async observe(resources, ctx) {
+    const out = new Map<string, ObservedCertificate>();
+    await Promise.all(
+      resources.map(async (r) => {
+        const paths = certificatePaths(r.spec.name);
+        try {
+          const [dir, keyStat, pair] = await Promise.all([ctx.host.stat(paths.dir), ctx.host.stat(paths.key), readPair(ctx.host, paths)]);
+          if (!dir && !keyStat) return;
+          const observed: ObservedCertificate = { exists: pair !== undefined, dirMode: dir?.mode, ...(keyStat ? { keyMode: keyStat.mode } : {}) };
+          if (pair) {
+            const info = inspectCertificate(pair.certificate, pair.key);
+            if (typeof info === 'string') observed.problem = info;
+            else observed.info = info;
+          }
+          out.set(r.id, observed);
+        } catch (cause) {
+          if (ctx.mode !== 'plan') throw cause;
+          out.set(r.id, { unreadable: errorMessage(cause) });
+        }
+      }),
+    );
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    const base = changeBase(resource);
+    if (observed && 'unreadable' in observed) {
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        disruptive: false,
+        reason: 'the certificate could not be read',
+        diagnostics: [warning('certificate not observed', `${certificatePaths(resource.spec.name).dir}: ${observed.unreadable}`, resource.origin)],
+        observed,
+      } as CertChange;
+    }
+    if (orphan || !desired) {
+      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as CertChange;
+      return {
+        ...base,
+        action: 'delete',
+        fields: [{ field: '/certificate', before: observed.info ? describe(observed.info) : 'files' }],
+        disruptive: false,
+        reason: 'no manifest declares it any more',
+        observed,
+      } as CertChange;
+    }
+    if (desired.refused !== undefined) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not issued (see the error)' } as CertChange;
+    const fields: FieldChange[] = [];
+    const diagnostics: Diagnostic[] = [];
+    const info = observed?.info;
+    const reason = issuanceReason(desired, observed);
+    const usable = info !== undefined && info.keyMatches;
+    let why = reason;
+    if (reason) {
+      const after = desired.issuer === 'acme' ? `issued by ACME (${new URL(desired.acme?.directory ?? LETSENCRYPT_DIRECTORY).host})` : 'self-signed';
+      if (desired.backoff) {
+        const until = new Date(desired.backoff.retryAfter).toISOString();
+        diagnostics.push(
+          warning(
+            'acme backing off',
+            `certificate ${desired.name}: ${desired.backoff.failures} failed order(s), last: ${desired.backoff.lastError}; next attempt after ${until}`,
+            resource.origin,
+          ),
+        );
+        // Only what nginx needs to start: a placeholder where nothing usable is on disk.
+        if (!usable)
+          fields.push({ field: '/certificate', ...(info ? { before: describe(info) } : {}), after: `placeholder (ACME backing off until ${until})` });
+        why = `${reason}; ACME backing off until ${until}`;
+      } else {
+        fields.push({ field: '/certificate', ...(info ? { before: describe(info) } : {}), after });
+        if (info && reason.startsWith('names changed')) fields.push({ field: '/domains', before: info.names, after: desired.domains });
+      }
+    }
+    if (observed && observed.keyMode !== undefined && observed.keyMode !== KEY_MODE)
+      fields.push({ field: '/keyMode', before: `0${observed.keyMode.toString(8)}`, after: '0600' });
+    if (observed?.dirMode !== undefined && observed.dirMode !== DIR_MODE)
+      fields.push({ field: '/dirMode', before: `0${observed.dirMode.toString(8)}`, after: '0700' });
+    const action = !observed?.exists ? 'create' : fields.length > 0 ? 'update' : 'noop';
+    return {
+      ...base,
+      action,
+      fields,
+      disruptive: fields.some((f) => f.field === '/certificate'),
+      ...(why ? { reason: why } : {}),
+      diagnostics,
+      desired,
+      ...(observed ? { observed } : {}),
+    } as CertChange;
+  },
+
+  // Writes the self-signed certificate, or for ACME a placeholder when nothing
+  // usable is on disk; the order itself waits for settle. If this throws, the
+  // previous pair is put back before the error propagates.
+  async apply(change, ctx) {
+    const paths = certificatePaths(change.resource!.spec.name);
+    const undo: CertificateUndo = { createdDirs: [], wrote: false, issue: false };
+    const previous = await readPair(ctx.host, paths);
+    if (previous) undo.previous = previous;
+    try {
+      if (change.action === 'delete') {
+        await ctx.host.remove(paths.certificate);
+        await ctx.host.remove(paths.key);
+        await ctx.host.remove(paths.dir);
+        undo.wrote = true;
+        nginxRun(ctx).dirty = true;
+        return undo;
+      }
+      const desired = change.desired!;
+      for (const dir of [TLS_DIR, paths.dir]) {
+        if (!(await ctx.host.stat(dir))) {
+          await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
+          undo.createdDirs.push(dir);
+        }
+      }
+      if (change.fields.some((f) => f.field === '/certificate')) {
+        const info = change.observed && 'exists' in change.observed ? change.observed.info : undefined;
+        const usable = previous !== undefined && info?.keyMatches === true;
+        if (desired.issuer === 'self-signed') {
+          const pair = await selfSigned(ctx.host, paths.dir, desired.domains, 'self-signed');
+          await writePair(ctx.host, paths, pair);
+          undo.wrote = true;
+          undo.serial = serialOf(pair.certificate);
+        } else {
+          if (!usable) {
+            // nginx must start whatever ACME does: a placeholder until the order succeeds. A usable
+            // certificate (e.g. for the old names) keeps serving meanwhile.
+            const pair = await selfSigned(ctx.host, paths.dir, desired.domains, 'placeholder');
+            await writePair(ctx.host, paths, pair);
+            undo.wrote = true;
+            undo.serial = serialOf(pair.certificate);
+          }
+          undo.issue = desired.backoff === undefined;
+        }
+      }
+      await ctx.host.setOwnership(paths.dir, { uid: 0, gid: 0, mode: DIR_MODE });
+      if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
+      if (undo.wrote) nginxRun(ctx).dirty = true;
+      return undo;
+    } catch (cause) {
+      await certificateDriver.rollback(change, undo, ctx).catch(() => undefined);
+      throw cause;
+    }
+  },
+
+  async settle(items, ctx, phase) {
+    if (items.length === 0) return;
+    if (phase === 'rollback') {
+      await restoreNginx(ctx);
+      return;
+    }
+    // Sites and placeholders go live first: the CA validates through them.
+    await flushNginx(ctx, items[0]!.change.id);
+    for (const item of items) if (item.undo.issue) await order(item, ctx);
+    // One more reload, only if a certificate changed since the last one.
+    await flushNginx(ctx, items[0]!.change.id);
+    await checkServed(items, ctx);
+  },
+
+  async verify(change, ctx) {
+    const paths = certificatePaths(change.resource!.spec.name);
+    const pair = await readPair(ctx.host, paths);
+    if (change.action === 'delete') return pair ? [error('certificate not removed', `${paths.dir} still holds a certificate`, change.origin)] : [];
+    if (!pair) return [error('certificate missing', `${paths.certificate} or ${paths.key} is missing after apply`, change.origin)];
+    const info = inspectCertificate(pair.certificate, pair.key);
+    const problems: string[] = [];
+    if (typeof info === 'string') problems.push(info);
+    else {
+      if (!info.keyMatches) problems.push('the key does not belong to the certificate');
+      const want = [...change.desired!.domains].sort().join(' ');
+      if ([...info.names].sort().join(' ') !== want) problems.push(`it names ${info.names.join(' ')}, not ${want}`);
+    }
+    const keyStat = await ctx.host.stat(paths.key);
+    if (keyStat?.mode !== KEY_MODE) problems.push(`${paths.key} has mode 0${keyStat?.mode.toString(8) ?? '?'}`);
+    return problems.length > 0 ? [error('certificate not as desired', `${paths.certificate}: ${problems.join('; ')}`, change.origin)] : [];
+  },
+
+  async rollback(change, undo, ctx) {
+    if (!undo.wrote) return;
+    const paths = certificatePaths(change.resource!.spec.name);
+    for (const dir of [TLS_DIR, paths.dir]) if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
+    if (undo.previous) await writePair(ctx.host, paths, undo.previous);
+    else {
+      await ctx.host.remove(paths.certificate);
+      await ctx.host.remove(paths.key);
+    }
+    for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
+    nginxRun(ctx).dirty = true;
+  },
+};
+
+// One ACME order. The attempt is recorded before the CA is contacted, so even
+// a run killed mid-order counts against the back-off. A failure does not fail
+// the run: the site keeps serving what it has, and the failure is reported.
+async function order(item: Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo>, ctx: DriverContext): Promise<void> {
+  const desired = item.change.desired!;
+  const acme = desired.acme!;
+  const now = Date.now();
+  const failures = await readFailures(ctx.host, ctx.stateDirectory);
+  const earlier = failures[desired.name];
+  const count = earlier && earlier.domains.join(',') === desired.domains.join(',') ? earlier.failures + 1 : 1;
+  failures[desired.name] = { domains: desired.domains, failures: count, lastError: 'interrupted', lastAttempt: now, retryAfter: now + backoffMs(count) };
+  await writeFailures(ctx.host, ctx.stateDirectory, failures);
+  const paths = certificatePaths(desired.name);
+  try {
+    await ensureStateDir(ctx.host, ctx.stateDirectory);
+    const keyPath = accountKeyPath(ctx.stateDirectory, acme.directory);
+    let accountKey = await ctx.host.readFile(keyPath);
+    if (!accountKey) {
+      accountKey = await newAccountKey();
+      await ctx.host.writeFile(keyPath, accountKey, { uid: 0, gid: 0, mode: KEY_MODE });
+    }
+    const ca = acme.ca ? (await ctx.host.readFile(acme.ca))?.toString('utf8') : undefined;
+    if (acme.ca && !ca) throw new HostKitError('ACME_CA_MISSING', `the CA file ${acme.ca} (spec.acme.caCertificate) does not exist`);
+    const started = performance.now();
+    const issued = await issueCertificate({
+      host: ctx.host,
+      directory: acme.directory,
+      email: acme.email,
+      accountKey,
+      ...(ca ? { ca } : {}),
+      domains: desired.domains,
+      log: (message) => ctx.log.debug({ resource: item.change.id }, message),
+    });
+    await writePair(ctx.host, paths, issued);
+    item.undo.wrote = true;
+    item.undo.serial = serialOf(issued.certificate);
+    nginxRun(ctx).dirty = true;
+    delete failures[desired.name];
+    await writeFailures(ctx.host, ctx.stateDirectory, failures);
+    ctx.log.info({ resource: item.change.id, serial: item.undo.serial, ms: Math.round(performance.now() - started) }, 'certificate issued');
+  } catch (cause) {
+    const message = errorMessage(cause).replace(/\s+/g, ' ').slice(0, 500);
+    failures[desired.name] = { ...failures[desired.name]!, lastError: message };
+    await writeFailures(ctx.host, ctx.stateDirectory, failures);
+    const until = new Date(failures[desired.name]!.retryAfter).toISOString();
+    ctx.warnings.push(
+      warning(
+        'certificate not issued',
+        `certificate ${desired.name} (${desired.domains.join(' ')}): ${message}; failure ${count}, next attempt after ${until}; the site keeps its current certificate`,
+        item.change.origin,
+      ),
+    );
+    ctx.log.warn({ resource: item.change.id, error: message, retryAfter: until }, 'certificate not issued');
+  }
+}
+
+// Every certificate this run wrote must be the one nginx now serves for its
+// site (old workers may answer for a moment after the reload, so poll).
+async function checkServed(
+  items: readonly Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo>[],
+  ctx: DriverContext,
+): Promise<void> {
+  const written = items.filter((i) => i.undo.serial && i.change.action !== 'delete');
+  if (written.length === 0 || !(await nginxActive(ctx.host))) return;
+  for (const item of written) {
+    const desired = item.change.desired!;
+    if (!(await ctx.host.stat(siteFile(desired.name)))) continue; // no HostKit site serves it
+    const want = item.undo.serial!;
+    let seen = '';
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const response = await hostHttpRequest(ctx.host, {
+        port: 443,
+        path: '/',
+        method: 'HEAD',
+        hostHeader: desired.domains[0]!,
+        tlsServerName: desired.domains[0]!,
+      }).catch((e: Error) => ({ certificate: undefined, error: e.message }));
+      seen = response.certificate?.serialNumber ? normalizeSerial(response.certificate.serialNumber) : 'error' in response ? response.error : 'no certificate';
+      if (seen === want) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (seen !== want) {
+      throw new HostKitError('CERT_NOT_SERVED', `nginx serves ${seen} for ${desired.domains[0]} on port 443, not the new certificate ${want}`, {
+        data: { resourceId: item.change.id },
+        retryable: true,
+      });
+    }
+  }
+}

@@ -1,0 +1,273 @@
+import path from 'node:path';
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { errorMessage } from '../../core/errors.js';
+import { describeRef, secretFingerprint } from '../../core/secrets.js';
+import type { SiteSpec } from '../../core/specs.js';
+import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import type { Host, Ownership } from '../../hosts/types.js';
+import { unifiedDiff } from '../shared/text-diff.js';
+import { UserDb } from '../shared/users.js';
+import type { Driver, DriverContext } from '../types.js';
+import { buildHtpasswd } from './htpasswd.js';
+import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js';
+import { renderSite, siteTlsFiles } from './render.js';
+import { flushNginx, nginxRun, restoreNginx } from './run.js';
+import { siteProblems } from './validate.js';
+
+/** nginx's worker user on Debian; its group reads the htpasswd files. */
+export const NGINX_GROUP = 'www-data';
+const HTPASSWD_MODE = 0o640;
+
+export interface DesiredSite {
+  file: string;
+  content: string;
+  generation: string;
+  domains: string[];
+  htpasswd?: { file: string; content: string; fingerprint: string; users: string[] };
+  /** Dry runs only: the htpasswd secret could not be read (this reference). */
+  htpasswdUnavailable?: string;
+  /** Set when the spec failed validation: nothing is written, the plan carries the error. */
+  refused?: string;
+}
+
+export interface ObservedSite {
+  content?: Buffer;
+  htpasswd?: { content: Buffer; mode: number; group: string };
+  /** Dry runs only: what could not be read (e.g. not root). */
+  unreadable?: string;
+}
+
+interface Snapshot {
+  file: string;
+  previous?: { content: Buffer } & Ownership;
+}
+
+export interface SiteUndo {
+  snapshots: Snapshot[];
+  createdDirs: string[];
+}
+
+function ownerLabel(resourceProject: string | undefined, id: string): string {
+  return resourceProject ? `Project/${resourceProject}` : id;
+}
+
+async function snapshot(host: Host, file: string): Promise<Snapshot> {
+  const st = await host.stat(file);
+  if (st?.type !== 'file') return { file };
+  const content = (await host.readFile(file)) ?? Buffer.alloc(0);
+  return { file, previous: { content, mode: st.mode, uid: st.uid, gid: st.gid } };
+}
+
+async function ensureDir(host: Host, dir: string, ownership: Ownership, created: string[]): Promise<void> {
+  const parent = path.posix.dirname(dir);
+  if (parent !== dir && !(await host.stat(parent))) await ensureDir(host, parent, { uid: 0, gid: 0, mode: 0o755 }, created);
+  if (await host.stat(dir)) return;
+  await host.mkdir(dir, ownership);
+  created.push(dir);
+}
+
+/**
+ * nginx sites: one owned file per site, /etc/nginx/conf.d/hostkit-SITE.conf,
+ * plus an htpasswd file for a gated site. apply writes files only; settle runs
+ * one `nginx -t` for the whole configuration, one reload, and probes every
+ * changed site for the generation header of its new file.
+ */
+export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo> = {
+  kind: 'site',
+  orphans: 'delete',
+
+  async desire(resources, ctx) {
+    const out = new Map<string, { desired: DesiredSite; diagnostics: Diagnostic[] }>();
+    for (const r of resources) {
+      const diagnostics: Diagnostic[] = [];
+      const file = siteFile(r.spec.site);
+      const problems = siteProblems(r.spec);
+      if (problems.length > 0) {
+        diagnostics.push(error('site not rendered', `site ${r.spec.site}: ${problems.join('; ')}; nothing was written`, r.origin));
+        out.set(r.id, { desired: { file, content: '', generation: '', domains: r.spec.domains, refused: problems.join('; ') }, diagnostics });
+        continue;
+      }
+      const rendered = renderSite(r.spec, ownerLabel(r.project, r.id));
+      const desired: DesiredSite = { file, content: rendered.content, generation: rendered.generation, domains: r.spec.domains };
+      const auth = r.spec.gate?.basicAuth;
+      if (auth) {
+        const secret = await ctx.secrets.resolve(auth.htpasswd);
+        if (!secret.ok) {
+          // A dry run can still show the rest of the plan; an apply must not run without the gate.
+          const make = ctx.mode === 'plan' ? warning : error;
+          diagnostics.push(make('secret unavailable', `site ${r.spec.site} basic auth: ${secret.reason}`, r.origin));
+          desired.htpasswdUnavailable = describeRef(auth.htpasswd);
+        } else {
+          const built = buildHtpasswd(secret.value, r.spec.site);
+          if (!built.content) diagnostics.push(error('invalid htpasswd secret', `site ${r.spec.site} basic auth: ${built.problem}`, r.origin));
+          else
+            desired.htpasswd = { file: htpasswdFile(r.spec.site), content: built.content, fingerprint: secretFingerprint(built.content), users: built.users };
+        }
+      }
+      // Certificate files named by the manifest must exist: nginx -t would fail on every site otherwise.
+      const tls = typeof r.spec.tls === 'object' ? siteTlsFiles(r.spec) : undefined;
+      if (tls) {
+        for (const p of [tls.certificate, tls.key]) {
+          const st = await ctx.host.stat(p).catch(() => undefined);
+          if (st?.type !== 'file') {
+            const detail = `site ${r.spec.site}: TLS file ${p} does not exist on ${ctx.host.name}`;
+            diagnostics.push(ctx.mode === 'apply' ? error('tls file missing', detail, r.origin) : warning('tls file missing', detail, r.origin));
+          }
+        }
+      }
+      out.set(r.id, { desired, diagnostics });
+    }
+    return out;
+  },
+
+  // Two file reads per site and one read of the user database. A dry run as a
+  // user who cannot read them still plans, saying what it could not see.
+  async observe(resources, ctx) {
+    const out = new Map<string, ObservedSite>();
+    if (resources.length === 0) return out;
+    const users = await UserDb.read(ctx.host).catch(() => undefined);
+    await Promise.all(
+      resources.map(async (r) => {
+        try {
+          const [content, auth, authStat] = await Promise.all([
+            ctx.host.readFile(siteFile(r.spec.site)),
+            ctx.host.readFile(htpasswdFile(r.spec.site)),
+            ctx.host.stat(htpasswdFile(r.spec.site)),
+          ]);
+          const observed: ObservedSite = {};
+          if (content) observed.content = content;
+          if (auth && authStat) observed.htpasswd = { content: auth, mode: authStat.mode, group: users?.groupName(authStat.gid) ?? `#${authStat.gid}` };
+          if (observed.content || observed.htpasswd) out.set(r.id, observed);
+        } catch (cause) {
+          if (ctx.mode !== 'plan') throw cause;
+          out.set(r.id, { unreadable: errorMessage(cause) });
+        }
+      }),
+    );
+    return out;
+  },
+
+  plan({ resource, desired, observed, orphan }) {
+    type SiteChange = Change<DesiredSite, ObservedSite, SiteSpec>;
+    const base = changeBase(resource);
+    if (observed?.unreadable !== undefined) {
+      return {
+        ...base,
+        action: orphan || !desired ? 'delete' : 'update',
+        fields: [],
+        disruptive: true,
+        reason: 'the site files could not be read',
+        diagnostics: [warning('site not observed', `${siteFile(resource.spec.site)}: ${observed.unreadable}`, resource.origin)],
+        observed,
+        ...(desired && !orphan ? { desired } : {}),
+      } as SiteChange;
+    }
+    if (orphan || !desired) {
+      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as SiteChange;
+      return {
+        ...base,
+        action: 'delete',
+        fields: [{ field: '/content', before: 'site file', diff: unifiedDiff(observed.content?.toString('utf8') ?? '', '') }],
+        disruptive: true,
+        reason: 'no manifest declares it any more: its files are removed and nginx reloaded',
+        observed,
+      } as SiteChange;
+    }
+    if (desired.refused !== undefined) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as SiteChange;
+    const fields: FieldChange[] = [];
+    const before = observed?.content?.toString('utf8');
+    if (before !== desired.content) {
+      fields.push({
+        field: '/content',
+        ...(before !== undefined ? { before: 'site file' } : {}),
+        after: 'site file',
+        diff: unifiedDiff(before ?? '', desired.content),
+      });
+    }
+    const auth = observed?.htpasswd;
+    if (desired.htpasswd) {
+      if (!auth || !auth.content.equals(Buffer.from(desired.htpasswd.content))) {
+        fields.push({
+          field: '/gate/basicAuth/htpasswd',
+          ...(auth ? { before: secretFingerprint(auth.content.toString('utf8')) } : {}),
+          after: `${desired.htpasswd.fingerprint} (${desired.htpasswd.users.length} user${desired.htpasswd.users.length === 1 ? '' : 's'})`,
+          redacted: true,
+        });
+      } else if (auth.mode !== HTPASSWD_MODE || auth.group !== NGINX_GROUP) {
+        fields.push({ field: '/gate/basicAuth/mode', before: `${auth.group} 0${auth.mode.toString(8)}`, after: `${NGINX_GROUP} 0640` });
+      }
+    } else if (desired.htpasswdUnavailable) {
+      fields.push({ field: '/gate/basicAuth/htpasswd', after: `from ${desired.htpasswdUnavailable} (unavailable here)`, redacted: true });
+    } else if (auth) {
+      fields.push({ field: '/gate/basicAuth/htpasswd', before: secretFingerprint(auth.content.toString('utf8')), after: 'removed', redacted: true });
+    }
+    const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
+    return { ...base, action, fields, disruptive: action !== 'noop', desired, ...(observed ? { observed } : {}) } as SiteChange;
+  },
+
+  // Writes files only; nothing is live until settle reloads nginx. If this
+  // throws part-way, it puts back what it had already written before
+  // rethrowing: the site's files are as they were.
+  async apply(change, ctx) {
+    const spec = change.resource!.spec;
+    const file = siteFile(spec.site);
+    const auth = htpasswdFile(spec.site);
+    const undo: SiteUndo = { snapshots: [await snapshot(ctx.host, file), await snapshot(ctx.host, auth)], createdDirs: [] };
+    const run = nginxRun(ctx);
+    run.files.set(file, change.id);
+    run.dirty = true;
+    try {
+      await writeSite(change, ctx, undo);
+    } catch (cause) {
+      await nginxSiteDriver.rollback(change, undo, ctx).catch(() => undefined);
+      throw cause;
+    }
+    return undo;
+  },
+
+  async settle(items, ctx, phase) {
+    if (items.length === 0) return;
+    if (phase === 'apply') await flushNginx(ctx, items[0]!.change.id);
+    else await restoreNginx(ctx);
+  },
+
+  async verify(change, ctx) {
+    const file = siteFile(change.resource!.spec.site);
+    const live = await ctx.host.readFile(file);
+    if (change.action === 'delete') return live ? [error('site not removed', `${file} still exists`, change.origin)] : [];
+    if (!live?.equals(Buffer.from(change.desired!.content))) return [error('site not as desired', `${file} differs from what was written`, change.origin)];
+    return [];
+  },
+
+  async rollback(_change, undo, ctx) {
+    for (const s of undo.snapshots) {
+      if (s.previous) await ctx.host.writeFile(s.file, s.previous.content, { mode: s.previous.mode, uid: s.previous.uid, gid: s.previous.gid });
+      else await ctx.host.remove(s.file);
+    }
+    for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
+    nginxRun(ctx).dirty = true;
+  },
+};
+
+async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec>, ctx: DriverContext, undo: SiteUndo): Promise<void> {
+  const spec = change.resource!.spec;
+  const file = siteFile(spec.site);
+  const auth = htpasswdFile(spec.site);
+  if (change.action === 'delete') {
+    await ctx.host.remove(file);
+    await ctx.host.remove(auth);
+    return;
+  }
+  const desired = change.desired!;
+  const root = { uid: 0, gid: 0, mode: 0o755 };
+  await ensureDir(ctx.host, CHALLENGE_DIR, root, undo.createdDirs);
+  if (desired.htpasswd) {
+    const gid = (await UserDb.read(ctx.host)).gid(NGINX_GROUP);
+    await ensureDir(ctx.host, HTPASSWD_DIR, { uid: 0, gid, mode: 0o750 }, undo.createdDirs);
+    await ctx.host.writeFile(auth, desired.htpasswd.content, { uid: 0, gid, mode: HTPASSWD_MODE });
+  } else {
+    await ctx.host.remove(auth);
+  }
+  await ctx.host.writeFile(file, desired.content, { uid: 0, gid: 0, mode: 0o644 });
+  nginxRun(ctx).probes.set(desired.domains[0]!, { generation: desired.generation, resourceId: change.id });
+}

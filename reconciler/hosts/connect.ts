@@ -1,0 +1,93 @@
+// TCP connections into a host's network stack, shared by the Host
+// implementations: a direct socket for the machine HostKit runs on, and a
+// bridge process for a host whose network is a namespace of this machine.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { HostKitError } from '../core/errors.js';
+import type { ConnectOptions } from './types.js';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+function connectFailed(hostName: string, port: number, address: string, reason: string): HostKitError {
+  return new HostKitError('HOST_CONNECT_FAILED', `Could not connect to ${address}:${port} on ${hostName}: ${reason}`, {
+    data: { host: hostName, port, address },
+    retryable: true,
+  });
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new HostKitError('HOST_INVALID_PORT', `Expected a TCP port between 1 and 65535, got ${port}`);
+  }
+}
+
+/** A socket on this machine's own network. */
+export function connectLocal(hostName: string, port: number, options: ConnectOptions = {}): Promise<Duplex> {
+  checkPort(port);
+  const address = options.address ?? '127.0.0.1';
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: address });
+    socket.setTimeout(options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, () => {
+      socket.destroy();
+      reject(connectFailed(hostName, port, address, 'timed out'));
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => reject(connectFailed(hostName, port, address, error.code ?? error.message)));
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+// Runs with this machine's node inside the host's network namespace only (its
+// file system stays ours): connects, says so on stderr, then copies bytes both
+// ways until either side closes.
+const BRIDGE = `
+const net = require('node:net');
+const socket = net.connect({ port: Number(process.argv[1]), host: process.argv[2] });
+socket.setTimeout(Number(process.argv[3]), () => { process.stderr.write('ERR ETIMEDOUT\\n'); process.exit(3); });
+socket.on('error', (e) => { process.stderr.write('ERR ' + (e.code || e.message) + '\\n'); process.exit(3); });
+socket.on('connect', () => {
+  socket.setTimeout(0);
+  process.stderr.write('CONNECTED\\n');
+  process.stdin.pipe(socket);
+  socket.pipe(process.stdout);
+});
+socket.on('close', () => process.exit(0));
+`;
+
+/**
+ * A connection made from inside the network namespace of the process `pid`
+ * (nsenter -n), carried over a bridge process's stdin and stdout.
+ */
+export function connectInNetworkNamespace(hostName: string, nsenter: string, pid: number, port: number, options: ConnectOptions = {}): Promise<Duplex> {
+  checkPort(port);
+  const address = options.address ?? '127.0.0.1';
+  if (net.isIP(address) === 0) throw new HostKitError('HOST_INVALID_ADDRESS', `Expected an IP address, got "${address}"`);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const child = spawn(nsenter, ['-t', String(pid), '-n', '--', process.execPath, '-e', BRIDGE, String(port), address, String(timeoutMs)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    let settled = false;
+    const fail = (reason: string) => {
+      if (settled) return;
+      settled = true;
+      child.kill('SIGKILL');
+      reject(connectFailed(hostName, port, address, reason));
+    };
+    child.once('error', (error) => fail(error.message));
+    child.once('exit', (code) => fail(stderr.match(/^ERR (.+)$/m)?.[1] ?? `bridge exited ${code}: ${stderr.trim()}`));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (settled || !stderr.includes('CONNECTED\n')) return;
+      settled = true;
+      const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+      stream.once('close', () => child.kill('SIGKILL'));
+      resolve(stream);
+    });
+  });
+}

@@ -1,0 +1,177 @@
+import { beforeAll, expect, it } from 'vitest';
+import { describeHost, useHost, type TestHost } from './harness.js';
+import { applied, appliedOk, eventually, HOST_NAME, reconcile, service } from './reconcile.js';
+import { writeRepo } from '../support/fixtures.js';
+
+// Pebble (Debian's, 2.4.0) inside the test host as the CA: its HTTPS listener
+// gets a certificate from a CA made here with openssl, which the agent trusts
+// through spec.acme.caCertificate; HTTP-01 is validated on port 80, through
+// nginx, for names /etc/hosts points at 127.0.0.1.
+const PEBBLE_DIR = '/etc/pebble-test';
+const SETUP = `set -e
+mkdir -p ${PEBBLE_DIR} && cd ${PEBBLE_DIR}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 30 -subj /CN=pebble-listener-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out leaf.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 30 -extfile leaf.ext 2>/dev/null
+cat > config.json <<'EOF'
+{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+ "certificate": "${PEBBLE_DIR}/cert.pem", "privateKey": "${PEBBLE_DIR}/key.pem",
+ "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+EOF
+echo '127.0.0.1 app.hk.test www.app.hk.test new.app.hk.test' >> /etc/hosts
+systemd-run --unit=pebble -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 /usr/bin/pebble -config ${PEBBLE_DIR}/config.json
+`;
+
+const ACME_HOST = `apiVersion: hostkit.dev/v1
+kind: Host
+metadata:
+  name: ${HOST_NAME}
+spec:
+  stateDirectory: /var/lib/hostkit
+  acme:
+    email: ops@hk.test
+    directory: https://127.0.0.1:14000/dir
+    caCertificate: ${PEBBLE_DIR}/ca.pem
+`;
+
+function app(names: string[]): Record<string, string> {
+  const [name, ...aliases] = names;
+  return {
+    'hosts/test-host.yaml': ACME_HOST,
+    'projects/app.yaml': service('app', 9401, `  domains:\n    - name: ${name}\n      aliases: [${aliases.join(', ')}]\n      tls: acme\n`),
+  };
+}
+
+async function pebbleCount(m: TestHost, pattern: string): Promise<number> {
+  const log = await m.host.exec('journalctl', ['-u', 'pebble', '--no-pager', '-o', 'cat']);
+  return log.stdout.split('\n').filter((l) => l.includes(pattern)).length;
+}
+
+async function workers(m: TestHost): Promise<string> {
+  const master = (await m.exec('cat', ['/run/nginx.pid'])).stdout.trim();
+  return `${master}:${(await m.exec('pgrep', ['-P', master])).stdout.trim().split('\n').sort().join(',')}`;
+}
+
+// What nginx serves for a name, verified against pebble's root with openssl s_client inside the host.
+async function served(m: TestHost, name: string): Promise<{ verify: string; subject: string; san: string; serial: string }> {
+  await m.exec('sh', [
+    '-c',
+    `curl -sk https://127.0.0.1:15000/roots/0 > /tmp/pebble-root.pem && curl -sk https://127.0.0.1:15000/intermediates/0 > /tmp/pebble-int.pem`,
+  ]);
+  const r = await m.host.exec('sh', [
+    '-c',
+    `openssl s_client -connect 127.0.0.1:443 -servername ${name} -CAfile /tmp/pebble-root.pem -verify_return_error </dev/null 2>/dev/null > /tmp/sc.txt; ` +
+      `grep 'Verify return code' /tmp/sc.txt; openssl x509 -noout -serial -ext subjectAltName -subject < /tmp/sc.txt`,
+  ]);
+  const out = r.stdout;
+  return {
+    verify: /Verify return code: (.*)/.exec(out)?.[1] ?? '',
+    subject: /subject=(.*)/.exec(out)?.[1] ?? '',
+    san: /DNS:[^\n]*/.exec(out)?.[0] ?? '',
+    serial: /serial=([0-9A-F]+)/.exec(out)?.[1] ?? '',
+  };
+}
+
+describeHost('reconciler/drivers/certificate (ACME with pebble, HTTP-01 through nginx) on a real host', () => {
+  const machine = useHost();
+
+  beforeAll(async () => {
+    const m = machine();
+    await m.exec('sh', ['-c', SETUP]);
+    const up = await eventually(
+      async () => (await m.host.exec('curl', ['-s', '--cacert', `${PEBBLE_DIR}/ca.pem`, 'https://127.0.0.1:14000/dir'])).exitCode === 0,
+      30_000,
+    );
+    if (!up) throw new Error(`pebble did not start: ${(await m.host.exec('journalctl', ['-u', 'pebble', '--no-pager'])).stdout}`);
+  });
+
+  it('tls: acme ends with nginx serving a certificate from pebble for the names, HTTP redirecting to HTTPS', async () => {
+    const m = machine();
+    const result = appliedOk(await reconcile(m, await writeRepo(app(['app.hk.test', 'www.app.hk.test']))));
+    expect(result.warnings.filter((w) => w.summary === 'certificate not issued')).toEqual([]);
+    const tls = await served(m, 'app.hk.test');
+    expect(tls.verify).toBe('0 (ok)');
+    expect(tls.san).toBe('DNS:app.hk.test, DNS:www.app.hk.test');
+    expect((await served(m, 'www.app.hk.test')).verify).toBe('0 (ok)');
+    const redirect = await m.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', 'http://app.hk.test/x']);
+    expect(redirect.stdout).toBe('301 https://app.hk.test/x');
+    const https = await m.exec('curl', ['-s', '--cacert', '/tmp/pebble-root.pem', '-o', '/dev/null', '-w', '%{http_code}', 'https://app.hk.test/']);
+    expect(https.stdout).toBe('200');
+    // Keys 0600 in 0700 directories; the ACME account key kept in the state directory.
+    const modes = await m.exec('stat', [
+      '-c',
+      '%a %n',
+      '/etc/hostkit/tls/app.hk.test',
+      '/etc/hostkit/tls/app.hk.test/privkey.pem',
+      '/var/lib/hostkit/acme',
+      '/var/lib/hostkit/acme/account-127.0.0.1_14000.pem',
+    ]);
+    expect(
+      modes.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(['700', '600', '700', '600']);
+    expect(await pebbleCount(m, 'Issued certificate serial')).toBe(1);
+  });
+
+  it('applying again places no ACME order and does not reload nginx', async () => {
+    const m = machine();
+    const orders = await pebbleCount(m, '/order-plz');
+    const accounts = await pebbleCount(m, '/sign-me-up');
+    const before = await workers(m);
+    const serial = (await served(m, 'app.hk.test')).serial;
+    const outcome = await reconcile(m, await writeRepo(app(['app.hk.test', 'www.app.hk.test'])));
+    expect(applied(outcome).status).toBe('no-changes');
+    expect(await pebbleCount(m, '/order-plz')).toBe(orders);
+    expect(await pebbleCount(m, '/sign-me-up')).toBe(accounts);
+    expect(await workers(m)).toBe(before);
+    expect((await served(m, 'app.hk.test')).serial).toBe(serial);
+  });
+
+  it('a changed domain list gets a new certificate with the new names, with one more order on the same account', async () => {
+    const m = machine();
+    const old = (await served(m, 'app.hk.test')).serial;
+    const key = (await m.exec('sha256sum', ['/var/lib/hostkit/acme/account-127.0.0.1_14000.pem'])).stdout;
+    const orders = await pebbleCount(m, '/order-plz');
+    const result = appliedOk(await reconcile(m, await writeRepo(app(['app.hk.test', 'www.app.hk.test', 'new.app.hk.test']))));
+    expect(result.status).toBe('applied');
+    const now = await served(m, 'new.app.hk.test');
+    expect(now.verify).toBe('0 (ok)');
+    expect(now.san).toBe('DNS:app.hk.test, DNS:www.app.hk.test, DNS:new.app.hk.test');
+    expect(now.serial).not.toBe(old);
+    expect(await pebbleCount(m, '/order-plz')).toBe(orders + 1);
+    expect((await m.exec('sha256sum', ['/var/lib/hostkit/acme/account-127.0.0.1_14000.pem'])).stdout).toBe(key);
+  });
+
+  it('a name the CA cannot validate: the site stays up on a placeholder, the failure is remembered, and the next run places no order', async () => {
+    const m = machine();
+    const files = {
+      ...app(['app.hk.test', 'www.app.hk.test', 'new.app.hk.test']),
+      'projects/lost.yaml': service('lost', 9402, '  domains:\n    - name: lost.hk.test\n      tls: acme\n'),
+    };
+    const orders = await pebbleCount(m, '/order-plz');
+    const result = appliedOk(await reconcile(m, await writeRepo(files)));
+    const failed = result.warnings.find((w) => w.summary === 'certificate not issued');
+    expect(failed?.detail).toMatch(/lost\.hk\.test.*failure 1, next attempt after/);
+    expect(await pebbleCount(m, '/order-plz')).toBe(orders + 1);
+    // nginx runs, serving the placeholder for the lost name and the real certificate for the others.
+    const placeholder = await m.exec('sh', [
+      '-c',
+      'openssl s_client -connect 127.0.0.1:443 -servername lost.hk.test </dev/null 2>/dev/null | openssl x509 -noout -subject',
+    ]);
+    expect(placeholder.stdout).toContain('HostKit placeholder');
+    expect((await served(m, 'app.hk.test')).verify).toBe('0 (ok)');
+    const state = JSON.parse((await m.exec('cat', ['/var/lib/hostkit/acme/failures.json'])).stdout) as Record<string, { failures: number }>;
+    expect(state['lost.hk.test']?.failures).toBe(1);
+
+    const again = await reconcile(m, await writeRepo(files));
+    expect(applied(again).status).toBe('no-changes');
+    if (again.stage === 'applied') {
+      const change = again.planned.plan.changes.find((c) => c.id === 'certificate/lost.hk.test');
+      expect(change?.diagnostics.map((d) => d.summary)).toContain('acme backing off');
+    }
+    expect(await pebbleCount(m, '/order-plz')).toBe(orders + 1);
+  });
+});
