@@ -60,7 +60,11 @@ export class LocalHost implements Host {
     }
     const result = await spawnCollect(file, args, options);
     if (result.exitCode === undefined) {
-      const why = result.timedOut ? `timed out after ${options.timeoutMs} ms` : result.error ? result.error.message : `killed by ${result.signal ?? 'a signal'}`;
+      const why = result.timedOut
+        ? `timed out after ${options.timeoutMs} ms`
+        : result.error
+          ? result.error.message
+          : `killed by ${result.signal ?? 'a signal'}`;
       throw new HostKitError('EXEC_FAILED', `Could not run ${file}: ${why}`, {
         data: { file, args },
         cause: result.error,
