@@ -2,7 +2,11 @@
 // spec.postgresql: a Unix socket of the managed host (peer authentication, the
 // default), or TCP with a password. Sessions are short: one per step, closed
 // when the step ends, so nothing is left open between plan and apply.
-import pg from 'pg';
+import type pg from 'pg';
+
+// node-postgres is loaded by the first session of a run: a host without databases does not pay its start-up.
+let loaded: Promise<typeof pg> | undefined;
+const pgModule = async () => (await (loaded ??= import('pg').then((m) => m.default))) as typeof pg;
 import { HostKitError } from '../../core/errors.js';
 import type { DriverContext } from '../types.js';
 import { BEGIN, COMMIT, ROLLBACK, type Statement } from './sql.js';
@@ -84,10 +88,10 @@ async function resolveTarget(ctx: DriverContext): Promise<AdminTarget> {
 // ever holds a database a later step drops.
 const pools = new WeakMap<DriverContext, pg.Pool>();
 
-function adminPool(ctx: DriverContext, target: AdminTarget): pg.Pool {
+function adminPool(ctx: DriverContext, target: AdminTarget, lib: typeof pg): pg.Pool {
   let pool = pools.get(ctx);
   if (!pool) {
-    pool = new pg.Pool({ ...target.config, database: ADMIN_DATABASE, max: 4, idleTimeoutMillis: 200, allowExitOnIdle: true });
+    pool = new lib.Pool({ ...target.config, database: ADMIN_DATABASE, max: 4, idleTimeoutMillis: 200, allowExitOnIdle: true });
     // An error on an idle client (the server went away) must not crash the process; the next session reports it.
     pool.on('error', () => undefined);
     pools.set(ctx, pool);
@@ -102,14 +106,15 @@ interface Connection {
 }
 
 async function open(ctx: DriverContext, target: AdminTarget, database: string): Promise<Connection> {
+  const lib = await pgModule();
   if (database === ADMIN_DATABASE) {
-    const client = await adminPool(ctx, target).connect();
+    const client = await adminPool(ctx, target, lib).connect();
     return {
       client,
       end: async (broken) => client.release(broken),
     };
   }
-  const client = new pg.Client({ ...target.config, database });
+  const client = new lib.Client({ ...target.config, database });
   client.on('error', () => undefined);
   try {
     await client.connect();
