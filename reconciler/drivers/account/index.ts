@@ -99,7 +99,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   },
 
   async observe(resources, ctx) {
-    const db = await UserDb.read(ctx.host);
+    const db = await UserDb.forRun(ctx);
     const out = new Map<string, ObservedAccount>();
     const state = runState(ctx);
     for (const r of resources) {
@@ -136,25 +136,11 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   // The first create of a run creates every wholly new account of the run (createBatch);
   // its undo lists them, so a rollback removes them even if their own steps never ran.
   async apply(change, ctx) {
-    const d = change.desired!;
-    const o = change.observed;
-    let db = await UserDb.read(ctx.host);
-    const state = runs.get(ctx);
-    if (state && change.action === 'create') {
-      const first = state.batch === undefined;
-      if (first) state.batch = createBatch(ctx, state, db);
-      const batch = await state.batch!;
-      if (batch.has(d.user)) {
-        return { createdUser: true, createdGroup: true, ...(first ? { batch: [...batch].filter((u) => u !== d.user) } : {}) };
-      }
-      if (first && batch.size > 0) db = await UserDb.read(ctx.host);
-      if (first && batch.size > 0) {
-        // This account was not in the batch; the batch must still be undone with this step.
-        const undo = await createOne(ctx, d, db, o);
-        return { ...undo, batch: [...batch] };
-      }
+    try {
+      return await applyAccount(change.desired!, change.observed, change.action, ctx);
+    } finally {
+      UserDb.forget(ctx); // later readers in this run read the accounts again
     }
-    return createOne(ctx, d, db, o);
   },
 
   async verify(change, ctx) {
@@ -164,21 +150,46 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   },
 
   async rollback(change, undo, ctx) {
-    const d = change.desired!;
-    if (undo.createdUser) await run(ctx.host, 'userdel', [d.user]);
-    else if (undo.previous) {
-      const p = undo.previous;
-      await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
-    }
-    // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
-    if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
-    for (const user of undo.batch ?? []) {
-      const db = await UserDb.read(ctx.host);
-      if (db.users.has(user)) await run(ctx.host, 'userdel', [user]);
-      if ((await UserDb.read(ctx.host)).groups.has(user)) await run(ctx.host, 'groupdel', [user]);
+    try {
+      await rollbackAccount(change.desired!, undo, ctx);
+    } finally {
+      UserDb.forget(ctx);
     }
   },
 };
+
+async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext): Promise<AccountUndo> {
+  let db = await UserDb.read(ctx.host);
+  const state = runs.get(ctx);
+  if (state && action === 'create') {
+    const first = state.batch === undefined;
+    if (first) state.batch = createBatch(ctx, state, db);
+    const batch = await state.batch!;
+    if (batch.has(d.user)) {
+      return { createdUser: true, createdGroup: true, ...(first ? { batch: [...batch].filter((u) => u !== d.user) } : {}) };
+    }
+    if (first && batch.size > 0) {
+      // This account was not in the batch; the batch must still be undone with this step.
+      db = await UserDb.read(ctx.host);
+      return { ...(await createOne(ctx, d, db, o)), batch: [...batch] };
+    }
+  }
+  return createOne(ctx, d, db, o);
+}
+
+async function rollbackAccount(d: AccountSpec, undo: AccountUndo, ctx: DriverContext): Promise<void> {
+  if (undo.createdUser) await run(ctx.host, 'userdel', [d.user]);
+  else if (undo.previous) {
+    const p = undo.previous;
+    await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
+  }
+  // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
+  if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
+  for (const user of undo.batch ?? []) {
+    if ((await UserDb.read(ctx.host)).users.has(user)) await run(ctx.host, 'userdel', [user]);
+    if ((await UserDb.read(ctx.host)).groups.has(user)) await run(ctx.host, 'groupdel', [user]);
+  }
+}
 
 // One account through shadow-utils: groupadd and useradd, or usermod.
 async function createOne(ctx: DriverContext, d: AccountSpec, db: UserDb, o: ObservedAccount | undefined): Promise<AccountUndo> {

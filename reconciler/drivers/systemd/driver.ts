@@ -273,8 +273,20 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     // One daemon-reload, one enable call and one restart call for the whole run.
     async settle(items, ctx, phase) {
       if (items.length === 0) return;
-      const reload = items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
+      const enable =
+        phase === 'apply'
+          ? items
+              .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
+              .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
+              .map((i) => i.change.desired!.unit)
+          : [];
+      const started = performance.now();
+      // Links only (--no-reload): the one daemon-reload below loads them with the new files.
+      if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--no-reload', '--', ...enable]);
+      const enabled = performance.now();
+      const reload = enable.length > 0 || items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
       if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
+      const reloaded = performance.now();
       const pending = await readPending(ctx.host, ctx.stateDirectory);
       if (phase === 'rollback') {
         const restart = items.filter((i) => i.undo.previous && i.change.desired?.active !== false).map((i) => unitName(i.change.resource!.spec));
@@ -287,20 +299,19 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         return;
       }
       const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
-      const enable = items
-        .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
-        .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
-        .map((i) => i.change.desired!.unit);
       const restart = live
         .filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart', '/dropIns'].includes(f.field)))
         .map((i) => i.change.desired!.unit);
-      const started = performance.now();
-      if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--', ...enable]);
-      const enabled = performance.now();
       if (restart.length > 0) {
         const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
         ctx.log.debug(
-          { enable: enable.length, enableMs: Math.round(enabled - started), restart: restart.length, restartMs: Math.round(performance.now() - enabled) },
+          {
+            enable: enable.length,
+            enableMs: Math.round(enabled - started),
+            reloadMs: Math.round(reloaded - enabled),
+            restart: restart.length,
+            restartMs: Math.round(performance.now() - reloaded),
+          },
           'systemd settle',
         );
         if (result.exitCode !== 0) {
