@@ -4,7 +4,7 @@
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
-import { GENERATION_HEADER, NGINX_ERROR_LOG } from './paths.js';
+import { GENERATION_HEADER, NGINX_ERROR_LOG, PROBE_PATH } from './paths.js';
 
 export interface NginxTest {
   ok: boolean;
@@ -48,6 +48,8 @@ export async function errorLogSince(host: Host, offset: number): Promise<string>
     .join('\n');
 }
 
+const PROBE_CONCURRENCY = 32;
+
 /** Reload a running nginx, or start a stopped one (the unit's own ExecStartPre tests the config again). */
 export async function reload(host: Host): Promise<void> {
   const result = await host.exec('systemctl', ['reload-or-restart', 'nginx.service'], { timeoutMs: 60_000 });
@@ -61,7 +63,7 @@ export async function reload(host: Host): Promise<void> {
 /** The generation nginx answers with for a domain on port 80, or why there is none. */
 export async function servedGeneration(host: Host, domain: string): Promise<{ generation?: string; problem?: string }> {
   try {
-    const response = await hostHttpRequest(host, { port: 80, path: '/.well-known/hostkit-probe', hostHeader: domain, method: 'HEAD', timeoutMs: 3_000 });
+    const response = await hostHttpRequest(host, { port: 80, path: PROBE_PATH, hostHeader: domain, method: 'HEAD', timeoutMs: 3_000 });
     const value = response.headers[GENERATION_HEADER.toLowerCase()];
     return typeof value === 'string' ? { generation: value } : { problem: `HTTP ${response.status} without ${GENERATION_HEADER}` };
   } catch (cause) {
@@ -83,7 +85,11 @@ export async function awaitGenerations(
   let waiting = [...sites];
   let last = new Map<string, string>();
   while (waiting.length > 0) {
-    const seen = await Promise.all(waiting.map((s) => servedGeneration(host, s.domain)));
+    // A few dozen at a time: hundreds of simultaneous probes on a busy host time out.
+    const seen: { generation?: string; problem?: string }[] = [];
+    for (let i = 0; i < waiting.length; i += PROBE_CONCURRENCY) {
+      seen.push(...(await Promise.all(waiting.slice(i, i + PROBE_CONCURRENCY).map((s) => servedGeneration(host, s.domain)))));
+    }
     last = new Map(waiting.map((s, i) => [s.domain, seen[i]!.generation ?? seen[i]!.problem ?? '']));
     waiting = waiting.filter((s, i) => seen[i]!.generation !== s.generation);
     if (waiting.length === 0 || Date.now() > deadline) break;
