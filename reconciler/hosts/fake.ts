@@ -240,10 +240,10 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
       host.seedFile('/etc/group', withoutEntry(group, name));
       return ok;
     case 'systemd-sysusers': {
-      // --inline 'u NAME - "GECOS" HOME SHELL' (a user with its own group) and 'm USER GROUP'.
+      // --inline 'u NAME - - HOME SHELL' (a user with its own group) and 'm USER GROUP'.
       let [p, g] = [passwd, group];
       for (const line of call.args.filter((a) => a !== '--inline')) {
-        const u = /^u (\S+) - "[^"]*" (\S+) (\S+)$/.exec(line);
+        const u = /^u (\S+) - - (\S+) (\S+)$/.exec(line);
         const m = /^m (\S+) (\S+)$/.exec(line);
         if (u && !p.split('\n').some((l) => l.startsWith(`${u[1]}:`))) {
           const id = Math.max(nextId(p), nextId(g));

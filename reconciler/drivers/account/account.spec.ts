@@ -79,7 +79,7 @@ describe('reconciler/drivers/account', () => {
     const undos = [];
     for (const c of changes.slice(0, 5)) undos.push(await accountDriver.apply(c, ctx));
     expect(host.calls.map((c) => c.file)).toEqual(['systemd-sysusers']);
-    expect(host.calls[0]!.args).toContain('u u0 - "HostKit account u0" /srv/u0 /usr/sbin/nologin');
+    expect(host.calls[0]!.args).toContain('u u0 - - /srv/u0 /usr/sbin/nologin');
     expect(host.calls[0]!.args).toContain('m u3 www-data');
     expect(undos[0]!.batch).toHaveLength(19);
     const now = await accountDriver.observe(many, ctx);

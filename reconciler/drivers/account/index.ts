@@ -43,10 +43,10 @@ function runState(ctx: DriverContext): RunState {
   return state;
 }
 
-// systemd-sysusers line: a system user with a group of its own name, home and shell.
+// systemd-sysusers line: a system user with a group of its own name, home and shell,
+// and an empty GECOS ("-"), as useradd leaves it.
 function sysusersLines(a: AccountSpec): string[] {
-  const quote = (s: string) => `"${s}"`;
-  return [`u ${a.user} - ${quote(`HostKit account ${a.user}`)} ${a.home} ${a.shell}`, ...a.groups.map((g) => `m ${a.user} ${g}`)];
+  return [`u ${a.user} - - ${a.home} ${a.shell}`, ...a.groups.map((g) => `m ${a.user} ${g}`)];
 }
 
 // Names systemd-sysusers takes as they are: its config is whitespace-separated.
