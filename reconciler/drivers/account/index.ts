@@ -2,6 +2,7 @@ import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
+import { perRun } from '../shared/per-run.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
 
@@ -32,16 +33,7 @@ interface RunState {
   observed: Map<string, ObservedAccount | undefined>;
   batch?: Promise<Set<string>>;
 }
-const runs = new WeakMap<DriverContext, RunState>();
-
-function runState(ctx: DriverContext): RunState {
-  let state = runs.get(ctx);
-  if (!state) {
-    state = { desired: new Map(), observed: new Map() };
-    runs.set(ctx, state);
-  }
-  return state;
-}
+const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
 
 // systemd-sysusers line: a system user with a group of its own name, home and shell,
 // and an empty GECOS ("-"), as useradd leaves it.
@@ -160,8 +152,8 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
 
 async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext): Promise<AccountUndo> {
   let db = await UserDb.read(ctx.host);
-  const state = runs.get(ctx);
-  if (state && action === 'create') {
+  const state = runState(ctx);
+  if (action === 'create') {
     const first = state.batch === undefined;
     if (first) state.batch = createBatch(ctx, state, db);
     const batch = await state.batch!;

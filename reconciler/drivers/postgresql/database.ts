@@ -4,6 +4,7 @@ import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { PgDatabaseSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { perRun } from '../shared/per-run.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
@@ -208,15 +209,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     return out;
   }
 
-  const runs = new WeakMap<DriverContext, RunState>();
-  const runState = (ctx: DriverContext): RunState => {
-    let state = runs.get(ctx);
-    if (!state) {
-      state = { desired: new Map(), observed: new Map() };
-      runs.set(ctx, state);
-    }
-    return state;
-  };
+  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
 
   /**
    * The first database a run creates starts CREATE DATABASE for every plain new
@@ -296,8 +289,8 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       }
       if (change.action === 'create') {
         const force = version >= 130000;
-        const state = runs.get(ctx);
-        if (state && desired.extensions.length === 0) {
+        const state = runState(ctx);
+        if (desired.extensions.length === 0) {
           const first = state.ahead === undefined;
           if (first) state.ahead = createAhead(ctx, state);
           const ahead = await state.ahead!.catch(() => new Map<string, Promise<boolean>>());

@@ -6,6 +6,7 @@ import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
+import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
 import { readPending, writePending } from './pending.js';
@@ -71,15 +72,7 @@ function digestOf(parts: readonly string[]): string {
  * factory for both kinds: services ("unit") and timers ("timer").
  */
 function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> {
-  const runs = new WeakMap<DriverContext, RunState>();
-  const runState = (ctx: DriverContext): RunState => {
-    let state = runs.get(ctx);
-    if (!state) {
-      state = { desired: new Map(), observed: new Map() };
-      runs.set(ctx, state);
-    }
-    return state;
-  };
+  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
   // Units this run will write a new file for, with that file.
   const changedFiles = (state: RunState) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
   // Units this run will restart: live units with a new file, drop-ins to remove or a restart owed.
@@ -95,17 +88,15 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
   // Checked by systemd-analyze before it goes live: all of this run's new unit files in one
   // call (the first apply starts it); a unit that call did not vouch for is checked alone.
   async function checkUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
-    const state = runs.get(ctx);
-    if (state) {
-      state.verified ??= verifyUnitFiles(
-        ctx,
-        changedFiles(state).map((d) => ({ unit: d.unit, content: d.content })),
-      );
-      const seen = (await state.verified)?.get(unit);
-      if (seen && seen.content === content) {
-        for (const message of seen.messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
-        return;
-      }
+    const state = runState(ctx);
+    state.verified ??= verifyUnitFiles(
+      ctx,
+      changedFiles(state).map((d) => ({ unit: d.unit, content: d.content })),
+    );
+    const seen = (await state.verified)?.get(unit);
+    if (seen && seen.content === content) {
+      for (const message of seen.messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
+      return;
     }
     await verifyUnitFile(ctx, unit, content);
   }
@@ -113,17 +104,15 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
   // The restart is recorded as owed before the unit file changes: for every unit this run
   // will restart in one write (the first apply makes it), for any other unit on its own.
   async function markPending(ctx: DriverContext, unit: string): Promise<void> {
-    const state = runs.get(ctx);
-    if (state) {
-      state.pendingBatch ??= (async () => {
-        const batch = new Set(restartCandidates(state));
-        const pending = await readPending(ctx.host, ctx.stateDirectory);
-        for (const u of batch) pending.add(u);
-        await writePending(ctx.host, ctx.stateDirectory, pending);
-        return batch;
-      })();
-      if ((await state.pendingBatch).has(unit)) return;
-    }
+    const state = runState(ctx);
+    state.pendingBatch ??= (async () => {
+      const batch = new Set(restartCandidates(state));
+      const pending = await readPending(ctx.host, ctx.stateDirectory);
+      for (const u of batch) pending.add(u);
+      await writePending(ctx.host, ctx.stateDirectory, pending);
+      return batch;
+    })();
+    if ((await state.pendingBatch).has(unit)) return;
     const pending = await readPending(ctx.host, ctx.stateDirectory);
     pending.add(unit);
     await writePending(ctx.host, ctx.stateDirectory, pending);
@@ -293,8 +282,8 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         if (restart.length > 0) await ctx.host.exec('systemctl', ['restart', ...restart]);
         for (const i of items) pending.delete(unitName(i.change.resource!.spec));
         // Marked owed in the batch but never reached by this run: nothing of theirs changed.
-        const state = runs.get(ctx);
-        for (const u of (await state?.pendingBatch?.catch(() => undefined)) ?? []) if (!state!.observed.get(u)?.pending) pending.delete(u);
+        const state = runState(ctx);
+        for (const u of (await state.pendingBatch?.catch(() => undefined)) ?? []) if (!state.observed.get(u)?.pending) pending.delete(u);
         await writePending(ctx.host, ctx.stateDirectory, pending);
         return;
       }
