@@ -91,8 +91,9 @@ export async function applyPlan(planned: PlannedHost): Promise<ApplyResult> {
         try {
           await driver.settle(items, context, 'apply');
         } catch (cause) {
-          // A driver names the resource that failed (e.g. the unit that did not start) in the error's data.
-          const named = isHostKitError(cause) ? items.find((i) => i.change.id === cause.data.resourceId) : undefined;
+          // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
+          // it may be another driver's (the certificate driver's settle makes nginx sites live first).
+          const named = isHostKitError(cause) ? done.find((i) => i.change.id === cause.data.resourceId) : undefined;
           throw failure((named ?? items[0]!).change, cause);
         }
       }

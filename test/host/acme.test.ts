@@ -35,10 +35,10 @@ spec:
     caCertificate: ${PEBBLE_DIR}/ca.pem
 `;
 
-function app(names: string[]): Record<string, string> {
+function app(names: string[], hostManifest = ACME_HOST): Record<string, string> {
   const [name, ...aliases] = names;
   return {
-    'hosts/test-host.yaml': ACME_HOST,
+    'hosts/test-host.yaml': hostManifest,
     'projects/app.yaml': service('app', 9401, `  domains:\n    - name: ${name}\n      aliases: [${aliases.join(', ')}]\n      tls: acme\n`),
   };
 }
@@ -173,5 +173,27 @@ describeHost('reconciler/drivers/certificate (ACME with pebble, HTTP-01 through 
       expect(change?.diagnostics.map((d) => d.summary)).toContain('acme backing off');
     }
     expect(await pebbleCount(m, '/order-plz')).toBe(orders + 1);
+  });
+
+  it('renewal: once the renewal point has passed, one new order; a removed project loses its site and certificate', async () => {
+    const m = machine();
+    const names = ['app.hk.test', 'www.app.hk.test', 'new.app.hk.test'];
+    const old = (await served(m, 'app.hk.test')).serial;
+    const orders = await pebbleCount(m, '/order-plz');
+    // Renew with a millionth of the lifetime left: the renewal point (minus its jitter) is already past.
+    const renewing = ACME_HOST.replace('    email: ops@hk.test\n', '    email: ops@hk.test\n    renewBefore: 0.999999\n');
+    const outcome = await reconcile(m, await writeRepo(app(names, renewing)));
+    const result = appliedOk(outcome);
+    expect(result.warnings.filter((w) => w.summary === 'certificate not issued')).toEqual([]);
+    if (outcome.stage === 'applied') {
+      expect(outcome.planned.plan.changes.find((c) => c.id === 'certificate/app.hk.test')?.reason).toMatch(/^renewal due since /);
+      expect(outcome.planned.plan.changes.find((c) => c.id === 'certificate/lost.hk.test')?.action).toBe('delete');
+    }
+    expect(await pebbleCount(m, '/order-plz')).toBe(orders + 1);
+    const now = await served(m, 'app.hk.test');
+    expect(now.verify).toBe('0 (ok)');
+    expect(now.serial).not.toBe(old);
+    expect((await m.host.exec('test', ['-e', '/etc/hostkit/tls/lost.hk.test'])).exitCode).toBe(1);
+    expect((await m.host.exec('test', ['-e', '/etc/nginx/conf.d/hostkit-lost.hk.test.conf'])).exitCode).toBe(1);
   });
 });

@@ -1,6 +1,36 @@
+import { cp, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { expect, it } from 'vitest';
+import { silentLogger } from '../../reconciler/core/log.js';
+import { reconcileHost } from '../../reconciler/engine.js';
+import type { Host } from '../../reconciler/hosts/types.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, HOST_NAME, reconcile, repo, service } from './reconcile.js';
+
+const CORPUS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'corpus');
+// The corpus cases whose hostile value would land in an nginx file, a certificate request or an htpasswd file.
+const NGINX_SUMMARIES = new Set(['invalid domain name', 'invalid URL path', 'invalid CIDR', 'invalid realm', 'invalid path']);
+
+// The real host, with every command and every write recorded.
+function recording(host: Host): { host: Host; commands: string[]; writes: string[] } {
+  const commands: string[] = [];
+  const writes: string[] = [];
+  const wrapped: Host = Object.create(host) as Host;
+  wrapped.exec = (file, args, options) => {
+    commands.push([file, ...args].join(' '));
+    return host.exec(file, args, options);
+  };
+  for (const method of ['writeFile', 'mkdir', 'setOwnership', 'remove'] as const) {
+    (wrapped as unknown as Record<string, unknown>)[method] = (p: string, ...rest: unknown[]) => {
+      writes.push(`${method} ${p}`);
+      return (host[method] as (...a: unknown[]) => Promise<void>).call(host, p, ...rest);
+    };
+  }
+  return { host: wrapped, commands, writes };
+}
 
 // Sites on the host's loopback: curl inside the host, names pinned with --resolve.
 async function curl(m: TestHost, url: string, ...extra: string[]): Promise<{ status: string; body: string; location: string }> {
@@ -117,10 +147,12 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     const result = applied(outcome);
     expect(result.status).toBe('rolled-back');
     if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe(`site/${long}`);
     expect(result.failed.error).toMatch(/nginx -t rejected the configuration[\s\S]*server_names_hash/);
     expect((await m.host.exec('test', ['-e', `/etc/nginx/conf.d/hostkit-${long}.conf`])).exitCode).toBe(1);
     expect(await workers(m)).toBe(before);
     expect((await curl(m, 'https://web.hk.test/')).status).toBe('200');
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeUndefined();
   });
 
   it('a reload the nginx master rejects (port 443 taken by another process) is caught by the probe and rolled back', async () => {
@@ -135,6 +167,7 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
       const result = applied(outcome);
       expect(result.status).toBe('rolled-back');
       if (result.status !== 'rolled-back') return;
+      expect(result.failed.id).toBe('site/web.hk.test');
       expect(result.failed.error).toMatch(/did not take the new configuration[\s\S]*Address already in use/);
       expect((await m.host.exec('test', ['-e', '/etc/nginx/conf.d/hostkit-web.hk.test.conf'])).exitCode).toBe(1);
       expect(await curl(m, 'http://gated.hk.test/', '-u', 'alice:correct horse battery')).toMatchObject({ status: '200' });
@@ -151,5 +184,70 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     expect(await curl(m, 'http://foreign.hk.test/')).toMatchObject({ status: '200', body: 'foreign\n' });
     expect(await curl(m, 'http://gated.hk.test/')).not.toMatchObject({ status: '401' });
     expect((await curl(m, 'https://web.hk.test/')).status).toBe('200');
+  });
+
+  it('hostile domain, path, CIDR and realm values from the corpus never reach a file or nginx -t', async () => {
+    const m = machine();
+    const confBefore = (await m.exec('ls', ['/etc/nginx/conf.d'])).stdout;
+    const before = await workers(m);
+    const cases: string[] = [];
+    for (const name of (await readdir(path.join(CORPUS, 'bad'))).sort()) {
+      const expected = JSON.parse(await readFile(path.join(CORPUS, 'bad', name, 'expect.json'), 'utf8')) as { summary: string; generate?: unknown };
+      if (!NGINX_SUMMARIES.has(expected.summary) || expected.generate) continue;
+      cases.push(name);
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-hostile-'));
+      await cp(path.join(CORPUS, 'shared'), dir, { recursive: true });
+      await cp(path.join(CORPUS, 'bad', name), dir, { recursive: true });
+      const rec = recording(m.host);
+      const outcome = await reconcileHost({ repoDir: dir, hostName: 'web-1', host: rec.host, dryRun: false, log: silentLogger(), env: {} });
+      expect(outcome.stage, name).toBe('invalid');
+      expect(rec.writes, name).toEqual([]);
+      expect(
+        rec.commands.filter((c) => /^(nginx|openssl|systemctl)\b/.test(c)),
+        name,
+      ).toEqual([]);
+    }
+    expect(cases.length).toBeGreaterThanOrEqual(20);
+    expect((await m.exec('ls', ['/etc/nginx/conf.d'])).stdout).toBe(confBefore);
+    expect(await workers(m)).toBe(before);
+  });
+
+  it('a run killed after writing a site file and before nginx took it: the next run reloads', async () => {
+    const m = machine();
+    const noRedirect = service(
+      'web',
+      9301,
+      domains('    - name: web.hk.test\n      aliases: [www.web.hk.test]\n      tls: self-signed\n      redirectHttp: false\n'),
+    );
+    const repoDir = await repo({ 'projects/web.yaml': noRedirect });
+    const child = execa(
+      'node',
+      [path.resolve('dist/test/support/reconcile-child.js'), repoDir, HOST_NAME, String(m.leaderPid), m.machine, 'before-nginx-test'],
+      {
+        reject: false,
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('stopped before nginx -t')) resolve();
+      });
+      void child.then((r) => reject(new Error(`the child ended before the kill point: ${r.stdout} ${r.stderr}`)));
+    });
+    child.kill('SIGKILL');
+    expect((await child).signal).toBe('SIGKILL');
+    // The new file is on disk, nginx still runs the old one (redirecting), and the owed reload is recorded.
+    expect((await m.exec('cat', ['/etc/nginx/conf.d/hostkit-web.hk.test.conf'])).stdout).not.toContain('return 301');
+    expect(await curl(m, 'http://web.hk.test/')).toMatchObject({ status: '301' });
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeDefined();
+
+    const plan = await reconcile(m, repoDir, { dryRun: true });
+    expect(plan.stage).toBe('planned');
+    if (plan.stage === 'planned') {
+      expect(plan.planned.plan.changes.find((c) => c.id === 'site/web.hk.test')).toMatchObject({ action: 'update', fields: [{ field: '/reload' }] });
+    }
+    appliedOk(await reconcile(m, repoDir));
+    expect(await curl(m, 'http://web.hk.test/')).toMatchObject({ status: '200' });
+    expect(await m.host.stat('/var/lib/hostkit/nginx-reload-owed')).toBeUndefined();
+    expect(applied(await reconcile(m, repoDir)).status).toBe('no-changes');
   });
 });

@@ -1,7 +1,8 @@
 // A reconciler in its own process, for crash tests: it applies a repository to
 // a booted test host and, when asked, stops dead at a chosen point (before the
 // first `systemctl daemon-reload`, i.e. after unit files were written and
-// before any restart) and says so on stdout, so the test can SIGKILL it there.
+// before any restart; or before `nginx -t`, after site files were written and
+// before any reload) and says so on stdout, so the test can SIGKILL it there.
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost } from '../../reconciler/engine.js';
 import { NspawnHost } from '../../reconciler/hosts/nspawn.js';
@@ -15,6 +16,10 @@ const host: Host = Object.assign(Object.create(real) as Host, {
     if (stopAt === 'before-daemon-reload' && file === 'systemctl' && args[0] === 'daemon-reload') {
       process.stdout.write('HOSTKIT-CHILD: stopped before daemon-reload\n');
       await new Promise(() => undefined); // wait here until killed
+    }
+    if (stopAt === 'before-nginx-test' && file === 'nginx' && args[0] === '-t') {
+      process.stdout.write('HOSTKIT-CHILD: stopped before nginx -t\n');
+      await new Promise(() => undefined);
     }
     return real.exec(file, args, options);
   },

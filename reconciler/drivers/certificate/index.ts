@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { CertificateSpec } from '../../core/specs.js';
@@ -6,7 +7,7 @@ import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
 import { nginxActive } from '../nginx/nginx.js';
 import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
-import { flushNginx, nginxRun, restoreNginx } from '../nginx/run.js';
+import { flushNginx, markReloadOwed, nginxRun, restoreNginx } from '../nginx/run.js';
 import { DOMAIN } from '../nginx/validate.js';
 import type { Applied, Driver, DriverContext } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
@@ -46,6 +47,8 @@ export interface CertificateUndo {
   issue: boolean;
   /** Serial of the certificate now on disk, when this run wrote one: nginx must serve it. */
   serial?: string;
+  /** The CA issued it in this run: rollback keeps it (issuing again would cost rate limit). */
+  issued?: boolean;
 }
 
 type CertChange = Change<DesiredCertificate, ObservedCertificate, CertificateSpec>;
@@ -248,18 +251,23 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     const previous = await readPair(ctx.host, paths);
     if (previous) undo.previous = previous;
     try {
+      if (change.action === 'delete' || change.fields.some((f) => f.field === '/certificate')) await markReloadOwed(ctx);
       if (change.action === 'delete') {
         await ctx.host.remove(paths.certificate);
         await ctx.host.remove(paths.key);
         await ctx.host.remove(paths.dir);
         undo.wrote = true;
-        nginxRun(ctx).dirty = true;
         return undo;
       }
       const desired = change.desired!;
-      for (const dir of [TLS_DIR, paths.dir]) {
+      // /etc/hostkit exists only on hosts with services; a static-only host may lack it.
+      for (const [dir, mode] of [
+        [path.posix.dirname(TLS_DIR), 0o755],
+        [TLS_DIR, DIR_MODE],
+        [paths.dir, DIR_MODE],
+      ] as const) {
         if (!(await ctx.host.stat(dir))) {
-          await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
+          await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode });
           undo.createdDirs.push(dir);
         }
       }
@@ -285,7 +293,6 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
       }
       await ctx.host.setOwnership(paths.dir, { uid: 0, gid: 0, mode: DIR_MODE });
       if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
-      if (undo.wrote) nginxRun(ctx).dirty = true;
       return undo;
     } catch (cause) {
       await certificateDriver.rollback(change, undo, ctx).catch(() => undefined);
@@ -325,9 +332,15 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     return problems.length > 0 ? [error('certificate not as desired', `${paths.certificate}: ${problems.join('; ')}`, change.origin)] : [];
   },
 
+  // A certificate the CA issued in this run is kept: it is valid for the names
+  // asked for, and ordering it again on the next run would burn rate limit.
   async rollback(change, undo, ctx) {
     if (!undo.wrote) return;
     const paths = certificatePaths(change.resource!.spec.name);
+    if (undo.issued) {
+      ctx.log.warn({ resource: change.id, serial: undo.serial }, 'kept the newly issued certificate through the rollback');
+      return;
+    }
     for (const dir of [TLS_DIR, paths.dir]) if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
     if (undo.previous) await writePair(ctx.host, paths, undo.previous);
     else {
@@ -372,10 +385,11 @@ async function order(item: Applied<DesiredCertificate, ObservedCertificate, Cert
       domains: desired.domains,
       log: (message) => ctx.log.debug({ resource: item.change.id }, message),
     });
+    await markReloadOwed(ctx);
     await writePair(ctx.host, paths, issued);
     item.undo.wrote = true;
     item.undo.serial = serialOf(issued.certificate);
-    nginxRun(ctx).dirty = true;
+    item.undo.issued = true;
     delete failures[desired.name];
     await writeFailures(ctx.host, ctx.stateDirectory, failures);
     ctx.log.info({ resource: item.change.id, serial: item.undo.serial, ms: Math.round(performance.now() - started) }, 'certificate issued');

@@ -16,8 +16,23 @@ export async function selfSigned(host: Host, dir: string, domains: readonly stri
   const tag = randomBytes(6).toString('hex');
   const keyFile = `${dir}/.new-${tag}.key`;
   const certFile = `${dir}/.new-${tag}.crt`;
+  const args = selfSignedArgs(keyFile, certFile, domains, kind);
+  try {
+    const result = await host.exec('openssl', args);
+    if (result.exitCode !== 0) throw new HostKitError('SELF_SIGNED_FAILED', describeExec('openssl', args, result), { data: { domains } });
+    const [certificate, key] = await Promise.all([host.readFile(certFile), host.readFile(keyFile)]);
+    if (!certificate || !key) throw new HostKitError('SELF_SIGNED_FAILED', `openssl did not write ${certFile} and ${keyFile}`);
+    return { certificate, key };
+  } finally {
+    await host.remove(keyFile).catch(() => undefined);
+    await host.remove(certFile).catch(() => undefined);
+  }
+}
+
+/** The openssl command line: an EC P-256 key and a certificate naming every domain. */
+export function selfSignedArgs(keyFile: string, certFile: string, domains: readonly string[], kind: 'placeholder' | 'self-signed'): string[] {
   const subject = kind === 'placeholder' ? `/O=${PLACEHOLDER_ORG}/CN=${domains[0]}` : `/O=HostKit self-signed/CN=${domains[0]}`;
-  const args = [
+  return [
     'req',
     '-x509',
     '-newkey',
@@ -36,14 +51,4 @@ export async function selfSigned(host: Host, dir: string, domains: readonly stri
     '-addext',
     `subjectAltName=${domains.map((d) => `DNS:${d}`).join(',')}`,
   ];
-  try {
-    const result = await host.exec('openssl', args);
-    if (result.exitCode !== 0) throw new HostKitError('SELF_SIGNED_FAILED', describeExec('openssl', args, result), { data: { domains } });
-    const [certificate, key] = await Promise.all([host.readFile(certFile), host.readFile(keyFile)]);
-    if (!certificate || !key) throw new HostKitError('SELF_SIGNED_FAILED', `openssl did not write ${certFile} and ${keyFile}`);
-    return { certificate, key };
-  } finally {
-    await host.remove(keyFile).catch(() => undefined);
-    await host.remove(certFile).catch(() => undefined);
-  }
 }

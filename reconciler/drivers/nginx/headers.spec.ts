@@ -22,11 +22,6 @@ describe('reconciler/drivers/nginx response headers', () => {
     expect(renderSite(site(), 'x').content).not.toContain('X-Rev');
   });
 
-  it('the reload probe is answered by nginx itself, never proxied to the app', () => {
-    expect(renderSite(site(), 'x').content).toContain('    location = /.well-known/hostkit-probe {\n        return 204;\n    }\n');
-    expect(siteProblems({ ...site(), locations: [{ path: '/.well-known/hostkit-probe', port: 9002 }] })).not.toEqual([]);
-  });
-
   it.each([
     ['X-Rev', '1; return 200 pwned'],
     ['X-Rev', 'a"b'],

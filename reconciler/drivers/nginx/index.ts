@@ -11,7 +11,7 @@ import type { Driver, DriverContext } from '../types.js';
 import { buildHtpasswd } from './htpasswd.js';
 import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js';
 import { renderSite, siteTlsFiles } from './render.js';
-import { flushNginx, nginxRun, restoreNginx } from './run.js';
+import { flushNginx, markReloadOwed, nginxRun, reloadOwed, restoreNginx } from './run.js';
 import { siteProblems } from './validate.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
@@ -35,6 +35,8 @@ export interface ObservedSite {
   htpasswd?: { content: Buffer; mode: number; group: string };
   /** Dry runs only: what could not be read (e.g. not root). */
   unreadable?: string;
+  /** A run stopped after writing nginx files and before nginx took them. */
+  reloadOwed?: boolean;
 }
 
 interface Snapshot {
@@ -126,6 +128,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     const out = new Map<string, ObservedSite>();
     if (resources.length === 0) return out;
     const users = await UserDb.read(ctx.host).catch(() => undefined);
+    const owed = await reloadOwed(ctx.host, ctx.stateDirectory).catch(() => false);
     await Promise.all(
       resources.map(async (r) => {
         try {
@@ -137,7 +140,8 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
           const observed: ObservedSite = {};
           if (content) observed.content = content;
           if (auth && authStat) observed.htpasswd = { content: auth, mode: authStat.mode, group: users?.groupName(authStat.gid) ?? `#${authStat.gid}` };
-          if (observed.content || observed.htpasswd) out.set(r.id, observed);
+          if (owed) observed.reloadOwed = true;
+          if (observed.content || observed.htpasswd || owed) out.set(r.id, observed);
         } catch (cause) {
           if (ctx.mode !== 'plan') throw cause;
           out.set(r.id, { unreadable: errorMessage(cause) });
@@ -167,7 +171,9 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
       return {
         ...base,
         action: 'delete',
-        fields: [{ field: '/content', before: 'site file', diff: unifiedDiff(observed.content?.toString('utf8') ?? '', '') }],
+        fields: observed.content
+          ? [{ field: '/content', before: 'site file', diff: unifiedDiff(observed.content.toString('utf8'), '') }]
+          : [{ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' }],
         disruptive: true,
         reason: 'no manifest declares it any more: its files are removed and nginx reloaded',
         observed,
@@ -201,6 +207,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     } else if (auth) {
       fields.push({ field: '/gate/basicAuth/htpasswd', before: secretFingerprint(auth.content.toString('utf8')), after: 'removed', redacted: true });
     }
+    if (fields.length === 0 && observed?.reloadOwed) fields.push({ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' });
     const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
     return { ...base, action, fields, disruptive: action !== 'noop', desired, ...(observed ? { observed } : {}) } as SiteChange;
   },
@@ -213,9 +220,8 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     const file = siteFile(spec.site);
     const auth = htpasswdFile(spec.site);
     const undo: SiteUndo = { snapshots: [await snapshot(ctx.host, file), await snapshot(ctx.host, auth)], createdDirs: [] };
-    const run = nginxRun(ctx);
-    run.files.set(file, change.id);
-    run.dirty = true;
+    nginxRun(ctx).files.set(file, change.id);
+    await markReloadOwed(ctx);
     try {
       await writeSite(change, ctx, undo);
     } catch (cause) {

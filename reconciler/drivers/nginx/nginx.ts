@@ -4,7 +4,7 @@
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
-import { GENERATION_HEADER, NGINX_ERROR_LOG, PROBE_PATH } from './paths.js';
+import { GENERATION_HEADER, NGINX_ERROR_LOG } from './paths.js';
 
 export interface NginxTest {
   ok: boolean;
@@ -60,10 +60,20 @@ export async function reload(host: Host): Promise<void> {
   }
 }
 
-/** The generation nginx answers with for a domain on port 80, or why there is none. */
+/**
+ * The generation nginx answers with for a domain on port 80, or why there is
+ * none. The path is in the challenge location, which nginx answers itself
+ * (a 404 from the webroot): no upstream is asked, no gate is in the way.
+ */
 export async function servedGeneration(host: Host, domain: string): Promise<{ generation?: string; problem?: string }> {
   try {
-    const response = await hostHttpRequest(host, { port: 80, path: PROBE_PATH, hostHeader: domain, method: 'HEAD', timeoutMs: 3_000 });
+    const response = await hostHttpRequest(host, {
+      port: 80,
+      path: '/.well-known/acme-challenge/hostkit-generation-probe',
+      hostHeader: domain,
+      method: 'HEAD',
+      timeoutMs: 3_000,
+    });
     const value = response.headers[GENERATION_HEADER.toLowerCase()];
     return typeof value === 'string' ? { generation: value } : { problem: `HTTP ${response.status} without ${GENERATION_HEADER}` };
   } catch (cause) {

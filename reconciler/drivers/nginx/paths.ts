@@ -23,6 +23,3 @@ export function certificatePaths(name: string): { dir: string; certificate: stri
   const dir = `${TLS_DIR}/${name}`;
   return { dir, certificate: `${dir}/fullchain.pem`, key: `${dir}/privkey.pem` };
 }
-
-/** Where the post-reload probe asks each site for its generation; nginx answers it itself (never the upstream). */
-export const PROBE_PATH = '/.well-known/hostkit-probe';

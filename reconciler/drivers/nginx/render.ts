@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { SiteSpec } from '../../core/specs.js';
 import { canonicalNetwork } from '../nftables/address.js';
-import { ACME_WEBROOT, certificatePaths, GENERATION_HEADER, htpasswdFile, PROBE_PATH } from './paths.js';
+import { ACME_WEBROOT, certificatePaths, GENERATION_HEADER, htpasswdFile } from './paths.js';
 
 const GENERATION_MARK = '@GENERATION@';
 
@@ -88,10 +88,6 @@ function server(spec: SiteSpec, listen: string[], body: string[]): string[] {
     ...Object.entries(spec.headers ?? {})
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => `    add_header ${name} "${value}" always;`),
-    // The generation probe is answered by nginx alone: it must not wait on (or load) the app behind the site.
-    `    location = ${PROBE_PATH} {`,
-    '        return 204;',
-    '    }',
     ...body,
     '}',
   ];

@@ -1,11 +1,17 @@
 // What one run has done to nginx, shared by the site and certificate drivers:
 // config files written but not yet live, the sites to probe, whether nginx was
 // reloaded (then rollback reloads it again). Keyed by the run's context.
+import path from 'node:path';
 import { HostKitError } from '../../core/errors.js';
+import type { Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, reload, testConfig } from './nginx.js';
 
 export interface NginxRun {
+  /** The reload-owed marker is on disk for this run's writes. */
+  marked: boolean;
+  /** It was already there, left by an interrupted run: only a reload may clear it. */
+  inherited: boolean;
   /** Files changed since nginx last loaded its config in this run. */
   dirty: boolean;
   /** This run reloaded nginx at least once. */
@@ -23,10 +29,44 @@ const runs = new WeakMap<DriverContext, NginxRun>();
 export function nginxRun(ctx: DriverContext): NginxRun {
   let run = runs.get(ctx);
   if (!run) {
-    run = { dirty: false, reloaded: false, probes: new Map(), files: new Map(), reloads: 0 };
+    run = { marked: false, inherited: false, dirty: false, reloaded: false, probes: new Map(), files: new Map(), reloads: 0 };
     runs.set(ctx, run);
   }
   return run;
+}
+
+// A reload is owed from before the first write of a run until nginx has taken
+// the files: a run killed in between leaves this marker, and the next run
+// reloads even though every file already has its desired bytes (the same idea
+// as systemd's pending restarts; ansible/ansible#4766 is the bug it prevents).
+export function reloadOwedPath(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'nginx-reload-owed');
+}
+
+export async function reloadOwed(host: Host, stateDirectory: string): Promise<boolean> {
+  return (await host.stat(reloadOwedPath(stateDirectory))) !== undefined;
+}
+
+/** Call before writing anything nginx reads. */
+export async function markReloadOwed(ctx: DriverContext): Promise<void> {
+  const run = nginxRun(ctx);
+  run.dirty = true;
+  if (run.marked) return;
+  run.inherited = await reloadOwed(ctx.host, ctx.stateDirectory);
+  const parts = ctx.stateDirectory.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
+  }
+  await ctx.host.writeFile(reloadOwedPath(ctx.stateDirectory), `${new Date().toISOString()}\n`, { uid: 0, gid: 0, mode: 0o600 });
+  run.marked = true;
+}
+
+async function clearReloadOwed(ctx: DriverContext): Promise<void> {
+  const run = nginxRun(ctx);
+  if (!run.marked) return;
+  await ctx.host.remove(reloadOwedPath(ctx.stateDirectory));
+  run.marked = false;
 }
 
 /**
@@ -66,16 +106,22 @@ export async function flushNginx(ctx: DriverContext, fallbackId: string): Promis
     );
   }
   run.probes.clear();
+  await clearReloadOwed(ctx);
 }
 
 /** After a rollback restored the files: load them again if this run had reloaded nginx. */
 export async function restoreNginx(ctx: DriverContext): Promise<void> {
   const run = nginxRun(ctx);
-  if (!run.reloaded) return;
+  if (!run.reloaded) {
+    // The restored files are what nginx runs: no reload is owed for this run's writes.
+    if (!run.inherited) await clearReloadOwed(ctx);
+    return;
+  }
   const test = await testConfig(ctx.host);
   if (!test.ok) throw new HostKitError('NGINX_CONFIG_INVALID', `after rollback nginx -t still fails; nginx was not reloaded:\n${test.message}`);
   await reload(ctx.host);
   run.reloaded = false;
   run.dirty = false;
   run.probes.clear();
+  await clearReloadOwed(ctx);
 }

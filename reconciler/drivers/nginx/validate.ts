@@ -40,7 +40,6 @@ export function siteProblems(spec: SiteSpec): string[] {
     if (l.port !== undefined && !port(l.port)) problems.push(`location ${show(l.path)} port ${show(l.port)} is not a TCP port`);
     if (l.root !== undefined && !FS_PATH.test(l.root)) problems.push(`location ${show(l.path)} root ${show(l.root)} is not a plain absolute path`);
     if (l.path.startsWith('/.well-known/acme-challenge')) problems.push(`location ${show(l.path)} would hide the ACME challenge`);
-    if (l.path === '/.well-known/hostkit-probe') problems.push(`location ${show(l.path)} is HostKit's own (the reload probe)`);
   }
   const paths = spec.locations.map((l) => l.path);
   for (const p of new Set(paths)) if (paths.indexOf(p) !== paths.lastIndexOf(p)) problems.push(`location ${show(p)} is declared twice`);

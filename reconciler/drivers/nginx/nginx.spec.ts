@@ -1,0 +1,237 @@
+import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import type { HostKitError } from '../../core/errors.js';
+import type { Resource } from '../../core/resource.js';
+import type { SiteSpec } from '../../core/specs.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { buildHtpasswd, sha512Crypt } from './htpasswd.js';
+import { nginxSiteDriver, type DesiredSite, type ObservedSite } from './index.js';
+import { siteFile } from './paths.js';
+import { renderSite } from './render.js';
+import { reloadOwedPath } from './run.js';
+import { siteProblems } from './validate.js';
+
+// A host with Debian's nginx directories (and www-data, as FakeHost has).
+function nginxHost(): FakeHost {
+  return new FakeHost({ '/etc/nginx/conf.d/.keep': '' });
+}
+
+const origin = { file: 'projects/web.yaml', line: 9 };
+
+function site(overrides: Partial<SiteSpec> = {}): Resource<SiteSpec> {
+  const spec: SiteSpec = {
+    site: 'web.example.com',
+    domains: ['web.example.com', 'www.web.example.com'],
+    upstream: { host: '127.0.0.1', port: 8080 },
+    tls: 'acme',
+    redirectHttp: true,
+    locations: [],
+    ...overrides,
+  };
+  return { id: `site/${spec.site}`, kind: 'site', name: spec.site, spec, dependsOn: [], origin, project: 'web' };
+}
+
+describe('reconciler/drivers/nginx/validate', () => {
+  // The schema refuses these first (test/corpus/bad); the driver refuses them again before rendering.
+  it.each([
+    ['domain with ;', { domains: ['a.example.com;'] }],
+    ['domain with newline and brace', { domains: ['a.example.com\n}'] }],
+    ['domain with $host', { domains: ['$host'] }],
+    ['wildcard domain', { domains: ['*.example.com'] }],
+    ['upper-case domain', { domains: ['Web.example.com'] }],
+    ['domain with trailing dot', { domains: ['web.example.com.'] }],
+    ['domain with a space', { domains: ['web example.com'] }],
+    ['non-ASCII domain', { domains: ['wеb.example.com'] }],
+    ['location path with ;', { locations: [{ path: '/a; return 200 x' }] }],
+    ['location path with {', { locations: [{ path: '/a{' }] }],
+    ['location path with a quote', { locations: [{ path: '/a"b' }] }],
+    ['location path with ..', { locations: [{ path: '/static/../etc' }] }],
+    ['location path with a regex modifier', { locations: [{ path: '~ .*' }] }],
+    ['location path with percent-encoding', { locations: [{ path: '/%2e%2e/' }] }],
+    ['location path hiding the ACME challenge', { locations: [{ path: '/.well-known/acme-challenge/x' }] }],
+    ['location root with ;', { locations: [{ path: '/s/', root: '/var/www/s; autoindex on' }] }],
+    ['static root with a newline', { upstream: undefined, root: '/var/www/x\nautoindex on' } as Partial<SiteSpec>],
+    ['upstream host that is a name', { upstream: { host: 'evil;', port: 80 } }],
+    ['upstream port out of range', { upstream: { host: '127.0.0.1', port: 70000 } }],
+    ['allow with a directive', { gate: { allow: ['10.0.0.0/8; allow all'] } }],
+    ['allow with a bad prefix', { gate: { allow: ['10.0.0.0/33'] } }],
+    ['realm with a quote', { gate: { basicAuth: { realm: 'a" ; allow all; "', htpasswd: { env: 'X' } } } }],
+    ['TLS file with ;', { tls: { certificate: '/etc/ssl/a.pem; include /etc/shadow', key: '/etc/ssl/a.key' } }],
+  ])('refuses %s', (_name, overrides) => {
+    expect(siteProblems(site(overrides as Partial<SiteSpec>).spec).length).toBeGreaterThan(0);
+  });
+
+  it('accepts a plain site', () => {
+    expect(
+      siteProblems(
+        site({
+          locations: [
+            { path: '/api/', port: 9000 },
+            { path: '/static/', root: '/var/www/static' },
+          ],
+          gate: { allow: ['10.0.0.0/8', '2001:db8::/32'] },
+        }).spec,
+      ),
+    ).toEqual([]);
+  });
+
+  it('a refused site is planned with an error and nothing to write', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const r = site({ domains: ['a.example.com;\nlocation / { return 200 x; }'] });
+    const desired = (await nginxSiteDriver.desire([r], ctx)).get(r.id)!;
+    expect(desired.diagnostics[0]).toMatchObject({ severity: 'error', summary: 'site not rendered' });
+    const change = nginxSiteDriver.plan({ resource: r, desired: desired.desired, observed: undefined, orphan: false });
+    expect(change.action).toBe('noop');
+    expect(host.calls).toEqual([]);
+  });
+});
+
+describe('reconciler/drivers/nginx/render', () => {
+  it('redirects HTTP to HTTPS, serves the challenge from the webroot, proxies on 443 with the certificate', () => {
+    const { content, generation } = renderSite(site().spec, 'Project/web');
+    expect(content).toContain('    server_name web.example.com www.web.example.com;');
+    expect(content).toContain('        return 301 https://$host$request_uri;');
+    expect(content).toContain('    location ^~ /.well-known/acme-challenge/ {\n        root /var/www/hostkit-acme;');
+    expect(content).toContain('    listen 443 ssl;');
+    expect(content).toContain('    ssl_certificate /etc/hostkit/tls/web.example.com/fullchain.pem;');
+    expect(content).toContain('        proxy_pass http://127.0.0.1:8080;');
+    expect(content.split(`add_header X-HostKit-Generation "${generation}" always;`).length).toBe(3);
+  });
+
+  it('gates the server, but not the challenge location', () => {
+    const { content } = renderSite(site({ gate: { allow: ['10.0.0.1/8'], basicAuth: { realm: 'Staff', htpasswd: { env: 'X' } } } }).spec, 'Project/web');
+    expect(content).toContain(
+      '    allow 10.0.0.0/8;\n    deny all;\n    auth_basic "Staff";\n    auth_basic_user_file /etc/nginx/hostkit-htpasswd/web.example.com;',
+    );
+    expect(content).toContain('        auth_basic off;\n        allow all;');
+  });
+
+  it('tls: none serves on port 80 only; IPv6 upstreams are bracketed', () => {
+    const { content } = renderSite(site({ tls: 'none', redirectHttp: false, upstream: { host: '::1', port: 8080 } }).spec, 'Project/web');
+    expect(content).not.toContain('443');
+    expect(content).toContain('proxy_pass http://[::1]:8080;');
+  });
+
+  it('the generation is stable for the same spec and changes with it', () => {
+    expect(renderSite(site().spec, 'Project/web').generation).toBe(renderSite(site().spec, 'Project/web').generation);
+    expect(renderSite(site({ upstream: { host: '127.0.0.1', port: 8081 } }).spec, 'Project/web').generation).not.toBe(
+      renderSite(site().spec, 'Project/web').generation,
+    );
+  });
+});
+
+describe('reconciler/drivers/nginx/htpasswd', () => {
+  it('SHA-512 crypt matches openssl passwd -6', () => {
+    // openssl passwd -6 -salt abcdEFGH12345678 's3cret pass'
+    expect(sha512Crypt('s3cret pass', 'abcdEFGH12345678')).toBe(
+      '$6$abcdEFGH12345678$xI0BtILyzzLdETjR/da7LUkAF3Qm1.qM41sapmu6/wShjQboEk9iYRvHktajoTo40dfHCsPfqNrqwpNaeNRHo0',
+    );
+  });
+
+  it('is the same on every run for the same secret, different per site, and keeps given hashes', () => {
+    const a = buildHtpasswd('alice:pw one\nbob:$apr1$abcdefgh$0123456789abcdefghijkl\n', 'a.example.com');
+    expect(buildHtpasswd('alice:pw one\nbob:$apr1$abcdefgh$0123456789abcdefghijkl\n', 'a.example.com')).toEqual(a);
+    expect(buildHtpasswd('alice:pw one\n', 'b.example.com').content!.split('\n')[0]).not.toBe(a.content!.split('\n')[0]);
+    expect(a.content).toMatch(/^alice:\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}\nbob:\$apr1\$abcdefgh\$0123456789abcdefghijkl\n$/);
+    expect(a.users).toEqual(['alice', 'bob']);
+  });
+
+  it.each([
+    ['no user', ':pw'],
+    ['a user with a space', 'al ice:pw'],
+    ['an empty password', 'alice:'],
+    ['a user twice', 'alice:first-pw\nalice:second-pw'],
+    ['nothing', '\n# comment\n'],
+  ])('refuses %s without echoing the secret', (_name, secret) => {
+    const result = buildHtpasswd(secret, 'a.example.com');
+    expect(result.content).toBeUndefined();
+    expect(result.problem).toBeDefined();
+    if (secret.includes(':') && secret.split(':')[1]) expect(result.problem).not.toContain(secret.split(':')[1]!.split('\n')[0]);
+  });
+});
+
+describe('reconciler/drivers/nginx (driver)', () => {
+  const gated = site({ gate: { basicAuth: { realm: 'Staff', htpasswd: { env: 'HTPASSWD' } } } });
+  const env = { HTPASSWD: 'alice:hunter2-secret' };
+
+  async function planned(r: Resource<SiteSpec>, host: FakeHost, orphan = false) {
+    const ctx = driverContext(host, { env });
+    const desired = orphan ? undefined : (await nginxSiteDriver.desire([r], ctx)).get(r.id)!.desired;
+    const observed = (await nginxSiteDriver.observe([r], ctx)).get(r.id);
+    return { ctx, change: nginxSiteDriver.plan({ resource: r, desired, observed, orphan }) };
+  }
+
+  it('creates, then an unchanged site is a noop; the htpasswd value never appears in the plan', async () => {
+    const host = nginxHost();
+    const { ctx, change } = await planned(gated, host);
+    expect(change.action).toBe('create');
+    expect(JSON.stringify(change.fields)).not.toContain('hunter2');
+    expect(change.fields.find((f) => f.field === '/gate/basicAuth/htpasswd')).toMatchObject({
+      redacted: true,
+      after: expect.stringMatching(/^sha256:[0-9a-f]{12} \(1 user\)$/),
+    });
+    await nginxSiteDriver.apply(change, ctx);
+    expect(host.text(siteFile('web.example.com'))).toContain('auth_basic "Staff"');
+    expect(host.text('/etc/nginx/hostkit-htpasswd/web.example.com')).toMatch(/^alice:\$6\$/);
+    await expect(host.stat('/etc/nginx/hostkit-htpasswd/web.example.com')).resolves.toMatchObject({ mode: 0o640, gid: 33 });
+    // Stopped before settle: the files are right but nginx never took them, so the next plan reloads.
+    expect((await planned(gated, host)).change).toMatchObject({ action: 'update', fields: [{ field: '/reload', before: 'owed by an interrupted run' }] });
+    await host.remove(reloadOwedPath('/var/lib/hostkit')); // what a successful settle does
+    expect((await planned(gated, host)).change.action).toBe('noop');
+  });
+
+  it('a hand edit is drift, shown as a diff and put back', async () => {
+    const host = nginxHost();
+    const first = await planned(site(), host);
+    await nginxSiteDriver.apply(first.change, first.ctx);
+    await host.writeFile(siteFile('web.example.com'), host.text(siteFile('web.example.com'))!.replace('8080', '9999'), { uid: 0, gid: 0, mode: 0o644 });
+    const { change } = await planned(site(), host);
+    expect(change.action).toBe('update');
+    expect(change.fields[0]!.diff).toContain('-        proxy_pass http://127.0.0.1:9999;');
+  });
+
+  it('an orphan site is deleted with its htpasswd file', async () => {
+    const host = nginxHost();
+    const first = await planned(gated, host);
+    await nginxSiteDriver.apply(first.change, first.ctx);
+    const { ctx, change } = await planned(gated, host, true);
+    expect(change.action).toBe('delete');
+    await nginxSiteDriver.apply(change, ctx);
+    expect(host.text(siteFile('web.example.com'))).toBeUndefined();
+    expect(host.text('/etc/nginx/hostkit-htpasswd/web.example.com')).toBeUndefined();
+  });
+
+  it('settle: nginx -t failing names the site, does not reload, and rollback restores the previous file', async () => {
+    const host = new FakeHost({ [siteFile('web.example.com')]: 'previous\n' });
+    host.onExec((call) =>
+      call.file === 'nginx'
+        ? {
+            exitCode: 1,
+            stdout: '',
+            stderr: `nginx: [emerg] could not build server_names_hash in ${siteFile('web.example.com')}:3\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`,
+          }
+        : undefined,
+    );
+    const { ctx, change } = await planned(site(), host);
+    const undo = await nginxSiteDriver.apply(change, ctx);
+    const settling = nginxSiteDriver.settle!([{ change, undo }], ctx, 'apply');
+    await expect(settling).rejects.toThrow(/nginx -t rejected the configuration[\s\S]*server_names_hash/);
+    await settling.catch((e: HostKitError) => expect(e.data.resourceId).toBe('site/web.example.com'));
+    await nginxSiteDriver.rollback(change, undo, ctx);
+    await nginxSiteDriver.settle!([{ change, undo }], ctx, 'rollback');
+    expect(host.text(siteFile('web.example.com'))).toBe('previous\n');
+    expect(host.calls.map((c) => c.file)).toEqual(['nginx']);
+  });
+
+  it('a dry run that cannot read the files still plans and says so', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host, { mode: 'plan', env });
+    host.readFile = () => Promise.reject(new Error('EACCES: permission denied'));
+    const observed = (await nginxSiteDriver.observe([site()], ctx)).get('site/web.example.com') as ObservedSite;
+    expect(observed.unreadable).toContain('EACCES');
+    const desired: DesiredSite = (await nginxSiteDriver.desire([site()], ctx)).get('site/web.example.com')!.desired;
+    const change = nginxSiteDriver.plan({ resource: site(), desired, observed, orphan: false });
+    expect(change.diagnostics[0]).toMatchObject({ severity: 'warning', summary: 'site not observed' });
+  });
+});
