@@ -71,6 +71,8 @@ export interface SiteSpec {
   tls: 'acme' | 'self-signed' | 'none' | { certificate: string; key: string };
   redirectHttp: boolean;
   locations: { path: string; port?: number; root?: string }[];
+  /** Response headers added to everything the site serves. */
+  headers?: Record<string, string>;
   gate?: { basicAuth?: { realm: string; htpasswd: SecretRef }; allow?: string[] };
 }
 

@@ -29,7 +29,7 @@ const DEFAULT_GROUP = 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n';
 /**
  * A host in memory for unit tests: files and directories in a Map, and every
  * command recorded (the assertion is on that list). Commands are answered by
- * handlers; useradd/groupadd/usermod/userdel/groupdel are simulated on
+ * handlers; useradd/groupadd/usermod/userdel/groupdel (and systemd-sysusers) are simulated on
  * /etc/passwd and /etc/group so account plans can be applied and re-planned.
  */
 export class FakeHost implements Host {
@@ -239,6 +239,27 @@ function simulateAccounts(call: ExecCall, host: FakeHost): ExecResult | undefine
     case 'groupdel':
       host.seedFile('/etc/group', withoutEntry(group, name));
       return ok;
+    case 'systemd-sysusers': {
+      // --inline 'u NAME - - HOME SHELL' (a user with its own group) and 'm USER GROUP'.
+      let [p, g] = [passwd, group];
+      for (const line of call.args.filter((a) => a !== '--inline')) {
+        const u = /^u (\S+) - - (\S+) (\S+)$/.exec(line);
+        const m = /^m (\S+) (\S+)$/.exec(line);
+        if (u && !p.split('\n').some((l) => l.startsWith(`${u[1]}:`))) {
+          const id = Math.max(nextId(p), nextId(g));
+          g += `${u[1]}:x:${id}:\n`;
+          p += `${u[1]}:x:${id}:${id}::${u[2]}:${u[3]}\n`;
+        } else if (m) {
+          g = g
+            .split('\n')
+            .map((l) => (l.startsWith(`${m[2]}:`) ? `${l}${l.endsWith(':') ? '' : ','}${m[1]}` : l))
+            .join('\n');
+        } else if (!u) return { exitCode: 1, stdout: '', stderr: `systemd-sysusers: cannot parse "${line}"` };
+      }
+      host.seedFile('/etc/passwd', p);
+      host.seedFile('/etc/group', g);
+      return ok;
+    }
     default:
       return undefined;
   }

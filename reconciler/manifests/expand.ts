@@ -427,6 +427,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       tls,
       redirectHttp: d.redirectHttp ?? tls !== 'none',
       locations: d.locations ?? [],
+      ...(d.responseHeaders && Object.keys(d.responseHeaders).length > 0 ? { headers: d.responseHeaders } : {}),
     };
     if (isStatic) {
       const root = spec.static?.root ?? `${dir}/public`;

@@ -58,6 +58,8 @@ export interface DomainSpec {
   aliases?: string[];
   tls?: 'acme' | 'self-signed' | 'none' | { certificate: string; key: string };
   redirectHttp?: boolean;
+  /** Added to every response of the site (plain names and values, checked again before rendering). */
+  responseHeaders?: Record<string, string>;
   locations?: { path: string; port?: number; root?: string }[];
   gate?: { basicAuth?: { realm?: string; htpasswd: SecretRef }; allow?: string[] };
 }

@@ -122,7 +122,13 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
   }
   const paused = r.paused?.length ? `; held back for paused project(s): ${r.paused.map((p) => p.project).join(', ')}` : '';
   if (r.status === 'no-changes') return { ...base, result: 'no-changes', summary: `the host matches the manifests${paused}`, resources, diagnostics };
-  return { ...base, result: 'applied', summary: `${r.steps.length} change(s) applied${paused}`, resources, diagnostics: [...diagnostics, ...diagnosticsOf(r.warnings)] };
+  return {
+    ...base,
+    result: 'applied',
+    summary: `${r.steps.length} change(s) applied${paused}`,
+    resources,
+    diagnostics: [...diagnostics, ...diagnosticsOf(r.warnings)],
+  };
 }
 
 export function reportFromError(facts: RunFacts, cause: unknown): HostReport {

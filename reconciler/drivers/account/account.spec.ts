@@ -64,6 +64,34 @@ describe('reconciler/drivers/account', () => {
     expect(host.calls).toEqual([]);
   });
 
+  it('a run creating many accounts creates them all with ONE systemd-sysusers, and rollback of the first step removes the batch', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const many = Array.from({ length: 20 }, (_, i) => ({
+      ...resource,
+      id: `account/u${i}`,
+      spec: { ...spec, user: `u${i}`, group: `u${i}`, home: `/srv/u${i}` },
+    }));
+    many[3] = { ...many[3]!, spec: { ...many[3]!.spec, groups: ['www-data'] } };
+    const wanted = await accountDriver.desire(many, ctx);
+    const observed = await accountDriver.observe(many, ctx);
+    const changes = many.map((r) => accountDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
+    const undos = [];
+    for (const c of changes.slice(0, 5)) undos.push(await accountDriver.apply(c, ctx));
+    expect(host.calls.map((c) => c.file)).toEqual(['systemd-sysusers']);
+    expect(host.calls[0]!.args).toContain('u u0 - - /srv/u0 /usr/sbin/nologin');
+    expect(host.calls[0]!.args).toContain('m u3 www-data');
+    expect(undos[0]!.batch).toHaveLength(19);
+    const now = await accountDriver.observe(many, ctx);
+    for (const [i, c] of changes.entries()) {
+      expect(accountDriver.plan({ resource: many[i]!, desired: c.desired, observed: now.get(c.id), orphan: false }).action).toBe('noop');
+    }
+    // The run fails after the fifth account: rolling back its steps (in reverse) removes all twenty.
+    for (let i = 4; i >= 0; i--) await accountDriver.rollback(changes[i]!, undos[i]!, ctx);
+    expect(host.text('/etc/passwd')).not.toMatch(/^u\d+:/m);
+    expect(host.text('/etc/group')).not.toMatch(/^u\d+:/m);
+  });
+
   it('a failing useradd surfaces its stderr', async () => {
     const host = new FakeHost();
     host.onExec((call) => (call.file === 'useradd' ? { exitCode: 4, stdout: '', stderr: 'useradd: UID 999 is not unique' } : undefined));

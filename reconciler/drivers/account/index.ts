@@ -2,8 +2,9 @@ import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
+import { perRun } from '../shared/per-run.js';
 import { UserDb } from '../shared/users.js';
-import type { Driver } from '../types.js';
+import type { Driver, DriverContext } from '../types.js';
 
 export interface ObservedAccount {
   user: string;
@@ -19,6 +20,57 @@ export interface AccountUndo {
   createdUser: boolean;
   createdGroup: boolean;
   previous?: ObservedAccount;
+  /**
+   * Other users (each with its own group) this step created in the same batch.
+   * Rollback removes those still present: their own steps may never have run.
+   */
+  batch?: string[];
+}
+
+// What one run wants and saw, so the first account it creates can create all of them.
+interface RunState {
+  desired: Map<string, AccountSpec>;
+  observed: Map<string, ObservedAccount | undefined>;
+  batch?: Promise<Set<string>>;
+}
+const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
+
+// systemd-sysusers line: a system user with a group of its own name, home and shell,
+// and an empty GECOS ("-"), as useradd leaves it.
+function sysusersLines(a: AccountSpec): string[] {
+  return [`u ${a.user} - - ${a.home} ${a.shell}`, ...a.groups.map((g) => `m ${a.user} ${g}`)];
+}
+
+// Names systemd-sysusers takes as they are: its config is whitespace-separated.
+const PLAIN = /^[A-Za-z0-9_/.:-]+$/;
+
+/**
+ * Every account of this run that is wholly new (no user, no group of that name,
+ * supplementary groups already present) created by ONE systemd-sysusers process:
+ * useradd and groupadd cost two processes and a lock cycle per account. Accounts
+ * that need anything else go through shadow-utils one by one.
+ */
+async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Promise<Set<string>> {
+  const fresh = [...state.desired.values()].filter(
+    (a) =>
+      state.observed.has(a.user) &&
+      state.observed.get(a.user) === undefined &&
+      a.group === a.user &&
+      !db.users.has(a.user) &&
+      !db.groups.has(a.group) &&
+      a.groups.every((g) => db.groups.has(g)) &&
+      [a.user, a.home, a.shell, ...a.groups].every((v) => PLAIN.test(v)),
+  );
+  if (fresh.length === 0) return new Set();
+  const result = await ctx.host.exec('systemd-sysusers', ['--inline', ...fresh.flatMap(sysusersLines)]).catch((cause: unknown) => ({
+    exitCode: 127,
+    stdout: '',
+    stderr: cause instanceof Error ? cause.message : String(cause),
+  }));
+  const after = await UserDb.read(ctx.host);
+  const created = new Set(fresh.filter((a) => after.users.has(a.user)).map((a) => a.user));
+  if (result.exitCode !== 0) ctx.log.warn({ error: result.stderr.trim().slice(0, 500) }, 'systemd-sysusers failed; creating accounts one by one');
+  return created;
 }
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
@@ -27,13 +79,21 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   kind: 'account',
   orphans: 'report',
 
-  async desire(resources) {
-    return new Map(resources.map((r) => [r.id, { desired: { ...r.spec, groups: [...r.spec.groups].sort() }, diagnostics: [] as Diagnostic[] }]));
+  async desire(resources, ctx) {
+    const state = runState(ctx);
+    return new Map(
+      resources.map((r) => {
+        const desired = { ...r.spec, groups: [...r.spec.groups].sort() };
+        state.desired.set(desired.user, desired);
+        return [r.id, { desired, diagnostics: [] as Diagnostic[] }];
+      }),
+    );
   },
 
   async observe(resources, ctx) {
-    const db = await UserDb.read(ctx.host);
+    const db = await UserDb.forRun(ctx);
     const out = new Map<string, ObservedAccount>();
+    const state = runState(ctx);
     for (const r of resources) {
       const u = db.users.get(r.spec.user);
       if (u) {
@@ -41,6 +101,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
       } else if (db.groups.has(r.spec.group)) {
         out.set(r.id, { user: '', group: r.spec.group, home: '', shell: '', groups: [], groupExists: true });
       }
+      if (!state.batch) state.observed.set(r.spec.user, out.get(r.id));
     }
     return out;
   },
@@ -64,23 +125,14 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
 
   // If useradd fails after groupadd succeeded, the new group stays and is reported
   // by the error; rollback of this change is not called (it did not complete).
+  // The first create of a run creates every wholly new account of the run (createBatch);
+  // its undo lists them, so a rollback removes them even if their own steps never ran.
   async apply(change, ctx) {
-    const d = change.desired!;
-    const o = change.observed;
-    const db = await UserDb.read(ctx.host);
-    const undo: AccountUndo = { createdUser: false, createdGroup: false, ...(o?.user ? { previous: o } : {}) };
-    if (!db.groups.has(d.group)) {
-      await run(ctx.host, 'groupadd', ['--system', d.group]);
-      undo.createdGroup = true;
+    try {
+      return await applyAccount(change.desired!, change.observed, change.action, ctx);
+    } finally {
+      UserDb.forget(ctx); // later readers in this run read the accounts again
     }
-    const groupArgs = d.groups.length > 0 ? ['--groups', d.groups.join(',')] : [];
-    if (!db.users.has(d.user)) {
-      await run(ctx.host, 'useradd', ['--system', '--gid', d.group, '--home-dir', d.home, '--no-create-home', '--shell', d.shell, ...groupArgs, d.user]);
-      undo.createdUser = true;
-    } else {
-      await run(ctx.host, 'usermod', ['--gid', d.group, '--home', d.home, '--shell', d.shell, '--groups', d.groups.join(','), d.user]);
-    }
-    return undo;
   },
 
   async verify(change, ctx) {
@@ -90,13 +142,60 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   },
 
   async rollback(change, undo, ctx) {
-    const d = change.desired!;
-    if (undo.createdUser) await run(ctx.host, 'userdel', [d.user]);
-    else if (undo.previous) {
-      const p = undo.previous;
-      await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
+    try {
+      await rollbackAccount(change.desired!, undo, ctx);
+    } finally {
+      UserDb.forget(ctx);
     }
-    // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
-    if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
   },
 };
+
+async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext): Promise<AccountUndo> {
+  let db = await UserDb.read(ctx.host);
+  const state = runState(ctx);
+  if (action === 'create') {
+    const first = state.batch === undefined;
+    if (first) state.batch = createBatch(ctx, state, db);
+    const batch = await state.batch!;
+    if (batch.has(d.user)) {
+      return { createdUser: true, createdGroup: true, ...(first ? { batch: [...batch].filter((u) => u !== d.user) } : {}) };
+    }
+    if (first && batch.size > 0) {
+      // This account was not in the batch; the batch must still be undone with this step.
+      db = await UserDb.read(ctx.host);
+      return { ...(await createOne(ctx, d, db, o)), batch: [...batch] };
+    }
+  }
+  return createOne(ctx, d, db, o);
+}
+
+async function rollbackAccount(d: AccountSpec, undo: AccountUndo, ctx: DriverContext): Promise<void> {
+  if (undo.createdUser) await run(ctx.host, 'userdel', [d.user]);
+  else if (undo.previous) {
+    const p = undo.previous;
+    await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
+  }
+  // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
+  if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
+  for (const user of undo.batch ?? []) {
+    if ((await UserDb.read(ctx.host)).users.has(user)) await run(ctx.host, 'userdel', [user]);
+    if ((await UserDb.read(ctx.host)).groups.has(user)) await run(ctx.host, 'groupdel', [user]);
+  }
+}
+
+// One account through shadow-utils: groupadd and useradd, or usermod.
+async function createOne(ctx: DriverContext, d: AccountSpec, db: UserDb, o: ObservedAccount | undefined): Promise<AccountUndo> {
+  const undo: AccountUndo = { createdUser: false, createdGroup: false, ...(o?.user ? { previous: o } : {}) };
+  if (!db.groups.has(d.group)) {
+    await run(ctx.host, 'groupadd', ['--system', d.group]);
+    undo.createdGroup = true;
+  }
+  const groupArgs = d.groups.length > 0 ? ['--groups', d.groups.join(',')] : [];
+  if (!db.users.has(d.user)) {
+    await run(ctx.host, 'useradd', ['--system', '--gid', d.group, '--home-dir', d.home, '--no-create-home', '--shell', d.shell, ...groupArgs, d.user]);
+    undo.createdUser = true;
+  } else {
+    await run(ctx.host, 'usermod', ['--gid', d.group, '--home', d.home, '--shell', d.shell, '--groups', d.groups.join(','), d.user]);
+  }
+  return undo;
+}

@@ -6,7 +6,12 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import * as acme from 'acme-client';
+import type * as AcmeClient from 'acme-client';
+
+// acme-client (and its HTTP stack) is loaded only when a certificate is actually
+// issued: a run with nothing to issue does not pay its start-up.
+let loaded: Promise<typeof AcmeClient> | undefined;
+const acmeClient = () => (loaded ??= import('acme-client'));
 import { HostKitError } from '../../core/errors.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
@@ -65,11 +70,13 @@ export interface Issued {
 }
 
 export async function newAccountKey(): Promise<Buffer> {
+  const acme = await acmeClient();
   return acme.crypto.createPrivateEcdsaKey();
 }
 
 /** One order for all the names; resolves with the chain and its new key, or throws with the CA's reason. */
 export async function issueCertificate(input: IssueInput): Promise<Issued> {
+  const acme = await acmeClient();
   const client = new acme.Client({ directoryUrl: input.directory, accountKey: input.accountKey });
   const agent = new HostAgent(input.host, input.ca);
   // Per client, not on acme-client's shared axios instance: no global state changes.

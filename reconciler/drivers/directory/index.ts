@@ -30,7 +30,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   },
 
   async observe(resources, ctx) {
-    const users = await UserDb.read(ctx.host);
+    const users = await UserDb.forRun(ctx);
     const out = new Map<string, ObservedDirectory>();
     await Promise.all(
       resources.map(async (r) => {
@@ -73,7 +73,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   // changes is unaffected and the empty parents are harmless; the target keeps its old owner/mode.
   async apply(change, ctx) {
     const desired = change.desired!;
-    const users = await UserDb.read(ctx.host);
+    const users = await UserDb.forRun(ctx);
     const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
     const st = await ctx.host.stat(desired.path);
     if (st) {

@@ -84,7 +84,7 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
   },
 
   // If this throws, the file still has its previous bytes (atomic rename).
-  apply: (change, ctx) => applyFile(ctx.host, change),
-  verify: (change, ctx) => verifyFile(ctx.host, change),
+  apply: (change, ctx) => applyFile(ctx.host, change, ctx),
+  verify: (change, ctx) => verifyFile(ctx, change),
   rollback: (change, undo, ctx) => rollbackFile(ctx.host, change, undo),
 };

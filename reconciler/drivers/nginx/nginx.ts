@@ -48,6 +48,8 @@ export async function errorLogSince(host: Host, offset: number): Promise<string>
     .join('\n');
 }
 
+const PROBE_CONCURRENCY = 32;
+
 /** Reload a running nginx, or start a stopped one (the unit's own ExecStartPre tests the config again). */
 export async function reload(host: Host): Promise<void> {
   const result = await host.exec('systemctl', ['reload-or-restart', 'nginx.service'], { timeoutMs: 60_000 });
@@ -93,7 +95,11 @@ export async function awaitGenerations(
   let waiting = [...sites];
   let last = new Map<string, string>();
   while (waiting.length > 0) {
-    const seen = await Promise.all(waiting.map((s) => servedGeneration(host, s.domain)));
+    // A few dozen at a time: hundreds of simultaneous probes on a busy host time out.
+    const seen: { generation?: string; problem?: string }[] = [];
+    for (let i = 0; i < waiting.length; i += PROBE_CONCURRENCY) {
+      seen.push(...(await Promise.all(waiting.slice(i, i + PROBE_CONCURRENCY).map((s) => servedGeneration(host, s.domain)))));
+    }
     last = new Map(waiting.map((s, i) => [s.domain, seen[i]!.generation ?? seen[i]!.problem ?? '']));
     waiting = waiting.filter((s, i) => seen[i]!.generation !== s.generation);
     if (waiting.length === 0 || Date.now() > deadline) break;

@@ -85,6 +85,9 @@ function server(spec: SiteSpec, listen: string[], body: string[]): string[] {
     ...listen.map((l) => `    listen ${l};`),
     `    server_name ${spec.domains.join(' ')};`,
     `    add_header ${GENERATION_HEADER} "${GENERATION_MARK}" always;`,
+    ...Object.entries(spec.headers ?? {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]) => `    add_header ${name} "${value}" always;`),
     ...body,
     '}',
   ];

@@ -11,6 +11,10 @@ export const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+
 export const URL_PATH = /^\/(?!(?:.*\/)?\.\.?(?:\/|$))[A-Za-z0-9._~/-]{0,511}$/;
 export const FS_PATH = /^\/(?!(?:.*\/)?\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{0,1023}$/;
 const REALM = /^[A-Za-z0-9 ._-]{1,64}$/;
+export const HEADER_NAME = /^[A-Za-z][A-Za-z0-9-]{0,63}$/;
+export const HEADER_VALUE = /^[A-Za-z0-9 ._:/=+,-]{0,256}$/;
+// Headers nginx or HostKit itself must control.
+const RESERVED_HEADER = /^(?:x-hostkit-.*|content-length|transfer-encoding|connection)$/i;
 
 function port(n: unknown): boolean {
   return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535;
@@ -42,5 +46,11 @@ export function siteProblems(spec: SiteSpec): string[] {
   if (spec.gate?.basicAuth && !REALM.test(spec.gate.basicAuth.realm))
     problems.push(`realm ${show(spec.gate.basicAuth.realm)} has characters other than letters, digits, space and . _ -`);
   for (const cidr of spec.gate?.allow ?? []) if (!canonicalNetwork(cidr)) problems.push(`allow ${show(cidr)} is not an IP address or network`);
+  for (const [name, value] of Object.entries(spec.headers ?? {})) {
+    if (!HEADER_NAME.test(name) || RESERVED_HEADER.test(name))
+      problems.push(`response header name ${show(name)} is not a plain header name HostKit lets a site set`);
+    if (typeof value !== 'string' || !HEADER_VALUE.test(value))
+      problems.push(`response header ${show(name)} value ${show(value)} has characters other than letters, digits, space and . _ : / = + , -`);
+  }
   return problems;
 }

@@ -2,7 +2,11 @@
 // spec.postgresql: a Unix socket of the managed host (peer authentication, the
 // default), or TCP with a password. Sessions are short: one per step, closed
 // when the step ends, so nothing is left open between plan and apply.
-import pg from 'pg';
+import type pg from 'pg';
+
+// node-postgres is loaded by the first session of a run: a host without databases does not pay its start-up.
+let loaded: Promise<typeof pg> | undefined;
+const pgModule = async () => (await (loaded ??= import('pg').then((m) => m.default))) as typeof pg;
 import { HostKitError } from '../../core/errors.js';
 import type { DriverContext } from '../types.js';
 import { BEGIN, COMMIT, ROLLBACK, type Statement } from './sql.js';
@@ -77,16 +81,57 @@ async function resolveTarget(ctx: DriverContext): Promise<AdminTarget> {
   return { config: { ...common, host: local }, where: `socket ${socket} on ${ctx.host.name}` };
 }
 
-/** The real connection: node-postgres to the admin target. */
-export const connectAdmin: Connect = async (ctx, database) => {
-  const target = await adminTarget(ctx);
-  const client = new pg.Client({ ...target.config, database });
-  // An error on an idle client (the server went away) must not crash the process; the next query reports it.
+// Admin-database connections of one run, reused from step to step: a new
+// connection costs a backend fork and authentication (~10-20 ms), as much as the
+// statement a step sends. Idle ones close after a moment and never keep the
+// process alive. Sessions in other databases stay one-shot, so no idle client
+// ever holds a database a later step drops.
+const pools = new WeakMap<DriverContext, pg.Pool>();
+
+function adminPool(ctx: DriverContext, target: AdminTarget, lib: typeof pg): pg.Pool {
+  let pool = pools.get(ctx);
+  if (!pool) {
+    pool = new lib.Pool({ ...target.config, database: ADMIN_DATABASE, max: 4, idleTimeoutMillis: 200, allowExitOnIdle: true });
+    // An error on an idle client (the server went away) must not crash the process; the next session reports it.
+    pool.on('error', () => undefined);
+    pools.set(ctx, pool);
+  }
+  return pool;
+}
+
+interface Connection {
+  client: pg.ClientBase;
+  /** Ends the session: back to the pool when it is clean, closed otherwise. */
+  end(broken: boolean): Promise<void>;
+}
+
+async function open(ctx: DriverContext, target: AdminTarget, database: string): Promise<Connection> {
+  const lib = await pgModule();
+  if (database === ADMIN_DATABASE) {
+    const client = await adminPool(ctx, target, lib).connect();
+    return {
+      client,
+      end: async (broken) => client.release(broken),
+    };
+  }
+  const client = new lib.Client({ ...target.config, database });
   client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (cause) {
     await client.end().catch(() => undefined);
+    throw cause;
+  }
+  return { client, end: () => client.end().catch(() => undefined) };
+}
+
+/** The real connection: node-postgres to the admin target. */
+export const connectAdmin: Connect = async (ctx, database) => {
+  const target = await adminTarget(ctx);
+  let connection: Connection;
+  try {
+    connection = await open(ctx, target, database);
+  } catch (cause) {
     const fields = pgFields(cause);
     // 28000 is a refused peer or pg_hba.conf match, 28P01 a wrong password: set-up problems, not passing ones.
     const refused = fields.sqlstate === '28000' || fields.sqlstate === '28P01';
@@ -100,18 +145,25 @@ export const connectAdmin: Connect = async (ctx, database) => {
       { cause, retryable: !refused, data: { database, where: target.where, ...fields } },
     );
   }
+  const { client } = connection;
+  // A session that saw an error, or ends inside a transaction, is not handed on.
+  let broken = false;
+  let inTransaction = false;
   return {
     async query<R extends object>(statement: Statement, values?: readonly unknown[]): Promise<R[]> {
       ctx.log.debug({ database, sql: statement.display }, 'sql');
       try {
         const result = await client.query(statement.text, values ? [...values] : undefined);
+        if (statement === BEGIN) inTransaction = true;
+        if (statement === COMMIT || statement === ROLLBACK) inTransaction = false;
         return result.rows as R[];
       } catch (cause) {
+        broken = true;
         throw statementFailed(statement, database, cause);
       }
     },
     async close() {
-      await client.end().catch(() => undefined);
+      await connection.end(broken || inTransaction);
     },
   };
 };

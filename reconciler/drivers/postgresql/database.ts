@@ -4,9 +4,10 @@ import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { PgDatabaseSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { perRun } from '../shared/per-run.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
-import { loadCatalog, loadExtensions } from './observe.js';
+import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
 import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, dropExtension, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
 
 /**
@@ -49,7 +50,20 @@ export interface DatabaseUndo {
   /** Extensions this run created in an existing database. */
   createdExtensions?: string[];
   dropped?: boolean;
+  /** Other databases this step created ahead of their own steps (see createAhead); rollback drops those still there. */
+  batch?: string[];
 }
+
+// What one run wants and saw, so the first database it creates can start all of them.
+interface RunState {
+  desired: Map<string, DesiredDatabase>;
+  observed: Map<string, ObservedDatabase | undefined>;
+  /** Per database created ahead: whether CREATE DATABASE succeeded. */
+  ahead?: Promise<Map<string, Promise<boolean>>>;
+}
+
+/** CREATE DATABASE statements in flight at once: each is mostly I/O (the template's pages written to WAL). */
+const CREATE_LANES = 3;
 
 const ORPHAN_REASON = 'no manifest declares it any more; kept with its data (declare it with drop: true to drop it)';
 const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the database did not exist';
@@ -150,7 +164,11 @@ export function planDatabase({
 export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo> {
   // One catalog query shared with the role driver, then one query per existing
   // database that declares extensions (each database has its own pg_extension).
-  async function observeDatabases(resources: readonly Resource<DatabaseSpec>[], ctx: DriverContext): Promise<Map<string, ObservedDatabase>> {
+  async function observeDatabases(
+    resources: readonly Resource<DatabaseSpec>[],
+    ctx: DriverContext,
+    load: (request: CatalogRequest) => Promise<Catalog> = (request) => loadCatalog(connect, ctx, request),
+  ): Promise<Map<string, ObservedDatabase>> {
     const out = new Map<string, ObservedDatabase>();
     const unknown = (cause: unknown) => {
       // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
@@ -161,7 +179,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     let catalog;
     let installed;
     try {
-      catalog = await loadCatalog(connect, ctx, {
+      catalog = await load({
         databases: resources.map((r) => r.spec.database),
         extensions: [...new Set(resources.flatMap((r) => r.spec.extensions))],
       });
@@ -191,11 +209,46 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     return out;
   }
 
+  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
+
+  /**
+   * The first database a run creates starts CREATE DATABASE for every plain new
+   * database of the run (no extensions, owner already there), a few at a time on
+   * separate connections: one database costs ~100 ms of server I/O, and they do
+   * not wait on each other. Each step then only collects its own result.
+   */
+  async function createAhead(ctx: DriverContext, state: RunState): Promise<Map<string, Promise<boolean>>> {
+    const candidates = [...state.desired.values()].filter((d) => {
+      const o = state.observed.get(d.database);
+      return state.observed.has(d.database) && !d.drop && d.extensions.length === 0 && o !== undefined && !o.exists && !('unreachable' in o);
+    });
+    const results = new Map<string, Promise<boolean>>();
+    if (candidates.length < 2) return results;
+    const catalog = await loadCatalog(connect, ctx, { roles: candidates.map((d) => d.owner), databases: candidates.map((d) => d.database) });
+    const ready = candidates.filter((d) => catalog.roles.has(d.owner) && !catalog.databases.has(d.database));
+    noteChanging(ctx, { databases: ready.map((d) => d.database) });
+    const lanes: Promise<unknown>[] = Array.from({ length: CREATE_LANES }, () => Promise.resolve());
+    ready.forEach((d, i) => {
+      const created = lanes[i % CREATE_LANES]!.then(() =>
+        withSession(connect, ctx, ADMIN_DATABASE, (s) =>
+          s.query(createDatabase(d.database, { owner: d.owner, encoding: d.encoding, ...(d.locale !== undefined ? { locale: d.locale } : {}) })),
+        ).then(
+          () => true,
+          () => false, // its own step runs the statement again and reports PostgreSQL's error
+        ),
+      );
+      lanes[i % CREATE_LANES] = created;
+      results.set(d.database, created);
+    });
+    return results;
+  }
+
   return {
     kind: 'pgdatabase',
     orphans: 'report',
 
-    async desire(resources) {
+    async desire(resources, ctx) {
+      const state = runState(ctx);
       return new Map(
         resources.map((r) => {
           const desired: DesiredDatabase = {
@@ -206,12 +259,18 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
             ...(r.spec.locale !== undefined ? { locale: r.spec.locale } : {}),
             drop: r.spec.drop === true,
           };
+          state.desired.set(desired.database, desired);
           return [r.id, { desired, diagnostics: [] as Diagnostic[] }];
         }),
       );
     },
 
-    observe: observeDatabases,
+    async observe(resources, ctx) {
+      const observed = await observeDatabases(resources, ctx);
+      const state = runState(ctx);
+      if (!state.ahead) for (const r of resources) state.observed.set(r.spec.database, observed.get(r.id));
+      return observed;
+    },
     plan: planDatabase,
 
     // CREATE DATABASE and DROP DATABASE cannot run inside a transaction block:
@@ -221,6 +280,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     // database created by this call is dropped again before the error is thrown.
     async apply(change, ctx) {
       const database = change.resource!.spec.database;
+      noteChanging(ctx, { databases: [database] });
       const desired = change.desired!;
       const version = change.observed && 'version' in change.observed ? change.observed.version : 0;
       if (change.action === 'delete') {
@@ -229,6 +289,23 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       }
       if (change.action === 'create') {
         const force = version >= 130000;
+        const state = runState(ctx);
+        if (desired.extensions.length === 0) {
+          const first = state.ahead === undefined;
+          if (first) state.ahead = createAhead(ctx, state);
+          const ahead = await state.ahead!.catch(() => new Map<string, Promise<boolean>>());
+          const others = [...ahead.keys()].filter((d) => d !== database);
+          if (await ahead.get(database)) return { created: { force }, ...(first && others.length > 0 ? { batch: others } : {}) };
+          if (first && others.length > 0) {
+            // This step failed where the others may not have: take theirs back before reporting it.
+            await Promise.all(ahead.values());
+            for (const d of others) {
+              await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(d, { force, ifExists: true }))).catch((dropError: unknown) => {
+                ctx.log.error({ database: d, error: errorMessage(dropError) }, 'could not drop a database this run created');
+              });
+            }
+          }
+        }
         await withSession(connect, ctx, ADMIN_DATABASE, (s) =>
           s.query(
             createDatabase(database, {
@@ -279,7 +356,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
 
     async verify(change, ctx) {
       const resource = change.resource!;
-      const observed = (await observeDatabases([resource], ctx)).get(change.id);
+      const observed = (await observeDatabases([resource], ctx, (request) => catalogAfterChanges(connect, ctx, request))).get(change.id);
       if (change.action === 'delete') {
         return observed?.exists ? [error('verification failed', `database ${resource.spec.database} still exists after DROP DATABASE`, change.origin)] : [];
       }
@@ -302,8 +379,13 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     // that is reported as a rollback error.
     async rollback(change, undo, ctx) {
       const database = change.resource!.spec.database;
+      noteChanging(ctx, { databases: [database] });
       if (undo.created) {
-        await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(database, { force: undo.created!.force })));
+        await withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
+          await s.query(dropDatabase(database, { force: undo.created!.force }));
+          // Created ahead by this step; those whose own step ran were dropped by it already.
+          for (const d of undo.batch ?? []) await s.query(dropDatabase(d, { force: undo.created!.force, ifExists: true }));
+        });
         return;
       }
       if (undo.dropped) {

@@ -95,3 +95,51 @@ export async function loadExtensions(connect: Connect, ctx: DriverContext, datab
   );
   return new Map(databases.map((db, i) => [db, lists[i]!]));
 }
+
+// Verify reads the catalog once per run, not once per change: every name applied
+// so far is asked for at the first verify, and the answer is shared until the next
+// apply or rollback of either driver (which makes it stale).
+interface VerifyState {
+  generation: number;
+  roles: Set<string>;
+  databases: Set<string>;
+  cached?: { generation: number; roles: Set<string>; databases: Set<string>; catalog: Promise<Catalog> };
+}
+const verifying = new WeakMap<DriverContext, VerifyState>();
+
+function verifyState(ctx: DriverContext): VerifyState {
+  let state = verifying.get(ctx);
+  if (!state) {
+    state = { generation: 0, roles: new Set(), databases: new Set() };
+    verifying.set(ctx, state);
+  }
+  return state;
+}
+
+/** Called by apply and rollback before they change anything: the names verify will ask about, and staleness. */
+export function noteChanging(ctx: DriverContext, names: { roles?: readonly string[]; databases?: readonly string[] }): void {
+  const state = verifyState(ctx);
+  state.generation++;
+  for (const r of names.roles ?? []) state.roles.add(r);
+  for (const d of names.databases ?? []) state.databases.add(d);
+}
+
+/** The catalog as it is after this run's changes (see noteChanging), for verify. */
+export function catalogAfterChanges(
+  connect: Connect,
+  ctx: DriverContext,
+  request: { roles?: readonly string[]; databases?: readonly string[] },
+): Promise<Catalog> {
+  const state = verifyState(ctx);
+  const c = state.cached;
+  const covered = (set: Set<string> | undefined, names: readonly string[] | undefined) => (names ?? []).every((n) => set?.has(n));
+  if (c && c.generation === state.generation && covered(c.roles, request.roles) && covered(c.databases, request.databases)) return c.catalog;
+  const roles = new Set([...state.roles, ...(request.roles ?? [])]);
+  const databases = new Set([...state.databases, ...(request.databases ?? [])]);
+  const catalog = queryCatalog(connect, ctx, { roles, databases, extensions: new Set() });
+  state.cached = { generation: state.generation, roles, databases, catalog };
+  catalog.catch(() => {
+    if (state.cached?.catalog === catalog) state.cached = undefined; // a failed read is not shared
+  });
+  return catalog;
+}

@@ -127,7 +127,7 @@ class FakePostgres {
       this.databases.set(unquote(m[1]!), { ...db(unquote(m[2]!), m[3]!, m[4] ?? 'C.UTF-8') });
     } else if ((m = new RegExp(`^ALTER DATABASE ${id} OWNER TO ${id}$`).exec(sql))) {
       this.databases.get(unquote(m[1]!))!.owner = unquote(m[2]!);
-    } else if ((m = new RegExp(`^DROP DATABASE ${id}(?: WITH \\(FORCE\\))?$`).exec(sql))) {
+    } else if ((m = new RegExp(`^DROP DATABASE (?:IF EXISTS )?${id}(?: WITH \\(FORCE\\))?$`).exec(sql))) {
       this.databases.delete(unquote(m[1]!));
     } else if ((m = new RegExp(`^CREATE EXTENSION IF NOT EXISTS ${id}$`).exec(sql))) {
       this.databases.get(database)!.extensions.add(unquote(m[1]!));
@@ -438,6 +438,59 @@ describe('reconciler/drivers/postgresql', () => {
       expect(change).toMatchObject(expected);
       expect(change.fields).toEqual(fields);
       expect(change.diagnostics.map((d) => `${d.severity} ${d.summary}: ${d.detail}`)).toEqual(diagnostics);
+    });
+  });
+
+  describe('many new databases in one run', () => {
+    const many = Array.from({ length: 6 }, (_, i) => databaseResource({ database: `app_${i}`, owner: 'shop', extensions: [] })).map((r, i) => ({
+      ...r,
+      id: `pgdatabase/app_${i}`,
+      name: `app_${i}`,
+    }));
+
+    async function planMany(server: FakePostgres) {
+      const { database: dbDriver } = makePostgresDrivers(server.connect);
+      const ctx = driverContext(new FakeHost(), { env: {}, mode: 'apply' });
+      const wanted = await dbDriver.desire(many, ctx);
+      const observed = await dbDriver.observe(many, ctx);
+      const changes = many.map((r) => dbDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
+      return { dbDriver, ctx, changes };
+    }
+
+    it('the first create starts them all; every step then only collects its result, and verify reads the catalog once', async () => {
+      const server = new FakePostgres();
+      server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
+      const { dbDriver, ctx, changes } = await planMany(server);
+      server.sent.length = 0;
+      const first = await dbDriver.apply(changes[0]!, ctx);
+      expect(first.batch).toEqual(['app_1', 'app_2', 'app_3', 'app_4', 'app_5']);
+      for (const c of changes.slice(1)) expect(await dbDriver.apply(c, ctx)).toEqual({ created: { force: true } });
+      expect([...server.databases.keys()]).toEqual(expect.arrayContaining(many.map((r) => r.spec.database)));
+      expect(server.statements().filter((sql) => sql.startsWith('CREATE DATABASE'))).toHaveLength(6);
+      server.sent.length = 0;
+      for (const c of changes) expect(await dbDriver.verify(c, ctx)).toEqual([]);
+      expect(server.sent).toHaveLength(1);
+    });
+
+    it('rolling back the first step drops the databases created ahead whose own steps never ran', async () => {
+      const server = new FakePostgres();
+      server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
+      const { dbDriver, ctx, changes } = await planMany(server);
+      const first = await dbDriver.apply(changes[0]!, ctx);
+      const second = await dbDriver.apply(changes[1]!, ctx);
+      // The run fails here: rollback in reverse order.
+      await dbDriver.rollback(changes[1]!, second, ctx);
+      await dbDriver.rollback(changes[0]!, first, ctx);
+      expect([...server.databases.keys()]).toEqual(['postgres']);
+    });
+
+    it("a database the batch could not create gets its own statement and PostgreSQL's error, and the others are taken back", async () => {
+      const server = new FakePostgres();
+      server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
+      const { dbDriver, ctx, changes } = await planMany(server);
+      server.failOn = { pattern: /CREATE DATABASE "app_0"/, message: 'could not write to file', code: '53100' };
+      await expect(dbDriver.apply(changes[0]!, ctx)).rejects.toThrow(/could not write to file/);
+      expect([...server.databases.keys()]).toEqual(['postgres']);
     });
   });
 

@@ -7,7 +7,7 @@ import type { PgRoleSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, DEFAULT_ADMIN_USER, inTransaction, withSession, type Connect } from './connection.js';
-import { loadCatalog } from './observe.js';
+import { catalogAfterChanges, loadCatalog, noteChanging, type Catalog } from './observe.js';
 import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
 import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
 
@@ -110,11 +110,15 @@ function describeStored(rolpassword: string | null): string {
  * manifest is gone is reported, never dropped; `drop: true` drops it.
  */
 export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo> {
-  async function observeRoles(resources: readonly Resource<RoleSpec>[], ctx: DriverContext): Promise<Map<string, ObservedRole>> {
+  async function observeRoles(
+    resources: readonly Resource<RoleSpec>[],
+    ctx: DriverContext,
+    load: (request: { roles: string[] }) => Promise<Catalog> = (request) => loadCatalog(connect, ctx, request),
+  ): Promise<Map<string, ObservedRole>> {
     const out = new Map<string, ObservedRole>();
     let catalog;
     try {
-      catalog = await loadCatalog(connect, ctx, { roles: resources.map((r) => r.spec.role) });
+      catalog = await load({ roles: resources.map((r) => r.spec.role) });
     } catch (cause) {
       // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
       if (ctx.mode !== 'plan') throw cause;
@@ -169,6 +173,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
     // rolled the statement back: the role is as it was before.
     async apply(change, ctx) {
       const role = change.resource!.spec.role;
+      noteChanging(ctx, { roles: [role] });
       const desired = change.desired!;
       const changed = new Set(change.fields.map((f) => f.field));
       return withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
@@ -201,7 +206,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
 
     async verify(change, ctx) {
       const resource = change.resource!;
-      const observed = (await observeRoles([resource], ctx)).get(change.id);
+      const observed = (await observeRoles([resource], ctx, (request) => catalogAfterChanges(connect, ctx, request))).get(change.id);
       if (change.action === 'delete') {
         return observed?.exists ? [error('verification failed', `role ${resource.spec.role} still exists after DROP ROLE`, change.origin)] : [];
       }
@@ -216,6 +221,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
     // role it dropped again with its previous settings and password.
     async rollback(change, undo, ctx) {
       const role = change.resource!.spec.role;
+      noteChanging(ctx, { roles: [role] });
       await withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
         if (undo.created) {
           await s.query(dropRole(role));

@@ -86,8 +86,8 @@ export function alterDatabaseOwner(database: string, owner: string): Statement {
 }
 
 /** FORCE (PostgreSQL 13 and later) ends other sessions; used only to undo a database this run created. */
-export function dropDatabase(database: string, o: { force: boolean }): Statement {
-  return statement(`DROP DATABASE ${ident(database)}${o.force ? ' WITH (FORCE)' : ''}`);
+export function dropDatabase(database: string, o: { force: boolean; ifExists?: boolean }): Statement {
+  return statement(`DROP DATABASE ${o.ifExists ? 'IF EXISTS ' : ''}${ident(database)}${o.force ? ' WITH (FORCE)' : ''}`);
 }
 
 export function createExtension(name: string): Statement {

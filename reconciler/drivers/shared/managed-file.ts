@@ -45,6 +45,7 @@ export async function observeFileResources(ctx: DriverContext, resources: readon
   const byPath = await observeFiles(
     ctx.host,
     resources.map((r) => r.spec.path),
+    await UserDb.forRun(ctx),
   );
   const out = new Map<string, ObservedFile>();
   for (const r of resources) {
@@ -55,8 +56,8 @@ export async function observeFileResources(ctx: DriverContext, resources: readon
 }
 
 // stat + read of each path, and one read of the user database for owner names.
-export async function observeFiles(host: Host, paths: readonly string[]): Promise<Map<string, ObservedFile>> {
-  const users = await UserDb.read(host);
+export async function observeFiles(host: Host, paths: readonly string[], known?: UserDb): Promise<Map<string, ObservedFile>> {
+  const users = known ?? (await UserDb.read(host));
   const out = new Map<string, ObservedFile>();
   await Promise.all(
     paths.map(async (p) => {
@@ -147,7 +148,7 @@ export async function ensureParents(host: Host, filePath: string): Promise<strin
  * (writes are atomic) and any parent directory created is listed in the error's
  * undo by rollback being a no-op for them; the caller's rollback removes nothing else.
  */
-export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile>): Promise<FileUndo> {
+export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile>, ctx?: DriverContext): Promise<FileUndo> {
   const p = (change.resource!.spec as { path: string }).path;
   const undo: FileUndo = { createdDirs: [] };
   const st = await host.stat(p);
@@ -160,7 +161,7 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
     return undo;
   }
   const desired = change.desired!;
-  const users = await UserDb.read(host); // fresh: accounts may have been created earlier in this run
+  const users = ctx ? await UserDb.forRun(ctx) : await UserDb.read(host); // forRun is read again after any account change
   const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
   undo.createdDirs = await ensureParents(host, p);
   const contentChanged = !change.observed || change.fields.some((f) => f.field === '/content');
@@ -169,9 +170,9 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
   return undo;
 }
 
-export async function verifyFile(host: Host, change: Change<DesiredFile, ObservedFile>): Promise<Diagnostic[]> {
+export async function verifyFile(ctx: DriverContext, change: Change<DesiredFile, ObservedFile>): Promise<Diagnostic[]> {
   const p = (change.resource!.spec as { path: string }).path;
-  const observed = (await observeFiles(host, [p])).get(p);
+  const observed = (await observeFiles(ctx.host, [p], await UserDb.forRun(ctx))).get(p);
   if (change.action === 'delete') {
     return observed ? [error('verification failed', `${p} still exists after it was removed`, change.origin)] : [];
   }

@@ -1,4 +1,5 @@
-import { structuredPatch } from 'diff';
+// The one module that makes patches, not the package index (19 modules at start-up).
+import { structuredPatch } from 'diff/lib/patch/create.js';
 
 // A unified diff of two texts (hunks only, no file headers), for plan output.
 export function unifiedDiff(before: string, after: string, context = 3): string {

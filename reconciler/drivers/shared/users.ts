@@ -15,6 +15,8 @@ export interface GroupEntry {
   members: string[];
 }
 
+const perRun = new WeakMap<object, Promise<UserDb>>();
+
 // The host's users and groups, read from /etc/passwd and /etc/group in two
 // file reads (not one `id` process per user).
 export class UserDb {
@@ -38,6 +40,25 @@ export class UserDb {
       this.groups.set(entry.name, entry);
       if (!this.groupById.has(entry.gid)) this.groupById.set(entry.gid, entry.name);
     }
+  }
+
+  /**
+   * The user database as this run last read it: read once, shared by every
+   * observe, apply and verify of the run until something changes accounts and
+   * calls forget() (the account driver does, after each change it makes).
+   */
+  static forRun(ctx: { host: Host }): Promise<UserDb> {
+    let db = perRun.get(ctx);
+    if (!db) {
+      db = UserDb.read(ctx.host);
+      perRun.set(ctx, db);
+      db.catch(() => perRun.delete(ctx)); // a failed read is not shared
+    }
+    return db;
+  }
+
+  static forget(ctx: { host: Host }): void {
+    perRun.delete(ctx);
   }
 
   static async read(host: Host): Promise<UserDb> {

@@ -6,6 +6,7 @@ import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
+import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
 import { readPending, writePending } from './pending.js';
@@ -44,6 +45,20 @@ type Spec = UnitSpec | TimerSpec;
 // Unit states seen after settle, for verify (one systemctl call per run, not per unit).
 const settled = new WeakMap<DriverContext, Map<string, UnitState>>();
 
+/**
+ * What one run of one driver resolved and saw, by unit name, so that apply can do
+ * for every changed unit at once what it would otherwise do once per unit: one
+ * `systemd-analyze verify` for all new unit files, one write of the pending list.
+ */
+interface RunState {
+  desired: Map<string, DesiredUnit>;
+  observed: Map<string, ObservedUnit>;
+  /** Messages per unit from one verify of every changed unit file; undefined when that verify failed. */
+  verified?: Promise<Map<string, { content: string; messages: string[] }> | undefined>;
+  /** Units added to the pending list in one write, before the first unit file changed. */
+  pendingBatch?: Promise<Set<string>>;
+}
+
 function unitName(spec: Spec): string {
   return spec.unit;
 }
@@ -57,6 +72,52 @@ function digestOf(parts: readonly string[]): string {
  * factory for both kinds: services ("unit") and timers ("timer").
  */
 function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> {
+  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
+  // Units this run will write a new file for, with that file.
+  const changedFiles = (state: RunState) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
+  // Units this run will restart: live units with a new file, drop-ins to remove or a restart owed.
+  const restartCandidates = (state: RunState) =>
+    [...state.desired.values()]
+      .filter((d) => d.active)
+      .filter((d) => {
+        const o = state.observed.get(d.unit);
+        return o?.content?.toString('utf8') !== d.content || (o?.dropIns.length ?? 0) > 0 || o?.pending === true;
+      })
+      .map((d) => d.unit);
+
+  // Checked by systemd-analyze before it goes live: all of this run's new unit files in one
+  // call (the first apply starts it); a unit that call did not vouch for is checked alone.
+  async function checkUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
+    const state = runState(ctx);
+    state.verified ??= verifyUnitFiles(
+      ctx,
+      changedFiles(state).map((d) => ({ unit: d.unit, content: d.content })),
+    );
+    const seen = (await state.verified)?.get(unit);
+    if (seen && seen.content === content) {
+      for (const message of seen.messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
+      return;
+    }
+    await verifyUnitFile(ctx, unit, content);
+  }
+
+  // The restart is recorded as owed before the unit file changes: for every unit this run
+  // will restart in one write (the first apply makes it), for any other unit on its own.
+  async function markPending(ctx: DriverContext, unit: string): Promise<void> {
+    const state = runState(ctx);
+    state.pendingBatch ??= (async () => {
+      const batch = new Set(restartCandidates(state));
+      const pending = await readPending(ctx.host, ctx.stateDirectory);
+      for (const u of batch) pending.add(u);
+      await writePending(ctx.host, ctx.stateDirectory, pending);
+      return batch;
+    })();
+    if ((await state.pendingBatch).has(unit)) return;
+    const pending = await readPending(ctx.host, ctx.stateDirectory);
+    pending.add(unit);
+    await writePending(ctx.host, ctx.stateDirectory, pending);
+  }
+
   const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> = {
     kind,
     orphans: 'delete',
@@ -89,10 +150,9 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
           active = !timerDriven;
         }
         const wantedBy = kind === 'timer' ? 'timers.target' : active ? 'multi-user.target' : undefined;
-        out.set(r.id, {
-          desired: { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active, ...(wantedBy ? { wantedBy } : {}) },
-          diagnostics,
-        });
+        const desired: DesiredUnit = { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active, ...(wantedBy ? { wantedBy } : {}) };
+        runState(ctx).desired.set(desired.unit, desired);
+        out.set(r.id, { desired, diagnostics });
       }
       return out;
     },
@@ -120,7 +180,9 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         const state = listed
           ? { load: l?.load ?? 'not-found', active: l?.active ?? 'inactive', sub: l?.sub ?? 'dead', enabled: links[i] !== undefined }
           : undefined;
-        out.set(r.id, { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit), dropIns: dropIns[i] ?? [] });
+        const observed: ObservedUnit = { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit), dropIns: dropIns[i] ?? [] };
+        runState(ctx).observed.set(unit, observed);
+        out.set(r.id, observed);
       });
       return out;
     },
@@ -179,12 +241,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       const desired = change.desired!;
       const contentChanged = change.fields.some((f) => f.field === '/content');
       if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart' || f.field === '/dropIns'))) {
-        const pending = await readPending(ctx.host, ctx.stateDirectory);
-        pending.add(unit);
-        await writePending(ctx.host, ctx.stateDirectory, pending);
+        await markPending(ctx, unit);
       }
       if (contentChanged) {
-        await verifyUnitFile(ctx, unit, desired.content);
+        await checkUnitFile(ctx, unit, desired.content);
         await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
         undo.wrote = true;
       }
@@ -202,27 +262,47 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     // One daemon-reload, one enable call and one restart call for the whole run.
     async settle(items, ctx, phase) {
       if (items.length === 0) return;
-      const reload = items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
+      const enable =
+        phase === 'apply'
+          ? items
+              .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
+              .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
+              .map((i) => i.change.desired!.unit)
+          : [];
+      const started = performance.now();
+      // Links only (--no-reload): the one daemon-reload below loads them with the new files.
+      if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--no-reload', '--', ...enable]);
+      const enabled = performance.now();
+      const reload = enable.length > 0 || items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
       if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
+      const reloaded = performance.now();
       const pending = await readPending(ctx.host, ctx.stateDirectory);
       if (phase === 'rollback') {
         const restart = items.filter((i) => i.undo.previous && i.change.desired?.active !== false).map((i) => unitName(i.change.resource!.spec));
         if (restart.length > 0) await ctx.host.exec('systemctl', ['restart', ...restart]);
         for (const i of items) pending.delete(unitName(i.change.resource!.spec));
+        // Marked owed in the batch but never reached by this run: nothing of theirs changed.
+        const state = runState(ctx);
+        for (const u of (await state.pendingBatch?.catch(() => undefined)) ?? []) if (!state.observed.get(u)?.pending) pending.delete(u);
         await writePending(ctx.host, ctx.stateDirectory, pending);
         return;
       }
       const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
-      const enable = items
-        .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
-        .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
-        .map((i) => i.change.desired!.unit);
       const restart = live
         .filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart', '/dropIns'].includes(f.field)))
         .map((i) => i.change.desired!.unit);
-      if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--', ...enable]);
       if (restart.length > 0) {
         const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
+        ctx.log.debug(
+          {
+            enable: enable.length,
+            enableMs: Math.round(enabled - started),
+            reloadMs: Math.round(reloaded - enabled),
+            restart: restart.length,
+            restartMs: Math.round(performance.now() - reloaded),
+          },
+          'systemd settle',
+        );
         if (result.exitCode !== 0) {
           // Name the unit that failed, with its journal: that is what the operator needs.
           const states = await showUnits(ctx.host, restart);
@@ -301,6 +381,41 @@ async function verifyUnitFile(ctx: DriverContext, unit: string, content: string)
     for (const message of messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
   } finally {
     await ctx.host.remove(`${dir}/${unit}`);
+    await ctx.host.remove(dir);
+  }
+}
+
+// Many candidate unit files in one `systemd-analyze verify` (one process, not one
+// per unit). Undefined when it rejects any of them: each is then checked alone, so
+// the error names the unit at fault.
+async function verifyUnitFiles(
+  ctx: DriverContext,
+  files: readonly { unit: string; content: string }[],
+): Promise<Map<string, { content: string; messages: string[] }> | undefined> {
+  if (files.length === 0) return new Map();
+  const root = { uid: 0, gid: 0, mode: 0o700 };
+  const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
+  await ctx.host.mkdir('/run/hostkit', root);
+  await ctx.host.mkdir(dir, root);
+  try {
+    await Promise.all(files.map((f) => ctx.host.writeFile(`${dir}/${f.unit}`, f.content, { uid: 0, gid: 0, mode: 0o644 })));
+    const result = await ctx.host.exec('systemd-analyze', ['verify', '--no-pager', ...files.map((f) => `${dir}/${f.unit}`)], {
+      env: { SYSTEMD_LOG_COLOR: '0' },
+    });
+    if (result.exitCode !== 0) return undefined;
+    const lines = result.stderr
+      .split('\n')
+      .map((l) => l.split(`${dir}/`).join(''))
+      .filter((l) => l.trim() !== '');
+    return new Map(
+      files.map((f) => {
+        // hk-app-1.service must not collect the messages of hk-app-10.service.
+        const named = new RegExp(`(^|[\\s/'"])${f.unit.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[\\s:'"])`);
+        return [f.unit, { content: f.content, messages: lines.filter((l) => named.test(l)) }];
+      }),
+    );
+  } finally {
+    await Promise.all(files.map((f) => ctx.host.remove(`${dir}/${f.unit}`)));
     await ctx.host.remove(dir);
   }
 }

@@ -162,7 +162,7 @@ describe('reconciler/drivers/systemd', () => {
     const items = await applyAll(ctx, changes as never);
     const systemctl = host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '));
     expect(systemctl.filter((a) => a === 'daemon-reload')).toHaveLength(1);
-    expect(systemctl.filter((a) => a.startsWith('enable'))).toEqual(['enable -- hk-a.service hk-b.service hk-c.service']);
+    expect(systemctl.filter((a) => a.startsWith('enable'))).toEqual(['enable --no-reload -- hk-a.service hk-b.service hk-c.service']);
     expect(systemctl.filter((a) => a.startsWith('restart'))).toEqual(['restart -- hk-a.service hk-b.service hk-c.service']);
     for (const { change } of items) expect(await unitDriver.verify(change as never, ctx)).toEqual([]);
     expect(units.get('hk-a.service')).toMatchObject({ active: 'active' });
@@ -225,7 +225,7 @@ describe('reconciler/drivers/systemd', () => {
     expect(change!.fields.map((f) => f.field)).toEqual(['/daemonReload', '/state', '/enabled']);
     host.calls.length = 0;
     await applyAll(ctx, [change] as never);
-    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toEqual(['daemon-reload', 'enable', 'restart', 'show']);
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toEqual(['enable', 'daemon-reload', 'restart', 'show']);
     expect((await planAll(ctx, [r]))[0]!.action).toBe('noop');
   });
 

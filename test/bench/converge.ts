@@ -1,0 +1,301 @@
+// npm run bench:converge -- [--apps 10 --apps 100] [--json FILE] [--sites auto|on|off] [--profile DIR]
+// (needs root: boots a test host)
+//
+// The convergence benchmark (/work/shared/BENCH-SCENARIO.md): on a freshly
+// booted Debian host, time four whole `hostkit reconcile` processes run INSIDE
+// the host (apply, noop, check = --dry-run, change), with the peak RSS of each,
+// and check after apply and after change that the host really converged.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { bootHost, type TestHost } from '../host/machine.js';
+import { app2Name, appDomain, appName, appPort, BENCH_HOST, vhostRev, writeScenario } from './scenario.js';
+
+const { values } = parseArgs({
+  options: {
+    apps: { type: 'string', multiple: true },
+    json: { type: 'string' },
+    sites: { type: 'string', default: 'auto' },
+    profile: { type: 'string' },
+  },
+});
+const sizes = (values.apps ?? ['10', '100']).map(Number);
+if (sizes.some((n) => !Number.isInteger(n) || n < 2))
+  throw new Error(`Expected --apps N with N >= 2 (app-1 and app-2 are changed), got ${values.apps?.join(', ')}`);
+
+const worktree = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const INSIDE_CODE = '/opt/hostkit';
+const INSIDE_WORK = '/bench';
+const NODE = `${INSIDE_CODE}/node_modules/node/bin/node`;
+const CLI = `${INSIDE_CODE}/dist/reconciler/cli.js`;
+const PG_CONF = '/etc/postgresql/15/main';
+
+async function sitesEnabled(): Promise<boolean> {
+  if (values.sites === 'on') return true;
+  if (values.sites === 'off') return false;
+  const { drivers } = await import('../../reconciler/drivers/registry.js');
+  return drivers.has('site');
+}
+
+type Step = 'apply' | 'noop' | 'check' | 'change';
+interface Row {
+  apps: number;
+  step: Step;
+  wallS: number;
+  peakRssMB: number;
+  changes: number;
+}
+
+// Peak RSS of the hostkit process itself, read by a preload at exit (nothing installed in the test host).
+const RSS_PRELOAD = `import { readFileSync, writeFileSync } from 'node:fs';
+process.on('exit', () => {
+  const hwm = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (process.env.HOSTKIT_BENCH_RSS && hwm) writeFileSync(process.env.HOSTKIT_BENCH_RSS, hwm[1]);
+});
+`;
+
+async function hostkit(m: TestHost, work: string, step: Step, apps: number): Promise<Row & { report: unknown }> {
+  const rssFile = `rss-${apps}-${step}`;
+  const args = [
+    '--import',
+    `file://${INSIDE_WORK}/rss.mjs`,
+    ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${INSIDE_WORK}/prof`, `--cpu-prof-name=${apps}-${step}.cpuprofile`] : []),
+    CLI,
+    'reconcile',
+    '--repo',
+    `${INSIDE_WORK}/repo`,
+    '--host',
+    BENCH_HOST,
+    '-o',
+    'json',
+    ...(step === 'check' ? ['--dry-run'] : []),
+    ...(values.profile ? ['--log-level', 'debug'] : []),
+  ];
+  const started = performance.now();
+  const result = await m.host.exec(NODE, args, { env: { HOSTKIT_BENCH_RSS: `${INSIDE_WORK}/${rssFile}`, NO_COLOR: '1' } });
+  const wallS = (performance.now() - started) / 1000;
+  if (values.profile) await writeFile(path.join(values.profile, `${apps}-${step}.log`), result.stderr);
+  if (result.exitCode !== 0)
+    throw new Error(`hostkit ${step} (N=${apps}) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
+  const report = JSON.parse(result.stdout) as { applied?: unknown[]; status?: string; summary?: Record<string, number> };
+  const changes =
+    step === 'check' ? ['create', 'update', 'replace', 'delete'].reduce((n, k) => n + (report.summary?.[k] ?? 0), 0) : (report.applied?.length ?? Number.NaN);
+  const peakRssMB = Number(await readFile(path.join(work, rssFile), 'utf8')) / 1024;
+  return { apps, step, wallS, peakRssMB, changes, report };
+}
+
+async function sh(m: TestHost, script: string): Promise<string> {
+  return (await m.exec('bash', ['-c', script])).stdout;
+}
+
+/** Admin access for HostKit (root) to PostgreSQL over the socket, as the README asks of a managed host. */
+async function preparePostgres(m: TestHost): Promise<void> {
+  const hba = (await m.host.readFile(`${PG_CONF}/pg_hba.conf`))!.toString();
+  const st = (await m.host.stat(`${PG_CONF}/pg_hba.conf`))!;
+  const own = { uid: st.uid, gid: st.gid, mode: st.mode };
+  await m.host.writeFile(`${PG_CONF}/pg_hba.conf`, hba.replace(/^local\s+all\s+postgres\s+peer\s*$/m, 'local all postgres peer map=hostkit'), own);
+  const ident = (await m.host.readFile(`${PG_CONF}/pg_ident.conf`))!.toString();
+  await m.host.writeFile(`${PG_CONF}/pg_ident.conf`, `${ident}hostkit root postgres\nhostkit postgres postgres\n`, own);
+  await m.exec('systemctl', ['reload-or-restart', 'postgresql@15-main']);
+  await sh(m, 'for i in $(seq 100); do runuser -u postgres -- psql -XtAq -c "select 1" >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1');
+}
+
+const units = (apps: number) => Array.from({ length: apps }, (_, k) => `hk-${appName(k + 1)}.service`);
+
+async function invocationIds(m: TestHost, apps: number): Promise<Map<string, string>> {
+  const out = await sh(m, `systemctl show --property=Id,InvocationID ${units(apps).join(' ')}`);
+  const ids = new Map<string, string>();
+  for (const block of out.split(/\n\s*\n/)) {
+    const id = /^Id=(.*)$/m.exec(block)?.[1];
+    const inv = /^InvocationID=(.*)$/m.exec(block)?.[1];
+    if (id) ids.set(id, inv ?? '');
+  }
+  return ids;
+}
+
+async function nginxReloads(m: TestHost): Promise<number> {
+  return Number((await sh(m, `journalctl -u nginx.service -o cat --no-pager | grep -c '^Reloaded' || true`)).trim());
+}
+
+// What BENCH-SCENARIO.md says a converged host looks like; throws listing every difference.
+async function verifyConverged(m: TestHost, apps: number, changed: boolean, sites: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  const active = await sh(m, `systemctl list-units --all --plain --no-legend --no-pager 'hk-app-*.service' | awk '$3 == "active" && $4 == "running"' | wc -l`);
+  if (Number(active) !== apps) problems.push(`${active.trim()} of ${apps} app units active`);
+  // Each app answers on its port (python http.server), and through nginx when sites are declared.
+  const direct = await sh(
+    m,
+    `n=0; for p in $(seq ${appPort(1)} ${appPort(apps)}); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$p/); [ "$c" = 200 ] && n=$((n+1)); done; echo $n`,
+  );
+  if (Number(direct) !== apps) problems.push(`${direct.trim()} of ${apps} apps answer 200 on their port`);
+  if (sites) {
+    const through = await sh(
+      m,
+      `n=0; for i in $(seq 1 ${apps}); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: app-$i.example.test" http://127.0.0.1/); [ "$c" = 200 ] && n=$((n+1)); done; echo $n`,
+    );
+    if (Number(through) !== apps) problems.push(`${through.trim()} of ${apps} sites answer 200 through nginx`);
+    for (const i of [1, 2]) {
+      const header = await sh(
+        m,
+        `curl -s -D - -o /dev/null --max-time 5 -H 'Host: ${appDomain(i)}' http://127.0.0.1/ | tr -d '\\r' | sed -n 's/^[Xx]-[Bb]ench-[Rr]ev: //p'`,
+      );
+      if (header.trim() !== String(vhostRev(i, changed)))
+        problems.push(`${appDomain(i)} sends X-Bench-Rev "${header.trim()}", expected ${vhostRev(i, changed)}`);
+    }
+  }
+  const owned = await sh(
+    m,
+    `runuser -u postgres -- psql -XtAq -c "select count(*) from pg_database d join pg_roles r on r.oid = d.datdba where d.datname ~ '^app_[0-9]+$' and r.rolname = d.datname"`,
+  );
+  if (Number(owned) !== apps) problems.push(`${owned.trim()} of ${apps} databases app_i owned by role app_i`);
+  const table = JSON.parse(await sh(m, 'nft -j list table inet hostkit')) as { nftables: { rule?: { expr: unknown[] } }[] };
+  const ports = new Set<number>();
+  let policyDrop = false;
+  for (const item of table.nftables) {
+    const chain = (item as { chain?: { policy?: string } }).chain;
+    if (chain?.policy === 'drop') policyDrop = true;
+    for (const e of item.rule?.expr ?? []) {
+      const right = (e as { match?: { left?: { payload?: { field?: string } }; right?: unknown } }).match;
+      if (right?.left?.payload?.field === 'dport' && typeof right.right === 'number') ports.add(right.right);
+    }
+  }
+  if (!policyDrop) problems.push('the input chain of inet hostkit does not have policy drop');
+  const missing = [80, 443, ...Array.from({ length: apps }, (_, k) => appPort(k + 1))].filter((p) => !ports.has(p));
+  if (missing.length > 0) problems.push(`firewall table lacks TCP ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`);
+  // app-2's running process has the environment of this variant.
+  const environ = await sh(m, `tr '\\0' '\\n' < /proc/$(systemctl show --value --property=MainPID hk-app-2.service)/environ | sed -n 's/^APP_NAME=//p'`);
+  if (environ.trim() !== app2Name(changed)) problems.push(`app-2 runs with APP_NAME=${environ.trim()}, expected ${app2Name(changed)}`);
+  return problems;
+}
+
+// The services are Type=simple: systemd calls them active when they are started, and
+// python needs a moment more to listen. Checked again until every check passes, for at
+// most 30 s; how long that took is reported with the check.
+async function converged(m: TestHost, apps: number, changed: boolean, sites: boolean): Promise<{ problems: string[]; waitedS: number }> {
+  const started = performance.now();
+  for (;;) {
+    const problems = await verifyConverged(m, apps, changed, sites);
+    const waitedS = (performance.now() - started) / 1000;
+    if (problems.length === 0 || waitedS > 30) return { problems, waitedS };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function diffIds(before: Map<string, string>, after: Map<string, string>): string[] {
+  return [...before].filter(([u, id]) => after.get(u) !== id).map(([u]) => u);
+}
+
+async function commit(repo: string, message: string): Promise<void> {
+  const env = { GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.test', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.test' };
+  await execa('git', ['add', '-A'], { cwd: repo });
+  await execa('git', ['commit', '-q', '-m', message], { cwd: repo, env });
+}
+
+async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; checks: string[] }> {
+  const work = await mkdtemp(path.join('/var/tmp', `hostkit-converge-${apps}-`));
+  const repo = path.join(work, 'repo');
+  await mkdir(repo);
+  await writeFile(path.join(work, 'rss.mjs'), RSS_PRELOAD);
+  await writeScenario(repo, { apps, changed: false, sites });
+  await execa('git', ['init', '-q', '-b', 'main'], { cwd: repo });
+  await commit(repo, 'bench: base');
+  if (values.profile) await mkdir(path.join(work, 'prof'));
+  const m = await bootHost({
+    bootTimeoutMs: 180_000,
+    bindReadOnly: [{ hostPath: worktree, containerPath: INSIDE_CODE }],
+    bind: [{ hostPath: work, containerPath: INSIDE_WORK }],
+  });
+  const rows: Row[] = [];
+  const checks: string[] = [];
+  const fail = (what: string, problems: string[]) => {
+    if (problems.length > 0) throw new Error(`N=${apps}, ${what}:\n  ${problems.join('\n  ')}`);
+    checks.push(`N=${apps} ${what}: ok`);
+  };
+  try {
+    await preparePostgres(m);
+    const record = (r: Row) => {
+      rows.push({ apps: r.apps, step: r.step, wallS: r.wallS, peakRssMB: r.peakRssMB, changes: r.changes });
+      process.stderr.write(`  N=${apps} ${r.step.padEnd(6)} ${r.wallS.toFixed(2)} s  ${r.peakRssMB.toFixed(0)} MB  ${r.changes} changes\n`);
+    };
+
+    record(await hostkit(m, work, 'apply', apps));
+    const afterApply = await converged(m, apps, false, sites);
+    fail(`converged after apply (all checks passed ${afterApply.waitedS.toFixed(1)} s after hostkit exited)`, afterApply.problems);
+
+    const before = await invocationIds(m, apps);
+    const reloadsBefore = sites ? await nginxReloads(m) : 0;
+    const noop = await hostkit(m, work, 'noop', apps);
+    record(noop);
+    const afterNoop = await invocationIds(m, apps);
+    fail('noop reports 0 changes and restarts nothing', [
+      ...(noop.changes !== 0 ? [`noop applied ${noop.changes} change(s): ${JSON.stringify(noop.report).slice(0, 1000)}`] : []),
+      ...diffIds(before, afterNoop).map((u) => `${u} restarted by the noop`),
+      ...(sites && (await nginxReloads(m)) !== reloadsBefore ? ['nginx reloaded by the noop'] : []),
+    ]);
+
+    const check = await hostkit(m, work, 'check', apps);
+    record(check);
+    fail('check reports 0 changes', check.changes !== 0 ? [`dry run lists ${check.changes} change(s)`] : []);
+
+    await writeScenario(repo, { apps, changed: true, sites });
+    await commit(repo, 'bench: changed');
+    const reloadsBeforeChange = sites ? await nginxReloads(m) : 0;
+    record(await hostkit(m, work, 'change', apps));
+    const afterChange = await converged(m, apps, true, sites);
+    fail(`converged after change (all checks passed ${afterChange.waitedS.toFixed(1)} s after hostkit exited)`, afterChange.problems);
+    const restarted = diffIds(afterNoop, await invocationIds(m, apps));
+    fail('change restarts only app-2', restarted.join(',') === 'hk-app-2.service' ? [] : [`restarted: ${restarted.join(', ') || 'none'}`]);
+    if (sites) {
+      const reloads = (await nginxReloads(m)) - reloadsBeforeChange;
+      fail('change reloads nginx once', reloads === 1 ? [] : [`nginx reloaded ${reloads} times`]);
+    }
+    if (values.profile) {
+      await execa('cp', ['-r', path.join(work, 'prof', '.'), values.profile]);
+    }
+  } finally {
+    await m.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  return { rows, checks };
+}
+
+const sites = await sitesEnabled();
+if (values.profile) await mkdir(values.profile, { recursive: true });
+const load = () => os.loadavg().map((l) => l.toFixed(2));
+const loadBefore = load();
+process.stderr.write(`hostkit bench:converge  N = ${sizes.join(', ')}; nginx sites ${sites ? 'on' : 'off (no site driver)'}; load ${loadBefore.join(' ')}\n`);
+const rows: Row[] = [];
+const checks: string[] = [];
+for (const n of sizes) {
+  const result = await runSize(n, sites);
+  rows.push(...result.rows);
+  checks.push(...result.checks);
+}
+const loadAfter = load();
+const date = new Date().toISOString();
+const lines = [
+  `hostkit bench:converge  ${date}, ${os.availableParallelism()} cores, node ${process.version} (the hostkit runs: node_modules/node), load ${loadBefore.join(' ')} -> ${loadAfter.join(' ')}`,
+  `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (wall includes nsenter)`,
+  '      N  step     wall s   peak RSS MB   changes',
+  ...rows.map(
+    (r) =>
+      `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`,
+  ),
+  ...checks.map((c) => `  check ${c}`),
+  '',
+];
+process.stdout.write(lines.join('\n'));
+const jsonPath = values.json ?? path.join(worktree, 'bench-results', `converge-${date.slice(0, 19).replace(/:/g, '')}.json`);
+await mkdir(path.dirname(jsonPath), { recursive: true });
+await writeFile(
+  jsonPath,
+  JSON.stringify(
+    { benchmark: 'converge', date, cores: os.availableParallelism(), load: { before: loadBefore, after: loadAfter }, sites, rows, checks },
+    null,
+    1,
+  ) + '\n',
+);
+process.stdout.write(`results: ${jsonPath}\n`);
