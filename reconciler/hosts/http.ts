@@ -1,9 +1,12 @@
 // HTTP(S) requests made from a host's point of view, over Host.connect: how
 // probes and health checks reach nginx or a service on the host's loopback,
 // whether the host is this machine or a test host in its own namespace.
-import http, { type IncomingHttpHeaders } from 'node:http';
+// node:http and node:tls are imported when a request is made: importing
+// node:http from an ES module evaluates its lazy exports (undici's WebSocket and
+// fetch), ~30 ms that a plan or dry run never needs.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import tls, { type PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from './types.js';
 
@@ -35,7 +38,8 @@ export interface HostHttpResponse {
 const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_BODY = 64 * 1024;
 
-function startTls(socket: Duplex, servername: string): Promise<tls.TLSSocket> {
+async function startTls(socket: Duplex, servername: string): Promise<TLSSocket> {
+  const tls = await import('node:tls');
   return new Promise((resolve, reject) => {
     // A probe asks what is served, so it accepts any certificate and returns it for the caller to check.
     const secure = tls.connect({ socket, servername, rejectUnauthorized: false });
@@ -63,6 +67,7 @@ export async function hostHttpRequest(host: Host, request: HostHttpRequest): Pro
     const secure = request.tlsServerName ? await startTls(raw, request.tlsServerName) : undefined;
     if (secure) socket = secure;
     const stream = socket;
+    const http = await import('node:http');
     return await new Promise<HostHttpResponse>((resolve, reject) => {
       const req = http.request({
         method: request.method ?? 'GET',

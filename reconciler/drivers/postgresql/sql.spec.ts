@@ -1,6 +1,19 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { makeVerifier } from './scram.js';
-import { alterDatabaseOwner, alterRole, createDatabase, createExtension, createRole, dropDatabase, dropExtension, dropRole, type Statement } from './sql.js';
+import {
+  alterDatabaseOwner,
+  alterRole,
+  createDatabase,
+  createExtension,
+  createRole,
+  dropDatabase,
+  dropExtension,
+  dropRole,
+  escapeIdentifier,
+  escapeLiteral,
+  type Statement,
+} from './sql.js';
 
 const VERIFIER = makeVerifier('pencil', { salt: Buffer.alloc(16, 7) });
 
@@ -95,5 +108,25 @@ describe('reconciler/drivers/postgresql/sql', () => {
     expect(() => createRole('shop', { connectionLimit: 1.5 })).toThrow(expect.objectContaining({ code: 'PG_INVALID_VALUE' }));
     expect(() => createRole('shop', { connectionLimit: Number.NaN })).toThrow(expect.objectContaining({ code: 'PG_INVALID_VALUE' }));
     expect(() => alterRole('shop', {})).toThrow(expect.objectContaining({ code: 'PG_EMPTY_ALTER' }));
+  });
+});
+
+describe('escaping, as node-postgres does it', () => {
+  const samples = [
+    'app',
+    'App"s',
+    "o'brien",
+    'back\\slash',
+    "both ' and \\",
+    '',
+    '"; DROP TABLE x; --',
+    "'; DROP ROLE postgres; --",
+    'ünïcødé',
+    '\\\\',
+    'a\nb',
+  ];
+  it.each(samples)('%j', (sample) => {
+    expect(escapeIdentifier(sample)).toBe(pg.escapeIdentifier(sample));
+    expect(escapeLiteral(sample)).toBe(pg.escapeLiteral(sample));
   });
 });

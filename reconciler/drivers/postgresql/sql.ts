@@ -1,10 +1,11 @@
 // The statements HostKit sends to PostgreSQL, built in one place. DDL takes no
-// bind parameters, so every name goes through the client's escapeIdentifier
-// and every value through escapeLiteral (or is an integer checked as such):
+// bind parameters, so every name goes through escapeIdentifier and every value
+// through escapeLiteral (or is an integer checked as such), the node-postgres
+// client's own rules, restated here so planning does not load the client
+// (sql.spec.ts checks them against it):
 // no manifest text is ever interpolated raw. A password is only ever given to
 // the server as a verifier (scram.ts), and statements that carry one have a
 // display form without it for logs and errors.
-import pg from 'pg';
 import { HostKitError } from '../../core/errors.js';
 import { REDACTED } from '../../core/secrets.js';
 
@@ -14,8 +15,19 @@ export interface Statement {
   display: string;
 }
 
-const ident = (name: string): string => pg.escapeIdentifier(name);
-const literal = (value: string): string => pg.escapeLiteral(value);
+/** pg.escapeIdentifier: double quotes around, inner double quotes doubled. */
+export function escapeIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** pg.escapeLiteral: single quotes around, quotes and backslashes doubled, an E prefix when there were backslashes. */
+export function escapeLiteral(value: string): string {
+  const quoted = `'${value.replace(/'/g, "''").replace(/\\/g, '\\\\')}'`;
+  return value.includes('\\') ? ` E${quoted}` : quoted;
+}
+
+const ident = escapeIdentifier;
+const literal = escapeLiteral;
 
 function statement(text: string, display = text): Statement {
   return { text, display };
