@@ -6,8 +6,9 @@ import type { Host } from '../hosts/types.js';
 import { ensureDirectory, readJson, writeJson } from './state-file.js';
 
 // The run journal: STATE/runs/RUN-ID/ holds run.json (written before anything
-// changes: what is planned), events.jsonl (one line per step, rewritten
-// atomically as each step happens) and backups/ (the previous bytes of every
+// changes: what is planned), events.jsonl (one line per step, appended as
+// each step happens: a rewrite per step made a run of N changes write O(N²)
+// bytes) and backups/ (the previous bytes of every
 // file-like resource, taken before it is overwritten). STATE/current-run.json
 // names the run in progress; a run that finds it at start-up was interrupted.
 
@@ -93,6 +94,8 @@ export class RunJournal {
   readonly record: RunRecord;
   readonly events: RunEvent[];
   private backups = 0;
+  /** What is backed up already (JSON of each backup target), so each is saved once. */
+  private readonly backedUp = new Set<string>();
 
   private constructor(host: Host, stateDirectory: string, record: RunRecord, events: RunEvent[]) {
     this.host = host;
@@ -100,6 +103,7 @@ export class RunJournal {
     this.record = record;
     this.events = events;
     this.backups = events.filter((e) => e.ev === 'backup' && e.file).length;
+    for (const e of events) if (e.ev === 'backup') this.backedUp.add(JSON.stringify(e.target));
   }
 
   get dir(): string {
@@ -128,25 +132,23 @@ export class RunJournal {
       try {
         events.push(JSON.parse(line) as RunEvent);
       } catch {
-        break; // cannot happen with atomic rewrites; stop at the first bad line
+        break; // a line cut short by a kill mid-append: the events before it are whole
       }
     }
     return new RunJournal(host, stateDirectory, record, events);
   }
 
-  /** Append one event (the file is rewritten atomically, so a kill never leaves half a line). */
+  /** Append one event, in one write: it is on the host before the step it records happens. */
   async event(event: DistributiveOmit<RunEvent, 't'>): Promise<void> {
-    this.events.push({ ...event, t: new Date().toISOString() } as RunEvent);
-    await this.host.writeFile(path.posix.join(this.dir, 'events.jsonl'), this.events.map((e) => JSON.stringify(e)).join('\n') + '\n', {
-      uid: 0,
-      gid: 0,
-      mode: 0o600,
-    });
+    const entry = { ...event, t: new Date().toISOString() } as RunEvent;
+    this.events.push(entry);
+    if (entry.ev === 'backup') this.backedUp.add(JSON.stringify(entry.target));
+    await this.host.appendFile(path.posix.join(this.dir, 'events.jsonl'), JSON.stringify(entry) + '\n', { uid: 0, gid: 0, mode: 0o600 });
   }
 
   /** Save a path's current bytes and ownership (or that it is absent) under the run, once per path. */
   async backupFile(id: string, filePath: string): Promise<void> {
-    if (this.events.some((e) => e.ev === 'backup' && e.target.type === 'file' && e.target.path === filePath)) return;
+    if (this.backedUp.has(JSON.stringify({ type: 'file', path: filePath }))) return;
     const st = await this.host.stat(filePath);
     if (!st || st.type !== 'file') {
       await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, absent: true });
@@ -159,7 +161,7 @@ export class RunJournal {
 
   /** Save text that restores something that is not a file (the firewall table's restore transaction). */
   async backupText(id: string, target: BackupTarget, text: string): Promise<void> {
-    if (this.events.some((e) => e.ev === 'backup' && JSON.stringify(e.target) === JSON.stringify(target))) return;
+    if (this.backedUp.has(JSON.stringify(target))) return;
     const file = `backups/${++this.backups}`;
     await this.host.writeFile(path.posix.join(this.dir, file), text, { uid: 0, gid: 0, mode: 0o600 });
     await this.event({ ev: 'backup', id, target, file });

@@ -139,6 +139,14 @@ export class FakeHost implements Host {
     this.entries.set(p, { type: 'file', content: Buffer.from(data), uid: o.uid, gid: o.gid, mode: o.mode });
   }
 
+  async appendFile(p: string, data: Buffer | string, o: Ownership): Promise<void> {
+    const existing = this.entries.get(p);
+    if (existing?.type !== 'file') return this.writeFile(p, data, o);
+    this.check(p);
+    this.writes.push(p);
+    existing.content = Buffer.concat([existing.content, Buffer.from(data)]);
+  }
+
   async mkdir(p: string, o: Ownership): Promise<void> {
     this.check(p);
     const parent = this.entries.get(path.posix.dirname(p));

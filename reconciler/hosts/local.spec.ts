@@ -20,3 +20,19 @@ describe('reconciler/hosts/local exec', () => {
     await expect(host.exec('sleep', ['5'], { timeoutMs: 100 })).rejects.toMatchObject({ code: 'EXEC_FAILED', retryable: true });
   });
 });
+
+describe('reconciler/hosts/local appendFile', () => {
+  it('creates the file with owner and mode, appends in order, and does not follow a symlink in the last component', async () => {
+    const { mkdtemp, readFile, stat, symlink, writeFile } = await import('node:fs/promises');
+    const root = await mkdtemp('/tmp/hk-append-');
+    const host = new LocalHost({ root });
+    await host.appendFile('/events.jsonl', 'one\n', { uid: 0, gid: 0, mode: 0o600 });
+    await host.appendFile('/events.jsonl', Buffer.from('two\n'), { uid: 0, gid: 0, mode: 0o600 });
+    expect(await readFile(`${root}/events.jsonl`, 'utf8')).toBe('one\ntwo\n');
+    expect((await stat(`${root}/events.jsonl`)).mode & 0o777).toBe(0o600);
+    await writeFile(`${root}/target`, 'untouched\n');
+    await symlink(`${root}/target`, `${root}/link`);
+    await expect(host.appendFile('/link', 'x\n', { uid: 0, gid: 0, mode: 0o600 })).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(await readFile(`${root}/target`, 'utf8')).toBe('untouched\n');
+  });
+});

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import type { Duplex } from 'node:stream';
@@ -114,6 +114,20 @@ export class LocalHost implements Host {
     } catch (error) {
       await fs.rm(temp, { force: true });
       throw error;
+    }
+  }
+
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+    const handle = await fs.open(this.resolve(hostPath), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    try {
+      const st = await handle.stat();
+      if (st.size === 0 && (st.uid !== ownership.uid || st.gid !== ownership.gid || (st.mode & 0o7777) !== ownership.mode)) {
+        await handle.chown(ownership.uid, ownership.gid);
+        await handle.chmod(ownership.mode);
+      }
+      await handle.write(typeof data === 'string' ? Buffer.from(data) : data);
+    } finally {
+      await handle.close();
     }
   }
 

@@ -147,6 +147,10 @@ export class NspawnHost implements Host {
     await this.files.writeFile(await this.resolveIn(hostPath, false), data, ownership);
   }
 
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+    await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership);
+  }
+
   async mkdir(hostPath: string, ownership: Ownership): Promise<void> {
     const target = await this.resolveIn(hostPath, false);
     try {

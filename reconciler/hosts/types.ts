@@ -60,6 +60,14 @@ export interface Host {
    */
   writeFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
 
+  /**
+   * Append to a file (a journal), creating it with owner and mode when it does
+   * not exist; the last component is not followed. Each call is one write, so a
+   * process killed between calls never leaves a partial append; unlike
+   * writeFile, nothing is synced to disk.
+   */
+  appendFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
+
   /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
   mkdir(path: string, ownership: Ownership): Promise<void>;
 

@@ -112,6 +112,10 @@ class RecordingHost implements Host {
     this.reach();
     return this.inner.writeFile(p, data, o);
   }
+  async appendFile(p: string, data: Buffer | string, o: Ownership) {
+    this.reach();
+    return this.inner.appendFile(p, data, o);
+  }
   async mkdir(p: string, o: Ownership) {
     this.reach();
     return this.inner.mkdir(p, o);
