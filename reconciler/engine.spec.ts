@@ -1,59 +1,15 @@
 import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { scratchRoot, writeRepo, HOST_YAML } from '../test/support/fixtures.js';
+import { directoryYaml, envFileYaml, fileYaml, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from '../test/support/fixtures.js';
 import { silentLogger } from './core/log.js';
 import { reconcileHost, type ReconcileOutcome } from './engine.js';
 import type { LocalHost } from './hosts/local.js';
 
-const ACCOUNT = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
-`;
-
-function dir(name: string, p: string, mode = '0750') {
-  return `apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${p}
-  owner: tester
-  group: tester
-  mode: "${mode}"
-`;
-}
-
-function file(name: string, p: string, content: string) {
-  return `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${p}
-  owner: tester
-  group: tester
-  mode: "0640"
-  content: ${JSON.stringify(content)}
-`;
-}
-
-const ENVFILE = `apiVersion: hostkit.dev/v1
-kind: EnvFile
-metadata: { name: app-env }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/app.env
-  owner: tester
-  group: tester
-  environment: { MODE: live }
-  secrets:
-    TOKEN: { env: HK_TEST_TOKEN }
-`;
+const ACCOUNT = TESTER_ACCOUNT_YAML;
+const dir = directoryYaml;
+const file = fileYaml;
+const ENVFILE = envFileYaml('HK_TEST_TOKEN');
 
 async function tree(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

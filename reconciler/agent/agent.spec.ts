@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
+import { envFileYaml, HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
 import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
 import { isQuarantined, resume } from '../apply/quarantine.js';
 import { silentLogger } from '../core/log.js';
@@ -25,18 +25,7 @@ const TOKEN = 'tok-9f8e7d-very-secret';
 const fileManifest = (content: string) => appFile('motd', content);
 const BASE = AGENT_BASE_YAML;
 
-const ENVFILE = `apiVersion: hostkit.dev/v1
-kind: EnvFile
-metadata: { name: app-env }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/app.env
-  owner: tester
-  group: tester
-  environment: { MODE: live }
-  secrets:
-    TOKEN: { env: HK_TOKEN }
-`;
+const ENVFILE = envFileYaml('HK_TOKEN');
 
 interface Setup {
   remote: GitRemote;

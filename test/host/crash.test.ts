@@ -6,7 +6,7 @@ import { listRuns } from '../../reconciler/apply/journal.js';
 import { reconcileHost } from '../../reconciler/engine.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { appliedOk, eventually, HOST_MANIFEST, HOST_NAME, unitProperty } from './reconcile.js';
+import { appliedOk, eventually, HOST_MANIFEST, HOST_NAME, service, unitProperty } from './reconcile.js';
 
 // The crash test: applies killed with SIGKILL at random moments across the
 // apply window. After each kill every file is either as before or as after
@@ -21,18 +21,10 @@ const VERSION_FILE = '/srv/crash/version.txt';
 const FILES = [UNIT, ENV, VERSION_FILE, '/var/lib/hostkit/inventory.json'];
 
 function project(version: string): string {
-  return `apiVersion: hostkit.dev/v1
-kind: Project
-metadata:
-  name: crash
-spec:
-  placement:
-    hosts: [${HOST_NAME}]
-  runtime: python
-  service:
-    command: [/usr/bin/python3, -m, http.server, "9301", --bind, 127.0.0.1]
-    port: 9301
-    environment:
+  return service(
+    'crash',
+    9301,
+    `    environment:
       VERSION: ${version}
   files:
     - name: version.txt
@@ -43,7 +35,8 @@ spec:
       bodyContains: ${version}
     timeout: 2s
     retries: 3
-`;
+`,
+  );
 }
 
 // A small seeded generator, so a failing sequence can be replayed (HOSTKIT_CRASH_SEED).

@@ -49,3 +49,58 @@ metadata:
 spec:
   stateDirectory: /var/lib/hostkit
 `;
+
+// Primitive manifests for the host of HOST_YAML: the "tester" account, and
+// directories, files and env files it owns (file operations only, so they apply
+// to a re-rooted LocalHost).
+export const TESTER_ACCOUNT_YAML = `apiVersion: hostkit.dev/v1
+kind: Account
+metadata: { name: tester }
+spec:
+  placement: { hosts: [test-1] }
+  home: /home/tester
+  shell: /bin/sh
+`;
+
+export function directoryYaml(name: string, p: string, mode = '0750'): string {
+  return `apiVersion: hostkit.dev/v1
+kind: Directory
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: ${p}
+  owner: tester
+  group: tester
+  mode: "${mode}"
+`;
+}
+
+export function fileYaml(name: string, p: string, content: string, mode = '0640'): string {
+  return `apiVersion: hostkit.dev/v1
+kind: File
+metadata: { name: ${name} }
+spec:
+  placement: { hosts: [test-1] }
+  path: ${p}
+  owner: tester
+  group: tester
+  mode: "${mode}"
+  content: ${JSON.stringify(content)}
+`;
+}
+
+/** /srv/app/app.env with MODE=live and TOKEN from the agent environment variable `tokenVariable`. */
+export function envFileYaml(tokenVariable: string): string {
+  return `apiVersion: hostkit.dev/v1
+kind: EnvFile
+metadata: { name: app-env }
+spec:
+  placement: { hosts: [test-1] }
+  path: /srv/app/app.env
+  owner: tester
+  group: tester
+  environment: { MODE: live }
+  secrets:
+    TOKEN: { env: ${tokenVariable} }
+`;
+}

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { directoryYaml, fileYaml, TESTER_ACCOUNT_YAML } from './fixtures.js';
 
 const ENV = { GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 't@example.test', GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 't@example.test' };
 
@@ -55,36 +56,9 @@ export async function gitRemote(base?: string): Promise<GitRemote> {
 }
 
 /** Manifests for agent tests on a re-rooted LocalHost: the "tester" account and /srv/app (file operations only). */
-export const AGENT_BASE_YAML = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
----
-apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: app }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app
-  owner: tester
-  group: tester
-  mode: "0755"
-`;
+export const AGENT_BASE_YAML = `${TESTER_ACCOUNT_YAML}---\n${directoryYaml('app', '/srv/app', '0755')}`;
 
 /** A File manifest under /srv/app owned by tester. */
 export function appFile(name: string, content: string): string {
-  return `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/${name}
-  owner: tester
-  group: tester
-  mode: "0644"
-  content: ${JSON.stringify(content)}
-`;
+  return fileYaml(name, `/srv/app/${name}`, content, '0644');
 }
