@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envFileYaml, HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
 import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
+import { RunJournal } from '../apply/journal.js';
 import { isQuarantined, resume } from '../apply/quarantine.js';
 import { silentLogger } from '../core/log.js';
 import type { ResourceKind } from '../core/resource.js';
@@ -247,6 +248,19 @@ describe('reconciler/agent/agent', () => {
     clock += 60_000;
     await s.agent.checkDrift('test');
     expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toBeUndefined();
+  });
+
+  it('before healing drift, rolls back a run a killed process left open', async () => {
+    s = await setup({ policy: 'heal' });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    // A run that backed up the file, wrote half of its change and was killed.
+    const open = await RunJournal.open(s.host, '/var/lib/hostkit', { type: 'apply', host: 'test-1', planned: [] });
+    await open.backupFile('file/srv/app/motd', '/srv/app/motd');
+    await writeFile(path.join(s.root, 'srv/app/motd'), 'half\n');
+    await s.agent.checkDrift('test');
+    expect((await RunJournal.load(s.host, '/var/lib/hostkit', open.record.id))!.status).toBe('interrupted-rolled-back');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
   });
 
   it('with policy report, drift is reported and the host left alone', async () => {

@@ -7,7 +7,7 @@ import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
 import { applyPlan } from '../apply/executor.js';
 import { isQuarantined } from '../apply/quarantine.js';
-import { stateDirectoryFor } from '../apply/safe.js';
+import { recoverBeforePlan, stateDirectoryFor } from '../apply/safe.js';
 import { PENDING_ACTIONS, summarize } from '../diff/model.js';
 import { planHost } from '../diff/plan.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
@@ -279,6 +279,8 @@ export class Agent {
     const repo = await validateRepository(await source.snapshot(commit));
     if (!repo.valid) return;
     const heal = config.drift.policy === 'heal';
+    // Like any apply, a heal first rolls back a run a killed process left open (its journal would be overwritten).
+    if (heal) await recoverBeforePlan(this.deps.host, stateDirectoryFor(repo.manifests, config.host, this.deps.hostStateDirectory), log);
     const planned = await planHost({
       manifests: repo.manifests,
       hostName: config.host,
