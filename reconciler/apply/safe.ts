@@ -126,8 +126,9 @@ export async function applySafely(
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
   const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held });
   if (options.recovered) result.recovered = options.recovered;
-  if (paused.some((p) => [...held].some((id) => plan.changes.find((c) => c.id === id)?.project === p.project)))
-    result.paused = paused.filter((p) => [...held].some((id) => plan.changes.find((c) => c.id === id)?.project === p.project));
+  const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));
+  const pausedHeld = paused.filter((p) => heldProjects.has(p.project));
+  if (pausedHeld.length > 0) result.paused = pausedHeld;
   if (released.length > 0) result.released = released.map((r) => r.project);
   if (result.status === 'rolled-back') {
     const failedProject = result.failed.id.startsWith('health/')
