@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // The command line only: parse, call, render, exit code. Modules are loaded
 // lazily per command so `hostkit --version` pays for nothing else.
 import { readFileSync } from 'node:fs';

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../reconciler/core/runtime.js';
 import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
@@ -67,6 +68,17 @@ describe('hostkit CLI', () => {
     ({ root, cleanup } = await scratchRoot());
   });
   afterAll(async () => cleanup());
+
+  it('starts with the runtime V8 flags wherever it is launched: the shebang npm links, and the npm scripts', async () => {
+    const shebang = (await readFile(CLI, 'utf8')).split('\n', 1)[0]!;
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+    // As the kernel runs it: env splits the line, and node accepts the flags.
+    const r = await execa('/usr/bin/env', ['-S', `${shebang.slice('#!/usr/bin/env -S '.length)} ${CLI} --version`], { reject: false });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { scripts: Record<string, string> };
+    for (const script of ['hostkit', 'dry-run']) expect(pkg.scripts[script]).toContain(`node ${NODE_FLAGS.join(' ')} dist/reconciler/cli.js`);
+  });
 
   it('--version prints the package version', async () => {
     const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };

@@ -98,7 +98,7 @@ describe('reconciler/agent/unit', () => {
 
   it('renders a unit that runs the agent with its configuration and restarts it on failure', () => {
     const unit = renderAgentUnit(options);
-    expect(unit).toContain('ExecStart=/usr/bin/node /opt/hostkit/dist/reconciler/cli.js agent --config /etc/hostkit/agent.yaml\n');
+    expect(unit).toContain('ExecStart=/usr/bin/node --max-semi-space-size=4 /opt/hostkit/dist/reconciler/cli.js agent --config /etc/hostkit/agent.yaml\n');
     expect(unit).toContain('Restart=on-failure\n');
     expect(unit).toContain('WantedBy=multi-user.target\n');
     expect(unit).toContain('After=network-online.target\n');

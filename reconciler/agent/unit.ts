@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
+import { NODE_FLAGS } from '../core/runtime.js';
 
 export interface AgentUnitOptions {
   /** Absolute path of the node binary. */
@@ -36,7 +37,7 @@ export function renderAgentUnit(options: AgentUnitOptions): string {
     '',
     '[Service]',
     'Type=exec',
-    `ExecStart=${options.node} ${options.cli} agent --config ${options.config}`,
+    `ExecStart=${[options.node, ...NODE_FLAGS, options.cli].join(' ')} agent --config ${options.config}`,
     'Restart=on-failure',
     'RestartSec=5s',
     // SIGTERM lets a run in progress finish its apply (and rollback) before exit.

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
+import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { bootHost, type TestHost } from '../host/machine.js';
 import { app2Name, appDomain, appName, appPort, BENCH_HOST, vhostRev, writeScenario } from './scenario.js';
 
@@ -60,6 +61,7 @@ process.on('exit', () => {
 async function hostkit(m: TestHost, work: string, step: Step, apps: number): Promise<Row & { report: unknown }> {
   const rssFile = `rss-${apps}-${step}`;
   const args = [
+    ...NODE_FLAGS,
     '--import',
     `file://${INSIDE_WORK}/rss.mjs`,
     ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${INSIDE_WORK}/prof`, `--cpu-prof-name=${apps}-${step}.cpuprofile`] : []),
@@ -278,7 +280,7 @@ const loadAfter = load();
 const date = new Date().toISOString();
 const lines = [
   `hostkit bench:converge  ${date}, ${os.availableParallelism()} cores, node ${process.version} (the hostkit runs: node_modules/node), load ${loadBefore.join(' ')} -> ${loadAfter.join(' ')}`,
-  `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (wall includes nsenter)`,
+  `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (node ${NODE_FLAGS.join(' ')}; wall includes nsenter)`,
   '      N  step     wall s   peak RSS MB   changes',
   ...rows.map(
     (r) =>

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
+import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { generateRepository } from './generate.js';
 
 const { values } = parseArgs({
@@ -33,7 +34,7 @@ async function series(env: Record<string, string>): Promise<Run[]> {
   const results: Run[] = [];
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
-    const { stdout } = await execa(process.execPath, [runner, repoDir, 'host-3'], { env, extendEnv: false });
+    const { stdout } = await execa(process.execPath, [...NODE_FLAGS, runner, repoDir, 'host-3'], { env, extendEnv: false });
     results.push({ wallMs: Math.round(performance.now() - started), ...JSON.parse(stdout) });
   }
   return results;

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { gitRemote, type GitRemote } from '../support/git-remote.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { eventually, HOST_MANIFEST, HOST_NAME, service } from './reconcile.js';
@@ -83,7 +84,7 @@ describeHost('hostkit agent on a real host: push + signed webhook, push + poll',
     expect(install.stdout).toContain('/etc/systemd/system/hostkit-agent.service');
     expect((await m.host.exec('systemctl', ['is-enabled', 'hostkit-agent.service'])).stdout.trim()).toBe('enabled');
     const unit = (await m.host.readFile('/etc/systemd/system/hostkit-agent.service'))!.toString('utf8');
-    expect(unit).toContain(`ExecStart=${NODE} ${CLI} agent --config ${CONFIG}`);
+    expect(unit).toContain(`ExecStart=${[NODE, ...NODE_FLAGS, CLI].join(' ')} agent --config ${CONFIG}`);
 
     const applied = await eventually(async () => (await statusOnBranch())?.commit === first, 120_000, 500);
     if (!applied) throw new Error(`no status for ${first} on hostkit-status; agent journal:\n${await journal(m)}`);

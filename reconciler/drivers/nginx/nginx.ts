@@ -94,6 +94,8 @@ export async function awaitGenerations(
   const deadline = Date.now() + timeoutMs;
   let waiting = [...sites];
   let last = new Map<string, string>();
+  // New workers usually answer within a few dozen milliseconds of the reload: ask soon, then less often.
+  let pause = 25;
   while (waiting.length > 0) {
     // A few dozen at a time: hundreds of simultaneous probes on a busy host time out.
     const seen: { generation?: string; problem?: string }[] = [];
@@ -103,7 +105,8 @@ export async function awaitGenerations(
     last = new Map(waiting.map((s, i) => [s.domain, seen[i]!.generation ?? seen[i]!.problem ?? '']));
     waiting = waiting.filter((s, i) => seen[i]!.generation !== s.generation);
     if (waiting.length === 0 || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 200);
   }
   return waiting.map((s) => ({ domain: s.domain, seen: last.get(s.domain) ?? '' }));
 }

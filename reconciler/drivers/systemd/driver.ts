@@ -43,7 +43,12 @@ export interface UnitUndo {
 type Spec = UnitSpec | TimerSpec;
 
 // Unit states seen after settle, for verify (one systemctl call per run, not per unit).
-const settled = new WeakMap<DriverContext, Map<string, UnitState>>();
+// They are asked after the restart grace, which runs while the drivers after this one
+// settle (nginx reloads meanwhile); verify awaits them.
+const settled = new WeakMap<DriverContext, Promise<Map<string, UnitState>>>();
+
+/** How long a restarted unit must stay up before it counts as started: a service that dies right after starting shows as active for a moment. */
+export const RESTART_GRACE_MS = 750;
 
 /**
  * What one run of one driver resolved and saw, by unit name, so that apply can do
@@ -63,6 +68,19 @@ function unitName(spec: Spec): string {
   return spec.unit;
 }
 
+/** A unit file without its comment lines (systemd.syntax(7): `#` and `;` start one). */
+function directives(content: string): string {
+  return content
+    .split('\n')
+    .filter((l) => !/^\s*[#;]/.test(l))
+    .join('\n');
+}
+
+/** The installed file differs from `content` in comments only, and systemd has loaded it. */
+export function sameDirectivesLoaded(observed: ObservedUnit | undefined, content: string): boolean {
+  return observed?.content !== undefined && observed.state?.load === 'loaded' && directives(observed.content.toString('utf8')) === directives(content);
+}
+
 function digestOf(parts: readonly string[]): string {
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }
@@ -75,6 +93,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
   const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
   // Units this run will write a new file for, with that file.
   const changedFiles = (state: RunState) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
+  // New files systemd-analyze has to vouch for: not those whose directives are the ones
+  // systemd has loaded already, with only comments new (an input file's digest, the
+  // usual change: a new environment value).
+  const filesToVerify = (state: RunState) => changedFiles(state).filter((d) => !sameDirectivesLoaded(state.observed.get(d.unit), d.content));
   // Units this run will restart: live units with a new file, drop-ins to remove or a restart owed.
   const restartCandidates = (state: RunState) =>
     [...state.desired.values()]
@@ -89,9 +111,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
   // call (the first apply starts it); a unit that call did not vouch for is checked alone.
   async function checkUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
     const state = runState(ctx);
+    if (sameDirectivesLoaded(state.observed.get(unit), content)) return;
     state.verified ??= verifyUnitFiles(
       ctx,
-      changedFiles(state).map((d) => ({ unit: d.unit, content: d.content })),
+      filesToVerify(state).map((d) => ({ unit: d.unit, content: d.content })),
     );
     const seen = (await state.verified)?.get(unit);
     if (seen && seen.content === content) {
@@ -315,24 +338,21 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
             },
           );
         }
-        // A service that dies right after starting shows as active for a moment.
-        await new Promise((resolve) => setTimeout(resolve, 750));
       }
       for (const u of restart) pending.delete(u);
       await writePending(ctx.host, ctx.stateDirectory, pending);
-      settled.set(
-        ctx,
-        await showUnits(
-          ctx.host,
-          items.map((i) => unitName(i.change.resource!.spec)),
-        ),
+      const units = items.map((i) => unitName(i.change.resource!.spec));
+      const states = (restart.length > 0 ? new Promise((resolve) => setTimeout(resolve, RESTART_GRACE_MS)) : Promise.resolve()).then(() =>
+        showUnits(ctx.host, units),
       );
+      states.catch(() => undefined); // a failure is verify's to report; a rollback may never ask
+      settled.set(ctx, states);
     },
 
     async verify(change, ctx) {
       if (change.action === 'delete') return [];
       const unit = change.desired!.unit;
-      const state = settled.get(ctx)?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
+      const state = (await settled.get(ctx))?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
       const problems: string[] = [];
       if (!state || state.LoadState !== 'loaded') problems.push(`${unit} is not loaded (LoadState=${state?.LoadState ?? 'unknown'})`);
       if (state?.NeedDaemonReload === 'yes') problems.push(`${unit} still needs a daemon-reload`);

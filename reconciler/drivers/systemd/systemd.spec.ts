@@ -104,6 +104,8 @@ async function applyAll(ctx: DriverContext, changes: Change<DesiredUnit, Observe
   const items = [];
   for (const c of changes.filter((c) => c.action !== 'noop')) items.push({ change: c, undo: await unitDriver.apply(c as never, ctx) });
   await unitDriver.settle!(items as never, ctx, 'apply');
+  // As the executor does: verify every change (this waits out the restart grace).
+  for (const i of items) await unitDriver.verify(i.change as never, ctx);
   return items;
 }
 
@@ -182,9 +184,35 @@ describe('reconciler/drivers/systemd', () => {
     const changes = await planAll(ctx, resources);
     expect(changes.map((c) => c.action)).toEqual(['update', 'noop']);
     expect(changes[0]!.fields[0]!.diff).toMatch(/^-# HostKit inputs: .*$/m);
+    host.calls.length = 0;
     await applyAll(ctx, changes as never);
     expect(units.get('hk-a.service')!.invocation).not.toBe(before.a);
     expect(units.get('hk-b.service')!.invocation).toBe(before.b);
+    // Only the inputs comment changed: the directives are the ones systemd has loaded.
+    expect(host.calls.filter((c) => c.file === 'systemd-analyze')).toEqual([]);
+  });
+
+  it('a unit file whose directives change is checked by systemd-analyze again; one loaded with different comments only is not', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const analyzed = () => host.calls.filter((c) => c.file === 'systemd-analyze' && c.args[0] === 'verify').length;
+    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
+    expect(analyzed()).toBe(1);
+    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
+    expect(analyzed()).toBe(2);
+    // A comment added by hand to the loaded file: rewritten without a check. The same
+    // comment on a file systemd has not loaded: checked, since nothing vouches for it.
+    const path = '/etc/systemd/system/hk-a.service';
+    await host.writeFile(path, `# note\n${host.text(path)!}`, { uid: 0, gid: 0, mode: 0o644 });
+    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
+    expect(analyzed()).toBe(2);
+    const [unloaded] = await planAll(ctx, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
+    await unitDriver.apply(unloaded as never, ctx); // written, never loaded
+    await host.writeFile('/etc/systemd/system/hk-b.service', `# note\n${host.text('/etc/systemd/system/hk-b.service')!}`, { uid: 0, gid: 0, mode: 0o644 });
+    const before = analyzed();
+    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-b.service', serviceSpec('b'))])) as never);
+    expect(analyzed()).toBe(before + 1);
   });
 
   it('a service stopped by hand is drift: planned as a start', async () => {
