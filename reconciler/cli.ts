@@ -40,6 +40,7 @@ interface ReconcileOptions {
   verbose?: boolean;
   logLevel?: string;
   cache: boolean;
+  keepRuns?: string;
 }
 
 export function buildProgram(): Command {
@@ -83,7 +84,10 @@ export function buildProgram(): Command {
       .addOption(new Option('--root <dir>', 'apply into this directory as if it were / (testing)').hideHelp())
       .option('--state-dir <dir>', "where HostKit keeps its inventory on the host (default: the Host manifest's stateDirectory)")
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
-    if (!dryRunDefault) cmd.option('--dry-run', 'print the plan and change nothing');
+    if (!dryRunDefault) {
+      cmd.option('--dry-run', 'print the plan and change nothing');
+      cmd.option('--keep-runs <n>', 'after an apply, keep the newest N run journals in STATE/runs and remove older ones', '50');
+    }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
     cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
       const dryRun = dryRunDefault || opts.dryRun === true;

@@ -25,6 +25,8 @@ export interface ReconcileInput {
   drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
   /** Parse cache folder (unchanged manifest files are not parsed again). */
   cacheDir?: string;
+  /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
+  keepRuns?: number;
 }
 
 export type ReconcileOutcome =
@@ -61,6 +63,10 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     if (interrupted) planned.plan.diagnostics.push(interrupted);
   }
   if (input.dryRun || hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
-  const safe = await applySafely(planned, { manifests: repo.manifests, ...(recovered ? { recovered } : {}) });
+  const safe = await applySafely(planned, {
+    manifests: repo.manifests,
+    ...(recovered ? { recovered } : {}),
+    ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
+  });
   return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
 }

@@ -48,6 +48,7 @@ async function setup(
     reportBranch?: string;
     spacingMs?: number;
     drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
+    keepRuns?: number;
   } = {},
 ): Promise<Setup> {
   const remote = await gitRemote();
@@ -61,6 +62,7 @@ async function setup(
     report: { enabled: true, branch: options.reportBranch ?? 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
     drift: { policy: options.policy ?? 'report', intervalMs: 60_000 },
     stateDirectory: state,
+    keepRuns: options.keepRuns ?? 50,
     logLevel: 'silent',
   };
   const log = process.env.AGENT_DEBUG ? (await import('pino')).pino({ level: 'debug' }) : silentLogger();
@@ -248,6 +250,25 @@ describe('reconciler/agent/agent', () => {
     clock += 60_000;
     await s.agent.checkDrift('test');
     expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toBeUndefined();
+  });
+
+  it('keeps the newest keepRuns run journals after each apply and each heal', async () => {
+    s = await setup({ policy: 'heal', keepRuns: 2 });
+    const runs = async () => ((await s!.host.readdir('/var/lib/hostkit/runs')) ?? []).sort();
+    for (const text of ['one\n', 'two\n', 'three\n']) {
+      await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest(text) });
+      await s.agent.trigger(text);
+    }
+    const afterApplies = await runs();
+    expect(afterApplies).toHaveLength(2);
+    // The newest two are what `hostkit rollback --last` and `hostkit runs` still need.
+    expect((await RunJournal.load(s.host, '/var/lib/hostkit', afterApplies[1]!))!.record.commit).toBe(s.agent.lastApplied);
+    await writeFile(path.join(s.root, 'srv/app/motd'), 'tampered\n');
+    await s.agent.checkDrift('test');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('three\n');
+    const afterHeal = await runs();
+    expect(afterHeal).toHaveLength(2);
+    expect(afterHeal[0]).toBe(afterApplies[1]);
   });
 
   it('before healing drift, rolls back a run a killed process left open', async () => {

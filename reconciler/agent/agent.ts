@@ -7,7 +7,7 @@ import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
 import { applyPlan } from '../apply/executor.js';
 import { isQuarantined } from '../apply/quarantine.js';
-import { recoverBeforePlan, stateDirectoryFor } from '../apply/safe.js';
+import { keepNewestRuns, recoverBeforePlan, stateDirectoryFor } from '../apply/safe.js';
 import { PENDING_ACTIONS, summarize } from '../diff/model.js';
 import { planHost } from '../diff/plan.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
@@ -242,6 +242,7 @@ export class Agent {
         log,
         redactor,
         commit,
+        keepRuns: config.keepRuns,
         ...(this.deps.env ? { env: this.deps.env } : {}),
         ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
         ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
@@ -303,6 +304,7 @@ export class Agent {
         planned.plan.changes = planned.plan.changes.filter((c) => !PENDING_ACTIONS.includes(c.action) || allowed.has(c.id));
         planned.plan.summary = summarize(planned.plan.changes);
         const result = await applyPlan(planned);
+        if (result.run) await keepNewestRuns(planned, config.keepRuns);
         metrics.driftChecks.inc({ ...metrics.label(), outcome: result.status === 'rolled-back' ? 'heal-failed' : 'healed' });
         if (result.status === 'applied') {
           for (const s of result.steps) {

@@ -20,6 +20,7 @@ describe('reconciler/agent/config', () => {
       report: { enabled: true, branch: 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
       drift: { policy: 'report', intervalMs: 300_000 },
       stateDirectory: '/var/lib/hostkit',
+      keepRuns: 50,
       logLevel: 'info',
     });
   });
@@ -40,6 +41,7 @@ forge:
   baseUrl: https://github.example.com/api/v3
 drift: { policy: heal, interval: 2m }
 stateDirectory: /srv/hostkit
+keepRuns: 7
 `;
     const result = await parseAgentConfig('agent.yaml', text(yaml));
     if (!result.ok) throw new Error(JSON.stringify(result.diagnostics));
@@ -47,6 +49,7 @@ stateDirectory: /srv/hostkit
     expect(result.config.drift).toEqual({ policy: 'heal', intervalMs: 120_000 });
     expect(result.config.forge).toEqual({ tokenFile: '/etc/hostkit/forge-token', baseUrl: 'https://github.example.com/api/v3', pullRequests: true });
     expect(result.config.pollIntervalMs).toBe(30_000);
+    expect(result.config.keepRuns).toBe(7);
   });
 
   it.each([
@@ -63,6 +66,7 @@ stateDirectory: /srv/hostkit
       5,
       '/webhook/listen',
     ],
+    ['no run kept', 'repository:\n  url: x\nhost: web-1\nkeepRuns: 0\n', undefined, 'agent.yaml', 4, '/keepRuns'],
     ['invalid YAML', 'repository: [\n', 'invalid YAML', 'agent.yaml', 2, undefined],
   ])('%s is an error naming file, line and field', async (_name, yaml, summary, file, line, pointer) => {
     const result = await parseAgentConfig('agent.yaml', text(yaml));

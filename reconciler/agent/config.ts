@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ValidateFunction } from 'ajv';
 import path from 'node:path';
+import { DEFAULT_KEEP_RUNS } from '../apply/journal.js';
 import { error, type Diagnostic } from '../core/diagnostics.js';
 import { parseDuration } from '../drivers/nftables/index.js';
 import { parseManifest, toLoaded } from '../manifests/load.js';
@@ -19,6 +20,8 @@ export interface AgentConfig {
   forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
   drift: { policy: 'report' | 'heal'; intervalMs: number };
   stateDirectory: string;
+  /** Run journals kept after each apply. */
+  keepRuns: number;
   logLevel: string;
 }
 
@@ -31,6 +34,7 @@ interface RawConfig {
   forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
   drift?: { policy?: 'report' | 'heal'; interval?: string };
   stateDirectory?: string;
+  keepRuns?: number;
   logLevel?: string;
 }
 
@@ -100,6 +104,7 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
       ...(raw.forge ? { forge: { ...raw.forge, pullRequests: raw.forge.pullRequests ?? true } } : {}),
       drift: { policy: raw.drift?.policy ?? 'report', intervalMs: parseDuration(raw.drift?.interval ?? '5m')! },
       stateDirectory: raw.stateDirectory ?? '/var/lib/hostkit',
+      keepRuns: raw.keepRuns ?? DEFAULT_KEEP_RUNS,
       logLevel: raw.logLevel ?? 'info',
     },
   };

@@ -212,12 +212,20 @@ export async function listRuns(host: Host, stateDirectory: string): Promise<RunJ
   return out;
 }
 
-/** Remove all but the newest `keep` runs (never the open one). Returns the removed ids. */
+/** How many runs an apply leaves in STATE/runs unless told otherwise (each holds the backups of what it changed). */
+export const DEFAULT_KEEP_RUNS = 50;
+
+/**
+ * Remove all but the newest `keep` runs (never the open one). Returns the removed ids.
+ * Run ids sort by time, and the open run is the one current-run.json names: no journal
+ * is read, so this costs a directory listing however long the runs are.
+ */
 export async function pruneRuns(host: Host, stateDirectory: string, keep: number): Promise<string[]> {
-  const runs = await listRuns(host, stateDirectory);
-  const victims = runs.slice(0, Math.max(0, runs.length - keep)).filter((r) => r.status !== 'open');
-  for (const r of victims) await removeTree(host, r.dir);
-  return victims.map((r) => r.record.id);
+  const ids = ((await host.readdir(runsDirectory(stateDirectory))) ?? []).sort();
+  const open = (await readJson<{ run?: string }>(host, currentPath(stateDirectory)))?.run;
+  const victims = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => id !== open);
+  for (const id of victims) await removeTree(host, path.posix.join(runsDirectory(stateDirectory), id));
+  return victims;
 }
 
 async function removeTree(host: Host, dir: string): Promise<void> {

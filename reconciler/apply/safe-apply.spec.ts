@@ -83,6 +83,30 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     expect((await listRuns(host, STATE)).map((r) => r.record.type)).toEqual(['rollback', 'apply']);
   });
 
+  it('pruning never removes the open run, however old, and an apply prunes to --keep-runs', async () => {
+    for (const id of ['20210101T000000000Z-bbbbbb', '20220101T000000000Z-cccccc']) {
+      await (await RunJournal.open(host, STATE, { id, type: 'apply', host: 'test-1', planned: [] })).close('applied');
+    }
+    await RunJournal.open(host, STATE, { id: '20200101T000000000Z-aaaaaa', type: 'apply', host: 'test-1', planned: [] }); // left open
+    expect(await pruneRuns(host, STATE, 1)).toEqual(['20210101T000000000Z-bbbbbb']);
+    expect((await listRuns(host, STATE)).map((r) => r.record.id)).toEqual(['20200101T000000000Z-aaaaaa', '20220101T000000000Z-cccccc']);
+
+    // Through the CLI: the open run is rolled back first (and closed), then the apply keeps the newest 2.
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'a.yaml': file('a', '/srv/a.conf', 'one\n') });
+    const r = await execa('node', [CLI, 'reconcile', '--repo', repoDir, '--host', 'test-1', '--root', root, '--keep-runs', '2', '--no-cache'], {
+      reject: false,
+    });
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.exitCode).toBe(0);
+    const left = await listRuns(host, STATE);
+    expect(left.map((x) => x.record.id)[0]).toBe('20220101T000000000Z-cccccc');
+    expect(left.map((x) => [x.record.commit, x.status])[1]).toEqual([undefined, 'applied']);
+    expect(await read('srv/a.conf')).toBe('one\n');
+    expect((await execa('node', [CLI, 'reconcile', '--repo', '.', '--keep-runs', '0'], { reject: false })).stderr).toContain(
+      '--keep-runs expects a whole number of runs, at least 1, got 0',
+    );
+  });
+
   it('an open run found at start-up is rolled back before anything is planned; a dry run only warns', async () => {
     await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') });
     // What a process killed mid-run leaves: an open run whose change wrote its file.

@@ -8,6 +8,7 @@ import type { Host } from '../hosts/types.js';
 import { hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
 import { applyPlan, type ApplyResult } from './executor.js';
+import { DEFAULT_KEEP_RUNS, pruneRuns } from './journal.js';
 import { healthChecks } from './health.js';
 import {
   DEFAULT_POLICY,
@@ -95,7 +96,7 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
 
 export async function applySafely(
   planned: PlannedHost,
-  options: { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered']; health?: boolean },
+  options: { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered']; health?: boolean; keepRuns?: number },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
   const { host, stateDirectory } = context;
@@ -125,6 +126,7 @@ export async function applySafely(
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
   const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held });
+  if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));
   const pausedHeld = paused.filter((p) => heldProjects.has(p.project));
@@ -157,4 +159,16 @@ export async function applySafely(
     if (recorded.paused.length > 0) result.pausedNow = recorded.paused.map((p) => p.project);
   }
   return { kind: 'applied', result };
+}
+
+// Each run keeps the backups of what it changed: without a bound, a host that applies
+// every few minutes fills its disk. A prune that fails only costs a warning.
+export async function keepNewestRuns(planned: PlannedHost, keep: number): Promise<void> {
+  const { host, stateDirectory, log } = planned.context;
+  try {
+    const removed = await pruneRuns(host, stateDirectory, keep);
+    if (removed.length > 0) log.info({ removed: removed.length, kept: keep }, 'old runs pruned');
+  } catch (error) {
+    log.warn({ error: errorMessage(error) }, 'old runs not pruned');
+  }
 }

@@ -25,10 +25,17 @@ export interface ReconcileCommandOptions {
   verbose?: boolean;
   logLevel?: string;
   cache?: boolean;
+  /** Run journals kept after an apply (a whole number, at least 1). */
+  keepRuns?: string;
 }
 
 // validate -> plan -> (dry run: render and stop) -> apply -> render the result.
 export async function reconcile(opts: ReconcileCommandOptions): Promise<number> {
+  const keepRuns = opts.keepRuns === undefined ? undefined : Number(opts.keepRuns);
+  if (keepRuns !== undefined && !(Number.isInteger(keepRuns) && keepRuns >= 1)) {
+    process.stderr.write(`hostkit: error: --keep-runs expects a whole number of runs, at least 1, got ${opts.keepRuns}\n`);
+    return 1;
+  }
   const dir = await assertRepository(opts.repo);
   const redactor = new Redactor();
   const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}) });
@@ -48,6 +55,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     ...(opts.cache !== false ? { cacheDir: defaultCacheDir() } : {}),
     ...(commit ? { commit } : {}),
     ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
+    ...(keepRuns !== undefined ? { keepRuns } : {}),
   });
   if (outcome.stage === 'invalid') {
     for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');

@@ -43,6 +43,7 @@ const config: AgentConfig = {
   report: { enabled: true, branch: 'hostkit-status', authorName: 'bench', authorEmail: 'bench@localhost' },
   drift: { policy: 'report', intervalMs: 3_600_000 },
   stateDirectory: state,
+  keepRuns: 50,
   logLevel: 'silent',
 };
 const source = new GitSource({ ...config.repository, stateDirectory: state, log });
