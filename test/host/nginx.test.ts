@@ -133,6 +133,39 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
     expect(await workers(m)).toBe(before);
   });
 
+  it('certificate files the manifest names: replacing the certificate on the host makes the next run reload nginx, which serves it', async () => {
+    const m = machine();
+    const issue = (cn: string) =>
+      m.exec('sh', [
+        '-c',
+        `mkdir -p /etc/hostkit/own-tls && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=${cn} -addext subjectAltName=DNS:named.hk.test -keyout /etc/hostkit/own-tls/named.key.new -out /etc/hostkit/own-tls/named.pem.new 2>/dev/null && mv /etc/hostkit/own-tls/named.key.new /etc/hostkit/own-tls/named.key && mv /etc/hostkit/own-tls/named.pem.new /etc/hostkit/own-tls/named.pem`,
+      ]);
+    const served = async () =>
+      (
+        await m.exec('sh', [
+          '-c',
+          'openssl s_client -connect 127.0.0.1:443 -servername named.hk.test </dev/null 2>/dev/null | openssl x509 -noout -subject -nameopt RFC2253',
+        ])
+      ).stdout.trim();
+    await issue('first.named.hk.test');
+    const named = GATED.replace('name: gated\n', 'name: named\n').replace(
+      /  domains:[\s\S]*$/,
+      '  domains:\n    - name: named.hk.test\n      tls: { certificate: /etc/hostkit/own-tls/named.pem, key: /etc/hostkit/own-tls/named.key }\n      redirectHttp: false\n',
+    );
+    const files = { 'projects/named.yaml': named, 'files/page.yaml': PAGE };
+    appliedOk(await reconcile(m, await repo(files), { env }));
+    expect(await served()).toBe('subject=CN=first.named.hk.test');
+    expect(applied(await reconcile(m, await repo(files), { env })).status).toBe('no-changes');
+
+    await issue('second.named.hk.test'); // renewed by hand or by another tool, nginx not told
+    expect(await served()).toBe('subject=CN=first.named.hk.test');
+    const before = await workers(m);
+    const outcome = appliedOk(await reconcile(m, await repo(files), { env }));
+    expect(outcome.status).toBe('applied');
+    expect(await served()).toBe('subject=CN=second.named.hk.test');
+    expect(await workers(m)).not.toBe(before);
+  });
+
   it('a value only nginx rejects: nothing is reloaded, the previous files come back, and the run reports nginx -t', async () => {
     const m = machine();
     // A legal DNS name too long for nginx's default server_names_hash_bucket_size.

@@ -5,6 +5,7 @@ import { describeRef, secretFingerprint } from '../../core/secrets.js';
 import type { SiteSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Host, Ownership } from '../../hosts/types.js';
+import { inputsDigest } from '../shared/inputs.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -89,7 +90,8 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         out.set(r.id, { desired: { file, content: '', generation: '', domains: r.spec.domains, refused: problems.join('; ') }, diagnostics });
         continue;
       }
-      const rendered = renderSite(r.spec, ownerLabel(r.project, r.id));
+      const named = typeof r.spec.tls === 'object' ? r.spec.tls : undefined;
+      const rendered = renderSite(r.spec, ownerLabel(r.project, r.id), named ? await inputsDigest(ctx, [named.certificate]) : undefined);
       const desired: DesiredSite = { file, content: rendered.content, generation: rendered.generation, domains: r.spec.domains };
       const auth = r.spec.gate?.basicAuth;
       if (auth) {

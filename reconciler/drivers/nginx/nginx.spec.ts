@@ -191,6 +191,28 @@ describe('reconciler/drivers/nginx (driver)', () => {
     expect(change.fields[0]!.diff).toContain('-        proxy_pass http://127.0.0.1:9999;');
   });
 
+  it('certificate files the manifest names: a replaced certificate is a new site file (so a reload); the same one is a noop', async () => {
+    const host = nginxHost();
+    host.seedFile('/etc/ssl/web.pem', 'CERT ONE\n');
+    host.seedFile('/etc/ssl/web.key', 'KEY ONE\n');
+    const named = site({ tls: { certificate: '/etc/ssl/web.pem', key: '/etc/ssl/web.key' } });
+    const first = await planned(named, host);
+    expect(first.change.action).toBe('create');
+    await nginxSiteDriver.apply(first.change, first.ctx);
+    await host.remove(reloadOwedPath('/var/lib/hostkit'));
+    expect((await planned(named, host)).change.action).toBe('noop');
+    host.seedFile('/etc/ssl/web.pem', 'CERT TWO\n');
+    const renewed = (await planned(named, host)).change;
+    expect(renewed.action).toBe('update');
+    expect(renewed.fields[0]!.diff).toMatch(/^\+# HostKit inputs: \/etc\/ssl\/web.pem sha256:[0-9a-f]{16}$/m);
+    expect((renewed.desired as DesiredSite).generation).not.toBe((first.change.desired as DesiredSite).generation);
+    // A certificate HostKit writes in the same run counts with its new bytes (the File driver records them first).
+    const ctx = driverContext(host, { env });
+    ctx.fileDigests.set('/etc/ssl/web.pem', 'f'.repeat(64));
+    const ahead = (await nginxSiteDriver.desire([named], ctx)).get(named.id)!.desired;
+    expect(ahead.content).not.toBe((renewed.desired as DesiredSite).content);
+  });
+
   it('an orphan site is deleted with its htpasswd file', async () => {
     const host = nginxHost();
     const first = await planned(gated, host);

@@ -93,9 +93,15 @@ function server(spec: SiteSpec, listen: string[], body: string[]): string[] {
   ];
 }
 
-export function renderSite(spec: SiteSpec, origin: string): RenderedSite {
+/**
+ * `certificateDigest`: for certificate files the manifest names, the digest of the
+ * certificate (shared/inputs.ts). It is part of the file, so a replaced certificate
+ * makes a new file and a reload. The key needs none: a new key comes with a new certificate.
+ */
+export function renderSite(spec: SiteSpec, origin: string, certificateDigest?: string): RenderedSite {
   const tls = siteTlsFiles(spec);
   const lines = [`# Managed by HostKit (${origin}): site ${spec.site}. Edits are overwritten; remove the site from the manifest instead.`];
+  if (tls && certificateDigest) lines.push(`# HostKit inputs: ${tls.certificate} sha256:${certificateDigest}`);
   const plain = ['80', '[::]:80'];
   if (!tls) {
     lines.push(...server(spec, plain, [...gate(spec), ...challenge(), ...content(spec)]));

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
@@ -6,6 +6,7 @@ import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
+import { inputsDigest } from '../shared/inputs.js';
 import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -79,10 +80,6 @@ function directives(content: string): string {
 /** The installed file differs from `content` in comments only, and systemd has loaded it. */
 export function sameDirectivesLoaded(observed: ObservedUnit | undefined, content: string): boolean {
   return observed?.content !== undefined && observed.state?.load === 'loaded' && directives(observed.content.toString('utf8')) === directives(content);
-}
-
-function digestOf(parts: readonly string[]): string {
-  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }
 
 /**
@@ -160,16 +157,8 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
           if (problem) diagnostics.push(problem);
         } else {
           const spec = r.spec as UnitSpec;
-          const digests = await Promise.all(
-            spec.reads.map(async (p) => {
-              const known = ctx.fileDigests.get(p);
-              if (known) return `${p}:${known}`;
-              const live = await ctx.host.readFile(p);
-              return `${p}:${live ? createHash('sha256').update(live).digest('hex') : 'missing'}`;
-            }),
-          );
           const timerDriven = spec.type === 'oneshot';
-          content = renderService(spec, spec.reads.length > 0 ? digestOf(digests) : undefined, timerDriven);
+          content = renderService(spec, spec.reads.length > 0 ? await inputsDigest(ctx, spec.reads) : undefined, timerDriven);
           active = !timerDriven;
         }
         const wantedBy = kind === 'timer' ? 'timers.target' : active ? 'multi-user.target' : undefined;
