@@ -137,7 +137,7 @@ describe('hostkit CLI', () => {
       outputs.push(r.stdout, r.stderr);
     }
     expect(outputs.join('\n')).not.toContain(SECRET);
-    expect(outputs.join('\n')).toContain('TOKEN=(redacted) sha256:');
+    expect(outputs.join('\n')).toContain('TOKEN=(redacted) hmac:');
   });
 
   it('--exit-code: 2 while changes are pending, 0 after apply, 2 again after drift by hand', async () => {

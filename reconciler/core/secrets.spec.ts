@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { armor, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { FakeHost } from '../hosts/fake.js';
-import { Redactor, REDACTED, SecretResolver, secretFingerprint } from './secrets.js';
+import { fingerprinter, fingerprintKeyPath, loadFingerprintKey, Redactor, REDACTED, SecretResolver } from './secrets.js';
 
 async function ageArmored(plaintext: string, recipient: string): Promise<string> {
   const e = new Encrypter();
@@ -32,10 +33,30 @@ describe('reconciler/core/secrets', () => {
     expect(await resolver.resolve({ age: forOther })).toMatchObject({ ok: false, reason: expect.stringContaining('could not decrypt') });
   });
 
-  it('fingerprints are stable, short, and differ per value', () => {
-    expect(secretFingerprint('a')).toBe(secretFingerprint('a'));
-    expect(secretFingerprint('a')).not.toBe(secretFingerprint('b'));
-    expect(secretFingerprint('a')).toMatch(/^sha256:[0-9a-f]{12}$/);
+  it('fingerprints are stable under one key, short, differ per value, and are no plain hash of the value', () => {
+    const fingerprint = fingerprinter(Buffer.alloc(32, 1));
+    expect(fingerprint('a')).toBe(fingerprint('a'));
+    expect(fingerprint('a')).not.toBe(fingerprint('b'));
+    expect(fingerprint('a')).toMatch(/^hmac:[0-9a-f]{12}$/);
+    // Another host (key) shows the same secret differently, and neither is a hash anyone can recompute.
+    expect(fingerprinter(Buffer.alloc(32, 2))('a')).not.toBe(fingerprint('a'));
+    for (const plain of [createHash('sha256').update('a').digest('hex'), createHash('sha256').update('hostkit-secret\0').update('a').digest('hex')]) {
+      expect(fingerprint('a')).not.toContain(plain.slice(0, 12));
+    }
+  });
+
+  it('the fingerprint key: made by the first apply (root, 0600) and kept; a dry run never writes one', async () => {
+    const host = new FakeHost();
+    const dry = await loadFingerprintKey(host, '/var/lib/hostkit', 'plan');
+    expect(dry).toHaveLength(32);
+    expect(await host.stat(fingerprintKeyPath('/var/lib/hostkit'))).toBeUndefined();
+    const made = await loadFingerprintKey(host, '/var/lib/hostkit', 'apply');
+    expect(await host.stat(fingerprintKeyPath('/var/lib/hostkit'))).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
+    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'apply')).toEqual(made);
+    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'plan')).toEqual(made);
+    // Through the resolver: one key, one fingerprint per value.
+    const resolver = new SecretResolver({ host, redactor: new Redactor(), fingerprintKey: made });
+    expect(resolver.fingerprint('s3cret')).toBe(fingerprinter(made)('s3cret'));
   });
 
   it('the redactor removes the longest value first', () => {

@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { ensureDirectory } from '../apply/state-file.js';
 import type { Host } from '../hosts/types.js';
 import type { SecretRef } from '../manifests/types.js';
 
@@ -6,9 +8,46 @@ export const REDACTED = '(redacted)';
 
 export type SecretValue = { ok: true; value: string } | { ok: false; reason: string };
 
-/** A short, stable fingerprint of a secret for drift reports; never the value. */
-export function secretFingerprint(value: string): string {
-  return `sha256:${createHash('sha256').update('hostkit-secret\0').update(value).digest('hex').slice(0, 12)}`;
+/** A short fingerprint of a secret, for plans and drift reports; never the value. */
+export type Fingerprint = (value: string) => string;
+
+/**
+ * Fingerprints keyed by the host: HMAC-SHA-256 under a random key kept in the
+ * host's state directory. The same secret on the same host always reads the same,
+ * so plans and drift reports show whether it changed; but a plan posted on a pull
+ * request or a report committed to git gives nobody a hash to test guesses of a
+ * weak password against, as a plain hash would.
+ */
+export function fingerprinter(key: Buffer): Fingerprint {
+  return (value) => `hmac:${createHmac('sha256', key).update(value).digest('hex').slice(0, 12)}`;
+}
+
+const KEY_BYTES = 32;
+
+/** STATE/fingerprint.key: made by the first apply (root, 0600). */
+export function fingerprintKeyPath(stateDirectory: string): string {
+  return path.posix.join(stateDirectory, 'fingerprint.key');
+}
+
+/**
+ * The host's fingerprint key. An apply makes it when there is none. A dry run
+ * changes nothing: where the key is missing or unreadable (a user without root),
+ * it uses a key of its own for this run, so within the plan a secret still
+ * reads the same on both sides, but not as the host reports it.
+ */
+export async function loadFingerprintKey(host: Host, stateDirectory: string, mode: 'plan' | 'apply'): Promise<Buffer> {
+  const file = fingerprintKeyPath(stateDirectory);
+  const existing = await host.readFile(file).catch((cause: unknown) => {
+    if (mode === 'apply') throw cause;
+    return undefined;
+  });
+  if (existing && existing.length === KEY_BYTES) return existing;
+  const key = randomBytes(KEY_BYTES);
+  if (mode === 'apply') {
+    await ensureDirectory(host, stateDirectory);
+    await host.writeFile(file, key, { uid: 0, gid: 0, mode: 0o600 });
+  }
+  return key;
 }
 
 export function describeRef(ref: SecretRef): string {
@@ -44,15 +83,20 @@ export interface SecretResolverOptions {
   env?: NodeJS.ProcessEnv;
   /** Path on the host of the age identity file, if the host has one. */
   ageIdentityFile?: string;
+  /** The host's fingerprint key (loadFingerprintKey); a key of this resolver's own when not given. */
+  fingerprintKey?: Buffer;
 }
 
 // Resolves secret references once per run; values stay in memory only.
 export class SecretResolver {
   private readonly cache = new Map<string, Promise<SecretValue>>();
   private readonly options: SecretResolverOptions;
+  /** How secrets of this run are shown (keyed by the host: see fingerprinter). */
+  readonly fingerprint: Fingerprint;
 
   constructor(options: SecretResolverOptions) {
     this.options = options;
+    this.fingerprint = fingerprinter(options.fingerprintKey ?? randomBytes(KEY_BYTES));
   }
 
   resolve(ref: SecretRef): Promise<SecretValue> {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { error, hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import { HostKitError } from '../core/errors.js';
 import type { Resource, ResourceKind } from '../core/resource.js';
-import { Redactor, SecretResolver } from '../core/secrets.js';
+import { loadFingerprintKey, Redactor, SecretResolver } from '../core/secrets.js';
 import { readInventory, type Inventory } from '../apply/inventory.js';
 import { drivers as defaultDrivers, PLANNED_DRIVERS } from '../drivers/registry.js';
 import type { AnyDriver, DriverContext } from '../drivers/types.js';
@@ -55,6 +55,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const expansion = expandForHost(options.manifests, settings);
   const registry = options.drivers ?? defaultDrivers;
   const redactor = options.redactor ?? new Redactor();
+  const fingerprintKey = await loadFingerprintKey(options.host, stateDirectory, options.mode);
   const context: DriverContext = {
     host: options.host,
     hostManifest: hostManifest.value,
@@ -66,6 +67,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     secrets: new SecretResolver({
       host: options.host,
       redactor,
+      fingerprintKey,
       ...(options.env ? { env: options.env } : {}),
       ...(hostManifest.value.spec?.age ? { ageIdentityFile: hostManifest.value.spec.age.identityFile } : {}),
     }),

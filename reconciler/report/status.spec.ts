@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Redactor, REDACTED, secretFingerprint } from '../core/secrets.js';
+import { fingerprinter, Redactor, REDACTED } from '../core/secrets.js';
+
+const secretFingerprint = fingerprinter(Buffer.alloc(32, 1));
 import type { HostReport } from './status.js';
 import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles } from './status.js';
 

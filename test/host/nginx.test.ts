@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { silentLogger } from '../../reconciler/core/log.js';
+import { hostHasIpv6 } from '../../reconciler/drivers/nginx/index.js';
+import { siteFile } from '../../reconciler/drivers/nginx/paths.js';
 import { reconcileHost } from '../../reconciler/engine.js';
 import type { Host } from '../../reconciler/hosts/types.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
@@ -152,10 +154,14 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
       /  domains:[\s\S]*$/,
       '  domains:\n    - name: named.hk.test\n      tls: { certificate: /etc/hostkit/own-tls/named.pem, key: /etc/hostkit/own-tls/named.key }\n      redirectHttp: false\n',
     );
-    const files = { 'projects/named.yaml': named, 'files/page.yaml': PAGE };
+    // The sites of the tests before stay as they were (the next test expects them).
+    const files = { 'projects/gated.yaml': GATED, 'files/page.yaml': PAGE, 'projects/web.yaml': WEB, 'projects/named.yaml': named };
     appliedOk(await reconcile(m, await repo(files), { env }));
     expect(await served()).toBe('subject=CN=first.named.hk.test');
     expect(applied(await reconcile(m, await repo(files), { env })).status).toBe('no-changes');
+    // The test host has IPv6: the site listens on [::] as well.
+    expect(await hostHasIpv6(m.host)).toBe(true);
+    expect((await m.host.readFile(siteFile('named.hk.test')))?.toString()).toContain('listen [::]:443 ssl;');
 
     await issue('second.named.hk.test'); // renewed by hand or by another tool, nginx not told
     expect(await served()).toBe('subject=CN=first.named.hk.test');

@@ -216,7 +216,7 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     if (outcome.stage !== 'applied') return;
     const role = outcome.planned.plan.changes.find((c) => c.id === 'pgrole/shop')!;
     expect(role.fields).toEqual([
-      { field: '/password', before: '(redacted) a different password', after: expect.stringMatching(/^\(redacted\) sha256:[0-9a-f]{12}$/), redacted: true },
+      { field: '/password', before: '(redacted) a different password', after: expect.stringMatching(/^\(redacted\) hmac:[0-9a-f]{12}$/), redacted: true },
     ]);
     const shown = renderText(outcome.planned.plan) + JSON.stringify(toJsonPlan(outcome.planned.plan));
     for (const secret of [PASSWORD_1, PASSWORD_2, encodeURIComponent(PASSWORD_2), 'SCRAM-SHA-256$']) expect(shown).not.toContain(secret);

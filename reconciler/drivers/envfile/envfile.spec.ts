@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
-import { Redactor } from '../../core/secrets.js';
+import { fingerprinter, Redactor, REDACTED } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
 import { toJsonPlan } from '../../diff/render/json.js';
 import { renderText } from '../../diff/render/text.js';
@@ -65,7 +65,7 @@ describe('reconciler/drivers/envfile', () => {
     expect(shown).not.toContain(SECRET);
     expect(shown).not.toContain('p@ss/word');
     expect(shown).not.toContain(encodeURIComponent('p@ss/word'));
-    expect(shown).toContain('SESSION_KEY=(redacted) sha256:');
+    expect(shown).toContain('SESSION_KEY=(redacted) hmac:');
     await envFileDriver.apply(change, ctx);
     const written = host.text(spec.path)!;
     expect(written).toContain(`SESSION_KEY="${SECRET}"`);
@@ -85,8 +85,8 @@ describe('reconciler/drivers/envfile', () => {
     expect(rotated.change.action).toBe('update');
     expect(rotated.change.disruptive).toBe(true);
     const diff = rotated.change.fields[0]!.diff!;
-    expect(diff).toMatch(/^-SESSION_KEY=\(redacted\) sha256:[0-9a-f]{12}$/m);
-    expect(diff).toMatch(/^\+SESSION_KEY=\(redacted\) sha256:[0-9a-f]{12}$/m);
+    expect(diff).toMatch(/^-SESSION_KEY=\(redacted\) hmac:[0-9a-f]{12}$/m);
+    expect(diff).toMatch(/^\+SESSION_KEY=\(redacted\) hmac:[0-9a-f]{12}$/m);
     const shown = everythingShown(rotated.change);
     expect(shown).not.toContain(SECRET);
     expect(shown).not.toContain(ROTATED);
@@ -113,8 +113,10 @@ describe('reconciler/drivers/envfile', () => {
 
   it('redacts secret keys in a file found on the host', () => {
     const text = 'A="1"\nSESSION_KEY="abc"\nexport OTHER=2\n';
-    const out = redactEnvText(text, new Set(['SESSION_KEY']));
+    const fingerprint = fingerprinter(Buffer.alloc(32, 7));
+    const out = redactEnvText(text, new Set(['SESSION_KEY']), fingerprint);
     expect(out).not.toContain('abc');
+    expect(out).toContain(`SESSION_KEY=${REDACTED} ${fingerprint('abc')}`);
     expect(out).toContain('A="1"');
   });
 });

@@ -52,7 +52,7 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
           }
           entries.push({ key, value: shape(result.value), secret: true });
         }
-        const { content, display } = render(entries);
+        const { content, display } = render(entries, ctx.secrets.fingerprint);
         const desired: DesiredFile = {
           path: r.spec.path,
           owner: r.spec.owner,
@@ -60,7 +60,7 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
           mode: r.spec.mode,
           content,
           display,
-          redactObserved: (text) => redactEnvText(text, secretKeys),
+          redactObserved: (text) => redactEnvText(text, secretKeys, ctx.secrets.fingerprint),
         };
         publishDigest(ctx, desired);
         out.set(r.id, { desired, diagnostics });

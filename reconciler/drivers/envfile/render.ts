@@ -1,4 +1,4 @@
-import { REDACTED, secretFingerprint } from '../../core/secrets.js';
+import { REDACTED, type Fingerprint } from '../../core/secrets.js';
 
 export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
 
@@ -23,7 +23,7 @@ export interface EnvEntry {
   unavailable?: string;
 }
 
-export function render(entries: readonly EnvEntry[]): { content: string; display: string } {
+export function render(entries: readonly EnvEntry[], fingerprint: Fingerprint): { content: string; display: string } {
   let content = HEADER;
   let display = HEADER;
   for (const e of entries) {
@@ -31,20 +31,20 @@ export function render(entries: readonly EnvEntry[]): { content: string; display
     display += e.unavailable
       ? `${e.key}=(secret unavailable: ${e.unavailable})\n`
       : e.secret
-        ? `${e.key}=${REDACTED} ${secretFingerprint(e.value)}\n`
+        ? `${e.key}=${REDACTED} ${fingerprint(e.value)}\n`
         : `${e.key}=${quote(e.value)}\n`;
   }
   return { content, display };
 }
 
 /** Show an env file found on the host with the values of secret keys replaced by fingerprints. */
-export function redactEnvText(text: string, secretKeys: ReadonlySet<string>): string {
+export function redactEnvText(text: string, secretKeys: ReadonlySet<string>, fingerprint: Fingerprint): string {
   return text
     .split('\n')
     .map((line) => {
       const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
       if (!m || !secretKeys.has(m[1]!)) return line;
-      return `${m[1]}=${REDACTED} ${secretFingerprint(unquote(m[2]!))}`;
+      return `${m[1]}=${REDACTED} ${fingerprint(unquote(m[2]!))}`;
     })
     .join('\n');
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage } from '../../core/errors.js';
-import { describeRef, secretFingerprint } from '../../core/secrets.js';
+import { describeRef } from '../../core/secrets.js';
 import type { SiteSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Host, Ownership } from '../../hosts/types.js';
@@ -33,7 +33,8 @@ export interface DesiredSite {
 
 export interface ObservedSite {
   content?: Buffer;
-  htpasswd?: { content: Buffer; mode: number; group: string };
+  /** `fingerprint` is how the plan shows the file found (keyed by the host, like every secret). */
+  htpasswd?: { content: Buffer; fingerprint: string; mode: number; group: string };
   /** Dry runs only: what could not be read (e.g. not root). */
   unreadable?: string;
   /** A run stopped after writing nginx files and before nginx took them. */
@@ -70,6 +71,16 @@ async function ensureDir(host: Host, dir: string, ownership: Ownership, created:
 }
 
 /**
+ * Whether the host's kernel has IPv6 (not booted with ipv6.disable=1): procfs
+ * shows /proc/sys/net/ipv6 then. Where no procfs can be seen (a test double),
+ * it is assumed, as on almost every host.
+ */
+export async function hostHasIpv6(host: Host): Promise<boolean> {
+  const [net, ipv6] = await Promise.all([host.stat('/proc/sys/net').catch(() => undefined), host.stat('/proc/sys/net/ipv6').catch(() => undefined)]);
+  return net === undefined || ipv6 !== undefined;
+}
+
+/**
  * nginx sites: one owned file per site, /etc/nginx/conf.d/hostkit-SITE.conf,
  * plus an htpasswd file for a gated site. apply writes files only; settle runs
  * one `nginx -t` for the whole configuration, one reload, and probes every
@@ -81,6 +92,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSite; diagnostics: Diagnostic[] }>();
+    let ipv6: Promise<boolean> | undefined;
     for (const r of resources) {
       const diagnostics: Diagnostic[] = [];
       const file = siteFile(r.spec.site);
@@ -91,7 +103,10 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         continue;
       }
       const named = typeof r.spec.tls === 'object' ? r.spec.tls : undefined;
-      const rendered = renderSite(r.spec, ownerLabel(r.project, r.id), named ? await inputsDigest(ctx, [named.certificate]) : undefined);
+      const rendered = renderSite(r.spec, ownerLabel(r.project, r.id), {
+        ipv6: await (ipv6 ??= hostHasIpv6(ctx.host)),
+        ...(named ? { certificateDigest: await inputsDigest(ctx, [named.certificate]) } : {}),
+      });
       const desired: DesiredSite = { file, content: rendered.content, generation: rendered.generation, domains: r.spec.domains };
       const auth = r.spec.gate?.basicAuth;
       if (auth) {
@@ -105,7 +120,12 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
           const built = buildHtpasswd(secret.value, r.spec.site);
           if (!built.content) diagnostics.push(error('invalid htpasswd secret', `site ${r.spec.site} basic auth: ${built.problem}`, r.origin));
           else
-            desired.htpasswd = { file: htpasswdFile(r.spec.site), content: built.content, fingerprint: secretFingerprint(built.content), users: built.users };
+            desired.htpasswd = {
+              file: htpasswdFile(r.spec.site),
+              content: built.content,
+              fingerprint: ctx.secrets.fingerprint(built.content),
+              users: built.users,
+            };
         }
       }
       // Certificate files named by the manifest must exist: nginx -t would fail on every site otherwise.
@@ -141,7 +161,10 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
           ]);
           const observed: ObservedSite = {};
           if (content) observed.content = content;
-          if (auth && authStat) observed.htpasswd = { content: auth, mode: authStat.mode, group: users?.groupName(authStat.gid) ?? `#${authStat.gid}` };
+          if (auth && authStat) {
+            const group = users?.groupName(authStat.gid) ?? `#${authStat.gid}`;
+            observed.htpasswd = { content: auth, fingerprint: ctx.secrets.fingerprint(auth.toString('utf8')), mode: authStat.mode, group };
+          }
           if (owed) observed.reloadOwed = true;
           if (observed.content || observed.htpasswd || owed) out.set(r.id, observed);
         } catch (cause) {
@@ -197,7 +220,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
       if (!auth || !auth.content.equals(Buffer.from(desired.htpasswd.content))) {
         fields.push({
           field: '/gate/basicAuth/htpasswd',
-          ...(auth ? { before: secretFingerprint(auth.content.toString('utf8')) } : {}),
+          ...(auth ? { before: auth.fingerprint } : {}),
           after: `${desired.htpasswd.fingerprint} (${desired.htpasswd.users.length} user${desired.htpasswd.users.length === 1 ? '' : 's'})`,
           redacted: true,
         });
@@ -207,7 +230,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     } else if (desired.htpasswdUnavailable) {
       fields.push({ field: '/gate/basicAuth/htpasswd', after: `from ${desired.htpasswdUnavailable} (unavailable here)`, redacted: true });
     } else if (auth) {
-      fields.push({ field: '/gate/basicAuth/htpasswd', before: secretFingerprint(auth.content.toString('utf8')), after: 'removed', redacted: true });
+      fields.push({ field: '/gate/basicAuth/htpasswd', before: auth.fingerprint, after: 'removed', redacted: true });
     }
     if (fields.length === 0 && observed?.reloadOwed) fields.push({ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' });
     const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';

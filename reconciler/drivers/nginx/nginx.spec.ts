@@ -5,7 +5,7 @@ import type { Resource } from '../../core/resource.js';
 import type { SiteSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { buildHtpasswd, sha512Crypt } from './htpasswd.js';
-import { nginxSiteDriver, type DesiredSite, type ObservedSite } from './index.js';
+import { hostHasIpv6, nginxSiteDriver, type DesiredSite, type ObservedSite } from './index.js';
 import { siteFile } from './paths.js';
 import { renderSite } from './render.js';
 import { reloadOwedPath } from './run.js';
@@ -169,7 +169,7 @@ describe('reconciler/drivers/nginx (driver)', () => {
     expect(JSON.stringify(change.fields)).not.toContain('hunter2');
     expect(change.fields.find((f) => f.field === '/gate/basicAuth/htpasswd')).toMatchObject({
       redacted: true,
-      after: expect.stringMatching(/^sha256:[0-9a-f]{12} \(1 user\)$/),
+      after: expect.stringMatching(/^hmac:[0-9a-f]{12} \(1 user\)$/),
     });
     await nginxSiteDriver.apply(change, ctx);
     expect(host.text(siteFile('web.example.com'))).toContain('auth_basic "Staff"');
@@ -211,6 +211,24 @@ describe('reconciler/drivers/nginx (driver)', () => {
     ctx.fileDigests.set('/etc/ssl/web.pem', 'f'.repeat(64));
     const ahead = (await nginxSiteDriver.desire([named], ctx)).get(named.id)!.desired;
     expect(ahead.content).not.toBe((renewed.desired as DesiredSite).content);
+  });
+
+  it('a host without IPv6 (booted with ipv6.disable=1) gets no [::] listen, which nginx would refuse to start with', async () => {
+    const without = nginxHost();
+    without.seedFile('/proc/sys/net/core/somaxconn', '4096\n');
+    expect(await hostHasIpv6(without)).toBe(false);
+    const v4 = (await planned(site(), without)).change.desired as DesiredSite;
+    expect(v4.content).toMatch(/^ {4}listen 80;$/m);
+    expect(v4.content).toMatch(/^ {4}listen 443 ssl;$/m);
+    expect(v4.content).not.toContain('[::]');
+    const dual = nginxHost();
+    dual.seedFile('/proc/sys/net/core/somaxconn', '4096\n');
+    dual.seedFile('/proc/sys/net/ipv6/conf/all/disable_ipv6', '0\n');
+    expect(await hostHasIpv6(dual)).toBe(true);
+    const both = (await planned(site(), dual)).change.desired as DesiredSite;
+    expect(both.content).toMatch(/^ {4}listen \[::\]:80;$/m);
+    expect(both.content).toMatch(/^ {4}listen \[::\]:443 ssl;$/m);
+    expect(await hostHasIpv6(nginxHost())).toBe(true); // no procfs to ask: assumed
   });
 
   it('an orphan site is deleted with its htpasswd file', async () => {

@@ -93,16 +93,23 @@ function server(spec: SiteSpec, listen: string[], body: string[]): string[] {
   ];
 }
 
-/**
- * `certificateDigest`: for certificate files the manifest names, the digest of the
- * certificate (shared/inputs.ts). It is part of the file, so a replaced certificate
- * makes a new file and a reload. The key needs none: a new key comes with a new certificate.
- */
-export function renderSite(spec: SiteSpec, origin: string, certificateDigest?: string): RenderedSite {
+export interface RenderOptions {
+  /**
+   * For certificate files the manifest names, the digest of the certificate
+   * (shared/inputs.ts). It is part of the file, so a replaced certificate makes a
+   * new file and a reload. The key needs none: a new key comes with a new certificate.
+   */
+  certificateDigest?: string;
+  /** The host has IPv6 (default): also listen on [::]. nginx refuses to start on a host without it otherwise. */
+  ipv6?: boolean;
+}
+
+export function renderSite(spec: SiteSpec, origin: string, options: RenderOptions = {}): RenderedSite {
   const tls = siteTlsFiles(spec);
   const lines = [`# Managed by HostKit (${origin}): site ${spec.site}. Edits are overwritten; remove the site from the manifest instead.`];
-  if (tls && certificateDigest) lines.push(`# HostKit inputs: ${tls.certificate} sha256:${certificateDigest}`);
-  const plain = ['80', '[::]:80'];
+  if (tls && options.certificateDigest) lines.push(`# HostKit inputs: ${tls.certificate} sha256:${options.certificateDigest}`);
+  const ipv6 = options.ipv6 !== false;
+  const plain = ipv6 ? ['80', '[::]:80'] : ['80'];
   if (!tls) {
     lines.push(...server(spec, plain, [...gate(spec), ...challenge(), ...content(spec)]));
   } else {
@@ -110,11 +117,13 @@ export function renderSite(spec: SiteSpec, origin: string, certificateDigest?: s
     lines.push(...server(spec, plain, [...challenge(), ...http]));
     lines.push('');
     lines.push(
-      ...server(
-        spec,
-        ['443 ssl', '[::]:443 ssl'],
-        [`    ssl_certificate ${tls.certificate};`, `    ssl_certificate_key ${tls.key};`, ...gate(spec), ...challenge(), ...content(spec)],
-      ),
+      ...server(spec, ipv6 ? ['443 ssl', '[::]:443 ssl'] : ['443 ssl'], [
+        `    ssl_certificate ${tls.certificate};`,
+        `    ssl_certificate_key ${tls.key};`,
+        ...gate(spec),
+        ...challenge(),
+        ...content(spec),
+      ]),
     );
   }
   const text = lines.join('\n') + '\n';

@@ -215,7 +215,7 @@ const desiredRole = (over: Partial<DesiredRole> = {}): DesiredRole => ({
   drop: false,
   login: true,
   connectionLimit: 20,
-  password: { value: PASSWORD, fingerprint: 'sha256:abcdef012345' },
+  password: { value: PASSWORD, fingerprint: 'hmac:abcdef012345' },
   ...over,
 });
 const liveRole = (over: Partial<Extract<ObservedRole, { exists: true }>> = {}): ObservedRole => ({
@@ -238,7 +238,7 @@ describe('reconciler/drivers/postgresql', () => {
         [
           { field: '/login', after: true },
           { field: '/connectionLimit', after: 20 },
-          { field: '/password', after: '(redacted) sha256:abcdef012345', redacted: true },
+          { field: '/password', after: '(redacted) hmac:abcdef012345', redacted: true },
         ],
       ],
       [
@@ -259,7 +259,7 @@ describe('reconciler/drivers/postgresql', () => {
         liveRole({ password: makeVerifier('old') }),
         false,
         { action: 'update' },
-        [{ field: '/password', before: '(redacted) a different password', after: '(redacted) sha256:abcdef012345', redacted: true }],
+        [{ field: '/password', before: '(redacted) a different password', after: '(redacted) hmac:abcdef012345', redacted: true }],
       ],
       [
         'an md5 hash stored (scram-sha-256 logins would fail)',
@@ -267,7 +267,7 @@ describe('reconciler/drivers/postgresql', () => {
         liveRole({ password: 'md5' + '1'.repeat(32) }),
         false,
         { action: 'update' },
-        [{ field: '/password', before: '(redacted) md5 hash, not SCRAM-SHA-256', after: '(redacted) sha256:abcdef012345', redacted: true }],
+        [{ field: '/password', before: '(redacted) md5 hash, not SCRAM-SHA-256', after: '(redacted) hmac:abcdef012345', redacted: true }],
       ],
       [
         'no password stored',
@@ -275,7 +275,7 @@ describe('reconciler/drivers/postgresql', () => {
         liveRole({ password: null }),
         false,
         { action: 'update' },
-        [{ field: '/password', before: 'not set', after: '(redacted) sha256:abcdef012345', redacted: true }],
+        [{ field: '/password', before: 'not set', after: '(redacted) hmac:abcdef012345', redacted: true }],
       ],
       [
         'password not managed: whatever is stored is left alone',
@@ -638,7 +638,7 @@ describe('reconciler/drivers/postgresql', () => {
       const r = await run(server);
       expect(r.roleChange.action).toBe('update');
       const shown = everythingShown([r.roleChange, r.dbChange]);
-      expect(shown).toContain('(redacted) sha256:');
+      expect(shown).toContain('(redacted) hmac:');
       for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), 'old-one-here', 'SCRAM-SHA-256$']) expect(shown).not.toContain(secret);
       // The redactor learnt the value, so any line HostKit prints is scrubbed of it too.
       expect(r.redactor.scrub(`x ${PASSWORD} y`)).toBe('x (redacted) y');

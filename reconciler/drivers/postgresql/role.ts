@@ -2,7 +2,7 @@ import { planLifecycle } from './lifecycle.js';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
-import { REDACTED, secretFingerprint } from '../../core/secrets.js';
+import { REDACTED } from '../../core/secrets.js';
 import type { PgRoleSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -156,7 +156,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
             } else if (secret.value === '' || secret.value.includes('\0')) {
               diagnostics.push(error('invalid secret value', `${r.id}: the password secret is empty or contains NUL, which PostgreSQL cannot hold`, r.origin));
             } else {
-              password = { value: secret.value, fingerprint: secretFingerprint(secret.value) };
+              password = { value: secret.value, fingerprint: ctx.secrets.fingerprint(secret.value) };
             }
           }
           const desired: DesiredRole = { role: r.spec.role, drop, login: true, connectionLimit: r.spec.connectionLimit, ...(password ? { password } : {}) };
