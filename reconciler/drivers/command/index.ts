@@ -5,6 +5,7 @@ import { HostKitError } from '../../core/errors.js';
 import type { CommandSpec } from '../../core/specs.js';
 import { changeBase, type Change } from '../../diff/model.js';
 import { describeExec, type ExecResult, type Host } from '../../hosts/types.js';
+import { restartGrace } from '../systemd/driver.js';
 import type { Driver } from '../types.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
@@ -154,6 +155,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     }
     const spec = specOf(change);
     const desired = change.desired!;
+    if (spec.phase === 'after-start') await restartGrace(ctx);
     const result = await runCommand(ctx.host, {
       argv: spec.command,
       user: spec.user,

@@ -46,10 +46,20 @@ type Spec = UnitSpec | TimerSpec;
 // Unit states seen after settle, for verify (one systemctl call per run, not per unit).
 // They are asked after the restart grace, which runs while the drivers after this one
 // settle (nginx reloads meanwhile); verify awaits them.
-const settled = new WeakMap<DriverContext, Promise<Map<string, UnitState>>>();
+// By driver kind: services and timers settle separately and must not see each other's.
+const settled = new WeakMap<DriverContext, Map<'unit' | 'timer', Promise<Map<string, UnitState>>>>();
 
 /** How long a restarted unit must stay up before it counts as started: a service that dies right after starting shows as active for a moment. */
 export const RESTART_GRACE_MS = 750;
+
+/**
+ * Resolves once the units this run restarted so far are past their grace (at once
+ * when none were). An after-start lifecycle command waits for it: it runs against
+ * services that started and stayed up, not ones still coming up.
+ */
+export async function restartGrace(ctx: DriverContext): Promise<void> {
+  await Promise.all([...(settled.get(ctx)?.values() ?? [])].map((p) => p.catch(() => undefined)));
+}
 
 /**
  * What one run of one driver resolved and saw, by unit name, so that apply can do
@@ -335,13 +345,13 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         showUnits(ctx.host, units),
       );
       states.catch(() => undefined); // a failure is verify's to report; a rollback may never ask
-      settled.set(ctx, states);
+      settled.set(ctx, (settled.get(ctx) ?? new Map()).set(kind, states));
     },
 
     async verify(change, ctx) {
       if (change.action === 'delete') return [];
       const unit = change.desired!.unit;
-      const state = (await settled.get(ctx))?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
+      const state = (await settled.get(ctx)?.get(kind))?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
       const problems: string[] = [];
       if (!state || state.LoadState !== 'loaded') problems.push(`${unit} is not loaded (LoadState=${state?.LoadState ?? 'unknown'})`);
       if (state?.NeedDaemonReload === 'yes') problems.push(`${unit} still needs a daemon-reload`);

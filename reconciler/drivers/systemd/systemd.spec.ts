@@ -3,14 +3,14 @@ import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitUndo } from './driver.js';
+import { restartGrace, RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitUndo } from './driver.js';
 import { execArg, execLine, renderService } from './render.js';
 import type { DriverContext } from '../types.js';
 import type { Change } from '../../diff/model.js';
 
 // systemctl and systemd-analyze, simulated just enough: units load on daemon-reload, states by name,
 // InvocationIDs that change on (re)start, enablement as .wants/ links.
-function fakeSystemd(host: FakeHost, opts: { failStart?: string } = {}) {
+function fakeSystemd(host: FakeHost, opts: { failStart?: string; dies?: { unit: string; afterMs: number } } = {}) {
   const units = new Map<string, { active: string; sub: string; invocation: number }>();
   const loaded = new Set<string>();
   let invocations = 0;
@@ -58,6 +58,7 @@ function fakeSystemd(host: FakeHost, opts: { failStart?: string } = {}) {
             return { exitCode: 1, stdout: '', stderr: `Job for ${n} failed.` };
           }
           units.set(n, { active: 'active', sub: 'running', invocation: ++invocations });
+          if (n === opts.dies?.unit) setTimeout(() => units.set(n, { ...state(n), active: 'failed', sub: 'failed' }), opts.dies.afterMs);
         }
         return ok;
       case 'disable':
@@ -326,6 +327,45 @@ describe('reconciler/drivers/systemd', () => {
     await timerDriver.settle!([{ change, undo }], ctx, 'apply');
     expect(host.text('/etc/systemd/system/hk-job.timer')).toContain('OnCalendar=*-*-* 03:00:00\n');
     expect(host.calls.filter((c) => c.file === 'systemctl' && c.args[0] === 'restart').map((c) => c.args.slice(2))).toEqual([['hk-job.timer']]);
+  });
+
+  it('a service that dies within the restart grace fails verify, also when timers settle after it; restartGrace waits it out', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host, { dies: { unit: 'hk-a.service', afterMs: 300 } });
+    const timer = resource<TimerSpec>('timer', 'hk-job.timer', {
+      unit: 'hk-job.timer',
+      service: 'hk-job.service',
+      onCalendar: '*-*-* 03:00:00',
+      schedule: '0 3 * * *',
+      persistent: true,
+    });
+    const setup = driverContext(host);
+    const made = await timerDriver.desire([timer], setup);
+    const create = timerDriver.plan({ resource: timer, desired: made.get(timer.id)!.desired, observed: undefined, orphan: false });
+    await timerDriver.settle!([{ change: create, undo: await timerDriver.apply(create, setup) }], setup, 'apply');
+
+    // One run: the service is restarted, then the timer is removed (no restart of its own, so no grace).
+    const ctx = driverContext(host);
+    const [change] = await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))]);
+    const undo = await unitDriver.apply(change as never, ctx);
+    await unitDriver.settle!([{ change, undo }] as never, ctx, 'apply');
+    const restarted = performance.now();
+    const seen = (await timerDriver.observe([timer], ctx)).get(timer.id);
+    const remove = timerDriver.plan({ resource: timer, desired: undefined, observed: seen, orphan: true });
+    expect(remove.action).toBe('delete');
+    await timerDriver.settle!([{ change: remove, undo: await timerDriver.apply(remove, ctx) }], ctx, 'apply');
+    // Verify asks once the service's grace is over, so its death at 300 ms is seen.
+    const problems = await unitDriver.verify(change as never, ctx);
+    expect(performance.now() - restarted).toBeGreaterThanOrEqual(RESTART_GRACE_MS - 50);
+    expect(problems.map((d) => d.detail)).toEqual([expect.stringMatching(/^hk-a.service is failed \(failed\), not active/)]);
+
+    // An after-start command's wait: the grace of what this run restarted so far.
+    const next = driverContext(host);
+    const [b] = await planAll(next, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
+    await unitDriver.settle!([{ change: b, undo: await unitDriver.apply(b as never, next) }] as never, next, 'apply');
+    const settledAt = performance.now();
+    await restartGrace(next);
+    expect(performance.now() - settledAt).toBeGreaterThanOrEqual(RESTART_GRACE_MS - 100);
   });
 
   it('rollback restores the previous unit file and restarts only that unit', async () => {
