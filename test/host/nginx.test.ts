@@ -151,7 +151,7 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
       ).stdout.trim();
     await issue('first.named.hk.test');
     const named = GATED.replace('name: gated\n', 'name: named\n').replace(
-      /  domains:[\s\S]*$/,
+      / {2}domains:[\s\S]*$/,
       '  domains:\n    - name: named.hk.test\n      tls: { certificate: /etc/hostkit/own-tls/named.pem, key: /etc/hostkit/own-tls/named.key }\n      redirectHttp: false\n',
     );
     // The sites of the tests before stay as they were (the next test expects them).

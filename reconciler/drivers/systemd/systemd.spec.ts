@@ -74,6 +74,17 @@ function fakeSystemd(host: FakeHost, opts: { failStart?: string; dies?: { unit: 
   return units;
 }
 
+/** hk-job.timer, daily at 03:00, for hk-job.service. */
+function jobTimer(): Resource<TimerSpec> {
+  return resource<TimerSpec>('timer', 'hk-job.timer', {
+    unit: 'hk-job.timer',
+    service: 'hk-job.service',
+    onCalendar: '*-*-* 03:00:00',
+    schedule: '0 3 * * *',
+    persistent: true,
+  });
+}
+
 function serviceSpec(name: string, extra: Partial<UnitSpec> = {}): UnitSpec {
   return {
     unit: `hk-${name}.service`,
@@ -312,13 +323,7 @@ describe('reconciler/drivers/systemd', () => {
     fakeSystemd(host);
     const ctx = driverContext(host);
     const service = resource('unit', 'hk-job.service', serviceSpec('job', { type: 'oneshot', restart: 'no' }));
-    const timer = resource<TimerSpec>('timer', 'hk-job.timer', {
-      unit: 'hk-job.timer',
-      service: 'hk-job.service',
-      onCalendar: '*-*-* 03:00:00',
-      schedule: '0 3 * * *',
-      persistent: true,
-    });
+    const timer = jobTimer();
     await applyAll(ctx, (await planAll(ctx, [service])) as never);
     expect(host.calls.some((c) => c.file === 'systemctl' && c.args[0] === 'restart')).toBe(false);
     const wanted = await timerDriver.desire([timer], ctx);
@@ -332,13 +337,7 @@ describe('reconciler/drivers/systemd', () => {
   it('a service that dies within the restart grace fails verify, also when timers settle after it; restartGrace waits it out', async () => {
     const host = new FakeHost();
     fakeSystemd(host, { dies: { unit: 'hk-a.service', afterMs: 300 } });
-    const timer = resource<TimerSpec>('timer', 'hk-job.timer', {
-      unit: 'hk-job.timer',
-      service: 'hk-job.service',
-      onCalendar: '*-*-* 03:00:00',
-      schedule: '0 3 * * *',
-      persistent: true,
-    });
+    const timer = jobTimer();
     const setup = driverContext(host);
     const made = await timerDriver.desire([timer], setup);
     const create = timerDriver.plan({ resource: timer, desired: made.get(timer.id)!.desired, observed: undefined, orphan: false });
