@@ -135,7 +135,7 @@ export function buildProgram(): Command {
   stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).')
     .option('--verbose', "also show each run's planned changes and events")
     .option('--prune', 'remove old runs, keeping the newest --keep')
-    .option('--keep <n>', 'with --prune: how many runs to keep', '20')
+    .option('--keep <n>', 'with --prune: how many runs to keep (as every apply does by default)', '50')
     .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).runs(opts);
     });

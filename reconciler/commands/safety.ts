@@ -31,7 +31,7 @@ function emit(opts: StateOptions, data: unknown, text: () => string): void {
 export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }): Promise<number> {
   const { host, stateDirectory } = target(opts);
   if (opts.prune) {
-    const keep = Number(opts.keep ?? '20');
+    const keep = Number(opts.keep ?? '50');
     if (!Number.isInteger(keep) || keep < 0) {
       process.stderr.write(`hostkit: error: --keep expects a whole number of runs to keep, got ${opts.keep}\n`);
       return 1;
