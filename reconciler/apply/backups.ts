@@ -6,6 +6,8 @@ import { listTableText } from '../drivers/nftables/nft.js';
 import { restoreTransaction } from '../drivers/nftables/index.js';
 import { UNIT_DIR } from '../drivers/systemd/render.js';
 import type { Host } from '../hosts/types.js';
+import type { HostSpec } from '../manifests/types.js';
+import type { ObservedRole, RoleSpec } from '../drivers/postgresql/role.js';
 import type { RunJournal } from './journal.js';
 
 /**
@@ -39,10 +41,24 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined, state
   }
 }
 
-/** Back up everything `change` may overwrite, before it applies. */
-export async function backupChange(journal: RunJournal, change: Change, driver: AnyDriver | undefined): Promise<void> {
+/**
+ * Back up everything `change` may overwrite, before it applies. `postgresql` is the
+ * Host manifest's admin connection, kept with a role's password so that a restore
+ * (`hostkit rollback`, or the recovery of a killed run) can reach the server again.
+ */
+export async function backupChange(journal: RunJournal, change: Change, driver: AnyDriver | undefined, postgresql?: HostSpec['postgresql']): Promise<void> {
   for (const p of backupPaths(change, driver, journal.stateDirectory)) await journal.backupFile(change.id, p);
   if (change.kind === 'firewall') await journal.backupText(change.id, { type: 'firewall' }, restoreTransaction(await listTableText(journal.host)));
+  // A new password goes with a new env file (DATABASE_URL): restoring the file alone would lock the service out.
+  const observed = change.observed as ObservedRole | undefined;
+  if (change.kind === 'pgrole' && change.action === 'update' && observed?.exists && change.fields.some((f) => f.field === '/password')) {
+    const role = (change.resource!.spec as RoleSpec).role;
+    await journal.backupText(
+      change.id,
+      { type: 'pgrole-password', role, ...(postgresql ? { postgresql } : {}) },
+      JSON.stringify({ password: observed.password }),
+    );
+  }
 }
 
 export function isUnitPath(p: string): boolean {

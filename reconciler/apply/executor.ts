@@ -139,7 +139,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     const driver = drivers.get(change.kind)!;
     // An after-start command runs once the services before it were restarted.
     if (change.kind === 'command' && (change.resource?.spec as CommandSpec | undefined)?.phase === 'after-start') await settle();
-    if (journal) await backupChange(journal, change, driver);
+    if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
     await journal?.event({ ev: 'begin', id: change.id });
     const started = performance.now();
     try {

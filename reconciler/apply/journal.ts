@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Change } from '../diff/model.js';
 import type { CommandSpec } from '../core/specs.js';
 import type { Host } from '../hosts/types.js';
+import type { HostSpec } from '../manifests/types.js';
 import { ensureDirectory, readJson, writeJson } from './state-file.js';
 
 // The run journal: STATE/runs/RUN-ID/ holds run.json (written before anything
@@ -37,8 +38,13 @@ export interface RunRecord {
   target?: string;
 }
 
-/** What a backup restores: a file's bytes and ownership, or its absence; or the firewall table. */
-export type BackupTarget = { type: 'file'; path: string } | { type: 'firewall' };
+/**
+ * What a backup restores: a file's bytes and ownership, or its absence; the firewall
+ * table; or a PostgreSQL role's stored password (its verifier, or none), with how to
+ * reach the server as the Host manifest said (references only, never a secret value).
+ */
+export type BackupTarget =
+  { type: 'file'; path: string } | { type: 'firewall' } | { type: 'pgrole-password'; role: string; postgresql?: HostSpec['postgresql'] };
 
 export type RunEvent =
   | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; mode?: number; uid?: number; gid?: number; t: string }

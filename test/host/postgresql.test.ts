@@ -1,4 +1,7 @@
 import { beforeAll, expect, it } from 'vitest';
+import { findRun, rollbackRun } from '../../reconciler/apply/rollback.js';
+import { renderRestorePlan } from '../../reconciler/commands/safety.js';
+import { silentLogger } from '../../reconciler/core/log.js';
 import { toJsonPlan } from '../../reconciler/diff/render/json.js';
 import { renderText } from '../../reconciler/diff/render/text.js';
 import { makeVerifier, verifierMatches } from '../../reconciler/drivers/postgresql/scram.js';
@@ -248,6 +251,33 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     expect(result.rollbackErrors).toEqual([]);
     expect(await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'")).toBe(verifier);
     expect(await m.host.readFile(ENV_FILE)).toEqual(envBefore);
+    expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
+  });
+
+  it('hostkit rollback --last of a password rotation puts the password back with the env file: the service logs in again, and so does the rollback of it', async () => {
+    const m = machine();
+    const verifier = await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'");
+    const envBefore = await m.host.readFile(ENV_FILE);
+    const rotated = appliedOk(await reconcile(m, await repo({ 'projects/shop.yaml': shop() }), { env: { SHOP_DB_PASSWORD: 'a-fourth-password' } }));
+    expect(rotated.status).toBe('applied');
+    const rotatedVerifier = await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'");
+    expect(rotatedVerifier).not.toBe(verifier);
+
+    const target = await findRun(m.host, '/var/lib/hostkit', { last: true });
+    expect(target.record.id).toBe(rotated.run);
+    const dry = await rollbackRun(target, { dryRun: true, log: silentLogger() });
+    expect(renderRestorePlan(dry.plan)).toContain('restore the password of PostgreSQL role shop');
+    expect(renderRestorePlan(dry.plan)).not.toContain('SCRAM');
+    const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });
+    expect(done.result?.errors).toEqual([]);
+    expect(await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'")).toBe(verifier);
+    expect(await m.host.readFile(ENV_FILE)).toEqual(envBefore);
+    expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
+
+    // The rollback is a run of its own: undoing it brings the rotated password back.
+    const again = await rollbackRun(await findRun(m.host, '/var/lib/hostkit', { id: done.run! }), { dryRun: false, log: silentLogger() });
+    expect(again.result?.errors).toEqual([]);
+    expect(await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'")).toBe(rotatedVerifier);
     expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
   });
 
