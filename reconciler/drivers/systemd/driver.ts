@@ -341,9 +341,15 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       for (const u of restart) pending.delete(u);
       await writePending(ctx.host, ctx.stateDirectory, pending);
       const units = items.map((i) => unitName(i.change.resource!.spec));
-      const states = (restart.length > 0 ? new Promise((resolve) => setTimeout(resolve, RESTART_GRACE_MS)) : Promise.resolve()).then(() =>
+      const fresh = (restart.length > 0 ? new Promise((resolve) => setTimeout(resolve, RESTART_GRACE_MS)) : Promise.resolve()).then(() =>
         showUnits(ctx.host, units),
       );
+      // An earlier settle of this run (before an after-start command) keeps its units' states.
+      const earlier = settled
+        .get(ctx)
+        ?.get(kind)
+        ?.catch(() => new Map<string, UnitState>());
+      const states = Promise.all([earlier ?? new Map<string, UnitState>(), fresh]).then(([a, b]) => new Map([...a, ...b]));
       states.catch(() => undefined); // a failure is verify's to report; a rollback may never ask
       settled.set(ctx, (settled.get(ctx) ?? new Map()).set(kind, states));
     },
