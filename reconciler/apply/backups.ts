@@ -7,7 +7,7 @@ import { restoreTransaction } from '../drivers/nftables/index.js';
 import { UNIT_DIR } from '../drivers/systemd/render.js';
 import type { Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
-import type { ObservedRole, RoleSpec } from '../drivers/postgresql/role.js';
+import type { ObservedRole, RoleSettings, RoleSpec } from '../drivers/postgresql/role.js';
 import type { RunJournal } from './journal.js';
 
 /**
@@ -41,6 +41,9 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined, state
   }
 }
 
+/** The role fields a restore puts back (all of them in one ALTER ROLE). */
+const ROLE_FIELDS = new Set(['/login', '/connectionLimit', '/password']);
+
 /**
  * Back up everything `change` may overwrite, before it applies. `postgresql` is the
  * Host manifest's admin connection, kept with a role's password so that a restore
@@ -49,15 +52,13 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined, state
 export async function backupChange(journal: RunJournal, change: Change, driver: AnyDriver | undefined, postgresql?: HostSpec['postgresql']): Promise<void> {
   for (const p of backupPaths(change, driver, journal.stateDirectory)) await journal.backupFile(change.id, p);
   if (change.kind === 'firewall') await journal.backupText(change.id, { type: 'firewall' }, restoreTransaction(await listTableText(journal.host)));
-  // A new password goes with a new env file (DATABASE_URL): restoring the file alone would lock the service out.
+  // A role's settings, before any of them changes. A new password goes with a new env file
+  // (DATABASE_URL): restoring the file alone would lock the service out.
   const observed = change.observed as ObservedRole | undefined;
-  if (change.kind === 'pgrole' && change.action === 'update' && observed?.exists && change.fields.some((f) => f.field === '/password')) {
+  if (change.kind === 'pgrole' && change.action === 'update' && observed?.exists && change.fields.some((f) => ROLE_FIELDS.has(f.field))) {
     const role = (change.resource!.spec as RoleSpec).role;
-    await journal.backupText(
-      change.id,
-      { type: 'pgrole-password', role, ...(postgresql ? { postgresql } : {}) },
-      JSON.stringify({ password: observed.password }),
-    );
+    const settings: RoleSettings = { login: observed.login, connectionLimit: observed.connectionLimit, password: observed.password };
+    await journal.backupText(change.id, { type: 'pgrole', role, ...(postgresql ? { postgresql } : {}) }, JSON.stringify(settings));
   }
 }
 

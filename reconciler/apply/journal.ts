@@ -40,11 +40,10 @@ export interface RunRecord {
 
 /**
  * What a backup restores: a file's bytes and ownership, or its absence; the firewall
- * table; or a PostgreSQL role's stored password (its verifier, or none), with how to
- * reach the server as the Host manifest said (references only, never a secret value).
+ * table; or a PostgreSQL role's settings (login, connection limit, stored password
+ * verifier), with how to reach the server as the Host manifest said (references only, never a secret value).
  */
-export type BackupTarget =
-  { type: 'file'; path: string } | { type: 'firewall' } | { type: 'pgrole-password'; role: string; postgresql?: HostSpec['postgresql'] };
+export type BackupTarget = { type: 'file'; path: string } | { type: 'firewall' } | { type: 'pgrole'; role: string; postgresql?: HostSpec['postgresql'] };
 
 export type RunEvent =
   | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; mode?: number; uid?: number; gid?: number; t: string }

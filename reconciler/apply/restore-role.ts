@@ -1,31 +1,32 @@
 import type { Logger } from 'pino';
 import { Redactor, SecretResolver } from '../core/secrets.js';
 import { ADMIN_DATABASE, connectAdmin, withSession } from '../drivers/postgresql/connection.js';
+import type { RoleSettings } from '../drivers/postgresql/role.js';
 import { alterRole, ROLE_QUERY } from '../drivers/postgresql/sql.js';
 import type { DriverContext } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
 import type { RunJournal } from './journal.js';
 
-// A role's stored password, put back by a restore. Loaded only when a run being
-// restored changed one (it brings in the PostgreSQL client).
+// A role's settings, put back by a restore. Loaded only when a run being restored
+// changed one (it brings in the PostgreSQL client).
 
 /**
- * Set `role`'s stored password back to `password` (a verifier, or none): one ALTER
- * ROLE, as the admin connection of the Host manifest reaches the server. `record`
- * (the run doing the restore) first backs up the password it replaces.
+ * Set `role`'s login, connection limit and stored password (a verifier, or none)
+ * back to `settings`: one ALTER ROLE, as the admin connection of the Host manifest
+ * reaches the server. `record` (the run doing the restore) first backs up what it replaces.
  */
-export async function restoreRolePassword(options: {
+export async function restoreRoleSettings(options: {
   host: Host;
   stateDirectory: string;
   log: Logger;
   role: string;
-  password: string | null;
+  settings: RoleSettings;
   postgresql: HostSpec['postgresql'];
   resource: string;
   record?: RunJournal;
 }): Promise<void> {
-  const { host, role } = options;
+  const { host, role, settings } = options;
   const ctx: DriverContext = {
     host,
     hostManifest: {
@@ -43,14 +44,14 @@ export async function restoreRolePassword(options: {
     secrets: new SecretResolver({ host, redactor: new Redactor() }),
   };
   await withSession(connectAdmin, ctx, ADMIN_DATABASE, async (s) => {
-    const [now] = await s.query<{ password: string | null }>(ROLE_QUERY, [role]);
-    if (!now) throw new Error(`role ${role} no longer exists; its password cannot be put back`);
-    if (now.password === options.password) return;
+    const [now] = await s.query<RoleSettings>(ROLE_QUERY, [role]);
+    if (!now) throw new Error(`role ${role} no longer exists; its settings cannot be put back`);
+    if (now.login === settings.login && now.connectionLimit === settings.connectionLimit && now.password === settings.password) return;
     await options.record?.backupText(
       options.resource,
-      { type: 'pgrole-password', role, ...(options.postgresql ? { postgresql: options.postgresql } : {}) },
-      JSON.stringify({ password: now.password }),
+      { type: 'pgrole', role, ...(options.postgresql ? { postgresql: options.postgresql } : {}) },
+      JSON.stringify({ login: now.login, connectionLimit: now.connectionLimit, password: now.password } satisfies RoleSettings),
     );
-    await s.query(alterRole(role, { password: options.password }));
+    await s.query(alterRole(role, settings));
   });
 }

@@ -11,6 +11,7 @@ import { reload as reloadNginx, testConfig as testNginx } from '../drivers/nginx
 import { inventoryPath, readInventory } from './inventory.js';
 import type { RunJournal, PlannedStep, RunEvent } from './journal.js';
 import type { HostSpec } from '../manifests/types.js';
+import type { RoleSettings } from '../drivers/postgresql/role.js';
 
 // Down plans: what restores the state before a run, computed from its journal
 // and backups, and the code that applies it. The same restore finishes a run
@@ -21,7 +22,7 @@ export type RestoreStep =
   | { action: 'restore-file'; resource: string; path: string; bytes: number; unchanged: boolean; backup: string; mode: number; uid: number; gid: number }
   | { action: 'remove-file'; resource: string; path: string; unchanged: boolean }
   | { action: 'restore-firewall'; resource: string; backup: string; unchanged: boolean }
-  | { action: 'restore-role-password'; resource: string; role: string; backup: string; postgresql?: HostSpec['postgresql'] }
+  | { action: 'restore-role'; resource: string; role: string; backup: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'run-down'; resource: string; command: string[]; step: PlannedStep }
   | { action: 'skip-irreversible'; resource: string; detail: string }
   | { action: 'keep'; resource: string; detail: string };
@@ -69,10 +70,10 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
         steps.push({ action: 'restore-firewall', resource: id, backup: b.file!, unchanged: saved === live });
         continue;
       }
-      if (b.target.type === 'pgrole-password') {
+      if (b.target.type === 'pgrole') {
         // Whether it is as before is asked when it is put back (one query, in the same session).
         const { role, postgresql } = b.target;
-        steps.push({ action: 'restore-role-password', resource: id, role, backup: b.file!, ...(postgresql ? { postgresql } : {}) });
+        steps.push({ action: 'restore-role', resource: id, role, backup: b.file!, ...(postgresql ? { postgresql } : {}) });
         continue;
       }
       const p = b.target.path;
@@ -185,18 +186,18 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
           if (await revertArmed(host)) await disarmRevert(host);
         });
         break;
-      case 'restore-role-password':
+      case 'restore-role':
         await attempt(step.resource, async () => {
           const saved = (await source.readBackup(step.backup))?.toString('utf8');
-          if (saved === undefined) throw new Error(`backup ${step.backup} of role ${step.role}'s password is missing`);
+          if (saved === undefined) throw new Error(`backup ${step.backup} of role ${step.role}'s settings is missing`);
           await options.record?.event({ ev: 'begin', id: step.resource });
-          const { restoreRolePassword } = await import('./restore-role.js');
-          await restoreRolePassword({
+          const { restoreRoleSettings } = await import('./restore-role.js');
+          await restoreRoleSettings({
             host,
             stateDirectory: source.stateDirectory,
             log: options.log,
             role: step.role,
-            password: (JSON.parse(saved) as { password: string | null }).password,
+            settings: JSON.parse(saved) as RoleSettings,
             postgresql: step.postgresql,
             resource: step.resource,
             ...(options.record ? { record: options.record } : {}),

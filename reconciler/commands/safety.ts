@@ -81,8 +81,8 @@ function describeStep(s: RestoreStep): string {
       return `  remove  ${s.path} (did not exist before)${s.unchanged ? ' - already gone' : ''}`;
     case 'restore-firewall':
       return `  restore the firewall table (one nft transaction)${s.unchanged ? ' - already as before' : ''}`;
-    case 'restore-role-password':
-      return `  restore the password of PostgreSQL role ${s.role} (the stored verifier, one ALTER ROLE)`;
+    case 'restore-role':
+      return `  restore PostgreSQL role ${s.role}: login, connection limit and stored password (one ALTER ROLE)`;
     case 'run-down':
       return `  run down command of ${s.resource}: ${s.command.join(' ')}`;
     case 'skip-irreversible':

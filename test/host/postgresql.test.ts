@@ -254,23 +254,26 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
   });
 
-  it('hostkit rollback --last of a password rotation puts the password back with the env file: the service logs in again, and so does the rollback of it', async () => {
+  it('hostkit rollback --last of a password rotation puts the role (password, connection limit) back with the env file: the service logs in again, and so does the rollback of it', async () => {
     const m = machine();
     const verifier = await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'");
     const envBefore = await m.host.readFile(ENV_FILE);
-    const rotated = appliedOk(await reconcile(m, await repo({ 'projects/shop.yaml': shop() }), { env: { SHOP_DB_PASSWORD: 'a-fourth-password' } }));
+    const limited = shop().replace('connectionLimit: 20', 'connectionLimit: 7');
+    const rotated = appliedOk(await reconcile(m, await repo({ 'projects/shop.yaml': limited }), { env: { SHOP_DB_PASSWORD: 'a-fourth-password' } }));
     expect(rotated.status).toBe('applied');
     const rotatedVerifier = await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'");
     expect(rotatedVerifier).not.toBe(verifier);
+    expect(await admin(m, "SELECT rolconnlimit FROM pg_authid WHERE rolname = 'shop'")).toBe('7');
 
     const target = await findRun(m.host, '/var/lib/hostkit', { last: true });
     expect(target.record.id).toBe(rotated.run);
     const dry = await rollbackRun(target, { dryRun: true, log: silentLogger() });
-    expect(renderRestorePlan(dry.plan)).toContain('restore the password of PostgreSQL role shop');
+    expect(renderRestorePlan(dry.plan)).toContain('restore PostgreSQL role shop: login, connection limit and stored password');
     expect(renderRestorePlan(dry.plan)).not.toContain('SCRAM');
     const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });
     expect(done.result?.errors).toEqual([]);
     expect(await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'")).toBe(verifier);
+    expect(await admin(m, "SELECT rolconnlimit FROM pg_authid WHERE rolname = 'shop'")).toBe('20');
     expect(await m.host.readFile(ENV_FILE)).toEqual(envBefore);
     expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
 
@@ -278,6 +281,7 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     const again = await rollbackRun(await findRun(m.host, '/var/lib/hostkit', { id: done.run! }), { dryRun: false, log: silentLogger() });
     expect(again.result?.errors).toEqual([]);
     expect(await admin(m, "SELECT rolpassword FROM pg_authid WHERE rolname = 'shop'")).toBe(rotatedVerifier);
+    expect(await admin(m, "SELECT rolconnlimit FROM pg_authid WHERE rolname = 'shop'")).toBe('7');
     expect((await asService(m, 'shop', 'SELECT 1')).stdout.trim()).toBe('1');
   });
 
