@@ -1,9 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { scratchRoot, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { directoryYaml, envFileYaml, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { fingerprinter } from '../core/secrets.js';
+import { toJsonPlan } from '../diff/render/json.js';
 import { silentLogger } from '../core/log.js';
 import { reconcileHost } from '../engine.js';
 import { FakeHost } from '../hosts/fake.js';
@@ -81,6 +83,36 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
 
     expect(await pruneRuns(host, STATE, 2)).toHaveLength(2);
     expect((await listRuns(host, STATE)).map((r) => r.record.type)).toEqual(['rollback', 'apply']);
+  });
+
+  it('the secret fingerprint key is stored by the first apply whose plan holds no error, and shows secrets from then on', async () => {
+    const files = {
+      'hosts/test-1.yaml': HOST_YAML,
+      'tester.yaml': TESTER_ACCOUNT_YAML,
+      'dir.yaml': directoryYaml('app', '/srv/app'),
+      'env.yaml': envFileYaml('HK_FP_TOKEN'),
+    };
+    const repoDir = await writeRepo(files);
+    const run = (env: Record<string, string>, dryRun: boolean) => reconcileHost({ repoDir, hostName: 'test-1', host, dryRun, log: silentLogger(), env });
+    const keyFile = path.join(root, 'var/lib/hostkit/fingerprint.key');
+    const stored = () => readFile(keyFile).catch(() => undefined);
+    // The secret is missing: the plan has an error, nothing is applied, and no key is written.
+    const refused = await run({}, false);
+    expect(refused.stage === 'planned' && refused.planned.plan.diagnostics.map((d) => d.summary)).toContain('secret unavailable');
+    expect(await stored()).toBeUndefined();
+    expect((await run({ HK_FP_TOKEN: 'first-token-value' }, true)).stage).toBe('planned');
+    expect(await stored()).toBeUndefined();
+
+    expect((await run({ HK_FP_TOKEN: 'first-token-value' }, false)).stage).toBe('applied');
+    const key = (await stored())!;
+    expect(key).toHaveLength(32);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    // A rotation, dry run: both sides are shown under the host's key.
+    const rotated = await run({ HK_FP_TOKEN: 'second-token-value' }, true);
+    const shown = rotated.stage === 'planned' ? JSON.stringify(toJsonPlan(rotated.planned.plan)) : '';
+    expect(shown).toContain(fingerprinter(key)('first-token-value'));
+    expect(shown).toContain(fingerprinter(key)('second-token-value'));
+    expect(shown).not.toContain('token-value');
   });
 
   it('pruning never removes the open run, however old, and an apply prunes to --keep-runs', async () => {

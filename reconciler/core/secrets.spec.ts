@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { armor, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { FakeHost } from '../hosts/fake.js';
-import { fingerprinter, fingerprintKeyPath, loadFingerprintKey, Redactor, REDACTED, SecretResolver } from './secrets.js';
+import { fingerprinter, fingerprintKeyPath, loadFingerprintKey, Redactor, REDACTED, SecretResolver, storeFingerprintKey } from './secrets.js';
 
 async function ageArmored(plaintext: string, recipient: string): Promise<string> {
   const e = new Encrypter();
@@ -45,15 +45,17 @@ describe('reconciler/core/secrets', () => {
     }
   });
 
-  it('the fingerprint key: made by the first apply (root, 0600) and kept; a dry run never writes one', async () => {
+  it('the fingerprint key: a new one until stored (root, 0600), then the stored one in every mode', async () => {
     const host = new FakeHost();
-    const dry = await loadFingerprintKey(host, '/var/lib/hostkit', 'plan');
-    expect(dry).toHaveLength(32);
+    const fresh = await loadFingerprintKey(host, '/var/lib/hostkit', 'apply');
+    expect(fresh.stored).toBe(false);
+    expect(fresh.key).toHaveLength(32);
     expect(await host.stat(fingerprintKeyPath('/var/lib/hostkit'))).toBeUndefined();
-    const made = await loadFingerprintKey(host, '/var/lib/hostkit', 'apply');
+    await storeFingerprintKey(host, '/var/lib/hostkit', fresh.key);
     expect(await host.stat(fingerprintKeyPath('/var/lib/hostkit'))).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
-    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'apply')).toEqual(made);
-    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'plan')).toEqual(made);
+    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'apply')).toEqual({ key: fresh.key, stored: true });
+    expect(await loadFingerprintKey(host, '/var/lib/hostkit', 'plan')).toEqual({ key: fresh.key, stored: true });
+    const made = fresh.key;
     // Through the resolver: one key, one fingerprint per value.
     const resolver = new SecretResolver({ host, redactor: new Redactor(), fingerprintKey: made });
     expect(resolver.fingerprint('s3cret')).toBe(fingerprinter(made)('s3cret'));

@@ -30,24 +30,24 @@ export function fingerprintKeyPath(stateDirectory: string): string {
 }
 
 /**
- * The host's fingerprint key. An apply makes it when there is none. A dry run
- * changes nothing: where the key is missing or unreadable (a user without root),
- * it uses a key of its own for this run, so within the plan a secret still
- * reads the same on both sides, but not as the host reports it.
+ * The host's fingerprint key, or a new one (`stored: false`) where there is none.
+ * Where it cannot be read (a dry run as a user without root), a dry run also uses a
+ * key of its own: within the plan a secret still reads the same on both sides, but
+ * not as the host reports it. An apply that cannot read it fails.
  */
-export async function loadFingerprintKey(host: Host, stateDirectory: string, mode: 'plan' | 'apply'): Promise<Buffer> {
-  const file = fingerprintKeyPath(stateDirectory);
-  const existing = await host.readFile(file).catch((cause: unknown) => {
+export async function loadFingerprintKey(host: Host, stateDirectory: string, mode: 'plan' | 'apply'): Promise<{ key: Buffer; stored: boolean }> {
+  const existing = await host.readFile(fingerprintKeyPath(stateDirectory)).catch((cause: unknown) => {
     if (mode === 'apply') throw cause;
     return undefined;
   });
-  if (existing && existing.length === KEY_BYTES) return existing;
-  const key = randomBytes(KEY_BYTES);
-  if (mode === 'apply') {
-    await ensureDirectory(host, stateDirectory);
-    await host.writeFile(file, key, { uid: 0, gid: 0, mode: 0o600 });
-  }
-  return key;
+  if (existing && existing.length === KEY_BYTES) return { key: existing, stored: true };
+  return { key: randomBytes(KEY_BYTES), stored: false };
+}
+
+/** Keep a new key on the host (root, 0600): the first apply does, once its plan holds no error. */
+export async function storeFingerprintKey(host: Host, stateDirectory: string, key: Buffer): Promise<void> {
+  await ensureDirectory(host, stateDirectory);
+  await host.writeFile(fingerprintKeyPath(stateDirectory), key, { uid: 0, gid: 0, mode: 0o600 });
 }
 
 export function describeRef(ref: SecretRef): string {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { error, hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import { HostKitError } from '../core/errors.js';
 import type { Resource, ResourceKind } from '../core/resource.js';
-import { loadFingerprintKey, Redactor, SecretResolver } from '../core/secrets.js';
+import { loadFingerprintKey, Redactor, SecretResolver, storeFingerprintKey } from '../core/secrets.js';
 import { readInventory, type Inventory } from '../apply/inventory.js';
 import { drivers as defaultDrivers, PLANNED_DRIVERS } from '../drivers/registry.js';
 import type { AnyDriver, DriverContext } from '../drivers/types.js';
@@ -67,7 +67,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     secrets: new SecretResolver({
       host: options.host,
       redactor,
-      fingerprintKey,
+      fingerprintKey: fingerprintKey.key,
       ...(options.env ? { env: options.env } : {}),
       ...(hostManifest.value.spec?.age ? { ageIdentityFile: hostManifest.value.spec.age.identityFile } : {}),
     }),
@@ -137,6 +137,9 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     diagnostics,
     summary: summarize(changes),
   };
+  // Kept only by an apply about to run: a dry run, or a plan with errors, writes nothing.
+  if (options.mode === 'apply' && !fingerprintKey.stored && !hasErrors(diagnostics))
+    await storeFingerprintKey(options.host, stateDirectory, fingerprintKey.key);
   return { plan, resources: expansion.resources, inventory, context, drivers: registry, redactor };
 }
 
