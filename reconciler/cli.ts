@@ -86,7 +86,7 @@ export function buildProgram(): Command {
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
     if (!dryRunDefault) {
       cmd.option('--dry-run', 'print the plan and change nothing');
-      cmd.option('--keep-runs <n>', 'after an apply, keep the newest N run journals in STATE/runs and remove older ones', '50');
+      cmd.option('--keep-runs <n>', 'after an apply, keep the newest N run journals in STATE/runs and remove older ones (default: 50)');
     }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
     cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
@@ -135,7 +135,7 @@ export function buildProgram(): Command {
   stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).')
     .option('--verbose', "also show each run's planned changes and events")
     .option('--prune', 'remove old runs, keeping the newest --keep')
-    .option('--keep <n>', 'with --prune: how many runs to keep (as every apply does by default)', '50')
+    .option('--keep <n>', 'with --prune: how many runs to keep (default: 50, as every apply keeps)')
     .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).runs(opts);
     });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_KEEP_RUNS } from '../reconciler/apply/journal.js';
 import { NODE_FLAGS } from '../reconciler/core/runtime.js';
 import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
 
@@ -78,6 +79,10 @@ describe('hostkit CLI', () => {
     expect(r.exitCode).toBe(0);
     const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { scripts: Record<string, string> };
     for (const script of ['hostkit', 'dry-run']) expect(pkg.scripts[script]).toContain(`node ${NODE_FLAGS.join(' ')} dist/reconciler/cli.js`);
+  });
+
+  it('the help of reconcile and runs states the number of runs an apply keeps', async () => {
+    for (const cmd of ['reconcile', 'runs']) expect((await hostkit([cmd, '--help'])).stdout.replace(/\s+/g, ' ')).toContain(`(default: ${DEFAULT_KEEP_RUNS}`);
   });
 
   it('--version prints the package version', async () => {

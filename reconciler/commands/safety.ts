@@ -3,7 +3,7 @@ import { createLogger } from '../core/log.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
 import { LocalHost } from '../hosts/local.js';
 import { DEFAULT_STATE_DIRECTORY } from '../manifests/expand.js';
-import { listRuns, pruneRuns } from '../apply/journal.js';
+import { DEFAULT_KEEP_RUNS, listRuns, pruneRuns } from '../apply/journal.js';
 import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
 import type { RestorePlan, RestoreStep } from '../apply/restore.js';
 import { findRun, rollbackRun, summarize } from '../apply/rollback.js';
@@ -31,7 +31,7 @@ function emit(opts: StateOptions, data: unknown, text: () => string): void {
 export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }): Promise<number> {
   const { host, stateDirectory } = target(opts);
   if (opts.prune) {
-    const keep = Number(opts.keep ?? '50');
+    const keep = opts.keep === undefined ? DEFAULT_KEEP_RUNS : Number(opts.keep);
     if (!Number.isInteger(keep) || keep < 0) {
       process.stderr.write(`hostkit: error: --keep expects a whole number of runs to keep, got ${opts.keep}\n`);
       return 1;
