@@ -103,9 +103,21 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         continue;
       }
       const named = typeof r.spec.tls === 'object' ? r.spec.tls : undefined;
+      let certificateDigest: string | undefined;
+      if (named) {
+        try {
+          certificateDigest = await inputsDigest(ctx, [named.certificate]);
+        } catch (cause) {
+          // A dry run as a user who cannot read it still plans, and says what it could not see.
+          if (ctx.mode !== 'plan') throw cause;
+          const detail = `site ${r.spec.site}: TLS file ${named.certificate} cannot be read here (${errorMessage(cause)}); whether it was replaced is not known`;
+          diagnostics.push(warning('tls file unreadable', detail, r.origin));
+          certificateDigest = 'unreadable';
+        }
+      }
       const rendered = renderSite(r.spec, ownerLabel(r.project, r.id), {
         ipv6: await (ipv6 ??= hostHasIpv6(ctx.host)),
-        ...(named ? { certificateDigest: await inputsDigest(ctx, [named.certificate]) } : {}),
+        ...(certificateDigest ? { certificateDigest } : {}),
       });
       const desired: DesiredSite = { file, content: rendered.content, generation: rendered.generation, domains: r.spec.domains };
       const auth = r.spec.gate?.basicAuth;

@@ -273,5 +273,12 @@ describe('reconciler/drivers/nginx (driver)', () => {
     const desired: DesiredSite = (await nginxSiteDriver.desire([site()], ctx)).get('site/web.example.com')!.desired;
     const change = nginxSiteDriver.plan({ resource: site(), desired, observed, orphan: false });
     expect(change.diagnostics[0]).toMatchObject({ severity: 'warning', summary: 'site not observed' });
+    // A certificate the manifest names that cannot be read: a warning in a dry run, an error for an apply.
+    const named = site({ tls: { certificate: '/etc/hostkit/own/web.pem', key: '/etc/hostkit/own/web.key' } });
+    const wanted = (await nginxSiteDriver.desire([named], ctx)).get(named.id)!;
+    expect(wanted.diagnostics).toContainEqual(
+      expect.objectContaining({ severity: 'warning', summary: 'tls file unreadable', detail: expect.stringContaining('/etc/hostkit/own/web.pem') }),
+    );
+    await expect(nginxSiteDriver.desire([named], driverContext(host, { mode: 'apply', env }))).rejects.toThrow(/EACCES/);
   });
 });

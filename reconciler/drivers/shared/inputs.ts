@@ -3,7 +3,7 @@ import type { DriverContext } from '../types.js';
 
 /**
  * One digest of the files a rendered configuration depends on without naming
- * their bytes (a service's env file, a site's certificate and key). It goes into
+ * their bytes (a service's env file, a site's certificate). It goes into
  * the rendered file as a comment, so a new input is a new file: the unit is
  * restarted, nginx reloaded. A file HostKit writes this run counts with the
  * bytes it will have; any other is read from the host ("missing" if absent).
