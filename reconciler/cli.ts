@@ -11,7 +11,10 @@ import type { StateOptions } from './commands/safety.js';
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
 type Format = (typeof FORMATS)[number];
 
-export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
+/** Exit codes: 0 done (or nothing pending), 1 error, 2 changes pending (dry run with --exit-code), 3 another run holds the host's run lock. */
+export const EXIT = { ok: 0, error: 1, changes: 2, locked: 3 } as const;
+
+const LOCK_TIMEOUT_HELP = 'wait this long for the run lock another HostKit process holds (30s, 5m; 0: exit 3 at once)';
 
 function version(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -41,6 +44,8 @@ interface ReconcileOptions {
   logLevel?: string;
   cache: boolean;
   keepRuns?: string;
+  lockTimeout?: string;
+  hostMismatchOk?: boolean;
 }
 
 export function buildProgram(): Command {
@@ -87,6 +92,8 @@ export function buildProgram(): Command {
     if (!dryRunDefault) {
       cmd.option('--dry-run', 'print the plan and change nothing');
       cmd.option('--keep-runs <n>', 'after an apply, keep the newest N run journals in STATE/runs and remove older ones (default: 50)');
+      cmd.option('--lock-timeout <duration>', `${LOCK_TIMEOUT_HELP} (default: 5m)`);
+      cmd.option('--host-mismatch-ok', "apply even though this machine's hostname is not one the Host manifest names");
     }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
     cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
@@ -132,6 +139,10 @@ export function buildProgram(): Command {
       .addOption(outputOption(['text', 'json', 'yaml']))
       .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
+  const changesState = (command: Command) =>
+    command
+      .option('--lock-timeout <duration>', `${LOCK_TIMEOUT_HELP} (default: 5m)`)
+      .option('--host-mismatch-ok', "act even though this machine's hostname is not the host the run was applied to");
   stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).')
     .option('--verbose', "also show each run's planned changes and events")
     .option('--prune', 'remove old runs, keeping the newest --keep')
@@ -139,14 +150,14 @@ export function buildProgram(): Command {
     .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).runs(opts);
     });
-  stateCommand('rollback', 'Restore the state before a run from its backups (lifecycle down commands run; irreversible ones are reported).')
+  changesState(stateCommand('rollback', 'Restore the state before a run from its backups (lifecycle down commands run; irreversible ones are reported).'))
     .option('--last', 'the newest applied run not rolled back yet')
     .option('--run <id>', 'the run to undo (a unique prefix of its id)')
     .option('--dry-run', 'print the down plan and change nothing')
     .action(async (opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }) => {
       process.exitCode = await (await import('./commands/safety.js')).rollback(opts);
     });
-  stateCommand('resume', 'Lift the quarantine of failed commits and un-pause paused projects, so the next apply retries them.')
+  changesState(stateCommand('resume', 'Lift the quarantine of failed commits and un-pause paused projects, so the next apply retries them.'))
     .option('--project <name>', 'only this project')
     .option('--commit <sha>', 'only this commit')
     .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
@@ -161,9 +172,9 @@ async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (cause) {
-    const { describeFailure } = await import('./commands/failure.js');
+    const { describeFailure, exitCodeOf } = await import('./commands/failure.js');
     process.stderr.write(describeFailure(cause));
-    process.exitCode = EXIT.error;
+    process.exitCode = exitCodeOf(cause);
   }
 }
 

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
-import { hasErrors } from './core/diagnostics.js';
+import { hasErrors, warning } from './core/diagnostics.js';
+import { errorMessage, HostKitError } from './core/errors.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
+import type { HostManifest, Manifest } from './manifests/types.js';
 import { Redactor } from './core/secrets.js';
 import type { ResourceKind } from './core/resource.js';
 import type { ApplyResult } from './apply/executor.js';
@@ -27,6 +30,16 @@ export interface ReconcileInput {
   cacheDir?: string;
   /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
   keepRuns?: number;
+  /** How long an apply waits for the host's run lock (default 5 minutes; 0: fail at once with RUN_LOCKED). */
+  lockTimeoutMs?: number;
+  /** Told when an apply starts waiting for the run lock another process holds. */
+  onLockWait?: (message: string) => void;
+  /** What this run is, for the message of a process waiting on its lock (default "hostkit reconcile"). */
+  lockCommand?: string;
+  /** Apply even when the machine's hostname is not one the Host manifest names (simulated hosts). */
+  hostMismatchOk?: boolean;
+  /** A run that fails with a transient cause is rolled back but not counted towards quarantine or pause (the caller retries). */
+  deferRetryable?: boolean;
 }
 
 export type ReconcileOutcome =
@@ -37,13 +50,56 @@ export type ReconcileOutcome =
   | { stage: 'held'; repo: Repository; planned: PlannedHost; hold: Hold };
 
 // The whole pipeline for one host: load + validate -> expand + observe + plan ->
-// (dry run stops here, as does a plan with errors) -> apply.
+// (dry run stops here, as does a plan with errors) -> apply. An apply first
+// checks that the Host manifest names the machine it reaches, then holds the
+// host-wide run lock from recovering an interrupted run until its journal is
+// closed; a dry run takes no lock and only warns about a mismatch.
 export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOutcome> {
   const repo = await validateRepository(input.repoDir, input.cacheDir ? { cacheDir: input.cacheDir } : {});
   if (!repo.valid) return { stage: 'invalid', repo };
-  // A run a killed process left open is rolled back before anything is planned (apply/restore.ts).
+  const hostManifest = repo.manifests.find((m): m is Manifest<HostManifest> => m.kind === 'Host' && m.name === input.hostName);
+  const mismatch = hostManifest ? await machineMismatch(input.host, hostManifest) : undefined;
   const stateDirectory = stateDirectoryFor(repo.manifests, input.hostName, input.stateDirectory);
-  const recovered = input.dryRun ? undefined : await recoverBeforePlan(input.host, stateDirectory, input.log);
+  if (input.dryRun || !hostManifest || !stateDirectory) {
+    // Without its Host manifest planHost fails, naming the hosts the repository has.
+    const planned = await plan(input, repo, undefined);
+    if (mismatch)
+      planned.plan.diagnostics.push(warning('host mismatch', `${mismatch} An apply would refuse it.`, hostManifest!.source.locate('/metadata/name')));
+    const interrupted = await interruptedRunWarning(input.host, stateDirectory);
+    if (interrupted) planned.plan.diagnostics.push(interrupted);
+    return { stage: 'planned', repo, planned };
+  }
+  if (mismatch && !input.hostMismatchOk) {
+    throw new HostKitError(
+      'HOST_MISMATCH',
+      `${mismatch} Nothing was applied. Run it on that machine, add this name to spec.hostnames, or pass --host-mismatch-ok.`,
+      {
+        data: { host: input.hostName },
+      },
+    );
+  }
+  const lock = {
+    timeoutMs: input.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    command: input.lockCommand ?? 'hostkit reconcile',
+    log: input.log,
+    ...(input.onLockWait ? { onWait: input.onLockWait } : {}),
+  };
+  return withRunLock(input.host, stateDirectory, lock, async () => {
+    // Holding the lock, an open run is one whose process died: roll it back before planning (apply/restore.ts).
+    const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
+    const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
+    if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+    const safe = await applySafely(planned, {
+      manifests: repo.manifests,
+      ...(recovered ? { recovered } : {}),
+      ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
+      ...(input.deferRetryable ? { deferRetryable: true } : {}),
+    });
+    return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+  });
+}
+
+async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<typeof warning> | undefined): Promise<PlannedHost> {
   const planned = await planHost({
     manifests: repo.manifests,
     hostName: input.hostName,
@@ -58,15 +114,23 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     ...(input.drivers ? { drivers: input.drivers } : {}),
   });
   planned.plan.diagnostics.push(...repo.diagnostics); // validation warnings
-  if (input.dryRun) {
-    const interrupted = await interruptedRunWarning(input.host, stateDirectory);
-    if (interrupted) planned.plan.diagnostics.push(interrupted);
+  if (extra) planned.plan.diagnostics.push(extra);
+  return planned;
+}
+
+/**
+ * Why the Host manifest does not name the machine `host` reaches, or undefined
+ * when it does: its hostname (or the part before the first dot) is the
+ * manifest's name or one of its spec.hostnames.
+ */
+export async function machineMismatch(host: Host, manifest: Manifest<HostManifest>): Promise<string | undefined> {
+  const names = [manifest.name, ...(manifest.value.spec?.hostnames ?? [])].map((n) => n.toLowerCase());
+  let machine: string;
+  try {
+    machine = (await host.hostname()).toLowerCase();
+  } catch (cause) {
+    return `The Host manifest "${manifest.name}" (${manifest.source.file}) cannot be checked against the machine: ${errorMessage(cause)}.`;
   }
-  if (input.dryRun || hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
-  const safe = await applySafely(planned, {
-    manifests: repo.manifests,
-    ...(recovered ? { recovered } : {}),
-    ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
-  });
-  return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+  if (names.includes(machine) || names.includes(machine.split('.')[0]!)) return undefined;
+  return `The Host manifest "${manifest.name}" (${manifest.source.file}) does not name this machine: ${host.name} reports the hostname "${machine}", and the manifest names ${names.map((n) => `"${n}"`).join(', ')}.`;
 }

@@ -62,6 +62,9 @@ async function setup(
     report: { enabled: true, branch: options.reportBranch ?? 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
     drift: { policy: options.policy ?? 'report', intervalMs: 60_000 },
     stateDirectory: state,
+    lockTimeoutMs: 10_000,
+    retry: { attempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    hostMismatchOk: false,
     keepRuns: options.keepRuns ?? 50,
     logLevel: 'silent',
   };

@@ -1,8 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { hasErrors } from '../core/diagnostics.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, isRetryable } from '../core/errors.js';
 import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
 import { applyPlan } from '../apply/executor.js';
@@ -14,7 +15,7 @@ import { renderMarkdown } from '../diff/render/markdown.js';
 import { renderDiagnostic } from '../diff/render/text.js';
 import { PLAIN } from '../diff/render/style.js';
 import type { AnyDriver } from '../drivers/types.js';
-import { reconcileHost } from '../engine.js';
+import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../engine.js';
 import type { Host } from '../hosts/types.js';
 import { validateRepository } from '../manifests/index.js';
 import {
@@ -36,6 +37,7 @@ import type { AgentConfig } from './config.js';
 import { FlapGuard } from './flap.js';
 import type { AgentMetrics } from './metrics.js';
 import { CoalescingQueue } from './queue.js';
+import { retrying } from './retry.js';
 
 /** What the webhook server hands the loop (the fields the loop reads). */
 export type AgentEvent = Pick<WebhookEvent, 'kind' | 'deliveryId' | 'ref' | 'pullRequest'>;
@@ -61,6 +63,8 @@ export interface AgentDeps {
   now?: () => number;
   /** Runs of one kind start at least this long after the previous one ended (default 1 s): bursts fold into one run. */
   runSpacingMs?: number;
+  /** Waits between retries (tests make them instant). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 interface PersistedState {
@@ -132,6 +136,8 @@ export class Agent {
       this.driftTimer = setInterval(() => void this.checkDrift('timer'), config.drift.intervalMs);
     }
     log.info({ host: config.host, branch: config.repository.branch, applied: this.state.applied }, 'agent started');
+    // First the commit applied last, once (a reboot loses what lives in memory, e.g. the firewall table), then the branch head.
+    void this.queue.trigger('converge', 'startup', () => this.timed('converge', () => this.converge()));
     void this.trigger('startup');
   }
 
@@ -196,12 +202,16 @@ export class Agent {
   }
 
   private async reconcile(reasons: string[]): Promise<void> {
-    const { config, source, log, metrics, redactor } = this.deps;
+    const { config, source, log, metrics } = this.deps;
     const startedAt = new Date(this.now());
     const t0 = performance.now();
     let commit: string;
     try {
-      commit = await source.fetch();
+      commit = await retrying(config.retry, () => source.fetch(), {
+        retryable: (o) => 'error' in o && isRetryable(o.error),
+        onRetry: (attempt, waitMs, o) => log.warn({ attempt, waitMs, err: 'error' in o ? errorMessage(o.error) : '' }, 'fetch failed; retrying'),
+        ...(this.deps.sleep ? { sleep: this.deps.sleep } : {}),
+      });
     } catch (cause) {
       log.warn({ err: errorMessage(cause) }, 'fetch failed');
       metrics.run('error', (performance.now() - t0) / 1000, 0);
@@ -231,30 +241,20 @@ export class Agent {
       timings: { fetchMs, reconcileMs: Math.round(performance.now() - t1) },
     });
     let changes = 0;
+    let transient = false;
     try {
-      const snapshot = await source.snapshot(commit);
-      const outcome = await reconcileHost({
-        repoDir: snapshot,
-        repository: displayUrl(config.repository.url),
-        hostName: config.host,
-        host: this.deps.host,
-        dryRun: false,
-        log,
-        redactor,
-        commit,
-        keepRuns: config.keepRuns,
-        ...(this.deps.env ? { env: this.deps.env } : {}),
-        ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
-        ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
-      });
+      const outcome = await this.applyCommit(commit);
       report = reportFromOutcome(facts(), outcome);
       if (outcome.stage !== 'invalid') this.state.hostState = stateDirectoryFor(outcome.repo.manifests, config.host, this.deps.hostStateDirectory);
       if (outcome.stage === 'applied' && outcome.result.status === 'applied') changes = outcome.result.steps.length;
     } catch (cause) {
       report = reportFromError(facts(), cause);
+      transient = isRetryable(cause);
     }
     metrics.run(report.result, (performance.now() - t0) / 1000, changes);
-    this.state.considered = commit;
+    // A commit that could not be tried for a transient reason (the lock held, a server down past every retry) is tried
+    // again on the next trigger; one that was applied, rolled back or refused is not.
+    if (!transient) this.state.considered = commit;
     this.state.failed = report.result === 'rolled-back' || report.result === 'held';
     if (report.result === 'applied' || report.result === 'no-changes') {
       this.state.applied = commit;
@@ -270,6 +270,82 @@ export class Agent {
     this.lastReport = report;
     await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit}`);
     await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', report.summary);
+  }
+
+  /**
+   * Apply a commit through the one door (reconcileHost: hostname check, run lock, recovery, holds, journal,
+   * health, quarantine), trying again with capped back-off while it fails for a transient reason. Failures of
+   * the tries before the last are rolled back but not counted towards quarantine or pause.
+   */
+  private async applyCommit(commit: string): Promise<ReconcileOutcome> {
+    const { config, source, log, redactor } = this.deps;
+    const input: ReconcileInput = {
+      repoDir: await source.snapshot(commit),
+      repository: displayUrl(config.repository.url),
+      hostName: config.host,
+      host: this.deps.host,
+      dryRun: false,
+      log,
+      redactor,
+      commit,
+      keepRuns: config.keepRuns,
+      lockTimeoutMs: config.lockTimeoutMs,
+      lockCommand: `hostkit agent (commit ${commit.slice(0, 12)})`,
+      ...(config.hostMismatchOk ? { hostMismatchOk: true } : {}),
+      ...(this.deps.env ? { env: this.deps.env } : {}),
+      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
+      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
+    };
+    return retrying(config.retry, (_attempt, last) => reconcileHost({ ...input, deferRetryable: !last }), {
+      retryable: (o) =>
+        'error' in o
+          ? isRetryable(o.error)
+          : o.value.stage === 'applied' && o.value.result.status === 'rolled-back' && o.value.result.failed.retryable === true,
+      onRetry: (attempt, waitMs, o) =>
+        log.warn(
+          {
+            commit,
+            attempt,
+            waitMs,
+            err:
+              'error' in o ? errorMessage(o.error) : o.value.stage === 'applied' && o.value.result.status === 'rolled-back' ? o.value.result.failed.error : '',
+          },
+          'run failed for a transient reason; retrying',
+        ),
+      ...(this.deps.sleep ? { sleep: this.deps.sleep } : {}),
+    });
+  }
+
+  // At start-up: apply the commit applied last once more, so the host is as it says (observe, apply only what
+  // differs). What a quarantine or a pause holds stays held; nothing is reported when nothing changed.
+  private async converge(): Promise<void> {
+    const { config, log, metrics } = this.deps;
+    const commit = this.state.applied;
+    if (!commit) return;
+    const startedAt = new Date(this.now());
+    const t0 = performance.now();
+    let report: HostReport;
+    try {
+      report = reportFromOutcome(
+        { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
+        await this.applyCommit(commit),
+      );
+    } catch (cause) {
+      report = reportFromError(
+        { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
+        cause,
+      );
+    }
+    report.finishedAt = new Date(this.now()).toISOString();
+    log.info({ commit, result: report.result }, 'converged at start-up');
+    if (report.result === 'no-changes') return;
+    metrics.run(
+      report.result,
+      (performance.now() - t0) / 1000,
+      report.resources.filter((r) => ['created', 'updated', 'replaced', 'deleted'].includes(r.state)).length,
+    );
+    this.lastReport = report;
+    await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit} (start-up)`);
   }
 
   // Observe the host against the last applied commit; report, or heal what is not flapping.
@@ -431,10 +507,20 @@ export class Agent {
     }
   }
 
+  // Atomically: a unique temporary file, synced, renamed over the old one (a crash leaves one or the other).
   private async saveState(): Promise<void> {
-    await mkdir(path.dirname(this.statePath), { recursive: true });
-    const temp = `${this.statePath}.tmp`;
-    await writeFile(temp, JSON.stringify(this.state, null, 2) + '\n');
+    await mkdir(path.dirname(this.statePath), { recursive: true, mode: 0o700 });
+    const temp = `${this.statePath}.${randomBytes(6).toString('hex')}.tmp`;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(this.state, null, 2) + '\n');
+      await handle.sync();
+    } catch (cause) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw cause;
+    }
+    await handle.close();
     await rename(temp, this.statePath);
   }
 }

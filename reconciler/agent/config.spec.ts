@@ -22,6 +22,9 @@ describe('reconciler/agent/config', () => {
       stateDirectory: '/var/lib/hostkit',
       keepRuns: 50,
       logLevel: 'info',
+      lockTimeoutMs: 600_000,
+      retry: { attempts: 4, initialDelayMs: 2_000, maxDelayMs: 60_000 },
+      hostMismatchOk: false,
     });
   });
 
@@ -42,6 +45,9 @@ forge:
 drift: { policy: heal, interval: 2m }
 stateDirectory: /srv/hostkit
 keepRuns: 7
+lockTimeout: 90s
+retry: { attempts: 6, initialDelay: 500ms, maxDelay: 30s }
+hostMismatchOk: true
 `;
     const result = await parseAgentConfig('agent.yaml', text(yaml));
     if (!result.ok) throw new Error(JSON.stringify(result.diagnostics));
@@ -50,6 +56,9 @@ keepRuns: 7
     expect(result.config.forge).toEqual({ tokenFile: '/etc/hostkit/forge-token', baseUrl: 'https://github.example.com/api/v3', pullRequests: true });
     expect(result.config.pollIntervalMs).toBe(30_000);
     expect(result.config.keepRuns).toBe(7);
+    expect(result.config.lockTimeoutMs).toBe(90_000);
+    expect(result.config.retry).toEqual({ attempts: 6, initialDelayMs: 500, maxDelayMs: 30_000 });
+    expect(result.config.hostMismatchOk).toBe(true);
   });
 
   it.each([
@@ -67,6 +76,8 @@ keepRuns: 7
       '/webhook/listen',
     ],
     ['no run kept', 'repository:\n  url: x\nhost: web-1\nkeepRuns: 0\n', undefined, 'agent.yaml', 4, '/keepRuns'],
+    ['no try at all', 'repository:\n  url: x\nhost: web-1\nretry:\n  attempts: 0\n', undefined, 'agent.yaml', 5, '/retry/attempts'],
+    ['a lock timeout that is not a duration', 'repository:\n  url: x\nhost: web-1\nlockTimeout: forever\n', undefined, 'agent.yaml', 4, '/lockTimeout'],
     ['invalid YAML', 'repository: [\n', 'invalid YAML', 'agent.yaml', 2, undefined],
   ])('%s is an error naming file, line and field', async (_name, yaml, summary, file, line, pointer) => {
     const result = await parseAgentConfig('agent.yaml', text(yaml));

@@ -23,7 +23,21 @@ export interface AgentConfig {
   /** Run journals kept after each apply. */
   keepRuns: number;
   logLevel: string;
+  /** How long a run waits for the host's run lock. */
+  lockTimeoutMs: number;
+  /** Capped exponential back-off for retryable failures. */
+  retry: RetryPolicy;
+  hostMismatchOk: boolean;
 }
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, initialDelayMs: 2_000, maxDelayMs: 60_000 };
 
 interface RawConfig {
   repository: { url: string; branch?: string; sshKeyFile?: string };
@@ -36,6 +50,9 @@ interface RawConfig {
   stateDirectory?: string;
   keepRuns?: number;
   logLevel?: string;
+  lockTimeout?: string;
+  retry?: { attempts?: number; initialDelay?: string; maxDelay?: string };
+  hostMismatchOk?: boolean;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
@@ -106,6 +123,13 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
       stateDirectory: raw.stateDirectory ?? '/var/lib/hostkit',
       keepRuns: raw.keepRuns ?? DEFAULT_KEEP_RUNS,
       logLevel: raw.logLevel ?? 'info',
+      lockTimeoutMs: parseDuration(raw.lockTimeout ?? '10m')!,
+      retry: {
+        attempts: raw.retry?.attempts ?? DEFAULT_RETRY.attempts,
+        initialDelayMs: raw.retry?.initialDelay ? parseDuration(raw.retry.initialDelay)! : DEFAULT_RETRY.initialDelayMs,
+        maxDelayMs: raw.retry?.maxDelay ? parseDuration(raw.retry.maxDelay)! : DEFAULT_RETRY.maxDelayMs,
+      },
+      hostMismatchOk: raw.hostMismatchOk ?? false,
     },
   };
 }

@@ -1,4 +1,4 @@
-import { errorMessage, isHostKitError } from '../core/errors.js';
+import { errorMessage, isHostKitError, isRetryable } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
@@ -39,7 +39,8 @@ export type ApplyResult =
   | (ResultBase & {
       status: 'rolled-back';
       steps: AppliedStep[];
-      failed: { id: string; error: string; diagnostics: Diagnostic[] };
+      /** retryable: the cause was transient (a server restarting, a timeout): the same run may pass if tried again. */
+      failed: { id: string; error: string; diagnostics: Diagnostic[]; retryable?: boolean };
       rollbackErrors: { id: string; error: string }[];
     });
 
@@ -61,17 +62,21 @@ interface Done {
 class StepFailed extends Error {
   readonly id: string;
   readonly diagnostics: Diagnostic[];
-  constructor(id: string, diagnostics: Diagnostic[]) {
+  readonly retryable: boolean;
+  constructor(id: string, diagnostics: Diagnostic[], retryable = false) {
     super(diagnostics.map((d) => d.detail).join('; '));
     this.id = id;
     this.diagnostics = diagnostics;
+    this.retryable = retryable;
   }
 }
 
 function failure(change: Change, cause: unknown): StepFailed {
-  return new StepFailed(change.id, [
-    { severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) },
-  ]);
+  return new StepFailed(
+    change.id,
+    [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause), ...(change.origin ? { location: change.origin } : {}) }],
+    isRetryable(cause),
+  );
 }
 
 /**
@@ -105,6 +110,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       : await RunJournal.open(context.host, context.stateDirectory, {
           type: 'apply',
           host: plan.host,
+          ...(context.hostManifest.spec?.hostnames?.length ? { hostnames: context.hostManifest.spec.hostnames } : {}),
           ...(plan.commit ? { commit: plan.commit } : {}),
           ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
           planned: plannedSteps(pending),
@@ -181,7 +187,10 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       if (i === 0) await checkHealth();
     }
   } catch (cause) {
-    const failed = cause instanceof StepFailed ? cause : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }]);
+    const failed =
+      cause instanceof StepFailed
+        ? cause
+        : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }], isRetryable(cause));
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
     // The journal is best effort from here: a host that stopped answering must not hide the failure.
     // A run it cannot close stays open and is rolled back from its backups at the next start.
@@ -217,7 +226,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       steps: steps.filter((s) => s.id !== failed.id),
       ...base,
       warnings: context.warnings,
-      failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics },
+      failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics, ...(failed.retryable ? { retryable: true } : {}) },
       rollbackErrors,
       ...(journal ? { run: journal.record.id } : {}),
       ...(health.length > 0 ? { health } : {}),

@@ -29,6 +29,8 @@ export interface RunRecord {
   id: string;
   type: RunType;
   host: string;
+  /** The Host manifest's spec.hostnames: other names the machine may report (checked by `hostkit rollback`). */
+  hostnames?: string[];
   commit?: string;
   /** The commit the host was at before this run (from the inventory). */
   previousCommit?: string;

@@ -75,6 +75,7 @@ export async function rollbackRun(
   const record = await RunJournal.open(target.host, target.stateDirectory, {
     type: 'rollback',
     host: target.record.host,
+    ...(target.record.hostnames ? { hostnames: target.record.hostnames } : {}),
     target: target.record.id,
     ...(target.record.previousCommit ? { commit: target.record.previousCommit } : {}),
     ...(target.record.commit ? { previousCommit: target.record.commit } : {}),

@@ -80,7 +80,10 @@ export async function interruptedRunWarning(host: Host, stateDirectory: string |
   } catch {
     // still worth the warning
   }
-  return warning('interrupted run', `run ${run} on this host was interrupted; the next apply rolls it back from its backups first`);
+  return warning(
+    'interrupted run',
+    `run ${run} on this host is open: another HostKit process is applying it now, or it was interrupted; in that case the next apply rolls it back from its backups first (only once no process holds the run lock)`,
+  );
 }
 
 export function projectFingerprints(planned: PlannedHost): Map<string, string> {
@@ -96,7 +99,14 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
 
 export async function applySafely(
   planned: PlannedHost,
-  options: { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered']; health?: boolean; keepRuns?: number },
+  options: {
+    manifests: readonly Manifest[];
+    recovered?: SafeApplyExtras['recovered'];
+    health?: boolean;
+    keepRuns?: number;
+    /** A failure with a transient cause is not counted (no quarantine, no pause): the caller tries again. */
+    deferRetryable?: boolean;
+  },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
   const { host, stateDirectory } = context;
@@ -132,7 +142,9 @@ export async function applySafely(
   const pausedHeld = paused.filter((p) => heldProjects.has(p.project));
   if (pausedHeld.length > 0) result.paused = pausedHeld;
   if (released.length > 0) result.released = released.map((r) => r.project);
-  if (result.status === 'rolled-back') {
+  if (result.status === 'rolled-back' && options.deferRetryable && result.failed.retryable) {
+    context.log.warn({ failed: result.failed.id }, 'failed with a transient cause; not counted, to be tried again');
+  } else if (result.status === 'rolled-back') {
     const failedProject = result.failed.id.startsWith('health/')
       ? result.failed.id.slice('health/'.length)
       : plan.changes.find((c) => c.id === result.failed.id)?.project;

@@ -1,4 +1,4 @@
-import { isHostKitError } from '../core/errors.js';
+import { HostKitError, isHostKitError } from '../core/errors.js';
 
 // What the user sees when a command fails: the message, its code, and no stack
 // unless HOSTKIT_DEBUG is set (a stack is for bugs, not for expected failures).
@@ -9,4 +9,18 @@ export function describeFailure(cause: unknown): string {
   }
   const error = cause instanceof Error ? cause : new Error(String(cause));
   return `hostkit: internal error: ${error.message}\n${error.stack ?? ''}\nThis is a bug in HostKit; please report it with the command you ran.\n`;
+}
+
+/** The process exit code for a failure: 3 when another run holds the lock, else 1 (see EXIT in cli.ts). */
+export function exitCodeOf(cause: unknown): number {
+  return isHostKitError(cause) && cause.code === 'RUN_LOCKED' ? 3 : 1;
+}
+
+/** A --lock-timeout value in milliseconds: a duration as manifests write them (30s, 5m, 1h), or 0. */
+export function parseLockTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (/^0(ms|s|m|h)?$/.test(text)) return 0;
+  const m = /^([1-9][0-9]{0,5})(ms|s|m|h)$/.exec(text);
+  if (!m) throw new HostKitError('BAD_OPTION', `--lock-timeout expects a duration such as 30s, 5m or 0, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }

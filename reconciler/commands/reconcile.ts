@@ -13,6 +13,7 @@ import { LocalHost } from '../hosts/local.js';
 import { headCommit } from '../sources/git.js';
 import { assertRepository } from './validate.js';
 import { defaultCacheDir } from '../manifests/parse-cache.js';
+import { parseLockTimeout } from './failure.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -27,6 +28,8 @@ export interface ReconcileCommandOptions {
   cache?: boolean;
   /** Run journals kept after an apply (a whole number, at least 1). */
   keepRuns?: string;
+  lockTimeout?: string;
+  hostMismatchOk?: boolean;
 }
 
 // validate -> plan -> (dry run: render and stop) -> apply -> render the result.
@@ -36,6 +39,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     process.stderr.write(`hostkit: error: --keep-runs expects a whole number of runs, at least 1, got ${opts.keepRuns}\n`);
     return 1;
   }
+  const lockTimeoutMs = parseLockTimeout(opts.lockTimeout);
   const dir = await assertRepository(opts.repo);
   const redactor = new Redactor();
   const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}) });
@@ -56,6 +60,9 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     ...(commit ? { commit } : {}),
     ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
     ...(keepRuns !== undefined ? { keepRuns } : {}),
+    ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
+    ...(opts.hostMismatchOk ? { hostMismatchOk: true } : {}),
+    onLockWait: (message) => process.stderr.write(`hostkit: ${message}\n`),
   });
   if (outcome.stage === 'invalid') {
     for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');

@@ -7,6 +7,10 @@ import { DEFAULT_KEEP_RUNS, listRuns, pruneRuns } from '../apply/journal.js';
 import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
 import type { RestorePlan, RestoreStep } from '../apply/restore.js';
 import { findRun, rollbackRun, summarize } from '../apply/rollback.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from '../apply/lock.js';
+import { HostKitError } from '../core/errors.js';
+import type { Host } from '../hosts/types.js';
+import { parseLockTimeout } from './failure.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.
@@ -16,6 +20,15 @@ export interface StateOptions {
   root?: string;
   output: string;
   logLevel?: string;
+  lockTimeout?: string;
+  hostMismatchOk?: boolean;
+}
+
+// What changes the state directory or the host holds the run lock, as every apply does.
+function locked<T>(opts: StateOptions, command: string, work: () => Promise<T>): Promise<T> {
+  const { host, stateDirectory } = target(opts);
+  const timeoutMs = parseLockTimeout(opts.lockTimeout) ?? DEFAULT_LOCK_TIMEOUT_MS;
+  return withRunLock(host, stateDirectory, { timeoutMs, command, onWait: (message) => process.stderr.write(`hostkit: ${message}\n`) }, work);
 }
 
 function target(opts: StateOptions) {
@@ -36,7 +49,7 @@ export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boo
       process.stderr.write(`hostkit: error: --keep expects a whole number of runs to keep, got ${opts.keep}\n`);
       return 1;
     }
-    const removed = await pruneRuns(host, stateDirectory, keep);
+    const removed = await locked(opts, 'hostkit runs --prune', () => pruneRuns(host, stateDirectory, keep));
     emit(opts, { removed, kept: keep }, () => `Removed ${removed.length} run(s) from ${stateDirectory}/runs; the newest ${keep} are kept.\n`);
     return 0;
   }
@@ -110,8 +123,13 @@ export async function rollback(opts: StateOptions & { last?: boolean; run?: stri
   }
   const { host, stateDirectory } = target(opts);
   const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-  const run = await findRun(host, stateDirectory, opts.run ? { id: opts.run } : { last: true });
-  const outcome = await rollbackRun(run, { dryRun: opts.dryRun === true, log });
+  const undo = async () => {
+    const run = await findRun(host, stateDirectory, opts.run ? { id: opts.run } : { last: true });
+    if (!opts.dryRun && !opts.hostMismatchOk) await assertSameMachine(host, run.record.host, run.record.hostnames ?? []);
+    return rollbackRun(run, { dryRun: opts.dryRun === true, log });
+  };
+  // A dry run neither waits for nor takes the lock.
+  const outcome = opts.dryRun ? await undo() : await locked(opts, `hostkit rollback ${opts.run ?? '--last'}`, undo);
   emit(opts, outcome, () => {
     const lines = [renderRestorePlan(outcome.plan)];
     if (opts.dryRun) lines.push('Dry run: nothing was changed.\n');
@@ -129,7 +147,9 @@ export async function rollback(opts: StateOptions & { last?: boolean; run?: stri
 
 export async function resume(opts: StateOptions & { project?: string; commit?: string }): Promise<number> {
   const { host, stateDirectory } = target(opts);
-  const lifted = await liftAll(host, stateDirectory, { ...(opts.project ? { project: opts.project } : {}), ...(opts.commit ? { commit: opts.commit } : {}) });
+  const lifted = await locked(opts, 'hostkit resume', () =>
+    liftAll(host, stateDirectory, { ...(opts.project ? { project: opts.project } : {}), ...(opts.commit ? { commit: opts.commit } : {}) }),
+  );
   emit(opts, lifted, () => {
     const lines: string[] = [];
     for (const q of lifted.quarantined) lines.push(`commit ${q.commit.slice(0, 12)} is no longer quarantined`);
@@ -139,4 +159,16 @@ export async function resume(opts: StateOptions & { project?: string; commit?: s
     return lines.join('\n') + '\n';
   });
   return 0;
+}
+
+// A rollback puts back the files of the machine the run was applied to, and no other.
+async function assertSameMachine(host: Host, runHost: string, hostnames: readonly string[]): Promise<void> {
+  const machine = (await host.hostname()).toLowerCase();
+  const names = [runHost, ...hostnames].map((n) => n.toLowerCase());
+  if (names.includes(machine) || names.includes(machine.split('.')[0]!)) return;
+  throw new HostKitError(
+    'HOST_MISMATCH',
+    `The run was applied to Host "${runHost}", but this machine's hostname is "${machine}"; nothing was changed. Pass --host-mismatch-ok if this is that machine under another name.`,
+    { data: { host: runHost, machine } },
+  );
 }

@@ -1,6 +1,9 @@
 // One base for every thrown error: a stable code to branch on, structured data
 // for logs and reports, the cause, and whether trying again can help.
 // Expected problems in manifests are Diagnostics (values), not exceptions.
+// Codes and whether they are retryable: core/error-codes.ts.
+import { retryableCode } from './error-codes.js';
+
 export interface HostKitErrorOptions {
   data?: Record<string, unknown>;
   cause?: unknown;
@@ -17,7 +20,7 @@ export class HostKitError extends Error {
     this.name = 'HostKitError';
     this.code = code;
     this.data = options.data ?? {};
-    this.retryable = options.retryable ?? false;
+    this.retryable = options.retryable ?? retryableCode(code);
   }
 }
 
@@ -27,4 +30,9 @@ export function isHostKitError(error: unknown): error is HostKitError {
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether trying the same work again may succeed (a HostKitError that says so; nothing else). */
+export function isRetryable(error: unknown): boolean {
+  return isHostKitError(error) && error.retryable;
 }

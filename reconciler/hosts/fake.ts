@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { HostKitError } from '../core/errors.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 interface Entry {
   type: 'file' | 'directory';
@@ -34,6 +34,10 @@ const DEFAULT_GROUP = 'root:x:0:\nnogroup:x:65534:\nwww-data:x:33:\n';
  */
 export class FakeHost implements Host {
   readonly name = 'fake';
+  /** What hostname() answers: the machine this fake stands for. */
+  machineName = 'fake';
+  /** Paths locked with lock() and not released. */
+  readonly locks = new Set<string>();
   readonly calls: ExecCall[] = [];
   readonly writes: string[] = [];
   private readonly entries = new Map<string, Entry>();
@@ -182,6 +186,17 @@ export class FakeHost implements Host {
     if (this.entries.get(p)?.type !== 'directory') return undefined;
     const prefix = p === '/' ? '/' : p + '/';
     return [...this.entries.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length));
+  }
+
+  async hostname(): Promise<string> {
+    return this.machineName;
+  }
+
+  /** Locks in memory, by path: a held one is refused at once (a fake has no second process to wait for). */
+  async lock(p: string): Promise<HeldLock | undefined> {
+    if (this.locks.has(p)) return undefined;
+    this.locks.add(p);
+    return { release: async () => void this.locks.delete(p) };
   }
 }
 

@@ -4,8 +4,10 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import type { Duplex } from 'node:stream';
+import os from 'node:os';
 import { connectLocal } from './connect.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import { flockFile } from './flock.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 export interface LocalHostOptions {
   /**
@@ -162,6 +164,18 @@ export class LocalHost implements Host {
       if (isMissing(error)) return undefined;
       throw error;
     }
+  }
+
+  /** This machine's name; a re-rooted host is the machine its directory stands for, named by its etc/hostname. */
+  async hostname(): Promise<string> {
+    if (!this.root) return os.hostname();
+    const named = (await this.readFile('/etc/hostname'))?.toString('utf8').trim();
+    if (!named) throw new HostKitError('HOSTNAME_UNKNOWN', `The host re-rooted at ${this.root} has no etc/hostname to say which machine it stands for`);
+    return named;
+  }
+
+  async lock(hostPath: string, options: { waitMs: number }): Promise<HeldLock | undefined> {
+    return flockFile(this.resolve(hostPath), options.waitMs);
   }
 }
 

@@ -24,7 +24,8 @@ import { HostKitError } from '../core/errors.js';
 import { LocalHost } from './local.js';
 import type { Duplex } from 'node:stream';
 import { connectInNetworkNamespace } from './connect.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import { flockFile } from './flock.js';
+import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 export interface NspawnHostOptions {
   /** PID (on this machine) of the container's init, the target for nsenter. */
@@ -187,6 +188,20 @@ export class NspawnHost implements Host {
    * above the root (and "/missing/../x" is "/x", where the kernel would say
    * ENOENT). Components that do not exist are kept as they are.
    */
+  /** The container's own name: its UTS namespace, asked inside (this side's /proc would answer for this machine). */
+  async hostname(): Promise<string> {
+    const result = await this.exec('uname', ['-n']);
+    const name = result.stdout.trim();
+    if (result.exitCode !== 0 || !name) throw new HostKitError('HOSTNAME_UNKNOWN', `Could not read the hostname of ${this.name}: ${result.stderr.trim()}`);
+    return name;
+  }
+
+  // flock(2) locks the file itself, so taking it from this side through the container's root
+  // excludes a process inside that locks the same path.
+  async lock(hostPath: string, options: { waitMs: number }): Promise<HeldLock | undefined> {
+    return flockFile(await this.resolveIn(hostPath, false), options.waitMs);
+  }
+
   async resolveIn(hostPath: string, followLast: boolean): Promise<string> {
     if (!path.posix.isAbsolute(hostPath)) {
       throw new HostKitError('HOST_PATH_NOT_ABSOLUTE', `Expected an absolute host path, got "${hostPath}"`);

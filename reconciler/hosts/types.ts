@@ -93,6 +93,24 @@ export interface Host {
    * unreachable, timed out). Destroying the stream closes the connection.
    */
   connect(port: number, options?: ConnectOptions): Promise<Duplex>;
+
+  /**
+   * The host's own name (its kernel's, `uname -n`): what an apply checks
+   * against the Host manifest, so a manifest is applied only to its machine.
+   */
+  hostname(): Promise<string>;
+
+  /**
+   * An exclusive flock(2) on a file of the host (created, 0600, if missing),
+   * waiting up to `waitMs` (0: not at all). Undefined when another process
+   * holds it past the wait. A lock whose holder dies is free again at once.
+   */
+  lock(path: string, options: { waitMs: number }): Promise<HeldLock | undefined>;
+}
+
+/** A lock taken with Host.lock: held until released or until the process holding it dies. */
+export interface HeldLock {
+  release(): Promise<void>;
 }
 
 export interface ConnectOptions {

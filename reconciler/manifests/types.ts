@@ -27,6 +27,8 @@ export interface Limits {
 
 export interface HostSpec {
   address?: string;
+  /** Names the machine may report as its hostname besides metadata.name. */
+  hostnames?: string[];
   allowedRoots?: string[];
   stateDirectory?: string;
   firewall?: {

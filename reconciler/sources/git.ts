@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { HostKitError } from '../core/errors.js';
+import { errorMessage, HostKitError } from '../core/errors.js';
 
 /** The commit HEAD points at in the git repository containing `dir`, if any. */
 export async function headCommit(dir: string): Promise<string | undefined> {
@@ -164,10 +164,16 @@ export class GitSource {
   }
 
   /** Fetch the branch into the mirror; returns its commit. */
+  /** Fetch the branch; a remote that does not answer (or refuses) is GIT_FETCH_FAILED, which is retryable. */
   async fetch(): Promise<string> {
     await this.init();
     const ref = `refs/remotes/origin/${this.options.branch}`;
-    await this.git(['fetch', '-q', '--no-tags', '--', this.options.url, `+refs/heads/${this.options.branch}:${ref}`]);
+    try {
+      await this.git(['fetch', '-q', '--no-tags', '--', this.options.url, `+refs/heads/${this.options.branch}:${ref}`]);
+    } catch (cause) {
+      const why = redactUrl(errorMessage(cause).trim().split('\n').slice(-3).join(' '));
+      throw new HostKitError('GIT_FETCH_FAILED', `Could not fetch ${this.options.branch} from ${redactUrl(this.options.url)}: ${why}`, { cause });
+    }
     return (await this.git(['rev-parse', '--verify', `${ref}^{commit}`])).trim();
   }
 
@@ -270,4 +276,9 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** URLs in `text` without their credentials (https://TOKEN@host/...), for messages and reports. */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1');
 }

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from '../../reconciler/agent/agent.js';
-import type { AgentConfig } from '../../reconciler/agent/config.js';
+import { DEFAULT_RETRY, type AgentConfig } from '../../reconciler/agent/config.js';
 import { AgentMetrics } from '../../reconciler/agent/metrics.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { Redactor } from '../../reconciler/core/secrets.js';
@@ -45,6 +45,9 @@ const config: AgentConfig = {
   stateDirectory: state,
   keepRuns: 50,
   logLevel: 'silent',
+  lockTimeoutMs: 60_000,
+  retry: DEFAULT_RETRY,
+  hostMismatchOk: false,
 };
 const source = new GitSource({ ...config.repository, stateDirectory: state, log });
 const metrics = new AgentMetrics('test-1');

@@ -132,6 +132,14 @@ class RecordingHost implements Host {
     this.reach();
     return this.inner.readdir(p);
   }
+  async hostname() {
+    this.reach();
+    return this.inner.hostname();
+  }
+  async lock(p: string, options: { waitMs: number }) {
+    this.reach();
+    return this.inner.lock(p, options);
+  }
   async connect(port: number, options?: ConnectOptions) {
     this.reach();
     return this.inner.connect(port, options);

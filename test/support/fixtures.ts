@@ -7,9 +7,10 @@ import { LocalHost } from '../../reconciler/hosts/local.js';
 /**
  * A scratch directory that stands for "/" of a host: it has an /etc/passwd and
  * /etc/group with a "tester" user, so ownership can be applied for real
- * (without root, "tester" is the user running the tests).
+ * (without root, "tester" is the user running the tests), and an /etc/hostname
+ * naming the machine it stands for (an apply checks it against the Host manifest).
  */
-export async function scratchRoot(): Promise<{ root: string; host: LocalHost; uid: number; gid: number; cleanup: () => Promise<void> }> {
+export async function scratchRoot(hostname = 'test-1'): Promise<{ root: string; host: LocalHost; uid: number; gid: number; cleanup: () => Promise<void> }> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'hostkit-root-'));
   // As root, "tester" gets its own uid (root may chown to any); otherwise it is the user running the tests.
   const self = process.getuid?.() ?? 0;
@@ -18,6 +19,7 @@ export async function scratchRoot(): Promise<{ root: string; host: LocalHost; ui
   await mkdir(path.join(root, 'etc'), { recursive: true });
   await writeFile(path.join(root, 'etc/passwd'), `root:x:0:0:root:/root:/bin/bash\ntester:x:${uid}:${gid}:tester:/home/tester:/bin/sh\n`);
   await writeFile(path.join(root, 'etc/group'), `root:x:0:\ntester:x:${gid}:\n`);
+  await writeFile(path.join(root, 'etc/hostname'), `${hostname}\n`);
   return { root, host: new LocalHost({ root }), uid, gid, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 

@@ -1,0 +1,98 @@
+// Every code a HostKitError may carry: what it means and whether trying the
+// same thing again can help (a remote that did not answer, a lock held, a
+// server restarting) or cannot (bad input, a rejected configuration). The
+// agent retries only what is retryable, with capped back-off, before a failure
+// counts towards pausing a project or quarantining a commit. An error may
+// override `retryable` where the cause decides (e.g. a refused connection vs a
+// refused password); the README's error table is checked against this list.
+
+export interface ErrorCodeInfo {
+  meaning: string;
+  retryable: boolean;
+}
+
+export const ERROR_CODES = {
+  // The run and its state
+  RUN_LOCKED: { meaning: 'another HostKit process holds the host-wide run lock past --lock-timeout', retryable: true },
+  LOCK_FAILED: { meaning: 'the run lock could not be taken at all (flock missing, state directory unwritable)', retryable: false },
+  HOST_MISMATCH: { meaning: 'the Host manifest does not name the machine the apply reaches (--host-mismatch-ok overrides)', retryable: false },
+  HOSTNAME_UNKNOWN: { meaning: 'the managed host could not say its hostname', retryable: true },
+  RUN_OPEN: { meaning: 'the run to roll back is still open (in progress, or interrupted)', retryable: true },
+  RUN_NOT_FOUND: { meaning: 'no run matches the id given to rollback', retryable: false },
+  INVENTORY_UNREADABLE: { meaning: "HostKit's inventory on the host cannot be parsed", retryable: false },
+  PLAN_HAS_ERRORS: { meaning: 'a plan with errors was handed to apply', retryable: false },
+  UNKNOWN_HOST: { meaning: 'no Host manifest of that name in the repository', retryable: false },
+  // Reaching the host
+  EXEC_FAILED: { meaning: 'a command could not be started, or timed out (retryable when it timed out)', retryable: false },
+  EXEC_ON_REROOTED_HOST: { meaning: 'a command was asked of a host that is only a directory (testing)', retryable: false },
+  CONNECT_ON_REROOTED_HOST: { meaning: 'a connection was asked of a host that is only a directory (testing)', retryable: false },
+  COMMAND_FAILED: { meaning: 'a command HostKit needs exited non-zero', retryable: false },
+  HOST_CONNECT_FAILED: { meaning: "a TCP connection to the host's port was refused or timed out", retryable: true },
+  HOST_HTTP_FAILED: { meaning: 'no HTTP answer from the host in time', retryable: true },
+  HOST_PATH_NOT_ABSOLUTE: { meaning: 'a host path was not absolute', retryable: false },
+  HOST_PATH_LOOP: { meaning: 'a host path has too many symlinks', retryable: false },
+  HOST_INVALID_OPTIONS: { meaning: 'a host transport was given invalid options', retryable: false },
+  HOST_INVALID_PORT: { meaning: 'a port outside 1-65535 was asked for', retryable: false },
+  HOST_INVALID_ADDRESS: { meaning: 'an address that is not an IP address was asked for', retryable: false },
+  UNKNOWN_USER: { meaning: 'a user named by a resource does not exist on the host', retryable: false },
+  UNKNOWN_GROUP: { meaning: 'a group named by a resource does not exist on the host', retryable: false },
+  // systemd
+  UNIT_INVALID: { meaning: 'systemd-analyze verify rejected a unit; it was not installed', retryable: false },
+  UNIT_START_FAILED: { meaning: 'a unit failed to start or did not stay active', retryable: false },
+  UNSAFE_UNIT_PATH: { meaning: 'a unit path outside /etc/systemd/system was asked for', retryable: false },
+  SYSTEMCTL_FAILED: { meaning: 'a systemctl call failed', retryable: false },
+  SYSTEMCTL_SHOW_FAILED: { meaning: 'systemctl show could not read unit states', retryable: true },
+  SYSTEMCTL_LIST_FAILED: { meaning: 'systemctl list-units could not read unit states', retryable: true },
+  LIFECYCLE_COMMAND_FAILED: { meaning: "a project's lifecycle command exited non-zero or timed out", retryable: false },
+  // nginx and certificates
+  NGINX_CONFIG_INVALID: { meaning: 'nginx -t rejected the configuration; nginx was not reloaded', retryable: false },
+  NGINX_RELOAD_FAILED: { meaning: 'systemctl reload-or-restart nginx failed', retryable: true },
+  NGINX_RELOAD_REJECTED: { meaning: 'nginx did not take the new configuration after a reload', retryable: true },
+  ACME_CA_MISSING: { meaning: 'the ACME CA file the Host names does not exist', retryable: false },
+  ACME_CHALLENGE_UNSUPPORTED: { meaning: 'the ACME server offered no HTTP-01 challenge', retryable: false },
+  ACME_CHALLENGE_NOT_SERVED: { meaning: 'nginx does not serve the HTTP-01 token', retryable: true },
+  CERT_NOT_SERVED: { meaning: 'nginx does not serve the new certificate yet', retryable: true },
+  SELF_SIGNED_FAILED: { meaning: 'openssl could not make a self-signed certificate', retryable: false },
+  // nftables
+  FIREWALL_NOT_CONFIRMED: { meaning: 'the new firewall table failed its confirm check; the previous one is restored', retryable: true },
+  FIREWALL_UNSAFE_VALUE: { meaning: 'a firewall value failed the driver-side check before rendering', retryable: false },
+  FIREWALL_INVALID_INPUT: { meaning: 'a firewall value is not of the expected form', retryable: false },
+  NFT_OUTPUT_UNEXPECTED: { meaning: 'nft printed something HostKit cannot parse', retryable: false },
+  // PostgreSQL
+  PG_CONNECT_FAILED: { meaning: 'the PostgreSQL admin connection failed (retryable unless the server refused the login)', retryable: true },
+  PG_SOCKET_UNREACHABLE: { meaning: "PostgreSQL's Unix socket cannot be reached from where HostKit runs", retryable: false },
+  PG_ADMIN_SECRET_UNAVAILABLE: { meaning: "the admin connection's password reference cannot be resolved", retryable: false },
+  PG_STATEMENT_FAILED: { meaning: 'PostgreSQL rejected a statement (retryable for lock and serialization conflicts)', retryable: false },
+  PG_ROLE_GONE: { meaning: 'a role vanished between plan and apply; plan again', retryable: true },
+  PG_DATABASE_GONE: { meaning: 'a database vanished between plan and apply; plan again', retryable: true },
+  PG_DROP_IRREVERSIBLE: { meaning: 'a dropped database cannot be rolled back', retryable: false },
+  PG_PLAINTEXT_PASSWORD: { meaning: 'a password would have been sent in plaintext', retryable: false },
+  PG_INVALID_VALUE: { meaning: 'a PostgreSQL value failed the driver-side check', retryable: false },
+  PG_EMPTY_ALTER: { meaning: 'an ALTER ROLE with nothing to change was asked for', retryable: false },
+  // git, reports, forge
+  GIT_FETCH_FAILED: { meaning: 'the git remote did not answer or refused the fetch', retryable: true },
+  PR_FETCH_FAILED: { meaning: "a pull request's head could not be fetched", retryable: true },
+  NOT_A_GIT_REPOSITORY: { meaning: 'the directory is not a git repository', retryable: false },
+  REPO_NOT_FOUND: { meaning: 'the repository directory does not exist', retryable: false },
+  BAD_COMMIT: { meaning: 'a commit id is not 40 hex digits', retryable: false },
+  BAD_KEY_PATH: { meaning: 'the ssh key path has characters HostKit does not pass to git', retryable: false },
+  BAD_REPORT_PATH: { meaning: 'a report path outside status/ and drift/ was asked for', retryable: false },
+  REPORT_PUSH_FAILED: { meaning: 'the status report could not be pushed', retryable: true },
+  FORGE_CONFIG: { meaning: 'the forge settings are incomplete', retryable: false },
+  FORGE_API: { meaning: 'the forge API answered with an error (retryable for 5xx and 429)', retryable: true },
+  FORGE_UNREACHABLE: { meaning: 'the forge API did not answer', retryable: true },
+  HOOKS_NOT_FOUND: { meaning: "the repository's hooks directory cannot be found", retryable: false },
+  HOOK_EXISTS: { meaning: 'a git hook HostKit did not install is in the way (--force keeps it as a backup)', retryable: false },
+  BAD_OPTION: { meaning: 'a command-line option has a value of the wrong form', retryable: false },
+  WATCH_NEEDS_DRY_RUN: { meaning: '--watch was given without --dry-run', retryable: false },
+  // test harness only
+  TEST_HOST_INVALID_OPTIONS: { meaning: 'a test host was asked for with invalid options', retryable: false },
+  TEST_HOST_EXEC_FAILED: { meaning: 'a command inside a test host exited non-zero', retryable: false },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Whether an error of this code is worth trying again (unknown codes: no). */
+export function retryableCode(code: string): boolean {
+  return (ERROR_CODES as Record<string, ErrorCodeInfo>)[code]?.retryable ?? false;
+}
