@@ -1,10 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_KEEP_RUNS } from '../reconciler/apply/journal.js';
 import { NODE_FLAGS } from '../reconciler/core/runtime.js';
+import { flockFile } from '../reconciler/hosts/flock.js';
 import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
@@ -187,5 +188,82 @@ describe('hostkit CLI', () => {
   it('markdown output is ready for a pull-request comment', async () => {
     const r = await hostkit(['plan', '--repo', repo, '--host', 'test-1', '--root', root, '-o', 'markdown'], { HK_CLI_TOKEN: SECRET });
     expect(r.stdout).toMatch(/^### HostKit plan for `test-1` at `[0-9a-f]{12}`/);
+  });
+
+  describe('between commits: the run lock and the right machine', () => {
+    const other = (name: string) => HOST_YAML.replace('name: test-1', `name: ${name}`).replace('    role: web\n', '    role: other\n');
+    const twoHosts = () =>
+      writeRepo({
+        'hosts/test-1.yaml': HOST_YAML,
+        'hosts/test-2.yaml': other('test-2'),
+        'projects/app.yaml': PRIMITIVES.replaceAll('hosts: [test-1]', 'hosts: [test-1, test-2]'),
+      });
+
+    it('a reconcile waits for the run lock another process holds (saying so), or exits 3 at once with --lock-timeout 0, changing nothing', async () => {
+      const fresh = await scratchRoot();
+      try {
+        const lockDir = path.join(fresh.root, 'var/lib/hostkit');
+        await mkdir(lockDir, { recursive: true });
+        const held = await flockFile(path.join(lockDir, 'run.lock'), 0);
+        if (!held) throw new Error('could not take the lock for the test');
+        const args = ['reconcile', '--repo', repo, '--host', 'test-1', '--root', fresh.root];
+        const refused = await hostkit([...args, '--lock-timeout', '0'], { HK_CLI_TOKEN: SECRET });
+        expect(refused.exitCode).toBe(3);
+        expect(refused.stderr).toContain('Another run holds the lock /var/lib/hostkit/run.lock');
+        expect(refused.stderr).toContain('[RUN_LOCKED]');
+        await expect(stat(path.join(fresh.root, 'srv/app'))).rejects.toThrow();
+        const waiting = hostkit([...args, '--lock-timeout', '20s'], { HK_CLI_TOKEN: SECRET });
+        await new Promise((r) => setTimeout(r, 1_500));
+        await held.release();
+        const r = await waiting;
+        expect(r.stderr).toMatch(/hostkit: waiting up to 20s for the run lock \/var\/lib\/hostkit\/run\.lock on local:/);
+        expect(r.exitCode).toBe(0);
+        expect(r.stdout).toMatch(/Applied \d+ change\(s\) to test-1\./);
+        expect((await hostkit(['reconcile', '--repo', repo, '--host', 'test-1', '--root', fresh.root, '--lock-timeout', 'soon'])).stderr).toContain(
+          '--lock-timeout expects a duration such as 30s, 5m or 0, got "soon"',
+        );
+      } finally {
+        await fresh.cleanup();
+      }
+    });
+
+    it('an apply of another Host of the repository is refused with both names and nothing changes; a dry run plans it with a warning', async () => {
+      const fresh = await scratchRoot('test-1');
+      try {
+        const two = await twoHosts();
+        const refused = await hostkit(['reconcile', '--repo', two, '--host', 'test-2', '--root', fresh.root], { HK_CLI_TOKEN: SECRET });
+        expect(refused.exitCode).toBe(1);
+        expect(refused.stderr).toContain('The Host manifest "test-2" (hosts/test-2.yaml) does not name this machine');
+        expect(refused.stderr).toContain('reports the hostname "test-1"');
+        expect(refused.stderr).toContain('[HOST_MISMATCH]');
+        await expect(stat(path.join(fresh.root, 'srv/app'))).rejects.toThrow();
+        await expect(stat(path.join(fresh.root, 'var/lib/hostkit'))).rejects.toThrow();
+        const dry = await hostkit(['reconcile', '--dry-run', '--repo', two, '--host', 'test-2', '--root', fresh.root], { HK_CLI_TOKEN: SECRET });
+        expect(dry.exitCode).toBe(0);
+        expect(dry.stdout).toContain('+ directory/srv/app');
+        expect(dry.stdout).toMatch(/warning: host mismatch/);
+        expect(dry.stdout).toContain('An apply would refuse it.');
+        const forced = await hostkit(['reconcile', '--repo', two, '--host', 'test-2', '--root', fresh.root, '--host-mismatch-ok'], { HK_CLI_TOKEN: SECRET });
+        expect(forced.exitCode).toBe(0);
+        expect(await readFile(path.join(fresh.root, 'srv/app/app.conf'), 'utf8')).toBe('x=1\n');
+      } finally {
+        await fresh.cleanup();
+      }
+    });
+
+    it('spec.hostnames names the machine under another hostname', async () => {
+      const fresh = await scratchRoot('web-prod-7.example.net');
+      try {
+        const named = await writeRepo({
+          'hosts/test-1.yaml': HOST_YAML.replace('  stateDirectory:', '  hostnames: [web-prod-7]\n  stateDirectory:'),
+          'projects/app.yaml': PRIMITIVES,
+        });
+        const r = await hostkit(['reconcile', '--repo', named, '--host', 'test-1', '--root', fresh.root], { HK_CLI_TOKEN: SECRET });
+        expect(r.stderr).toBe('');
+        expect(r.exitCode).toBe(0);
+      } finally {
+        await fresh.cleanup();
+      }
+    });
   });
 });

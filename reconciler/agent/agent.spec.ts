@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,11 +49,15 @@ async function setup(
     spacingMs?: number;
     drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
     keepRuns?: number;
+    retry?: AgentConfig['retry'];
+    sleep?: (ms: number) => Promise<void>;
+    /** Reuse these (a restarted agent): the remote, the host, the agent's state directory. */
+    reuse?: Pick<Setup, 'remote' | 'root' | 'host' | 'state'>;
   } = {},
 ): Promise<Setup> {
-  const remote = await gitRemote();
-  const scratch = await scratchRoot();
-  const state = await mkdtemp(path.join(os.tmpdir(), 'hostkit-agent-state-'));
+  const remote = options.reuse?.remote ?? (await gitRemote());
+  const scratch = options.reuse ? { root: options.reuse.root, host: options.reuse.host, cleanup: async () => undefined } : await scratchRoot();
+  const state = options.reuse?.state ?? (await mkdtemp(path.join(os.tmpdir(), 'hostkit-agent-state-')));
   const config: AgentConfig = {
     file: 'agent.yaml',
     repository: { url: remote.bare, branch: 'main' },
@@ -63,7 +67,7 @@ async function setup(
     drift: { policy: options.policy ?? 'report', intervalMs: 60_000 },
     stateDirectory: state,
     lockTimeoutMs: 10_000,
-    retry: { attempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    retry: options.retry ?? { attempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
     hostMismatchOk: false,
     keepRuns: options.keepRuns ?? 50,
     logLevel: 'silent',
@@ -97,6 +101,7 @@ async function setup(
     ...(options.flap ? { flap: options.flap } : {}),
     ...(options.drivers ? { drivers: options.drivers } : {}),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.sleep ? { sleep: options.sleep } : {}),
     runSpacingMs: options.spacingMs ?? 0,
   });
   return {
@@ -363,5 +368,68 @@ describe('reconciler/agent/agent', () => {
     expect(markdown).toContain(head.slice(0, 12));
     expect(markdown).toContain('file/srv/app/motd');
     expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+  });
+
+  it('retries a fetch that fails for a transient reason with back-off, then applies, and counts no failure', async () => {
+    const waits: number[] = [];
+    let remoteDir = '';
+    s = await setup({
+      retry: { attempts: 4, initialDelayMs: 1_000, maxDelayMs: 60_000 },
+      // The remote comes back during the second wait.
+      sleep: async (ms) => {
+        waits.push(ms);
+        if (waits.length === 2) await rename(`${remoteDir}.away`, remoteDir);
+      },
+    });
+    remoteDir = s.remote.bare;
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('retried\n'),
+      'files/env.yaml': ENVFILE,
+    });
+    await rename(remoteDir, `${remoteDir}.away`);
+    await s.agent.trigger('test');
+    expect(waits).toEqual([1_000, 2_000]);
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('retried\n');
+    expect(s.agent.lastApplied).toBe(commit);
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total')).not.toContain('result="error"');
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_failures_total')).not.toMatch(/\} [1-9]/);
+  });
+
+  it('a remote that stays away past every try is reported as a failed fetch, and the commit is tried at the next trigger', async () => {
+    s = await setup({ retry: { attempts: 3, initialDelayMs: 1, maxDelayMs: 1 } });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('later\n'), 'files/env.yaml': ENVFILE });
+    await rename(s.remote.bare, `${s.remote.bare}.away`);
+    await s.agent.trigger('test');
+    expect(s.agent.lastApplied).toBeUndefined();
+    await rename(`${s.remote.bare}.away`, s.remote.bare);
+    await s.agent.trigger('test');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('later\n');
+  });
+
+  it('at start-up converges the commit it applied last once (what was lost comes back), then follows the branch', async () => {
+    s = await setup();
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('kept\n'),
+      'files/env.yaml': ENVFILE,
+    });
+    await s.agent.trigger('test');
+    expect(s.agent.lastApplied).toBe(commit);
+    await s.agent.stop();
+    // While the agent is down the file goes (as a reboot loses what lived in memory).
+    await rm(path.join(s.root, 'srv/app/motd'));
+    const restarted = await setup({ reuse: s });
+    const first = s;
+    s = restarted;
+    await restarted.agent.start({ poll: false, drift: false });
+    await restarted.agent.idle();
+    expect(await readFile(path.join(first.root, 'srv/app/motd'), 'utf8')).toBe('kept\n');
+    expect(restarted.agent.runs.map((r) => r.kind)).toEqual(['converge', 'reconcile']);
+    const status = JSON.parse((await first.remote.show('hostkit-status', 'status/test-1.json'))!) as { commit: string; result: string; trigger: string[] };
+    expect(status).toMatchObject({ commit, result: 'applied', trigger: ['startup: the commit applied last'] });
+    await first.cleanup();
   });
 });

@@ -87,6 +87,7 @@ export const ERROR_CODES = {
   WATCH_NEEDS_DRY_RUN: { meaning: '--watch was given without --dry-run', retryable: false },
   // test harness only
   TEST_HOST_INVALID_OPTIONS: { meaning: 'a test host was asked for with invalid options', retryable: false },
+  TEST_HOST_BOOT_FAILED: { meaning: 'a test host did not boot', retryable: false },
   TEST_HOST_EXEC_FAILED: { meaning: 'a command inside a test host exited non-zero', retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
