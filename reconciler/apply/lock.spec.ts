@@ -72,7 +72,11 @@ describe('reconciler/apply/lock', () => {
     // Another node process takes the lock and says so; then it is killed without any chance to release it.
     const child = spawn(
       process.execPath,
-      ['--input-type=module', '-e', `const { flockFile } = await import(${JSON.stringify(FLOCK_JS)}); await flockFile(${JSON.stringify(file)}, 0); console.log('held'); setInterval(() => {}, 1000);`],
+      [
+        '--input-type=module',
+        '-e',
+        `const { flockFile } = await import(${JSON.stringify(FLOCK_JS)}); await flockFile(${JSON.stringify(file)}, 0); console.log('held'); setInterval(() => {}, 1000);`,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve()));

@@ -206,6 +206,7 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
   await commit(repo, 'bench: base');
   if (values.profile) await mkdir(path.join(work, 'prof'));
   const m = await bootHost({
+    hostname: BENCH_HOST,
     bootTimeoutMs: 180_000,
     bindReadOnly: [{ hostPath: worktree, containerPath: INSIDE_CODE }],
     bind: [{ hostPath: work, containerPath: INSIDE_WORK }],

@@ -23,10 +23,16 @@ export interface BindMount {
 
 export interface BootOptions {
   /**
-   * Machine name (also its hostname), unique among running hosts; defaults to
-   * "hk-" and random hex.
+   * Machine name given to systemd-nspawn, unique among running hosts;
+   * defaults to "hk-" and random hex.
    */
   name?: string;
+  /**
+   * The hostname inside (kernel and /etc/hostname): what an apply checks
+   * against the Host manifest, so a test host is named after its Host.
+   * Defaults to "test-host", the Host of test/host/reconcile.ts.
+   */
+  hostname?: string;
   /** Pristine root file system; defaults to ensureRootfs(). */
   rootfs?: string;
   /** Give up when `systemctl is-system-running` is not `running` by then. Default 60 s. */
@@ -56,6 +62,8 @@ export interface BootOptions {
 export interface TestHost {
   /** The machine name passed to systemd-nspawn -M. */
   readonly machine: string;
+  /** The hostname inside: the name of the Host manifest it stands for. */
+  readonly hostname: string;
   /** The Host drivers use: nsenter for commands, /proc/LEADER/root for files. */
   readonly host: NspawnHost;
   /** PID of systemd-nspawn on this machine. */
@@ -92,6 +100,8 @@ const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = { immediate: 3_000, graceful: 15_000 };
 const OUTPUT_LIMIT = 256 * 1024;
 const MACHINE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The hostname of a test host unless told otherwise: the Host manifest test/host/reconcile.ts declares. */
+export const DEFAULT_HOSTNAME = 'test-host';
 const STATE_PREFIX = 'hostkit-nspawn-';
 const NSPAWN_EXEC = fileURLToPath(new URL('./nspawn-exec.sh', import.meta.url));
 
@@ -117,7 +127,11 @@ export async function bootHost(options: BootOptions = {}): Promise<TestHost> {
   await sweepStaleMachines();
   const rootfs = options.rootfs ?? (await ensureRootfs());
   const stateDir = await fs.mkdtemp(path.join(stateParent(), `${STATE_PREFIX}${machine}-`));
-  const running = new RunningHost(machine, stateDir);
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  if (!MACHINE_NAME.test(hostname)) {
+    throw new HostKitError('TEST_HOST_INVALID_OPTIONS', `Expected a hostname like "test-host", got "${hostname}"`);
+  }
+  const running = new RunningHost(machine, hostname, stateDir);
   try {
     await running.boot(rootfs, options);
   } catch (error) {
@@ -139,6 +153,7 @@ class BootFailure extends Error {
 
 class RunningHost implements TestHost {
   readonly machine: string;
+  readonly hostname: string;
   readonly rootDir: string;
   readonly upperDir: string;
   private readonly stateDir: string;
@@ -156,8 +171,9 @@ class RunningHost implements TestHost {
   private stopping: Promise<void> | undefined;
   private booted: { host: NspawnHost; leaderPid: number; bootMs: number } | undefined;
 
-  constructor(machine: string, stateDir: string) {
+  constructor(machine: string, hostname: string, stateDir: string) {
     this.machine = machine;
+    this.hostname = hostname;
     this.stateDir = stateDir;
     this.rootDir = path.join(stateDir, 'root');
     this.upperDir = path.join(stateDir, 'upper');
@@ -216,11 +232,11 @@ class RunningHost implements TestHost {
     this.booted = { host, leaderPid, bootMs: Date.now() - this.startedAt };
   }
 
-  // The machine name becomes the hostname, in the files as well as the kernel.
+  // The Host's name becomes the hostname, in the files as well as the kernel (--hostname).
   private async nameHost(): Promise<void> {
     const hosts = await fs.readFile(path.join(this.rootDir, 'etc/hosts'), 'utf8');
-    await fs.writeFile(path.join(this.rootDir, 'etc/hostname'), `${this.machine}\n`);
-    await fs.writeFile(path.join(this.rootDir, 'etc/hosts'), hosts.replace(/^127\.0\.1\.1\s.*$/m, `127.0.1.1 ${this.machine}`));
+    await fs.writeFile(path.join(this.rootDir, 'etc/hostname'), `${this.hostname}\n`);
+    await fs.writeFile(path.join(this.rootDir, 'etc/hosts'), hosts.replace(/^127\.0\.1\.1\s.*$/m, `127.0.1.1 ${this.hostname}`));
   }
 
   stop(): Promise<void> {
@@ -281,6 +297,7 @@ class RunningHost implements TestHost {
       '--keep-unit',
       '--private-network',
       `--machine=${this.machine}`,
+      `--hostname=${this.hostname}`,
       '--console=passive',
       '--link-journal=no',
       '--resolv-conf=off',

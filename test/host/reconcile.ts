@@ -3,9 +3,10 @@
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { writeRepo } from '../support/fixtures.js';
-import type { TestHost } from './machine.js';
+import { DEFAULT_HOSTNAME, type TestHost } from './machine.js';
 
-export const HOST_NAME = 'test-host';
+// Test hosts are booted with this hostname (machine.ts DEFAULT_HOSTNAME): an apply checks it.
+export const HOST_NAME = DEFAULT_HOSTNAME;
 
 export const HOST_MANIFEST = `apiVersion: hostkit.dev/v1
 kind: Host

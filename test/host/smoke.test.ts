@@ -15,11 +15,13 @@ const root = { uid: 0, gid: 0, mode: 0o755 };
 describeHost('test/host: a booted host', () => {
   const machine = useHost();
 
-  it('boots to "running" with its own hostname', async () => {
+  it('boots to "running", named after its Host manifest', async () => {
     const { host } = machine();
     process.stderr.write(`[host] ${machine().machine} booted in ${machine().bootMs} ms\n`);
     expect((await host.exec('systemctl', ['is-system-running'])).stdout.trim()).toBe('running');
-    expect((await host.exec('hostname', [])).stdout.trim()).toBe(machine().machine);
+    expect((await host.exec('hostname', [])).stdout.trim()).toBe('test-host');
+    expect(await host.hostname()).toBe(machine().hostname);
+    expect((await host.readFile('/etc/hostname'))?.toString()).toBe('test-host\n');
   });
 
   it('runs commands inside as root, with input, env, cwd and exit codes', async () => {
