@@ -2,6 +2,7 @@ import type { Change } from '../diff/model.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { commandStatePath } from '../drivers/command/index.js';
 import { certificatePaths, htpasswdFile, siteFile } from '../drivers/nginx/paths.js';
+import { BOOT_UNIT_PATH, bootPath } from '../drivers/nftables/boot.js';
 import { listTableText } from '../drivers/nftables/nft.js';
 import { restoreTransaction } from '../drivers/nftables/index.js';
 import { UNIT_DIR } from '../drivers/systemd/render.js';
@@ -36,6 +37,9 @@ export function backupPaths(change: Change, driver: AnyDriver | undefined, state
     case 'command':
       // What ran is recorded there: restoring it makes a rolled-back command run again next time.
       return [commandStatePath(stateDirectory)];
+    case 'firewall':
+      // The boot copy goes with the table: a restored run boots into the table it restored.
+      return [bootPath(stateDirectory), BOOT_UNIT_PATH];
     default:
       return [];
   }

@@ -32,8 +32,8 @@ export interface RestorePlan {
   commit?: string;
   previousCommit?: string;
   steps: RestoreStep[];
-  /** Units restarted (or stopped) once the files are back. */
-  units: { restart: string[]; stop: string[] };
+  /** Units restarted (or stopped) once the files are back; `enable`: put back, enabled again, not started (the firewall boot unit). */
+  units: { restart: string[]; stop: string[]; enable: string[] };
   /** nginx files (sites, certificates) come back: one `nginx -t` and one reload. */
   reloadNginx: boolean;
 }
@@ -55,6 +55,7 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
   const steps: RestoreStep[] = [];
   const restart: string[] = [];
   const stop: string[] = [];
+  const enable: string[] = [];
   const plannedById = new Map(journal.record.planned.map((p) => [p.id, p]));
 
   // Changes in reverse order of their start; the inventory (backed up first, under "(inventory)") last.
@@ -98,6 +99,7 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
           gid: b.gid!,
         });
         if (isUnitPath(p) && unitRuns(path.posix.basename(p), before)) restart.push(path.posix.basename(p));
+        else if (isUnitPath(p) && /^\[Install\]$/m.test(before.toString('utf8'))) enable.push(path.posix.basename(p));
       }
     }
     if (!step) continue;
@@ -115,7 +117,7 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
     ...(journal.record.commit ? { commit: journal.record.commit } : {}),
     ...(journal.record.previousCommit ? { previousCommit: journal.record.previousCommit } : {}),
     steps,
-    units: { restart: [...new Set(restart)], stop: [...new Set(stop)] },
+    units: { restart: [...new Set(restart)], stop: [...new Set(stop)], enable: [...new Set(enable)] },
     reloadNginx: steps.some((s) => (s.action === 'restore-file' || s.action === 'remove-file') && isNginxPath(s.path)),
   };
 }
@@ -224,9 +226,14 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
         break;
     }
   }
-  const touchedUnits = plan.units.restart.length > 0 || plan.units.stop.length > 0;
+  const touchedUnits = plan.units.restart.length > 0 || plan.units.stop.length > 0 || plan.units.enable.length > 0;
   if (touchedUnits) {
     await attempt('(systemd)', async () => {
+      // Links only: the daemon-reload below loads them.
+      if (plan.units.enable.length > 0) {
+        const r = await host.exec('systemctl', ['enable', '--no-reload', '--', ...plan.units.enable]);
+        if (r.exitCode !== 0) throw new Error(describeExec('systemctl', ['enable', '--no-reload', '--', ...plan.units.enable], r));
+      }
       const reload = await host.exec('systemctl', ['daemon-reload']);
       if (reload.exitCode !== 0) throw new Error(describeExec('systemctl', ['daemon-reload'], reload));
       if (plan.units.restart.length > 0) {

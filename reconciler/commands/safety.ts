@@ -112,6 +112,7 @@ export function renderRestorePlan(plan: RestorePlan): string {
   ];
   if (plan.units.stop.length > 0) lines.push(`  stop and disable ${plan.units.stop.join(' ')}`);
   if (plan.units.restart.length > 0) lines.push(`  daemon-reload, then restart ${plan.units.restart.join(' ')}`);
+  if (plan.units.enable.length > 0) lines.push(`  enable ${plan.units.enable.join(' ')} (not started)`);
   if (plan.reloadNginx) lines.push('  nginx -t, then reload nginx');
   return lines.join('\n') + '\n';
 }

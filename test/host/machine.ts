@@ -85,6 +85,21 @@ export interface TestHost {
   output(): string;
   /** Powers the host off, unmounts the overlay and deletes its files. */
   stop(): Promise<void>;
+  /**
+   * Powers the host off and boots the same overlay again: every file written
+   * since the first boot is kept, while its kernel state (network namespace,
+   * nftables, processes) and its /run start afresh. Resolves once the host is
+   * `running` again; `host`, `leaderPid` and `nspawnPid` then name the new boot.
+   */
+  reboot(options?: RebootOptions): Promise<void>;
+}
+
+export interface RebootOptions {
+  /**
+   * "orderly" (default): `systemctl poweroff` inside, every unit stopped.
+   * "immediate": systemd-nspawn is stopped and the host powers off at once.
+   */
+  poweroff?: 'orderly' | 'immediate';
 }
 
 /**
@@ -170,6 +185,7 @@ class RunningHost implements TestHost {
   private stopGraceMs = STOP_GRACE_MS.immediate;
   private stopping: Promise<void> | undefined;
   private booted: { host: NspawnHost; leaderPid: number; bootMs: number } | undefined;
+  private bootOptions: BootOptions = {};
 
   constructor(machine: string, hostname: string, stateDir: string) {
     this.machine = machine;
@@ -222,7 +238,13 @@ class RunningHost implements TestHost {
     this.mounted = true;
     await this.nameHost();
     await options.prepare?.(this.rootDir);
+    this.bootOptions = options;
+    await this.start(deadline);
+  }
 
+  // systemd-nspawn on the mounted overlay, until the host's systemd says `running`.
+  private async start(deadline: number): Promise<void> {
+    const options = this.bootOptions;
     this.spawnNspawn(options);
     const leaderPid = await this.findLeader(deadline);
     this.leader = leaderPid;
@@ -230,6 +252,34 @@ class RunningHost implements TestHost {
     const host = new NspawnHost({ leaderPid, machine: this.machine });
     await this.waitRunning(host, deadline, options.allowFailedUnits ?? []);
     this.booted = { host, leaderPid, bootMs: Date.now() - this.startedAt };
+  }
+
+  async reboot(options: RebootOptions = {}): Promise<void> {
+    const { host } = this.bootedState();
+    if (this.stopping) throw new Error(`test host ${this.machine} is stopping; it cannot reboot`);
+    const grace = options.poweroff === 'immediate' ? STOP_GRACE_MS.immediate : STOP_GRACE_MS.graceful;
+    this.booted = undefined;
+    if (options.poweroff === 'immediate') killPid(this.nspawnPid, 'SIGTERM');
+    // --no-block: the manager goes down while answering, so waiting on it would only see the connection drop.
+    else await host.exec('systemctl', ['poweroff', '--no-block'], { timeoutMs: 10_000 });
+    if (!(await settlesWithin(this.exited, grace))) {
+      throw this.bootFailure(new BootFailure(`did not power off within ${grace / 1000} s to reboot`));
+    }
+    if (this.leader !== undefined) await waitForExit(this.leader, 5_000);
+    this.leader = undefined;
+    // The cgroups are made afresh for the next systemd-nspawn (it needs them empty and ours).
+    for (let attempt = 0; attempt < 50 && this.cgroups.some(existsSync); attempt++) {
+      if (attempt > 0) await sleep(20);
+      this.cgroups.forEach(removeCgroupTree);
+    }
+    removeNspawnLeftovers(this.machine);
+    this.exitStatus = undefined;
+    this.startedAt = Date.now();
+    try {
+      await this.start(this.startedAt + (this.bootOptions.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS));
+    } catch (error) {
+      throw this.bootFailure(error);
+    }
   }
 
   // The Host's name becomes the hostname, in the files as well as the kernel (--hostname).

@@ -5,7 +5,23 @@ import type { FirewallSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
+import { verifyUnitFile } from '../systemd/driver.js';
 import type { Driver, DriverContext } from '../types.js';
+import {
+  BOOT_UNIT,
+  bootDifferences,
+  bootPath,
+  describeBoot,
+  hasBoot,
+  NO_BOOT,
+  readBoot,
+  renderBootFile,
+  renderBootUnit,
+  sameBoot,
+  statePath,
+  syncBoot,
+  type BootState,
+} from './boot.js';
 import { desiredTable } from './desired.js';
 import { TABLE_REF, tableLines, type Table } from './model.js';
 import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransaction, readTable, revertArmed, REVERT_UNIT } from './nft.js';
@@ -19,18 +35,30 @@ export interface DesiredFirewall {
   transaction: string;
   /** How long a change may stay unconfirmed before the previous table comes back by itself. */
   confirmTimeoutMs: number;
+  /** The boot copy once this table is confirmed: the transaction in STATE/firewall/confirmed.nft, the unit, enabled. */
+  boot: BootState;
   /** Set when the spec could not be rendered safely: the plan then carries an error and is never applied. */
   refused?: string;
 }
 
-/** The live table, or (dry runs only) why it could not be read. Absent table: no entry. */
-export type ObservedFirewall = { table: Table; lines: string[] } | { unreadable: string };
+export interface LiveTable {
+  table: Table;
+  lines: string[];
+}
+
+/**
+ * The live table (absent: none) and the boot copy, or (dry runs only) why they
+ * could not be read. Neither a table nor any of the boot copy: no entry.
+ */
+export type ObservedFirewall = { live?: LiveTable; boot: BootState } | { unreadable: string };
 
 export interface FirewallUndo {
-  /** The nft transaction that puts back the table as it was before this run (or removes it, if there was none). */
-  restore: string;
+  /** The nft transaction that puts back the table as it was before this run (or removes it); absent when this apply left the table alone. */
+  restore?: string;
   /** A timed revert was armed by this apply and is cancelled only once the change is confirmed. */
   armed: boolean;
+  /** The boot copy as it was before this run; `changed` once this run began to change it. */
+  boot: { before: BootState; changed: boolean };
 }
 
 export interface ConfirmInput {
@@ -56,7 +84,6 @@ export interface NftablesDriverOptions {
 export const DEFAULT_CONFIRM_TIMEOUT_MS = 60_000;
 const MIN_CONFIRM_TIMEOUT_MS = 2_000;
 export const REVERT_FILE = 'nftables-revert.nft';
-const SAFE_STATE_DIRECTORY = /^(?:\/[A-Za-z0-9._-]+)+$/;
 
 /**
  * Default check: a fresh `nft -j list table` shows exactly the desired table,
@@ -79,7 +106,9 @@ export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }
  * transaction; no other table is ever read or touched. Changes are
  * commit-confirmed: the previous table is saved and a systemd timer that
  * restores it is armed before the new one goes live, and cancelled only after
- * the confirm check passes (in settle).
+ * the confirm check passes (in settle). Only then is the table written to its
+ * boot copy (boot.ts), which hostkit-firewall.service loads before the network
+ * comes up; removing the firewall removes that too.
  */
 export function createNftablesDriver(options: NftablesDriverOptions = {}): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo> {
   const confirm = options.confirm ?? confirmFirewall;
@@ -111,25 +140,31 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
         try {
           const { table, notes } = desiredTable(r.spec);
           for (const note of notes) diagnostics.push(warning('network has host bits', note, r.origin));
-          out.set(r.id, { desired: { table, lines: tableLines(table), transaction: rewrite(renderTransaction(table)), confirmTimeoutMs }, diagnostics });
+          const transaction = rewrite(renderTransaction(table));
+          const boot = { file: renderBootFile(transaction), unit: renderBootUnit(bootPath(ctx.stateDirectory)), enabled: true };
+          out.set(r.id, { desired: { table, lines: tableLines(table), transaction, confirmTimeoutMs, boot }, diagnostics });
         } catch (cause) {
           if (!isHostKitError(cause)) throw cause;
           diagnostics.push(error('firewall not rendered', cause.message, r.origin));
-          out.set(r.id, { desired: { table: { chains: [], objects: [] }, lines: [], transaction: '', confirmTimeoutMs, refused: cause.message }, diagnostics });
+          out.set(r.id, {
+            desired: { table: { chains: [], objects: [] }, lines: [], transaction: '', confirmTimeoutMs, boot: NO_BOOT, refused: cause.message },
+            diagnostics,
+          });
         }
       }
       return out;
     },
 
-    // One `nft -j list table` whatever the number of openings. A dry run on a
-    // machine where nft cannot be run (not installed, not root) still plans.
+    // One `nft -j list table` whatever the number of openings, and the boot copy's
+    // files read directly. A dry run on a machine where nft cannot be run (not
+    // installed, not root) still plans.
     async observe(resources, ctx) {
       const out = new Map<string, ObservedFirewall>();
       if (resources.length === 0) return out;
       let observed: ObservedFirewall | undefined;
       try {
-        const table = await readTable(ctx.host);
-        if (table) observed = { table, lines: tableLines(table) };
+        const [table, boot] = await Promise.all([readTable(ctx.host), readBoot(ctx.host, bootPath(ctx.stateDirectory))]);
+        if (table || hasBoot(boot)) observed = { ...(table ? { live: { table, lines: tableLines(table) } } : {}), boot };
       } catch (cause) {
         if (ctx.mode !== 'plan') throw cause;
         observed = { unreadable: errorMessage(cause) };
@@ -153,36 +188,63 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
           ...(desired && !orphan ? { desired } : {}),
         } as FirewallChange;
       }
+      const live = observed?.live;
+      const boot = observed?.boot ?? NO_BOOT;
       if (orphan || !desired) {
         if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as FirewallChange;
         return {
           ...base,
           action: 'delete',
-          fields: [{ field: '/table', before: `table ${TABLE_REF}`, diff: unifiedDiff(text(observed.lines), '') }],
+          fields: [
+            ...(live ? [{ field: '/table', before: `table ${TABLE_REF}`, diff: unifiedDiff(text(live.lines), '') }] : []),
+            ...(hasBoot(boot) ? [{ field: '/boot', before: describeBoot(boot), after: 'absent' }] : []),
+          ],
           disruptive: false,
-          reason: 'no manifest declares a firewall any more: the table is removed',
+          reason: `no manifest declares a firewall any more: ${live ? 'the table is removed' : 'its boot copy is removed'}`,
           observed,
         } as FirewallChange;
       }
       if (desired.refused !== undefined)
         return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as FirewallChange;
-      if (!observed) {
+      // The boot copy is part of the table's change: one resource, one field.
+      const bootFields: FieldChange[] = sameBoot(boot, desired.boot)
+        ? []
+        : [
+            {
+              field: '/boot',
+              before: bootDifferences(boot, desired.boot),
+              after: `${BOOT_UNIT} loads this table at boot`,
+              ...(boot.unit !== desired.boot.unit ? { diff: unifiedDiff(boot.unit ?? '', desired.boot.unit!) } : {}),
+            },
+          ];
+      if (!live) {
         return {
           ...base,
           action: 'create',
-          fields: [{ field: '/table', after: `table ${TABLE_REF}`, diff: unifiedDiff('', text(desired.lines)) }],
+          fields: [{ field: '/table', after: `table ${TABLE_REF}`, diff: unifiedDiff('', text(desired.lines)) }, ...bootFields],
           disruptive: false,
           reason: 'table missing',
           desired,
+          ...(observed ? { observed } : {}),
         } as FirewallChange;
       }
-      if (sameLines(observed.lines, desired.lines)) return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed } as FirewallChange;
+      if (sameLines(live.lines, desired.lines)) {
+        if (bootFields.length === 0) return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed } as FirewallChange;
+        return {
+          ...base,
+          action: 'update',
+          fields: bootFields,
+          disruptive: false,
+          reason: 'the table is live; its boot copy is not',
+          desired,
+          observed,
+        } as FirewallChange;
+      }
       const fields: FieldChange[] = [];
       const policy = (t: Table) => t.chains.find((c) => c.name === 'input')?.base?.policy;
-      if (policy(observed.table) !== policy(desired.table))
-        fields.push({ field: '/input', before: policy(observed.table) ?? 'none', after: policy(desired.table) });
-      fields.push({ field: '/rules', diff: unifiedDiff(text(observed.lines), text(desired.lines)) });
-      const { added, removed } = countLines(observed.lines, desired.lines);
+      if (policy(live.table) !== policy(desired.table)) fields.push({ field: '/input', before: policy(live.table) ?? 'none', after: policy(desired.table) });
+      fields.push({ field: '/rules', diff: unifiedDiff(text(live.lines), text(desired.lines)) }, ...bootFields);
+      const { added, removed } = countLines(live.lines, desired.lines);
       return {
         ...base,
         action: 'update',
@@ -196,14 +258,32 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
 
     // If this throws before `nft -f`, the live table is unchanged and no revert
     // is armed (or the one an interrupted run left stays armed). `nft -f` is one
-    // transaction: if it fails, nothing of it was applied.
+    // transaction: if it fails, nothing of it was applied. The boot copy is not
+    // written here but in settle, once the table is confirmed; a delete removes
+    // it here, before the table, and puts it back if the table cannot be removed.
     async apply(change, ctx) {
+      const bootFile = bootPath(ctx.stateDirectory);
+      const before = await readBoot(ctx.host, bootFile);
+      const boot = { before, changed: false };
       if (change.action === 'delete') {
         const restore = restoreTransaction(await listTableText(ctx.host));
-        await loadTransaction(ctx.host, DELETE_TRANSACTION);
-        return { restore, armed: false };
+        try {
+          boot.changed = true;
+          await syncBoot(ctx.host, bootFile, before, NO_BOOT);
+          await loadTransaction(ctx.host, DELETE_TRANSACTION);
+        } catch (cause) {
+          await syncBoot(ctx.host, bootFile, await readBoot(ctx.host, bootFile), before).catch(() => undefined);
+          throw cause;
+        }
+        return { restore, armed: false, boot };
       }
       const desired = change.desired!;
+      // Checked before anything changes; an unchanged unit is not checked again.
+      if (desired.boot.unit !== before.unit) await verifyUnitFile(ctx, BOOT_UNIT, desired.boot.unit!);
+      // Only the boot copy differs: the live table is the confirmed one, unless a revert
+      // is still armed for it (a run died before confirming), which this run then confirms.
+      const tableChanges = change.fields.some((f) => f.field !== '/boot');
+      if (!tableChanges && !(await revertArmed(ctx.host))) return { armed: false, boot };
       await checkTransaction(ctx.host, desired.transaction);
       const revertFile = revertPath(ctx.stateDirectory);
       // Still armed: an earlier run died before confirming. Its file holds the last
@@ -225,54 +305,72 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
         if (!pending) await disarmRevert(ctx.host).catch(() => undefined);
         throw cause;
       }
-      return { restore, armed: true };
+      return { restore, armed: true, boot };
     },
 
-    // The commit-confirmed step: check the new table, then cancel the revert. If
-    // this throws, the revert is still armed and the run rolls back now.
+    // The commit-confirmed step: check the new table, then cancel the revert, then
+    // write the boot copy. If this throws, the revert (if any) is still armed, and
+    // the run rolls back now, the boot copy with it.
     async settle(items, ctx, phase) {
       if (phase !== 'apply') return;
       for (const { change, undo } of items) {
-        if (!undo.armed) continue;
+        if (change.action === 'delete') continue;
         const desired = change.desired!;
-        let problems: string[];
-        try {
-          problems = await confirm(ctx, { desired, revertFile: revertPath(ctx.stateDirectory) });
-        } catch (cause) {
-          problems = [errorMessage(cause)];
+        if (undo.armed) {
+          let problems: string[];
+          try {
+            problems = await confirm(ctx, { desired, revertFile: revertPath(ctx.stateDirectory) });
+          } catch (cause) {
+            problems = [errorMessage(cause)];
+          }
+          if (problems.length > 0) {
+            throw new HostKitError(
+              'FIREWALL_NOT_CONFIRMED',
+              `The new firewall table failed its confirm check: ${problems.join('; ')}. ${REVERT_UNIT}.timer restores the previous table within ${desired.confirmTimeoutMs} ms even if this agent cannot reach the host.`,
+              { data: { resourceId: change.id, problems }, retryable: true },
+            );
+          }
+          await disarmRevert(ctx.host);
+          ctx.log.info({ resource: change.id }, 'firewall confirmed');
         }
-        if (problems.length > 0) {
-          throw new HostKitError(
-            'FIREWALL_NOT_CONFIRMED',
-            `The new firewall table failed its confirm check: ${problems.join('; ')}. ${REVERT_UNIT}.timer restores the previous table within ${desired.confirmTimeoutMs} ms even if this agent cannot reach the host.`,
-            { data: { resourceId: change.id, problems }, retryable: true },
-          );
-        }
-        await disarmRevert(ctx.host);
-        ctx.log.info({ resource: change.id }, 'firewall confirmed');
+        if (sameBoot(undo.boot.before, desired.boot)) continue;
+        undo.boot.changed = true;
+        await syncBoot(ctx.host, bootPath(ctx.stateDirectory), undo.boot.before, desired.boot);
+        ctx.log.info({ resource: change.id, unit: BOOT_UNIT }, 'firewall boot copy written');
       }
     },
 
-    // Fresh read: also catches a revert that fired before the change was confirmed.
+    // Fresh reads: also catches a revert that fired before the change was confirmed.
     async verify(change, ctx) {
-      const live = await readTable(ctx.host);
-      if (change.action === 'delete') return live ? [error('firewall not removed', `table ${TABLE_REF} is still there`, change.origin)] : [];
-      if (!live) return [error('firewall not as desired', `table ${TABLE_REF} is missing after apply`, change.origin)];
+      const [live, boot] = await Promise.all([readTable(ctx.host), readBoot(ctx.host, bootPath(ctx.stateDirectory))]);
+      if (change.action === 'delete') {
+        const problems = [
+          ...(live ? [`table ${TABLE_REF} is still there`] : []),
+          ...(hasBoot(boot) ? [`its boot copy is still there: ${describeBoot(boot)}`] : []),
+        ];
+        return problems.length > 0 ? [error('firewall not removed', problems.join('; '), change.origin)] : [];
+      }
+      const desired = change.desired!;
+      const problems: Diagnostic[] = [];
+      if (!sameBoot(boot, desired.boot)) problems.push(error('firewall boot copy not as desired', bootDifferences(boot, desired.boot), change.origin));
+      if (!live) return [error('firewall not as desired', `table ${TABLE_REF} is missing after apply`, change.origin), ...problems];
       const lines = tableLines(live);
-      if (sameLines(lines, change.desired!.lines)) return [];
+      if (sameLines(lines, desired.lines)) return problems;
       return [
-        error(
-          'firewall not as desired',
-          `the live table differs from the applied one:\n${unifiedDiff(text(change.desired!.lines), text(lines))}`,
-          change.origin,
-        ),
+        error('firewall not as desired', `the live table differs from the applied one:\n${unifiedDiff(text(desired.lines), text(lines))}`, change.origin),
+        ...problems,
       ];
     },
 
-    // One transaction back to the saved table. If it fails, an armed revert still restores it when its timer fires.
+    // One transaction back to the saved table (if it fails, an armed revert still restores
+    // it when its timer fires), then the boot copy as it was.
     async rollback(_change, undo, ctx) {
-      await loadTransaction(ctx.host, undo.restore);
+      if (undo.restore !== undefined) await loadTransaction(ctx.host, undo.restore);
       if (undo.armed) await disarmRevert(ctx.host);
+      if (undo.boot.changed) {
+        const bootFile = bootPath(ctx.stateDirectory);
+        await syncBoot(ctx.host, bootFile, await readBoot(ctx.host, bootFile), undo.boot.before);
+      }
     },
   };
 }
@@ -287,14 +385,7 @@ export function restoreTransaction(previous: string | undefined): string {
 }
 
 export function revertPath(stateDirectory: string): string {
-  // The path ends up on a systemd unit's command line: only plain characters.
-  if (!SAFE_STATE_DIRECTORY.test(stateDirectory) || stateDirectory.split('/').includes('..')) {
-    throw new HostKitError(
-      'FIREWALL_UNSAFE_VALUE',
-      `Refusing state directory ${JSON.stringify(stateDirectory)} for the firewall revert file: expected a plain absolute path`,
-    );
-  }
-  return path.posix.join(stateDirectory, REVERT_FILE);
+  return statePath(stateDirectory, REVERT_FILE, 'the firewall revert file');
 }
 
 /** "60s", "2m", "500ms", "1h" -> milliseconds; undefined when it is none of those. */

@@ -5,6 +5,10 @@ import type { FirewallSpec } from '../../core/specs.js';
 import type { Change } from '../../diff/model.js';
 import { FakeHost, type ExecCall } from '../../hosts/fake.js';
 import type { DriverContext } from '../types.js';
+import { RunJournal } from '../../apply/journal.js';
+import { backupChange } from '../../apply/backups.js';
+import { applyRestore, planRestore } from '../../apply/restore.js';
+import { BOOT_LINK, BOOT_UNIT_PATH, NO_BOOT, readBoot, renderBootFile, renderBootUnit, type BootState } from './boot.js';
 import { desiredTable } from './desired.js';
 import {
   createNftablesDriver,
@@ -17,9 +21,10 @@ import {
   type ObservedFirewall,
 } from './index.js';
 import { tableLines, type Statement, type Table } from './model.js';
-import { DELETE_TRANSACTION, REPLACE_HEADER, renderTable } from './render.js';
+import { DELETE_TRANSACTION, REPLACE_HEADER, renderTable, renderTransaction } from './render.js';
 
 const REVERT_FILE = '/var/lib/hostkit/nftables-revert.nft';
+const BOOT_FILE = '/var/lib/hostkit/firewall/confirmed.nft';
 type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
 
 // nft -j output for a table, in the shape nft 1.0.6 prints (see parse.spec.ts for real samples).
@@ -127,6 +132,16 @@ class FakeFirewall {
       return ok();
     }
     if (call.file === 'systemctl' && call.args[0] === 'is-active') return this.armed ? ok('active\n') : { exitCode: 3, stdout: 'inactive\n', stderr: '' };
+    // enable/disable make and remove the .wants/ link (a file here: the fake has no symlinks).
+    if (call.file === 'systemctl' && call.args[0] === 'enable') {
+      if (this.host.text(BOOT_UNIT_PATH) === undefined) return fail('Failed to enable unit: Unit file hostkit-firewall.service does not exist.');
+      this.host.seedFile(BOOT_LINK, '');
+      return ok();
+    }
+    if (call.file === 'systemctl' && call.args[0] === 'disable') {
+      void this.host.remove(BOOT_LINK);
+      return ok();
+    }
     if (call.file === 'systemctl' && call.args[0] === 'stop') {
       const was = this.armed;
       this.armed = undefined;
@@ -168,8 +183,11 @@ function withoutRule(t: Table, index: number): Table {
   return { ...t, chains: [{ ...chain, rules: chain.rules.filter((_, i) => i !== index) }] };
 }
 
-function observed(t: Table): ObservedFirewall {
-  return { table: t, lines: tableLines(t) };
+// The boot copy of SPEC's table, as a confirmed apply leaves it.
+const BOOT: BootState = { file: renderBootFile(renderTransaction(table(SPEC))), unit: renderBootUnit(BOOT_FILE), enabled: true };
+
+function observed(t: Table, boot: BootState = BOOT): ObservedFirewall {
+  return { live: { table: t, lines: tableLines(t) }, boot };
 }
 
 async function desire(spec: FirewallSpec, ctx: DriverContext, driver = nftablesDriver) {
@@ -187,6 +205,7 @@ async function planWith(fw: FakeFirewall, ctx: DriverContext, spec: FirewallSpec
 }
 
 const commands = (host: FakeHost) => host.calls.map((c) => [c.file, ...c.args].join(' '));
+const readBootState = (host: FakeHost) => readBoot(host, BOOT_FILE);
 
 describe('reconciler/drivers/nftables', () => {
   const desired: DesiredFirewall = {
@@ -194,6 +213,7 @@ describe('reconciler/drivers/nftables', () => {
     lines: tableLines(table(SPEC)),
     transaction: 'unused in plan',
     confirmTimeoutMs: 60_000,
+    boot: BOOT,
   };
   const live = table(SPEC);
 
@@ -259,18 +279,81 @@ describe('reconciler/drivers/nftables', () => {
     expect(change.fields[0]).toEqual({ field: '/input', before: 'accept', after: 'drop' });
   });
 
+  it.each<[string, ObservedFirewall | undefined, { orphan?: boolean }, Partial<FirewallChange>, FirewallChange['fields']]>([
+    [
+      'table as desired, no boot copy (a host from before boot copies, or the files removed)',
+      observed(live, NO_BOOT),
+      {},
+      { action: 'update', reason: 'the table is live; its boot copy is not' },
+      [
+        {
+          field: '/boot',
+          before: 'table file missing, hostkit-firewall.service missing, hostkit-firewall.service not enabled',
+          after: 'hostkit-firewall.service loads this table at boot',
+          diff: expect.stringMatching(/^\+After=nftables\.service$/m) as unknown as string,
+        },
+      ],
+    ],
+    [
+      'table as desired, unit disabled by hand',
+      observed(live, { ...BOOT, enabled: false }),
+      {},
+      { action: 'update' },
+      [{ field: '/boot', before: 'hostkit-firewall.service not enabled', after: 'hostkit-firewall.service loads this table at boot' }],
+    ],
+    [
+      'table missing: the boot copy is part of the create',
+      undefined,
+      {},
+      { action: 'create' },
+      [
+        expect.objectContaining({ field: '/table' }) as never,
+        expect.objectContaining({ field: '/boot', before: expect.stringMatching(/^table file missing/) }) as never,
+      ],
+    ],
+    [
+      'table missing, boot copy current (after a reboot without the unit running)',
+      { boot: BOOT },
+      {},
+      { action: 'create', reason: 'table missing' },
+      [expect.objectContaining({ field: '/table' }) as never],
+    ],
+    [
+      'orphan with table and boot copy',
+      observed(live),
+      { orphan: true },
+      { action: 'delete', reason: 'no manifest declares a firewall any more: the table is removed' },
+      [expect.objectContaining({ field: '/table' }) as never, { field: '/boot', before: 'table file, hostkit-firewall.service (enabled)', after: 'absent' }],
+    ],
+    [
+      'orphan whose table is gone but whose boot copy would bring it back at the next boot',
+      { boot: BOOT },
+      { orphan: true },
+      { action: 'delete', reason: 'no manifest declares a firewall any more: its boot copy is removed' },
+      [{ field: '/boot', before: 'table file, hostkit-firewall.service (enabled)', after: 'absent' }],
+    ],
+  ])('plan (boot copy): %s', (_title, obs, opts, expected, fields) => {
+    const change = nftablesDriver.plan({ resource: resource(), desired: opts.orphan ? undefined : desired, observed: obs, orphan: opts.orphan ?? false });
+    expect(change).toMatchObject(expected);
+    expect(change.fields).toEqual(fields);
+  });
+
   it('plan: a table nft could not read (dry run) is an update with a warning, not an error', () => {
     const change = nftablesDriver.plan({ resource: resource(), desired, observed: { unreadable: 'spawn nft ENOENT' }, orphan: false });
     expect(change).toMatchObject({ action: 'update', reason: 'the live table could not be read' });
     expect(change.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', summary: 'firewall not observed' })]);
   });
 
-  it('observes with one `nft -j list table` and nothing else', async () => {
+  it('observes with one `nft -j list table` and nothing else (the boot copy is read as files)', async () => {
     const host = new FakeHost();
     new FakeFirewall(host, live);
     const o = await nftablesDriver.observe([resource()], driverContext(host, { mode: 'plan' }));
     expect(commands(host)).toEqual(['nft -j list table inet hostkit']);
-    expect(o.get('firewall/hostkit')).toEqual(observed(live));
+    expect(o.get('firewall/hostkit')).toEqual(observed(live, NO_BOOT));
+    host.seedFile(BOOT_FILE, BOOT.file!);
+    host.seedFile(BOOT_UNIT_PATH, BOOT.unit!);
+    host.seedFile(BOOT_LINK, '');
+    expect((await nftablesDriver.observe([resource()], driverContext(host, { mode: 'plan' }))).get('firewall/hostkit')).toEqual(observed(live));
   });
 
   it('observe: nft missing fails an apply run but lets a dry run plan', async () => {
@@ -321,19 +404,22 @@ describe('reconciler/drivers/nftables', () => {
 
     const undo = await nftablesDriver.apply(change, ctx);
     expect(commands(host)).toEqual([
+      expect.stringMatching(/^systemd-analyze verify --no-pager \/run\/hostkit\/verify-[0-9a-f]+\/hostkit-firewall\.service$/),
       'nft -c -f -',
       'systemctl is-active hostkit-nft-revert.timer',
       'nft list table inet hostkit',
       'systemd-run --unit=hostkit-nft-revert --description=HostKit: restore the previous firewall table (commit-confirmed) --on-active=60000ms --timer-property=AccuracySec=100ms --collect --quiet -- nft -f /var/lib/hostkit/nftables-revert.nft',
       'nft -f -',
     ]);
-    expect(host.calls[0]!.input).toBe(change.desired!.transaction);
-    expect(host.calls[4]!.input).toBe(change.desired!.transaction);
+    expect(host.calls[1]!.input).toBe(change.desired!.transaction);
+    expect(host.calls[5]!.input).toBe(change.desired!.transaction);
     expect(host.text(REVERT_FILE)).toBe(restoreTransaction(undefined));
     expect(host.text(REVERT_FILE)).toContain(DELETE_TRANSACTION);
     expect((await host.stat(REVERT_FILE))?.mode).toBe(0o600);
-    expect(undo).toEqual({ restore: restoreTransaction(undefined), armed: true });
+    expect(undo).toEqual({ restore: restoreTransaction(undefined), armed: true, boot: { before: NO_BOOT, changed: false } });
     expect(fw.armed).toBeDefined();
+    // Not confirmed yet: nothing for the next boot.
+    expect([host.text(BOOT_FILE), host.text(BOOT_UNIT_PATH), host.text(BOOT_LINK)]).toEqual([undefined, undefined, undefined]);
 
     host.calls.length = 0;
     await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
@@ -341,22 +427,55 @@ describe('reconciler/drivers/nftables', () => {
       'nft -j list table inet hostkit',
       `nft -c -f ${REVERT_FILE}`,
       'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service',
+      'systemctl enable --no-reload -- hostkit-firewall.service',
+      'systemctl daemon-reload',
     ]);
     expect(fw.armed).toBeUndefined();
+    expect(host.text(BOOT_FILE)).toBe(renderBootFile(change.desired!.transaction));
+    expect(await host.stat(BOOT_FILE)).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
+    expect(await host.stat('/var/lib/hostkit/firewall')).toMatchObject({ type: 'directory', mode: 0o700, uid: 0 });
+    expect(host.text(BOOT_UNIT_PATH)).toBe(renderBootUnit(BOOT_FILE));
+    expect(await host.stat(BOOT_UNIT_PATH)).toMatchObject({ mode: 0o644, uid: 0 });
+    expect(host.text(BOOT_LINK)).toBeDefined();
+    expect(undo.boot.changed).toBe(true);
     expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
+    expect(tableLines(fw.live!)).toEqual(change.desired!.lines);
+    // The file the unit loads at boot restores exactly the confirmed table on a host that has none.
+    fw.live = undefined;
+    expect((await host.exec('nft', ['-f', BOOT_FILE])).exitCode).toBe(0);
     expect(tableLines(fw.live!)).toEqual(change.desired!.lines);
   });
 
-  it('apply twice: the second plan is a noop, so no second transaction', async () => {
+  it('apply twice: the second plan is a noop, so no second transaction, no write and no daemon-reload', async () => {
     const host = new FakeHost();
     const fw = new FakeFirewall(host);
     const ctx = driverContext(host);
     const first = await planWith(fw, ctx);
     await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
     host.calls.length = 0;
+    host.writes.length = 0;
     const second = await planWith(fw, ctx);
-    expect(second.action).toBe('noop');
+    expect(second).toMatchObject({ action: 'noop', fields: [] });
     expect(commands(host)).toEqual(['nft -j list table inet hostkit']);
+    expect(host.writes).toEqual([]);
+  });
+
+  it('a table change with the boot unit in place rewrites the boot file only: no unit check, no enable, no daemon-reload', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx, { ...SPEC, openings: [] });
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    host.calls.length = 0;
+    host.writes.length = 0;
+    const change = await planWith(fw, ctx);
+    expect(change.fields.map((f) => f.field)).toEqual(['/rules', '/boot']);
+    expect(change.fields[1]).toEqual({ field: '/boot', before: 'table file holds another table', after: 'hostkit-firewall.service loads this table at boot' });
+    const undo = await nftablesDriver.apply(change, ctx);
+    await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
+    expect(commands(host).filter((c) => !c.startsWith('nft ') && !c.includes('hostkit-nft-revert'))).toEqual([]);
+    expect(host.writes).toEqual([REVERT_FILE, BOOT_FILE]);
+    expect(host.text(BOOT_FILE)).toBe(renderBootFile(change.desired!.transaction));
   });
 
   it('update: the revert file holds the previous table text, restorable in one transaction', async () => {
@@ -384,10 +503,28 @@ describe('reconciler/drivers/nftables', () => {
     await expect(driver.apply(change, ctx)).rejects.toThrow(
       /nft rejected the rendered table; nothing was changed: nft -c -f - exited 1: .*Error: Service out of range/,
     );
-    expect(commands(host)).toEqual(['nft -c -f -']);
+    expect(commands(host)).toEqual([expect.stringMatching(/^systemd-analyze verify /), 'nft -c -f -']);
     expect(fw.live).toBe(before);
     expect(fw.armed).toBeUndefined();
     expect(host.text(REVERT_FILE)).toBeUndefined();
+    expect(host.text(BOOT_FILE)).toBeUndefined();
+  });
+
+  it('a boot unit systemd-analyze rejects fails apply before anything changes', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    host.onExec((call) =>
+      call.file === 'systemd-analyze' ? { exitCode: 1, stdout: '', stderr: `${call.args[2]}: Failed to load: Invalid argument\n` } : undefined,
+    );
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    host.writes.length = 0;
+    await expect(nftablesDriver.apply(change, ctx)).rejects.toMatchObject({
+      code: 'UNIT_INVALID',
+      message: expect.stringMatching(/hostkit-firewall\.service/),
+    });
+    expect(fw.live).toBeUndefined();
+    expect(host.writes.filter((w) => !w.startsWith('/run/hostkit'))).toEqual([]);
   });
 
   it('a failed confirm check leaves the revert armed and fails settle; rollback restores the previous table and disarms', async () => {
@@ -405,6 +542,7 @@ describe('reconciler/drivers/nftables', () => {
       message: expect.stringMatching(/probe to 192\.0\.2\.1:22 timed out.*hostkit-nft-revert\.timer restores the previous table within 60000 ms/),
     });
     expect(fw.armed).toBeDefined(); // still armed: if this agent is cut off, systemd puts the old table back
+    expect(host.text(BOOT_FILE)).toBeUndefined(); // never confirmed: never written for the next boot
 
     host.calls.length = 0;
     await driver.rollback(change, undo, ctx);
@@ -467,6 +605,7 @@ describe('reconciler/drivers/nftables', () => {
     host.calls.length = 0;
     const undo = await nftablesDriver.apply(change, ctx);
     expect(commands(host)).toEqual([
+      expect.stringMatching(/^systemd-analyze verify /),
       'nft -c -f -',
       'systemctl is-active hostkit-nft-revert.timer',
       'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service',
@@ -500,7 +639,7 @@ describe('reconciler/drivers/nftables', () => {
     const fw = new FakeFirewall(host);
     const ctx = driverContext(host);
     const change = await planWith(fw, ctx);
-    await nftablesDriver.apply(change, ctx);
+    await nftablesDriver.settle!([{ change, undo: await nftablesDriver.apply(change, ctx) }], ctx, 'apply');
     fw.live = withoutRule(fw.live!, 2);
     expect(await nftablesDriver.verify(change, ctx)).toEqual([
       expect.objectContaining({
@@ -511,11 +650,149 @@ describe('reconciler/drivers/nftables', () => {
     ]);
   });
 
-  it('refuses a state directory that could not be passed safely to systemd-run', async () => {
+  it('boot copy missing, table live: apply loads no table, settle writes the boot copy; apply again is a noop', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host, live);
+    const ctx = driverContext(host);
+    const change = await planWith(fw, ctx);
+    expect(change.fields.map((f) => f.field)).toEqual(['/boot']);
+    host.calls.length = 0;
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(commands(host)).toEqual([expect.stringMatching(/^systemd-analyze verify /), 'systemctl is-active hostkit-nft-revert.timer']);
+    expect(undo).toEqual({ armed: false, boot: { before: NO_BOOT, changed: false } });
+    host.calls.length = 0;
+    await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
+    expect(commands(host)).toEqual(['systemctl enable --no-reload -- hostkit-firewall.service', 'systemctl daemon-reload']);
+    expect(host.text(BOOT_FILE)).toBe(BOOT.file);
+    expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
+    expect((await planWith(fw, ctx)).action).toBe('noop');
+    // Rolled back (a later step failed): the boot copy goes, the table stays as it was.
+    host.calls.length = 0;
+    await nftablesDriver.rollback(change, undo, ctx);
+    expect(commands(host)).toEqual(['systemctl disable --now --no-reload -- hostkit-firewall.service', 'systemctl daemon-reload']);
+    expect(await readBootState(host)).toEqual(NO_BOOT);
+    expect(fw.live).toBe(live);
+  });
+
+  it('boot copy missing while a revert is armed (a run died before confirming): the live table is confirmed before it is written for boot', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host, table({ ...SPEC, openings: [] }));
+    const ctx = driverContext(host);
+    await nftablesDriver.apply(await planWith(fw, ctx), ctx); // died here: SPEC live, unconfirmed
+    const change = await planWith(fw, ctx);
+    expect(change.fields.map((f) => f.field)).toEqual(['/boot']);
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(undo.armed).toBe(true);
+    const refuse: ConfirmCheck = async () => ['forced'];
+    await expect(createNftablesDriver({ confirm: refuse }).settle!([{ change, undo }], ctx, 'apply')).rejects.toThrow(/forced/);
+    expect(host.text(BOOT_FILE)).toBeUndefined();
+    fw.fire();
+    expect(tableLines(fw.live!)).toEqual(tableLines(table({ ...SPEC, openings: [] })));
+  });
+
+  it('a later step fails after the change was confirmed: rollback puts back the previous table and its boot copy', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx, { ...SPEC, openings: [] });
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    const previous = host.text(BOOT_FILE);
+    const change = await planWith(fw, ctx);
+    const undo = await nftablesDriver.apply(change, ctx);
+    await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
+    expect(host.text(BOOT_FILE)).toBe(BOOT.file);
+    host.calls.length = 0;
+    host.writes.length = 0;
+    await nftablesDriver.rollback(change, undo, ctx);
+    // The unit was left alone: no enable, no daemon-reload.
+    expect(commands(host)).toEqual(['nft -f -', 'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service']);
+    expect(host.writes).toEqual([BOOT_FILE]);
+    expect(host.text(BOOT_FILE)).toBe(previous);
+    expect(tableLines(fw.live!)).toEqual(tableLines(table({ ...SPEC, openings: [] })));
+  });
+
+  it('a firewall removed: the boot copy goes (disabled, unit and file removed), then the table; rollback brings both back, enabled', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx);
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    const installed = await readBootState(host);
+    const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
+    const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
+    host.calls.length = 0;
+    const undo = await nftablesDriver.apply(change, ctx);
+    expect(commands(host)).toEqual([
+      'nft list table inet hostkit',
+      'systemctl disable --now --no-reload -- hostkit-firewall.service',
+      'systemctl daemon-reload',
+      'nft -f -',
+    ]);
+    expect(await readBootState(host)).toEqual(NO_BOOT);
+    expect(fw.live).toBeUndefined();
+    expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
+    await nftablesDriver.rollback(change, undo, ctx);
+    expect(await readBootState(host)).toEqual(installed);
+    expect(tableLines(fw.live!)).toEqual(first.desired!.lines);
+  });
+
+  it('a firewall removal whose table cannot be removed puts the boot copy back before it fails', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx);
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    const installed = await readBootState(host);
+    const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
+    const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
+    fw.failLoad = true;
+    await expect(nftablesDriver.apply(change, ctx)).rejects.toThrow(/No buffer space available/);
+    expect(await readBootState(host)).toEqual(installed);
+    expect(tableLines(fw.live!)).toEqual(first.desired!.lines);
+  });
+
+  it('the run journal backs up the boot copy with the table; a restore from it puts back the file and the unit, enabled again', async () => {
+    const host = new FakeHost();
+    const fw = new FakeFirewall(host);
+    const ctx = driverContext(host);
+    const first = await planWith(fw, ctx);
+    await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
+    const installed = await readBootState(host);
+    // A run that removes the firewall, journalled as the executor does it.
+    const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
+    const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
+    const journal = await RunJournal.open(host, ctx.stateDirectory, { type: 'apply', host: 'test-1', planned: [] });
+    await backupChange(journal, change, nftablesDriver);
+    await journal.event({ ev: 'begin', id: change.id });
+    await nftablesDriver.apply(change, ctx);
+    await journal.close('applied');
+    expect(await readBootState(host)).toEqual(NO_BOOT);
+
+    const plan = await planRestore(journal);
+    expect(plan.steps.map((st) => `${st.action} ${'path' in st ? st.path : ''}`)).toEqual([
+      `restore-file ${BOOT_FILE}`,
+      `restore-file ${BOOT_UNIT_PATH}`,
+      'restore-firewall ',
+    ]);
+    expect(plan.units).toEqual({ restart: [], stop: [], enable: ['hostkit-firewall.service'] });
+    host.calls.length = 0;
+    const result = await applyRestore(plan, journal, { log: ctx.log });
+    expect(result.errors).toEqual([]);
+    expect(commands(host)).toContain('systemctl enable --no-reload -- hostkit-firewall.service');
+    expect(await readBootState(host)).toEqual(installed);
+    expect(tableLines(fw.live!)).toEqual(first.desired!.lines);
+  });
+
+  it('refuses a state directory that could not be passed safely to systemd-run or a unit: an error in the plan, and apply refuses it too', async () => {
     const host = new FakeHost();
     const fw = new FakeFirewall(host);
     const ctx = { ...driverContext(host), stateDirectory: '/var/lib/host kit%n' };
-    const change = await planWith(fw, ctx);
+    const { diagnostics } = await desire(SPEC, ctx);
+    expect(diagnostics).toEqual([
+      expect.objectContaining({ severity: 'error', detail: expect.stringMatching(/Refusing state directory .* for the firewall boot file/) }),
+    ]);
+    await expect(nftablesDriver.observe([resource()], ctx)).rejects.toThrow(/Refusing state directory/);
+    const change = await planWith(fw, driverContext(host));
     await expect(nftablesDriver.apply(change, ctx)).rejects.toThrow(/Refusing state directory/);
     expect(fw.live).toBeUndefined();
     expect(fw.armed).toBeUndefined();

@@ -386,7 +386,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
 
 // `systemd-analyze verify` on the candidate file before it goes live. It exits 0
 // on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
-async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
+export async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
   const root = { uid: 0, gid: 0, mode: 0o700 };
   const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
   await ctx.host.mkdir('/run/hostkit', root);
