@@ -117,7 +117,8 @@ async function httpProblem(host: Host, h: HttpCheck, timeoutMs: number): Promise
   }
   if (res.status !== h.expectStatus) {
     const location = res.headers.location;
-    const redirect = res.status >= 300 && res.status < 400 ? ` (a redirect to ${location ?? 'no Location'}; health checks do not follow redirects)` : '';
+    const target = location ? `a redirect to ${location}` : 'a redirect with no Location';
+    const redirect = res.status >= 300 && res.status < 400 ? ` (${target}; health checks do not follow redirects)` : '';
     return `GET ${h.url} answered ${res.status}${redirect}, expected ${h.expectStatus}`;
   }
   if (h.bodyContains !== undefined && !res.body.includes(h.bodyContains)) return `GET ${h.url} answered ${res.status} without "${h.bodyContains}" in its body`;
