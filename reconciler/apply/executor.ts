@@ -20,6 +20,8 @@ export interface AppliedStep {
 export interface HealthResult {
   project: string;
   ok: boolean;
+  /** The URL the HTTP check asked, e.g. `https://api.example.test/healthz (via 127.0.0.1:443)`. */
+  url?: string;
   detail?: string;
 }
 
@@ -172,7 +174,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       if (!check) continue;
       const problems = await runHealthCheck(context.host, check);
       const detail = problems.map((d) => d.detail).join('; ');
-      health.push({ project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
+      health.push({ project, ok: problems.length === 0, ...(check.http ? { url: check.http.url } : {}), ...(detail ? { detail } : {}) });
       await journal?.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
       if (problems.length > 0) throw new StepFailed(`health/${project}`, problems);
       context.log.info({ project }, 'healthy');

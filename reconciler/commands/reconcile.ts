@@ -151,7 +151,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
       lines.push(style.green(`Applied ${result.steps.length} change(s) to ${hostName}.`));
       if (result.run) lines.push(style.dim(`Run ${result.run}: \`hostkit runs\` shows it, \`hostkit rollback --last\` undoes it.`));
     }
-    for (const h of result.health ?? []) if (h.ok) lines.push(style.green(`healthy: ${h.project}`));
+    for (const h of result.health ?? []) if (h.ok) lines.push(style.green(`healthy: ${h.project}${h.url ? ` (${h.url})` : ''}`));
     for (const w of result.warnings) lines.push(style.yellow(`warning: ${w.summary}: ${w.detail}`));
     if (result.skipped.length > 0) lines.push(style.dim(`${result.skipped.length} resource(s) not applied: their drivers do not exist yet.`));
     write(lines.join('\n') + '\n');

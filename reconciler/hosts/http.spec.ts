@@ -63,6 +63,19 @@ describe('hostHttpRequest', () => {
     });
   });
 
+  it('gives up on a server that accepts the connection but never answers the TLS handshake', async () => {
+    const silent = net.createServer(() => undefined);
+    const silentPort = await listen(silent);
+    try {
+      await expect(hostHttpRequest(new LocalHost(), { port: silentPort, path: '/', tlsServerName: 'tls.example.test', timeoutMs: 300 })).rejects.toMatchObject({
+        code: 'HOST_HTTP_FAILED',
+        message: expect.stringContaining('timed out after 300 ms in the TLS handshake'),
+      });
+    } finally {
+      silent.close();
+    }
+  });
+
   it('refuses to connect for a re-rooted local host, whose ports are not this machine’s', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'hk-http-'));
     await expect(new LocalHost({ root }).connect(port)).rejects.toMatchObject({ code: 'CONNECT_ON_REROOTED_HOST' });

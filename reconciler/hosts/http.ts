@@ -38,13 +38,26 @@ export interface HostHttpResponse {
 const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_BODY = 64 * 1024;
 
-async function startTls(socket: Duplex, servername: string): Promise<TLSSocket> {
+async function startTls(socket: Duplex, servername: string, deadline: AbortSignal, timeoutMs: number): Promise<TLSSocket> {
   const tls = await import('node:tls');
   return new Promise((resolve, reject) => {
     // A probe asks what is served, so it accepts any certificate and returns it for the caller to check.
     const secure = tls.connect({ socket, servername, rejectUnauthorized: false });
-    secure.once('secureConnect', () => resolve(secure));
-    secure.once('error', reject);
+    // A server that accepts the connection and never answers the handshake must not hang the caller.
+    const abort = () => {
+      secure.destroy();
+      reject(new Error(`timed out after ${timeoutMs} ms in the TLS handshake`));
+    };
+    if (deadline.aborted) return abort();
+    deadline.addEventListener('abort', abort, { once: true });
+    secure.once('secureConnect', () => {
+      deadline.removeEventListener('abort', abort);
+      resolve(secure);
+    });
+    secure.once('error', (error) => {
+      deadline.removeEventListener('abort', abort);
+      reject(error);
+    });
   });
 }
 
@@ -64,7 +77,7 @@ export async function hostHttpRequest(host: Host, request: HostHttpRequest): Pro
   try {
     const raw = await host.connect(request.port, { address, timeoutMs });
     socket = raw;
-    const secure = request.tlsServerName ? await startTls(raw, request.tlsServerName) : undefined;
+    const secure = request.tlsServerName ? await startTls(raw, request.tlsServerName, deadline, timeoutMs) : undefined;
     if (secure) socket = secure;
     const stream = socket;
     const http = await import('node:http');

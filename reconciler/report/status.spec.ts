@@ -3,7 +3,8 @@ import { fingerprinter, Redactor, REDACTED } from '../core/secrets.js';
 
 const secretFingerprint = fingerprinter(Buffer.alloc(32, 1));
 import type { HostReport } from './status.js';
-import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles } from './status.js';
+import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles, reportFromOutcome } from './status.js';
+import type { ReconcileOutcome } from '../engine.js';
 
 const SECRET = 'pg-pass-7c1d9e2b';
 
@@ -89,6 +90,19 @@ describe('reconciler/report/status', () => {
     expect(files['status/web-1.md']).toContain(REDACTED);
     expect(JSON.parse(files['status/web-1.json']!)).toMatchObject({ host: 'web-1', result: 'rolled-back', commit: 'a'.repeat(40) });
     expect(reportFiles(report({ drift: undefined }), redactor)['drift/web-1.md']).toBeUndefined();
+  });
+
+  it('the health checks of the run, with the URL each asked, are in the JSON and the readable status', () => {
+    const url = 'https://api.example.test/healthz (via 127.0.0.1:443)';
+    const outcome = {
+      stage: 'applied',
+      planned: { plan: { changes: [], diagnostics: [] } },
+      result: { status: 'applied', steps: [], skipped: [], warnings: [], health: [{ project: 'api', ok: true, url }] },
+    } as unknown as ReconcileOutcome;
+    const facts = { host: 'web-1', trigger: ['poll'], startedAt: new Date(0), finishedAt: new Date(1000), timings: {} };
+    const files = reportFiles(reportFromOutcome(facts, outcome), new Redactor());
+    expect(JSON.parse(files['status/web-1.json']!).health).toEqual([{ project: 'api', ok: true, url }]);
+    expect(files['status/web-1.md']).toContain(`- **Health of api:** healthy (${url})`);
   });
 
   it.each([

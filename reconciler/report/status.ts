@@ -2,6 +2,7 @@ import { formatLocation, type Diagnostic } from '../core/diagnostics.js';
 import { errorMessage } from '../core/errors.js';
 import type { Redactor } from '../core/secrets.js';
 import { PENDING_ACTIONS, type Change, type FieldChange, type Plan } from '../diff/model.js';
+import type { HealthResult } from '../apply/executor.js';
 import type { ReconcileOutcome } from '../engine.js';
 
 export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
@@ -55,6 +56,8 @@ export interface HostReport {
   failed?: { id: string; error: string };
   rollbackErrors?: { id: string; error: string }[];
   diagnostics: { severity: string; summary: string; detail: string; location?: string }[];
+  /** The health checks the run made, with the URL each HTTP check asked. */
+  health?: HealthResult[];
   drift?: DriftSection;
 }
 
@@ -109,6 +112,7 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
   }
   if (outcome.stage === 'held') return { ...base, result: 'held', summary: outcome.hold.message, resources, diagnostics };
   const r = outcome.result;
+  if (r.health) base.health = r.health;
   if (r.status === 'rolled-back') {
     return {
       ...base,
@@ -168,6 +172,7 @@ export function renderStatusMarkdown(report: HostReport): string {
   const t = report.timings;
   const parts = [t.fetchMs !== undefined ? `fetch ${t.fetchMs} ms` : '', t.reconcileMs !== undefined ? `validate, plan and apply ${t.reconcileMs} ms` : ''];
   if (parts.some(Boolean)) out.push(`- **Timings:** ${parts.filter(Boolean).join(', ')}`);
+  for (const h of report.health ?? []) out.push(`- **Health of ${h.project}:** ${h.ok ? 'healthy' : 'failed'}${h.url ? ` (${cell(h.url)})` : ''}`);
   if (report.drift) out.push(`- **Drift:** ${report.drift.resources.length} resource(s) at ${report.drift.checkedAt} (policy: ${report.drift.policy})`);
   out.push('');
   if (report.failed) out.push(`**Failed at \`${report.failed.id}\`:** ${cell(report.failed.error)}`, '');

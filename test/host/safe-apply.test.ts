@@ -109,7 +109,7 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     const good = commitId();
     const first = result(await apply(m, { 'projects/web.yaml': web('v1') }, good));
     expect(first.status).toBe('applied');
-    expect(first.health).toEqual([{ project: 'web', ok: true }]);
+    expect(first.health).toEqual([{ project: 'web', ok: true, url: 'http://web.hk.test/version.txt (via 127.0.0.1:80)' }]);
     expect(await body(m, 9201, '/version.txt')).toBe('v1\n');
     const before = await snapshot(m, files);
     const idBefore = await unitProperty(m, 'hk-web.service', 'InvocationID');
@@ -122,9 +122,11 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(second.status).toBe('rolled-back');
     if (second.status !== 'rolled-back') return;
     expect(second.failed.id).toBe('health/web');
-    expect(second.failed.error).toMatch(/GET http:\/\/web\.hk\.test\/version\.txt \(port 80\) answered 404, expected 200/);
+    expect(second.failed.error).toContain('GET http://web.hk.test/version.txt (via 127.0.0.1:80) answered 404, expected 200');
     expect(second.quarantined).toBe(true);
-    expect(second.health).toEqual([{ project: 'web', ok: false, detail: expect.stringContaining('404') }]);
+    expect(second.health).toEqual([
+      { project: 'web', ok: false, url: 'http://web.hk.test/version.txt (via 127.0.0.1:80)', detail: expect.stringContaining('404') },
+    ]);
     // Back on the previous unit, env file and version file, and serving v1 from a restarted service.
     expect(await snapshot(m, files)).toEqual(before);
     expect(await unitProperty(m, 'hk-web.service', 'ActiveState')).toBe('active');

@@ -22,7 +22,8 @@ export function normalizeSerial(serial: string): string {
   return serial.toUpperCase().replace(/^0+(?=.)/, '');
 }
 
-function firstPem(text: string): string | undefined {
+/** The first certificate of a PEM file: the leaf of a chain. */
+export function firstPem(text: string): string | undefined {
   return /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0];
 }
 

@@ -15,7 +15,7 @@ export interface RenderedSite {
 }
 
 /** The certificate and key files a site's TLS server uses, or undefined for tls: none. */
-export function siteTlsFiles(spec: SiteSpec): { certificate: string; key: string } | undefined {
+export function siteTlsFiles(spec: Pick<SiteSpec, 'site' | 'tls'>): { certificate: string; key: string } | undefined {
   if (spec.tls === 'none') return undefined;
   if (typeof spec.tls === 'object') return spec.tls;
   return certificatePaths(spec.site);
