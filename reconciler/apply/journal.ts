@@ -21,7 +21,7 @@ export interface PlannedStep {
   action: Change['action'];
   project?: string;
   /** Lifecycle commands: what a down plan needs. */
-  command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project'> & { environmentFile?: string };
+  command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project' | 'timeoutMs'> & { environmentFile?: string };
 }
 
 export interface RunRecord {
@@ -85,6 +85,7 @@ export function plannedSteps(changes: readonly Change[]): PlannedStep[] {
         user: s.user,
         workingDirectory: s.workingDirectory,
         ...(s.down ? { down: s.down } : {}),
+        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
         ...(environmentFile ? { environmentFile } : {}),
       };
     }
