@@ -5,7 +5,7 @@ import { HostKitError } from '../core/errors.js';
 import type { Duplex } from 'node:stream';
 import { connectLocal } from './connect.js';
 import { spawnCollect, timedOutError } from './process.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
 
 export interface LocalHostOptions {
   /**
@@ -121,7 +121,7 @@ export class LocalHost implements Host {
     }
   }
 
-  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: AppendOptions = {}): Promise<void> {
     const handle = await fs.open(this.resolve(hostPath), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       const st = await handle.stat();
@@ -130,6 +130,7 @@ export class LocalHost implements Host {
         await handle.chmod(ownership.mode);
       }
       await handle.write(typeof data === 'string' ? Buffer.from(data) : data);
+      if (options.sync) await handle.datasync();
     } finally {
       await handle.close();
     }

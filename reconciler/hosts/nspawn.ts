@@ -24,7 +24,7 @@ import { LocalHost } from './local.js';
 import type { Duplex } from 'node:stream';
 import { connectInNetworkNamespace } from './connect.js';
 import { spawnCollect, timedOutError } from './process.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, Host, Ownership } from './types.js';
 
 export interface NspawnHostOptions {
   /** PID (on this machine) of the container's init, the target for nsenter. */
@@ -127,8 +127,8 @@ export class NspawnHost implements Host {
     await this.files.writeFile(await this.resolveIn(hostPath, false), data, ownership);
   }
 
-  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
-    await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership);
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void> {
+    await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership, options);
   }
 
   async mkdir(hostPath: string, ownership: Ownership): Promise<void> {

@@ -100,10 +100,12 @@ export interface Host {
   /**
    * Append to a file (a journal), creating it with owner and mode when it does
    * not exist; the last component is not followed. Each call is one write, so a
-   * process killed between calls never leaves a partial append; unlike
-   * writeFile, nothing is synced to disk.
+   * process killed between calls never leaves a partial append. Nothing is
+   * synced to disk unless `options.sync`: then the file's data, earlier
+   * appends included, is on disk (fdatasync) when this resolves, so what it
+   * announces survives a power loss.
    */
-  appendFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
+  appendFile(path: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void>;
 
   /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
   mkdir(path: string, ownership: Ownership): Promise<void>;
@@ -130,6 +132,11 @@ export interface Host {
    * unreachable, timed out). Destroying the stream closes the connection.
    */
   connect(port: number, options?: ConnectOptions): Promise<Duplex>;
+}
+
+export interface AppendOptions {
+  /** fdatasync before resolving (see Host.appendFile). */
+  sync?: boolean;
 }
 
 export interface ConnectOptions {
