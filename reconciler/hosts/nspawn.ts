@@ -89,8 +89,10 @@ export class NspawnHost implements Host {
     // nsenter forks the command into the container's PID namespace and does not
     // forward signals, so a timeout signals its process group, sparing nsenter
     // itself: it reaps the command and exits (see SpawnOptions.spareLeader).
+    // The working directory is inside (--wdns), not a directory of this machine.
+    const { cwd: _inside, ...rest } = options;
     const result = await spawnCollect(this.nsenter, nsenterArgs, {
-      ...options,
+      ...rest,
       env: { ...NSPAWN_BASE_ENV, ...options.env },
       spareLeader: true,
     });
