@@ -4,7 +4,7 @@
 // timeout plus the grace, the run fails naming it and rolls back, and nothing
 // of it is left on the host: no process, no transient unit, no cgroup.
 import { expect, it } from 'vitest';
-import { COMMAND_KILL_GRACE_MS } from '../../reconciler/drivers/command/index.js';
+import { COMMAND_KILL_GRACE_MS, runCommand } from '../../reconciler/drivers/command/index.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, reconcile, repo, service } from './reconcile.js';
 
@@ -59,6 +59,18 @@ describeHost('test/host/command-timeout: commands past their time', () => {
     expect(elapsed).toBeGreaterThanOrEqual(2_500);
     expect(elapsed).toBeLessThan(5_000);
     expect(await stillRunning(m, 'exec')).toEqual([]);
+  });
+
+  it("runCommand on a real systemd: the command's exit code and output, without systemd-run's own lines", async () => {
+    const m = machine();
+    const run = { user: 'nobody', workingDirectory: '/' };
+    expect(await runCommand(m.host, { ...run, argv: ['/bin/sh', '-c', 'id -un; echo err >&2; exit 3'] })).toMatchObject({
+      exitCode: 3,
+      stdout: 'nobody\n',
+      stderr: 'err\n',
+    });
+    expect(await runCommand(m.host, { ...run, argv: ['/bin/true'] })).toMatchObject({ exitCode: 0, stdout: '', stderr: '' });
+    expect(await commandUnitsLeft(m)).toEqual([]);
   });
 
   it('a lifecycle command that traps SIGTERM and sleeps past its timeout: the run fails in timeout + grace naming it, rolls back, and leaves no process or unit', async () => {
