@@ -21,7 +21,7 @@ export interface PlannedStep {
   action: Change['action'];
   project?: string;
   /** Lifecycle commands: what a down plan needs. */
-  command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project'> & { environmentFile?: string };
+  command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project' | 'timeoutMs'> & { environmentFile?: string };
 }
 
 export interface RunRecord {
@@ -87,12 +87,16 @@ export function plannedSteps(changes: readonly Change[]): PlannedStep[] {
         user: s.user,
         workingDirectory: s.workingDirectory,
         ...(s.down ? { down: s.down } : {}),
+        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
         ...(environmentFile ? { environmentFile } : {}),
       };
     }
     return step;
   });
 }
+
+// Events that must be on disk before the process goes on (see RunJournal.event).
+const SYNCED_EVENTS: ReadonlySet<RunEvent['ev']> = new Set(['begin', 'down', 'end']);
 
 /** One run's journal on the host. Every method writes through before it returns. */
 export class RunJournal {
@@ -145,12 +149,24 @@ export class RunJournal {
     return new RunJournal(host, stateDirectory, record, events);
   }
 
-  /** Append one event, in one write: it is on the host before the step it records happens. */
+  /**
+   * Append one event, in one write: it is on the host before the step it
+   * records happens. The events recovery decides by are synced to disk (the
+   * file's earlier events with them), so after a power loss it never misses a
+   * change that did happen: `begin` (and the backups before it) ahead of the
+   * change, `down` after a down command ran, `end` before the run stops being
+   * current.
+   */
   async event(event: DistributiveOmit<RunEvent, 't'>): Promise<void> {
     const entry = { ...event, t: new Date().toISOString() } as RunEvent;
     this.events.push(entry);
     if (entry.ev === 'backup') this.backedUp.add(JSON.stringify(entry.target));
-    await this.host.appendFile(path.posix.join(this.dir, 'events.jsonl'), JSON.stringify(entry) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+    await this.host.appendFile(
+      path.posix.join(this.dir, 'events.jsonl'),
+      JSON.stringify(entry) + '\n',
+      { uid: 0, gid: 0, mode: 0o600 },
+      { sync: SYNCED_EVENTS.has(entry.ev) },
+    );
   }
 
   /** Save a path's current bytes and ownership (or that it is absent) under the run, once per path. */

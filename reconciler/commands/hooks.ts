@@ -3,7 +3,8 @@
 // is. A hook HostKit did not write is left alone unless --force, and then it
 // is kept beside the new one as NAME.hostkit-backup.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -82,9 +83,14 @@ export async function installHooks(opts: HooksInstallOptions): Promise<HookInsta
       action = 'replaced';
     }
     if (action !== 'unchanged') {
-      // Written beside and renamed, so git never runs a half-written hook.
-      await writeFile(`${file}.tmp`, content, { mode: 0o755 });
-      await rename(`${file}.tmp`, file);
+      // Written beside (a name of its own, so two installs do not share it), synced and
+      // renamed, so git never runs a half-written hook.
+      const temp = `${file}.hostkit-${randomBytes(6).toString('hex')}`;
+      await writeFile(temp, content, { mode: 0o755, flag: 'wx', flush: true });
+      await rename(temp, file).catch(async (error: unknown) => {
+        await rm(temp, { force: true });
+        throw error;
+      });
     }
     await chmod(file, 0o755);
     done.push({ name, path: file, action, ...(backup ? { backup } : {}) });

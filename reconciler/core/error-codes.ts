@@ -23,7 +23,9 @@ export const ERROR_CODES = {
   PLAN_HAS_ERRORS: { meaning: 'a plan with errors was handed to apply', retryable: false },
   UNKNOWN_HOST: { meaning: 'no Host manifest of that name in the repository', retryable: false },
   // Reaching the host
-  EXEC_FAILED: { meaning: 'a command could not be started, or timed out (retryable when it timed out)', retryable: false },
+  EXEC_FAILED: { meaning: 'a command could not be started', retryable: false },
+  EXEC_TIMED_OUT: { meaning: 'a command ran past its timeout; its process group got SIGTERM, then SIGKILL after a grace', retryable: true },
+  COMMAND_TIMED_OUT: { meaning: 'a lifecycle, health or down command ran past its timeout and its transient unit was killed', retryable: false },
   EXEC_ON_REROOTED_HOST: { meaning: 'a command was asked of a host that is only a directory (testing)', retryable: false },
   CONNECT_ON_REROOTED_HOST: { meaning: 'a connection was asked of a host that is only a directory (testing)', retryable: false },
   COMMAND_FAILED: { meaning: 'a command HostKit needs exited non-zero', retryable: false },

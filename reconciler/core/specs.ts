@@ -116,4 +116,6 @@ export interface CommandSpec {
   irreversible: boolean;
   user: string;
   workingDirectory: string;
+  /** From the manifest's `timeout`; absent: COMMAND_TIMEOUT_MS. Not part of what the command does (its digest). */
+  timeoutMs?: number;
 }

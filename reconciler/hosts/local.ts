@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -7,7 +6,8 @@ import type { Duplex } from 'node:stream';
 import os from 'node:os';
 import { connectLocal } from './connect.js';
 import { flockFile } from './flock.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
+import { spawnCollect, timedOutError } from './process.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 export interface LocalHostOptions {
   /**
@@ -60,20 +60,24 @@ export class LocalHost implements Host {
         },
       );
     }
-    const result = await spawnCollect(file, args, options);
+    const result = await spawnCollect(file, args, {
+      ...options,
+      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+    });
+    if (result.timedOut) throw timedOutError(this.name, file, args, options, result);
     if (result.exitCode === undefined) {
-      const why = result.timedOut
-        ? `timed out after ${options.timeoutMs} ms`
-        : result.error
-          ? result.error.message
-          : `killed by ${result.signal ?? 'a signal'}`;
+      const why = result.error ? result.error.message : `killed by ${result.signal ?? 'a signal'}`;
       throw new HostKitError('EXEC_FAILED', `Could not run ${file}: ${why}`, {
         data: { file, args },
         cause: result.error,
-        retryable: result.timedOut,
       });
     }
-    return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+    return {
+      exitCode: result.exitCode,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      ...(result.truncated ? { truncated: result.truncated } : {}),
+    };
   }
 
   async readFile(hostPath: string): Promise<Buffer | undefined> {
@@ -119,7 +123,7 @@ export class LocalHost implements Host {
     }
   }
 
-  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: AppendOptions = {}): Promise<void> {
     const handle = await fs.open(this.resolve(hostPath), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       const st = await handle.stat();
@@ -128,6 +132,7 @@ export class LocalHost implements Host {
         await handle.chmod(ownership.mode);
       }
       await handle.write(typeof data === 'string' ? Buffer.from(data) : data);
+      if (options.sync) await handle.datasync();
     } finally {
       await handle.close();
     }
@@ -182,55 +187,4 @@ export class LocalHost implements Host {
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-interface Collected {
-  exitCode?: number;
-  signal?: string;
-  error?: Error;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-}
-
-// One process, its output collected. node:child_process directly: a run spawns
-// few processes now, and execa's ~100 modules cost more start-up than they save.
-function spawnCollect(file: string, args: readonly string[], options: ExecOptions): Promise<Collected> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
-    let timedOut = false;
-    const timer = options.timeoutMs
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill('SIGTERM');
-        }, options.timeoutMs)
-      : undefined;
-    let error: Error | undefined;
-    child.on('error', (e) => {
-      error = e; // e.g. ENOENT; 'close' follows
-    });
-    if (options.input !== undefined) {
-      child.stdin!.on('error', () => undefined); // the command may exit without reading it
-      child.stdin!.end(options.input);
-    }
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        ...(code !== null && !error ? { exitCode: code } : {}),
-        ...(signal ? { signal } : {}),
-        ...(error ? { error } : {}),
-        timedOut,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      });
-    });
-  });
 }

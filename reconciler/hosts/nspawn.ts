@@ -19,13 +19,13 @@
 import { constants, promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { HostKitError } from '../core/errors.js';
 import { LocalHost } from './local.js';
 import type { Duplex } from 'node:stream';
 import { connectInNetworkNamespace } from './connect.js';
 import { flockFile } from './flock.js';
-import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
+import { spawnCollect, timedOutError } from './process.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 export interface NspawnHostOptions {
   /** PID (on this machine) of the container's init, the target for nsenter. */
@@ -87,41 +87,23 @@ export class NspawnHost implements Host {
     if (options.cwd) nsenterArgs.push(`--wdns=${options.cwd}`);
     nsenterArgs.push('--', file, ...args);
 
-    // Own process group, so a timeout kills the command inside as well:
-    // nsenter forks into the container's PID namespace and does not forward signals.
-    const subprocess = execa(this.nsenter, nsenterArgs, {
-      reject: false,
-      detached: true,
-      extendEnv: false,
+    // nsenter forks the command into the container's PID namespace and does not
+    // forward signals, so a timeout signals its process group, sparing nsenter
+    // itself: it reaps the command and exits (see SpawnOptions.spareLeader).
+    // The working directory is inside (--wdns), not a directory of this machine.
+    const { cwd: _inside, ...rest } = options;
+    const result = await spawnCollect(this.nsenter, nsenterArgs, {
+      ...rest,
       env: { ...NSPAWN_BASE_ENV, ...options.env },
-      ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
-      stripFinalNewline: false,
+      spareLeader: true,
     });
-    let killing: Promise<void> | undefined;
-    const timer =
-      options.timeoutMs === undefined || subprocess.pid === undefined
-        ? undefined
-        : setTimeout(() => {
-            killing = killInside(subprocess.pid as number, 2_000);
-          }, options.timeoutMs);
-    const result = await subprocess;
-    clearTimeout(timer);
-    const timedOut = killing !== undefined;
-    await killing;
-
-    const stdout = String(result.stdout ?? '');
-    const stderr = String(result.stderr ?? '');
+    const { stdout, stderr } = result;
     const data = { host: this.name, file, args: [...args] };
-    if (timedOut) {
-      throw new HostKitError('EXEC_FAILED', `${file} on ${this.name} timed out after ${options.timeoutMs} ms`, {
-        data: { ...data, timedOut: true, stdout, stderr },
-        retryable: true,
-      });
-    }
+    if (result.timedOut) throw timedOutError(this.name, file, args, options, result);
     if (result.exitCode === undefined && !result.signal) {
-      throw new HostKitError('EXEC_FAILED', `Could not run nsenter for ${file} on ${this.name}: ${result.shortMessage}`, {
+      throw new HostKitError('EXEC_FAILED', `Could not run nsenter for ${file} on ${this.name}: ${result.error?.message ?? 'no exit status'}`, {
         data,
-        cause: result.cause,
+        cause: result.error,
       });
     }
     if (result.exitCode !== undefined && result.exitCode !== 0 && NSENTER_FAILURE.test(stderr)) {
@@ -131,7 +113,7 @@ export class NspawnHost implements Host {
     }
     // Killed by a signal: report it as a shell would (128 + signal number).
     const exitCode = result.exitCode ?? 128 + (osConstants.signals[result.signal as NodeJS.Signals] ?? 0);
-    return { exitCode, stdout, stderr };
+    return { exitCode, stdout, stderr, ...(result.truncated ? { truncated: result.truncated } : {}) };
   }
 
   async readFile(hostPath: string): Promise<Buffer | undefined> {
@@ -148,8 +130,8 @@ export class NspawnHost implements Host {
     await this.files.writeFile(await this.resolveIn(hostPath, false), data, ownership);
   }
 
-  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
-    await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership);
+  async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void> {
+    await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership, options);
   }
 
   async mkdir(hostPath: string, ownership: Ownership): Promise<void> {
@@ -270,46 +252,5 @@ async function setOwnershipNoFollow(target: string, ownership: Ownership): Promi
     await handle.chmod(ownership.mode);
   } finally {
     await handle.close();
-  }
-}
-
-// Kills what nsenter runs inside (its process group, started with detached),
-// then lets nsenter reap it and exit by itself. Killing nsenter too would hand
-// the zombies to this machine's init, which may reap them late and so keep the
-// host's PID namespace (and its shutdown) waiting.
-async function killInside(pgid: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const members = await liveGroupMembers(pgid);
-    if (members.length === 0) return;
-    for (const pid of members) if (pid !== pgid) killPid(pid);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  killPid(-pgid);
-}
-
-// PIDs of the group's processes that are not zombies.
-async function liveGroupMembers(pgid: number): Promise<number[]> {
-  const members: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') members.push(Number(entry));
-  }
-  return members;
-}
-
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Already gone.
   }
 }

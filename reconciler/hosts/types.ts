@@ -6,13 +6,41 @@
 // argument array: never a shell string.
 import type { Duplex } from 'node:stream';
 
+/** How long a timed-out command has between SIGTERM and SIGKILL, unless ExecOptions.killGraceMs says otherwise. */
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+
+/** Output kept per stream (its tail), unless ExecOptions.maxOutputBytes says otherwise. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+
+/**
+ * For callers that parse a command's whole output (systemctl show, nft -j):
+ * far above what any host prints there, while a runaway stream stays bounded.
+ */
+export const PARSED_OUTPUT_MAX_BYTES = 64 * 1024 * 1024;
+
 export interface ExecOptions {
   /** Written to the command's standard input. */
   input?: string | Buffer;
   /** Extra environment variables for the command. */
   env?: Record<string, string>;
-  /** Kill the command after this many milliseconds. */
+  /**
+   * Give the command this many milliseconds. The command runs in its own
+   * process group; when the time is up the whole group gets SIGTERM, then
+   * SIGKILL after `killGraceMs`, and exec rejects with EXEC_TIMED_OUT naming the
+   * command and the time. A process that left the group (setsid, a daemon, a
+   * systemd unit it started) is not reached: its owner must stop it. No
+   * timeout: the command may run for ever.
+   */
   timeoutMs?: number;
+  /** Between SIGTERM and SIGKILL after a timeout; default DEFAULT_KILL_GRACE_MS (5 s). */
+  killGraceMs?: number;
+  /**
+   * Bytes kept of each of stdout and stderr: past this, only the tail is kept,
+   * behind a "[... N bytes cut ...]" line, and ExecResult.truncated says how
+   * much went. Default DEFAULT_MAX_OUTPUT_BYTES (1 MiB); a caller that parses
+   * the whole output raises it (PARSED_OUTPUT_MAX_BYTES).
+   */
+  maxOutputBytes?: number;
   /** Working directory on the host. */
   cwd?: string;
 }
@@ -21,6 +49,8 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Bytes cut from the head of stdout and stderr (see ExecOptions.maxOutputBytes); absent when nothing was cut. */
+  truncated?: { stdout: number; stderr: number };
 }
 
 export type FileType = 'file' | 'directory' | 'symlink' | 'other';
@@ -44,7 +74,14 @@ export interface Host {
   /** A short name for logs and plans: "local", "nspawn:hk-test-1", "fake". */
   readonly name: string;
 
-  /** Run a command. Resolves with its exit code; rejects only if it cannot be started or times out. */
+  /**
+   * Run a command. Resolves with its exit code and the tail of its output,
+   * whatever the code. Rejects with EXEC_FAILED when it cannot be started (or,
+   * on hosts that do not report it as 128 + N, is killed by a signal), and
+   * with EXEC_TIMED_OUT when it runs out of time (ExecOptions.timeoutMs): its
+   * process group got SIGTERM and, past the grace, SIGKILL, and when exec
+   * rejects no process of that group is left running.
+   */
   exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
 
   /** The file's bytes, or undefined when it does not exist. */
@@ -63,10 +100,12 @@ export interface Host {
   /**
    * Append to a file (a journal), creating it with owner and mode when it does
    * not exist; the last component is not followed. Each call is one write, so a
-   * process killed between calls never leaves a partial append; unlike
-   * writeFile, nothing is synced to disk.
+   * process killed between calls never leaves a partial append. Nothing is
+   * synced to disk unless `options.sync`: then the file's data, earlier
+   * appends included, is on disk (fdatasync) when this resolves, so what it
+   * announces survives a power loss.
    */
-  appendFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
+  appendFile(path: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void>;
 
   /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
   mkdir(path: string, ownership: Ownership): Promise<void>;
@@ -111,6 +150,11 @@ export interface Host {
 /** A lock taken with Host.lock: held until released or until the process holding it dies. */
 export interface HeldLock {
   release(): Promise<void>;
+}
+
+export interface AppendOptions {
+  /** fdatasync before resolving (see Host.appendFile). */
+  sync?: boolean;
 }
 
 export interface ConnectOptions {

@@ -93,7 +93,7 @@ export interface ProjectSpec {
     timeout?: string;
     retries?: number;
   };
-  lifecycle?: { name: string; phase: 'before-start' | 'after-start'; command: string[]; down?: string[]; irreversible?: boolean }[];
+  lifecycle?: { name: string; phase: 'before-start' | 'after-start'; command: string[]; down?: string[]; irreversible?: boolean; timeout?: string }[];
 }
 
 export interface Ownership {

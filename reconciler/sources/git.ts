@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage, HostKitError } from '../core/errors.js';
@@ -215,6 +215,7 @@ export class GitSource {
     try {
       await materialize(this.gitdir, commit, temp);
       await rename(temp, dir);
+      await syncPath(this.snapshots);
     } catch (cause) {
       await rm(temp, { recursive: true, force: true });
       if (await exists(dir)) return dir; // another run made it first
@@ -234,10 +235,16 @@ export class GitSource {
   }
 }
 
-/** Write a commit's YAML files from a git directory into `target` (isomorphic-git: trees and blobs at a commit). */
+/**
+ * Write a commit's YAML files from a git directory into `target` (isomorphic-git:
+ * trees and blobs at a commit). Files and directories are synced to disk: a
+ * snapshot in place is trusted as complete, so after a power loss it must not
+ * hold empty or cut files.
+ */
 export async function materialize(gitdir: string, commit: string, target: string): Promise<number> {
   const git = await import('isomorphic-git');
   const cache = {};
+  const directories = new Set([target]);
   let count = 0;
   async function walk(oid: string, rel: string): Promise<void> {
     const { tree } = await git.readTree({ fs, gitdir, oid, cache });
@@ -249,14 +256,32 @@ export async function materialize(gitdir: string, commit: string, target: string
       } else if (entry.type === 'blob' && entry.mode !== '120000' && /\.ya?ml$/.test(entry.path)) {
         const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
         await mkdir(path.join(target, rel), { recursive: true });
-        await writeFile(path.join(target, child), blob);
+        for (let d = path.join(target, rel); d !== target; d = path.dirname(d)) directories.add(d);
+        const handle = await open(path.join(target, child), 'wx');
+        try {
+          await handle.writeFile(blob);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
         count++;
       }
     }
   }
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
   await walk(c.tree, '');
+  for (const d of directories) await syncPath(d);
   return count;
+}
+
+// fsync of a directory: its entries (new files, a rename into it) reach the disk.
+async function syncPath(p: string): Promise<void> {
+  const handle = await open(p, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** A commit's committer time (seconds), read from the mirror. */

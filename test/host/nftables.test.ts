@@ -7,7 +7,7 @@ import { createNftablesDriver, nftablesDriver, type ConfirmCheck } from '../../r
 import { drivers } from '../../reconciler/drivers/registry.js';
 import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
-import type { ConnectOptions, ExecOptions, Host, Ownership } from '../../reconciler/hosts/types.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, Host, Ownership } from '../../reconciler/hosts/types.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, eventually, HOST_NAME, service } from './reconcile.js';
@@ -112,9 +112,9 @@ class RecordingHost implements Host {
     this.reach();
     return this.inner.writeFile(p, data, o);
   }
-  async appendFile(p: string, data: Buffer | string, o: Ownership) {
+  async appendFile(p: string, data: Buffer | string, o: Ownership, options?: AppendOptions) {
     this.reach();
-    return this.inner.appendFile(p, data, o);
+    return this.inner.appendFile(p, data, o, options);
   }
   async mkdir(p: string, o: Ownership) {
     this.reach();

@@ -48,7 +48,7 @@ describeHost('test/host: a booted host', () => {
     await expect(host.exec('pwd', [], { cwd: '/no/such/dir' })).rejects.toMatchObject({ code: 'EXEC_FAILED' });
     const started = Date.now();
     await expect(host.exec('sleep', ['60'], { timeoutMs: 300 })).rejects.toMatchObject({
-      code: 'EXEC_FAILED',
+      code: 'EXEC_TIMED_OUT',
       retryable: true,
     });
     expect(Date.now() - started).toBeLessThan(5_000);

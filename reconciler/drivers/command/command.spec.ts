@@ -3,7 +3,9 @@ import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { CommandSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { commandDriver } from './index.js';
+import { HostKitError } from '../../core/errors.js';
+import type { ExecOptions, ExecResult } from '../../hosts/types.js';
+import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, runCommand } from './index.js';
 
 const spec: CommandSpec = {
   project: 'shop',
@@ -34,9 +36,9 @@ async function desired(digests: Record<string, string>, s: CommandSpec = spec) {
   return (await commandDriver.desire([resource(s)], ctx)).get('command/shop-migrate')!.desired;
 }
 
-describe('reconciler/drivers/command', () => {
-  const inputs = { '/etc/hostkit/env/shop.env': 'e1', '/srv/shop/config.json': 'c1' };
+const inputs = { '/etc/hostkit/env/shop.env': 'e1', '/srv/shop/config.json': 'c1' };
 
+describe('reconciler/drivers/command', () => {
   it.each([
     { name: 'never ran', observed: undefined, change: {}, action: 'create' },
     { name: 'ran with the same spec and inputs', observed: 'same', change: {}, action: 'noop' },
@@ -91,5 +93,111 @@ describe('reconciler/drivers/command', () => {
     host.onExec((c) => (c.file === 'systemd-run' ? { exitCode: 3, stdout: '', stderr: 'relation exists' } : undefined));
     await expect(commandDriver.apply(change, ctx)).rejects.toThrow(/migrate of shop failed.*exited 3: relation exists/);
     expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands).toEqual({});
+  });
+});
+
+// Records the options of every exec, which FakeHost leaves out of its calls.
+class TimedHost extends FakeHost {
+  readonly options: (ExecOptions | undefined)[] = [];
+  override exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    this.options.push(options);
+    return super.exec(file, args, options);
+  }
+}
+
+// What systemd-run (not --quiet) prints around the command's own stderr.
+function report(result: string, status: string, stderr = ''): string {
+  return `Running as unit: hostkit-command-0123456789.service\n${stderr}Finished with result: ${result}\nMain processes terminated with: ${status}\nService runtime: 5.462s\n`;
+}
+
+describe('reconciler/drivers/command runCommand: timeouts', () => {
+  const run = { argv: ['/srv/shop/bin/migrate', '--up'], user: 'shop', workingDirectory: '/srv/shop' };
+
+  it('gives the unit its time limit, the kill grace and control-group kill, and systemd-run a later backstop', async () => {
+    const host = new TimedHost();
+    await runCommand(host, { ...run, timeoutMs: 3_000 });
+    const call = host.calls.find((c) => c.file === 'systemd-run')!;
+    expect(call.args).toEqual(
+      expect.arrayContaining(['RuntimeMaxSec=3000ms', `TimeoutStopSec=${COMMAND_KILL_GRACE_MS}ms`, 'KillMode=control-group', '--wait', '--collect']),
+    );
+    expect(call.args).not.toContain('--quiet');
+    expect(host.options[0]?.timeoutMs).toBe(3_000 + COMMAND_KILL_GRACE_MS + 15_000);
+    await runCommand(host, run);
+    expect(host.calls.at(-1)!.args).toContain(`RuntimeMaxSec=${COMMAND_TIMEOUT_MS}ms`);
+  });
+
+  it("keeps the command's exit code and stderr, without systemd-run's own lines", async () => {
+    const host = new FakeHost();
+    host.onExec((c) =>
+      c.file === 'systemd-run' ? { exitCode: 3, stdout: 'out\n', stderr: report('exit-code', 'code=exited/status=3', 'relation exists\n') } : undefined,
+    );
+    expect(await runCommand(host, run)).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'relation exists\n' });
+  });
+
+  it.each([
+    ['code=killed/status=KILL', /got SIGTERM, then SIGKILL after 5 s$/],
+    ['code=killed/status=TERM', /got SIGTERM$/],
+  ])('a unit stopped at its limit (%s) is a timeout naming the command, not an exit code', async (status, end) => {
+    const host = new FakeHost();
+    host.onExec((c) => (c.file === 'systemd-run' ? { exitCode: 1, stdout: '', stderr: report('timeout', status, 'migrating...\n') } : undefined));
+    const error = await runCommand(host, { ...run, timeoutMs: 2_000 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'COMMAND_TIMED_OUT',
+      message: expect.stringMatching(/^\/srv\/shop\/bin\/migrate --up timed out after 2 s: its unit hostkit-command-[0-9a-f]{10}\.service got /),
+      data: { timeoutMs: 2_000, killGraceMs: 5_000, stderr: 'migrating...\n' },
+    });
+    expect((error as Error).message).toMatch(end);
+  });
+
+  it('when systemd-run itself does not return in time, its unit is killed and stopped from outside', async () => {
+    const host = new FakeHost();
+    host.onExec((c) => {
+      if (c.file === 'systemd-run') throw new HostKitError('EXEC_TIMED_OUT', 'systemd-run timed out', { retryable: true });
+      if (c.file === 'systemctl' && c.args[0] === 'stop')
+        return { exitCode: 5, stdout: '', stderr: `Failed to stop ${c.args[2]}: Unit ${c.args[2]} not loaded.\n` };
+      return undefined;
+    });
+    const error = await runCommand(host, { ...run, timeoutMs: 1_000 }).catch((e: unknown) => e);
+    const unit = host.calls
+      .find((c) => c.file === 'systemd-run')!
+      .args.find((a) => a.startsWith('--unit='))!
+      .slice('--unit='.length);
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args)).toEqual([
+      ['kill', '--signal=SIGKILL', '--', unit],
+      ['stop', '--', unit],
+    ]);
+    expect(error).toMatchObject({
+      code: 'COMMAND_TIMED_OUT',
+      message: `/srv/shop/bin/migrate --up timed out: systemd-run did not return within 21 s, its unit ${unit} was killed`,
+    });
+  });
+
+  it('a unit that could not be stopped is named in the error', async () => {
+    const host = new FakeHost();
+    host.onExec((c) => {
+      if (c.file === 'systemd-run') throw new HostKitError('EXEC_TIMED_OUT', 'systemd-run timed out', { retryable: true });
+      if (c.file === 'systemctl') return { exitCode: 1, stdout: '', stderr: 'Failed to connect to bus\n' };
+      return undefined;
+    });
+    await expect(runCommand(host, { ...run, timeoutMs: 1_000 })).rejects.toThrow(
+      /its unit hostkit-command-\w+\.service may still run: systemctl kill .*Failed to connect to bus/,
+    );
+  });
+
+  it('a lifecycle command that times out fails its change naming the project and the command; a new timeout alone does not run it again', async () => {
+    const host = new FakeHost();
+    host.onExec((c) => (c.file === 'systemd-run' ? { exitCode: 1, stdout: '', stderr: report('timeout', 'code=killed/status=KILL') } : undefined));
+    const ctx = driverContext(host);
+    const timed = { ...spec, timeoutMs: 2_000 };
+    const d = await desired(inputs, timed);
+    expect(d.digest).toBe((await desired(inputs)).digest);
+    const change = commandDriver.plan({ resource: resource(timed), desired: d, observed: undefined, orphan: false });
+    await expect(commandDriver.apply(change, ctx)).rejects.toMatchObject({
+      code: 'LIFECYCLE_COMMAND_FAILED',
+      message: expect.stringMatching(/^lifecycle command migrate of shop failed: \/srv\/shop\/bin\/migrate --up timed out after 2 s: /),
+      data: { timedOut: true },
+    });
+    expect(host.calls.find((c) => c.file === 'systemd-run')!.args).toContain('RuntimeMaxSec=2000ms');
+    expect(await host.readFile('/var/lib/hostkit/commands.json')).toBeUndefined();
   });
 });

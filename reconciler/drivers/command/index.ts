@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { warning, type Diagnostic } from '../../core/diagnostics.js';
-import { HostKitError } from '../../core/errors.js';
+import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
 import type { CommandSpec } from '../../core/specs.js';
 import { changeBase, type Change } from '../../diff/model.js';
-import { describeExec, type ExecResult, type Host } from '../../hosts/types.js';
+import { commandLine } from '../../hosts/process.js';
+import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
 import { restartGrace } from '../systemd/driver.js';
 import type { Driver } from '../types.js';
 
@@ -15,9 +16,18 @@ import type { Driver } from '../types.js';
 // it last ran successfully; otherwise it is left alone. What ran is recorded in
 // STATE/commands.json. It runs as the project's user, in its working directory,
 // with its env file, as an argument array (a transient systemd unit, so it sees
-// exactly what the service sees), and is killed after COMMAND_TIMEOUT_MS.
+// exactly what the service sees), and is stopped after its `timeout` (default
+// COMMAND_TIMEOUT_MS): systemd sends SIGTERM to the unit's whole cgroup, then
+// SIGKILL after COMMAND_KILL_GRACE_MS, so nothing it started outlives it.
 
 export const COMMAND_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** Between SIGTERM and SIGKILL when a command runs out of time (its unit's TimeoutStopSec). */
+export const COMMAND_KILL_GRACE_MS = DEFAULT_KILL_GRACE_MS;
+
+// How long the systemd-run client may outlive its unit's own limit (timeout
+// plus grace) before it is killed here and the unit stopped from outside.
+const CLIENT_BACKSTOP_MS = 15_000;
 
 export interface DesiredCommand {
   digest: string;
@@ -65,15 +75,27 @@ export interface CommandRun {
   user: string;
   workingDirectory: string;
   environmentFile?: string;
+  /** Default COMMAND_TIMEOUT_MS. */
   timeoutMs?: number;
+  /** Default COMMAND_KILL_GRACE_MS. */
+  killGraceMs?: number;
 }
 
-/** Run one command the way its project's service runs; resolves with its exit code and output. */
+/**
+ * Run one command the way its project's service runs; resolves with its exit
+ * code and output (the tail, see ExecOptions.maxOutputBytes). Rejects with
+ * COMMAND_TIMED_OUT when it runs out of time: its unit's processes got
+ * SIGTERM, then SIGKILL after the grace, and the unit is gone (collected by
+ * systemd, or, when systemd-run itself did not return, killed and stopped from
+ * here). If stopping the unit fails too, the error says so and names the unit.
+ */
 export async function runCommand(host: Host, run: CommandRun): Promise<ExecResult> {
   const timeoutMs = run.timeoutMs ?? COMMAND_TIMEOUT_MS;
-  const unit = `hostkit-command-${randomBytes(5).toString('hex')}`;
+  const graceMs = run.killGraceMs ?? COMMAND_KILL_GRACE_MS;
+  const unit = `hostkit-command-${randomBytes(5).toString('hex')}.service`;
+  // Not --quiet: systemd-run's closing "Finished with result: timeout" is what
+  // tells a command stopped by RuntimeMaxSec= from one that exited 1.
   const args = [
-    '--quiet',
     '--wait',
     '--pipe',
     '--collect',
@@ -84,12 +106,69 @@ export async function runCommand(host: Host, run: CommandRun): Promise<ExecResul
     '-p',
     `WorkingDirectory=${run.workingDirectory}`,
     '-p',
-    `RuntimeMaxSec=${Math.ceil(timeoutMs / 1000)}`,
+    `RuntimeMaxSec=${timeoutMs}ms`,
+    '-p',
+    `TimeoutStopSec=${graceMs}ms`,
+    '-p',
+    'KillMode=control-group',
     ...(run.environmentFile ? ['-p', `EnvironmentFile=-${run.environmentFile}`] : []),
     '--',
     ...run.argv,
   ];
-  return host.exec('systemd-run', args, { timeoutMs: timeoutMs + 30_000 });
+  const command = commandLine(run.argv[0]!, run.argv.slice(1));
+  const data = { unit, command: [...run.argv], timeoutMs, killGraceMs: graceMs };
+  let result: ExecResult;
+  try {
+    result = await host.exec('systemd-run', args, { timeoutMs: timeoutMs + graceMs + CLIENT_BACKSTOP_MS });
+  } catch (error) {
+    if (!isHostKitError(error) || error.code !== 'EXEC_TIMED_OUT') throw error;
+    const left = await killUnit(host, unit);
+    throw new HostKitError(
+      'COMMAND_TIMED_OUT',
+      `${command} timed out: systemd-run did not return within ${seconds(timeoutMs + graceMs + CLIENT_BACKSTOP_MS)}, ${left ?? `its unit ${unit} was killed`}`,
+      { data, cause: error },
+    );
+  }
+  const report = splitReport(result.stderr);
+  if (report.result === 'timeout') {
+    const end = report.killedBy === 'KILL' ? `SIGTERM, then SIGKILL after ${seconds(graceMs)}` : 'SIGTERM';
+    throw new HostKitError('COMMAND_TIMED_OUT', `${command} timed out after ${seconds(timeoutMs)}: its unit ${unit} got ${end}`, {
+      data: { ...data, stderr: report.stderr.slice(-2000) },
+    });
+  }
+  return { ...result, stderr: report.stderr };
+}
+
+// systemd-run's own lines, printed to its stderr around the command's:
+// "Running as unit: X" first, "Finished with result: R" and a few
+// "Name: value" lines (exit status, runtime, ...) last.
+function splitReport(stderr: string): { stderr: string; result?: string; killedBy?: string } {
+  const body = stderr.replace(/^Running as unit: [^\n]*\n/, '');
+  const at = body.lastIndexOf('Finished with result: ');
+  if (at === -1 || (at > 0 && body[at - 1] !== '\n')) return { stderr: body };
+  const trailer = body.slice(at);
+  const result = /^Finished with result: (\S+)/.exec(trailer)?.[1];
+  const killedBy = /^Main processes terminated with: code=killed\/status=(\w+)/m.exec(trailer)?.[1];
+  return { stderr: body.slice(0, at), ...(result ? { result } : {}), ...(killedBy ? { killedBy } : {}) };
+}
+
+// The backstop: SIGKILL to every process of the unit, then stop it (a
+// collected unit is already gone: "not loaded" is fine). Returns what could
+// not be done, or undefined.
+async function killUnit(host: Host, unit: string): Promise<string | undefined> {
+  const problems: string[] = [];
+  for (const args of [
+    ['kill', '--signal=SIGKILL', '--', unit],
+    ['stop', '--', unit],
+  ]) {
+    const r = await host.exec('systemctl', args, { timeoutMs: 30_000 }).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: errorMessage(e) }));
+    if (r.exitCode !== 0 && !/not loaded|not found/i.test(r.stderr)) problems.push(describeExec('systemctl', args, r));
+  }
+  return problems.length === 0 ? undefined : `and its unit ${unit} may still run: ${problems.join('; ')}`;
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
 }
 
 function specOf(change: Change): CommandSpec {
@@ -111,8 +190,10 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
           const p = '/' + id.slice(id.indexOf('/') + 1);
           return `${p}:${ctx.fileDigests.get(p) ?? 'unknown'}`;
         });
+      // How long it may take is not what it does: a new timeout alone does not run it again.
+      const { timeoutMs: _timeout, ...what } = r.spec;
       const digest = createHash('sha256')
-        .update(JSON.stringify({ ...r.spec, inputs }))
+        .update(JSON.stringify({ ...what, inputs }))
         .digest('hex')
         .slice(0, 32);
       const env = r.dependsOn.find((id) => id.startsWith('envfile/'));
@@ -161,6 +242,13 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
       user: spec.user,
       workingDirectory: spec.workingDirectory,
       ...(desired.environmentFile ? { environmentFile: desired.environmentFile } : {}),
+      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+    }).catch((error: unknown) => {
+      if (!isHostKitError(error) || error.code !== 'COMMAND_TIMED_OUT') throw error;
+      throw new HostKitError('LIFECYCLE_COMMAND_FAILED', `lifecycle command ${spec.name} of ${spec.project} failed: ${error.message}`, {
+        data: { resourceId: change.id, timedOut: true, unit: error.data.unit },
+        cause: error,
+      });
     });
     if (result.exitCode !== 0) {
       throw new HostKitError(
@@ -200,6 +288,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
       user: spec.user,
       workingDirectory: spec.workingDirectory,
       ...(change.desired?.environmentFile ? { environmentFile: change.desired.environmentFile } : {}),
+      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
     });
     if (result.exitCode !== 0) throw new Error(`down command of ${spec.name} failed: ${describeExec(spec.down[0]!, spec.down.slice(1), result)}`);
   },

@@ -1,5 +1,5 @@
 import { HostKitError } from '../../core/errors.js';
-import { describeExec, type Host } from '../../hosts/types.js';
+import { describeExec, PARSED_OUTPUT_MAX_BYTES, type Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { TABLE_REF, type Table } from './model.js';
 import { parseTable } from './parse.js';
@@ -11,7 +11,7 @@ export const REVERT_UNIT = 'hostkit-nft-revert';
 
 /** `nft -j list table inet hostkit`: the table, or undefined when it does not exist. */
 export async function readTable(host: Host): Promise<Table | undefined> {
-  const result = await host.exec('nft', ['-j', 'list', 'table', ...TABLE_REF.split(' ')]);
+  const result = await host.exec('nft', ['-j', 'list', 'table', ...TABLE_REF.split(' ')], { maxOutputBytes: PARSED_OUTPUT_MAX_BYTES });
   if (result.exitCode !== 0) {
     if (/No such file or directory/.test(result.stderr)) return undefined;
     throw nftFailed('NFT_LIST_FAILED', ['-j', 'list', 'table', ...TABLE_REF.split(' ')], result);
@@ -30,7 +30,7 @@ export async function readTable(host: Host): Promise<Table | undefined> {
 /** `nft list table inet hostkit` as text (loadable with nft -f), or undefined when it does not exist. */
 export async function listTableText(host: Host): Promise<string | undefined> {
   const args = ['list', 'table', ...TABLE_REF.split(' ')];
-  const result = await host.exec('nft', args);
+  const result = await host.exec('nft', args, { maxOutputBytes: PARSED_OUTPUT_MAX_BYTES });
   if (result.exitCode === 0) return result.stdout;
   if (/No such file or directory/.test(result.stderr)) return undefined;
   throw nftFailed('NFT_LIST_FAILED', args, result);

@@ -1,5 +1,5 @@
 import { HostKitError } from '../../core/errors.js';
-import { describeExec, type Host } from '../../hosts/types.js';
+import { describeExec, PARSED_OUTPUT_MAX_BYTES, type Host } from '../../hosts/types.js';
 
 export const SHOW_PROPERTIES = ['Id', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'NeedDaemonReload', 'InvocationID', 'Result'] as const;
 export type UnitState = Record<(typeof SHOW_PROPERTIES)[number], string>;
@@ -12,7 +12,9 @@ export type UnitState = Record<(typeof SHOW_PROPERTIES)[number], string>;
 export async function showUnits(host: Host, units: readonly string[]): Promise<Map<string, UnitState>> {
   const out = new Map<string, UnitState>();
   if (units.length === 0) return out;
-  const result = await host.exec('systemctl', ['show', '--no-pager', `--property=${SHOW_PROPERTIES.join(',')}`, '--', ...units]);
+  const result = await host.exec('systemctl', ['show', '--no-pager', `--property=${SHOW_PROPERTIES.join(',')}`, '--', ...units], {
+    maxOutputBytes: PARSED_OUTPUT_MAX_BYTES,
+  });
   if (result.exitCode !== 0) throw new HostKitError('SYSTEMCTL_SHOW_FAILED', describeExec('systemctl', ['show', '...'], result), { retryable: true });
   const blocks = result.stdout.split(/\n\s*\n/).filter((b) => b.trim() !== '');
   blocks.forEach((block, i) => {
@@ -41,7 +43,9 @@ export interface ListedUnit {
 export async function listUnits(host: Host, units: readonly string[]): Promise<Map<string, ListedUnit>> {
   const out = new Map<string, ListedUnit>();
   if (units.length === 0) return out;
-  const result = await host.exec('systemctl', ['list-units', '--all', '--plain', '--no-legend', '--no-pager', '--full', '--', ...units]);
+  const result = await host.exec('systemctl', ['list-units', '--all', '--plain', '--no-legend', '--no-pager', '--full', '--', ...units], {
+    maxOutputBytes: PARSED_OUTPUT_MAX_BYTES,
+  });
   if (result.exitCode !== 0) throw new HostKitError('SYSTEMCTL_LIST_FAILED', describeExec('systemctl', ['list-units', '...'], result), { retryable: true });
   const wanted = new Set(units);
   for (const line of result.stdout.split('\n')) {
