@@ -27,6 +27,11 @@ export interface ReconcileInput {
   cacheDir?: string;
   /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
   keepRuns?: number;
+  /**
+   * The ids of the pending changes this run may apply (the agent's drift heals and renewals);
+   * the others are left as they are. Such a run un-pauses no project.
+   */
+  only?: ReadonlySet<string>;
 }
 
 export type ReconcileOutcome =
@@ -67,6 +72,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     manifests: repo.manifests,
     ...(recovered ? { recovered } : {}),
     ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
+    ...(input.only ? { only: input.only } : {}),
   });
   return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
 }

@@ -16,6 +16,7 @@ import {
   parseDuration,
   pausedProjects,
   recordFailure,
+  safetyStatus,
   type DeployPolicy,
   type PauseEntry,
   type QuarantineEntry,
@@ -96,12 +97,20 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
 
 export async function applySafely(
   planned: PlannedHost,
-  options: { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered']; health?: boolean; keepRuns?: number },
+  options: {
+    manifests: readonly Manifest[];
+    recovered?: SafeApplyExtras['recovered'];
+    health?: boolean;
+    keepRuns?: number;
+    /** Apply only these pending changes (a drift heal, a renewal); the rest are left as they are. */
+    only?: ReadonlySet<string>;
+  },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
   const { host, stateDirectory } = context;
   const commit = plan.commit;
-  const pending = pendingChanges(plan);
+  const only = options.only;
+  const pending = pendingChanges(plan).filter((c) => !only || only.has(c.id));
   const quarantine = await isQuarantined(host, stateDirectory, commit);
   if (quarantine && pending.length > 0) {
     return {
@@ -114,7 +123,11 @@ export async function applySafely(
     };
   }
   const fingerprints = projectFingerprints(planned);
-  const { paused, released } = await pausedProjects(host, stateDirectory, fingerprints);
+  // A run limited to some changes re-applies part of the commit already applied: it is not a
+  // commit that changes a project, so it un-pauses none (whatever the fingerprints say).
+  const { paused, released } = only
+    ? { paused: (await safetyStatus(host, stateDirectory)).paused.filter((p) => fingerprints.has(p.project)), released: [] }
+    : await pausedProjects(host, stateDirectory, fingerprints);
   const pausedNames = new Set(paused.map((p) => p.project));
   const held = new Set<string>();
   for (const c of pending) {
@@ -125,7 +138,7 @@ export async function applySafely(
   }
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
-  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held });
+  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held, ...(only ? { only } : {}) });
   if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));
