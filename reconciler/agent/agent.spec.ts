@@ -7,6 +7,7 @@ import { directoryYaml, envFileYaml, HOST_YAML, scratchRoot } from '../../test/s
 import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
 import { RunJournal } from '../apply/journal.js';
 import { isQuarantined, recordFailure, resume, safetyStatus } from '../apply/quarantine.js';
+import { warning } from '../core/diagnostics.js';
 import { silentLogger } from '../core/log.js';
 import { changeBase } from '../diff/model.js';
 import type { ResourceKind } from '../core/resource.js';
@@ -441,6 +442,27 @@ describe('reconciler/agent/agent', () => {
     // The hand edit stays reported, and is not applied on later checks either.
     await s.agent.checkDrift('timer');
     expect(await readFile(motd, 'utf8')).toBe('tampered\n');
+  });
+
+  it('a renewal that ends in a warning at its origin (as when the CA refuses an order) is not reported renewed; the warning is', async () => {
+    const timeFile = timeDrivers.get('file')!;
+    const refusing: AnyDriver = {
+      ...timeFile,
+      apply: async (change, ctx) => {
+        const undo: unknown = await timeFile.apply(change, ctx);
+        if (change.owedBy === 'time') ctx.warnings.push(warning('certificate not issued', 'the CA refused the order (simulated)', change.origin));
+        return undo;
+      },
+    };
+    s = await setup({ policy: 'report', drivers: new Map([...timeDrivers, ['file', refusing]]) });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/cert.yaml': appFile('cert', 'fresh\n') });
+    await s.agent.trigger('test');
+    await writeFile(path.join(s.root, 'srv/app/cert'), 'near expiry\n');
+    await s.agent.checkDrift('timer');
+    const drift = await driftOnBranch(s.remote);
+    expect(drift.renewed).toEqual([]);
+    expect(drift.warnings).toEqual(['certificate not issued: the CA refused the order (simulated)']);
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toContain('- warning: certificate not issued: the CA refused the order (simulated)');
   });
 
   it("under heal, a paused project's drift is held (not applied) and reported held; other drift is healed, and the pause stays", async () => {

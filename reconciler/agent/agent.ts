@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { hasErrors } from '../core/diagnostics.js';
+import { hasErrors, type Location } from '../core/diagnostics.js';
 import { errorMessage } from '../core/errors.js';
 import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
@@ -299,6 +299,7 @@ export class Agent {
     const renewed: string[] = [];
     const held: DriftSection['held'] = [];
     let failed: DriftSection['failed'];
+    let warnings: string[] | undefined;
     if (due.length > 0 && !hasErrors(checked.planned.plan.diagnostics)) {
       const outcome = await reconcileHost({ ...run, dryRun: false, only: new Set(due.map((e) => e.id)) });
       if (outcome.stage === 'held') {
@@ -307,10 +308,14 @@ export class Agent {
         const changes = new Map(outcome.planned.plan.changes.map((c) => [c.id, c]));
         const result = outcome.result;
         for (const id of result.held ?? []) held.push({ id, reason: changes.get(id)?.reason ?? 'held' });
+        if (result.warnings.length > 0) warnings = result.warnings.map((w) => `${w.summary}: ${w.detail}`);
         if (result.status === 'applied') {
           for (const step of result.steps) {
-            if (changes.get(step.id)?.owedBy === 'time') renewed.push(step.id);
-            else {
+            const change = changes.get(step.id);
+            if (change?.owedBy === 'time') {
+              // A renewal the CA refused is a warning at its origin (the old certificate stays): not renewed.
+              if (!result.warnings.some((w) => sameOrigin(w.location, change.origin))) renewed.push(step.id);
+            } else {
               this.flap.healed(step.id, now);
               healed.push(step.id);
             }
@@ -324,12 +329,12 @@ export class Agent {
         log.warn({ commit, errors: outcome.planned.plan.diagnostics.filter((d) => d.severity === 'error').length }, 'drift not applied: the plan has errors');
       }
     }
-    let outcome = entries.length > 0 ? 'drift' : 'clean';
-    if (held.length > 0) outcome = 'held';
-    if (renewed.length > 0) outcome = 'renewed';
-    if (healed.length > 0) outcome = 'healed';
-    if (failed) outcome = 'heal-failed';
-    metrics.driftChecks.inc({ ...metrics.label(), outcome });
+    let checkOutcome = entries.length > 0 ? 'drift' : 'clean';
+    if (held.length > 0) checkOutcome = 'held';
+    if (renewed.length > 0) checkOutcome = 'renewed';
+    if (healed.length > 0) checkOutcome = 'healed';
+    if (failed) checkOutcome = 'heal-failed';
+    metrics.driftChecks.inc({ ...metrics.label(), outcome: checkOutcome });
     this.flap.settle(new Set(entries.map((e) => e.id)), now);
     const applied = new Set([...healed, ...renewed]);
     metrics.drifted(entries.filter((e) => !applied.has(e.id)).length);
@@ -342,11 +347,12 @@ export class Agent {
       renewed,
       held,
       ...(failed ? { failed } : {}),
+      ...(warnings ? { warnings } : {}),
       backingOff: this.flap.backingOff(now).map((b) => ({ id: b.id, until: new Date(b.until).toISOString() })),
     };
     if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed, renewed, held: held.map((h) => h.id) }, 'drift');
     // Write only when what drifted changed, not on every quiet check.
-    const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, renewed, held, failed, section.backingOff.map((b) => b.id)]);
+    const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, renewed, held, failed, warnings, section.backingOff.map((b) => b.id)]);
     if (key === this.lastDriftKey) return;
     this.lastDriftKey = key;
     const base =
@@ -457,6 +463,10 @@ export class Agent {
 /** A remote URL without credentials, for plans and reports. */
 export function displayUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}
+
+function sameOrigin(a: Location | undefined, b: Location | undefined): boolean {
+  return a !== undefined && b !== undefined && a.file === b.file && a.line === b.line && a.pointer === b.pointer;
 }
 
 // The report commit's message: what drifted by hand, and what was renewed, healed or held.

@@ -47,6 +47,8 @@ export interface DriftSection {
   held: { id: string; reason: string }[];
   /** Applying them failed and was rolled back (the commit is then quarantined). */
   failed?: { id: string; error: string };
+  /** Warnings of the run that applied them (e.g. a renewal the CA refused: the old certificate stays). */
+  warnings?: string[];
   /** Drifting again and again: healing waits (flap back-off). */
   backingOff: { id: string; until: string }[];
 }
@@ -62,6 +64,8 @@ export interface HostReport {
   timings: { fetchMs?: number; reconcileMs?: number; totalMs: number };
   resources: ResourceState[];
   failed?: { id: string; error: string };
+  /** Warnings of the run that applied them (e.g. a renewal the CA refused: the old certificate stays). */
+  warnings?: string[];
   rollbackErrors?: { id: string; error: string }[];
   diagnostics: { severity: string; summary: string; detail: string; location?: string }[];
   drift?: DriftSection;
@@ -213,6 +217,8 @@ export function renderDriftMarkdown(report: HostReport): string | undefined {
   if (drift.renewed.length > 0) out.push(`Renewed (owed by time, applied whatever the policy): ${drift.renewed.map((id) => `\`${id}\``).join(', ')}.`, '');
   if (drift.healed.length > 0) out.push(`Healed: ${drift.healed.map((id) => `\`${id}\``).join(', ')}.`, '');
   if (drift.failed) out.push(`Applying failed at \`${drift.failed.id}\` and was rolled back: ${cell(drift.failed.error)}`, '');
+  for (const w of drift.warnings ?? []) out.push(`- warning: ${cell(w)}`);
+  if (drift.warnings?.length) out.push('');
   for (const h of drift.held) out.push(`- \`${h.id}\` held, not applied: ${cell(h.reason)}`);
   if (drift.held.length > 0) out.push('');
   for (const b of drift.backingOff) out.push(`- \`${b.id}\` keeps drifting: healing paused until ${b.until}.`);
