@@ -40,6 +40,11 @@ export interface ReconcileInput {
   hostMismatchOk?: boolean;
   /** A run that fails with a transient cause is rolled back but not counted towards quarantine or pause (the caller retries). */
   deferRetryable?: boolean;
+  /**
+   * The ids of the pending changes this run may apply (the agent's drift heals and renewals);
+   * the others are left as they are. Such a run un-pauses no project.
+   */
+  only?: ReadonlySet<string>;
 }
 
 export type ReconcileOutcome =
@@ -94,6 +99,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
       ...(recovered ? { recovered } : {}),
       ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
       ...(input.deferRetryable ? { deferRetryable: true } : {}),
+      ...(input.only ? { only: input.only } : {}),
     });
     return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
   });

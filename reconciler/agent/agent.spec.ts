@@ -3,16 +3,19 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { envFileYaml, HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
+import { directoryYaml, envFileYaml, HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
 import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
 import { RunJournal } from '../apply/journal.js';
-import { isQuarantined, resume } from '../apply/quarantine.js';
+import { isQuarantined, recordFailure, resume, safetyStatus } from '../apply/quarantine.js';
+import { warning } from '../core/diagnostics.js';
 import { silentLogger } from '../core/log.js';
+import { changeBase } from '../diff/model.js';
 import type { ResourceKind } from '../core/resource.js';
 import { drivers } from '../drivers/registry.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { Redactor } from '../core/secrets.js';
 import type { LocalHost } from '../hosts/local.js';
+import type { DriftSection } from '../report/status.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
 import { startWebhookServer } from '../sources/webhook.js';
@@ -27,6 +30,48 @@ const fileManifest = (content: string) => appFile('motd', content);
 const BASE = AGENT_BASE_YAML;
 
 const ENVFILE = envFileYaml('HK_TOKEN');
+
+// The file driver, except that replacing /srv/app/cert is owed by time (as the
+// certificate driver marks a renewal due): it stands for a certificate on a re-rooted host.
+const fileDriver = drivers.get('file')!;
+const timeDrivers = new Map<ResourceKind, AnyDriver>([
+  ...drivers,
+  [
+    'file',
+    {
+      ...fileDriver,
+      plan: (input) => {
+        const change = fileDriver.plan(input);
+        return change.id === 'file/srv/app/cert' && change.action !== 'noop' ? { ...change, owedBy: 'time' } : change;
+      },
+    },
+  ],
+]);
+
+// Accounts need useradd, which a re-rooted host cannot run: the project's account is taken as present.
+const presentAccounts: AnyDriver = {
+  ...drivers.get('account')!,
+  observe: async () => new Map(),
+  plan: ({ resource }) => ({ ...changeBase(resource), action: 'noop', fields: [], disruptive: false }),
+};
+
+/** A project of its own ("site", run as tester) with one file, /srv/site/motd. */
+const SITE_PROJECT = `apiVersion: hostkit.dev/v1
+kind: Project
+metadata: { name: site }
+spec:
+  placement: { hosts: [test-1] }
+  runtime: static
+  user: tester
+  files:
+    - name: motd
+      content: "site\\n"
+      mode: "0644"
+`;
+
+async function driftOnBranch(remote: GitRemote): Promise<DriftSection> {
+  return (JSON.parse((await remote.show('hostkit-status', 'status/test-1.json'))!) as { drift: DriftSection }).drift;
+}
 
 interface Setup {
   remote: GitRemote;
@@ -431,5 +476,109 @@ describe('reconciler/agent/agent', () => {
     const status = JSON.parse((await first.remote.show('hostkit-status', 'status/test-1.json'))!) as { commit: string; result: string; trigger: string[] };
     expect(status).toMatchObject({ commit, result: 'applied', trigger: ['startup: the commit applied last'] });
     await first.cleanup();
+  });
+
+  it('with policy report, a change owed by time is applied on the drift interval and reported renewed; hand drift is only reported', async () => {
+    s = await setup({ policy: 'report', drivers: timeDrivers });
+    const commit = await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': BASE,
+      'files/motd.yaml': fileManifest('hello\n'),
+      'files/cert.yaml': appFile('cert', 'fresh\n'),
+    });
+    await s.agent.trigger('test');
+    const cert = path.join(s.root, 'srv/app/cert');
+    const motd = path.join(s.root, 'srv/app/motd');
+    await writeFile(cert, 'near expiry\n'); // time passed: its replacement is owed
+    await writeFile(motd, 'tampered\n'); // a hand edit
+    await s.agent.checkDrift('timer');
+    expect(await readFile(cert, 'utf8')).toBe('fresh\n');
+    expect(await readFile(motd, 'utf8')).toBe('tampered\n');
+    const drift = await driftOnBranch(s.remote);
+    expect(drift).toMatchObject({ commit, policy: 'report', renewed: ['file/srv/app/cert'], healed: [], held: [] });
+    expect(drift.resources.map((r) => [r.id, r.owedBy])).toEqual([
+      ['file/srv/app/cert', 'time'],
+      ['file/srv/app/motd', undefined],
+    ]);
+    expect((await s.remote.log('hostkit-status'))[0]).toBe(`test-1: drift in 1 resource(s), 1 renewed against ${commit}`);
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toContain('Renewed (owed by time, applied whatever the policy): `file/srv/app/cert`.');
+    expect(await s.remote.show('hostkit-status', 'status/test-1.md')).toContain('(policy: report); 1 renewed');
+    // The renewal went through the one door: a run journal for the commit, only the renewal in it.
+    const runs = ((await s.host.readdir('/var/lib/hostkit/runs')) ?? []).sort();
+    const renewal = (await RunJournal.load(s.host, '/var/lib/hostkit', runs.at(-1)!))!;
+    expect(renewal.record.commit).toBe(commit);
+    expect(renewal.record.planned.map((p) => p.id)).toEqual(['file/srv/app/cert']);
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_drifted_resources')).toContain('} 1');
+    expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_drift_checks_total')).toContain('outcome="renewed"} 1');
+    // The hand edit stays reported, and is not applied on later checks either.
+    await s.agent.checkDrift('timer');
+    expect(await readFile(motd, 'utf8')).toBe('tampered\n');
+  });
+
+  it('a renewal that ends in a warning at its origin (as when the CA refuses an order) is not reported renewed; the warning is', async () => {
+    const timeFile = timeDrivers.get('file')!;
+    const refusing: AnyDriver = {
+      ...timeFile,
+      apply: async (change, ctx) => {
+        const undo: unknown = await timeFile.apply(change, ctx);
+        if (change.owedBy === 'time') ctx.warnings.push(warning('certificate not issued', 'the CA refused the order (simulated)', change.origin));
+        return undo;
+      },
+    };
+    s = await setup({ policy: 'report', drivers: new Map([...timeDrivers, ['file', refusing]]) });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/cert.yaml': appFile('cert', 'fresh\n') });
+    await s.agent.trigger('test');
+    await writeFile(path.join(s.root, 'srv/app/cert'), 'near expiry\n');
+    await s.agent.checkDrift('timer');
+    const drift = await driftOnBranch(s.remote);
+    expect(drift.renewed).toEqual([]);
+    expect(drift.warnings).toEqual(['certificate not issued: the CA refused the order (simulated)']);
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toContain('- warning: certificate not issued: the CA refused the order (simulated)');
+  });
+
+  it("under heal, a paused project's drift is held (not applied) and reported held; other drift is healed, and the pause stays", async () => {
+    s = await setup({ policy: 'heal', drivers: new Map([...drivers, ['account', presentAccounts]]) });
+    // The project declares the tester account (as its user), so the base declares only /srv/app.
+    await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': directoryYaml('app', '/srv/app', '0755'),
+      'files/motd.yaml': fileManifest('hello\n'),
+      'projects/site.yaml': SITE_PROJECT,
+    });
+    await s.agent.trigger('test');
+    const siteMotd = path.join(s.root, 'srv/site/motd');
+    expect(await readFile(siteMotd, 'utf8')).toBe('site\n');
+    // The project failed on later commits (with another desired state) often enough to be paused.
+    await recordFailure(
+      s.host,
+      '/var/lib/hostkit',
+      { commit: 'f'.repeat(40), reason: 'health/site failed', projects: [{ name: 'site', fingerprint: 'of-the-failed-commit' }] },
+      { pauseAfterFailures: 1, failureWindowMs: 3_600_000 },
+    );
+    await writeFile(siteMotd, 'tampered\n');
+    await writeFile(path.join(s.root, 'srv/app/motd'), 'tampered\n');
+    await s.agent.checkDrift('timer');
+    expect(await readFile(siteMotd, 'utf8')).toBe('tampered\n');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+    const drift = await driftOnBranch(s.remote);
+    expect(drift.healed).toEqual(['file/srv/app/motd']);
+    expect(drift.held).toEqual([{ id: 'file/srv/site/motd', reason: expect.stringMatching(/project site is paused/) }]);
+    expect(await s.remote.show('hostkit-status', 'drift/test-1.md')).toContain('- `file/srv/site/motd` held, not applied: held: project site is paused');
+    expect((await s.remote.log('hostkit-status'))[0]).toMatch(/^test-1: drift in 2 resource\(s\), 1 healed, 1 held against /);
+    expect((await safetyStatus(s.host, '/var/lib/hostkit')).paused.map((p) => p.project)).toEqual(['site']);
+  });
+
+  it('under heal, drift against a quarantined commit is not healed: it is reported held', async () => {
+    s = await setup({ policy: 'heal' });
+    const commit = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    // e.g. an earlier heal of this commit failed its health check and was rolled back.
+    await recordFailure(s.host, '/var/lib/hostkit', { commit, reason: 'health/app failed', projects: [] });
+    await writeFile(path.join(s.root, 'srv/app/motd'), 'tampered\n');
+    await s.agent.checkDrift('timer');
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('tampered\n');
+    const drift = await driftOnBranch(s.remote);
+    expect(drift.healed).toEqual([]);
+    expect(drift.held).toEqual([{ id: 'file/srv/app/motd', reason: expect.stringMatching(/quarantined.*hostkit resume/) }]);
   });
 });

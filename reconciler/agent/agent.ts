@@ -2,22 +2,18 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { hasErrors } from '../core/diagnostics.js';
+import { hasErrors, type Location } from '../core/diagnostics.js';
 import { errorMessage, isRetryable } from '../core/errors.js';
 import type { ResourceKind } from '../core/resource.js';
 import type { Redactor } from '../core/secrets.js';
-import { applyPlan } from '../apply/executor.js';
 import { isQuarantined } from '../apply/quarantine.js';
-import { keepNewestRuns, recoverBeforePlan, stateDirectoryFor } from '../apply/safe.js';
-import { PENDING_ACTIONS, summarize } from '../diff/model.js';
-import { planHost } from '../diff/plan.js';
+import { stateDirectoryFor } from '../apply/safe.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
 import { renderDiagnostic } from '../diff/render/text.js';
 import { PLAIN } from '../diff/render/style.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../engine.js';
 import type { Host } from '../hosts/types.js';
-import { validateRepository } from '../manifests/index.js';
 import {
   driftEntries,
   isReportPath,
@@ -348,65 +344,94 @@ export class Agent {
     await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit} (start-up)`);
   }
 
-  // Observe the host against the last applied commit; report, or heal what is not flapping.
+  // Observe the host against the last applied commit and report. What is owed by time (a certificate
+  // due for renewal) is applied whatever the policy; hand edits only under `heal`, and not while they
+  // flap. Applying goes through reconcileHost like every run: recovery, quarantine, paused-project
+  // holds, journal, health checks and pruning, limited to those changes.
   private async drift(): Promise<void> {
     const { config, source, log, metrics, redactor } = this.deps;
     const commit = this.state.applied;
     if (!commit) return;
-    const repo = await validateRepository(await source.snapshot(commit));
-    if (!repo.valid) return;
-    const heal = config.drift.policy === 'heal';
-    // Like any apply, a heal first rolls back a run a killed process left open (its journal would be overwritten).
-    if (heal) await recoverBeforePlan(this.deps.host, stateDirectoryFor(repo.manifests, config.host, this.deps.hostStateDirectory), log);
-    const planned = await planHost({
-      manifests: repo.manifests,
+    const run = {
+      repoDir: await source.snapshot(commit),
+      repository: displayUrl(config.repository.url),
       hostName: config.host,
       host: this.deps.host,
-      mode: heal ? 'apply' : 'plan',
       log,
-      repository: displayUrl(config.repository.url),
       redactor,
       commit,
+      keepRuns: config.keepRuns,
+      lockTimeoutMs: config.lockTimeoutMs,
+      lockCommand: `hostkit agent (drift check of ${commit.slice(0, 12)})`,
+      ...(config.hostMismatchOk ? { hostMismatchOk: true } : {}),
       ...(this.deps.env ? { env: this.deps.env } : {}),
       ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
       ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
-    });
-    const entries = driftEntries(planned.plan);
+    };
+    const checked = await reconcileHost({ ...run, dryRun: true });
+    if (checked.stage !== 'planned') return; // invalid manifests: the commit's own run reported them
+    const entries = driftEntries(checked.planned.plan);
     const now = this.now();
+    const heal = config.drift.policy === 'heal';
+    const due = entries.filter((e) => e.owedBy === 'time' || (heal && this.flap.allowed(e.id, now)));
     const healed: string[] = [];
-    if (heal && entries.length > 0 && !hasErrors(planned.plan.diagnostics)) {
-      const allowed = new Set(entries.filter((e) => this.flap.allowed(e.id, now)).map((e) => e.id));
-      if (allowed.size > 0) {
-        planned.plan.changes = planned.plan.changes.filter((c) => !PENDING_ACTIONS.includes(c.action) || allowed.has(c.id));
-        planned.plan.summary = summarize(planned.plan.changes);
-        const result = await applyPlan(planned);
-        if (result.run) await keepNewestRuns(planned, config.keepRuns);
-        metrics.driftChecks.inc({ ...metrics.label(), outcome: result.status === 'rolled-back' ? 'heal-failed' : 'healed' });
+    const renewed: string[] = [];
+    const held: DriftSection['held'] = [];
+    let failed: DriftSection['failed'];
+    let warnings: string[] | undefined;
+    if (due.length > 0 && !hasErrors(checked.planned.plan.diagnostics)) {
+      const outcome = await reconcileHost({ ...run, dryRun: false, only: new Set(due.map((e) => e.id)) });
+      if (outcome.stage === 'held') {
+        for (const e of due) held.push({ id: e.id, reason: outcome.hold.message });
+      } else if (outcome.stage === 'applied') {
+        const changes = new Map(outcome.planned.plan.changes.map((c) => [c.id, c]));
+        const result = outcome.result;
+        for (const id of result.held ?? []) held.push({ id, reason: changes.get(id)?.reason ?? 'held' });
+        if (result.warnings.length > 0) warnings = result.warnings.map((w) => `${w.summary}: ${w.detail}`);
         if (result.status === 'applied') {
-          for (const s of result.steps) {
-            this.flap.healed(s.id, now);
-            healed.push(s.id);
+          for (const step of result.steps) {
+            const change = changes.get(step.id);
+            if (change?.owedBy === 'time') {
+              // A renewal the CA refused is a warning at its origin (the old certificate stays): not renewed.
+              if (!result.warnings.some((w) => sameOrigin(w.location, change.origin))) renewed.push(step.id);
+            } else {
+              this.flap.healed(step.id, now);
+              healed.push(step.id);
+            }
           }
           metrics.run('applied', 0, result.steps.length);
+        } else if (result.status === 'rolled-back') {
+          failed = { id: result.failed.id, error: result.failed.error };
+          log.error({ commit, resource: result.failed.id, error: result.failed.error, quarantined: result.quarantined }, 'drift apply failed; rolled back');
         }
+      } else if (outcome.stage === 'planned') {
+        log.warn({ commit, errors: outcome.planned.plan.diagnostics.filter((d) => d.severity === 'error').length }, 'drift not applied: the plan has errors');
       }
-    } else {
-      metrics.driftChecks.inc({ ...metrics.label(), outcome: entries.length > 0 ? 'drift' : 'clean' });
     }
+    let checkOutcome = entries.length > 0 ? 'drift' : 'clean';
+    if (held.length > 0) checkOutcome = 'held';
+    if (renewed.length > 0) checkOutcome = 'renewed';
+    if (healed.length > 0) checkOutcome = 'healed';
+    if (failed) checkOutcome = 'heal-failed';
+    metrics.driftChecks.inc({ ...metrics.label(), outcome: checkOutcome });
     this.flap.settle(new Set(entries.map((e) => e.id)), now);
-    const remaining = entries.filter((e) => !healed.includes(e.id));
-    metrics.drifted(remaining.length);
+    const applied = new Set([...healed, ...renewed]);
+    metrics.drifted(entries.filter((e) => !applied.has(e.id)).length);
     const section: DriftSection = {
       checkedAt: new Date(now).toISOString(),
       commit,
       policy: config.drift.policy,
       resources: entries,
       healed,
+      renewed,
+      held,
+      ...(failed ? { failed } : {}),
+      ...(warnings ? { warnings } : {}),
       backingOff: this.flap.backingOff(now).map((b) => ({ id: b.id, until: new Date(b.until).toISOString() })),
     };
-    if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed }, 'drift');
+    if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed, renewed, held: held.map((h) => h.id) }, 'drift');
     // Write only when what drifted changed, not on every quiet check.
-    const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, section.backingOff.map((b) => b.id)]);
+    const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, renewed, held, failed, warnings, section.backingOff.map((b) => b.id)]);
     if (key === this.lastDriftKey) return;
     this.lastDriftKey = key;
     const base =
@@ -424,8 +449,7 @@ export class Agent {
         diagnostics: [],
       } satisfies HostReport);
     this.lastReport = { ...base, drift: section };
-    const what = entries.length === 0 ? 'no drift' : `drift in ${entries.length} resource(s)${healed.length ? `, ${healed.length} healed` : ''}`;
-    await this.publish(this.lastReport, `${config.host}: ${what} against ${commit}`);
+    await this.publish(this.lastReport, `${config.host}: ${driftText(section)} against ${commit}`);
   }
 
   private async planPr(pr: NonNullable<AgentEvent['pullRequest']>): Promise<void> {
@@ -528,4 +552,22 @@ export class Agent {
 /** A remote URL without credentials, for plans and reports. */
 export function displayUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}
+
+function sameOrigin(a: Location | undefined, b: Location | undefined): boolean {
+  return a !== undefined && b !== undefined && a.file === b.file && a.line === b.line && a.pointer === b.pointer;
+}
+
+// The report commit's message: what drifted by hand, and what was renewed, healed or held.
+function driftText(d: DriftSection): string {
+  const byHand = d.resources.filter((e) => e.owedBy !== 'time').length;
+  const parts = [
+    byHand > 0 ? `drift in ${byHand} resource(s)` : '',
+    d.renewed.length > 0 ? `${d.renewed.length} renewed` : '',
+    d.healed.length > 0 ? `${d.healed.length} healed` : '',
+    d.held.length > 0 ? `${d.held.length} held` : '',
+    d.failed ? `applying failed at ${d.failed.id}, rolled back` : '',
+  ].filter(Boolean);
+  if (parts.length > 0) return parts.join(', ');
+  return d.resources.length === 0 ? 'no drift' : `${d.resources.length} change(s) owed by time`;
 }

@@ -3,7 +3,7 @@ import type { ValidateFunction } from 'ajv';
 import path from 'node:path';
 import { DEFAULT_KEEP_RUNS } from '../apply/journal.js';
 import { error, type Diagnostic } from '../core/diagnostics.js';
-import { parseDuration } from '../drivers/nftables/index.js';
+import { parseDuration } from '../core/duration.js';
 import { parseManifest, toLoaded } from '../manifests/load.js';
 import { createAjv, schemaDir } from '../manifests/schemas.js';
 import { describeErrors } from '../manifests/validate.js';

@@ -7,6 +7,7 @@ import type { PlannedHost } from '../diff/plan.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
 import { applyPlan } from './executor.js';
+import { readInventory } from './inventory.js';
 
 // A driver that records what happens to it, and fails verification where told.
 function recorder(kind: ResourceKind, events: string[], failVerify = new Set<string>()): AnyDriver {
@@ -65,5 +66,23 @@ describe('reconciler/apply/executor', () => {
     const result = await applyPlan(planned([change('file/a', 'create'), change('file/b', 'create'), change('pgdatabase/old', 'delete', true)], drivers));
     expect(result.status).toBe('rolled-back');
     expect(events).toEqual(['apply file/a', 'apply file/b', 'rollback file/b', 'rollback file/a']);
+  });
+
+  it('with `only`, applies just those changes; the others are neither applied nor held, and keep their inventory entries as last applied', async () => {
+    const events: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', events)]]);
+    const changes = [change('file/a', 'update'), change('file/b', 'update'), change('file/c', 'create'), change('file/old', 'delete')];
+    const p = planned(changes, drivers);
+    p.resources = changes.filter((c) => c.resource && c.action !== 'delete').map((c) => ({ ...c.resource!, spec: { version: 2 } }));
+    const entry = (id: string) => ({ id, kind: 'file' as const, name: id, spec: { version: 1 }, dependsOn: [], origin: { file: 'x' } });
+    p.inventory = { version: 1, host: 'h', resources: { 'file/a': entry('file/a'), 'file/b': entry('file/b'), 'file/old': entry('file/old') } };
+    const result = await applyPlan(p, { only: new Set(['file/a']) });
+    expect(result.status).toBe('applied');
+    expect(result.held).toBeUndefined();
+    expect(events).toEqual(['apply file/a']);
+    const inventory = await readInventory(p.context.host, p.context.stateDirectory, 'h');
+    expect(Object.keys(inventory.resources).sort()).toEqual(['file/a', 'file/b', 'file/old']); // file/c not created, file/old not deleted
+    expect(inventory.resources['file/a']!.spec).toEqual({ version: 2 });
+    expect(inventory.resources['file/b']!.spec).toEqual({ version: 1 });
   });
 });

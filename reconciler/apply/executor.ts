@@ -51,6 +51,11 @@ export interface ApplyOptions {
   health?: ReadonlyMap<string, HealthCheck>;
   /** Change ids not to apply (their project is paused); their inventory entries stay as they were. */
   held?: ReadonlySet<string>;
+  /**
+   * The ids of the pending changes this run may apply (a drift heal, a renewal); the others are
+   * left as they are: not applied, not counted as held, their inventory entries as last applied.
+   */
+  only?: ReadonlySet<string>;
   /** Keep a run journal with backups in STATE/runs (default true). */
   journal?: boolean;
 }
@@ -96,14 +101,21 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   const { plan, context, drivers, inventory } = planned;
   assertApplicable(plan);
   const held = options.held ?? new Set<string>();
-  const pending = pendingChanges(plan).filter((c) => !held.has(c.id));
-  const heldIds = pendingChanges(plan)
-    .filter((c) => held.has(c.id))
-    .map((c) => c.id);
+  const only = options.only;
+  const selected = pendingChanges(plan).filter((c) => !only || only.has(c.id));
+  const pending = selected.filter((c) => !held.has(c.id));
+  const heldIds = selected.filter((c) => held.has(c.id)).map((c) => c.id);
+  // What this run leaves alone keeps its inventory entry as last applied.
+  const kept = new Set([
+    ...held,
+    ...pendingChanges(plan)
+      .filter((c) => only && !only.has(c.id))
+      .map((c) => c.id),
+  ]);
   const skipped = plan.changes.filter((c) => c.action === 'unsupported').map((c) => c.id);
   const base = { skipped, ...(heldIds.length > 0 ? { held: heldIds } : {}) };
   if (pending.length === 0) {
-    await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, held));
+    await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
     return { status: 'no-changes', steps: [], ...base, warnings: context.warnings };
   }
   const journal =
@@ -234,7 +246,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       ...(health.length > 0 ? { health } : {}),
     };
   }
-  await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, held));
+  await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
   await journal?.close('applied');
   return {
     status: 'applied',
@@ -289,16 +301,17 @@ async function rollback(done: Done[], context: PlannedHost['context'], journal?:
 }
 
 // Desired resources with a driver are now owned; deleted orphans are forgotten;
-// reported orphans stay owned so they keep being reported.
-function nextInventory(planned: PlannedHost, previous: Inventory, held: ReadonlySet<string>): Inventory {
+// reported orphans stay owned so they keep being reported; what the run left alone
+// (held back, or not among the changes it may apply) stays as last applied.
+function nextInventory(planned: PlannedHost, previous: Inventory, kept: ReadonlySet<string>): Inventory {
   const resources: Inventory['resources'] = {};
   for (const r of planned.resources) {
     if (!planned.drivers.has(r.kind)) continue;
-    if (held.has(r.id)) {
-      if (previous.resources[r.id]) resources[r.id] = previous.resources[r.id]!; // held back: still as last applied
+    if (kept.has(r.id)) {
+      if (previous.resources[r.id]) resources[r.id] = previous.resources[r.id]!; // left alone: still as last applied
     } else resources[r.id] = toInventoryEntry(r);
   }
-  for (const id of held) if (previous.resources[id] && !resources[id]) resources[id] = previous.resources[id]!;
+  for (const id of kept) if (previous.resources[id] && !resources[id]) resources[id] = previous.resources[id]!;
   for (const c of planned.plan.changes) {
     const old = previous.resources[c.id];
     if (old && !resources[c.id] && c.action !== 'delete' && c.orphan) resources[c.id] = old;

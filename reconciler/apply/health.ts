@@ -9,7 +9,7 @@ import { hostHttpRequest } from '../hosts/http.js';
 import type { Host } from '../hosts/types.js';
 import { projectUser, workingDirectory, UNIT_PREFIX, ENV_DIRECTORY } from '../manifests/expand.js';
 import type { DomainSpec, Manifest, ProjectManifest } from '../manifests/types.js';
-import { parseDuration } from './quarantine.js';
+import { durationMs } from '../core/duration.js';
 
 // Health checks from a project's `health:`, run after a run's changes verified.
 // Every check given must pass (HTTP, TCP, command), and the project's service
@@ -77,7 +77,7 @@ export function healthChecks(manifests: readonly Manifest[], options: { throughN
     const check: HealthCheck = {
       project: name,
       origin: m.source.locate('/spec/health'),
-      timeoutMs: health.timeout ? parseDuration(health.timeout) : DEFAULT_HEALTH.timeoutMs,
+      timeoutMs: health.timeout ? durationMs(health.timeout) : DEFAULT_HEALTH.timeoutMs,
       retries: health.retries ?? DEFAULT_HEALTH.retries,
       ...(service?.command ? { unit: `${UNIT_PREFIX}${name}.service` } : {}),
     };

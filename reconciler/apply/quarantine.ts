@@ -157,10 +157,3 @@ export async function resume(host: Host, stateDirectory: string, only: { project
   await writeJson(host, safetyPath(stateDirectory), state);
   return lifted;
 }
-
-/** "90s", "15m", "1h", "500ms" -> milliseconds (the schema's duration pattern). */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m) throw new Error(`not a duration: ${text}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-}

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { warning } from '../core/diagnostics.js';
+import { durationMs } from '../core/duration.js';
 import { errorMessage } from '../core/errors.js';
 import { pendingChanges } from '../diff/model.js';
 import type { PlannedHost } from '../diff/plan.js';
@@ -13,9 +14,9 @@ import { healthChecks } from './health.js';
 import {
   DEFAULT_POLICY,
   isQuarantined,
-  parseDuration,
   pausedProjects,
   recordFailure,
+  safetyStatus,
   type DeployPolicy,
   type PauseEntry,
   type QuarantineEntry,
@@ -51,7 +52,7 @@ export function deployPolicy(host: HostManifest | undefined): DeployPolicy {
   const d = host?.spec?.deploy;
   return {
     pauseAfterFailures: d?.pauseAfterFailures ?? DEFAULT_POLICY.pauseAfterFailures,
-    failureWindowMs: d?.failureWindow ? parseDuration(d.failureWindow) : DEFAULT_POLICY.failureWindowMs,
+    failureWindowMs: d?.failureWindow ? durationMs(d.failureWindow) : DEFAULT_POLICY.failureWindowMs,
   };
 }
 
@@ -106,12 +107,15 @@ export async function applySafely(
     keepRuns?: number;
     /** A failure with a transient cause is not counted (no quarantine, no pause): the caller tries again. */
     deferRetryable?: boolean;
+    /** Apply only these pending changes (a drift heal, a renewal); the rest are left as they are. */
+    only?: ReadonlySet<string>;
   },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
   const { host, stateDirectory } = context;
   const commit = plan.commit;
-  const pending = pendingChanges(plan);
+  const only = options.only;
+  const pending = pendingChanges(plan).filter((c) => !only || only.has(c.id));
   const quarantine = await isQuarantined(host, stateDirectory, commit);
   if (quarantine && pending.length > 0) {
     return {
@@ -124,7 +128,11 @@ export async function applySafely(
     };
   }
   const fingerprints = projectFingerprints(planned);
-  const { paused, released } = await pausedProjects(host, stateDirectory, fingerprints);
+  // A run limited to some changes re-applies part of the commit already applied: it is not a
+  // commit that changes a project, so it un-pauses none (whatever the fingerprints say).
+  const { paused, released } = only
+    ? { paused: (await safetyStatus(host, stateDirectory)).paused.filter((p) => fingerprints.has(p.project)), released: [] }
+    : await pausedProjects(host, stateDirectory, fingerprints);
   const pausedNames = new Set(paused.map((p) => p.project));
   const held = new Set<string>();
   for (const c of pending) {
@@ -135,7 +143,7 @@ export async function applySafely(
   }
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
-  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held });
+  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held, ...(only ? { only } : {}) });
   if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));

@@ -1,3 +1,4 @@
+import { parseWait } from '../core/duration.js';
 import { HostKitError, isHostKitError } from '../core/errors.js';
 
 // What the user sees when a command fails: the message, its code, and no stack
@@ -19,8 +20,7 @@ export function exitCodeOf(cause: unknown): number {
 /** A --lock-timeout value in milliseconds: a duration as manifests write them (30s, 5m, 1h), or 0. */
 export function parseLockTimeout(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (/^0(ms|s|m|h)?$/.test(text)) return 0;
-  const m = /^([1-9][0-9]{0,5})(ms|s|m|h)$/.exec(text);
-  if (!m) throw new HostKitError('BAD_OPTION', `--lock-timeout expects a duration such as 30s, 5m or 0, got ${JSON.stringify(text)}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  const ms = parseWait(text);
+  if (ms === undefined) throw new HostKitError('BAD_OPTION', `--lock-timeout expects a duration such as 30s, 5m or 0, got ${JSON.stringify(text)}`);
+  return ms;
 }

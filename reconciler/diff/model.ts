@@ -29,6 +29,11 @@ export interface Change<D = unknown, O = unknown, S = unknown> {
   orphan?: boolean;
   /** Cannot be undone by rollback (e.g. dropping a database): applied only after everything else verified. */
   irreversible?: boolean;
+  /**
+   * Owed to time passing, not to the manifests or a hand edit (a certificate due for
+   * renewal, or expired): the agent applies it on its drift interval whatever its drift policy.
+   */
+  owedBy?: 'time';
   project?: string;
   origin?: Location;
   /** Problems that make this change impossible to apply (the plan then cannot be applied). */

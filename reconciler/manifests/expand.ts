@@ -15,7 +15,7 @@ import type {
   TimerSpec,
   UnitSpec,
 } from '../core/specs.js';
-import { parseDuration } from '../apply/quarantine.js';
+import { durationMs } from '../core/duration.js';
 import { toOnCalendar } from './schedule.js';
 import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
 
@@ -332,7 +332,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       user,
       workingDirectory: dir,
       ...(l.down ? { down: l.down } : {}),
-      ...(l.timeout ? { timeoutMs: parseDuration(l.timeout) } : {}),
+      ...(l.timeout ? { timeoutMs: durationMs(l.timeout) } : {}),
     };
     const id = b.add<CommandSpec>(owner, 'command', `${name}-${l.name}`, cmd, at(`/spec/lifecycle/${i}`), { ...opts, dependsOn: serviceDeps });
     if (l.phase === 'before-start') before.push(id);

@@ -43,6 +43,8 @@ function report(overrides: Partial<HostReport> = {}): HostReport {
         { id: 'file/srv/web/index.html', action: 'update', fields: [{ field: '/content', diff: '@@ -1 +1 @@\n-bye\n+hello' }] },
       ],
       healed: [],
+      renewed: [],
+      held: [],
       backingOff: [{ id: 'file/srv/web/index.html', until: '2026-11-22T06:00:00.000Z' }],
     },
     ...overrides,
@@ -76,6 +78,35 @@ describe('reconciler/report/status', () => {
     expect(md).toContain('-bye\n+hello');
     expect(md).toContain('keeps drifting: healing paused until 2026-11-22T06:00:00.000Z');
     expect(renderDriftMarkdown(report({ drift: { ...report().drift!, resources: [] } }))).toBeUndefined();
+  });
+
+  it('drift tells renewed (owed by time) from healed, and lists what was held with the reason', () => {
+    const drift = {
+      ...report().drift!,
+      policy: 'heal' as const,
+      resources: [
+        {
+          id: 'certificate/web.example.com',
+          action: 'update' as const,
+          fields: [{ field: '/certificate', before: 'old', after: 'new' }],
+          owedBy: 'time' as const,
+        },
+        { id: 'file/srv/web/index.html', action: 'update' as const, fields: [{ field: '/content', diff: '@@ -1 +1 @@\n-bye\n+hello' }] },
+        { id: 'envfile/etc/hostkit/env/api.env', action: 'update' as const, fields: [{ field: '/mode', before: '0644', after: '0640' }] },
+      ],
+      renewed: ['certificate/web.example.com'],
+      healed: ['file/srv/web/index.html'],
+      held: [{ id: 'envfile/etc/hostkit/env/api.env', reason: 'held: project api is paused (hostkit resume, or a commit that changes it, un-pauses it)' }],
+      backingOff: [],
+    };
+    const md = renderDriftMarkdown(report({ drift }))!;
+    expect(md).toContain('Renewed (owed by time, applied whatever the policy): `certificate/web.example.com`.');
+    expect(md).toContain('Healed: `file/srv/web/index.html`.');
+    expect(md).toContain('- `envfile/etc/hostkit/env/api.env` held, not applied: held: project api is paused');
+    expect(md).toContain('## `certificate/web.example.com` (update, owed by time)');
+    expect(md).toContain('## `file/srv/web/index.html` (update)\n');
+    expect(renderStatusMarkdown(report({ drift }))).toContain('(policy: heal); 1 renewed, 1 healed, 1 held');
+    expect(renderStatusMarkdown(report())).toMatch(/\(policy: report\)\n/);
   });
 
   it('no secret value reaches any report file, and the drift file is removed when there is no drift', () => {

@@ -30,6 +30,8 @@ export interface DriftEntry {
   id: string;
   action: Change['action'];
   fields: FieldChange[];
+  /** Owed to time passing (a certificate due for renewal), not to a hand edit. */
+  owedBy?: 'time';
 }
 
 export interface DriftSection {
@@ -38,7 +40,16 @@ export interface DriftSection {
   commit: string;
   policy: 'report' | 'heal';
   resources: DriftEntry[];
+  /** Hand edits applied back (policy heal). */
   healed: string[];
+  /** Changes owed by time (certificate renewals) applied, whatever the policy. */
+  renewed: string[];
+  /** Not applied although the policy (or time) called for it: the project is paused or the commit quarantined. */
+  held: { id: string; reason: string }[];
+  /** Applying them failed and was rolled back (the commit is then quarantined). */
+  failed?: { id: string; error: string };
+  /** Warnings of the run that applied them (e.g. a renewal the CA refused: the old certificate stays). */
+  warnings?: string[];
   /** Drifting again and again: healing waits (flap back-off). */
   backingOff: { id: string; until: string }[];
 }
@@ -54,6 +65,8 @@ export interface HostReport {
   timings: { fetchMs?: number; reconcileMs?: number; totalMs: number };
   resources: ResourceState[];
   failed?: { id: string; error: string };
+  /** Warnings of the run that applied them (e.g. a renewal the CA refused: the old certificate stays). */
+  warnings?: string[];
   rollbackErrors?: { id: string; error: string }[];
   diagnostics: { severity: string; summary: string; detail: string; location?: string }[];
   /** The health checks the run made, with the URL each HTTP check asked. */
@@ -153,7 +166,9 @@ function reportBase(facts: RunFacts): Omit<HostReport, 'result' | 'summary' | 'd
 
 /** Changes a plan against the last applied commit would make: the drift. */
 export function driftEntries(plan: Plan): DriftEntry[] {
-  return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action)).map((c) => ({ id: c.id, action: c.action, fields: c.fields }));
+  return plan.changes
+    .filter((c) => PENDING_ACTIONS.includes(c.action))
+    .map((c) => ({ id: c.id, action: c.action, fields: c.fields, ...(c.owedBy ? { owedBy: c.owedBy } : {}) }));
 }
 
 export function resultText(result: ReportResult): string {
@@ -173,7 +188,16 @@ export function renderStatusMarkdown(report: HostReport): string {
   const parts = [t.fetchMs !== undefined ? `fetch ${t.fetchMs} ms` : '', t.reconcileMs !== undefined ? `validate, plan and apply ${t.reconcileMs} ms` : ''];
   if (parts.some(Boolean)) out.push(`- **Timings:** ${parts.filter(Boolean).join(', ')}`);
   for (const h of report.health ?? []) out.push(`- **Health of ${h.project}:** ${h.ok ? 'healthy' : 'failed'}${h.url ? ` (${cell(h.url)})` : ''}`);
-  if (report.drift) out.push(`- **Drift:** ${report.drift.resources.length} resource(s) at ${report.drift.checkedAt} (policy: ${report.drift.policy})`);
+  if (report.drift) {
+    const d = report.drift;
+    const counts: [number, string][] = [
+      [d.renewed.length, 'renewed'],
+      [d.healed.length, 'healed'],
+      [d.held.length, 'held'],
+    ];
+    const done = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+    out.push(`- **Drift:** ${d.resources.length} resource(s) at ${d.checkedAt} (policy: ${d.policy})${done.length > 0 ? `; ${done.join(', ')}` : ''}`);
+  }
   out.push('');
   if (report.failed) out.push(`**Failed at \`${report.failed.id}\`:** ${cell(report.failed.error)}`, '');
   for (const e of report.rollbackErrors ?? []) out.push(`- rollback of \`${e.id}\` failed: ${cell(e.error)}`);
@@ -195,11 +219,17 @@ export function renderDriftMarkdown(report: HostReport): string | undefined {
   if (!drift || drift.resources.length === 0) return undefined;
   const out: string[] = [`# HostKit drift: \`${report.host}\``, ''];
   out.push(`${drift.resources.length} resource(s) differ from commit \`${drift.commit}\` (checked ${drift.checkedAt}; policy: ${drift.policy}).`, '');
+  if (drift.renewed.length > 0) out.push(`Renewed (owed by time, applied whatever the policy): ${drift.renewed.map((id) => `\`${id}\``).join(', ')}.`, '');
   if (drift.healed.length > 0) out.push(`Healed: ${drift.healed.map((id) => `\`${id}\``).join(', ')}.`, '');
+  if (drift.failed) out.push(`Applying failed at \`${drift.failed.id}\` and was rolled back: ${cell(drift.failed.error)}`, '');
+  for (const w of drift.warnings ?? []) out.push(`- warning: ${cell(w)}`);
+  if (drift.warnings?.length) out.push('');
+  for (const h of drift.held) out.push(`- \`${h.id}\` held, not applied: ${cell(h.reason)}`);
+  if (drift.held.length > 0) out.push('');
   for (const b of drift.backingOff) out.push(`- \`${b.id}\` keeps drifting: healing paused until ${b.until}.`);
   if (drift.backingOff.length > 0) out.push('');
   for (const r of drift.resources) {
-    out.push(`## \`${r.id}\` (${r.action})`, '');
+    out.push(`## \`${r.id}\` (${r.action}${r.owedBy === 'time' ? ', owed by time' : ''})`, '');
     for (const f of r.fields) {
       if (f.diff !== undefined)
         out.push(`\`${f.field}\`${f.redacted ? ' (secret values redacted)' : ''}`, '', '```diff', f.diff.replace(/```/g, '`\u200b``'), '```', '');

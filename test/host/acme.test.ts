@@ -1,6 +1,6 @@
 import { beforeAll, expect, it } from 'vitest';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { ACME_HOST, startPebble } from './pebble.js';
+import { ACME_HOST, pebbleCount, served, startPebble } from './pebble.js';
 import { applied, appliedOk, reconcile, service } from './reconcile.js';
 import { writeRepo } from '../support/fixtures.js';
 
@@ -12,42 +12,15 @@ function app(names: string[], hostManifest = ACME_HOST): Record<string, string> 
   };
 }
 
-async function pebbleCount(m: TestHost, pattern: string): Promise<number> {
-  const log = await m.host.exec('journalctl', ['-u', 'pebble', '--no-pager', '-o', 'cat']);
-  return log.stdout.split('\n').filter((l) => l.includes(pattern)).length;
-}
-
 async function workers(m: TestHost): Promise<string> {
   const master = (await m.exec('cat', ['/run/nginx.pid'])).stdout.trim();
   return `${master}:${(await m.exec('pgrep', ['-P', master])).stdout.trim().split('\n').sort().join(',')}`;
 }
 
-// What nginx serves for a name, verified against pebble's root with openssl s_client inside the host.
-async function served(m: TestHost, name: string): Promise<{ verify: string; subject: string; san: string; serial: string }> {
-  await m.exec('sh', [
-    '-c',
-    `curl -sk https://127.0.0.1:15000/roots/0 > /tmp/pebble-root.pem && curl -sk https://127.0.0.1:15000/intermediates/0 > /tmp/pebble-int.pem`,
-  ]);
-  const r = await m.host.exec('sh', [
-    '-c',
-    `openssl s_client -connect 127.0.0.1:443 -servername ${name} -CAfile /tmp/pebble-root.pem -verify_return_error </dev/null 2>/dev/null > /tmp/sc.txt; ` +
-      `grep 'Verify return code' /tmp/sc.txt; openssl x509 -noout -serial -ext subjectAltName -subject < /tmp/sc.txt`,
-  ]);
-  const out = r.stdout;
-  return {
-    verify: /Verify return code: (.*)/.exec(out)?.[1] ?? '',
-    subject: /subject=(.*)/.exec(out)?.[1] ?? '',
-    san: /DNS:[^\n]*/.exec(out)?.[0] ?? '',
-    serial: /serial=([0-9A-F]+)/.exec(out)?.[1] ?? '',
-  };
-}
-
 describeHost('reconciler/drivers/certificate (ACME with pebble, HTTP-01 through nginx) on a real host', () => {
   const machine = useHost();
 
-  beforeAll(async () => {
-    await startPebble(machine(), ['app.hk.test', 'www.app.hk.test', 'new.app.hk.test']);
-  });
+  beforeAll(() => startPebble(machine()));
 
   it('tls: acme ends with nginx serving a certificate from pebble for the names, HTTP redirecting to HTTPS', async () => {
     const m = machine();

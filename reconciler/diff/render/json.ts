@@ -14,6 +14,7 @@ export interface JsonPlan {
     reason?: string;
     orphan?: boolean;
     irreversible?: boolean;
+    owedBy?: 'time';
     project?: string;
     origin?: { file: string; line?: number; pointer?: string };
     fields: { field: string; before?: unknown; after?: unknown; redacted?: boolean; diff?: string }[];
@@ -35,6 +36,7 @@ export function toJsonPlan(plan: Plan): JsonPlan {
       ...(c.reason ? { reason: c.reason } : {}),
       ...(c.orphan ? { orphan: true } : {}),
       ...(c.irreversible ? { irreversible: true } : {}),
+      ...(c.owedBy ? { owedBy: c.owedBy } : {}),
       ...(c.project ? { project: c.project } : {}),
       ...(c.origin
         ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } }

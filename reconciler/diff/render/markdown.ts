@@ -31,6 +31,7 @@ export function renderMarkdown(plan: Plan): string {
       const symbol = c.orphan ? '⚠️' : { create: '➕', update: '✏️', replace: '♻️', delete: '➖', noop: '', unsupported: '❔' }[c.action];
       const notes = [
         c.orphan ? 'orphan, kept' : '',
+        c.owedBy === 'time' ? 'owed by time' : '',
         c.reason ?? '',
         c.disruptive ? 'restarts or reloads' : '',
         ...c.diagnostics.map((d) => `${d.severity}: ${d.summary}`),

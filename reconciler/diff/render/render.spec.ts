@@ -33,6 +33,18 @@ const changes: Change[] = [
     diagnostics: [],
     origin: { file: 'projects/api.yaml', line: 40, pointer: '/spec/files/0' },
   },
+  {
+    id: 'certificate/api.example.com',
+    kind: 'certificate',
+    action: 'update',
+    fields: [
+      { field: '/certificate', before: 'issued by CN=R1, api.example.com, valid until 2026-04-01T00:00:00.000Z', after: 'issued by ACME (acme.example.net)' },
+    ],
+    disruptive: true,
+    reason: 'renewal due since 2026-03-02T00:00:00.000Z',
+    owedBy: 'time',
+    diagnostics: [],
+  },
   { id: 'file/srv/old.conf', kind: 'file', action: 'delete', fields: [], disruptive: false, reason: 'no manifest declares it any more', diagnostics: [] },
   {
     id: 'directory/srv/gone',
@@ -71,7 +83,9 @@ describe('reconciler/diff/render', () => {
     });
     expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
     expect(JSON.stringify(json)).not.toContain('"desired"');
-    expect(json.summary).toEqual({ create: 1, update: 1, replace: 0, delete: 1, noop: 2, unsupported: 1 });
+    expect(json.changes.find((c) => c.id === 'certificate/api.example.com')?.owedBy).toBe('time');
+    expect(json.changes.filter((c) => c.owedBy !== undefined)).toHaveLength(1);
+    expect(json.summary).toEqual({ create: 1, update: 2, replace: 0, delete: 1, noop: 2, unsupported: 1 });
   });
 
   it('text shows one line per change with its symbol, details indented, unchanged hidden, counts last', () => {
@@ -81,11 +95,12 @@ describe('reconciler/diff/render', () => {
     expect(text).toContain('  + account/api\n      home: /srv/api\n');
     expect(text).not.toContain('groups: []');
     expect(text).toContain('  ~ file/srv/api/config.json\n      content:\n        @@ -1 +1 @@\n        -{"a":1}\n        +{"a":2}\n      mode: 0644 -> 0640\n');
+    expect(text).toContain('  ~ certificate/api.example.com  (owed by time: renewal due since 2026-03-02T00:00:00.000Z)');
     expect(text).toContain('  - file/srv/old.conf  (no manifest declares it any more)');
     expect(text).toContain('  ! directory/srv/gone  (orphan: kept (it may hold data))');
     expect(text).toContain('  ? unit/hk-api.service  (not yet supported: systemd driver)');
     expect(text).not.toContain('directory/srv/same');
-    expect(lines.at(-2)).toBe('Plan: 1 to create, 1 to update, 0 to replace, 1 to delete, 2 unchanged. 1 not yet supported (no driver yet; not applied).');
+    expect(lines.at(-2)).toBe('Plan: 1 to create, 2 to update, 0 to replace, 1 to delete, 2 unchanged. 1 not yet supported (no driver yet; not applied).');
     expect(text).not.toContain('\u001b[');
     expect(renderText(plan, { verbose: true })).toContain('directory/srv/same');
   });
@@ -101,7 +116,8 @@ describe('reconciler/diff/render', () => {
   it('markdown has a summary, a table row per visible change, and fenced diffs', () => {
     const md = renderMarkdown(plan);
     expect(md).toContain('### HostKit plan for `web-1`');
-    expect(md).toContain('**1** to create, **1** to update, **0** to replace, **1** to delete, 2 unchanged, 1 not yet supported.');
+    expect(md).toContain('| ✏️ | `certificate/api.example.com` | update | owed by time; renewal due since 2026-03-02T00:00:00.000Z; restarts or reloads |');
+    expect(md).toContain('**1** to create, **2** to update, **0** to replace, **1** to delete, 2 unchanged, 1 not yet supported.');
     expect(md).toContain('| ✏️ | `file/srv/api/config.json` | update |');
     expect(md).toContain('```diff\n@@ -1 +1 @@\n-{"a":1}\n+{"a":2}\n```');
     expect(md).not.toContain('directory/srv/same');

@@ -39,7 +39,8 @@ export function renderText(plan: Plan, options: TextOptions = {}): string {
     if (c.action === 'noop' && !c.orphan && !options.verbose && c.diagnostics.length === 0) continue;
     shown++;
     const symbol = c.orphan ? '!' : SYMBOL[c.action];
-    const note = c.orphan ? `orphan: ${c.reason ?? 'kept'}` : (c.reason ?? (c.disruptive ? 'restarts or reloads its service' : ''));
+    const why = c.reason ?? (c.disruptive ? 'restarts or reloads its service' : '');
+    const note = c.orphan ? `orphan: ${c.reason ?? 'kept'}` : c.owedBy === 'time' ? `owed by time: ${why}` : why;
     lines.push(colour[c.action](`${symbol.padStart(3)} ${c.id}`) + (note ? s.dim(`  (${note})`) : ''));
     for (const f of c.fields) {
       // A new resource's empty fields say nothing.

@@ -79,6 +79,19 @@ describe('reconciler/drivers/certificate', () => {
     else expect(got).toBeUndefined();
   });
 
+  const backingOff = { domains: ['web.example.com', 'www.web.example.com'], failures: 2, lastError: 'DNS problem', lastAttempt: T0, retryAfter: T0 + 30 * DAY };
+  it.each<[string, DesiredCertificate, ObservedCertificate | undefined, 'time' | undefined]>([
+    ['renewal due', desired({ now: T0 + 61 * DAY }), observed(), 'time'],
+    ['expired', desired({ now: T0 + 91 * DAY }), observed(), 'time'],
+    ['self-signed, renewal due', desired({ issuer: 'self-signed', now: T0 + 61 * DAY }), observed({ selfSigned: true }), 'time'],
+    ['renewal due and the names changed', desired({ now: T0 + 61 * DAY, domains: ['web.example.com', 'new.example.com'] }), observed(), undefined],
+    ['missing', desired(), undefined, undefined],
+    ['valid, key file left readable', desired(), observed({}, { keyMode: 0o644 }), undefined],
+    ['renewal due while ACME backs off (nothing to place)', desired({ now: T0 + 61 * DAY, backoff: backingOff }), observed(), undefined],
+  ])('owed by time: %s', (_name, d, o, owedBy) => {
+    expect(certificateDriver.plan({ resource, desired: d, observed: o, orphan: false }).owedBy).toBe(owedBy);
+  });
+
   it('renews between 2/3 of the lifetime minus 3 % jitter and 2/3, the same on every run for one certificate', () => {
     const times = ['01', '02', 'FF', 'A1B2', '1234567890'].map((serial) => renewalTime(info({ serial }), 1 / 3));
     for (const t of times) {

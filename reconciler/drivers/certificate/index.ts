@@ -60,18 +60,23 @@ function describe(info: CertificateInfo): string {
 
 /** Why a new certificate is needed, or undefined when the one on disk is still right. */
 export function issuanceReason(desired: DesiredCertificate, observed: ObservedCertificate | undefined): string | undefined {
-  if (!observed || ('exists' in observed && !observed.exists)) return 'missing';
+  return issuance(desired, observed)?.reason;
+}
+
+/** As issuanceReason, and `owedBy: 'time'` when only the certificate's age calls for a new one (renewal due, expired). */
+export function issuance(desired: DesiredCertificate, observed: ObservedCertificate | undefined): { reason: string; owedBy?: 'time' } | undefined {
+  if (!observed || ('exists' in observed && !observed.exists)) return { reason: 'missing' };
   if ('unreadable' in observed) return undefined;
-  if (observed.problem || !observed.info) return `unusable: ${observed.problem ?? 'unreadable'}`;
+  if (observed.problem || !observed.info) return { reason: `unusable: ${observed.problem ?? 'unreadable'}` };
   const info = observed.info;
-  if (!info.keyMatches) return 'the key does not belong to the certificate';
-  if ([...info.names].sort().join(' ') !== [...desired.domains].sort().join(' ')) return `names changed (${info.names.join(' ')})`;
-  if (info.placeholder) return 'placeholder still in place';
-  if (desired.issuer === 'acme' && info.selfSigned) return 'self-signed, but ACME is wanted';
-  if (desired.issuer === 'self-signed' && !info.selfSigned) return 'CA-issued, but self-signed is wanted';
-  if (desired.now >= info.notAfter) return `expired on ${new Date(info.notAfter).toISOString()}`;
+  if (!info.keyMatches) return { reason: 'the key does not belong to the certificate' };
+  if ([...info.names].sort().join(' ') !== [...desired.domains].sort().join(' ')) return { reason: `names changed (${info.names.join(' ')})` };
+  if (info.placeholder) return { reason: 'placeholder still in place' };
+  if (desired.issuer === 'acme' && info.selfSigned) return { reason: 'self-signed, but ACME is wanted' };
+  if (desired.issuer === 'self-signed' && !info.selfSigned) return { reason: 'CA-issued, but self-signed is wanted' };
+  if (desired.now >= info.notAfter) return { reason: `expired on ${new Date(info.notAfter).toISOString()}`, owedBy: 'time' };
   const renewAt = renewalTime(info, desired.renewBefore);
-  if (desired.now >= renewAt) return `renewal due since ${new Date(renewAt).toISOString()}`;
+  if (desired.now >= renewAt) return { reason: `renewal due since ${new Date(renewAt).toISOString()}`, owedBy: 'time' };
   return undefined;
 }
 
@@ -202,7 +207,8 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     const fields: FieldChange[] = [];
     const diagnostics: Diagnostic[] = [];
     const info = observed?.info;
-    const reason = issuanceReason(desired, observed);
+    const due = issuance(desired, observed);
+    const reason = due?.reason;
     const usable = info !== undefined && info.keyMatches;
     let why = reason;
     if (reason) {
@@ -230,12 +236,15 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     if (observed?.dirMode !== undefined && observed.dirMode !== DIR_MODE)
       fields.push({ field: '/dirMode', before: `0${observed.dirMode.toString(8)}`, after: '0700' });
     const action = !observed?.exists ? 'create' : fields.length > 0 ? 'update' : 'noop';
+    const renews = fields.some((f) => f.field === '/certificate');
     return {
       ...base,
       action,
       fields,
-      disruptive: fields.some((f) => f.field === '/certificate'),
+      disruptive: renews,
       ...(why ? { reason: why } : {}),
+      // A renewal is owed whatever the manifests say: the agent places it even under `drift.policy: report`.
+      ...(renews && due?.owedBy ? { owedBy: due.owedBy } : {}),
       diagnostics,
       desired,
       ...(observed ? { observed } : {}),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { parseDuration } from '../../core/duration.js';
 import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
 import type { FirewallSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
@@ -386,13 +387,6 @@ export function restoreTransaction(previous: string | undefined): string {
 
 export function revertPath(stateDirectory: string): string {
   return statePath(stateDirectory, REVERT_FILE, 'the firewall revert file');
-}
-
-/** "60s", "2m", "500ms", "1h" -> milliseconds; undefined when it is none of those. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^([1-9][0-9]{0,5})(ms|s|m|h)$/.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
 async function writeRevertFile(ctx: DriverContext, file: string, content: string): Promise<void> {

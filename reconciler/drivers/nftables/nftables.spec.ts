@@ -13,7 +13,6 @@ import { desiredTable } from './desired.js';
 import {
   createNftablesDriver,
   nftablesDriver,
-  parseDuration,
   restoreTransaction,
   type ConfirmCheck,
   type DesiredFirewall,
@@ -379,19 +378,6 @@ describe('reconciler/drivers/nftables', () => {
     expect(bad.diagnostics).toEqual([expect.objectContaining({ severity: 'error', summary: 'firewall not rendered' })]);
     expect(bad.desired.transaction).toBe('');
     expect(nftablesDriver.plan({ resource: bad.r, desired: bad.desired, observed: undefined, orphan: false }).action).toBe('noop');
-  });
-
-  it.each([
-    ['60s', 60_000],
-    ['3s', 3_000],
-    ['500ms', 500],
-    ['2m', 120_000],
-    ['1h', 3_600_000],
-    ['0s', undefined],
-    ['5 s', undefined],
-    ['1d', undefined],
-  ])('parseDuration(%j) = %j', (text, ms) => {
-    expect(parseDuration(text)).toBe(ms);
   });
 
   it('create: checks, saves "absent", arms the revert, loads once; settle confirms and disarms; verify reads back', async () => {
