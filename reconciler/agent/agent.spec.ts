@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { directoryYaml, envFileYaml, HOST_YAML, scratchRoot } from '../../test/support/fixtures.js';
-import { AGENT_BASE_YAML, appFile, gitRemote, type GitRemote } from '../../test/support/git-remote.js';
+import { AGENT_BASE_YAML, appFile, gitRemote, testAgentConfig, type GitRemote } from '../../test/support/git-remote.js';
 import { RunJournal } from '../apply/journal.js';
 import { isQuarantined, recordFailure, resume, safetyStatus } from '../apply/quarantine.js';
 import { warning } from '../core/diagnostics.js';
@@ -103,20 +103,17 @@ async function setup(
   const remote = options.reuse?.remote ?? (await gitRemote());
   const scratch = options.reuse ? { root: options.reuse.root, host: options.reuse.host, cleanup: async () => undefined } : await scratchRoot();
   const state = options.reuse?.state ?? (await mkdtemp(path.join(os.tmpdir(), 'hostkit-agent-state-')));
-  const config: AgentConfig = {
-    file: 'agent.yaml',
-    repository: { url: remote.bare, branch: 'main' },
+  const config: AgentConfig = testAgentConfig({
+    url: remote.bare,
     host: 'test-1',
+    stateDirectory: state,
     pollIntervalMs: 60_000,
     report: { enabled: true, branch: options.reportBranch ?? 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
     drift: { policy: options.policy ?? 'report', intervalMs: 60_000 },
-    stateDirectory: state,
     lockTimeoutMs: 10_000,
     retry: options.retry ?? { attempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
-    hostMismatchOk: false,
     keepRuns: options.keepRuns ?? 50,
-    logLevel: 'silent',
-  };
+  });
   const log = process.env.AGENT_DEBUG ? (await import('pino')).pino({ level: 'debug' }) : silentLogger();
   const source = new GitSource({ ...config.repository, stateDirectory: state, log });
   const metrics = new AgentMetrics('test-1');

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { HostKitError } from '../core/errors.js';
+import { errorMessage, HostKitError } from '../core/errors.js';
 import type { HeldLock, Host } from '../hosts/types.js';
 import { ensureDirectory, readJson, writeJson } from './state-file.js';
 
@@ -73,9 +73,12 @@ export async function acquireRunLock(host: Host, stateDirectory: string, options
   }
   return {
     // The owner file goes first: a run that changed nothing leaves the state directory as it found it.
+    // Best effort: a host that stopped answering must not hide how the run ended (a stale note is harmless).
     release: async () => {
       try {
         await host.remove(owner);
+      } catch (cause) {
+        options.log?.warn({ file: owner, error: errorMessage(cause) }, 'run lock note not removed');
       } finally {
         await held.release();
       }

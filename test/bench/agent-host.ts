@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { hostHttpRequest } from '../../reconciler/hosts/http.js';
+import { checkoutMounts } from '../host/harness.js';
 import { bootHost } from '../host/machine.js';
 import { eventually, HOST_MANIFEST, HOST_NAME, service } from '../host/reconcile.js';
 import { gitRemote } from '../support/git-remote.js';
@@ -44,7 +45,7 @@ const servedRev = async (m: Awaited<ReturnType<typeof bootHost>>) => {
 const remoteRoot = mkdtempSync(path.join(os.tmpdir(), 'hostkit-bench-agent-host-'));
 const remote = await gitRemote(remoteRoot);
 const url = `${INSIDE}/${path.basename(path.dirname(remote.bare))}/config.git`;
-const m = await bootHost({ bindReadOnly: [{ hostPath: WORKTREE }], bind: [{ hostPath: remoteRoot, containerPath: INSIDE }] });
+const m = await bootHost({ bindReadOnly: checkoutMounts(WORKTREE), bind: [{ hostPath: remoteRoot, containerPath: INSIDE }] });
 try {
   const status = async () => JSON.parse((await remote.show('hostkit-status', `status/${HOST_NAME}.json`)) ?? '{}') as { commit?: string; result?: string };
   const first = await remote.push(manifests(0), 'rev 0');

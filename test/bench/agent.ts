@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from '../../reconciler/agent/agent.js';
-import { DEFAULT_RETRY, type AgentConfig } from '../../reconciler/agent/config.js';
+import type { AgentConfig } from '../../reconciler/agent/config.js';
 import { AgentMetrics } from '../../reconciler/agent/metrics.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { Redactor } from '../../reconciler/core/secrets.js';
@@ -19,7 +19,7 @@ import { ReportWriter } from '../../reconciler/report/writeback.js';
 import { GitSource } from '../../reconciler/sources/git.js';
 import { startWebhookServer } from '../../reconciler/sources/webhook.js';
 import { HOST_YAML, scratchRoot } from '../support/fixtures.js';
-import { AGENT_BASE_YAML, appFile, gitRemote } from '../support/git-remote.js';
+import { AGENT_BASE_YAML, appFile, gitRemote, testAgentConfig } from '../support/git-remote.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, polls: { type: 'string', default: '20' } } });
 const runs = Number(values.runs);
@@ -35,20 +35,12 @@ const remote = await gitRemote();
 const scratch = await scratchRoot();
 const state = await mkdtemp(path.join(os.tmpdir(), 'hostkit-bench-agent-'));
 const log = silentLogger();
-const config: AgentConfig = {
-  file: 'bench',
-  repository: { url: remote.bare, branch: 'main' },
+const config: AgentConfig = testAgentConfig({
+  url: remote.bare,
   host: 'test-1',
-  pollIntervalMs: 3_600_000,
-  report: { enabled: true, branch: 'hostkit-status', authorName: 'bench', authorEmail: 'bench@localhost' },
-  drift: { policy: 'report', intervalMs: 3_600_000 },
   stateDirectory: state,
-  keepRuns: 50,
-  logLevel: 'silent',
-  lockTimeoutMs: 60_000,
-  retry: DEFAULT_RETRY,
-  hostMismatchOk: false,
-};
+  report: { enabled: true, branch: 'hostkit-status', authorName: 'bench', authorEmail: 'bench@localhost' },
+});
 const source = new GitSource({ ...config.repository, stateDirectory: state, log });
 const metrics = new AgentMetrics('test-1');
 const agent = new Agent({

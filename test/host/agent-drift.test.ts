@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { Agent } from '../../reconciler/agent/agent.js';
-import { DEFAULT_RETRY, type AgentConfig } from '../../reconciler/agent/config.js';
+import type { AgentConfig } from '../../reconciler/agent/config.js';
 import { AgentMetrics } from '../../reconciler/agent/metrics.js';
 import { isPaused, resume } from '../../reconciler/apply/quarantine.js';
 import { silentLogger } from '../../reconciler/core/log.js';
@@ -17,7 +17,7 @@ import { Redactor } from '../../reconciler/core/secrets.js';
 import type { DriftSection } from '../../reconciler/report/status.js';
 import { ReportWriter } from '../../reconciler/report/writeback.js';
 import { GitSource } from '../../reconciler/sources/git.js';
-import { gitRemote, type GitRemote } from '../support/git-remote.js';
+import { gitRemote, testAgentConfig, type GitRemote } from '../support/git-remote.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { ACME_HOST, pebbleLines, served, startPebble } from './pebble.js';
 import { eventually, HOST_NAME, service, unitProperty } from './reconcile.js';
@@ -41,20 +41,7 @@ async function agentFor(m: TestHost, policy: 'report' | 'heal', intervalMs: numb
   const remote = await gitRemote();
   const state = await mkdtemp(path.join(os.tmpdir(), 'hostkit-agent-drift-'));
   const log = process.env.AGENT_DEBUG ? (await import('pino')).pino({ level: 'debug' }) : silentLogger();
-  const config: AgentConfig = {
-    file: 'agent.yaml',
-    repository: { url: remote.bare, branch: 'main' },
-    host: HOST_NAME,
-    pollIntervalMs: 3_600_000,
-    report: { enabled: true, branch: 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
-    drift: { policy, intervalMs },
-    stateDirectory: state,
-    keepRuns: 50,
-    logLevel: 'silent',
-    lockTimeoutMs: 60_000,
-    retry: DEFAULT_RETRY,
-    hostMismatchOk: false,
-  };
+  const config: AgentConfig = testAgentConfig({ url: remote.bare, host: HOST_NAME, stateDirectory: state, drift: { policy, intervalMs } });
   const agent = new Agent({
     config,
     host: m.host,

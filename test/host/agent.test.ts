@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { gitRemote, type GitRemote } from '../support/git-remote.js';
-import { describeHost, useHost, type TestHost } from './harness.js';
+import { checkoutMounts, describeHost, useHost, type TestHost } from './harness.js';
 import { eventually, HOST_MANIFEST, HOST_NAME, service } from './reconcile.js';
 
 const WORKTREE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,7 +52,7 @@ async function journal(m: TestHost): Promise<string> {
 }
 
 describeHost('hostkit agent on a real host: push + signed webhook, push + poll', () => {
-  const machine = useHost({ bindReadOnly: [{ hostPath: WORKTREE }], bind: [{ hostPath: REMOTE_ROOT, containerPath: INSIDE }] });
+  const machine = useHost({ bindReadOnly: checkoutMounts(WORKTREE), bind: [{ hostPath: REMOTE_ROOT, containerPath: INSIDE }] });
   let remote: GitRemote;
   let url = '';
 

@@ -4,7 +4,7 @@
 // the CLI: one flock on one file); a git remote that fails twice is retried
 // and the commit applied with no failure counted; and an apply of another
 // Host of the repository is refused on this machine.
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,14 +18,12 @@ import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { Redactor } from '../../reconciler/core/secrets.js';
 import { GitSource } from '../../reconciler/sources/git.js';
-import { gitRemote, type GitRemote } from '../support/git-remote.js';
-import { describeHost, useHost, type TestHost } from './harness.js';
+import { gitRemote, testAgentConfig, type GitRemote } from '../support/git-remote.js';
+import { checkoutMounts, describeHost, useHost, type TestHost } from './harness.js';
 import { eventually, HOST_MANIFEST, HOST_NAME, service } from './reconcile.js';
 
 const WORKTREE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NODE = path.join(WORKTREE, 'node_modules/node/bin/node');
-// A worktree may share node_modules by a symlink: the host needs what it points at too.
-const MODULES = realpathSync(path.join(WORKTREE, 'node_modules'));
 const CLI = path.join(WORKTREE, 'dist/reconciler/cli.js');
 const STATE = '/var/lib/hostkit';
 // Shared read-write into the host: the remote's working clone is where the CLI inside reads the manifests.
@@ -47,25 +45,18 @@ const slowWeb = (tag: string, seconds: number) =>
 const OTHER_HOST = HOST_MANIFEST.replace(`name: ${HOST_NAME}`, 'name: other-host');
 
 function agentConfig(remote: GitRemote, state: string): AgentConfig {
-  return {
-    file: 'agent.yaml',
-    repository: { url: remote.bare, branch: 'main' },
+  return testAgentConfig({
+    url: remote.bare,
     host: HOST_NAME,
-    pollIntervalMs: 3_600_000,
-    report: { enabled: false, branch: 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
-    drift: { policy: 'report', intervalMs: 3_600_000 },
     stateDirectory: state,
-    keepRuns: 50,
-    logLevel: 'silent',
-    lockTimeoutMs: 60_000,
+    report: { enabled: false, branch: 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
     retry: { attempts: 4, initialDelayMs: 300, maxDelayMs: 2_000 },
-    hostMismatchOk: false,
-  };
+  });
 }
 
 describeHost('safe between commits on a real host: the run lock, retries, the right machine', () => {
   const machine = useHost({
-    bindReadOnly: [{ hostPath: WORKTREE }, ...(MODULES.startsWith(`${WORKTREE}/`) ? [] : [{ hostPath: MODULES }])],
+    bindReadOnly: checkoutMounts(WORKTREE),
     bind: [{ hostPath: SHARED }],
   });
   let remote: GitRemote;

@@ -1,7 +1,9 @@
 // What host test files import: describeHost (runs, skips with a reason, or
 // fails in CI) and useHost (one booted host per describe block).
 import { afterAll, beforeAll, describe } from 'vitest';
-import { bootHost, type BootOptions, type TestHost } from './machine.js';
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
+import { bootHost, type BindMount, type BootOptions, type TestHost } from './machine.js';
 import { hostSuiteUnavailable, inCi } from './prerequisites.js';
 
 export { bootHost, type BootOptions, type TestHost } from './machine.js';
@@ -38,4 +40,14 @@ export function useHost(options?: BootOptions): () => TestHost {
     if (!machine) throw new Error('The test host is not booted: call useHost() inside describeHost()');
     return machine;
   };
+}
+
+/**
+ * Read-only mounts that let a booted host run this checkout's CLI and its
+ * pinned node: the worktree itself, and its node_modules where that is a
+ * symlink to elsewhere (a git worktree sharing another's).
+ */
+export function checkoutMounts(worktree: string): BindMount[] {
+  const modules = realpathSync(path.join(worktree, 'node_modules'));
+  return [{ hostPath: worktree }, ...(modules.startsWith(`${worktree}/`) ? [] : [{ hostPath: modules }])];
 }

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { DEFAULT_RETRY, type AgentConfig } from '../../reconciler/agent/config.js';
 import { directoryYaml, fileYaml, TESTER_ACCOUNT_YAML } from './fixtures.js';
 
 const ENV = { GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 't@example.test', GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 't@example.test' };
@@ -61,4 +62,26 @@ export const AGENT_BASE_YAML = `${TESTER_ACCOUNT_YAML}---\n${directoryYaml('app'
 /** A File manifest under /srv/app owned by tester. */
 export function appFile(name: string, content: string): string {
   return fileYaml(name, `/srv/app/${name}`, content, '0644');
+}
+
+/** An agent configuration for tests: one host following `url`'s main branch, polling and drift checks hourly unless told. */
+export function testAgentConfig(
+  options: { url: string; host: string; stateDirectory: string } & Partial<Omit<AgentConfig, 'repository' | 'host' | 'stateDirectory'>>,
+): AgentConfig {
+  const { url, host, stateDirectory, ...rest } = options;
+  return {
+    file: 'agent.yaml',
+    repository: { url, branch: 'main' },
+    host,
+    pollIntervalMs: 3_600_000,
+    report: { enabled: true, branch: 'hostkit-status', authorName: 'HostKit agent', authorEmail: 'hostkit@localhost' },
+    drift: { policy: 'report', intervalMs: 3_600_000 },
+    stateDirectory,
+    keepRuns: 50,
+    logLevel: 'silent',
+    lockTimeoutMs: 60_000,
+    retry: DEFAULT_RETRY,
+    hostMismatchOk: false,
+    ...rest,
+  };
 }
