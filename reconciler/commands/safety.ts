@@ -8,6 +8,7 @@ import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
 import type { RestorePlan, RestoreStep } from '../apply/restore.js';
 import { findRun, rollbackRun, summarize } from '../apply/rollback.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from '../apply/lock.js';
+import { recoverBeforePlan } from '../apply/safe.js';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
 import { parseLockTimeout } from './failure.js';
@@ -129,8 +130,18 @@ export async function rollback(opts: StateOptions & { last?: boolean; run?: stri
     if (!opts.dryRun && !opts.hostMismatchOk) await assertSameMachine(host, run.record.host, run.record.hostnames ?? []);
     return rollbackRun(run, { dryRun: opts.dryRun === true, log });
   };
-  // A dry run neither waits for nor takes the lock.
-  const outcome = opts.dryRun ? await undo() : await locked(opts, `hostkit rollback ${opts.run ?? '--last'}`, undo);
+  // Through the same steps as every apply: the lock; a run a killed process left open is rolled back
+  // first (holding the lock, an open run is an interrupted one); old runs are pruned after. A dry run
+  // neither waits for nor takes the lock.
+  const outcome = opts.dryRun
+    ? await undo()
+    : await locked(opts, `hostkit rollback ${opts.run ?? '--last'}`, async () => {
+        const recovered = await recoverBeforePlan(host, stateDirectory, log);
+        if (recovered) process.stderr.write(`hostkit: an interrupted run (${recovered.run}) was rolled back first\n`);
+        const done = await undo();
+        await pruneRuns(host, stateDirectory, DEFAULT_KEEP_RUNS).catch((error: unknown) => log.warn({ error: String(error) }, 'old runs not pruned'));
+        return done;
+      });
   emit(opts, outcome, () => {
     const lines = [renderRestorePlan(outcome.plan)];
     if (opts.dryRun) lines.push('Dry run: nothing was changed.\n');
