@@ -9,6 +9,7 @@ import { toJsonPlan } from '../diff/render/json.js';
 import { silentLogger } from '../core/log.js';
 import { reconcileHost } from '../engine.js';
 import { FakeHost } from '../hosts/fake.js';
+import { flockFile } from '../hosts/flock.js';
 import type { LocalHost } from '../hosts/local.js';
 import { listRuns, openRun, pruneRuns, RunJournal } from './journal.js';
 import { isQuarantined, pausedProjects, recordFailure, resume, safetyStatus } from './quarantine.js';
@@ -197,6 +198,30 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     const both = await execa('node', [CLI, 'rollback', '--root', root], { reject: false, env });
     expect(both.exitCode).toBe(1);
     expect(both.stderr).toContain('give exactly one of --last or --run ID');
+  });
+
+  it('rollback holds the run lock, first rolls back a run a killed process left open, and refuses another machine', async () => {
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') }, 'c'.repeat(40));
+    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') }, 'd'.repeat(40));
+    // A later run that died after changing the file: open, with its backup of the file as it was (two).
+    const open = await RunJournal.open(host, STATE, { type: 'apply', host: 'test-1', planned: [{ id: 'file/srv/a.conf', kind: 'file', action: 'update' }] });
+    await open.backupFile('file/srv/a.conf', '/srv/a.conf');
+    await open.event({ ev: 'begin', id: 'file/srv/a.conf' });
+    await writeFile(path.join(root, 'srv/a.conf'), 'half\n');
+    const env = { NO_COLOR: '1', HOSTKIT_CACHE_DIR: path.join(os.tmpdir(), 'hostkit-cli-cache') };
+    const held = await flockFile(path.join(root, STATE, 'run.lock'), 0);
+    const locked = await execa('node', [CLI, 'rollback', '--last', '--root', root, '--lock-timeout', '0'], { reject: false, env });
+    expect(locked.exitCode).toBe(3);
+    expect(await read('srv/a.conf')).toBe('half\n');
+    await held!.release();
+    const r = await execa('node', [CLI, 'rollback', '--last', '--root', root], { reject: false, env });
+    expect(r.stderr).toContain('an interrupted run');
+    expect(r.exitCode).toBe(0);
+    expect(await read('srv/a.conf')).toBe('one\n'); // the interrupted run undone (two), then the last applied one (one)
+    await writeFile(path.join(root, 'etc/hostname'), 'elsewhere\n');
+    const other = await execa('node', [CLI, 'rollback', '--last', '--root', root], { reject: false, env });
+    expect(other.exitCode).toBe(1);
+    expect(other.stderr).toContain('this machine\'s hostname is "elsewhere"');
   });
 });
 
