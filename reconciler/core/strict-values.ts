@@ -176,8 +176,11 @@ export function headerNameProblem(name: string): string | undefined {
 // plain text on one line that systemd reads back as written (minus the
 // trailing backslashes and control characters, which become nothing and spaces).
 export function systemdText(text: string): string {
-  return text
-    .replace(/[\u0000-\u001f\u007f]/g, ' ')
-    .replace(/[\s\\]+$/, '')
-    .replace(/%/g, '%%');
+  return (
+    text
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u001f\u007f]/g, ' ')
+      .replace(/[\s\\]+$/, '')
+      .replace(/%/g, '%%')
+  );
 }
