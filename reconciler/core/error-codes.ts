@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   // systemd
   UNIT_INVALID: { meaning: 'systemd-analyze verify rejected a unit; it was not installed', retryable: false },
   UNIT_START_FAILED: { meaning: 'a unit failed to start or did not stay active', retryable: false },
+  SYSTEMD_UNSAFE_PROGRAM: {
+    meaning: "a command's program (argv[0]) could be read as a systemd Exec prefix or is not a plain path or name; nothing was rendered or run",
+    retryable: false,
+  },
   UNSAFE_UNIT_PATH: { meaning: 'a unit path outside /etc/systemd/system was asked for', retryable: false },
   SYSTEMCTL_FAILED: { meaning: 'a systemctl call failed', retryable: false },
   SYSTEMCTL_SHOW_FAILED: { meaning: 'systemctl show could not read unit states', retryable: true },

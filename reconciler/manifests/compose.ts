@@ -2,7 +2,7 @@ import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type 
 import type { LocationIndex } from './source-map.js';
 
 export type Composed =
-  | { ok: true; value: unknown; locations: LocationIndex }
+  | { ok: true; value: unknown; locations: LocationIndex; numbers?: NumberSources }
   | { ok: false; problem: 'unresolved alias' | 'too many aliases' | 'nesting too deep' | 'complex key'; detail: string; offset: number; pointer: string };
 
 class Stop extends Error {
@@ -13,6 +13,9 @@ class Stop extends Error {
   }
 }
 
+/** Numbers not written in plain decimal (0x16, 026, 22.0), by JSON pointer: their source text. */
+export type NumberSources = Record<string, string>;
+
 const escape = (key: string) => (key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key);
 
 /**
@@ -20,11 +23,13 @@ const escape = (key: string) => (key.includes('~') || key.includes('/') ? key.re
  * and column of every value (by JSON pointer), and refuses what a manifest
  * must not contain: nesting deeper than `depth`, more than `aliases` alias
  * expansions (alias bombs), aliases without an anchor, non-scalar keys.
+ * Numbers not written in plain decimal are noted (validate.ts refuses them).
  * It replaces Document.toJS plus separate walks for locations and limits.
  */
 export function compose(doc: Document, lineCounter: LineCounter, limits: { depth: number; aliases: number }): Composed {
   const locations: LocationIndex = {};
   let aliases = 0;
+  let numbers: NumberSources | undefined;
   const pos = (node: Node | null | undefined): [number, number] | undefined => {
     const offset = node?.range?.[0];
     if (offset === undefined) return undefined;
@@ -61,7 +66,10 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
       if (own) locations[pointer] = own; // the alias is where the value was written
       return value;
     }
-    if (isScalar(node)) return node.value;
+    if (isScalar(node)) {
+      if (typeof node.value === 'number' && !plainNumber(node.value, node.source)) (numbers ??= {})[pointer] = String(node.source);
+      return node.value;
+    }
     if (isMap(node) || isSeq(node)) {
       if (depth >= limits.depth) {
         throw new Stop({
@@ -91,9 +99,16 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
   };
   try {
     const value = walk(doc.contents, '', 0);
-    return { ok: true, value, locations };
+    return { ok: true, value, locations, ...(numbers ? { numbers } : {}) };
   } catch (error) {
     if (error instanceof Stop) return error.result;
     throw error;
   }
+}
+
+// A number counts only in the form it reads back as: 0x16, 0o26, 026, 22.0,
+// 1e3, +22 and .inf mean something other than what a reader (or YAML 1.1, or
+// an env file) takes them for; a port must be the decimal digits it is.
+function plainNumber(value: number, source: unknown): boolean {
+  return typeof source === 'string' && source === String(value);
 }

@@ -3,6 +3,7 @@ import { loadRepository, parseFiles, type LoadOptions, type ManifestFile } from 
 import { checkManifests } from './semantic.js';
 import type { Manifest } from './types.js';
 import { validateDocuments } from './validate.js';
+import { checkValues } from './values.js';
 
 export interface Repository {
   manifests: Manifest[];
@@ -24,6 +25,6 @@ async function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Promi
   const diagnostics = [...loaded.diagnostics];
   const { manifests, diagnostics: schemaDiagnostics } = await validateDocuments(loaded.documents);
   diagnostics.push(...schemaDiagnostics);
-  if (!hasErrors(diagnostics)) diagnostics.push(...checkManifests(manifests));
+  if (!hasErrors(diagnostics)) diagnostics.push(...checkManifests(manifests), ...checkValues(manifests));
   return { manifests, diagnostics: sortDiagnostics(diagnostics), valid: !hasErrors(diagnostics) };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { contentHash, ParseCache } from './parse-cache.js';
-import { compose } from './compose.js';
+import { compose, type NumberSources } from './compose.js';
 import { locateIn, type LocationIndex } from './source-map.js';
 
 export const LIMITS = {
@@ -31,6 +31,8 @@ export interface LoadedDocument {
   value: unknown;
   /** File, line and column of the value a JSON pointer names. */
   locate(pointer: string, preferKey?: boolean): Location;
+  /** Numbers not written in plain decimal, by pointer (refused by validation). */
+  numbers?: NumberSources;
 }
 
 export interface LoadResult {
@@ -44,6 +46,7 @@ export interface ParsedDocument {
   index: number;
   value: unknown;
   locations: LocationIndex;
+  numbers?: NumberSources;
 }
 
 export interface ParseResult {
@@ -52,7 +55,13 @@ export interface ParseResult {
 }
 
 export function toLoaded(d: ParsedDocument): LoadedDocument {
-  return { file: d.file, index: d.index, value: d.value, locate: (pointer, preferKey) => locateIn(d.locations, d.file, pointer, preferKey) };
+  return {
+    file: d.file,
+    index: d.index,
+    value: d.value,
+    locate: (pointer, preferKey) => locateIn(d.locations, d.file, pointer, preferKey),
+    ...(d.numbers ? { numbers: d.numbers } : {}),
+  };
 }
 
 export interface ManifestFile {
@@ -188,7 +197,7 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
       diagnostics.push(error(summary, composed.detail, { file, line: pos.line, column: pos.col, ...(composed.pointer ? { pointer: composed.pointer } : {}) }));
       return;
     }
-    documents.push({ file, index, value: composed.value, locations: composed.locations });
+    documents.push({ file, index, value: composed.value, locations: composed.locations, ...(composed.numbers ? { numbers: composed.numbers } : {}) });
   });
   return { documents, diagnostics };
 }

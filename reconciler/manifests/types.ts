@@ -27,6 +27,8 @@ export interface Limits {
 
 export interface HostSpec {
   address?: string;
+  /** The machine's own IP addresses a project's service may bind besides loopback. */
+  addresses?: string[];
   /** Names the machine may report as its hostname besides metadata.name. */
   hostnames?: string[];
   allowedRoots?: string[];

@@ -1,5 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import { error, type Diagnostic } from '../core/diagnostics.js';
+import { SYSTEMD_EXEC_PREFIX } from '../core/strict-values.js';
 import type { LoadedDocument } from './load.js';
 import { validators } from './schemas.js';
 import { pointerSegments, toPointer } from './source-map.js';
@@ -34,14 +35,35 @@ export async function validateDocuments(documents: readonly LoadedDocument[]): P
       continue;
     }
     const validate = compiled.get(kind as ManifestKind)!;
-    if (!validate(value)) {
-      diagnostics.push(...describeErrors(validate.errors ?? [], doc, value));
+    const valid = validate(value);
+    const schemaErrors = valid ? [] : describeErrors(validate.errors ?? [], doc, value);
+    const numberErrors = numberDiagnostics(doc, schemaErrors);
+    if (!valid || numberErrors.length > 0) {
+      diagnostics.push(...schemaErrors, ...numberErrors);
       continue;
     }
     const manifest = value as AnyManifest;
     manifests.push({ kind: manifest.kind, name: manifest.metadata.name, value: manifest, source: doc });
   }
   return { manifests, diagnostics };
+}
+
+// A number written as 0x16, 0o26, 026, 22.0 or 1e3 passes an integer schema as
+// the value YAML made of it; refuse it where the schema did not already speak.
+function numberDiagnostics(doc: LoadedDocument, schemaErrors: readonly Diagnostic[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const [pointer, source] of Object.entries(doc.numbers ?? {})) {
+    if (schemaErrors.some((d) => d.location?.pointer === pointer)) continue;
+    const value = valueAt(doc.value, pointer);
+    out.push(
+      error(
+        'number not in plain decimal',
+        `${fieldName(pointer)} is written ${source}, which YAML reads as ${show(value)}; write numbers in plain decimal (a port as 22, not 0x16, 026 or 22.0), or quote the value if it is text`,
+        doc.locate(pointer),
+      ),
+    );
+  }
+  return out;
 }
 
 // Named schema definitions give a more useful summary than the keyword alone.
@@ -184,6 +206,13 @@ function detail(e: ErrorObject, root: unknown): string {
   }
 }
 
+// argv[0] refused because systemd would read its first character as an Exec prefix (+ runs as root).
+function systemdPrefix(e: ErrorObject, root: unknown): boolean {
+  if (e.keyword !== 'pattern' || defName(e.schemaPath) !== 'command' || !e.instancePath.endsWith('/0')) return false;
+  const got = valueAt(root, e.instancePath);
+  return typeof got === 'string' && SYSTEMD_EXEC_PREFIX.test(got);
+}
+
 // Turn ajv's errors into one diagnostic per problem, at the value's line.
 // Branch noise from oneOf/anyOf is reduced to the branch that fits the value's type.
 export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocument, root: unknown): Diagnostic[] {
@@ -210,7 +239,8 @@ export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocume
             (k) => k.keyword !== 'propertyNames' && k.instancePath === e.instancePath && k.propertyName === (e.params as { propertyName: string }).propertyName,
           )
         : undefined;
-    const summary = e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : summarize(keyError ?? e);
+    const summary =
+      e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : systemdPrefix(e, root) ? 'systemd prefix in program' : summarize(keyError ?? e);
     let pointer = e.instancePath;
     let preferKey = false;
     if (e.keyword === 'additionalProperties') {

@@ -272,4 +272,49 @@ spec:
     expect((await m.host.readFile('/etc/systemd/system/hk-foreign.service'))!.toString()).toBe(foreign);
     expect(await unitProperty(m, 'hk-foreign.service', 'ActiveState')).toBe('active');
   });
+
+  it('environment values, arguments and a description reach systemd and the process byte for byte', async () => {
+    const m = machine();
+    // $ and $$ (no expansion), % specifiers, both quotes, backslashes (one trailing), spaces and a tab.
+    const value = 'p$HOME $$x ${USER} %n %% "dq" \'sq\' a\\b\\\\c\tend\\';
+    const yaml = JSON.stringify(value);
+    const raw =
+      service('raw', 9103, `    environment:\n      RAW: ${yaml}\n`) +
+      '  workers:\n' +
+      '    - name: jobs\n' +
+      `      command: [/usr/bin/python3, -c, "import time; time.sleep(100000)", ${yaml}]\n` +
+      // Another name: the env file (RAW) would override Environment= (systemd reads EnvironmentFile= last).
+      `      environment:\n        WORKER_RAW: ${yaml}\n`;
+    const unit = [
+      'apiVersion: hostkit.dev/v1',
+      'kind: Unit',
+      'metadata:',
+      '  name: rawunit',
+      `  description: ${JSON.stringify('Raw %n 100% of it \\')}`,
+      'spec:',
+      '  placement:',
+      '    hosts: [test-host]',
+      '  command: [/usr/bin/sleep, infinity]',
+      '',
+    ].join('\n');
+    const result = applied(await reconcile(m, await repo({ ...projects('hello'), 'projects/raw.yaml': raw, 'hosts/rawunit.yaml': unit }), { env }));
+    expect(result.status).toBe('applied');
+    const environ = async (u: string) => {
+      const pid = await unitProperty(m, u, 'MainPID');
+      return (await m.host.readFile(`/proc/${pid}/environ`))!.toString('utf8').split('\0');
+    };
+    // The service reads RAW from its env file, the worker from Environment=.
+    expect(await environ('hk-raw.service')).toContain(`RAW=${value}`);
+    expect(await environ('hk-raw-jobs.service')).toContain(`WORKER_RAW=${value}`);
+    const pid = await unitProperty(m, 'hk-raw-jobs.service', 'MainPID');
+    expect((await m.host.readFile(`/proc/${pid}/cmdline`))!.toString('utf8').split('\0')).toEqual(
+      expect.arrayContaining(['/usr/bin/python3', '-c', 'import time; time.sleep(100000)', value]),
+    );
+    // % stays literal and the trailing backslash does not swallow the next line (After= is still read).
+    expect(await unitProperty(m, 'hk-rawunit.service', 'Description')).toBe('Raw %n 100% of it');
+    expect(await unitProperty(m, 'hk-rawunit.service', 'After')).toContain('network-online.target');
+    // And nothing changes on a second apply.
+    const again = await reconcile(m, await repo({ ...projects('hello'), 'projects/raw.yaml': raw, 'hosts/rawunit.yaml': unit }), { env });
+    expect(applied(again).status).toBe('no-changes');
+  });
 });

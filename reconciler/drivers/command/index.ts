@@ -3,6 +3,7 @@ import path from 'node:path';
 import { warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
 import type { CommandSpec } from '../../core/specs.js';
+import { programProblem } from '../../core/strict-values.js';
 import { changeBase, type Change } from '../../diff/model.js';
 import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
@@ -88,8 +89,13 @@ export interface CommandRun {
  * SIGTERM, then SIGKILL after the grace, and the unit is gone (collected by
  * systemd, or, when systemd-run itself did not return, killed and stopped from
  * here). If stopping the unit fails too, the error says so and names the unit.
+ * Rejects with SYSTEMD_UNSAFE_PROGRAM, before anything runs, when argv[0] is
+ * not a plain path or name (a systemd Exec prefix such as `+`).
  */
 export async function runCommand(host: Host, run: CommandRun): Promise<ExecResult> {
+  // Checked again here (the schema refuses it first): nothing is started for a program systemd could read as a prefix.
+  const problem = programProblem(run.argv[0]);
+  if (problem) throw new HostKitError('SYSTEMD_UNSAFE_PROGRAM', `refusing to run ${problem}`, { data: { program: run.argv[0] } });
   const timeoutMs = run.timeoutMs ?? COMMAND_TIMEOUT_MS;
   const graceMs = run.killGraceMs ?? COMMAND_KILL_GRACE_MS;
   const unit = `hostkit-command-${randomBytes(5).toString('hex')}.service`;

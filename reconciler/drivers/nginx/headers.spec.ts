@@ -30,6 +30,12 @@ describe('reconciler/drivers/nginx response headers', () => {
     ['X Rev', '1'],
     ['X-HostKit-Generation', '1'],
     ['Content-Length', '0'],
+    ['set-cookie', 'a=b'],
+    ['LOCATION', 'https://evil.example.net/'],
+    ['Strict-Transport-Security', 'max-age=0'],
+    ['Content-Security-Policy-Report-Only', 'default-src https:'],
+    ['Access-Control-Allow-Credentials', 'true'],
+    ['x-hostkit-generation', '1'],
   ])('refuses %j: %j before anything is rendered', (name, value) => {
     expect(siteProblems(site({ [name]: value }))).not.toEqual([]);
   });
@@ -43,5 +49,25 @@ describe('reconciler/drivers/nginx response headers', () => {
     const repo = await validateRepository(dir);
     expect(repo.valid).toBe(false);
     expect(repo.diagnostics.map((d) => `${d.location?.file}:${d.location?.line}`)).toContain('projects/app.yaml:16');
+  });
+
+  it.each([
+    '169.254.169.254',
+    '::ffff:169.254.169.254',
+    'fd00:ec2::254',
+    '100.100.100.200',
+    'fe80::1',
+    '169.254.1.1',
+    '0.0.0.0',
+    '::',
+    '224.0.0.1',
+    'not-an-ip',
+  ])('refuses to proxy to %s before anything is rendered', (host) => {
+    const spec = { ...site(), upstream: { host, port: 9001 } };
+    expect(siteProblems(spec).join('; ')).toMatch(/upstream host/);
+  });
+
+  it.each(['127.0.0.1', '127.0.0.53', '::1', '10.0.0.5', '2001:db8::5'])('proxies to %s', (host) => {
+    expect(siteProblems({ ...site(), upstream: { host, port: 9001 } })).toEqual([]);
   });
 });

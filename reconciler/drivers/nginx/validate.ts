@@ -3,8 +3,8 @@
 // spec, because a config file is where injection happens (ingress-nginx
 // CVE-2021-25748, CVE-2025-1974): whatever path a value took, only plain
 // hostnames, paths, addresses and ports are ever rendered.
-import { isIP } from 'node:net';
 import type { SiteSpec } from '../../core/specs.js';
+import { headerNameProblem, upstreamProblem } from '../../core/strict-values.js';
 import { canonicalNetwork } from '../nftables/address.js';
 
 export const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
@@ -28,7 +28,9 @@ export function siteProblems(spec: SiteSpec): string[] {
   if (spec.domains.length === 0) problems.push('a site needs at least one domain');
   for (const d of spec.domains) if (!DOMAIN.test(d)) problems.push(`domain ${show(d)} is not a lower-case DNS name (letters, digits, "-" and ".")`);
   if (spec.upstream) {
-    if (isIP(spec.upstream.host) === 0) problems.push(`upstream host ${show(spec.upstream.host)} is not an IP address`);
+    // Never all-addresses, link-local or a cloud metadata endpoint, whatever the manifest said.
+    const hostProblem = upstreamProblem(spec.upstream.host);
+    if (hostProblem) problems.push(hostProblem);
     if (!port(spec.upstream.port)) problems.push(`upstream port ${show(spec.upstream.port)} is not a TCP port`);
   }
   if (spec.root !== undefined && !FS_PATH.test(spec.root)) problems.push(`root ${show(spec.root)} is not a plain absolute path`);
@@ -49,6 +51,10 @@ export function siteProblems(spec: SiteSpec): string[] {
   for (const [name, value] of Object.entries(spec.headers ?? {})) {
     if (!HEADER_NAME.test(name) || RESERVED_HEADER.test(name))
       problems.push(`response header name ${show(name)} is not a plain header name HostKit lets a site set`);
+    else {
+      const denied = headerNameProblem(name);
+      if (denied) problems.push(denied);
+    }
     if (typeof value !== 'string' || !HEADER_VALUE.test(value))
       problems.push(`response header ${show(name)} value ${show(value)} has characters other than letters, digits, space and . _ : / = + , -`);
   }

@@ -1,23 +1,45 @@
+import { HostKitError } from '../../core/errors.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
+import { programProblem, systemdText } from '../../core/strict-values.js';
 
 export const UNIT_DIR = '/etc/systemd/system';
 export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
 
-// One argument of an Exec line, quoted so systemd reads back exactly this
-// string: no specifier (%) or variable ($) expansion, no word splitting.
-export function execArg(arg: string): string {
-  const escaped = arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%').replace(/\$/g, '$$$$');
+// systemd C-unescapes quoted words of Exec and Environment lines: a control
+// character written as \xNN reads back as itself.
+function quoted(text: string): string {
+  const escaped = text
+    .replace(/\\/g, '\\\\')
+    .replace(/"/g, '\\"')
+    .replace(/%/g, '%%')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return `"${escaped}"`;
 }
 
-export function execLine(command: readonly string[]): string {
-  const [program, ...args] = command;
-  // The program is a plain path or name (schema-checked); a bare name is looked up in PATH by systemd.
-  return [program!.replace(/%/g, '%%'), ...args.map(execArg)].join(' ');
+// One argument of an Exec line, quoted so systemd reads back exactly this
+// string: no specifier (%) or variable ($, written $$) expansion, no word splitting.
+export function execArg(arg: string): string {
+  return quoted(arg).replace(/\$/g, '$$$$');
 }
 
-function envAssignment(key: string, value: string): string {
-  return execArg(`${key}=${value}`);
+/**
+ * An Exec line. Throws SYSTEMD_UNSAFE_PROGRAM when argv[0] could be read as
+ * an Exec prefix (`+` runs as root, ignoring User= and the sandbox) or is not
+ * a plain path or name: nothing is rendered, so nothing is written.
+ */
+export function execLine(command: readonly string[]): string {
+  const [program, ...args] = command;
+  const problem = programProblem(program);
+  if (problem) throw new HostKitError('SYSTEMD_UNSAFE_PROGRAM', `refusing to render ${problem}`, { data: { program } });
+  // A plain path or name (checked above); a bare name is looked up in PATH by systemd.
+  return [program!, ...args.map(execArg)].join(' ');
+}
+
+// Environment= does no $ expansion (a $$ would reach the process as two
+// dollars) but does expand specifiers and C escapes: quoted() alone is exact.
+export function envAssignment(key: string, value: string): string {
+  return quoted(`${key}=${value}`);
 }
 
 // Named hardening profiles. "web-service" suits most network services;
@@ -67,7 +89,7 @@ const PROFILES: Record<UnitSpec['isolation']['profile'], string[]> = {
 export function renderService(spec: UnitSpec, readsDigest: string | undefined, timerDriven: boolean): string {
   const lines: string[] = [HEADER.trimEnd()];
   if (readsDigest) lines.push(`# HostKit inputs: ${spec.reads.join(' ')} sha256:${readsDigest}`);
-  lines.push('[Unit]', `Description=${spec.description.replace(/[\r\n]/g, ' ')}`, 'After=network-online.target', 'Wants=network-online.target', '');
+  lines.push('[Unit]', `Description=${systemdText(spec.description)}`, 'After=network-online.target', 'Wants=network-online.target', '');
   lines.push('[Service]', `Type=${spec.type}`, `User=${spec.user}`, `Group=${spec.group}`);
   if (spec.workingDirectory) lines.push(`WorkingDirectory=${spec.workingDirectory}`);
   if (spec.environmentFile) lines.push(`EnvironmentFile=${spec.environmentFile}`);

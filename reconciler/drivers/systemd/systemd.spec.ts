@@ -4,7 +4,7 @@ import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { restartGrace, RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitUndo } from './driver.js';
-import { execArg, execLine, renderService } from './render.js';
+import { envAssignment, execArg, execLine, renderService } from './render.js';
 import type { DriverContext } from '../types.js';
 import type { Change } from '../../diff/model.js';
 
@@ -129,6 +129,36 @@ describe('reconciler/drivers/systemd', () => {
     expect(execArg('say "hi"')).toBe('"say \\"hi\\""');
     expect(execArg('back\\slash')).toBe('"back\\\\slash"');
     expect(execLine(['/usr/bin/env', ';', 'rm'])).toBe('/usr/bin/env ";" "rm"');
+  });
+
+  it('writes control characters in Exec arguments as \\xNN escapes, which systemd decodes', () => {
+    expect(execArg('a\tb\u001b')).toBe('"a\\x09b\\x1b"');
+  });
+
+  it.each(['+bash', '-/usr/bin/node', '!!/bin/sh', '!sh', ':/bin/sh', '@/bin/sh', '|/bin/sh', '-+bash', '', 'rm -rf /', '/bin/%n'])(
+    'refuses to render an Exec line whose program is %j (SYSTEMD_UNSAFE_PROGRAM)',
+    (program) => {
+      expect(() => execLine([program, 'x'])).toThrow(expect.objectContaining({ code: 'SYSTEMD_UNSAFE_PROGRAM' }));
+      expect(() => renderService(serviceSpec('api', { command: [program, 'x'] }), undefined, false)).toThrow(/Exec prefix|not a plain|empty/);
+    },
+  );
+
+  it('renders Environment= values exactly: $ stays one $, % becomes %%, quotes and backslashes escaped', () => {
+    expect(envAssignment('A', 'p$HOME $$x %n "q" \\ end\\')).toBe('"A=p$HOME $$x %%n \\"q\\" \\\\ end\\\\"');
+    const text = renderService(serviceSpec('api', { environment: { PRICE: '$5' } }), undefined, false);
+    expect(text).toContain('Environment="PRICE=$5"\n');
+  });
+
+  it.each([
+    ['Shop %n', 'Description=Shop %%n\n'],
+    ['ends in a backslash \\', 'Description=ends in a backslash\nAfter='],
+    ['two\\\\ ', 'Description=two\nAfter='],
+    ['a\u0007bell\tand tab', 'Description=a bell and tab\n'],
+    ['line\nExecStartPre=/bin/sh', 'Description=line ExecStartPre=/bin/sh\n'],
+  ])('renders the description %j as plain text systemd reads back', (description, expected) => {
+    const text = renderService(serviceSpec('api', { description }), undefined, false);
+    expect(text).toContain(expected);
+    expect(text.split('\n').filter((l) => l.startsWith('ExecStart'))).toHaveLength(1);
   });
 
   it('renders limits, loopback-only network and the strict profile as directives', () => {
