@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ParseResult } from './load.js';
 
 // Bump when the parse result's shape or the loader's rules change.
-const FORMAT = 'hostkit-parse-1';
+const FORMAT = 'hostkit-parse-2';
 
 interface Pack {
   format: string;
