@@ -96,6 +96,8 @@ function defName(schemaPath: string): string | undefined {
 
 function summarize(e: ErrorObject): string {
   const def = defName(e.schemaPath);
+  // A mapping over its bound (environment, secrets, labels) is too big, not badly named.
+  if (e.keyword === 'maxProperties' && def !== 'secretRef') return 'too many items';
   if (def && DEF_SUMMARIES[def] && DEF_KEYWORDS.has(e.keyword)) return DEF_SUMMARIES[def];
   switch (e.keyword) {
     case 'required':
