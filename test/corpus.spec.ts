@@ -160,7 +160,7 @@ const GENERATORS: Record<string, (g: Generate) => Buffer> = {
   'many-domains': (g) => {
     const domains = Array.from({ length: g.count ?? 101 }, (_, i) => `d${i}.example.com`).join(', ');
     return Buffer.from(
-      `apiVersion: hostkit.dev/v1\nkind: Site\nmetadata:\n  name: shop\nspec:\n  placement:\n    hosts: [web-1]\n  domains: [${domains}]\n  proxy: {port: 8080}\n`,
+      `apiVersion: hostkit.dev/v1\nkind: Site\nmetadata:\n  name: shop\nspec:\n  placement:\n    hosts: [web-1]\n  domains: [${domains}]\n  upstreamPort: 8080\n`,
     );
   },
   // A Project whose service environment (line 13) has `count` variables.
