@@ -29,6 +29,8 @@ interface Generate {
   with: string;
   depth?: number;
   count?: number;
+  /** Write the generated manifest to this many files: `file` with `{i}` replaced by 1, 2, ... */
+  copies?: number;
 }
 
 interface KnownBug {
@@ -138,6 +140,43 @@ const GENERATORS: Record<string, (g: Generate) => Buffer> = {
     const count = g.count ?? 201;
     return Buffer.from(Array.from({ length: count }, (_, i) => fileManifest(`f${i + 1}`)).join('---\n'));
   },
+  // An Account whose `groups` (line 8) lists `count` distinct groups.
+  'many-groups': (g) => {
+    const groups = Array.from({ length: g.count ?? 60_000 }, (_, i) => `g${i}`).join(', ');
+    return Buffer.from(
+      `apiVersion: hostkit.dev/v1\nkind: Account\nmetadata:\n  name: deploy\nspec:\n  placement:\n    hosts: [web-1]\n  groups: [${groups}]\n`,
+    );
+  },
+  // A FirewallRules manifest whose `openings` (line 8) has `count` entries.
+  'many-openings': (g) => {
+    const openings = Array<string>(g.count ?? 100_000)
+      .fill('{port: 8}')
+      .join(',');
+    return Buffer.from(
+      `apiVersion: hostkit.dev/v1\nkind: FirewallRules\nmetadata:\n  name: shop\nspec:\n  placement:\n    hosts: [web-1]\n  openings: [${openings}]\n`,
+    );
+  },
+  // A Site whose `domains` (line 8) lists `count` names.
+  'many-domains': (g) => {
+    const domains = Array.from({ length: g.count ?? 101 }, (_, i) => `d${i}.example.com`).join(', ');
+    return Buffer.from(
+      `apiVersion: hostkit.dev/v1\nkind: Site\nmetadata:\n  name: shop\nspec:\n  placement:\n    hosts: [web-1]\n  domains: [${domains}]\n  upstreamPort: 8080\n`,
+    );
+  },
+  // A Project whose service environment (line 13) has `count` variables.
+  'many-environment-keys': (g) => {
+    const keys = Array.from({ length: g.count ?? 513 }, (_, i) => `      V${i}: x`).join('\n');
+    return Buffer.from(`${PROJECT_HEAD}\n  runtime: node\n  service:\n    command: [/usr/bin/node, server.js]\n    environment:\n${keys}\n`);
+  },
+  // `count` Project documents (shop1, shop2, ...), each expanding 40 aliases of its environment value.
+  'aliases-across-documents': (g) => {
+    const doc = (n: number) =>
+      `${PROJECT_HEAD.replace('name: shop', `name: shop${n}`)}\n  runtime: node\n  service:\n    command: [/usr/bin/node, server.js]\n    environment:\n      V0: &v x\n` +
+      Array.from({ length: 40 }, (_, i) => `      V${i + 1}: *v\n`).join('');
+    return Buffer.from(Array.from({ length: g.count ?? 3 }, (_, i) => doc(i + 1)).join('---\n'));
+  },
+  // One MiB of comment lines (the most a file may hold; it declares nothing); with `copies`, a repository over its total.
+  'one-mebibyte-of-comments': () => Buffer.from(`# ${'x'.repeat(98)}\n`.repeat((1024 * 1024) / 101)),
 };
 
 let tmpRoot: string;
@@ -161,9 +200,12 @@ async function assemble(c: Case): Promise<string> {
   if (g) {
     const generator = GENERATORS[g.with];
     if (!generator) throw new Error(`${c.name}: no generator named ${g.with}`);
-    const target = path.join(repo, g.file);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    await fs.writeFile(target, generator(g));
+    const content = generator(g);
+    for (let i = 1; i <= (g.copies ?? 1); i++) {
+      const target = path.join(repo, g.copies ? g.file.replace('{i}', String(i)) : g.file);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, content);
+    }
   }
   return repo;
 }

@@ -1,9 +1,23 @@
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, visit, type Alias, type Document, type LineCounter, type Node } from 'yaml';
 import type { LocationIndex } from './source-map.js';
 
 export type Composed =
-  | { ok: true; value: unknown; locations: LocationIndex; numbers?: NumberSources }
-  | { ok: false; problem: 'unresolved alias' | 'too many aliases' | 'nesting too deep' | 'complex key'; detail: string; offset: number; pointer: string };
+  | { ok: true; value: unknown; locations: LocationIndex; aliases: number; numbers?: NumberSources }
+  | {
+      ok: false;
+      problem: 'unresolved alias' | 'too many aliases' | 'nesting too deep' | 'complex key' | 'too many items';
+      detail: string;
+      offset: number;
+      pointer: string;
+    };
+
+export interface ComposeLimits {
+  depth: number;
+  /** Alias expansions per file: this document's count starts at `aliasesBefore`, what the file's earlier documents made. */
+  aliases: number;
+  /** Entries of any one sequence or mapping. */
+  items: number;
+}
 
 class Stop extends Error {
   readonly result: Extract<Composed, { ok: false }>;
@@ -18,17 +32,38 @@ export type NumberSources = Record<string, string>;
 
 const escape = (key: string) => (key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key);
 
+// Every alias's anchor, found in one walk of the document. yaml's Alias.resolve
+// walks the whole document on each call, which made many aliases quadratic.
+// Same rule as yaml: the last node with that anchor before the alias.
+function anchorTargets(doc: Document): Map<Alias, Node> {
+  const anchors = new Map<string, Node>();
+  const targets = new Map<Alias, Node>();
+  visit(doc, {
+    Node: (_key, node) => {
+      if (isAlias(node)) {
+        const target = anchors.get(node.source);
+        if (target) targets.set(node, target);
+      } else if (node.anchor) anchors.set(node.anchor, node);
+    },
+  });
+  return targets;
+}
+
 /**
  * One walk over a parsed document that builds its plain value and the line
  * and column of every value (by JSON pointer), and refuses what a manifest
  * must not contain: nesting deeper than `depth`, more than `aliases` alias
- * expansions (alias bombs), aliases without an anchor, non-scalar keys.
- * Numbers not written in plain decimal are noted (validate.ts refuses them).
- * It replaces Document.toJS plus separate walks for locations and limits.
+ * expansions in the file (alias bombs; `aliases` in the result is the file's
+ * count so far), aliases without an anchor, non-scalar keys,
+ * sequences or mappings of more than `items` entries (refused before their
+ * entries are walked). Numbers not written in plain decimal are noted
+ * (validate.ts refuses them). It replaces Document.toJS plus separate walks
+ * for locations and limits.
  */
-export function compose(doc: Document, lineCounter: LineCounter, limits: { depth: number; aliases: number }): Composed {
+export function compose(doc: Document, lineCounter: LineCounter, limits: ComposeLimits, aliasesBefore = 0): Composed {
   const locations: LocationIndex = {};
-  let aliases = 0;
+  let aliases = aliasesBefore;
+  let targets: Map<Alias, Node> | undefined;
   let numbers: NumberSources | undefined;
   const pos = (node: Node | null | undefined): [number, number] | undefined => {
     const offset = node?.range?.[0];
@@ -43,7 +78,8 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
       locations[pointer] = keyAt ? [...at, ...keyAt] : at;
     }
     if (isAlias(node)) {
-      const target = node.resolve(doc);
+      targets ??= anchorTargets(doc);
+      const target = targets.get(node);
       if (!target)
         throw new Stop({
           ok: false,
@@ -56,7 +92,7 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
         throw new Stop({
           ok: false,
           problem: 'too many aliases',
-          detail: `more than ${limits.aliases} aliases expanded; this looks like an alias bomb`,
+          detail: `more than ${limits.aliases} aliases expanded in this file; this looks like an alias bomb`,
           offset: doc.range?.[0] ?? 0,
           pointer,
         });
@@ -80,6 +116,15 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
           pointer,
         });
       }
+      if (node.items.length > limits.items) {
+        throw new Stop({
+          ok: false,
+          problem: 'too many items',
+          detail: `${node.items.length} ${isSeq(node) ? 'items in a list' : 'keys in a mapping'}; a manifest allows at most ${limits.items} in any one`,
+          offset: node.range?.[0] ?? 0,
+          pointer,
+        });
+      }
       if (isSeq(node)) return node.items.map((item, i) => walk(item, `${pointer}/${i}`, depth + 1));
       const out: Record<string, unknown> = {};
       for (const pair of node.items) {
@@ -99,7 +144,7 @@ export function compose(doc: Document, lineCounter: LineCounter, limits: { depth
   };
   try {
     const value = walk(doc.contents, '', 0);
-    return { ok: true, value, locations, ...(numbers ? { numbers } : {}) };
+    return { ok: true, value, locations, aliases, ...(numbers ? { numbers } : {}) };
   } catch (error) {
     if (error instanceof Stop) return error.result;
     throw error;

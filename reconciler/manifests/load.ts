@@ -6,17 +6,26 @@ import { contentHash, ParseCache } from './parse-cache.js';
 import { compose, type NumberSources } from './compose.js';
 import { locateIn, type LocationIndex } from './source-map.js';
 
+// Every bound the loader puts on input, so that a repository's cost to load is
+// linear in its size and its size is bounded (README "Limits"). The schemas
+// bound each list and mapping more tightly (maxItems, maxProperties).
 export const LIMITS = {
   /** Bytes per manifest file. */
   fileBytes: 1024 * 1024,
   /** Documents per file. */
   documentsPerFile: 200,
-  /** Aliases resolved per document (alias bombs). */
-  aliases: 50,
+  /** Alias expansions per file, all its documents together (alias bombs). */
+  aliases: 100,
   /** Nesting depth of a manifest value. */
   depth: 32,
+  /** Entries of any one list or mapping, whatever the field. */
+  items: 4096,
   /** Manifest files per repository. */
   files: 20_000,
+  /** Documents per repository. */
+  documents: 40_000,
+  /** Bytes of all manifest files of a repository together. */
+  repositoryBytes: 32 * 1024 * 1024,
 };
 
 // Folders a config repository keeps that are not manifests.
@@ -123,7 +132,7 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const documents: ParsedDocument[] = [];
   if (bytes.length > LIMITS.fileBytes) {
-    diagnostics.push(error('file too large', `${bytes.length} bytes; a manifest file may have at most ${LIMITS.fileBytes} bytes`, { file }));
+    diagnostics.push(tooLarge(file, bytes.length));
     return { documents, diagnostics };
   }
   let text: string;
@@ -165,6 +174,7 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
     diagnostics.push(error('too many documents', `${docs.length} documents; at most ${LIMITS.documentsPerFile} per file`, { file }));
     return { documents, diagnostics };
   }
+  let aliases = 0;
   docs.forEach((doc, index) => {
     const problems = [...doc.errors, ...doc.warnings];
     const exhausted = problems.find((p) => p.code === 'RESOURCE_EXHAUSTION');
@@ -190,13 +200,17 @@ export function parseManifest({ file, bytes }: ManifestFile): ParseResult {
     }
     // An empty document (a trailing ---, or a file of comments) declares nothing.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
-    const composed = compose(doc, lineCounter, { depth: LIMITS.depth, aliases: LIMITS.aliases });
+    // Once one document has refused the file's alias budget, later ones have none left either.
+    if (aliases > LIMITS.aliases) return;
+    const composed = compose(doc, lineCounter, { depth: LIMITS.depth, aliases: LIMITS.aliases, items: LIMITS.items }, aliases);
     if (!composed.ok) {
+      if (composed.problem === 'too many aliases') aliases = LIMITS.aliases + 1;
       const pos = lineCounter.linePos(composed.offset);
       const summary = composed.problem === 'unresolved alias' || composed.problem === 'complex key' ? 'invalid YAML' : composed.problem;
       diagnostics.push(error(summary, composed.detail, { file, line: pos.line, column: pos.col, ...(composed.pointer ? { pointer: composed.pointer } : {}) }));
       return;
     }
+    aliases = composed.aliases;
     documents.push({ file, index, value: composed.value, locations: composed.locations, ...(composed.numbers ? { numbers: composed.numbers } : {}) });
   });
   return { documents, diagnostics };
@@ -215,10 +229,15 @@ export async function loadRepository(root: string, options: LoadOptions = {}): P
       diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })],
     };
   }
+  // Sizes first: a file over the limit is never read, nor a repository over its limit.
+  const sizes = await Promise.all(files.map(async (file) => (await fs.stat(path.join(root, file))).size));
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  if (total > LIMITS.repositoryBytes) return { documents: [], diagnostics: [repositoryTooLarge(total)] };
   const cache = options.cacheDir ? new ParseCache(options.cacheDir, root) : undefined;
   await cache?.open();
   const parsed = await Promise.all(
-    files.map(async (file) => {
+    files.map(async (file, i): Promise<ParseResult> => {
+      if (sizes[i]! > LIMITS.fileBytes) return { documents: [], diagnostics: [tooLarge(file, sizes[i]!)] };
       const bytes = await fs.readFile(path.join(root, file));
       if (!cache) return parseManifest({ file, bytes });
       const sha = contentHash(bytes);
@@ -234,10 +253,27 @@ export async function loadRepository(root: string, options: LoadOptions = {}): P
 }
 
 export function parseFiles(files: readonly ManifestFile[]): LoadResult {
+  if (files.length > LIMITS.files) {
+    return { documents: [], diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })] };
+  }
+  const total = files.reduce((sum, f) => sum + f.bytes.length, 0);
+  if (total > LIMITS.repositoryBytes) return { documents: [], diagnostics: [repositoryTooLarge(total)] };
   return merge(files.map(parseManifest));
 }
 
+function tooLarge(file: string, bytes: number): Diagnostic {
+  return error('file too large', `${bytes} bytes; a manifest file may have at most ${LIMITS.fileBytes} bytes`, { file });
+}
+
+function repositoryTooLarge(bytes: number): Diagnostic {
+  return error('repository too large', `${bytes} bytes of manifest files; a repository may have at most ${LIMITS.repositoryBytes} bytes`, { file: '.' });
+}
+
 function merge(results: readonly ParseResult[]): LoadResult {
+  const count = results.reduce((sum, r) => sum + r.documents.length, 0);
+  if (count > LIMITS.documents) {
+    return { documents: [], diagnostics: [error('too many documents', `${count} documents in the repository; at most ${LIMITS.documents}`, { file: '.' })] };
+  }
   const documents: LoadedDocument[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const r of results) {

@@ -118,6 +118,8 @@ function defName(schemaPath: string): string | undefined {
 
 function summarize(e: ErrorObject): string {
   const def = defName(e.schemaPath);
+  // A mapping over its bound (environment, secrets, labels) is too big, not badly named.
+  if (e.keyword === 'maxProperties' && def !== 'secretRef') return 'too many items';
   if (def && DEF_SUMMARIES[def] && DEF_KEYWORDS.has(e.keyword)) return DEF_SUMMARIES[def];
   switch (e.keyword) {
     case 'required':
@@ -196,6 +198,11 @@ function detail(e: ErrorObject, root: unknown): string {
     case 'minProperties':
     case 'maxProperties':
       if (defName(e.schemaPath) === 'secretRef') return `${field} must name exactly one source: file, env or age`;
+      if (e.keyword === 'maxProperties' && got !== null && typeof got === 'object')
+        return `${field} has ${Object.keys(got).length} keys; at most ${(e.params as { limit: number }).limit}`;
+      return `${field} ${e.message ?? 'is invalid'}`;
+    case 'maxItems':
+      if (Array.isArray(got)) return `${field} has ${got.length} items; at most ${(e.params as { limit: number }).limit}`;
       return `${field} ${e.message ?? 'is invalid'}`;
     case 'type':
       if (/(^|\.)mode$/.test(field) && typeof got === 'number')
@@ -226,19 +233,30 @@ export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocume
     kept.push(e);
   }
   // A union error none of whose branches left a specific error: report it as such.
+  // (Sets of paths and their ancestors keep this linear in the number of errors.)
+  const covered = new Set<string>();
+  const cover = (pointer: string) => {
+    for (let p = pointer; !covered.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf('/')))) {
+      covered.add(p);
+      if (p === '') break;
+    }
+  };
+  for (const k of kept) cover(k.instancePath);
   for (const [pointer, e] of unionPaths) {
-    if (!kept.some((k) => k.instancePath === pointer || k.instancePath.startsWith(pointer + '/'))) kept.push(e);
+    if (covered.has(pointer)) continue;
+    kept.push(e);
+    cover(pointer);
   }
+  const keyNamePaths = kept.filter((k) => k.keyword === 'propertyNames').map((k) => k.instancePath);
+  const keyErrors = new Map<string, ErrorObject>();
+  for (const k of errors)
+    if (k.keyword !== 'propertyNames' && k.propertyName !== undefined)
+      keyErrors.set(`${k.instancePath}|${k.propertyName}`, keyErrors.get(`${k.instancePath}|${k.propertyName}`) ?? k);
   const seen = new Set<string>();
   const out: Diagnostic[] = [];
   for (const e of kept) {
     // A bad key is reported by propertyNames; the key's own schema (e.g. envName) names the problem better.
-    const keyError =
-      e.keyword === 'propertyNames'
-        ? errors.find(
-            (k) => k.keyword !== 'propertyNames' && k.instancePath === e.instancePath && k.propertyName === (e.params as { propertyName: string }).propertyName,
-          )
-        : undefined;
+    const keyError = e.keyword === 'propertyNames' ? keyErrors.get(`${e.instancePath}|${(e.params as { propertyName: string }).propertyName}`) : undefined;
     const summary =
       e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 'value not allowed' : systemdPrefix(e, root) ? 'systemd prefix in program' : summarize(keyError ?? e);
     let pointer = e.instancePath;
@@ -258,7 +276,7 @@ export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocume
     if (seen.has(key)) continue;
     seen.add(key);
     // A propertyNames failure is also reported as a failure of the name's own pattern; keep one.
-    if (e.keyword === 'pattern' && kept.some((k) => k.keyword === 'propertyNames' && e.instancePath.startsWith(k.instancePath) && e.propertyName)) continue;
+    if (e.keyword === 'pattern' && e.propertyName && keyNamePaths.some((p) => e.instancePath.startsWith(p))) continue;
     out.push(error(summary, text, doc.locate(pointer, preferKey)));
   }
   return out;
