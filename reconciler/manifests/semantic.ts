@@ -13,6 +13,7 @@ import {
   pgName,
   type HostSettings,
 } from './expand.js';
+import { checkPolicy, PRIVILEGED_GROUPS } from './policy.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Checks JSON Schema cannot express: names unique, references that resolve,
@@ -124,6 +125,7 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       }
     }
   }
+  diagnostics.push(...checkPolicy(unique, hosts, (m) => secretRefs(m.value)));
   diagnostics.push(...checkNetworks(unique));
   const cycles = manifestCycles(unique, byKey);
   diagnostics.push(...cycles);
@@ -225,8 +227,6 @@ function checkResources(resources: readonly Resource[], host: HostSettings, cycl
   if (cycles) out.push(...resourceCycles(resources));
   return out;
 }
-
-const PRIVILEGED_GROUPS = new Set(['root', 'sudo', 'wheel', 'adm', 'disk', 'shadow', 'docker', 'lxd', 'systemd-journal']);
 
 // CIDRs that match the pattern but are not addresses (999.1.1.1, ::::).
 function checkNetworks(manifests: readonly Manifest[]): Diagnostic[] {
