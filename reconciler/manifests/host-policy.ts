@@ -48,9 +48,9 @@ export function hostPolicy(spec: HostSpec, stateDirectory: string): HostPolicy {
   };
 }
 
-/** True when the repository file (relative, forward slashes) lies under one of the host-level paths. */
+/** True when the repository file (relative, forward slashes) lies under one of the host-level paths ("/" is the whole repository). */
 export function isHostLevel(file: string, policy: HostPolicy): boolean {
-  return policy.hostLevelPaths.some((p) => (p.endsWith('/') ? file.startsWith(p) : file === p));
+  return policy.hostLevelPaths.some((p) => p === '/' || (p.endsWith('/') ? file.startsWith(p) : file === p));
 }
 
 /** `p` is `root` or lies under it. */
