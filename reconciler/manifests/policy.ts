@@ -333,7 +333,7 @@ function checkPrimitive(c: Checker, m: Manifest<PrimitiveManifest>): void {
     }
     case 'Unit': {
       const s = (m.value as PrimitiveManifest<'Unit'>).spec;
-      c.user(s.user ?? 'nobody', s.user ? '/spec/user' : '/spec', `unit hk-${m.name}.service`);
+      c.user(s.user ?? 'nobody', s.user ? '/spec/user' : '/spec/command', `unit hk-${m.name}.service`);
       if (s.workingDirectory) c.path(s.workingDirectory, '/spec/workingDirectory', 'workingDirectory');
       if (room && !room.ownsUnitName(m.name)) {
         c.refuse(
@@ -415,7 +415,7 @@ export function checkPolicy(
             error(
               POLICY_SUMMARY,
               `rule primitive-owner: ${m.kind}/${m.name} names no project. Set metadata.project to the project it belongs to, or declare it in a host-level path (${paths}).`,
-              m.source.locate('/metadata'),
+              m.source.locate('/metadata/name'),
             ),
           );
           continue;
