@@ -146,7 +146,7 @@ spec:
   it('describes a plain value where a secret reference belongs by type and length, never the value', async () => {
     const project = SHOP.replace('SMTP: { file: /etc/hostkit/secrets/shared/smtp-password }', 'SMTP: hunter2-is-my-password').replace(
       'OWN: { file: /etc/hostkit/secrets/shop/key }',
-      'OWN: { file: hunter2 }',
+      'OWN: { age: hunter2 }',
     );
     const repo = await validateFiles(asFiles({ 'hosts/web-1.yaml': HOST, 'projects/shop.yaml': project }));
     expect(repo.valid).toBe(false);

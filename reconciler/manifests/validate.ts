@@ -165,14 +165,13 @@ function describeSecret(got: unknown): string {
 }
 
 function secretDetail(e: ErrorObject, root: unknown): string | undefined {
-  if (!SECRET_POSITION.test(e.instancePath) || e.keyword === 'additionalProperties' || e.keyword === 'required') return undefined;
+  // A file path or variable name is a reference, shown as written; anything else there may be the secret itself.
+  if (!SECRET_POSITION.test(e.instancePath) || /\/(?:file|env)$/.test(e.instancePath)) return undefined;
+  if (e.keyword === 'additionalProperties' || e.keyword === 'required') return undefined;
   const field = fieldName(e.instancePath);
   const got = valueAt(root, e.instancePath);
   if (e.keyword === 'minProperties' || e.keyword === 'maxProperties') return `${field} must name exactly one source: file, env or age`;
-  const source = /\/(file|env|age)$/.exec(e.instancePath)?.[1];
-  const expected = source
-    ? `a valid ${source} source${typeof e.parentSchema?.description === 'string' ? ` (${e.parentSchema.description})` : ''}`
-    : 'a secret reference';
+  const expected = e.instancePath.endsWith('/age') ? 'an ASCII-armored age ciphertext' : 'a secret reference';
   return `${field} must be ${expected}, got ${describeSecret(got)} (not shown; ${HOW_TO_REFER})`;
 }
 
