@@ -24,8 +24,8 @@ type Grantable = 'paths' | 'secrets' | 'env' | 'ports';
 // Facts about the repository every check needs, gathered in one pass.
 interface Index {
   projects: Map<string, Manifest<ProjectManifest>>;
-  /** Every project name in the repository (Projects and primitives' metadata.project), longest first. */
-  names: string[];
+  /** Every project name in the repository (Projects and primitives' metadata.project). */
+  names: Set<string>;
   /** Who runs as or declares each user: a project name, or '' for a manifest without one. */
   users: Map<string, string>;
 }
@@ -51,12 +51,16 @@ function buildIndex(manifests: readonly Manifest[]): Index {
     const user = v.spec.user ?? m.name;
     if (!users.has(user)) users.set(user, v.metadata.project ?? '');
   }
-  return { projects, names: [...names].sort((a, b) => b.length - a.length), users };
+  return { projects, names, users };
 }
 
 // The project a name such as `api-worker` or `api-session-key` belongs to: the longest project name it starts with.
 function nameOwner(name: string, index: Index): string | undefined {
-  return index.names.find((p) => name === p || name.startsWith(`${p}-`));
+  for (let end = name.length; end > 0; end = name.lastIndexOf('-', end - 1)) {
+    const candidate = name.slice(0, end);
+    if (index.names.has(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /** One project's rights on one host: what it owns plus what the Host grants it. */
