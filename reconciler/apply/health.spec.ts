@@ -73,8 +73,8 @@ describe('reconciler/apply/health', () => {
       ['acme without the HTTP redirect', 'tls: acme\nredirectHttp: false', { port: 443, tls: { serverName: DOMAIN, certificateFile: ACME_FILE } }],
       [
         'given certificate files',
-        'tls: { certificate: /etc/hostkit/given/api.pem, key: /etc/hostkit/given/api.key }',
-        { port: 443, tls: { serverName: DOMAIN, certificateFile: '/etc/hostkit/given/api.pem' } },
+        'tls: { certificate: /etc/hostkit/secrets/api/tls.pem, key: /etc/hostkit/secrets/api/tls.key }',
+        { port: 443, tls: { serverName: DOMAIN, certificateFile: '/etc/hostkit/secrets/api/tls.pem' } },
       ],
       ['tls: none', 'tls: none', { port: 80, hostHeader: DOMAIN, url: `http://${DOMAIN}/healthz (via 127.0.0.1:80)` }],
     ])('a site with %s', async (_, domain, expected) => {

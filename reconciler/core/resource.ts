@@ -17,6 +17,8 @@ export interface Resource<S = unknown> {
   origin: Location;
   /** The project it belongs to, when expanded from a Project. */
   project?: string;
+  /** Declared by a host-level manifest (the Host's spec.policy.hostLevelPaths): drivers may then adopt what exists. */
+  hostLevel?: true;
   /** Where individual spec fields were written, when they came straight from a manifest field (e.g. owner). */
   fieldOrigins?: Record<string, Location>;
 }

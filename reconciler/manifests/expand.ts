@@ -16,6 +16,7 @@ import type {
   UnitSpec,
 } from '../core/specs.js';
 import { durationMs } from '../core/duration.js';
+import { hostPolicy, isHostLevel, type HostPolicy } from './host-policy.js';
 import { toOnCalendar } from './schedule.js';
 import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
 
@@ -65,16 +66,19 @@ export interface HostSettings {
   labels: Record<string, string>;
   allowedRoots: string[];
   stateDirectory: string;
+  policy: HostPolicy;
   manifest: Manifest<HostManifest>;
 }
 
 export function hostSettings(manifest: Manifest<HostManifest>): HostSettings {
   const spec = manifest.value.spec ?? {};
+  const stateDirectory = spec.stateDirectory ?? DEFAULT_STATE_DIRECTORY;
   return {
     name: manifest.name,
     labels: manifest.value.metadata.labels ?? {},
     allowedRoots: spec.allowedRoots ?? DEFAULT_ALLOWED_ROOTS,
-    stateDirectory: spec.stateDirectory ?? DEFAULT_STATE_DIRECTORY,
+    stateDirectory,
+    policy: hostPolicy(spec, stateDirectory),
     manifest,
   };
 }
@@ -684,6 +688,9 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
       }
     }
   }
+  // Drivers may adopt what exists only for host-level declarations (the Host's own resources are host-level).
+  const hostLevel = ['host', ...placed.filter((m) => isHostLevel(m.source.file, host.policy)).map((m) => `${m.kind}/${m.name}`)];
+  for (const owner of hostLevel) for (const id of b.resourcesOf(owner)) b.resources.get(id)!.hostLevel = true;
   // Implicit: a path resource after the directory that contains it, and after the accounts that own it.
   for (const r of b.resources.values()) {
     const spec = r.spec as { path?: string; owner?: string; group?: string };

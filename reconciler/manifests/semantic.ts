@@ -13,6 +13,7 @@ import {
   pgName,
   type HostSettings,
 } from './expand.js';
+import { checkPolicy, PRIVILEGED_GROUPS } from './policy.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Checks JSON Schema cannot express: names unique, references that resolve,
@@ -37,6 +38,13 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
   const unique = [...byKey.values()];
   const hosts = unique.filter((m): m is Manifest<HostManifest> => m.kind === 'Host').map(hostSettings);
   const hostNames = new Set(hosts.map((h) => h.name));
+  // Each manifest's secret references, found once for the checks here and the policy's.
+  const refs = new Map<Manifest, ReturnType<typeof secretRefs>>();
+  const refsOf = (m: Manifest) => {
+    let found = refs.get(m);
+    if (!found) refs.set(m, (found = secretRefs(m.value)));
+    return found;
+  };
 
   for (const m of manifests) {
     if (m.kind === 'Host') continue;
@@ -68,7 +76,7 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
         diagnostics.push(error('unknown reference', `dependsOn names ${ref}, which is not declared`, m.source.locate(`/metadata/dependsOn/${i}`)));
     });
     const placedHosts = hosts.filter((h) => placedOn(placement, h));
-    for (const { ref, pointer } of secretRefs(v)) {
+    for (const { ref, pointer } of refsOf(m)) {
       for (const h of placedHosts) {
         if ('age' in ref && !h.manifest.value.spec?.age) {
           diagnostics.push(error('missing age identity', `an age-encrypted secret needs spec.age.identityFile on host ${h.name}`, m.source.locate(pointer)));
@@ -124,6 +132,7 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       }
     }
   }
+  diagnostics.push(...checkPolicy(unique, hosts, refsOf));
   diagnostics.push(...checkNetworks(unique));
   const cycles = manifestCycles(unique, byKey);
   diagnostics.push(...cycles);
@@ -225,8 +234,6 @@ function checkResources(resources: readonly Resource[], host: HostSettings, cycl
   if (cycles) out.push(...resourceCycles(resources));
   return out;
 }
-
-const PRIVILEGED_GROUPS = new Set(['root', 'sudo', 'wheel', 'adm', 'disk', 'shadow', 'docker', 'lxd', 'systemd-journal']);
 
 // CIDRs that match the pattern but are not addresses (999.1.1.1, ::::).
 function checkNetworks(manifests: readonly Manifest[]): Diagnostic[] {

@@ -16,6 +16,8 @@ export interface Metadata {
   labels?: Record<string, string>;
   description?: string;
   dependsOn?: string[];
+  /** Primitives only: the project the manifest belongs to (see policy.ts). */
+  project?: string;
 }
 
 export interface Limits {
@@ -41,8 +43,23 @@ export interface HostSpec {
   acme?: { directory?: string; email: string; renewBefore?: number; caCertificate?: string };
   postgresql?: { socket?: string; host?: string; port?: number; user?: string; password?: SecretRef };
   age?: { identityFile: string };
+  /** Who may change what (policy.ts): host-level repository paths and per-project grants. */
+  policy?: {
+    hostLevelPaths?: string[];
+    grants?: Record<string, PolicyGrant>;
+  };
+  /** Where secret references may point. */
+  secrets?: { roots?: string[]; env?: string[] };
   /** Deploy-loop protection: pause a project after this many failed applies within the window. */
   deploy?: { pauseAfterFailures?: number; failureWindow?: string };
+}
+
+/** What the Host lets one project touch besides what it owns. */
+export interface PolicyGrant {
+  paths?: string[];
+  secrets?: string[];
+  env?: string[];
+  ports?: number[];
 }
 
 export interface ServiceSpec {

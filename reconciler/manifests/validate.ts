@@ -174,7 +174,34 @@ function fieldName(pointer: string): string {
   return segments.length === 0 ? '(document)' : segments.join('.');
 }
 
+// Where a secret reference belongs (every schema use of secretRef and secrets), and anything inside one.
+const SECRET_POSITION =
+  /^\/spec\/(?:service\/secrets\/[^/]+|secrets\/[^/]+|database\/password|password|postgresql\/password|domains\/\d+\/gate\/basicAuth\/htpasswd)(?:\/.*)?$/;
+
+const HOW_TO_REFER = 'write a reference instead: {file: /etc/hostkit/secrets/PROJECT/NAME}, {env: NAME} or {age: <ciphertext>}';
+
+/** A value at a secret position, described by its type and length only: it may be the secret itself. */
+function describeSecret(got: unknown): string {
+  if (typeof got === 'string') return `a string of ${got.length} characters`;
+  if (Array.isArray(got)) return `a list of ${got.length} items`;
+  if (got !== null && typeof got === 'object') return 'a mapping';
+  return `a ${got === null ? 'null' : typeof got}`;
+}
+
+function secretDetail(e: ErrorObject, root: unknown): string | undefined {
+  // A file path or variable name is a reference, shown as written; anything else there may be the secret itself.
+  if (!SECRET_POSITION.test(e.instancePath) || /\/(?:file|env)$/.test(e.instancePath)) return undefined;
+  if (e.keyword === 'additionalProperties' || e.keyword === 'required') return undefined;
+  const field = fieldName(e.instancePath);
+  const got = valueAt(root, e.instancePath);
+  if (e.keyword === 'minProperties' || e.keyword === 'maxProperties') return `${field} must name exactly one source: file, env or age`;
+  const expected = e.instancePath.endsWith('/age') ? 'an ASCII-armored age ciphertext' : 'a secret reference';
+  return `${field} must be ${expected}, got ${describeSecret(got)} (not shown; ${HOW_TO_REFER})`;
+}
+
 function detail(e: ErrorObject, root: unknown): string {
+  const secret = secretDetail(e, root);
+  if (secret) return secret;
   const field = fieldName(e.instancePath);
   const got = valueAt(root, e.instancePath);
   switch (e.keyword) {
@@ -270,7 +297,7 @@ export function describeErrors(errors: readonly ErrorObject[], doc: LoadedDocume
     }
     const text =
       e.keyword === 'oneOf' || e.keyword === 'anyOf'
-        ? `${fieldName(e.instancePath)} ${show(valueAt(root, e.instancePath))} matches none of the allowed forms`
+        ? (secretDetail(e, root) ?? `${fieldName(e.instancePath)} ${show(valueAt(root, e.instancePath))} matches none of the allowed forms`)
         : detail(e, root);
     const key = `${pointer}|${summary}|${text}`;
     if (seen.has(key)) continue;

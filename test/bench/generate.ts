@@ -10,7 +10,7 @@ export async function generateRepository(dir: string, projects: number, hosts: n
   for (let h = 0; h < hosts; h++) {
     await writeFile(
       path.join(dir, 'hosts', `host-${h}.yaml`),
-      `apiVersion: hostkit.dev/v1\nkind: Host\nmetadata:\n  name: host-${h}\n  labels: { zone: z${h % 3} }\nspec:\n  firewall: { input: drop }\n  acme: { email: ops@example.com }\n`,
+      `apiVersion: hostkit.dev/v1\nkind: Host\nmetadata:\n  name: host-${h}\n  labels: { zone: z${h % 3} }\nspec:\n  firewall: { input: drop }\n  acme: { email: ops@example.com }\n  secrets: { env: [BENCH_API_KEY] }\n`,
     );
   }
   const writes: Promise<void>[] = [];

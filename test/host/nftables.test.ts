@@ -42,6 +42,7 @@ function openings(name: string, list: string): string {
 kind: FirewallRules
 metadata:
   name: ${name}
+  project: ${name}
 spec:
   placement:
     hosts: [${HOST_NAME}]

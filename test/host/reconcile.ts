@@ -14,6 +14,8 @@ metadata:
   name: ${HOST_NAME}
 spec:
   stateDirectory: /var/lib/hostkit
+  secrets:
+    env: [HK_TOKEN, HK_HTPASSWD, SHOP_DB_PASSWORD, CART_DB_PASSWORD]
 `;
 
 /** A fresh config repository: the Host manifest plus the given files. */

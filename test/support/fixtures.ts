@@ -42,6 +42,9 @@ export async function gitCommitAll(dir: string, message = 'manifests'): Promise<
   return (await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
 }
 
+// The engine's tests are about applying, not about who may write what: their
+// repository has one operator, so every manifest in it is host-level, and the
+// agent variables their env files read are listed.
 export const HOST_YAML = `apiVersion: hostkit.dev/v1
 kind: Host
 metadata:
@@ -50,6 +53,10 @@ metadata:
     role: web
 spec:
   stateDirectory: /var/lib/hostkit
+  policy:
+    hostLevelPaths: [/]
+  secrets:
+    env: [HK_TOKEN, HK_TEST_TOKEN, HK_FP_TOKEN, HK_CLI_TOKEN]
 `;
 
 // Primitive manifests for the host of HOST_YAML: the "tester" account, and
