@@ -80,6 +80,7 @@ const PAGE = `apiVersion: hostkit.dev/v1
 kind: File
 metadata:
   name: gated-page
+  project: gated
 spec:
   placement:
     hosts: [${HOST_NAME}]

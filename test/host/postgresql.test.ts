@@ -332,7 +332,7 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     if (again.stage !== 'planned') throw new Error(`expected a plan, got ${again.stage}`);
     expect(again.planned.plan.changes.find((c) => c.id === 'pgdatabase/shop')).toMatchObject({ orphan: true });
 
-    // The opt-in: tombstone manifests with the same names and drop: true.
+    // The opt-in: tombstone manifests with the same names and drop: true, from a host-level path (a project may not drop).
     const tombstones = `apiVersion: hostkit.dev/v1
 kind: PostgresRole
 metadata: { name: shop }
@@ -348,7 +348,7 @@ spec:
   owner: shop
   drop: true
 `;
-    const dropRepo = await repo({ 'db/shop.yaml': tombstones });
+    const dropRepo = await repo({ 'hosts/shop-drop.yaml': tombstones });
     const dropPlan = await reconcile(m, dropRepo, { dryRun: true });
     if (dropPlan.stage !== 'planned') throw new Error(`expected a plan, got ${dropPlan.stage}`);
     expect(dropPlan.planned.plan.changes.filter((c) => c.action === 'delete').map((c) => [c.id, Boolean(c.irreversible)])).toEqual([
