@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Inventory } from '../../apply/inventory.js';
+import { error, type Diagnostic, type Location } from '../../core/diagnostics.js';
+import type { Resource } from '../../core/resource.js';
 import type { Fingerprint } from '../../core/secrets.js';
 import type { DriverContext } from '../types.js';
 
@@ -50,4 +52,29 @@ export function shownLive(
 ): { owned: true; text: string } | { owned: false; summary: string } {
   const p = provenance(ctx.inventory, resourceId, path, live);
   return p === 'hostkit' ? { owned: true, text: live.toString('utf8') } : { owned: false, summary: describeUnowned(p, live, ctx.secrets.fingerprint) };
+}
+
+/**
+ * Declared by a project, not at the host level: such a resource may not take over what
+ * exists on the host and HostKit did not create. Host-level manifests carry `hostLevel`
+ * (set by expand); a resource of no project is host-level too, since the policy refuses
+ * a primitive without `metadata.project` outside the host-level paths.
+ */
+export function isProjectLevel(resource: Resource): boolean {
+  return resource.project !== undefined && (resource as Resource & { hostLevel?: boolean }).hostLevel !== true;
+}
+
+/** HostKit created it for the same project (or the host level): its inventory lists the resource as that project's. */
+export function inInventory(inventory: Inventory, resource: Resource): boolean {
+  const entry = inventory.resources[resource.id];
+  return entry !== undefined && entry.project === resource.project;
+}
+
+/** The plan error for a project-level resource that would take over (or drop) what is not its own on the host. */
+export function notOwnRefusal(rule: string, what: string, origin: Location): Diagnostic {
+  return error(
+    'not allowed in a project manifest',
+    `rule ${rule}: ${what}. Declare it in a host-level path (hosts/) or grant it in the Host's spec.policy.`,
+    origin,
+  );
 }
