@@ -300,7 +300,7 @@ async function rollback(done: Done[], context: PlannedHost['context'], journal?:
   return errors;
 }
 
-// Desired resources with a driver are now owned; deleted orphans are forgotten;
+// Desired resources with a driver are now owned, with the digests of the bytes they wrote; deleted orphans are forgotten;
 // reported orphans stay owned so they keep being reported; what the run left alone
 // (held back, or not among the changes it may apply) stays as last applied.
 function nextInventory(planned: PlannedHost, previous: Inventory, kept: ReadonlySet<string>): Inventory {
@@ -309,7 +309,7 @@ function nextInventory(planned: PlannedHost, previous: Inventory, kept: Readonly
     if (!planned.drivers.has(r.kind)) continue;
     if (kept.has(r.id)) {
       if (previous.resources[r.id]) resources[r.id] = previous.resources[r.id]!; // left alone: still as last applied
-    } else resources[r.id] = toInventoryEntry(r);
+    } else resources[r.id] = toInventoryEntry(r, planned.context.written.get(r.id)); // what it wrote is now on the host
   }
   for (const id of kept) if (previous.resources[id] && !resources[id]) resources[id] = previous.resources[id]!;
   for (const c of planned.plan.changes) {

@@ -10,8 +10,17 @@ export interface Inventory {
   host: string;
   commit?: string;
   appliedAt?: string;
-  resources: Record<string, Pick<Resource, 'id' | 'kind' | 'name' | 'spec' | 'project' | 'origin' | 'dependsOn'>>;
+  resources: Record<string, InventoryEntry>;
 }
+
+export type InventoryEntry = Pick<Resource, 'id' | 'kind' | 'name' | 'spec' | 'project' | 'origin' | 'dependsOn'> & {
+  /**
+   * sha256 (hex) of the bytes HostKit last wrote at each path of the resource (file
+   * content, unit file, site file): a plan shows the live text of a path only when it
+   * still holds these very bytes (drivers/shared/owned.ts).
+   */
+  written?: Record<string, string>;
+};
 
 export function inventoryPath(stateDirectory: string): string {
   return path.posix.join(stateDirectory, 'inventory.json');
@@ -49,6 +58,15 @@ function ancestors(dir: string): string[] {
   return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
 }
 
-export function toInventoryEntry(r: Resource): Inventory['resources'][string] {
-  return { id: r.id, kind: r.kind, name: r.name, spec: r.spec, dependsOn: r.dependsOn, origin: r.origin, ...(r.project ? { project: r.project } : {}) };
+export function toInventoryEntry(r: Resource, written?: Record<string, string>): InventoryEntry {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    spec: r.spec,
+    dependsOn: r.dependsOn,
+    origin: r.origin,
+    ...(r.project ? { project: r.project } : {}),
+    ...(written && Object.keys(written).length > 0 ? { written } : {}),
+  };
 }

@@ -39,6 +39,8 @@ export async function restoreRoleSettings(options: {
     mode: 'apply',
     log: options.log,
     fileDigests: new Map(),
+    inventory: { version: 1, host: host.name, resources: {} },
+    written: new Map(),
     warnings: [],
     // The admin password, if the Host manifest names one, comes from the same place an apply reads it.
     secrets: new SecretResolver({ host, redactor: new Redactor() }),

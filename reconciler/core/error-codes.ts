@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   HOST_HTTP_FAILED: { meaning: 'no HTTP answer from the host in time', retryable: true },
   HOST_PATH_NOT_ABSOLUTE: { meaning: 'a host path was not absolute', retryable: false },
   HOST_PATH_LOOP: { meaning: 'a host path has too many symlinks', retryable: false },
+  HOST_PATH_SYMLINK: {
+    meaning: 'a path a manifest manages has a symlink among its directories, or is one: it is not read or written through it',
+    retryable: false,
+  },
   HOST_INVALID_OPTIONS: { meaning: 'a host transport was given invalid options', retryable: false },
   HOST_INVALID_PORT: { meaning: 'a port outside 1-65535 was asked for', retryable: false },
   HOST_INVALID_ADDRESS: { meaning: 'an address that is not an IP address was asked for', retryable: false },

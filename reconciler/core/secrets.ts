@@ -8,8 +8,8 @@ export const REDACTED = '(redacted)';
 
 export type SecretValue = { ok: true; value: string } | { ok: false; reason: string };
 
-/** A short fingerprint of a secret, for plans and drift reports; never the value. */
-export type Fingerprint = (value: string) => string;
+/** A short fingerprint of a secret (or of a file's bytes), for plans and drift reports; never the value. */
+export type Fingerprint = (value: string | Buffer) => string;
 
 /**
  * Fingerprints keyed by the host: HMAC-SHA-256 under a random key kept in the

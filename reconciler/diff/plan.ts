@@ -56,6 +56,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const registry = options.drivers ?? defaultDrivers;
   const redactor = options.redactor ?? new Redactor();
   const fingerprintKey = await loadFingerprintKey(options.host, stateDirectory, options.mode);
+  const inventory = await readInventory(options.host, stateDirectory, options.hostName);
   const context: DriverContext = {
     host: options.host,
     hostManifest: hostManifest.value,
@@ -63,6 +64,8 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     mode: options.mode,
     log: options.log,
     fileDigests: new Map(),
+    inventory,
+    written: new Map(),
     warnings: [],
     secrets: new SecretResolver({
       host: options.host,
@@ -72,7 +75,6 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       ...(hostManifest.value.spec?.age ? { ageIdentityFile: hostManifest.value.spec.age.identityFile } : {}),
     }),
   };
-  const inventory = await readInventory(options.host, stateDirectory, options.hostName);
   const desiredIds = new Set(expansion.resources.map((r) => r.id));
   const orphans = Object.values(inventory.resources).filter((r) => !desiredIds.has(r.id)) as Resource[];
 

@@ -5,6 +5,7 @@ import type { SecretResolver } from '../core/secrets.js';
 import type { Change } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
+import type { Inventory } from '../apply/inventory.js';
 
 export interface DriverContext {
   host: Host;
@@ -22,6 +23,14 @@ export interface DriverContext {
    * (a unit embeds the digests of the files its service reads).
    */
   fileDigests: Map<string, string>;
+  /** What HostKit applied on the host before this run (STATE/inventory.json): what it owns and the bytes it wrote. */
+  inventory: Inventory;
+  /**
+   * By resource id: sha256 of the bytes this run will have written at each of the
+   * resource's paths once applied (drivers/shared/owned.ts recordWritten); kept in the
+   * inventory, so the next plan knows which live bytes are HostKit's own.
+   */
+  written: Map<string, Record<string, string>>;
   /** Problems found while applying that do not stop the run (e.g. systemd-analyze warnings); reported with the result. */
   warnings: Diagnostic[];
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { connectLocal } from './connect.js';
 import { flockFile } from './flock.js';
 import { spawnCollect, timedOutError } from './process.js';
-import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership, PathOptions } from './types.js';
 
 export interface LocalHostOptions {
   /**
@@ -80,8 +80,9 @@ export class LocalHost implements Host {
     };
   }
 
-  async readFile(hostPath: string): Promise<Buffer | undefined> {
+  async readFile(hostPath: string, options: PathOptions = {}): Promise<Buffer | undefined> {
     try {
+      if (options.managed) return await readNoFollow(await this.managedTarget(hostPath), this.name, hostPath);
       return await fs.readFile(this.resolve(hostPath));
     } catch (error) {
       if (isMissing(error)) return undefined;
@@ -100,10 +101,10 @@ export class LocalHost implements Host {
     }
   }
 
-  async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
-    const target = this.resolve(hostPath);
+  async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
+    const target = options.managed ? await this.managedTarget(hostPath) : this.resolve(hostPath);
     const temp = path.join(path.dirname(target), `.${path.basename(target)}.hostkit-${randomBytes(6).toString('hex')}`);
-    const handle = await fs.open(temp, 'wx', 0o600);
+    const handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await handle.writeFile(data);
       await handle.chown(ownership.uid, ownership.gid);
@@ -138,24 +139,22 @@ export class LocalHost implements Host {
     }
   }
 
-  async mkdir(hostPath: string, ownership: Ownership): Promise<void> {
-    const target = this.resolve(hostPath);
+  async mkdir(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
+    const target = options.managed ? await this.managedTarget(hostPath) : this.resolve(hostPath);
     try {
       await fs.mkdir(target, { mode: 0o700 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    await this.setOwnership(hostPath, ownership);
+    await setOwnershipNoFollow(target, ownership);
   }
 
-  async setOwnership(hostPath: string, ownership: Ownership): Promise<void> {
-    const target = this.resolve(hostPath);
-    await fs.lchown(target, ownership.uid, ownership.gid);
-    await fs.chmod(target, ownership.mode);
+  async setOwnership(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
+    await setOwnershipNoFollow(options.managed ? await this.managedTarget(hostPath) : this.resolve(hostPath), ownership);
   }
 
-  async remove(hostPath: string): Promise<void> {
-    const target = this.resolve(hostPath);
+  async remove(hostPath: string, options: PathOptions = {}): Promise<void> {
+    const target = options.managed ? await this.managedTarget(hostPath) : this.resolve(hostPath);
     const st = await this.stat(hostPath);
     if (!st) return;
     if (st.type === 'directory') await fs.rmdir(target);
@@ -182,9 +181,76 @@ export class LocalHost implements Host {
   async lock(hostPath: string, options: { waitMs: number }): Promise<HeldLock | undefined> {
     return flockFile(this.resolve(hostPath), options.waitMs);
   }
+
+  // The local path of a managed host path, refused when a directory on its way
+  // (below the root) is a symlink; a missing directory ends the walk (nothing below exists).
+  private async managedTarget(hostPath: string): Promise<string> {
+    const target = this.resolve(hostPath);
+    const parts = path.posix.normalize(hostPath).split('/').filter(Boolean).slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = '/' + parts.slice(0, i).join('/');
+      const st = await fs.lstat(this.resolve(dir)).catch((error: unknown) => {
+        if (isMissing(error)) return undefined;
+        throw error;
+      });
+      if (!st) break;
+      if (st.isSymbolicLink()) throw symlinkRefused(this.name, hostPath, dir);
+    }
+    return target;
+  }
 }
 
-function isMissing(error: unknown): boolean {
+/** A managed path met a symlink: among its directories (`at`), or as itself. */
+export function symlinkRefused(hostName: string, hostPath: string, at: string): HostKitError {
+  return new HostKitError(
+    'HOST_PATH_SYMLINK',
+    `${at === hostPath ? hostPath : `${hostPath}: ${at}`} is a symlink on ${hostName}; HostKit does not read or write a managed path through a symlink`,
+    { data: { path: hostPath, symlink: at } },
+  );
+}
+
+// O_NOFOLLOW: a symlink swapped in at the last component fails (ELOOP) instead of
+// being read; O_NONBLOCK: a FIFO there cannot hang the run.
+export async function readNoFollow(target: string, hostName: string, hostPath: string): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await fs.open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(hostName, hostPath, hostPath);
+    throw error;
+  }
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+// lchown, then chmod through a descriptor opened with O_NOFOLLOW, so a symlink
+// swapped in at the last component is never followed. Symlinks keep their
+// (meaningless on Linux) mode; other special files fall back to path calls.
+export async function setOwnershipNoFollow(target: string, ownership: Ownership): Promise<void> {
+  const st = await fs.lstat(target);
+  if (st.isSymbolicLink()) {
+    await fs.lchown(target, ownership.uid, ownership.gid);
+    return;
+  }
+  if (!st.isFile() && !st.isDirectory()) {
+    await fs.lchown(target, ownership.uid, ownership.gid);
+    await fs.chmod(target, ownership.mode);
+    return;
+  }
+  const handle = await fs.open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    await handle.chown(ownership.uid, ownership.gid);
+    await handle.chmod(ownership.mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** ENOENT or ENOTDIR: the path does not exist. */
+export function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 }

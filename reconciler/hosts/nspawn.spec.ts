@@ -45,6 +45,19 @@ describe('reconciler/hosts/nspawn', () => {
     expect(await host.resolveIn(hostPath, followLast)).toBe(path.join(root, expected));
   });
 
+  it('a managed path goes through no symlink: a symlinked directory or last component fails with HOST_PATH_SYMLINK, for reads and writes', async () => {
+    const own = { uid, gid, mode: 0o644 };
+    await expect(host.readFile('/srv/nginx/new.conf', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { symlink: '/srv/nginx' } });
+    await expect(host.writeFile('/srv/nginx/new.conf', 'x', own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    await expect(host.mkdir('/srv/up/dir', own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    await expect(host.setOwnership('/srv/root/etc/target', own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    await expect(host.remove('/srv/root/etc/target', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    await expect(host.readFile('/srv/absolute', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    expect((await host.readFile('/etc/target', { managed: true }))?.toString()).toBe('inside\n');
+    expect(await host.readFile('/srv/missing/x', { managed: true })).toBeUndefined();
+    expect(readFileSync(path.join(root, 'etc/target'), 'utf8')).toBe('inside\n');
+  });
+
   it('reads through absolute symlinks inside the root only', async () => {
     expect((await host.readFile('/srv/absolute'))?.toString()).toBe('inside\n');
     expect(await host.readFile('/srv/outside-only')).toBeUndefined();

@@ -16,16 +16,16 @@
 // openat2(RESOLVE_IN_ROOT); test hosts run only what the tests put there, so
 // this is accepted here and must be revisited before managing untrusted
 // containers with this class.
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
-import { LocalHost } from './local.js';
+import { isMissing, LocalHost, readNoFollow, setOwnershipNoFollow, symlinkRefused } from './local.js';
 import type { Duplex } from 'node:stream';
 import { connectInNetworkNamespace } from './connect.js';
 import { flockFile } from './flock.js';
 import { spawnCollect, timedOutError } from './process.js';
-import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
+import type { AppendOptions, ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership, PathOptions } from './types.js';
 
 export interface NspawnHostOptions {
   /** PID (on this machine) of the container's init, the target for nsenter. */
@@ -116,26 +116,32 @@ export class NspawnHost implements Host {
     return { exitCode, stdout, stderr, ...(result.truncated ? { truncated: result.truncated } : {}) };
   }
 
-  async readFile(hostPath: string): Promise<Buffer | undefined> {
-    return this.files.readFile(await this.resolveIn(hostPath, true));
+  async readFile(hostPath: string, options: PathOptions = {}): Promise<Buffer | undefined> {
+    if (!options.managed) return this.files.readFile(await this.resolveIn(hostPath, true));
+    try {
+      return await readNoFollow(await this.resolveIn(hostPath, false, true), this.name, hostPath);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
   }
 
   async stat(hostPath: string): Promise<FileStat | undefined> {
     return this.files.stat(await this.resolveIn(hostPath, false));
   }
 
-  async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership): Promise<void> {
+  async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
     // Temporary file (O_EXCL) in the resolved directory, renamed over the last
     // component: a symlink there is replaced, not followed.
-    await this.files.writeFile(await this.resolveIn(hostPath, false), data, ownership);
+    await this.files.writeFile(await this.resolveIn(hostPath, false, options.managed), data, ownership);
   }
 
   async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void> {
     await this.files.appendFile(await this.resolveIn(hostPath, false), data, ownership, options);
   }
 
-  async mkdir(hostPath: string, ownership: Ownership): Promise<void> {
-    const target = await this.resolveIn(hostPath, false);
+  async mkdir(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
+    const target = await this.resolveIn(hostPath, false, options.managed);
     try {
       await fs.mkdir(target, { mode: 0o700 });
     } catch (error) {
@@ -144,13 +150,13 @@ export class NspawnHost implements Host {
     await setOwnershipNoFollow(target, ownership);
   }
 
-  async setOwnership(hostPath: string, ownership: Ownership): Promise<void> {
-    await setOwnershipNoFollow(await this.resolveIn(hostPath, false), ownership);
+  async setOwnership(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
+    await setOwnershipNoFollow(await this.resolveIn(hostPath, false, options.managed), ownership);
   }
 
-  async remove(hostPath: string): Promise<void> {
+  async remove(hostPath: string, options: PathOptions = {}): Promise<void> {
     // LocalHost.remove lstat()s and unlinks or rmdirs: no following.
-    await this.files.remove(await this.resolveIn(hostPath, false));
+    await this.files.remove(await this.resolveIn(hostPath, false, options.managed));
   }
 
   // Through the container's root, with every symlink resolved inside it (as
@@ -184,7 +190,7 @@ export class NspawnHost implements Host {
     return flockFile(await this.resolveIn(hostPath, false), options.waitMs);
   }
 
-  async resolveIn(hostPath: string, followLast: boolean): Promise<string> {
+  async resolveIn(hostPath: string, followLast: boolean, managed = false): Promise<string> {
     if (!path.posix.isAbsolute(hostPath)) {
       throw new HostKitError('HOST_PATH_NOT_ABSOLUTE', `Expected an absolute host path, got "${hostPath}"`);
     }
@@ -219,6 +225,8 @@ export class NspawnHost implements Host {
         resolved.push(part);
         continue;
       }
+      // A managed path goes through no symlink at all (PathOptions.managed).
+      if (managed) throw symlinkRefused(this.name, hostPath, '/' + [...resolved, part].join('/'));
       if (++hops > MAX_SYMLINK_HOPS) {
         throw new HostKitError('HOST_PATH_LOOP', `Too many symlinks resolving "${hostPath}" on ${this.name}`, {
           data: { path: hostPath },
@@ -229,28 +237,5 @@ export class NspawnHost implements Host {
       todo.unshift(...target.split('/'));
     }
     return path.join(this.root, ...resolved);
-  }
-}
-
-// lchown, then chmod through a descriptor opened with O_NOFOLLOW, so a symlink
-// swapped in at the last component is never followed. Symlinks keep their
-// (meaningless on Linux) mode; other special files fall back to path calls.
-async function setOwnershipNoFollow(target: string, ownership: Ownership): Promise<void> {
-  const st = await fs.lstat(target);
-  if (st.isSymbolicLink()) {
-    await fs.lchown(target, ownership.uid, ownership.gid);
-    return;
-  }
-  if (!st.isFile() && !st.isDirectory()) {
-    await fs.lchown(target, ownership.uid, ownership.gid);
-    await fs.chmod(target, ownership.mode);
-    return;
-  }
-  const handle = await fs.open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    await handle.chown(ownership.uid, ownership.gid);
-    await handle.chmod(ownership.mode);
-  } finally {
-    await handle.close();
   }
 }

@@ -84,8 +84,11 @@ export interface Host {
    */
   exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
 
-  /** The file's bytes, or undefined when it does not exist. */
-  readFile(path: string): Promise<Buffer | undefined>;
+  /**
+   * The file's bytes, or undefined when it does not exist. Symlinks are followed
+   * (HostKit's own state, secret files), unless `options.managed`.
+   */
+  readFile(path: string, options?: PathOptions): Promise<Buffer | undefined>;
 
   /** lstat: undefined when the path does not exist. */
   stat(path: string): Promise<FileStat | undefined>;
@@ -95,7 +98,7 @@ export interface Host {
    * mode set on it, then rename over the target. If this throws, the target
    * still has its previous bytes (the temporary file is removed).
    */
-  writeFile(path: string, data: Buffer | string, ownership: Ownership): Promise<void>;
+  writeFile(path: string, data: Buffer | string, ownership: Ownership, options?: PathOptions): Promise<void>;
 
   /**
    * Append to a file (a journal), creating it with owner and mode when it does
@@ -108,13 +111,13 @@ export interface Host {
   appendFile(path: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void>;
 
   /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
-  mkdir(path: string, ownership: Ownership): Promise<void>;
+  mkdir(path: string, ownership: Ownership, options?: PathOptions): Promise<void>;
 
   /** Set owner and mode of an existing path (no symlink following). */
-  setOwnership(path: string, ownership: Ownership): Promise<void>;
+  setOwnership(path: string, ownership: Ownership, options?: PathOptions): Promise<void>;
 
   /** Remove a file, or an empty directory. No error if it is already gone. */
-  remove(path: string): Promise<void>;
+  remove(path: string, options?: PathOptions): Promise<void>;
 
   /** Names in a directory, or undefined if it does not exist. */
   readdir(path: string): Promise<string[] | undefined>;
@@ -145,6 +148,16 @@ export interface Host {
    * holds it past the wait. A lock whose holder dies is free again at once.
    */
   lock(path: string, options: { waitMs: number }): Promise<HeldLock | undefined>;
+}
+
+/** How a file operation treats symlinks. */
+export interface PathOptions {
+  /**
+   * A path a manifest chose (a File, EnvFile or Directory): the operation fails with
+   * HOST_PATH_SYMLINK when a directory on the way is a symlink, and the last
+   * component is opened with O_NOFOLLOW (a symlink there fails too).
+   */
+  managed?: boolean;
 }
 
 /** A lock taken with Host.lock: held until released or until the process holding it dies. */

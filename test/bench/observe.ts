@@ -48,6 +48,8 @@ try {
       mode: 'plan',
       log: silentLogger(),
       fileDigests: new Map(),
+      inventory: { version: 1, host: 'bench', resources: {} },
+      written: new Map(),
       warnings: [],
       secrets: new SecretResolver({ host: counting, redactor: new Redactor() }),
     };

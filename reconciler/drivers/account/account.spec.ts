@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { driverContext } from '../../../test/support/context.js';
+import { driverContext, inventoryAfter } from '../../../test/support/context.js';
+import type { Inventory } from '../../apply/inventory.js';
 import type { Resource } from '../../core/resource.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
@@ -98,5 +99,49 @@ describe('reconciler/drivers/account', () => {
     const ctx = driverContext(host);
     const change = accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
     await expect(accountDriver.apply(change, ctx)).rejects.toThrow(/useradd .* exited 4: useradd: UID 999 is not unique/);
+  });
+
+  describe('an account that exists and HostKit did not create', () => {
+    const wwwData: Resource<AccountSpec> = {
+      ...resource,
+      id: 'account/www-data',
+      name: 'www-data',
+      project: 'api',
+      spec: { user: 'www-data', group: 'www-data', home: '/root', shell: '/bin/bash', groups: ['sudo'] },
+      fieldOrigins: { user: { file: 'projects/api.yaml', line: 7, pointer: '/spec/user' } },
+    };
+    const planOn = async (r: Resource<AccountSpec>, inventory?: Inventory) => {
+      const ctx = driverContext(new FakeHost(), { ...(inventory ? { inventory } : {}) });
+      return accountDriver.plan({ resource: r, desired: r.spec, observed: (await accountDriver.observe([r], ctx)).get(r.id), orphan: false });
+    };
+
+    it('is refused from a project manifest (plan error at the field), changed or not', async () => {
+      for (const r of [wwwData, { ...wwwData, spec: { user: 'www-data', group: 'www-data', home: '/var/www', shell: '/usr/sbin/nologin', groups: [] } }]) {
+        const change = await planOn(r);
+        expect(change.action).toBe('noop');
+        expect(change.fields).toEqual([]);
+        expect(change.diagnostics).toEqual([
+          {
+            severity: 'error',
+            summary: 'not allowed in a project manifest',
+            detail: expect.stringMatching(
+              /^rule account-adopt: account www-data exists on the host and HostKit did not create it.*Declare it in a host-level path \(hosts\/\)/,
+            ),
+            location: { file: 'projects/api.yaml', line: 7, pointer: '/spec/user' },
+          },
+        ]);
+      }
+    });
+
+    it('is planned from a host-level manifest, and from a project whose inventory lists it (HostKit created it for that project)', async () => {
+      const hostLevel = await planOn({ ...wwwData, hostLevel: true } as Resource<AccountSpec>);
+      expect(hostLevel.diagnostics).toEqual([]);
+      expect(hostLevel.fields.map((f) => f.field)).toEqual(['/home', '/shell', '/groups']);
+      const created = driverContext(new FakeHost());
+      const owned = await planOn(wwwData, inventoryAfter(created, [wwwData]));
+      expect(owned.diagnostics).toEqual([]);
+      const otherProject = await planOn(wwwData, inventoryAfter(created, [{ ...wwwData, project: 'other' }]));
+      expect(otherProject.diagnostics.map((d) => d.summary)).toEqual(['not allowed in a project manifest']);
+    });
   });
 });

@@ -2,6 +2,7 @@ import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
+import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { perRun } from '../shared/per-run.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -14,6 +15,8 @@ export interface ObservedAccount {
   groups: string[];
   /** The primary group exists (it may exist without the user). */
   groupExists: boolean;
+  /** HostKit created it: its inventory lists the account for the same project (shared/owned.ts). */
+  hostkit?: boolean;
 }
 
 export interface AccountUndo {
@@ -97,7 +100,8 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
     for (const r of resources) {
       const u = db.users.get(r.spec.user);
       if (u) {
-        out.set(r.id, { user: u.name, group: db.groupName(u.gid), home: u.home, shell: u.shell, groups: db.memberOf(u.name), groupExists: true });
+        const hostkit = inInventory(ctx.inventory, r);
+        out.set(r.id, { user: u.name, group: db.groupName(u.gid), home: u.home, shell: u.shell, groups: db.memberOf(u.name), groupExists: true, hostkit });
       } else if (db.groups.has(r.spec.group)) {
         out.set(r.id, { user: '', group: r.spec.group, home: '', shell: '', groups: [], groupExists: true });
       }
@@ -116,6 +120,19 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
         fields: [],
         orphan: exists,
         reason: exists ? 'no manifest declares it any more; kept (files may belong to it)' : 'already removed',
+      };
+    }
+    if (exists && observed.hostkit === false && isProjectLevel(resource)) {
+      // An account HostKit did not create (www-data, postgres, a person's): a project may not take it over,
+      // not even unchanged (the next run would then count it as its own).
+      const what = `account ${desired.user} exists on the host and HostKit did not create it for this project; a project manifest may not adopt or change it`;
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        desired,
+        observed,
+        diagnostics: [notOwnRefusal('account-adopt', what, resource.fieldOrigins?.['user'] ?? resource.origin)],
       };
     }
     const fields = diffFields(desired, exists ? observed : undefined, ['group', 'home', 'shell', 'groups']);
@@ -137,6 +154,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
 
   async verify(change, ctx) {
     const observed = (await this.observe([change.resource!], ctx)).get(change.id);
+    if (observed) observed.hostkit = true; // this run created or changed it: its inventory entry comes after verify
     const again = this.plan({ resource: change.resource!, desired: change.desired, observed, orphan: false });
     return again.action === 'noop' ? [] : [error('verification failed', `account ${change.desired!.user} is not as applied`, change.origin)];
   },

@@ -1,4 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { LocalHost } from '../../hosts/local.js';
 import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { DirectorySpec } from '../../core/specs.js';
@@ -52,5 +56,36 @@ describe('reconciler/drivers/directory', () => {
     const undo = await directoryDriver.apply(change, ctx);
     await directoryDriver.rollback(change, undo, ctx);
     expect(await host.stat('/srv/api/data')).toMatchObject({ uid: 0, gid: 0, mode: 0o700 });
+  });
+
+  it('refuses (plan error naming the path) a directory whose parent is a symlink, and changes nothing through it', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'hk-dir-'));
+    try {
+      mkdirSync(path.join(root, 'etc/ssl'), { recursive: true });
+      writeFileSync(path.join(root, 'etc/hostname'), 'h\n');
+      mkdirSync(path.join(root, 'srv'));
+      symlinkSync('../etc', path.join(root, 'srv/api'));
+      const host = new LocalHost({ root });
+      const r: Resource<DirectorySpec> = {
+        ...resource,
+        id: 'directory/srv/api/ssl',
+        name: '/srv/api/ssl',
+        spec: { ...spec, path: '/srv/api/ssl', owner: 'root', group: 'root', mode: 0o777 },
+      };
+      const ctx = driverContext(host);
+      const change = directoryDriver.plan({ resource: r, desired: r.spec, observed: (await directoryDriver.observe([r], ctx)).get(r.id), orphan: false });
+      expect(change.action).toBe('noop');
+      expect(change.diagnostics).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          summary: 'path through a symlink',
+          detail: expect.stringContaining('/srv/api/ssl: /srv/api is a symlink'),
+        }),
+      ]);
+      await expect(host.setOwnership('/srv/api/ssl', { uid: 0, gid: 0, mode: 0o777 }, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+      expect(statSync(path.join(root, 'etc/ssl')).mode & 0o777).not.toBe(0o777);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { DirectorySpec } from '../../core/specs.js';
 import { changeBase, diffFields, octal, type Change } from '../../diff/model.js';
 import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
+import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver } from '../types.js';
 
@@ -11,6 +12,8 @@ export interface ObservedDirectory {
   owner: string;
   group: string;
   mode: number;
+  /** A directory on the way to the path is a symlink (the path itself was not looked at). */
+  symlinkedParent?: string;
 }
 
 export interface DirectoryUndo {
@@ -32,8 +35,14 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   async observe(resources, ctx) {
     const users = await UserDb.forRun(ctx);
     const out = new Map<string, ObservedDirectory>();
+    const seen = new Map<string, Promise<string | undefined>>();
     await Promise.all(
       resources.map(async (r) => {
+        const symlinkedParent = await symlinkedAncestor(ctx.host, r.spec.path, seen);
+        if (symlinkedParent) {
+          out.set(r.id, { type: 'other', owner: '', group: '', mode: 0, symlinkedParent });
+          return;
+        }
         const st = await ctx.host.stat(r.spec.path);
         if (st) out.set(r.id, { type: st.type, owner: users.userName(st.uid), group: users.groupName(st.gid), mode: st.mode });
       }),
@@ -43,6 +52,16 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
 
   plan({ resource, desired, observed, orphan }) {
     const base = { ...changeBase(resource), disruptive: false };
+    if (observed?.symlinkedParent) {
+      const p = resource.spec.path;
+      return {
+        ...base,
+        action: 'noop',
+        fields: [],
+        ...(desired ? { desired } : {}),
+        diagnostics: [symlinkRefusal(p, observed.symlinkedParent, resource.origin)],
+      };
+    }
     if (orphan || !desired) {
       return {
         ...base,
@@ -77,11 +96,11 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
     const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
     const st = await ctx.host.stat(desired.path);
     if (st) {
-      await ctx.host.setOwnership(desired.path, ownership);
+      await ctx.host.setOwnership(desired.path, ownership, { managed: true });
       return { created: [], previous: { uid: st.uid, gid: st.gid, mode: st.mode } };
     }
     const created = await ensureParents(ctx.host, desired.path);
-    await ctx.host.mkdir(desired.path, ownership);
+    await ctx.host.mkdir(desired.path, ownership, { managed: true });
     return { created: [...created, desired.path] };
   },
 
@@ -100,7 +119,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   },
 
   async rollback(change, undo, ctx) {
-    if (undo.previous) await ctx.host.setOwnership(change.desired!.path, undo.previous);
-    for (const dir of [...undo.created].reverse()) await ctx.host.remove(dir);
+    if (undo.previous) await ctx.host.setOwnership(change.desired!.path, undo.previous, { managed: true });
+    for (const dir of [...undo.created].reverse()) await ctx.host.remove(dir, { managed: true });
   },
 };

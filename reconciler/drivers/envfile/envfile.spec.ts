@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { driverContext } from '../../../test/support/context.js';
+import { driverContext, inventoryAfter } from '../../../test/support/context.js';
+import type { Inventory } from '../../apply/inventory.js';
 import type { Resource } from '../../core/resource.js';
 import { fingerprinter, Redactor, REDACTED } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
@@ -32,12 +33,12 @@ const resource: Resource<EnvFileSpec> = {
   origin: { file: 'projects/api.yaml', line: 9 },
 };
 
-async function planWith(host: FakeHost, env: NodeJS.ProcessEnv, mode: 'plan' | 'apply' = 'apply') {
+async function planWith(host: FakeHost, env: NodeJS.ProcessEnv, mode: 'plan' | 'apply' = 'apply', inventory?: Inventory, r: Resource<EnvFileSpec> = resource) {
   const redactor = new Redactor();
-  const ctx = driverContext(host, { env, mode, redactor });
-  const wanted = (await envFileDriver.desire([resource], ctx)).get(resource.id)!;
-  const observed = (await envFileDriver.observe([resource], ctx)).get(resource.id);
-  const change = envFileDriver.plan({ resource, desired: wanted.desired, observed, orphan: false });
+  const ctx = driverContext(host, { env, mode, redactor, ...(inventory ? { inventory } : {}) });
+  const wanted = (await envFileDriver.desire([r], ctx)).get(r.id)!;
+  const observed = (await envFileDriver.observe([r], ctx)).get(r.id);
+  const change = envFileDriver.plan({ resource: r, desired: wanted.desired, observed, orphan: false });
   change.diagnostics.push(...wanted.diagnostics);
   return { ctx, change, redactor };
 }
@@ -78,10 +79,11 @@ describe('reconciler/drivers/envfile', () => {
     host.seedFile('/etc/hostkit/secrets/session', SECRET);
     const first = await planWith(host, { DB_PASSWORD: 'x1234' });
     await envFileDriver.apply(first.change, first.ctx);
-    expect((await planWith(host, { DB_PASSWORD: 'x1234' })).change.action).toBe('noop');
+    const owned = inventoryAfter(first.ctx, [resource]);
+    expect((await planWith(host, { DB_PASSWORD: 'x1234' }, 'apply', owned)).change.action).toBe('noop');
 
     host.seedFile('/etc/hostkit/secrets/session', ROTATED);
-    const rotated = await planWith(host, { DB_PASSWORD: 'x1234' });
+    const rotated = await planWith(host, { DB_PASSWORD: 'x1234' }, 'apply', owned);
     expect(rotated.change.action).toBe('update');
     expect(rotated.change.disruptive).toBe(true);
     const diff = rotated.change.fields[0]!.diff!;
@@ -90,6 +92,40 @@ describe('reconciler/drivers/envfile', () => {
     const shown = everythingShown(rotated.change);
     expect(shown).not.toContain(SECRET);
     expect(shown).not.toContain(ROTATED);
+  });
+
+  it('an env file HostKit did not write is shown by size and fingerprint only, never its lines', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', SECRET);
+    host.seedFile(spec.path, 'OTHER_TOKEN=CANARY-7f3e9a\n');
+    const { change } = await planWith(host, { DB_PASSWORD: 'x1234' });
+    expect(change.action).toBe('update');
+    expect(change.fields[0]).toMatchObject({ field: '/content', before: expect.stringMatching(/^exists, 26 bytes, fingerprint hmac:[0-9a-f]{12}$/) });
+    expect(change.fields[0]!.diff).toBeUndefined();
+    expect(everythingShown(change)).not.toContain('CANARY');
+    expect(everythingShown(change)).not.toContain('OTHER_TOKEN');
+  });
+
+  it("a hand edit of HostKit's env file is shown as changed by hand, not as a diff", async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', SECRET);
+    const first = await planWith(host, { DB_PASSWORD: 'x1234' });
+    await envFileDriver.apply(first.change, first.ctx);
+    host.seedFile(spec.path, host.text(spec.path)! + 'PASTED=CANARY-7f3e9a\n');
+    const { change } = await planWith(host, { DB_PASSWORD: 'x1234' }, 'apply', inventoryAfter(first.ctx, [resource]));
+    expect(change.fields[0]!.before).toMatch(/^changed by hand, \d+ bytes, fingerprint hmac:/);
+    expect(everythingShown(change)).not.toContain('CANARY');
+  });
+
+  it('a key the applied spec held as a secret stays redacted in the before-side when the new spec makes it plain', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', SECRET);
+    const first = await planWith(host, { DB_PASSWORD: 'x1234' });
+    await envFileDriver.apply(first.change, first.ctx);
+    const plain: Resource<EnvFileSpec> = { ...resource, spec: { ...spec, environment: { ...spec.environment, SESSION_KEY: 'now-plain' }, secrets: {} } };
+    const { change } = await planWith(host, { DB_PASSWORD: 'x1234' }, 'apply', inventoryAfter(first.ctx, [resource]), plain);
+    expect(change.fields[0]!.diff).toMatch(/^-SESSION_KEY=\(redacted\) hmac:/m);
+    expect(everythingShown(change)).not.toContain(SECRET);
   });
 
   it('a secret that cannot be read is a warning in a dry run and an error for an apply', async () => {

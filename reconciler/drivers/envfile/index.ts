@@ -52,6 +52,10 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
           }
           entries.push({ key, value: shape(result.value), secret: true });
         }
+        // The live file is shown only when HostKit wrote it (shared/owned.ts), from the spec it last
+        // applied: the keys that spec held as secrets stay redacted even if this one declares them plain.
+        const applied = ctx.inventory.resources[r.id]?.spec as Partial<EnvFileSpec> | undefined;
+        for (const key of [...Object.keys(applied?.secrets ?? {}), ...Object.keys(applied?.derivedSecrets ?? {})]) secretKeys.add(key);
         const { content, display } = render(entries, ctx.secrets.fingerprint);
         const desired: DesiredFile = {
           path: r.spec.path,
@@ -62,7 +66,7 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
           display,
           redactObserved: (text) => redactEnvText(text, secretKeys, ctx.secrets.fingerprint),
         };
-        publishDigest(ctx, desired);
+        publishDigest(ctx, desired, r.id);
         out.set(r.id, { desired, diagnostics });
       }),
     );

@@ -23,7 +23,7 @@ export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> =
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();
     for (const r of resources) {
       const desired = { ...r.spec };
-      publishDigest(ctx, desired);
+      publishDigest(ctx, desired, r.id);
       out.set(r.id, { desired, diagnostics: [] });
     }
     return out;

@@ -6,6 +6,7 @@ import type { SiteSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Host, Ownership } from '../../hosts/types.js';
 import { inputsDigest } from '../shared/inputs.js';
+import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -33,6 +34,8 @@ export interface DesiredSite {
 
 export interface ObservedSite {
   content?: Buffer;
+  /** What a plan says of a site file HostKit did not write (or that was edited since): size and fingerprint, never its text. */
+  unowned?: string;
   /** `fingerprint` is how the plan shows the file found (keyed by the host, like every secret). */
   htpasswd?: { content: Buffer; fingerprint: string; mode: number; group: string };
   /** Dry runs only: what could not be read (e.g. not root). */
@@ -120,6 +123,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         ...(certificateDigest ? { certificateDigest } : {}),
       });
       const desired: DesiredSite = { file, content: rendered.content, generation: rendered.generation, domains: r.spec.domains };
+      recordWritten(ctx, r.id, file, desired.content);
       const auth = r.spec.gate?.basicAuth;
       if (auth) {
         const secret = await ctx.secrets.resolve(auth.htpasswd);
@@ -172,7 +176,11 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
             ctx.host.stat(htpasswdFile(r.spec.site)),
           ]);
           const observed: ObservedSite = {};
-          if (content) observed.content = content;
+          if (content) {
+            observed.content = content;
+            const shown = shownLive(ctx, r.id, siteFile(r.spec.site), content);
+            if (!shown.owned) observed.unowned = shown.summary;
+          }
           if (auth && authStat) {
             const group = users?.groupName(authStat.gid) ?? `#${authStat.gid}`;
             observed.htpasswd = { content: auth, fingerprint: ctx.secrets.fingerprint(auth.toString('utf8')), mode: authStat.mode, group };
@@ -209,7 +217,11 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         ...base,
         action: 'delete',
         fields: observed.content
-          ? [{ field: '/content', before: 'site file', diff: unifiedDiff(observed.content.toString('utf8'), '') }]
+          ? [
+              observed.unowned !== undefined
+                ? { field: '/content', before: observed.unowned, after: 'removed' }
+                : { field: '/content', before: 'site file', diff: unifiedDiff(observed.content.toString('utf8'), '') },
+            ]
           : [{ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' }],
         disruptive: true,
         reason: 'no manifest declares it any more: its files are removed and nginx reloaded',
@@ -219,7 +231,10 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     if (desired.refused !== undefined) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as SiteChange;
     const fields: FieldChange[] = [];
     const before = observed?.content?.toString('utf8');
-    if (before !== desired.content) {
+    if (before !== desired.content && observed?.unowned !== undefined) {
+      // Not HostKit's bytes: their size and fingerprint, never their text.
+      fields.push({ field: '/content', before: observed.unowned, after: 'site file' });
+    } else if (before !== desired.content) {
       fields.push({
         field: '/content',
         ...(before !== undefined ? { before: 'site file' } : {}),

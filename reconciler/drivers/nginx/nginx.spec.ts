@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { driverContext } from '../../../test/support/context.js';
+import { driverContext, inventoryAfter } from '../../../test/support/context.js';
+import type { Inventory } from '../../apply/inventory.js';
 import type { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { SiteSpec } from '../../core/specs.js';
@@ -155,8 +156,8 @@ describe('reconciler/drivers/nginx (driver)', () => {
   const gated = site({ gate: { basicAuth: { realm: 'Staff', htpasswd: { env: 'HTPASSWD' } } } });
   const env = { HTPASSWD: 'alice:hunter2-secret' };
 
-  async function planned(r: Resource<SiteSpec>, host: FakeHost, orphan = false) {
-    const ctx = driverContext(host, { env });
+  async function planned(r: Resource<SiteSpec>, host: FakeHost, orphan = false, inventory?: Inventory) {
+    const ctx = driverContext(host, { env, ...(inventory ? { inventory } : {}) });
     const desired = orphan ? undefined : (await nginxSiteDriver.desire([r], ctx)).get(r.id)!.desired;
     const observed = (await nginxSiteDriver.observe([r], ctx)).get(r.id);
     return { ctx, change: nginxSiteDriver.plan({ resource: r, desired, observed, orphan }) };
@@ -181,14 +182,39 @@ describe('reconciler/drivers/nginx (driver)', () => {
     expect((await planned(gated, host)).change.action).toBe('noop');
   });
 
-  it('a hand edit is drift, shown as a diff and put back', async () => {
+  it('a change of the site file HostKit wrote is shown as a diff', async () => {
     const host = nginxHost();
     const first = await planned(site(), host);
     await nginxSiteDriver.apply(first.change, first.ctx);
-    await host.writeFile(siteFile('web.example.com'), host.text(siteFile('web.example.com'))!.replace('8080', '9999'), { uid: 0, gid: 0, mode: 0o644 });
-    const { change } = await planned(site(), host);
+    const { change } = await planned(site({ upstream: { host: '127.0.0.1', port: 9999 } }), host, false, inventoryAfter(first.ctx, [site()]));
     expect(change.action).toBe('update');
-    expect(change.fields[0]!.diff).toContain('-        proxy_pass http://127.0.0.1:9999;');
+    expect(change.fields[0]!.diff).toContain('-        proxy_pass http://127.0.0.1:8080;');
+  });
+
+  it('a hand edit is drift, shown as changed by hand (size and fingerprint, never its lines) and put back', async () => {
+    const host = nginxHost();
+    const first = await planned(site(), host);
+    await nginxSiteDriver.apply(first.change, first.ctx);
+    const edited = host.text(siteFile('web.example.com'))!.replace('8080', '9999') + '# CANARY-7f3e9a\n';
+    await host.writeFile(siteFile('web.example.com'), edited, { uid: 0, gid: 0, mode: 0o644 });
+    const { change } = await planned(site(), host, false, inventoryAfter(first.ctx, [site()]));
+    expect(change.action).toBe('update');
+    expect(change.fields[0]).toEqual({
+      field: '/content',
+      before: expect.stringMatching(/^changed by hand, \d+ bytes, fingerprint hmac:[0-9a-f]{12}$/),
+      after: 'site file',
+    });
+    expect(JSON.stringify(change.fields)).not.toContain('CANARY');
+  });
+
+  it('a site file HostKit did not write (not in its inventory) is never shown, not even when removed as an orphan', async () => {
+    const host = nginxHost();
+    host.seedFile(siteFile('web.example.com'), 'server { # CANARY-7f3e9a\n}\n');
+    const { change } = await planned(site(), host);
+    expect(change.fields[0]!.before).toMatch(/^exists, \d+ bytes, fingerprint hmac:/);
+    const gone = await planned(site(), host, true);
+    expect(gone.change.fields[0]).toMatchObject({ field: '/content', before: expect.stringMatching(/^exists, /), after: 'removed' });
+    expect(JSON.stringify([change.fields, gone.change.fields])).not.toContain('CANARY');
   });
 
   it('certificate files the manifest names: a replaced certificate is a new site file (so a reload); the same one is a noop', async () => {
@@ -200,9 +226,10 @@ describe('reconciler/drivers/nginx (driver)', () => {
     expect(first.change.action).toBe('create');
     await nginxSiteDriver.apply(first.change, first.ctx);
     await host.remove(reloadOwedPath('/var/lib/hostkit'));
-    expect((await planned(named, host)).change.action).toBe('noop');
+    const owned = inventoryAfter(first.ctx, [named]);
+    expect((await planned(named, host, false, owned)).change.action).toBe('noop');
     host.seedFile('/etc/ssl/web.pem', 'CERT TWO\n');
-    const renewed = (await planned(named, host)).change;
+    const renewed = (await planned(named, host, false, owned)).change;
     expect(renewed.action).toBe('update');
     expect(renewed.fields[0]!.diff).toMatch(/^\+# HostKit inputs: \/etc\/ssl\/web.pem sha256:[0-9a-f]{16}$/m);
     expect((renewed.desired as DesiredSite).generation).not.toBe((first.change.desired as DesiredSite).generation);

@@ -1,3 +1,4 @@
+import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { planLifecycle } from './lifecycle.js';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
@@ -38,7 +39,16 @@ interface ServerFacts {
 }
 
 export type ObservedDatabase =
-  | ({ exists: true; owner: string; encoding: string; collate: string; ctype: string; extensions: string[] } & ServerFacts)
+  | ({
+      exists: true;
+      owner: string;
+      encoding: string;
+      collate: string;
+      ctype: string;
+      extensions: string[];
+      /** HostKit created it: its inventory lists the database for the same project (shared/owned.ts). */
+      hostkit?: boolean;
+    } & ServerFacts)
   | ({ exists: false } & ServerFacts)
   | { exists: false; unreachable: string };
 
@@ -88,6 +98,17 @@ export function planDatabase({
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && 'unreachable' in observed ? observed.unreachable : undefined;
   const exists = observed?.exists === true;
+  if (desired?.drop && !orphan && observed?.exists && observed.hostkit === false && isProjectLevel(resource)) {
+    const what = `database ${desired.database} exists and HostKit did not create it for this project; a project manifest may drop only what HostKit created for it`;
+    return {
+      ...base,
+      action: 'noop',
+      fields: [],
+      desired,
+      observed,
+      diagnostics: [notOwnRefusal('pg-drop-foreign', what, resource.fieldOrigins?.['drop'] ?? resource.origin)],
+    };
+  }
   const decided = planLifecycle({
     resource,
     desired,
@@ -201,6 +222,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
               collate: row.collate,
               ctype: row.ctype,
               extensions: installed.get(r.spec.database) ?? [],
+              hostkit: inInventory(ctx.inventory, r),
               ...facts,
             }
           : { exists: false, ...facts },

@@ -1,3 +1,4 @@
+import { toInventoryEntry, type Inventory } from '../../apply/inventory.js';
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
 import type { Diagnostic } from '../../core/diagnostics.js';
@@ -178,13 +179,27 @@ const ROTATED = 'rotated-battery-staple';
  */
 async function run(
   server: FakePostgres,
-  options: { role?: Resource<RoleSpec>; database?: Resource<DatabaseSpec>; env?: NodeJS.ProcessEnv; mode?: 'plan' | 'apply'; ctx?: DriverContext } = {},
+  options: {
+    role?: Resource<RoleSpec>;
+    database?: Resource<DatabaseSpec>;
+    env?: NodeJS.ProcessEnv;
+    mode?: 'plan' | 'apply';
+    ctx?: DriverContext;
+    /** What HostKit created before; by default the role and database (as the earlier runs of a test did). */
+    inventory?: Inventory;
+  } = {},
 ) {
   const { role: roleDriver, database: dbDriver } = makePostgresDrivers(server.connect);
   const role = options.role ?? roleResource();
   const database = options.database ?? databaseResource();
   const redactor = new Redactor();
-  const ctx = options.ctx ?? driverContext(new FakeHost(), { env: options.env ?? { SHOP_DB_PASSWORD: PASSWORD }, mode: options.mode ?? 'apply', redactor });
+  const inventory = options.inventory ?? {
+    version: 1,
+    host: 'test-1',
+    resources: { [role.id]: toInventoryEntry(role), [database.id]: toInventoryEntry(database) },
+  };
+  const ctx =
+    options.ctx ?? driverContext(new FakeHost(), { env: options.env ?? { SHOP_DB_PASSWORD: PASSWORD }, mode: options.mode ?? 'apply', redactor, inventory });
   const observing = [roleDriver.observe([role], ctx), dbDriver.observe([database], ctx)] as const;
   const roleWanted = (await roleDriver.desire([role], ctx)).get(role.id)!;
   const dbWanted = (await dbDriver.desire([database], ctx)).get(database.id)!;
@@ -606,6 +621,37 @@ describe('reconciler/drivers/postgresql', () => {
       // A dropped role comes back with its settings and verifier.
       await dropped.roleDriver.rollback(dropped.roleChange, roleDropUndo as never, dropped.ctx);
       expect(server.roles.get('shop')).toMatchObject({ login: true, connectionLimit: 20, password: expect.stringMatching(/^SCRAM-SHA-256\$/) });
+    });
+
+    it('a role or database HostKit did not create: a project manifest may neither set the password nor drop it; a host-level one may', async () => {
+      const server = new FakePostgres();
+      await (await run(server, { env: { SHOP_DB_PASSWORD: 'set-by-hand-1' } })).apply(); // as if made by hand: the inventory below is empty
+      const none: Inventory = { version: 1, host: 'test-1', resources: {} };
+      const adopt = await run(server, { inventory: none });
+      expect(adopt.roleChange).toMatchObject({ action: 'noop', fields: [] });
+      expect(adopt.roleChange.diagnostics).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          summary: 'not allowed in a project manifest',
+          detail: expect.stringMatching(/^rule pg-role-adopt: role shop exists/),
+        }),
+      ]);
+      const drop = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }), inventory: none });
+      expect([drop.roleChange.action, drop.dbChange.action]).toEqual(['noop', 'noop']);
+      expect([...drop.roleChange.diagnostics, ...drop.dbChange.diagnostics].map((d) => d.detail.split(':')[0])).toEqual([
+        'rule pg-drop-foreign',
+        'rule pg-drop-foreign',
+      ]);
+      // Another project's inventory entry does not make it this project's.
+      const theirs = { ...none, resources: { 'pgrole/shop': toInventoryEntry({ ...roleResource(), project: 'other' }) } };
+      expect((await run(server, { inventory: theirs })).roleChange.diagnostics.map((d) => d.summary)).toEqual(['not allowed in a project manifest']);
+      const hostLevel = await run(server, {
+        role: { ...roleResource({ drop: true }), hostLevel: true } as Resource<RoleSpec>,
+        database: { ...databaseResource({ drop: true }), hostLevel: true } as Resource<DatabaseSpec>,
+        inventory: none,
+      });
+      expect([hostLevel.roleChange.action, hostLevel.dbChange.action]).toEqual(['delete', 'delete']);
+      expect([...hostLevel.roleChange.diagnostics, ...hostLevel.dbChange.diagnostics]).toEqual([]);
     });
 
     it('drops only with drop: true, database first, and never an orphan', async () => {

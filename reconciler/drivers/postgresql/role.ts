@@ -1,4 +1,5 @@
 import { planLifecycle } from './lifecycle.js';
+import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
@@ -31,7 +32,13 @@ export interface RoleSettings {
   password: string | null;
 }
 
-export type ObservedRole = ({ exists: true } & RoleSettings) | { exists: false; unreachable: string };
+export type ObservedRole =
+  | ({
+      exists: true;
+      /** HostKit created it: its inventory lists the role for the same project (shared/owned.ts). */
+      hostkit?: boolean;
+    } & RoleSettings)
+  | { exists: false; unreachable: string };
 
 export interface RoleUndo {
   created?: boolean;
@@ -58,6 +65,19 @@ export function planRole({
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && !observed.exists ? observed.unreachable : undefined;
   const exists = observed?.exists === true;
+  if (desired && !orphan && observed?.exists && observed.hostkit === false && isProjectLevel(resource)) {
+    // A role HostKit did not create: a project may neither set its password (and log in as it) nor drop it.
+    const [rule, what] = desired.drop
+      ? [
+          'pg-drop-foreign',
+          `role ${desired.role} exists and HostKit did not create it for this project; a project manifest may drop only what HostKit created for it`,
+        ]
+      : [
+          'pg-role-adopt',
+          `role ${desired.role} exists and HostKit did not create it for this project; a project manifest may not adopt it or set its password`,
+        ];
+    return { ...base, action: 'noop', fields: [], desired, observed, diagnostics: [notOwnRefusal(rule, what, resource.origin)] };
+  }
   const decided = planLifecycle({
     resource,
     desired,
@@ -127,7 +147,8 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
     }
     for (const r of resources) {
       const row = catalog.roles.get(r.spec.role);
-      if (row) out.set(r.id, { exists: true, login: row.login, connectionLimit: row.connectionLimit, password: row.password });
+      if (row)
+        out.set(r.id, { exists: true, login: row.login, connectionLimit: row.connectionLimit, password: row.password, hostkit: inInventory(ctx.inventory, r) });
     }
     return out;
   }
@@ -207,6 +228,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
     async verify(change, ctx) {
       const resource = change.resource!;
       const observed = (await observeRoles([resource], ctx, (request) => catalogAfterChanges(connect, ctx, request))).get(change.id);
+      if (observed?.exists) observed.hostkit = true; // this run created or changed it: its inventory entry comes after verify
       if (change.action === 'delete') {
         return observed?.exists ? [error('verification failed', `role ${resource.spec.role} still exists after DROP ROLE`, change.origin)] : [];
       }

@@ -7,6 +7,8 @@ import type { FileType, Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { UserDb } from './users.js';
 import { unifiedDiff } from './text-diff.js';
+import { recordWritten, shownLive } from './owned.js';
+import { symlinkedAncestor, symlinkRefusal } from './paths.js';
 
 /** A file HostKit writes: its bytes and who owns it. */
 export interface DesiredFile {
@@ -27,6 +29,12 @@ export interface ObservedFile {
   owner: string;
   group: string;
   mode: number;
+  /** The content is HostKit's own last write (drivers/shared/owned.ts): only then may a plan show it. */
+  owned?: boolean;
+  /** What a plan says of content that is not HostKit's own: size and fingerprint. */
+  unowned?: string;
+  /** A directory on the way to the path is a symlink (nothing was read through it). */
+  symlinkedParent?: string;
 }
 
 /** What rollback needs: the bytes and ownership before apply, and the directories apply created. */
@@ -35,9 +43,10 @@ export interface FileUndo {
   createdDirs: string[];
 }
 
-/** Publish the digest of a file's desired bytes, for units whose service reads it. */
-export function publishDigest(ctx: DriverContext, desired: DesiredFile): void {
+/** Publish the digest of a file's desired bytes, for units whose service reads it and for the inventory. */
+export function publishDigest(ctx: DriverContext, desired: DesiredFile, resourceId: string): void {
   ctx.fileDigests.set(desired.path, createHash('sha256').update(desired.content).digest('hex'));
+  recordWritten(ctx, resourceId, desired.path, desired.content);
 }
 
 /** Observe path resources (file, envfile) by id. */
@@ -50,21 +59,32 @@ export async function observeFileResources(ctx: DriverContext, resources: readon
   const out = new Map<string, ObservedFile>();
   for (const r of resources) {
     const o = byPath.get(r.spec.path);
-    if (o) out.set(r.id, o);
+    if (!o) continue;
+    if (o.content) {
+      const shown = shownLive(ctx, r.id, r.spec.path, o.content);
+      out.set(r.id, shown.owned ? { ...o, owned: true } : { ...o, unowned: shown.summary });
+    } else out.set(r.id, o);
   }
   return out;
 }
 
-// stat + read of each path, and one read of the user database for owner names.
+// stat + read of each path, and one read of the user database for owner names. A path
+// with a symlink among its directories is not read (a manifest could point it anywhere).
 export async function observeFiles(host: Host, paths: readonly string[], known?: UserDb): Promise<Map<string, ObservedFile>> {
   const users = known ?? (await UserDb.read(host));
   const out = new Map<string, ObservedFile>();
+  const seen = new Map<string, Promise<string | undefined>>();
   await Promise.all(
     paths.map(async (p) => {
+      const symlinkedParent = await symlinkedAncestor(host, p, seen);
+      if (symlinkedParent) {
+        out.set(p, { type: 'other', owner: '', group: '', mode: 0, symlinkedParent });
+        return;
+      }
       const st = await host.stat(p);
       if (!st) return;
       const observed: ObservedFile = { type: st.type, owner: users.userName(st.uid), group: users.groupName(st.gid), mode: st.mode };
-      if (st.type === 'file') observed.content = (await host.readFile(p)) ?? Buffer.alloc(0);
+      if (st.type === 'file') observed.content = (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
       out.set(p, observed);
     }),
   );
@@ -81,6 +101,15 @@ export function planFile<S extends { path: string }>(
 ): Change<DesiredFile, ObservedFile, S> {
   const base = { ...changeBase(resource), disruptive: false };
   const p = (resource.spec as { path: string }).path;
+  if (observed?.symlinkedParent) {
+    return {
+      ...base,
+      action: 'noop',
+      fields: [],
+      ...(desired ? { desired } : {}),
+      diagnostics: [symlinkRefusal(p, observed.symlinkedParent, resource.origin)],
+    };
+  }
   if (observed && observed.type !== 'file') {
     return {
       ...base,
@@ -111,7 +140,15 @@ export function planFile<S extends { path: string }>(
   }
   const fields: FieldChange[] = [];
   const before = observed.content ?? Buffer.alloc(0);
-  if (!before.equals(Buffer.from(desired.content, 'utf8'))) {
+  if (!before.equals(Buffer.from(desired.content, 'utf8')) && observed.owned !== true) {
+    // Not HostKit's bytes: their size and fingerprint, never their text.
+    fields.push({
+      field: '/content',
+      before: observed.unowned ?? `exists, ${before.length} bytes`,
+      after: summarizeText(shownAfter),
+      ...(options.secret ? { redacted: true } : {}),
+    });
+  } else if (!before.equals(Buffer.from(desired.content, 'utf8'))) {
     const beforeText = before.toString('utf8');
     const shownBefore = desired.redactObserved ? desired.redactObserved(beforeText) : beforeText;
     fields.push({
@@ -139,7 +176,7 @@ export async function ensureParents(host: Host, filePath: string): Promise<strin
     missing.unshift(dir);
     dir = path.posix.dirname(dir);
   }
-  for (const d of missing) await host.mkdir(d, { uid: 0, gid: 0, mode: 0o755 });
+  for (const d of missing) await host.mkdir(d, { uid: 0, gid: 0, mode: 0o755 }, { managed: true });
   return missing;
 }
 
@@ -153,11 +190,11 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
   const undo: FileUndo = { createdDirs: [] };
   const st = await host.stat(p);
   if (st?.type === 'file') {
-    const content = (await host.readFile(p)) ?? Buffer.alloc(0);
+    const content = (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
     undo.previous = { content, uid: st.uid, gid: st.gid, mode: st.mode };
   }
   if (change.action === 'delete') {
-    await host.remove(p);
+    await host.remove(p, { managed: true });
     return undo;
   }
   const desired = change.desired!;
@@ -165,8 +202,8 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
   const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
   undo.createdDirs = await ensureParents(host, p);
   const contentChanged = !change.observed || change.fields.some((f) => f.field === '/content');
-  if (contentChanged || !undo.previous) await host.writeFile(p, desired.content, ownership);
-  else await host.setOwnership(p, ownership);
+  if (contentChanged || !undo.previous) await host.writeFile(p, desired.content, ownership, { managed: true });
+  else await host.setOwnership(p, ownership, { managed: true });
   return undo;
 }
 
@@ -186,9 +223,9 @@ export async function verifyFile(ctx: DriverContext, change: Change<DesiredFile,
 export async function rollbackFile(host: Host, change: Change<DesiredFile, ObservedFile>, undo: FileUndo): Promise<void> {
   const p = (change.resource!.spec as { path: string }).path;
   if (undo.previous) {
-    await host.writeFile(p, undo.previous.content, { uid: undo.previous.uid, gid: undo.previous.gid, mode: undo.previous.mode });
+    await host.writeFile(p, undo.previous.content, { uid: undo.previous.uid, gid: undo.previous.gid, mode: undo.previous.mode }, { managed: true });
   } else {
-    await host.remove(p);
+    await host.remove(p, { managed: true });
   }
-  for (const dir of [...undo.createdDirs].reverse()) await host.remove(dir);
+  for (const dir of [...undo.createdDirs].reverse()) await host.remove(dir, { managed: true });
 }

@@ -7,6 +7,7 @@ import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { inputsDigest } from '../shared/inputs.js';
+import { recordWritten, shownLive } from '../shared/owned.js';
 import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
@@ -26,6 +27,8 @@ export interface DesiredUnit {
 
 export interface ObservedUnit {
   content?: Buffer;
+  /** What a plan says of a unit file HostKit did not write (or that was edited since): size and fingerprint, never its text. */
+  unowned?: string;
   /** systemd's view; absent where systemd could not be asked (a dry run on a machine without systemd). */
   state?: { load: string; active: string; sub: string; enabled: boolean };
   /** A restart owed by an earlier run that stopped before making it. */
@@ -174,6 +177,7 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
         const wantedBy = kind === 'timer' ? 'timers.target' : active ? 'multi-user.target' : undefined;
         const desired: DesiredUnit = { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active, ...(wantedBy ? { wantedBy } : {}) };
         runState(ctx).desired.set(desired.unit, desired);
+        recordWritten(ctx, r.id, desired.path, content);
         out.set(r.id, { desired, diagnostics });
       }
       return out;
@@ -203,6 +207,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
           ? { load: l?.load ?? 'not-found', active: l?.active ?? 'inactive', sub: l?.sub ?? 'dead', enabled: links[i] !== undefined }
           : undefined;
         const observed: ObservedUnit = { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit), dropIns: dropIns[i] ?? [] };
+        if (content) {
+          const shown = shownLive(ctx, r.id, `${UNIT_DIR}/${unit}`, content);
+          if (!shown.owned) observed.unowned = shown.summary;
+        }
         runState(ctx).observed.set(unit, observed);
         out.set(r.id, observed);
       });
@@ -217,7 +225,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
       }
       const fields: FieldChange[] = [];
       const before = observed?.content?.toString('utf8');
-      if (before !== desired.content) {
+      if (before !== desired.content && observed?.unowned !== undefined) {
+        // Not HostKit's bytes: their size and fingerprint, never their text.
+        fields.push({ field: '/content', before: observed.unowned, after: 'unit file' });
+      } else if (before !== desired.content) {
         fields.push({
           field: '/content',
           ...(before !== undefined ? { before: 'unit file' } : {}),

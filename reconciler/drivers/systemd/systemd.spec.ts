@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { driverContext } from '../../../test/support/context.js';
+import { driverContext, inventoryAfter } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
@@ -214,6 +214,26 @@ describe('reconciler/drivers/systemd', () => {
     expect((await planAll(ctx, resources)).map((c) => c.action)).toEqual(['noop', 'noop', 'noop']);
   });
 
+  it('a unit file named hk-* that HostKit did not write, or that was edited by hand, is shown by size and fingerprint only', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
+    host.seedFile('/etc/systemd/system/hk-a.service', '[Service]\nEnvironment=TOKEN=CANARY-7f3e9a\n');
+    const [foreign] = await planAll(ctx, resources);
+    expect(foreign!.fields[0]).toEqual({
+      field: '/content',
+      before: expect.stringMatching(/^exists, 42 bytes, fingerprint hmac:[0-9a-f]{12}$/),
+      after: 'unit file',
+    });
+    await applyAll(ctx, [foreign] as never);
+    ctx.inventory = inventoryAfter(ctx, resources);
+    host.seedFile('/etc/systemd/system/hk-a.service', host.text('/etc/systemd/system/hk-a.service') + 'Environment=PASTED=CANARY-7f3e9a\n');
+    const [edited] = await planAll(ctx, resources);
+    expect(edited!.fields[0]!.before).toMatch(/^changed by hand, \d+ bytes, fingerprint hmac:/);
+    expect(JSON.stringify([foreign!.fields, edited!.fields])).not.toContain('CANARY');
+  });
+
   it('a changed input file restarts exactly that service', async () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
@@ -221,6 +241,7 @@ describe('reconciler/drivers/systemd', () => {
     const resources = ['a', 'b'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n, { reads: [`/etc/hostkit/env/${n}.env`] })));
     ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd1').set('/etc/hostkit/env/b.env', 'd1');
     await applyAll(ctx, (await planAll(ctx, resources)) as never);
+    ctx.inventory = inventoryAfter(ctx, resources); // HostKit now owns what it wrote: the next plan may show its diff
     const before = { a: units.get('hk-a.service')!.invocation, b: units.get('hk-b.service')!.invocation };
     ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd2');
     const changes = await planAll(ctx, resources);
