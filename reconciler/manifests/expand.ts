@@ -688,6 +688,11 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
       }
     }
   }
+  // A primitive belongs to the project it names (holds, health, and what its drivers may adopt follow it).
+  for (const m of placed) {
+    const project = (m.value.metadata as { project?: string }).project;
+    if (project) for (const id of b.resourcesOf(`${m.kind}/${m.name}`)) b.resources.get(id)!.project ??= project;
+  }
   // Drivers may adopt what exists only for host-level declarations (the Host's own resources are host-level).
   const hostLevel = ['host', ...placed.filter((m) => isHostLevel(m.source.file, host.policy)).map((m) => `${m.kind}/${m.name}`)];
   for (const owner of hostLevel) for (const id of b.resourcesOf(owner)) b.resources.get(id)!.hostLevel = true;
