@@ -28,21 +28,26 @@ interface Index {
   names: Set<string>;
   /** Who runs as or declares each user: a project name, or '' for a manifest without one. */
   users: Map<string, string>;
+  /** The project that serves each domain (its domains and their aliases, its Sites). */
+  domains: Map<string, string>;
 }
 
 function buildIndex(manifests: readonly Manifest[]): Index {
   const projects = new Map<string, Manifest<ProjectManifest>>();
   const names = new Set<string>();
   const users = new Map<string, string>();
+  const domains = new Map<string, string>();
   for (const m of manifests) {
     if (m.kind === 'Project') {
       const p = m as Manifest<ProjectManifest>;
       projects.set(m.name, p);
       names.add(m.name);
       users.set(projectUser(p.value), m.name);
+      for (const d of p.value.spec.domains ?? []) for (const name of [d.name, ...(d.aliases ?? [])]) domains.set(name, m.name);
     } else if (m.kind !== 'Host') {
       const project = (m.value as PrimitiveManifest).metadata.project;
       if (project) names.add(project);
+      if (project && m.kind === 'Site') for (const name of (m.value as PrimitiveManifest<'Site'>).spec.domains) domains.set(name, project);
     }
   }
   for (const m of manifests) {
@@ -51,7 +56,7 @@ function buildIndex(manifests: readonly Manifest[]): Index {
     const user = v.spec.user ?? m.name;
     if (!users.has(user)) users.set(user, v.metadata.project ?? '');
   }
-  return { projects, names, users };
+  return { projects, names, users, domains };
 }
 
 // The project a name such as `api-worker` or `api-session-key` belongs to: the longest project name it starts with.
@@ -94,6 +99,10 @@ class Room {
 
   ownsPort(port: number): boolean {
     return this.ports.has(port);
+  }
+
+  ownsDomain(domain: string): boolean {
+    return this.index.domains.get(domain) === this.project;
   }
 
   ownsEnv(name: string): boolean {
@@ -212,6 +221,16 @@ class Checker {
     }
   }
 
+  /** Who may own a project's files: root or its own user; its group, root's, or www-data (nginx reads static files). */
+  ownership(owner: string | undefined, group: string | undefined, pointer: string): void {
+    const room = this.room;
+    if (!room) return;
+    if (owner !== undefined && owner !== 'root' && owner !== room.user)
+      this.refuse('file-owner', `owner "${owner}" is neither root nor project ${room.project}'s own user "${room.user}"`, `${pointer}/owner`);
+    if (group !== undefined && !['root', room.user, 'www-data'].includes(group))
+      this.refuse('file-owner', `group "${group}" is not project ${room.project}'s own group "${room.user}" (nor root, nor www-data)`, `${pointer}/group`);
+  }
+
   user(user: string, pointer: string, what: string): void {
     const room = this.room;
     if (room && user !== room.user) this.refuse('run-as', `${what} runs as "${user}", not as project ${room.project}'s own user "${room.user}"`, pointer);
@@ -327,12 +346,14 @@ function checkPrimitive(c: Checker, m: Manifest<PrimitiveManifest>): void {
       const s = (m.value as PrimitiveManifest<'Directory'>).spec;
       c.path(s.path, '/spec/path', 'directory');
       c.directory(s.path, s.owner ?? 'root', s.group ?? s.owner ?? 'root', s.mode === undefined ? 0o755 : parseInt(s.mode, 8), '/spec/path');
+      c.ownership(s.owner, s.group, '/spec');
       return;
     }
     case 'File':
     case 'EnvFile': {
       const s = (m.value as PrimitiveManifest<'File'>).spec;
       c.path(s.path, '/spec/path', m.kind === 'File' ? 'file' : 'env file');
+      c.ownership(s.owner, s.group, '/spec');
       return;
     }
     case 'Unit': {
@@ -373,8 +394,18 @@ function checkPrimitive(c: Checker, m: Manifest<PrimitiveManifest>): void {
       s.openings.forEach((o, i) => c.sshPort(o.port, `/spec/openings/${i}/port`));
       return;
     }
-    case 'Certificate':
+    case 'Certificate': {
+      const s = (m.value as PrimitiveManifest<'Certificate'>).spec;
+      s.domains.forEach((d, i) => {
+        if (room && !room.ownsDomain(d))
+          c.refuse(
+            'certificate-domain',
+            `${d} is not a domain of project ${room.project} (its Project's domains and aliases, or its Sites)`,
+            `/spec/domains/${i}`,
+          );
+      });
       return;
+    }
   }
 }
 

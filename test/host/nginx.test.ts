@@ -155,8 +155,9 @@ describeHost('reconciler/drivers/nginx (sites, gates, reload, prune) on a real h
       / {2}domains:[\s\S]*$/,
       '  domains:\n    - name: named.hk.test\n      tls: { certificate: /etc/hostkit/own-tls/named.pem, key: /etc/hostkit/own-tls/named.key }\n      redirectHttp: false\n',
     );
-    // The sites of the tests before stay as they were (the next test expects them).
-    const files = { 'projects/gated.yaml': GATED, 'files/page.yaml': PAGE, 'projects/web.yaml': WEB, 'projects/named.yaml': named };
+    // The sites of the tests before stay as they were (the next test expects them). Certificate files outside
+    // the project's own paths are for a host-level manifest to name.
+    const files = { 'projects/gated.yaml': GATED, 'files/page.yaml': PAGE, 'projects/web.yaml': WEB, 'hosts/named.yaml': named };
     appliedOk(await reconcile(m, await repo(files), { env }));
     expect(await served()).toBe('subject=CN=first.named.hk.test');
     expect(applied(await reconcile(m, await repo(files), { env })).status).toBe('no-changes');

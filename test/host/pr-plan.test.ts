@@ -158,8 +158,8 @@ describeHost('pull-request plans reveal only what HostKit wrote (real host, agen
     running = await agentFor(m);
     await running.remote.push({ 'hosts/test-host.yaml': HOST_MANIFEST });
     const markdown = await planPr(running, 21, {
-      'files/conf.yaml': file('conf', '/srv/app/conf.txt', 'token=from-the-repository\n'),
-      'files/env.yaml': ENV_FILE,
+      'hosts/conf.yaml': file('conf', '/srv/app/conf.txt', 'token=from-the-repository\n'),
+      'hosts/env.yaml': ENV_FILE,
       'projects/canary.yaml': service('canary', 9511),
     });
     assertNoCanary(markdown);
@@ -178,10 +178,10 @@ describeHost('pull-request plans reveal only what HostKit wrote (real host, agen
   it('a file HostKit wrote shows its diff in the comment; edited by hand since, it shows as changed by hand, without the edit', async () => {
     const m = machine();
     running = await agentFor(m);
-    const main = await running.remote.push({ 'hosts/test-host.yaml': HOST_MANIFEST, 'files/owned.yaml': file('owned', '/srv/owned/notes.txt', 'v1\n') });
+    const main = await running.remote.push({ 'hosts/test-host.yaml': HOST_MANIFEST, 'hosts/owned.yaml': file('owned', '/srv/owned/notes.txt', 'v1\n') });
     await running.agent.trigger('push');
     expect(running.agent.lastApplied).toBe(main);
-    const proposal = { 'files/owned.yaml': file('owned', '/srv/owned/notes.txt', 'v2\n') };
+    const proposal = { 'hosts/owned.yaml': file('owned', '/srv/owned/notes.txt', 'v2\n') };
     const diff = await planPr(running, 22, proposal);
     expect(diff).toContain('-v1');
     expect(diff).toContain('+v2');
