@@ -229,16 +229,24 @@ export async function loadRepository(root: string, options: LoadOptions = {}): P
       diagnostics: [error('too many files', `${files.length} manifest files; at most ${LIMITS.files}`, { file: '.' })],
     };
   }
-  // Sizes first: a file over the limit is never read, nor a repository over its limit.
-  const sizes = await Promise.all(files.map(async (file) => (await fs.stat(path.join(root, file))).size));
-  const total = sizes.reduce((sum, size) => sum + size, 0);
-  if (total > LIMITS.repositoryBytes) return { documents: [], diagnostics: [repositoryTooLarge(total)] };
+  // Each file's size is asked of the open file before it is read (no second stat): a file over the limit is
+  // never read, and once the files read pass the repository's limit the rest are not read either.
   const cache = options.cacheDir ? new ParseCache(options.cacheDir, root) : undefined;
   await cache?.open();
+  let total = 0;
   const parsed = await Promise.all(
-    files.map(async (file, i): Promise<ParseResult> => {
-      if (sizes[i]! > LIMITS.fileBytes) return { documents: [], diagnostics: [tooLarge(file, sizes[i]!)] };
-      const bytes = await fs.readFile(path.join(root, file));
+    files.map(async (file): Promise<ParseResult | undefined> => {
+      const handle = await fs.open(path.join(root, file), 'r');
+      let bytes: Buffer;
+      try {
+        const { size } = await handle.stat();
+        if (size > LIMITS.fileBytes) return { documents: [], diagnostics: [tooLarge(file, size)] };
+        total += size;
+        if (total > LIMITS.repositoryBytes) return undefined;
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
       if (!cache) return parseManifest({ file, bytes });
       const sha = contentHash(bytes);
       const hit = cache.get(file, sha);
@@ -248,8 +256,9 @@ export async function loadRepository(root: string, options: LoadOptions = {}): P
       return result;
     }),
   );
+  if (total > LIMITS.repositoryBytes) return { documents: [], diagnostics: [repositoryTooLarge(total)] };
   await cache?.save();
-  return merge(parsed);
+  return merge(parsed as ParseResult[]);
 }
 
 export function parseFiles(files: readonly ManifestFile[]): LoadResult {
