@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseManifestFile } from './load.js';
+import { LIMITS, parseFiles, parseManifestFile } from './load.js';
 import { validateFiles } from './index.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -100,5 +100,26 @@ describe('reconciler/manifests/compose', () => {
     expect(documents[0]!.locate('/use')).toMatchObject({ line: 3, column: 6 });
     const deep = parseManifestFile({ file: 'd.yaml', bytes: enc('a: ' + '['.repeat(40) + ']'.repeat(40) + '\n') });
     expect(deep.diagnostics.map((d) => [d.summary, d.location?.line])).toEqual([['nesting too deep', 1]]);
+  });
+});
+
+describe('reconciler/manifests/load limits per repository', () => {
+  const doc = (i: number) => `apiVersion: hostkit.dev/v1\nkind: File\nmetadata: { name: f${i} }\n`;
+
+  it('refuses a repository of more documents than LIMITS.documents, and no more files than LIMITS.files', () => {
+    const saved = { documents: LIMITS.documents, files: LIMITS.files };
+    try {
+      // The logic at a small scale: the real limits (40,000 documents, 20,000 files) would parse that many on every run.
+      LIMITS.documents = 5;
+      const files = [0, 1, 2].map((f) => ({ file: `m${f}.yaml`, bytes: enc([0, 1].map((d) => doc(f * 2 + d)).join('---\n')) }));
+      const refused = parseFiles(files);
+      expect(refused.documents).toEqual([]);
+      expect(refused.diagnostics.map((d) => [d.summary, d.detail])).toEqual([['too many documents', '6 documents in the repository; at most 5']]);
+      expect(parseFiles(files.slice(0, 2)).documents).toHaveLength(4);
+      LIMITS.files = 2;
+      expect(parseFiles(files).diagnostics.map((d) => d.summary)).toEqual(['too many files']);
+    } finally {
+      Object.assign(LIMITS, saved);
+    }
   });
 });
