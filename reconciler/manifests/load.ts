@@ -264,7 +264,15 @@ export async function loadRepository(root: string, options: LoadOptions = {}): P
         if (size > LIMITS.fileBytes) return { documents: [], diagnostics: [tooLarge(file, size)] };
         total += size;
         if (total > LIMITS.repositoryBytes) return undefined;
-        bytes = await handle.readFile();
+        // One read of the size fstat gave (readFile would fstat again); a file that grew meanwhile is read as it was.
+        bytes = Buffer.allocUnsafe(size);
+        let read = 0;
+        while (read < size) {
+          const { bytesRead } = await handle.read(bytes, read, size - read, read);
+          if (bytesRead === 0) break;
+          read += bytesRead;
+        }
+        if (read < size) bytes = bytes.subarray(0, read);
       } finally {
         await handle.close();
       }
