@@ -58,7 +58,8 @@ export interface UnitSpec {
 export interface TimerSpec {
   unit: string;
   service: string;
-  onCalendar: string;
+  /** One OnCalendar= line each (a cron line restricting both day fields needs two). */
+  onCalendar: string[];
   schedule: string;
   persistent: boolean;
 }

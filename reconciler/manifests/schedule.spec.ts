@@ -15,7 +15,23 @@ describe('reconciler/manifests/schedule', () => {
     ['5,35 * * * 1,3', 'Mon,Wed *-*-* *:05,35:00'],
     ['0 10-20/5 * * *', '*-*-* 10,15,20:00:00'],
     ['Mon *-*-* 04:00:00', 'Mon *-*-* 04:00:00'],
+    // Day of week: 0 and 7 are Sunday, and systemd's week starts on Monday.
+    ['0 0 * * 0-7', 'Mon..Sun *-*-* 00:00:00'],
+    ['0 0 * * 0-3', 'Mon..Wed,Sun *-*-* 00:00:00'],
+    ['0 0 * * 5-7', 'Fri..Sun *-*-* 00:00:00'],
+    ['0 0 * * 6,0', 'Sat,Sun *-*-* 00:00:00'],
+    ['0 0 * * 1-2,4', 'Mon,Tue,Thu *-*-* 00:00:00'],
+    // A day-of-month step starts with *: cron then ANDs it with the weekdays.
+    ['0 0 */2 * 1', 'Mon *-*-01/2 00:00:00'],
   ])('%s -> %s', (schedule, onCalendar) => {
+    expect(toOnCalendar(schedule)).toEqual({ onCalendar: [onCalendar] });
+  });
+
+  it.each([
+    ['0 0 1 * 1', ['Mon *-*-* 00:00:00', '*-*-01 00:00:00']],
+    ['30 2 1,15 * 5', ['Fri *-*-* 02:30:00', '*-*-01,15 02:30:00']],
+    ['0 0 13 6 5', ['Fri *-06-* 00:00:00', '*-06-13 00:00:00']],
+  ])('%s: day of month OR day of week, as cron means it -> %j', (schedule, onCalendar) => {
     expect(toOnCalendar(schedule)).toEqual({ onCalendar });
   });
 

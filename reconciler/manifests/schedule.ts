@@ -1,6 +1,8 @@
 // Timer schedules: cron expressions and @shortcuts become systemd OnCalendar
 // expressions. Anything else is taken as an OnCalendar expression already and
-// left for `systemd-analyze calendar` on the host to judge.
+// left for `systemd-analyze calendar` on the host to judge. A cron line whose
+// day of month and day of week are both restricted runs when either matches
+// (cron's OR); systemd reads one expression as AND, so it becomes two.
 
 const SHORTCUTS: Record<string, string> = {
   '@yearly': 'yearly',
@@ -12,9 +14,12 @@ const SHORTCUTS: Record<string, string> = {
   '@hourly': 'hourly',
 };
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+// systemd's week runs Monday to Sunday: ranges are written in that order.
+const WEEK_ORDER = [1, 2, 3, 4, 5, 6, 0];
 
-export type ScheduleResult = { onCalendar: string } | { error: string };
+/** One or more OnCalendar expressions (the timer fires at any of them), or why the schedule is wrong. */
+export type ScheduleResult = { onCalendar: string[] } | { error: string };
 
 interface Field {
   name: string;
@@ -34,11 +39,11 @@ export function toOnCalendar(schedule: string): ScheduleResult {
   const trimmed = schedule.trim();
   if (trimmed.startsWith('@')) {
     const mapped = SHORTCUTS[trimmed];
-    return mapped ? { onCalendar: mapped } : { error: `unknown shortcut ${trimmed}; use one of ${Object.keys(SHORTCUTS).join(', ')}` };
+    return mapped ? { onCalendar: [mapped] } : { error: `unknown shortcut ${trimmed}; use one of ${Object.keys(SHORTCUTS).join(', ')}` };
   }
   const parts = trimmed.split(/\s+/);
   if (parts.length !== 5 || !parts.every((p) => /^[0-9*,/-]+$/.test(p))) {
-    return { onCalendar: trimmed }; // an OnCalendar expression
+    return { onCalendar: [trimmed] }; // an OnCalendar expression
   }
   const converted: string[] = [];
   for (let i = 0; i < 5; i++) {
@@ -47,14 +52,37 @@ export function toOnCalendar(schedule: string): ScheduleResult {
     converted.push(result.value);
   }
   const [minute, hour, dom, month, dow] = converted as [string, string, string, string, string];
-  const date = `*-${month}-${dom}`;
   const time = `${hour}:${minute}:00`;
-  return { onCalendar: dow === '*' ? `${date} ${time}` : `${dow} ${date} ${time}` };
+  // cron: a field that does not start with * is restricted; both restricted means either day matches.
+  if (!parts[2]!.startsWith('*') && !parts[4]!.startsWith('*')) {
+    return { onCalendar: [`${dow} *-${month}-* ${time}`, `*-${month}-${dom} ${time}`] };
+  }
+  const date = `*-${month}-${dom}`;
+  return { onCalendar: [dow === '*' ? `${date} ${time}` : `${dow} ${date} ${time}`] };
+}
+
+// The days of a day-of-week field (0 and 7 both Sunday) as systemd writes them:
+// Monday first, runs of three or more as ranges (0-3 is Mon..Wed,Sun; 0-7 is Mon..Sun).
+function weekdays(days: ReadonlySet<number>): string {
+  const out: string[] = [];
+  let run: number[] = [];
+  const flush = () => {
+    if (run.length >= 3) out.push(`${DAYS[run[0]!]!}..${DAYS[run.at(-1)!]!}`);
+    else out.push(...run.map((d) => DAYS[d]!));
+    run = [];
+  };
+  for (const d of WEEK_ORDER) {
+    if (days.has(d)) run.push(d);
+    else flush();
+  }
+  flush();
+  return out.join(',');
 }
 
 function convertField(text: string, field: Field, weekday: boolean): { value: string } | { error: string } {
   if (text === '*') return { value: '*' };
   const out: string[] = [];
+  const days = new Set<number>();
   for (const item of text.split(',')) {
     const m = /^(\*|\d+)(?:-(\d+))?(?:\/(\d+))?$/.exec(item);
     if (!m) return { error: `${field.name} "${item}" is not a cron field` };
@@ -69,7 +97,7 @@ function convertField(text: string, field: Field, weekday: boolean): { value: st
     if (step !== undefined && step < 1) return { error: `${field.name} step must be at least 1` };
     if (weekday) {
       if (step !== undefined) return { error: 'day of week steps are not supported; list the days instead' };
-      out.push(start === end ? DAYS[start]! : `${DAYS[start]!}..${DAYS[end]!}`);
+      for (let d = start; d <= end; d++) days.add(d % 7);
       continue;
     }
     const pad = (n: number) => String(n).padStart(2, '0');
@@ -87,5 +115,5 @@ function convertField(text: string, field: Field, weekday: boolean): { value: st
       out.push(`${pad(start)}..${pad(end)}`);
     }
   }
-  return { value: out.join(',') };
+  return { value: weekday ? weekdays(days) : out.join(',') };
 }

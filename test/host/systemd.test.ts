@@ -238,11 +238,20 @@ spec:
     - name: tick
       schedule: "* * * * *"
       command: [/usr/bin/touch, /srv/job/ran]
+    - name: either
+      schedule: "0 0 1 * 0-3"
+      command: [/usr/bin/true]
 `;
     const result = applied(await reconcile(m, await repo(projects('hola', { 'projects/job.yaml': job })), { env }));
     expect(result.status).toBe('applied');
     expect(await unitProperty(m, 'hk-job-tick.timer', 'ActiveState')).toBe('active');
     expect((await m.exec('cat', ['/etc/systemd/system/hk-job-tick.timer'])).stdout).toContain('OnCalendar=*-*-* *:*:00\n');
+    // cron's day 1 OR Sunday to Wednesday: two expressions, both taken by systemd (Sun..Wed would be refused).
+    expect((await m.exec('cat', ['/etc/systemd/system/hk-job-either.timer'])).stdout).toContain(
+      'OnCalendar=Mon..Wed,Sun *-*-* 00:00:00\nOnCalendar=*-*-01 00:00:00\n',
+    );
+    expect(await unitProperty(m, 'hk-job-either.timer', 'ActiveState')).toBe('active');
+    expect((await unitProperty(m, 'hk-job-either.timer', 'TimersCalendar')).match(/OnCalendar=/g)).toHaveLength(2);
     // Every minute, on the minute: wait for the next one.
     expect(await eventually(async () => (await m.host.stat('/srv/job/ran')) !== undefined, 75_000, 1000)).toBe(true);
     expect(await unitProperty(m, 'hk-job-tick.service', 'Result')).toBe('success');

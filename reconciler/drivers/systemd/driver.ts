@@ -464,22 +464,30 @@ async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: Dr
   const check = (exprs: string[]) => ctx.host.exec('systemd-analyze', ['calendar', '--', ...exprs]);
   let all;
   try {
-    all = await check(resources.map((r) => r.spec.onCalendar));
+    all = await check(resources.flatMap((r) => r.spec.onCalendar));
   } catch {
     for (const r of resources)
       out.set(
         r.id,
-        warning('schedule not checked', `systemd-analyze is not available on ${ctx.host.name}; ${r.spec.onCalendar} is checked when applied`, r.origin),
+        warning(
+          'schedule not checked',
+          `systemd-analyze is not available on ${ctx.host.name}; ${r.spec.onCalendar.join(' and ')} is checked when applied`,
+          r.origin,
+        ),
       );
     return out;
   }
   if (all.exitCode === 0) return out;
   for (const r of resources) {
-    const one = await check([r.spec.onCalendar]);
+    const one = await check(r.spec.onCalendar);
     if (one.exitCode !== 0) {
       out.set(
         r.id,
-        error('invalid schedule', `systemd does not accept OnCalendar=${r.spec.onCalendar} (from "${r.spec.schedule}"): ${one.stderr.trim()}`, r.origin),
+        error(
+          'invalid schedule',
+          `systemd does not accept OnCalendar=${r.spec.onCalendar.join(' / ')} (from "${r.spec.schedule}"): ${one.stderr.trim()}`,
+          r.origin,
+        ),
       );
     }
   }

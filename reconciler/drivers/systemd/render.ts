@@ -118,7 +118,7 @@ export function renderTimer(spec: TimerSpec): string {
     `Description=Schedule of ${spec.service}`,
     '',
     '[Timer]',
-    `OnCalendar=${spec.onCalendar}`,
+    ...spec.onCalendar.map((e) => `OnCalendar=${e}`),
     // systemd's default accuracy is a minute; a schedule should fire when it says.
     'AccuracySec=1s',
     `Persistent=${spec.persistent ? 'true' : 'false'}`,

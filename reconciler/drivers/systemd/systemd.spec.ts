@@ -79,7 +79,7 @@ function jobTimer(): Resource<TimerSpec> {
   return resource<TimerSpec>('timer', 'hk-job.timer', {
     unit: 'hk-job.timer',
     service: 'hk-job.service',
-    onCalendar: '*-*-* 03:00:00',
+    onCalendar: ['*-*-* 03:00:00'],
     schedule: '0 3 * * *',
     persistent: true,
   });
