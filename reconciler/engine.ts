@@ -45,6 +45,8 @@ export interface ReconcileInput {
    * the others are left as they are. Such a run un-pauses no project.
    */
   only?: ReadonlySet<string>;
+  /** Not a new commit (the agent's start-up convergence): a paused project stays paused whatever its fingerprint. */
+  keepPauses?: boolean;
 }
 
 export type ReconcileOutcome =
@@ -100,6 +102,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
       ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
       ...(input.deferRetryable ? { deferRetryable: true } : {}),
       ...(input.only ? { only: input.only } : {}),
+      ...(input.keepPauses ? { keepPauses: true } : {}),
     });
     return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
   });

@@ -567,6 +567,35 @@ describe('reconciler/agent/agent', () => {
     expect((await safetyStatus(s.host, '/var/lib/hostkit')).paused.map((p) => p.project)).toEqual(['site']);
   });
 
+  it('start-up convergence of the commit applied last un-pauses no project: a paused one stays held', async () => {
+    s = await setup({ drivers: new Map([...drivers, ['account', presentAccounts]]) });
+    await s.remote.push({
+      'hosts/test-1.yaml': HOST_YAML,
+      'base.yaml': directoryYaml('app', '/srv/app', '0755'),
+      'files/motd.yaml': fileManifest('hello\n'),
+      'projects/site.yaml': SITE_PROJECT,
+    });
+    await s.agent.trigger('test');
+    // Paused by later failed commits (another fingerprint); then, while the agent is down, both files go.
+    await recordFailure(
+      s.host,
+      '/var/lib/hostkit',
+      { commit: 'f'.repeat(40), reason: 'health/site failed', projects: [{ name: 'site', fingerprint: 'of-the-failed-commit' }] },
+      { pauseAfterFailures: 1, failureWindowMs: 3_600_000 },
+    );
+    await s.agent.stop();
+    await rm(path.join(s.root, 'srv/site/motd'));
+    await rm(path.join(s.root, 'srv/app/motd'));
+    const first = s;
+    s = await setup({ reuse: first, drivers: new Map([...drivers, ['account', presentAccounts]]) });
+    await s.agent.start({ poll: false, drift: false });
+    await s.agent.idle();
+    expect(await readFile(path.join(first.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+    await expect(readFile(path.join(first.root, 'srv/site/motd'), 'utf8')).rejects.toThrow();
+    expect((await safetyStatus(first.host, '/var/lib/hostkit')).paused.map((p) => p.project)).toEqual(['site']);
+    await first.cleanup();
+  });
+
   it('under heal, drift against a quarantined commit is not healed: it is reported held', async () => {
     s = await setup({ policy: 'heal' });
     const commit = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });

@@ -273,25 +273,9 @@ export class Agent {
    * health, quarantine), trying again with capped back-off while it fails for a transient reason. Failures of
    * the tries before the last are rolled back but not counted towards quarantine or pause.
    */
-  private async applyCommit(commit: string): Promise<ReconcileOutcome> {
-    const { config, source, log, redactor } = this.deps;
-    const input: ReconcileInput = {
-      repoDir: await source.snapshot(commit),
-      repository: displayUrl(config.repository.url),
-      hostName: config.host,
-      host: this.deps.host,
-      dryRun: false,
-      log,
-      redactor,
-      commit,
-      keepRuns: config.keepRuns,
-      lockTimeoutMs: config.lockTimeoutMs,
-      lockCommand: `hostkit agent (commit ${commit.slice(0, 12)})`,
-      ...(config.hostMismatchOk ? { hostMismatchOk: true } : {}),
-      ...(this.deps.env ? { env: this.deps.env } : {}),
-      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
-      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
-    };
+  private async applyCommit(commit: string, options: { keepPauses?: boolean } = {}): Promise<ReconcileOutcome> {
+    const { config, log } = this.deps;
+    const input = { ...(await this.runInput(commit, `commit ${commit.slice(0, 12)}`)), ...(options.keepPauses ? { keepPauses: true } : {}) };
     return retrying(config.retry, (_attempt, last) => reconcileHost({ ...input, deferRetryable: !last }), {
       retryable: (o) =>
         'error' in o
@@ -312,6 +296,28 @@ export class Agent {
     });
   }
 
+  /** What every run of `commit` hands reconcileHost (`purpose` names the run to a process waiting on its lock). */
+  private async runInput(commit: string, purpose: string): Promise<ReconcileInput> {
+    const { config, source, log, redactor } = this.deps;
+    return {
+      repoDir: await source.snapshot(commit),
+      repository: displayUrl(config.repository.url),
+      hostName: config.host,
+      host: this.deps.host,
+      dryRun: false,
+      log,
+      redactor,
+      commit,
+      keepRuns: config.keepRuns,
+      lockTimeoutMs: config.lockTimeoutMs,
+      lockCommand: `hostkit agent (${purpose})`,
+      ...(config.hostMismatchOk ? { hostMismatchOk: true } : {}),
+      ...(this.deps.env ? { env: this.deps.env } : {}),
+      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
+      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
+    };
+  }
+
   // At start-up: apply the commit applied last once more, so the host is as it says (observe, apply only what
   // differs). What a quarantine or a pause holds stays held; nothing is reported when nothing changed.
   private async converge(): Promise<void> {
@@ -324,7 +330,8 @@ export class Agent {
     try {
       report = reportFromOutcome(
         { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
-        await this.applyCommit(commit),
+        // Not a new commit: a project paused since stays paused (only a commit that changes it, or resume, un-pauses).
+        await this.applyCommit(commit, { keepPauses: true }),
       );
     } catch (cause) {
       report = reportFromError(
@@ -349,25 +356,10 @@ export class Agent {
   // flap. Applying goes through reconcileHost like every run: recovery, quarantine, paused-project
   // holds, journal, health checks and pruning, limited to those changes.
   private async drift(): Promise<void> {
-    const { config, source, log, metrics, redactor } = this.deps;
+    const { config, log, metrics } = this.deps;
     const commit = this.state.applied;
     if (!commit) return;
-    const run = {
-      repoDir: await source.snapshot(commit),
-      repository: displayUrl(config.repository.url),
-      hostName: config.host,
-      host: this.deps.host,
-      log,
-      redactor,
-      commit,
-      keepRuns: config.keepRuns,
-      lockTimeoutMs: config.lockTimeoutMs,
-      lockCommand: `hostkit agent (drift check of ${commit.slice(0, 12)})`,
-      ...(config.hostMismatchOk ? { hostMismatchOk: true } : {}),
-      ...(this.deps.env ? { env: this.deps.env } : {}),
-      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
-      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
-    };
+    const run = await this.runInput(commit, `drift check of ${commit.slice(0, 12)}`);
     const checked = await reconcileHost({ ...run, dryRun: true });
     if (checked.stage !== 'planned') return; // invalid manifests: the commit's own run reported them
     const entries = driftEntries(checked.planned.plan);
@@ -456,19 +448,8 @@ export class Agent {
     const { config, source, log, redactor, forge } = this.deps;
     if (!forge) return;
     const sha = await source.fetchPullRequest(pr);
-    const outcome = await reconcileHost({
-      repoDir: await source.snapshot(sha),
-      repository: displayUrl(config.repository.url),
-      hostName: config.host,
-      host: this.deps.host,
-      dryRun: true,
-      log,
-      redactor,
-      commit: sha,
-      ...(this.deps.env ? { env: this.deps.env } : {}),
-      ...(this.deps.drivers ? { drivers: this.deps.drivers } : {}),
-      ...(this.deps.hostStateDirectory ? { stateDirectory: this.deps.hostStateDirectory } : {}),
-    });
+    // A plan only: no lock is taken and nothing is written.
+    const outcome = await reconcileHost({ ...(await this.runInput(sha, `pull request #${pr.number}`)), dryRun: true });
     const markdown =
       outcome.stage === 'invalid'
         ? [

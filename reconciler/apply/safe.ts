@@ -109,6 +109,8 @@ export async function applySafely(
     deferRetryable?: boolean;
     /** Apply only these pending changes (a drift heal, a renewal); the rest are left as they are. */
     only?: ReadonlySet<string>;
+    /** The commit is not a new one (start-up convergence): no project is un-paused. */
+    keepPauses?: boolean;
   },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
@@ -128,11 +130,12 @@ export async function applySafely(
     };
   }
   const fingerprints = projectFingerprints(planned);
-  // A run limited to some changes re-applies part of the commit already applied: it is not a
+  // A run limited to some changes, or one converging the commit already applied, is not a
   // commit that changes a project, so it un-pauses none (whatever the fingerprints say).
-  const { paused, released } = only
-    ? { paused: (await safetyStatus(host, stateDirectory)).paused.filter((p) => fingerprints.has(p.project)), released: [] }
-    : await pausedProjects(host, stateDirectory, fingerprints);
+  const { paused, released } =
+    only || options.keepPauses
+      ? { paused: (await safetyStatus(host, stateDirectory)).paused.filter((p) => fingerprints.has(p.project)), released: [] }
+      : await pausedProjects(host, stateDirectory, fingerprints);
   const pausedNames = new Set(paused.map((p) => p.project));
   const held = new Set<string>();
   for (const c of pending) {
