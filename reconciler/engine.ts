@@ -3,6 +3,7 @@ import { hasErrors, warning } from './core/diagnostics.js';
 import { errorMessage, HostKitError } from './core/errors.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
 import type { HostManifest, Manifest } from './manifests/types.js';
+import { namesMachine } from './core/hostname.js';
 import { Redactor } from './core/secrets.js';
 import type { ResourceKind } from './core/resource.js';
 import type { ApplyResult } from './apply/executor.js';
@@ -140,6 +141,6 @@ export async function machineMismatch(host: Host, manifest: Manifest<HostManifes
   } catch (cause) {
     return `The Host manifest "${manifest.name}" (${manifest.source.file}) cannot be checked against the machine: ${errorMessage(cause)}.`;
   }
-  if (names.includes(machine) || names.includes(machine.split('.')[0]!)) return undefined;
+  if (namesMachine(names, machine)) return undefined;
   return `The Host manifest "${manifest.name}" (${manifest.source.file}) does not name this machine: ${host.name} reports the hostname "${machine}", and the manifest names ${names.map((n) => `"${n}"`).join(', ')}.`;
 }

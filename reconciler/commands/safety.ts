@@ -11,6 +11,7 @@ import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from '../apply/lock.js';
 import { recoverBeforePlan } from '../apply/safe.js';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
+import { namesMachine } from '../core/hostname.js';
 import { parseLockTimeout } from './failure.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
@@ -176,8 +177,13 @@ export async function resume(opts: StateOptions & { project?: string; commit?: s
 // A rollback puts back the files of the machine the run was applied to, and no other.
 async function assertSameMachine(host: Host, runHost: string, hostnames: readonly string[]): Promise<void> {
   const machine = (await host.hostname()).toLowerCase();
-  const names = [runHost, ...hostnames].map((n) => n.toLowerCase());
-  if (names.includes(machine) || names.includes(machine.split('.')[0]!)) return;
+  if (
+    namesMachine(
+      [runHost, ...hostnames].map((n) => n.toLowerCase()),
+      machine,
+    )
+  )
+    return;
   throw new HostKitError(
     'HOST_MISMATCH',
     `The run was applied to Host "${runHost}", but this machine's hostname is "${machine}"; nothing was changed. Pass --host-mismatch-ok if this is that machine under another name.`,
