@@ -68,6 +68,26 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     expect(after).toEqual(before);
   });
 
+  it('a dry run of another machine warns naming it, unless the mismatch is meant (--host-mismatch-ok): then the plan names no machine', async () => {
+    await writeFile(path.join(root, 'etc/hostname'), 'laptop-7\n');
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, ...repo });
+    const plan = async (hostMismatchOk: boolean) => {
+      const outcome = await reconcileHost({
+        repoDir,
+        hostName: 'test-1',
+        host,
+        dryRun: true,
+        log: silentLogger(),
+        env,
+        ...(hostMismatchOk ? { hostMismatchOk } : {}),
+      });
+      if (outcome.stage !== 'planned') throw new Error(`expected a plan, got ${outcome.stage}`);
+      return JSON.stringify(outcome.planned.plan.diagnostics);
+    };
+    expect(await plan(false)).toContain('reports the hostname \\"laptop-7\\"');
+    expect(await plan(true)).not.toContain('laptop-7');
+  });
+
   it('a dry run changes nothing on the host', async () => {
     const before = await tree(root);
     const outcome = await run(repo, true);

@@ -71,7 +71,8 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
   if (input.dryRun || !hostManifest || !stateDirectory) {
     // Without its Host manifest planHost fails, naming the hosts the repository has.
     const planned = await plan(input, repo, undefined);
-    if (mismatch)
+    // With the override the mismatch is meant (a simulated host): the plan, which may be posted on a pull request, does not name the machine.
+    if (mismatch && !input.hostMismatchOk)
       planned.plan.diagnostics.push(warning('host mismatch', `${mismatch} An apply would refuse it.`, hostManifest!.source.locate('/metadata/name')));
     const interrupted = await interruptedRunWarning(input.host, stateDirectory);
     if (interrupted) planned.plan.diagnostics.push(interrupted);
