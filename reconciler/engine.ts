@@ -51,6 +51,8 @@ export interface ReconcileInput {
   keepPauses?: boolean;
   /** Told as each step of an apply (and of its rollback) starts and ends; every event is also logged at debug. */
   progress?: ApplyProgress;
+  /** Told the plan an apply is about to apply (it has no errors), before anything changes: the CLI shows it ahead of the progress. */
+  onPlanned?: (planned: PlannedHost) => void;
 }
 
 export type ReconcileOutcome =
@@ -101,6 +103,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
     if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+    input.onPlanned?.(planned);
     const safe = await applySafely(planned, {
       manifests: repo.manifests,
       ...(recovered ? { recovered } : {}),
