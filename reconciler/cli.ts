@@ -46,6 +46,7 @@ interface ReconcileOptions {
   keepRuns?: string;
   lockTimeout?: string;
   hostMismatchOk?: boolean;
+  progress?: boolean;
 }
 
 export function buildProgram(): Command {
@@ -94,6 +95,8 @@ export function buildProgram(): Command {
       cmd.option('--keep-runs <n>', 'after an apply, keep the newest N run journals in STATE/runs and remove older ones (default: 50)');
       cmd.option('--lock-timeout <duration>', `${LOCK_TIMEOUT_HELP} (default: 5m)`);
       cmd.option('--host-mismatch-ok', "apply even though this machine's hostname is not one the Host manifest names");
+      cmd.option('--progress', 'a line on stderr as each step of the apply starts and ends (the default on a terminal)');
+      cmd.option('--no-progress', 'no step lines, even on a terminal');
     }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
     cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {

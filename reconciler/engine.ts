@@ -7,6 +7,7 @@ import { namesMachine } from './core/hostname.js';
 import { Redactor } from './core/secrets.js';
 import type { ResourceKind } from './core/resource.js';
 import type { ApplyResult } from './apply/executor.js';
+import type { ApplyProgress } from './apply/progress.js';
 import { applySafely, interruptedRunWarning, recoverBeforePlan, stateDirectoryFor, type Hold, type SafeApplyExtras } from './apply/safe.js';
 import { planHost, type PlannedHost } from './diff/plan.js';
 import type { AnyDriver } from './drivers/types.js';
@@ -48,6 +49,10 @@ export interface ReconcileInput {
   only?: ReadonlySet<string>;
   /** Not a new commit (the agent's start-up convergence): a paused project stays paused whatever its fingerprint. */
   keepPauses?: boolean;
+  /** Told as each step of an apply (and of its rollback) starts and ends; every event is also logged at debug. */
+  progress?: ApplyProgress;
+  /** Told the plan an apply is about to apply (it has no errors), before anything changes: the CLI shows it ahead of the progress. */
+  onPlanned?: (planned: PlannedHost) => void;
 }
 
 export type ReconcileOutcome =
@@ -98,6 +103,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
     if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+    input.onPlanned?.(planned);
     const safe = await applySafely(planned, {
       manifests: repo.manifests,
       ...(recovered ? { recovered } : {}),
@@ -105,6 +111,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
       ...(input.deferRetryable ? { deferRetryable: true } : {}),
       ...(input.only ? { only: input.only } : {}),
       ...(input.keepPauses ? { keepPauses: true } : {}),
+      ...(input.progress ? { progress: input.progress } : {}),
     });
     return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
   });

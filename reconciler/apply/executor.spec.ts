@@ -7,7 +7,9 @@ import type { PlannedHost } from '../diff/plan.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
 import { applyPlan } from './executor.js';
+import type { HealthCheck } from './health.js';
 import { readInventory } from './inventory.js';
+import type { ApplyEvent } from './progress.js';
 
 // A driver that records what happens to it, and fails verification where told.
 function recorder(kind: ResourceKind, events: string[], failVerify = new Set<string>()): AnyDriver {
@@ -25,10 +27,33 @@ function recorder(kind: ResourceKind, events: string[], failVerify = new Set<str
   };
 }
 
-function change(id: string, action: Change['action'], irreversible = false): Change {
+function change(id: string, action: Change['action'], irreversible = false, project?: string): Change {
   const kind = id.split('/')[0] as ResourceKind;
   const resource: Resource = { id, kind, name: id, spec: {}, dependsOn: [], origin: { file: 'x' } };
-  return { id, kind, action, fields: [], disruptive: false, diagnostics: [], resource, ...(irreversible ? { irreversible: true } : {}) };
+  return {
+    id,
+    kind,
+    action,
+    fields: [],
+    disruptive: false,
+    diagnostics: [],
+    resource,
+    ...(irreversible ? { irreversible: true } : {}),
+    ...(project ? { project } : {}),
+  };
+}
+
+// A step's start and end as told() words, around what the driver was asked to do meanwhile.
+const step = (what: string, meanwhile: string[] = [], failed = false) => [`step-start ${what}`, ...meanwhile, `step-end ${what}${failed ? ' failed' : ''}`];
+
+// The events as "type id action" words (plus "rollback" and "failed" where so): their order is what is asserted.
+function told(events: ApplyEvent[]): string[] {
+  return events.map((e) => {
+    if (e.type === 'rollback-start') return `rollback-start ${e.failed} ${e.changes}`;
+    if (e.type === 'rollback-end') return `rollback-end ${e.ok ? 'ok' : 'failed'}`;
+    const end = e.type === 'step-end' && !e.ok ? ' failed' : '';
+    return `${e.type} ${e.rollback ? 'rollback ' : ''}${e.action} ${e.id}${end}`;
+  });
 }
 
 function planned(changes: Change[], drivers: Map<ResourceKind, AnyDriver>): PlannedHost {
@@ -84,5 +109,74 @@ describe('reconciler/apply/executor', () => {
     expect(Object.keys(inventory.resources).sort()).toEqual(['file/a', 'file/b', 'file/old']); // file/c not created, file/old not deleted
     expect(inventory.resources['file/a']!.spec).toEqual({ version: 2 });
     expect(inventory.resources['file/b']!.spec).toEqual({ version: 1 });
+  });
+
+  it('tells progress as each step starts and ends, around its work: a failing step, then the rollback of what applied, newest first, and its settle', async () => {
+    const seen: string[] = [];
+    const unit = { ...recorder('unit', seen), settle: async () => void seen.push('settle') };
+    const file = {
+      ...recorder('file', seen),
+      apply: async (c: Change) => (c.id === 'file/c' ? Promise.reject(new Error('disk full')) : void seen.push(`apply ${c.id}`)),
+    };
+    const drivers = new Map<ResourceKind, AnyDriver>([
+      ['file', file],
+      ['unit', unit],
+    ]);
+    const events: ApplyEvent[] = [];
+    const result = await applyPlan(planned([change('file/a', 'create'), change('unit/b', 'update'), change('file/c', 'create')], drivers), {
+      progress: (e) => {
+        events.push(e);
+        seen.push(...told([e]));
+      },
+    });
+    expect(result.status).toBe('rolled-back');
+    expect(seen).toEqual([
+      ...step('create file/a', ['apply file/a']),
+      ...step('update unit/b', ['apply unit/b']),
+      ...step('create file/c', [], true),
+      'rollback-start file/c 2',
+      ...step('rollback update unit/b', ['rollback unit/b']),
+      ...step('rollback create file/a', ['rollback file/a']),
+      ...step('rollback settle unit', ['settle']),
+      'rollback-end ok',
+    ]);
+    for (const e of events) expect(typeof e.at).toBe('number');
+    for (const e of events) if (e.type === 'step-end') expect(e.ms).toBeGreaterThanOrEqual(0);
+    expect(JSON.stringify(events)).not.toContain('disk full'); // ids and actions only
+  });
+
+  it('tells the settle and the health check of an apply; a failing health check ends failed and the run rolls back', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([['unit', { ...recorder('unit', log), settle: async () => void log.push('settle') }]]);
+    const p = planned([change('unit/app', 'create', false, 'app')], drivers);
+    (p.context.host as FakeHost).onExec((call) => (call.file === 'systemctl' ? { exitCode: 0, stdout: 'failed\n', stderr: '' } : undefined));
+    const check: HealthCheck = { project: 'app', unit: 'hostkit-app.service', timeoutMs: 1_000, retries: 0 };
+    const events: ApplyEvent[] = [];
+    const result = await applyPlan(p, { health: new Map([['app', check]]), progress: (e) => events.push(e) });
+    expect(result.status).toBe('rolled-back');
+    expect(told(events)).toEqual([
+      ...step('create unit/app'),
+      ...step('settle unit'),
+      ...step('health health/app', [], true),
+      'rollback-start health/app 1',
+      ...step('rollback create unit/app'),
+      ...step('rollback settle unit'),
+      'rollback-end ok',
+    ]);
+  });
+
+  it('a progress listener that throws costs nothing but its own events', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', log)]]);
+    let calls = 0;
+    const result = await applyPlan(planned([change('file/a', 'create'), change('file/b', 'create')], drivers), {
+      progress: () => {
+        calls++;
+        throw new Error('stderr closed');
+      },
+    });
+    expect(result.status).toBe('applied');
+    expect(log).toEqual(['apply file/a', 'apply file/b']);
+    expect(calls).toBe(1);
   });
 });

@@ -8,6 +8,7 @@ import { backupChange } from './backups.js';
 import { runHealthCheck, type HealthCheck } from './health.js';
 import { inventoryPath, toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
 import { plannedSteps, RunJournal } from './journal.js';
+import { stepTracker, type ApplyProgress, type StepAction, type StepTracker } from './progress.js';
 import { applyRestore, planRestore } from './restore.js';
 
 export interface AppliedStep {
@@ -58,6 +59,8 @@ export interface ApplyOptions {
   only?: ReadonlySet<string>;
   /** Keep a run journal with backups in STATE/runs (default true). */
   journal?: boolean;
+  /** Told as each step (change, settle, health check, rollback) starts and ends. */
+  progress?: ApplyProgress;
 }
 
 interface Done {
@@ -130,6 +133,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
           planned: plannedSteps(pending),
         });
   await journal?.backupFile('(inventory)', inventoryPath(context.stateDirectory));
+  const track = stepTracker(context.log, options.progress);
   const steps: AppliedStep[] = [];
   const done: Done[] = [];
   const health: HealthResult[] = [];
@@ -145,7 +149,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     for (const [driver, group] of byDriver(items)) {
       if (!driver.settle) continue;
       try {
-        await driver.settle(group, context, 'apply');
+        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle!(group, context, 'apply'));
       } catch (cause) {
         // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
         // it may be another driver's (the certificate driver's settle makes nginx sites live first).
@@ -159,18 +163,20 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     const driver = drivers.get(change.kind)!;
     // An after-start command runs once the services before it were restarted.
     if (change.kind === 'command' && (change.resource?.spec as CommandSpec | undefined)?.phase === 'after-start') await settle();
-    if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
-    await journal?.event({ ev: 'begin', id: change.id });
-    const started = performance.now();
-    try {
-      done.push({ change, driver, undo: await driver.apply(change, context) });
-    } catch (cause) {
-      throw failure(change, cause);
-    }
-    const ms = Math.round(performance.now() - started);
-    steps.push({ id: change.id, action: change.action, ms });
-    await journal?.event({ ev: 'applied', id: change.id, ms });
-    context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
+    await track.step({ id: change.id, action: change.action as StepAction }, async () => {
+      if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
+      await journal?.event({ ev: 'begin', id: change.id });
+      const started = performance.now();
+      try {
+        done.push({ change, driver, undo: await driver.apply(change, context) });
+      } catch (cause) {
+        throw failure(change, cause);
+      }
+      const ms = Math.round(performance.now() - started);
+      steps.push({ id: change.id, action: change.action, ms });
+      await journal?.event({ ev: 'applied', id: change.id, ms });
+      context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
+    });
   };
   const verify = async (items: readonly Done[]) => {
     for (const { change, driver } of items) {
@@ -184,12 +190,14 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     for (const project of projects) {
       const check = options.health?.get(project);
       if (!check) continue;
-      const problems = await runHealthCheck(context.host, check);
-      const detail = problems.map((d) => d.detail).join('; ');
-      health.push({ project, ok: problems.length === 0, ...(check.http ? { url: check.http.url } : {}), ...(detail ? { detail } : {}) });
-      await journal?.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
-      if (problems.length > 0) throw new StepFailed(`health/${project}`, problems);
-      context.log.info({ project }, 'healthy');
+      await track.step({ id: `health/${project}`, action: 'health' }, async () => {
+        const problems = await runHealthCheck(context.host, check);
+        const detail = problems.map((d) => d.detail).join('; ');
+        health.push({ project, ok: problems.length === 0, ...(check.http ? { url: check.http.url } : {}), ...(detail ? { detail } : {}) });
+        await journal?.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
+        if (problems.length > 0) throw new StepFailed(`health/${project}`, problems);
+        context.log.info({ project }, 'healthy');
+      });
     }
   };
   try {
@@ -217,12 +225,18 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     };
     await note(async () => journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) }));
     await note(async () => journal?.event({ ev: 'rolling-back' }));
-    let rollbackErrors = await rollback(done, context, journal);
+    const rollbackStarted = performance.now();
+    track.emit({ type: 'rollback-start', failed: failed.id, changes: done.length });
+    let rollbackErrors = await rollback(done, context, track, journal);
     if (rollbackErrors.length > 0 && journal) {
       // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
       context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
       try {
-        const restored = await applyRestore(await planRestore(journal), journal, { log: context.log });
+        const restored = await track.step(
+          { id: journal.record.id, action: 'restore', rollback: true },
+          async () => applyRestore(await planRestore(journal), journal, { log: context.log }),
+          (r) => r.errors.length === 0,
+        );
         if (restored.errors.length === 0) {
           const covered = restoredIds(journal);
           rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
@@ -232,6 +246,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         context.log.error({ run: journal.record.id, error: errorMessage(error) }, 'restore from the run backups failed');
       }
     }
+    track.emit({ type: 'rollback-end', ok: rollbackErrors.length === 0, ms: Math.round(performance.now() - rollbackStarted) });
     await note(async () =>
       journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined),
     );
@@ -274,12 +289,12 @@ function restoredIds(journal: RunJournal): Set<string> {
   return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
 }
 
-async function rollback(done: Done[], context: PlannedHost['context'], journal?: RunJournal): Promise<{ id: string; error: string }[]> {
+async function rollback(done: Done[], context: PlannedHost['context'], track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
   const errors: { id: string; error: string }[] = [];
   const reversed = [...done].reverse();
   for (const { change, driver, undo } of reversed) {
     try {
-      await driver.rollback(change, undo, context);
+      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context));
       // A lifecycle command's down command ran: a later restore from backups must not run it again.
       if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
@@ -292,7 +307,7 @@ async function rollback(done: Done[], context: PlannedHost['context'], journal?:
   for (const [driver, items] of byDriver(reversed)) {
     if (!driver.settle) continue;
     try {
-      await driver.settle(items, context, 'rollback');
+      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle!(items, context, 'rollback'));
     } catch (cause) {
       errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
     }

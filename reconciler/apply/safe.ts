@@ -9,6 +9,7 @@ import type { Host } from '../hosts/types.js';
 import { hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
 import { applyPlan, type ApplyResult } from './executor.js';
+import type { ApplyProgress } from './progress.js';
 import { DEFAULT_KEEP_RUNS, pruneRuns } from './journal.js';
 import { healthChecks } from './health.js';
 import {
@@ -111,6 +112,8 @@ export async function applySafely(
     only?: ReadonlySet<string>;
     /** The commit is not a new one (start-up convergence): no project is un-paused. */
     keepPauses?: boolean;
+    /** Told as each step of the apply (and of its rollback) starts and ends. */
+    progress?: ApplyProgress;
   },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
@@ -146,7 +149,12 @@ export async function applySafely(
   }
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
-  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { health: checks, held, ...(only ? { only } : {}) });
+  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, {
+    health: checks,
+    held,
+    ...(only ? { only } : {}),
+    ...(options.progress ? { progress: options.progress } : {}),
+  });
   if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));

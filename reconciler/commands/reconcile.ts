@@ -3,12 +3,13 @@ import { stringify } from 'yaml';
 import { createLogger } from '../core/log.js';
 import { Redactor } from '../core/secrets.js';
 import { hasErrors } from '../core/diagnostics.js';
-import { pendingChanges } from '../diff/model.js';
+import { pendingChanges, type Plan } from '../diff/model.js';
 import { reconcileHost } from '../engine.js';
 import { toJsonPlan } from '../diff/render/json.js';
 import { renderDiagnostic, renderText } from '../diff/render/text.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
+import { createProgress, type ProgressRenderer } from '../diff/render/progress.js';
 import { LocalHost } from '../hosts/local.js';
 import { headCommit } from '../sources/git.js';
 import { assertRepository } from './validate.js';
@@ -30,6 +31,17 @@ export interface ReconcileCommandOptions {
   keepRuns?: string;
   lockTimeout?: string;
   hostMismatchOk?: boolean;
+  /** Step lines on stderr during an apply: true with --progress, false with --no-progress, else on a terminal only. */
+  progress?: boolean;
+}
+
+// Live on a terminal; as plain lines elsewhere only when asked for (a log or CI keeps its stderr as it was).
+function applyProgress(opts: ReconcileCommandOptions, redactor: Redactor): ProgressRenderer | undefined {
+  if (opts.dryRun || opts.progress === false) return undefined;
+  const stderr = process.stderr;
+  const live = Boolean(stderr.isTTY) && process.env.TERM !== 'dumb';
+  if (!live && opts.progress !== true) return undefined;
+  return createProgress(stderr, { live, style: useColor(stderr) ? COLOR : PLAIN, scrub: (s) => redactor.scrub(s) });
 }
 
 // validate -> plan -> (dry run: render and stop) -> apply -> render the result.
@@ -42,12 +54,19 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
   const lockTimeoutMs = parseLockTimeout(opts.lockTimeout);
   const dir = await assertRepository(opts.repo);
   const redactor = new Redactor();
-  const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}) });
+  const progress = applyProgress(opts, redactor);
+  const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(progress ? { beforeWrite: () => progress.interrupt() } : {}) });
   const style = useColor(process.stdout) ? COLOR : PLAIN;
   const write = (text: string) => process.stdout.write(redactor.scrub(text));
 
   const hostName = opts.host ?? os.hostname().split('.')[0]!;
   const commit = await headCommit(dir);
+  // The text plan is printed once: as the apply starts (so ahead of its progress), or when the run stops at the plan.
+  let planShown = false;
+  const showPlan = (plan: Plan) => {
+    if (opts.output === 'text' && !planShown) write(renderText(plan, { style, verbose: opts.verbose === true }));
+    planShown = true;
+  };
   const outcome = await reconcileHost({
     repoDir: dir,
     repository: opts.repo,
@@ -63,7 +82,9 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
     ...(opts.hostMismatchOk ? { hostMismatchOk: true } : {}),
     onLockWait: (message) => process.stderr.write(`hostkit: ${message}\n`),
-  });
+    ...(progress ? { progress: (event) => progress.event(event) } : {}),
+    onPlanned: (planned) => showPlan(planned.plan),
+  }).finally(() => progress?.close());
   if (outcome.stage === 'invalid') {
     for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
     process.stderr.write(
@@ -94,7 +115,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     return opts.exitCode && (pendingChanges(plan).length > 0 || plan.summary.unsupported > 0) ? 2 : 0;
   }
 
-  if (opts.output === 'text') write(renderText(plan, { style, verbose: opts.verbose === true }));
+  showPlan(plan);
   if (outcome.stage === 'held') {
     const report = { host: hostName, ...(commit ? { commit } : {}), status: 'quarantined', message: outcome.hold.message, quarantine: outcome.hold.quarantine };
     if (opts.output === 'json') write(JSON.stringify(report, null, 2) + '\n');

@@ -5,13 +5,18 @@ export type { Logger };
 
 // Structured events on stderr (stdout is for data). Every line passes the
 // redactor, so a secret value that reached a log field is still never written.
-export function createLogger(options: { level?: string; redactor?: Redactor; destination?: number } = {}): Logger {
-  const redactor = options.redactor;
+// `beforeWrite` runs before each line (a live progress line clears itself, so the log line stands alone).
+export function createLogger(options: { level?: string; redactor?: Redactor; destination?: number; beforeWrite?: () => void } = {}): Logger {
+  const { redactor, beforeWrite } = options;
+  const streamWrite = (s: string) => {
+    beforeWrite?.();
+    return redactor ? redactor.scrub(s) : s;
+  };
   return pino(
     {
       level: options.level ?? process.env.HOSTKIT_LOG_LEVEL ?? 'warn',
       base: undefined,
-      ...(redactor ? { hooks: { streamWrite: (s: string) => redactor.scrub(s) } } : {}),
+      ...(redactor || beforeWrite ? { hooks: { streamWrite } } : {}),
     },
     pino.destination({ dest: options.destination ?? 2, sync: true }),
   );
