@@ -15,6 +15,7 @@ import type { ApplyEvent } from './progress.js';
 function recorder(kind: ResourceKind, events: string[], failVerify = new Set<string>()): AnyDriver {
   return {
     kind,
+    rank: 0,
     orphans: 'delete',
     desire: async () => new Map(),
     observe: async () => new Map(),

@@ -1,8 +1,8 @@
+import type { RegisteredKind } from '../drivers/registry.js';
 import type { Location } from './diagnostics.js';
 
-// The primitive kinds a manifest expands into. Each has one driver.
-export type ResourceKind =
-  'account' | 'directory' | 'file' | 'envfile' | 'unit' | 'timer' | 'certificate' | 'site' | 'pgrole' | 'pgdatabase' | 'firewall' | 'command';
+// The primitive kinds a manifest expands into: one per driver in the registry.
+export type ResourceKind = RegisteredKind;
 
 /** A piece of desired host state, produced by expanding manifests. */
 export interface Resource<S = unknown> {

@@ -1,22 +1,10 @@
 import type { ResourceKind } from '../core/resource.js';
+import { DRIVERS } from '../drivers/registry.js';
 import type { Change } from './model.js';
 
-// Accounts and directories, then databases, then files and units, then
-// certificates and sites, firewall last (DRIVERS.md "Across drivers").
-export const KIND_RANK: Record<ResourceKind, number> = {
-  account: 0,
-  directory: 1,
-  pgrole: 2,
-  pgdatabase: 3,
-  file: 4,
-  envfile: 4,
-  command: 5,
-  unit: 6,
-  timer: 7,
-  certificate: 8,
-  site: 9,
-  firewall: 10,
-};
+// Each kind's rank, from its driver: ties between changes with no dependency
+// between them are broken by it (DRIVERS.md "Across drivers").
+export const KIND_RANK = Object.fromEntries(DRIVERS.map((d) => [d.kind, d.rank])) as Record<ResourceKind, number>;
 
 function compare(a: Change, b: Change): number {
   return KIND_RANK[a.kind] - KIND_RANK[b.kind] || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -11,22 +11,28 @@ import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
 
-// Every driver, by the resource kind it manages. The engine looks drivers up
-// here and nowhere else; a kind without a driver is planned as "not yet supported".
-export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKind, AnyDriver>([
-  ['account', accountDriver],
-  ['directory', directoryDriver],
-  ['file', fileDriver],
-  ['envfile', envFileDriver],
-  ['unit', unitDriver],
-  ['timer', timerDriver],
-  ['certificate', certificateDriver],
-  ['site', nginxSiteDriver],
-  ['firewall', nftablesDriver],
-  ['pgrole', pgRoleDriver],
-  ['pgdatabase', pgDatabaseDriver],
-  ['command', commandDriver],
-]);
+// Every driver. The engine looks drivers up here and nowhere else: a kind is
+// its driver's `kind`, ordered by its `rank`; adding a kind is adding its folder
+// and one line here. A kind without a driver is planned as "not yet supported".
+export const DRIVERS = [
+  accountDriver,
+  directoryDriver,
+  fileDriver,
+  envFileDriver,
+  unitDriver,
+  timerDriver,
+  certificateDriver,
+  nginxSiteDriver,
+  nftablesDriver,
+  pgRoleDriver,
+  pgDatabaseDriver,
+  commandDriver,
+] as const;
+
+/** The kinds of host state HostKit manages: one per registered driver. */
+export type RegisteredKind = (typeof DRIVERS)[number]['kind'];
+
+export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKind, AnyDriver>(DRIVERS.map((d) => [d.kind, d]));
 
 /** Which driver will handle the kinds that have none yet (shown in plans). */
 export const PLANNED_DRIVERS: Partial<Record<ResourceKind, string>> = {};

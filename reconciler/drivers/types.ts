@@ -58,8 +58,14 @@ export interface PlanInput<S, D, O> {
  * S: the resource spec, D: the resolved desired state, O: the observed state,
  * U: the undo data apply returns for rollback.
  */
-export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown> {
-  readonly kind: ResourceKind;
+export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind> {
+  readonly kind: K;
+  /**
+   * Where its changes fall among kinds with no dependency between them (lower first;
+   * deletions in reverse): accounts and directories, then databases, files, commands,
+   * units, certificates and sites, the firewall last (DRIVERS.md "Across drivers").
+   */
+  readonly rank: number;
   /** What happens to a resource HostKit created whose manifest is gone. */
   readonly orphans: 'delete' | 'report';
 

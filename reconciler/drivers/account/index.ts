@@ -78,8 +78,9 @@ async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Pro
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
 // reported, never deleted: files on the host may still belong to them.
-export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo> = {
+export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account'> = {
   kind: 'account',
+  rank: 0,
   orphans: 'report',
 
   async desire(resources, ctx) {

@@ -103,8 +103,9 @@ function serialOf(certificate: Buffer | string): string | undefined {
  * site's challenge location (HTTP-01 needs it live), then nginx is reloaded
  * once if a certificate changed and must serve the new serial.
  */
-export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo> = {
+export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> = {
   kind: 'certificate',
+  rank: 8,
   orphans: 'delete',
 
   async desire(resources, ctx) {

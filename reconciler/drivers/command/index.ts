@@ -181,8 +181,9 @@ function specOf(change: Change): CommandSpec {
   return change.resource!.spec as CommandSpec;
 }
 
-export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo> = {
+export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> = {
   kind: 'command',
+  rank: 5,
   orphans: 'delete',
 
   // The digest covers the spec and the project's inputs (files and env file it depends on).

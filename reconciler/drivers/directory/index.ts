@@ -24,8 +24,9 @@ export interface DirectoryUndo {
 
 // Directories with owner, group and mode. A directory HostKit created whose
 // manifest is gone is reported as an orphan and kept: it may hold data.
-export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo> = {
+export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory'> = {
   kind: 'directory',
+  rank: 1,
   orphans: 'report',
 
   async desire(resources) {

@@ -18,8 +18,9 @@ import { redactEnvText, render, type EnvEntry } from './render.js';
 // Environment files (KEY="value" lines) whose values may come from secret
 // references. Secret values are resolved at plan time to compare bytes, and are
 // shown only as a redaction marker with a fingerprint.
-export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo> = {
+export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile'> = {
   kind: 'envfile',
+  rank: 4,
   orphans: 'delete',
 
   async desire(resources, ctx) {

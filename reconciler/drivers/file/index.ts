@@ -15,8 +15,9 @@ import {
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.
-export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo> = {
+export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file'> = {
   kind: 'file',
+  rank: 4,
   orphans: 'delete',
 
   async desire(resources, ctx) {

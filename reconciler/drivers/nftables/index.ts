@@ -111,12 +111,13 @@ export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }
  * boot copy (boot.ts), which hostkit-firewall.service loads before the network
  * comes up; removing the firewall removes that too.
  */
-export function createNftablesDriver(options: NftablesDriverOptions = {}): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo> {
+export function createNftablesDriver(options: NftablesDriverOptions = {}): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo, 'firewall'> {
   const confirm = options.confirm ?? confirmFirewall;
   const rewrite = options.rewriteTransaction ?? ((t: string) => t);
 
   return {
     kind: 'firewall',
+    rank: 10,
     orphans: 'delete',
 
     async desire(resources, ctx) {

@@ -89,8 +89,9 @@ export async function hostHasIpv6(host: Host): Promise<boolean> {
  * one `nginx -t` for the whole configuration, one reload, and probes every
  * changed site for the generation header of its new file.
  */
-export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo> = {
+export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site'> = {
   kind: 'site',
+  rank: 9,
   orphans: 'delete',
 
   async desire(resources, ctx) {

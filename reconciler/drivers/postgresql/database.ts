@@ -182,7 +182,7 @@ export function planDatabase({
  * creation, and extensions. A database whose manifest is gone is reported and
  * kept with its data; `drop: true` drops it.
  */
-export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo> {
+export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo, 'pgdatabase'> {
   // One catalog query shared with the role driver, then one query per existing
   // database that declares extensions (each database has its own pg_extension).
   async function observeDatabases(
@@ -267,6 +267,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
 
   return {
     kind: 'pgdatabase',
+    rank: 3,
     orphans: 'report',
 
     async desire(resources, ctx) {

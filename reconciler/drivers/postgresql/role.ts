@@ -129,7 +129,7 @@ function describeStored(rolpassword: string | null): string {
  * compared with the stored one, never set again while it matches. A role whose
  * manifest is gone is reported, never dropped; `drop: true` drops it.
  */
-export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo> {
+export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo, 'pgrole'> {
   async function observeRoles(
     resources: readonly Resource<RoleSpec>[],
     ctx: DriverContext,
@@ -155,6 +155,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
 
   return {
     kind: 'pgrole',
+    rank: 2,
     orphans: 'report',
 
     async desire(resources, ctx) {

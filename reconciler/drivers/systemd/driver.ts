@@ -99,7 +99,7 @@ export function sameDirectivesLoaded(observed: ObservedUnit | undefined, content
  * systemd units HostKit owns (prefix hk-, files in /etc/systemd/system). One
  * factory for both kinds: services ("unit") and timers ("timer").
  */
-function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> {
+function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K> {
   const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
   // Units this run will write a new file for, with that file.
   const changedFiles = (state: RunState) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
@@ -151,8 +151,10 @@ function makeDriver(kind: 'unit' | 'timer'): Driver<Spec, DesiredUnit, ObservedU
     await writePending(ctx.host, ctx.stateDirectory, pending);
   }
 
-  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo> = {
+  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K> = {
     kind,
+    // Services after the files they read, timers after the services they start.
+    rank: kind === 'unit' ? 6 : 7,
     orphans: 'delete',
 
     async desire(resources, ctx) {
