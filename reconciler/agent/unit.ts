@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
 import { NODE_FLAGS } from '../core/runtime.js';
+import { analyzeUnits } from '../drivers/systemd/verify.js';
 
 export interface AgentUnitOptions {
   /** Absolute path of the node binary. */
@@ -66,24 +66,13 @@ export async function installAgentUnit(host: Host, content: string, options: { u
   const unitPath = path.posix.join(options.unitDir ?? '/etc/systemd/system', AGENT_UNIT);
   const before = await host.readFile(unitPath);
   const changed = before?.toString('utf8') !== content;
-  const root = { uid: 0, gid: 0, mode: 0o700 };
-  const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
-  await host.mkdir('/run/hostkit', root);
-  await host.mkdir(dir, root);
-  let warnings: string[];
-  try {
-    await host.writeFile(`${dir}/${AGENT_UNIT}`, content, { uid: 0, gid: 0, mode: 0o644 });
-    const result = await host.exec('systemd-analyze', ['verify', '--no-pager', `${dir}/${AGENT_UNIT}`], { env: { SYSTEMD_LOG_COLOR: '0' } });
-    warnings = result.stderr.split('\n').filter((l) => l.includes(AGENT_UNIT));
-    if (result.exitCode !== 0) {
-      throw new HostKitError(
-        'UNIT_INVALID',
-        `systemd-analyze verify rejected ${AGENT_UNIT}; nothing was installed:\n${warnings.join('\n') || result.stderr.trim()}`,
-      );
-    }
-  } finally {
-    await host.remove(`${dir}/${AGENT_UNIT}`);
-    await host.remove(dir);
+  const verified = await analyzeUnits(host, [{ unit: AGENT_UNIT, content }]);
+  const warnings = verified.messages.get(AGENT_UNIT)!;
+  if (!verified.ok) {
+    throw new HostKitError(
+      'UNIT_INVALID',
+      `systemd-analyze verify rejected ${AGENT_UNIT}; nothing was installed:\n${warnings.join('\n') || verified.stderr.trim()}`,
+    );
   }
   if (changed) await host.writeFile(unitPath, content, { uid: 0, gid: 0, mode: 0o644 });
   const run = async (args: string[]) => {

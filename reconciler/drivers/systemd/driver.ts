@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
@@ -11,6 +10,7 @@ import { recordWritten, shownLive } from '../shared/owned.js';
 import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
+import { analyzeUnits } from './verify.js';
 import { readPending, writePending } from './pending.js';
 import { renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
@@ -400,27 +400,14 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
 // `systemd-analyze verify` on the candidate file before it goes live. It exits 0
 // on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
 export async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
-  const root = { uid: 0, gid: 0, mode: 0o700 };
-  const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
-  await ctx.host.mkdir('/run/hostkit', root);
-  await ctx.host.mkdir(dir, root);
-  try {
-    await ctx.host.writeFile(`${dir}/${unit}`, content, { uid: 0, gid: 0, mode: 0o644 });
-    const result = await ctx.host.exec('systemd-analyze', ['verify', '--no-pager', `${dir}/${unit}`], { env: { SYSTEMD_LOG_COLOR: '0' } });
-    const messages = result.stderr
-      .split('\n')
-      .map((l) => l.replace(`${dir}/`, ''))
-      .filter((l) => l.trim() !== '' && l.includes(unit));
-    if (result.exitCode !== 0) {
-      throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${messages.join('\n') || result.stderr.trim()}`, {
-        data: { unit },
-      });
-    }
-    for (const message of messages) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
-  } finally {
-    await ctx.host.remove(`${dir}/${unit}`);
-    await ctx.host.remove(dir);
+  const { ok, messages, stderr } = await analyzeUnits(ctx.host, [{ unit, content }]);
+  const own = messages.get(unit)!;
+  if (!ok) {
+    throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${own.join('\n') || stderr.trim()}`, {
+      data: { unit },
+    });
   }
+  for (const message of own) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
 }
 
 // Many candidate unit files in one `systemd-analyze verify` (one process, not one
@@ -431,31 +418,8 @@ async function verifyUnitFiles(
   files: readonly { unit: string; content: string }[],
 ): Promise<Map<string, { content: string; messages: string[] }> | undefined> {
   if (files.length === 0) return new Map();
-  const root = { uid: 0, gid: 0, mode: 0o700 };
-  const dir = `/run/hostkit/verify-${randomBytes(6).toString('hex')}`;
-  await ctx.host.mkdir('/run/hostkit', root);
-  await ctx.host.mkdir(dir, root);
-  try {
-    await Promise.all(files.map((f) => ctx.host.writeFile(`${dir}/${f.unit}`, f.content, { uid: 0, gid: 0, mode: 0o644 })));
-    const result = await ctx.host.exec('systemd-analyze', ['verify', '--no-pager', ...files.map((f) => `${dir}/${f.unit}`)], {
-      env: { SYSTEMD_LOG_COLOR: '0' },
-    });
-    if (result.exitCode !== 0) return undefined;
-    const lines = result.stderr
-      .split('\n')
-      .map((l) => l.split(`${dir}/`).join(''))
-      .filter((l) => l.trim() !== '');
-    return new Map(
-      files.map((f) => {
-        // hk-app-1.service must not collect the messages of hk-app-10.service.
-        const named = new RegExp(`(^|[\\s/'"])${f.unit.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[\\s:'"])`);
-        return [f.unit, { content: f.content, messages: lines.filter((l) => named.test(l)) }];
-      }),
-    );
-  } finally {
-    await Promise.all(files.map((f) => ctx.host.remove(`${dir}/${f.unit}`)));
-    await ctx.host.remove(dir);
-  }
+  const { ok, messages } = await analyzeUnits(ctx.host, files);
+  return ok ? new Map(files.map((f) => [f.unit, { content: f.content, messages: messages.get(f.unit)! }])) : undefined;
 }
 
 // Every timer schedule checked by the host's own systemd in one call; only on a
