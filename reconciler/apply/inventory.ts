@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Resource } from '../core/resource.js';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
+import { writeRootFile } from '../hosts/root-files.js';
 
 // What HostKit has applied on a host. It is how HostKit knows which files,
 // units and roles it owns, so it prunes only its own and never foreign state.
@@ -47,15 +48,7 @@ export async function readInventory(host: Host, stateDirectory: string, hostName
 }
 
 export async function writeInventory(host: Host, stateDirectory: string, inventory: Inventory): Promise<void> {
-  for (const dir of ancestors(stateDirectory)) {
-    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await host.writeFile(inventoryPath(stateDirectory), JSON.stringify(inventory, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
-}
-
-function ancestors(dir: string): string[] {
-  const parts = dir.split('/').filter(Boolean);
-  return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
+  await writeRootFile(host, inventoryPath(stateDirectory), JSON.stringify(inventory, null, 1) + '\n');
 }
 
 export function toInventoryEntry(r: Resource, written?: Record<string, string>): InventoryEntry {

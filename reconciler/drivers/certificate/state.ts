@@ -4,6 +4,7 @@
 // Encrypt: 5 failed validations per hour, 50 certificates per domain a week).
 import path from 'node:path';
 import type { Host } from '../../hosts/types.js';
+import { ensureRootDirectory } from '../../hosts/root-files.js';
 
 export interface Failure {
   /** The names of the order that failed: a different list is a new attempt. */
@@ -63,9 +64,5 @@ export function activeBackoff(failures: Failures, name: string, domains: readonl
 }
 
 export async function ensureStateDir(host: Host, stateDirectory: string): Promise<void> {
-  const parts = acmeDirectory(stateDirectory).split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
+  await ensureRootDirectory(host, acmeDirectory(stateDirectory));
 }

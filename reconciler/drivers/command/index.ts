@@ -9,6 +9,7 @@ import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
 import { restartGrace } from '../systemd/driver.js';
 import type { Driver } from '../types.js';
+import { writeRootFile } from '../../hosts/root-files.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
 // service starts, a cache warm-up after. A command runs when it never ran on
@@ -63,12 +64,7 @@ async function writeRecord(host: Host, stateDirectory: string, id: string, recor
   const records = await readRecords(host, stateDirectory);
   if (record) records[id] = record;
   else delete records[id];
-  const parts = stateDirectory.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await host.writeFile(commandStatePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+  await writeRootFile(host, commandStatePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n');
 }
 
 export interface CommandRun {

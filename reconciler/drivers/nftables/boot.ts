@@ -4,6 +4,7 @@ import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { HEADER, UNIT_DIR } from '../systemd/render.js';
 import { TABLE_REF } from './model.js';
+import { writeRootFile } from '../../hosts/root-files.js';
 
 // The table at boot. The kernel keeps no nftables table across a reboot, so the
 // last confirmed transaction is kept in STATE/firewall/confirmed.nft and loaded
@@ -133,14 +134,4 @@ export async function syncBoot(host: Host, file: string, from: BootState, to: Bo
   if (to.enabled && !from.enabled) await run(host, 'systemctl', ['enable', '--no-reload', '--', BOOT_UNIT]);
   if (unitChanged || to.enabled !== from.enabled) await run(host, 'systemctl', ['daemon-reload']);
   if (to.file === undefined && from.file !== undefined) await host.remove(file);
-}
-
-// Root's own, 0600, in 0700 directories made as needed.
-async function writeRootFile(host: Host, file: string, content: string): Promise<void> {
-  const parts = path.posix.dirname(file).split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await host.writeFile(file, content, { uid: 0, gid: 0, mode: 0o600 });
 }

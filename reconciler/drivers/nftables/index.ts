@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
@@ -27,6 +26,7 @@ import { desiredTable } from './desired.js';
 import { TABLE_REF, tableLines, type Table } from './model.js';
 import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransaction, readTable, revertArmed, REVERT_UNIT } from './nft.js';
 import { DELETE_TRANSACTION, renderTransaction, REPLACE_HEADER } from './render.js';
+import { writeRootFile } from '../../hosts/root-files.js';
 
 export interface DesiredFirewall {
   table: Table;
@@ -293,7 +293,7 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
       const pending = await revertArmed(ctx.host);
       const kept = pending ? (await ctx.host.readFile(revertFile))?.toString('utf8') : undefined;
       const restore = kept ?? restoreTransaction(await listTableText(ctx.host));
-      if (kept === undefined) await writeRevertFile(ctx, revertFile, restore);
+      if (kept === undefined) await writeRootFile(ctx.host, revertFile, restore);
       if (pending) {
         ctx.log.warn({ resource: change.id, unit: `${REVERT_UNIT}.timer` }, 'an unconfirmed firewall change is pending; keeping its saved table');
         await disarmRevert(ctx.host);
@@ -388,15 +388,6 @@ export function restoreTransaction(previous: string | undefined): string {
 
 export function revertPath(stateDirectory: string): string {
   return statePath(stateDirectory, REVERT_FILE, 'the firewall revert file');
-}
-
-async function writeRevertFile(ctx: DriverContext, file: string, content: string): Promise<void> {
-  const parts = path.posix.dirname(file).split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await ctx.host.writeFile(file, content, { uid: 0, gid: 0, mode: 0o600 });
 }
 
 function sameLines(a: readonly string[], b: readonly string[]): boolean {

@@ -6,6 +6,7 @@ import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, reload, testConfig } from './nginx.js';
+import { writeRootFile } from '../../hosts/root-files.js';
 
 export interface NginxRun {
   /** The reload-owed marker is on disk for this run's writes. */
@@ -53,12 +54,7 @@ export async function markReloadOwed(ctx: DriverContext): Promise<void> {
   run.dirty = true;
   if (run.marked) return;
   run.inherited = await reloadOwed(ctx.host, ctx.stateDirectory);
-  const parts = ctx.stateDirectory.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await ctx.host.writeFile(reloadOwedPath(ctx.stateDirectory), `${new Date().toISOString()}\n`, { uid: 0, gid: 0, mode: 0o600 });
+  await writeRootFile(ctx.host, reloadOwedPath(ctx.stateDirectory), `${new Date().toISOString()}\n`);
   run.marked = true;
 }
 

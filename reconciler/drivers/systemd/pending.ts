@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Host } from '../../hosts/types.js';
+import { writeRootFile } from '../../hosts/root-files.js';
 
 // Units whose restart is owed. Written BEFORE a unit file changes and cleared
 // only after the restart succeeded, so a run killed in between still restarts
@@ -20,10 +21,5 @@ export async function readPending(host: Host, stateDirectory: string): Promise<S
 }
 
 export async function writePending(host: Host, stateDirectory: string, units: ReadonlySet<string>): Promise<void> {
-  const parts = stateDirectory.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    if (!(await host.stat(dir))) await host.mkdir(dir, { uid: 0, gid: 0, mode: 0o700 });
-  }
-  await host.writeFile(pendingPath(stateDirectory), JSON.stringify({ units: [...units].sort() }) + '\n', { uid: 0, gid: 0, mode: 0o600 });
+  await writeRootFile(host, pendingPath(stateDirectory), JSON.stringify({ units: [...units].sort() }) + '\n');
 }
