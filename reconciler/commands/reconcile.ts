@@ -14,6 +14,7 @@ import { headCommit } from '../sources/git.js';
 import { assertRepository } from './validate.js';
 import { defaultCacheDir } from '../manifests/parse-cache.js';
 import { parseLockTimeout } from './failure.js';
+import { isQuiet, note } from './quiet.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -56,16 +57,17 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     dryRun: opts.dryRun,
     log,
     redactor,
-    ...(opts.cache !== false ? { cacheDir: defaultCacheDir() } : {}),
+    ...(opts.cache !== false ? { cacheDir: defaultCacheDir(opts.stateDir ? { stateDirectory: opts.stateDir } : {}) } : {}),
     ...(commit ? { commit } : {}),
     ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
     ...(keepRuns !== undefined ? { keepRuns } : {}),
     ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
     ...(opts.hostMismatchOk ? { hostMismatchOk: true } : {}),
-    onLockWait: (message) => process.stderr.write(`hostkit: ${message}\n`),
+    onLockWait: note,
   });
   if (outcome.stage === 'invalid') {
-    for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
+    for (const d of outcome.repo.diagnostics)
+      if (!isQuiet() || d.severity === 'error') process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
     process.stderr.write(
       `hostkit: error: the manifests in ${opts.repo} are invalid; nothing was planned or applied. Run \`hostkit validate --repo ${opts.repo}\` after fixing them.\n`,
     );
