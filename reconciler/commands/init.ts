@@ -36,6 +36,12 @@ function hostName(given: string | undefined): string {
   );
 }
 
+/**
+ * Write the starting files into `opts.dir` (made if missing), then `git init`
+ * outside a repository. If a write fails part-way (a full disk), the files
+ * written before it stay, each whole, and running init again names them; a
+ * failed `git init` leaves the files and reports git as unavailable.
+ */
 export async function initRepository(opts: InitOptions): Promise<InitResult> {
   const host = hostName(opts.host);
   const dir = path.resolve(opts.dir);
