@@ -6,6 +6,7 @@ import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { addHelp } from './commands/help.js';
 import type { StateOptions } from './commands/safety.js';
 
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
@@ -32,6 +33,8 @@ function outputOption(formats: readonly Format[] = FORMATS): Option {
   return new Option('-o, --output <format>', 'output format').choices(formats).default('text');
 }
 
+const CACHE_HELP = 'parse every manifest file again (skip the parse cache; README: Caches)';
+
 interface ReconcileOptions {
   repo: string;
   host?: string;
@@ -53,15 +56,37 @@ export function buildProgram(): Command {
   const program = new Command('hostkit')
     .description('GitOps reconciler for Linux hosts: validate manifests, plan, and apply them to a host.')
     .version(version(), '-V, --version')
+    .option('-q, --quiet', 'errors only on stderr; data still on stdout')
+    .option('--no-color', 'no colour, even on a terminal (like NO_COLOR)')
     .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ sortSubcommands: true });
+    .configureHelp({ sortSubcommands: true, showGlobalOptions: true });
+  // Global options take effect before a command's module is loaded.
+  program.hook('preAction', async () => {
+    const global = program.opts<{ quiet?: boolean; color: boolean }>();
+    if (!global.color) process.env.NO_COLOR = '1'; // style.ts and pino-pretty both honour it, over FORCE_COLOR
+    if (global.quiet) {
+      (await import('./commands/quiet.js')).setQuiet(true);
+      process.env.HOSTKIT_LOG_LEVEL = 'error'; // an explicit --log-level still wins
+    }
+  });
+
+  program
+    .command('init')
+    .argument('[dir]', 'where to write it (made if missing)', '.')
+    .description(
+      'Write a starting config repository into DIR: hosts/HOST.yaml for this machine, projects/example.yaml (a commented Project), a README.md and a .gitignore; `git init` unless DIR is inside a git repository already. Refuses if any of these files exists.',
+    )
+    .option('--host <name>', "the Host's name (default: this machine's short hostname)")
+    .action(async (dir: string, opts: { host?: string }) => {
+      process.exitCode = await (await import('./commands/init.js')).init({ dir, ...opts });
+    });
 
   program
     .command('validate')
     .description('Check every manifest against the schema and the semantic rules. Exit 0 when valid, 1 when not.')
     .option('--repo <dir>', 'config repository', '.')
-    .addOption(outputOption(['text', 'json', 'yaml']))
-    .option('--no-cache', 'parse every manifest file again (skip the parse cache in $HOSTKIT_CACHE_DIR or ~/.cache/hostkit)')
+    .addOption(outputOption())
+    .option('--no-cache', CACHE_HELP)
     .action(async (opts: { repo: string; output: Format; cache: boolean }) => {
       process.exitCode = await (await import('./commands/validate.js')).validate(opts);
     });
@@ -86,7 +111,7 @@ export function buildProgram(): Command {
       .option('--exit-code', 'with a dry run: exit 2 when changes are pending, 0 when none, 1 on error')
       .addOption(outputOption())
       .option('--verbose', 'also list unchanged resources')
-      .option('--no-cache', 'parse every manifest file again (skip the parse cache in $HOSTKIT_CACHE_DIR or ~/.cache/hostkit)')
+      .option('--no-cache', CACHE_HELP)
       .addOption(new Option('--root <dir>', 'apply into this directory as if it were / (testing)').hideHelp())
       .option('--state-dir <dir>', "where HostKit keeps its inventory on the host (default: the Host manifest's stateDirectory)")
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
@@ -134,19 +159,19 @@ export function buildProgram(): Command {
     });
 
   // Safe apply: the run journal, down plans, and lifting quarantine/pause (reconciler/commands/safety.ts).
-  const stateCommand = (name: string, description: string) =>
+  const stateCommand = (name: string, description: string, formats: readonly Format[] = ['text', 'json', 'yaml']) =>
     program
       .command(name)
       .description(description)
       .option('--state-dir <dir>', 'where HostKit keeps its state on this host', '/var/lib/hostkit')
-      .addOption(outputOption(['text', 'json', 'yaml']))
+      .addOption(outputOption(formats))
       .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
       .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
   const changesState = (command: Command) =>
     command
       .option('--lock-timeout <duration>', `${LOCK_TIMEOUT_HELP} (default: 5m)`)
       .option('--host-mismatch-ok', "act even though this machine's hostname is not the host the run was applied to");
-  stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).')
+  stateCommand('runs', 'List the runs recorded on this host (journal, status, quarantined commits, paused projects).', FORMATS)
     .option('--verbose', "also show each run's planned changes and events")
     .option('--prune', 'remove old runs, keeping the newest --keep')
     .option('--keep <n>', 'with --prune: how many runs to keep (default: 50, as every apply keeps)')
@@ -166,6 +191,7 @@ export function buildProgram(): Command {
     .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).resume(opts);
     });
+  addHelp(program);
   return program;
 }
 

@@ -32,8 +32,8 @@ interface HostCase {
   /** Lines appended to the host's /etc/passwd and /etc/group (accounts HostKit did not create). */
   passwd?: string[];
   group?: string[];
-  /** The plan must hold an error with this summary whose detail contains `detailIncludes`. */
-  planError?: { summary: string; detailIncludes: string };
+  /** The plan must hold an error with this summary whose detail contains `detailIncludes` (and located at `at`, FILE:LINE, if given). */
+  planError?: { summary: string; detailIncludes: string; at?: string };
   /** No output format of the plan may contain this; each must contain `planIncludes`. */
   planOmits?: string;
   planIncludes?: string;
@@ -98,6 +98,10 @@ describe('test/corpus/host (what a plan may reveal or adopt on a host)', () => {
         expect(problems.map((d) => `${d.summary}: ${d.detail}`)).toEqual(
           expect.arrayContaining([expect.stringMatching(new RegExp(`^${spec.planError.summary}: .*${escape(spec.planError.detailIncludes)}`))]),
         );
+        if (spec.planError.at) {
+          const located = problems.filter((d) => d.summary === spec.planError!.summary).map((d) => `${d.location?.file}:${d.location?.line}`);
+          expect(located).toContain(spec.planError.at);
+        }
       }
       if (spec.planOmits) {
         const outputs = {

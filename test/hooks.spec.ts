@@ -1,4 +1,4 @@
-import { access, constants, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -35,6 +35,8 @@ describe('hostkit hooks install', () => {
   let repo: string;
 
   beforeEach(async () => {
+    await rm(CACHE, { recursive: true, force: true });
+    await mkdir(CACHE);
     repo = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML });
     await git(repo, ['init', '-q', '-b', 'main']);
   });
@@ -60,6 +62,8 @@ describe('hostkit hooks install', () => {
     expect(ok.stderr).toBe('2 manifests valid.'); // git sends a hook's output to stderr
     expect(ok.exitCode).toBe(0);
     expect((await git(repo, ['log', '--format=%s'])).stdout).toBe('good');
+    // Each commit validates a new temporary copy: a parse cache of it would only pile up.
+    await expect(readdir(CACHE)).resolves.toEqual([]);
   });
 
   it('validates what is staged, not the working tree', async () => {

@@ -15,6 +15,7 @@ import { LocalHost } from '../hosts/local.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
 import type { WebhookServer } from '../sources/webhook.js';
+import { note } from './quiet.js';
 
 async function config(file: string): Promise<AgentConfig | undefined> {
   const loaded = await loadAgentConfig(path.resolve(file));
@@ -134,7 +135,7 @@ export async function installAgent(opts: { config: string; unitDir?: string; sta
     return 0;
   }
   const result = await installAgentUnit(new LocalHost(), content, { ...(opts.unitDir ? { unitDir: opts.unitDir } : {}), start: opts.start !== false });
-  for (const w of result.warnings) process.stderr.write(`hostkit: warning: ${w}\n`);
+  for (const w of result.warnings) note(`warning: ${w}`);
   process.stdout.write(
     `${result.changed ? 'Installed' : 'Unchanged:'} ${result.unitPath}; hostkit-agent.service is enabled${opts.start !== false ? ' and running' : ''}.\n`,
   );

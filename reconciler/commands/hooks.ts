@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { HostKitError } from '../core/errors.js';
+import { isQuiet } from './quiet.js';
 import { assertRepository } from './validate.js';
 
 export const HOOKS = ['pre-commit'] as const;
@@ -99,7 +100,9 @@ export async function installHooks(opts: HooksInstallOptions): Promise<HookInsta
 }
 
 export async function hooksInstall(opts: HooksInstallOptions): Promise<number> {
-  for (const h of await installHooks(opts)) {
+  const done = await installHooks(opts);
+  if (isQuiet()) return 0;
+  for (const h of done) {
     process.stdout.write(`${h.name}: ${h.action} ${h.path}${h.backup ? ` (the previous hook is kept as ${h.backup})` : ''}\n`);
   }
   return 0;

@@ -15,6 +15,7 @@ import { headCommit } from '../sources/git.js';
 import { assertRepository } from './validate.js';
 import { defaultCacheDir } from '../manifests/parse-cache.js';
 import { parseLockTimeout } from './failure.js';
+import { isQuiet, note } from './quiet.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -37,7 +38,8 @@ export interface ReconcileCommandOptions {
 
 // Live on a terminal; as plain lines elsewhere only when asked for (a log or CI keeps its stderr as it was).
 function applyProgress(opts: ReconcileCommandOptions, redactor: Redactor): ProgressRenderer | undefined {
-  if (opts.dryRun || opts.progress === false) return undefined;
+  // -q leaves stderr to errors: no progress unless --progress asks for it.
+  if (opts.dryRun || opts.progress === false || (isQuiet() && opts.progress !== true)) return undefined;
   const stderr = process.stderr;
   const live = Boolean(stderr.isTTY) && process.env.TERM !== 'dumb';
   if (!live && opts.progress !== true) return undefined;
@@ -75,18 +77,19 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     dryRun: opts.dryRun,
     log,
     redactor,
-    ...(opts.cache !== false ? { cacheDir: defaultCacheDir() } : {}),
+    ...(opts.cache !== false ? { cacheDir: defaultCacheDir(opts.stateDir ? { stateDirectory: opts.stateDir } : {}) } : {}),
     ...(commit ? { commit } : {}),
     ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
     ...(keepRuns !== undefined ? { keepRuns } : {}),
     ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
     ...(opts.hostMismatchOk ? { hostMismatchOk: true } : {}),
-    onLockWait: (message) => process.stderr.write(`hostkit: ${message}\n`),
+    onLockWait: note,
     ...(progress ? { progress: (event) => progress.event(event) } : {}),
     onPlanned: (planned) => showPlan(planned.plan),
   }).finally(() => progress?.close());
   if (outcome.stage === 'invalid') {
-    for (const d of outcome.repo.diagnostics) process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
+    for (const d of outcome.repo.diagnostics)
+      if (!isQuiet() || d.severity === 'error') process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
     process.stderr.write(
       `hostkit: error: the manifests in ${opts.repo} are invalid; nothing was planned or applied. Run \`hostkit validate --repo ${opts.repo}\` after fixing them.\n`,
     );

@@ -13,6 +13,8 @@ import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
 import { namesMachine } from '../core/hostname.js';
 import { parseLockTimeout } from './failure.js';
+import { note } from './quiet.js';
+import { renderRunsMarkdown } from './runs-markdown.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.
@@ -30,13 +32,14 @@ export interface StateOptions {
 function locked<T>(opts: StateOptions, command: string, work: () => Promise<T>): Promise<T> {
   const { host, stateDirectory } = target(opts);
   const timeoutMs = parseLockTimeout(opts.lockTimeout) ?? DEFAULT_LOCK_TIMEOUT_MS;
-  return withRunLock(host, stateDirectory, { timeoutMs, command, onWait: (message) => process.stderr.write(`hostkit: ${message}\n`) }, work);
+  return withRunLock(host, stateDirectory, { timeoutMs, command, onWait: note }, work);
 }
 
 function target(opts: StateOptions) {
   return { host: new LocalHost(opts.root ? { root: opts.root } : {}), stateDirectory: opts.stateDir ?? DEFAULT_STATE_DIRECTORY };
 }
 
+// Text (valid markdown too) unless JSON or YAML was asked for.
 function emit(opts: StateOptions, data: unknown, text: () => string): void {
   if (opts.output === 'json') process.stdout.write(JSON.stringify(data, null, 2) + '\n');
   else if (opts.output === 'yaml') process.stdout.write(stringify(data));
@@ -58,6 +61,10 @@ export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boo
   const all = await listRuns(host, stateDirectory);
   const list = all.map((r) => ({ ...summarize(r, all), ...(opts.verbose ? { planned: r.record.planned, events: r.events } : {}) }));
   const safety = await safetyStatus(host, stateDirectory);
+  if (opts.output === 'markdown') {
+    process.stdout.write(renderRunsMarkdown(stateDirectory, list, safety));
+    return 0;
+  }
   emit(opts, { runs: list, ...safety }, () => {
     const style: Style = useColor(process.stdout) ? COLOR : PLAIN;
     const lines: string[] = [];
@@ -138,7 +145,7 @@ export async function rollback(opts: StateOptions & { last?: boolean; run?: stri
     ? await undo()
     : await locked(opts, `hostkit rollback ${opts.run ?? '--last'}`, async () => {
         const recovered = await recoverBeforePlan(host, stateDirectory, log);
-        if (recovered) process.stderr.write(`hostkit: an interrupted run (${recovered.run}) was rolled back first\n`);
+        if (recovered) note(`an interrupted run (${recovered.run}) was rolled back first`);
         const done = await undo();
         await pruneRuns(host, stateDirectory, DEFAULT_KEEP_RUNS).catch((error: unknown) => log.warn({ error: String(error) }, 'old runs not pruned'));
         return done;

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import { describeFailure } from './failure.js';
+import { note } from './quiet.js';
 import { reconcile, type ReconcileCommandOptions } from './reconcile.js';
 import { assertRepository } from './validate.js';
 
@@ -28,7 +29,6 @@ export async function watchPlans(opts: ReconcileCommandOptions, debounceMs = WAT
   }
   const dir = await assertRepository(opts.repo);
   const { watch } = await import('chokidar');
-  const note = (text: string) => process.stderr.write(`hostkit: ${text}\n`);
 
   const planOnce = async () => {
     try {

@@ -93,6 +93,10 @@ export const ERROR_CODES = {
   FORGE_UNREACHABLE: { meaning: 'the forge API did not answer', retryable: true },
   HOOKS_NOT_FOUND: { meaning: "the repository's hooks directory cannot be found", retryable: false },
   HOOK_EXISTS: { meaning: 'a git hook HostKit did not install is in the way (--force keeps it as a backup)', retryable: false },
+  INIT_WOULD_OVERWRITE: {
+    meaning: 'hostkit init found files it would write already there (or its directory is a file); nothing was written',
+    retryable: false,
+  },
   BAD_OPTION: { meaning: 'a command-line option has a value of the wrong form', retryable: false },
   WATCH_NEEDS_DRY_RUN: { meaning: '--watch was given without --dry-run', retryable: false },
   // test harness only

@@ -69,6 +69,8 @@ export interface SiteSpec {
   domains: string[];
   upstream?: { host: string; port: number };
   root?: string;
+  /** The root is not HostKit's to create (outside its project's own paths): the plan checks that it exists. */
+  rootMustExist?: boolean;
   tls: 'acme' | 'self-signed' | 'none' | { certificate: string; key: string };
   redirectHttp: boolean;
   locations: { path: string; port?: number; root?: string }[];

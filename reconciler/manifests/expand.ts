@@ -16,7 +16,7 @@ import type {
   UnitSpec,
 } from '../core/specs.js';
 import { durationMs } from '../core/duration.js';
-import { hostPolicy, isHostLevel, type HostPolicy } from './host-policy.js';
+import { hostPolicy, isHostLevel, projectRoots, within, type HostPolicy } from './host-policy.js';
 import { toOnCalendar } from './schedule.js';
 import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
 
@@ -24,6 +24,8 @@ export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
 export const ENV_DIRECTORY = '/etc/hostkit/env';
 export const UNIT_PREFIX = 'hk-';
+/** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
+export const WEB_GROUP = 'www-data';
 
 /** Users and groups every Debian host has; anything else must be declared. */
 export const SYSTEM_USERS = new Set([
@@ -109,6 +111,23 @@ export function projectUser(project: ProjectManifest): string {
 
 export function workingDirectory(project: ProjectManifest): string {
   return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
+}
+
+/** What a static project's sites serve: `static.root`, else `public` in its working directory. */
+export function webRoot(project: ProjectManifest): string {
+  return project.spec.static?.root ?? `${workingDirectory(project)}/public`;
+}
+
+// Something runs as the project's user, in its working directory, or reads its files there.
+// A static site with none of these needs neither an account nor a working directory.
+function runsSomething(project: ProjectManifest): boolean {
+  const spec = project.spec;
+  return (
+    spec.runtime !== 'static' ||
+    spec.service !== undefined ||
+    [spec.workers, spec.timers, spec.lifecycle, spec.files].some((list) => (list ?? []).length > 0) ||
+    spec.health?.command !== undefined
+  );
 }
 
 export interface Expansion {
@@ -240,21 +259,29 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   const dir = workingDirectory(p);
   const isStatic = spec.runtime === 'static';
   const needsService = !isStatic || spec.service !== undefined;
+  const runs = runsSomething(p);
+  const root = isStatic && (spec.domains ?? []).length > 0 ? webRoot(p) : undefined;
 
-  const accountId = b.add<AccountSpec>(
-    owner,
-    'account',
-    user,
-    { user, group: user, home: dir, shell: '/usr/sbin/nologin', groups: [] },
-    at(spec.user ? '/spec/user' : '/metadata/name'),
-    { ...opts, shared: true },
-  );
-  b.checkPath(dir, at(spec.service?.workingDirectory ? '/spec/service/workingDirectory' : '/metadata/name'));
-  (spec.service?.isolation?.writablePaths ?? []).forEach((p, i) => b.checkPath(p, at(`/spec/service/isolation/writablePaths/${i}`)));
-  const dirId = b.add<DirectorySpec>(owner, 'directory', dir, { path: dir, owner: user, group: user, mode: 0o750 }, at('/metadata/name'), {
-    ...opts,
-    dependsOn: [accountId],
-  });
+  let accountId = '';
+  let dirId = '';
+  if (runs) {
+    accountId = b.add<AccountSpec>(
+      owner,
+      'account',
+      user,
+      { user, group: user, home: dir, shell: '/usr/sbin/nologin', groups: [] },
+      at(spec.user ? '/spec/user' : '/metadata/name'),
+      { ...opts, shared: true },
+    );
+    b.checkPath(dir, at(spec.service?.workingDirectory ? '/spec/service/workingDirectory' : '/metadata/name'));
+    (spec.service?.isolation?.writablePaths ?? []).forEach((p, i) => b.checkPath(p, at(`/spec/service/isolation/writablePaths/${i}`)));
+    dirId = b.add<DirectorySpec>(owner, 'directory', dir, { path: dir, owner: user, ...webAccess(dir, root, user) }, at('/metadata/name'), {
+      ...opts,
+      dependsOn: [accountId],
+    });
+  }
+  const rootAt = at(spec.static?.root ? '/spec/static/root' : '/metadata/name');
+  const rootId = root === undefined ? undefined : addWebRoot(b, p, root, rootAt, runs ? { user, dependsOn: [accountId, dirId] } : undefined);
 
   const fileIds: string[] = [];
   const reads: string[] = [];
@@ -419,7 +446,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     // A domain claimed twice is reported once, as such, not again as a duplicate site.
     if (!domains.map((domain) => b.claimDomain(domain, at(`/spec/domains/${i}`))).every(Boolean)) return;
     const tls = d.tls ?? 'acme';
-    const siteDeps = [...unitIds];
+    const siteDeps = [...unitIds, ...(rootId ? [rootId] : [])];
     if (tls === 'acme' || tls === 'self-signed') {
       siteDeps.push(b.add<CertificateSpec>(owner, 'certificate', d.name, { name: d.name, domains, issuer: tls }, at(`/spec/domains/${i}`), opts));
     }
@@ -435,9 +462,9 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       locations: d.locations ?? [],
       ...(d.responseHeaders && Object.keys(d.responseHeaders).length > 0 ? { headers: d.responseHeaders } : {}),
     };
-    if (isStatic) {
-      const root = spec.static?.root ?? `${dir}/public`;
+    if (root !== undefined) {
       site.root = root;
+      if (!rootId) site.rootMustExist = true;
     } else if (spec.service?.port !== undefined) {
       site.upstream = {
         host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1',
@@ -451,9 +478,43 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       };
     }
     for (const [j, loc] of (d.locations ?? []).entries()) if (loc.root) b.checkPath(loc.root, at(`/spec/domains/${i}/locations/${j}/root`));
-    b.add<SiteSpec>(owner, 'site', d.name, site, at(`/spec/domains/${i}`), { ...opts, dependsOn: siteDeps });
+    b.add<SiteSpec>(owner, 'site', d.name, site, at(`/spec/domains/${i}`), {
+      ...opts,
+      dependsOn: siteDeps,
+      ...(site.rootMustExist ? { fieldOrigins: { root: rootAt } } : {}),
+    });
   });
   if (spec.static?.root) b.checkPath(spec.static.root, at('/spec/static/root'));
+}
+
+/**
+ * A static site's web root under the project's own paths is HostKit's to create,
+ * readable by nginx's group (owned by the project's user when something of the
+ * project runs, so it can write there; else by root). Elsewhere it is the
+ * operator's: the site only checks that it exists (see expandForHost).
+ */
+function addWebRoot(
+  b: HostBuilder,
+  project: ProjectManifest,
+  root: string,
+  origin: Location,
+  runs: { user: string; dependsOn: string[] } | undefined,
+): string | undefined {
+  if (!projectRoots(project.metadata.name, b.host.policy).some((r) => within(root, r))) return undefined;
+  if (runs && root === workingDirectory(project)) return resourceId('directory', root); // planned as the working directory
+  const spec: DirectorySpec = { path: root, owner: runs?.user ?? 'root', group: WEB_GROUP, mode: 0o750 };
+  return b.add<DirectorySpec>(`Project/${project.metadata.name}`, 'directory', root, spec, origin, {
+    project: project.metadata.name,
+    dependsOn: runs?.dependsOn ?? [],
+  });
+}
+
+/** The working directory's group and mode: nginx reads a web root that is the directory, and passes through one inside it. */
+function webAccess(dir: string, root: string | undefined, user: string): { group: string; mode: number } {
+  if (root === dir) return { group: WEB_GROUP, mode: 0o750 };
+  // nginx is not in the project's group: others may traverse to the web root, not list.
+  if (root !== undefined && within(root, dir)) return { group: user, mode: 0o751 };
+  return { group: user, mode: 0o750 };
 }
 
 function ownerOrigins(m: Manifest<PrimitiveManifest>, spec: { owner?: string; group?: string }): Record<string, Location> {
@@ -686,6 +747,16 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
         const r = b.resources.get(id)!;
         for (const t of targets) if (t !== id && !r.dependsOn.includes(t)) r.dependsOn.push(t);
       }
+    }
+  }
+  // A web root another manifest declares as a Directory is created by it, not checked.
+  for (const r of b.resources.values()) {
+    const site = r.spec as SiteSpec;
+    const dir = r.kind === 'site' && site.rootMustExist ? resourceId('directory', site.root!) : undefined;
+    if (dir && b.resources.has(dir)) {
+      delete site.rootMustExist;
+      delete r.fieldOrigins;
+      if (!r.dependsOn.includes(dir)) r.dependsOn.push(dir);
     }
   }
   // A primitive belongs to the project it names (holds, health, and what its drivers may adopt follow it).

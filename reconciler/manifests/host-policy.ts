@@ -8,6 +8,9 @@ export const DEFAULT_HOST_LEVEL_PATHS = ['hosts/'];
 export const DEFAULT_SECRET_ROOTS = ['/etc/hostkit/secrets'];
 export const DEFAULT_SSH_PORT = 22;
 
+/** The directories a project owns by default, as `PREFIX/PROJECT`. */
+export const PROJECT_ROOTS = ['/srv', '/var/lib', '/var/log', '/var/www'];
+
 /** A path nobody may write (or serve), with why: `tree` covers everything under it too. */
 export interface ProtectedPath {
   path: string;
@@ -51,6 +54,11 @@ export function hostPolicy(spec: HostSpec, stateDirectory: string): HostPolicy {
 /** True when the repository file (relative, forward slashes) lies under one of the host-level paths ("/" is the whole repository). */
 export function isHostLevel(file: string, policy: HostPolicy): boolean {
   return policy.hostLevelPaths.some((p) => p === '/' || (p.endsWith('/') ? file.startsWith(p) : file === p));
+}
+
+/** The directories project `project` owns on a host: its default roots and the paths the Host grants it. */
+export function projectRoots(project: string, policy: HostPolicy): string[] {
+  return [...PROJECT_ROOTS.map((r) => `${r}/${project}`), ...(policy.grants[project]?.paths ?? [])];
 }
 
 /** `p` is `root` or lies under it. */

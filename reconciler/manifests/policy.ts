@@ -1,6 +1,6 @@
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { ENV_DIRECTORY, placedOn, pgName, projectUser, type HostSettings } from './expand.js';
-import { isHostLevel, protectedBelow, protectedProblem, within } from './host-policy.js';
+import { isHostLevel, PROJECT_ROOTS, projectRoots, protectedBelow, protectedProblem, within } from './host-policy.js';
 import type { Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Who may change what. A manifest under one of the Host's host-level paths may
@@ -9,9 +9,6 @@ import type { Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './
 // looks at one manifest at a time against lookup maps built once.
 
 export const POLICY_SUMMARY = 'not allowed in a project manifest';
-
-/** The directories a project owns by default, as `PREFIX/PROJECT`. */
-export const PROJECT_ROOTS = ['/srv', '/var/lib', '/var/log', '/var/www'];
 
 /** Extensions that reach outside the database (untrusted languages, server files): host-level only. */
 export const UNTRUSTED_EXTENSIONS = new Set(['plpythonu', 'plpython2u', 'plpython3u', 'plperlu', 'pltclu', 'plv8u', 'adminpack', 'file_fdw']);
@@ -86,7 +83,7 @@ class Room {
     const grant = host.policy.grants[project] ?? {};
     const manifest = index.projects.get(project);
     this.user = manifest ? projectUser(manifest.value) : project;
-    this.roots = [...PROJECT_ROOTS.map((r) => `${r}/${project}`), `${ENV_DIRECTORY}/${project}.env`, ...(grant.paths ?? [])];
+    this.roots = [...projectRoots(project, host.policy), `${ENV_DIRECTORY}/${project}.env`];
     const port = manifest?.value.spec.service?.port;
     this.ports = new Set([...(port !== undefined ? [port] : []), ...(grant.ports ?? [])]);
     this.env = new Set([...host.policy.secretEnv, ...(grant.env ?? [])]);

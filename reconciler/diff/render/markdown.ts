@@ -1,4 +1,4 @@
-import { formatLocation } from '../../core/diagnostics.js';
+import { formatLocation, type Diagnostic } from '../../core/diagnostics.js';
 import type { Change, Plan } from '../model.js';
 
 const LABEL: Record<Change['action'], string> = {
@@ -10,8 +10,15 @@ const LABEL: Record<Change['action'], string> = {
   unsupported: 'not yet supported',
 };
 
-function escapeCell(text: string): string {
+/** Text safe in a table cell or a list item: pipes escaped, one line. */
+export function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** One diagnostic as a list item: severity, `FILE:LINE:COL`, summary (with the field's pointer) and detail. */
+export function diagnosticItem(d: Diagnostic): string {
+  const pointer = d.location?.pointer && d.location.pointer !== '/' ? ` (at \`${d.location.pointer}\`)` : '';
+  return `- **${d.severity}** \`${formatLocation(d.location)}\`: ${d.summary}${pointer}: ${escapeCell(d.detail)}`;
 }
 
 // For pull-request comments and reports: a summary line, a table of changes,
@@ -57,7 +64,7 @@ export function renderMarkdown(plan: Plan): string {
   }
   if (plan.diagnostics.length > 0) {
     out.push('#### Diagnostics', '');
-    for (const d of plan.diagnostics) out.push(`- **${d.severity}** \`${formatLocation(d.location)}\`: ${d.summary}: ${escapeCell(d.detail)}`);
+    for (const d of plan.diagnostics) out.push(diagnosticItem(d));
     out.push('');
   }
   return out.join('\n');

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
+import { error, warning, type Diagnostic, type Location } from '../../core/diagnostics.js';
 import { errorMessage } from '../../core/errors.js';
 import { describeRef } from '../../core/secrets.js';
 import type { SiteSpec } from '../../core/specs.js';
@@ -30,6 +30,8 @@ export interface DesiredSite {
   htpasswdUnavailable?: string;
   /** Set when the spec failed validation: nothing is written, the plan carries the error. */
   refused?: string;
+  /** The web root HostKit does not create, found on the host (the plan says so). */
+  rootFound?: string;
 }
 
 export interface ObservedSite {
@@ -81,6 +83,31 @@ async function ensureDir(host: Host, dir: string, ownership: Ownership, created:
 export async function hostHasIpv6(host: Host): Promise<boolean> {
   const [net, ipv6] = await Promise.all([host.stat('/proc/sys/net').catch(() => undefined), host.stat('/proc/sys/net/ipv6').catch(() => undefined)]);
   return net === undefined || ipv6 !== undefined;
+}
+
+/**
+ * A web root outside the project's own paths must already be there: HostKit does
+ * not create it, and nginx would answer 404 for every path of the site. A dry run
+ * that cannot look (not root) warns instead.
+ */
+async function webRootProblem(
+  ctx: DriverContext,
+  root: string,
+  site: string,
+  project: string | undefined,
+  at: Location | undefined,
+): Promise<Diagnostic | undefined> {
+  const create = `create it on the host${project ? `, or move static.root under project ${project}'s own paths, where HostKit creates it` : ''}`;
+  try {
+    const st = await ctx.host.stat(root);
+    if (!st) return error('web root missing', `site ${site} serves ${root}, which does not exist on the host; ${create}`, at);
+    if (st.type !== 'directory' && st.type !== 'symlink')
+      return error('web root missing', `site ${site} serves ${root}, which is a ${st.type} on the host, not a directory; ${create}`, at);
+    return undefined;
+  } catch (cause) {
+    const detail = `site ${site}: its web root ${root} cannot be checked here (${errorMessage(cause)})`;
+    return ctx.mode === 'plan' ? warning('web root not checked', detail, at) : error('web root not checked', detail, at);
+  }
 }
 
 /**
@@ -155,6 +182,11 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
             diagnostics.push(ctx.mode === 'apply' ? error('tls file missing', detail, r.origin) : warning('tls file missing', detail, r.origin));
           }
         }
+      }
+      if (r.spec.rootMustExist && r.spec.root) {
+        const problem = await webRootProblem(ctx, r.spec.root, r.spec.site, r.project, r.fieldOrigins?.root ?? r.origin);
+        if (problem) diagnostics.push(problem);
+        else desired.rootFound = r.spec.root;
       }
       out.set(r.id, { desired, diagnostics });
     }
@@ -262,6 +294,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     }
     if (fields.length === 0 && observed?.reloadOwed) fields.push({ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' });
     const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
+    if (action === 'create' && desired.rootFound) fields.push({ field: '/root', after: `${desired.rootFound} (exists; HostKit does not create it)` });
     return { ...base, action, fields, disruptive: action !== 'noop', desired, ...(observed ? { observed } : {}) } as SiteChange;
   },
 

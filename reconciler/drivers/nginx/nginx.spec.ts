@@ -308,4 +308,45 @@ describe('reconciler/drivers/nginx (driver)', () => {
     );
     await expect(nginxSiteDriver.desire([named], driverContext(host, { mode: 'apply', env }))).rejects.toThrow(/EACCES/);
   });
+
+  // A static project's web root outside its own paths (expand.ts sets rootMustExist): checked, never created.
+  const staticSite = () => {
+    const r = site({ upstream: undefined, root: '/var/www/html', rootMustExist: true });
+    r.fieldOrigins = { root: { file: 'hosts/docs.yaml', line: 10, column: 11, pointer: '/spec/static/root' } };
+    return r;
+  };
+
+  it.each(['plan', 'apply'] as const)(
+    '%s: a web root HostKit does not create and that is missing is an error at static.root, naming the path',
+    async (mode) => {
+      const host = nginxHost();
+      const { diagnostics } = (await nginxSiteDriver.desire([staticSite()], driverContext(host, { mode }))).get('site/web.example.com')!;
+      expect(diagnostics).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          summary: 'web root missing',
+          detail: expect.stringContaining('serves /var/www/html, which does not exist on the host'),
+          location: expect.objectContaining({ file: 'hosts/docs.yaml', line: 10 }),
+        }),
+      ]);
+      host.seedFile('/var/www/html', 'not a directory');
+      const onFile = (await nginxSiteDriver.desire([staticSite()], driverContext(host, { mode }))).get('site/web.example.com')!;
+      expect(onFile.diagnostics[0]).toMatchObject({ summary: 'web root missing', detail: expect.stringContaining('is a file on the host, not a directory') });
+    },
+  );
+
+  it('a web root that exists is checked, not created, and the new site says so; an unchanged site says nothing', async () => {
+    const host = nginxHost();
+    host.seedDir('/var/www/html');
+    const { ctx, change } = await planned(staticSite(), host);
+    expect(change.diagnostics).toEqual([]);
+    expect(change.action).toBe('create');
+    expect(change.fields).toContainEqual({ field: '/root', after: '/var/www/html (exists; HostKit does not create it)' });
+    await nginxSiteDriver.apply(change, ctx);
+    expect(host.writes).not.toContain('/var/www/html');
+    await host.remove(reloadOwedPath('/var/lib/hostkit')); // what a successful settle does
+    const again = await planned(staticSite(), host, false, inventoryAfter(ctx, [staticSite()]));
+    expect(again.change.action).toBe('noop');
+    expect(again.change.fields).toEqual([]);
+  });
 });

@@ -1,0 +1,119 @@
+// What `--help` adds to the options commander lists: a one-line summary for the
+// command list of the parent (so `hostkit --help` stays one line a command),
+// and examples at the end, by command path ('' is hostkit itself). Every
+// command has an entry; test/cli-options.spec.ts checks it.
+import type { Command } from 'commander';
+
+interface Help {
+  /** Shown in the parent's command list; the full description stays on the command's own help. */
+  summary?: string;
+  /** [command line, what it does]. */
+  examples: readonly (readonly [string, string?])[];
+}
+
+export const HELP: Record<string, Help> = {
+  '': {
+    examples: [
+      ['hostkit init config', 'a starting config repository in ./config'],
+      ['hostkit validate --repo config', 'check its manifests (exit 1 on errors)'],
+      ['hostkit plan --repo config', 'what would change on this machine; changes nothing'],
+      ['sudo hostkit reconcile --repo config', 'plan, then apply'],
+      ['hostkit COMMAND --help', "a command's options, with examples"],
+    ],
+  },
+  init: {
+    summary: 'Write a starting config repository for this machine.',
+    examples: [
+      ['hostkit init config', 'in ./config, with git init'],
+      ['hostkit init --host web-1', 'in this directory, for the host web-1'],
+    ],
+  },
+  validate: {
+    summary: 'Check every manifest; exit 1 when any is invalid.',
+    examples: [
+      ['hostkit validate --repo ~/src/config'],
+      ['hostkit validate -q', 'errors only; nothing printed when valid'],
+      ["hostkit validate -o json | jq '.diagnostics[]'"],
+      ['hostkit validate -o markdown > validation.md', 'e.g. for a pull-request comment'],
+    ],
+  },
+  hooks: { examples: [['hostkit hooks install --repo ~/src/config']] },
+  'hooks install': {
+    summary: "Install HostKit's pre-commit hook (validates the staged manifests).",
+    examples: [
+      ['hostkit hooks install --repo ~/src/config'],
+      ['hostkit hooks install --force', 'replace a hook HostKit did not write (kept as pre-commit.hostkit-backup)'],
+    ],
+  },
+  reconcile: {
+    summary: 'Plan the changes the host needs and apply them.',
+    examples: [
+      ['sudo hostkit reconcile --repo /srv/config', 'this machine, as its Host manifest says'],
+      ['sudo hostkit reconcile --dry-run --exit-code', 'exit 2 when changes are pending'],
+      ['sudo hostkit reconcile -q -o json > result.json', 'the result as JSON; errors only on stderr'],
+    ],
+  },
+  plan: {
+    summary: 'Print the plan for a host; change nothing.',
+    examples: [
+      ['hostkit plan --host web-1', 'any Host of the repository, from a laptop too'],
+      ['hostkit plan -o markdown > plan.md', 'for a pull-request comment'],
+      ['hostkit plan -q --exit-code', 'exit 2 when changes are pending'],
+      ['hostkit plan --watch', 'plan again on every file change'],
+    ],
+  },
+  agent: {
+    summary: 'Follow a git branch, reconcile this host, report back.',
+    examples: [
+      ['hostkit agent --config /etc/hostkit/agent.yaml', 'in the foreground'],
+      ['sudo hostkit agent install --config /etc/hostkit/agent.yaml', 'as the systemd service hostkit-agent'],
+    ],
+  },
+  'agent install': {
+    examples: [
+      ['sudo hostkit agent install --config /etc/hostkit/agent.yaml'],
+      ['hostkit agent install --config agent.yaml --print', 'show the unit; change nothing'],
+    ],
+  },
+  runs: {
+    summary: 'List the runs, quarantines and pauses on this host.',
+    examples: [
+      ['hostkit runs'],
+      ['hostkit runs --verbose -o json', "with each run's planned changes and events"],
+      ['hostkit runs -o markdown', 'a table, e.g. for an incident note'],
+      ['sudo hostkit runs --prune --keep 20'],
+    ],
+  },
+  rollback: {
+    summary: 'Restore the state before a run from its backups.',
+    examples: [
+      ['sudo hostkit rollback --last --dry-run', 'the down plan; change nothing'],
+      ['sudo hostkit rollback --last'],
+      ['sudo hostkit rollback --run 20261129T2353', 'a run by a unique prefix of its id (hostkit runs)'],
+    ],
+  },
+  resume: {
+    summary: 'Lift quarantines and pauses so the next apply retries.',
+    examples: [['sudo hostkit resume'], ['sudo hostkit resume --project shop'], ['sudo hostkit resume --commit 3872bbe']],
+  },
+};
+
+/** The command's path below hostkit: 'hooks install'; '' for hostkit itself. */
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+function examplesText(rows: Help['examples']): string {
+  const width = Math.max(...rows.map(([line]) => line.length));
+  return `\nExamples:\n${rows.map(([line, what]) => `  $ ${what ? `${line.padEnd(width)}  # ${what}` : line}`).join('\n')}`;
+}
+
+/** Give `cmd` and every command below it its summary and examples from HELP. */
+export function addHelp(cmd: Command): void {
+  const help = HELP[commandPath(cmd)];
+  if (help?.summary) cmd.summary(help.summary);
+  if (help) cmd.addHelpText('after', examplesText(help.examples));
+  for (const sub of cmd.commands) addHelp(sub);
+}
