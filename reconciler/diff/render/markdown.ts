@@ -10,7 +10,7 @@ const LABEL: Record<Change['action'], string> = {
   unsupported: 'not yet supported',
 };
 
-function escapeCell(text: string): string {
+export function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
