@@ -7,6 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import type { StateOptions } from './commands/safety.js';
+import type { HealthOptions } from './commands/health.js';
+import type { LogsOptions } from './commands/logs.js';
+import type { StatusOptions } from './commands/status.js';
 
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
 type Format = (typeof FORMATS)[number];
@@ -162,6 +165,52 @@ export function buildProgram(): Command {
     .option('--commit <sha>', 'only this commit')
     .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).resume(opts);
+    });
+
+  // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.
+  const operateCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--repo <dir>', 'config repository', '.')
+      .option('--host <name>', "the Host manifest this machine is (default: this machine's hostname)")
+      .option('--no-cache', 'parse every manifest file again (skip the parse cache)');
+  operateCommand(
+    'status',
+    'Show the host live: the commit applied last, the last run, holds, and per project its units, sites, database, firewall, health and pending drift.',
+  )
+    .option('--project <name>', 'only this project')
+    .addOption(outputOption())
+    .option('--state-dir <dir>', "where HostKit keeps its state on this host (default: the Host manifest's stateDirectory)")
+    .addOption(new Option('--root <dir>', 'read this directory as if it were / (testing)').hideHelp())
+    .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  hostkit status --repo /srv/config\n  hostkit status --repo /srv/config --project shop -o json\n\nRead-only: the drift comes from a dry run, which takes no run lock. JSON: schema/status.schema.json.',
+    )
+    .action(async (opts: StatusOptions) => {
+      process.exitCode = await (await import('./commands/status.js')).status(opts);
+    });
+  operateCommand('logs', "Print a project's journal: its service, workers, timers and lifecycle commands, and nothing else.")
+    .argument('<project>', 'a project placed on this host')
+    .option('--unit <unit>', 'only one part: service, worker/NAME, timer/NAME, unit/NAME or lifecycle')
+    .option('-n, --lines <n>', 'the last N lines (default: 100)')
+    .option('-f, --follow', 'keep printing new lines until interrupted (Ctrl-C exits 0)')
+    .option('--since <time>', 'lines since this time, as journalctl reads it ("2026-11-22 05:00", "1 hour ago", today)')
+    .addOption(outputOption(['text', 'json']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  hostkit logs shop --repo /srv/config -n 50\n  hostkit logs shop --repo /srv/config --unit worker/mailer -f\n  hostkit logs shop --repo /srv/config --unit lifecycle --since "1 hour ago" -o json',
+    )
+    .action(async (project: string, opts: LogsOptions) => {
+      process.exitCode = await (await import('./commands/logs.js')).logs(project, opts);
+    });
+  operateCommand('health', "Run the projects' declared health checks now, one line each. Exit 0 when all pass, 1 otherwise.")
+    .argument('[project]', 'only this project')
+    .option('--watch <seconds>', 'check again every N seconds until interrupted (exit code: the last round)')
+    .addHelpText('after', '\nExamples:\n  hostkit health --repo /srv/config\n  hostkit health shop --repo /srv/config --watch 5')
+    .action(async (project: string | undefined, opts: HealthOptions) => {
+      process.exitCode = await (await import('./commands/health.js')).health(project, opts);
     });
   return program;
 }
