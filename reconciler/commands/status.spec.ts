@@ -14,7 +14,8 @@ import { COLOR } from '../diff/render/style.js';
 import { selfSignedArgs } from '../drivers/certificate/selfsigned.js';
 import { FakeHost } from '../hosts/fake.js';
 import { schemaDir } from '../manifests/schemas.js';
-import { collectStatus, renderStatusMarkdown, renderStatusText, unitRow, type UnitStatus } from './status.js';
+import { collectStatus, type UnitStatus } from './status.js';
+import { renderStatusMarkdown, renderStatusText, unitRow } from './status-render.js';
 
 const STATE = '/var/lib/hostkit';
 const CERT = '/etc/hostkit/tls/shop.example.test/fullchain.pem';
