@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
 import type { StateOptions } from './commands/safety.js';
+import type { HealthOptions } from './commands/health.js';
+import type { LogsOptions } from './commands/logs.js';
+import type { StatusOptions } from './commands/status.js';
 
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
 type Format = (typeof FORMATS)[number];
@@ -190,6 +193,43 @@ export function buildProgram(): Command {
     .option('--commit <sha>', 'only this commit')
     .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).resume(opts);
+    });
+
+  // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.
+  const operateCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--repo <dir>', 'config repository', '.')
+      .option('--host <name>', "the Host manifest this machine is (default: this machine's hostname)")
+      .option('--no-cache', 'parse every manifest file again (skip the parse cache)');
+  operateCommand(
+    'status',
+    'Show the host live: the commit applied last, the last run, holds, and per project its units, sites, database, firewall, health and pending drift.',
+  )
+    .option('--project <name>', 'only this project')
+    .addOption(outputOption())
+    .option('--state-dir <dir>', "where HostKit keeps its state on this host (default: the Host manifest's stateDirectory)")
+    .addOption(new Option('--root <dir>', 'read this directory as if it were / (testing)').hideHelp())
+    .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .action(async (opts: StatusOptions) => {
+      process.exitCode = await (await import('./commands/status.js')).status(opts);
+    });
+  operateCommand('logs', "Print a project's journal: its service, workers, timers and lifecycle commands, and nothing else.")
+    .argument('<project>', 'a project placed on this host')
+    .option('--unit <unit>', 'only one part: service, worker/NAME, timer/NAME, unit/NAME or lifecycle')
+    .option('-n, --lines <n>', 'the last N lines (default: 100)')
+    .option('-f, --follow', 'keep printing new lines until interrupted (Ctrl-C exits 0)')
+    .option('--since <time>', 'lines since this time, as journalctl reads it ("2026-11-22 05:00", "1 hour ago", today)')
+    .addOption(outputOption(['text', 'json']))
+    .action(async (project: string, opts: LogsOptions) => {
+      process.exitCode = await (await import('./commands/logs.js')).logs(project, opts);
+    });
+  operateCommand('health', "Run the projects' declared health checks now, one line each. Exit 0 when all pass, 1 otherwise.")
+    .argument('[project]', 'only this project')
+    .option('--watch <seconds>', 'check again every N seconds until interrupted (exit code: the last round)')
+    .action(async (project: string | undefined, opts: HealthOptions) => {
+      process.exitCode = await (await import('./commands/health.js')).health(project, opts);
     });
   addHelp(program);
   return program;

@@ -186,8 +186,8 @@ async function attempt(host: Host, check: HealthCheck): Promise<string[]> {
     const c = check.command;
     try {
       const r = await runCommand(host, { ...c, timeoutMs: check.timeoutMs });
-      if (r.exitCode !== 0)
-        problems.push(`health command ${c.argv.join(' ')} exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+      const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ');
+      if (r.exitCode !== 0) problems.push(`health command ${c.argv.join(' ')} exited ${r.exitCode}${tail ? `: ${tail}` : ''}`);
     } catch (cause) {
       problems.push(`health command ${c.argv.join(' ')}: ${errorMessage(cause)}`);
     }

@@ -215,6 +215,7 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
             workingDirectory: c.workingDirectory,
             ...(c.environmentFile ? { environmentFile: c.environmentFile } : {}),
             ...(c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {}),
+            project: c.project,
           });
           await source.event({ ev: 'down', id: step.resource, ok: result.exitCode === 0 });
           if (result.exitCode !== 0) throw new Error(`down command failed: ${describeExec(step.command[0]!, step.command.slice(1), result)}`);

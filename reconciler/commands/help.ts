@@ -96,6 +96,25 @@ export const HELP: Record<string, Help> = {
     summary: 'Lift quarantines and pauses so the next apply retries.',
     examples: [['sudo hostkit resume'], ['sudo hostkit resume --project shop'], ['sudo hostkit resume --commit 3872bbe']],
   },
+  status: {
+    summary: 'Show the host live: last commit and run, holds, and each project.',
+    examples: [
+      ['hostkit status --repo /srv/config'],
+      ['hostkit status --repo /srv/config --project shop -o json', 'read-only: drift from a dry run, no run lock (schema/status.schema.json)'],
+    ],
+  },
+  logs: {
+    summary: "Print a project's journal, and nothing else's.",
+    examples: [
+      ['hostkit logs shop --repo /srv/config -n 50'],
+      ['hostkit logs shop --repo /srv/config --unit worker/mailer -f', 'follow until Ctrl-C (exit 0)'],
+      ['hostkit logs shop --repo /srv/config --unit lifecycle --since "1 hour ago" -o json'],
+    ],
+  },
+  health: {
+    summary: "Run the projects' health checks now; exit 1 if any fails.",
+    examples: [['hostkit health --repo /srv/config'], ['hostkit health shop --repo /srv/config --watch 5', 'again every 5 seconds until Ctrl-C']],
+  },
 };
 
 /** The command's path below hostkit: 'hooks install'; '' for hostkit itself. */

@@ -99,6 +99,9 @@ export const ERROR_CODES = {
   },
   BAD_OPTION: { meaning: 'a command-line option has a value of the wrong form', retryable: false },
   WATCH_NEEDS_DRY_RUN: { meaning: '--watch was given without --dry-run', retryable: false },
+  UNKNOWN_PROJECT: { meaning: 'no project of that name is placed on the host', retryable: false },
+  UNKNOWN_UNIT: { meaning: '--unit names nothing the project declares (the error lists what it does)', retryable: false },
+  JOURNAL_READ_FAILED: { meaning: 'journalctl could not read the journal (e.g. a --since it cannot parse)', retryable: false },
   // test harness only
   TEST_HOST_INVALID_OPTIONS: { meaning: 'a test host was asked for with invalid options', retryable: false },
   TEST_HOST_BOOT_FAILED: { meaning: 'a test host did not boot', retryable: false },

@@ -95,7 +95,7 @@ describeHost('test/host/command-timeout: commands past their time', () => {
     if (result.status !== 'rolled-back') return;
     expect(result.failed.id).toBe('command/slow-migrate');
     expect(result.failed.error).toMatch(
-      /^lifecycle command migrate of slow failed: \/bin\/bash -c trap .* timed out after 3 s: its unit hostkit-command-[0-9a-f]+\.service got SIGTERM, then SIGKILL after 5 s$/,
+      /^lifecycle command migrate of slow failed: \/bin\/bash -c trap .* timed out after 3 s: its unit hostkit-command-slow-[0-9a-f]{10}\.service got SIGTERM, then SIGKILL after 5 s$/,
     );
     expect(result.rollbackErrors).toEqual([]);
     // In time: the command alone takes timeout + grace; the rest of the run (account, files, rollback) a few seconds.

@@ -2,7 +2,7 @@ import { formatLocation, type Diagnostic } from '../../core/diagnostics.js';
 import type { Change, FieldChange, Plan } from '../model.js';
 import { PLAIN, type Style } from './style.js';
 
-const SYMBOL: Record<Change['action'], string> = {
+export const SYMBOL: Record<Change['action'], string> = {
   create: '+',
   update: '~',
   replace: '-/+',

@@ -5,7 +5,7 @@ import type { CommandSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { HostKitError } from '../../core/errors.js';
 import type { ExecOptions, ExecResult } from '../../hosts/types.js';
-import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, runCommand } from './index.js';
+import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, commandUnitName, isLifecycleUnitOf, runCommand } from './index.js';
 
 const spec: CommandSpec = {
   project: 'shop',
@@ -81,12 +81,15 @@ describe('reconciler/drivers/command', () => {
       expect.arrayContaining(['--wait', '--pipe', '-p', 'User=shop', 'WorkingDirectory=/srv/shop', 'EnvironmentFile=-/etc/hostkit/env/shop.env']),
     );
     expect(call.args.slice(call.args.indexOf('--') + 1)).toEqual(['/srv/shop/bin/migrate', '--up']);
+    // Its transient unit names the project, so `hostkit logs shop --unit lifecycle` finds it.
+    expect(call.args.find((a) => a.startsWith('--unit='))).toMatch(/^--unit=hostkit-command-shop-[0-9a-f]{10}\.service$/);
     expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands['command/shop-migrate'].digest).toBe(d.digest);
 
     // Rollback runs the down command and forgets the run.
     await commandDriver.rollback(change, undo, ctx);
     const down = host.calls.filter((c) => c.file === 'systemd-run').at(-1)!;
     expect(down.args.slice(down.args.indexOf('--') + 1)).toEqual(['/srv/shop/bin/migrate', '--down']);
+    expect(isLifecycleUnitOf(down.args.find((a) => a.startsWith('--unit='))!.slice('--unit='.length), 'shop')).toBe(true);
     expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands).toEqual({});
 
     // A failing command throws and is not recorded.
@@ -199,5 +202,26 @@ describe('reconciler/drivers/command runCommand: timeouts', () => {
     });
     expect(host.calls.find((c) => c.file === 'systemd-run')!.args).toContain('RuntimeMaxSec=2000ms');
     expect(await host.readFile('/var/lib/hostkit/commands.json')).toBeUndefined();
+  });
+});
+
+describe('reconciler/drivers/command: the transient unit of a lifecycle command names its project, exactly', () => {
+  it.each([
+    ['hostkit-command-shop-0123456789.service', 'shop', true],
+    ['hostkit-command-shop-api-0123456789.service', 'shop', false], // project shop-api's
+    ['hostkit-command-shop-api-0123456789.service', 'shop-api', true],
+    ['hostkit-command-0123456789.service', 'shop', false], // a health command: no project
+    ['hostkit-command-shop-012345678.service', 'shop', false],
+    ['hostkit-command-shop-0123456789a.service', 'shop', false],
+    ['hostkit-command-shop-0123456789.timer', 'shop', false],
+    ['hk-shop.service', 'shop', false],
+  ])('%s is of %s: %s', (unit, project, expected) => {
+    expect(isLifecycleUnitOf(unit, project)).toBe(expected);
+  });
+
+  it('the name has ten hex digits after the project, or after the prefix alone', () => {
+    expect(commandUnitName('shop')).toMatch(/^hostkit-command-shop-[0-9a-f]{10}\.service$/);
+    expect(commandUnitName()).toMatch(/^hostkit-command-[0-9a-f]{10}\.service$/);
+    expect(isLifecycleUnitOf(commandUnitName('shop'), 'shop')).toBe(true);
   });
 });

@@ -67,6 +67,22 @@ async function writeRecord(host: Host, stateDirectory: string, id: string, recor
   await writeRootFile(host, commandStatePath(stateDirectory), JSON.stringify({ commands: records }, null, 1) + '\n');
 }
 
+const COMMAND_UNIT_PREFIX = 'hostkit-command-';
+
+/**
+ * The transient unit a command runs as: hostkit-command-HEX.service, or
+ * hostkit-command-PROJECT-HEX.service for a project's lifecycle command and its
+ * down command, so the journal's lines about it name the project (`hostkit logs`).
+ */
+export function commandUnitName(project?: string): string {
+  return `${COMMAND_UNIT_PREFIX}${project ? `${project}-` : ''}${randomBytes(5).toString('hex')}.service`;
+}
+
+/** Whether `unit` is one a lifecycle command of `project` ran as (exactly: ten hex digits follow the name). */
+export function isLifecycleUnitOf(unit: string, project: string): boolean {
+  return unit.startsWith(`${COMMAND_UNIT_PREFIX}${project}-`) && /^[0-9a-f]{10}\.service$/.test(unit.slice(COMMAND_UNIT_PREFIX.length + project.length + 1));
+}
+
 export interface CommandRun {
   argv: readonly string[];
   user: string;
@@ -76,6 +92,8 @@ export interface CommandRun {
   timeoutMs?: number;
   /** Default COMMAND_KILL_GRACE_MS. */
   killGraceMs?: number;
+  /** A lifecycle command's project: named in its unit's name (commandUnitName). */
+  project?: string;
 }
 
 /**
@@ -94,7 +112,7 @@ export async function runCommand(host: Host, run: CommandRun): Promise<ExecResul
   if (problem) throw new HostKitError('SYSTEMD_UNSAFE_PROGRAM', `refusing to run ${problem}`, { data: { program: run.argv[0] } });
   const timeoutMs = run.timeoutMs ?? COMMAND_TIMEOUT_MS;
   const graceMs = run.killGraceMs ?? COMMAND_KILL_GRACE_MS;
-  const unit = `hostkit-command-${randomBytes(5).toString('hex')}.service`;
+  const unit = commandUnitName(run.project);
   // Not --quiet: systemd-run's closing "Finished with result: timeout" is what
   // tells a command stopped by RuntimeMaxSec= from one that exited 1.
   const args = [
@@ -246,6 +264,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
       workingDirectory: spec.workingDirectory,
       ...(desired.environmentFile ? { environmentFile: desired.environmentFile } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+      project: spec.project,
     }).catch((error: unknown) => {
       if (!isHostKitError(error) || error.code !== 'COMMAND_TIMED_OUT') throw error;
       throw new HostKitError('LIFECYCLE_COMMAND_FAILED', `lifecycle command ${spec.name} of ${spec.project} failed: ${error.message}`, {
@@ -292,6 +311,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
       workingDirectory: spec.workingDirectory,
       ...(change.desired?.environmentFile ? { environmentFile: change.desired.environmentFile } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+      project: spec.project,
     });
     if (result.exitCode !== 0) throw new Error(`down command of ${spec.name} failed: ${describeExec(spec.down[0]!, spec.down.slice(1), result)}`);
   },

@@ -10,15 +10,25 @@ export type UnitState = Record<(typeof SHOW_PROPERTIES)[number], string>;
  * blank lines.
  */
 export async function showUnits(host: Host, units: readonly string[]): Promise<Map<string, UnitState>> {
-  const out = new Map<string, UnitState>();
+  return showProperties(host, units, SHOW_PROPERTIES);
+}
+
+/** As showUnits, for the given properties; `options` go before the unit names (e.g. `--timestamp=unix`). */
+export async function showProperties<P extends string>(
+  host: Host,
+  units: readonly string[],
+  properties: readonly P[],
+  options: readonly string[] = [],
+): Promise<Map<string, Record<P, string>>> {
+  const out = new Map<string, Record<P, string>>();
   if (units.length === 0) return out;
-  const result = await host.exec('systemctl', ['show', '--no-pager', `--property=${SHOW_PROPERTIES.join(',')}`, '--', ...units], {
+  const result = await host.exec('systemctl', ['show', '--no-pager', `--property=${properties.join(',')}`, ...options, '--', ...units], {
     maxOutputBytes: PARSED_OUTPUT_MAX_BYTES,
   });
   if (result.exitCode !== 0) throw new HostKitError('SYSTEMCTL_SHOW_FAILED', describeExec('systemctl', ['show', '...'], result), { retryable: true });
   const blocks = result.stdout.split(/\n\s*\n/).filter((b) => b.trim() !== '');
   blocks.forEach((block, i) => {
-    const state = Object.fromEntries(SHOW_PROPERTIES.map((p) => [p, ''])) as UnitState;
+    const state = Object.fromEntries(properties.map((p) => [p, ''])) as Record<P, string>;
     for (const line of block.split('\n')) {
       const eq = line.indexOf('=');
       if (eq > 0) (state as Record<string, string>)[line.slice(0, eq)] = line.slice(eq + 1);
