@@ -22,14 +22,14 @@ export const HELP: Record<string, Help> = {
     ],
   },
   init: {
-    summary: 'Write a starting config repository for this machine.',
+    summary: 'Write a starting config repository.',
     examples: [
       ['hostkit init config', 'in ./config, with git init'],
       ['hostkit init --host web-1', 'in this directory, for the host web-1'],
     ],
   },
   validate: {
-    summary: 'Check every manifest; exit 1 when any is invalid.',
+    summary: 'Check every manifest; exit 1 if any is invalid.',
     examples: [
       ['hostkit validate --repo ~/src/config'],
       ['hostkit validate -q', 'errors only; nothing printed when valid'],
@@ -63,7 +63,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   agent: {
-    summary: 'Follow a git branch, reconcile this host, report back.',
+    summary: 'Follow a branch, reconcile, report back to git.',
     examples: [
       ['hostkit agent --config /etc/hostkit/agent.yaml', 'in the foreground'],
       ['sudo hostkit agent install --config /etc/hostkit/agent.yaml', 'as the systemd service hostkit-agent'],
@@ -76,7 +76,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   runs: {
-    summary: 'List the runs, quarantines and pauses on this host.',
+    summary: 'List runs, quarantines and pauses on this host.',
     examples: [
       ['hostkit runs'],
       ['hostkit runs --verbose -o json', "with each run's planned changes and events"],
@@ -93,11 +93,11 @@ export const HELP: Record<string, Help> = {
     ],
   },
   resume: {
-    summary: 'Lift quarantines and pauses so the next apply retries.',
+    summary: 'Lift quarantines and pauses for a retry.',
     examples: [['sudo hostkit resume'], ['sudo hostkit resume --project shop'], ['sudo hostkit resume --commit 3872bbe']],
   },
   status: {
-    summary: 'Show the host live: last commit and run, holds, and each project.',
+    summary: 'Show the host and each project, live.',
     examples: [
       ['hostkit status --repo /srv/config'],
       ['hostkit status --repo /srv/config --project shop -o json', 'read-only: drift from a dry run, no run lock (schema/status.schema.json)'],
@@ -112,7 +112,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   health: {
-    summary: "Run the projects' health checks now; exit 1 if any fails.",
+    summary: "Run health checks now; exit 1 if any fails.",
     examples: [['hostkit health --repo /srv/config'], ['hostkit health shop --repo /srv/config --watch 5', 'again every 5 seconds until Ctrl-C']],
   },
 };
