@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { hasErrors, warning } from './core/diagnostics.js';
+import { hasErrors, warning, type Diagnostic } from './core/diagnostics.js';
 import { errorMessage, HostKitError } from './core/errors.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
 import type { HostManifest, Manifest } from './manifests/types.js';
@@ -131,7 +131,10 @@ async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<t
     ...(input.env ? { env: input.env } : {}),
     ...(input.drivers ? { drivers: input.drivers } : {}),
   });
-  planned.plan.diagnostics.push(...repo.diagnostics); // validation warnings
+  // Validation warnings; those the plan's own expansion found again are kept once.
+  const key = (d: Diagnostic) => `${d.summary}|${d.detail}|${d.location?.file}|${d.location?.line}`;
+  const found = new Set(planned.plan.diagnostics.map(key));
+  planned.plan.diagnostics.push(...repo.diagnostics.filter((d) => !found.has(key(d))));
   if (extra) planned.plan.diagnostics.push(extra);
   return planned;
 }

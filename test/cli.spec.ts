@@ -133,7 +133,7 @@ describe('hostkit CLI', () => {
       ['envfile/srv/app/app.env', 'create'],
       ['file/srv/app/app.conf', 'create'],
     ]);
-    expect(plan.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, noop: 1, unsupported: 0 });
+    expect(plan.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, noop: 1, unsupported: 0, errors: 0, warnings: 0 });
   });
 
   it('no output format, log line or apply report carries a secret value', async () => {

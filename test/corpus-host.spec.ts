@@ -11,6 +11,7 @@ import { renderMarkdown } from '../reconciler/diff/render/markdown.js';
 import { PLAIN } from '../reconciler/diff/render/style.js';
 import { renderText } from '../reconciler/diff/render/text.js';
 import { reconcileHost } from '../reconciler/engine.js';
+import { driftEntries } from '../reconciler/report/status.js';
 import { scratchRoot, writeRepo } from './support/fixtures.js';
 
 // The security corpus of what only the host can show (issue #16): each
@@ -114,6 +115,8 @@ describe('test/corpus/host (what a plan may reveal or adopt on a host)', () => {
           expect(out, format).not.toContain(spec.planOmits);
           if (spec.planIncludes) expect(out, format).toContain(spec.planIncludes);
         }
+        // A drift report (status/, drift/ on the report branch) is made of the same pending changes.
+        expect(JSON.stringify(driftEntries(plan)), 'drift').not.toContain(spec.planOmits);
       }
     } finally {
       await s.cleanup();

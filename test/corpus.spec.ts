@@ -41,12 +41,16 @@ interface KnownBug {
 }
 
 interface Expectation {
+  /** "warning": the repository stays valid and the diagnostic is a warning (default "error"). */
+  severity?: 'error' | 'warning';
   summary: string;
   file: string;
   /** null: a whole-file diagnostic that carries no line. */
   line: number | null;
   pointer?: string;
   detailIncludes?: string;
+  /** No diagnostic may contain this (a value that must never be echoed). */
+  detailExcludes?: string;
   /** Host to reconcile (default web-1, from test/corpus/shared). */
   host?: string;
   /** Validation must finish within this many milliseconds (inputs built to make a regex backtrack). */
@@ -62,7 +66,20 @@ interface Case {
   expect: Expectation;
 }
 
-const EXPECT_KEYS = new Set(['summary', 'file', 'line', 'pointer', 'detailIncludes', 'host', 'withinMs', 'why', 'generate', 'knownBug']);
+const EXPECT_KEYS = new Set([
+  'severity',
+  'summary',
+  'file',
+  'line',
+  'pointer',
+  'detailIncludes',
+  'detailExcludes',
+  'host',
+  'withinMs',
+  'why',
+  'generate',
+  'knownBug',
+]);
 
 function readCase(name: string): Case {
   const dir = path.join(badDir, name);
@@ -217,7 +234,7 @@ function show(d: Diagnostic): string {
 
 function matches(d: Diagnostic, e: Expectation): boolean {
   return (
-    d.severity === 'error' &&
+    d.severity === (e.severity ?? 'error') &&
     d.summary === e.summary &&
     d.location?.file === e.file &&
     (d.location?.line ?? null) === e.line &&
@@ -233,11 +250,13 @@ async function assertExactDiagnostic(c: Case): Promise<void> {
   const elapsed = performance.now() - started;
   const e = c.expect;
   const listing = result.diagnostics.map(show).join('\n') || '  (no diagnostics)';
-  expect(result.valid, `${c.name} should be invalid; diagnostics:\n${listing}`).toBe(false);
+  const warning = e.severity === 'warning';
+  expect(result.valid, `${c.name} should be ${warning ? 'valid (a warning refuses nothing)' : 'invalid'}; diagnostics:\n${listing}`).toBe(warning);
+  if (e.detailExcludes) expect(listing, `${c.name}: a diagnostic shows ${JSON.stringify(e.detailExcludes)}`).not.toContain(e.detailExcludes);
   const want = `[${e.summary}] ${e.file}:${e.line ?? '-'}${e.pointer ? ` ${e.pointer}` : ''}${e.detailIncludes ? ` detail ~ ${JSON.stringify(e.detailIncludes)}` : ''}`;
   expect(
     result.diagnostics.some((d) => matches(d, e)),
-    `${c.name}: expected error ${want}; got:\n${listing}`,
+    `${c.name}: expected ${e.severity ?? 'error'} ${want}; got:\n${listing}`,
   ).toBe(true);
   if (e.withinMs !== undefined) expect(elapsed, `${c.name}: validation took ${Math.round(elapsed)} ms`).toBeLessThan(e.withinMs);
 }
@@ -255,7 +274,7 @@ async function assertNothingApplied(c: Case): Promise<void> {
 const healthy = cases.filter((c) => !c.expect.knownBug);
 const knownBugs = cases.filter((c) => c.expect.knownBug);
 const accepted = cases.filter((c) => c.expect.knownBug?.rejected === false);
-const refused = cases.filter((c) => c.expect.knownBug?.rejected !== false);
+const refused = cases.filter((c) => c.expect.knownBug?.rejected !== false && c.expect.severity !== 'warning');
 const title = (c: Case) => c.name;
 
 describe('test/corpus (bad input)', () => {

@@ -68,6 +68,29 @@ export function summarize(changes: readonly Change[]): PlanSummary {
   return summary;
 }
 
+/** How many errors and warnings a plan holds, each problem counted once (a change's diagnostics are also the plan's). */
+export function diagnosticCounts(plan: Pick<Plan, 'diagnostics'>): { errors: number; warnings: number } {
+  const seen = new Set<string>();
+  const counts = { errors: 0, warnings: 0 };
+  for (const d of plan.diagnostics) {
+    const key = `${d.severity}|${d.summary}|${d.detail}|${d.location?.file}|${d.location?.line}|${d.location?.column}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (d.severity === 'error') counts.errors++;
+    else counts.warnings++;
+  }
+  return counts;
+}
+
+/** "2 errors, 1 warning". */
+export function countsText(counts: { errors: number; warnings: number }): string {
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  return `${n(counts.errors, 'error')}, ${n(counts.warnings, 'warning')}`;
+}
+
+/** The summary line of a plan that cannot be applied: it counts nothing as to be created or changed. */
+export const NOT_APPLICABLE = 'Plan has errors: nothing will be applied until they are fixed.';
+
 export function pendingChanges(plan: Plan): Change[] {
   return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action));
 }

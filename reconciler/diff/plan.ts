@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { plainCredentials } from '../core/credentials.js';
 import { error, hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import { HostKitError } from '../core/errors.js';
 import type { Resource, ResourceKind } from '../core/resource.js';
@@ -55,6 +56,9 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const expansion = expandForHost(options.manifests, settings);
   const registry = options.drivers ?? defaultDrivers;
   const redactor = options.redactor ?? new Redactor();
+  // A plain environment value that looks like a credential is scrubbed from everything this run prints, as a secret is.
+  for (const r of expansion.resources)
+    for (const value of plainCredentials((r.spec as { environment?: Record<string, string> }).environment)) redactor.add(value);
   const fingerprintKey = await loadFingerprintKey(options.host, stateDirectory, options.mode);
   const inventory = await readInventory(options.host, stateDirectory, options.hostName);
   const context: DriverContext = {

@@ -17,7 +17,7 @@ import type {
 } from '../core/specs.js';
 import { durationMs } from '../core/duration.js';
 import { hostPolicy, isHostLevel, projectRoots, within, type HostPolicy } from './host-policy.js';
-import { toOnCalendar } from './schedule.js';
+import { scheduleError, toOnCalendar } from './schedule.js';
 import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
 
 export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
@@ -417,7 +417,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     const serviceId = b.add<UnitSpec>(owner, 'unit', service, u, at(`/spec/timers/${i}`), { ...opts, dependsOn: [...serviceDeps, ...before] });
     const converted = toOnCalendar(t.schedule);
     if ('error' in converted) {
-      b.diagnostics.push(error('invalid schedule', `timers[${i}].schedule "${t.schedule}": ${converted.error}`, at(`/spec/timers/${i}/schedule`)));
+      b.diagnostics.push(scheduleError(`timers[${i}].schedule`, t.schedule, converted.error, at(`/spec/timers/${i}/schedule`)));
       return;
     }
     b.add<TimerSpec>(
@@ -597,7 +597,7 @@ function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
       if (s.schedule) {
         const converted = toOnCalendar(s.schedule);
         if ('error' in converted) {
-          b.diagnostics.push(error('invalid schedule', `schedule "${s.schedule}": ${converted.error}`, at('/spec/schedule')));
+          b.diagnostics.push(scheduleError('schedule', s.schedule, converted.error, at('/spec/schedule')));
           return;
         }
         const timer = `${UNIT_PREFIX}${name}.timer`;

@@ -1,5 +1,6 @@
 import { hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostics.js';
 import { loadRepository, parseFiles, type LoadOptions, type ManifestFile } from './load.js';
+import { checkCredentials } from './credentials.js';
 import { checkManifests } from './semantic.js';
 import type { Manifest } from './types.js';
 import { validateDocuments } from './validate.js';
@@ -26,5 +27,7 @@ async function finish(loaded: Awaited<ReturnType<typeof loadRepository>>): Promi
   const { manifests, diagnostics: schemaDiagnostics } = await validateDocuments(loaded.documents);
   diagnostics.push(...schemaDiagnostics);
   if (!hasErrors(diagnostics)) diagnostics.push(...checkManifests(manifests), ...checkValues(manifests));
+  // Schema-valid documents only, so it can trust types; a warning, shown beside any errors.
+  diagnostics.push(...checkCredentials(manifests));
   return { manifests, diagnostics: sortDiagnostics(diagnostics), valid: !hasErrors(diagnostics) };
 }

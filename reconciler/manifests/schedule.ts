@@ -1,14 +1,19 @@
-// Timer schedules: cron expressions and @shortcuts become systemd OnCalendar
-// expressions. Anything else is taken as an OnCalendar expression already and
-// left for `systemd-analyze calendar` on the host to judge. A cron line whose
-// day of month and day of week are both restricted runs when either matches
-// (cron's OR); systemd reads one expression as AND, so it becomes two.
+import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
+import { calendarProblem, NEVER } from './calendar.js';
 
+// Timer schedules: cron expressions and @shortcuts become systemd OnCalendar
+// expressions; anything else must be an OnCalendar expression of the subset
+// calendar.ts accepts. Every result is checked by those rules, so a schedule
+// that validates is one systemd accepts on any host. A cron line whose day of
+// month and day of week are both restricted runs when either matches (cron's
+// OR); systemd reads one expression as AND, so it becomes two.
+
+// As cron means them: @weekly is Sunday at midnight (systemd's own `weekly` is Monday's).
 const SHORTCUTS: Record<string, string> = {
   '@yearly': 'yearly',
   '@annually': 'yearly',
   '@monthly': 'monthly',
-  '@weekly': 'weekly',
+  '@weekly': 'Sun *-*-* 00:00:00',
   '@daily': 'daily',
   '@midnight': 'daily',
   '@hourly': 'hourly',
@@ -42,9 +47,20 @@ export function toOnCalendar(schedule: string): ScheduleResult {
     return mapped ? { onCalendar: [mapped] } : { error: `unknown shortcut ${trimmed}; use one of ${Object.keys(SHORTCUTS).join(', ')}` };
   }
   const parts = trimmed.split(/\s+/);
-  if (parts.length !== 5 || !parts.every((p) => /^[0-9*,/-]+$/.test(p))) {
-    return { onCalendar: [trimmed] }; // an OnCalendar expression
+  const cronLike = !trimmed.includes(':') && parts.every((p) => /^[0-9A-Za-z*,/?#-]+$/.test(p));
+  if (cronLike && parts.length === 6) return { error: `cron with seconds is not supported; drop the first field (seconds): "${parts.slice(1).join(' ')}"` };
+  if (cronLike && parts.length === 7)
+    return { error: 'cron with seconds and a year is not supported; write the five fields minute hour day-of-month month day-of-week' };
+  if (parts.length !== 5 || !cronLike) {
+    const problem = calendarProblem(trimmed);
+    if (!problem) return { onCalendar: [parts.join(' ')] };
+    if (cronLike && parts.length > 1 && !/[A-Za-z~]|\*-/.test(trimmed))
+      return { error: `a cron line has five fields (minute hour day-of-month month day-of-week); this one has ${parts.length}` };
+    return { error: `${problem} (see "Schedules" in the README)` };
   }
+  const named = parts.find((p) => /[A-Za-z?#]/.test(p));
+  if (named)
+    return { error: `cron field "${named}" is not supported: write minutes, hours, days, months and weekdays as numbers (weekdays 0-7, 0 and 7 are Sunday)` };
   const converted: string[] = [];
   for (let i = 0; i < 5; i++) {
     const result = convertField(parts[i]!, FIELDS[i]!, i === 4);
@@ -53,12 +69,17 @@ export function toOnCalendar(schedule: string): ScheduleResult {
   }
   const [minute, hour, dom, month, dow] = converted as [string, string, string, string, string];
   const time = `${hour}:${minute}:00`;
-  // cron: a field that does not start with * is restricted; both restricted means either day matches.
-  if (!parts[2]!.startsWith('*') && !parts[4]!.startsWith('*')) {
-    return { onCalendar: [`${dow} *-${month}-* ${time}`, `*-${month}-${dom} ${time}`] };
-  }
   const date = `*-${month}-${dom}`;
-  return { onCalendar: [dow === '*' ? `${date} ${time}` : `${dow} ${date} ${time}`] };
+  let onCalendar = [dow === '*' ? `${date} ${time}` : `${dow} ${date} ${time}`];
+  // cron: a field that does not start with * is restricted; both restricted means either day matches
+  // (a day of month no month has, such as 30 in 2, leaves the weekdays alone).
+  if (!parts[2]!.startsWith('*') && !parts[4]!.startsWith('*')) {
+    const byDate = `${date} ${time}`;
+    onCalendar = [`${dow} *-${month}-* ${time}`, ...(calendarProblem(byDate)?.startsWith(NEVER) ? [] : [byDate])];
+  }
+  // Checked by the same rules as an OnCalendar expression: a line no date fits is refused here, not on the host.
+  const problem = onCalendar.map(calendarProblem).find((p) => p !== undefined);
+  return problem ? { error: `${problem} (as OnCalendar: ${onCalendar.join(' and ')})` } : { onCalendar };
 }
 
 // The days of a day-of-week field (0 and 7 both Sunday) as systemd writes them:
@@ -102,10 +123,12 @@ function convertField(text: string, field: Field, weekday: boolean): { value: st
     }
     const pad = (n: number) => String(n).padStart(2, '0');
     if (step !== undefined) {
-      if (startText === '*' || endText !== undefined) {
-        // systemd has start/step only; expand an explicit range.
-        if (endText === undefined) out.push(`${pad(start)}/${step}`);
-        else for (let n = start; n <= end; n += step) out.push(pad(n));
+      if (endText !== undefined) {
+        // An explicit range with a step: its values, written out.
+        for (let n = start; n <= end; n += step) out.push(pad(n));
+      } else if (start + step > field.max) {
+        // Fires once in the field's range (*/60, 50/20): systemd refuses a repetition that cannot repeat.
+        out.push(pad(start));
       } else {
         out.push(`${pad(start)}/${step}`);
       }
@@ -116,4 +139,9 @@ function convertField(text: string, field: Field, weekday: boolean): { value: st
     }
   }
   return { value: weekday ? weekdays(days) : out.join(',') };
+}
+
+/** A schedule toOnCalendar refuses, as validate (semantic.ts) and expand report it: the same diagnostic, so it is reported once. */
+export function scheduleError(field: string, schedule: string, problem: string, location: Location): Diagnostic {
+  return error('invalid schedule', `${field} "${schedule}": ${problem}`, location);
 }

@@ -14,6 +14,7 @@ import {
   type HostSettings,
 } from './expand.js';
 import { checkPolicy, PRIVILEGED_GROUPS } from './policy.js';
+import { scheduleError, toOnCalendar } from './schedule.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Checks JSON Schema cannot express: names unique, references that resolve,
@@ -118,6 +119,7 @@ export function checkManifests(manifests: readonly Manifest[]): Diagnostic[] {
       });
     }
     if (m.kind === 'Project') diagnostics.push(...checkProject(m as Manifest<ProjectManifest>));
+    diagnostics.push(...checkSchedules(m));
     if (m.kind === 'PostgresRole' || m.kind === 'PostgresDatabase') {
       const s = v.spec as { role?: string; database?: string };
       const name = s.role ?? s.database ?? pgName(m.name);
@@ -179,6 +181,26 @@ function checkProject(m: Manifest<ProjectManifest>): Diagnostic[] {
         );
       }
     }
+  }
+  return out;
+}
+
+// Every schedule, placed on a host or not, by the rules expand applies (schedule.ts): nothing that validates fails in a plan.
+function checkSchedules(m: Manifest): Diagnostic[] {
+  const schedules =
+    m.kind === 'Project'
+      ? ((m.value as ProjectManifest).spec.timers ?? []).map((t, i) => ({
+          field: `timers[${i}].schedule`,
+          schedule: t.schedule,
+          pointer: `/spec/timers/${i}/schedule`,
+        }))
+      : m.kind === 'Unit' && (m.value as PrimitiveManifest<'Unit'>).spec.schedule !== undefined
+        ? [{ field: 'schedule', schedule: (m.value as PrimitiveManifest<'Unit'>).spec.schedule!, pointer: '/spec/schedule' }]
+        : [];
+  const out: Diagnostic[] = [];
+  for (const { field, schedule, pointer } of schedules) {
+    const converted = toOnCalendar(schedule);
+    if ('error' in converted) out.push(scheduleError(field, schedule, converted.error, m.source.locate(pointer)));
   }
   return out;
 }

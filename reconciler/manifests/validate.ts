@@ -1,4 +1,5 @@
 import type { ErrorObject } from 'ajv';
+import { credentialReason } from '../core/credentials.js';
 import { error, type Diagnostic } from '../core/diagnostics.js';
 import { SYSTEMD_EXEC_PREFIX } from '../core/strict-values.js';
 import type { LoadedDocument } from './load.js';
@@ -55,10 +56,13 @@ function numberDiagnostics(doc: LoadedDocument, schemaErrors: readonly Diagnosti
   for (const [pointer, source] of Object.entries(doc.numbers ?? {})) {
     if (schemaErrors.some((d) => d.location?.pointer === pointer)) continue;
     const value = valueAt(doc.value, pointer);
+    const shown = plainCredentialShown(pointer, value)
+      ? `a number of ${source.length} characters (not shown: ${HOW_TO_REFER})`
+      : `${source}, which YAML reads as ${show(value)}`;
     out.push(
       error(
         'number not in plain decimal',
-        `${fieldName(pointer)} is written ${source}, which YAML reads as ${show(value)}; write numbers in plain decimal (a port as 22, not 0x16, 026 or 22.0), or quote the value if it is text`,
+        `${fieldName(pointer)} is written ${shown}; write numbers in plain decimal (a port as 22, not 0x16, 026 or 22.0), or quote the value if it is text`,
         doc.locate(pointer),
       ),
     );
@@ -199,9 +203,17 @@ function secretDetail(e: ErrorObject, root: unknown): string | undefined {
   return `${field} must be ${expected}, got ${describeSecret(got)} (not shown; ${HOW_TO_REFER})`;
 }
 
+// An environment value that looks like a credential (core/credentials.ts) is described, never echoed.
+function plainCredentialShown(pointer: string, value: unknown): boolean {
+  const key = /\/environment\/([^/]+)$/.exec(pointer)?.[1];
+  return key !== undefined && credentialReason(pointerSegments(`/${key}`)[0]!, value) !== undefined;
+}
+
 function detail(e: ErrorObject, root: unknown): string {
   const secret = secretDetail(e, root);
   if (secret) return secret;
+  if (plainCredentialShown(e.instancePath, valueAt(root, e.instancePath)))
+    return `${fieldName(e.instancePath)} ${e.message ?? 'is invalid'}, got ${describeSecret(valueAt(root, e.instancePath))} (not shown; ${HOW_TO_REFER})`;
   const field = fieldName(e.instancePath);
   const got = valueAt(root, e.instancePath);
   switch (e.keyword) {

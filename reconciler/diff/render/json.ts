@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../../core/diagnostics.js';
-import type { Plan } from '../model.js';
+import { diagnosticCounts, type Plan } from '../model.js';
 
 /** The public, serializable form of a plan (schema/plan.schema.json): no internals, no secrets. */
 export interface JsonPlan {
@@ -20,7 +20,8 @@ export interface JsonPlan {
     fields: { field: string; before?: unknown; after?: unknown; redacted?: boolean; diff?: string }[];
   }[];
   diagnostics: Diagnostic[];
-  summary: Plan['summary'];
+  /** Changes by action, and the number of errors and warnings (with errors, nothing is applied). */
+  summary: Plan['summary'] & { errors: number; warnings: number };
 }
 
 export function toJsonPlan(plan: Plan): JsonPlan {
@@ -44,6 +45,6 @@ export function toJsonPlan(plan: Plan): JsonPlan {
       fields: c.fields.map((f) => ({ ...f })),
     })),
     diagnostics: plan.diagnostics,
-    summary: plan.summary,
+    summary: { ...plan.summary, ...diagnosticCounts(plan) },
   };
 }

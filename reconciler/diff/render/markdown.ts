@@ -1,5 +1,5 @@
 import { formatLocation, type Diagnostic } from '../../core/diagnostics.js';
-import type { Change, Plan } from '../model.js';
+import { countsText, diagnosticCounts, NOT_APPLICABLE, type Change, type Plan } from '../model.js';
 
 const LABEL: Record<Change['action'], string> = {
   create: 'create',
@@ -25,10 +25,13 @@ export function diagnosticItem(d: Diagnostic): string {
 // and the diffs in collapsible blocks.
 export function renderMarkdown(plan: Plan): string {
   const n = plan.summary;
+  const counts = diagnosticCounts(plan);
   const out: string[] = [];
   out.push(`### HostKit plan for \`${plan.host}\`${plan.commit ? ` at \`${plan.commit.slice(0, 12)}\`` : ''}`, '');
   out.push(
-    `**${n.create}** to create, **${n.update}** to update, **${n.replace}** to replace, **${n.delete}** to delete, ${n.noop} unchanged${n.unsupported ? `, ${n.unsupported} not yet supported` : ''}.`,
+    counts.errors > 0
+      ? `**${NOT_APPLICABLE}** ${countsText(counts)}.`
+      : `**${n.create}** to create, **${n.update}** to update, **${n.replace}** to replace, **${n.delete}** to delete, ${n.noop} unchanged${n.unsupported ? `, ${n.unsupported} not yet supported` : ''}.${counts.warnings > 0 ? ` ${countsText(counts)}.` : ''}`,
     '',
   );
   const visible = plan.changes.filter((c) => c.action !== 'noop' || c.orphan || c.diagnostics.length > 0);

@@ -85,7 +85,7 @@ describe('reconciler/diff/render', () => {
     expect(JSON.stringify(json)).not.toContain('"desired"');
     expect(json.changes.find((c) => c.id === 'certificate/api.example.com')?.owedBy).toBe('time');
     expect(json.changes.filter((c) => c.owedBy !== undefined)).toHaveLength(1);
-    expect(json.summary).toEqual({ create: 1, update: 2, replace: 0, delete: 1, noop: 2, unsupported: 1 });
+    expect(json.summary).toEqual({ create: 1, update: 2, replace: 0, delete: 1, noop: 2, unsupported: 1, errors: 0, warnings: 0 });
   });
 
   it('text shows one line per change with its symbol, details indented, unchanged hidden, counts last', () => {
@@ -100,9 +100,62 @@ describe('reconciler/diff/render', () => {
     expect(text).toContain('  ! directory/srv/gone  (orphan: kept (it may hold data))');
     expect(text).toContain('  ? unit/hk-api.service  (not yet supported: systemd driver)');
     expect(text).not.toContain('directory/srv/same');
-    expect(lines.at(-2)).toBe('Plan: 1 to create, 2 to update, 0 to replace, 1 to delete, 2 unchanged. 1 not yet supported (no driver yet; not applied).');
+    expect(lines.at(-3)).toBe('Plan: 1 to create, 2 to update, 0 to replace, 1 to delete, 2 unchanged. 1 not yet supported (no driver yet; not applied).');
+    expect(lines.at(-2)).toBe('0 errors, 0 warnings.');
     expect(text).not.toContain('\u001b[');
     expect(renderText(plan, { verbose: true })).toContain('directory/srv/same');
+  });
+
+  describe('a plan with errors', () => {
+    const schedule = { file: 'projects/api.yaml', line: 31, column: 19, pointer: '/spec/timers/0/schedule' };
+    const failing: Change = {
+      id: 'timer/hk-api-report.timer',
+      kind: 'timer',
+      action: 'create',
+      fields: [{ field: '/content', after: 'unit file' }],
+      disruptive: false,
+      diagnostics: [{ severity: 'error', summary: 'invalid schedule', detail: 'systemd does not accept OnCalendar=0 30 2 * * *', location: schedule }],
+    };
+    const planWide = [
+      {
+        severity: 'warning' as const,
+        summary: 'plain credential in environment',
+        detail: 'spec.service.environment.API_TOKEN ...',
+        location: { file: 'projects/api.yaml', line: 12, column: 18 },
+      },
+    ];
+    const withErrors: Plan = {
+      ...plan,
+      changes: [...changes, failing],
+      diagnostics: [...failing.diagnostics, ...planWide],
+      summary: summarize([...changes, failing]),
+    };
+
+    it('text: says so in the summary line, counts nothing as to create, gives each diagnostic its FILE:LINE, ends with the counts', () => {
+      const text = renderText(withErrors);
+      const lines = text.split('\n');
+      expect(lines.at(-3)).toBe('Plan has errors: nothing will be applied until they are fixed.');
+      expect(lines.at(-2)).toBe('1 error, 1 warning.');
+      expect(text).not.toMatch(/to create/);
+      expect(text).toContain('      projects/api.yaml:31:19: error: invalid schedule (at /spec/timers/0/schedule)\n          systemd does not accept');
+      expect(text).toContain('projects/api.yaml:12:18: warning: plain credential in environment');
+    });
+
+    it('markdown and JSON: the same', () => {
+      const md = renderMarkdown(withErrors);
+      expect(md).toContain('**Plan has errors: nothing will be applied until they are fixed.** 1 error, 1 warning.');
+      expect(md).not.toMatch(/to create/);
+      expect(md).toContain('- **error** `projects/api.yaml:31:19`: invalid schedule');
+      expect(toJsonPlan(withErrors).summary).toMatchObject({ errors: 1, warnings: 1 });
+    });
+
+    it('a problem found twice (by validation and by the plan) is counted once', () => {
+      expect(
+        renderText({ ...withErrors, diagnostics: [...withErrors.diagnostics, { ...planWide[0]! }] })
+          .split('\n')
+          .at(-2),
+      ).toBe('1 error, 1 warning.');
+    });
   });
 
   it('colour only on a terminal, and never with NO_COLOR', () => {

@@ -1,5 +1,5 @@
 import { formatLocation, type Diagnostic } from '../../core/diagnostics.js';
-import type { Change, FieldChange, Plan } from '../model.js';
+import { countsText, diagnosticCounts, NOT_APPLICABLE, type Change, type FieldChange, type Plan } from '../model.js';
 import { PLAIN, type Style } from './style.js';
 
 export const SYMBOL: Record<Change['action'], string> = {
@@ -47,7 +47,7 @@ export function renderText(plan: Plan, options: TextOptions = {}): string {
       if (c.action === 'create' && (f.after === '' || (Array.isArray(f.after) && f.after.length === 0))) continue;
       lines.push(...renderField(f, c.action, s));
     }
-    for (const d of c.diagnostics) lines.push(`      ${d.severity === 'error' ? s.red('error') : s.yellow('warning')}: ${d.summary}: ${d.detail}`);
+    for (const d of c.diagnostics) lines.push(indent(renderDiagnostic(d, s), '      '));
   }
   if (shown === 0) lines.push('  No changes. The host matches the manifests.');
   const planWide = plan.diagnostics.filter((d) => !plan.changes.some((c) => c.diagnostics.includes(d)));
@@ -56,11 +56,25 @@ export function renderText(plan: Plan, options: TextOptions = {}): string {
     for (const d of planWide) lines.push(renderDiagnostic(d, s));
   }
   const n = plan.summary;
+  const counts = diagnosticCounts(plan);
   lines.push('');
-  let summary = `Plan: ${n.create} to create, ${n.update} to update, ${n.replace} to replace, ${n.delete} to delete, ${n.noop} unchanged.`;
-  if (n.unsupported > 0) summary += ` ${n.unsupported} not yet supported (no driver yet; not applied).`;
-  lines.push(s.bold(summary));
+  if (counts.errors > 0) {
+    lines.push(s.bold(s.red(NOT_APPLICABLE)));
+  } else {
+    let summary = `Plan: ${n.create} to create, ${n.update} to update, ${n.replace} to replace, ${n.delete} to delete, ${n.noop} unchanged.`;
+    if (n.unsupported > 0) summary += ` ${n.unsupported} not yet supported (no driver yet; not applied).`;
+    lines.push(s.bold(summary));
+  }
+  const tally = `${countsText(counts)}.`;
+  lines.push(counts.errors > 0 ? s.red(tally) : counts.warnings > 0 ? s.yellow(tally) : tally);
   return lines.join('\n') + '\n';
+}
+
+function indent(text: string, by: string): string {
+  return text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
 }
 
 function renderField(f: FieldChange, action: Change['action'], s: Style): string[] {

@@ -1,3 +1,4 @@
+import { plainCredentials } from '../../core/credentials.js';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { describeRef } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
@@ -77,7 +78,10 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
   observe: (resources, ctx) => observeFileResources(ctx, resources),
 
   plan({ resource, desired, observed, orphan }) {
-    const secret = Object.keys(resource.spec.secrets).length > 0 || Object.keys(resource.spec.derivedSecrets ?? {}).length > 0;
+    const secret =
+      Object.keys(resource.spec.secrets).length > 0 ||
+      Object.keys(resource.spec.derivedSecrets ?? {}).length > 0 ||
+      plainCredentials(resource.spec.environment).length > 0;
     const change = planFile(resource, desired, observed, { orphan, secret });
     // The service reading this file restarts when it changes (systemd driver).
     change.disruptive = change.action !== 'noop';

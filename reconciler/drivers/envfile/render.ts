@@ -1,3 +1,4 @@
+import { shownPlain } from '../../core/credentials.js';
 import { REDACTED, type Fingerprint } from '../../core/secrets.js';
 
 export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
@@ -32,19 +33,25 @@ export function render(entries: readonly EnvEntry[], fingerprint: Fingerprint): 
       ? `${e.key}=(secret unavailable: ${e.unavailable})\n`
       : e.secret
         ? `${e.key}=${REDACTED} ${fingerprint(e.value)}\n`
-        : `${e.key}=${quote(e.value)}\n`;
+        : `${e.key}=${shownPlain(e.key, e.value, fingerprint) ?? quote(e.value)}\n`;
   }
   return { content, display };
 }
 
-/** Show an env file found on the host with the values of secret keys replaced by fingerprints. */
+/**
+ * Show an env file found on the host with the values of secret keys replaced by
+ * fingerprints, and plain values that look like credentials as render() shows them.
+ */
 export function redactEnvText(text: string, secretKeys: ReadonlySet<string>, fingerprint: Fingerprint): string {
   return text
     .split('\n')
     .map((line) => {
       const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
-      if (!m || !secretKeys.has(m[1]!)) return line;
-      return `${m[1]}=${REDACTED} ${fingerprint(unquote(m[2]!))}`;
+      if (!m) return line;
+      const value = unquote(m[2]!);
+      if (secretKeys.has(m[1]!)) return `${m[1]}=${REDACTED} ${fingerprint(value)}`;
+      const plain = shownPlain(m[1]!, value, fingerprint);
+      return plain === undefined ? line : `${m[1]}=${plain}`;
     })
     .join('\n');
 }

@@ -12,13 +12,15 @@ import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
 import { analyzeUnits } from './verify.js';
 import { readPending, writePending } from './pending.js';
-import { renderService, renderTimer, UNIT_DIR } from './render.js';
+import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
 
 export interface DesiredUnit {
   unit: string;
   path: string;
   content: string;
+  /** The content as a plan may show it (plain credentials redacted: render.ts redactUnitText). */
+  display: string;
   /** Should be running (services) or waiting (timers) and enabled at boot. */
   active: boolean;
   /** The target whose .wants/ holds the unit when enabled. */
@@ -27,6 +29,8 @@ export interface DesiredUnit {
 
 export interface ObservedUnit {
   content?: Buffer;
+  /** HostKit's own content as a plan may show it (plain credentials redacted). */
+  shown?: string;
   /** What a plan says of a unit file HostKit did not write (or that was edited since): size and fingerprint, never its text. */
   unowned?: string;
   /** systemd's view; absent where systemd could not be asked (a dry run on a machine without systemd). */
@@ -177,7 +181,14 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
           active = !timerDriven;
         }
         const wantedBy = kind === 'timer' ? 'timers.target' : active ? 'multi-user.target' : undefined;
-        const desired: DesiredUnit = { unit: unitName(r.spec), path: `${UNIT_DIR}/${unitName(r.spec)}`, content, active, ...(wantedBy ? { wantedBy } : {}) };
+        const desired: DesiredUnit = {
+          unit: unitName(r.spec),
+          path: `${UNIT_DIR}/${unitName(r.spec)}`,
+          content,
+          display: redactUnitText(content, ctx.secrets.fingerprint),
+          active,
+          ...(wantedBy ? { wantedBy } : {}),
+        };
         runState(ctx).desired.set(desired.unit, desired);
         recordWritten(ctx, r.id, desired.path, content);
         out.set(r.id, { desired, diagnostics });
@@ -211,7 +222,8 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
         const observed: ObservedUnit = { ...(content ? { content } : {}), ...(state ? { state } : {}), pending: pending.has(unit), dropIns: dropIns[i] ?? [] };
         if (content) {
           const shown = shownLive(ctx, r.id, `${UNIT_DIR}/${unit}`, content);
-          if (!shown.owned) observed.unowned = shown.summary;
+          if (shown.owned) observed.shown = redactUnitText(shown.text, ctx.secrets.fingerprint);
+          else observed.unowned = shown.summary;
         }
         runState(ctx).observed.set(unit, observed);
         out.set(r.id, observed);
@@ -235,7 +247,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
           field: '/content',
           ...(before !== undefined ? { before: 'unit file' } : {}),
           after: 'unit file',
-          diff: unifiedDiff(before ?? '', desired.content),
+          diff: unifiedDiff(observed?.shown ?? '', desired.display),
         });
       }
       const state = observed?.state;

@@ -1,4 +1,6 @@
+import { shownPlain } from '../../core/credentials.js';
 import { HostKitError } from '../../core/errors.js';
+import type { Fingerprint } from '../../core/secrets.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { programProblem, systemdText } from '../../core/strict-values.js';
 
@@ -40,6 +42,31 @@ export function execLine(command: readonly string[]): string {
 // dollars) but does expand specifiers and C escapes: quoted() alone is exact.
 export function envAssignment(key: string, value: string): string {
   return quoted(`${key}=${value}`);
+}
+
+/** The KEY=value an Environment= word holds, as quoted() wrote it (\\xNN, \\\\, \\" and %% read back). */
+function envWord(word: string): string {
+  const inner = word.length >= 2 && word.startsWith('"') && word.endsWith('"') ? word.slice(1, -1) : word;
+  return inner.replace(/\\x([0-9a-f]{2})|\\(["\\])|%%/g, (_match: string, hex?: string, escaped?: string) =>
+    hex !== undefined ? String.fromCharCode(parseInt(hex, 16)) : (escaped ?? '%'),
+  );
+}
+
+/**
+ * A unit file as a plan may show it: an Environment= value that looks like a
+ * credential is replaced by its length and fingerprint (core/credentials.ts).
+ */
+export function redactUnitText(text: string, fingerprint: Fingerprint): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      if (!line.startsWith('Environment=')) return line;
+      const assignment = envWord(line.slice('Environment='.length));
+      const eq = assignment.indexOf('=');
+      const shown = eq > 0 ? shownPlain(assignment.slice(0, eq), assignment.slice(eq + 1), fingerprint) : undefined;
+      return shown === undefined ? line : `Environment=${assignment.slice(0, eq)}=${shown}`;
+    })
+    .join('\n');
 }
 
 // Named hardening profiles. "web-service" suits most network services;

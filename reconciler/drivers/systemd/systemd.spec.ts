@@ -234,6 +234,25 @@ describe('reconciler/drivers/systemd', () => {
     expect(JSON.stringify([foreign!.fields, edited!.fields])).not.toContain('CANARY');
   });
 
+  it('a plain Environment= value that looks like a credential is shown by length and fingerprint, in the new text and in the one HostKit wrote before', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const spec = (mode: string) => serviceSpec('a', { environment: { MODE: mode, API_TOKEN: 'CANARY-7f3e9a%$"x', GH: 'ghp_CANARY0123456789abcdefghij' } });
+    const [created] = await planAll(ctx, [resource('unit', 'hk-a.service', spec('live'))]);
+    expect(created!.fields[0]!.diff).toContain('+Environment=API_TOKEN=(plain value, 17 characters, redacted) hmac:');
+    expect(created!.fields[0]!.diff).toContain('+Environment=GH=(plain value, 30 characters, redacted) hmac:');
+    expect(created!.fields[0]!.diff).toContain('+Environment="MODE=live"');
+    await applyAll(ctx, [created] as never);
+    expect(host.text('/etc/systemd/system/hk-a.service')).toContain('Environment="API_TOKEN=CANARY-7f3e9a%%$\\"x"');
+    ctx.inventory = inventoryAfter(ctx, [resource('unit', 'hk-a.service', spec('live'))]);
+    const [updated] = await planAll(ctx, [resource('unit', 'hk-a.service', spec('debug'))]);
+    const diff = updated!.fields[0]!.diff!;
+    expect(diff).toMatch(/^-Environment="MODE=live"$/m);
+    expect(diff).toMatch(/^ Environment=API_TOKEN=\(plain value, 17 characters, redacted\) hmac:[0-9a-f]{12}$/m);
+    expect(JSON.stringify([created!.fields, updated!.fields])).not.toContain('CANARY');
+  });
+
   it('a changed input file restarts exactly that service', async () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
