@@ -112,7 +112,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   health: {
-    summary: "Run health checks now; exit 1 if any fails.",
+    summary: 'Run health checks now; exit 1 if any fails.',
     examples: [['hostkit health --repo /srv/config'], ['hostkit health shop --repo /srv/config --watch 5', 'again every 5 seconds until Ctrl-C']],
   },
 };
