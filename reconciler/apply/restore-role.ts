@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Redactor, SecretResolver } from '../core/secrets.js';
 import { ADMIN_DATABASE, connectAdmin, withSession } from '../drivers/postgresql/connection.js';
@@ -39,6 +40,7 @@ export async function restoreRoleSettings(options: {
     mode: 'apply',
     log: options.log,
     fileDigests: new Map(),
+    digestKey: randomBytes(32), // nothing is rendered: a role's settings only
     inventory: { version: 1, host: host.name, resources: {} },
     written: new Map(),
     warnings: [],

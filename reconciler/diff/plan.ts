@@ -68,6 +68,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     mode: options.mode,
     log: options.log,
     fileDigests: new Map(),
+    digestKey: fingerprintKey.key,
     inventory,
     written: new Map(),
     warnings: [],

@@ -23,6 +23,13 @@ export interface DriverContext {
    * (a unit embeds the digests of the files its service reads).
    */
   fileDigests: Map<string, string>;
+  /**
+   * The host's fingerprint key (STATE/fingerprint.key): every digest of file bytes that
+   * reaches a rendered file or a plan is an HMAC under it (shared/inputs.ts fileDigest),
+   * so a unit file anyone on the host can read, or a plan on a pull request, gives no
+   * way to test guesses of a secret in an env file offline.
+   */
+  digestKey: Buffer;
   /** What HostKit applied on the host before this run (STATE/inventory.json): what it owns and the bytes it wrote. */
   inventory: Inventory;
   /**

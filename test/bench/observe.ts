@@ -48,6 +48,7 @@ try {
       mode: 'plan',
       log: silentLogger(),
       fileDigests: new Map(),
+      digestKey: Buffer.alloc(32, 7),
       inventory: { version: 1, host: 'bench', resources: {} },
       written: new Map(),
       warnings: [],

@@ -17,6 +17,7 @@ export function driverContext(
     mode: options.mode ?? 'apply',
     log: silentLogger(),
     fileDigests: new Map(),
+    digestKey: options.fingerprintKey ?? Buffer.alloc(32, 1),
     inventory: options.inventory ?? { version: 1, host: 'test-1', resources: {} },
     written: new Map(),
     warnings: [],

@@ -231,7 +231,7 @@ describe('reconciler/drivers/nginx (driver)', () => {
     host.seedFile('/etc/ssl/web.pem', 'CERT TWO\n');
     const renewed = (await planned(named, host, false, owned)).change;
     expect(renewed.action).toBe('update');
-    expect(renewed.fields[0]!.diff).toMatch(/^\+# HostKit inputs: \/etc\/ssl\/web.pem sha256:[0-9a-f]{16}$/m);
+    expect(renewed.fields[0]!.diff).toMatch(/^\+# HostKit inputs: \/etc\/ssl\/web.pem hmac:[0-9a-f]{16}$/m);
     expect((renewed.desired as DesiredSite).generation).not.toBe((first.change.desired as DesiredSite).generation);
     // A certificate HostKit writes in the same run counts with its new bytes (the File driver records them first).
     const ctx = driverContext(host, { env });

@@ -107,7 +107,7 @@ export interface RenderOptions {
 export function renderSite(spec: SiteSpec, origin: string, options: RenderOptions = {}): RenderedSite {
   const tls = siteTlsFiles(spec);
   const lines = [`# Managed by HostKit (${origin}): site ${spec.site}. Edits are overwritten; remove the site from the manifest instead.`];
-  if (tls && options.certificateDigest) lines.push(`# HostKit inputs: ${tls.certificate} sha256:${options.certificateDigest}`);
+  if (tls && options.certificateDigest) lines.push(`# HostKit inputs: ${tls.certificate} hmac:${options.certificateDigest}`);
   const ipv6 = options.ipv6 !== false;
   const plain = ipv6 ? ['80', '[::]:80'] : ['80'];
   if (!tls) {

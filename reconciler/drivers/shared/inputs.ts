@@ -1,5 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { DriverContext } from '../types.js';
+
+/** A file's bytes as digests of them appear in rendered files and plans: keyed (DriverContext.digestKey). */
+export function fileDigest(ctx: Pick<DriverContext, 'digestKey'>, bytes: Buffer | string): string {
+  return createHmac('sha256', ctx.digestKey).update(bytes).digest('hex');
+}
 
 /**
  * One digest of the files a rendered configuration depends on without naming
@@ -14,7 +19,7 @@ export async function inputsDigest(ctx: DriverContext, paths: readonly string[])
       const known = ctx.fileDigests.get(p);
       if (known) return `${p}:${known}`;
       const live = await ctx.host.readFile(p);
-      return `${p}:${live ? createHash('sha256').update(live).digest('hex') : 'missing'}`;
+      return `${p}:${live ? fileDigest(ctx, live) : 'missing'}`;
     }),
   );
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { Resource } from '../../core/resource.js';
@@ -7,6 +6,7 @@ import type { FileType, Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { UserDb } from './users.js';
 import { unifiedDiff } from './text-diff.js';
+import { fileDigest } from './inputs.js';
 import { recordWritten, shownLive } from './owned.js';
 import { symlinkedAncestor, symlinkRefusal } from './paths.js';
 
@@ -45,7 +45,7 @@ export interface FileUndo {
 
 /** Publish the digest of a file's desired bytes, for units whose service reads it and for the inventory. */
 export function publishDigest(ctx: DriverContext, desired: DesiredFile, resourceId: string): void {
-  ctx.fileDigests.set(desired.path, createHash('sha256').update(desired.content).digest('hex'));
+  ctx.fileDigests.set(desired.path, fileDigest(ctx, desired.content));
   recordWritten(ctx, resourceId, desired.path, desired.content);
 }
 

@@ -115,7 +115,7 @@ const PROFILES: Record<UnitSpec['isolation']['profile'], string[]> = {
  */
 export function renderService(spec: UnitSpec, readsDigest: string | undefined, timerDriven: boolean): string {
   const lines: string[] = [HEADER.trimEnd()];
-  if (readsDigest) lines.push(`# HostKit inputs: ${spec.reads.join(' ')} sha256:${readsDigest}`);
+  if (readsDigest) lines.push(`# HostKit inputs: ${spec.reads.join(' ')} hmac:${readsDigest}`);
   lines.push('[Unit]', `Description=${systemdText(spec.description)}`, 'After=network-online.target', 'Wants=network-online.target', '');
   lines.push('[Service]', `Type=${spec.type}`, `User=${spec.user}`, `Group=${spec.group}`);
   if (spec.workingDirectory) lines.push(`WorkingDirectory=${spec.workingDirectory}`);
