@@ -76,6 +76,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
   if (input.dryRun || !hostManifest || !stateDirectory) {
     // Without its Host manifest planHost fails, naming the hosts the repository has.
     const planned = await plan(input, repo, undefined);
+    await endRun(planned);
     // With the override the mismatch is meant (a simulated host): the plan, which may be posted on a pull request, does not name the machine.
     if (mismatch && !input.hostMismatchOk)
       planned.plan.diagnostics.push(warning('host mismatch', `${mismatch} An apply would refuse it.`, hostManifest!.source.locate('/metadata/name')));
@@ -102,18 +103,22 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     // Holding the lock, an open run is one whose process died: roll it back before planning (apply/restore.ts).
     const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
-    if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
-    input.onPlanned?.(planned);
-    const safe = await applySafely(planned, {
-      manifests: repo.manifests,
-      ...(recovered ? { recovered } : {}),
-      ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
-      ...(input.deferRetryable ? { deferRetryable: true } : {}),
-      ...(input.only ? { only: input.only } : {}),
-      ...(input.keepPauses ? { keepPauses: true } : {}),
-      ...(input.progress ? { progress: input.progress } : {}),
-    });
-    return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+    try {
+      if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+      input.onPlanned?.(planned);
+      const safe = await applySafely(planned, {
+        manifests: repo.manifests,
+        ...(recovered ? { recovered } : {}),
+        ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
+        ...(input.deferRetryable ? { deferRetryable: true } : {}),
+        ...(input.only ? { only: input.only } : {}),
+        ...(input.keepPauses ? { keepPauses: true } : {}),
+        ...(input.progress ? { progress: input.progress } : {}),
+      });
+      return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+    } finally {
+      await endRun(planned);
+    }
   });
 }
 
@@ -137,6 +142,12 @@ async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<t
   planned.plan.diagnostics.push(...repo.diagnostics.filter((d) => !found.has(key(d))));
   if (extra) planned.plan.diagnostics.push(extra);
   return planned;
+}
+
+// The run is over: what it held open (PostgreSQL's admin pool) is closed. A failure to
+// close costs a warning, never the outcome.
+async function endRun(planned: PlannedHost): Promise<void> {
+  await planned.context.run.close().catch((error: unknown) => planned.context.log.warn({ error: errorMessage(error) }, 'run not closed'));
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Resource, ResourceKind } from '../core/resource.js';
 import { Redactor } from '../core/secrets.js';
 import { summarize, type Change } from '../diff/model.js';
 import type { PlannedHost } from '../diff/plan.js';
+import { DriverRuns } from '../drivers/run.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
 import { applyPlan } from './executor.js';
@@ -58,12 +59,13 @@ function told(events: ApplyEvent[]): string[] {
 }
 
 function planned(changes: Change[], drivers: Map<ResourceKind, AnyDriver>): PlannedHost {
-  const host = new FakeHost();
+  const context = driverContext(new FakeHost());
   return {
     plan: { host: 'h', repository: 'r', changes, diagnostics: [], summary: summarize(changes) },
     resources: [],
     inventory: { version: 1, host: 'h', resources: {} },
-    context: driverContext(host),
+    context,
+    runs: new DriverRuns(context),
     drivers,
     redactor: new Redactor(),
   };

@@ -101,7 +101,7 @@ function failure(change: Change, cause: unknown): StepFailed {
  * as each step happens, so an interrupted run is rolled back at the next start.
  */
 export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
-  const { plan, context, drivers, inventory } = planned;
+  const { plan, context, runs, drivers, inventory } = planned;
   assertApplicable(plan);
   const held = options.held ?? new Set<string>();
   const only = options.only;
@@ -149,7 +149,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     for (const [driver, group] of byDriver(items)) {
       if (!driver.settle) continue;
       try {
-        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle!(group, context, 'apply'));
+        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle!(group, context, 'apply', runs.of(driver)));
       } catch (cause) {
         // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
         // it may be another driver's (the certificate driver's settle makes nginx sites live first).
@@ -168,7 +168,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       await journal?.event({ ev: 'begin', id: change.id });
       const started = performance.now();
       try {
-        done.push({ change, driver, undo: await driver.apply(change, context) });
+        done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
       } catch (cause) {
         throw failure(change, cause);
       }
@@ -180,7 +180,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   };
   const verify = async (items: readonly Done[]) => {
     for (const { change, driver } of items) {
-      const problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
+      const problems = (await driver.verify(change, context, runs.of(driver))).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
     }
     if (items.length > 0) await journal?.event({ ev: 'verified' });
@@ -227,7 +227,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     await note(async () => journal?.event({ ev: 'rolling-back' }));
     const rollbackStarted = performance.now();
     track.emit({ type: 'rollback-start', failed: failed.id, changes: done.length });
-    let rollbackErrors = await rollback(done, context, track, journal);
+    let rollbackErrors = await rollback(done, planned, track, journal);
     if (rollbackErrors.length > 0 && journal) {
       // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
       context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
@@ -289,12 +289,13 @@ function restoredIds(journal: RunJournal): Set<string> {
   return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
 }
 
-async function rollback(done: Done[], context: PlannedHost['context'], track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
+async function rollback(done: Done[], planned: PlannedHost, track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
+  const { context, runs } = planned;
   const errors: { id: string; error: string }[] = [];
   const reversed = [...done].reverse();
   for (const { change, driver, undo } of reversed) {
     try {
-      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context));
+      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context, runs.of(driver)));
       // A lifecycle command's down command ran: a later restore from backups must not run it again.
       if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
@@ -307,7 +308,7 @@ async function rollback(done: Done[], context: PlannedHost['context'], track: St
   for (const [driver, items] of byDriver(reversed)) {
     if (!driver.settle) continue;
     try {
-      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle!(items, context, 'rollback'));
+      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle!(items, context, 'rollback', runs.of(driver)));
     } catch (cause) {
       errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
     }

@@ -7,7 +7,6 @@ import { programProblem } from '../../core/strict-values.js';
 import { changeBase, type Change } from '../../diff/model.js';
 import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
-import { restartGrace } from '../systemd/driver.js';
 import type { Driver } from '../types.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 
@@ -257,7 +256,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     }
     const spec = specOf(change);
     const desired = change.desired!;
-    if (spec.phase === 'after-start') await restartGrace(ctx);
+    if (spec.phase === 'after-start') await ctx.run.restarts.allUp();
     const result = await runCommand(ctx.host, {
       argv: spec.command,
       user: spec.user,
