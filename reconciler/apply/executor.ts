@@ -1,9 +1,8 @@
 import { errorMessage, isHostKitError, isRetryable } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
-import type { AnyDriver } from '../drivers/types.js';
+import { hasRollbackEvent, hasSettle, hasSettleFirst, type AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
 import { assertApplicable, type PlannedHost } from '../diff/plan.js';
-import type { CommandSpec } from '../core/specs.js';
 import { backupChange } from './backups.js';
 import { runHealthCheck, type HealthCheck } from './health.js';
 import { inventoryPath, toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
@@ -92,8 +91,9 @@ function failure(change: Change, cause: unknown): StepFailed {
 /**
  * Walk an already ordered plan in phases: apply each pending change (its files
  * backed up in the run journal first); let each driver settle once (one
- * daemon-reload, one restart call) - before an after-start lifecycle command,
- * the drivers applied so far settle first; verify each change; run the health
+ * daemon-reload, one restart call) - before a change whose driver asks for it
+ * (WithSettleFirst: an after-start lifecycle command), the drivers applied so far
+ * settle first; verify each change; run the health
  * checks of the projects that changed. On the first failure every change this
  * run applied is rolled back in reverse order and the drivers settle again, so
  * the host is left in its previous state; the inventory is only written after
@@ -147,9 +147,9 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     const items = done.slice(settledUpTo);
     settledUpTo = done.length;
     for (const [driver, group] of byDriver(items)) {
-      if (!driver.settle) continue;
+      if (!hasSettle(driver)) continue;
       try {
-        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle!(group, context, 'apply', runs.of(driver)));
+        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle(group, context, 'apply', runs.of(driver)));
       } catch (cause) {
         // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
         // it may be another driver's (the certificate driver's settle makes nginx sites live first).
@@ -161,8 +161,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   };
   const applyOne = async (change: Change) => {
     const driver = drivers.get(change.kind)!;
-    // An after-start command runs once the services before it were restarted.
-    if (change.kind === 'command' && (change.resource?.spec as CommandSpec | undefined)?.phase === 'after-start') await settle();
+    if (hasSettleFirst(driver) && driver.settleFirst(change)) await settle();
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
       if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
       await journal?.event({ ev: 'begin', id: change.id });
@@ -296,8 +295,8 @@ async function rollback(done: Done[], planned: PlannedHost, track: StepTracker, 
   for (const { change, driver, undo } of reversed) {
     try {
       await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context, runs.of(driver)));
-      // A lifecycle command's down command ran: a later restore from backups must not run it again.
-      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
+      // What its rollback did (a down command that ran) a later restore from backups must not do again.
+      if (hasRollbackEvent(driver)) await journal?.event({ ev: driver.rollbackEvent, id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
     } catch (cause) {
       // Keep going: one failed rollback must not leave the others undone.
@@ -306,9 +305,9 @@ async function rollback(done: Done[], planned: PlannedHost, track: StepTracker, 
     }
   }
   for (const [driver, items] of byDriver(reversed)) {
-    if (!driver.settle) continue;
+    if (!hasSettle(driver)) continue;
     try {
-      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle!(items, context, 'rollback', runs.of(driver)));
+      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle(items, context, 'rollback', runs.of(driver)));
     } catch (cause) {
       errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
     }

@@ -113,7 +113,7 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
   apply(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<U>;
 
   /**
-   * Optional: called once per run after every change of this kind was
+   * Optional (see WithSettle): called once per run after every change of this kind was
    * applied (phase "apply"), or after they were rolled back (phase "rollback"): the place
    * for one daemon-reload and one restart call instead of one per resource.
    * If it throws in the apply phase, the run rolls back.
@@ -129,3 +129,47 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyDriver = Driver<any, any, any, any, ResourceKind, any>;
+
+// Optional capabilities: each a named interface a driver adds to Driver, found by its type guard.
+
+/** A driver that makes its kind's changes live once per run, after all of them applied. */
+export type WithSettle = Required<Pick<AnyDriver, 'settle'>>;
+
+export function hasSettle(driver: AnyDriver): driver is AnyDriver & WithSettle {
+  return typeof driver.settle === 'function';
+}
+
+/**
+ * A driver some of whose changes must find the changes applied before them live: before
+ * such a change applies, every driver applied so far in the run settles (an after-start
+ * lifecycle command runs against the services its project restarted, not the old ones).
+ */
+export interface WithSettleFirst<C = Change> {
+  settleFirst(change: C): boolean;
+}
+
+export function hasSettleFirst(driver: AnyDriver): driver is AnyDriver & WithSettleFirst {
+  return 'settleFirst' in driver && typeof driver.settleFirst === 'function';
+}
+
+/**
+ * A driver whose rollback does what a restore from the run's backups would do again
+ * (a lifecycle command's down command): once its rollback of a change succeeded, the
+ * executor records this journal event for it, and a later restore does not repeat it.
+ */
+export interface WithRollbackEvent {
+  readonly rollbackEvent: 'down';
+}
+
+export function hasRollbackEvent(driver: AnyDriver): driver is AnyDriver & WithRollbackEvent {
+  return 'rollbackEvent' in driver && driver.rollbackEvent === 'down';
+}
+
+/** A driver that names the files a change may overwrite or remove (backed up in the run journal before it applies). */
+export interface WithBackupPaths<C = Change> {
+  backupPaths(change: C): string[];
+}
+
+export function hasBackupPaths(driver: AnyDriver | undefined): driver is AnyDriver & WithBackupPaths {
+  return driver !== undefined && 'backupPaths' in driver && typeof driver.backupPaths === 'function';
+}
