@@ -14,12 +14,16 @@ import type { HostManifest, Manifest } from '../manifests/types.js';
 import { summarize, type Change, type Plan } from './model.js';
 import { KIND_RANK, orderChanges } from './order.js';
 
-export interface PlanOptions {
-  manifests: readonly Manifest[];
+/**
+ * Which host a run plans and how it reaches it: what the callers of the engine
+ * (commands, the agent, tests) choose. It is passed on whole, from reconcileHost
+ * (engine.ts ReconcileInput extends it) to planHost: an option is added here once.
+ */
+export interface PlanTarget {
   hostName: string;
   host: Host;
-  mode: 'plan' | 'apply';
   log: Logger;
+  /** How the repository is named in plans (e.g. the --repo argument). */
   repository: string;
   commit?: string;
   /** Environment the `env` secret references read; defaults to process.env. */
@@ -28,6 +32,11 @@ export interface PlanOptions {
   stateDirectory?: string;
   drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
   redactor?: Redactor;
+}
+
+export interface PlanOptions extends PlanTarget {
+  manifests: readonly Manifest[];
+  mode: 'plan' | 'apply';
 }
 
 export interface PlannedHost {
