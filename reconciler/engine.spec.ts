@@ -1,8 +1,11 @@
 import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { directoryYaml, envFileYaml, fileYaml, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from '../test/support/fixtures.js';
 import { silentLogger } from './core/log.js';
+import type { ResourceKind } from './core/resource.js';
+import { drivers } from './drivers/registry.js';
+import type { AnyDriver } from './drivers/types.js';
 import { reconcileHost, type ReconcileOutcome } from './engine.js';
 import type { LocalHost } from './hosts/local.js';
 
@@ -156,6 +159,47 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     expect(plan.stage === 'planned' && plan.planned.plan.changes.find((c) => c.id === 'file/srv/app/app.conf')?.action).toBe('update');
     await run(repo);
     expect(await readFile(path.join(root, 'srv/app/app.conf'), 'utf8')).toBe('x=1\n');
+  });
+
+  it("makes each driver's state once per run, hands that one to every call of the run, from desire to rollback, and closes the run at its end", async () => {
+    const file = drivers.get('file')!;
+    const made: object[] = [];
+    const closes: MockInstance[] = [];
+    const calls: [string, unknown][] = [];
+    const tracked: AnyDriver = {
+      ...file,
+      createRun: (ctx) => {
+        closes.push(vi.spyOn(ctx.run, 'close'));
+        made.push({ run: made.length + 1 });
+        return made.at(-1);
+      },
+      desire: (resources, ctx, state) => (calls.push(['desire', state]), file.desire(resources, ctx, undefined)),
+      observe: (resources, ctx, state) => (calls.push(['observe', state]), file.observe(resources, ctx, undefined)),
+      apply: (change, ctx, state) => (calls.push(['apply', state]), file.apply(change, ctx, undefined)),
+      settle: async (_items, _ctx, phase, state) => void calls.push([`settle ${phase}`, state]),
+      // The first run fails here, so it rolls back.
+      verify: async (change, _ctx, state) => (
+        calls.push(['verify', state]),
+        [{ severity: 'error' as const, summary: 'verification failed', detail: change.id }]
+      ),
+      rollback: (change, undo, ctx, state) => (calls.push(['rollback', state]), file.rollback(change, undo, ctx, undefined)),
+    };
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, ...repo });
+    const input = { repoDir, hostName: 'test-1', host, log: silentLogger(), env, drivers: new Map<ResourceKind, AnyDriver>([...drivers, ['file', tracked]]) };
+    const applied = await reconcileHost({ ...input, dryRun: false });
+    expect(applied.stage === 'applied' && applied.result.status).toBe('rolled-back');
+    expect(made).toHaveLength(1);
+    // Observing starts first (drivers observe concurrently), then desire; after them, the apply in its phases.
+    expect(calls.map(([call]) => call)).toEqual(['observe', 'desire', 'apply', 'settle apply', 'verify', 'rollback', 'settle rollback']);
+    for (const [, state] of calls) expect(state).toBe(made[0]);
+    expect(closes[0]).toHaveBeenCalledTimes(1);
+
+    calls.length = 0;
+    expect((await reconcileHost({ ...input, dryRun: true })).stage).toBe('planned');
+    expect(made).toHaveLength(2);
+    expect(calls.map(([call]) => call)).toEqual(['observe', 'desire']);
+    for (const [, state] of calls) expect(state).toBe(made[1]);
+    expect(closes[1]).toHaveBeenCalledTimes(1);
   });
 
   it('refuses to run commands against a re-rooted host (they would act on this machine)', async () => {

@@ -1,37 +1,35 @@
-import type { Logger } from 'pino';
 import { hasErrors, warning, type Diagnostic } from './core/diagnostics.js';
 import { errorMessage, HostKitError } from './core/errors.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
 import type { HostManifest, Manifest } from './manifests/types.js';
 import { namesMachine } from './core/hostname.js';
-import { Redactor } from './core/secrets.js';
-import type { ResourceKind } from './core/resource.js';
 import type { ApplyResult } from './apply/executor.js';
-import type { ApplyProgress } from './apply/progress.js';
-import { applySafely, interruptedRunWarning, recoverBeforePlan, stateDirectoryFor, type Hold, type SafeApplyExtras } from './apply/safe.js';
-import { planHost, type PlannedHost } from './diff/plan.js';
-import type { AnyDriver } from './drivers/types.js';
+import {
+  applySafely,
+  interruptedRunWarning,
+  recoverBeforePlan,
+  stateDirectoryFor,
+  type Hold,
+  type SafeApplyExtras,
+  type SafeApplyOptions,
+} from './apply/safe.js';
+import { planHost, type PlannedHost, type PlanTarget } from './diff/plan.js';
 import type { Host } from './hosts/types.js';
 import { validateRepository, type Repository } from './manifests/index.js';
 
-export interface ReconcileInput {
+/**
+ * One run of the engine, as its callers (the CLI commands, the agent, tests) describe it.
+ * What planHost and applySafely take is passed on to them whole (PlanTarget,
+ * SafeApplyOptions): an option of theirs is added in its own place only.
+ */
+export interface ReconcileInput extends Omit<PlanTarget, 'repository'>, SafeApplyOptions {
   /** Directory holding the manifests. */
   repoDir: string;
-  /** How the repository is named in plans (e.g. the --repo argument). */
+  /** How the repository is named in plans (e.g. the --repo argument); default repoDir. */
   repository?: string;
-  hostName: string;
-  host: Host;
   dryRun: boolean;
-  log: Logger;
-  commit?: string;
-  redactor?: Redactor;
-  stateDirectory?: string;
-  env?: NodeJS.ProcessEnv;
-  drivers?: ReadonlyMap<ResourceKind, AnyDriver>;
   /** Parse cache folder (unchanged manifest files are not parsed again). */
   cacheDir?: string;
-  /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
-  keepRuns?: number;
   /** How long an apply waits for the host's run lock (default 5 minutes; 0: fail at once with RUN_LOCKED). */
   lockTimeoutMs?: number;
   /** Told when an apply starts waiting for the run lock another process holds. */
@@ -40,17 +38,6 @@ export interface ReconcileInput {
   lockCommand?: string;
   /** Apply even when the machine's hostname is not one the Host manifest names (simulated hosts). */
   hostMismatchOk?: boolean;
-  /** A run that fails with a transient cause is rolled back but not counted towards quarantine or pause (the caller retries). */
-  deferRetryable?: boolean;
-  /**
-   * The ids of the pending changes this run may apply (the agent's drift heals and renewals);
-   * the others are left as they are. Such a run un-pauses no project.
-   */
-  only?: ReadonlySet<string>;
-  /** Not a new commit (the agent's start-up convergence): a paused project stays paused whatever its fingerprint. */
-  keepPauses?: boolean;
-  /** Told as each step of an apply (and of its rollback) starts and ends; every event is also logged at debug. */
-  progress?: ApplyProgress;
   /** Told the plan an apply is about to apply (it has no errors), before anything changes: the CLI shows it ahead of the progress. */
   onPlanned?: (planned: PlannedHost) => void;
 }
@@ -76,6 +63,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
   if (input.dryRun || !hostManifest || !stateDirectory) {
     // Without its Host manifest planHost fails, naming the hosts the repository has.
     const planned = await plan(input, repo, undefined);
+    await endRun(planned);
     // With the override the mismatch is meant (a simulated host): the plan, which may be posted on a pull request, does not name the machine.
     if (mismatch && !input.hostMismatchOk)
       planned.plan.diagnostics.push(warning('host mismatch', `${mismatch} An apply would refuse it.`, hostManifest!.source.locate('/metadata/name')));
@@ -102,34 +90,23 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     // Holding the lock, an open run is one whose process died: roll it back before planning (apply/restore.ts).
     const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
-    if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
-    input.onPlanned?.(planned);
-    const safe = await applySafely(planned, {
-      manifests: repo.manifests,
-      ...(recovered ? { recovered } : {}),
-      ...(input.keepRuns !== undefined ? { keepRuns: input.keepRuns } : {}),
-      ...(input.deferRetryable ? { deferRetryable: true } : {}),
-      ...(input.only ? { only: input.only } : {}),
-      ...(input.keepPauses ? { keepPauses: true } : {}),
-      ...(input.progress ? { progress: input.progress } : {}),
-    });
-    return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+    try {
+      if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+      input.onPlanned?.(planned);
+      const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered });
+      return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
+    } finally {
+      await endRun(planned);
+    }
   });
 }
 
 async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<typeof warning> | undefined): Promise<PlannedHost> {
   const planned = await planHost({
-    manifests: repo.manifests,
-    hostName: input.hostName,
-    host: input.host,
-    mode: input.dryRun ? 'plan' : 'apply',
-    log: input.log,
+    ...input,
     repository: input.repository ?? input.repoDir,
-    redactor: input.redactor ?? new Redactor(),
-    ...(input.commit ? { commit: input.commit } : {}),
-    ...(input.stateDirectory ? { stateDirectory: input.stateDirectory } : {}),
-    ...(input.env ? { env: input.env } : {}),
-    ...(input.drivers ? { drivers: input.drivers } : {}),
+    manifests: repo.manifests,
+    mode: input.dryRun ? 'plan' : 'apply',
   });
   // Validation warnings; those the plan's own expansion found again are kept once.
   const key = (d: Diagnostic) => `${d.summary}|${d.detail}|${d.location?.file}|${d.location?.line}`;
@@ -137,6 +114,12 @@ async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<t
   planned.plan.diagnostics.push(...repo.diagnostics.filter((d) => !found.has(key(d))));
   if (extra) planned.plan.diagnostics.push(extra);
   return planned;
+}
+
+// The run is over: what it held open (PostgreSQL's admin pool) is closed. A failure to
+// close costs a warning, never the outcome.
+async function endRun(planned: PlannedHost): Promise<void> {
+  await planned.context.run.close().catch((error: unknown) => planned.context.log.warn({ error: errorMessage(error) }, 'run not closed'));
 }
 
 /**

@@ -367,9 +367,9 @@ describe('reconciler/agent/agent', () => {
     const fileDriver = drivers.get('file')!;
     const failing: AnyDriver = {
       ...fileDriver,
-      apply: async (change, ctx) => {
+      apply: async (change, ctx, state) => {
         if (broken && change.id === 'file/srv/app/blocked') throw new Error('No space left on device (simulated)');
-        return fileDriver.apply(change, ctx);
+        return fileDriver.apply(change, ctx, state);
       },
     };
     s = await setup({ drivers: new Map([...drivers, ['file', failing]]) });
@@ -518,8 +518,8 @@ describe('reconciler/agent/agent', () => {
     const timeFile = timeDrivers.get('file')!;
     const refusing: AnyDriver = {
       ...timeFile,
-      apply: async (change, ctx) => {
-        const undo: unknown = await timeFile.apply(change, ctx);
+      apply: async (change, ctx, state) => {
+        const undo: unknown = await timeFile.apply(change, ctx, state);
         if (change.owedBy === 'time') ctx.warnings.push(warning('certificate not issued', 'the CA refused the order (simulated)', change.origin));
         return undo;
       },

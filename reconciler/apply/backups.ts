@@ -1,5 +1,5 @@
 import type { Change } from '../diff/model.js';
-import type { AnyDriver } from '../drivers/types.js';
+import { hasBackupPaths, type AnyDriver } from '../drivers/types.js';
 import { commandStatePath } from '../drivers/command/index.js';
 import { certificatePaths, htpasswdFile, siteFile } from '../drivers/nginx/paths.js';
 import { BOOT_UNIT_PATH, bootPath } from '../drivers/nftables/boot.js';
@@ -13,12 +13,11 @@ import type { RunJournal } from './journal.js';
 
 /**
  * The files a change may overwrite or remove, backed up before it applies. A
- * driver can name its own (`backupPaths`, e.g. nginx site files); the kinds
- * known here need nothing from their driver.
+ * driver can name its own (WithBackupPaths); the kinds known here need nothing
+ * from their driver.
  */
 export function backupPaths(change: Change, driver: AnyDriver | undefined, stateDirectory: string): string[] {
-  const own = (driver as { backupPaths?: (c: Change) => string[] } | undefined)?.backupPaths;
-  if (own) return own(change);
+  if (hasBackupPaths(driver)) return driver.backupPaths(change);
   const spec = change.resource?.spec as { path?: string; unit?: string; site?: string; name?: string } | undefined;
   switch (change.kind) {
     case 'file':

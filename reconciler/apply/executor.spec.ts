@@ -4,11 +4,13 @@ import type { Resource, ResourceKind } from '../core/resource.js';
 import { Redactor } from '../core/secrets.js';
 import { summarize, type Change } from '../diff/model.js';
 import type { PlannedHost } from '../diff/plan.js';
+import { DriverRuns } from '../drivers/run.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
 import { applyPlan } from './executor.js';
 import type { HealthCheck } from './health.js';
 import { readInventory } from './inventory.js';
+import { RunJournal } from './journal.js';
 import type { ApplyEvent } from './progress.js';
 
 // A driver that records what happens to it, and fails verification where told.
@@ -58,12 +60,13 @@ function told(events: ApplyEvent[]): string[] {
 }
 
 function planned(changes: Change[], drivers: Map<ResourceKind, AnyDriver>): PlannedHost {
-  const host = new FakeHost();
+  const context = driverContext(new FakeHost());
   return {
     plan: { host: 'h', repository: 'r', changes, diagnostics: [], summary: summarize(changes) },
     resources: [],
     inventory: { version: 1, host: 'h', resources: {} },
-    context: driverContext(host),
+    context,
+    runs: new DriverRuns(context),
     drivers,
     redactor: new Redactor(),
   };
@@ -164,6 +167,36 @@ describe('reconciler/apply/executor', () => {
       ...step('rollback settle unit'),
       'rollback-end ok',
     ]);
+  });
+
+  it('before a change whose driver asks to settle first (WithSettleFirst), the drivers applied so far settle; the others wait for the end', async () => {
+    const log: string[] = [];
+    const unit = { ...recorder('unit', log), settle: async () => void log.push('settle unit') };
+    // As an after-start lifecycle command: only the changes it names settle first.
+    const command = { ...recorder('command', log), settleFirst: (c: Change) => c.id === 'command/after' };
+    const drivers = new Map<ResourceKind, AnyDriver>([
+      ['unit', unit],
+      ['command', command],
+    ]);
+    const result = await applyPlan(planned([change('command/before', 'create'), change('unit/app', 'update'), change('command/after', 'create')], drivers));
+    expect(result.status).toBe('applied');
+    expect(log).toEqual(['apply command/before', 'apply unit/app', 'settle unit', 'apply command/after']);
+  });
+
+  it('records the journal event a driver declares (WithRollbackEvent) once its rollback of a change succeeded, whatever its kind, and none for other drivers', async () => {
+    const log: string[] = [];
+    const declares = { ...recorder('unit', log), rollbackEvent: 'down' as const };
+    const drivers = new Map<ResourceKind, AnyDriver>([
+      ['unit', declares],
+      ['command', recorder('command', log)],
+      ['file', recorder('file', log, new Set(['file/b']))],
+    ]);
+    const p = planned([change('command/migrate', 'create'), change('unit/app', 'create'), change('file/b', 'create')], drivers);
+    const result = await applyPlan(p);
+    expect(result.status).toBe('rolled-back');
+    expect(log).toEqual(['apply command/migrate', 'apply unit/app', 'apply file/b', 'rollback file/b', 'rollback unit/app', 'rollback command/migrate']);
+    const journal = await RunJournal.load(p.context.host, p.context.stateDirectory, result.run!);
+    expect(journal!.events.filter((e) => e.ev === 'down')).toEqual([expect.objectContaining({ ev: 'down', id: 'unit/app', ok: true })]);
   });
 
   it('a progress listener that throws costs nothing but its own events', async () => {

@@ -1,9 +1,8 @@
 import { errorMessage, isHostKitError, isRetryable } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
-import type { AnyDriver } from '../drivers/types.js';
+import { hasRollbackEvent, hasSettle, hasSettleFirst, type AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
 import { assertApplicable, type PlannedHost } from '../diff/plan.js';
-import type { CommandSpec } from '../core/specs.js';
 import { backupChange } from './backups.js';
 import { runHealthCheck, type HealthCheck } from './health.js';
 import { inventoryPath, toInventoryEntry, writeInventory, type Inventory } from './inventory.js';
@@ -92,8 +91,9 @@ function failure(change: Change, cause: unknown): StepFailed {
 /**
  * Walk an already ordered plan in phases: apply each pending change (its files
  * backed up in the run journal first); let each driver settle once (one
- * daemon-reload, one restart call) - before an after-start lifecycle command,
- * the drivers applied so far settle first; verify each change; run the health
+ * daemon-reload, one restart call) - before a change whose driver asks for it
+ * (WithSettleFirst: an after-start lifecycle command), the drivers applied so far
+ * settle first; verify each change; run the health
  * checks of the projects that changed. On the first failure every change this
  * run applied is rolled back in reverse order and the drivers settle again, so
  * the host is left in its previous state; the inventory is only written after
@@ -101,7 +101,7 @@ function failure(change: Change, cause: unknown): StepFailed {
  * as each step happens, so an interrupted run is rolled back at the next start.
  */
 export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
-  const { plan, context, drivers, inventory } = planned;
+  const { plan, context, runs, drivers, inventory } = planned;
   assertApplicable(plan);
   const held = options.held ?? new Set<string>();
   const only = options.only;
@@ -147,9 +147,9 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     const items = done.slice(settledUpTo);
     settledUpTo = done.length;
     for (const [driver, group] of byDriver(items)) {
-      if (!driver.settle) continue;
+      if (!hasSettle(driver)) continue;
       try {
-        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle!(group, context, 'apply'));
+        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle(group, context, 'apply', runs.of(driver)));
       } catch (cause) {
         // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
         // it may be another driver's (the certificate driver's settle makes nginx sites live first).
@@ -161,14 +161,13 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   };
   const applyOne = async (change: Change) => {
     const driver = drivers.get(change.kind)!;
-    // An after-start command runs once the services before it were restarted.
-    if (change.kind === 'command' && (change.resource?.spec as CommandSpec | undefined)?.phase === 'after-start') await settle();
+    if (hasSettleFirst(driver) && driver.settleFirst(change)) await settle();
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
       if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
       await journal?.event({ ev: 'begin', id: change.id });
       const started = performance.now();
       try {
-        done.push({ change, driver, undo: await driver.apply(change, context) });
+        done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
       } catch (cause) {
         throw failure(change, cause);
       }
@@ -180,7 +179,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   };
   const verify = async (items: readonly Done[]) => {
     for (const { change, driver } of items) {
-      const problems = (await driver.verify(change, context)).filter((d) => d.severity === 'error');
+      const problems = (await driver.verify(change, context, runs.of(driver))).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
     }
     if (items.length > 0) await journal?.event({ ev: 'verified' });
@@ -227,7 +226,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     await note(async () => journal?.event({ ev: 'rolling-back' }));
     const rollbackStarted = performance.now();
     track.emit({ type: 'rollback-start', failed: failed.id, changes: done.length });
-    let rollbackErrors = await rollback(done, context, track, journal);
+    let rollbackErrors = await rollback(done, planned, track, journal);
     if (rollbackErrors.length > 0 && journal) {
       // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
       context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
@@ -289,14 +288,15 @@ function restoredIds(journal: RunJournal): Set<string> {
   return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
 }
 
-async function rollback(done: Done[], context: PlannedHost['context'], track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
+async function rollback(done: Done[], planned: PlannedHost, track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
+  const { context, runs } = planned;
   const errors: { id: string; error: string }[] = [];
   const reversed = [...done].reverse();
   for (const { change, driver, undo } of reversed) {
     try {
-      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context));
-      // A lifecycle command's down command ran: a later restore from backups must not run it again.
-      if (change.kind === 'command') await journal?.event({ ev: 'down', id: change.id, ok: true }).catch(() => undefined);
+      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context, runs.of(driver)));
+      // What its rollback did (a down command that ran) a later restore from backups must not do again.
+      if (hasRollbackEvent(driver)) await journal?.event({ ev: driver.rollbackEvent, id: change.id, ok: true }).catch(() => undefined);
       context.log.info({ resource: change.id }, 'rolled back');
     } catch (cause) {
       // Keep going: one failed rollback must not leave the others undone.
@@ -305,9 +305,9 @@ async function rollback(done: Done[], context: PlannedHost['context'], track: St
     }
   }
   for (const [driver, items] of byDriver(reversed)) {
-    if (!driver.settle) continue;
+    if (!hasSettle(driver)) continue;
     try {
-      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle!(items, context, 'rollback'));
+      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle(items, context, 'rollback', runs.of(driver)));
     } catch (cause) {
       errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
     }

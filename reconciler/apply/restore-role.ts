@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Redactor, SecretResolver } from '../core/secrets.js';
 import { ADMIN_DATABASE, connectAdmin, withSession } from '../drivers/postgresql/connection.js';
+import { createRunServices } from '../drivers/run.js';
 import type { RoleSettings } from '../drivers/postgresql/role.js';
 import { alterRole, ROLE_QUERY } from '../drivers/postgresql/sql.js';
 import type { DriverContext } from '../drivers/types.js';
@@ -29,6 +30,7 @@ export async function restoreRoleSettings(options: {
 }): Promise<void> {
   const { host, role, settings } = options;
   const ctx: DriverContext = {
+    run: createRunServices({ host, stateDirectory: options.stateDirectory, log: options.log }),
     host,
     hostManifest: {
       apiVersion: 'hostkit.dev/v1',
@@ -47,15 +49,19 @@ export async function restoreRoleSettings(options: {
     // The admin password, if the Host manifest names one, comes from the same place an apply reads it.
     secrets: new SecretResolver({ host, redactor: new Redactor() }),
   };
-  await withSession(connectAdmin, ctx, ADMIN_DATABASE, async (s) => {
-    const [now] = await s.query<RoleSettings>(ROLE_QUERY, [role]);
-    if (!now) throw new Error(`role ${role} no longer exists; its settings cannot be put back`);
-    if (now.login === settings.login && now.connectionLimit === settings.connectionLimit && now.password === settings.password) return;
-    await options.record?.backupText(
-      options.resource,
-      { type: 'pgrole', role, ...(options.postgresql ? { postgresql: options.postgresql } : {}) },
-      JSON.stringify({ login: now.login, connectionLimit: now.connectionLimit, password: now.password } satisfies RoleSettings),
-    );
-    await s.query(alterRole(role, settings));
-  });
+  try {
+    await withSession(connectAdmin, ctx, ADMIN_DATABASE, async (s) => {
+      const [now] = await s.query<RoleSettings>(ROLE_QUERY, [role]);
+      if (!now) throw new Error(`role ${role} no longer exists; its settings cannot be put back`);
+      if (now.login === settings.login && now.connectionLimit === settings.connectionLimit && now.password === settings.password) return;
+      await options.record?.backupText(
+        options.resource,
+        { type: 'pgrole', role, ...(options.postgresql ? { postgresql: options.postgresql } : {}) },
+        JSON.stringify({ login: now.login, connectionLimit: now.connectionLimit, password: now.password } satisfies RoleSettings),
+      );
+      await s.query(alterRole(role, settings));
+    });
+  } finally {
+    await ctx.run.close();
+  }
 }

@@ -8,8 +8,7 @@ import type { PlannedHost } from '../diff/plan.js';
 import type { Host } from '../hosts/types.js';
 import { hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
-import { applyPlan, type ApplyResult } from './executor.js';
-import type { ApplyProgress } from './progress.js';
+import { applyPlan, type ApplyOptions, type ApplyResult } from './executor.js';
 import { DEFAULT_KEEP_RUNS, pruneRuns } from './journal.js';
 import { healthChecks } from './health.js';
 import {
@@ -99,22 +98,24 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
   return new Map([...byProject].map(([p, parts]) => [p, createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16)]));
 }
 
+/**
+ * What a caller chooses about an apply: passed on whole, from reconcileHost (engine.ts
+ * ReconcileInput extends it) to applySafely, and its executor part to applyPlan.
+ */
+export interface SafeApplyOptions extends Pick<ApplyOptions, 'only' | 'progress'> {
+  /** Run the health checks of the projects the apply changed (default true). */
+  health?: boolean;
+  /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
+  keepRuns?: number;
+  /** A failure with a transient cause is not counted (no quarantine, no pause): the caller tries again. */
+  deferRetryable?: boolean;
+  /** The commit is not a new one (start-up convergence): no project is un-paused. */
+  keepPauses?: boolean;
+}
+
 export async function applySafely(
   planned: PlannedHost,
-  options: {
-    manifests: readonly Manifest[];
-    recovered?: SafeApplyExtras['recovered'];
-    health?: boolean;
-    keepRuns?: number;
-    /** A failure with a transient cause is not counted (no quarantine, no pause): the caller tries again. */
-    deferRetryable?: boolean;
-    /** Apply only these pending changes (a drift heal, a renewal); the rest are left as they are. */
-    only?: ReadonlySet<string>;
-    /** The commit is not a new one (start-up convergence): no project is un-paused. */
-    keepPauses?: boolean;
-    /** Told as each step of the apply (and of its rollback) starts and ends. */
-    progress?: ApplyProgress;
-  },
+  options: SafeApplyOptions & { manifests: readonly Manifest[]; recovered?: SafeApplyExtras['recovered'] },
 ): Promise<SafeApplyOutcome> {
   const { plan, context } = planned;
   const { host, stateDirectory } = context;
@@ -149,12 +150,7 @@ export async function applySafely(
   }
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
-  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, {
-    health: checks,
-    held,
-    ...(only ? { only } : {}),
-    ...(options.progress ? { progress: options.progress } : {}),
-  });
+  const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { ...options, health: checks, held });
   if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { stringify } from 'yaml';
 import { createLogger } from '../core/log.js';
 import { Redactor } from '../core/secrets.js';
@@ -10,12 +9,9 @@ import { renderDiagnostic, renderText } from '../diff/render/text.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { createProgress, type ProgressRenderer } from '../diff/render/progress.js';
-import { LocalHost } from '../hosts/local.js';
-import { headCommit } from '../sources/git.js';
-import { assertRepository } from './validate.js';
-import { defaultCacheDir } from '../manifests/parse-cache.js';
 import { parseLockTimeout } from './failure.js';
 import { isQuiet, note } from './quiet.js';
+import { localRunInput } from './run-input.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -54,15 +50,14 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     return 1;
   }
   const lockTimeoutMs = parseLockTimeout(opts.lockTimeout);
-  const dir = await assertRepository(opts.repo);
   const redactor = new Redactor();
   const progress = applyProgress(opts, redactor);
   const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(progress ? { beforeWrite: () => progress.interrupt() } : {}) });
   const style = useColor(process.stdout) ? COLOR : PLAIN;
   const write = (text: string) => process.stdout.write(redactor.scrub(text));
 
-  const hostName = opts.host ?? os.hostname().split('.')[0]!;
-  const commit = await headCommit(dir);
+  const input = await localRunInput(opts, { dryRun: opts.dryRun, log, redactor });
+  const { hostName, commit } = input;
   // The text plan is printed once: as the apply starts (so ahead of its progress), or when the run stops at the plan.
   let planShown = false;
   const showPlan = (plan: Plan) => {
@@ -70,16 +65,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     planShown = true;
   };
   const outcome = await reconcileHost({
-    repoDir: dir,
-    repository: opts.repo,
-    hostName,
-    host: new LocalHost(opts.root ? { root: opts.root } : {}),
-    dryRun: opts.dryRun,
-    log,
-    redactor,
-    ...(opts.cache !== false ? { cacheDir: defaultCacheDir(opts.stateDir ? { stateDirectory: opts.stateDir } : {}) } : {}),
-    ...(commit ? { commit } : {}),
-    ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
+    ...input,
     ...(keepRuns !== undefined ? { keepRuns } : {}),
     ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
     ...(opts.hostMismatchOk ? { hostMismatchOk: true } : {}),

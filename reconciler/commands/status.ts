@@ -15,15 +15,12 @@ import { safetyStatus } from '../apply/quarantine.js';
 import { summarize, type RunSummary } from '../apply/rollback.js';
 import type { Inventory } from '../apply/inventory.js';
 import { reconcileHost } from '../engine.js';
-import { LocalHost } from '../hosts/local.js';
 import type { Host } from '../hosts/types.js';
 import type { Manifest, ProjectManifest } from '../manifests/types.js';
-import { defaultCacheDir } from '../manifests/parse-cache.js';
-import { headCommit } from '../sources/git.js';
 import { checkAll, declaredChecks } from './health.js';
-import { hostNameOf, projectsOn, reportInvalid, requireProject, unitChoices, type HostTargetOptions, type UnitRole } from './operate.js';
+import { projectsOn, reportInvalid, requireProject, unitChoices, type HostTargetOptions, type UnitRole } from './operate.js';
 import { renderStatusMarkdown, renderStatusText } from './status-render.js';
-import { assertRepository } from './validate.js';
+import { localRunInput } from './run-input.js';
 
 // `hostkit status`: what an operator asks first in an incident, read live from
 // the host: the commit applied last, the last run, the holds (quarantine,
@@ -311,25 +308,12 @@ function lastRunOf(r: RunSummary): NonNullable<StatusDocument['lastRun']> {
 }
 
 export async function status(opts: StatusOptions): Promise<number> {
-  const dir = await assertRepository(opts.repo);
   const redactor = new Redactor();
   const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}) });
-  const hostName = hostNameOf(opts);
-  const host = new LocalHost(opts.root ? { root: opts.root } : {});
-  const commit = await headCommit(dir);
   // A dry run: no run lock, nothing written; its plan is the drift.
-  const outcome = await reconcileHost({
-    repoDir: dir,
-    repository: opts.repo,
-    hostName,
-    host,
-    dryRun: true,
-    log,
-    redactor,
-    ...(opts.cache !== false ? { cacheDir: defaultCacheDir() } : {}),
-    ...(commit ? { commit } : {}),
-    ...(opts.stateDir ? { stateDirectory: opts.stateDir } : {}),
-  });
+  const input = await localRunInput(opts, { dryRun: true, log, redactor });
+  const { hostName, host, commit } = input;
+  const outcome = await reconcileHost(input);
   if (outcome.stage === 'invalid') return reportInvalid(outcome.repo, opts.repo);
   if (outcome.stage !== 'planned') return 1;
   const doc = await collectStatus({

@@ -6,6 +6,7 @@ import type { Resource, ResourceKind } from '../core/resource.js';
 import { loadFingerprintKey, Redactor, SecretResolver, storeFingerprintKey } from '../core/secrets.js';
 import { readInventory, type Inventory } from '../apply/inventory.js';
 import { drivers as defaultDrivers, PLANNED_DRIVERS } from '../drivers/registry.js';
+import { createRunServices, DriverRuns } from '../drivers/run.js';
 import type { AnyDriver, DriverContext } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import { expandForHost, hostSettings } from '../manifests/expand.js';
@@ -13,12 +14,16 @@ import type { HostManifest, Manifest } from '../manifests/types.js';
 import { summarize, type Change, type Plan } from './model.js';
 import { KIND_RANK, orderChanges } from './order.js';
 
-export interface PlanOptions {
-  manifests: readonly Manifest[];
+/**
+ * Which host a run plans and how it reaches it: what the callers of the engine
+ * (commands, the agent, tests) choose. It is passed on whole, from reconcileHost
+ * (engine.ts ReconcileInput extends it) to planHost: an option is added here once.
+ */
+export interface PlanTarget {
   hostName: string;
   host: Host;
-  mode: 'plan' | 'apply';
   log: Logger;
+  /** How the repository is named in plans (e.g. the --repo argument). */
   repository: string;
   commit?: string;
   /** Environment the `env` secret references read; defaults to process.env. */
@@ -29,16 +34,25 @@ export interface PlanOptions {
   redactor?: Redactor;
 }
 
+export interface PlanOptions extends PlanTarget {
+  manifests: readonly Manifest[];
+  mode: 'plan' | 'apply';
+}
+
 export interface PlannedHost {
   plan: Plan;
   resources: Resource[];
   inventory: Inventory;
+  /** The run's context; whoever ends the run calls `context.run.close()` (engine.ts reconcileHost). */
   context: DriverContext;
+  /** Each driver's state for this run, the same for apply, settle, verify and rollback as for desire and observe. */
+  runs: DriverRuns;
   drivers: ReadonlyMap<ResourceKind, AnyDriver>;
   redactor: Redactor;
 }
 
 // expand -> select -> observe -> plan for one host. Reads the host, never changes it.
+// If it throws, what the run opened (a PostgreSQL pool) is closed again.
 export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const hostManifest = options.manifests.find((m): m is Manifest<HostManifest> => m.kind === 'Host' && m.name === options.hostName);
   if (!hostManifest) {
@@ -62,6 +76,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const fingerprintKey = await loadFingerprintKey(options.host, stateDirectory, options.mode);
   const inventory = await readInventory(options.host, stateDirectory, options.hostName);
   const context: DriverContext = {
+    run: createRunServices({ host: options.host, stateDirectory, log: options.log }),
     host: options.host,
     hostManifest: hostManifest.value,
     stateDirectory,
@@ -80,11 +95,41 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       ...(hostManifest.value.spec?.age ? { ageIdentityFile: hostManifest.value.spec.age.identityFile } : {}),
     }),
   };
+  const runs = new DriverRuns(context);
   const desiredIds = new Set(expansion.resources.map((r) => r.id));
   const orphans = Object.values(inventory.resources).filter((r) => !desiredIds.has(r.id)) as Resource[];
+  try {
+    const changes = await planChanges(expansion.resources, orphans, registry, context, runs);
+    const diagnostics: Diagnostic[] = [...expansion.diagnostics];
+    for (const c of changes) diagnostics.push(...c.diagnostics);
+    const plan: Plan = {
+      host: options.hostName,
+      repository: options.repository,
+      ...(options.commit ? { commit: options.commit } : {}),
+      changes,
+      diagnostics,
+      summary: summarize(changes),
+    };
+    // Kept only by an apply about to run: a dry run, or a plan with errors, writes nothing.
+    if (options.mode === 'apply' && !fingerprintKey.stored && !hasErrors(diagnostics))
+      await storeFingerprintKey(options.host, stateDirectory, fingerprintKey.key);
+    return { plan, resources: expansion.resources, inventory, context, runs, drivers: registry, redactor };
+  } catch (cause) {
+    await context.run.close().catch(() => undefined);
+    throw cause;
+  }
+}
 
+// Each kind's driver desires, observes and plans its resources (and the orphans of its kind), in apply order.
+async function planChanges(
+  resources: readonly Resource[],
+  orphans: readonly Resource[],
+  registry: ReadonlyMap<ResourceKind, AnyDriver>,
+  context: DriverContext,
+  runs: DriverRuns,
+): Promise<Change[]> {
   const byKind = new Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>();
-  for (const r of expansion.resources) group(byKind, r.kind).desired.push(r);
+  for (const r of resources) group(byKind, r.kind).desired.push(r);
   for (const r of orphans) group(byKind, r.kind).orphans.push(r);
 
   // Desired state is resolved in kind order (files before the units that embed
@@ -96,14 +141,14 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
     kinds.map((kind) => {
       const driver = registry.get(kind);
       const entry = byKind.get(kind)!;
-      const pending = driver ? driver.observe([...entry.desired, ...entry.orphans], context) : Promise.resolve(new Map());
+      const pending = driver ? driver.observe([...entry.desired, ...entry.orphans], context, runs.of(driver)) : Promise.resolve(new Map());
       pending.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
       return [kind, pending] as const;
     }),
   );
   for (const kind of kinds) {
     const driver = registry.get(kind);
-    if (driver) wantedByKind.set(kind, await driver.desire(byKind.get(kind)!.desired, context));
+    if (driver) wantedByKind.set(kind, await driver.desire(byKind.get(kind)!.desired, context, runs.of(driver)));
   }
   const perKind = await Promise.all(
     kinds.map(async (kind) => {
@@ -113,7 +158,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       const started = performance.now();
       const observed = await observing.get(kind)!;
       const wanted = wantedByKind.get(kind)!;
-      options.log.debug({ kind, resources: desired.length + gone.length, ms: Math.round(performance.now() - started) }, 'observed');
+      context.log.debug({ kind, resources: desired.length + gone.length, ms: Math.round(performance.now() - started) }, 'observed');
       const changes: Change[] = [];
       for (const r of desired) {
         const w = wanted.get(r.id);
@@ -133,21 +178,7 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       return changes;
     }),
   );
-  const changes = orderChanges(perKind.flat());
-  const diagnostics: Diagnostic[] = [...expansion.diagnostics];
-  for (const c of changes) diagnostics.push(...c.diagnostics);
-  const plan: Plan = {
-    host: options.hostName,
-    repository: options.repository,
-    ...(options.commit ? { commit: options.commit } : {}),
-    changes,
-    diagnostics,
-    summary: summarize(changes),
-  };
-  // Kept only by an apply about to run: a dry run, or a plan with errors, writes nothing.
-  if (options.mode === 'apply' && !fingerprintKey.stored && !hasErrors(diagnostics))
-    await storeFingerprintKey(options.host, stateDirectory, fingerprintKey.key);
-  return { plan, resources: expansion.resources, inventory, context, drivers: registry, redactor };
+  return orderChanges(perKind.flat());
 }
 
 function group(map: Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>, kind: ResourceKind) {

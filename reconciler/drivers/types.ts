@@ -6,6 +6,7 @@ import type { Change } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
 import type { Inventory } from '../apply/inventory.js';
+import type { RunServices } from './run.js';
 
 export interface DriverContext {
   host: Host;
@@ -40,6 +41,11 @@ export interface DriverContext {
   written: Map<string, Record<string, string>>;
   /** Problems found while applying that do not stop the run (e.g. systemd-analyze warnings); reported with the result. */
   warnings: Diagnostic[];
+  /**
+   * What several drivers share during this run (the user database, nginx's owed reload,
+   * the services restarted so far): made by the engine with the context, gone with it.
+   */
+  run: RunServices;
 }
 
 export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown> {
@@ -63,9 +69,10 @@ export interface PlanInput<S, D, O> {
  * knows this interface; adding a driver means adding a folder and registering it.
  *
  * S: the resource spec, D: the resolved desired state, O: the observed state,
- * U: the undo data apply returns for rollback.
+ * U: the undo data apply returns for rollback, K: the kind, R: the driver's own
+ * state for one run (createRun).
  */
-export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind> {
+export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind, R = void> {
   readonly kind: K;
   /**
    * Where its changes fall among kinds with no dependency between them (lower first;
@@ -77,16 +84,24 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
   readonly orphans: 'delete' | 'report';
 
   /**
+   * Optional: the driver's state for one run (what desire and observe saw, so that apply
+   * can do for every change at once what it would do once per change). The engine calls
+   * it once per run and passes the result as the last argument of every other call of
+   * that run; it is dropped with the run. A driver that keeps nothing has none.
+   */
+  createRun?(ctx: DriverContext): R;
+
+  /**
    * Resolve desired state that needs the host or secrets (never changes the host).
    * May add diagnostics, e.g. an unavailable secret.
    */
-  desire(resources: readonly Resource<S>[], ctx: DriverContext): Promise<Map<string, { desired: D; diagnostics: Diagnostic[] }>>;
+  desire(resources: readonly Resource<S>[], ctx: DriverContext, state: R): Promise<Map<string, { desired: D; diagnostics: Diagnostic[] }>>;
 
   /**
    * Read the live state of all the given resources, batched: a constant number
    * of processes or queries, not one per resource. Never changes the host.
    */
-  observe(resources: readonly Resource<S>[], ctx: DriverContext): Promise<Map<string, O>>;
+  observe(resources: readonly Resource<S>[], ctx: DriverContext, state: R): Promise<Map<string, O>>;
 
   /** Desired vs observed -> Change. Pure: no I/O. */
   plan(input: PlanInput<S, D, O>): Change<D, O, S>;
@@ -95,22 +110,66 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
    * Make the change. Returns what rollback needs. Each driver documents what
    * the host looks like if apply throws part-way.
    */
-  apply(change: Change<D, O, S>, ctx: DriverContext): Promise<U>;
+  apply(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<U>;
 
   /**
-   * Optional: called once per run after every change of this kind was applied
-   * (phase "apply"), or after they were rolled back (phase "rollback"): the place
+   * Optional (see WithSettle): called once per run after every change of this kind was
+   * applied (phase "apply"), or after they were rolled back (phase "rollback"): the place
    * for one daemon-reload and one restart call instead of one per resource.
    * If it throws in the apply phase, the run rolls back.
    */
-  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply' | 'rollback'): Promise<void>;
+  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply' | 'rollback', state: R): Promise<void>;
 
   /** Check the change took effect (after settle); problems are returned, not thrown. */
-  verify(change: Change<D, O, S>, ctx: DriverContext): Promise<Diagnostic[]>;
+  verify(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
 
   /** Put back what apply changed, from its undo data. */
-  rollback(change: Change<D, O, S>, undo: U, ctx: DriverContext): Promise<void>;
+  rollback(change: Change<D, O, S>, undo: U, ctx: DriverContext, state: R): Promise<void>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyDriver = Driver<any, any, any, any>;
+export type AnyDriver = Driver<any, any, any, any, ResourceKind, any>;
+
+// Optional capabilities: each a named interface a driver adds to Driver, found by its type guard.
+
+/** A driver that makes its kind's changes live once per run, after all of them applied. */
+export type WithSettle = Required<Pick<AnyDriver, 'settle'>>;
+
+export function hasSettle(driver: AnyDriver): driver is AnyDriver & WithSettle {
+  return typeof driver.settle === 'function';
+}
+
+/**
+ * A driver some of whose changes must find the changes applied before them live: before
+ * such a change applies, every driver applied so far in the run settles (an after-start
+ * lifecycle command runs against the services its project restarted, not the old ones).
+ */
+export interface WithSettleFirst<C = Change> {
+  settleFirst(change: C): boolean;
+}
+
+export function hasSettleFirst(driver: AnyDriver): driver is AnyDriver & WithSettleFirst {
+  return 'settleFirst' in driver && typeof driver.settleFirst === 'function';
+}
+
+/**
+ * A driver whose rollback does what a restore from the run's backups would do again
+ * (a lifecycle command's down command): once its rollback of a change succeeded, the
+ * executor records this journal event for it, and a later restore does not repeat it.
+ */
+export interface WithRollbackEvent {
+  readonly rollbackEvent: 'down';
+}
+
+export function hasRollbackEvent(driver: AnyDriver): driver is AnyDriver & WithRollbackEvent {
+  return 'rollbackEvent' in driver && driver.rollbackEvent === 'down';
+}
+
+/** A driver that names the files a change may overwrite or remove (backed up in the run journal before it applies). */
+export interface WithBackupPaths<C = Change> {
+  backupPaths(change: C): string[];
+}
+
+export function hasBackupPaths(driver: AnyDriver | undefined): driver is AnyDriver & WithBackupPaths {
+  return driver !== undefined && 'backupPaths' in driver && typeof driver.backupPaths === 'function';
+}

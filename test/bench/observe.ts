@@ -6,6 +6,7 @@ import { silentLogger } from '../../reconciler/core/log.js';
 import type { Resource } from '../../reconciler/core/resource.js';
 import { Redactor, SecretResolver } from '../../reconciler/core/secrets.js';
 import type { UnitSpec } from '../../reconciler/core/specs.js';
+import { createRunServices } from '../../reconciler/drivers/run.js';
 import { unitDriver } from '../../reconciler/drivers/systemd/driver.js';
 import type { DriverContext } from '../../reconciler/drivers/types.js';
 import type { ExecOptions, Host } from '../../reconciler/hosts/types.js';
@@ -41,12 +42,14 @@ try {
         return machine.host.exec(file, args, options);
       },
     });
+    const log = silentLogger();
     const ctx: DriverContext = {
+      run: createRunServices({ host: counting, stateDirectory: '/var/lib/hostkit', log }),
       host: counting,
       hostManifest: { apiVersion: 'hostkit.dev/v1', kind: 'Host', metadata: { name: 'bench' }, spec: {} },
       stateDirectory: '/var/lib/hostkit',
       mode: 'plan',
-      log: silentLogger(),
+      log,
       fileDigests: new Map(),
       digestKey: Buffer.alloc(32, 7),
       inventory: { version: 1, host: 'bench', resources: {} },
@@ -66,7 +69,7 @@ try {
     for (let r = 0; r < runs; r++) {
       spawned = 0;
       const started = performance.now();
-      const observed = await unitDriver.observe(resources, ctx);
+      const observed = await unitDriver.observe(resources, ctx, unitDriver.createRun!(ctx));
       times.push(performance.now() - started);
       if (observed.size !== n || [...observed.values()].some((o) => o.state?.active !== 'active')) throw new Error('observe missed units');
     }

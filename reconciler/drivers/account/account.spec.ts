@@ -41,17 +41,23 @@ describe('reconciler/drivers/account', () => {
   it('creates group then user with argument arrays, and the next plan is a noop', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
-    const observed = (await accountDriver.observe([resource], ctx)).get(resource.id);
+    const run = accountDriver.createRun!(ctx);
+    const observed = (await accountDriver.observe([resource], ctx, run)).get(resource.id);
     const change = accountDriver.plan({ resource, desired: spec, observed, orphan: false });
-    const undo = await accountDriver.apply(change, ctx);
+    const undo = await accountDriver.apply(change, ctx, run);
     expect(host.calls.map((c) => [c.file, ...c.args])).toEqual([
       ['groupadd', '--system', 'api'],
       ['useradd', '--system', '--gid', 'api', '--home-dir', '/srv/api', '--no-create-home', '--shell', '/usr/sbin/nologin', 'api'],
     ]);
-    expect(await accountDriver.verify(change, ctx)).toEqual([]);
-    const again = accountDriver.plan({ resource, desired: spec, observed: (await accountDriver.observe([resource], ctx)).get(resource.id), orphan: false });
+    expect(await accountDriver.verify(change, ctx, run)).toEqual([]);
+    const again = accountDriver.plan({
+      resource,
+      desired: spec,
+      observed: (await accountDriver.observe([resource], ctx, run)).get(resource.id),
+      orphan: false,
+    });
     expect(again.action).toBe('noop');
-    await accountDriver.rollback(change, undo, ctx);
+    await accountDriver.rollback(change, undo, ctx, run);
     // userdel removed the group with the user, so no groupdel (it would fail).
     expect(host.calls.slice(2).map((c) => [c.file, ...c.args])).toEqual([['userdel', 'api']]);
     expect(host.text('/etc/group')).not.toContain('api:');
@@ -61,34 +67,36 @@ describe('reconciler/drivers/account', () => {
   it('observes every account from one read of /etc/passwd and /etc/group, with no commands', async () => {
     const host = new FakeHost();
     const many = Array.from({ length: 50 }, (_, i) => ({ ...resource, id: `account/u${i}`, spec: { ...spec, user: `u${i}`, group: `u${i}` } }));
-    await accountDriver.observe(many, driverContext(host));
+    const ctx = driverContext(host);
+    await accountDriver.observe(many, ctx, accountDriver.createRun!(ctx));
     expect(host.calls).toEqual([]);
   });
 
   it('a run creating many accounts creates them all with ONE systemd-sysusers, and rollback of the first step removes the batch', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
     const many = Array.from({ length: 20 }, (_, i) => ({
       ...resource,
       id: `account/u${i}`,
       spec: { ...spec, user: `u${i}`, group: `u${i}`, home: `/srv/u${i}` },
     }));
     many[3] = { ...many[3]!, spec: { ...many[3]!.spec, groups: ['www-data'] } };
-    const wanted = await accountDriver.desire(many, ctx);
-    const observed = await accountDriver.observe(many, ctx);
+    const wanted = await accountDriver.desire(many, ctx, run);
+    const observed = await accountDriver.observe(many, ctx, run);
     const changes = many.map((r) => accountDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
     const undos = [];
-    for (const c of changes.slice(0, 5)) undos.push(await accountDriver.apply(c, ctx));
+    for (const c of changes.slice(0, 5)) undos.push(await accountDriver.apply(c, ctx, run));
     expect(host.calls.map((c) => c.file)).toEqual(['systemd-sysusers']);
     expect(host.calls[0]!.args).toContain('u u0 - - /srv/u0 /usr/sbin/nologin');
     expect(host.calls[0]!.args).toContain('m u3 www-data');
     expect(undos[0]!.batch).toHaveLength(19);
-    const now = await accountDriver.observe(many, ctx);
+    const now = await accountDriver.observe(many, ctx, run);
     for (const [i, c] of changes.entries()) {
       expect(accountDriver.plan({ resource: many[i]!, desired: c.desired, observed: now.get(c.id), orphan: false }).action).toBe('noop');
     }
     // The run fails after the fifth account: rolling back its steps (in reverse) removes all twenty.
-    for (let i = 4; i >= 0; i--) await accountDriver.rollback(changes[i]!, undos[i]!, ctx);
+    for (let i = 4; i >= 0; i--) await accountDriver.rollback(changes[i]!, undos[i]!, ctx, run);
     expect(host.text('/etc/passwd')).not.toMatch(/^u\d+:/m);
     expect(host.text('/etc/group')).not.toMatch(/^u\d+:/m);
   });
@@ -97,8 +105,9 @@ describe('reconciler/drivers/account', () => {
     const host = new FakeHost();
     host.onExec((call) => (call.file === 'useradd' ? { exitCode: 4, stdout: '', stderr: 'useradd: UID 999 is not unique' } : undefined));
     const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
     const change = accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
-    await expect(accountDriver.apply(change, ctx)).rejects.toThrow(/useradd .* exited 4: useradd: UID 999 is not unique/);
+    await expect(accountDriver.apply(change, ctx, run)).rejects.toThrow(/useradd .* exited 4: useradd: UID 999 is not unique/);
   });
 
   describe('an account that exists and HostKit did not create', () => {
@@ -112,7 +121,8 @@ describe('reconciler/drivers/account', () => {
     };
     const planOn = async (r: Resource<AccountSpec>, inventory?: Inventory) => {
       const ctx = driverContext(new FakeHost(), { ...(inventory ? { inventory } : {}) });
-      return accountDriver.plan({ resource: r, desired: r.spec, observed: (await accountDriver.observe([r], ctx)).get(r.id), orphan: false });
+      const run = accountDriver.createRun!(ctx);
+      return accountDriver.plan({ resource: r, desired: r.spec, observed: (await accountDriver.observe([r], ctx, run)).get(r.id), orphan: false });
     };
 
     it('is refused from a project manifest (plan error at the field), changed or not', async () => {

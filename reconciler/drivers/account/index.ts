@@ -3,7 +3,6 @@ import type { AccountSpec } from '../../core/specs.js';
 import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
 import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
-import { perRun } from '../shared/per-run.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
 
@@ -31,12 +30,11 @@ export interface AccountUndo {
 }
 
 // What one run wants and saw, so the first account it creates can create all of them.
-interface RunState {
+export interface AccountRun {
   desired: Map<string, AccountSpec>;
   observed: Map<string, ObservedAccount | undefined>;
   batch?: Promise<Set<string>>;
 }
-const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
 
 // systemd-sysusers line: a system user with a group of its own name, home and shell,
 // and an empty GECOS ("-"), as useradd leaves it.
@@ -53,7 +51,7 @@ const PLAIN = /^[A-Za-z0-9_/.:-]+$/;
  * useradd and groupadd cost two processes and a lock cycle per account. Accounts
  * that need anything else go through shadow-utils one by one.
  */
-async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Promise<Set<string>> {
+async function createBatch(ctx: DriverContext, state: AccountRun, db: UserDb): Promise<Set<string>> {
   const fresh = [...state.desired.values()].filter(
     (a) =>
       state.observed.has(a.user) &&
@@ -78,13 +76,14 @@ async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Pro
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
 // reported, never deleted: files on the host may still belong to them.
-export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account'> = {
+export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun> = {
   kind: 'account',
   rank: 0,
   orphans: 'report',
 
-  async desire(resources, ctx) {
-    const state = runState(ctx);
+  createRun: () => ({ desired: new Map(), observed: new Map() }),
+
+  async desire(resources, _ctx, state) {
     return new Map(
       resources.map((r) => {
         const desired = { ...r.spec, groups: [...r.spec.groups].sort() };
@@ -94,10 +93,9 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
     );
   },
 
-  async observe(resources, ctx) {
-    const db = await UserDb.forRun(ctx);
+  async observe(resources, ctx, state) {
+    const db = await ctx.run.users.get();
     const out = new Map<string, ObservedAccount>();
-    const state = runState(ctx);
     for (const r of resources) {
       const u = db.users.get(r.spec.user);
       if (u) {
@@ -145,16 +143,16 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   // by the error; rollback of this change is not called (it did not complete).
   // The first create of a run creates every wholly new account of the run (createBatch);
   // its undo lists them, so a rollback removes them even if their own steps never ran.
-  async apply(change, ctx) {
+  async apply(change, ctx, state) {
     try {
-      return await applyAccount(change.desired!, change.observed, change.action, ctx);
+      return await applyAccount(change.desired!, change.observed, change.action, ctx, state);
     } finally {
-      UserDb.forget(ctx); // later readers in this run read the accounts again
+      ctx.run.users.forget(); // later readers in this run read the accounts again
     }
   },
 
-  async verify(change, ctx) {
-    const observed = (await this.observe([change.resource!], ctx)).get(change.id);
+  async verify(change, ctx, state) {
+    const observed = (await this.observe([change.resource!], ctx, state)).get(change.id);
     if (observed) observed.hostkit = true; // this run created or changed it: its inventory entry comes after verify
     const again = this.plan({ resource: change.resource!, desired: change.desired, observed, orphan: false });
     return again.action === 'noop' ? [] : [error('verification failed', `account ${change.desired!.user} is not as applied`, change.origin)];
@@ -164,14 +162,13 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
     try {
       await rollbackAccount(change.desired!, undo, ctx);
     } finally {
-      UserDb.forget(ctx);
+      ctx.run.users.forget();
     }
   },
 };
 
-async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext): Promise<AccountUndo> {
+async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext, state: AccountRun): Promise<AccountUndo> {
   let db = await UserDb.read(ctx.host);
-  const state = runState(ctx);
   if (action === 'create') {
     const first = state.batch === undefined;
     if (first) state.batch = createBatch(ctx, state, db);

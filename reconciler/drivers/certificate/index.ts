@@ -7,7 +7,6 @@ import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
 import { nginxActive } from '../nginx/nginx.js';
 import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
-import { flushNginx, markReloadOwed, nginxRun, restoreNginx } from '../nginx/run.js';
 import { DOMAIN } from '../nginx/validate.js';
 import type { Applied, Driver, DriverContext } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
@@ -261,7 +260,7 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     const previous = await readPair(ctx.host, paths);
     if (previous) undo.previous = previous;
     try {
-      if (change.action === 'delete' || change.fields.some((f) => f.field === '/certificate')) await markReloadOwed(ctx);
+      if (change.action === 'delete' || change.fields.some((f) => f.field === '/certificate')) await ctx.run.nginx.changing();
       if (change.action === 'delete') {
         await ctx.host.remove(paths.certificate);
         await ctx.host.remove(paths.key);
@@ -313,14 +312,14 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
   async settle(items, ctx, phase) {
     if (items.length === 0) return;
     if (phase === 'rollback') {
-      await restoreNginx(ctx);
+      await ctx.run.nginx.restore();
       return;
     }
     // Sites and placeholders go live first: the CA validates through them.
-    await flushNginx(ctx, items[0]!.change.id);
+    await ctx.run.nginx.flush(items[0]!.change.id);
     for (const item of items) if (item.undo.issue) await order(item, ctx);
     // One more reload, only if a certificate changed since the last one.
-    await flushNginx(ctx, items[0]!.change.id);
+    await ctx.run.nginx.flush(items[0]!.change.id);
     await checkServed(items, ctx);
   },
 
@@ -358,7 +357,7 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
       await ctx.host.remove(paths.key);
     }
     for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
-    nginxRun(ctx).dirty = true;
+    ctx.run.nginx.restored();
   },
 };
 
@@ -395,7 +394,7 @@ async function order(item: Applied<DesiredCertificate, ObservedCertificate, Cert
       domains: desired.domains,
       log: (message) => ctx.log.debug({ resource: item.change.id }, message),
     });
-    await markReloadOwed(ctx);
+    await ctx.run.nginx.changing();
     await writePair(ctx.host, paths, issued);
     item.undo.wrote = true;
     item.undo.serial = serialOf(issued.certificate);

@@ -5,6 +5,7 @@ import type { CommandSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { HostKitError } from '../../core/errors.js';
 import type { ExecOptions, ExecResult } from '../../hosts/types.js';
+import { hasRollbackEvent, hasSettleFirst } from '../types.js';
 import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, commandUnitName, isLifecycleUnitOf, runCommand } from './index.js';
 
 const spec: CommandSpec = {
@@ -96,6 +97,26 @@ describe('reconciler/drivers/command', () => {
     host.onExec((c) => (c.file === 'systemd-run' ? { exitCode: 3, stdout: '', stderr: 'relation exists' } : undefined));
     await expect(commandDriver.apply(change, ctx)).rejects.toThrow(/migrate of shop failed.*exited 3: relation exists/);
     expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands).toEqual({});
+  });
+
+  it("an after-start command asks the executor to settle first and runs once the run's restarted services are up; a before-start one does neither", async () => {
+    expect(hasSettleFirst(commandDriver) && hasRollbackEvent(commandDriver)).toBe(true);
+    const after = { ...spec, phase: 'after-start' as const };
+    for (const [s, waits] of [
+      [after, true],
+      [spec, false],
+    ] as const) {
+      const host = new FakeHost();
+      const ctx = driverContext(host);
+      let up = false;
+      ctx.run.restarts.restarted(new Promise((resolve) => setTimeout(resolve, 50)).then(() => (up = true)));
+      const change = commandDriver.plan({ resource: resource(s), desired: await desired(inputs, s), observed: undefined, orphan: false });
+      expect(commandDriver.settleFirst(change)).toBe(waits);
+      let ranWhenUp: boolean | undefined;
+      host.onExec((c) => (c.file === 'systemd-run' ? ((ranWhenUp = up), undefined) : undefined));
+      await commandDriver.apply(change, ctx);
+      expect(ranWhenUp).toBe(waits);
+    }
   });
 });
 

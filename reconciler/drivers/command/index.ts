@@ -7,8 +7,7 @@ import { programProblem } from '../../core/strict-values.js';
 import { changeBase, type Change } from '../../diff/model.js';
 import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
-import { restartGrace } from '../systemd/driver.js';
-import type { Driver } from '../types.js';
+import type { Driver, WithRollbackEvent, WithSettleFirst } from '../types.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
@@ -195,10 +194,16 @@ function specOf(change: Change): CommandSpec {
   return change.resource!.spec as CommandSpec;
 }
 
-export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> = {
+export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> & WithSettleFirst & WithRollbackEvent = {
   kind: 'command',
   rank: 5,
   orphans: 'delete',
+
+  // An after-start command runs once the services before it were restarted (and, in apply, are past their grace).
+  settleFirst: (change) => specOf(change).phase === 'after-start',
+
+  // Its down command ran: a later restore from the run's backups must not run it again.
+  rollbackEvent: 'down',
 
   // The digest covers the spec and the project's inputs (files and env file it depends on).
   async desire(resources, ctx) {
@@ -257,7 +262,7 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     }
     const spec = specOf(change);
     const desired = change.desired!;
-    if (spec.phase === 'after-start') await restartGrace(ctx);
+    if (spec.phase === 'after-start') await ctx.run.restarts.allUp();
     const result = await runCommand(ctx.host, {
       argv: spec.command,
       user: spec.user,

@@ -4,7 +4,6 @@ import { changeBase, diffFields, octal, type Change } from '../../diff/model.js'
 import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
 import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
-import { UserDb } from '../shared/users.js';
 import type { Driver } from '../types.js';
 
 export interface ObservedDirectory {
@@ -34,7 +33,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   },
 
   async observe(resources, ctx) {
-    const users = await UserDb.forRun(ctx);
+    const users = await ctx.run.users.get();
     const out = new Map<string, ObservedDirectory>();
     const seen = new Map<string, Promise<string | undefined>>();
     await Promise.all(
@@ -93,7 +92,7 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
   // changes is unaffected and the empty parents are harmless; the target keeps its old owner/mode.
   async apply(change, ctx) {
     const desired = change.desired!;
-    const users = await UserDb.forRun(ctx);
+    const users = await ctx.run.users.get();
     const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
     const st = await ctx.host.stat(desired.path);
     if (st) {

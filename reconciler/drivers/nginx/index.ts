@@ -13,7 +13,7 @@ import type { Driver, DriverContext } from '../types.js';
 import { buildHtpasswd } from './htpasswd.js';
 import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js';
 import { renderSite, siteTlsFiles } from './render.js';
-import { flushNginx, markReloadOwed, nginxRun, reloadOwed, restoreNginx } from './run.js';
+import { reloadOwed } from './run.js';
 import { siteProblems } from './validate.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
@@ -306,8 +306,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     const file = siteFile(spec.site);
     const auth = htpasswdFile(spec.site);
     const undo: SiteUndo = { snapshots: [await snapshot(ctx.host, file), await snapshot(ctx.host, auth)], createdDirs: [] };
-    nginxRun(ctx).files.set(file, change.id);
-    await markReloadOwed(ctx);
+    await ctx.run.nginx.changing({ path: file, resourceId: change.id });
     try {
       await writeSite(change, ctx, undo);
     } catch (cause) {
@@ -319,8 +318,8 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
 
   async settle(items, ctx, phase) {
     if (items.length === 0) return;
-    if (phase === 'apply') await flushNginx(ctx, items[0]!.change.id);
-    else await restoreNginx(ctx);
+    if (phase === 'apply') await ctx.run.nginx.flush(items[0]!.change.id);
+    else await ctx.run.nginx.restore();
   },
 
   async verify(change, ctx) {
@@ -337,7 +336,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
       else await ctx.host.remove(s.file);
     }
     for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
-    nginxRun(ctx).dirty = true;
+    ctx.run.nginx.restored();
   },
 };
 
@@ -361,5 +360,5 @@ async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec>, ct
     await ctx.host.remove(auth);
   }
   await ctx.host.writeFile(file, desired.content, { uid: 0, gid: 0, mode: 0o644 });
-  nginxRun(ctx).probes.set(desired.domains[0]!, { generation: desired.generation, resourceId: change.id });
+  ctx.run.nginx.expect(desired.domains[0]!, desired.generation, change.id);
 }

@@ -1,40 +1,14 @@
-// What one run has done to nginx, shared by the site and certificate drivers:
-// config files written but not yet live, the sites to probe, whether nginx was
-// reloaded (then rollback reloads it again). Keyed by the run's context.
+// What one run has done to nginx, shared by the site and certificate drivers
+// through ctx.run.nginx (drivers/run.ts NginxReload): config files written but not
+// yet live, the sites to probe, whether nginx was reloaded (then rollback reloads
+// it again).
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
-import type { DriverContext } from '../types.js';
+import type { NginxReload } from '../run.js';
 import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, reload, testConfig } from './nginx.js';
 import { writeRootFile } from '../../hosts/root-files.js';
-
-export interface NginxRun {
-  /** The reload-owed marker is on disk for this run's writes. */
-  marked: boolean;
-  /** It was already there, left by an interrupted run: only a reload may clear it. */
-  inherited: boolean;
-  /** Files changed since nginx last loaded its config in this run. */
-  dirty: boolean;
-  /** This run reloaded nginx at least once. */
-  reloaded: boolean;
-  /** Domain -> generation the site must answer with once its config is live. */
-  probes: Map<string, { generation: string; resourceId: string }>;
-  /** Config file -> the resource that wrote it, to name the culprit of a failed test. */
-  files: Map<string, string>;
-  /** How many times nginx was reloaded by this run (for logs and tests). */
-  reloads: number;
-}
-
-const runs = new WeakMap<DriverContext, NginxRun>();
-
-export function nginxRun(ctx: DriverContext): NginxRun {
-  let run = runs.get(ctx);
-  if (!run) {
-    run = { marked: false, inherited: false, dirty: false, reloaded: false, probes: new Map(), files: new Map(), reloads: 0 };
-    runs.set(ctx, run);
-  }
-  return run;
-}
 
 // A reload is owed from before the first write of a run until nginx has taken
 // the files: a run killed in between leaves this marker, and the next run
@@ -48,76 +22,95 @@ export async function reloadOwed(host: Host, stateDirectory: string): Promise<bo
   return (await host.stat(reloadOwedPath(stateDirectory))) !== undefined;
 }
 
-/** Call before writing anything nginx reads. */
-export async function markReloadOwed(ctx: DriverContext): Promise<void> {
-  const run = nginxRun(ctx);
-  run.dirty = true;
-  if (run.marked) return;
-  run.inherited = await reloadOwed(ctx.host, ctx.stateDirectory);
-  await writeRootFile(ctx.host, reloadOwedPath(ctx.stateDirectory), `${new Date().toISOString()}\n`);
-  run.marked = true;
-}
+export class NginxRun implements NginxReload {
+  private readonly host: Host;
+  private readonly stateDirectory: string;
+  private readonly log: Logger;
+  /** The reload-owed marker is on disk for this run's writes. */
+  private marked = false;
+  /** It was already there, left by an interrupted run: only a reload may clear it. */
+  private inherited = false;
+  /** Files changed since nginx last loaded its config in this run. */
+  private dirty = false;
+  /** This run reloaded nginx at least once. */
+  private reloaded = false;
+  /** Domain -> generation the site must answer with once its config is live. */
+  private readonly probes = new Map<string, { generation: string; resourceId: string }>();
+  /** Config file -> the resource that wrote it, to name the culprit of a failed test. */
+  private readonly files = new Map<string, string>();
 
-async function clearReloadOwed(ctx: DriverContext): Promise<void> {
-  const run = nginxRun(ctx);
-  if (!run.marked) return;
-  await ctx.host.remove(reloadOwedPath(ctx.stateDirectory));
-  run.marked = false;
-}
-
-/**
- * Make what this run wrote live: one `nginx -t` of the whole configuration,
- * one reload, then a probe of every changed site for its new generation.
- * No-op when nothing changed since the last call. If it throws, the new files
- * are still on disk (the run's rollback restores them); when the test failed,
- * nginx was not reloaded and still serves the previous configuration.
- */
-export async function flushNginx(ctx: DriverContext, fallbackId: string): Promise<void> {
-  const run = nginxRun(ctx);
-  if (!run.dirty) return;
-  const test = await testConfig(ctx.host);
-  if (!test.ok) {
-    const file = blamedFile(test.message);
-    throw new HostKitError('NGINX_CONFIG_INVALID', `nginx -t rejected the configuration; nginx was not reloaded:\n${test.message}`, {
-      data: { resourceId: (file && run.files.get(file)) ?? fallbackId, file },
-    });
+  constructor(options: { host: Host; stateDirectory: string; log: Logger }) {
+    this.host = options.host;
+    this.stateDirectory = options.stateDirectory;
+    this.log = options.log;
   }
-  const offset = await errorLogSize(ctx.host);
-  await reload(ctx.host);
-  run.dirty = false;
-  run.reloaded = true;
-  run.reloads++;
-  ctx.log.info({ sites: run.probes.size }, 'nginx reloaded');
-  const missing = await awaitGenerations(
-    ctx.host,
-    [...run.probes].map(([domain, p]) => ({ domain, generation: p.generation })),
-  );
-  if (missing.length > 0) {
-    const log = await errorLogSince(ctx.host, offset);
-    const first = run.probes.get(missing[0]!.domain)!;
-    throw new HostKitError(
-      'NGINX_RELOAD_REJECTED',
-      `nginx did not take the new configuration (${missing.map((m) => `${m.domain} answered: ${m.seen || 'nothing'}`).join('; ')})${log ? `; error.log:\n${log}` : ''}`,
-      { data: { resourceId: first.resourceId }, retryable: true },
+
+  async changing(file?: { path: string; resourceId: string }): Promise<void> {
+    if (file) this.files.set(file.path, file.resourceId);
+    this.dirty = true;
+    if (this.marked) return;
+    this.inherited = await reloadOwed(this.host, this.stateDirectory);
+    await writeRootFile(this.host, reloadOwedPath(this.stateDirectory), `${new Date().toISOString()}\n`);
+    this.marked = true;
+  }
+
+  expect(domain: string, generation: string, resourceId: string): void {
+    this.probes.set(domain, { generation, resourceId });
+  }
+
+  restored(): void {
+    this.dirty = true;
+  }
+
+  async flush(fallbackId: string): Promise<void> {
+    if (!this.dirty) return;
+    const test = await testConfig(this.host);
+    if (!test.ok) {
+      const file = blamedFile(test.message);
+      throw new HostKitError('NGINX_CONFIG_INVALID', `nginx -t rejected the configuration; nginx was not reloaded:\n${test.message}`, {
+        data: { resourceId: (file && this.files.get(file)) ?? fallbackId, file },
+      });
+    }
+    const offset = await errorLogSize(this.host);
+    await reload(this.host);
+    this.dirty = false;
+    this.reloaded = true;
+    this.log.info({ sites: this.probes.size }, 'nginx reloaded');
+    const missing = await awaitGenerations(
+      this.host,
+      [...this.probes].map(([domain, p]) => ({ domain, generation: p.generation })),
     );
+    if (missing.length > 0) {
+      const log = await errorLogSince(this.host, offset);
+      const first = this.probes.get(missing[0]!.domain)!;
+      throw new HostKitError(
+        'NGINX_RELOAD_REJECTED',
+        `nginx did not take the new configuration (${missing.map((m) => `${m.domain} answered: ${m.seen || 'nothing'}`).join('; ')})${log ? `; error.log:\n${log}` : ''}`,
+        { data: { resourceId: first.resourceId }, retryable: true },
+      );
+    }
+    this.probes.clear();
+    await this.clearReloadOwed();
   }
-  run.probes.clear();
-  await clearReloadOwed(ctx);
-}
 
-/** After a rollback restored the files: load them again if this run had reloaded nginx. */
-export async function restoreNginx(ctx: DriverContext): Promise<void> {
-  const run = nginxRun(ctx);
-  if (!run.reloaded) {
-    // The restored files are what nginx runs: no reload is owed for this run's writes.
-    if (!run.inherited) await clearReloadOwed(ctx);
-    return;
+  async restore(): Promise<void> {
+    if (!this.reloaded) {
+      // The restored files are what nginx runs: no reload is owed for this run's writes.
+      if (!this.inherited) await this.clearReloadOwed();
+      return;
+    }
+    const test = await testConfig(this.host);
+    if (!test.ok) throw new HostKitError('NGINX_CONFIG_INVALID', `after rollback nginx -t still fails; nginx was not reloaded:\n${test.message}`);
+    await reload(this.host);
+    this.reloaded = false;
+    this.dirty = false;
+    this.probes.clear();
+    await this.clearReloadOwed();
   }
-  const test = await testConfig(ctx.host);
-  if (!test.ok) throw new HostKitError('NGINX_CONFIG_INVALID', `after rollback nginx -t still fails; nginx was not reloaded:\n${test.message}`);
-  await reload(ctx.host);
-  run.reloaded = false;
-  run.dirty = false;
-  run.probes.clear();
-  await clearReloadOwed(ctx);
+
+  private async clearReloadOwed(): Promise<void> {
+    if (!this.marked) return;
+    await this.host.remove(reloadOwedPath(this.stateDirectory));
+    this.marked = false;
+  }
 }

@@ -27,22 +27,15 @@ export interface SqlSession {
 /** Opens a session as the admin role in `database`. Unit tests pass a fake one. */
 export type Connect = (ctx: DriverContext, database: string) => Promise<SqlSession>;
 
-interface AdminTarget {
+export interface AdminTarget {
   config: pg.ClientConfig;
   /** For messages: "socket /run/postgresql on HOST" or "127.0.0.1:5432". */
   where: string;
 }
 
-const targets = new WeakMap<DriverContext, Promise<AdminTarget>>();
-
 // Resolved once per run: the admin password secret is read at most once.
 function adminTarget(ctx: DriverContext): Promise<AdminTarget> {
-  let target = targets.get(ctx);
-  if (!target) {
-    target = resolveTarget(ctx);
-    targets.set(ctx, target);
-  }
-  return target;
+  return (ctx.run.postgresql.target ??= resolveTarget(ctx));
 }
 
 async function resolveTarget(ctx: DriverContext): Promise<AdminTarget> {
@@ -84,19 +77,16 @@ async function resolveTarget(ctx: DriverContext): Promise<AdminTarget> {
 // Admin-database connections of one run, reused from step to step: a new
 // connection costs a backend fork and authentication (~10-20 ms), as much as the
 // statement a step sends. Idle ones close after a moment and never keep the
-// process alive. Sessions in other databases stay one-shot, so no idle client
-// ever holds a database a later step drops.
-const pools = new WeakMap<DriverContext, pg.Pool>();
-
+// process alive; the run's end closes the pool (ctx.run.close()). Sessions in other
+// databases stay one-shot, so no idle client ever holds a database a later step drops.
 function adminPool(ctx: DriverContext, target: AdminTarget, lib: typeof pg): pg.Pool {
-  let pool = pools.get(ctx);
-  if (!pool) {
-    pool = new lib.Pool({ ...target.config, database: ADMIN_DATABASE, max: 4, idleTimeoutMillis: 200, allowExitOnIdle: true });
+  const run = ctx.run.postgresql;
+  if (!run.pool) {
+    run.pool = new lib.Pool({ ...target.config, database: ADMIN_DATABASE, max: 4, idleTimeoutMillis: 200, allowExitOnIdle: true });
     // An error on an idle client (the server went away) must not crash the process; the next session reports it.
-    pool.on('error', () => undefined);
-    pools.set(ctx, pool);
+    run.pool.on('error', () => undefined);
   }
-  return pool;
+  return run.pool;
 }
 
 interface Connection {

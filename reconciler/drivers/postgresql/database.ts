@@ -5,7 +5,6 @@ import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { PgDatabaseSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
-import { perRun } from '../shared/per-run.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
@@ -65,7 +64,7 @@ export interface DatabaseUndo {
 }
 
 // What one run wants and saw, so the first database it creates can start all of them.
-interface RunState {
+export interface DatabaseRun {
   desired: Map<string, DesiredDatabase>;
   observed: Map<string, ObservedDatabase | undefined>;
   /** Per database created ahead: whether CREATE DATABASE succeeded. */
@@ -182,7 +181,7 @@ export function planDatabase({
  * creation, and extensions. A database whose manifest is gone is reported and
  * kept with its data; `drop: true` drops it.
  */
-export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo, 'pgdatabase'> {
+export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo, 'pgdatabase', DatabaseRun> {
   // One catalog query shared with the role driver, then one query per existing
   // database that declares extensions (each database has its own pg_extension).
   async function observeDatabases(
@@ -231,15 +230,13 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     return out;
   }
 
-  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
-
   /**
    * The first database a run creates starts CREATE DATABASE for every plain new
    * database of the run (no extensions, owner already there), a few at a time on
    * separate connections: one database costs ~100 ms of server I/O, and they do
    * not wait on each other. Each step then only collects its own result.
    */
-  async function createAhead(ctx: DriverContext, state: RunState): Promise<Map<string, Promise<boolean>>> {
+  async function createAhead(ctx: DriverContext, state: DatabaseRun): Promise<Map<string, Promise<boolean>>> {
     const candidates = [...state.desired.values()].filter((d) => {
       const o = state.observed.get(d.database);
       return state.observed.has(d.database) && !d.drop && d.extensions.length === 0 && o !== undefined && !o.exists && !('unreachable' in o);
@@ -270,8 +267,9 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     rank: 3,
     orphans: 'report',
 
-    async desire(resources, ctx) {
-      const state = runState(ctx);
+    createRun: () => ({ desired: new Map(), observed: new Map() }),
+
+    async desire(resources, _ctx, state) {
       return new Map(
         resources.map((r) => {
           const desired: DesiredDatabase = {
@@ -288,9 +286,8 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       );
     },
 
-    async observe(resources, ctx) {
+    async observe(resources, ctx, state) {
       const observed = await observeDatabases(resources, ctx);
-      const state = runState(ctx);
       if (!state.ahead) for (const r of resources) state.observed.set(r.spec.database, observed.get(r.id));
       return observed;
     },
@@ -301,7 +298,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     // extensions) is one transaction in that database. If apply throws, the
     // database is as it was: PostgreSQL rolled the transaction back, and a
     // database created by this call is dropped again before the error is thrown.
-    async apply(change, ctx) {
+    async apply(change, ctx, state) {
       const database = change.resource!.spec.database;
       noteChanging(ctx, { databases: [database] });
       const desired = change.desired!;
@@ -312,7 +309,6 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       }
       if (change.action === 'create') {
         const force = version >= 130000;
-        const state = runState(ctx);
         if (desired.extensions.length === 0) {
           const first = state.ahead === undefined;
           if (first) state.ahead = createAhead(ctx, state);

@@ -39,14 +39,12 @@ export interface CatalogRequest {
   extensions?: readonly string[];
 }
 
-interface Batch {
+export interface CatalogBatch {
   roles: Set<string>;
   databases: Set<string>;
   extensions: Set<string>;
   result: Promise<Catalog>;
 }
-
-const open = new WeakMap<DriverContext, Batch>();
 
 /**
  * The catalog rows for the names asked for. Requests made in the same turn of
@@ -54,16 +52,17 @@ const open = new WeakMap<DriverContext, Batch>();
  * (so verify, after apply, always reads fresh state).
  */
 export function loadCatalog(connect: Connect, ctx: DriverContext, request: CatalogRequest): Promise<Catalog> {
-  let batch = open.get(ctx);
+  const run = ctx.run.postgresql;
+  let batch = run.batch;
   if (!batch) {
     const names = { roles: new Set<string>(), databases: new Set<string>(), extensions: new Set<string>() };
     // Queried on the next turn, once every driver of this run has added its names.
     const result = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      open.delete(ctx);
+      run.batch = undefined;
       return queryCatalog(connect, ctx, names);
     });
     batch = { ...names, result };
-    open.set(ctx, batch);
+    run.batch = batch;
   }
   for (const r of request.roles ?? []) batch.roles.add(r);
   for (const d of request.databases ?? []) batch.databases.add(d);
@@ -71,7 +70,7 @@ export function loadCatalog(connect: Connect, ctx: DriverContext, request: Catal
   return batch.result;
 }
 
-async function queryCatalog(connect: Connect, ctx: DriverContext, batch: Omit<Batch, 'result'>): Promise<Catalog> {
+async function queryCatalog(connect: Connect, ctx: DriverContext, batch: Omit<CatalogBatch, 'result'>): Promise<Catalog> {
   const [row] = await withSession(connect, ctx, ADMIN_DATABASE, (s) =>
     s.query<{ version: number; roles: RoleRow[]; databases: DatabaseRow[]; available: string[] }>(CATALOG_QUERY, [
       [...batch.roles],
@@ -99,26 +98,16 @@ export async function loadExtensions(connect: Connect, ctx: DriverContext, datab
 // Verify reads the catalog once per run, not once per change: every name applied
 // so far is asked for at the first verify, and the answer is shared until the next
 // apply or rollback of either driver (which makes it stale).
-interface VerifyState {
+export interface VerifyState {
   generation: number;
   roles: Set<string>;
   databases: Set<string>;
   cached?: { generation: number; roles: Set<string>; databases: Set<string>; catalog: Promise<Catalog> };
 }
-const verifying = new WeakMap<DriverContext, VerifyState>();
-
-function verifyState(ctx: DriverContext): VerifyState {
-  let state = verifying.get(ctx);
-  if (!state) {
-    state = { generation: 0, roles: new Set(), databases: new Set() };
-    verifying.set(ctx, state);
-  }
-  return state;
-}
 
 /** Called by apply and rollback before they change anything: the names verify will ask about, and staleness. */
 export function noteChanging(ctx: DriverContext, names: { roles?: readonly string[]; databases?: readonly string[] }): void {
-  const state = verifyState(ctx);
+  const state = ctx.run.postgresql.verifying;
   state.generation++;
   for (const r of names.roles ?? []) state.roles.add(r);
   for (const d of names.databases ?? []) state.databases.add(d);
@@ -130,7 +119,7 @@ export function catalogAfterChanges(
   ctx: DriverContext,
   request: { roles?: readonly string[]; databases?: readonly string[] },
 ): Promise<Catalog> {
-  const state = verifyState(ctx);
+  const state = ctx.run.postgresql.verifying;
   const c = state.cached;
   const covered = (set: Set<string> | undefined, names: readonly string[] | undefined) => (names ?? []).every((n) => set?.has(n));
   if (c && c.generation === state.generation && covered(c.roles, request.roles) && covered(c.databases, request.databases)) return c.catalog;

@@ -200,9 +200,10 @@ async function run(
   };
   const ctx =
     options.ctx ?? driverContext(new FakeHost(), { env: options.env ?? { SHOP_DB_PASSWORD: PASSWORD }, mode: options.mode ?? 'apply', redactor, inventory });
-  const observing = [roleDriver.observe([role], ctx), dbDriver.observe([database], ctx)] as const;
+  const dbRun = dbDriver.createRun!(ctx);
+  const observing = [roleDriver.observe([role], ctx), dbDriver.observe([database], ctx, dbRun)] as const;
   const roleWanted = (await roleDriver.desire([role], ctx)).get(role.id)!;
-  const dbWanted = (await dbDriver.desire([database], ctx)).get(database.id)!;
+  const dbWanted = (await dbDriver.desire([database], ctx, dbRun)).get(database.id)!;
   const [roles, databases] = await Promise.all(observing);
   const roleChange = roleDriver.plan({ resource: role, desired: roleWanted.desired, observed: roles.get(role.id), orphan: false });
   roleChange.diagnostics.push(...roleWanted.diagnostics);
@@ -213,11 +214,11 @@ async function run(
     const undo: unknown[] = [];
     for (const change of order) {
       if (change.action === 'noop') continue;
-      undo.push(change.kind === 'pgrole' ? await roleDriver.apply(roleChange, ctx) : await dbDriver.apply(dbChange, ctx));
+      undo.push(change.kind === 'pgrole' ? await roleDriver.apply(roleChange, ctx) : await dbDriver.apply(dbChange, ctx, dbRun));
     }
     return undo;
   };
-  return { ctx, roleDriver, dbDriver, roleChange, dbChange, apply, redactor };
+  return { ctx, dbRun, roleDriver, dbDriver, roleChange, dbChange, apply, redactor };
 }
 
 function everythingShown(changes: Change[]): string {
@@ -466,45 +467,46 @@ describe('reconciler/drivers/postgresql', () => {
     async function planMany(server: FakePostgres) {
       const { database: dbDriver } = makePostgresDrivers(server.connect);
       const ctx = driverContext(new FakeHost(), { env: {}, mode: 'apply' });
-      const wanted = await dbDriver.desire(many, ctx);
-      const observed = await dbDriver.observe(many, ctx);
+      const dbRun = dbDriver.createRun!(ctx);
+      const wanted = await dbDriver.desire(many, ctx, dbRun);
+      const observed = await dbDriver.observe(many, ctx, dbRun);
       const changes = many.map((r) => dbDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
-      return { dbDriver, ctx, changes };
+      return { dbDriver, ctx, dbRun, changes };
     }
 
     it('the first create starts them all; every step then only collects its result, and verify reads the catalog once', async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
-      const { dbDriver, ctx, changes } = await planMany(server);
+      const { dbDriver, ctx, dbRun, changes } = await planMany(server);
       server.sent.length = 0;
-      const first = await dbDriver.apply(changes[0]!, ctx);
+      const first = await dbDriver.apply(changes[0]!, ctx, dbRun);
       expect(first.batch).toEqual(['app_1', 'app_2', 'app_3', 'app_4', 'app_5']);
-      for (const c of changes.slice(1)) expect(await dbDriver.apply(c, ctx)).toEqual({ created: { force: true } });
+      for (const c of changes.slice(1)) expect(await dbDriver.apply(c, ctx, dbRun)).toEqual({ created: { force: true } });
       expect([...server.databases.keys()]).toEqual(expect.arrayContaining(many.map((r) => r.spec.database)));
       expect(server.statements().filter((sql) => sql.startsWith('CREATE DATABASE'))).toHaveLength(6);
       server.sent.length = 0;
-      for (const c of changes) expect(await dbDriver.verify(c, ctx)).toEqual([]);
+      for (const c of changes) expect(await dbDriver.verify(c, ctx, dbRun)).toEqual([]);
       expect(server.sent).toHaveLength(1);
     });
 
     it('rolling back the first step drops the databases created ahead whose own steps never ran', async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
-      const { dbDriver, ctx, changes } = await planMany(server);
-      const first = await dbDriver.apply(changes[0]!, ctx);
-      const second = await dbDriver.apply(changes[1]!, ctx);
+      const { dbDriver, ctx, dbRun, changes } = await planMany(server);
+      const first = await dbDriver.apply(changes[0]!, ctx, dbRun);
+      const second = await dbDriver.apply(changes[1]!, ctx, dbRun);
       // The run fails here: rollback in reverse order.
-      await dbDriver.rollback(changes[1]!, second, ctx);
-      await dbDriver.rollback(changes[0]!, first, ctx);
+      await dbDriver.rollback(changes[1]!, second, ctx, dbRun);
+      await dbDriver.rollback(changes[0]!, first, ctx, dbRun);
       expect([...server.databases.keys()]).toEqual(['postgres']);
     });
 
     it("a database the batch could not create gets its own statement and PostgreSQL's error, and the others are taken back", async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
-      const { dbDriver, ctx, changes } = await planMany(server);
+      const { dbDriver, ctx, dbRun, changes } = await planMany(server);
       server.failOn = { pattern: /CREATE DATABASE "app_0"/, message: 'could not write to file', code: '53100' };
-      await expect(dbDriver.apply(changes[0]!, ctx)).rejects.toThrow(/could not write to file/);
+      await expect(dbDriver.apply(changes[0]!, ctx, dbRun)).rejects.toThrow(/could not write to file/);
       expect([...server.databases.keys()]).toEqual(['postgres']);
     });
   });
@@ -525,7 +527,7 @@ describe('reconciler/drivers/postgresql', () => {
       ]);
       expect(server.sent.find((s) => s.sql.startsWith('CREATE EXTENSION'))!.database).toBe('shop');
       expect(await first.roleDriver.verify(first.roleChange, first.ctx)).toEqual([]);
-      expect(await first.dbDriver.verify(first.dbChange, first.ctx)).toEqual([]);
+      expect(await first.dbDriver.verify(first.dbChange, first.ctx, first.dbRun)).toEqual([]);
 
       server.sent.length = 0;
       server.sessions.length = 0;
@@ -597,7 +599,7 @@ describe('reconciler/drivers/postgresql', () => {
       const server = new FakePostgres();
       const created = await run(server);
       const [roleUndo, dbUndo] = await created.apply();
-      await created.dbDriver.rollback(created.dbChange, dbUndo as never, created.ctx);
+      await created.dbDriver.rollback(created.dbChange, dbUndo as never, created.ctx, created.dbRun);
       await created.roleDriver.rollback(created.roleChange, roleUndo as never, created.ctx);
       expect(server.statements().slice(-2)).toEqual(['DROP DATABASE "shop" WITH (FORCE)', 'DROP ROLE "shop"']);
       expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
@@ -609,7 +611,7 @@ describe('reconciler/drivers/postgresql', () => {
       expect(update.dbChange.fields.map((f) => f.field)).toEqual(['/owner', '/extensions']);
       const [undo] = await update.apply();
       expect(undo).toEqual({ previousOwner: 'postgres', createdExtensions: ['pg_trgm'] });
-      await update.dbDriver.rollback(update.dbChange, undo as never, update.ctx);
+      await update.dbDriver.rollback(update.dbChange, undo as never, update.ctx, update.dbRun);
       expect(server.databases.get('shop')!.owner).toBe('postgres');
       expect([...server.databases.get('shop')!.extensions].sort()).toEqual(['pgcrypto', 'plpgsql']);
 
@@ -617,7 +619,9 @@ describe('reconciler/drivers/postgresql', () => {
       expect([dropped.roleChange.action, dropped.dbChange.action]).toEqual(['delete', 'delete']);
       const [dbDropUndo, roleDropUndo] = await dropped.apply();
       expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
-      await expect(dropped.dbDriver.rollback(dropped.dbChange, dbDropUndo as never, dropped.ctx)).rejects.toMatchObject({ code: 'PG_DROP_IRREVERSIBLE' });
+      await expect(dropped.dbDriver.rollback(dropped.dbChange, dbDropUndo as never, dropped.ctx, dropped.dbRun)).rejects.toMatchObject({
+        code: 'PG_DROP_IRREVERSIBLE',
+      });
       // A dropped role comes back with its settings and verifier.
       await dropped.roleDriver.rollback(dropped.roleChange, roleDropUndo as never, dropped.ctx);
       expect(server.roles.get('shop')).toMatchObject({ login: true, connectionLimit: 20, password: expect.stringMatching(/^SCRAM-SHA-256\$/) });
@@ -659,7 +663,10 @@ describe('reconciler/drivers/postgresql', () => {
       await (await run(server)).apply();
       const { role: roleDriver, database: dbDriver } = makePostgresDrivers(server.connect);
       const ctx = driverContext(new FakeHost(), { env: {} });
-      const [roles, databases] = await Promise.all([roleDriver.observe([roleResource()], ctx), dbDriver.observe([databaseResource()], ctx)]);
+      const [roles, databases] = await Promise.all([
+        roleDriver.observe([roleResource()], ctx),
+        dbDriver.observe([databaseResource()], ctx, dbDriver.createRun!(ctx)),
+      ]);
       expect(roleDriver.plan({ resource: roleResource(), desired: undefined, observed: roles.get('pgrole/shop'), orphan: true })).toMatchObject({
         action: 'noop',
         orphan: true,
@@ -672,7 +679,7 @@ describe('reconciler/drivers/postgresql', () => {
       const dropped = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
       await dropped.apply();
       expect(server.statements()).toEqual(['DROP DATABASE "shop"', 'BEGIN', 'DROP ROLE "shop"', 'COMMIT']);
-      expect(await dropped.dbDriver.verify(dropped.dbChange, dropped.ctx)).toEqual([]);
+      expect(await dropped.dbDriver.verify(dropped.dbChange, dropped.ctx, dropped.dbRun)).toEqual([]);
       expect(await dropped.roleDriver.verify(dropped.roleChange, dropped.ctx)).toEqual([]);
       const again = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
       expect([again.roleChange.action, again.dbChange.action]).toEqual(['noop', 'noop']);

@@ -188,7 +188,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
       return out;
     },
 
-    observe: observeRoles,
+    observe: (resources, ctx) => observeRoles(resources, ctx),
     plan: planRole,
 
     // One statement or one transaction per role. If it throws, PostgreSQL has

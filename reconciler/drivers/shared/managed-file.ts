@@ -54,7 +54,7 @@ export async function observeFileResources(ctx: DriverContext, resources: readon
   const byPath = await observeFiles(
     ctx.host,
     resources.map((r) => r.spec.path),
-    await UserDb.forRun(ctx),
+    await ctx.run.users.get(),
   );
   const out = new Map<string, ObservedFile>();
   for (const r of resources) {
@@ -198,7 +198,7 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
     return undo;
   }
   const desired = change.desired!;
-  const users = ctx ? await UserDb.forRun(ctx) : await UserDb.read(host); // forRun is read again after any account change
+  const users = ctx ? await ctx.run.users.get() : await UserDb.read(host); // the run's copy is read again after any account change
   const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
   undo.createdDirs = await ensureParents(host, p);
   const contentChanged = !change.observed || change.fields.some((f) => f.field === '/content');
@@ -209,7 +209,7 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
 
 export async function verifyFile(ctx: DriverContext, change: Change<DesiredFile, ObservedFile>): Promise<Diagnostic[]> {
   const p = (change.resource!.spec as { path: string }).path;
-  const observed = (await observeFiles(ctx.host, [p], await UserDb.forRun(ctx))).get(p);
+  const observed = (await observeFiles(ctx.host, [p], await ctx.run.users.get())).get(p);
   if (change.action === 'delete') {
     return observed ? [error('verification failed', `${p} still exists after it was removed`, change.origin)] : [];
   }

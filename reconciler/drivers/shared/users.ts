@@ -15,8 +15,6 @@ export interface GroupEntry {
   members: string[];
 }
 
-const perRun = new WeakMap<object, Promise<UserDb>>();
-
 // The host's users and groups, read from /etc/passwd and /etc/group in two
 // file reads (not one `id` process per user).
 export class UserDb {
@@ -40,25 +38,6 @@ export class UserDb {
       this.groups.set(entry.name, entry);
       if (!this.groupById.has(entry.gid)) this.groupById.set(entry.gid, entry.name);
     }
-  }
-
-  /**
-   * The user database as this run last read it: read once, shared by every
-   * observe, apply and verify of the run until something changes accounts and
-   * calls forget() (the account driver does, after each change it makes).
-   */
-  static forRun(ctx: { host: Host }): Promise<UserDb> {
-    let db = perRun.get(ctx);
-    if (!db) {
-      db = UserDb.read(ctx.host);
-      perRun.set(ctx, db);
-      db.catch(() => perRun.delete(ctx)); // a failed read is not shared
-    }
-    return db;
-  }
-
-  static forget(ctx: { host: Host }): void {
-    perRun.delete(ctx);
   }
 
   static async read(host: Host): Promise<UserDb> {
@@ -92,5 +71,34 @@ export class UserDb {
     const entry = this.groups.get(name);
     if (!entry) throw new HostKitError('UNKNOWN_GROUP', `Group "${name}" does not exist on the host`, { data: { group: name } });
     return entry.gid;
+  }
+}
+
+/**
+ * The user database as this run last read it (ctx.run.users): read once, shared by
+ * every observe, apply and verify of the run until something changes accounts and
+ * calls forget() (the account driver does, after each change it makes).
+ */
+export class RunUsers {
+  private readonly host: Host;
+  private db: Promise<UserDb> | undefined;
+
+  constructor(host: Host) {
+    this.host = host;
+  }
+
+  get(): Promise<UserDb> {
+    if (!this.db) {
+      const db = UserDb.read(this.host);
+      this.db = db;
+      db.catch(() => {
+        if (this.db === db) this.db = undefined; // a failed read is not shared
+      });
+    }
+    return this.db;
+  }
+
+  forget(): void {
+    this.db = undefined;
   }
 }

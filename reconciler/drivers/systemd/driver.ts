@@ -7,7 +7,6 @@ import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
-import { perRun } from '../shared/per-run.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
 import { analyzeUnits } from './verify.js';
@@ -50,36 +49,28 @@ export interface UnitUndo {
 
 type Spec = UnitSpec | TimerSpec;
 
-// Unit states seen after settle, for verify (one systemctl call per run, not per unit).
-// They are asked after the restart grace, which runs while the drivers after this one
-// settle (nginx reloads meanwhile); verify awaits them.
-// By driver kind: services and timers settle separately and must not see each other's.
-const settled = new WeakMap<DriverContext, Map<'unit' | 'timer', Promise<Map<string, UnitState>>>>();
-
 /** How long a restarted unit must stay up before it counts as started: a service that dies right after starting shows as active for a moment. */
 export const RESTART_GRACE_MS = 750;
-
-/**
- * Resolves once the units this run restarted so far are past their grace (at once
- * when none were). An after-start lifecycle command waits for it: it runs against
- * services that started and stayed up, not ones still coming up.
- */
-export async function restartGrace(ctx: DriverContext): Promise<void> {
-  await Promise.all([...(settled.get(ctx)?.values() ?? [])].map((p) => p.catch(() => undefined)));
-}
 
 /**
  * What one run of one driver resolved and saw, by unit name, so that apply can do
  * for every changed unit at once what it would otherwise do once per unit: one
  * `systemd-analyze verify` for all new unit files, one write of the pending list.
  */
-interface RunState {
+export interface UnitRun {
   desired: Map<string, DesiredUnit>;
   observed: Map<string, ObservedUnit>;
   /** Messages per unit from one verify of every changed unit file; undefined when that verify failed. */
   verified?: Promise<Map<string, { content: string; messages: string[] }> | undefined>;
   /** Units added to the pending list in one write, before the first unit file changed. */
   pendingBatch?: Promise<Set<string>>;
+  /**
+   * Unit states seen after settle, for verify (one systemctl call per run, not per unit).
+   * They are asked after the restart grace, which runs while the drivers after this one
+   * settle (nginx reloads meanwhile); verify awaits them. Services and timers are two
+   * drivers, each with its own.
+   */
+  settled?: Promise<Map<string, UnitState>>;
 }
 
 function unitName(spec: Spec): string {
@@ -103,16 +94,15 @@ export function sameDirectivesLoaded(observed: ObservedUnit | undefined, content
  * systemd units HostKit owns (prefix hk-, files in /etc/systemd/system). One
  * factory for both kinds: services ("unit") and timers ("timer").
  */
-function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K> {
-  const runState = perRun<RunState>(() => ({ desired: new Map(), observed: new Map() }));
+function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun> {
   // Units this run will write a new file for, with that file.
-  const changedFiles = (state: RunState) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
+  const changedFiles = (state: UnitRun) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
   // New files systemd-analyze has to vouch for: not those whose directives are the ones
   // systemd has loaded already, with only comments new (an input file's digest, the
   // usual change: a new environment value).
-  const filesToVerify = (state: RunState) => changedFiles(state).filter((d) => !sameDirectivesLoaded(state.observed.get(d.unit), d.content));
+  const filesToVerify = (state: UnitRun) => changedFiles(state).filter((d) => !sameDirectivesLoaded(state.observed.get(d.unit), d.content));
   // Units this run will restart: live units with a new file, drop-ins to remove or a restart owed.
-  const restartCandidates = (state: RunState) =>
+  const restartCandidates = (state: UnitRun) =>
     [...state.desired.values()]
       .filter((d) => d.active)
       .filter((d) => {
@@ -123,8 +113,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
 
   // Checked by systemd-analyze before it goes live: all of this run's new unit files in one
   // call (the first apply starts it); a unit that call did not vouch for is checked alone.
-  async function checkUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
-    const state = runState(ctx);
+  async function checkUnitFile(ctx: DriverContext, state: UnitRun, unit: string, content: string): Promise<void> {
     if (sameDirectivesLoaded(state.observed.get(unit), content)) return;
     state.verified ??= verifyUnitFiles(
       ctx,
@@ -140,8 +129,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
 
   // The restart is recorded as owed before the unit file changes: for every unit this run
   // will restart in one write (the first apply makes it), for any other unit on its own.
-  async function markPending(ctx: DriverContext, unit: string): Promise<void> {
-    const state = runState(ctx);
+  async function markPending(ctx: DriverContext, state: UnitRun, unit: string): Promise<void> {
     state.pendingBatch ??= (async () => {
       const batch = new Set(restartCandidates(state));
       const pending = await readPending(ctx.host, ctx.stateDirectory);
@@ -155,13 +143,15 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     await writePending(ctx.host, ctx.stateDirectory, pending);
   }
 
-  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K> = {
+  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun> = {
     kind,
     // Services after the files they read, timers after the services they start.
     rank: kind === 'unit' ? 6 : 7,
     orphans: 'delete',
 
-    async desire(resources, ctx) {
+    createRun: () => ({ desired: new Map(), observed: new Map() }),
+
+    async desire(resources, ctx, state) {
       const out = new Map<string, { desired: DesiredUnit; diagnostics: Diagnostic[] }>();
       const calendarProblems = kind === 'timer' ? await checkCalendars(resources as Resource<TimerSpec>[], ctx) : new Map<string, Diagnostic>();
       for (const r of resources) {
@@ -189,7 +179,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
           active,
           ...(wantedBy ? { wantedBy } : {}),
         };
-        runState(ctx).desired.set(desired.unit, desired);
+        state.desired.set(desired.unit, desired);
         recordWritten(ctx, r.id, desired.path, content);
         out.set(r.id, { desired, diagnostics });
       }
@@ -197,7 +187,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     },
 
     // Unit files and .wants/ links are read directly; states come from one `systemctl list-units`.
-    async observe(resources, ctx) {
+    async observe(resources, ctx, run) {
       const units = resources.map((r) => unitName(r.spec));
       const target = kind === 'timer' ? 'timers.target' : 'multi-user.target';
       const [files, dropIns, links, listed, pending] = await Promise.all([
@@ -225,7 +215,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
           if (shown.owned) observed.shown = redactUnitText(shown.text, ctx.secrets.fingerprint);
           else observed.unowned = shown.summary;
         }
-        runState(ctx).observed.set(unit, observed);
+        run.observed.set(unit, observed);
         out.set(r.id, observed);
       });
       return out;
@@ -274,7 +264,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
 
     // If this throws before the rename, the live unit file is unchanged; the unit may be
     // listed as pending, which only costs one extra restart on the next run.
-    async apply(change, ctx) {
+    async apply(change, ctx, state) {
       const unit = unitName(change.resource!.spec);
       const path = `${UNIT_DIR}/${unit}`;
       const previous = await ctx.host.readFile(path);
@@ -288,10 +278,10 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
       const desired = change.desired!;
       const contentChanged = change.fields.some((f) => f.field === '/content');
       if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart' || f.field === '/dropIns'))) {
-        await markPending(ctx, unit);
+        await markPending(ctx, state, unit);
       }
       if (contentChanged) {
-        await checkUnitFile(ctx, unit, desired.content);
+        await checkUnitFile(ctx, state, unit, desired.content);
         await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
         undo.wrote = true;
       }
@@ -307,7 +297,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     },
 
     // One daemon-reload, one enable call and one restart call for the whole run.
-    async settle(items, ctx, phase) {
+    async settle(items, ctx, phase, state) {
       if (items.length === 0) return;
       const enable =
         phase === 'apply'
@@ -329,7 +319,6 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
         if (restart.length > 0) await ctx.host.exec('systemctl', ['restart', ...restart]);
         for (const i of items) pending.delete(unitName(i.change.resource!.spec));
         // Marked owed in the batch but never reached by this run: nothing of theirs changed.
-        const state = runState(ctx);
         for (const u of (await state.pendingBatch?.catch(() => undefined)) ?? []) if (!state.observed.get(u)?.pending) pending.delete(u);
         await writePending(ctx.host, ctx.stateDirectory, pending);
         return;
@@ -370,19 +359,18 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
         showUnits(ctx.host, units),
       );
       // An earlier settle of this run (before an after-start command) keeps its units' states.
-      const earlier = settled
-        .get(ctx)
-        ?.get(kind)
-        ?.catch(() => new Map<string, UnitState>());
+      const earlier = state.settled?.catch(() => new Map<string, UnitState>());
       const states = Promise.all([earlier ?? new Map<string, UnitState>(), fresh]).then(([a, b]) => new Map([...a, ...b]));
       states.catch(() => undefined); // a failure is verify's to report; a rollback may never ask
-      settled.set(ctx, (settled.get(ctx) ?? new Map()).set(kind, states));
+      state.settled = states;
+      // An after-start command waits for them: it runs against services that started and stayed up.
+      if (restart.length > 0) ctx.run.restarts.restarted(states);
     },
 
-    async verify(change, ctx) {
+    async verify(change, ctx, run) {
       if (change.action === 'delete') return [];
       const unit = change.desired!.unit;
-      const state = (await settled.get(ctx)?.get(kind))?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
+      const state = (await run.settled)?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
       const problems: string[] = [];
       if (!state || state.LoadState !== 'loaded') problems.push(`${unit} is not loaded (LoadState=${state?.LoadState ?? 'unknown'})`);
       if (state?.NeedDaemonReload === 'yes') problems.push(`${unit} still needs a daemon-reload`);

@@ -3,7 +3,7 @@ import { driverContext, inventoryAfter } from '../../../test/support/context.js'
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { restartGrace, RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitUndo } from './driver.js';
+import { RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitRun, type UnitUndo } from './driver.js';
 import { envAssignment, execArg, execLine, renderService } from './render.js';
 import type { DriverContext } from '../types.js';
 import type { Change } from '../../diff/model.js';
@@ -106,18 +106,18 @@ function resource<S>(kind: 'unit' | 'timer', name: string, spec: S): Resource<S>
   return { id: `${kind}/${name}`, kind, name, spec, dependsOn: [], origin: { file: 'projects/x.yaml', line: 1 } };
 }
 
-async function planAll(ctx: DriverContext, resources: Resource<UnitSpec>[]) {
-  const wanted = await unitDriver.desire(resources, ctx);
-  const observed = await unitDriver.observe(resources, ctx);
+async function planAll(ctx: DriverContext, run: UnitRun, resources: Resource<UnitSpec>[]) {
+  const wanted = await unitDriver.desire(resources, ctx, run);
+  const observed = await unitDriver.observe(resources, ctx, run);
   return resources.map((r) => unitDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
 }
 
-async function applyAll(ctx: DriverContext, changes: Change<DesiredUnit, ObservedUnit, UnitUndo>[]) {
+async function applyAll(ctx: DriverContext, run: UnitRun, changes: Change<DesiredUnit, ObservedUnit, UnitUndo>[]) {
   const items = [];
-  for (const c of changes.filter((c) => c.action !== 'noop')) items.push({ change: c, undo: await unitDriver.apply(c as never, ctx) });
-  await unitDriver.settle!(items as never, ctx, 'apply');
+  for (const c of changes.filter((c) => c.action !== 'noop')) items.push({ change: c, undo: await unitDriver.apply(c as never, ctx, run) });
+  await unitDriver.settle!(items as never, ctx, 'apply', run);
   // As the executor does: verify every change (this waits out the restart grace).
-  for (const i of items) await unitDriver.verify(i.change as never, ctx);
+  for (const i of items) await unitDriver.verify(i.change as never, ctx, run);
   return items;
 }
 
@@ -190,8 +190,9 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = Array.from({ length: 40 }, (_, i) => resource('unit', `hk-a${i}.service`, serviceSpec(`a${i}`)));
-    await unitDriver.observe(resources, ctx);
+    await unitDriver.observe(resources, ctx, run);
     expect(host.calls.filter((c) => c.file === 'systemctl')).toHaveLength(1);
   });
 
@@ -199,37 +200,39 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = ['a', 'b', 'c'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n)));
-    const changes = await planAll(ctx, resources);
+    const changes = await planAll(ctx, run, resources);
     expect(changes.map((c) => c.action)).toEqual(['create', 'create', 'create']);
     host.calls.length = 0;
-    const items = await applyAll(ctx, changes as never);
+    const items = await applyAll(ctx, run, changes as never);
     const systemctl = host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '));
     expect(systemctl.filter((a) => a === 'daemon-reload')).toHaveLength(1);
     expect(systemctl.filter((a) => a.startsWith('enable'))).toEqual(['enable --no-reload -- hk-a.service hk-b.service hk-c.service']);
     expect(systemctl.filter((a) => a.startsWith('restart'))).toEqual(['restart -- hk-a.service hk-b.service hk-c.service']);
-    for (const { change } of items) expect(await unitDriver.verify(change as never, ctx)).toEqual([]);
+    for (const { change } of items) expect(await unitDriver.verify(change as never, ctx, run)).toEqual([]);
     expect(units.get('hk-a.service')).toMatchObject({ active: 'active' });
     expect(host.text('/etc/systemd/system/multi-user.target.wants/hk-a.service')).toBe('');
-    expect((await planAll(ctx, resources)).map((c) => c.action)).toEqual(['noop', 'noop', 'noop']);
+    expect((await planAll(ctx, run, resources)).map((c) => c.action)).toEqual(['noop', 'noop', 'noop']);
   });
 
   it('a unit file named hk-* that HostKit did not write, or that was edited by hand, is shown by size and fingerprint only', async () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
     host.seedFile('/etc/systemd/system/hk-a.service', '[Service]\nEnvironment=TOKEN=CANARY-7f3e9a\n');
-    const [foreign] = await planAll(ctx, resources);
+    const [foreign] = await planAll(ctx, run, resources);
     expect(foreign!.fields[0]).toEqual({
       field: '/content',
       before: expect.stringMatching(/^exists, 42 bytes, fingerprint hmac:[0-9a-f]{12}$/),
       after: 'unit file',
     });
-    await applyAll(ctx, [foreign] as never);
+    await applyAll(ctx, run, [foreign] as never);
     ctx.inventory = inventoryAfter(ctx, resources);
     host.seedFile('/etc/systemd/system/hk-a.service', host.text('/etc/systemd/system/hk-a.service') + 'Environment=PASTED=CANARY-7f3e9a\n');
-    const [edited] = await planAll(ctx, resources);
+    const [edited] = await planAll(ctx, run, resources);
     expect(edited!.fields[0]!.before).toMatch(/^changed by hand, \d+ bytes, fingerprint hmac:/);
     expect(JSON.stringify([foreign!.fields, edited!.fields])).not.toContain('CANARY');
   });
@@ -238,15 +241,16 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const spec = (mode: string) => serviceSpec('a', { environment: { MODE: mode, API_TOKEN: 'CANARY-7f3e9a%$"x', GH: 'ghp_CANARY0123456789abcdefghij' } });
-    const [created] = await planAll(ctx, [resource('unit', 'hk-a.service', spec('live'))]);
+    const [created] = await planAll(ctx, run, [resource('unit', 'hk-a.service', spec('live'))]);
     expect(created!.fields[0]!.diff).toContain('+Environment=API_TOKEN=(plain value, 17 characters, redacted) hmac:');
     expect(created!.fields[0]!.diff).toContain('+Environment=GH=(plain value, 30 characters, redacted) hmac:');
     expect(created!.fields[0]!.diff).toContain('+Environment="MODE=live"');
-    await applyAll(ctx, [created] as never);
+    await applyAll(ctx, run, [created] as never);
     expect(host.text('/etc/systemd/system/hk-a.service')).toContain('Environment="API_TOKEN=CANARY-7f3e9a%%$\\"x"');
     ctx.inventory = inventoryAfter(ctx, [resource('unit', 'hk-a.service', spec('live'))]);
-    const [updated] = await planAll(ctx, [resource('unit', 'hk-a.service', spec('debug'))]);
+    const [updated] = await planAll(ctx, run, [resource('unit', 'hk-a.service', spec('debug'))]);
     const diff = updated!.fields[0]!.diff!;
     expect(diff).toMatch(/^-Environment="MODE=live"$/m);
     expect(diff).toMatch(/^ Environment=API_TOKEN=\(plain value, 17 characters, redacted\) hmac:[0-9a-f]{12}$/m);
@@ -257,17 +261,18 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = ['a', 'b'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n, { reads: [`/etc/hostkit/env/${n}.env`] })));
     ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd1').set('/etc/hostkit/env/b.env', 'd1');
-    await applyAll(ctx, (await planAll(ctx, resources)) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, resources)) as never);
     ctx.inventory = inventoryAfter(ctx, resources); // HostKit now owns what it wrote: the next plan may show its diff
     const before = { a: units.get('hk-a.service')!.invocation, b: units.get('hk-b.service')!.invocation };
     ctx.fileDigests.set('/etc/hostkit/env/a.env', 'd2');
-    const changes = await planAll(ctx, resources);
+    const changes = await planAll(ctx, run, resources);
     expect(changes.map((c) => c.action)).toEqual(['update', 'noop']);
     expect(changes[0]!.fields[0]!.diff).toMatch(/^-# HostKit inputs: .*$/m);
     host.calls.length = 0;
-    await applyAll(ctx, changes as never);
+    await applyAll(ctx, run, changes as never);
     expect(units.get('hk-a.service')!.invocation).not.toBe(before.a);
     expect(units.get('hk-b.service')!.invocation).toBe(before.b);
     // Only the inputs comment changed: the directives are the ones systemd has loaded.
@@ -278,22 +283,23 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const analyzed = () => host.calls.filter((c) => c.file === 'systemd-analyze' && c.args[0] === 'verify').length;
-    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
     expect(analyzed()).toBe(1);
-    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
     expect(analyzed()).toBe(2);
     // A comment added by hand to the loaded file: rewritten without a check. The same
     // comment on a file systemd has not loaded: checked, since nothing vouches for it.
     const path = '/etc/systemd/system/hk-a.service';
     await host.writeFile(path, `# note\n${host.text(path)!}`, { uid: 0, gid: 0, mode: 0o644 });
-    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/sleep', '99'] }))])) as never);
     expect(analyzed()).toBe(2);
-    const [unloaded] = await planAll(ctx, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
-    await unitDriver.apply(unloaded as never, ctx); // written, never loaded
+    const [unloaded] = await planAll(ctx, run, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
+    await unitDriver.apply(unloaded as never, ctx, run); // written, never loaded
     await host.writeFile('/etc/systemd/system/hk-b.service', `# note\n${host.text('/etc/systemd/system/hk-b.service')!}`, { uid: 0, gid: 0, mode: 0o644 });
     const before = analyzed();
-    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-b.service', serviceSpec('b'))])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [resource('unit', 'hk-b.service', serviceSpec('b'))])) as never);
     expect(analyzed()).toBe(before + 1);
   });
 
@@ -301,10 +307,11 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
-    await applyAll(ctx, (await planAll(ctx, resources)) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, resources)) as never);
     units.set('hk-a.service', { ...units.get('hk-a.service')!, active: 'inactive', sub: 'dead' });
-    const [change] = await planAll(ctx, resources);
+    const [change] = await planAll(ctx, run, resources);
     expect(change!.action).toBe('update');
     expect(change!.fields).toEqual([{ field: '/state', before: 'inactive (dead)', after: 'active' }]);
   });
@@ -313,13 +320,14 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = [resource('unit', 'hk-a.service', serviceSpec('a'))];
-    const [change] = await planAll(ctx, resources);
-    await unitDriver.apply(change as never, ctx); // written, then "killed": no settle
+    const [change] = await planAll(ctx, run, resources);
+    await unitDriver.apply(change as never, ctx, run); // written, then "killed": no settle
     expect(host.text('/var/lib/hostkit/systemd-pending.json')).toContain('hk-a.service');
-    const [next] = await planAll(ctx, resources);
+    const [next] = await planAll(ctx, run, resources);
     expect(next!.fields.map((f) => f.field)).toContain('/restart');
-    await applyAll(ctx, [next] as never);
+    await applyAll(ctx, run, [next] as never);
     expect(host.text('/var/lib/hostkit/systemd-pending.json')).not.toContain('hk-a.service');
   });
 
@@ -327,16 +335,17 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const r = resource('unit', 'hk-a.service', serviceSpec('a'));
-    const [first] = await planAll(ctx, [r]);
-    await unitDriver.apply(first as never, ctx); // file written, nothing else
+    const [first] = await planAll(ctx, run, [r]);
+    await unitDriver.apply(first as never, ctx, run); // file written, nothing else
     await host.remove('/var/lib/hostkit/systemd-pending.json'); // and no restart owed on record
-    const [change] = await planAll(ctx, [r]);
+    const [change] = await planAll(ctx, run, [r]);
     expect(change!.fields.map((f) => f.field)).toEqual(['/daemonReload', '/state', '/enabled']);
     host.calls.length = 0;
-    await applyAll(ctx, [change] as never);
+    await applyAll(ctx, run, [change] as never);
     expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args[0])).toEqual(['enable', 'daemon-reload', 'restart', 'show']);
-    expect((await planAll(ctx, [r]))[0]!.action).toBe('noop');
+    expect((await planAll(ctx, run, [r]))[0]!.action).toBe('noop');
   });
 
   it('systemd-analyze verify warnings are reported as warnings; its errors stop the unit from being installed', async () => {
@@ -350,12 +359,13 @@ describe('reconciler/drivers/systemd', () => {
         : undefined,
     );
     const ctx = driverContext(host);
-    await applyAll(ctx, (await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
+    const run = unitDriver.createRun!(ctx);
+    await applyAll(ctx, run, (await planAll(ctx, run, [resource('unit', 'hk-a.service', serviceSpec('a'))])) as never);
     expect(ctx.warnings.map((w) => [w.summary, w.detail])).toEqual([
       ['unit warning', "systemd-analyze verify hk-a.service: hk-a.service:12: Unknown key name 'Foo' in section 'Service', ignoring."],
     ]);
-    const [bad] = await planAll(ctx, [resource('unit', 'hk-bad.service', serviceSpec('bad'))]);
-    await expect(unitDriver.apply(bad as never, ctx)).rejects.toThrow(
+    const [bad] = await planAll(ctx, run, [resource('unit', 'hk-bad.service', serviceSpec('bad'))]);
+    await expect(unitDriver.apply(bad as never, ctx, run)).rejects.toThrow(
       /systemd-analyze verify rejected hk-bad.service; it was not installed:\nhk-bad.service: Command \/nope is not executable/,
     );
     expect(host.text('/etc/systemd/system/hk-bad.service')).toBeUndefined();
@@ -365,18 +375,19 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     const units = fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const r = resource('unit', 'hk-a.service', serviceSpec('a'));
-    await applyAll(ctx, (await planAll(ctx, [r])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [r])) as never);
     const before = units.get('hk-a.service')!.invocation;
     host.seedFile('/etc/systemd/system/hk-a.service.d/override.conf', '[Service]\nUser=root\n');
-    const [change] = await planAll(ctx, [r]);
+    const [change] = await planAll(ctx, run, [r]);
     expect(change!.action).toBe('update');
     expect(change!.fields).toEqual([{ field: '/dropIns', before: ['hk-a.service.d/override.conf'], after: [] }]);
-    const items = await applyAll(ctx, [change] as never);
+    const items = await applyAll(ctx, run, [change] as never);
     expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBeUndefined();
     expect(units.get('hk-a.service')!.invocation).not.toBe(before);
-    expect((await planAll(ctx, [r]))[0]!.action).toBe('noop');
-    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx);
+    expect((await planAll(ctx, run, [r]))[0]!.action).toBe('noop');
+    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx, run);
     expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBe('[Service]\nUser=root\n');
   });
 
@@ -384,56 +395,63 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host, { failStart: 'hk-b.service' });
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const resources = ['a', 'b'].map((n) => resource('unit', `hk-${n}.service`, serviceSpec(n)));
-    await expect(applyAll(ctx, (await planAll(ctx, resources)) as never)).rejects.toThrow(/hk-b.service failed to start[\s\S]*EADDRINUSE/);
+    await expect(applyAll(ctx, run, (await planAll(ctx, run, resources)) as never)).rejects.toThrow(/hk-b.service failed to start[\s\S]*EADDRINUSE/);
   });
 
   it('timer-driven services are neither enabled nor started; their timer is', async () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const service = resource('unit', 'hk-job.service', serviceSpec('job', { type: 'oneshot', restart: 'no' }));
     const timer = jobTimer();
-    await applyAll(ctx, (await planAll(ctx, [service])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [service])) as never);
     expect(host.calls.some((c) => c.file === 'systemctl' && c.args[0] === 'restart')).toBe(false);
-    const wanted = await timerDriver.desire([timer], ctx);
+    const timerRun = timerDriver.createRun!(ctx);
+    const wanted = await timerDriver.desire([timer], ctx, timerRun);
     const change = timerDriver.plan({ resource: timer, desired: wanted.get(timer.id)!.desired, observed: undefined, orphan: false });
-    const undo = await timerDriver.apply(change, ctx);
-    await timerDriver.settle!([{ change, undo }], ctx, 'apply');
+    const undo = await timerDriver.apply(change, ctx, timerRun);
+    await timerDriver.settle!([{ change, undo }], ctx, 'apply', timerRun);
     expect(host.text('/etc/systemd/system/hk-job.timer')).toContain('OnCalendar=*-*-* 03:00:00\n');
     expect(host.calls.filter((c) => c.file === 'systemctl' && c.args[0] === 'restart').map((c) => c.args.slice(2))).toEqual([['hk-job.timer']]);
   });
 
-  it('a service that dies within the restart grace fails verify, also when timers settle after it; restartGrace waits it out', async () => {
+  it("a service that dies within the restart grace fails verify, also when timers settle after it; the run's restarts wait it out", async () => {
     const host = new FakeHost();
     fakeSystemd(host, { dies: { unit: 'hk-a.service', afterMs: 300 } });
     const timer = jobTimer();
     const setup = driverContext(host);
-    const made = await timerDriver.desire([timer], setup);
+    const setupRun = timerDriver.createRun!(setup);
+    const made = await timerDriver.desire([timer], setup, setupRun);
     const create = timerDriver.plan({ resource: timer, desired: made.get(timer.id)!.desired, observed: undefined, orphan: false });
-    await timerDriver.settle!([{ change: create, undo: await timerDriver.apply(create, setup) }], setup, 'apply');
+    await timerDriver.settle!([{ change: create, undo: await timerDriver.apply(create, setup, setupRun) }], setup, 'apply', setupRun);
 
     // One run: the service is restarted, then the timer is removed (no restart of its own, so no grace).
     const ctx = driverContext(host);
-    const [change] = await planAll(ctx, [resource('unit', 'hk-a.service', serviceSpec('a'))]);
-    const undo = await unitDriver.apply(change as never, ctx);
-    await unitDriver.settle!([{ change, undo }] as never, ctx, 'apply');
+    const run = unitDriver.createRun!(ctx);
+    const [change] = await planAll(ctx, run, [resource('unit', 'hk-a.service', serviceSpec('a'))]);
+    const undo = await unitDriver.apply(change as never, ctx, run);
+    await unitDriver.settle!([{ change, undo }] as never, ctx, 'apply', run);
     const restarted = performance.now();
-    const seen = (await timerDriver.observe([timer], ctx)).get(timer.id);
+    const timerRun = timerDriver.createRun!(ctx);
+    const seen = (await timerDriver.observe([timer], ctx, timerRun)).get(timer.id);
     const remove = timerDriver.plan({ resource: timer, desired: undefined, observed: seen, orphan: true });
     expect(remove.action).toBe('delete');
-    await timerDriver.settle!([{ change: remove, undo: await timerDriver.apply(remove, ctx) }], ctx, 'apply');
+    await timerDriver.settle!([{ change: remove, undo: await timerDriver.apply(remove, ctx, timerRun) }], ctx, 'apply', timerRun);
     // Verify asks once the service's grace is over, so its death at 300 ms is seen.
-    const problems = await unitDriver.verify(change as never, ctx);
+    const problems = await unitDriver.verify(change as never, ctx, run);
     expect(performance.now() - restarted).toBeGreaterThanOrEqual(RESTART_GRACE_MS - 50);
     expect(problems.map((d) => d.detail)).toEqual([expect.stringMatching(/^hk-a.service is failed \(failed\), not active/)]);
 
     // An after-start command's wait: the grace of what this run restarted so far.
     const next = driverContext(host);
-    const [b] = await planAll(next, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
-    await unitDriver.settle!([{ change: b, undo: await unitDriver.apply(b as never, next) }] as never, next, 'apply');
+    const nextRun = unitDriver.createRun!(next);
+    const [b] = await planAll(next, nextRun, [resource('unit', 'hk-b.service', serviceSpec('b'))]);
+    await unitDriver.settle!([{ change: b, undo: await unitDriver.apply(b as never, next, nextRun) }] as never, next, 'apply', nextRun);
     const settledAt = performance.now();
-    await restartGrace(next);
+    await next.run.restarts.allUp();
     expect(performance.now() - settledAt).toBeGreaterThanOrEqual(RESTART_GRACE_MS - 100);
   });
 
@@ -441,14 +459,15 @@ describe('reconciler/drivers/systemd', () => {
     const host = new FakeHost();
     fakeSystemd(host);
     const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
     const v1 = resource('unit', 'hk-a.service', serviceSpec('a'));
-    await applyAll(ctx, (await planAll(ctx, [v1])) as never);
+    await applyAll(ctx, run, (await planAll(ctx, run, [v1])) as never);
     const old = host.text('/etc/systemd/system/hk-a.service');
     const v2 = resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/python3', '-m', 'http.server', '9002'] }));
-    const items = await applyAll(ctx, (await planAll(ctx, [v2])) as never);
+    const items = await applyAll(ctx, run, (await planAll(ctx, run, [v2])) as never);
     host.calls.length = 0;
-    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx);
-    await unitDriver.settle!(items as never, ctx, 'rollback');
+    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx, run);
+    await unitDriver.settle!(items as never, ctx, 'rollback', run);
     expect(host.text('/etc/systemd/system/hk-a.service')).toBe(old);
     expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual(['daemon-reload', 'restart hk-a.service']);
   });

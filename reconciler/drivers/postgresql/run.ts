@@ -1,0 +1,24 @@
+// What the two PostgreSQL drivers (pgrole, pgdatabase) share during one run, as
+// ctx.run.postgresql: the admin connection (connection.ts) and the catalog reads
+// (observe.ts). Closed by the engine when the run ends.
+import type pg from 'pg';
+import type { AdminTarget } from './connection.js';
+import type { CatalogBatch, VerifyState } from './observe.js';
+
+export class PostgresRun {
+  /** Resolved once per run: the admin password secret is read at most once. */
+  target: Promise<AdminTarget> | undefined;
+  /** Admin-database connections, reused from step to step (connection.ts adminPool). */
+  pool: pg.Pool | undefined;
+  /** The catalog query being gathered this turn of the event loop (observe.ts loadCatalog). */
+  batch: CatalogBatch | undefined;
+  /** What verify asks about, and its cached answer (observe.ts catalogAfterChanges). */
+  readonly verifying: VerifyState = { generation: 0, roles: new Set(), databases: new Set() };
+
+  /** Ends the admin pool once its sessions are back; a later session of the same run opens a new one. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end();
+  }
+}
