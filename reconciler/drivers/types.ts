@@ -6,6 +6,7 @@ import type { Change } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
 import type { Inventory } from '../apply/inventory.js';
+import type { AnyPrimitive } from './manifest-types.js';
 
 export interface DriverContext {
   host: Host;
@@ -114,3 +115,17 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyDriver = Driver<any, any, any, any>;
+
+/** Optional capability: the manifest kinds a driver folder expands (drivers/manifest-types.ts). */
+export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
+  readonly manifests: readonly P[];
+}
+
+export function hasManifests<D extends object>(driver: D): driver is D & WithManifests {
+  return Array.isArray((driver as Partial<WithManifests>).manifests);
+}
+
+/** A driver made by a factory, with the manifest kinds its folder expands. */
+export function withManifests<D extends object, P extends AnyPrimitive>(driver: D, manifests: readonly P[]): D & WithManifests<P> {
+  return Object.assign(driver, { manifests });
+}

@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Ajv2020 as Ajv2020Type, ValidateFunction } from 'ajv/dist/2020.js';
-import { PRIMITIVE_KINDS, type ManifestKind } from './types.js';
+import { PRIMITIVE_KINDS } from './primitives.js';
+import type { ManifestKind } from './types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SCHEMA_FILES = ['common.schema.json', 'resources.schema.json', 'host.schema.json', 'project.schema.json'];

@@ -5,7 +5,8 @@ import { run } from '../shared/exec.js';
 import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { perRun } from '../shared/per-run.js';
 import { UserDb } from '../shared/users.js';
-import type { Driver, DriverContext } from '../types.js';
+import type { Driver, DriverContext, WithManifests } from '../types.js';
+import { accountPrimitive } from './manifest.js';
 
 export interface ObservedAccount {
   user: string;
@@ -78,10 +79,11 @@ async function createBatch(ctx: DriverContext, state: RunState, db: UserDb): Pro
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
 // reported, never deleted: files on the host may still belong to them.
-export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account'> = {
+export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account'> & WithManifests<typeof accountPrimitive> = {
   kind: 'account',
   rank: 0,
   orphans: 'report',
+  manifests: [accountPrimitive],
 
   async desire(resources, ctx) {
     const state = runState(ctx);

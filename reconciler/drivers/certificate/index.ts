@@ -9,11 +9,12 @@ import { nginxActive } from '../nginx/nginx.js';
 import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
 import { flushNginx, markReloadOwed, nginxRun, restoreNginx } from '../nginx/run.js';
 import { DOMAIN } from '../nginx/validate.js';
-import type { Applied, Driver, DriverContext } from '../types.js';
+import type { Applied, Driver, DriverContext, WithManifests } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
 import { selfSigned } from './selfsigned.js';
 import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
+import { certificatePrimitive } from './manifest.js';
 
 const KEY_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -103,10 +104,12 @@ function serialOf(certificate: Buffer | string): string | undefined {
  * site's challenge location (HTTP-01 needs it live), then nginx is reloaded
  * once if a certificate changed and must serve the new serial.
  */
-export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> = {
+export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> &
+  WithManifests<typeof certificatePrimitive> = {
   kind: 'certificate',
   rank: 8,
   orphans: 'delete',
+  manifests: [certificatePrimitive],
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();
