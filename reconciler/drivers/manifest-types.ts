@@ -93,6 +93,7 @@ export interface PrimitivePolicy {
  */
 export interface PrimitiveDefinition<K extends string = string, S = unknown> {
   readonly kind: K;
+  readonly schema: PrimitiveSchema;
   /** The resources one manifest of this kind needs on the host it is placed on. */
   expand(m: PrimitiveInput<K, S>, x: PrimitiveExpansion): void;
   /** Policy checks of one manifest of this kind, beyond those every manifest gets (secret references). */

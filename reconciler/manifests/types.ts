@@ -1,5 +1,6 @@
-// TypeScript shapes of the manifests; schema/*.schema.json is the source of
-// truth for what is valid, these types describe what validation guarantees.
+// TypeScript shapes of the manifests; the schemas (schema/*.schema.json, and for
+// primitive kinds their driver folders' manifest.ts) are the source of truth for
+// what is valid, these types describe what validation guarantees.
 import type { PrimitiveSpecOf } from '../drivers/manifest-types.js';
 import type { RegisteredPrimitive } from '../drivers/registry.js';
 import type { LoadedDocument } from './load.js';

@@ -17,6 +17,15 @@ export interface AccountManifestSpec {
 // A system user and its group; the same user declared twice with the same settings is one account.
 export const accountPrimitive: PrimitiveDefinition<'Account', AccountManifestSpec> = {
   kind: 'Account',
+  schema: {
+    title: 'A system user and its group',
+    properties: {
+      user: { $ref: 'common.schema.json#/$defs/userName' },
+      home: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      shell: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      groups: { type: 'array', maxItems: 64, items: { type: 'string', $ref: 'common.schema.json#/$defs/userName' }, uniqueItems: true },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

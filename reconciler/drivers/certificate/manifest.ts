@@ -10,6 +10,14 @@ export interface CertificateManifestSpec {
 // A TLS certificate for its domains (ACME unless given); from a project, only for the project's own domains.
 export const certificatePrimitive: PrimitiveDefinition<'Certificate', CertificateManifestSpec> = {
   kind: 'Certificate',
+  schema: {
+    title: 'A TLS certificate',
+    required: ['domains'],
+    properties: {
+      domains: { type: 'array', maxItems: 100, minItems: 1, items: { type: 'string', $ref: 'common.schema.json#/$defs/domain' }, uniqueItems: true },
+      issuer: { enum: ['acme', 'self-signed'] },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

@@ -11,6 +11,16 @@ export interface DirectoryManifestSpec extends Ownership {
 // A directory with owner, group and mode (root:root 0755 unless given).
 export const directoryPrimitive: PrimitiveDefinition<'Directory', DirectoryManifestSpec> = {
   kind: 'Directory',
+  schema: {
+    title: 'A directory with owner, group and mode',
+    required: ['path'],
+    properties: {
+      path: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      owner: { $ref: 'common.schema.json#/$defs/userName' },
+      group: { $ref: 'common.schema.json#/$defs/userName' },
+      mode: { $ref: 'common.schema.json#/$defs/mode' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

@@ -13,6 +13,18 @@ export interface EnvFileManifestSpec extends Ownership {
 // An environment file of plain values and secret references (root:root 0640 unless given).
 export const envFilePrimitive: PrimitiveDefinition<'EnvFile', EnvFileManifestSpec> = {
   kind: 'EnvFile',
+  schema: {
+    title: 'An environment file (KEY=value lines) with values and secret references',
+    required: ['path'],
+    properties: {
+      path: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      environment: { $ref: 'common.schema.json#/$defs/environment' },
+      secrets: { $ref: 'common.schema.json#/$defs/secrets' },
+      owner: { $ref: 'common.schema.json#/$defs/userName' },
+      group: { $ref: 'common.schema.json#/$defs/userName' },
+      mode: { $ref: 'common.schema.json#/$defs/mode' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

@@ -12,6 +12,17 @@ export interface FileManifestSpec extends Ownership {
 // A file with fixed content (root:root 0644 unless given).
 export const filePrimitive: PrimitiveDefinition<'File', FileManifestSpec> = {
   kind: 'File',
+  schema: {
+    title: 'A file with fixed content, owner, group and mode',
+    required: ['path', 'content'],
+    properties: {
+      path: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      content: { type: 'string', maxLength: 1048576, description: "The file's bytes as text. Secrets belong in an EnvFile's secret references, not here." },
+      owner: { $ref: 'common.schema.json#/$defs/userName' },
+      group: { $ref: 'common.schema.json#/$defs/userName' },
+      mode: { $ref: 'common.schema.json#/$defs/mode' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

@@ -9,6 +9,26 @@ export interface FirewallRulesManifestSpec {
 // declares (expand.ts builds it once every manifest is expanded). Never the SSH port.
 export const firewallRulesPrimitive: PrimitiveDefinition<'FirewallRules', FirewallRulesManifestSpec> = {
   kind: 'FirewallRules',
+  schema: {
+    title: 'Extra firewall openings on the host',
+    required: ['openings'],
+    properties: {
+      openings: {
+        type: 'array',
+        maxItems: 1024,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['port'],
+          properties: {
+            port: { $ref: 'common.schema.json#/$defs/port' },
+            protocol: { enum: ['tcp', 'udp'] },
+            from: { type: 'array', maxItems: 256, minItems: 1, items: { $ref: 'common.schema.json#/$defs/cidr' } },
+          },
+        },
+      },
+    },
+  },
 
   expand(m, x) {
     for (const o of m.value.spec.openings) x.openFirewall({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [] });

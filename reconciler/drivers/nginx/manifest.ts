@@ -14,6 +14,16 @@ export interface SiteManifestSpec {
 // with TLS (ACME unless given), the certificate for its domains first.
 export const sitePrimitive: PrimitiveDefinition<'Site', SiteManifestSpec> = {
   kind: 'Site',
+  schema: {
+    title: 'An nginx site proxying to a local port or serving a directory',
+    required: ['domains'],
+    properties: {
+      domains: { type: 'array', maxItems: 100, minItems: 1, items: { type: 'string', $ref: 'common.schema.json#/$defs/domain' }, uniqueItems: true },
+      upstreamPort: { $ref: 'common.schema.json#/$defs/port' },
+      root: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      tls: { enum: ['acme', 'self-signed', 'none'] },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

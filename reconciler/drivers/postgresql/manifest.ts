@@ -25,6 +25,15 @@ export interface PostgresDatabaseManifestSpec {
 // A login role named after the manifest (dashes as underscores) unless given.
 export const postgresRolePrimitive: PrimitiveDefinition<'PostgresRole', PostgresRoleManifestSpec> = {
   kind: 'PostgresRole',
+  schema: {
+    title: 'A PostgreSQL login role',
+    properties: {
+      role: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+      password: { $ref: 'common.schema.json#/$defs/secretRef' },
+      connectionLimit: { type: 'integer', minimum: -1, maximum: 10000 },
+      drop: { type: 'boolean', description: 'Drop this role. HostKit never drops a role otherwise; keep the manifest until a run has applied it.' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;
@@ -47,6 +56,21 @@ export const postgresRolePrimitive: PrimitiveDefinition<'PostgresRole', Postgres
 // A database owned by a declared role, after it.
 export const postgresDatabasePrimitive: PrimitiveDefinition<'PostgresDatabase', PostgresDatabaseManifestSpec> = {
   kind: 'PostgresDatabase',
+  schema: {
+    title: 'A PostgreSQL database',
+    required: ['owner'],
+    properties: {
+      database: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+      owner: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+      extensions: { type: 'array', maxItems: 64, items: { type: 'string', $ref: 'common.schema.json#/$defs/pgExtension' }, uniqueItems: true },
+      drop: {
+        type: 'boolean',
+        description: 'Drop this database and all its data. HostKit never drops a database otherwise; keep the manifest until a run has applied it.',
+      },
+      encoding: { type: 'string', description: 'Fixed at creation (default UTF8).', pattern: '^[A-Za-z0-9_-]{1,32}$' },
+      locale: { type: 'string', description: 'Fixed at creation.', pattern: '^[A-Za-z0-9_.@-]{1,64}$' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;

@@ -18,6 +18,19 @@ export interface UnitManifestSpec {
 // A service hk-NAME.service, run as `nobody` unless a user is given; with a schedule, a oneshot and its timer.
 export const unitPrimitive: PrimitiveDefinition<'Unit', UnitManifestSpec> = {
   kind: 'Unit',
+  schema: {
+    title: 'A systemd service',
+    required: ['command'],
+    properties: {
+      command: { $ref: 'common.schema.json#/$defs/command' },
+      user: { $ref: 'common.schema.json#/$defs/userName' },
+      workingDirectory: { $ref: 'common.schema.json#/$defs/absolutePath' },
+      environment: { $ref: 'common.schema.json#/$defs/environment' },
+      restart: { enum: ['always', 'on-failure', 'no'] },
+      limits: { $ref: 'common.schema.json#/$defs/limits' },
+      schedule: { $ref: 'common.schema.json#/$defs/schedule' },
+    },
+  },
 
   expand(m, x) {
     const s = m.value.spec;
