@@ -8,8 +8,9 @@ import { fileDriver } from './file/index.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
+import { sysctlDriver } from './sysctl/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
-import type { AnyDriver } from './types.js';
+import type { AnyDriver, WithManifests } from './types.js';
 
 // Every driver. The engine looks drivers up here and nowhere else: a kind is
 // its driver's `kind`, ordered by its `rank`; adding a kind is adding its folder
@@ -17,6 +18,7 @@ import type { AnyDriver } from './types.js';
 export const DRIVERS = [
   accountDriver,
   directoryDriver,
+  sysctlDriver,
   fileDriver,
   envFileDriver,
   unitDriver,
@@ -31,6 +33,9 @@ export const DRIVERS = [
 
 /** The kinds of host state HostKit manages: one per registered driver. */
 export type RegisteredKind = (typeof DRIVERS)[number]['kind'];
+
+/** The manifest kinds the drivers expand besides Host and Project (drivers/NAME/manifest.ts). */
+export type RegisteredPrimitive = Extract<(typeof DRIVERS)[number], WithManifests>['manifests'][number];
 
 export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKind, AnyDriver>(DRIVERS.map((d) => [d.kind, d]));
 

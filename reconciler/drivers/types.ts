@@ -7,6 +7,7 @@ import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
 import type { Inventory } from '../apply/inventory.js';
 import type { RunServices } from './run.js';
+import type { AnyPrimitive } from './manifest-types.js';
 
 export interface DriverContext {
   host: Host;
@@ -172,4 +173,18 @@ export interface WithBackupPaths<C = Change> {
 
 export function hasBackupPaths(driver: AnyDriver | undefined): driver is AnyDriver & WithBackupPaths {
   return driver !== undefined && 'backupPaths' in driver && typeof driver.backupPaths === 'function';
+}
+
+/** Optional capability: the manifest kinds a driver folder expands (drivers/manifest-types.ts). */
+export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
+  readonly manifests: readonly P[];
+}
+
+export function hasManifests<D extends object>(driver: D): driver is D & WithManifests {
+  return Array.isArray((driver as Partial<WithManifests>).manifests);
+}
+
+/** A driver made by a factory, with the manifest kinds its folder expands. */
+export function withManifests<D extends object, P extends AnyPrimitive>(driver: D, manifests: readonly P[]): D & WithManifests<P> {
+  return Object.assign(driver, { manifests });
 }

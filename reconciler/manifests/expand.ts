@@ -16,14 +16,19 @@ import type {
   UnitSpec,
 } from '../core/specs.js';
 import { durationMs } from '../core/duration.js';
+import type { AddOptions, PrimitiveExpansion } from '../drivers/manifest-types.js';
 import { hostPolicy, isHostLevel, projectRoots, within, type HostPolicy } from './host-policy.js';
+import type { LoadedDocument } from './load.js';
+import { parseMode, pgName, stringEnv, UNIT_PREFIX } from './primitive.js';
+import { primitive } from './primitives.js';
 import { scheduleError, toOnCalendar } from './schedule.js';
-import type { Environment, HostManifest, Manifest, Placement, PrimitiveKind, PrimitiveManifest, ProjectManifest } from './types.js';
+import type { HostManifest, Manifest, Placement, PrimitiveManifest, ProjectManifest } from './types.js';
+
+export { pgName, UNIT_PREFIX } from './primitive.js';
 
 export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
 export const ENV_DIRECTORY = '/etc/hostkit/env';
-export const UNIT_PREFIX = 'hk-';
 /** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
 export const WEB_GROUP = 'www-data';
 
@@ -91,20 +96,6 @@ export function placedOn(placement: Placement, host: { name: string; labels: Rec
   return match !== undefined && Object.entries(match).every(([k, v]) => host.labels[k] === v);
 }
 
-export function pgName(name: string): string {
-  return name.replace(/-/g, '_');
-}
-
-function stringEnv(env: Environment | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env ?? {})) out[k] = String(v);
-  return out;
-}
-
-function parseMode(mode: string | undefined, fallback: number): number {
-  return mode === undefined ? fallback : parseInt(mode, 8);
-}
-
 export function projectUser(project: ProjectManifest): string {
   return project.spec.user ?? project.metadata.name;
 }
@@ -141,7 +132,9 @@ export interface Expansion {
 class HostBuilder {
   readonly resources = new Map<string, Resource>();
   readonly diagnostics: Diagnostic[] = [];
-  private readonly domains = new Map<string, Location>();
+  /** Openings for the host's one firewall table, from primitives (FirewallRules), by the manifest that asked. */
+  readonly openings: FirewallSpec['openings'] = [];
+  private readonly claims = new Map<string, Location>();
   private readonly ports = new Map<string, Location>();
   private readonly manifestResources = new Map<string, string[]>();
 
@@ -151,14 +144,7 @@ class HostBuilder {
     this.host = host;
   }
 
-  add<S>(
-    owner: string,
-    kind: ResourceKind,
-    name: string,
-    spec: S,
-    origin: Location,
-    options: { project?: string; dependsOn?: string[]; shared?: boolean; fieldOrigins?: Record<string, Location> } = {},
-  ): string {
+  add<S>(owner: string, kind: ResourceKind, name: string, spec: S, origin: Location, options: AddOptions & { project?: string } = {}): string {
     const id = resourceId(kind, name);
     const existing = this.resources.get(id);
     if (existing) {
@@ -194,17 +180,21 @@ class HostBuilder {
     return this.manifestResources.get(owner) ?? [];
   }
 
-  /** False (and a diagnostic) when another manifest already claimed the domain on this host. */
-  claimDomain(domain: string, origin: Location): boolean {
-    const previous = this.domains.get(domain);
+  /** False (and a diagnostic "WHAT claimed twice") when another manifest already claimed `key` of this sort on this host. */
+  claim(what: string, key: string, origin: Location): boolean {
+    const previous = this.claims.get(`${what}\0${key}`);
     if (previous) {
       this.diagnostics.push(
-        error('domain claimed twice', `${domain} on host ${this.host.name} is also claimed at ${previous.file}:${previous.line ?? 0}`, origin),
+        error(`${what} claimed twice`, `${key} on host ${this.host.name} is also claimed at ${previous.file}:${previous.line ?? 0}`, origin),
       );
       return false;
     }
-    this.domains.set(domain, origin);
+    this.claims.set(`${what}\0${key}`, origin);
     return true;
+  }
+
+  claimDomain(domain: string, origin: Location): boolean {
+    return this.claim('domain', domain, origin);
   }
 
   claimPort(port: number, bind: string, origin: Location): void {
@@ -221,6 +211,22 @@ class HostBuilder {
   checkPath(p: string, origin: Location): void {
     const problem = pathProblem(p, this.host, origin);
     if (problem) this.diagnostics.push(problem);
+  }
+
+  /** What expanding one primitive manifest (its driver folder's manifest.ts) may do, as `owner`. */
+  expansion(owner: string, source: LoadedDocument): PrimitiveExpansion {
+    const at = (pointer: string) => source.locate(pointer);
+    return {
+      hostName: this.host.name,
+      origin: at('/metadata/name'),
+      at,
+      add: (kind, name, spec, origin, options) => this.add(owner, kind, name, spec, origin, options),
+      checkPath: (p, origin) => this.checkPath(p, origin),
+      claimDomain: (domain, origin) => this.claimDomain(domain, origin),
+      claim: (what, key, origin) => this.claim(what, key, origin),
+      openFirewall: (opening) => this.openings.push({ ...opening, for: owner }),
+      report: (diagnostic) => this.diagnostics.push(diagnostic),
+    };
   }
 }
 
@@ -517,189 +523,19 @@ function webAccess(dir: string, root: string | undefined, user: string): { group
   return { group: user, mode: 0o750 };
 }
 
-function ownerOrigins(m: Manifest<PrimitiveManifest>, spec: { owner?: string; group?: string }): Record<string, Location> {
-  const out: Record<string, Location> = {};
-  if (spec.owner) out.owner = m.source.locate('/spec/owner');
-  if (spec.group) out.group = m.source.locate('/spec/group');
-  else if (spec.owner) out.group = m.source.locate('/spec/owner');
-  return out;
-}
-
-function ownership(spec: { owner?: string; group?: string; mode?: string }, defaultMode: number) {
-  const owner = spec.owner ?? 'root';
-  return { owner, group: spec.group ?? (spec.owner ? owner : 'root'), mode: parseMode(spec.mode, defaultMode) };
-}
-
+// A primitive manifest becomes what its driver folder's manifest.ts says (drivers/NAME/manifest.ts).
 function expandPrimitive(b: HostBuilder, m: Manifest<PrimitiveManifest>): void {
-  const kind = m.kind as PrimitiveKind;
-  const name = m.name;
-  const owner = `${kind}/${name}`;
-  const at = (pointer: string) => m.source.locate(pointer);
-  const origin = at('/metadata/name');
-  switch (kind) {
-    case 'Account': {
-      const s = (m.value as PrimitiveManifest<'Account'>).spec;
-      const user = s.user ?? name;
-      b.add<AccountSpec>(
-        owner,
-        'account',
-        user,
-        { user, group: user, home: s.home ?? '/nonexistent', shell: s.shell ?? '/usr/sbin/nologin', groups: s.groups ?? [] },
-        origin,
-        { shared: true },
-      );
-      return;
-    }
-    case 'Directory': {
-      const s = (m.value as PrimitiveManifest<'Directory'>).spec;
-      b.checkPath(s.path, at('/spec/path'));
-      b.add<DirectorySpec>(owner, 'directory', s.path, { path: s.path, ...ownership(s, 0o755) }, origin, { fieldOrigins: ownerOrigins(m, s) });
-      return;
-    }
-    case 'File': {
-      const s = (m.value as PrimitiveManifest<'File'>).spec;
-      b.checkPath(s.path, at('/spec/path'));
-      b.add<FileSpec>(owner, 'file', s.path, { path: s.path, content: s.content, ...ownership(s, 0o644) }, origin, { fieldOrigins: ownerOrigins(m, s) });
-      return;
-    }
-    case 'EnvFile': {
-      const s = (m.value as PrimitiveManifest<'EnvFile'>).spec;
-      b.checkPath(s.path, at('/spec/path'));
-      b.add<EnvFileSpec>(
-        owner,
-        'envfile',
-        s.path,
-        { path: s.path, ...ownership(s, 0o640), environment: stringEnv(s.environment), secrets: s.secrets ?? {} },
-        origin,
-        { fieldOrigins: ownerOrigins(m, s) },
-      );
-      return;
-    }
-    case 'Unit': {
-      const s = (m.value as PrimitiveManifest<'Unit'>).spec;
-      const user = s.user ?? 'nobody';
-      const unit = `${UNIT_PREFIX}${name}.service`;
-      const u: UnitSpec = {
-        unit,
-        description: m.value.metadata.description ?? `HostKit unit ${name}`,
-        command: s.command,
-        user,
-        group: user === 'nobody' ? 'nogroup' : user,
-        environment: stringEnv(s.environment),
-        restart: s.restart ?? 'on-failure',
-        type: s.schedule ? 'oneshot' : 'simple',
-        limits: s.limits ?? {},
-        isolation: { profile: 'web-service', writablePaths: [], network: 'any' },
-        reads: [],
-        ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
-      };
-      const serviceId = b.add<UnitSpec>(owner, 'unit', unit, u, origin, s.user ? { fieldOrigins: { user: at('/spec/user'), group: at('/spec/user') } } : {});
-      if (s.schedule) {
-        const converted = toOnCalendar(s.schedule);
-        if ('error' in converted) {
-          b.diagnostics.push(scheduleError('schedule', s.schedule, converted.error, at('/spec/schedule')));
-          return;
-        }
-        const timer = `${UNIT_PREFIX}${name}.timer`;
-        b.add<TimerSpec>(
-          owner,
-          'timer',
-          timer,
-          { unit: timer, service: unit, onCalendar: converted.onCalendar, schedule: s.schedule, persistent: true },
-          origin,
-          { dependsOn: [serviceId] },
-        );
-      }
-      return;
-    }
-    case 'Site': {
-      const s = (m.value as PrimitiveManifest<'Site'>).spec;
-      // A domain claimed twice is reported once, as such, not again as a duplicate site.
-      if (!s.domains.map((d) => b.claimDomain(d, at('/spec/domains'))).every(Boolean)) return;
-      const tls = s.tls ?? 'acme';
-      const deps: string[] = [];
-      if (tls !== 'none') {
-        const certificate: CertificateSpec = { name: s.domains[0]!, domains: s.domains, issuer: tls };
-        deps.push(b.add<CertificateSpec>(owner, 'certificate', s.domains[0]!, certificate, at(s.tls ? '/spec/tls' : '/spec/domains')));
-      }
-      if (s.root) b.checkPath(s.root, at('/spec/root'));
-      b.add<SiteSpec>(
-        owner,
-        'site',
-        s.domains[0]!,
-        {
-          site: s.domains[0]!,
-          domains: s.domains,
-          tls,
-          redirectHttp: tls !== 'none',
-          locations: [],
-          ...(s.upstreamPort ? { upstream: { host: '127.0.0.1', port: s.upstreamPort } } : {}),
-          ...(s.root ? { root: s.root } : {}),
-        },
-        origin,
-        { dependsOn: deps },
-      );
-      return;
-    }
-    case 'Certificate': {
-      const s = (m.value as PrimitiveManifest<'Certificate'>).spec;
-      b.add<CertificateSpec>(
-        owner,
-        'certificate',
-        name,
-        { name, domains: s.domains, issuer: s.issuer ?? 'acme' },
-        at(s.issuer ? '/spec/issuer' : '/spec/domains'),
-      );
-      return;
-    }
-    case 'PostgresRole': {
-      const s = (m.value as PrimitiveManifest<'PostgresRole'>).spec;
-      const role = s.role ?? pgName(name);
-      b.add<PgRoleSpec>(
-        owner,
-        'pgrole',
-        role,
-        { role, connectionLimit: s.connectionLimit ?? -1, ...(s.password ? { password: s.password } : {}), ...(s.drop ? { drop: true } : {}) },
-        origin,
-      );
-      return;
-    }
-    case 'PostgresDatabase': {
-      const s = (m.value as PrimitiveManifest<'PostgresDatabase'>).spec;
-      const database = s.database ?? pgName(name);
-      const dbSpec: PgDatabaseSpec = {
-        database,
-        owner: s.owner,
-        extensions: s.extensions ?? [],
-        ...(s.drop ? { drop: true } : {}),
-        ...(s.encoding ? { encoding: s.encoding } : {}),
-        ...(s.locale ? { locale: s.locale } : {}),
-      };
-      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, dbSpec, origin, {
-        dependsOn: [resourceId('pgrole', s.owner)],
-        fieldOrigins: {
-          owner: at('/spec/owner'),
-          ...(s.extensions ? { extensions: at('/spec/extensions') } : {}),
-          ...(s.encoding ? { encoding: at('/spec/encoding') } : {}),
-          ...(s.locale ? { locale: at('/spec/locale') } : {}),
-        },
-      });
-      return;
-    }
-    case 'FirewallRules':
-      return; // merged into the host's one firewall table below
-  }
+  primitive(m.kind).expand(m, b.expansion(`${m.kind}/${m.name}`, m.source));
 }
 
-function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[], rules: Manifest<PrimitiveManifest<'FirewallRules'>>[]): void {
+// The host's one firewall table: the Host's policy, the projects' openings, then those of primitives.
+function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[]): void {
   const fw = b.host.manifest.value.spec?.firewall;
   const openings: FirewallSpec['openings'] = [];
   for (const p of projects) {
     for (const o of p.value.spec.firewall ?? []) openings.push({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [], for: `Project/${p.name}` });
   }
-  for (const r of rules) {
-    for (const o of r.value.spec.openings) openings.push({ port: o.port, protocol: o.protocol ?? 'tcp', from: o.from ?? [], for: `FirewallRules/${r.name}` });
-  }
+  openings.push(...b.openings);
   // Firewall management is the host's choice: openings alone never switch on a drop policy.
   if (!fw) {
     if (openings.length > 0) {
@@ -733,11 +569,7 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
     if (m.kind === 'Project') expandProject(b, m as Manifest<ProjectManifest>);
     else expandPrimitive(b, m as Manifest<PrimitiveManifest>);
   }
-  addFirewall(
-    b,
-    projects,
-    placed.filter((m): m is Manifest<PrimitiveManifest<'FirewallRules'>> => m.kind === 'FirewallRules'),
-  );
+  addFirewall(b, projects);
 
   // Manifest-level dependsOn: every resource of this manifest after every resource of the named one.
   for (const m of placed) {

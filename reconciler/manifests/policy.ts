@@ -1,6 +1,8 @@
 import { error, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { ENV_DIRECTORY, placedOn, pgName, projectUser, type HostSettings } from './expand.js';
+import type { PrimitivePolicy, ProjectRoom } from '../drivers/manifest-types.js';
 import { isHostLevel, PROJECT_ROOTS, projectRoots, protectedBelow, protectedProblem, within } from './host-policy.js';
+import { primitive } from './primitives.js';
 import type { Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 
 // Who may change what. A manifest under one of the Host's host-level paths may
@@ -12,9 +14,6 @@ export const POLICY_SUMMARY = 'not allowed in a project manifest';
 
 /** Extensions that reach outside the database (untrusted languages, server files): host-level only. */
 export const UNTRUSTED_EXTENSIONS = new Set(['plpythonu', 'plpython2u', 'plpython3u', 'plperlu', 'pltclu', 'plv8u', 'adminpack', 'file_fdw']);
-
-/** Groups whose membership is root-equivalent or reads what others own. */
-export const PRIVILEGED_GROUPS = new Set(['root', 'sudo', 'wheel', 'adm', 'disk', 'shadow', 'docker', 'lxd', 'systemd-journal']);
 
 type Grantable = 'paths' | 'secrets' | 'env' | 'ports';
 
@@ -66,7 +65,7 @@ function nameOwner(name: string, index: Index): string | undefined {
 }
 
 /** One project's rights on one host: what it owns plus what the Host grants it. */
-class Room {
+class Room implements ProjectRoom {
   readonly project: string;
   readonly host: HostSettings;
   readonly user: string;
@@ -121,7 +120,7 @@ class Room {
 }
 
 // Diagnostics of one manifest on one host.
-class Checker {
+class Checker implements PrimitivePolicy {
   readonly out: Diagnostic[] = [];
   readonly host: HostSettings;
   private readonly m: Manifest;
@@ -135,6 +134,10 @@ class Checker {
 
   at(pointer: string): Location {
     return this.m.source.locate(pointer);
+  }
+
+  report(diagnostic: Diagnostic): void {
+    this.out.push(diagnostic);
   }
 
   /** A policy refusal: `grant` names the spec.policy.grants field that could allow it, if any. */
@@ -316,94 +319,9 @@ function checkProject(c: Checker, m: Manifest<ProjectManifest>, index: Index): v
   (spec.firewall ?? []).forEach((o, i) => c.sshPort(o.port, `/spec/firewall/${i}/port`));
 }
 
+// A primitive's own checks are its driver folder's (drivers/NAME/manifest.ts).
 function checkPrimitive(c: Checker, m: Manifest<PrimitiveManifest>): void {
-  const room = c.project;
-  switch (m.kind) {
-    case 'Account': {
-      const s = (m.value as PrimitiveManifest<'Account'>).spec;
-      const user = s.user ?? m.name;
-      if (room && user !== room.user)
-        c.refuse('account-owner', `account "${user}" is not project ${room.project}'s own user "${room.user}"`, s.user ? '/spec/user' : '/metadata/name');
-      if (s.home === '/' || (s.home !== undefined && within(s.home, '/root'))) {
-        c.out.push(
-          error('home not allowed', `rule account-home: home ${s.home} belongs to the system; give the account a home of its own`, c.at('/spec/home')),
-        );
-      } else if (s.home) c.path(s.home, '/spec/home', 'home');
-      (s.groups ?? []).forEach((g, i) => {
-        if (room && g !== room.user) {
-          const why = PRIVILEGED_GROUPS.has(g)
-            ? `membership of "${g}" is root-equivalent or reads what others own`
-            : `group "${g}" is not project ${room.project}'s own`;
-          c.refuse('account-group', why, `/spec/groups/${i}`);
-        }
-      });
-      return;
-    }
-    case 'Directory': {
-      const s = (m.value as PrimitiveManifest<'Directory'>).spec;
-      c.path(s.path, '/spec/path', 'directory');
-      c.directory(s.path, s.owner ?? 'root', s.group ?? s.owner ?? 'root', s.mode === undefined ? 0o755 : parseInt(s.mode, 8), '/spec/path');
-      c.ownership(s.owner, s.group, '/spec');
-      return;
-    }
-    case 'File':
-    case 'EnvFile': {
-      const s = (m.value as PrimitiveManifest<'File'>).spec;
-      c.path(s.path, '/spec/path', m.kind === 'File' ? 'file' : 'env file');
-      c.ownership(s.owner, s.group, '/spec');
-      return;
-    }
-    case 'Unit': {
-      const s = (m.value as PrimitiveManifest<'Unit'>).spec;
-      c.user(s.user ?? 'nobody', s.user ? '/spec/user' : '/spec/command', `unit hk-${m.name}.service`);
-      if (s.workingDirectory) c.path(s.workingDirectory, '/spec/workingDirectory', 'workingDirectory');
-      if (room && !room.ownsUnitName(m.name)) {
-        c.refuse(
-          'unit-name',
-          `unit hk-${m.name}.service is not named after project ${room.project} (hk-${room.project}.service or hk-${room.project}-*)`,
-          '/metadata/name',
-        );
-      }
-      return;
-    }
-    case 'Site': {
-      const s = (m.value as PrimitiveManifest<'Site'>).spec;
-      if (s.root) c.path(s.root, '/spec/root', 'site root');
-      if (s.upstreamPort !== undefined) c.port(s.upstreamPort, '/spec/upstreamPort');
-      return;
-    }
-    case 'PostgresRole': {
-      const s = (m.value as PrimitiveManifest<'PostgresRole'>).spec;
-      c.pgName(s.role ?? pgName(m.name), s.role ? '/spec/role' : '/metadata/name', 'role');
-      c.drop(s.drop, '/spec/drop');
-      return;
-    }
-    case 'PostgresDatabase': {
-      const s = (m.value as PrimitiveManifest<'PostgresDatabase'>).spec;
-      c.pgName(s.database ?? pgName(m.name), s.database ? '/spec/database' : '/metadata/name', 'database');
-      c.pgName(s.owner, '/spec/owner', 'owner role');
-      c.extensions(s.extensions, '/spec/extensions');
-      c.drop(s.drop, '/spec/drop');
-      return;
-    }
-    case 'FirewallRules': {
-      const s = (m.value as PrimitiveManifest<'FirewallRules'>).spec;
-      s.openings.forEach((o, i) => c.sshPort(o.port, `/spec/openings/${i}/port`));
-      return;
-    }
-    case 'Certificate': {
-      const s = (m.value as PrimitiveManifest<'Certificate'>).spec;
-      s.domains.forEach((d, i) => {
-        if (room && !room.ownsDomain(d))
-          c.refuse(
-            'certificate-domain',
-            `${d} is not a domain of project ${room.project} (its Project's domains and aliases, or its Sites)`,
-            `/spec/domains/${i}`,
-          );
-      });
-      return;
-    }
-  }
+  primitive(m.kind).policy?.(m, c);
 }
 
 /**

@@ -4,10 +4,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Ajv2020 as Ajv2020Type, ValidateFunction } from 'ajv/dist/2020.js';
-import { PRIMITIVE_KINDS, type ManifestKind } from './types.js';
+import { PRIMITIVE_KINDS } from './primitives.js';
+import { generatedSchemas } from './schema-files.js';
+import type { ManifestKind } from './types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const SCHEMA_FILES = ['common.schema.json', 'resources.schema.json', 'host.schema.json', 'project.schema.json'];
 const BASE = 'https://hostkit.dev/schema/';
 export const GENERATED_MODULE = 'validators.generated.cjs';
 
@@ -25,14 +26,18 @@ export function schemaDir(): string {
   throw new Error(`HostKit's schema/ folder was not found next to ${here}`);
 }
 
-function schemaTexts(): string[] {
+// What validation compiles: the schemas generated from the driver registry (schema-files.ts),
+// never schema/'s copies of them, and the hand-written Host and Project schemas.
+function schemaDocuments(): object[] {
   const dir = schemaDir();
-  return SCHEMA_FILES.map((name) => readFileSync(path.join(dir, name), 'utf8'));
+  const generated = generatedSchemas(dir);
+  const read = (name: string) => JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as object;
+  return [generated['common.schema.json'], generated['resources.schema.json'], read('host.schema.json'), read('project.schema.json')];
 }
 
-export function schemaHash(texts: readonly string[] = schemaTexts()): string {
+export function schemaHash(documents: readonly object[] = schemaDocuments()): string {
   const hash = createHash('sha256');
-  for (const t of texts) hash.update(t).update('\0');
+  for (const d of documents) hash.update(JSON.stringify(d)).update('\0');
   return hash.digest('hex');
 }
 
@@ -58,7 +63,7 @@ export async function createAjv(options: { standalone?: boolean } = {}): Promise
     ...(options.standalone ? { code: { source: true } } : {}),
   });
   addFormats(ajv);
-  for (const text of schemaTexts()) ajv.addSchema(JSON.parse(text) as object);
+  for (const document of schemaDocuments()) ajv.addSchema(document);
   return ajv;
 }
 

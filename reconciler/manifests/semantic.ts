@@ -13,7 +13,8 @@ import {
   pgName,
   type HostSettings,
 } from './expand.js';
-import { checkPolicy, PRIVILEGED_GROUPS } from './policy.js';
+import { PRIVILEGED_GROUPS } from '../drivers/account/manifest.js';
+import { checkPolicy } from './policy.js';
 import { scheduleError, toOnCalendar } from './schedule.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
 

@@ -1,5 +1,8 @@
-// TypeScript shapes of the manifests; schema/*.schema.json is the source of
-// truth for what is valid, these types describe what validation guarantees.
+// TypeScript shapes of the manifests; the schemas (schema/*.schema.json, and for
+// primitive kinds their driver folders' manifest.ts) are the source of truth for
+// what is valid, these types describe what validation guarantees.
+import type { PrimitiveSpecOf } from '../drivers/manifest-types.js';
+import type { RegisteredPrimitive } from '../drivers/registry.js';
 import type { LoadedDocument } from './load.js';
 
 export type SecretRef = { file: string } | { env: string } | { age: string };
@@ -121,40 +124,10 @@ export interface Ownership {
   mode?: string;
 }
 
-export interface PrimitiveSpecs {
-  Account: { user?: string; home?: string; shell?: string; groups?: string[] };
-  Directory: Ownership & { path: string };
-  File: Ownership & { path: string; content: string };
-  EnvFile: Ownership & { path: string; environment?: Environment; secrets?: Record<string, SecretRef> };
-  Unit: {
-    command: string[];
-    user?: string;
-    workingDirectory?: string;
-    environment?: Environment;
-    restart?: Restart;
-    limits?: Limits;
-    schedule?: string;
-  };
-  Site: { domains: string[]; upstreamPort?: number; root?: string; tls?: 'acme' | 'self-signed' | 'none' };
-  Certificate: { domains: string[]; issuer?: 'acme' | 'self-signed' };
-  PostgresRole: { role?: string; password?: SecretRef; connectionLimit?: number; drop?: boolean };
-  PostgresDatabase: { database?: string; owner: string; extensions?: string[]; drop?: boolean; encoding?: string; locale?: string };
-  FirewallRules: { openings: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[] };
-}
+/** Each primitive manifest kind's spec as written, declared by its driver folder (drivers/NAME/manifest.ts). */
+export type PrimitiveSpecs = { [P in RegisteredPrimitive as P['kind']]: PrimitiveSpecOf<P> };
 
 export type PrimitiveKind = keyof PrimitiveSpecs;
-export const PRIMITIVE_KINDS: readonly PrimitiveKind[] = [
-  'Account',
-  'Directory',
-  'File',
-  'EnvFile',
-  'Unit',
-  'Site',
-  'Certificate',
-  'PostgresRole',
-  'PostgresDatabase',
-  'FirewallRules',
-];
 export type ManifestKind = 'Host' | 'Project' | PrimitiveKind;
 
 interface ManifestBase<K extends ManifestKind, S> {

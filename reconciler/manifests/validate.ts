@@ -5,7 +5,8 @@ import { SYSTEMD_EXEC_PREFIX } from '../core/strict-values.js';
 import type { LoadedDocument } from './load.js';
 import { validators } from './schemas.js';
 import { pointerSegments, toPointer } from './source-map.js';
-import { PRIMITIVE_KINDS, type AnyManifest, type Manifest, type ManifestKind } from './types.js';
+import { PRIMITIVE_KINDS } from './primitives.js';
+import type { AnyManifest, Manifest, ManifestKind } from './types.js';
 
 const KINDS: readonly ManifestKind[] = ['Host', 'Project', ...PRIMITIVE_KINDS];
 

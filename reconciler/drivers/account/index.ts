@@ -4,7 +4,8 @@ import { changeBase, diffFields, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
 import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { UserDb } from '../shared/users.js';
-import type { Driver, DriverContext } from '../types.js';
+import type { Driver, DriverContext, WithManifests } from '../types.js';
+import { accountPrimitive } from './manifest.js';
 
 export interface ObservedAccount {
   user: string;
@@ -76,10 +77,11 @@ async function createBatch(ctx: DriverContext, state: AccountRun, db: UserDb): P
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
 // reported, never deleted: files on the host may still belong to them.
-export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun> = {
+export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun> & WithManifests<typeof accountPrimitive> = {
   kind: 'account',
   rank: 0,
   orphans: 'report',
+  manifests: [accountPrimitive],
 
   createRun: () => ({ desired: new Map(), observed: new Map() }),
 

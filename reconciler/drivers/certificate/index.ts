@@ -8,11 +8,12 @@ import type { Host } from '../../hosts/types.js';
 import { nginxActive } from '../nginx/nginx.js';
 import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
 import { DOMAIN } from '../nginx/validate.js';
-import type { Applied, Driver, DriverContext } from '../types.js';
+import type { Applied, Driver, DriverContext, WithManifests } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
 import { selfSigned } from './selfsigned.js';
 import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
+import { certificatePrimitive } from './manifest.js';
 
 const KEY_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -102,10 +103,12 @@ function serialOf(certificate: Buffer | string): string | undefined {
  * site's challenge location (HTTP-01 needs it live), then nginx is reloaded
  * once if a certificate changed and must serve the new serial.
  */
-export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> = {
+export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> &
+  WithManifests<typeof certificatePrimitive> = {
   kind: 'certificate',
   rank: 8,
   orphans: 'delete',
+  manifests: [certificatePrimitive],
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();

@@ -4,7 +4,8 @@ import { changeBase, diffFields, octal, type Change } from '../../diff/model.js'
 import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
 import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
-import type { Driver } from '../types.js';
+import type { Driver, WithManifests } from '../types.js';
+import { directoryPrimitive } from './manifest.js';
 
 export interface ObservedDirectory {
   type: FileType;
@@ -23,10 +24,11 @@ export interface DirectoryUndo {
 
 // Directories with owner, group and mode. A directory HostKit created whose
 // manifest is gone is reported as an orphan and kept: it may hold data.
-export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory'> = {
+export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory'> & WithManifests<typeof directoryPrimitive> = {
   kind: 'directory',
   rank: 1,
   orphans: 'report',
+  manifests: [directoryPrimitive],
 
   async desire(resources) {
     return new Map(resources.map((r) => [r.id, { desired: r.spec, diagnostics: [] as Diagnostic[] }]));

@@ -2,7 +2,7 @@ import { plainCredentials } from '../../core/credentials.js';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { describeRef } from '../../core/secrets.js';
 import type { EnvFileSpec } from '../../core/specs.js';
-import type { Driver } from '../types.js';
+import type { Driver, WithManifests } from '../types.js';
 import {
   applyFile,
   observeFileResources,
@@ -15,14 +15,16 @@ import {
   type ObservedFile,
 } from '../shared/managed-file.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
+import { envFilePrimitive } from './manifest.js';
 
 // Environment files (KEY="value" lines) whose values may come from secret
 // references. Secret values are resolved at plan time to compare bytes, and are
 // shown only as a redaction marker with a fingerprint.
-export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile'> = {
+export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile'> & WithManifests<typeof envFilePrimitive> = {
   kind: 'envfile',
   rank: 4,
   orphans: 'delete',
+  manifests: [envFilePrimitive],
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

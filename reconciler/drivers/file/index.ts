@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../../core/diagnostics.js';
 import type { FileSpec } from '../../core/specs.js';
-import type { Driver } from '../types.js';
+import type { Driver, WithManifests } from '../types.js';
 import {
   applyFile,
   observeFileResources,
@@ -12,13 +12,15 @@ import {
   type FileUndo,
   type ObservedFile,
 } from '../shared/managed-file.js';
+import { filePrimitive } from './manifest.js';
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.
-export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file'> = {
+export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file'> & WithManifests<typeof filePrimitive> = {
   kind: 'file',
   rank: 4,
   orphans: 'delete',
+  manifests: [filePrimitive],
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

@@ -6,7 +6,8 @@ import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { verifyUnitFile } from '../systemd/driver.js';
-import type { Driver, DriverContext } from '../types.js';
+import type { Driver, DriverContext, WithManifests } from '../types.js';
+import { firewallRulesPrimitive } from './manifest.js';
 import {
   BOOT_UNIT,
   bootDifferences,
@@ -111,7 +112,9 @@ export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }
  * boot copy (boot.ts), which hostkit-firewall.service loads before the network
  * comes up; removing the firewall removes that too.
  */
-export function createNftablesDriver(options: NftablesDriverOptions = {}): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo, 'firewall'> {
+export function createNftablesDriver(
+  options: NftablesDriverOptions = {},
+): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo, 'firewall'> & WithManifests<typeof firewallRulesPrimitive> {
   const confirm = options.confirm ?? confirmFirewall;
   const rewrite = options.rewriteTransaction ?? ((t: string) => t);
 
@@ -119,6 +122,7 @@ export function createNftablesDriver(options: NftablesDriverOptions = {}): Drive
     kind: 'firewall',
     rank: 10,
     orphans: 'delete',
+    manifests: [firewallRulesPrimitive],
 
     async desire(resources, ctx) {
       const out = new Map<string, { desired: DesiredFirewall; diagnostics: Diagnostic[] }>();

@@ -9,12 +9,13 @@ import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { UserDb } from '../shared/users.js';
-import type { Driver, DriverContext } from '../types.js';
+import type { Driver, DriverContext, WithManifests } from '../types.js';
 import { buildHtpasswd } from './htpasswd.js';
 import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js';
 import { renderSite, siteTlsFiles } from './render.js';
 import { reloadOwed } from './run.js';
 import { siteProblems } from './validate.js';
+import { sitePrimitive } from './manifest.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
 export const NGINX_GROUP = 'www-data';
@@ -116,10 +117,11 @@ async function webRootProblem(
  * one `nginx -t` for the whole configuration, one reload, and probes every
  * changed site for the generation header of its new file.
  */
-export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site'> = {
+export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site'> & WithManifests<typeof sitePrimitive> = {
   kind: 'site',
   rank: 9,
   orphans: 'delete',
+  manifests: [sitePrimitive],
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSite; diagnostics: Diagnostic[] }>();

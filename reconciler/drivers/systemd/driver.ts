@@ -8,7 +8,8 @@ import { run } from '../shared/exec.js';
 import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import type { Driver, DriverContext } from '../types.js';
+import { withManifests, type Driver, type DriverContext } from '../types.js';
+import { unitPrimitive } from './manifest.js';
 import { analyzeUnits } from './verify.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
@@ -460,5 +461,5 @@ async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: Dr
   return out;
 }
 
-export const unitDriver = makeDriver('unit');
+export const unitDriver = withManifests(makeDriver('unit'), [unitPrimitive]);
 export const timerDriver = makeDriver('timer');
