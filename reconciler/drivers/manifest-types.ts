@@ -40,7 +40,6 @@ export interface AddOptions {
 
 /** What expanding one manifest may do on the host it is placed on. */
 export interface PrimitiveExpansion {
-  readonly hostName: string;
   /** The manifest's name (metadata.name) location. */
   readonly origin: Location;
   at(pointer: string): Location;
@@ -48,9 +47,7 @@ export interface PrimitiveExpansion {
   add<S>(kind: ResourceKind, name: string, spec: S, origin: Location, options?: AddOptions): string;
   /** A path must be plain and under the host's allowed roots (a diagnostic otherwise). */
   checkPath(path: string, origin: Location): void;
-  /** False (and a diagnostic) when another manifest already claimed the domain on this host. */
-  claimDomain(domain: string, origin: Location): boolean;
-  /** False (and a diagnostic "WHAT claimed twice") when another manifest already claimed `key` of this sort on this host. */
+  /** False (and a diagnostic "WHAT claimed twice") when another manifest already claimed `key` of this sort on this host (a domain, a file). */
   claim(what: string, key: string, origin: Location): boolean;
   /** A firewall opening for the host's one table (built after every manifest is expanded). */
   openFirewall(opening: { port: number; protocol: 'tcp' | 'udp'; from: string[] }): void;

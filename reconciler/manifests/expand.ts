@@ -217,12 +217,10 @@ class HostBuilder {
   expansion(owner: string, source: LoadedDocument): PrimitiveExpansion {
     const at = (pointer: string) => source.locate(pointer);
     return {
-      hostName: this.host.name,
       origin: at('/metadata/name'),
       at,
       add: (kind, name, spec, origin, options) => this.add(owner, kind, name, spec, origin, options),
       checkPath: (p, origin) => this.checkPath(p, origin),
-      claimDomain: (domain, origin) => this.claimDomain(domain, origin),
       claim: (what, key, origin) => this.claim(what, key, origin),
       openFirewall: (opening) => this.openings.push({ ...opening, for: owner }),
       report: (diagnostic) => this.diagnostics.push(diagnostic),

@@ -28,7 +28,7 @@ export const sitePrimitive: PrimitiveDefinition<'Site', SiteManifestSpec> = {
   expand(m, x) {
     const s = m.value.spec;
     // A domain claimed twice is reported once, as such, not again as a duplicate site.
-    if (!s.domains.map((d) => x.claimDomain(d, x.at('/spec/domains'))).every(Boolean)) return;
+    if (!s.domains.map((d) => x.claim('domain', d, x.at('/spec/domains'))).every(Boolean)) return;
     const tls = s.tls ?? 'acme';
     const deps: string[] = [];
     if (tls !== 'none') {
