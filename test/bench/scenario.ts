@@ -85,6 +85,7 @@ apiVersion: hostkit.dev/v1
 kind: PostgresRole
 metadata:
   name: ${name}
+  project: ${name}
 spec:
   placement:
     hosts: [${BENCH_HOST}]
@@ -93,6 +94,7 @@ apiVersion: hostkit.dev/v1
 kind: PostgresDatabase
 metadata:
   name: ${name}
+  project: ${name}
 spec:
   placement:
     hosts: [${BENCH_HOST}]
@@ -107,6 +109,6 @@ export async function writeScenario(dir: string, o: ScenarioOptions): Promise<vo
     for (const f of await readdir(path.join(dir, sub))) await rm(path.join(dir, sub, f));
   }
   await writeFile(path.join(dir, 'hosts', `${BENCH_HOST}.yaml`), hostManifest());
-  await writeFile(path.join(dir, 'projects', 'web-firewall.yaml'), webOpenings());
+  await writeFile(path.join(dir, 'hosts', 'web-firewall.yaml'), webOpenings());
   await Promise.all(Array.from({ length: o.apps }, (_, k) => writeFile(path.join(dir, 'projects', `${appName(k + 1)}.yaml`), project(k + 1, o))));
 }
