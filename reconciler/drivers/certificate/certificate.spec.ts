@@ -183,6 +183,17 @@ describe('reconciler/drivers/certificate', () => {
     expect(host.paths().filter((p) => p.startsWith('/etc/hostkit'))).toEqual([]);
   });
 
+  it.each([
+    ["a Certificate primitive's name (no dots)", 'api-cert', []],
+    ["a site's first domain", 'api.example.com', []],
+    ['a name that is neither', 'api_cert/..', ['certificate not issued']],
+  ])('its directory is named by %s: %s', async (_what, name, errors) => {
+    const r: Resource<CertificateSpec> = { ...resource, id: `certificate/${name}`, name, spec: { name, domains: ['api.example.com'], issuer: 'self-signed' } };
+    const { desired: d, diagnostics } = (await certificateDriver.desire([r], driverContext(new FakeHost()))).get(r.id)!;
+    expect(diagnostics.map((x) => x.summary)).toEqual(errors);
+    if (errors.length === 0) expect(certificateDriver.plan({ resource: r, desired: d, observed: undefined, orphan: false }).action).toBe('create');
+  });
+
   it('backs off 5 min, 20 min, 80 min ... up to a day, per name list', () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((n) => backoffMs(n) / 60_000)).toEqual([5, 20, 80, 320, 1280, 1440, 1440]);
     const failures = { 'web.example.com': { domains: ['web.example.com'], failures: 1, lastError: 'x', lastAttempt: T0, retryAfter: T0 + 1000 } };
