@@ -254,6 +254,15 @@ async function apply(fixture: ConformanceFixture, target: Target, docs: readonly
   return result;
 }
 
+/**
+ * Applies nothing in the target's state directory: what its drivers delete as orphans
+ * (files, units, sites, the firewall table) goes, what they keep (accounts, roles) stays.
+ */
+export async function clear(fixture: ConformanceFixture, target: Target): Promise<void> {
+  const { host: _host, ...plain } = fixture;
+  await apply(plain, target, [], 'clean-up');
+}
+
 function problems(fixture: ConformanceFixture, check: string, planned: PlannedHost): void {
   const errors = planned.plan.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) fail(fixture, check, `the plan has errors: ${errors.map((d) => `${d.summary}: ${d.detail}`).join('; ')}`);
