@@ -8,9 +8,8 @@ import { makeVerifier, verifierMatches } from '../../reconciler/drivers/postgres
 import type { ExecResult } from '../../reconciler/hosts/types.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, eventually, HOST_NAME, reconcile, repo, service } from './reconcile.js';
+import { admin, CLUSTER, mapRootToPostgres } from './postgres-admin.js';
 
-const CLUSTER = 'postgresql@15-main';
-const CONF = '/etc/postgresql/15/main';
 const LOG = '/var/log/postgresql/postgresql-15-main.log';
 const ENV_FILE = '/etc/hostkit/env/shop.env';
 
@@ -29,10 +28,6 @@ function url(role: string, password: string, database: string): string {
   return `postgresql://${role}:${encodeURIComponent(password)}@127.0.0.1:5432/${database}`;
 }
 
-/** psql as the postgres OS user over the socket (peer). */
-async function admin(m: TestHost, sql: string, database = 'postgres'): Promise<string> {
-  return (await m.exec('runuser', ['-u', 'postgres', '--', 'psql', '-XtAq', '-d', database, '-c', sql])).stdout.trim();
-}
 
 /**
  * What the service sees: a transient unit running as the project's user, with
@@ -101,14 +96,7 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
   // socket through a pg_ident map. Plus statement logging, to see what was sent.
   beforeAll(async () => {
     const m = machine();
-    const hba = (await m.host.readFile(`${CONF}/pg_hba.conf`))!.toString();
-    const mapped = hba.replace(/^local\s+all\s+postgres\s+peer\s*$/m, 'local   all             postgres                                peer map=hostkit');
-    expect(mapped).not.toBe(hba);
-    const st = (await m.host.stat(`${CONF}/pg_hba.conf`))!;
-    const ownership = { uid: st.uid, gid: st.gid, mode: st.mode };
-    await m.host.writeFile(`${CONF}/pg_hba.conf`, mapped, ownership);
-    const ident = (await m.host.readFile(`${CONF}/pg_ident.conf`))!.toString();
-    await m.host.writeFile(`${CONF}/pg_ident.conf`, `${ident}hostkit root postgres\nhostkit postgres postgres\n`, ownership);
+    await mapRootToPostgres(m);
     await admin(m, "ALTER SYSTEM SET log_statement = 'all'");
     await m.exec('systemctl', ['reload', CLUSTER]);
     expect(await eventually(async () => (await admin(m, 'SHOW log_statement')) === 'all', 10_000)).toBe(true);

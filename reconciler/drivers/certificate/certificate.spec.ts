@@ -153,7 +153,8 @@ describe('reconciler/drivers/certificate', () => {
     await expect(certificateDriver.observe([resource], driverContext(host, { mode: 'apply' }))).rejects.toThrow(/EACCES/);
   });
 
-  it('apply on a host without /etc/hostkit: directories 0755/0700/0700, key 0600, openssl asked for a P-256 placeholder with every name', async () => {
+  // openssl as the driver runs it: the key and certificate files it is asked for.
+  function opensslHost(): FakeHost {
     const host = new FakeHost();
     host.onExec((call, h) => {
       if (call.file !== 'openssl') return undefined;
@@ -162,6 +163,11 @@ describe('reconciler/drivers/certificate', () => {
       void h.writeFile(arg('-out'), 'CERT', { uid: 0, gid: 0, mode: 0o644 });
       return { exitCode: 0, stdout: '', stderr: '' };
     });
+    return host;
+  }
+
+  it('apply on a host without /etc/hostkit: directories 0755/0700/0700, key 0600, openssl asked for a P-256 placeholder with every name', async () => {
+    const host = opensslHost();
     const ctx = driverContext(host);
     const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
     const undo = await certificateDriver.apply(change, ctx);
@@ -181,6 +187,27 @@ describe('reconciler/drivers/certificate', () => {
     expect(host.paths().filter((p) => p.includes('.new-'))).toEqual([]);
     await certificateDriver.rollback(change, undo, ctx);
     expect(host.paths().filter((p) => p.startsWith('/etc/hostkit'))).toEqual([]);
+  });
+
+  it.each([
+    ["a Certificate primitive's name (no dots)", 'api-cert', []],
+    ["a site's first domain", 'api.example.com', []],
+    ['a name that is neither', 'api_cert/..', ['certificate not issued']],
+  ])('its directory is named by %s: %s', async (_what, name, errors) => {
+    const r: Resource<CertificateSpec> = { ...resource, id: `certificate/${name}`, name, spec: { name, domains: ['api.example.com'], issuer: 'self-signed' } };
+    const { desired: d, diagnostics } = (await certificateDriver.desire([r], driverContext(new FakeHost()))).get(r.id)!;
+    expect(diagnostics.map((x) => x.summary)).toEqual(errors);
+    if (errors.length === 0) expect(certificateDriver.plan({ resource: r, desired: d, observed: undefined, orphan: false }).action).toBe('create');
+  });
+
+  it('a key and certificate openssl made for a run killed before it removed them are removed by the next one', async () => {
+    const host = opensslHost();
+    const left = ['/etc/hostkit/tls/web.example.com/.new-0a1b2c3d4e5f.key', '/etc/hostkit/tls/web.example.com/.new-0a1b2c3d4e5f.crt'];
+    for (const p of left) host.seedFile(p, 'LEFT BY A KILLED RUN', { mode: 0o600 });
+    const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
+    await certificateDriver.apply(change, driverContext(host));
+    expect(host.paths().filter((p) => p.includes('.new-'))).toEqual([]);
+    expect(host.text('/etc/hostkit/tls/web.example.com/privkey.pem')).toBe('KEY');
   });
 
   it('backs off 5 min, 20 min, 80 min ... up to a day, per name list', () => {

@@ -16,6 +16,8 @@ import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo 
 import { certificatePrimitive } from './manifest.js';
 
 const KEY_MODE = 0o600;
+// The directory's name: a site's first domain, or a Certificate primitive's metadata.name ("api-cert", no dots).
+const NAME = new RegExp(`${DOMAIN.source}|^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$`);
 const DIR_MODE = 0o700;
 const DEFAULT_RENEW_BEFORE = 1 / 3;
 
@@ -127,7 +129,7 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
         now,
         renewBefore: settings?.renewBefore ?? DEFAULT_RENEW_BEFORE,
       };
-      const bad = [r.spec.name, ...r.spec.domains].filter((d) => !DOMAIN.test(d));
+      const bad = [...(NAME.test(r.spec.name) ? [] : [r.spec.name]), ...r.spec.domains.filter((d) => !DOMAIN.test(d))];
       if (bad.length > 0) {
         desired.refused = `not lower-case DNS names: ${bad.map((b) => JSON.stringify(b)).join(', ')}`;
         diagnostics.push(error('certificate not issued', `certificate ${JSON.stringify(r.spec.name)}: ${desired.refused}`, r.origin));

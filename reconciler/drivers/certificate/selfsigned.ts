@@ -6,13 +6,20 @@ import { HostKitError } from '../../core/errors.js';
 import { describeExec, type Host } from '../../hosts/types.js';
 import { PLACEHOLDER_ORG } from './x509.js';
 
+// The files openssl writes for one call (tag: 6 random bytes in hex).
+const TEMPORARY = /^\.new-[0-9a-f]{12}\.(key|crt)$/;
+
 export interface KeyPair {
   certificate: Buffer;
   key: Buffer;
 }
 
-/** Generate in `dir` (root-only), read back, remove the temporary files. Names are validated DNS names. */
+/**
+ * Generate in `dir` (root-only), read back, remove the temporary files. Names are validated DNS names.
+ * If this is killed between openssl and the removal, the next call removes what it left.
+ */
 export async function selfSigned(host: Host, dir: string, domains: readonly string[], kind: 'placeholder' | 'self-signed'): Promise<KeyPair> {
+  for (const name of (await host.readdir(dir)) ?? []) if (TEMPORARY.test(name)) await host.remove(`${dir}/${name}`);
   const tag = randomBytes(6).toString('hex');
   const keyFile = `${dir}/.new-${tag}.key`;
   const certFile = `${dir}/.new-${tag}.crt`;
