@@ -14,6 +14,11 @@ export const fixtures: ConformanceFixture[] = [
     kind: 'sysctl',
     declare: (set, count, changed) =>
       many(count, changed, (i, change) => ({ kind: 'Sysctl', name: `ck-${set}-s${i}`, spec: { parameters: { [KEYS[i - 1]!]: change ? '0' : '1' } } })),
+    // Every check starts from the same live values (on a real host the kernel outlives the checks).
+    prepare: async (host) => {
+      const r = await host.exec('sysctl', ['--quiet', '--write', ...KEYS.map((k) => `${k}=0`)]);
+      if (r.exitCode !== 0) throw new Error(`sysctl --write failed: ${r.stderr}`);
+    },
     paths: ({ set, count }) => Array.from({ length: count }, (_, i) => file(set, i + 1)),
     fake: (host) => {
       new FakeKernel(Object.fromEntries(KEYS.map((k) => [k, '0']))).install(host);
