@@ -121,14 +121,18 @@ export class RunJournal {
     return path.posix.join(runsDirectory(this.stateDirectory), this.record.id);
   }
 
-  /** Write the run record and mark it as the run in progress, before anything changes. */
+  /**
+   * Mark the run as the one in progress, then write its record, before anything changes.
+   * Killed in between, the next start-up finds it (openRun): without a record it is
+   * dropped, with one it is closed; a record no mark names would stay open for good.
+   */
   static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
     const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
     const journal = new RunJournal(host, stateDirectory, full, []);
     await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
+    await writeJson(host, currentPath(stateDirectory), { run: full.id });
     await writeJson(host, path.posix.join(journal.dir, 'run.json'), full);
     await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', { uid: 0, gid: 0, mode: 0o600 });
-    await writeJson(host, currentPath(stateDirectory), { run: full.id });
     return journal;
   }
 
