@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { applyPlan, type ApplyResult } from '../../reconciler/apply/executor.js';
-import { openRun, RunJournal } from '../../reconciler/apply/journal.js';
+import { listRuns, RunJournal } from '../../reconciler/apply/journal.js';
 import { recoverInterruptedRun } from '../../reconciler/apply/restore.js';
 import { rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
@@ -346,7 +346,9 @@ async function state(fixture: ConformanceFixture, target: Target, docs: readonly
   const out: HostState = {};
   for (const p of fixture.paths(s)) await walk(target.host, p, out);
   const planned = await plan(fixture, target, docs, 'plan');
-  for (const c of planned.plan.changes) out[c.id] = JSON.stringify({ action: c.action, fields: c.fields, observed: c.observed });
+  // What observe saw by its digest: it may hold secret values (an env file's bytes), which a failure must not print.
+  const digest = (value: unknown) => (value === undefined ? undefined : createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16));
+  for (const c of planned.plan.changes) out[c.id] = JSON.stringify({ action: c.action, fields: c.fields, observed: digest(c.observed) });
   return out;
 }
 
@@ -575,8 +577,8 @@ export async function checkKill(
         if (errors.length > 0) fail(fixture, where, `the recovery failed: ${JSON.stringify(errors)}`);
         await apply(fixture, target, docs(target), where);
         await expectEmptyPlan(fixture, target, docs(target), where);
-        const open = await openRun(target.host, target.stateDirectory);
-        if (open) fail(fixture, where, `run ${open.record.id} is still open`);
+        const open = (await listRuns(target.host, target.stateDirectory)).filter((r) => r.status === 'open');
+        if (open.length > 0) fail(fixture, where, `run ${open.map((r) => r.record.id).join(', ')} is still open`);
         // Nothing left over or missing where the resources live (their bytes the empty plan vouches for).
         const now = await layout(fixture, target, KILL_COUNT);
         const odd = differing(clean, now);
