@@ -269,3 +269,34 @@ describe('reconciler/apply/quarantine', () => {
     expect((await safetyStatus(host, STATE)).paused).toEqual([]);
   });
 });
+
+describe("reconciler/apply/restore (what a restore keeps stays HostKit's)", () => {
+  const host = `apiVersion: hostkit.dev/v1
+kind: Host
+metadata: { name: test-1 }
+spec: { stateDirectory: ${STATE} }
+`;
+  // A project (not host-level): it may not take over an account HostKit did not create for it.
+  const shop = `apiVersion: hostkit.dev/v1
+kind: Project
+metadata: { name: shop }
+spec:
+  placement: { hosts: [test-1] }
+  runtime: static
+  files: [{ name: app.conf, content: "mode=static\\n" }]
+`;
+
+  it('a project whose first apply was rolled back (its account kept) applies again', async () => {
+    const fake = new FakeHost();
+    fake.machineName = 'test-1';
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': host, 'projects/shop.yaml': shop });
+    const run = () => reconcileHost({ repoDir, hostName: 'test-1', host: fake, dryRun: false, log: silentLogger(), env: {} });
+    expect((await run()).stage).toBe('applied');
+    const done = await rollbackRun(await findRun(fake, STATE, { last: true }), { dryRun: false, log: silentLogger() });
+    expect(done.result!.warnings).toContain('account/shop: accounts are kept (they may own files)');
+    expect(fake.text('/etc/passwd')).toMatch(/^shop:/m);
+    const again = await run();
+    expect(again.stage === 'applied' ? [] : again.stage === 'invalid' ? again.repo.diagnostics : again.planned.plan.diagnostics).toEqual([]);
+    expect(again.stage === 'applied' && again.planned.plan.changes.find((c) => c.id === 'account/shop')?.action).toBe('noop');
+  });
+});
