@@ -105,6 +105,14 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
       steps.push({ action: 'keep', resource: id, detail: KEPT[step.kind]!, ...(step.entry ? { entry: step.entry } : {}) });
     }
   }
+  // A driver may create its resources together when the first of them applies (accounts: one systemd-sysusers),
+  // so a kept kind's creates that never began may exist too: kept, and HostKit's, like those that began.
+  const beganKinds = new Set([...begun].map((id) => plannedById.get(id)?.kind));
+  for (const step of journal.record.planned) {
+    if (!begun.has(step.id) && step.action === 'create' && KEPT[step.kind] && beganKinds.has(step.kind)) {
+      steps.push({ action: 'keep', resource: step.id, detail: KEPT[step.kind]!, ...(step.entry ? { entry: step.entry } : {}) });
+    }
+  }
   return {
     run: journal.record.id,
     ...(journal.record.commit ? { commit: journal.record.commit } : {}),

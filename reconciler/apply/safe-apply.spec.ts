@@ -4,6 +4,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { directoryYaml, envFileYaml, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { killable, KillSwitch } from '../../test/support/conformance.js';
+import { planHost } from '../diff/plan.js';
+import { validateRepository } from '../manifests/index.js';
+import { applyPlan } from './executor.js';
 import { fingerprinter } from '../core/secrets.js';
 import { toJsonPlan } from '../diff/render/json.js';
 import { silentLogger } from '../core/log.js';
@@ -298,5 +302,26 @@ spec:
     const again = await run();
     expect(again.stage === 'applied' ? [] : again.stage === 'invalid' ? again.repo.diagnostics : again.planned.plan.diagnostics).toEqual([]);
     expect(again.stage === 'applied' && again.planned.plan.changes.find((c) => c.id === 'account/shop')?.action).toBe('noop');
+  });
+
+  it('two projects whose accounts one step made together (systemd-sysusers), killed before the second began, apply again after recovery', async () => {
+    const cart = shop.replaceAll('shop', 'cart');
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': host, 'projects/shop.yaml': shop, 'projects/cart.yaml': cart });
+    const { manifests } = await validateRepository(repoDir);
+    // Killed (as by SIGKILL) at step `at` of the apply: nothing after it reaches the host.
+    const killedAt = async (fake: FakeHost, at?: number) => {
+      const killer = new KillSwitch(at);
+      const planned = await planHost({ manifests, hostName: 'test-1', host: killable(fake, killer), mode: 'apply', log: silentLogger(), repository: 'r' });
+      await applyPlan(planned).catch(() => undefined);
+      return killer.steps;
+    };
+    const batch = (await killedAt(new FakeHost())).findIndex((s) => s.startsWith('systemd-sysusers')) + 1;
+    const fake = new FakeHost();
+    fake.machineName = 'test-1';
+    await killedAt(fake, batch + 1);
+    expect(fake.text('/etc/passwd')).toMatch(/^cart:/m);
+    await recoverInterruptedRun(fake, STATE, silentLogger());
+    const again = await reconcileHost({ repoDir, hostName: 'test-1', host: fake, dryRun: false, log: silentLogger(), env: {} });
+    expect(again.stage === 'applied' ? [] : again.stage === 'invalid' ? again.repo.diagnostics : again.planned.plan.diagnostics).toEqual([]);
   });
 });
