@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FakeHost } from '../hosts/fake.js';
 import type { AppendOptions, Ownership } from '../hosts/types.js';
-import { RunJournal } from './journal.js';
+import { silentLogger } from '../core/log.js';
+import { listRuns, RunJournal } from './journal.js';
+import { recoverInterruptedRun } from './restore.js';
 
 // Records which appends asked to be synced, which FakeHost does not keep.
 class SyncRecordingHost extends FakeHost {
@@ -13,6 +15,17 @@ class SyncRecordingHost extends FakeHost {
 }
 
 describe('reconciler/apply/journal', () => {
+  it('a run killed while its journal is being opened is found and closed by the next start-up, never listed as open for good', async () => {
+    const host = new FakeHost();
+    const id = '20261122T053900123Z-a1b2c3';
+    // The kill: the events file of the run is never written.
+    host.failOn.add(`/var/lib/hostkit/runs/${id}/events.jsonl`);
+    await expect(RunJournal.open(host, '/var/lib/hostkit', { id, type: 'apply', host: 'test-1', planned: [] })).rejects.toThrow(/simulated failure/);
+    host.failOn.clear();
+    expect((await recoverInterruptedRun(host, '/var/lib/hostkit', silentLogger()))?.run).toBe(id);
+    expect((await listRuns(host, '/var/lib/hostkit')).map((r) => [r.record.id, r.status])).toEqual([[id, 'interrupted-rolled-back']]);
+  });
+
   it('syncs the events recovery decides by (begin, down, end) to disk, and only those', async () => {
     const host = new SyncRecordingHost({ '/srv/a.conf': 'one\n' });
     const journal = await RunJournal.open(host, '/var/lib/hostkit', { type: 'apply', host: 'test-1', planned: [] });

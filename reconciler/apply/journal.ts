@@ -4,6 +4,7 @@ import type { Change } from '../diff/model.js';
 import type { CommandSpec } from '../core/specs.js';
 import type { Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
+import { toInventoryEntry, type InventoryEntry } from './inventory.js';
 import { ensureDirectory, readJson, writeJson } from './state-file.js';
 
 // The run journal: STATE/runs/RUN-ID/ holds run.json (written before anything
@@ -20,6 +21,8 @@ export interface PlannedStep {
   kind: Change['kind'];
   action: Change['action'];
   project?: string;
+  /** A resource a restore keeps (KEPT) that this step creates: its inventory entry, which the restored inventory keeps. */
+  entry?: InventoryEntry;
   /** Lifecycle commands: what a down plan needs. */
   command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project' | 'timeoutMs'> & { environmentFile?: string };
 }
@@ -74,9 +77,18 @@ export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
 }
 
+/** What a down plan keeps of what a run created, and why: the restore leaves them and says so. */
+export const KEPT: Partial<Record<Change['kind'], string>> = {
+  account: 'accounts are kept (they may own files)',
+  directory: 'directories are kept (they may hold data)',
+  pgrole: 'database roles are kept',
+  pgdatabase: 'databases are kept (they hold data)',
+};
+
 export function plannedSteps(changes: readonly Change[]): PlannedStep[] {
   return changes.map((c) => {
     const step: PlannedStep = { id: c.id, kind: c.kind, action: c.action, ...(c.project ? { project: c.project } : {}) };
+    if (c.action === 'create' && KEPT[c.kind] && c.resource) step.entry = toInventoryEntry(c.resource);
     if (c.kind === 'command' && c.resource) {
       const s = c.resource.spec as CommandSpec;
       const environmentFile = (c.desired as { environmentFile?: string } | undefined)?.environmentFile;
@@ -121,14 +133,18 @@ export class RunJournal {
     return path.posix.join(runsDirectory(this.stateDirectory), this.record.id);
   }
 
-  /** Write the run record and mark it as the run in progress, before anything changes. */
+  /**
+   * Mark the run as the one in progress, then write its record, before anything changes.
+   * Killed in between, the next start-up finds it (openRun): without a record it is
+   * dropped, with one it is closed; a record no mark names would stay open for good.
+   */
   static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
     const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
     const journal = new RunJournal(host, stateDirectory, full, []);
     await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
+    await writeJson(host, currentPath(stateDirectory), { run: full.id });
     await writeJson(host, path.posix.join(journal.dir, 'run.json'), full);
     await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', { uid: 0, gid: 0, mode: 0o600 });
-    await writeJson(host, currentPath(stateDirectory), { run: full.id });
     return journal;
   }
 

@@ -8,8 +8,8 @@ import { runCommand } from '../drivers/command/index.js';
 import { describeExec, type Host } from '../hosts/types.js';
 import { isNginxPath, isUnitPath, unitRuns } from './backups.js';
 import { reload as reloadNginx, testConfig as testNginx } from '../drivers/nginx/nginx.js';
-import { inventoryPath, readInventory } from './inventory.js';
-import type { RunJournal, PlannedStep, RunEvent } from './journal.js';
+import { inventoryPath, readInventory, writeInventory, type InventoryEntry } from './inventory.js';
+import { KEPT, type RunJournal, type PlannedStep, type RunEvent } from './journal.js';
 import type { HostSpec } from '../manifests/types.js';
 import type { RoleSettings } from '../drivers/postgresql/role.js';
 
@@ -25,7 +25,7 @@ export type RestoreStep =
   | { action: 'restore-role'; resource: string; role: string; backup: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'run-down'; resource: string; command: string[]; step: PlannedStep }
   | { action: 'skip-irreversible'; resource: string; detail: string }
-  | { action: 'keep'; resource: string; detail: string };
+  | { action: 'keep'; resource: string; detail: string; entry?: InventoryEntry };
 
 export interface RestorePlan {
   run: string;
@@ -37,13 +37,6 @@ export interface RestorePlan {
   /** nginx files (sites, certificates) come back: one `nginx -t` and one reload. */
   reloadNginx: boolean;
 }
-
-const KEPT: Record<string, string> = {
-  account: 'accounts are kept (they may own files)',
-  directory: 'directories are kept (they may hold data)',
-  pgrole: 'database roles are kept',
-  pgdatabase: 'databases are kept (they hold data)',
-};
 
 /** The steps that put back what `journal`'s run changed, newest change first. Reads the host, changes nothing. */
 export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
@@ -109,7 +102,15 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
       else if (c?.down && applied.has(id) && !downDone.has(id)) steps.push({ action: 'run-down', resource: id, command: c.down, step });
       else if (!c?.down) steps.push({ action: 'keep', resource: id, detail: 'no down command declared: not undone' });
     } else if (KEPT[step.kind] && begun.has(id) && step.action === 'create') {
-      steps.push({ action: 'keep', resource: id, detail: KEPT[step.kind]! });
+      steps.push({ action: 'keep', resource: id, detail: KEPT[step.kind]!, ...(step.entry ? { entry: step.entry } : {}) });
+    }
+  }
+  // A driver may create its resources together when the first of them applies (accounts: one systemd-sysusers),
+  // so a kept kind's creates that never began may exist too: kept, and HostKit's, like those that began.
+  const beganKinds = new Set([...begun].map((id) => plannedById.get(id)?.kind));
+  for (const step of journal.record.planned) {
+    if (!begun.has(step.id) && step.action === 'create' && KEPT[step.kind] && beganKinds.has(step.kind)) {
+      steps.push({ action: 'keep', resource: step.id, detail: KEPT[step.kind]!, ...(step.entry ? { entry: step.entry } : {}) });
     }
   }
   return {
@@ -227,6 +228,16 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
         warnings.push(`${step.resource}: ${step.detail}`);
         break;
     }
+  }
+  // What the restore kept is still HostKit's: the inventory it put back lists it again (else a project could not adopt its own account).
+  const kept = plan.steps.flatMap((s) => (s.action === 'keep' && s.entry ? [s.entry] : []));
+  if (kept.length > 0) {
+    await attempt('(inventory)', async () => {
+      await options.record?.backupFile('(inventory)', inventoryPath(source.stateDirectory));
+      const inventory = await readInventory(host, source.stateDirectory, source.record.host);
+      for (const entry of kept) inventory.resources[entry.id] ??= entry;
+      await writeInventory(host, source.stateDirectory, inventory);
+    });
   }
   const touchedUnits = plan.units.restart.length > 0 || plan.units.stop.length > 0 || plan.units.enable.length > 0;
   if (touchedUnits) {

@@ -4,6 +4,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { directoryYaml, envFileYaml, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { killable, KillSwitch } from '../../test/support/conformance.js';
+import { planHost } from '../diff/plan.js';
+import { validateRepository } from '../manifests/index.js';
+import { applyPlan } from './executor.js';
 import { fingerprinter } from '../core/secrets.js';
 import { toJsonPlan } from '../diff/render/json.js';
 import { silentLogger } from '../core/log.js';
@@ -267,5 +271,57 @@ describe('reconciler/apply/quarantine', () => {
     const changed = await pausedProjects(host, STATE, new Map([['shop', 'bbb']]));
     expect(changed).toMatchObject({ paused: [], released: [{ project: 'shop' }] });
     expect((await safetyStatus(host, STATE)).paused).toEqual([]);
+  });
+});
+
+describe("reconciler/apply/restore (what a restore keeps stays HostKit's)", () => {
+  const host = `apiVersion: hostkit.dev/v1
+kind: Host
+metadata: { name: test-1 }
+spec: { stateDirectory: ${STATE} }
+`;
+  // A project (not host-level): it may not take over an account HostKit did not create for it.
+  const shop = `apiVersion: hostkit.dev/v1
+kind: Project
+metadata: { name: shop }
+spec:
+  placement: { hosts: [test-1] }
+  runtime: static
+  files: [{ name: app.conf, content: "mode=static\\n" }]
+`;
+
+  it('a project whose first apply was rolled back (its account kept) applies again', async () => {
+    const fake = new FakeHost();
+    fake.machineName = 'test-1';
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': host, 'projects/shop.yaml': shop });
+    const run = () => reconcileHost({ repoDir, hostName: 'test-1', host: fake, dryRun: false, log: silentLogger(), env: {} });
+    expect((await run()).stage).toBe('applied');
+    const done = await rollbackRun(await findRun(fake, STATE, { last: true }), { dryRun: false, log: silentLogger() });
+    expect(done.result!.warnings).toContain('account/shop: accounts are kept (they may own files)');
+    expect(fake.text('/etc/passwd')).toMatch(/^shop:/m);
+    const again = await run();
+    expect(again.stage === 'applied' ? [] : again.stage === 'invalid' ? again.repo.diagnostics : again.planned.plan.diagnostics).toEqual([]);
+    expect(again.stage === 'applied' && again.planned.plan.changes.find((c) => c.id === 'account/shop')?.action).toBe('noop');
+  });
+
+  it('two projects whose accounts one step made together (systemd-sysusers), killed before the second began, apply again after recovery', async () => {
+    const cart = shop.replaceAll('shop', 'cart');
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': host, 'projects/shop.yaml': shop, 'projects/cart.yaml': cart });
+    const { manifests } = await validateRepository(repoDir);
+    // Killed (as by SIGKILL) at step `at` of the apply: nothing after it reaches the host.
+    const killedAt = async (fake: FakeHost, at?: number) => {
+      const killer = new KillSwitch(at);
+      const planned = await planHost({ manifests, hostName: 'test-1', host: killable(fake, killer), mode: 'apply', log: silentLogger(), repository: 'r' });
+      await applyPlan(planned).catch(() => undefined);
+      return killer.steps;
+    };
+    const batch = (await killedAt(new FakeHost())).findIndex((s) => s.startsWith('systemd-sysusers')) + 1;
+    const fake = new FakeHost();
+    fake.machineName = 'test-1';
+    await killedAt(fake, batch + 1);
+    expect(fake.text('/etc/passwd')).toMatch(/^cart:/m);
+    await recoverInterruptedRun(fake, STATE, silentLogger());
+    const again = await reconcileHost({ repoDir, hostName: 'test-1', host: fake, dryRun: false, log: silentLogger(), env: {} });
+    expect(again.stage === 'applied' ? [] : again.stage === 'invalid' ? again.repo.diagnostics : again.planned.plan.diagnostics).toEqual([]);
   });
 });

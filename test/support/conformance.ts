@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { applyPlan, type ApplyResult } from '../../reconciler/apply/executor.js';
-import { openRun, RunJournal } from '../../reconciler/apply/journal.js';
+import { listRuns, RunJournal } from '../../reconciler/apply/journal.js';
 import { recoverInterruptedRun } from '../../reconciler/apply/restore.js';
 import { rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
@@ -33,6 +33,8 @@ import { validateFiles } from '../../reconciler/manifests/index.js';
 export interface ManifestDoc {
   kind: string;
   name: string;
+  /** A primitive a project declares (metadata.project): written under projects/, it may not take over what is not its own. */
+  project?: string;
   spec: Record<string, unknown>;
 }
 
@@ -179,7 +181,8 @@ export function coverage(kinds: readonly string[], fixtures: ReadonlyMap<string,
   return { missing: kinds.filter((k) => !fixtures.has(k)), unknown: [...fixtures.keys()].filter((k) => !kinds.includes(k)) };
 }
 
-// The Host manifest for a target (every path host-level, the fixture's secrets listed), then the fixture's documents.
+// The Host manifest for a target (the fixture's secrets listed), then the fixture's documents: primitives in
+// hosts/ (host-level), a Project and what a project declares in projects/ (it may not take over what is not its own).
 async function manifests(fixture: ConformanceFixture, target: Target, docs: readonly ManifestDoc[]) {
   const host = {
     apiVersion: 'hostkit.dev/v1',
@@ -187,7 +190,6 @@ async function manifests(fixture: ConformanceFixture, target: Target, docs: read
     metadata: { name: target.hostName },
     spec: {
       stateDirectory: target.stateDirectory,
-      policy: { hostLevelPaths: ['/'] },
       ...(fixture.env ? { secrets: { env: Object.keys(fixture.env) } } : {}),
       ...fixture.host,
     },
@@ -195,17 +197,23 @@ async function manifests(fixture: ConformanceFixture, target: Target, docs: read
   const place = (d: ManifestDoc) => ({
     apiVersion: 'hostkit.dev/v1',
     kind: d.kind,
-    metadata: { name: d.name },
+    metadata: { name: d.name, ...(d.project ? { project: d.project } : {}) },
     spec: { placement: { hosts: [target.hostName] }, ...d.spec },
   });
   const text = (values: unknown[]) => new TextEncoder().encode(values.map((v) => stringify(v)).join('---\n'));
-  // What the resources need in a file of its own: the resources under test are those declared in KIND.yaml.
+  // What the resources need in a file of its own: the resources under test are the others.
   const needed = new Set((fixture.needs?.(target.set) ?? []).map((d) => JSON.stringify(d)));
   const needs = (d: ManifestDoc) => needed.has(JSON.stringify(d));
+  const project = (d: ManifestDoc) => (d.kind === 'Project' ? d.name : d.project);
+  const hostLevel = docs.filter((d) => project(d) === undefined);
   const files = [
     { file: 'hosts/host.yaml', values: [host] },
-    { file: 'needs.yaml', values: docs.filter(needs).map(place) },
-    { file: subjectsFile(fixture), values: docs.filter((d) => !needs(d)).map(place) },
+    { file: NEEDS_FILE, values: hostLevel.filter(needs).map(place) },
+    { file: `hosts/${fixture.kind}.yaml`, values: hostLevel.filter((d) => !needs(d)).map(place) },
+    ...[...new Set(docs.map(project).filter((p) => p !== undefined))].map((p) => ({
+      file: `projects/${p}.yaml`,
+      values: docs.filter((d) => project(d) === p).map(place),
+    })),
   ];
   const repo = await validateFiles(files.filter((f) => f.values.length > 0).map((f) => ({ file: f.file, bytes: text(f.values) })));
   if (!repo.valid) {
@@ -215,9 +223,7 @@ async function manifests(fixture: ConformanceFixture, target: Target, docs: read
   return repo.manifests;
 }
 
-function subjectsFile(fixture: ConformanceFixture): string {
-  return `${fixture.kind}.yaml`;
-}
+const NEEDS_FILE = 'hosts/needs.yaml';
 
 function registry(target: Target, guard: Guard): ReadonlyMap<ResourceKind, AnyDriver> | undefined {
   const replaced = target.drivers?.(guard);
@@ -293,7 +299,7 @@ function holds(e: Exception | undefined, target: Target): boolean {
 // The resources of the fixture's kind in a plan: 2-3 of them, or the one table a host has.
 function expectSubjects(fixture: ConformanceFixture, target: Target, planned: PlannedHost, count: number, check: string): void {
   const single = holds(fixture.single, target);
-  const ids = planned.plan.changes.filter((c) => c.kind === fixture.kind && (single || c.origin?.file === subjectsFile(fixture))).map((c) => c.id);
+  const ids = planned.plan.changes.filter((c) => c.kind === fixture.kind && (single || c.origin?.file !== NEEDS_FILE)).map((c) => c.id);
   const want = single ? 1 : count;
   if (ids.length !== want) fail(fixture, check, `expected ${want} ${fixture.kind} resource(s) from the fixture, got ${ids.length}: ${ids.join(', ')}`);
 }
@@ -346,7 +352,9 @@ async function state(fixture: ConformanceFixture, target: Target, docs: readonly
   const out: HostState = {};
   for (const p of fixture.paths(s)) await walk(target.host, p, out);
   const planned = await plan(fixture, target, docs, 'plan');
-  for (const c of planned.plan.changes) out[c.id] = JSON.stringify({ action: c.action, fields: c.fields, observed: c.observed });
+  // What observe saw by its digest: it may hold secret values (an env file's bytes), which a failure must not print.
+  const digest = (value: unknown) => (value === undefined ? undefined : createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16));
+  for (const c of planned.plan.changes) out[c.id] = JSON.stringify({ action: c.action, fields: c.fields, observed: digest(c.observed) });
   return out;
 }
 
@@ -405,11 +413,8 @@ async function expectRolledBack(
     );
   }
   if (kept?.asApplied) {
-    // Kept on the host as applied: its paths as they were, its plan as empty as after the apply (what observe
-    // saw may differ where it reads the inventory, which the restore put back: e.g. whether HostKit created it).
-    const planOf = (v: string | undefined) => (v === undefined ? v : JSON.stringify({ ...(JSON.parse(v) as object), observed: undefined }));
-    const ids = new Set(kept.resources(s));
-    const moved = declared.filter((k) => (ids.has(k) ? planOf(after[k]) !== planOf(applied[k]) : after[k] !== applied[k]));
+    // Kept as applied: its paths, its plan and what observe sees of it (whether HostKit created it, too).
+    const moved = declared.filter((k) => after[k] !== applied[k]);
     if (moved.length > 0) fail(fixture, check, `declared kept (${kept.reason}), but not as applied: ${moved.join(', ')}`);
   }
 }
@@ -575,8 +580,8 @@ export async function checkKill(
         if (errors.length > 0) fail(fixture, where, `the recovery failed: ${JSON.stringify(errors)}`);
         await apply(fixture, target, docs(target), where);
         await expectEmptyPlan(fixture, target, docs(target), where);
-        const open = await openRun(target.host, target.stateDirectory);
-        if (open) fail(fixture, where, `run ${open.record.id} is still open`);
+        const open = (await listRuns(target.host, target.stateDirectory)).filter((r) => r.status === 'open');
+        if (open.length > 0) fail(fixture, where, `run ${open.map((r) => r.record.id).join(', ')} is still open`);
         // Nothing left over or missing where the resources live (their bytes the empty plan vouches for).
         const now = await layout(fixture, target, KILL_COUNT);
         const odd = differing(clean, now);

@@ -1,5 +1,6 @@
 import { idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
 
+// Each a project's own account (declared in projects/): a project may not adopt an account HostKit did not create for it.
 const user = (set: string, i: number) => `ck-${set}-${i}`;
 const ids = (set: string, count: number) => idsOf('account', count, (i) => user(set, i));
 // The account database HostKit reads (useradd also keeps /etc/shadow and backups, which it never reads).
@@ -13,7 +14,8 @@ export const fixtures: ConformanceFixture[] = [
       many(count, changed, (i, change) => ({
         kind: 'Account',
         name: user(set, i),
-        spec: { home: '/nonexistent', shell: change ? '/bin/sh' : '/usr/sbin/nologin' },
+        project: user(set, i),
+        spec: { home: `/srv/${user(set, i)}`, shell: change ? '/bin/sh' : '/usr/sbin/nologin' },
       })),
     paths: () => DATABASE,
     fake: () => ({}),

@@ -62,6 +62,7 @@ export const fixtures: ConformanceFixture[] = [
       many(count, changed, (i, change) => ({
         kind: 'PostgresRole',
         name: role(set, i),
+        project: role(set, i),
         spec: { connectionLimit: change ? 6 : 5, password: { env: 'CK_PG_PASSWORD' } },
       })),
     paths: () => [],
