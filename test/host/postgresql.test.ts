@@ -28,7 +28,6 @@ function url(role: string, password: string, database: string): string {
   return `postgresql://${role}:${encodeURIComponent(password)}@127.0.0.1:5432/${database}`;
 }
 
-
 /**
  * What the service sees: a transient unit running as the project's user, with
  * the env file HostKit wrote read by systemd itself, connecting with
