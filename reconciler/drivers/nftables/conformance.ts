@@ -11,8 +11,8 @@ type FirewallDriver = Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, Fi
 function shownToKernel(kernel: FakeFirewall): FirewallDriver {
   return {
     ...nftablesDriver,
-    async desire(resources, ctx) {
-      const wanted = await nftablesDriver.desire(resources, ctx);
+    async desire(...args: Parameters<FirewallDriver['desire']>) {
+      const wanted = await nftablesDriver.desire(...args);
       for (const { desired } of wanted.values()) kernel.know(desired.table);
       return wanted;
     },
