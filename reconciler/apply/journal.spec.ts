@@ -3,7 +3,7 @@ import { FakeHost } from '../hosts/fake.js';
 import type { AppendOptions, Ownership } from '../hosts/types.js';
 import { silentLogger } from '../core/log.js';
 import { listRuns, RunJournal } from './journal.js';
-import { recoverInterruptedRun } from './restore.js';
+import { applyRestore, planRestore, recoverInterruptedRun } from './restore.js';
 
 // Records which appends asked to be synced, which FakeHost does not keep.
 class SyncRecordingHost extends FakeHost {
@@ -43,5 +43,19 @@ describe('reconciler/apply/journal', () => {
       { event: 'down', sync: true },
       { event: 'end', sync: true },
     ]);
+  });
+
+  it('backs up a symlink as where it points, and a restore points it back there rather than removing it', async () => {
+    const host = new FakeHost({ '/srv/app/releases/a/app.py': 'A', '/srv/app/releases/b/app.py': 'B' });
+    await host.symlink('releases/a', '/srv/app/current');
+    const journal = await RunJournal.open(host, '/var/lib/hostkit', { type: 'apply', host: 'test-1', planned: [] });
+    await journal.backupFile('release/app', '/srv/app/current');
+    await journal.event({ ev: 'begin', id: 'release/app' });
+    await host.symlink('releases/b', '/srv/app/current');
+    const plan = await planRestore(journal);
+    expect(plan.steps).toEqual([{ action: 'restore-link', resource: 'release/app', path: '/srv/app/current', target: 'releases/a', unchanged: false }]);
+    expect((await applyRestore(plan, journal, { log: silentLogger() })).errors).toEqual([]);
+    expect(await host.readlink('/srv/app/current')).toBe('releases/a');
+    expect((await planRestore(journal)).steps[0]).toMatchObject({ action: 'restore-link', unchanged: true });
   });
 });

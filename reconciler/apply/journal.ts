@@ -51,7 +51,7 @@ export interface RunRecord {
 export type BackupTarget = { type: 'file'; path: string } | { type: 'firewall' } | { type: 'pgrole'; role: string; postgresql?: HostSpec['postgresql'] };
 
 export type RunEvent =
-  | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; mode?: number; uid?: number; gid?: number; t: string }
+  | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; link?: string; mode?: number; uid?: number; gid?: number; t: string }
   | { ev: 'begin'; id: string; t: string }
   | { ev: 'applied'; id: string; ms: number; t: string }
   | { ev: 'settled'; t: string }
@@ -185,10 +185,15 @@ export class RunJournal {
     );
   }
 
-  /** Save a path's current bytes and ownership (or that it is absent) under the run, once per path. */
+  /** Save a path's current bytes and ownership, where it points if a symlink (a release's `current`), or that it is absent, under the run, once per path. */
   async backupFile(id: string, filePath: string): Promise<void> {
     if (this.backedUp.has(JSON.stringify({ type: 'file', path: filePath }))) return;
     const st = await this.host.stat(filePath);
+    const link = st?.type === 'symlink' ? await this.host.readlink(filePath) : undefined;
+    if (link !== undefined) {
+      await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, link });
+      return;
+    }
     if (!st || st.type !== 'file') {
       await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, absent: true });
       return;

@@ -21,6 +21,7 @@ import type { RoleSettings } from '../drivers/postgresql/role.js';
 export type RestoreStep =
   | { action: 'restore-file'; resource: string; path: string; bytes: number; unchanged: boolean; backup: string; mode: number; uid: number; gid: number }
   | { action: 'remove-file'; resource: string; path: string; unchanged: boolean }
+  | { action: 'restore-link'; resource: string; path: string; target: string; unchanged: boolean }
   | { action: 'restore-firewall'; resource: string; backup: string; unchanged: boolean }
   | { action: 'restore-role'; resource: string; role: string; backup: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'run-down'; resource: string; command: string[]; step: PlannedStep }
@@ -71,6 +72,10 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
         continue;
       }
       const p = b.target.path;
+      if (b.link !== undefined) {
+        steps.push({ action: 'restore-link', resource: id, path: p, target: b.link, unchanged: (await host.readlink(p)) === b.link });
+        continue;
+      }
       const now = await host.readFile(p);
       if (b.absent) {
         steps.push({ action: 'remove-file', resource: id, path: p, unchanged: now === undefined });
@@ -166,6 +171,14 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
           await options.record?.event({ ev: 'begin', id: step.resource });
           await options.record?.backupFile(step.resource, step.path);
           await host.remove(step.path);
+        });
+        break;
+      case 'restore-link':
+        if (step.unchanged) break;
+        await attempt(step.resource, async () => {
+          await options.record?.event({ ev: 'begin', id: step.resource });
+          await options.record?.backupFile(step.resource, step.path);
+          await host.symlink(step.target, step.path);
         });
         break;
       case 'restore-firewall':

@@ -101,6 +101,8 @@ function describeStep(s: RestoreStep): string {
       return `  restore ${s.path} (${s.bytes} bytes, mode 0${s.mode.toString(8)})${s.unchanged ? ' - already as before' : ''}`;
     case 'remove-file':
       return `  remove  ${s.path} (did not exist before)${s.unchanged ? ' - already gone' : ''}`;
+    case 'restore-link':
+      return `  relink  ${s.path} -> ${s.target}${s.unchanged ? ' - already as before' : ''}`;
     case 'restore-firewall':
       return `  restore the firewall table (one nft transaction)${s.unchanged ? ' - already as before' : ''}`;
     case 'restore-role':

@@ -4,7 +4,8 @@ import { HostKitError } from '../core/errors.js';
 import type { ConnectOptions, ExecOptions, ExecResult, FileStat, HeldLock, Host, Ownership } from './types.js';
 
 interface Entry {
-  type: 'file' | 'directory';
+  type: 'file' | 'directory' | 'symlink';
+  /** A file's bytes; a symlink's target. */
   content: Buffer;
   uid: number;
   gid: number;
@@ -186,6 +187,20 @@ export class FakeHost implements Host {
     if (this.entries.get(p)?.type !== 'directory') return undefined;
     const prefix = p === '/' ? '/' : p + '/';
     return [...this.entries.keys()].filter((k) => k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length));
+  }
+
+  async readlink(p: string): Promise<string | undefined> {
+    const e = this.entries.get(p);
+    return e?.type === 'symlink' ? e.content.toString('utf8') : undefined;
+  }
+
+  async symlink(target: string, p: string): Promise<void> {
+    this.check(p);
+    const parent = this.entries.get(path.posix.dirname(p));
+    if (parent?.type !== 'directory') throw Object.assign(new Error(`ENOENT: no such directory ${path.posix.dirname(p)}`), { code: 'ENOENT' });
+    if (this.entries.get(p)?.type === 'directory') throw Object.assign(new Error(`EISDIR: ${p}`), { code: 'EISDIR' });
+    this.writes.push(p);
+    this.entries.set(p, { type: 'symlink', content: Buffer.from(target), uid: 0, gid: 0, mode: 0o777 });
   }
 
   async hostname(): Promise<string> {

@@ -106,3 +106,30 @@ describe('reconciler/hosts/local appendFile', () => {
     expect(await readFile(`${root}/target`, 'utf8')).toBe('untouched\n');
   });
 });
+
+describe('reconciler/hosts/local symlink and readlink', () => {
+  it('switches a link atomically to a new target, replaces the old link rather than following it, and reads it back as written', async () => {
+    const { mkdir, readdir, readFile, writeFile } = await import('node:fs/promises');
+    const root = await mkdtemp('/tmp/hk-link-');
+    try {
+      const host = new LocalHost({ root });
+      await mkdir(`${root}/releases/a`, { recursive: true });
+      await mkdir(`${root}/releases/b`, { recursive: true });
+      await writeFile(`${root}/releases/a/app`, 'A');
+      await writeFile(`${root}/releases/b/app`, 'B');
+      expect(await host.readlink('/current')).toBeUndefined();
+      await host.symlink('releases/a', '/current');
+      expect(await host.readlink('/current')).toBe('releases/a');
+      await host.symlink('releases/b', '/current');
+      expect(await host.readlink('/current')).toBe('releases/b');
+      expect(await readFile(`${root}/current/app`, 'utf8')).toBe('B');
+      // The old target is untouched (a followed link would have put the new link inside it).
+      expect(await readdir(`${root}/releases/a`)).toEqual(['app']);
+      // No temporary link is left beside it.
+      expect((await readdir(root)).sort()).toEqual(['current', 'releases']);
+      expect(await host.readlink('/releases/a/app')).toBeUndefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

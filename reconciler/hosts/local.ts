@@ -170,6 +170,14 @@ export class LocalHost implements Host {
     }
   }
 
+  async readlink(hostPath: string): Promise<string | undefined> {
+    return readlinkOrUndefined(this.resolve(hostPath));
+  }
+
+  async symlink(target: string, hostPath: string): Promise<void> {
+    await replaceSymlink(target, this.resolve(hostPath));
+  }
+
   /** This machine's name; a re-rooted host is the machine its directory stands for, named by its etc/hostname. */
   async hostname(): Promise<string> {
     if (!this.root) return os.hostname();
@@ -253,4 +261,26 @@ export async function setOwnershipNoFollow(target: string, ownership: Ownership)
 export function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** readlink(2), undefined when the path is missing or not a symlink. */
+export async function readlinkOrUndefined(localPath: string): Promise<string | undefined> {
+  try {
+    return await fs.readlink(localPath);
+  } catch (error) {
+    if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw error;
+  }
+}
+
+/** A new link beside `localPath`, renamed over it: rename(2) replaces atomically and never follows the old link. */
+export async function replaceSymlink(target: string, localPath: string): Promise<void> {
+  const temp = path.join(path.dirname(localPath), `.${path.basename(localPath)}.hostkit-${randomBytes(6).toString('hex')}`);
+  await fs.symlink(target, temp);
+  try {
+    await fs.rename(temp, localPath);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
 }

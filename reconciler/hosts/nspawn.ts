@@ -20,7 +20,7 @@ import { promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
-import { isMissing, LocalHost, readNoFollow, setOwnershipNoFollow, symlinkRefused } from './local.js';
+import { isMissing, LocalHost, readlinkOrUndefined, readNoFollow, replaceSymlink, setOwnershipNoFollow, symlinkRefused } from './local.js';
 import type { Duplex } from 'node:stream';
 import { connectInNetworkNamespace } from './connect.js';
 import { flockFile } from './flock.js';
@@ -157,6 +157,15 @@ export class NspawnHost implements Host {
   async remove(hostPath: string, options: PathOptions = {}): Promise<void> {
     // LocalHost.remove lstat()s and unlinks or rmdirs: no following.
     await this.files.remove(await this.resolveIn(hostPath, false, options.managed));
+  }
+
+  async readlink(hostPath: string): Promise<string | undefined> {
+    return readlinkOrUndefined(await this.resolveIn(hostPath, false));
+  }
+
+  async symlink(target: string, hostPath: string): Promise<void> {
+    // The target is stored as written: it is resolved inside the container when followed there.
+    await replaceSymlink(target, await this.resolveIn(hostPath, false));
   }
 
   // Through the container's root, with every symlink resolved inside it (as

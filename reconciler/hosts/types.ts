@@ -122,6 +122,16 @@ export interface Host {
   /** Names in a directory, or undefined if it does not exist. */
   readdir(path: string): Promise<string[] | undefined>;
 
+  /** Where a symlink points (as written, not resolved), or undefined when the path is not a symlink. */
+  readlink(path: string): Promise<string | undefined>;
+
+  /**
+   * Point `path` at `target` atomically: a new link beside it, renamed over it. Readers
+   * see the old target or the new one, never neither; a symlink already at `path` is
+   * replaced, not followed. If this throws, `path` is as it was.
+   */
+  symlink(target: string, path: string): Promise<void>;
+
   /**
    * Where a path of the managed host can be opened from this machine (e.g. a
    * Unix socket a client connects to), or undefined when the host is remote.

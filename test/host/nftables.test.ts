@@ -133,6 +133,14 @@ class RecordingHost implements Host {
     this.reach();
     return this.inner.readdir(p);
   }
+  async readlink(p: string) {
+    this.reach();
+    return this.inner.readlink(p);
+  }
+  async symlink(target: string, p: string) {
+    this.reach();
+    return this.inner.symlink(target, p);
+  }
   async hostname() {
     this.reach();
     return this.inner.hostname();
