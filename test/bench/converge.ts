@@ -1,7 +1,7 @@
 // npm run bench:converge -- [--apps 10 --apps 100] [--json FILE] [--sites auto|on|off] [--profile DIR]
 // (needs root: boots a test host)
 //
-// The convergence benchmark (/work/shared/BENCH-SCENARIO.md): on a freshly
+// The convergence benchmark (test/bench/SCENARIO.md): on a freshly
 // booted Debian host, time four whole `hostkit reconcile` processes run INSIDE
 // the host (apply, noop, check = --dry-run, change), with the peak RSS of each,
 // and check after apply and after change that the host really converged.
