@@ -100,11 +100,10 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
     const driver = driverOf(kind);
     const change: JournaledChange = { id, begun: begun.has(id), applied: applied.has(id), ran: ran.has(id), records, ...(planned ? { planned } : {}) };
     changes.push(change);
-    if (hasRestore(driver) && driver.restore.plan) {
-      for (const s of await driver.restore.plan(change, host)) steps.push({ ...s, kind: driver.kind });
-    }
+    const own = hasRestore(driver) && driver.restore.plan ? await driver.restore.plan(change, host) : [];
+    for (const s of own) steps.push({ ...s, kind: driver!.kind });
     const keeps = hasRestore(driver) ? driver.restore.keeps : undefined;
-    if (planned && keeps && begun.has(id) && planned.action === 'create') {
+    if (planned && keeps && begun.has(id) && planned.action === 'create' && own.length === 0) {
       steps.push({ action: 'keep', resource: id, detail: keeps, ...(planned.entry ? { entry: planned.entry } : {}) });
     }
   }

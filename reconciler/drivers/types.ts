@@ -281,7 +281,8 @@ export interface Restore<C = Change, T = any, St extends DriverRestoreStep = any
   backup(change: C, journal: ChangeJournal, ctx: DriverContext): Promise<void>;
   /**
    * What a restore keeps of what this kind's changes created, and why (an account may own
-   * files, a database holds data): a kept resource stays, with its inventory entry.
+   * files, a database holds data): a kept resource stays, with its inventory entry. A
+   * created resource for which `plan` makes steps is not kept (an empty directory goes).
    */
   readonly keeps?: string;
   /** Steps for one journaled change of this kind, from its records (files are the journal's). */
