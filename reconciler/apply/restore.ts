@@ -87,10 +87,11 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
   for (const id of ids) {
     const planned = plannedById.get(id);
     const records: { kind: ResourceKind; key: string; data: unknown }[] = [];
+    const files: FileRestoreStep[] = [];
     for (const b of backups.filter((x) => x.id === id)) {
       if (b.target.type === 'file') {
         const step = await fileStep(journal, id, b, b.target.path);
-        if (step) steps.push(step);
+        if (step) files.push(step);
       } else {
         const record = await stateRecord(journal, b as Backup & { target: Exclude<BackupTarget, { type: 'file' }> });
         if (record) records.push(record);
@@ -100,6 +101,8 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
     const driver = driverOf(kind);
     const change: JournaledChange = { id, begun: begun.has(id), applied: applied.has(id), ran: ran.has(id), records, ...(planned ? { planned } : {}) };
     changes.push(change);
+    const kept = hasRestore(driver) && files.length > 0 ? await driver.restore.keepFiles?.(change, host) : undefined;
+    steps.push(...(kept ? [{ action: 'keep' as const, resource: id, detail: kept }] : files));
     const own = hasRestore(driver) && driver.restore.plan ? await driver.restore.plan(change, host) : [];
     for (const s of own) steps.push({ ...s, kind: driver!.kind });
     const keeps = hasRestore(driver) ? driver.restore.keeps : undefined;

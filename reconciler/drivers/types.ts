@@ -285,6 +285,12 @@ export interface Restore<C = Change, T = any, St extends DriverRestoreStep = any
    * created resource for which `plan` makes steps is not kept (an empty directory goes).
    */
   readonly keeps?: string;
+  /**
+   * A reason to leave one journaled change's backed-up files as they are now, or undefined
+   * to put them back (a certificate the CA issued since, valid for the names before: ordering
+   * it again would burn rate limit). Reads the host, changes nothing.
+   */
+  keepFiles?(change: JournaledChange<T>, host: Host): Promise<string | undefined>;
   /** Steps for one journaled change of this kind, from its records (files are the journal's). */
   plan?(change: JournaledChange<T>, host: Host): Promise<St[]>;
   /** Run one step; a string returned is a warning the restore reports (what was not undone). Throws: the step failed, the others go on. */

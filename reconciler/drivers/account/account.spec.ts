@@ -64,7 +64,7 @@ describe('reconciler/drivers/account', () => {
     expect(host.calls.slice(2).map((c) => c.file)).toEqual([]);
     expect(host.text('/etc/passwd')).toContain('api:');
     expect(warnings).toEqual(['account/api: accounts are kept (they may own files)']);
-    expect(JSON.parse(host.text('/var/lib/hostkit/inventory.json')).resources['account/api']).toMatchObject({ kind: 'account', spec });
+    expect(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources['account/api']).toMatchObject({ kind: 'account', spec });
   });
 
   it('a rollback of an update puts the previous group, home, shell and groups back in one usermod', async () => {
@@ -122,8 +122,8 @@ describe('reconciler/drivers/account', () => {
     const calls = host.calls.length;
     await journaled.rollback();
     expect(host.calls.slice(calls)).toEqual([]);
-    expect(host.text('/etc/passwd').match(/^u\d+:/gm)).toHaveLength(20);
-    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')).resources).sort()).toEqual(changes.map((c) => c.id).sort());
+    expect(host.text('/etc/passwd')!.match(/^u\d+:/gm)).toHaveLength(20);
+    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources).sort()).toEqual(changes.map((c) => c.id).sort());
   });
 
   it('a failing useradd surfaces its stderr', async () => {

@@ -58,7 +58,7 @@ describe('reconciler/drivers/directory', () => {
     const result = await run.rollback();
     expect(host.text('/srv/api/data/upload.bin')).toBe('data');
     expect(result.warnings).toEqual([`${resource.id}: directories are kept once they hold anything (they may hold data)`]);
-    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')).resources)).toEqual([resource.id]);
+    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources)).toEqual([resource.id]);
   });
 
   it('an ownership fix restores the previous ownership on rollback', async () => {
