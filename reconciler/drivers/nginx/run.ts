@@ -15,8 +15,10 @@ import { writeRootFile } from '../../hosts/root-files.js';
 // the files: a run killed in between leaves this marker, and the next run
 // reloads even though every file already has its desired bytes (the same idea
 // as systemd's pending restarts; ansible/ansible#4766 is the bug it prevents).
+export const RELOAD_OWED = 'nginx-reload-owed';
+
 export function reloadOwedPath(stateDirectory: string): string {
-  return path.posix.join(stateDirectory, 'nginx-reload-owed');
+  return path.posix.join(stateDirectory, RELOAD_OWED);
 }
 
 export async function reloadOwed(host: Host, stateDirectory: string): Promise<boolean> {
