@@ -106,7 +106,10 @@ export const ERROR_CODES = {
   SOURCE_UNREACHABLE: { meaning: "a project's source (git repository or archive) could not be reached or fetched", retryable: true },
   SOURCE_REF_UNKNOWN: { meaning: "a git source's ref is not a commit, tag or branch of the repository (or the commit is not cached)", retryable: false },
   SOURCE_AUTH_FAILED: { meaning: "a git source refused the project's credentials (token, deploy key) or its ssh host key changed", retryable: false },
-  SOURCE_PATH_NOT_ALLOWED: { meaning: "a source URL is a local path outside the Host's allowedRoots, or a form HostKit does not pass on", retryable: false },
+  SOURCE_PATH_NOT_ALLOWED: {
+    meaning: "a source URL is a local path outside the Host's allowedRoots, or a form HostKit does not pass on (an option, a password in the URL)",
+    retryable: false,
+  },
   SOURCE_SUBDIRECTORY_UNKNOWN: { meaning: "a git source's subdirectory is not a directory of the commit", retryable: false },
   SOURCE_DESTINATION_NOT_EMPTY: { meaning: 'a release directory to export or unpack a source into is not empty; nothing was written', retryable: false },
   ARCHIVE_DIGEST_MISMATCH: { meaning: "an archive's sha256 is not the one the manifest names; nothing was unpacked", retryable: false },

@@ -1,18 +1,21 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../core/log.js';
 import { FakeHost } from '../../../hosts/fake.js';
 import { LocalHost } from '../../../hosts/local.js';
 import type { ExecOptions, ExecResult } from '../../../hosts/types.js';
 import { credentialDirectory } from './credentials.js';
-import { cachedCommit, commitSubjects, exportCommit, fetchCommit, resolveRefs, type SourceAccess } from './index.js';
+import { cachedCommit, commitSubjects, exportCommit, fetchCommit, resolveRefs, unpackArchive, type SourceAccess } from './index.js';
 
 const TOKEN = 'canary-token-5f1e2d3c4b5a';
+const KEY_LINE = 'canarykeyAAAAC3NzaC1lZDI1NTE5AAAAIdeploy';
+const SSH_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\n${KEY_LINE}\n-----END OPENSSH PRIVATE KEY-----\n`;
 const C1 = 'a'.repeat(40);
 
 function fakeAccess(host: FakeHost, project: string, credentials?: SourceAccess['credentials']): SourceAccess {
@@ -82,6 +85,33 @@ describe('reconciler/drivers/release/source (fake host)', () => {
     }
   });
 
+  it('resolves commit-pinned refs with no process and nothing written', async () => {
+    const host = new FakeHost();
+    const before = host.paths();
+    const resolved = await resolveRefs([
+      { access: fakeAccess(host, 'one', { token: TOKEN }), source: { url: 'https://git.example/a.git', ref: C1, token: 'secret:t' } },
+      { access: fakeAccess(host, 'two'), source: { url: 'ssh://git@git.example/b.git', ref: 'b'.repeat(64) } },
+    ]);
+    expect(Object.fromEntries(resolved)).toEqual({ one: { commit: C1 }, two: { commit: 'b'.repeat(64) } });
+    expect(host.calls).toEqual([]);
+    expect(host.writes).toEqual([]);
+    expect(host.paths()).toEqual(before);
+  });
+
+  it('refuses a password in the URL before any process, without repeating it', async () => {
+    const host = new FakeHost();
+    const r = (await resolveRefs([{ access: fakeAccess(host, 'web'), source: { url: `https://someone:${TOKEN}@git.example/a.git`, ref: 'main' } }])).get(
+      'web',
+    )!;
+    expect('error' in r && r.error.code).toBe('SOURCE_PATH_NOT_ALLOWED');
+    expect('error' in r && r.error.message).toContain('project web: source https://git.example/a.git holds a password');
+    expect('error' in r && JSON.stringify({ m: r.error.message, d: r.error.data })).not.toContain(TOKEN);
+    await expect(
+      unpackArchive(fakeAccess(host, 'web'), { url: `https://someone:${TOKEN}@files.example/a.tar.gz`, sha256: 'a'.repeat(64) }, '/srv/web/r'),
+    ).rejects.toMatchObject({ code: 'SOURCE_PATH_NOT_ALLOWED' });
+    expect(host.calls).toEqual([]);
+  });
+
   it('answers cachedCommit from the cache alone, with no process', async () => {
     const host = new FakeHost();
     const access = fakeAccess(host, 'web');
@@ -107,8 +137,10 @@ function sh(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
 
 class CountingHost extends LocalHost {
   readonly calls: string[][] = [];
+  readonly envs: (Record<string, string> | undefined)[] = [];
   override exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     this.calls.push([file, ...args]);
+    this.envs.push(options?.env);
     return super.exec(file, args, options);
   }
 }
@@ -241,29 +273,85 @@ describe.runIf(asRoot)('reconciler/drivers/release/source (real git, as nobody)'
     });
   });
 
-  it('sends a token over http only through the credential helper; a wrong one is SOURCE_AUTH_FAILED without it', async () => {
+  // Every process these functions start is recorded (argv and environment) with a canary token and
+  // deploy key set: git over http with the token, a stand-in ssh with the key (it prints the key
+  // back, as a confused ssh might), a missing ref, an unknown commit, an export and an archive.
+  it('never puts the token or the deploy key in an argument, the environment, a log line or an error', async () => {
     const seen: string[] = [];
     const server = gitHttpServer(path.join(tmp, 'srv'), seen);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const bin = path.join(tmp, 'bin');
+    const out = path.join(tmp, 'ssh-out');
+    mkdirSync(bin, { mode: 0o755 });
+    mkdirSync(out);
+    chmodSync(out, 0o777);
+    writeFileSync(
+      path.join(bin, 'ssh'),
+      [
+        '#!/bin/sh',
+        'prev=; for a in "$@"; do [ "$prev" = -i ] && key="$a"; prev="$a"; done',
+        `{ echo "args: $*"; stat -c 'key: %u %a' "$key"; } > ${out}/seen`,
+        `echo "Load key $key: invalid format: $(tr '\\n' ' ' < "$key")" >&2`,
+        'echo "git@git.example: Permission denied (publickey)." >&2',
+        'exit 255',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const logged: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (line: string) => void logged.push(line) });
+    const canary: SourceAccess = { ...access(), project: 'canary', credentials: { token: TOKEN, sshKey: SSH_KEY }, log };
+    const errors: unknown[] = [];
+    const failing = (work: Promise<unknown>) =>
+      work.then(
+        () => expect.fail('expected an error'),
+        (e: unknown) => errors.push(e),
+      );
+    const calls = host.calls.length;
+    const PATH = process.env.PATH;
+    process.env.PATH = `${bin}:${PATH}`;
     try {
-      const httpUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/app.git`;
-      const good = { ...access(), project: 'tok', credentials: { token: TOKEN } };
-      const calls = host.calls.length;
-      const resolved = await resolveRefs([{ access: good, source: { url: httpUrl, ref: 'main', token: 'secret:t' } }]);
-      expect(resolved.get('tok')).toEqual({ commit: c2 });
-      await fetchCommit(good, { url: httpUrl, ref: 'main', token: 'secret:t' }, c2);
-      expect(seen).toContain(`Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString('base64')}`);
-      expect(JSON.stringify(host.calls.slice(calls))).not.toContain(TOKEN);
-      expect(() => statSync(credentialDirectory('tok'))).toThrow();
-
-      const wrong = { ...good, project: 'bad', credentials: { token: 'wrong-canary-77' } };
-      const r = (await resolveRefs([{ access: wrong, source: { url: httpUrl.replace('http://', 'http://someone:wrong-canary-77@'), ref: 'main' } }])).get(
-        'bad',
-      )!;
-      expect('error' in r && r.error.code).toBe('SOURCE_AUTH_FAILED');
-      expect('error' in r && JSON.stringify({ m: r.error.message, d: r.error.data })).not.toContain('wrong-canary-77');
+      const http = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/app.git`, ref: 'main', token: 'secret:t' };
+      expect((await resolveRefs([{ access: canary, source: http }])).get('canary')).toEqual({ commit: c2 });
+      await fetchCommit(canary, { ...http, ref: 'v1' }, c1);
+      await fetchCommit(canary, http, c2);
+      expect(await cachedCommit(canary, http)).toBe(c2);
+      expect(await commitSubjects(canary, c1, c2)).toEqual(['second']);
+      await exportCommit(canary, http, c2, path.join(tmp, 'srv', 'canary-release'));
+      const missing = (await resolveRefs([{ access: canary, source: { ...http, ref: 'no-such-branch' } }])).get('canary')!;
+      errors.push('error' in missing ? missing.error : expect.fail('no-such-branch resolved'));
+      await failing(fetchCommit(canary, http, 'e'.repeat(40)));
+      const ssh = (await resolveRefs([{ access: canary, source: { url: 'ssh://git@git.example/app.git', ref: 'main', sshKey: 'secret:k' } }])).get('canary')!;
+      expect('error' in ssh && ssh.error.code).toBe('SOURCE_AUTH_FAILED');
+      errors.push('error' in ssh && ssh.error);
+      await failing(unpackArchive(canary, { url: `file://${tmp}/srv/missing.tar.gz`, sha256: 'a'.repeat(64) }, path.join(tmp, 'srv', 'canary-archive')));
     } finally {
+      process.env.PATH = PATH;
       server.close();
+    }
+    // The secrets did reach their consumers: the server saw the token, ssh was given a 0600 key file of the user.
+    expect(seen).toContain(`Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString('base64')}`);
+    const sshSeen = readFileSync(path.join(out, 'seen'), 'utf8');
+    expect(sshSeen).toContain(`-i ${credentialDirectory('canary')}/ssh-key -o IdentitiesOnly=yes`);
+    expect(sshSeen).toContain('key: 65534 600');
+    expect(() => statSync(credentialDirectory('canary'))).toThrow();
+    // ...and nowhere else.
+    const execs = host.calls.slice(calls);
+    expect(execs.filter((c) => c.includes('ls-remote') || c.includes('fetch') || c.includes('checkout-index')).length).toBeGreaterThanOrEqual(5);
+    const errorText = errors.map((e) => JSON.stringify({ message: (e as Error).message, data: (e as { data?: unknown }).data }));
+    expect(errorText).toHaveLength(4);
+    expect(logged.length).toBeGreaterThan(0);
+    for (const [what, texts] of [
+      ['argv', execs.map((c) => JSON.stringify(c))],
+      ['environment', host.envs.slice(calls).map((e) => JSON.stringify(e ?? {}))],
+      ['log', logged],
+      ['error', errorText],
+    ] as const) {
+      for (const secret of [TOKEN, KEY_LINE])
+        expect(
+          texts.filter((t) => t.includes(secret)),
+          `${what} holds ${secret}`,
+        ).toEqual([]);
     }
   });
 });

@@ -5,8 +5,8 @@ import type { SourceAccess } from './types.js';
 
 // What a source URL is, checked before any process sees it: a local path
 // (file:// or an absolute path) must lie under the Host's allowedRoots, and
-// nothing git could read as an option or as a program to run (`-x`, `ext::`)
-// is passed on.
+// nothing git could read as an option or as a program to run (`-x`, `ext::`),
+// nor a password in the URL (it would be an argument, seen in `ps`), is passed on.
 
 export type SourceLocation = { kind: 'file'; path: string } | { kind: 'remote'; scheme: string; host: string };
 
@@ -64,5 +64,7 @@ export function sourceLocation(access: Pick<SourceAccess, 'project' | 'allowedRo
   }
   const scheme = parsed.protocol.slice(0, -1).toLowerCase();
   if (!schemes.includes(scheme)) throw refuse(`uses ${scheme}://, expected one of ${schemes.map((s) => `${s}://`).join(', ')}`);
+  // The URL is an argument of git or curl, so a password in it would show in `ps`.
+  if (parsed.password !== '') throw refuse('holds a password, which would be a process argument; give a git source a token or sshKey instead');
   return { kind: 'remote', scheme, host: parsed.host };
 }
