@@ -13,7 +13,7 @@ import { unpackArchive, type SourceAccess } from './index.js';
 
 interface TarItem {
   name: string;
-  type?: 'file' | 'directory' | 'symlink';
+  type?: 'file' | 'directory' | 'symlink' | 'character-device';
   linkname?: string;
   body?: string;
   mode?: number;
@@ -32,6 +32,7 @@ async function makeTar(items: readonly TarItem[]): Promise<Buffer> {
           type: item.type ?? 'file',
           mode: item.mode ?? (item.type === 'directory' ? 0o755 : 0o644),
           ...(item.linkname ? { linkname: item.linkname } : {}),
+          ...(item.type === 'character-device' ? { devmajor: 1, devminor: 3 } : {}),
           size: item.type && item.type !== 'file' ? 0 : body.length,
         },
         item.type && item.type !== 'file' ? undefined : body,
@@ -143,6 +144,8 @@ describe.runIf(asRoot)('reconciler/drivers/release/source/archive (unpacked as n
     ['../x', [{ name: 'ok' }, { name: '../x', body: 'escape' }], '../x'],
     ['a symlink to /etc', [{ name: 'etc', type: 'symlink', linkname: '/etc' }], 'etc'],
     ['a symlink out of the release', [{ name: 'up', type: 'symlink', linkname: '../../..' }], 'up'],
+    ['an absolute path', [{ name: 'ok' }, { name: `/tmp/hk-archive-absolute-${process.pid}`, body: 'escape' }], `/tmp/hk-archive-absolute-${process.pid}`],
+    ['a device file', [{ name: 'ok' }, { name: 'null', type: 'character-device', mode: 0o666 }], 'null'],
   ] as [string, TarItem[], string][])('refuses a tarball holding %s, writing nothing', async (_what, items, entry) => {
     const d = dest();
     await expect(unpackArchive(access(), put(`bad-${n}.tar.gz`, zlib.gzipSync(await makeTar(items))), d)).rejects.toMatchObject({
@@ -151,6 +154,7 @@ describe.runIf(asRoot)('reconciler/drivers/release/source/archive (unpacked as n
     });
     expect(existsSync(d)).toBe(false);
     expect(existsSync(path.join(tmp, 'x'))).toBe(false);
+    expect(existsSync(`/tmp/hk-archive-absolute-${process.pid}`)).toBe(false);
   });
 
   it('names what it cannot read or reach', async () => {
