@@ -261,4 +261,48 @@ describeHost('release sources on a real host', () => {
     expect((await m.exec('cat', ['/srv/releases/a5/app/main.py'])).stdout).toBe('print(1)\n');
     expect((await m.exec('find', ['/srv/releases/a5', '-not', '-user', 'app'])).stdout.trim()).toBe('');
   });
+
+  it('archives over https: the host curl downloads a .tar.zst as the user; a missing one is SOURCE_UNREACHABLE', async () => {
+    const m = machine();
+    // An https server on the test host's loopback, its self-signed certificate trusted by that host only.
+    await m.exec('mkdir', ['-p', '/root/www']);
+    await m.exec('openssl', [
+      ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1'],
+      ...['-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', '/root/https.key', '-out', '/usr/local/share/ca-certificates/hk-test.crt'],
+    ]);
+    await m.exec('update-ca-certificates', []);
+    await m.host.writeFile(
+      '/root/https.py',
+      [
+        'import functools, http.server, ssl',
+        'class H(http.server.SimpleHTTPRequestHandler):',
+        '    def log_message(self, *a): open("/root/https.log", "a").write(self.path + "\\n")',
+        'server = http.server.HTTPServer(("127.0.0.1", 8443), functools.partial(H, directory="/root/www"))',
+        'context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)',
+        'context.load_cert_chain("/usr/local/share/ca-certificates/hk-test.crt", "/root/https.key")',
+        'server.socket = context.wrap_socket(server.socket, server_side=True)',
+        'server.serve_forever()',
+        '',
+      ].join('\n'),
+      { ...root, mode: 0o600 },
+    );
+    await m.exec('systemd-run', ['--unit=hk-https', '--collect', '/usr/bin/python3', '/root/https.py']);
+    await m.exec('bash', ['-c', 'for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && exit 0; sleep 0.1; done; exit 1']);
+    try {
+      const bytes = zlib.zstdCompressSync(await tarOf([{ name: 'index.html', body: 'over https\n' }]));
+      await m.host.writeFile('/root/www/site.tar.zst', bytes, { ...root, mode: 0o644 });
+      const source = { url: 'https://127.0.0.1:8443/site.tar.zst', sha256: createHash('sha256').update(bytes).digest('hex') };
+      await unpackArchive(access(), source, '/srv/releases/h1');
+      expect((await m.exec('cat', ['/srv/releases/h1/index.html'])).stdout).toBe('over https\n');
+      expect((await m.exec('find', ['/srv/releases/h1', '-not', '-user', 'app'])).stdout.trim()).toBe('');
+      expect((await m.exec('cat', ['/root/https.log'])).stdout).toContain('/site.tar.zst');
+
+      const error = await unpackArchive(access(), { ...source, url: 'https://127.0.0.1:8443/missing.tar.zst' }, '/srv/releases/h2').catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'SOURCE_UNREACHABLE', data: { project: 'app' } });
+      expect((error as Error).message).toMatch(/^project app: archive https:\/\/127\.0\.0\.1:8443\/missing\.tar\.zst could not be fetched: .*404/);
+      expect((await m.host.exec('test', ['-e', '/srv/releases/h2'])).exitCode).not.toBe(0);
+    } finally {
+      await m.exec('systemctl', ['stop', 'hk-https']);
+    }
+  });
 });
