@@ -64,6 +64,13 @@ async function psDuring<T>(m: TestHost, work: () => Promise<T>): Promise<{ resul
   return { result, lines };
 }
 
+// A Python server (its lines) started on the test host's loopback as a transient unit; resolves once `port` answers.
+async function serve(m: TestHost, unit: string, port: number, lines: readonly string[]): Promise<void> {
+  await m.host.writeFile(`/root/${unit}.py`, [...lines, ''].join('\n'), { ...root, mode: 0o600 });
+  await m.exec('systemd-run', [`--unit=${unit}`, '--collect', '/usr/bin/python3', `/root/${unit}.py`]);
+  await m.exec('bash', ['-c', `for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && exit 0; sleep 0.1; done; exit 1`]);
+}
+
 describeHost('release sources on a real host', () => {
   const machine = useHost();
   let c1: string;
@@ -131,25 +138,18 @@ describeHost('release sources on a real host', () => {
   it('a token reaches the server through the credential helper, never in ps or in the error', async () => {
     const m = machine();
     // A slow server on the host's loopback: every request waits 1.5 s, then 401; it notes each Authorization header.
-    await m.host.writeFile(
-      '/root/slow-git.py',
-      [
-        'import http.server, time',
-        'class H(http.server.BaseHTTPRequestHandler):',
-        '    def do_GET(self):',
-        '        open("/root/auth.log", "a").write(self.headers.get("Authorization", "-") + "\\n")',
-        '        time.sleep(1.5)',
-        '        self.send_response(401)',
-        '        self.send_header("WWW-Authenticate", "Basic realm=git")',
-        '        self.end_headers()',
-        '    def log_message(self, *a): pass',
-        'http.server.HTTPServer(("127.0.0.1", 8418), H).serve_forever()',
-        '',
-      ].join('\n'),
-      { ...root, mode: 0o600 },
-    );
-    await m.exec('systemd-run', ['--unit=hk-slow-git', '--collect', '/usr/bin/python3', '/root/slow-git.py']);
-    await m.exec('bash', ['-c', 'for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8418) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'], {});
+    await serve(m, 'hk-slow-git', 8418, [
+      'import http.server, time',
+      'class H(http.server.BaseHTTPRequestHandler):',
+      '    def do_GET(self):',
+      '        open("/root/auth.log", "a").write(self.headers.get("Authorization", "-") + "\\n")',
+      '        time.sleep(1.5)',
+      '        self.send_response(401)',
+      '        self.send_header("WWW-Authenticate", "Basic realm=git")',
+      '        self.end_headers()',
+      '    def log_message(self, *a): pass',
+      'http.server.HTTPServer(("127.0.0.1", 8418), H).serve_forever()',
+    ]);
     const withToken = access({ project: 'tok', credentials: { token: TOKEN } });
     const { result, lines } = await psDuring(m, () =>
       resolveRefs([{ access: withToken, source: { url: 'http://127.0.0.1:8418/app.git', ref: 'main', token: 'secret:token' } }]),
@@ -271,23 +271,16 @@ describeHost('release sources on a real host', () => {
       ...['-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', '/root/https.key', '-out', '/usr/local/share/ca-certificates/hk-test.crt'],
     ]);
     await m.exec('update-ca-certificates', []);
-    await m.host.writeFile(
-      '/root/https.py',
-      [
-        'import functools, http.server, ssl',
-        'class H(http.server.SimpleHTTPRequestHandler):',
-        '    def log_message(self, *a): open("/root/https.log", "a").write(self.path + "\\n")',
-        'server = http.server.HTTPServer(("127.0.0.1", 8443), functools.partial(H, directory="/root/www"))',
-        'context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)',
-        'context.load_cert_chain("/usr/local/share/ca-certificates/hk-test.crt", "/root/https.key")',
-        'server.socket = context.wrap_socket(server.socket, server_side=True)',
-        'server.serve_forever()',
-        '',
-      ].join('\n'),
-      { ...root, mode: 0o600 },
-    );
-    await m.exec('systemd-run', ['--unit=hk-https', '--collect', '/usr/bin/python3', '/root/https.py']);
-    await m.exec('bash', ['-c', 'for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && exit 0; sleep 0.1; done; exit 1']);
+    await serve(m, 'hk-https', 8443, [
+      'import functools, http.server, ssl',
+      'class H(http.server.SimpleHTTPRequestHandler):',
+      '    def log_message(self, *a): open("/root/https.log", "a").write(self.path + "\\n")',
+      'server = http.server.HTTPServer(("127.0.0.1", 8443), functools.partial(H, directory="/root/www"))',
+      'context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)',
+      'context.load_cert_chain("/usr/local/share/ca-certificates/hk-test.crt", "/root/https.key")',
+      'server.socket = context.wrap_socket(server.socket, server_side=True)',
+      'server.serve_forever()',
+    ]);
     try {
       const bytes = zlib.zstdCompressSync(await tarOf([{ name: 'index.html', body: 'over https\n' }]));
       await m.host.writeFile('/root/www/site.tar.zst', bytes, { ...root, mode: 0o644 });
