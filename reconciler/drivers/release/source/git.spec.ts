@@ -85,6 +85,20 @@ describe('reconciler/drivers/release/source (fake host)', () => {
     }
   });
 
+  it('runs a shared ls-remote as a project whose user exists; one whose user does not yet gets UNKNOWN_USER alone', async () => {
+    const host = new FakeHost();
+    host.onExec((call) => (call.args.includes('ls-remote') ? { exitCode: 0, stdout: `${'1'.repeat(40)}\trefs/heads/main\n`, stderr: '' } : undefined));
+    const source = { url: 'https://git.example/a.git', ref: 'main' };
+    const resolved = await resolveRefs([
+      { access: { ...fakeAccess(host, 'new'), user: 'new-app' }, source },
+      { access: fakeAccess(host, 'old'), source },
+    ]);
+    expect(resolved.get('old')).toEqual({ commit: '1'.repeat(40) });
+    expect(resolved.get('new')).toMatchObject({ error: { code: 'UNKNOWN_USER', message: 'project new: user new-app does not exist on fake' } });
+    const lsRemotes = host.calls.filter((c) => c.args.includes('ls-remote'));
+    expect(lsRemotes.map((c) => c.args[0])).toEqual(['--reuid=33']);
+  });
+
   it('resolves commit-pinned refs with no process and nothing written', async () => {
     const host = new FakeHost();
     const before = host.paths();

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { HostKitError, isHostKitError } from '../../../core/errors.js';
-import type { ExecResult } from '../../../hosts/types.js';
+import type { ExecResult, Host } from '../../../hosts/types.js';
+import { UserDb } from '../../shared/users.js';
 import { cacheDirectory, ensureCache, gitEnv, readRefRecord, writeRefRecord } from './cache.js';
 import { withCredentials } from './credentials.js';
 import type { GitSourceSpec, ResolvedRef, SourceAccess } from './types.js';
@@ -70,9 +71,9 @@ interface Prepared {
   cache: string;
 }
 
-async function prepare(access: SourceAccess, source: GitSourceSpec): Promise<Prepared> {
+async function prepare(access: SourceAccess, source: GitSourceSpec, known?: SourceUser): Promise<Prepared> {
   const location = locate(access, source);
-  const user = await sourceUser(access);
+  const user = known ?? (await sourceUser(access));
   const cache = await ensureCache(access, user, location.kind === 'file' ? location.path : undefined);
   return { access, source, user, location, cache };
 }
@@ -81,8 +82,13 @@ export function git(p: Pick<Prepared, 'access' | 'user' | 'cache'>, args: readon
   return execAs(p.access, p.user, ['git', ...args], { cwd: p.cache, env: { ...gitEnv(p.cache), ...env }, timeoutMs });
 }
 
+interface GitRequest {
+  access: SourceAccess;
+  source: GitSourceSpec;
+}
+
 // The requests one `git ls-remote` answers: the same URL with the same credentials.
-function batchKey(request: { access: SourceAccess; source: GitSourceSpec }): string {
+function batchKey(request: GitRequest): string {
   const { token, sshKey } = request.access.credentials ?? {};
   return createHash('sha256')
     .update(JSON.stringify([request.source.url, token ?? '', sshKey ?? '']))
@@ -92,13 +98,15 @@ function batchKey(request: { access: SourceAccess; source: GitSourceSpec }): str
 /**
  * Resolve each project's ref to a commit. A commit id is its own answer (no
  * process at all); tags and branches take one `git ls-remote` per distinct URL
- * and credentials, run as the first such project's user. A tag wins over a
- * branch of the same name (git's own order); an annotated tag gives its commit.
- * Nothing is written but the caches' directories.
+ * and credentials, run as the first such project whose user exists. A project
+ * whose user does not exist yet (its account is made later in the run) gets
+ * UNKNOWN_USER, and the others of its URL are still answered. A tag wins over
+ * a branch of the same name (git's own order); an annotated tag gives its
+ * commit. Nothing is written but the caches' directories.
  */
-export async function resolveRefs(requests: readonly { access: SourceAccess; source: GitSourceSpec }[]): Promise<Map<string, ResolvedRef>> {
+export async function resolveRefs(requests: readonly GitRequest[]): Promise<Map<string, ResolvedRef>> {
   const out = new Map<string, ResolvedRef>();
-  const batches = new Map<string, { access: SourceAccess; source: GitSourceSpec }[]>();
+  const batches = new Map<string, GitRequest[]>();
   for (const request of requests) {
     const { access, source } = request;
     try {
@@ -115,18 +123,31 @@ export async function resolveRefs(requests: readonly { access: SourceAccess; sou
     const key = batchKey(request);
     batches.set(key, [...(batches.get(key) ?? []), request]);
   }
+  const userDbs = new Map<Host, Promise<UserDb>>();
   await Promise.all(
     [...batches.values()].map(async (batch) => {
-      const first = batch[0]!;
+      const runnable: (GitRequest & { user: SourceUser })[] = [];
+      for (const request of batch) {
+        const { host } = request.access;
+        if (!userDbs.has(host)) userDbs.set(host, UserDb.read(host));
+        try {
+          runnable.push({ ...request, user: await sourceUser(request.access, await userDbs.get(host)!) });
+        } catch (error) {
+          if (!isHostKitError(error)) throw error;
+          out.set(request.access.project, { error });
+        }
+      }
+      const first = runnable[0];
+      if (!first) return;
       let listed: Map<string, string>;
       try {
-        listed = await lsRemote(await prepare(first.access, first.source), [...new Set(batch.map((r) => r.source.ref))]);
+        listed = await lsRemote(await prepare(first.access, first.source, first.user), [...new Set(runnable.map((r) => r.source.ref))]);
       } catch (error) {
         if (!isHostKitError(error)) throw error;
-        for (const { access, source } of batch) out.set(access.project, { error: forProject(error, access, source) });
+        for (const { access, source } of runnable) out.set(access.project, { error: forProject(error, access, source) });
         return;
       }
-      for (const { access, source } of batch) {
+      for (const { access, source } of runnable) {
         const commit = pickRef(listed, source.ref);
         out.set(access.project, commit ? { commit } : { error: refError(access, source, 'is neither a tag nor a branch there') });
       }

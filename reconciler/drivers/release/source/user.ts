@@ -15,9 +15,9 @@ export interface SourceUser {
   gid: number;
 }
 
-/** The project's user from /etc/passwd; UNKNOWN_USER when it does not exist. */
-export async function sourceUser(access: SourceAccess): Promise<SourceUser> {
-  const entry = (await UserDb.read(access.host)).users.get(access.user);
+/** The project's user from /etc/passwd (or `users`, read once by the caller); UNKNOWN_USER when it does not exist. */
+export async function sourceUser(access: SourceAccess, users?: UserDb): Promise<SourceUser> {
+  const entry = (users ?? (await UserDb.read(access.host))).users.get(access.user);
   if (!entry) {
     throw new HostKitError('UNKNOWN_USER', `project ${access.project}: user ${access.user} does not exist on ${access.host.name}`, {
       data: { project: access.project, user: access.user },
