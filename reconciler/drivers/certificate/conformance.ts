@@ -5,7 +5,7 @@ import path from 'node:path';
 import { idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
 import type { FakeHost } from '../../hosts/fake.js';
 import type { Host } from '../../hosts/types.js';
-import { TLS_DIR } from '../nginx/paths.js';
+import { TLS_DIR } from '../shared/web.js';
 
 // Self-signed certificates (no CA needed), in a TLS directory that exists before them (no manifest may declare it).
 const name = (set: string, i: number) => `ck-${set}-c${i}`;

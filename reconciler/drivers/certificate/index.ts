@@ -5,9 +5,7 @@ import type { CertificateSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
-import { nginxActive } from '../nginx/nginx.js';
-import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
-import { DOMAIN } from '../nginx/validate.js';
+import { certificatePaths, DOMAIN, TLS_DIR } from '../shared/web.js';
 import type { Applied, Driver, DriverContext, WithManifests } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
 import { selfSigned } from './selfsigned.js';
@@ -430,10 +428,10 @@ async function checkServed(
   ctx: DriverContext,
 ): Promise<void> {
   const written = items.filter((i) => i.undo.serial && i.change.action !== 'delete');
-  if (written.length === 0 || !(await nginxActive(ctx.host))) return;
+  if (written.length === 0) return;
   for (const item of written) {
     const desired = item.change.desired!;
-    if (!(await ctx.host.stat(siteFile(desired.name)))) continue; // no HostKit site serves it
+    if (!(await ctx.run.nginx.serves(desired.name))) continue; // nginx is down, or no HostKit site serves it
     const want = item.undo.serial!;
     let seen = '';
     const deadline = Date.now() + 10_000;

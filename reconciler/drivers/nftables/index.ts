@@ -5,7 +5,7 @@ import type { FirewallSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import { verifyUnitFile } from '../systemd/driver.js';
+import { verifyUnitFile } from '../shared/unit-files.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
 import { firewallRulesPrimitive } from './manifest.js';
 import {

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
 import type { NginxReload } from '../run.js';
-import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, reload, testConfig } from './nginx.js';
+import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, nginxActive, reload, testConfig } from './nginx.js';
+import { siteFile } from './paths.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 
 // A reload is owed from before the first write of a run until nginx has taken
@@ -91,6 +92,10 @@ export class NginxRun implements NginxReload {
     }
     this.probes.clear();
     await this.clearReloadOwed();
+  }
+
+  async serves(site: string): Promise<boolean> {
+    return (await nginxActive(this.host)) && (await this.host.stat(siteFile(site))) !== undefined;
   }
 
   async restore(): Promise<void> {

@@ -10,7 +10,7 @@ import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { withManifests, type Driver, type DriverContext } from '../types.js';
 import { unitPrimitive } from './manifest.js';
-import { analyzeUnits } from './verify.js';
+import { analyzeUnits, verifyUnitFile } from '../shared/unit-files.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
@@ -396,19 +396,6 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     },
   };
   return driver;
-}
-
-// `systemd-analyze verify` on the candidate file before it goes live. It exits 0
-// on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
-export async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
-  const { ok, messages, stderr } = await analyzeUnits(ctx.host, [{ unit, content }]);
-  const own = messages.get(unit)!;
-  if (!ok) {
-    throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${own.join('\n') || stderr.trim()}`, {
-      data: { unit },
-    });
-  }
-  for (const message of own) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
 }
 
 // Many candidate unit files in one `systemd-analyze verify` (one process, not one
