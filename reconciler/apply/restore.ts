@@ -78,7 +78,8 @@ export async function planRestore(journal: RunJournal): Promise<RestorePlan> {
       }
       const now = await host.readFile(p);
       if (b.absent) {
-        steps.push({ action: 'remove-file', resource: id, path: p, unchanged: now === undefined });
+        // A link made since (a release's `current`) reads as no file when it points to a directory: it is still there.
+        steps.push({ action: 'remove-file', resource: id, path: p, unchanged: now === undefined && (await host.stat(p)) === undefined });
         if (isUnitPath(p)) stop.push(path.posix.basename(p));
       } else {
         const before = await journal.readBackup(b.file!);
