@@ -54,6 +54,12 @@ export const ERROR_CODES = {
   SYSTEMCTL_SHOW_FAILED: { meaning: 'systemctl show could not read unit states', retryable: true },
   SYSTEMCTL_LIST_FAILED: { meaning: 'systemctl list-units could not read unit states', retryable: true },
   LIFECYCLE_COMMAND_FAILED: { meaning: "a project's lifecycle command exited non-zero or timed out", retryable: false },
+  // Releases
+  RELEASE_BUILD_FAILED: {
+    meaning: 'a release was not built (its source not exported, a build step failed or timed out); the previous release keeps serving',
+    retryable: false,
+  },
+  RELEASE_CREDENTIALS_UNAVAILABLE: { meaning: "a source's sshKey or token secret reference cannot be resolved", retryable: false },
   // nginx and certificates
   NGINX_CONFIG_INVALID: { meaning: 'nginx -t rejected the configuration; nginx was not reloaded', retryable: false },
   NGINX_RELOAD_FAILED: { meaning: 'systemctl reload-or-restart nginx failed', retryable: true },

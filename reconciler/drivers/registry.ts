@@ -8,6 +8,7 @@ import { fileDriver } from './file/index.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
+import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver, WithManifests } from './types.js';
@@ -21,6 +22,7 @@ export const DRIVERS = [
   sysctlDriver,
   fileDriver,
   envFileDriver,
+  releaseDriver,
   unitDriver,
   timerDriver,
   certificateDriver,

@@ -19,14 +19,14 @@ import { durationMs } from '../core/duration.js';
 import type { AddOptions, PrimitiveExpansion } from '../drivers/manifest-types.js';
 import { hostPolicy, isHostLevel, projectRoots, within, type HostPolicy } from './host-policy.js';
 import type { LoadedDocument } from './load.js';
-import { parseMode, pgName, stringEnv, UNIT_PREFIX } from './primitive.js';
+import { DEFAULT_ALLOWED_ROOTS, parseMode, pgName, stringEnv, UNIT_PREFIX } from './primitive.js';
 import { primitive } from './primitives.js';
 import { scheduleError, toOnCalendar } from './schedule.js';
+import { currentPath, expandRelease, projectRoot, releaseWebRoot, runDirectory } from '../drivers/release/project.js';
 import type { HostManifest, Manifest, Placement, PrimitiveManifest, ProjectManifest } from './types.js';
 
-export { pgName, UNIT_PREFIX } from './primitive.js';
+export { DEFAULT_ALLOWED_ROOTS, pgName, UNIT_PREFIX } from './primitive.js';
 
-export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
 export const ENV_DIRECTORY = '/etc/hostkit/env';
 /** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
@@ -104,9 +104,9 @@ export function workingDirectory(project: ProjectManifest): string {
   return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
 }
 
-/** What a static project's sites serve: `static.root`, else `public` in its working directory. */
+/** What a static project's sites serve: `static.root`, else `public` in its working directory (in its current release with a source). */
 export function webRoot(project: ProjectManifest): string {
-  return project.spec.static?.root ?? `${workingDirectory(project)}/public`;
+  return releaseWebRoot(project) ?? project.spec.static?.root ?? `${workingDirectory(project)}/public`;
 }
 
 // Something runs as the project's user, in its working directory, or reads its files there.
@@ -117,7 +117,8 @@ function runsSomething(project: ProjectManifest): boolean {
     spec.runtime !== 'static' ||
     spec.service !== undefined ||
     [spec.workers, spec.timers, spec.lifecycle, spec.files].some((list) => (list ?? []).length > 0) ||
-    spec.health?.command !== undefined
+    spec.health?.command !== undefined ||
+    spec.source !== undefined
   );
 }
 
@@ -285,7 +286,19 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     });
   }
   const rootAt = at(spec.static?.root ? '/spec/static/root' : '/metadata/name');
-  const rootId = root === undefined ? undefined : addWebRoot(b, p, root, rootAt, runs ? { user, dependsOn: [accountId, dirId] } : undefined);
+  const isolation: UnitSpec['isolation'] = {
+    profile: spec.service?.isolation?.profile ?? 'web-service',
+    writablePaths: spec.service?.isolation?.writablePaths ?? [dir],
+    network: spec.service?.isolation?.network ?? 'any',
+  };
+  const releaseId = expandRelease(
+    p,
+    { add: (s, origin, options) => b.add(owner, 'release', name, s, origin, { ...opts, ...options }), at },
+    { user, dependsOn: [accountId, dirId], isolation, webReadable: root !== undefined },
+  );
+  // With a source, the units and commands run in the current release, and a static root is inside it.
+  const runDir = runDirectory(p, dir);
+  const rootId = releaseId ?? (root === undefined ? undefined : addWebRoot(b, p, root, rootAt, runs ? { user, dependsOn: [accountId, dirId] } : undefined));
 
   const fileIds: string[] = [];
   const reads: string[] = [];
@@ -355,7 +368,8 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     );
   }
 
-  const serviceDeps = [accountId, dirId, ...fileIds, ...envIds, ...dbIds];
+  const serviceDeps = [accountId, dirId, ...fileIds, ...envIds, ...dbIds, ...(releaseId ? [releaseId] : [])];
+  if (releaseId) reads.push(currentPath(projectRoot(p)));
   const before: string[] = [];
   (spec.lifecycle ?? []).forEach((l, i) => {
     const cmd: CommandSpec = {
@@ -365,7 +379,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       command: l.command,
       irreversible: l.irreversible ?? false,
       user,
-      workingDirectory: dir,
+      workingDirectory: runDir,
       ...(l.down ? { down: l.down } : {}),
       ...(l.timeout ? { timeoutMs: durationMs(l.timeout) } : {}),
     };
@@ -379,17 +393,13 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     command,
     user,
     group: user,
-    workingDirectory: dir,
+    workingDirectory: runDir,
     ...(envFile ? { environmentFile: envFile } : {}),
     environment: {},
     restart: spec.service?.restart ?? 'on-failure',
     type,
     limits: spec.service?.limits ?? {},
-    isolation: {
-      profile: spec.service?.isolation?.profile ?? 'web-service',
-      writablePaths: spec.service?.isolation?.writablePaths ?? [dir],
-      network: spec.service?.isolation?.network ?? 'any',
-    },
+    isolation,
     reads,
   });
 
@@ -488,7 +498,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
       ...(site.rootMustExist ? { fieldOrigins: { root: rootAt } } : {}),
     });
   });
-  if (spec.static?.root) b.checkPath(spec.static.root, at('/spec/static/root'));
+  if (spec.static?.root?.startsWith('/')) b.checkPath(spec.static.root, at('/spec/static/root'));
 }
 
 /**

@@ -4,6 +4,9 @@
 import type { Location } from '../core/diagnostics.js';
 import type { Environment } from './types.js';
 
+/** Where a Host's paths may be unless its spec.allowedRoots says otherwise. */
+export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
+
 /** Every unit HostKit writes is named hk-NAME.service (or .timer). */
 export const UNIT_PREFIX = 'hk-';
 

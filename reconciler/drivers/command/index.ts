@@ -94,6 +94,10 @@ export interface CommandRun {
   killGraceMs?: number;
   /** A lifecycle command's project: named in its unit's name (commandUnitName). */
   project?: string;
+  /** More unit properties (`-p`), e.g. a sandbox profile (a release's build). */
+  properties?: readonly string[];
+  /** Variables set in the unit (--setenv): plain values only, never secrets (they are in its arguments). */
+  environment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -132,6 +136,8 @@ export async function runCommand(host: Host, run: CommandRun): Promise<ExecResul
     '-p',
     'KillMode=control-group',
     ...(run.environmentFile ? ['-p', `EnvironmentFile=-${run.environmentFile}`] : []),
+    ...(run.properties ?? []).flatMap((p) => ['-p', p]),
+    ...Object.entries(run.environment ?? {}).map(([k, v]) => `--setenv=${k}=${v}`),
     '--',
     ...run.argv,
   ];
@@ -214,6 +220,9 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
           const p = '/' + id.slice(id.indexOf('/') + 1);
           return `${p}:${ctx.fileDigests.get(p) ?? 'unknown'}`;
         });
+      // Run in a project's current release (drivers/release): a new release is a new input.
+      const release = ctx.fileDigests.get(r.spec.workingDirectory);
+      if (release) inputs.push(`${r.spec.workingDirectory}:${release}`);
       // How long it may take is not what it does: a new timeout alone does not run it again.
       const { timeoutMs: _timeout, ...what } = r.spec;
       const digest = createHash('sha256')

@@ -73,7 +73,7 @@ export function redactUnitText(text: string, fingerprint: Fingerprint): string {
 // Named hardening profiles. "web-service" suits most network services;
 // "strict" also drops devices, capabilities and foreign address families.
 // (MemoryDenyWriteExecute is left out: it breaks JIT runtimes such as Node.)
-const PROFILES: Record<UnitSpec['isolation']['profile'], string[]> = {
+export const PROFILES: Readonly<Record<UnitSpec['isolation']['profile'], readonly string[]>> = {
   none: [],
   'web-service': [
     'NoNewPrivileges=yes',
