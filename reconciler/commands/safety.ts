@@ -15,6 +15,7 @@ import { namesMachine } from '../core/hostname.js';
 import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { renderRunsMarkdown } from './runs-markdown.js';
+import { holdText } from '../releases/holds.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.
@@ -90,6 +91,7 @@ export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boo
       lines.push(
         style.yellow(`paused: project ${p.project} since ${p.at} after ${p.failures} failures; a commit that changes it or \`hostkit resume\` un-pauses it`),
       );
+    for (const h of safety.held) lines.push(style.yellow(holdText(h)));
     return lines.join('\n') + '\n';
   });
   return 0;
@@ -176,7 +178,8 @@ export async function resume(opts: StateOptions & { project?: string; commit?: s
     const lines: string[] = [];
     for (const q of lifted.quarantined) lines.push(`commit ${q.commit.slice(0, 12)} is no longer quarantined`);
     for (const p of lifted.paused) lines.push(`project ${p.project} is no longer paused`);
-    if (lines.length === 0) lines.push('Nothing was quarantined or paused.');
+    for (const h of lifted.held) lines.push(`project ${h.project} is no longer held on release ${h.release}`);
+    if (lines.length === 0) lines.push('Nothing was quarantined, paused or held.');
     else lines.push('The next `hostkit reconcile` (or the agent) applies them again.');
     return lines.join('\n') + '\n';
   });
