@@ -130,9 +130,34 @@ export function renderRestorePlan(plan: RestorePlan): string {
   return lines.join('\n') + '\n';
 }
 
-export async function rollback(opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+/** The options of `hostkit rollback --project NAME --to ID` (commands/releases.ts). */
+export interface RollbackToCliOptions {
+  project?: string;
+  to?: string;
+  repo?: string;
+  host?: string;
+  cache?: boolean;
+}
+
+export async function rollback(opts: StateOptions & RollbackToCliOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+  if (opts.project !== undefined || opts.to !== undefined) {
+    if (opts.project === undefined || opts.to === undefined) {
+      process.stderr.write(
+        `hostkit: error: ${opts.to === undefined ? '--project NAME needs --to ID' : '--to ID needs --project NAME'}: \`hostkit rollback --project NAME --to ID\` switches a project to a kept release (see \`hostkit releases\`)\n`,
+      );
+      return 1;
+    }
+    if (opts.last || opts.run || opts.dryRun) {
+      process.stderr.write(
+        'hostkit: error: --project/--to switches to a kept release; it takes neither --last, --run nor --dry-run (`hostkit plan` shows a plan)\n',
+      );
+      return 1;
+    }
+    const { rollbackTo } = await import('./releases.js');
+    return rollbackTo({ ...opts, project: opts.project, to: opts.to, repo: opts.repo ?? '.' });
+  }
   if (!opts.last === !opts.run) {
-    process.stderr.write('hostkit: error: give exactly one of --last or --run ID (see `hostkit runs`)\n');
+    process.stderr.write('hostkit: error: give exactly one of --last, --run ID, or --project NAME --to ID (see `hostkit runs`, `hostkit releases`)\n');
     return 1;
   }
   const { host, stateDirectory } = target(opts);
