@@ -40,7 +40,7 @@ export interface HoldEntry {
   /** The release the project is held on. */
   release: string;
   at: string;
-  /** holdDigest (releases/records.ts) of the project's release spec when it was held: a commit that changes it ends the hold. */
+  /** holdDigest (drivers/release/records.ts) of the project's release spec when it was held: a commit that changes it ends the hold. */
   specDigest: string;
   /** The run that switched to the release. */
   run?: string;

@@ -5,16 +5,11 @@ import { isHostKitError } from '../core/errors.js';
 import { Redactor } from '../core/secrets.js';
 import type { ReconcileInput, ReconcileOutcome } from '../engine.js';
 import { FakeHost } from '../hosts/fake.js';
-import { appendSwitch, currentLink, holdDigest, MARKER, releaseDir, type ReleaseMarker } from '../releases/records.js';
+import { appendSwitch, currentLink, holdDigest, MARKER, releaseDir, type ReleaseMarker } from '../drivers/release/records.js';
 import { collectReleases, renderReleasesText, switchToRelease } from './releases.js';
 import { rollback } from './safety.js';
+import { C1, C2, STATE, V1, V2, V3 } from '../../test/support/releases.js';
 
-const STATE = '/var/lib/hostkit';
-const C1 = '1a2b3c4d5e6f'.padEnd(40, '0');
-const C2 = '9f8e7d6c5b4a'.padEnd(40, '1');
-const V1 = '20261207T101500Z-1a2b3c4d5e6f-b9c8';
-const V2 = '20261207T111500Z-9f8e7d6c5b4a-b9c8';
-const V3 = '20261207T121500Z-77777777aaaa-b9c8';
 const SPEC = { project: 'shop', source: { git: { url: 'https://example.test/shop.git', ref: 'v2' } }, build: [], keep: 5, shared: [], restarts: [] };
 
 function marker(id: string, commit: string, url = 'https://deploy:s3cret@example.test/shop.git'): ReleaseMarker {

@@ -22,7 +22,7 @@ import {
   type HeldSpec,
   type ProjectReleases,
   type ReleaseMarker,
-} from '../releases/records.js';
+} from '../drivers/release/records.js';
 import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { reportInvalid } from './operate.js';

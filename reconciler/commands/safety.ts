@@ -17,7 +17,7 @@ import { namesMachine } from '../core/hostname.js';
 import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { renderRunsMarkdown } from './runs-markdown.js';
-import { holdText } from '../releases/holds.js';
+import { holdText } from '../drivers/release/holds.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeHost } from '../hosts/fake.js';
+import { FakeHost } from '../../hosts/fake.js';
 import {
   appendSwitch,
   currentLink,
@@ -19,13 +19,7 @@ import {
   type ReleaseMarker,
   type Switch,
 } from './records.js';
-
-const STATE = '/var/lib/hostkit';
-const C1 = '1a2b3c4d5e6f'.padEnd(40, '0');
-const C2 = '9f8e7d6c5b4a'.padEnd(40, '1');
-const V1 = '20261207T101500Z-1a2b3c4d5e6f-b9c8';
-const V2 = '20261207T111500Z-9f8e7d6c5b4a-b9c8';
-const V3 = '20261207T121500Z-77777777aaaa-b9c8';
+import { C1, C2, STATE, V1, V2, V3 } from '../../../test/support/releases.js';
 
 function marker(id: string, commit: string): ReleaseMarker {
   return {
@@ -49,7 +43,7 @@ async function layout(): Promise<FakeHost> {
   return host;
 }
 
-describe('reconciler/releases/records', () => {
+describe('reconciler/drivers/release/records', () => {
   it('lays a project out under /srv/NAME and its history under STATE/releases', () => {
     expect(releaseDir('shop', V1)).toBe(`/srv/shop/releases/${V1}`);
     expect(currentLink('shop')).toBe('/srv/shop/current');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { recordFailure, resume, safetyPath, safetyStatus } from '../apply/quarantine.js';
-import { FakeHost } from '../hosts/fake.js';
+import { recordFailure, resume, safetyPath, safetyStatus } from '../../apply/quarantine.js';
+import { FakeHost } from '../../hosts/fake.js';
 import { heldRelease, holdBinds, holdRelease, holdText, releaseHold } from './holds.js';
 import { holdDigest } from './records.js';
 
@@ -9,7 +9,7 @@ const V1 = '20261207T101500Z-1a2b3c4d5e6f-b9c8';
 const SPEC = { source: { git: { url: 'https://example.test/shop.git', ref: 'v3' } }, build: [], keep: 5, shared: [] };
 const AT = new Date('2026-12-07T12:00:00Z');
 
-describe('reconciler/releases/holds', () => {
+describe('reconciler/drivers/release/holds', () => {
   it('holds a project on a release in STATE/safety.json, beside quarantine and pauses, until released', async () => {
     const host = new FakeHost();
     await recordFailure(host, STATE, { commit: 'c'.repeat(40), reason: 'health/shop failed', projects: [{ name: 'shop', fingerprint: 'f' }] });

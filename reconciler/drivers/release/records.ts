@@ -11,8 +11,8 @@
 // Reading is file reads only (readdir, readlink, the markers): no process, no network.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { writeRootFile } from '../hosts/root-files.js';
-import type { Host } from '../hosts/types.js';
+import { writeRootFile } from '../../hosts/root-files.js';
+import type { Host } from '../../hosts/types.js';
 
 /** Where every project with a source keeps its releases: /srv/NAME. */
 export const PROJECTS_ROOT = '/srv';

@@ -2,10 +2,10 @@
 // STATE/safety.json beside quarantined commits and paused projects
 // (apply/quarantine.ts stores them): the words every command uses for one, and
 // the one rule of when a hold still binds a plan.
-import type { HoldEntry } from '../apply/quarantine.js';
+import type { HoldEntry } from '../../apply/quarantine.js';
 import { holdDigest, type HeldSpec } from './records.js';
 
-export { heldRelease, holdRelease, releaseHold, type HoldEntry } from '../apply/quarantine.js';
+export { heldRelease, holdRelease, releaseHold, type HoldEntry } from '../../apply/quarantine.js';
 
 /** What a hold means and what ends it, in one line (`hostkit runs`, `hostkit resume`). */
 export function holdText(h: HoldEntry): string {
