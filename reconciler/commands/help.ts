@@ -85,7 +85,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   rollback: {
-    summary: 'Undo a run from its backups, or switch a project to a kept release.',
+    summary: 'Undo a run, or put a project on a kept release.',
     examples: [
       ['sudo hostkit rollback --last --dry-run', 'the down plan; change nothing'],
       ['sudo hostkit rollback --last', 'the files, units and the code (current) as before the run'],
