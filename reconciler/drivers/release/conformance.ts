@@ -37,11 +37,16 @@ export const fixtures: ConformanceFixture[] = [
     // None: a release's directory is named by the time it was built, so two applies never write the same
     // names; what is on the host is compared through the plans (current, the markers) instead.
     paths: () => [],
-    // The fake host's git knows one branch; every other command succeeds doing nothing.
+    // The fake host's git (run as the project's user) knows one branch, and a bare repository it makes has a HEAD;
+    // every other command succeeds doing nothing.
     fake: (host) => {
-      host.onExec((call) =>
-        call.file === 'git' && call.args[0] === 'ls-remote' ? { exitCode: 0, stdout: `${FAKE_COMMIT}\trefs/heads/main\n`, stderr: '' } : undefined,
-      );
+      host.onExec((call) => (call.args.includes('ls-remote') ? { exitCode: 0, stdout: `${FAKE_COMMIT}\trefs/heads/main\n`, stderr: '' } : undefined));
+      host.onExec((call, fake) => {
+        if (!(call.args.includes('init') && call.args.includes('--bare'))) return undefined;
+        const caches = fake.paths().filter((p) => /\/sources\/[^/]+$/.test(p) && !fake.paths().includes(`${p}/HEAD`));
+        for (const cache of caches) fake.seedFile(`${cache}/HEAD`, 'ref: refs/heads/main\n');
+        return { exitCode: 0, stdout: '', stderr: '' };
+      });
       // rm -rf of a release: its entries, deepest first (FakeHost.remove is synchronous in all but name).
       host.onExec((call, fake) => {
         if (call.file !== 'rm') return undefined;
