@@ -22,7 +22,8 @@ import type { LoadedDocument } from './load.js';
 import { DEFAULT_ALLOWED_ROOTS, parseMode, pgName, stringEnv, UNIT_PREFIX } from './primitive.js';
 import { primitive } from './primitives.js';
 import { scheduleError, toOnCalendar } from './schedule.js';
-import { currentPath, expandRelease, projectRoot, releaseWebRoot, runDirectory } from '../drivers/release/project.js';
+import { expandRelease, releaseWebRoot, runDirectory } from '../drivers/release/project.js';
+import { currentLink } from '../drivers/release/records.js';
 import type { HostManifest, Manifest, Placement, PrimitiveManifest, ProjectManifest } from './types.js';
 
 export { DEFAULT_ALLOWED_ROOTS, pgName, UNIT_PREFIX } from './primitive.js';
@@ -369,7 +370,7 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   }
 
   const serviceDeps = [accountId, dirId, ...fileIds, ...envIds, ...dbIds, ...(releaseId ? [releaseId] : [])];
-  if (releaseId) reads.push(currentPath(projectRoot(p)));
+  if (releaseId) reads.push(currentLink(name));
   const before: string[] = [];
   (spec.lifecycle ?? []).forEach((l, i) => {
     const cmd: CommandSpec = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import { Redactor } from '../../core/secrets.js';
 import type { Resource } from '../../core/resource.js';
 import type { Change } from '../../diff/model.js';
@@ -25,7 +26,6 @@ function spec(name: string, ref: string, build: string[][] = []): ReleaseSpec {
     project: name,
     user: name,
     group: name,
-    root: `/srv/${name}`,
     source: { git: { url: 'file:///srv/src', ref } },
     build: build.map((command) => ({ command, environment: {}, timeoutMs: 60_000 })),
     keep: 5,
@@ -48,7 +48,7 @@ function resource(s: ReleaseSpec): Resource<ReleaseSpec> {
   };
 }
 
-// A host with the projects' users and their directories; git answers ls-remote with `main` at `head`.
+// A host with the projects' users, their directories and source caches; git (run as the user) answers ls-remote with `main` at `head`.
 function host(names: string[], head = C2): FakeHost {
   const h = new FakeHost();
   const passwd = names.map((n, i) => `${n}:x:${1000 + i}:${1000 + i}::/srv/${n}:/usr/sbin/nologin`).join('\n');
@@ -56,7 +56,8 @@ function host(names: string[], head = C2): FakeHost {
   h.seedFile('/etc/passwd', `root:x:0:0:root:/root:/bin/bash\n${passwd}\n`);
   h.seedFile('/etc/group', `root:x:0:\n${group}\n`);
   for (const n of names) h.seedDir(`/srv/${n}`);
-  h.onExec((call) => (call.file === 'git' && call.args[0] === 'ls-remote' ? { exitCode: 0, stdout: `${head}\trefs/heads/main\n`, stderr: '' } : undefined));
+  for (const n of names) h.seedFile(`/var/lib/hostkit/sources/${n}/HEAD`, 'ref: refs/heads/main\n');
+  h.onExec((call) => (call.args.includes('ls-remote') ? { exitCode: 0, stdout: `${head}\trefs/heads/main\n`, stderr: '' } : undefined));
   h.onExec((call, fake) => {
     if (call.file !== 'rm') return undefined;
     const dir = call.args.at(-1)!;
@@ -92,7 +93,9 @@ async function applyAll(h: FakeHost, resources: Resource<ReleaseSpec>[]): Promis
   return changes;
 }
 
-const called = (h: FakeHost, file: string, first?: string) => h.calls.filter((c) => c.file === file && (first === undefined || c.args.includes(first)));
+// Processes of `file`, also as run as another user (`setpriv ... -- git ...`).
+const called = (h: FakeHost, file: string, first?: string) =>
+  h.calls.filter((c) => (c.file === file || (c.file === 'setpriv' && c.args.includes(file))) && (first === undefined || c.args.includes(first)));
 
 describe('reconciler/drivers/release', () => {
   it('names a release by its time, 12 hex of the commit and 4 of the build digest', () => {
@@ -237,14 +240,15 @@ describe('reconciler/drivers/release', () => {
     expect(await h.readdir('/srv/app/releases')).toEqual([]);
   });
 
-  it('rollback points current back where it was and restores the history', async () => {
+  it('rollback (a restore from the run journal) points current back where it was and restores the history', async () => {
     const h = host(['app']);
     await applyAll(h, [resource(spec('app', C1))]);
     const before = { link: await h.readlink('/srv/app/current'), history: h.text(historyPath('/var/lib/hostkit', 'app')) };
     const { ctx, state, changes } = await plan(h, [resource(spec('app', C2))]);
-    const undo = await releaseDriver.apply(changes[0] as never, ctx, state);
+    const run = await JournaledRun.open(ctx, changes);
+    await run.apply(releaseDriver, changes[0]!, state);
     expect(await h.readlink('/srv/app/current')).not.toBe(before.link);
-    await releaseDriver.rollback(changes[0] as never, undo, ctx, state);
+    await run.rollback();
     expect({ link: await h.readlink('/srv/app/current'), history: h.text(historyPath('/var/lib/hostkit', 'app')) }).toEqual(before);
   });
 

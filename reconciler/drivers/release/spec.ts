@@ -17,8 +17,6 @@ export interface ReleaseSpec {
   /** The project's user and group: releases are theirs, builds run as them. */
   user: string;
   group: string;
-  /** The project's directory, /srv/NAME: releases/, shared/ and the `current` link are in it. */
-  root: string;
   source: ReleaseSource;
   build: BuildStep[];
   /** Releases kept on the host; the current one and the one before it are never removed. */
