@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
 import { JournaledRun } from '../../../test/support/undo.js';
+import { heldRelease, holdRelease } from '../../apply/quarantine.js';
 import { Redactor } from '../../core/secrets.js';
 import type { Resource } from '../../core/resource.js';
 import type { Change } from '../../diff/model.js';
@@ -16,6 +17,7 @@ import {
   type ObservedRelease,
   type ReleaseMarker,
 } from './index.js';
+import { holdDigest } from './records.js';
 import type { ReleaseSpec } from './spec.js';
 
 const C1 = '1'.repeat(40);
@@ -250,6 +252,50 @@ describe('reconciler/drivers/release', () => {
     expect(await h.readlink('/srv/app/current')).not.toBe(before.link);
     await run.rollback();
     expect({ link: await h.readlink('/srv/app/current'), history: h.text(historyPath('/var/lib/hostkit', 'app')) }).toEqual(before);
+  });
+
+  it('a hold (rollback --to) keeps the project on its release with no source contacted; a changed release spec ends it, and a rollback puts it back', async () => {
+    const h = host(['app']);
+    await applyAll(h, [resource(spec('app', C1))]);
+    const v1 = (await h.readlink('/srv/app/current'))!.slice('releases/'.length);
+    const branch = resource(spec('app', 'main')); // main is at C2
+    await applyAll(h, [branch]);
+    expect(await h.readlink('/srv/app/current')).toContain(C2.slice(0, 12));
+    await holdRelease(h, '/var/lib/hostkit', { project: 'app', release: v1, specDigest: holdDigest(branch.spec) });
+
+    const before = called(h, 'git', 'ls-remote').length;
+    const back = (await applyAll(h, [branch]))[0]!;
+    expect(called(h, 'git', 'ls-remote')).toHaveLength(before);
+    expect(back).toMatchObject({ action: 'update', reason: `${C2.slice(0, 7)} -> ${C1.slice(0, 7)} (held by rollback --to)` });
+    expect(await h.readlink('/srv/app/current')).toBe(`releases/${v1}`);
+    expect((await applyAll(h, [branch]))[0]!.action).toBe('noop');
+
+    // A commit that changes the release spec: back to what it says, the hold ended; a rollback of that run holds it again.
+    const pinned = resource(spec('app', C2));
+    const { ctx, state, changes } = await plan(h, [pinned]);
+    expect(changes[0]!.fields).toContainEqual({ field: '/hold', before: v1, after: 'ended: the release spec changed' });
+    const run = await JournaledRun.open(ctx, changes);
+    await run.apply(releaseDriver, changes[0]!, state);
+    expect(await h.readlink('/srv/app/current')).toContain(C2.slice(0, 12));
+    expect(await heldRelease(h, '/var/lib/hostkit', 'app')).toBeUndefined();
+    await run.rollback();
+    expect(await h.readlink('/srv/app/current')).toBe(`releases/${v1}`);
+    expect(await heldRelease(h, '/var/lib/hostkit', 'app')).toMatchObject({ release: v1, specDigest: holdDigest(branch.spec) });
+  });
+
+  it('a branch of a project whose user this run creates: the plan shows the ref, the apply resolves it as that user', async () => {
+    const h = host([]);
+    h.seedDir('/srv/app');
+    const { ctx, state, changes } = await plan(h, [resource(spec('app', 'main'))]);
+    expect(changes[0]).toMatchObject({ action: 'create', diagnostics: [], fields: [{ field: '/ref', after: 'main (resolved when applied)' }] });
+    expect(called(h, 'git', 'ls-remote')).toEqual([]);
+    // The account step of the run made the user.
+    h.seedFile('/etc/passwd', `${h.text('/etc/passwd')}app:x:1000:1000::/srv/app:/usr/sbin/nologin\n`);
+    h.seedFile('/etc/group', `${h.text('/etc/group')}app:x:1000:\n`);
+    h.seedFile('/var/lib/hostkit/sources/app/HEAD', 'ref: refs/heads/main\n');
+    await releaseDriver.apply(changes[0] as never, ctx, state);
+    expect(called(h, 'git', 'ls-remote')).toHaveLength(1);
+    expect(await h.readlink('/srv/app/current')).toContain(C2.slice(0, 12));
   });
 
   it('units take the release as an input: the digest follows the commit and build digest, and a plan that cannot resolve keeps the current one', async () => {
