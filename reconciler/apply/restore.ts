@@ -57,9 +57,9 @@ async function stateRecord(journal: RunJournal, b: Backup & { target: Exclude<Ba
 async function fileStep(journal: RunJournal, id: string, b: Backup, p: string): Promise<FileRestoreStep | undefined> {
   const host = journal.host;
   if (b.link !== undefined) return { action: 'restore-link', resource: id, path: p, target: b.link, unchanged: (await host.readlink(p)) === b.link };
+  // Not read: a link made since (a release's `current`) may point to a directory, and it is still there to remove.
+  if (b.absent) return { action: 'remove-file', resource: id, path: p, unchanged: (await host.stat(p)) === undefined };
   const now = await host.readFile(p);
-  // A link made since (a release's `current`) reads as no file when it points to a directory: it is still there.
-  if (b.absent) return { action: 'remove-file', resource: id, path: p, unchanged: now === undefined && (await host.stat(p)) === undefined };
   const before = await journal.readBackup(b.file!);
   if (!before) return undefined; // the backup itself is missing: nothing trustworthy to restore
   const st = await host.stat(p);
