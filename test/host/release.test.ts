@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect, it } from 'vitest';
-import { isQuarantined } from '../../reconciler/apply/quarantine.js';
+import { heldRelease, isQuarantined, resume } from '../../reconciler/apply/quarantine.js';
+import { collectReleases, renderReleasesText, switchToRelease } from '../../reconciler/commands/releases.js';
+import { Redactor } from '../../reconciler/core/secrets.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { writeRepo } from '../support/fixtures.js';
@@ -261,6 +263,50 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
     // keep: 5 by default; the current and the one before are kept.
     expect((await releases(m, 'app')).length).toBeLessThanOrEqual(5);
   });
+
+  it(
+    'rollback --project app --to v1 switches in a run of its own and holds it there until hostkit resume; keep: 2 then leaves the current release and the one before it',
+    { timeout: 120_000 },
+    async () => {
+      const m = machine();
+      const files = { 'projects/app.yaml': app('main'), 'projects/other.yaml': OTHER };
+      const v1 = (await releases(m, 'app')).find((id) => id.includes(commits.v1.slice(0, 12)))!;
+      const v5 = (await current(m, 'app'))!.slice('releases/'.length);
+      const other = await unitProperty(m, 'hk-other.service', 'InvocationID');
+      const input = {
+        repoDir: await writeRepo({ 'hosts/test-host.yaml': HOST, ...files }),
+        hostName: HOST_NAME,
+        host: m.host,
+        dryRun: false,
+        log: silentLogger(),
+        redactor: new Redactor(),
+        env: {},
+      };
+      const switched = await switchToRelease(input, { project: 'app', to: v1 });
+      expect(switched).toMatchObject({ status: 'switched', project: 'app', release: v1 });
+      expect(await current(m, 'app')).toBe(`releases/${v1}`);
+      expect(await served(m, 'app.hk.test', 'v1 built v1\n')).toBe('v1 built v1\n');
+      expect(await unitProperty(m, 'hk-other.service', 'InvocationID')).toBe(other);
+      expect(await heldRelease(m.host, STATE, 'app')).toMatchObject({ release: v1, run: switched.status === 'switched' ? switched.run : '' });
+      const listed = await collectReleases(m.host, STATE, 'app');
+      expect(listed.projects[0]).toMatchObject({ current: v1, held: { release: v1 } });
+      expect(renderReleasesText(listed)).toContain(`* ${v1}`);
+
+      // Held: the same manifests (main is at v5) change nothing; `hostkit resume` lets the next run deploy main again.
+      expect(ok(await apply(m, files)).status).toBe('no-changes');
+      expect(await current(m, 'app')).toBe(`releases/${v1}`);
+      await resume(m.host, STATE, { project: 'app' });
+      ok(await apply(m, files));
+      expect(await current(m, 'app')).toBe(`releases/${v5}`);
+      expect(await served(m, 'app.hk.test', 'v5 built v5\n')).toBe('v5 built v5\n');
+
+      // keep: 2 removes every release but the current one and the one before it by switch history (v1, the oldest).
+      expect((await releases(m, 'app')).length).toBeGreaterThan(2);
+      ok(await apply(m, { ...files, 'projects/app.yaml': app('main', '  releases: { keep: 2 }\n') }));
+      expect(await releases(m, 'app')).toEqual([v1, v5].sort());
+      expect(await builds(m)).toBe(5);
+    },
+  );
 
   it('a static site switches releases without an nginx reload', { timeout: 120_000 }, async () => {
     const m = machine();
