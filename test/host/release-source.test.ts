@@ -3,7 +3,6 @@
 // export; canary credentials that never show in `ps` or in errors; archives
 // checked by digest and by entries before anything is written.
 import { createHash } from 'node:crypto';
-import { buffer as collect } from 'node:stream/consumers';
 import zlib from 'node:zlib';
 import { beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '../../reconciler/core/log.js';
@@ -16,6 +15,7 @@ import {
   unpackArchive,
   type SourceAccess,
 } from '../../reconciler/drivers/release/source/index.js';
+import { tarOf } from '../support/archives.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 
 const TOKEN = 'hk-canary-token-8d41c7e2';
@@ -23,30 +23,6 @@ const KEY_LINE = 'hkcanarykeyAAAAC3NzaC1lZDI1NTE5AAAAIcanary';
 const SSH_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\n${KEY_LINE}\n-----END OPENSSH PRIVATE KEY-----\n`;
 const REPO = '/srv/app.git';
 const root = { uid: 0, gid: 0, mode: 0o755 };
-
-async function tarOf(items: { name: string; type?: 'file' | 'symlink' | 'directory'; linkname?: string; body?: string }[]): Promise<Buffer> {
-  const { pack } = await import('tar-stream');
-  const p = pack();
-  for (const item of items) {
-    const file = (item.type ?? 'file') === 'file';
-    const body = item.body ?? '';
-    await new Promise<void>((resolve, reject) =>
-      p.entry(
-        {
-          name: item.name,
-          type: item.type ?? 'file',
-          mode: item.type === 'directory' ? 0o755 : 0o644,
-          size: file ? body.length : 0,
-          ...(item.linkname ? { linkname: item.linkname } : {}),
-        },
-        file ? body : undefined,
-        (e) => (e ? reject(e) : resolve()),
-      ),
-    );
-  }
-  p.finalize();
-  return collect(p);
-}
 
 // `ps -eo args` every 100 ms while `work` runs: every command line the host showed meanwhile.
 async function psDuring<T>(m: TestHost, work: () => Promise<T>): Promise<{ result: T | Error; lines: Set<string> }> {

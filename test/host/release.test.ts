@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { heldRelease, isQuarantined, resume } from '../../reconciler/apply/quarantine.js';
@@ -6,6 +8,7 @@ import { collectReleases, renderReleasesText, switchToRelease } from '../../reco
 import { Redactor } from '../../reconciler/core/secrets.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
+import { tarOf } from '../support/archives.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { eventually, HOST_NAME, unitProperty } from './reconcile.js';
@@ -90,21 +93,24 @@ spec:
     port: 9302
 `;
 
-function docs(ref: string): string {
+// A static site of `name` at NAME.hk.test, from `source` (the YAML of spec.source), serving its site/ directory.
+function staticSite(name: string, source: string): string {
   return `apiVersion: hostkit.dev/v1
 kind: Project
-metadata: { name: docs }
+metadata: { name: ${name} }
 spec:
   placement: { hosts: [${HOST_NAME}] }
   runtime: static
   source:
-    git: { url: "file://${SRC}", ref: "${ref}" }
+    ${source}
   static: { root: site }
   domains:
-    - name: docs.hk.test
+    - name: ${name}.hk.test
       tls: none
 `;
 }
+
+const docs = (ref: string) => staticSite('docs', `git: { url: "file://${SRC}", ref: "${ref}" }`);
 
 async function apply(m: TestHost, files: Record<string, string>, commit?: string): Promise<ReconcileOutcome> {
   const repoDir = await writeRepo({ 'hosts/test-host.yaml': HOST, ...files });
@@ -371,4 +377,51 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
     const again = ok(await apply(m, files(commits.v6)));
     expect(again.status).toBe('no-changes');
   });
+
+  it(
+    'an archive source: a wrong sha256 and a tarball holding ../ fail the run before anything is unpacked, the release serving stays; a good one switches',
+    { timeout: 120_000 },
+    async () => {
+      const m = machine();
+      await m.exec('mkdir', ['-p', '/srv/archives']);
+      const put = async (name: string, items: Parameters<typeof tarOf>[0]) => {
+        const bytes = zlib.gzipSync(await tarOf(items));
+        await m.host.writeFile(`/srv/archives/${name}`, bytes, { uid: 0, gid: 0, mode: 0o644 });
+        return { url: `file:///srv/archives/${name}`, sha256: createHash('sha256').update(bytes).digest('hex') };
+      };
+      const site = (text: string) => [
+        { name: 'site', type: 'directory' as const },
+        { name: 'site/index.html', body: text },
+      ];
+      const project = (archive: { url: string; sha256: string }) => ({
+        'projects/files.yaml': staticSite('files', `archive: { url: "${archive.url}", sha256: "${archive.sha256}" }`),
+      });
+      ok(await apply(m, project(await put('one.tar.gz', site('files 1\n')))));
+      expect(await served(m, 'files.hk.test', 'files 1\n')).toBe('files 1\n');
+      const before = { current: await current(m, 'files'), releases: await releases(m, 'files') };
+
+      const refused = async (archive: { url: string; sha256: string }, cause: string) => {
+        const r = result(await apply(m, project(archive)));
+        expect(r.status).toBe('rolled-back');
+        if (r.status !== 'rolled-back') return;
+        expect(r.failed).toMatchObject({ id: 'release/files' });
+        expect(r.failed.error).toContain(`project files: archive ${archive.url} `);
+        expect(r.failed.error).toContain(cause);
+        expect(r.failed.error).toContain('nothing was unpacked');
+        expect({ current: await current(m, 'files'), releases: await releases(m, 'files') }).toEqual(before);
+        expect(await get(m, 'files.hk.test')).toBe('files 1\n');
+      };
+      const two = await put('two.tar.gz', site('files 2\n'));
+      await refused({ ...two, sha256: 'f'.repeat(64) }, `has sha256 ${two.sha256}, expected ${'f'.repeat(64)}`);
+      await refused(await put('evil.tar.gz', [...site('evil\n'), { name: '../escaped', body: 'x\n' }]), 'is refused: entry "../escaped"');
+      expect(await m.host.stat('/srv/files/escaped')).toBeUndefined();
+      expect(await m.host.stat('/srv/files/releases/escaped')).toBeUndefined();
+
+      ok(await apply(m, project(two)));
+      expect(await served(m, 'files.hk.test', 'files 2\n')).toBe('files 2\n');
+      const id = (await current(m, 'files'))!.slice('releases/'.length);
+      expect(id).toMatch(new RegExp(`^\\d{8}T\\d{6}Z-${two.sha256.slice(0, 12)}-[0-9a-f]{4}$`));
+      expect(JSON.parse((await marker(m, 'files', id))!.toString())).toMatchObject({ archiveSha256: two.sha256, source: { archive: two } });
+    },
+  );
 });
