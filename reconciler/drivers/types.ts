@@ -203,6 +203,12 @@ export interface JournaledChange<T = unknown> {
   ran: boolean;
   /** Its state records (backupState), oldest first. */
   records: { key: string; data: T }[];
+  /**
+   * The run completed (`hostkit rollback` of an applied run): what it created may have
+   * been used since. False for a run that failed or was interrupted (its own rollback,
+   * crash recovery), whose creations nothing used yet.
+   */
+  finished: boolean;
 }
 
 /** What a driver's restore steps and hooks may use. */

@@ -39,7 +39,7 @@ describe('reconciler/drivers/account', () => {
     expect(Boolean(change.orphan)).toBe(Boolean(isOrphan));
   });
 
-  it('creates group then user with argument arrays, the next plan is a noop, and a rollback keeps it with its inventory entry', async () => {
+  it('creates group then user with argument arrays, the next plan is a noop, and the rollback of the failed run removes it', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
@@ -59,9 +59,24 @@ describe('reconciler/drivers/account', () => {
       orphan: false,
     });
     expect(again.action).toBe('noop');
-    // Files may belong to it by now (a service ran as it): kept, and still HostKit's, so the next run adopts it.
+    // The run failed: nothing used the account yet, so it goes again. userdel removed the group with the user, so no groupdel (it would fail).
+    await journaled.rollback();
+    expect(host.calls.slice(2).map((c) => [c.file, ...c.args])).toEqual([['userdel', 'api']]);
+    expect(host.text('/etc/group')).not.toContain('api:');
+    expect(host.text('/etc/passwd')).not.toContain('api:');
+  });
+
+  it('hostkit rollback of a completed run keeps the account it created, with its inventory entry: files may belong to it by now', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
+    const change = accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
+    const journaled = await JournaledRun.open(ctx, [change]);
+    await journaled.apply(accountDriver, change, run);
+    await journaled.journal.close('applied');
+    const calls = host.calls.length;
     const { warnings } = await journaled.rollback();
-    expect(host.calls.slice(2).map((c) => c.file)).toEqual([]);
+    expect(host.calls.slice(calls)).toEqual([]);
     expect(host.text('/etc/passwd')).toContain('api:');
     expect(warnings).toEqual(['account/api: accounts are kept (they may own files)']);
     expect(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources['account/api']).toMatchObject({ kind: 'account', spec });
@@ -94,7 +109,7 @@ describe('reconciler/drivers/account', () => {
     expect(host.calls).toEqual([]);
   });
 
-  it('a run creating many accounts creates them all with ONE systemd-sysusers, and a rollback keeps the batch, every account in the inventory', async () => {
+  it('a run creating many accounts creates them all with ONE systemd-sysusers, and the rollback of the failed run removes the batch', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
@@ -118,12 +133,10 @@ describe('reconciler/drivers/account', () => {
     for (const [i, c] of changes.entries()) {
       expect(accountDriver.plan({ resource: many[i]!, desired: c.desired, observed: now.get(c.id), orphan: false }).action).toBe('noop');
     }
-    // The run fails after the fifth account: the rollback keeps all twenty (the batch made them all), each still HostKit's.
-    const calls = host.calls.length;
+    // The run fails after the fifth account: its rollback removes all twenty (the batch made them all).
     await journaled.rollback();
-    expect(host.calls.slice(calls)).toEqual([]);
-    expect(host.text('/etc/passwd')!.match(/^u\d+:/gm)).toHaveLength(20);
-    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources).sort()).toEqual(changes.map((c) => c.id).sort());
+    expect(host.text('/etc/passwd')).not.toMatch(/^u\d+:/m);
+    expect(host.text('/etc/group')).not.toMatch(/^u\d+:/m);
   });
 
   it('a failing useradd surfaces its stderr', async () => {

@@ -368,25 +368,16 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.sent).toHaveLength(1);
     });
 
-    it("rolling back after the first steps keeps every database the batch created, those whose own steps never ran too, as HostKit's", async () => {
+    it('rolling back the first steps drops the databases created ahead whose own steps never ran', async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
       const { dbDriver, ctx, dbRun, changes } = await planMany(server);
       const journaled = await JournaledRun.open(ctx, changes, [dbDriver]);
       await journaled.apply(dbDriver, changes[0]!, dbRun);
       await journaled.apply(dbDriver, changes[1]!, dbRun);
-      // The run fails here. A database holds data from its first moment (a migration may have run): kept, never dropped by a restore.
-      const restore = await journaled.plan();
-      expect(
-        restore.steps
-          .filter((st) => st.action === 'keep')
-          .map((st) => st.resource)
-          .sort(),
-      ).toEqual(changes.map((c) => c.id).sort());
-      const result = await journaled.rollback();
-      expect(result.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^pgdatabase\/app_5: databases are kept/)]));
-      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
-      expect([...server.databases.keys()].sort()).toEqual(['app_0', 'app_1', 'app_2', 'app_3', 'app_4', 'app_5', 'postgres']);
+      // The run fails here: nothing used its databases yet, so its rollback drops all six.
+      await journaled.rollback();
+      expect([...server.databases.keys()]).toEqual(['postgres']);
     });
 
     it("a database the batch could not create gets its own statement and PostgreSQL's error, and the others are taken back", async () => {
@@ -484,18 +475,24 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.databases.has('shop')).toBe(false);
     });
 
-    it('rollback keeps the role and database the run created, puts back an owner, keeps the extensions it added, and says a dropped database cannot come back', async () => {
+    it('rollback drops what the failed run created, puts back an owner, keeps the extensions it added, and says a dropped database cannot come back', async () => {
       const server = new FakePostgres();
       const created = await run(server);
       await created.apply();
-      const kept = await created.rollback();
+      await created.rollback();
+      expect(server.statements().slice(-2)).toEqual(['DROP DATABASE IF EXISTS "shop" WITH (FORCE)', 'DROP ROLE "shop"']);
+      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
+
+      // `hostkit rollback` of a completed run keeps them: they may hold data by now.
+      const completed = await run(server);
+      await completed.apply();
+      await completed.journaled.journal.close('applied');
+      const kept = await completed.rollback();
       expect(kept.warnings).toEqual([
         expect.stringMatching(/^pgdatabase\/shop: databases are kept/),
         expect.stringMatching(/^pgrole\/shop: database roles are kept/),
       ]);
-      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
       expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([true, true]);
-      expect((await run(server)).dbChange.action).toBe('noop'); // the next run adopts what was kept
 
       server.databases.get('shop')!.owner = 'postgres';
       server.databases.get('shop')!.extensions.delete('pg_trgm');

@@ -6,10 +6,11 @@ import type { Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import type { HostSpec } from '../../manifests/types.js';
 import { createRunServices } from '../run.js';
-import type { ChangeJournal, DriverContext, Restore } from '../types.js';
+import type { ChangeJournal, DriverContext, JournaledChange, Restore } from '../types.js';
+import type { DatabaseSpec } from './database.js';
 import { ADMIN_DATABASE, withSession, type Connect } from './connection.js';
 import type { ObservedRole, RoleSettings, RoleSpec } from './role.js';
-import { alterDatabaseOwner, alterRole, createRole, OWNER_QUERY, ROLE_QUERY } from './sql.js';
+import { alterDatabaseOwner, alterRole, createRole, dropDatabase, dropRole, OWNER_QUERY, ROLE_QUERY, VERSION_QUERY } from './sql.js';
 
 // The undo of PostgreSQL changes. Roles and databases a run created are kept,
 // with their inventory entries (a database holds data; a role may own objects).
@@ -31,15 +32,31 @@ interface RoleRecord {
   dropped?: true;
 }
 
-type RoleStep = { action: 'restore-role'; resource: string } & RoleRecord;
+type RoleStep =
+  ({ action: 'restore-role'; resource: string } & RoleRecord) | { action: 'drop-role'; resource: string; role: string; postgresql?: HostSpec['postgresql'] };
+
+/** Made by this run (it planned a create) and the run never completed: nothing used it yet, so a restore drops it. */
+function createdUnfinished(change: JournaledChange): boolean {
+  return !change.finished && change.planned?.action === 'create';
+}
+
+// How the run reached the server: recorded before its create (absent for one made ahead in a batch: the default connection).
+function createdWith(change: JournaledChange<{ postgresql?: HostSpec['postgresql'] }>): HostSpec['postgresql'] | undefined {
+  return change.records.find((r) => r.key === 'created')?.data.postgresql;
+}
 
 export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedRole, RoleSpec>, RoleRecord, RoleStep> {
   return {
     keeps: 'database roles are kept',
 
+    // A create: how the server is reached, should the run fail and the role go again.
     // Before any of them changes. A new password goes with a new env file (DATABASE_URL): restoring the file alone would lock the service out.
     async backup(change, journal, ctx) {
       const observed = change.observed;
+      if (change.action === 'create' && change.resource) {
+        const postgresql = ctx.hostManifest.spec?.postgresql;
+        await journal.backupState('created', { role: change.resource.spec.role, ...(postgresql ? { postgresql } : {}) });
+      }
       if (!observed?.exists || !change.resource) return;
       const dropped = change.action === 'delete';
       if (!dropped && !(change.action === 'update' && change.fields.some((f) => ROLE_FIELDS.has(f.field)))) return;
@@ -53,15 +70,28 @@ export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedR
     },
 
     // Whether it is as before is asked when it is put back (one query, in the same session).
-    plan: async (change) =>
-      change.records.filter((r) => r.key === 'settings').map((r) => ({ action: 'restore-role' as const, resource: change.id, ...r.data })),
+    plan: async (change) => {
+      const role = (change.planned?.entry?.spec as Partial<RoleSpec> | undefined)?.role;
+      if (createdUnfinished(change) && role) {
+        const postgresql = createdWith(change as JournaledChange<{ postgresql?: HostSpec['postgresql'] }>);
+        return [{ action: 'drop-role' as const, resource: change.id, role, ...(postgresql ? { postgresql } : {}) }];
+      }
+      return change.records.filter((r) => r.key === 'settings').map((r) => ({ action: 'restore-role' as const, resource: change.id, ...r.data }));
+    },
 
-    apply: (step, ctx) => restoreRoleSettings(connect, { ...ctx, step }),
+    apply: (step, ctx) =>
+      step.action === 'drop-role'
+        ? inAdminSession(connect, ctx, step.postgresql, async (s) => {
+            if ((await s.query(ROLE_QUERY, [step.role])).length > 0) await s.query(dropRole(step.role));
+          })
+        : restoreRoleSettings(connect, { ...ctx, step }),
 
     describe: (step) =>
-      step.dropped
-        ? `  create PostgreSQL role ${step.role} again, with its login, connection limit and stored password (one CREATE ROLE)`
-        : `  restore PostgreSQL role ${step.role}: login, connection limit and stored password (one ALTER ROLE)`,
+      step.action === 'drop-role'
+        ? `  drop PostgreSQL role ${step.role} (created by this run, which never completed)`
+        : step.dropped
+          ? `  create PostgreSQL role ${step.role} again, with its login, connection limit and stored password (one CREATE ROLE)`
+          : `  restore PostgreSQL role ${step.role}: login, connection limit and stored password (one ALTER ROLE)`,
   };
 }
 
@@ -73,7 +103,7 @@ export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedR
  */
 async function restoreRoleSettings(
   connect: Connect,
-  options: { host: Host; stateDirectory: string; log: Logger; step: RoleStep; record?: ChangeJournal },
+  options: { host: Host; stateDirectory: string; log: Logger; step: Extract<RoleStep, { action: 'restore-role' }>; record?: ChangeJournal },
 ): Promise<void> {
   const { step } = options;
   const { role, settings, postgresql } = step;
@@ -94,6 +124,21 @@ async function restoreRoleSettings(
       } satisfies RoleRecord);
       await s.query(alterRole(role, settings));
     });
+  } finally {
+    await ctx.run.close();
+  }
+}
+
+/** One admin session for one restore step, closed afterwards. */
+async function inAdminSession(
+  connect: Connect,
+  options: { host: Host; stateDirectory: string; log: Logger },
+  postgresql: HostSpec['postgresql'] | undefined,
+  work: Parameters<typeof withSession>[3],
+): Promise<void> {
+  const ctx = adminContext(options, postgresql);
+  try {
+    await withSession(connect, ctx, ADMIN_DATABASE, work);
   } finally {
     await ctx.run.close();
   }
@@ -126,6 +171,7 @@ function adminContext(options: { host: Host; stateDirectory: string; log: Logger
 
 type DatabaseStep =
   | { action: 'dropped-database'; resource: string; database: string }
+  | { action: 'drop-database'; resource: string; database: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'restore-owner'; resource: string; database: string; owner: string; postgresql?: HostSpec['postgresql'] };
 
 interface DatabaseRecord {
@@ -148,6 +194,10 @@ export function databaseRestore(
     async backup(change, journal, ctx) {
       if (!change.resource) return;
       const database = change.resource.spec.database;
+      if (change.action === 'create') {
+        const postgresql = ctx.hostManifest.spec?.postgresql;
+        await journal.backupState('created', { database, ...(postgresql ? { postgresql } : {}) });
+      }
       if (change.action === 'delete') await journal.backupState('dropped', { database });
       const owner = change.observed?.exists ? change.observed.owner : undefined;
       if (change.action === 'update' && owner && change.fields.some((f) => f.field === '/owner')) {
@@ -157,6 +207,11 @@ export function databaseRestore(
     },
     async plan(change) {
       const steps: DatabaseStep[] = [];
+      const database = (change.planned?.entry?.spec as Partial<DatabaseSpec> | undefined)?.database;
+      if (createdUnfinished(change) && database) {
+        const postgresql = createdWith(change);
+        return [{ action: 'drop-database', resource: change.id, database, ...(postgresql ? { postgresql } : {}) }];
+      }
       for (const r of change.records) {
         if (r.key === 'dropped' && change.applied) steps.push({ action: 'dropped-database', resource: change.id, database: r.data.database });
         if (r.key === 'owner' && r.data.owner) steps.push({ action: 'restore-owner', resource: change.id, ...r.data, owner: r.data.owner });
@@ -167,6 +222,12 @@ export function databaseRestore(
       if (step.action === 'dropped-database') {
         throw new HostKitError('PG_DROP_IRREVERSIBLE', `Database ${step.database} was dropped by this run (drop: true) and cannot be restored by a rollback`, {
           data: { database: step.database },
+        });
+      }
+      if (step.action === 'drop-database') {
+        return inAdminSession(connect, options, step.postgresql, async (s) => {
+          const [server] = await s.query<{ version: number }>(VERSION_QUERY);
+          await s.query(dropDatabase(step.database, { force: (server?.version ?? 0) >= 130000, ifExists: true }));
         });
       }
       const ctx = adminContext(options, step.postgresql);
@@ -187,8 +248,10 @@ export function databaseRestore(
       }
     },
     describe: (step) =>
-      step.action === 'dropped-database'
-        ? `  cannot restore database ${step.database}: this run dropped it (drop: true)`
-        : `  give database ${step.database} back to its owner ${step.owner} (one ALTER DATABASE)`,
+      step.action === 'drop-database'
+        ? `  drop database ${step.database} (created by this run, which never completed)`
+        : step.action === 'dropped-database'
+          ? `  cannot restore database ${step.database}: this run dropped it (drop: true)`
+          : `  give database ${step.database} back to its owner ${step.owner} (one ALTER DATABASE)`,
   };
 }

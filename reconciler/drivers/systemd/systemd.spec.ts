@@ -411,8 +411,8 @@ describe('reconciler/drivers/systemd', () => {
     await journaled.rollback();
     expect(host.text('/etc/systemd/system/hk-a.service')).toBe(old);
     expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual([
+      'enable --no-reload -- hk-a.service',
       'daemon-reload',
-      'enable -- hk-a.service',
       'restart -- hk-a.service',
     ]);
   });
