@@ -38,6 +38,7 @@ function change(id: string, action: Change['action'], irreversible = false, proj
     kind,
     action,
     fields: [],
+    ops: [],
     disruptive: false,
     diagnostics: [],
     resource,

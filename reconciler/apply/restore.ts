@@ -194,7 +194,7 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
             const { backupChange } = await import('./backups.js');
             await backupChange(
               options.record,
-              { id: step.resource, kind: 'firewall', action: 'update', fields: [], disruptive: false, diagnostics: [] },
+              { id: step.resource, kind: 'firewall', action: 'update', fields: [], ops: [{ op: 'load' }], disruptive: false, diagnostics: [] },
               undefined,
             );
           }

@@ -17,6 +17,7 @@ import {
   restoreTransaction,
   type ConfirmCheck,
   type DesiredFirewall,
+  type FirewallOp,
   type FirewallUndo,
   type ObservedFirewall,
 } from './index.js';
@@ -25,7 +26,7 @@ import { DELETE_TRANSACTION, renderTable, renderTransaction } from './render.js'
 
 const REVERT_FILE = '/var/lib/hostkit/nftables-revert.nft';
 const BOOT_FILE = '/var/lib/hostkit/firewall/confirmed.nft';
-type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
+type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec, FirewallOp>;
 
 const SPEC: FirewallSpec = {
   input: 'drop',
