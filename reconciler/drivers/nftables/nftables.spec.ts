@@ -656,3 +656,20 @@ describe('reconciler/drivers/nftables', () => {
     expect(fw.armed).toBeUndefined();
   });
 });
+
+describe('reconciler/drivers/nftables operations', () => {
+  const desired: DesiredFirewall = { table: table(SPEC), lines: tableLines(table(SPEC)), transaction: 'unused in plan', confirmTimeoutMs: 60_000, boot: BOOT };
+  const live = table(SPEC);
+  it.each<[string, DesiredFirewall | undefined, ObservedFirewall | undefined, FirewallOp[]]>([
+    ['table missing: loaded, and its boot copy written once confirmed', desired, undefined, [{ op: 'load' }, { op: 'write-boot' }]],
+    ['table missing, boot copy current: loaded only', desired, { boot: BOOT }, [{ op: 'load' }]],
+    ['a rule deleted by hand: loaded again', desired, observed(withoutRule(live, 5)), [{ op: 'load' }]],
+    ['table live, no boot copy: the boot copy only', desired, observed(live, NO_BOOT), [{ op: 'write-boot' }]],
+    ['as desired: nothing', desired, observed(live), []],
+    ['not rendered: refused, nothing', { ...desired, refused: 'bad address' }, observed(live), []],
+    ['orphan: removed', undefined, observed(live), [{ op: 'remove' }]],
+    ['a table nft could not read: loaded and its boot copy written', desired, { unreadable: 'spawn nft ENOENT' }, [{ op: 'load' }, { op: 'write-boot' }]],
+  ])('%s', (_title, d, o, ops) => {
+    expect(nftablesDriver.plan({ resource: resource(), desired: d, observed: o, orphan: d === undefined }).ops).toEqual(ops);
+  });
+});
