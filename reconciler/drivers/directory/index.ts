@@ -6,6 +6,7 @@ import { ensureParents } from '../shared/managed-file.js';
 import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
 import type { Driver, WithManifests } from '../types.js';
 import { directoryPrimitive } from './manifest.js';
+import { directoryRestore } from './restore.js';
 
 export interface ObservedDirectory {
   type: FileType;
@@ -119,8 +120,6 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
         ];
   },
 
-  async rollback(change, undo, ctx) {
-    if (undo.previous) await ctx.host.setOwnership(change.desired!.path, undo.previous, { managed: true });
-    for (const dir of [...undo.created].reverse()) await ctx.host.remove(dir, { managed: true });
-  },
+  // A directory it created stays (it may hold data); ownership it changed comes back (restore.ts).
+  restore: directoryRestore,
 };

@@ -17,6 +17,7 @@ import type { Driver, WithManifests } from '../types.js';
 import { parameterField, sysctlPrimitive } from './manifest.js';
 import type { SysctlSpec } from './spec.js';
 import { loadFile, readLive, sameValue, writeValues } from './sysctl.js';
+import { sysctlRestore } from './restore.js';
 
 /** The file as written (root's, 0644) and the values it sets. */
 export interface DesiredSysctl extends DesiredFile {
@@ -48,11 +49,6 @@ export type SysctlOp = ManagedFileOp | { op: 'load' };
 
 type SysctlChange = Change<DesiredSysctl, ObservedSysctl, SysctlSpec, SysctlOp>;
 
-/** The files the run journal backs up before a change applies (found by apply/backups.ts). */
-interface WithBackupPaths {
-  backupPaths(change: Change): string[];
-}
-
 function render(resourceId: string, parameters: Record<string, string>): string {
   const lines = Object.entries(parameters).map(([k, v]) => `${k} = ${v}`);
   return `# Written by HostKit (${resourceId}); a change here is undone on its next run.\n${lines.join('\n')}\n`;
@@ -81,9 +77,7 @@ function liveFields(desired: DesiredSysctl, observed: ObservedSysctl): FieldChan
  * lacks is a plan error. Orphans: the file is removed, the values stay as they are
  * until the next boot (there is no "default" to go back to).
  */
-export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl', void, SysctlOp> &
-  WithManifests<typeof sysctlPrimitive> &
-  WithBackupPaths = {
+export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl', void, SysctlOp> & WithManifests<typeof sysctlPrimitive> = {
   kind: 'sysctl',
   // After accounts and directories, before anything that runs: services start with their kernel settings.
   rank: 1.5,
@@ -182,14 +176,8 @@ export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, Sys
     return [error('verification failed', `${spec.path} or the live values differ from what was applied: ${what}`, change.origin)];
   },
 
-  rollback: (change, undo, ctx) => restore(ctx.host, change, undo),
-
-  // Crash recovery and `hostkit rollback` put the previous file back from the run's backup;
-  // the values it sets take effect at the next boot or the next run (they are not in the backup).
-  backupPaths: (change) => {
-    const spec = change.resource?.spec as SysctlSpec | undefined;
-    return spec ? [spec.path] : [];
-  },
+  // The previous file and the previous live values, from the run journal (restore.ts).
+  restore: sysctlRestore,
 };
 
 // The previous file (or none), then the values the kernel had before apply.
