@@ -1,9 +1,9 @@
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { UserDb } from '../shared/users.js';
 import type { Restore } from '../types.js';
-import type { ObservedAccount } from './index.js';
+import type { AccountOp, ObservedAccount } from './index.js';
 
 // The undo of an Account change. An account a run created is kept, with its
 // inventory entry (files may belong to it by then); one a run changed gets its
@@ -28,12 +28,12 @@ async function current(host: Host, user: string): Promise<AccountRecord | undefi
 const same = (a: AccountRecord, b: AccountRecord) =>
   a.group === b.group && a.home === b.home && a.shell === b.shell && [...a.groups].sort().join(',') === [...b.groups].sort().join(',');
 
-export const accountRestore: Restore<Change<unknown, ObservedAccount>, AccountRecord, AccountStep> = {
+export const accountRestore: Restore<Change<unknown, ObservedAccount, unknown, AccountOp>, AccountRecord, AccountStep> = {
   keeps: 'accounts are kept (they may own files)',
 
   async backup(change, journal) {
     const o = change.observed;
-    if (change.action === 'update' && o?.user) {
+    if (hasOp(change, 'modify') && o?.user) {
       await journal.backupState('previous', { user: o.user, group: o.group, home: o.home, shell: o.shell, groups: o.groups } satisfies AccountRecord);
     }
   },

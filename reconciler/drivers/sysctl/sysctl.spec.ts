@@ -325,9 +325,12 @@ describe('reconciler/drivers/sysctl operations', () => {
     const chmod = await planOn(ctx, routing);
     expect(chmod.ops).toEqual([{ op: 'chmod' }]);
     host.calls.length = 0;
-    await sysctlDriver.apply(chmod, ctx);
+    const run = await JournaledRun.open(ctx, [chmod]);
+    await run.apply(sysctlDriver, chmod);
     expect(sysctlCalls(host)).toEqual([]);
     expect((await host.stat(PATH))?.mode).toBe(0o644);
+    // No load, so no kernel values to put back: the journal holds the file only.
+    expect((await run.plan()).steps.map((st) => st.action)).toEqual(['restore-file']);
 
     expect((await planOn(ctx, routing, true)).ops).toEqual([{ op: 'remove' }]);
   });
