@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { Resource, ResourceKind } from '../core/resource.js';
 import type { SecretResolver } from '../core/secrets.js';
-import type { Change } from '../diff/model.js';
+import type { Change, Operation } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
 import type { Inventory, InventoryEntry } from '../apply/inventory.js';
@@ -50,8 +50,8 @@ export interface DriverContext {
   run: RunServices;
 }
 
-export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown> {
-  change: Change<D, O, S>;
+export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown, P extends Operation = Operation> {
+  change: Change<D, O, S, P>;
   undo: U;
 }
 
@@ -72,9 +72,9 @@ export interface PlanInput<S, D, O> {
  *
  * S: the resource spec, D: the resolved desired state, O: the observed state,
  * U: the undo data apply returns for rollback, K: the kind, R: the driver's own
- * state for one run (createRun).
+ * state for one run (createRun), P: the operations its plan computes (declared in its folder).
  */
-export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind, R = void> {
+export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind, R = void, P extends Operation = Operation> {
   readonly kind: K;
   /**
    * Where its changes fall among kinds with no dependency between them (lower first;
@@ -105,34 +105,34 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
    */
   observe(resources: readonly Resource<S>[], ctx: DriverContext, state: R): Promise<Map<string, O>>;
 
-  /** Desired vs observed -> Change. Pure: no I/O. */
-  plan(input: PlanInput<S, D, O>): Change<D, O, S>;
+  /** Desired vs observed -> Change, with the operations apply will run. Pure: no I/O. */
+  plan(input: PlanInput<S, D, O>): Change<D, O, S, P>;
 
   /**
-   * Make the change. Returns what rollback needs. Each driver documents what
-   * the host looks like if apply throws part-way.
+   * Make the change: run its operations (`change.ops`), nothing else. Returns what rollback
+   * needs. Each driver documents what the host looks like if apply throws part-way.
    */
-  apply(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<U>;
+  apply(change: Change<D, O, S, P>, ctx: DriverContext, state: R): Promise<U>;
 
   /**
    * Optional (see WithSettle): called once per run after every change of this kind was
    * applied: the place for one daemon-reload and one restart call instead of one per
    * resource. If it throws, the run rolls back (a restore from its journal, see `restore`).
    */
-  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply', state: R): Promise<void>;
+  settle?(items: readonly Applied<D, O, S, U, P>[], ctx: DriverContext, phase: 'apply', state: R): Promise<void>;
 
   /** Check the change took effect (after settle); problems are returned, not thrown. */
-  verify(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
+  verify(change: Change<D, O, S, P>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
 
   /**
    * How its changes are undone: the one path of the in-run rollback, crash recovery
    * and `hostkit rollback` (Restore below).
    */
-  readonly restore: Restore<Change<D, O, S>>;
+  readonly restore: Restore<Change<D, O, S, P>>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyDriver = Driver<any, any, any, any, ResourceKind, any>;
+export type AnyDriver = Driver<any, any, any, any, ResourceKind, any, any>;
 
 // Optional capabilities: each a named interface a driver adds to Driver, found by its type guard.
 

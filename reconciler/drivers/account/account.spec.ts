@@ -4,7 +4,7 @@ import type { Inventory } from '../../apply/inventory.js';
 import type { Resource } from '../../core/resource.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { accountDriver, type ObservedAccount } from './index.js';
+import { accountDriver, type AccountOp, type ObservedAccount } from './index.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: AccountSpec = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [] };
@@ -191,5 +191,40 @@ describe('reconciler/drivers/account', () => {
       const otherProject = await planOn(wwwData, inventoryAfter(created, [{ ...wwwData, project: 'other' }]));
       expect(otherProject.diagnostics.map((d) => d.summary)).toEqual(['not allowed in a project manifest']);
     });
+  });
+});
+
+describe('reconciler/drivers/account operations', () => {
+  it.each<[string, ObservedAccount | undefined, boolean, AccountOp[]]>([
+    ['missing: created', undefined, false, [{ op: 'create' }]],
+    ['another shell: modified', { ...present, shell: '/bin/bash' }, false, [{ op: 'modify' }]],
+    ['unchanged: nothing', present, false, []],
+    ['orphan: kept, nothing', present, true, []],
+    ['not HostKit’s, in a project: refused, nothing', { ...present, hostkit: false }, false, []],
+  ])('%s', (_title, observed, orphan, ops) => {
+    const r = observed?.hostkit === false ? { ...resource, project: 'api' } : resource;
+    expect(accountDriver.plan({ resource: r, desired: orphan ? undefined : spec, observed, orphan }).ops).toEqual(ops);
+  });
+
+  it('apply creates on `create` and runs usermod on `modify`', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
+    const observed = (await accountDriver.observe([resource], ctx, run)).get(resource.id);
+    await accountDriver.apply(accountDriver.plan({ resource, desired: spec, observed, orphan: false }), ctx, run);
+    expect(host.calls.map((c) => c.file)).toEqual(['groupadd', 'useradd']);
+    host.calls.length = 0;
+    const shell = { ...spec, shell: '/bin/sh' };
+    const modify = accountDriver.plan({
+      resource,
+      desired: shell,
+      observed: (await accountDriver.observe([resource], ctx, run)).get(resource.id),
+      orphan: false,
+    });
+    expect(modify.ops).toEqual([{ op: 'modify' }]);
+    await accountDriver.apply(modify, ctx, run);
+    expect(host.calls.map((c) => [c.file, ...c.args])).toEqual([
+      ['usermod', '--gid', 'api', '--home', '/srv/api', '--shell', '/bin/sh', '--groups', '', 'api'],
+    ]);
   });
 });

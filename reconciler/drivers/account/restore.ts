@@ -1,9 +1,9 @@
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { UserDb } from '../shared/users.js';
 import type { Restore } from '../types.js';
-import type { ObservedAccount } from './index.js';
+import type { AccountOp, ObservedAccount } from './index.js';
 import type { AccountSpec } from './spec.js';
 
 // The undo of an Account change. An account a failed or interrupted run created
@@ -33,13 +33,13 @@ async function current(host: Host, user: string): Promise<AccountRecord | undefi
 const same = (a: AccountRecord, b: AccountRecord) =>
   a.group === b.group && a.home === b.home && a.shell === b.shell && [...a.groups].sort().join(',') === [...b.groups].sort().join(',');
 
-export const accountRestore: Restore<Change<unknown, ObservedAccount>, AccountRecord, AccountStep> = {
+export const accountRestore: Restore<Change<unknown, ObservedAccount, unknown, AccountOp>, AccountRecord, AccountStep> = {
   keeps: 'accounts are kept (they may own files)',
   // `plan` removes what an unfinished run created: the accounts a completed run created are the ones kept.
 
   async backup(change, journal) {
     const o = change.observed;
-    if (change.action === 'update' && o?.user) {
+    if (hasOp(change, 'modify') && o?.user) {
       await journal.backupState('previous', { user: o.user, group: o.group, home: o.home, shell: o.shell, groups: o.groups } satisfies AccountRecord);
     }
   },

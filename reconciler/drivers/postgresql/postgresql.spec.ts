@@ -14,9 +14,9 @@ import { FakePostgres } from '../../../test/support/fake-postgres.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 import type { DriverContext } from '../types.js';
 import { connectAdmin } from './connection.js';
-import { planDatabase, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
+import { planDatabase, type DatabaseOp, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
 import { makePostgresDrivers } from './index.js';
-import { planRole, type DesiredRole, type ObservedRole, type RoleSpec } from './role.js';
+import { planRole, type DesiredRole, type ObservedRole, type RoleOp, type RoleSpec } from './role.js';
 import { makeVerifier } from './scram.js';
 import { CATALOG_QUERY, EXTENSIONS_QUERY } from './sql.js';
 
@@ -123,6 +123,29 @@ const liveRole = (over: Partial<Extract<ObservedRole, { exists: true }>> = {}): 
 
 describe('reconciler/drivers/postgresql', () => {
   describe('planRole: desired vs observed -> change', () => {
+    it.each<[string, DesiredRole | undefined, ObservedRole | undefined, RoleOp[]]>([
+      ['absent: created, with its password set', desiredRole(), undefined, [{ op: 'create' }, { op: 'set-password' }]],
+      ['absent, password not managed: created only', desiredRole({ password: undefined }), undefined, [{ op: 'create' }]],
+      [
+        'another connection limit: its attributes altered',
+        desiredRole({ connectionLimit: 5 }),
+        liveRole(),
+        [{ op: 'alter-attributes', attributes: ['connectionLimit'] }],
+      ],
+      [
+        'login and limit differ: both in one alter',
+        desiredRole({ login: false, connectionLimit: 5 }),
+        liveRole(),
+        [{ op: 'alter-attributes', attributes: ['login', 'connectionLimit'] }],
+      ],
+      ['a new password: set-password only', desiredRole({ password: { value: ROTATED, fingerprint: 'hmac:0' } }), liveRole(), [{ op: 'set-password' }]],
+      ['as desired: nothing', desiredRole(), liveRole(), []],
+      ['drop: true: dropped', desiredRole({ drop: true }), liveRole(), [{ op: 'drop' }]],
+      ['orphan: kept, nothing', undefined, liveRole(), []],
+    ])('operations: %s', (_title, desired, observed, ops) => {
+      expect(planRole({ resource: roleResource(), desired, observed, orphan: desired === undefined }).ops).toEqual(ops);
+    });
+
     it.each<[string, DesiredRole | undefined, ObservedRole | undefined, boolean, Partial<Change>, FieldChange[]]>([
       [
         'absent: created with its password (redacted)',
@@ -234,6 +257,18 @@ describe('reconciler/drivers/postgresql', () => {
       ...over,
     });
     const absent: ObservedDatabase = { exists: false, version: 150020, available: ['pg_trgm', 'pgcrypto'] };
+
+    it.each<[string, DesiredDatabase | undefined, ObservedDatabase | undefined, DatabaseOp[]]>([
+      ['absent: created, then its extensions', desired(), absent, [{ op: 'create' }, { op: 'create-extensions', extensions: ['pg_trgm', 'pgcrypto'] }]],
+      ['absent, no extensions: created only', desired({ extensions: [] }), absent, [{ op: 'create' }]],
+      ['another owner: set-owner', desired({ owner: 'admin' }), live(), [{ op: 'set-owner' }]],
+      ['an extension missing: only that one created', desired(), live({ extensions: ['pgcrypto'] }), [{ op: 'create-extensions', extensions: ['pg_trgm'] }]],
+      ['as desired: nothing', desired(), live(), []],
+      ['drop: true: dropped', desired({ drop: true }), live(), [{ op: 'drop' }]],
+      ['orphan: kept, nothing', undefined, live(), []],
+    ])('operations: %s', (_title, want, observed, ops) => {
+      expect(planDatabase({ resource: databaseResource(), desired: want, observed, orphan: want === undefined }).ops).toEqual(ops);
+    });
 
     it.each<[string, DesiredDatabase | undefined, ObservedDatabase | undefined, boolean, Partial<Change>, FieldChange[], string[]]>([
       [
@@ -614,5 +649,27 @@ describe('reconciler/drivers/postgresql', () => {
         message: expect.stringContaining('set spec.postgresql.host, port, user and password'),
       });
     });
+  });
+});
+
+describe('reconciler/drivers/postgresql operations', () => {
+  it('a password change: the plan says set-password and shows no password; apply alters only the password, a new limit only the limit', async () => {
+    const server = new FakePostgres();
+    await (await run(server)).apply();
+    const rotated = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } });
+    expect(rotated.roleChange.ops).toEqual([{ op: 'set-password' }]);
+    const json = toJsonPlan({ host: 'h', repository: 'r', changes: [rotated.roleChange], diagnostics: [], summary: summarize([rotated.roleChange]) });
+    expect(json.changes[0]!.ops).toEqual([{ op: 'set-password' }]);
+    const shown = everythingShown([rotated.roleChange]);
+    for (const secret of [PASSWORD, ROTATED, 'SCRAM-SHA-256', server.roles.get('shop')!.password!]) expect(shown).not.toContain(secret);
+    server.sent.length = 0;
+    await rotated.apply();
+    expect(server.statements()).toEqual(['BEGIN', expect.stringMatching(/^ALTER ROLE "shop" WITH PASSWORD '/), 'COMMIT']);
+
+    const limit = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED }, role: roleResource({ connectionLimit: 5 }) });
+    expect(limit.roleChange.ops).toEqual([{ op: 'alter-attributes', attributes: ['connectionLimit'] }]);
+    server.sent.length = 0;
+    await limit.apply();
+    expect(server.statements()).toEqual(['BEGIN', 'ALTER ROLE "shop" WITH CONNECTION LIMIT 5', 'COMMIT']);
   });
 });

@@ -2,14 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
 import { Redactor, SecretResolver } from '../../core/secrets.js';
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import type { HostSpec } from '../../manifests/types.js';
 import { createRunServices } from '../run.js';
 import type { ChangeJournal, DriverContext, JournaledChange, Restore } from '../types.js';
 import type { DatabaseSpec } from './database.js';
 import { ADMIN_DATABASE, withSession, type Connect } from './connection.js';
-import type { ObservedRole, RoleSettings, RoleSpec } from './role.js';
+import type { DatabaseOp } from './database.js';
+import type { ObservedRole, RoleOp, RoleSettings, RoleSpec } from './role.js';
 import { alterDatabaseOwner, alterRole, createRole, dropDatabase, dropRole, OWNER_QUERY, ROLE_QUERY, VERSION_QUERY } from './sql.js';
 
 // The undo of PostgreSQL changes. Roles and databases a run created are kept,
@@ -20,9 +21,6 @@ import { alterDatabaseOwner, alterRole, createRole, dropDatabase, dropRole, OWNE
 // a secret value): a restore sets them back in one ALTER ROLE, or creates a
 // dropped role again with them. A dropped database cannot come back: its restore
 // is an error that says so.
-
-/** The role fields a restore puts back (all of them in one ALTER ROLE). */
-const ROLE_FIELDS = new Set(['/login', '/connectionLimit', '/password']);
 
 interface RoleRecord {
   role: string;
@@ -45,7 +43,7 @@ function createdWith(change: JournaledChange<{ postgresql?: HostSpec['postgresql
   return change.records.find((r) => r.key === 'created')?.data.postgresql;
 }
 
-export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedRole, RoleSpec>, RoleRecord, RoleStep> {
+export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedRole, RoleSpec, RoleOp>, RoleRecord, RoleStep> {
   return {
     keeps: 'database roles are kept',
 
@@ -53,13 +51,14 @@ export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedR
     // Before any of them changes. A new password goes with a new env file (DATABASE_URL): restoring the file alone would lock the service out.
     async backup(change, journal, ctx) {
       const observed = change.observed;
-      if (change.action === 'create' && change.resource) {
+      if (hasOp(change, 'create') && change.resource) {
         const postgresql = ctx.hostManifest.spec?.postgresql;
         await journal.backupState('created', { role: change.resource.spec.role, ...(postgresql ? { postgresql } : {}) });
       }
       if (!observed?.exists || !change.resource) return;
-      const dropped = change.action === 'delete';
-      if (!dropped && !(change.action === 'update' && change.fields.some((f) => ROLE_FIELDS.has(f.field)))) return;
+      // All of them, whichever the ALTER sets: a restore puts them back in one ALTER ROLE.
+      const dropped = hasOp(change, 'drop');
+      if (!dropped && !hasOp(change, 'alter-attributes') && !hasOp(change, 'set-password')) return;
       const postgresql = ctx.hostManifest.spec?.postgresql;
       await journal.backupState('settings', {
         role: change.resource.spec.role,
@@ -188,19 +187,19 @@ interface DatabaseRecord {
  */
 export function databaseRestore(
   connect: Connect,
-): Restore<Change<unknown, { exists?: boolean; owner?: string }, { database: string }>, DatabaseRecord, DatabaseStep> {
+): Restore<Change<unknown, { exists?: boolean; owner?: string }, { database: string }, DatabaseOp>, DatabaseRecord, DatabaseStep> {
   return {
     keeps: 'databases are kept (they hold data)',
     async backup(change, journal, ctx) {
       if (!change.resource) return;
       const database = change.resource.spec.database;
-      if (change.action === 'create') {
+      if (hasOp(change, 'create')) {
         const postgresql = ctx.hostManifest.spec?.postgresql;
         await journal.backupState('created', { database, ...(postgresql ? { postgresql } : {}) });
       }
-      if (change.action === 'delete') await journal.backupState('dropped', { database });
+      if (hasOp(change, 'drop')) await journal.backupState('dropped', { database });
       const owner = change.observed?.exists ? change.observed.owner : undefined;
-      if (change.action === 'update' && owner && change.fields.some((f) => f.field === '/owner')) {
+      if (owner && hasOp(change, 'set-owner')) {
         const postgresql = ctx.hostManifest.spec?.postgresql;
         await journal.backupState('owner', { database, owner, ...(postgresql ? { postgresql } : {}) });
       }

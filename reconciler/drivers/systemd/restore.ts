@@ -1,10 +1,10 @@
 import path from 'node:path';
-import type { Change } from '../../diff/model.js';
+import { findOp, type Change } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import type { AfterRestore, Restore } from '../types.js';
 import { pendingPath, readPending, writePending } from './pending.js';
 import { UNIT_DIR } from './render.js';
-import type { ObservedUnit } from './driver.js';
+import type { ObservedUnit, UnitOp } from './driver.js';
 
 // The undo of a unit or timer change: its file and the drop-ins apply removes
 // come back from the run journal, with the list of owed restarts as it was
@@ -42,7 +42,7 @@ function unitRuns(name: string, content: Buffer | undefined): boolean {
 export function unitRestore(
   unitOf: (change: Change<unknown, ObservedUnit>) => string | undefined,
   options: { after: boolean },
-): Restore<Change<unknown, ObservedUnit>, UnitRecord> {
+): Restore<Change<unknown, ObservedUnit, unknown, UnitOp>, UnitRecord> {
   return {
     async backup(change, journal) {
       const unit = unitOf(change);
@@ -50,7 +50,7 @@ export function unitRestore(
       const file = `${UNIT_DIR}/${unit}`;
       await journal.backupFile(pendingPath(journal.stateDirectory));
       await journal.backupFile(file);
-      for (const name of change.observed?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
+      for (const name of findOp(change, 'remove-drop-ins')?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
       const state = change.observed?.state;
       if (state) await journal.backupState('unit', { unit, active: state.active === 'active', enabled: state.enabled } satisfies UnitRecord);
     },
