@@ -83,7 +83,8 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
   const steps: RestoreStep[] = [];
   const changes: JournaledChange[] = [];
   const removed = new Set<string>();
-  const finished = journal.status === 'applied';
+  // Still open: its own rollback, or the recovery of an interrupted run. Closed: `hostkit rollback` of a run that ended.
+  const finished = journal.status !== 'open';
   const afterSteps = hostAfter(host, removed);
 
   // Changes in reverse order of their start; the inventory (backed up first, under "(inventory)") last.

@@ -204,9 +204,9 @@ export interface JournaledChange<T = unknown> {
   /** Its state records (backupState), oldest first. */
   records: { key: string; data: T }[];
   /**
-   * The run completed (`hostkit rollback` of an applied run): what it created may have
-   * been used since. False for a run that failed or was interrupted (its own rollback,
-   * crash recovery), whose creations nothing used yet.
+   * The run had ended (`hostkit rollback` of a closed run): what it created may have been
+   * used since. False while the run is still open (its own rollback of a failure, the
+   * recovery of an interrupted run): nothing used its creations yet.
    */
   finished: boolean;
 }

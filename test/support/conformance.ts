@@ -23,7 +23,7 @@ import { rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import type { ResourceKind } from '../../reconciler/core/resource.js';
 import { planHost, type PlannedHost } from '../../reconciler/diff/plan.js';
-import type { RegisteredKind } from '../../reconciler/drivers/registry.js';
+import { drivers as registered, type RegisteredKind } from '../../reconciler/drivers/registry.js';
 import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import type { FakeHost } from '../../reconciler/hosts/fake.js';
 import type { Host } from '../../reconciler/hosts/types.js';
@@ -231,6 +231,11 @@ function registry(target: Target, guard: Guard): ReadonlyMap<ResourceKind, AnyDr
   return new Map(replaced.map((d) => [d.kind, d]));
 }
 
+// The drivers a restore asks: the registered ones, with the target's in their place (a fake server's PostgreSQL drivers).
+function restoreDrivers(target: Target): ReadonlyMap<ResourceKind, AnyDriver> {
+  return new Map([...registered, ...(registry(target, NO_KILL) ?? [])]);
+}
+
 async function plan(
   fixture: ConformanceFixture,
   target: Target,
@@ -375,7 +380,7 @@ async function rollbackOf(fixture: ConformanceFixture, target: Target, run: stri
   if (!run) fail(fixture, check, 'the apply left no run journal to roll back');
   const journal = await RunJournal.load(target.host, target.stateDirectory, run);
   if (!journal) fail(fixture, check, `run ${run} is not in ${target.stateDirectory}/runs`);
-  const done = await rollbackRun(journal, { dryRun: false, log: silentLogger() });
+  const done = await rollbackRun(journal, { dryRun: false, log: silentLogger(), drivers: restoreDrivers(target) });
   return done.result!;
 }
 
@@ -573,7 +578,7 @@ export async function checkKill(
         if (!killer.dead) fail(fixture, check, `the apply took fewer than ${at} steps this time (${killer.count} of ${total})`);
         kills++;
         const where = `${check} at step ${at} of ${total} (${killer.steps.at(-1)})`;
-        const recovered = await recoverInterruptedRun(target.host, target.stateDirectory, silentLogger());
+        const recovered = await recoverInterruptedRun(target.host, target.stateDirectory, silentLogger(), restoreDrivers(target));
         const s = sizes(target, KILL_COUNT);
         const allowed = holds(fixture.rollback?.[stage], target) ? (fixture.rollback![stage]!.errors?.(s) ?? []) : [];
         const errors = (recovered?.result.errors ?? []).filter((e) => !allowed.includes(e.resource));
