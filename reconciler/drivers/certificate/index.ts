@@ -13,7 +13,8 @@ import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.j
 import { selfSigned } from './selfsigned.js';
 import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
-import { certificatePrimitive } from './manifest.js';
+import type { certificatePrimitive } from './manifest.js';
+import { certificateDefinition } from './definition.js';
 
 const KEY_MODE = 0o600;
 // The directory's name: a site's first domain, or a Certificate primitive's metadata.name ("api-cert", no dots).
@@ -107,10 +108,7 @@ function serialOf(certificate: Buffer | string): string | undefined {
  */
 export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> &
   WithManifests<typeof certificatePrimitive> = {
-  kind: 'certificate',
-  rank: 8,
-  orphans: 'delete',
-  manifests: [certificatePrimitive],
+  ...certificateDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();

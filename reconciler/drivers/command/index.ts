@@ -9,6 +9,7 @@ import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
 import type { Driver, WithRollbackEvent, WithSettleFirst } from '../types.js';
 import { writeRootFile } from '../../hosts/root-files.js';
+import { commandDefinition } from './definition.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
 // service starts, a cache warm-up after. A command runs when it never ran on
@@ -195,9 +196,7 @@ function specOf(change: Change): CommandSpec {
 }
 
 export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> & WithSettleFirst & WithRollbackEvent = {
-  kind: 'command',
-  rank: 5,
-  orphans: 'delete',
+  ...commandDefinition,
 
   // An after-start command runs once the services before it were restarted (and, in apply, are past their grace).
   settleFirst: (change) => specOf(change).phase === 'after-start',

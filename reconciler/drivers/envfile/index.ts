@@ -15,16 +15,14 @@ import {
   type ObservedFile,
 } from '../shared/managed-file.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
-import { envFilePrimitive } from './manifest.js';
+import type { envFilePrimitive } from './manifest.js';
+import { envFileDefinition } from './definition.js';
 
 // Environment files (KEY="value" lines) whose values may come from secret
 // references. Secret values are resolved at plan time to compare bytes, and are
 // shown only as a redaction marker with a fingerprint.
 export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile'> & WithManifests<typeof envFilePrimitive> = {
-  kind: 'envfile',
-  rank: 4,
-  orphans: 'delete',
-  manifests: [envFilePrimitive],
+  ...envFileDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

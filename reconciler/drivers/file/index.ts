@@ -12,15 +12,13 @@ import {
   type FileUndo,
   type ObservedFile,
 } from '../shared/managed-file.js';
-import { filePrimitive } from './manifest.js';
+import type { filePrimitive } from './manifest.js';
+import { fileDefinition } from './definition.js';
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.
 export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file'> & WithManifests<typeof filePrimitive> = {
-  kind: 'file',
-  rank: 4,
-  orphans: 'delete',
-  manifests: [filePrimitive],
+  ...fileDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

@@ -9,6 +9,7 @@ import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
 import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, dropExtension, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
+import { pgDatabaseDefinition } from './definition.js';
 
 /**
  * The database spec, with what the manifests do not carry yet (proposed fields):
@@ -263,9 +264,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
   }
 
   return {
-    kind: 'pgdatabase',
-    rank: 3,
-    orphans: 'report',
+    ...pgDatabaseDefinition,
 
     createRun: () => ({ desired: new Map(), observed: new Map() }),
 

@@ -5,9 +5,10 @@ import type { Host } from '../../hosts/types.js';
 import { applyFile, observeFileResources, planFile, rollbackFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
 import { recordWritten } from '../shared/owned.js';
 import type { Driver, WithManifests } from '../types.js';
-import { parameterField, sysctlPrimitive } from './manifest.js';
+import { parameterField, type sysctlPrimitive } from './manifest.js';
 import type { SysctlSpec } from './spec.js';
 import { loadFile, readLive, sameValue, writeValues } from './sysctl.js';
+import { sysctlDefinition } from './definition.js';
 
 /** The file as written (root's, 0644) and the values it sets. */
 export interface DesiredSysctl extends DesiredFile {
@@ -66,11 +67,7 @@ function liveFields(desired: DesiredSysctl, observed: ObservedSysctl): FieldChan
  * until the next boot (there is no "default" to go back to).
  */
 export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl'> & WithManifests<typeof sysctlPrimitive> & WithBackupPaths = {
-  kind: 'sysctl',
-  // After accounts and directories, before anything that runs: services start with their kernel settings.
-  rank: 1.5,
-  orphans: 'delete',
-  manifests: [sysctlPrimitive],
+  ...sysctlDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSysctl; diagnostics: Diagnostic[] }>();
