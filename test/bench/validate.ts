@@ -9,21 +9,29 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
+import { manifestYaml } from '../support/manifests.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, one: { type: 'string' } } });
 const runs = Number(values.runs);
-const HOST = 'apiVersion: hostkit.dev/v1\nkind: Host\nmetadata:\n  name: web-1\nspec:\n  acme: { email: ops@example.com }\n';
-const head = (kind: string, name: string) => `apiVersion: hostkit.dev/v1\nkind: ${kind}\nmetadata:\n  name: ${name}\nspec:\n  placement:\n    hosts: [web-1]\n`;
+const HOST = manifestYaml({ kind: 'Host', name: 'web-1', spec: { acme: { email: 'ops@example.com' } } });
+// The refused cases append their hostile field to this as raw text: those bytes are what the loader must refuse.
+const head = (kind: string, name: string) => manifestYaml({ kind, name, on: ['web-1'] });
 
 // A realistic project of about 5 KB: a service with 100 environment variables, a worker, a timer, a domain.
 function project(i: number): string {
-  const env = Array.from({ length: 100 }, (_, k) => `      SETTING_${k}: value-${i}-${k}-abcdefghijklmnop`).join('\n');
-  return (
-    `${head('Project', `app-${i}`)}  runtime: node\n  service:\n    command: [/usr/bin/node, server.js]\n    port: ${10000 + i}\n    environment:\n${env}\n` +
-    `  workers:\n    - name: queue\n      command: [/usr/bin/node, worker.js]\n` +
-    `  timers:\n    - name: nightly\n      schedule: "0 3 * * *"\n      command: [/usr/bin/node, nightly.js]\n` +
-    `  domains:\n    - name: app-${i}.example.com\n`
-  );
+  const environment = Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`SETTING_${k}`, `value-${i}-${k}-abcdefghijklmnop`]));
+  return manifestYaml({
+    kind: 'Project',
+    name: `app-${i}`,
+    on: ['web-1'],
+    spec: {
+      runtime: 'node',
+      service: { command: ['/usr/bin/node', 'server.js'], port: 10000 + i, environment },
+      workers: [{ name: 'queue', command: ['/usr/bin/node', 'worker.js'] }],
+      timers: [{ name: 'nightly', schedule: '0 3 * * *', command: ['/usr/bin/node', 'nightly.js'] }],
+      domains: [{ name: `app-${i}.example.com` }],
+    },
+  });
 }
 
 interface Case {
