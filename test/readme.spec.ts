@@ -61,3 +61,17 @@ describe('README.md', () => {
     for (const r of runtimes) expect(list, r).toMatch(new RegExp(`^- \`${r}\`: `, 'm'));
   });
 });
+
+describe('the repository names no path outside itself', () => {
+  // A user's clone has only the repository: documents it points to must be in it.
+  it('no tracked text file points into the workspace it was developed in', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const files = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => /\.(ts|md|sh|json|yaml|yml|js|mjs)$/.test(f) && f !== 'package-lock.json');
+    // The workspace's own folder, and its brief's documents by a relative path.
+    const outside = [/\/work\/[a-z]/, /\.\.\/shared\/[A-Z-]+\.md/];
+    const offenders = files.filter((f) => f !== 'test/readme.spec.ts' && outside.some((re) => re.test(readFileSync(path.join(ROOT, f), 'utf8'))));
+    expect(offenders).toEqual([]);
+  });
+});

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { HostKitError } from '../core/errors.js';
 import type { Host } from '../hosts/types.js';
 import { NODE_FLAGS } from '../core/runtime.js';
-import { analyzeUnits } from '../drivers/systemd/verify.js';
+import { analyzeUnits } from '../drivers/shared/unit-files.js';
 
 export interface AgentUnitOptions {
   /** Absolute path of the node binary. */

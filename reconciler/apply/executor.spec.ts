@@ -5,16 +5,35 @@ import { Redactor } from '../core/secrets.js';
 import { summarize, type Change } from '../diff/model.js';
 import type { PlannedHost } from '../diff/plan.js';
 import { DriverRuns } from '../drivers/run.js';
-import type { AnyDriver } from '../drivers/types.js';
+import type { AnyDriver, DriverRestoreStep, Restore, RestoreContext, RestoreStep } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
 import { applyPlan } from './executor.js';
 import type { HealthCheck } from './health.js';
 import { readInventory } from './inventory.js';
 import { RunJournal } from './journal.js';
+import { planRestore } from './restore.js';
 import type { ApplyEvent } from './progress.js';
 
-// A driver that records what happens to it, and fails verification where told.
-function recorder(kind: ResourceKind, events: string[], failVerify = new Set<string>()): AnyDriver {
+// A driver that records what happens to it, and fails verification where told. Its undo
+// goes through the run journal as every driver's does: a record before it applies, a
+// restore step for each change that began (none once its undo ran), and, when it
+// settles, the same once-per-restore work after the steps.
+function recorder(kind: ResourceKind, events: string[], failVerify = new Set<string>(), settles = false): AnyDriver {
+  const restore: Restore<Change> = {
+    backup: async (c, journal) => journal.backupState('applied', { id: c.id }),
+    plan: async (c) => (c.begun && !c.ran ? [{ action: 'undo', resource: c.id }] : []),
+    apply: async (step: DriverRestoreStep) => void events.push(`rollback ${step.resource}`),
+    describe: (step: DriverRestoreStep) => `undo ${step.resource}`,
+    ...(settles
+      ? {
+          after: {
+            plan: async (steps: readonly RestoreStep[]) => (steps.some((s) => 'kind' in s && s.kind === kind) ? {} : undefined),
+            describe: () => ['settle'],
+            apply: async () => void events.push('settle'),
+          },
+        }
+      : {}),
+  };
   return {
     kind,
     rank: 0,
@@ -26,7 +45,8 @@ function recorder(kind: ResourceKind, events: string[], failVerify = new Set<str
     },
     apply: async (c: Change) => void events.push(`apply ${c.id}`),
     verify: async (c: Change) => (failVerify.has(c.id) ? [{ severity: 'error' as const, summary: 'verification failed', detail: `${c.id} is wrong` }] : []),
-    rollback: async (c: Change) => void events.push(`rollback ${c.id}`),
+    restore,
+    ...(settles ? { settle: async () => void events.push('settle') } : {}),
   };
 }
 
@@ -117,7 +137,7 @@ describe('reconciler/apply/executor', () => {
 
   it('tells progress as each step starts and ends, around its work: a failing step, then the rollback of what applied, newest first, and its settle', async () => {
     const seen: string[] = [];
-    const unit = { ...recorder('unit', seen), settle: async () => void seen.push('settle') };
+    const unit = recorder('unit', seen, new Set(), true);
     const file = {
       ...recorder('file', seen),
       apply: async (c: Change) => (c.id === 'file/c' ? Promise.reject(new Error('disk full')) : void seen.push(`apply ${c.id}`)),
@@ -139,6 +159,8 @@ describe('reconciler/apply/executor', () => {
       ...step('update unit/b', ['apply unit/b']),
       ...step('create file/c', [], true),
       'rollback-start file/c 2',
+      // The failing change began: it may be half made, so its restore runs first.
+      ...step('rollback create file/c', ['rollback file/c']),
       ...step('rollback update unit/b', ['rollback unit/b']),
       ...step('rollback create file/a', ['rollback file/a']),
       ...step('rollback settle unit', ['settle']),
@@ -151,7 +173,7 @@ describe('reconciler/apply/executor', () => {
 
   it('tells the settle and the health check of an apply; a failing health check ends failed and the run rolls back', async () => {
     const log: string[] = [];
-    const drivers = new Map<ResourceKind, AnyDriver>([['unit', { ...recorder('unit', log), settle: async () => void log.push('settle') }]]);
+    const drivers = new Map<ResourceKind, AnyDriver>([['unit', recorder('unit', log, new Set(), true)]]);
     const p = planned([change('unit/app', 'create', false, 'app')], drivers);
     (p.context.host as FakeHost).onExec((call) => (call.file === 'systemctl' ? { exitCode: 0, stdout: 'failed\n', stderr: '' } : undefined));
     const check: HealthCheck = { project: 'app', unit: 'hostkit-app.service', timeoutMs: 1_000, retries: 0 };
@@ -183,9 +205,14 @@ describe('reconciler/apply/executor', () => {
     expect(log).toEqual(['apply command/before', 'apply unit/app', 'settle unit', 'apply command/after']);
   });
 
-  it('records the journal event a driver declares (WithRollbackEvent) once its rollback of a change succeeded, whatever its kind, and none for other drivers', async () => {
+  it('records in the journal that a restore step ran its undo (RestoreContext.ran), for that change only, and a later restore of the run does not run it again', async () => {
     const log: string[] = [];
-    const declares = { ...recorder('unit', log), rollbackEvent: 'down' as const };
+    const declares = recorder('unit', log);
+    const undo = declares.restore.apply!;
+    declares.restore.apply = async (step: DriverRestoreStep, ctx: RestoreContext) => {
+      await undo(step, ctx);
+      await ctx.ran(true);
+    };
     const drivers = new Map<ResourceKind, AnyDriver>([
       ['unit', declares],
       ['command', recorder('command', log)],
@@ -197,6 +224,8 @@ describe('reconciler/apply/executor', () => {
     expect(log).toEqual(['apply command/migrate', 'apply unit/app', 'apply file/b', 'rollback file/b', 'rollback unit/app', 'rollback command/migrate']);
     const journal = await RunJournal.load(p.context.host, p.context.stateDirectory, result.run!);
     expect(journal!.events.filter((e) => e.ev === 'down')).toEqual([expect.objectContaining({ ev: 'down', id: 'unit/app', ok: true })]);
+    const again = await planRestore(journal!, drivers);
+    expect(again.steps.map((s) => s.resource).filter((id) => id !== '(inventory)')).toEqual(['file/b', 'command/migrate']);
   });
 
   it('a progress listener that throws costs nothing but its own events', async () => {

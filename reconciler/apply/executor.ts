@@ -1,6 +1,6 @@
 import { errorMessage, isHostKitError, isRetryable } from '../core/errors.js';
-import type { Diagnostic } from '../core/diagnostics.js';
-import { hasRollbackEvent, hasSettle, hasSettleFirst, type AnyDriver } from '../drivers/types.js';
+import { warning, type Diagnostic } from '../core/diagnostics.js';
+import { hasSettle, hasSettleFirst, type AnyDriver } from '../drivers/types.js';
 import { pendingChanges, type Change } from '../diff/model.js';
 import { assertApplicable, type PlannedHost } from '../diff/plan.js';
 import { backupChange } from './backups.js';
@@ -56,8 +56,6 @@ export interface ApplyOptions {
    * left as they are: not applied, not counted as held, their inventory entries as last applied.
    */
   only?: ReadonlySet<string>;
-  /** Keep a run journal with backups in STATE/runs (default true). */
-  journal?: boolean;
   /** Told as each step (change, settle, health check, rollback) starts and ends. */
   progress?: ApplyProgress;
 }
@@ -94,10 +92,10 @@ function failure(change: Change, cause: unknown): StepFailed {
  * daemon-reload, one restart call) - before a change whose driver asks for it
  * (WithSettleFirst: an after-start lifecycle command), the drivers applied so far
  * settle first; verify each change; run the health
- * checks of the projects that changed. On the first failure every change this
- * run applied is rolled back in reverse order and the drivers settle again, so
- * the host is left in its previous state; the inventory is only written after
- * success. The journal (STATE/runs/RUN) is written before anything changes and
+ * checks of the projects that changed. On the first failure the run is restored
+ * from its journal, newest change first (the restore crash recovery and `hostkit
+ * rollback` run too), so the host is left in its previous state; the inventory is
+ * only written after success. The journal (STATE/runs/RUN) is written before anything changes and
  * as each step happens, so an interrupted run is rolled back at the next start.
  */
 export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
@@ -121,18 +119,16 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
     return { status: 'no-changes', steps: [], ...base, warnings: context.warnings };
   }
-  const journal =
-    options.journal === false
-      ? undefined
-      : await RunJournal.open(context.host, context.stateDirectory, {
-          type: 'apply',
-          host: plan.host,
-          ...(context.hostManifest.spec?.hostnames?.length ? { hostnames: context.hostManifest.spec.hostnames } : {}),
-          ...(plan.commit ? { commit: plan.commit } : {}),
-          ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
-          planned: plannedSteps(pending),
-        });
-  await journal?.backupFile('(inventory)', inventoryPath(context.stateDirectory));
+  // The journal is the undo: the in-run rollback, crash recovery and `hostkit rollback` restore from it.
+  const journal = await RunJournal.open(context.host, context.stateDirectory, {
+    type: 'apply',
+    host: plan.host,
+    ...(context.hostManifest.spec?.hostnames?.length ? { hostnames: context.hostManifest.spec.hostnames } : {}),
+    ...(plan.commit ? { commit: plan.commit } : {}),
+    ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
+    planned: plannedSteps(pending, (kind) => drivers.get(kind)?.restore.keeps !== undefined),
+  });
+  await journal.backupFile('(inventory)', inventoryPath(context.stateDirectory));
   const track = stepTracker(context.log, options.progress);
   const steps: AppliedStep[] = [];
   const done: Done[] = [];
@@ -157,14 +153,14 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         throw failure((named ?? group[0]!).change, cause);
       }
     }
-    if (items.length > 0) await journal?.event({ ev: 'settled' });
+    if (items.length > 0) await journal.event({ ev: 'settled' });
   };
   const applyOne = async (change: Change) => {
     const driver = drivers.get(change.kind)!;
     if (hasSettleFirst(driver) && driver.settleFirst(change)) await settle();
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
-      if (journal) await backupChange(journal, change, driver, context.hostManifest.spec?.postgresql);
-      await journal?.event({ ev: 'begin', id: change.id });
+      await backupChange(journal, change, driver, context);
+      await journal.event({ ev: 'begin', id: change.id });
       const started = performance.now();
       try {
         done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
@@ -173,7 +169,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       }
       const ms = Math.round(performance.now() - started);
       steps.push({ id: change.id, action: change.action, ms });
-      await journal?.event({ ev: 'applied', id: change.id, ms });
+      await journal.event({ ev: 'applied', id: change.id, ms });
       context.log.info({ resource: change.id, action: change.action, ms }, 'applied');
     });
   };
@@ -182,7 +178,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       const problems = (await driver.verify(change, context, runs.of(driver))).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
     }
-    if (items.length > 0) await journal?.event({ ev: 'verified' });
+    if (items.length > 0) await journal.event({ ev: 'verified' });
   };
   const checkHealth = async () => {
     const projects = [...new Set(pending.map((c) => c.project).filter((p): p is string => p !== undefined))].sort();
@@ -193,7 +189,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         const problems = await runHealthCheck(context.host, check);
         const detail = problems.map((d) => d.detail).join('; ');
         health.push({ project, ok: problems.length === 0, ...(check.http ? { url: check.http.url } : {}), ...(detail ? { detail } : {}) });
-        await journal?.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
+        await journal.event({ ev: 'health', project, ok: problems.length === 0, ...(detail ? { detail } : {}) });
         if (problems.length > 0) throw new StepFailed(`health/${project}`, problems);
         context.log.info({ project }, 'healthy');
       });
@@ -219,35 +215,17 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       try {
         await work();
       } catch (error) {
-        context.log.warn({ run: journal?.record.id, error: errorMessage(error) }, 'run journal not updated');
+        context.log.warn({ run: journal.record.id, error: errorMessage(error) }, 'run journal not updated');
       }
     };
-    await note(async () => journal?.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) }));
-    await note(async () => journal?.event({ ev: 'rolling-back' }));
+    await note(async () => journal.event({ ev: 'failed', id: failed.id, error: planned.redactor.scrub(failed.message) }));
+    await note(async () => journal.event({ ev: 'rolling-back' }));
     const rollbackStarted = performance.now();
     track.emit({ type: 'rollback-start', failed: failed.id, changes: done.length });
-    let rollbackErrors = await rollback(done, planned, track, journal);
-    if (rollbackErrors.length > 0 && journal) {
-      // A driver could not undo its change: put back what the journal backed up (idempotent, so harmless where it did).
-      context.log.warn({ run: journal.record.id }, 'rollback incomplete; restoring from the run backups');
-      try {
-        const restored = await track.step(
-          { id: journal.record.id, action: 'restore', rollback: true },
-          async () => applyRestore(await planRestore(journal), journal, { log: context.log }),
-          (r) => r.errors.length === 0,
-        );
-        if (restored.errors.length === 0) {
-          const covered = restoredIds(journal);
-          rollbackErrors = rollbackErrors.filter((e) => !covered.has(e.id));
-        }
-        rollbackErrors.push(...restored.errors.map((e) => ({ id: e.resource, error: `restore from backup: ${e.error}` })));
-      } catch (error) {
-        context.log.error({ run: journal.record.id, error: errorMessage(error) }, 'restore from the run backups failed');
-      }
-    }
+    const rollbackErrors = await rollback(planned, track, journal);
     track.emit({ type: 'rollback-end', ok: rollbackErrors.length === 0, ms: Math.round(performance.now() - rollbackStarted) });
     await note(async () =>
-      journal?.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined),
+      journal.close('rolled-back', rollbackErrors.length > 0 ? `rollback errors: ${rollbackErrors.map((e) => e.id).join(', ')}` : undefined),
     );
     return {
       status: 'rolled-back',
@@ -256,18 +234,18 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       warnings: context.warnings,
       failed: { id: failed.id, error: failed.message, diagnostics: failed.diagnostics, ...(failed.retryable ? { retryable: true } : {}) },
       rollbackErrors,
-      ...(journal ? { run: journal.record.id } : {}),
+      run: journal.record.id,
       ...(health.length > 0 ? { health } : {}),
     };
   }
   await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
-  await journal?.close('applied');
+  await journal.close('applied');
   return {
     status: 'applied',
     steps,
     ...base,
     warnings: context.warnings,
-    ...(journal ? { run: journal.record.id } : {}),
+    run: journal.record.id,
     ...(health.length > 0 ? { health } : {}),
   };
 }
@@ -283,36 +261,31 @@ function byDriver(done: readonly Done[]): Map<AnyDriver, { change: Change; undo:
   return groups;
 }
 
-// Resources whose files the journal backed up (a restore from backups covers them).
-function restoredIds(journal: RunJournal): Set<string> {
-  return new Set(journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { id: string }).id));
-}
-
-async function rollback(done: Done[], planned: PlannedHost, track: StepTracker, journal?: RunJournal): Promise<{ id: string; error: string }[]> {
-  const { context, runs } = planned;
-  const errors: { id: string; error: string }[] = [];
-  const reversed = [...done].reverse();
-  for (const { change, driver, undo } of reversed) {
-    try {
-      await track.step({ id: change.id, action: change.action as StepAction, rollback: true }, () => driver.rollback(change, undo, context, runs.of(driver)));
-      // What its rollback did (a down command that ran) a later restore from backups must not do again.
-      if (hasRollbackEvent(driver)) await journal?.event({ ev: driver.rollbackEvent, id: change.id, ok: true }).catch(() => undefined);
-      context.log.info({ resource: change.id }, 'rolled back');
-    } catch (cause) {
-      // Keep going: one failed rollback must not leave the others undone.
-      errors.push({ id: change.id, error: errorMessage(cause) });
-      context.log.error({ resource: change.id, error: errorMessage(cause) }, 'rollback failed');
-    }
+/**
+ * Put back what the failed run changed, newest first: the same restore from its journal
+ * as crash recovery and `hostkit rollback` (apply/restore.ts), so the three never
+ * disagree. Each change's steps are reported as its rollback; a step that fails is
+ * reported and the others go on. What the restore does not undo (a command with no
+ * down command) is a warning of the run.
+ */
+async function rollback(planned: PlannedHost, track: StepTracker, journal: RunJournal): Promise<{ id: string; error: string }[]> {
+  const { context, drivers } = planned;
+  const actions = new Map(journal.record.planned.map((p) => [p.id, p.action]));
+  try {
+    const plan = await planRestore(journal, drivers);
+    const result = await applyRestore(plan, journal, {
+      log: context.log,
+      drivers,
+      around: ({ id, after }, work) => track.step({ id, action: after ? 'settle' : ((actions.get(id) ?? 'restore') as StepAction), rollback: true }, work),
+    });
+    for (const w of result.warnings) context.warnings.push(warning('not undone', w));
+    for (const e of result.errors) context.log.error({ resource: e.resource, error: e.error }, 'rollback failed');
+    return result.errors.map((e) => ({ id: e.resource, error: e.error }));
+  } catch (cause) {
+    // The journal could not be read back (the host stopped answering): the next start restores from it.
+    context.log.error({ run: journal.record.id, error: errorMessage(cause) }, 'restore from the run journal failed');
+    return [{ id: journal.record.id, error: errorMessage(cause) }];
   }
-  for (const [driver, items] of byDriver(reversed)) {
-    if (!hasSettle(driver)) continue;
-    try {
-      await track.step({ id: driver.kind, action: 'settle', rollback: true }, () => driver.settle(items, context, 'rollback', runs.of(driver)));
-    } catch (cause) {
-      errors.push({ id: items[0]!.change.id, error: errorMessage(cause) });
-    }
-  }
-  return errors;
 }
 
 // Desired resources with a driver are now owned, with the digests of the bytes they wrote; deleted orphans are forgotten;

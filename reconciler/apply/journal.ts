@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Change } from '../diff/model.js';
 import type { CommandSpec } from '../core/specs.js';
+import type { ChangeJournal } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
 import { toInventoryEntry, type InventoryEntry } from './inventory.js';
@@ -21,9 +22,9 @@ export interface PlannedStep {
   kind: Change['kind'];
   action: Change['action'];
   project?: string;
-  /** A resource a restore keeps (KEPT) that this step creates: its inventory entry, which the restored inventory keeps. */
+  /** A resource a restore keeps (its driver's `restore.keeps`) that this step creates: its inventory entry, which the restored inventory keeps. */
   entry?: InventoryEntry;
-  /** Lifecycle commands: what a down plan needs. */
+  /** Lifecycle commands, in journals of versions before driver records: what a down plan needs (drivers/command/restore.ts). */
   command?: Pick<CommandSpec, 'phase' | 'down' | 'irreversible' | 'user' | 'workingDirectory' | 'project' | 'timeoutMs'> & { environmentFile?: string };
 }
 
@@ -44,11 +45,16 @@ export interface RunRecord {
 }
 
 /**
- * What a backup restores: a file's bytes and ownership, or its absence; the firewall
- * table; or a PostgreSQL role's settings (login, connection limit, stored password
- * verifier), with how to reach the server as the Host manifest said (references only, never a secret value).
+ * What a backup restores: a file's bytes and ownership, or its absence; or a driver's
+ * record of live state (`state`: JSON its driver reads back, drivers/types.ts Restore).
+ * `firewall` (the table's restore transaction) and `pgrole` (a role's settings, with how
+ * to reach the server) are what versions before the driver records wrote: read, never written.
  */
-export type BackupTarget = { type: 'file'; path: string } | { type: 'firewall' } | { type: 'pgrole'; role: string; postgresql?: HostSpec['postgresql'] };
+export type BackupTarget =
+  | { type: 'file'; path: string }
+  | { type: 'state'; kind: Change['kind']; key: string }
+  | { type: 'firewall' }
+  | { type: 'pgrole'; role: string; postgresql?: HostSpec['postgresql'] };
 
 export type RunEvent =
   | { ev: 'backup'; id: string; target: BackupTarget; file?: string; absent?: true; link?: string; mode?: number; uid?: number; gid?: number; t: string }
@@ -77,32 +83,11 @@ export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
 }
 
-/** What a down plan keeps of what a run created, and why: the restore leaves them and says so. */
-export const KEPT: Partial<Record<Change['kind'], string>> = {
-  account: 'accounts are kept (they may own files)',
-  directory: 'directories are kept (they may hold data)',
-  pgrole: 'database roles are kept',
-  pgdatabase: 'databases are kept (they hold data)',
-};
-
-export function plannedSteps(changes: readonly Change[]): PlannedStep[] {
+/** What the run plans, as its record keeps it; `keeps`: whether a restore keeps what a change of the kind creates. */
+export function plannedSteps(changes: readonly Change[], keeps: (kind: Change['kind']) => boolean): PlannedStep[] {
   return changes.map((c) => {
     const step: PlannedStep = { id: c.id, kind: c.kind, action: c.action, ...(c.project ? { project: c.project } : {}) };
-    if (c.action === 'create' && KEPT[c.kind] && c.resource) step.entry = toInventoryEntry(c.resource);
-    if (c.kind === 'command' && c.resource) {
-      const s = c.resource.spec as CommandSpec;
-      const environmentFile = (c.desired as { environmentFile?: string } | undefined)?.environmentFile;
-      step.command = {
-        project: s.project,
-        phase: s.phase,
-        irreversible: s.irreversible,
-        user: s.user,
-        workingDirectory: s.workingDirectory,
-        ...(s.down ? { down: s.down } : {}),
-        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
-        ...(environmentFile ? { environmentFile } : {}),
-      };
-    }
+    if (c.action === 'create' && keeps(c.kind) && c.resource) step.entry = toInventoryEntry(c.resource);
     return step;
   });
 }
@@ -126,7 +111,7 @@ export class RunJournal {
     this.record = record;
     this.events = events;
     this.backups = events.filter((e) => e.ev === 'backup' && e.file).length;
-    for (const e of events) if (e.ev === 'backup') this.backedUp.add(JSON.stringify(e.target));
+    for (const e of events) if (e.ev === 'backup') this.backedUp.add(backedUpKey(e));
   }
 
   get dir(): string {
@@ -176,7 +161,7 @@ export class RunJournal {
   async event(event: DistributiveOmit<RunEvent, 't'>): Promise<void> {
     const entry = { ...event, t: new Date().toISOString() } as RunEvent;
     this.events.push(entry);
-    if (entry.ev === 'backup') this.backedUp.add(JSON.stringify(entry.target));
+    if (entry.ev === 'backup') this.backedUp.add(backedUpKey(entry));
     await this.host.appendFile(
       path.posix.join(this.dir, 'events.jsonl'),
       JSON.stringify(entry) + '\n',
@@ -203,12 +188,23 @@ export class RunJournal {
     await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, file, mode: st.mode, uid: st.uid, gid: st.gid });
   }
 
-  /** Save text that restores something that is not a file (the firewall table's restore transaction). */
-  async backupText(id: string, target: BackupTarget, text: string): Promise<void> {
-    if (this.backedUp.has(JSON.stringify(target))) return;
+  /** Save a driver's JSON record of live state that is not a file (drivers/types.ts ChangeJournal.backupState), once per change and key. */
+  async backupState(id: string, kind: Change['kind'], key: string, data: unknown): Promise<void> {
+    const target: BackupTarget = { type: 'state', kind, key };
+    if (this.backedUp.has(JSON.stringify({ ...target, id }))) return;
     const file = `backups/${++this.backups}`;
-    await this.host.writeFile(path.posix.join(this.dir, file), text, { uid: 0, gid: 0, mode: 0o600 });
+    await this.host.writeFile(path.posix.join(this.dir, file), JSON.stringify(data), { uid: 0, gid: 0, mode: 0o600 });
     await this.event({ ev: 'backup', id, target, file });
+  }
+
+  /** The journal as one change's driver records into it. */
+  forChange(id: string, kind: Change['kind']): ChangeJournal {
+    return {
+      host: this.host,
+      stateDirectory: this.stateDirectory,
+      backupFile: (p) => this.backupFile(id, p),
+      backupState: (key, data) => this.backupState(id, kind, key, data),
+    };
   }
 
   async readBackup(file: string): Promise<Buffer | undefined> {
@@ -225,6 +221,11 @@ export class RunJournal {
     const end = [...this.events].reverse().find((e) => e.ev === 'end');
     return end && end.ev === 'end' ? end.status : 'open';
   }
+}
+
+// A path is backed up once per run; a state record once per change and key.
+function backedUpKey(e: Extract<RunEvent, { ev: 'backup' }>): string {
+  return JSON.stringify(e.target.type === 'state' ? { ...e.target, id: e.id } : e.target);
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

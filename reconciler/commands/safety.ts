@@ -6,6 +6,8 @@ import { DEFAULT_STATE_DIRECTORY } from '../manifests/expand.js';
 import { DEFAULT_KEEP_RUNS, listRuns, pruneRuns } from '../apply/journal.js';
 import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
 import type { RestorePlan, RestoreStep } from '../apply/restore.js';
+import { drivers } from '../drivers/registry.js';
+import { hasRestore, isFileStep } from '../drivers/types.js';
 import { findRun, rollbackRun, summarize } from '../apply/rollback.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from '../apply/lock.js';
 import { recoverBeforePlan } from '../apply/safe.js';
@@ -96,6 +98,11 @@ export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boo
 }
 
 function describeStep(s: RestoreStep): string {
+  if (!isFileStep(s)) {
+    // A driver's own step, in its words (drivers/NAME/restore.ts).
+    const driver = drivers.get(s.kind);
+    return (hasRestore(driver) && driver.restore.describe?.(s)) || `  ${s.action} ${s.resource}${s.unchanged ? ' - already as before' : ''}`;
+  }
   switch (s.action) {
     case 'restore-file':
       return `  restore ${s.path} (${s.bytes} bytes, mode 0${s.mode.toString(8)})${s.unchanged ? ' - already as before' : ''}`;
@@ -103,14 +110,6 @@ function describeStep(s: RestoreStep): string {
       return `  remove  ${s.path} (did not exist before)${s.unchanged ? ' - already gone' : ''}`;
     case 'restore-link':
       return `  relink  ${s.path} -> ${s.target}${s.unchanged ? ' - already as before' : ''}`;
-    case 'restore-firewall':
-      return `  restore the firewall table (one nft transaction)${s.unchanged ? ' - already as before' : ''}`;
-    case 'restore-role':
-      return `  restore PostgreSQL role ${s.role}: login, connection limit and stored password (one ALTER ROLE)`;
-    case 'run-down':
-      return `  run down command of ${s.resource}: ${s.command.join(' ')}`;
-    case 'skip-irreversible':
-      return `  skip    ${s.resource}: ${s.detail}`;
     case 'keep':
       return `  keep    ${s.resource}: ${s.detail}`;
   }
@@ -120,11 +119,8 @@ export function renderRestorePlan(plan: RestorePlan): string {
   const lines = [
     `Down plan for run ${plan.run}${plan.commit ? ` (commit ${plan.commit.slice(0, 12)})` : ''}: back to the state before it${plan.previousCommit ? ` (commit ${plan.previousCommit.slice(0, 12)})` : ''}`,
     ...plan.steps.map(describeStep),
+    ...plan.after.flatMap((a) => a.lines),
   ];
-  if (plan.units.stop.length > 0) lines.push(`  stop and disable ${plan.units.stop.join(' ')}`);
-  if (plan.units.restart.length > 0) lines.push(`  daemon-reload, then restart ${plan.units.restart.join(' ')}`);
-  if (plan.units.enable.length > 0) lines.push(`  enable ${plan.units.enable.join(' ')} (not started)`);
-  if (plan.reloadNginx) lines.push('  nginx -t, then reload nginx');
   return lines.join('\n') + '\n';
 }
 

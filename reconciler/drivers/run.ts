@@ -35,6 +35,8 @@ export interface NginxReload {
   flush(fallbackId: string): Promise<void>;
   /** After a rollback restored the files: load them again if this run had reloaded nginx. */
   restore(): Promise<void>;
+  /** nginx is running and a HostKit site named `site` is on disk: a certificate of that name is served by it. */
+  serves(site: string): Promise<boolean>;
 }
 
 /** The services this run restarted, and when they count as up (past systemd's restart grace). */

@@ -5,7 +5,8 @@ import type { SecretResolver } from '../core/secrets.js';
 import type { Change } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
-import type { Inventory } from '../apply/inventory.js';
+import type { Inventory, InventoryEntry } from '../apply/inventory.js';
+import type { PlannedStep } from '../apply/journal.js';
 import type { RunServices } from './run.js';
 import type { AnyPrimitive } from './manifest-types.js';
 
@@ -123,17 +124,19 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
 
   /**
    * Optional (see WithSettle): called once per run after every change of this kind was
-   * applied (phase "apply"), or after they were rolled back (phase "rollback"): the place
-   * for one daemon-reload and one restart call instead of one per resource.
-   * If it throws in the apply phase, the run rolls back.
+   * applied: the place for one daemon-reload and one restart call instead of one per
+   * resource. If it throws, the run rolls back (a restore from its journal, see `restore`).
    */
-  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply' | 'rollback', state: R): Promise<void>;
+  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply', state: R): Promise<void>;
 
   /** Check the change took effect (after settle); problems are returned, not thrown. */
   verify(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
 
-  /** Put back what apply changed, from its undo data. */
-  rollback(change: Change<D, O, S>, undo: U, ctx: DriverContext, state: R): Promise<void>;
+  /**
+   * How its changes are undone: the one path of the in-run rollback, crash recovery
+   * and `hostkit rollback` (Restore below).
+   */
+  readonly restore: Restore<Change<D, O, S>>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -161,28 +164,6 @@ export function hasSettleFirst(driver: AnyDriver): driver is AnyDriver & WithSet
   return 'settleFirst' in driver && typeof driver.settleFirst === 'function';
 }
 
-/**
- * A driver whose rollback does what a restore from the run's backups would do again
- * (a lifecycle command's down command): once its rollback of a change succeeded, the
- * executor records this journal event for it, and a later restore does not repeat it.
- */
-export interface WithRollbackEvent {
-  readonly rollbackEvent: 'down';
-}
-
-export function hasRollbackEvent(driver: AnyDriver): driver is AnyDriver & WithRollbackEvent {
-  return 'rollbackEvent' in driver && driver.rollbackEvent === 'down';
-}
-
-/** A driver that names the files a change may overwrite or remove (backed up in the run journal before it applies). */
-export interface WithBackupPaths<C = Change> {
-  backupPaths(change: C): string[];
-}
-
-export function hasBackupPaths(driver: AnyDriver | undefined): driver is AnyDriver & WithBackupPaths {
-  return driver !== undefined && 'backupPaths' in driver && typeof driver.backupPaths === 'function';
-}
-
 /** Optional capability: the manifest kinds a driver folder expands (drivers/manifest-types.ts). */
 export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
   readonly manifests: readonly P[];
@@ -190,4 +171,141 @@ export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
 
 export function hasManifests<D extends object>(driver: D): driver is D & WithManifests {
   return Array.isArray((driver as Partial<WithManifests>).manifests);
+}
+
+// Undo: one path for the in-run rollback, crash recovery and `hostkit rollback`
+// (apply/restore.ts runs it). Before a change applies, its driver records in the
+// run journal what puts the host back: files through the journal, anything else
+// as a JSON record of its own. A restore reads those records back, newest change
+// first, and asks the driver that made each into steps.
+
+/** Where a driver records, before one change applies, what undoes it (the run journal, for that change). */
+export interface ChangeJournal {
+  readonly host: Host;
+  readonly stateDirectory: string;
+  /** Save a path's bytes and ownership, where it points if a symlink, or that it is absent (once per path and run). */
+  backupFile(path: string): Promise<void>;
+  /**
+   * Save live state that bytes of a file cannot express (the firewall's restore transaction,
+   * a role's settings, kernel values) as a JSON record, named `key` within the change
+   * (once per key and run). No secret value: the journal is root's, but kept for weeks.
+   */
+  backupState(key: string, data: unknown): Promise<void>;
+}
+
+/** One journaled change, as a restore reads it back: what the run planned for it, how far it got, and its records. */
+export interface JournaledChange<T = unknown> {
+  id: string;
+  /** What the run planned for it (absent for a change no plan of the run lists). */
+  planned?: PlannedStep;
+  /** Its apply started (the change may be half made). */
+  begun: boolean;
+  /** Its apply returned. */
+  applied: boolean;
+  /** Its undo already ran once and was recorded (`ran`): a down command never runs twice. */
+  ran: boolean;
+  /** Its state records (backupState), oldest first. */
+  records: { key: string; data: T }[];
+}
+
+/** What a driver's restore steps and hooks may use. */
+export interface RestoreContext {
+  host: Host;
+  stateDirectory: string;
+  log: Logger;
+  /**
+   * The run doing the restore (`hostkit rollback`), for the step's change: back up there
+   * what the step replaces, so the restore can be undone in turn. Absent for the in-run
+   * rollback and for crash recovery (the run being restored is the record).
+   */
+  record?: ChangeJournal;
+  /** Record in the restored run's journal that this step's undo ran (`ok` or not), so no later restore runs it again. */
+  ran(ok: boolean): Promise<void>;
+}
+
+/** A step a driver plans: `action` is its own name (shown by `hostkit rollback --dry-run`). */
+export interface DriverRestoreStep {
+  action: string;
+  resource: string;
+  /** Already as before: nothing to do. */
+  unchanged?: boolean;
+}
+
+/** The generic steps of every restore: files, links and what is kept (apply/restore.ts applies them). */
+export type FileRestoreStep =
+  | { action: 'restore-file'; resource: string; path: string; bytes: number; unchanged: boolean; backup: string; mode: number; uid: number; gid: number }
+  | { action: 'remove-file'; resource: string; path: string; unchanged: boolean }
+  | { action: 'restore-link'; resource: string; path: string; target: string; unchanged: boolean }
+  | { action: 'keep'; resource: string; detail: string; entry?: InventoryEntry };
+
+/** A driver's steps carry its kind, so the restore hands each back to the driver that planned it. */
+export type RestoreStep = FileRestoreStep | (DriverRestoreStep & { kind: ResourceKind });
+
+const FILE_ACTIONS: ReadonlySet<string> = new Set(['restore-file', 'remove-file', 'restore-link', 'keep']);
+
+/** A step the restore itself runs (a driver's steps carry its kind and are its driver's to run). */
+export function isFileStep(step: RestoreStep): step is FileRestoreStep {
+  return FILE_ACTIONS.has(step.action);
+}
+
+/**
+ * A driver's once-per-restore work, after every step ran (systemd: one daemon-reload and
+ * one restart; nginx: `nginx -t` and one reload). Planned from all the restore's steps,
+ * not only its own kind's: a driver acts on the files it reads whoever wrote them (systemd
+ * on the firewall's boot unit, nginx on a certificate).
+ */
+export interface AfterRestore<A = unknown> {
+  /** What it will do, from every step and every journaled change of the restore, or undefined for nothing. Reads the host, changes nothing. */
+  plan(
+    steps: readonly RestoreStep[],
+    changes: readonly JournaledChange[],
+    host: Host,
+    readBackup: (file: string) => Promise<Buffer | undefined>,
+  ): Promise<A | undefined>;
+  /** Lines `hostkit rollback --dry-run` shows. */
+  describe(plan: A): string[];
+  /** Before any step runs (systemd stops the units whose files go). */
+  before?(plan: A, ctx: RestoreContext): Promise<void>;
+  apply(plan: A, ctx: RestoreContext): Promise<void>;
+}
+
+/**
+ * How a driver's changes are undone. (a) `backup` records, before a change applies, what
+ * puts it back; (b) `plan` turns one journaled change's records into steps (reads the
+ * host, changes nothing); (c) `apply` runs one step; (d) `after` runs once per restore.
+ * A restore is idempotent: restoring twice, or a change that never got made, is harmless.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface Restore<C = Change, T = any, St extends DriverRestoreStep = any, A = any> {
+  /**
+   * Before `change` applies. If it throws, nothing of the change happened yet and it does
+   * not apply (the run rolls back what applied before it).
+   */
+  backup(change: C, journal: ChangeJournal, ctx: DriverContext): Promise<void>;
+  /**
+   * What a restore keeps of what this kind's changes created, and why (an account may own
+   * files, a database holds data): a kept resource stays, with its inventory entry. A
+   * created resource for which `plan` makes steps is not kept (an empty directory goes).
+   */
+  readonly keeps?: string;
+  /**
+   * A reason to leave one journaled change's backed-up files as they are now, or undefined
+   * to put them back (a certificate the CA issued since, valid for the names before: ordering
+   * it again would burn rate limit). Reads the host, changes nothing.
+   */
+  keepFiles?(change: JournaledChange<T>, host: Host): Promise<string | undefined>;
+  /** Steps for one journaled change of this kind, from its records (files are the journal's). */
+  plan?(change: JournaledChange<T>, host: Host): Promise<St[]>;
+  /** Run one step; a string returned is a warning the restore reports (what was not undone). Throws: the step failed, the others go on. */
+  apply?(step: St, ctx: RestoreContext): Promise<string | void>;
+  /** One line of `hostkit rollback --dry-run` for a step. */
+  describe?(step: St): string;
+  after?: AfterRestore<A>;
+}
+
+/** A driver that declares how its changes are undone (every registered one does; found by its guard where a journal names a kind). */
+export type WithRestore = Pick<AnyDriver, 'restore'>;
+
+export function hasRestore(driver: AnyDriver | undefined): driver is AnyDriver & WithRestore {
+  return driver !== undefined && typeof (driver as Partial<WithRestore>).restore?.backup === 'function';
 }

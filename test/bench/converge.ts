@@ -1,11 +1,17 @@
 // npm run bench:converge -- [--apps 10 --apps 100] [--json FILE] [--sites auto|on|off] [--profile DIR]
+//                            [--baseline DIR [--rounds 5]]
 // (needs root: boots a test host)
 //
-// The convergence benchmark (/work/shared/BENCH-SCENARIO.md): on a freshly
+// --baseline DIR: a built checkout of another commit (its dist/ and node_modules/). After the
+// usual steps, its noop and change runs alternate with this build's on the same booted host
+// (`--rounds` of each, the side that goes first alternating too), so the two are compared
+// under the same load; the medians of both are printed.
+//
+// The convergence benchmark (test/bench/SCENARIO.md): on a freshly
 // booted Debian host, time four whole `hostkit reconcile` processes run INSIDE
 // the host (apply, noop, check = --dry-run, change), with the peak RSS of each,
 // and check after apply and after change that the host really converged.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +27,12 @@ const { values } = parseArgs({
     json: { type: 'string' },
     sites: { type: 'string', default: 'auto' },
     profile: { type: 'string' },
+    baseline: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
   },
 });
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`Expected --rounds N with N >= 1, got ${values.rounds}`);
 const sizes = (values.apps ?? ['10', '100']).map(Number);
 if (sizes.some((n) => !Number.isInteger(n) || n < 2))
   throw new Error(`Expected --apps N with N >= 2 (app-1 and app-2 are changed), got ${values.apps?.join(', ')}`);
@@ -30,8 +40,10 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 2))
 const worktree = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const INSIDE_CODE = '/opt/hostkit';
 const INSIDE_WORK = '/bench';
+const INSIDE_BASELINE = '/opt/hostkit-baseline';
 const NODE = `${INSIDE_CODE}/node_modules/node/bin/node`;
-const CLI = `${INSIDE_CODE}/dist/reconciler/cli.js`;
+type Side = 'new' | 'baseline';
+const cli = (side: Side) => `${side === 'new' ? INSIDE_CODE : INSIDE_BASELINE}/dist/reconciler/cli.js`;
 const PG_CONF = '/etc/postgresql/15/main';
 
 async function sitesEnabled(): Promise<boolean> {
@@ -58,14 +70,14 @@ process.on('exit', () => {
 });
 `;
 
-async function hostkit(m: TestHost, work: string, step: Step, apps: number): Promise<Row & { report: unknown }> {
-  const rssFile = `rss-${apps}-${step}`;
+async function hostkit(m: TestHost, work: string, step: Step, apps: number, side: Side = 'new'): Promise<Row & { report: unknown }> {
+  const rssFile = `rss-${apps}-${step}-${side}`;
   const args = [
     ...NODE_FLAGS,
     '--import',
     `file://${INSIDE_WORK}/rss.mjs`,
     ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${INSIDE_WORK}/prof`, `--cpu-prof-name=${apps}-${step}.cpuprofile`] : []),
-    CLI,
+    cli(side),
     'reconcile',
     '--repo',
     `${INSIDE_WORK}/repo`,
@@ -81,7 +93,7 @@ async function hostkit(m: TestHost, work: string, step: Step, apps: number): Pro
   const wallS = (performance.now() - started) / 1000;
   if (values.profile) await writeFile(path.join(values.profile, `${apps}-${step}.log`), result.stderr);
   if (result.exitCode !== 0)
-    throw new Error(`hostkit ${step} (N=${apps}) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
+    throw new Error(`hostkit ${step} (N=${apps}, ${side} build) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
   const report = JSON.parse(result.stdout) as { applied?: unknown[]; status?: string; summary?: Record<string, number> };
   const changes =
     step === 'check' ? ['create', 'update', 'replace', 'delete'].reduce((n, k) => n + (report.summary?.[k] ?? 0), 0) : (report.applied?.length ?? Number.NaN);
@@ -196,7 +208,47 @@ async function commit(repo: string, message: string): Promise<void> {
   await execa('git', ['commit', '-q', '-m', message], { cwd: repo, env });
 }
 
-async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; checks: string[] }> {
+/** Wall seconds of the alternated runs, by step and build. */
+type Compared = Record<'noop' | 'change', Record<Side, number[]>>;
+
+/** What the baseline checkout needs bound into the host: itself, and its node_modules where a worktree links them from. */
+async function baselineBinds(dir: string): Promise<{ hostPath: string; containerPath: string }[]> {
+  const binds = [{ hostPath: path.resolve(dir), containerPath: INSIDE_BASELINE }];
+  const modules = path.join(dir, 'node_modules');
+  if ((await lstat(modules)).isSymbolicLink()) {
+    const target = await realpath(modules);
+    binds.push({ hostPath: target, containerPath: target });
+  }
+  return binds;
+}
+
+// The baseline's and this build's noop and change runs, alternated on the booted host.
+async function compare(m: TestHost, work: string, repo: string, apps: number, sites: boolean): Promise<{ compared: Compared; changed: boolean }> {
+  const compared: Compared = { noop: { new: [], baseline: [] }, change: { new: [], baseline: [] } };
+  let changed = true;
+  for (let r = 0; r < rounds; r++) {
+    const order: Side[] = r % 2 === 0 ? ['baseline', 'new'] : ['new', 'baseline'];
+    for (const side of order) {
+      const noop = await hostkit(m, work, 'noop', apps, side);
+      if (noop.changes !== 0) throw new Error(`N=${apps}: the ${side} build's noop applied ${noop.changes} change(s)`);
+      compared.noop[side].push(noop.wallS);
+    }
+    for (const side of order) {
+      changed = !changed;
+      await writeScenario(repo, { apps, changed, sites });
+      await commit(repo, `bench: round ${r + 1}, ${side} build, ${changed ? 'changed' : 'base'}`);
+      const change = await hostkit(m, work, 'change', apps, side);
+      if (change.changes === 0) throw new Error(`N=${apps}: the ${side} build applied nothing for a changed scenario`);
+      compared.change[side].push(change.wallS);
+    }
+    process.stderr.write(
+      `  N=${apps} round ${r + 1}/${rounds}: noop ${order.map((s) => `${s} ${compared.noop[s].at(-1)!.toFixed(2)} s`).join(', ')}; change ${order.map((s) => `${s} ${compared.change[s].at(-1)!.toFixed(2)} s`).join(', ')}\n`,
+    );
+  }
+  return { compared, changed };
+}
+
+async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; checks: string[]; compared?: Compared }> {
   const work = await mkdtemp(path.join('/var/tmp', `hostkit-converge-${apps}-`));
   const repo = path.join(work, 'repo');
   await mkdir(repo);
@@ -208,11 +260,12 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
   const m = await bootHost({
     hostname: BENCH_HOST,
     bootTimeoutMs: 180_000,
-    bindReadOnly: [{ hostPath: worktree, containerPath: INSIDE_CODE }],
+    bindReadOnly: [{ hostPath: worktree, containerPath: INSIDE_CODE }, ...(values.baseline ? await baselineBinds(values.baseline) : [])],
     bind: [{ hostPath: work, containerPath: INSIDE_WORK }],
   });
   const rows: Row[] = [];
   const checks: string[] = [];
+  let compared: Compared | undefined;
   const fail = (what: string, problems: string[]) => {
     if (problems.length > 0) throw new Error(`N=${apps}, ${what}:\n  ${problems.join('\n  ')}`);
     checks.push(`N=${apps} ${what}: ok`);
@@ -255,6 +308,12 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
       const reloads = (await nginxReloads(m)) - reloadsBeforeChange;
       fail('change reloads nginx once', reloads === 1 ? [] : [`nginx reloaded ${reloads} times`]);
     }
+    if (values.baseline) {
+      const result = await compare(m, work, repo, apps, sites);
+      compared = result.compared;
+      const after = await converged(m, apps, result.changed, sites);
+      fail(`converged after ${rounds} alternated rounds of noop and change with the baseline build`, after.problems);
+    }
     if (values.profile) {
       await execa('cp', ['-r', path.join(work, 'prof', '.'), values.profile]);
     }
@@ -262,7 +321,7 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
     await m.stop();
     await rm(work, { recursive: true, force: true });
   }
-  return { rows, checks };
+  return { rows, checks, ...(compared ? { compared } : {}) };
 }
 
 const sites = await sitesEnabled();
@@ -272,11 +331,20 @@ const loadBefore = load();
 process.stderr.write(`hostkit bench:converge  N = ${sizes.join(', ')}; nginx sites ${sites ? 'on' : 'off (no site driver)'}; load ${loadBefore.join(' ')}\n`);
 const rows: Row[] = [];
 const checks: string[] = [];
+const comparisons: { apps: number; compared: Compared }[] = [];
 for (const n of sizes) {
   const result = await runSize(n, sites);
   rows.push(...result.rows);
   checks.push(...result.checks);
+  if (result.compared) comparisons.push({ apps: n, compared: result.compared });
 }
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const comparisonLines = comparisons.flatMap(({ apps, compared }) =>
+  (['noop', 'change'] as const).map((step) => {
+    const [b, n] = [median(compared[step].baseline), median(compared[step].new)];
+    return `  ${String(apps).padStart(5)}  ${step.padEnd(6)}  baseline ${b.toFixed(2)} s (min ${Math.min(...compared[step].baseline).toFixed(2)})  this build ${n.toFixed(2)} s (min ${Math.min(...compared[step].new).toFixed(2)})  ${(((n - b) / b) * 100).toFixed(1)}%`;
+  }),
+);
 const loadAfter = load();
 const date = new Date().toISOString();
 const lines = [
@@ -288,6 +356,7 @@ const lines = [
       `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`,
   ),
   ...checks.map((c) => `  check ${c}`),
+  ...(comparisons.length > 0 ? [`  alternated with the baseline ${values.baseline} (${rounds} rounds, medians of wall s):`, ...comparisonLines] : []),
   '',
 ];
 process.stdout.write(lines.join('\n'));
@@ -296,7 +365,16 @@ await mkdir(path.dirname(jsonPath), { recursive: true });
 await writeFile(
   jsonPath,
   JSON.stringify(
-    { benchmark: 'converge', date, cores: os.availableParallelism(), load: { before: loadBefore, after: loadAfter }, sites, rows, checks },
+    {
+      benchmark: 'converge',
+      date,
+      cores: os.availableParallelism(),
+      load: { before: loadBefore, after: loadAfter },
+      sites,
+      rows,
+      checks,
+      ...(comparisons.length > 0 ? { baseline: values.baseline, rounds, comparisons } : {}),
+    },
     null,
     1,
   ) + '\n',

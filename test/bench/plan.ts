@@ -1,6 +1,9 @@
-// npm run bench:plan -- [--projects 1000] [--hosts 10] [--runs 5]
+// npm run bench:plan -- [--projects 1000] [--hosts 10] [--runs 5] [--baseline DIR]
 // Wall time and peak RSS of whole processes (node start-up included) that
 // load, validate, expand and plan one host of a generated repository.
+// --baseline DIR: a built checkout of another commit; its runs alternate with
+// this build's on the same repository (each with its own parse cache), and
+// both are printed.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +14,12 @@ import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { generateRepository } from './generate.js';
 
 const { values } = parseArgs({
-  options: { projects: { type: 'string', default: '1000' }, hosts: { type: 'string', default: '10' }, runs: { type: 'string', default: '5' } },
+  options: {
+    projects: { type: 'string', default: '1000' },
+    hosts: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '5' },
+    baseline: { type: 'string' },
+  },
 });
 const projects = Number(values.projects);
 const hosts = Number(values.hosts);
@@ -29,13 +37,23 @@ interface Run {
   changes: number;
 }
 
-async function series(env: Record<string, string>): Promise<Run[]> {
-  const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), 'plan-run.js');
-  const results: Run[] = [];
+type Side = 'this' | 'baseline';
+const runners: Record<Side, string> = {
+  this: path.join(path.dirname(fileURLToPath(import.meta.url)), 'plan-run.js'),
+  baseline: path.resolve(values.baseline ?? '.', 'dist/test/bench/plan-run.js'),
+};
+const sides: Side[] = values.baseline ? ['baseline', 'this'] : ['this'];
+
+// `runs` runs of each side, alternated (the side that goes first alternates too); `cached`: each side its own parse cache.
+async function series(cached: boolean): Promise<Record<Side, Run[]>> {
+  const results: Record<Side, Run[]> = { this: [], baseline: [] };
   for (let i = 0; i < runs; i++) {
-    const started = performance.now();
-    const { stdout } = await execa(process.execPath, [...NODE_FLAGS, runner, repoDir, 'host-3'], { env, extendEnv: false });
-    results.push({ wallMs: Math.round(performance.now() - started), ...JSON.parse(stdout) });
+    for (const side of i % 2 === 0 ? sides : [...sides].reverse()) {
+      const env = { PATH: process.env.PATH ?? '', ...(cached ? { HOSTKIT_CACHE_DIR: `${cacheDir}-${side}` } : {}) };
+      const started = performance.now();
+      const { stdout } = await execa(process.execPath, [...NODE_FLAGS, runners[side], repoDir, 'host-3'], { env, extendEnv: false });
+      results[side].push({ wallMs: Math.round(performance.now() - started), ...JSON.parse(stdout) });
+    }
   }
   return results;
 }
@@ -55,10 +73,12 @@ function summarize(name: string, results: Run[]) {
 try {
   await generateRepository(repoDir, projects, hosts);
   // cold: no parse cache (every file parsed); warm: the cache holds every file (a re-run on an unchanged repository).
-  const cold = await series({ PATH: process.env.PATH ?? '' });
-  await series({ PATH: process.env.PATH ?? '', HOSTKIT_CACHE_DIR: cacheDir }); // primes the cache
-  const warm = await series({ PATH: process.env.PATH ?? '', HOSTKIT_CACHE_DIR: cacheDir });
-  const rows = [summarize('cold (no parse cache)', cold), summarize('warm (parse cache)', warm)];
+  const coldRuns = await series(false);
+  await series(true); // primes the caches
+  const warmRuns = await series(true);
+  const cold = coldRuns.this;
+  const rows = [summarize('cold (no parse cache)', cold), summarize('warm (parse cache)', warmRuns.this)];
+  if (values.baseline) rows.push(summarize('baseline cold', coldRuns.baseline), summarize('baseline warm', warmRuns.baseline));
   const lines = [
     `hostkit bench:plan  ${projects} projects on ${hosts} hosts, planning host-3 (${cold[0]!.resources} resources) against the fake host, ${runs} runs each, node ${process.version}, ${os.availableParallelism()} cores`,
     '  run                      wall median   wall max   load+validate   expand+observe+plan   peak RSS',

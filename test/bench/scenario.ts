@@ -1,4 +1,4 @@
-// The convergence benchmark scenario (/work/shared/BENCH-SCENARIO.md) as
+// The convergence benchmark scenario (test/bench/SCENARIO.md) as
 // HostKit manifests: one Host with a firewall, N projects (service, env file,
 // user, state directory, PostgreSQL role and database, firewall opening, and
 // an nginx site when the nginx driver is there).

@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import type { UnitsAfterRestore } from '../../reconciler/drivers/systemd/restore.js';
 import { findRun, rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost } from '../../reconciler/engine.js';
@@ -203,7 +204,7 @@ describeHost('reconciler/drivers/nftables: the firewall table at boot, on a real
 
     const outcome = await rollbackRun(await findRun(m.host, STATE, { last: true }), { dryRun: false, log: silentLogger() });
     expect(outcome.result?.errors).toEqual([]);
-    expect(outcome.plan.units.enable).toEqual([UNIT]);
+    expect((outcome.plan.after.find((a) => a.kind === 'unit')?.plan as UnitsAfterRestore).enable).toEqual([UNIT]);
     expect(await bootFile(m)).toBe(previous);
     expect(await enabled(m)).toBe('enabled');
     expect(await table(m)).toBe(liveBefore);

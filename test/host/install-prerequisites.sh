@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the real-host test suite needs on the machine that runs it
-# (see test/host/README or /work/shared/HOST-HARNESS.md). Idempotent: packages
+# (see test/host/README or test/host/HARNESS.md). Idempotent: packages
 # already present are left alone and apt is not touched at all when nothing is
 # missing. Must run as root on Debian/Ubuntu.
 set -eu

@@ -1,7 +1,7 @@
 // Boots a throwaway Debian host with systemd-nspawn for one test file: a fresh
 // overlay on the cached pristine root file system (rootfs.ts), its own systemd
 // as PID 1, and a private network that holds only loopback. See
-// /work/shared/HOST-HARNESS.md for the recipe this follows.
+// test/host/HARNESS.md for the recipe this follows.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, promises as fs, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';

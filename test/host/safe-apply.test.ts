@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import type { UnitsAfterRestore } from '../../reconciler/drivers/systemd/restore.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { listRuns } from '../../reconciler/apply/journal.js';
 import { isPaused, isQuarantined, resume } from '../../reconciler/apply/quarantine.js';
@@ -169,9 +170,10 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     expect(dry.plan.steps.map((s) => `${s.action} ${'path' in s ? s.path : s.resource}`)).toEqual(
       expect.arrayContaining([`restore-file ${UNIT}`, `restore-file ${ENV}`, 'restore-file /srv/web/version.txt', `restore-file ${STATE}/inventory.json`]),
     );
-    expect(dry.plan.units.restart).toEqual(['hk-web.service']);
+    const afterSteps = new Map(dry.plan.after.map((a) => [a.kind, a.plan]));
+    expect((afterSteps.get('unit') as UnitsAfterRestore).restart).toEqual(['hk-web.service']);
     expect(dry.plan.steps.map((s) => ('path' in s ? s.path : ''))).toContain(SITE);
-    expect(dry.plan.reloadNginx).toBe(true);
+    expect(afterSteps.get('site')).toEqual({ reload: true });
     expect(await snapshot(m, files)).toEqual(after); // a dry run changes nothing
 
     const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });

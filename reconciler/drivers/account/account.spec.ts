@@ -5,6 +5,7 @@ import type { Resource } from '../../core/resource.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { accountDriver, type ObservedAccount } from './index.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: AccountSpec = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [] };
 const resource: Resource<AccountSpec> = {
@@ -38,13 +39,14 @@ describe('reconciler/drivers/account', () => {
     expect(Boolean(change.orphan)).toBe(Boolean(isOrphan));
   });
 
-  it('creates group then user with argument arrays, and the next plan is a noop', async () => {
+  it('creates group then user with argument arrays, the next plan is a noop, and a rollback keeps it with its inventory entry', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
     const observed = (await accountDriver.observe([resource], ctx, run)).get(resource.id);
     const change = accountDriver.plan({ resource, desired: spec, observed, orphan: false });
-    const undo = await accountDriver.apply(change, ctx, run);
+    const journaled = await JournaledRun.open(ctx, [change]);
+    await journaled.apply(accountDriver, change, run);
     expect(host.calls.map((c) => [c.file, ...c.args])).toEqual([
       ['groupadd', '--system', 'api'],
       ['useradd', '--system', '--gid', 'api', '--home-dir', '/srv/api', '--no-create-home', '--shell', '/usr/sbin/nologin', 'api'],
@@ -57,11 +59,31 @@ describe('reconciler/drivers/account', () => {
       orphan: false,
     });
     expect(again.action).toBe('noop');
-    await accountDriver.rollback(change, undo, ctx, run);
-    // userdel removed the group with the user, so no groupdel (it would fail).
-    expect(host.calls.slice(2).map((c) => [c.file, ...c.args])).toEqual([['userdel', 'api']]);
-    expect(host.text('/etc/group')).not.toContain('api:');
-    expect(host.text('/etc/passwd')).not.toContain('api:');
+    // Files may belong to it by now (a service ran as it): kept, and still HostKit's, so the next run adopts it.
+    const { warnings } = await journaled.rollback();
+    expect(host.calls.slice(2).map((c) => c.file)).toEqual([]);
+    expect(host.text('/etc/passwd')).toContain('api:');
+    expect(warnings).toEqual(['account/api: accounts are kept (they may own files)']);
+    expect(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources['account/api']).toMatchObject({ kind: 'account', spec });
+  });
+
+  it('a rollback of an update puts the previous group, home, shell and groups back in one usermod', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
+    await accountDriver.apply(accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false }), ctx, run);
+    const changed = { ...spec, home: '/home/api', shell: '/bin/sh', groups: ['www-data'] };
+    const observed = (await accountDriver.observe([resource], ctx, run)).get(resource.id);
+    const change = accountDriver.plan({ resource: { ...resource, spec: changed }, desired: changed, observed, orphan: false });
+    expect(change.fields.map((f) => f.field)).toEqual(['/home', '/shell', '/groups']);
+    const journaled = await JournaledRun.open(ctx, [change]);
+    await journaled.apply(accountDriver, change, run);
+    const before = host.calls.length;
+    await journaled.rollback();
+    expect(host.calls.slice(before).map((c) => [c.file, ...c.args])).toEqual([
+      ['usermod', '--gid', 'api', '--home', '/srv/api', '--shell', '/usr/sbin/nologin', '--groups', '', 'api'],
+    ]);
+    expect((await accountDriver.observe([resource], ctx, accountDriver.createRun!(ctx))).get(resource.id)).toMatchObject(present);
   });
 
   it('observes every account from one read of /etc/passwd and /etc/group, with no commands', async () => {
@@ -72,7 +94,7 @@ describe('reconciler/drivers/account', () => {
     expect(host.calls).toEqual([]);
   });
 
-  it('a run creating many accounts creates them all with ONE systemd-sysusers, and rollback of the first step removes the batch', async () => {
+  it('a run creating many accounts creates them all with ONE systemd-sysusers, and a rollback keeps the batch, every account in the inventory', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
@@ -86,7 +108,8 @@ describe('reconciler/drivers/account', () => {
     const observed = await accountDriver.observe(many, ctx, run);
     const changes = many.map((r) => accountDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
     const undos = [];
-    for (const c of changes.slice(0, 5)) undos.push(await accountDriver.apply(c, ctx, run));
+    const journaled = await JournaledRun.open(ctx, changes);
+    for (const c of changes.slice(0, 5)) undos.push(await journaled.apply(accountDriver, c, run));
     expect(host.calls.map((c) => c.file)).toEqual(['systemd-sysusers']);
     expect(host.calls[0]!.args).toContain('u u0 - - /srv/u0 /usr/sbin/nologin');
     expect(host.calls[0]!.args).toContain('m u3 www-data');
@@ -95,10 +118,12 @@ describe('reconciler/drivers/account', () => {
     for (const [i, c] of changes.entries()) {
       expect(accountDriver.plan({ resource: many[i]!, desired: c.desired, observed: now.get(c.id), orphan: false }).action).toBe('noop');
     }
-    // The run fails after the fifth account: rolling back its steps (in reverse) removes all twenty.
-    for (let i = 4; i >= 0; i--) await accountDriver.rollback(changes[i]!, undos[i]!, ctx, run);
-    expect(host.text('/etc/passwd')).not.toMatch(/^u\d+:/m);
-    expect(host.text('/etc/group')).not.toMatch(/^u\d+:/m);
+    // The run fails after the fifth account: the rollback keeps all twenty (the batch made them all), each still HostKit's.
+    const calls = host.calls.length;
+    await journaled.rollback();
+    expect(host.calls.slice(calls)).toEqual([]);
+    expect(host.text('/etc/passwd')!.match(/^u\d+:/gm)).toHaveLength(20);
+    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources).sort()).toEqual(changes.map((c) => c.id).sort());
   });
 
   it('a failing useradd surfaces its stderr', async () => {

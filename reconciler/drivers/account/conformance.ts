@@ -21,7 +21,6 @@ export const fixtures: ConformanceFixture[] = [
     fake: () => ({}),
     rollback: {
       create: { reason: KEPT, resources: ({ set, count }) => ids(set, count), paths: () => DATABASE, asApplied: true },
-      update: { reason: KEPT, resources: ({ set }) => ids(set, 1), paths: () => ['/etc/passwd'], asApplied: true },
     },
   },
 ];

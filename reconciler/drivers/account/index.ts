@@ -7,6 +7,7 @@ import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
 import type { accountPrimitive } from './manifest.js';
 import { accountDefinition } from './definition.js';
+import { accountRestore } from './restore.js';
 
 export interface ObservedAccount {
   user: string;
@@ -158,13 +159,8 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
     return again.action === 'noop' ? [] : [error('verification failed', `account ${change.desired!.user} is not as applied`, change.origin)];
   },
 
-  async rollback(change, undo, ctx) {
-    try {
-      await rollbackAccount(change.desired!, undo, ctx);
-    } finally {
-      ctx.run.users.forget();
-    }
-  },
+  // An account it created stays (files may belong to it); settings it changed come back (restore.ts).
+  restore: accountRestore,
 };
 
 async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext, state: AccountRun): Promise<AccountUndo> {
@@ -183,20 +179,6 @@ async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, acti
     }
   }
   return createOne(ctx, d, db, o);
-}
-
-async function rollbackAccount(d: AccountSpec, undo: AccountUndo, ctx: DriverContext): Promise<void> {
-  if (undo.createdUser) await run(ctx.host, 'userdel', [d.user]);
-  else if (undo.previous) {
-    const p = undo.previous;
-    await run(ctx.host, 'usermod', ['--gid', p.group, '--home', p.home, '--shell', p.shell, '--groups', p.groups.join(','), d.user]);
-  }
-  // userdel may already have removed the user's own group (USERGROUPS_ENAB on Debian).
-  if (undo.createdGroup && (await UserDb.read(ctx.host)).groups.has(d.group)) await run(ctx.host, 'groupdel', [d.group]);
-  for (const user of undo.batch ?? []) {
-    if ((await UserDb.read(ctx.host)).users.has(user)) await run(ctx.host, 'userdel', [user]);
-    if ((await UserDb.read(ctx.host)).groups.has(user)) await run(ctx.host, 'groupdel', [user]);
-  }
 }
 
 // One account through shadow-utils: groupadd and useradd, or usermod.

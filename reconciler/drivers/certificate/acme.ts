@@ -15,7 +15,7 @@ const acmeClient = () => (loaded ??= import('acme-client'));
 import { HostKitError } from '../../core/errors.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
-import { CHALLENGE_DIR } from '../nginx/paths.js';
+import { CHALLENGE_DIR } from '../shared/web.js';
 
 export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;

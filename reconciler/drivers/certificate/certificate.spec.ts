@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import type { Resource } from '../../core/resource.js';
 import type { CertificateSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
@@ -131,16 +132,57 @@ describe('reconciler/drivers/certificate', () => {
   });
 
   it('rollback restores the previous pair, but keeps a certificate the CA issued in this run', async () => {
-    const files = { '/etc/hostkit/tls/web.example.com/fullchain.pem': 'NEW CERT', '/etc/hostkit/tls/web.example.com/privkey.pem': 'NEW KEY' };
-    const previous = { certificate: Buffer.from('OLD CERT'), key: Buffer.from('OLD KEY') };
-    const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
-    const issuedHost = new FakeHost(files);
-    await certificateDriver.rollback(change, { previous, createdDirs: [], wrote: true, issue: true, issued: true }, driverContext(issuedHost));
-    expect(issuedHost.text('/etc/hostkit/tls/web.example.com/fullchain.pem')).toBe('NEW CERT');
-    const placeholderHost = new FakeHost(files);
-    await certificateDriver.rollback(change, { previous, createdDirs: [], wrote: true, issue: true }, driverContext(placeholderHost));
-    expect(placeholderHost.text('/etc/hostkit/tls/web.example.com/fullchain.pem')).toBe('OLD CERT');
-    expect(placeholderHost.text('/etc/hostkit/tls/web.example.com/privkey.pem')).toBe('OLD KEY');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-cert-'));
+    const f = (n: string) => path.join(dir, n);
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30'];
+    await execa('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-subj', '/CN=Test CA']);
+    const names = 'subjectAltName=DNS:web.example.com,DNS:www.web.example.com';
+    await execa('openssl', [
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      f('issued.key'),
+      '-out',
+      f('issued.pem'),
+      '-subj',
+      '/CN=web.example.com',
+      '-addext',
+      names,
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+    ]);
+    await execa('openssl', selfSignedArgs(f('ph.key'), f('ph.pem'), ['web.example.com', 'www.web.example.com'], 'placeholder'));
+    const [issuedCert, issuedKey, placeholderCert, placeholderKey] = await Promise.all(
+      ['issued.pem', 'issued.key', 'ph.pem', 'ph.key'].map((n) => readFile(f(n))),
+    );
+    const paths = { certificate: '/etc/hostkit/tls/web.example.com/fullchain.pem', key: '/etc/hostkit/tls/web.example.com/privkey.pem' };
+    const rolledBack = async (cert: Buffer, key: Buffer) => {
+      const host = new FakeHost({ [paths.certificate]: 'OLD CERT', [paths.key]: 'OLD KEY' });
+      const ctx = driverContext(host);
+      const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
+      const run = await JournaledRun.open(ctx, [change]);
+      // What apply and settle leave: the CA's certificate, or a placeholder while the order failed.
+      await run.apply(
+        {
+          restore: certificateDriver.restore,
+          apply: async () => {
+            await host.writeFile(paths.certificate, cert, { uid: 0, gid: 0, mode: 0o644 });
+            await host.writeFile(paths.key, key, { uid: 0, gid: 0, mode: 0o600 });
+          },
+        },
+        change,
+      );
+      await run.rollback();
+      return host;
+    };
+    const issuedHost = await rolledBack(issuedCert!, issuedKey!);
+    expect(issuedHost.text(paths.certificate)).toBe(issuedCert!.toString());
+    const placeholderHost = await rolledBack(placeholderCert!, placeholderKey!);
+    expect(placeholderHost.text(paths.certificate)).toBe('OLD CERT');
+    expect(placeholderHost.text(paths.key)).toBe('OLD KEY');
   });
 
   it('a dry run that may not read the certificate (not root) plans with a warning instead of failing', async () => {
@@ -170,7 +212,8 @@ describe('reconciler/drivers/certificate', () => {
     const host = opensslHost();
     const ctx = driverContext(host);
     const change = certificateDriver.plan({ resource, desired: desired(), observed: undefined, orphan: false });
-    const undo = await certificateDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    const undo = await run.apply(certificateDriver, change);
     expect(undo).toMatchObject({ wrote: true, issue: true, createdDirs: ['/etc/hostkit', '/etc/hostkit/tls', '/etc/hostkit/tls/web.example.com'] });
     const modes = await Promise.all(
       ['/etc/hostkit', '/etc/hostkit/tls', '/etc/hostkit/tls/web.example.com', '/etc/hostkit/tls/web.example.com/privkey.pem'].map((p) => host.stat(p)),
@@ -185,7 +228,7 @@ describe('reconciler/drivers/certificate', () => {
       ]),
     );
     expect(host.paths().filter((p) => p.includes('.new-'))).toEqual([]);
-    await certificateDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(host.paths().filter((p) => p.startsWith('/etc/hostkit'))).toEqual([]);
   });
 

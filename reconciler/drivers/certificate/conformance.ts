@@ -2,14 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
+import { many, type ConformanceFixture } from '../../../test/support/conformance.js';
 import type { FakeHost } from '../../hosts/fake.js';
 import type { Host } from '../../hosts/types.js';
-import { TLS_DIR } from '../nginx/paths.js';
+import { TLS_DIR } from '../shared/web.js';
 
 // Self-signed certificates (no CA needed), in a TLS directory that exists before them (no manifest may declare it).
 const name = (set: string, i: number) => `ck-${set}-c${i}`;
-const ids = (set: string, count: number) => idsOf('certificate', count, (i) => name(set, i));
 
 async function tlsDirectory(host: Host): Promise<void> {
   await host.mkdir(path.posix.dirname(TLS_DIR), { uid: 0, gid: 0, mode: 0o755 });
@@ -38,10 +37,6 @@ function fakeOpenssl(host: FakeHost): void {
   });
 }
 
-const LEFT =
-  'README, Safe apply: a restore puts "files back (or removed if the run created them)"; the run backs up the certificate and key, ' +
-  'not the directory /etc/hostkit/tls/NAME the apply made for them, which stays, empty';
-
 export const fixtures: ConformanceFixture[] = [
   {
     kind: 'certificate',
@@ -54,13 +49,5 @@ export const fixtures: ConformanceFixture[] = [
       })),
     paths: () => [TLS_DIR],
     fake: (host) => (fakeOpenssl(host), {}),
-    rollback: {
-      create: {
-        reason: LEFT,
-        resources: ({ set, count }) => ids(set, count),
-        paths: ({ set, count }) => ids(set, count).map((id) => `${TLS_DIR}/${id.slice('certificate/'.length)}`),
-        asApplied: false,
-      },
-    },
   },
 ];

@@ -5,9 +5,7 @@ import type { CertificateSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
-import { nginxActive } from '../nginx/nginx.js';
-import { certificatePaths, siteFile, TLS_DIR } from '../nginx/paths.js';
-import { DOMAIN } from '../nginx/validate.js';
+import { certificatePaths, DOMAIN, TLS_DIR } from '../shared/web.js';
 import type { Applied, Driver, DriverContext, WithManifests } from '../types.js';
 import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.js';
 import { selfSigned } from './selfsigned.js';
@@ -15,6 +13,7 @@ import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures,
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
 import type { certificatePrimitive } from './manifest.js';
 import { certificateDefinition } from './definition.js';
+import { certificateRestore } from './restore.js';
 
 const KEY_MODE = 0o600;
 // The directory's name: a site's first domain, or a Certificate primitive's metadata.name ("api-cert", no dots).
@@ -307,17 +306,13 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
       if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
       return undo;
     } catch (cause) {
-      await certificateDriver.rollback(change, undo, ctx).catch(() => undefined);
+      await putBack(change, undo, ctx).catch(() => undefined);
       throw cause;
     }
   },
 
-  async settle(items, ctx, phase) {
+  async settle(items, ctx) {
     if (items.length === 0) return;
-    if (phase === 'rollback') {
-      await ctx.run.nginx.restore();
-      return;
-    }
     // Sites and placeholders go live first: the CA validates through them.
     await ctx.run.nginx.flush(items[0]!.change.id);
     for (const item of items) if (item.undo.issue) await order(item, ctx);
@@ -344,25 +339,27 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     return problems.length > 0 ? [error('certificate not as desired', `${paths.certificate}: ${problems.join('; ')}`, change.origin)] : [];
   },
 
-  // A certificate the CA issued in this run is kept: it is valid for the names
-  // asked for, and ordering it again on the next run would burn rate limit.
-  async rollback(change, undo, ctx) {
-    if (!undo.wrote) return;
-    const paths = certificatePaths(change.resource!.spec.name);
-    if (undo.issued) {
-      ctx.log.warn({ resource: change.id, serial: undo.serial }, 'kept the newly issued certificate through the rollback');
-      return;
-    }
-    for (const dir of [TLS_DIR, paths.dir]) if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
-    if (undo.previous) await writePair(ctx.host, paths, undo.previous);
-    else {
-      await ctx.host.remove(paths.certificate);
-      await ctx.host.remove(paths.key);
-    }
-    for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
-    ctx.run.nginx.restored();
-  },
+  // The previous pair comes back from the run journal (restore.ts).
+  restore: certificateRestore,
 };
+
+// What apply wrote so far, put back when it fails part-way (a certificate the CA issued is kept: ordering it again would burn rate limit).
+async function putBack(change: Change<DesiredCertificate, ObservedCertificate, CertificateSpec>, undo: CertificateUndo, ctx: DriverContext): Promise<void> {
+  if (!undo.wrote) return;
+  const paths = certificatePaths(change.resource!.spec.name);
+  if (undo.issued) {
+    ctx.log.warn({ resource: change.id, serial: undo.serial }, 'kept the newly issued certificate through the rollback');
+    return;
+  }
+  for (const dir of [TLS_DIR, paths.dir]) if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: DIR_MODE });
+  if (undo.previous) await writePair(ctx.host, paths, undo.previous);
+  else {
+    await ctx.host.remove(paths.certificate);
+    await ctx.host.remove(paths.key);
+  }
+  for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
+  ctx.run.nginx.restored();
+}
 
 // One ACME order. The attempt is recorded before the CA is contacted, so even
 // a run killed mid-order counts against the back-off. A failure does not fail
@@ -428,10 +425,10 @@ async function checkServed(
   ctx: DriverContext,
 ): Promise<void> {
   const written = items.filter((i) => i.undo.serial && i.change.action !== 'delete');
-  if (written.length === 0 || !(await nginxActive(ctx.host))) return;
+  if (written.length === 0) return;
   for (const item of written) {
     const desired = item.change.desired!;
-    if (!(await ctx.host.stat(siteFile(desired.name)))) continue; // no HostKit site serves it
+    if (!(await ctx.run.nginx.serves(desired.name))) continue; // nginx is down, or no HostKit site serves it
     const want = item.undo.serial!;
     let seen = '';
     const deadline = Date.now() + 10_000;

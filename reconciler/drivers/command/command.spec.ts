@@ -5,7 +5,8 @@ import type { CommandSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { HostKitError } from '../../core/errors.js';
 import type { ExecOptions, ExecResult } from '../../hosts/types.js';
-import { hasRollbackEvent, hasSettleFirst } from '../types.js';
+import { hasSettleFirst } from '../types.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, commandUnitName, isLifecycleUnitOf, runCommand } from './index.js';
 
 const spec: CommandSpec = {
@@ -76,7 +77,8 @@ describe('reconciler/drivers/command', () => {
     const ctx = driverContext(host);
     const d = await desired(inputs);
     const change = commandDriver.plan({ resource: resource(), desired: d, observed: undefined, orphan: false });
-    const undo = await commandDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(commandDriver, change);
     const call = host.calls.find((c) => c.file === 'systemd-run')!;
     expect(call.args).toEqual(
       expect.arrayContaining(['--wait', '--pipe', '-p', 'User=shop', 'WorkingDirectory=/srv/shop', 'EnvironmentFile=-/etc/hostkit/env/shop.env']),
@@ -86,21 +88,24 @@ describe('reconciler/drivers/command', () => {
     expect(call.args.find((a) => a.startsWith('--unit='))).toMatch(/^--unit=hostkit-command-shop-[0-9a-f]{10}\.service$/);
     expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands['command/shop-migrate'].digest).toBe(d.digest);
 
-    // Rollback runs the down command and forgets the run.
-    await commandDriver.rollback(change, undo, ctx);
+    // Rollback runs the down command and forgets the run (the record is as before: none).
+    await run.rollback();
     const down = host.calls.filter((c) => c.file === 'systemd-run').at(-1)!;
     expect(down.args.slice(down.args.indexOf('--') + 1)).toEqual(['/srv/shop/bin/migrate', '--down']);
     expect(isLifecycleUnitOf(down.args.find((a) => a.startsWith('--unit='))!.slice('--unit='.length), 'shop')).toBe(true);
-    expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands).toEqual({});
+    expect(await host.readFile('/var/lib/hostkit/commands.json')).toBeUndefined();
+    // The down command ran once: the journal says so, and a second restore of the run does not run it again.
+    expect(run.journal.events.filter((e) => e.ev === 'down')).toEqual([expect.objectContaining({ id: change.id, ok: true })]);
+    expect((await run.plan()).steps.map((st) => st.action)).not.toContain('run-down');
 
     // A failing command throws and is not recorded.
     host.onExec((c) => (c.file === 'systemd-run' ? { exitCode: 3, stdout: '', stderr: 'relation exists' } : undefined));
     await expect(commandDriver.apply(change, ctx)).rejects.toThrow(/migrate of shop failed.*exited 3: relation exists/);
-    expect(JSON.parse((await host.readFile('/var/lib/hostkit/commands.json'))!.toString()).commands).toEqual({});
+    expect(await host.readFile('/var/lib/hostkit/commands.json')).toBeUndefined();
   });
 
   it("an after-start command asks the executor to settle first and runs once the run's restarted services are up; a before-start one does neither", async () => {
-    expect(hasSettleFirst(commandDriver) && hasRollbackEvent(commandDriver)).toBe(true);
+    expect(hasSettleFirst(commandDriver)).toBe(true);
     const after = { ...spec, phase: 'after-start' as const };
     for (const [s, waits] of [
       [after, true],

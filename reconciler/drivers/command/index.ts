@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { warning, type Diagnostic } from '../../core/diagnostics.js';
+import type { Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
 import type { CommandSpec } from '../../core/specs.js';
 import { programProblem } from '../../core/strict-values.js';
 import { changeBase, type Change } from '../../diff/model.js';
 import { commandLine } from '../../hosts/process.js';
 import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from '../../hosts/types.js';
-import type { Driver, WithRollbackEvent, WithSettleFirst } from '../types.js';
+import type { Driver, WithSettleFirst } from '../types.js';
+import { commandRestore } from './restore.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import { commandDefinition } from './definition.js';
 
@@ -195,14 +196,11 @@ function specOf(change: Change): CommandSpec {
   return change.resource!.spec as CommandSpec;
 }
 
-export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> & WithSettleFirst & WithRollbackEvent = {
+export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> & WithSettleFirst = {
   ...commandDefinition,
 
   // An after-start command runs once the services before it were restarted (and, in apply, are past their grace).
   settleFirst: (change) => specOf(change).phase === 'after-start',
-
-  // Its down command ran: a later restore from the run's backups must not run it again.
-  rollbackEvent: 'down',
 
   // The digest covers the spec and the project's inputs (files and env file it depends on).
   async desire(resources, ctx) {
@@ -294,29 +292,6 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     return [];
   },
 
-  // The down command undoes what the command did; an irreversible one is reported and left.
-  async rollback(change, undo, ctx) {
-    await writeRecord(ctx.host, ctx.stateDirectory, change.id, undo.previous);
-    if (!undo.ran) return;
-    const spec = specOf(change);
-    if (spec.irreversible || !spec.down) {
-      ctx.warnings.push(
-        warning(
-          'command not undone',
-          `${change.id}: ${spec.irreversible ? 'declared irreversible' : 'no down command declared'}; what it did stays`,
-          change.origin,
-        ),
-      );
-      return;
-    }
-    const result = await runCommand(ctx.host, {
-      argv: spec.down,
-      user: spec.user,
-      workingDirectory: spec.workingDirectory,
-      ...(change.desired?.environmentFile ? { environmentFile: change.desired.environmentFile } : {}),
-      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-      project: spec.project,
-    });
-    if (result.exitCode !== 0) throw new Error(`down command of ${spec.name} failed: ${describeExec(spec.down[0]!, spec.down.slice(1), result)}`);
-  },
+  // Its record comes back from the run journal and its down command runs once (restore.ts).
+  restore: commandRestore,
 };

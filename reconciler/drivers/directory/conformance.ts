@@ -1,8 +1,7 @@
-import { directoryFor, idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
+import { directoryFor, many, type ConformanceFixture } from '../../../test/support/conformance.js';
 
 // Directories inside one that exists before them.
 const sub = (set: string, i: number) => `${directoryFor(set, 'dirs').path}/d${i}`;
-const KEPT = 'README, Safe apply: a rollback keeps "accounts, directories and databases"; directories may hold data';
 
 export const fixtures: ConformanceFixture[] = [
   {
@@ -18,14 +17,5 @@ export const fixtures: ConformanceFixture[] = [
     ],
     paths: ({ set }) => [directoryFor(set, 'dirs').path],
     fake: () => ({}),
-    rollback: {
-      create: {
-        reason: KEPT,
-        resources: ({ set, count }) => idsOf('directory', count, (i) => sub(set, i)),
-        paths: ({ set, count }) => Array.from({ length: count }, (_, i) => sub(set, i + 1)),
-        asApplied: true,
-      },
-      update: { reason: KEPT, resources: ({ set }) => idsOf('directory', 1, (i) => sub(set, i)), paths: ({ set }) => [sub(set, 1)], asApplied: true },
-    },
   },
 ];

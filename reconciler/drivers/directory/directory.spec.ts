@@ -8,6 +8,7 @@ import type { Resource } from '../../core/resource.js';
 import type { DirectorySpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { directoryDriver, type ObservedDirectory } from './index.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: DirectorySpec = { path: '/srv/api/data', owner: 'www-data', group: 'www-data', mode: 0o750 };
 const resource: Resource<DirectorySpec> = {
@@ -39,11 +40,25 @@ describe('reconciler/drivers/directory', () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const change = directoryDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
-    const undo = await directoryDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(directoryDriver, change);
     expect(await host.stat('/srv/api/data')).toMatchObject({ type: 'directory', uid: 33, gid: 33, mode: 0o750 });
     expect(await directoryDriver.verify(change, ctx)).toEqual([]);
-    await directoryDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(host.paths().filter((p) => p.startsWith('/srv'))).toEqual([]);
+  });
+
+  it('a directory the run created that holds something by the rollback is kept, with its inventory entry', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const change = directoryDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(directoryDriver, change);
+    host.seedFile('/srv/api/data/upload.bin', 'data', { uid: 33, gid: 33, mode: 0o640 });
+    const result = await run.rollback();
+    expect(host.text('/srv/api/data/upload.bin')).toBe('data');
+    expect(result.warnings).toEqual([`${resource.id}: directories are kept once they hold anything (they may hold data)`]);
+    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources)).toEqual([resource.id]);
   });
 
   it('an ownership fix restores the previous ownership on rollback', async () => {
@@ -53,8 +68,9 @@ describe('reconciler/drivers/directory', () => {
     const observed = (await directoryDriver.observe([resource], ctx)).get(resource.id);
     const change = directoryDriver.plan({ resource, desired: spec, observed, orphan: false });
     expect(change.fields.map((f) => f.field)).toEqual(['/owner', '/group', '/mode']);
-    const undo = await directoryDriver.apply(change, ctx);
-    await directoryDriver.rollback(change, undo, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(directoryDriver, change);
+    await run.rollback();
     expect(await host.stat('/srv/api/data')).toMatchObject({ uid: 0, gid: 0, mode: 0o700 });
   });
 

@@ -7,6 +7,7 @@ import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
 import type { Driver, WithManifests } from '../types.js';
 import type { directoryPrimitive } from './manifest.js';
 import { directoryDefinition } from './definition.js';
+import { directoryRestore } from './restore.js';
 
 export interface ObservedDirectory {
   type: FileType;
@@ -118,8 +119,6 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
         ];
   },
 
-  async rollback(change, undo, ctx) {
-    if (undo.previous) await ctx.host.setOwnership(change.desired!.path, undo.previous, { managed: true });
-    for (const dir of [...undo.created].reverse()) await ctx.host.remove(dir, { managed: true });
-  },
+  // A directory it created stays (it may hold data); ownership it changed comes back (restore.ts).
+  restore: directoryRestore,
 };

@@ -8,12 +8,12 @@ import {
   observeFileResources,
   planFile,
   publishDigest,
-  rollbackFile,
   verifyFile,
   type DesiredFile,
   type FileUndo,
   type ObservedFile,
 } from '../shared/managed-file.js';
+import { fileRestore } from '../shared/undo.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
 import type { envFilePrimitive } from './manifest.js';
 import { envFileDefinition } from './definition.js';
@@ -95,5 +95,6 @@ export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileU
   // If this throws, the file still has its previous bytes (atomic rename).
   apply: (change, ctx) => applyFile(ctx.host, change, ctx),
   verify: (change, ctx) => verifyFile(ctx, change),
-  rollback: (change, undo, ctx) => rollbackFile(ctx.host, change, undo),
+  // The previous bytes come back from the run journal; directories made for the file go again once empty.
+  restore: fileRestore((change) => change.resource?.spec.path),
 };

@@ -14,6 +14,7 @@ import { FakeHost } from '../../hosts/fake.js';
 import { driverContext, inventoryAfter } from '../../../test/support/context.js';
 import type { ObservedFile } from '../shared/managed-file.js';
 import { fileDriver } from './index.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: FileSpec = { path: '/srv/app/config.ini', content: 'a=1\nb=2\n', owner: 'root', group: 'www-data', mode: 0o640 };
 const resource: Resource<FileSpec> = {
@@ -77,12 +78,13 @@ describe('reconciler/drivers/file', () => {
     const observed = (await fileDriver.observe([resource], ctx)).get(resource.id);
     const change = fileDriver.plan({ resource, desired: spec, observed, orphan: false });
     expect(change.action).toBe('update');
-    const undo = await fileDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(fileDriver, change);
     expect(host.text(spec.path)).toBe(spec.content);
     expect(await fileDriver.verify(change, ctx)).toEqual([]);
     const again = fileDriver.plan({ resource, desired: spec, observed: (await fileDriver.observe([resource], ctx)).get(resource.id), orphan: false });
     expect(again.action).toBe('noop');
-    await fileDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(host.text(spec.path)).toBe('old\n');
     expect((await host.stat(spec.path))!.mode).toBe(0o600);
   });
@@ -91,9 +93,10 @@ describe('reconciler/drivers/file', () => {
     const host = new FakeHost();
     const ctx = context(host);
     const change = fileDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
-    const undo = await fileDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(fileDriver, change);
     expect(host.paths()).toContain('/srv/app');
-    await fileDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(host.paths()).not.toContain('/srv');
     expect(host.paths()).not.toContain(spec.path);
   });

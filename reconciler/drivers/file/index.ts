@@ -6,12 +6,12 @@ import {
   observeFileResources,
   planFile,
   publishDigest,
-  rollbackFile,
   verifyFile,
   type DesiredFile,
   type FileUndo,
   type ObservedFile,
 } from '../shared/managed-file.js';
+import { fileRestore } from '../shared/undo.js';
 import type { filePrimitive } from './manifest.js';
 import { fileDefinition } from './definition.js';
 
@@ -39,5 +39,6 @@ export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, '
   // If this throws, the file still has its previous bytes (atomic rename).
   apply: (change, ctx) => applyFile(ctx.host, change, ctx),
   verify: (change, ctx) => verifyFile(ctx, change),
-  rollback: (change, undo, ctx) => rollbackFile(ctx.host, change, undo),
+  // The previous bytes come back from the run journal; directories made for the file go again once empty.
+  restore: fileRestore((change) => change.resource?.spec.path),
 };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
-import { HEADER, UNIT_DIR } from '../systemd/render.js';
+import { HEADER, UNIT_DIR } from '../shared/unit-files.js';
 import { TABLE_REF } from './model.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 

@@ -1,6 +1,6 @@
 import { HostKitError } from '../../core/errors.js';
 import type { FirewallSpec } from '../../core/specs.js';
-import { canonicalNetwork } from './address.js';
+import { canonicalNetwork } from '../shared/network.js';
 import { ruleText, type Rule, type Statement, type Table } from './model.js';
 
 // ICMP that must pass a drop policy: errors (path MTU discovery), ping, and for

@@ -5,7 +5,7 @@ import type { FirewallSpec } from '../../core/specs.js';
 import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import { verifyUnitFile } from '../systemd/driver.js';
+import { verifyUnitFile } from '../shared/unit-files.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
 import type { firewallRulesPrimitive } from './manifest.js';
 import {
@@ -29,6 +29,7 @@ import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransacti
 import { DELETE_TRANSACTION, renderTransaction, REPLACE_HEADER } from './render.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import { firewallDefinition } from './definition.js';
+import { firewallRestore } from './restore.js';
 
 export interface DesiredFirewall {
   table: Table;
@@ -366,16 +367,8 @@ export function createNftablesDriver(
       ];
     },
 
-    // One transaction back to the saved table (if it fails, an armed revert still restores
-    // it when its timer fires), then the boot copy as it was.
-    async rollback(_change, undo, ctx) {
-      if (undo.restore !== undefined) await loadTransaction(ctx.host, undo.restore);
-      if (undo.armed) await disarmRevert(ctx.host);
-      if (undo.boot.changed) {
-        const bootFile = bootPath(ctx.stateDirectory);
-        await syncBoot(ctx.host, bootFile, await readBoot(ctx.host, bootFile), undo.boot.before);
-      }
-    },
+    // The saved table, in one transaction, and its boot copy come back from the run journal (restore.ts).
+    restore: firewallRestore,
   };
 }
 

@@ -9,17 +9,10 @@ import type { DriverContext } from '../types.js';
 import { RunJournal } from '../../apply/journal.js';
 import { backupChange } from '../../apply/backups.js';
 import { applyRestore, planRestore } from '../../apply/restore.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import { BOOT_LINK, BOOT_UNIT_PATH, NO_BOOT, readBoot, renderBootFile, renderBootUnit, type BootState } from './boot.js';
 import { desiredTable } from './desired.js';
-import {
-  createNftablesDriver,
-  nftablesDriver,
-  restoreTransaction,
-  type ConfirmCheck,
-  type DesiredFirewall,
-  type FirewallUndo,
-  type ObservedFirewall,
-} from './index.js';
+import { createNftablesDriver, nftablesDriver, restoreTransaction, type ConfirmCheck, type DesiredFirewall, type ObservedFirewall } from './index.js';
 import { tableLines, type Statement, type Table } from './model.js';
 import { DELETE_TRANSACTION, renderTable, renderTransaction } from './render.js';
 
@@ -392,7 +385,8 @@ describe('reconciler/drivers/nftables', () => {
     const refuse: ConfirmCheck = async () => ['probe to 192.0.2.1:22 timed out'];
     const driver = createNftablesDriver({ confirm: refuse });
     const change = await planWith(fw, ctx, SPEC, driver);
-    const undo = await driver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change], [driver]);
+    const undo = await run.apply(driver, change);
     await expect(driver.settle!([{ change, undo }], ctx, 'apply')).rejects.toMatchObject({
       code: 'FIREWALL_NOT_CONFIRMED',
       data: { resourceId: 'firewall/hostkit' },
@@ -402,9 +396,14 @@ describe('reconciler/drivers/nftables', () => {
     expect(host.text(BOOT_FILE)).toBeUndefined(); // never confirmed: never written for the next boot
 
     host.calls.length = 0;
-    await driver.rollback(change, undo, ctx);
-    expect(commands(host)).toEqual(['nft -f -', 'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service']);
-    expect(host.calls[0]!.input).toBe(restoreTransaction(renderTable(before)));
+    await run.rollback();
+    expect(commands(host)).toEqual([
+      'nft list table inet hostkit',
+      'nft -f -',
+      'systemctl is-active hostkit-nft-revert.timer',
+      'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service',
+    ]);
+    expect(host.calls[1]!.input).toBe(restoreTransaction(renderTable(before)));
     expect(tableLines(fw.live!)).toEqual(tableLines(before));
     expect(fw.armed).toBeUndefined();
   });
@@ -481,13 +480,14 @@ describe('reconciler/drivers/nftables', () => {
     const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
     const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
     expect(change.action).toBe('delete');
+    const run = await JournaledRun.open(ctx, [change]);
     host.calls.length = 0;
-    const undo = await nftablesDriver.apply(change, ctx);
-    expect(commands(host)).toEqual(['nft list table inet hostkit', 'nft -f -']);
-    expect(host.calls[1]!.input).toBe(DELETE_TRANSACTION);
+    await run.apply(nftablesDriver, change);
+    expect(commands(host).slice(1)).toEqual(['nft list table inet hostkit', 'nft -f -']); // after the journal's own read of the table
+    expect(host.calls.at(-1)!.input).toBe(DELETE_TRANSACTION);
     expect(fw.live).toBeUndefined();
     expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
-    await nftablesDriver.rollback(change, undo as FirewallUndo, ctx);
+    await run.rollback();
     expect(tableLines(fw.live!)).toEqual(tableLines(live));
   });
 
@@ -513,8 +513,10 @@ describe('reconciler/drivers/nftables', () => {
     const ctx = driverContext(host);
     const change = await planWith(fw, ctx);
     expect(change.fields.map((f) => f.field)).toEqual(['/boot']);
+    const run = await JournaledRun.open(ctx, [change]);
+    const undo = await run.apply(nftablesDriver, change);
     host.calls.length = 0;
-    const undo = await nftablesDriver.apply(change, ctx);
+    await nftablesDriver.apply(change, ctx); // again, to see its commands alone
     expect(commands(host)).toEqual([expect.stringMatching(/^systemd-analyze verify /), 'systemctl is-active hostkit-nft-revert.timer']);
     expect(undo).toEqual({ armed: false, boot: { before: NO_BOOT, changed: false } });
     host.calls.length = 0;
@@ -525,8 +527,9 @@ describe('reconciler/drivers/nftables', () => {
     expect((await planWith(fw, ctx)).action).toBe('noop');
     // Rolled back (a later step failed): the boot copy goes, the table stays as it was.
     host.calls.length = 0;
-    await nftablesDriver.rollback(change, undo, ctx);
-    expect(commands(host)).toEqual(['systemctl disable --now --no-reload -- hostkit-firewall.service', 'systemctl daemon-reload']);
+    await run.rollback();
+    expect(commands(host)).toEqual(expect.arrayContaining(['systemctl disable --now hostkit-firewall.service', 'systemctl daemon-reload']));
+    expect(commands(host).filter((c) => c === 'nft -f -')).toEqual([]);
     expect(await readBootState(host)).toEqual(NO_BOOT);
     expect(fw.live).toBe(live);
   });
@@ -555,14 +558,15 @@ describe('reconciler/drivers/nftables', () => {
     await nftablesDriver.settle!([{ change: first, undo: await nftablesDriver.apply(first, ctx) }], ctx, 'apply');
     const previous = host.text(BOOT_FILE);
     const change = await planWith(fw, ctx);
-    const undo = await nftablesDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    const undo = await run.apply(nftablesDriver, change);
     await nftablesDriver.settle!([{ change, undo }], ctx, 'apply');
     expect(host.text(BOOT_FILE)).toBe(BOOT.file);
     host.calls.length = 0;
     host.writes.length = 0;
-    await nftablesDriver.rollback(change, undo, ctx);
+    await run.rollback();
     // The unit was left alone: no enable, no daemon-reload.
-    expect(commands(host)).toEqual(['nft -f -', 'systemctl stop hostkit-nft-revert.timer hostkit-nft-revert.service']);
+    expect(commands(host).filter((c) => !c.startsWith('nft list'))).toEqual(['nft -f -', 'systemctl is-active hostkit-nft-revert.timer']);
     expect(host.writes).toEqual([BOOT_FILE]);
     expect(host.text(BOOT_FILE)).toBe(previous);
     expect(tableLines(fw.live!)).toEqual(tableLines(table({ ...SPEC, openings: [] })));
@@ -577,9 +581,11 @@ describe('reconciler/drivers/nftables', () => {
     const installed = await readBootState(host);
     const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
     const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
+    const run = await JournaledRun.open(ctx, [change]);
     host.calls.length = 0;
-    const undo = await nftablesDriver.apply(change, ctx);
-    expect(commands(host)).toEqual([
+    await run.apply(nftablesDriver, change);
+    expect(commands(host).slice(1)).toEqual([
+      // after the journal's own read of the table
       'nft list table inet hostkit',
       'systemctl disable --now --no-reload -- hostkit-firewall.service',
       'systemctl daemon-reload',
@@ -588,7 +594,7 @@ describe('reconciler/drivers/nftables', () => {
     expect(await readBootState(host)).toEqual(NO_BOOT);
     expect(fw.live).toBeUndefined();
     expect(await nftablesDriver.verify(change, ctx)).toEqual([]);
-    await nftablesDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(await readBootState(host)).toEqual(installed);
     expect(tableLines(fw.live!)).toEqual(first.desired!.lines);
   });
@@ -619,7 +625,7 @@ describe('reconciler/drivers/nftables', () => {
     const o = (await nftablesDriver.observe([resource()], ctx)).get('firewall/hostkit');
     const change = nftablesDriver.plan({ resource: resource(), desired: undefined, observed: o, orphan: true }) as FirewallChange;
     const journal = await RunJournal.open(host, ctx.stateDirectory, { type: 'apply', host: 'test-1', planned: [] });
-    await backupChange(journal, change, nftablesDriver);
+    await backupChange(journal, change, nftablesDriver, ctx);
     await journal.event({ ev: 'begin', id: change.id });
     await nftablesDriver.apply(change, ctx);
     await journal.close('applied');
@@ -631,7 +637,7 @@ describe('reconciler/drivers/nftables', () => {
       `restore-file ${BOOT_UNIT_PATH}`,
       'restore-firewall ',
     ]);
-    expect(plan.units).toEqual({ restart: [], stop: [], enable: ['hostkit-firewall.service'] });
+    expect(plan.after.flatMap((a) => a.lines)).toEqual(expect.arrayContaining([expect.stringMatching(/enable.*hostkit-firewall\.service/)]));
     host.calls.length = 0;
     const result = await applyRestore(plan, journal, { log: ctx.log });
     expect(result.errors).toEqual([]);

@@ -1,5 +1,5 @@
 import { HostKitError } from '../../core/errors.js';
-import { canonicalNetwork } from './address.js';
+import { canonicalNetwork } from '../shared/network.js';
 import { canonicalJson, FAMILY, TABLE, type Chain, type Rule, type Statement, type Table } from './model.js';
 
 type Json = Record<string, unknown>;

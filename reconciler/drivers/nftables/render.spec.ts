@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FirewallSpec } from '../../core/specs.js';
-import { canonicalNetwork } from './address.js';
+import { canonicalNetwork } from '../shared/network.js';
 import { desiredTable } from './desired.js';
 import type { Table } from './model.js';
 import { renderTable, renderTransaction } from './render.js';

@@ -1,5 +1,5 @@
 import { HostKitError } from '../../core/errors.js';
-import { canonicalNetwork } from './address.js';
+import { canonicalNetwork } from '../shared/network.js';
 import { ICMP_TYPES, ICMPV6_TYPES } from './desired.js';
 import { baseChainText, ruleText, TABLE_REF, type BaseChain, type Rule, type Statement, type Table } from './model.js';
 

@@ -17,6 +17,7 @@ import { reloadOwed } from './run.js';
 import { siteProblems } from './validate.js';
 import type { sitePrimitive } from './manifest.js';
 import { siteDefinition } from './definition.js';
+import { siteRestore } from './restore.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
 export const NGINX_GROUP = 'www-data';
@@ -310,16 +311,15 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     try {
       await writeSite(change, ctx, undo);
     } catch (cause) {
-      await nginxSiteDriver.rollback(change, undo, ctx).catch(() => undefined);
+      await putBack(undo, ctx).catch(() => undefined);
       throw cause;
     }
     return undo;
   },
 
-  async settle(items, ctx, phase) {
+  async settle(items, ctx) {
     if (items.length === 0) return;
-    if (phase === 'apply') await ctx.run.nginx.flush(items[0]!.change.id);
-    else await ctx.run.nginx.restore();
+    await ctx.run.nginx.flush(items[0]!.change.id);
   },
 
   async verify(change, ctx) {
@@ -330,15 +330,19 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     return [];
   },
 
-  async rollback(_change, undo, ctx) {
-    for (const s of undo.snapshots) {
-      if (s.previous) await ctx.host.writeFile(s.file, s.previous.content, { mode: s.previous.mode, uid: s.previous.uid, gid: s.previous.gid });
-      else await ctx.host.remove(s.file);
-    }
-    for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
-    ctx.run.nginx.restored();
-  },
+  // Its files, and the reload they need, come back from the run journal (restore.ts).
+  restore: siteRestore,
 };
+
+// What apply wrote so far, put back when it fails part-way.
+async function putBack(undo: SiteUndo, ctx: DriverContext): Promise<void> {
+  for (const s of undo.snapshots) {
+    if (s.previous) await ctx.host.writeFile(s.file, s.previous.content, { mode: s.previous.mode, uid: s.previous.uid, gid: s.previous.gid });
+    else await ctx.host.remove(s.file);
+  }
+  for (const dir of [...undo.createdDirs].reverse()) await ctx.host.remove(dir);
+  ctx.run.nginx.restored();
+}
 
 async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec>, ctx: DriverContext, undo: SiteUndo): Promise<void> {
   const spec = change.resource!.spec;

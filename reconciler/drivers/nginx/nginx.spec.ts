@@ -11,6 +11,7 @@ import { siteFile } from './paths.js';
 import { renderSite } from './render.js';
 import { reloadOwedPath } from './run.js';
 import { siteProblems } from './validate.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 
 // A host with Debian's nginx directories (and www-data, as FakeHost has).
 function nginxHost(): FakeHost {
@@ -281,12 +282,12 @@ describe('reconciler/drivers/nginx (driver)', () => {
         : undefined,
     );
     const { ctx, change } = await planned(site(), host);
-    const undo = await nginxSiteDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    const undo = await run.apply(nginxSiteDriver, change);
     const settling = nginxSiteDriver.settle!([{ change, undo }], ctx, 'apply');
     await expect(settling).rejects.toThrow(/nginx -t rejected the configuration[\s\S]*server_names_hash/);
     await settling.catch((e: HostKitError) => expect(e.data.resourceId).toBe('site/web.example.com'));
-    await nginxSiteDriver.rollback(change, undo, ctx);
-    await nginxSiteDriver.settle!([{ change, undo }], ctx, 'rollback');
+    await run.rollback(); // nginx never loaded the new file: the restore puts it back and does not reload
     expect(host.text(siteFile('web.example.com'))).toBe('previous\n');
     expect(host.calls.map((c) => c.file)).toEqual(['nginx']);
   });

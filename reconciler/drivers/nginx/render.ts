@@ -3,7 +3,7 @@
 // canonical networks. No manifest text reaches the file any other way.
 import { createHash } from 'node:crypto';
 import type { SiteSpec } from '../../core/specs.js';
-import { canonicalNetwork } from '../nftables/address.js';
+import { canonicalNetwork } from '../shared/network.js';
 import { ACME_WEBROOT, certificatePaths, GENERATION_HEADER, htpasswdFile } from './paths.js';
 
 const GENERATION_MARK = '@GENERATION@';

@@ -7,15 +7,18 @@ import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
 import type { NginxReload } from '../run.js';
-import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, reload, testConfig } from './nginx.js';
+import { awaitGenerations, blamedFile, errorLogSince, errorLogSize, nginxActive, reload, testConfig } from './nginx.js';
+import { siteFile } from './paths.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 
 // A reload is owed from before the first write of a run until nginx has taken
 // the files: a run killed in between leaves this marker, and the next run
 // reloads even though every file already has its desired bytes (the same idea
 // as systemd's pending restarts; ansible/ansible#4766 is the bug it prevents).
+export const RELOAD_OWED = 'nginx-reload-owed';
+
 export function reloadOwedPath(stateDirectory: string): string {
-  return path.posix.join(stateDirectory, 'nginx-reload-owed');
+  return path.posix.join(stateDirectory, RELOAD_OWED);
 }
 
 export async function reloadOwed(host: Host, stateDirectory: string): Promise<boolean> {
@@ -91,6 +94,10 @@ export class NginxRun implements NginxReload {
     }
     this.probes.clear();
     await this.clearReloadOwed();
+  }
+
+  async serves(site: string): Promise<boolean> {
+    return (await nginxActive(this.host)) && (await this.host.stat(siteFile(site))) !== undefined;
   }
 
   async restore(): Promise<void> {

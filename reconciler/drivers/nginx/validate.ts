@@ -5,9 +5,11 @@
 // hostnames, paths, addresses and ports are ever rendered.
 import type { SiteSpec } from '../../core/specs.js';
 import { headerNameProblem, upstreamProblem } from '../../core/strict-values.js';
-import { canonicalNetwork } from '../nftables/address.js';
+import { canonicalNetwork } from '../shared/network.js';
+import { DOMAIN } from '../shared/web.js';
 
-export const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+export { DOMAIN };
+
 export const URL_PATH = /^\/(?!(?:.*\/)?\.\.?(?:\/|$))[A-Za-z0-9._~/-]{0,511}$/;
 export const FS_PATH = /^\/(?!(?:.*\/)?\.\.?(?:\/|$))[A-Za-z0-9._@+/-]{0,1023}$/;
 const REALM = /^[A-Za-z0-9 ._-]{1,64}$/;

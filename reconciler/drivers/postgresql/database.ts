@@ -8,8 +8,9 @@ import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
-import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, dropExtension, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
+import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
 import { pgDatabaseDefinition } from './definition.js';
+import { databaseRestore } from './restore.js';
 
 /**
  * The database spec, with what the manifests do not carry yet (proposed fields):
@@ -391,34 +392,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       ];
     },
 
-    // Drops a database this run created (it holds nothing yet; FORCE ends the
-    // sessions of a service started meanwhile), or puts back the owner and
-    // drops the extensions this run added. A dropped database cannot come back:
-    // that is reported as a rollback error.
-    async rollback(change, undo, ctx) {
-      const database = change.resource!.spec.database;
-      noteChanging(ctx, { databases: [database] });
-      if (undo.created) {
-        await withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
-          await s.query(dropDatabase(database, { force: undo.created!.force }));
-          // Created ahead by this step; those whose own step ran were dropped by it already.
-          for (const d of undo.batch ?? []) await s.query(dropDatabase(d, { force: undo.created!.force, ifExists: true }));
-        });
-        return;
-      }
-      if (undo.dropped) {
-        throw new HostKitError('PG_DROP_IRREVERSIBLE', `Database ${database} was dropped by this run (drop: true) and cannot be restored by a rollback`, {
-          data: { database },
-        });
-      }
-      const extensions = undo.createdExtensions ?? [];
-      if (extensions.length === 0 && undo.previousOwner === undefined) return;
-      await withSession(connect, ctx, database, (s) =>
-        inTransaction(s, async () => {
-          for (const e of [...extensions].reverse()) await s.query(dropExtension(e));
-          if (undo.previousOwner !== undefined) await s.query(alterDatabaseOwner(database, undo.previousOwner));
-        }),
-      );
-    },
+    // A database it created is kept, its owner put back; one it dropped cannot come back (restore.ts).
+    restore: databaseRestore(connect),
   };
 }

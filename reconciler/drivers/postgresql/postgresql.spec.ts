@@ -11,6 +11,7 @@ import { renderMarkdown } from '../../diff/render/markdown.js';
 import { renderText } from '../../diff/render/text.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { FakePostgres } from '../../../test/support/fake-postgres.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import type { DriverContext } from '../types.js';
 import { connectAdmin } from './connection.js';
 import { planDatabase, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
@@ -84,16 +85,19 @@ async function run(
   roleChange.diagnostics.push(...roleWanted.diagnostics);
   const dbChange = dbDriver.plan({ resource: database, desired: dbWanted.desired, observed: databases.get(database.id), orphan: false });
   dbChange.diagnostics.push(...dbWanted.diagnostics);
+  const order = roleChange.action === 'delete' ? ([dbChange, roleChange] as const) : ([roleChange, dbChange] as const);
+  // Applied as the executor applies, each change backed up in a run journal first; rolled back from that journal.
+  const journaled = await JournaledRun.open(ctx, order, [roleDriver, dbDriver]);
   const apply = async () => {
-    const order = roleChange.action === 'delete' ? ([dbChange, roleChange] as const) : ([roleChange, dbChange] as const);
     const undo: unknown[] = [];
     for (const change of order) {
       if (change.action === 'noop') continue;
-      undo.push(change.kind === 'pgrole' ? await roleDriver.apply(roleChange, ctx) : await dbDriver.apply(dbChange, ctx, dbRun));
+      undo.push(change.kind === 'pgrole' ? await journaled.apply(roleDriver, roleChange) : await journaled.apply(dbDriver, dbChange, dbRun));
     }
     return undo;
   };
-  return { ctx, dbRun, roleDriver, dbDriver, roleChange, dbChange, apply, redactor };
+  const rollback = () => journaled.rollback();
+  return { ctx, dbRun, roleDriver, dbDriver, roleChange, dbChange, apply, rollback, journaled, redactor };
 }
 
 function everythingShown(changes: Change[]): string {
@@ -364,16 +368,25 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.sent).toHaveLength(1);
     });
 
-    it('rolling back the first step drops the databases created ahead whose own steps never ran', async () => {
+    it("rolling back after the first steps keeps every database the batch created, those whose own steps never ran too, as HostKit's", async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
       const { dbDriver, ctx, dbRun, changes } = await planMany(server);
-      const first = await dbDriver.apply(changes[0]!, ctx, dbRun);
-      const second = await dbDriver.apply(changes[1]!, ctx, dbRun);
-      // The run fails here: rollback in reverse order.
-      await dbDriver.rollback(changes[1]!, second, ctx, dbRun);
-      await dbDriver.rollback(changes[0]!, first, ctx, dbRun);
-      expect([...server.databases.keys()]).toEqual(['postgres']);
+      const journaled = await JournaledRun.open(ctx, changes, [dbDriver]);
+      await journaled.apply(dbDriver, changes[0]!, dbRun);
+      await journaled.apply(dbDriver, changes[1]!, dbRun);
+      // The run fails here. A database holds data from its first moment (a migration may have run): kept, never dropped by a restore.
+      const restore = await journaled.plan();
+      expect(
+        restore.steps
+          .filter((st) => st.action === 'keep')
+          .map((st) => st.resource)
+          .sort(),
+      ).toEqual(changes.map((c) => c.id).sort());
+      const result = await journaled.rollback();
+      expect(result.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^pgdatabase\/app_5: databases are kept/)]));
+      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
+      expect([...server.databases.keys()].sort()).toEqual(['app_0', 'app_1', 'app_2', 'app_3', 'app_4', 'app_5', 'postgres']);
     });
 
     it("a database the batch could not create gets its own statement and PostgreSQL's error, and the others are taken back", async () => {
@@ -430,7 +443,8 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.roles.get('shop')!.password).not.toBe(before.password);
       expect((await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } })).roleChange.action).toBe('noop');
 
-      await rotated.roleDriver.rollback(rotated.roleChange, undo as never, rotated.ctx);
+      expect(undo).toBeDefined();
+      await rotated.rollback();
       expect(server.roles.get('shop')).toEqual(before);
       expect((await run(server)).roleChange.action).toBe('noop');
     });
@@ -470,35 +484,38 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.databases.has('shop')).toBe(false);
     });
 
-    it('rollback drops what the run created, puts back an owner and drops the extensions it added, and says a dropped database cannot come back', async () => {
+    it('rollback keeps the role and database the run created, puts back an owner, keeps the extensions it added, and says a dropped database cannot come back', async () => {
       const server = new FakePostgres();
       const created = await run(server);
-      const [roleUndo, dbUndo] = await created.apply();
-      await created.dbDriver.rollback(created.dbChange, dbUndo as never, created.ctx, created.dbRun);
-      await created.roleDriver.rollback(created.roleChange, roleUndo as never, created.ctx);
-      expect(server.statements().slice(-2)).toEqual(['DROP DATABASE "shop" WITH (FORCE)', 'DROP ROLE "shop"']);
-      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
+      await created.apply();
+      const kept = await created.rollback();
+      expect(kept.warnings).toEqual([
+        expect.stringMatching(/^pgdatabase\/shop: databases are kept/),
+        expect.stringMatching(/^pgrole\/shop: database roles are kept/),
+      ]);
+      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
+      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([true, true]);
+      expect((await run(server)).dbChange.action).toBe('noop'); // the next run adopts what was kept
 
-      await (await run(server)).apply();
       server.databases.get('shop')!.owner = 'postgres';
       server.databases.get('shop')!.extensions.delete('pg_trgm');
       const update = await run(server);
       expect(update.dbChange.fields.map((f) => f.field)).toEqual(['/owner', '/extensions']);
       const [undo] = await update.apply();
       expect(undo).toEqual({ previousOwner: 'postgres', createdExtensions: ['pg_trgm'] });
-      await update.dbDriver.rollback(update.dbChange, undo as never, update.ctx, update.dbRun);
+      server.sent.length = 0;
+      await update.rollback();
+      expect(server.statements()).toEqual(['ALTER DATABASE "shop" OWNER TO "postgres"']);
       expect(server.databases.get('shop')!.owner).toBe('postgres');
-      expect([...server.databases.get('shop')!.extensions].sort()).toEqual(['pgcrypto', 'plpgsql']);
+      // An extension may have objects depending on it by now: dropping it could take them along.
+      expect([...server.databases.get('shop')!.extensions].sort()).toEqual(['pg_trgm', 'pgcrypto', 'plpgsql']);
 
       const dropped = await run(server, { role: roleResource({ drop: true }), database: databaseResource({ drop: true }) });
       expect([dropped.roleChange.action, dropped.dbChange.action]).toEqual(['delete', 'delete']);
-      const [dbDropUndo, roleDropUndo] = await dropped.apply();
+      await dropped.apply();
       expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
-      await expect(dropped.dbDriver.rollback(dropped.dbChange, dbDropUndo as never, dropped.ctx, dropped.dbRun)).rejects.toMatchObject({
-        code: 'PG_DROP_IRREVERSIBLE',
-      });
-      // A dropped role comes back with its settings and verifier.
-      await dropped.roleDriver.rollback(dropped.roleChange, roleDropUndo as never, dropped.ctx);
+      await expect(dropped.rollback()).rejects.toThrow(/PG_DROP_IRREVERSIBLE|was dropped by this run \(drop: true\) and cannot be restored/);
+      // A dropped role comes back with its settings and verifier (the database's error does not stop the other steps).
       expect(server.roles.get('shop')).toMatchObject({ login: true, connectionLimit: 20, password: expect.stringMatching(/^SCRAM-SHA-256\$/) });
     });
 

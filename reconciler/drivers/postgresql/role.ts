@@ -12,6 +12,7 @@ import { catalogAfterChanges, loadCatalog, noteChanging, type Catalog } from './
 import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
 import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
 import { pgRoleDefinition } from './definition.js';
+import { roleRestore } from './restore.js';
 
 /** The role spec, with the explicit drop opt-in (proposed manifest field `drop: true`). */
 export type RoleSpec = PgRoleSpec & { drop?: boolean };
@@ -238,29 +239,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
       return [error('verification failed', `role ${resource.spec.role} is not as applied (${fields || again.action})`, change.origin)];
     },
 
-    // Undoes exactly what apply did: drops a role it created, puts back the
-    // settings it changed (the previous verifier included), or creates a
-    // role it dropped again with its previous settings and password.
-    async rollback(change, undo, ctx) {
-      const role = change.resource!.spec.role;
-      noteChanging(ctx, { roles: [role] });
-      await withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
-        if (undo.created) {
-          await s.query(dropRole(role));
-        } else if (undo.dropped) {
-          await s.query(createRole(role, undo.dropped));
-        } else if (undo.previous) {
-          const changed = new Set(change.fields.map((f) => f.field));
-          const p = undo.previous;
-          await s.query(
-            alterRole(role, {
-              ...(changed.has('/login') ? { login: p.login } : {}),
-              ...(changed.has('/connectionLimit') ? { connectionLimit: p.connectionLimit } : {}),
-              ...(changed.has('/password') ? { password: p.password } : {}),
-            }),
-          );
-        }
-      });
-    },
+    // Its settings, or the role it dropped, come back from the run journal; a role it created is kept (restore.ts).
+    restore: roleRestore(connect),
   };
 }

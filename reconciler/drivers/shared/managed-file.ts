@@ -1,4 +1,4 @@
-import path from 'node:path';
+import { missingParents } from './undo.js';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { Resource } from '../../core/resource.js';
 import { changeBase, diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
@@ -170,12 +170,7 @@ function summarizeText(text: string): string {
 
 // Create missing parent directories (root, 0755); return the ones created, outermost first.
 export async function ensureParents(host: Host, filePath: string): Promise<string[]> {
-  const missing: string[] = [];
-  let dir = path.posix.dirname(filePath);
-  while (dir !== '/' && !(await host.stat(dir))) {
-    missing.unshift(dir);
-    dir = path.posix.dirname(dir);
-  }
+  const missing = await missingParents(host, filePath);
   for (const d of missing) await host.mkdir(d, { uid: 0, gid: 0, mode: 0o755 }, { managed: true });
   return missing;
 }

@@ -1,4 +1,4 @@
-import { idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
+import { many, type ConformanceFixture } from '../../../test/support/conformance.js';
 import { FakeKernel } from '../../../test/support/fake-sysctl.js';
 
 // One Sysctl manifest a key. Only net.* keys are writable in an nspawn test host,
@@ -6,8 +6,6 @@ import { FakeKernel } from '../../../test/support/fake-sysctl.js';
 const PARAMS = ['log_martians', 'accept_redirects', 'send_redirects', 'secure_redirects', 'accept_source_route', 'bootp_relay', 'proxy_arp'];
 const KEYS = ['all', 'default', 'lo'].flatMap((dev) => PARAMS.map((p) => `net.ipv4.conf.${dev}.${p}`));
 const file = (set: string, i: number) => `/etc/sysctl.d/90-hostkit-ck-${set}-s${i}.conf`;
-const LIVE =
-  'README (sysctl), crash recovery and `hostkit rollback`: the previous file comes back from the run backup; the live values take effect at the next boot or the next run, which sees them differ and applies them';
 
 export const fixtures: ConformanceFixture[] = [
   {
@@ -23,11 +21,6 @@ export const fixtures: ConformanceFixture[] = [
     fake: (host) => {
       new FakeKernel(Object.fromEntries(KEYS.map((k) => [k, '0']))).install(host);
       return {};
-    },
-    // The restore puts the files back but leaves the live values as the apply set them.
-    rollback: {
-      create: { reason: LIVE, resources: ({ set, count }) => idsOf('sysctl', count, (i) => `ck-${set}-s${i}`), paths: () => [], asApplied: false },
-      update: { reason: LIVE, resources: ({ set }) => idsOf('sysctl', 1, (i) => `ck-${set}-s${i}`), paths: () => [], asApplied: false },
     },
   },
 ];

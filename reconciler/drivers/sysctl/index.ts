@@ -9,6 +9,7 @@ import { parameterField, type sysctlPrimitive } from './manifest.js';
 import type { SysctlSpec } from './spec.js';
 import { loadFile, readLive, sameValue, writeValues } from './sysctl.js';
 import { sysctlDefinition } from './definition.js';
+import { sysctlRestore } from './restore.js';
 
 /** The file as written (root's, 0644) and the values it sets. */
 export interface DesiredSysctl extends DesiredFile {
@@ -33,11 +34,6 @@ export interface SysctlUndo {
 }
 
 type SysctlChange = Change<DesiredSysctl, ObservedSysctl, SysctlSpec>;
-
-/** The files the run journal backs up before a change applies (found by apply/backups.ts). */
-interface WithBackupPaths {
-  backupPaths(change: Change): string[];
-}
 
 function render(resourceId: string, parameters: Record<string, string>): string {
   const lines = Object.entries(parameters).map(([k, v]) => `${k} = ${v}`);
@@ -66,7 +62,7 @@ function liveFields(desired: DesiredSysctl, observed: ObservedSysctl): FieldChan
  * lacks is a plan error. Orphans: the file is removed, the values stay as they are
  * until the next boot (there is no "default" to go back to).
  */
-export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl'> & WithManifests<typeof sysctlPrimitive> & WithBackupPaths = {
+export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl'> & WithManifests<typeof sysctlPrimitive> = {
   ...sysctlDefinition,
 
   async desire(resources, ctx) {
@@ -158,14 +154,8 @@ export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, Sys
     return [error('verification failed', `${spec.path} or the live values differ from what was applied: ${what}`, change.origin)];
   },
 
-  rollback: (change, undo, ctx) => restore(ctx.host, change, undo),
-
-  // Crash recovery and `hostkit rollback` put the previous file back from the run's backup;
-  // the values it sets take effect at the next boot or the next run (they are not in the backup).
-  backupPaths: (change) => {
-    const spec = change.resource?.spec as SysctlSpec | undefined;
-    return spec ? [spec.path] : [];
-  },
+  // The previous file and the previous live values, from the run journal (restore.ts).
+  restore: sysctlRestore,
 };
 
 // The previous file (or none), then the values the kernel had before apply.

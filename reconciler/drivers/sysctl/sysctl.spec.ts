@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backupPaths } from '../../apply/backups.js';
+import { JournaledRun } from '../../../test/support/undo.js';
 import type { Resource } from '../../core/resource.js';
 import { expandForHost, hostSettings } from '../../manifests/expand.js';
 import { validateFiles } from '../../manifests/index.js';
@@ -152,11 +152,12 @@ describe('reconciler/drivers/sysctl', () => {
     const change = await planOn(later, changed);
     expect(change.action).toBe('update');
     expect(change.fields.map((f) => f.field)).toEqual(['/content', '/parameters/net.ipv4.ip_forward']);
-    const undo = await sysctlDriver.apply(change, later);
+    const run = await JournaledRun.open(later, [change]);
+    await run.apply(sysctlDriver, change);
     expect(kernel.values.get('net.ipv4.ip_forward')).toBe('0');
     expect(host.text(PATH)).toContain('net.ipv4.ip_forward = 0\n');
 
-    await sysctlDriver.rollback(change, undo, later);
+    await run.rollback();
     expect(host.text(PATH)).toBe(FILE);
     expect(kernel.values.get('net.ipv4.ip_forward')).toBe('1');
   });
@@ -165,12 +166,17 @@ describe('reconciler/drivers/sysctl', () => {
     const { host, kernel } = setup();
     const ctx = driverContext(host);
     const change = await planOn(ctx, ROUTING);
-    const undo = await sysctlDriver.apply(change, ctx);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(sysctlDriver, change);
     host.calls.length = 0;
-    await sysctlDriver.rollback(change, undo, ctx);
+    await run.rollback();
     expect(host.text(PATH)).toBeUndefined();
     expect(kernel.values.get('net.ipv4.ip_forward')).toBe('0');
-    expect(sysctlCalls(host)).toEqual(['--quiet --write net.ipv4.ip_forward=0 net.ipv4.tcp_rmem=4096\t131072\t6291456']);
+    // One read to see whether the values are already as before, then one write.
+    expect(sysctlCalls(host)).toEqual([
+      '-- net.ipv4.ip_forward net.ipv4.tcp_rmem',
+      '--quiet --write net.ipv4.ip_forward=0 net.ipv4.tcp_rmem=4096\t131072\t6291456',
+    ]);
   });
 
   it('a key the kernel refuses fails apply, which puts back the previous file and values before it throws', async () => {
@@ -199,10 +205,15 @@ describe('reconciler/drivers/sysctl', () => {
     expect(problems.map((d) => d.detail)).toEqual([`${PATH} or the live values differ from what was applied: /parameters/net.ipv4.ip_forward`]);
   });
 
-  it('the run journal backs up its file before it applies (crash recovery and hostkit rollback restore it)', async () => {
+  it('the run journal backs up its file and the live values before it applies (crash recovery and hostkit rollback restore them)', async () => {
     const { host } = setup();
-    const change = await planOn(driverContext(host), ROUTING);
-    expect(backupPaths(change, sysctlDriver, '/var/lib/hostkit')).toEqual([PATH]);
+    const ctx = driverContext(host);
+    const change = await planOn(ctx, ROUTING);
+    const run = await JournaledRun.open(ctx, [change]);
+    await run.apply(sysctlDriver, change);
+    const backups = run.journal.events.filter((e) => e.ev === 'backup').map((e) => (e as { target: { type: string; path?: string; key?: string } }).target);
+    expect(backups).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'file', path: PATH })]));
+    expect((await run.plan()).steps.map((st) => st.action)).toEqual(expect.arrayContaining(['remove-file', 'restore-values']));
   });
 
   it('deleting an orphan removes its file and leaves the values; rollback puts the file back', async () => {
@@ -212,13 +223,14 @@ describe('reconciler/drivers/sysctl', () => {
     const later = driverContext(host, { inventory: inventoryAfter(ctx, [ROUTING]) });
     const change = await planOn(later, ROUTING, true);
     expect(change.action).toBe('delete');
+    const run = await JournaledRun.open(later, [change]);
     host.calls.length = 0;
-    const undo = await sysctlDriver.apply(change, later);
+    await run.apply(sysctlDriver, change);
     expect(host.text(PATH)).toBeUndefined();
     expect(sysctlCalls(host)).toEqual([]);
     expect(kernel.values.get('net.ipv4.ip_forward')).toBe('1');
     expect(await sysctlDriver.verify(change, later)).toEqual([]);
-    await sysctlDriver.rollback(change, undo, later);
+    await run.rollback();
     expect(host.text(PATH)).toBe(FILE);
   });
 });

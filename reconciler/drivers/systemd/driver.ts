@@ -9,7 +9,8 @@ import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import type { Driver, DriverContext } from '../types.js';
-import { analyzeUnits } from './verify.js';
+import { analyzeUnits, verifyUnitFile } from '../shared/unit-files.js';
+import { unitRestore } from './restore.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
@@ -313,15 +314,6 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
       if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
       const reloaded = performance.now();
       const pending = await readPending(ctx.host, ctx.stateDirectory);
-      if (phase === 'rollback') {
-        const restart = items.filter((i) => i.undo.previous && i.change.desired?.active !== false).map((i) => unitName(i.change.resource!.spec));
-        if (restart.length > 0) await ctx.host.exec('systemctl', ['restart', ...restart]);
-        for (const i of items) pending.delete(unitName(i.change.resource!.spec));
-        // Marked owed in the batch but never reached by this run: nothing of theirs changed.
-        for (const u of (await state.pendingBatch?.catch(() => undefined)) ?? []) if (!state.observed.get(u)?.pending) pending.delete(u);
-        await writePending(ctx.host, ctx.stateDirectory, pending);
-        return;
-      }
       const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
       const restart = live
         .filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart', '/dropIns'].includes(f.field)))
@@ -380,33 +372,11 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
       return [error('unit not running', `${problems.join('; ')}${journal ? `\njournal:\n${journal}` : ''}`, change.origin)];
     },
 
-    async rollback(change, undo, ctx) {
-      if (!undo.wrote) return;
-      const unit = unitName(change.resource!.spec);
-      const path = `${UNIT_DIR}/${unit}`;
-      for (const d of undo.removedDropIns ?? []) await ctx.host.writeFile(`${path}.d/${d.name}`, d.content, { mode: d.mode, uid: d.uid, gid: d.gid });
-      if (undo.previous) {
-        await ctx.host.writeFile(path, undo.previous, { uid: 0, gid: 0, mode: 0o644 });
-      } else {
-        await ctx.host.exec('systemctl', ['disable', '--now', unit]);
-        await ctx.host.remove(path);
-      }
-    },
+    // Its file, drop-ins and the owed restarts come back from the run journal; the services and
+    // timers of the run's units restart once, whichever driver's files they are (restore.ts).
+    restore: unitRestore((change) => (change.resource ? unitName(change.resource.spec as Spec) : undefined), { after: kind === 'unit' }),
   };
   return driver;
-}
-
-// `systemd-analyze verify` on the candidate file before it goes live. It exits 0
-// on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
-export async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
-  const { ok, messages, stderr } = await analyzeUnits(ctx.host, [{ unit, content }]);
-  const own = messages.get(unit)!;
-  if (!ok) {
-    throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${own.join('\n') || stderr.trim()}`, {
-      data: { unit },
-    });
-  }
-  for (const message of own) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
 }
 
 // Many candidate unit files in one `systemd-analyze verify` (one process, not one

@@ -4,8 +4,9 @@ import type { Fingerprint } from '../../core/secrets.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { programProblem, systemdText } from '../../core/strict-values.js';
 
-export const UNIT_DIR = '/etc/systemd/system';
-export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
+import { HEADER } from '../shared/unit-files.js';
+
+export { HEADER, UNIT_DIR } from '../shared/unit-files.js';
 
 // systemd C-unescapes quoted words of Exec and Environment lines: a control
 // character written as \xNN reads back as itself.

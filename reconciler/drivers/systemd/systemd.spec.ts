@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { JournaledRun } from '../../../test/support/undo.js';
 import { driverContext, inventoryAfter } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
@@ -47,9 +48,12 @@ async function planAll(ctx: DriverContext, run: UnitRun, resources: Resource<Uni
   return resources.map((r) => unitDriver.plan({ resource: r, desired: wanted.get(r.id)!.desired, observed: observed.get(r.id), orphan: false }));
 }
 
-async function applyAll(ctx: DriverContext, run: UnitRun, changes: Change<DesiredUnit, ObservedUnit, UnitUndo>[]) {
+/** Apply and settle as the executor does; with `journaled`, each change is first backed up in that run journal (to roll back from). */
+async function applyAll(ctx: DriverContext, run: UnitRun, changes: Change<DesiredUnit, ObservedUnit, UnitUndo>[], journaled?: JournaledRun) {
   const items = [];
-  for (const c of changes.filter((c) => c.action !== 'noop')) items.push({ change: c, undo: await unitDriver.apply(c as never, ctx, run) });
+  for (const c of changes.filter((c) => c.action !== 'noop')) {
+    items.push({ change: c, undo: journaled ? await journaled.apply(unitDriver, c, run) : await unitDriver.apply(c as never, ctx, run) });
+  }
   await unitDriver.settle!(items as never, ctx, 'apply', run);
   // As the executor does: verify every change (this waits out the restart grace).
   for (const i of items) await unitDriver.verify(i.change as never, ctx, run);
@@ -318,11 +322,12 @@ describe('reconciler/drivers/systemd', () => {
     const [change] = await planAll(ctx, run, [r]);
     expect(change!.action).toBe('update');
     expect(change!.fields).toEqual([{ field: '/dropIns', before: ['hk-a.service.d/override.conf'], after: [] }]);
-    const items = await applyAll(ctx, run, [change] as never);
+    const journaled = await JournaledRun.open(ctx, [change!]);
+    await applyAll(ctx, run, [change] as never, journaled);
     expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBeUndefined();
     expect(units.get('hk-a.service')!.invocation).not.toBe(before);
     expect((await planAll(ctx, run, [r]))[0]!.action).toBe('noop');
-    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx, run);
+    await journaled.rollback();
     expect(host.text('/etc/systemd/system/hk-a.service.d/override.conf')).toBe('[Service]\nUser=root\n');
   });
 
@@ -399,11 +404,16 @@ describe('reconciler/drivers/systemd', () => {
     await applyAll(ctx, run, (await planAll(ctx, run, [v1])) as never);
     const old = host.text('/etc/systemd/system/hk-a.service');
     const v2 = resource('unit', 'hk-a.service', serviceSpec('a', { command: ['/usr/bin/python3', '-m', 'http.server', '9002'] }));
-    const items = await applyAll(ctx, run, (await planAll(ctx, run, [v2])) as never);
+    const changes = await planAll(ctx, run, [v2]);
+    const journaled = await JournaledRun.open(ctx, changes);
+    await applyAll(ctx, run, changes as never, journaled);
     host.calls.length = 0;
-    await unitDriver.rollback(items[0]!.change as never, items[0]!.undo as never, ctx, run);
-    await unitDriver.settle!(items as never, ctx, 'rollback', run);
+    await journaled.rollback();
     expect(host.text('/etc/systemd/system/hk-a.service')).toBe(old);
-    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual(['daemon-reload', 'restart hk-a.service']);
+    expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual([
+      'daemon-reload',
+      'enable -- hk-a.service',
+      'restart -- hk-a.service',
+    ]);
   });
 });

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { warning } from '../../core/diagnostics.js';
+import { HostKitError } from '../../core/errors.js';
 import type { Host } from '../../hosts/types.js';
+import type { DriverContext } from '../types.js';
+
+// What every driver that installs a systemd unit file shares (the systemd driver's units,
+// the firewall's boot unit): where unit files live, the header HostKit writes, and the check
+// a candidate file passes before it goes live.
+
+export const UNIT_DIR = '/etc/systemd/system';
+export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
 
 // One `systemd-analyze verify` of candidate files in a private directory under /run,
 // removed afterwards; its messages, by the unit each names.
@@ -32,4 +42,17 @@ export async function analyzeUnits(
     await Promise.all(files.map((f) => host.remove(`${dir}/${f.unit}`)));
     await host.remove(dir);
   }
+}
+
+// `systemd-analyze verify` on the candidate file before it goes live. It exits 0
+// on mere warnings (systemd/systemd#23860), so its stderr is logged as such.
+export async function verifyUnitFile(ctx: DriverContext, unit: string, content: string): Promise<void> {
+  const { ok, messages, stderr } = await analyzeUnits(ctx.host, [{ unit, content }]);
+  const own = messages.get(unit)!;
+  if (!ok) {
+    throw new HostKitError('UNIT_INVALID', `systemd-analyze verify rejected ${unit}; it was not installed:\n${own.join('\n') || stderr.trim()}`, {
+      data: { unit },
+    });
+  }
+  for (const message of own) ctx.warnings.push(warning('unit warning', `systemd-analyze verify ${unit}: ${message}`));
 }

@@ -1,0 +1,120 @@
+import path from 'node:path';
+import type { Change } from '../../diff/model.js';
+import { describeExec } from '../../hosts/types.js';
+import type { AfterRestore, Restore } from '../types.js';
+import { pendingPath, readPending, writePending } from './pending.js';
+import { UNIT_DIR } from './render.js';
+import type { ObservedUnit } from './driver.js';
+
+// The undo of a unit or timer change: its file and the drop-ins apply removes
+// come back from the run journal, with the list of owed restarts as it was
+// before the run (STATE/systemd-pending.json); whether the unit was running and
+// enabled is a record of the journal. Once the files are back, one `systemctl
+// disable --now` of the units that did not exist before (before their files go),
+// then one daemon-reload, and one restart of the restored units that were
+// running. The units are found by path, whoever backed them up (the firewall's
+// boot unit is the firewall driver's file).
+
+interface UnitRecord {
+  unit: string;
+  active: boolean;
+  enabled: boolean;
+}
+
+export interface UnitsAfterRestore {
+  restart: string[];
+  stop: string[];
+  /** Put back, enabled again, not started (a unit that does not run, e.g. the firewall's boot unit). */
+  enable: string[];
+}
+
+function isUnitPath(p: string): boolean {
+  return p.startsWith(`${UNIT_DIR}/`) && !p.slice(UNIT_DIR.length + 1).includes('/');
+}
+
+// Whether a unit, as its file reads, should be running (journals without a unit record): services that are not timer-driven, and timers.
+function unitRuns(name: string, content: Buffer | undefined): boolean {
+  if (!content) return false;
+  if (name.endsWith('.timer')) return true;
+  return name.endsWith('.service') && !/^Type=oneshot$/m.test(content.toString('utf8'));
+}
+
+export function unitRestore(
+  unitOf: (change: Change<unknown, ObservedUnit>) => string | undefined,
+  options: { after: boolean },
+): Restore<Change<unknown, ObservedUnit>, UnitRecord> {
+  return {
+    async backup(change, journal) {
+      const unit = unitOf(change);
+      if (!unit) return;
+      const file = `${UNIT_DIR}/${unit}`;
+      await journal.backupFile(pendingPath(journal.stateDirectory));
+      await journal.backupFile(file);
+      for (const name of change.observed?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
+      const state = change.observed?.state;
+      if (state) await journal.backupState('unit', { unit, active: state.active === 'active', enabled: state.enabled } satisfies UnitRecord);
+    },
+    ...(options.after ? { after: afterRestore } : {}),
+  };
+}
+
+const afterRestore: AfterRestore<UnitsAfterRestore> = {
+  async plan(steps, changes, _host, readBackup) {
+    const records = new Map(
+      changes.flatMap((c) => c.records.filter((r) => r.key === 'unit').map((r) => [(r.data as UnitRecord).unit, r.data as UnitRecord] as const)),
+    );
+    const out: UnitsAfterRestore = { restart: [], stop: [], enable: [] };
+    for (const s of steps) {
+      if ((s.action !== 'restore-file' && s.action !== 'remove-file') || !isUnitPath((s as { path: string }).path)) continue;
+      const unit = path.posix.basename((s as { path: string }).path);
+      const unchanged = (s as { unchanged: boolean }).unchanged;
+      if (s.action === 'remove-file') {
+        if (!unchanged) out.stop.push(unit); // else never written: nothing to stop
+        continue;
+      }
+      const record = records.get(unit);
+      if (record) {
+        // Restarted even when its file is as before: the run may have restarted it for an input (an env file) now put back.
+        if (record.active) out.restart.push(unit);
+        else if (record.enabled) out.enable.push(unit);
+        continue;
+      }
+      if (unchanged) continue; // a file another driver wrote (the firewall's boot unit), left as it was
+      const before = await readBackup((s as { backup: string }).backup);
+      if (unitRuns(unit, before)) out.restart.push(unit);
+      else if (before && /^\[Install\]$/m.test(before.toString('utf8'))) out.enable.push(unit);
+    }
+    const unique = { restart: [...new Set(out.restart)], stop: [...new Set(out.stop)], enable: [...new Set(out.enable)] };
+    return unique.restart.length + unique.stop.length + unique.enable.length > 0 ? unique : undefined;
+  },
+
+  describe: (p) => [
+    ...(p.stop.length > 0 ? [`  stop and disable ${p.stop.join(' ')}`] : []),
+    ...(p.restart.length > 0 ? [`  daemon-reload, then restart ${p.restart.join(' ')}`] : []),
+    ...(p.enable.length > 0 ? [`  enable ${p.enable.join(' ')} (not started)`] : []),
+  ],
+
+  // Before their files go: a unit whose file is gone cannot be disabled by name.
+  async before(p, ctx) {
+    for (const unit of p.stop) await ctx.host.exec('systemctl', ['disable', '--now', unit]); // best effort: it may not be loaded
+  },
+
+  async apply(p, ctx) {
+    const host = ctx.host;
+    // Links only: the daemon-reload below loads them.
+    if (p.enable.length > 0) {
+      const r = await host.exec('systemctl', ['enable', '--no-reload', '--', ...p.enable]);
+      if (r.exitCode !== 0) throw new Error(describeExec('systemctl', ['enable', '--no-reload', '--', ...p.enable], r));
+    }
+    const reload = await host.exec('systemctl', ['daemon-reload']);
+    if (reload.exitCode !== 0) throw new Error(describeExec('systemctl', ['daemon-reload'], reload));
+    if (p.restart.length > 0) {
+      await host.exec('systemctl', ['enable', '--', ...p.restart]);
+      const r = await host.exec('systemctl', ['restart', '--', ...p.restart]);
+      if (r.exitCode !== 0) throw new Error(describeExec('systemctl', ['restart', ...p.restart], r));
+    }
+    const pending = await readPending(host, ctx.stateDirectory);
+    for (const u of [...p.restart, ...p.stop]) pending.delete(u);
+    await writePending(host, ctx.stateDirectory, pending);
+  },
+};
