@@ -67,14 +67,10 @@ export interface PlanInput<S, D, O> {
 }
 
 /**
- * One driver per kind of host state (reconciler/drivers/NAME/). The engine only
- * knows this interface; adding a driver means adding a folder and registering it.
- *
- * S: the resource spec, D: the resolved desired state, O: the observed state,
- * U: the undo data apply returns for rollback, K: the kind, R: the driver's own
- * state for one run (createRun), P: the operations its plan computes (declared in its folder).
+ * What validation, schema generation and ordering need of a kind, without its driver's
+ * code (drivers/NAME/definition.ts, listed in drivers/kinds.ts); the driver spreads it.
  */
-export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind, R = void, P extends Operation = Operation> {
+export interface KindDefinition<K extends string = ResourceKind> {
   readonly kind: K;
   /**
    * Where its changes fall among kinds with no dependency between them (lower first;
@@ -84,7 +80,27 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
   readonly rank: number;
   /** What happens to a resource HostKit created whose manifest is gone. */
   readonly orphans: 'delete' | 'report';
+  /** The manifest kinds its folder expands (drivers/NAME/manifest.ts), if any. */
+  readonly manifests?: readonly AnyPrimitive[];
+}
 
+/**
+ * One driver per kind of host state (reconciler/drivers/NAME/). The engine only
+ * knows this interface; adding a driver means adding a folder and registering it.
+ *
+ * S: the resource spec, D: the resolved desired state, O: the observed state,
+ * U: what apply returns (settle and verify read it), K: the kind, R: the driver's own
+ * state for one run (createRun), P: the operations its plan computes (declared in its folder).
+ */
+export interface Driver<
+  S = unknown,
+  D = unknown,
+  O = unknown,
+  U = unknown,
+  K extends string = ResourceKind,
+  R = void,
+  P extends Operation = Operation,
+> extends KindDefinition<K> {
   /**
    * Optional: the driver's state for one run (what desire and observe saw, so that apply
    * can do for every change at once what it would do once per change). The engine calls
@@ -163,11 +179,6 @@ export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
 
 export function hasManifests<D extends object>(driver: D): driver is D & WithManifests {
   return Array.isArray((driver as Partial<WithManifests>).manifests);
-}
-
-/** A driver made by a factory, with the manifest kinds its folder expands. */
-export function withManifests<D extends object, P extends AnyPrimitive>(driver: D, manifests: readonly P[]): D & WithManifests<P> {
-  return Object.assign(driver, { manifests });
 }
 
 // Undo: one path for the in-run rollback, crash recovery and `hostkit rollback`

@@ -1,11 +1,28 @@
 // Small helpers that turn manifest fields into resource specs, shared by the
-// Project expansion (expand.ts) and the driver folders' manifest.ts. A leaf:
+// Project expansion (expand.ts) and the driver folders' manifest.ts and project.ts. A leaf:
 // it must not import the driver registry (a driver's manifest.ts imports it).
 import type { Location } from '../core/diagnostics.js';
-import type { Environment } from './types.js';
+import type { Environment, ProjectManifest } from './types.js';
 
 /** Every unit HostKit writes is named hk-NAME.service (or .timer). */
 export const UNIT_PREFIX = 'hk-';
+
+export const ENV_DIRECTORY = '/etc/hostkit/env';
+/** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
+export const WEB_GROUP = 'www-data';
+
+export function projectUser(project: ProjectManifest): string {
+  return project.spec.user ?? project.metadata.name;
+}
+
+export function workingDirectory(project: ProjectManifest): string {
+  return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
+}
+
+/** What a static project's sites serve: `static.root`, else `public` in its working directory. */
+export function webRoot(project: ProjectManifest): string {
+  return project.spec.static?.root ?? `${workingDirectory(project)}/public`;
+}
 
 /** A PostgreSQL name for a manifest name (dashes are not allowed unquoted). */
 export function pgName(name: string): string {

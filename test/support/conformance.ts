@@ -15,7 +15,6 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { stringify } from 'yaml';
 import { applyPlan, type ApplyResult } from '../../reconciler/apply/executor.js';
 import { listRuns, RunJournal } from '../../reconciler/apply/journal.js';
 import { recoverInterruptedRun } from '../../reconciler/apply/restore.js';
@@ -28,6 +27,7 @@ import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import type { FakeHost } from '../../reconciler/hosts/fake.js';
 import type { Host } from '../../reconciler/hosts/types.js';
 import { validateFiles } from '../../reconciler/manifests/index.js';
+import { manifestYaml, type ManifestInput } from './manifests.js';
 
 /** A manifest as a fixture writes it; the kit places it on the host under test. */
 export interface ManifestDoc {
@@ -184,23 +184,17 @@ export function coverage(kinds: readonly string[], fixtures: ReadonlyMap<string,
 // The Host manifest for a target (the fixture's secrets listed), then the fixture's documents: primitives in
 // hosts/ (host-level), a Project and what a project declares in projects/ (it may not take over what is not its own).
 async function manifests(fixture: ConformanceFixture, target: Target, docs: readonly ManifestDoc[]) {
-  const host = {
-    apiVersion: 'hostkit.dev/v1',
+  const host: ManifestInput = {
     kind: 'Host',
-    metadata: { name: target.hostName },
+    name: target.hostName,
     spec: {
       stateDirectory: target.stateDirectory,
       ...(fixture.env ? { secrets: { env: Object.keys(fixture.env) } } : {}),
       ...fixture.host,
     },
   };
-  const place = (d: ManifestDoc) => ({
-    apiVersion: 'hostkit.dev/v1',
-    kind: d.kind,
-    metadata: { name: d.name, ...(d.project ? { project: d.project } : {}) },
-    spec: { placement: { hosts: [target.hostName] }, ...d.spec },
-  });
-  const text = (values: unknown[]) => new TextEncoder().encode(values.map((v) => stringify(v)).join('---\n'));
+  const place = (d: ManifestDoc): ManifestInput => ({ ...d, on: [target.hostName] });
+  const text = (values: ManifestInput[]) => new TextEncoder().encode(manifestYaml(...values));
   // What the resources need in a file of its own: the resources under test are the others.
   const needed = new Set((fixture.needs?.(target.set) ?? []).map((d) => JSON.stringify(d)));
   const needs = (d: ManifestDoc) => needed.has(JSON.stringify(d));

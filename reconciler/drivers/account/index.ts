@@ -5,7 +5,8 @@ import { run } from '../shared/exec.js';
 import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
-import { accountPrimitive } from './manifest.js';
+import type { accountPrimitive } from './manifest.js';
+import { accountDefinition } from './definition.js';
 import { accountRestore } from './restore.js';
 
 export interface ObservedAccount {
@@ -83,10 +84,7 @@ async function createBatch(ctx: DriverContext, state: AccountRun, db: UserDb): P
 // reported, never deleted: files on the host may still belong to them.
 export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun, AccountOp> &
   WithManifests<typeof accountPrimitive> = {
-  kind: 'account',
-  rank: 0,
-  orphans: 'report',
-  manifests: [accountPrimitive],
+  ...accountDefinition,
 
   createRun: () => ({ desired: new Map(), observed: new Map() }),
 

@@ -11,7 +11,8 @@ import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.j
 import { selfSigned } from './selfsigned.js';
 import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
-import { certificatePrimitive } from './manifest.js';
+import type { certificatePrimitive } from './manifest.js';
+import { certificateDefinition } from './definition.js';
 import { certificateRestore } from './restore.js';
 
 const KEY_MODE = 0o600;
@@ -113,10 +114,7 @@ function serialOf(certificate: Buffer | string): string | undefined {
  */
 export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate', void, CertificateOp> &
   WithManifests<typeof certificatePrimitive> = {
-  kind: 'certificate',
-  rank: 8,
-  orphans: 'delete',
-  manifests: [certificatePrimitive],
+  ...certificateDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();

@@ -10,6 +10,7 @@ import { DEFAULT_KILL_GRACE_MS, describeExec, type ExecResult, type Host } from 
 import type { Driver, WithSettleFirst } from '../types.js';
 import { commandRestore } from './restore.js';
 import { writeRootFile } from '../../hosts/root-files.js';
+import { commandDefinition } from './definition.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
 // service starts, a cache warm-up after. A command runs when it never ran on
@@ -199,9 +200,7 @@ function specOf(change: Change): CommandSpec {
 export type CommandOp = { op: 'run' } | { op: 'forget' };
 
 export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command', void, CommandOp> & WithSettleFirst = {
-  kind: 'command',
-  rank: 5,
-  orphans: 'delete',
+  ...commandDefinition,
 
   // An after-start command runs once the services before it were restarted (and, in apply, are past their grace).
   settleFirst: (change) => specOf(change).phase === 'after-start',

@@ -5,7 +5,8 @@ import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
 import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
 import type { Driver, WithManifests } from '../types.js';
-import { directoryPrimitive } from './manifest.js';
+import type { directoryPrimitive } from './manifest.js';
+import { directoryDefinition } from './definition.js';
 import { directoryRestore } from './restore.js';
 
 export interface ObservedDirectory {
@@ -30,10 +31,7 @@ export interface DirectoryUndo {
 // manifest is gone is reported as an orphan and kept: it may hold data.
 export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory', void, DirectoryOp> &
   WithManifests<typeof directoryPrimitive> = {
-  kind: 'directory',
-  rank: 1,
-  orphans: 'report',
-  manifests: [directoryPrimitive],
+  ...directoryDefinition,
 
   async desire(resources) {
     return new Map(resources.map((r) => [r.id, { desired: r.spec, diagnostics: [] as Diagnostic[] }]));

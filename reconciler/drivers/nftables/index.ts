@@ -7,7 +7,7 @@ import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { verifyUnitFile } from '../shared/unit-files.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
-import { firewallRulesPrimitive } from './manifest.js';
+import type { firewallRulesPrimitive } from './manifest.js';
 import {
   BOOT_UNIT,
   bootDifferences,
@@ -28,6 +28,7 @@ import { TABLE_REF, tableLines, type Table } from './model.js';
 import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransaction, readTable, revertArmed, REVERT_UNIT } from './nft.js';
 import { DELETE_TRANSACTION, renderTransaction, REPLACE_HEADER } from './render.js';
 import { writeRootFile } from '../../hosts/root-files.js';
+import { firewallDefinition } from './definition.js';
 import { firewallRestore } from './restore.js';
 
 export interface DesiredFirewall {
@@ -127,10 +128,7 @@ export function createNftablesDriver(
   const rewrite = options.rewriteTransaction ?? ((t: string) => t);
 
   return {
-    kind: 'firewall',
-    rank: 10,
-    orphans: 'delete',
-    manifests: [firewallRulesPrimitive],
+    ...firewallDefinition,
 
     async desire(resources, ctx) {
       const out = new Map<string, { desired: DesiredFirewall; diagnostics: Diagnostic[] }>();

@@ -15,7 +15,8 @@ import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js'
 import { renderSite, siteTlsFiles } from './render.js';
 import { reloadOwed } from './run.js';
 import { siteProblems } from './validate.js';
-import { sitePrimitive } from './manifest.js';
+import type { sitePrimitive } from './manifest.js';
+import { siteDefinition } from './definition.js';
 import { siteRestore } from './restore.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
@@ -125,10 +126,7 @@ async function webRootProblem(
  * changed site for the generation header of its new file.
  */
 export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site', void, SiteOp> & WithManifests<typeof sitePrimitive> = {
-  kind: 'site',
-  rank: 9,
-  orphans: 'delete',
-  manifests: [sitePrimitive],
+  ...siteDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSite; diagnostics: Diagnostic[] }>();

@@ -9,6 +9,7 @@ import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
 import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
+import { pgDatabaseDefinition } from './definition.js';
 import { databaseRestore } from './restore.js';
 
 /**
@@ -274,9 +275,7 @@ export function makeDatabaseDriver(
   }
 
   return {
-    kind: 'pgdatabase',
-    rank: 3,
-    orphans: 'report',
+    ...pgDatabaseDefinition,
 
     createRun: () => ({ desired: new Map(), observed: new Map() }),
 

@@ -11,6 +11,7 @@ import { ADMIN_DATABASE, DEFAULT_ADMIN_USER, inTransaction, withSession, type Co
 import { catalogAfterChanges, loadCatalog, noteChanging, type Catalog } from './observe.js';
 import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
 import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
+import { pgRoleDefinition } from './definition.js';
 import { roleRestore } from './restore.js';
 
 /** The role spec, with the explicit drop opt-in (proposed manifest field `drop: true`). */
@@ -177,9 +178,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
   }
 
   return {
-    kind: 'pgrole',
-    rank: 2,
-    orphans: 'report',
+    ...pgRoleDefinition,
 
     async desire(resources, ctx) {
       const admin = ctx.hostManifest.spec?.postgresql?.user ?? DEFAULT_ADMIN_USER;

@@ -14,9 +14,10 @@ import {
 } from '../shared/managed-file.js';
 import { recordWritten } from '../shared/owned.js';
 import type { Driver, WithManifests } from '../types.js';
-import { parameterField, sysctlPrimitive } from './manifest.js';
+import { parameterField, type sysctlPrimitive } from './manifest.js';
 import type { SysctlSpec } from './spec.js';
 import { loadFile, readLive, sameValue, writeValues } from './sysctl.js';
+import { sysctlDefinition } from './definition.js';
 import { sysctlRestore } from './restore.js';
 
 /** The file as written (root's, 0644) and the values it sets. */
@@ -78,11 +79,7 @@ function liveFields(desired: DesiredSysctl, observed: ObservedSysctl): FieldChan
  * until the next boot (there is no "default" to go back to).
  */
 export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl', void, SysctlOp> & WithManifests<typeof sysctlPrimitive> = {
-  kind: 'sysctl',
-  // After accounts and directories, before anything that runs: services start with their kernel settings.
-  rank: 1.5,
-  orphans: 'delete',
-  manifests: [sysctlPrimitive],
+  ...sysctlDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSysctl; diagnostics: Diagnostic[] }>();

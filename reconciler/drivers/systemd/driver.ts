@@ -8,13 +8,13 @@ import { run } from '../shared/exec.js';
 import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import { withManifests, type Driver, type DriverContext } from '../types.js';
-import { unitPrimitive } from './manifest.js';
+import type { Driver, DriverContext } from '../types.js';
 import { analyzeUnits, verifyUnitFile } from '../shared/unit-files.js';
 import { unitRestore } from './restore.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
+import { timerDefinition, unitDefinition } from './definition.js';
 
 export interface DesiredUnit {
   unit: string;
@@ -162,10 +162,8 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
   }
 
   const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun, UnitOp> = {
+    ...(kind === 'unit' ? unitDefinition : timerDefinition),
     kind,
-    // Services after the files they read, timers after the services they start.
-    rank: kind === 'unit' ? 6 : 7,
-    orphans: 'delete',
 
     createRun: () => ({ desired: new Map(), observed: new Map() }),
 
@@ -472,5 +470,5 @@ async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: Dr
   return out;
 }
 
-export const unitDriver = withManifests(makeDriver('unit'), [unitPrimitive]);
+export const unitDriver = makeDriver('unit');
 export const timerDriver = makeDriver('timer');
