@@ -1,7 +1,8 @@
 import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
-import { directoryYaml, envFileYaml, fileYaml, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from '../test/support/fixtures.js';
+import { directoryManifest, envFileManifest, fileManifest, HOST_YAML, scratchRoot, TESTER_ACCOUNT, writeRepo } from '../test/support/fixtures.js';
+import { manifestYaml } from '../test/support/manifests.js';
 import { silentLogger } from './core/log.js';
 import type { ResourceKind } from './core/resource.js';
 import { drivers } from './drivers/registry.js';
@@ -9,10 +10,10 @@ import type { AnyDriver } from './drivers/types.js';
 import { reconcileHost, type ReconcileOutcome } from './engine.js';
 import type { LocalHost } from './hosts/local.js';
 
-const ACCOUNT = TESTER_ACCOUNT_YAML;
-const dir = directoryYaml;
-const file = fileYaml;
-const ENVFILE = envFileYaml('HK_TEST_TOKEN');
+const ACCOUNT = TESTER_ACCOUNT;
+const dir = directoryManifest;
+const file = fileManifest;
+const ENVFILE = envFileManifest('HK_TEST_TOKEN');
 
 async function tree(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -48,7 +49,7 @@ describe('reconciler/engine (apply into a scratch root)', () => {
   }
 
   const repo = {
-    'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), ENVFILE].join('---\n'),
+    'projects/a.yaml': manifestYaml(ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), ENVFILE),
   };
 
   it('applies, then a second apply of the same manifests changes nothing', async () => {
@@ -105,8 +106,11 @@ describe('reconciler/engine (apply into a scratch root)', () => {
     await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
     const before = await tree(root);
     const outcome = await run({
-      'projects/a.yaml': [ACCOUNT, dir('app', '/srv/app'), file('conf', '/srv/app/app.conf', 'x=1\n'), file('blocked', '/srv/blocked/b.conf', 'y\n')].join(
-        '---\n',
+      'projects/a.yaml': manifestYaml(
+        ACCOUNT,
+        dir('app', '/srv/app'),
+        file('conf', '/srv/app/app.conf', 'x=1\n'),
+        file('blocked', '/srv/blocked/b.conf', 'y\n'),
       ),
     });
     expect(outcome.stage).toBe('applied');
@@ -128,7 +132,7 @@ describe('reconciler/engine (apply into a scratch root)', () => {
   });
 
   it('prunes a file HostKit wrote once its manifest is gone, and leaves foreign files alone', async () => {
-    await run({ ...repo, 'projects/extra.yaml': file('extra', '/srv/app/extra.conf', 'e\n') });
+    await run({ ...repo, 'projects/extra.yaml': manifestYaml(file('extra', '/srv/app/extra.conf', 'e\n')) });
     await writeFile(path.join(root, 'srv/app/foreign.conf'), 'not ours');
     const outcome = await run(repo, true);
     expect(outcome.stage).toBe('planned');
@@ -142,7 +146,7 @@ describe('reconciler/engine (apply into a scratch root)', () => {
   });
 
   it('keeps a directory whose manifest is gone and reports it as an orphan on every run', async () => {
-    await run({ ...repo, 'projects/data.yaml': dir('data', '/srv/data') });
+    await run({ ...repo, 'projects/data.yaml': manifestYaml(dir('data', '/srv/data')) });
     for (let i = 0; i < 2; i++) {
       const outcome = await run(repo);
       expect(outcome.stage).toBe('applied');

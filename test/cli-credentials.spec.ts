@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { envFileYaml, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from './support/fixtures.js';
+import { envFileManifest, HOST_YAML, scratchRoot, TESTER_ACCOUNT, writeRepo } from './support/fixtures.js';
+import { manifestYaml } from './support/manifests.js';
 
 // Issue #18: a credential written as a plain environment value. validate warns
 // (FILE:LINE:COL, the field, how to write a reference) without showing it, and
@@ -42,8 +43,7 @@ spec:
 `;
 
 // File operations only, so an apply to a re-rooted host is safe: the env file holds a plain credential.
-const envFile = (mode: string) =>
-  envFileYaml('HK_CLI_TOKEN').replace('environment: { MODE: live }', `environment: { MODE: ${mode}, API_TOKEN: ${PASSWORD}-env }`);
+const envFile = (mode: string) => envFileManifest('HK_CLI_TOKEN', { MODE: mode, API_TOKEN: `${PASSWORD}-env` });
 
 describe('hostkit CLI: plain credentials in environment (issue #18)', () => {
   let root: string;
@@ -80,7 +80,7 @@ describe('hostkit CLI: plain credentials in environment (issue #18)', () => {
   });
 
   it('after an apply, the diff of the env file HostKit wrote shows the value redacted on both sides (an unchanged line), and the run journal holds none of it', async () => {
-    const files = (mode: string) => ({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': `${TESTER_ACCOUNT_YAML}---\n${envFile(mode)}` });
+    const files = (mode: string) => ({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': manifestYaml(TESTER_ACCOUNT, envFile(mode)) });
     const base = ['--host', 'test-1', '--root', root];
     const applied = await hostkit(['reconcile', '--repo', await writeRepo(files('live')), ...base]);
     expect(applied.exitCode, applied.stderr).toBe(0);

@@ -10,7 +10,8 @@ import { commandPath, HELP } from '../reconciler/commands/help.js';
 import { renderRunsMarkdown } from '../reconciler/commands/runs-markdown.js';
 import { flockFile } from '../reconciler/hosts/flock.js';
 import { defaultCacheDir } from '../reconciler/manifests/parse-cache.js';
-import { directoryYaml, fileYaml, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from './support/fixtures.js';
+import { directoryManifest, fileManifest, HOST_YAML, scratchRoot, TESTER_ACCOUNT, writeRepo } from './support/fixtures.js';
+import { manifestYaml } from './support/manifests.js';
 
 // Options every command shares (--help examples, -q, --no-color), markdown
 // output of validate and runs, and where the parse cache is (not) written.
@@ -37,9 +38,12 @@ function helpOf(cmd: Command): string {
   return out;
 }
 
-const APP = [TESTER_ACCOUNT_YAML, directoryYaml('app', '/srv/app'), fileYaml('conf', '/srv/app/app.conf', 'x=1\n')].join('---\n');
+// /srv/app's mode as written: a number is an error.
+const app = (mode?: string | number) =>
+  manifestYaml(TESTER_ACCOUNT, directoryManifest('app', '/srv/app', mode), fileManifest('conf', '/srv/app/app.conf', 'x=1\n'));
+const APP = app();
 // Placed on no host: a warning, not an error.
-const NOWHERE = directoryYaml('nowhere', '/srv/nowhere').replace('placement: { hosts: [test-1] }', 'placement: { selector: { matchLabels: { role: none } } }');
+const NOWHERE = manifestYaml({ ...directoryManifest('nowhere', '/srv/nowhere'), on: { matchLabels: { role: 'none' } } });
 const asRoot = process.geteuid?.() === 0;
 
 // A scratch directory standing for the host's root, removed after `fn`.
@@ -63,7 +67,7 @@ describe('hostkit CLI: options of every command', () => {
     warned = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': APP, 'projects/nowhere.yaml': NOWHERE });
     broken = await writeRepo({
       'hosts/test-1.yaml': HOST_YAML,
-      'projects/app.yaml': APP.replace('mode: "0750"', 'mode: 0750'),
+      'projects/app.yaml': app(750),
       'projects/nowhere.yaml': NOWHERE,
     });
   });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { directoryYaml, envFileYaml, fileYaml, gitCommitAll, HOST_YAML, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo } from './support/fixtures.js';
+import { directoryManifest, envFileManifest, fileManifest, gitCommitAll, HOST_YAML, scratchRoot, TESTER_ACCOUNT, writeRepo } from './support/fixtures.js';
+import { manifestYaml, type ManifestInput } from './support/manifests.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
 const SECRET = 'Pr0gress-secret-value-5a4b3c';
@@ -17,14 +18,16 @@ function hostkit(args: string[], extra: Record<string, string> = {}) {
   return execa('node', [CLI, ...args], { reject: false, extendEnv: false, env: { ...env, HOSTKIT_CACHE_DIR: CACHE, HK_TEST_TOKEN: SECRET, ...extra } });
 }
 
-const MANIFESTS =
-  TESTER_ACCOUNT_YAML +
-  '---\n' +
-  directoryYaml('app', '/srv/app') +
-  '---\n' +
-  fileYaml('conf', '/srv/app/app.conf', 'x=1\n') +
-  '---\n' +
-  envFileYaml('HK_TEST_TOKEN');
+// tester's /srv/app with app.conf (`conf`) and an env file, and any `more`.
+const manifests = (conf = 'x=1\n', ...more: ManifestInput[]) =>
+  manifestYaml(
+    TESTER_ACCOUNT,
+    directoryManifest('app', '/srv/app'),
+    fileManifest('conf', '/srv/app/app.conf', conf),
+    envFileManifest('HK_TEST_TOKEN'),
+    ...more,
+  );
+const MANIFESTS = manifests();
 
 describe('hostkit reconcile --progress (test/cli-progress)', () => {
   let root: string;
@@ -84,7 +87,7 @@ describe('hostkit reconcile --progress (test/cli-progress)', () => {
     // A file whose directory is a file on the host: its apply fails after app.conf's update applied.
     await mkdir(path.join(root, 'srv'), { recursive: true });
     await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
-    const next = MANIFESTS.replace('x=1', 'x=2') + '---\n' + fileYaml('blocked', '/srv/blocked/b.conf', 'y\n');
+    const next = manifests('x=2\n', fileManifest('blocked', '/srv/blocked/b.conf', 'y\n'));
     const repo = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': next });
     const r = await hostkit(['reconcile', '--repo', repo, '--host', 'test-1', '--root', root, '--progress', '-o', 'yaml', '--log-level', 'silent']);
     expect(r.exitCode).toBe(1);

@@ -6,7 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_KEEP_RUNS } from '../reconciler/apply/journal.js';
 import { NODE_FLAGS } from '../reconciler/core/runtime.js';
 import { flockFile } from '../reconciler/hosts/flock.js';
-import { gitCommitAll, HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
+import {
+  directoryManifest,
+  fileManifest,
+  gitCommitAll,
+  HOST_YAML,
+  scratchRoot,
+  TEST_HOST,
+  TESTER_ACCOUNT,
+  testHostYaml,
+  writeRepo,
+} from './support/fixtures.js';
+import { manifestYaml, type ManifestInput } from './support/manifests.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
 const SECRET = 'S3cr3t-token-value-9f8e7d';
@@ -17,46 +28,19 @@ function hostkit(args: string[], env: Record<string, string> = {}) {
   return execa('node', [CLI, ...args], { reject: false, env: { NO_COLOR: '', HOSTKIT_CACHE_DIR: CACHE, ...env }, extendEnv: true });
 }
 
-const PRIMITIVES = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
----
-apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: app }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app
-  owner: tester
-  group: tester
-  mode: "0750"
----
-apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: conf }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/app.conf
-  owner: tester
-  group: tester
-  mode: "0640"
-  content: "x=1\\n"
----
-apiVersion: hostkit.dev/v1
-kind: EnvFile
-metadata: { name: env }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/app.env
-  owner: tester
-  group: tester
-  secrets:
-    TOKEN: { env: HK_CLI_TOKEN }
-`;
+// tester's account, /srv/app, a file and an env file in it, placed on `on`.
+function primitives(o: { on?: string[]; mode?: string | number; confPath?: string } = {}): string {
+  const env: ManifestInput = {
+    kind: 'EnvFile',
+    name: 'env',
+    on: [TEST_HOST],
+    spec: { path: '/srv/app/app.env', owner: 'tester', group: 'tester', secrets: { TOKEN: { env: 'HK_CLI_TOKEN' } } },
+  };
+  const docs = [TESTER_ACCOUNT, directoryManifest('app', '/srv/app', o.mode), fileManifest('conf', o.confPath ?? '/srv/app/app.conf', 'x=1\n'), env];
+  return manifestYaml(...docs.map((d) => ({ ...d, on: o.on ?? d.on })));
+}
+
+const PRIMITIVES = primitives();
 
 describe('hostkit CLI', () => {
   let repo: string;
@@ -108,7 +92,7 @@ describe('hostkit CLI', () => {
   });
 
   it('validate reports FILE:LINE:COL: error: SUMMARY and exits 1', async () => {
-    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': PRIMITIVES.replace('mode: "0750"', 'mode: 0750') });
+    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': primitives({ mode: 750 }) });
     const r = await hostkit(['validate', '--repo', bad]);
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toContain('projects/app.yaml:17:9: error: wrong type (at /spec/mode)');
@@ -178,7 +162,7 @@ describe('hostkit CLI', () => {
   });
 
   it('an invalid repository is never planned or applied', async () => {
-    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': PRIMITIVES.replace('/srv/app/app.conf', '/srv/app/../../etc/passwd') });
+    const bad = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'projects/app.yaml': primitives({ confPath: '/srv/app/../../etc/passwd' }) });
     const r = await hostkit(['reconcile', '--repo', bad, '--host', 'test-1', '--root', root]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('error: path escapes its root');
@@ -191,12 +175,11 @@ describe('hostkit CLI', () => {
   });
 
   describe('between commits: the run lock and the right machine', () => {
-    const other = (name: string) => HOST_YAML.replace('name: test-1', `name: ${name}`).replace('    role: web\n', '    role: other\n');
     const twoHosts = () =>
       writeRepo({
         'hosts/test-1.yaml': HOST_YAML,
-        'hosts/test-2.yaml': other('test-2'),
-        'projects/app.yaml': PRIMITIVES.replaceAll('hosts: [test-1]', 'hosts: [test-1, test-2]'),
+        'hosts/test-2.yaml': testHostYaml({ name: 'test-2', labels: { role: 'other' } }),
+        'projects/app.yaml': primitives({ on: ['test-1', 'test-2'] }),
       });
 
     it('a reconcile waits for the run lock another process holds (saying so), or exits 3 at once with --lock-timeout 0, changing nothing', async () => {
@@ -255,7 +238,7 @@ describe('hostkit CLI', () => {
       const fresh = await scratchRoot('web-prod-7.example.net');
       try {
         const named = await writeRepo({
-          'hosts/test-1.yaml': HOST_YAML.replace('  stateDirectory:', '  hostnames: [web-prod-7]\n  stateDirectory:'),
+          'hosts/test-1.yaml': testHostYaml({ spec: { hostnames: ['web-prod-7'] } }),
           'projects/app.yaml': PRIMITIVES,
         });
         const r = await hostkit(['reconcile', '--repo', named, '--host', 'test-1', '--root', fresh.root], { HK_CLI_TOKEN: SECRET });

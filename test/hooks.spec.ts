@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOST_YAML, writeRepo } from './support/fixtures.js';
+import { HOST_YAML, TEST_HOST, writeRepo } from './support/fixtures.js';
+import { manifestYaml } from './support/manifests.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
 const CACHE = path.join(os.tmpdir(), `hostkit-hooks-cache-${process.pid}`);
@@ -19,14 +20,7 @@ const GIT_ENV = {
   GIT_CONFIG_NOSYSTEM: '1',
 };
 
-const DIRECTORY = (mode: string) => `apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: app }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app
-  mode: "${mode}"
-`;
+const DIRECTORY = (mode: string) => manifestYaml({ kind: 'Directory', name: 'app', on: [TEST_HOST], spec: { path: '/srv/app', mode } });
 
 const hostkit = (args: string[]) => execa(process.execPath, [CLI, ...args], { reject: false, env: { HOSTKIT_CACHE_DIR: CACHE } });
 const git = (repo: string, args: string[]) => execa('git', args, { cwd: repo, reject: false, env: GIT_ENV, extendEnv: false });

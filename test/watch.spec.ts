@@ -4,19 +4,13 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ignoredPath } from '../reconciler/commands/watch.js';
-import { HOST_YAML, scratchRoot, writeRepo } from './support/fixtures.js';
+import { HOST_YAML, scratchRoot, TEST_HOST, writeRepo } from './support/fixtures.js';
+import { manifestYaml } from './support/manifests.js';
 
 const CLI = path.resolve('dist/reconciler/cli.js');
 const CACHE = path.join(os.tmpdir(), `hostkit-watch-cache-${process.pid}`);
 
-const DIRECTORY = (dir: string) => `apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: app }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${dir}
-  mode: "0750"
-`;
+const DIRECTORY = (dir: string, mode = '0750') => manifestYaml({ kind: 'Directory', name: 'app', on: [TEST_HOST], spec: { path: dir, mode } });
 
 // Resolves when `read()` matches, or rejects after `ms` with what was seen.
 async function until(read: () => string, pattern: RegExp, ms = 15_000): Promise<void> {
@@ -68,7 +62,7 @@ describe('hostkit reconcile --watch --dry-run', () => {
       expect(err).not.toContain('.git');
 
       // A broken manifest is reported and the watch goes on.
-      await writeFile(path.join(repo, 'projects/app.yaml'), DIRECTORY('/srv/other').replace('"0750"', '"banana"'));
+      await writeFile(path.join(repo, 'projects/app.yaml'), DIRECTORY('/srv/other', 'banana'));
       await until(() => err, /invalid mode/);
       await writeFile(path.join(repo, 'projects/app.yaml'), DIRECTORY('/srv/fixed'));
       await until(() => out, /\+ directory\/srv\/fixed/);

@@ -52,7 +52,7 @@ const timeDrivers = new Map<ResourceKind, AnyDriver>([
 const presentAccounts: AnyDriver = {
   ...drivers.get('account')!,
   observe: async () => new Map(),
-  plan: ({ resource }) => ({ ...changeBase(resource), action: 'noop', fields: [], disruptive: false }),
+  plan: ({ resource }) => ({ ...changeBase(resource), action: 'noop', fields: [], ops: [], disruptive: false }),
 };
 
 /** A project of its own ("site", run as tester) with one file, /srv/site/motd. */

@@ -58,6 +58,7 @@ function change(id: string, action: Change['action'], irreversible = false, proj
     kind,
     action,
     fields: [],
+    ops: [],
     disruptive: false,
     diagnostics: [],
     resource,

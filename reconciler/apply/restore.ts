@@ -84,6 +84,8 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
   const steps: RestoreStep[] = [];
   const changes: JournaledChange[] = [];
   const removed = new Set<string>();
+  // Still open: its own rollback, or the recovery of an interrupted run. Closed: `hostkit rollback` of a run that ended.
+  const finished = journal.status !== 'open';
   const afterSteps = hostAfter(host, removed);
 
   // Changes in reverse order of their start; the inventory (backed up first, under "(inventory)") last.
@@ -104,7 +106,15 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
     }
     const kind = planned?.kind ?? records[0]?.kind;
     const driver = driverOf(kind);
-    const change: JournaledChange = { id, begun: begun.has(id), applied: applied.has(id), ran: ran.has(id), records, ...(planned ? { planned } : {}) };
+    const change: JournaledChange = {
+      id,
+      begun: begun.has(id),
+      applied: applied.has(id),
+      ran: ran.has(id),
+      records,
+      finished,
+      ...(planned ? { planned } : {}),
+    };
     changes.push(change);
     const kept = hasRestore(driver) && files.length > 0 ? await driver.restore.keepFiles?.(change, host) : undefined;
     steps.push(...(kept ? [{ action: 'keep' as const, resource: id, detail: kept }] : files));
@@ -120,12 +130,16 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
   }
   // A driver may create its resources together when the first of them applies (accounts: one systemd-sysusers),
   // so a kept kind's creates that never began may exist too: kept, and HostKit's, like those that began.
+  // Its driver says what undoes them (an unfinished run's accounts go again), else they are kept.
   const beganKinds = new Set([...begun].map((id) => plannedById.get(id)?.kind));
   for (const planned of journal.record.planned) {
     const driver = driverOf(planned.kind);
     const keeps = hasRestore(driver) ? driver.restore.keeps : undefined;
     if (!begun.has(planned.id) && planned.action === 'create' && keeps && beganKinds.has(planned.kind)) {
-      steps.push({ action: 'keep', resource: planned.id, detail: keeps, ...(planned.entry ? { entry: planned.entry } : {}) });
+      const change: JournaledChange = { id: planned.id, planned, begun: false, applied: false, ran: false, records: [], finished };
+      const own = driver!.restore.plan ? await driver!.restore.plan(change, afterSteps) : [];
+      if (own.length > 0) for (const s of own) steps.push({ ...s, kind: driver!.kind });
+      else steps.push({ action: 'keep', resource: planned.id, detail: keeps, ...(planned.entry ? { entry: planned.entry } : {}) });
     }
   }
   const after: RestorePlan['after'] = [];

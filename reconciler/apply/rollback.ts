@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { HostKitError } from '../core/errors.js';
+import type { ResourceKind } from '../core/resource.js';
+import type { AnyDriver } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import { listRuns, RunJournal, type RunStatus } from './journal.js';
 import { applyRestore, planRestore, type RestorePlan, type RestoreResult } from './restore.js';
@@ -65,12 +67,12 @@ export async function findRun(host: Host, stateDirectory: string, which: { last:
 
 export async function rollbackRun(
   target: RunJournal,
-  options: { dryRun: boolean; log: Logger },
+  options: { dryRun: boolean; log: Logger; drivers?: ReadonlyMap<ResourceKind, AnyDriver> },
 ): Promise<{ plan: RestorePlan; result?: RestoreResult; run?: string }> {
   if (target.status === 'open') {
     throw new HostKitError('RUN_OPEN', `Run ${target.record.id} is still open (in progress, or interrupted: the next apply rolls it back first)`);
   }
-  const plan = await planRestore(target);
+  const plan = await planRestore(target, options.drivers);
   if (options.dryRun) return { plan };
   const record = await RunJournal.open(target.host, target.stateDirectory, {
     type: 'rollback',
@@ -81,7 +83,7 @@ export async function rollbackRun(
     ...(target.record.commit ? { previousCommit: target.record.commit } : {}),
     planned: [],
   });
-  const result = await applyRestore(plan, target, { log: options.log, record });
+  const result = await applyRestore(plan, target, { log: options.log, record, ...(options.drivers ? { drivers: options.drivers } : {}) });
   await record.close(
     result.errors.length > 0 ? 'failed' : 'restored',
     result.errors.length > 0 ? result.errors.map((e) => `${e.resource}: ${e.error}`).join('; ') : undefined,

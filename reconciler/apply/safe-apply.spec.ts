@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { directoryYaml, envFileYaml, scratchRoot, TESTER_ACCOUNT_YAML, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { directoryYaml, envFileYaml, scratchRoot, TEST_HOST, TESTER_ACCOUNT_YAML, writeRepo, HOST_YAML } from '../../test/support/fixtures.js';
+import { manifestYaml, type ManifestInput } from '../../test/support/manifests.js';
 import { killable, KillSwitch } from '../../test/support/conformance.js';
 import { planHost } from '../diff/plan.js';
 import { validateRepository } from '../manifests/index.js';
@@ -23,17 +24,11 @@ import { findRun, rollbackRun } from './rollback.js';
 const STATE = '/var/lib/hostkit';
 const CLI = path.resolve('dist/reconciler/cli.js');
 
-function file(name: string, p: string, content: string) {
-  return `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${p}
-  mode: "0640"
-  content: ${JSON.stringify(content)}
-`;
+function fileDoc(name: string, p: string, content: string): ManifestInput {
+  return { kind: 'File', name, on: [TEST_HOST], spec: { path: p, mode: '0640', content } };
 }
+
+const file = (name: string, p: string, content: string) => manifestYaml(fileDoc(name, p, content));
 
 describe('reconciler/apply (journal, down plans, crash recovery) in a scratch root', () => {
   let root: string;
@@ -52,10 +47,10 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
 
   it('journals every run before it changes anything, backs up what it overwrites, and rollback --last restores it', async () => {
     await apply({ 'a.yaml': file('a', '/srv/a.conf', 'one\n') }, 'a'.repeat(40));
-    const second = await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    const second = await apply({ 'a.yaml': manifestYaml(fileDoc('a', '/srv/a.conf', 'two\n'), fileDoc('b', '/srv/b.conf', 'new\n')) }, 'b'.repeat(40));
     expect(second.stage === 'applied' && second.result.status).toBe('applied');
     // A run with nothing to do leaves no record.
-    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    await apply({ 'a.yaml': manifestYaml(fileDoc('a', '/srv/a.conf', 'two\n'), fileDoc('b', '/srv/b.conf', 'new\n')) }, 'b'.repeat(40));
     const runs = await listRuns(host, STATE);
     expect(runs.map((r) => [r.record.commit?.[0], r.status])).toEqual([
       ['a', 'applied'],
@@ -83,7 +78,7 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     expect(JSON.parse((await read(`var/lib/hostkit/inventory.json`))!)).toMatchObject({ commit: 'a'.repeat(40) });
     // The next --last is the run before; applying again brings the new state back.
     expect((await findRun(host, STATE, { last: true })).record.commit).toBe('a'.repeat(40));
-    await apply({ 'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/b.conf', 'new\n') }, 'b'.repeat(40));
+    await apply({ 'a.yaml': manifestYaml(fileDoc('a', '/srv/a.conf', 'two\n'), fileDoc('b', '/srv/b.conf', 'new\n')) }, 'b'.repeat(40));
     expect(await read('srv/b.conf')).toBe('new\n');
 
     expect(await pruneRuns(host, STATE, 2)).toHaveLength(2);
@@ -170,7 +165,7 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     await writeFile(path.join(root, 'srv/blocked'), 'not a directory');
     const repoDir = await writeRepo({
       'hosts/test-1.yaml': HOST_YAML,
-      'a.yaml': file('a', '/srv/a.conf', 'two\n') + '---\n' + file('b', '/srv/blocked/b.conf', 'x\n'),
+      'a.yaml': manifestYaml(fileDoc('a', '/srv/a.conf', 'two\n'), fileDoc('b', '/srv/blocked/b.conf', 'x\n')),
     });
     const outcome = await reconcileHost({ repoDir, hostName: 'test-1', host, dryRun: false, log: silentLogger(), env: {} });
     if (outcome.stage !== 'applied' || outcome.result.status !== 'rolled-back') throw new Error('expected a rolled-back run');
@@ -271,20 +266,11 @@ describe('reconciler/apply/quarantine', () => {
 });
 
 describe("reconciler/apply/restore (what a restore keeps stays HostKit's)", () => {
-  const host = `apiVersion: hostkit.dev/v1
-kind: Host
-metadata: { name: test-1 }
-spec: { stateDirectory: ${STATE} }
-`;
+  const host = manifestYaml({ kind: 'Host', name: TEST_HOST, spec: { stateDirectory: STATE } });
   // A project (not host-level): it may not take over an account HostKit did not create for it.
-  const shop = `apiVersion: hostkit.dev/v1
-kind: Project
-metadata: { name: shop }
-spec:
-  placement: { hosts: [test-1] }
-  runtime: static
-  files: [{ name: app.conf, content: "mode=static\\n" }]
-`;
+  const project = (name: string) =>
+    manifestYaml({ kind: 'Project', name, on: [TEST_HOST], spec: { runtime: 'static', files: [{ name: 'app.conf', content: 'mode=static\n' }] } });
+  const shop = project('shop');
 
   it('a project whose first apply was rolled back (its account kept) applies again', async () => {
     const fake = new FakeHost();
@@ -301,7 +287,7 @@ spec:
   });
 
   it('two projects whose accounts one step made together (systemd-sysusers), killed before the second began, apply again after recovery', async () => {
-    const cart = shop.replaceAll('shop', 'cart');
+    const cart = project('cart');
     const repoDir = await writeRepo({ 'hosts/test-1.yaml': host, 'projects/shop.yaml': shop, 'projects/cart.yaml': cart });
     const { manifests } = await validateRepository(repoDir);
     // Killed (as by SIGKILL) at step `at` of the apply: nothing after it reaches the host.

@@ -51,6 +51,7 @@ function planOf(resources: readonly Resource[], pending: Record<string, Change['
     kind: r.kind,
     action: pending[r.id] ?? 'noop',
     fields: [],
+    ops: [],
     disruptive: false,
     diagnostics: [],
     ...(r.project ? { project: r.project } : {}),

@@ -1,4 +1,4 @@
-import type { RegisteredKind } from '../drivers/registry.js';
+import type { RegisteredKind } from '../drivers/kinds.js';
 import type { Location } from './diagnostics.js';
 
 // The primitive kinds a manifest expands into: one per driver in the registry.

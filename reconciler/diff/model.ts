@@ -16,11 +16,26 @@ export interface FieldChange {
   diff?: string;
 }
 
-export interface Change<D = unknown, O = unknown, S = unknown> {
+/**
+ * One step apply will take for a change, computed once by the driver's plan() (isomorphic-git's
+ * checkout model: typed operations first, run afterwards). Each driver folder declares its own
+ * union (e.g. file: write | chmod | chown | remove); apply switches on these, never on field
+ * pointers. JSON data shown in `-o json` plans: never a secret value ("set password", not the password).
+ */
+export interface Operation {
+  op: string;
+  /** Data the operation carries (names, never secret values). */
+  [data: string]: unknown;
+}
+
+export interface Change<D = unknown, O = unknown, S = unknown, P extends Operation = Operation> {
   id: string;
   kind: ResourceKind;
   action: Action;
+  /** What differs, for display (plans, diffs); apply reads `ops`. */
   fields: FieldChange[];
+  /** What apply will do, in order; empty when it does nothing (noop, refused, unsupported). */
+  ops: P[];
   /** Applying it restarts or reloads something. */
   disruptive: boolean;
   /** Why, in a few words: "project removed", "not yet supported (systemd driver)". */
@@ -93,6 +108,53 @@ export const NOT_APPLICABLE = 'Plan has errors: nothing will be applied until th
 
 export function pendingChanges(plan: Plan): Change[] {
   return plan.changes.filter((c) => PENDING_ACTIONS.includes(c.action));
+}
+
+/**
+ * The driver contract's check on one planned change: a pending change says what apply will
+ * do, and a change that does nothing (noop, unsupported) has no operation. A change that
+ * breaks it is a driver's bug, thrown at plan time before anything is applied.
+ */
+export function checkOps<C extends Change>(change: C): C {
+  if (PENDING_ACTIONS.includes(change.action) === change.ops.length > 0) return change;
+  throw new Error(`the ${change.kind} driver planned ${change.action} of ${change.id} with ${change.ops.length} operation(s)`);
+}
+
+/** Whether a change's operations include `op`. */
+export function hasOp<P extends Operation>(change: Pick<Change<unknown, unknown, unknown, P>, 'ops'>, op: P['op']): boolean {
+  return change.ops.some((o) => o.op === op);
+}
+
+/** The first operation `op` of a change, with its data. */
+export function findOp<P extends Operation, K extends P['op']>(
+  change: Pick<Change<unknown, unknown, unknown, P>, 'ops'>,
+  op: K,
+): Extract<P, { op: K }> | undefined {
+  return change.ops.find((o): o is Extract<P, { op: K }> => o.op === op);
+}
+
+/**
+ * A change refused at plan time: nothing is applied (noop, no fields, no operations). `why` is
+ * the error that says so, or, where desire already reported the error, the plan's reason
+ * ("not rendered (see the error)"); either way the plan cannot be applied until it is fixed.
+ */
+export function refusedChange<D, O, S>(
+  base: Pick<Change<unknown, unknown, S>, 'id' | 'kind' | 'diagnostics'> &
+    Partial<Pick<Change<unknown, unknown, S>, 'origin' | 'resource' | 'project' | 'disruptive' | 'reason'>>,
+  why: Diagnostic | { reason: string },
+  desired?: D,
+  observed?: O,
+): Change<D, O, S, never> {
+  return {
+    ...base,
+    disruptive: false,
+    action: 'noop',
+    fields: [],
+    ops: [],
+    ...(desired !== undefined ? { desired } : {}),
+    ...(observed !== undefined ? { observed } : {}),
+    ...('reason' in why ? { reason: why.reason } : { diagnostics: [why] }),
+  };
 }
 
 /** The fields every change of a resource starts with. */

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ResourceKind } from '../core/resource.js';
-import type { Action, Change } from './model.js';
+import { changeBase, type Action, type Change } from './model.js';
 import { orderChanges } from './order.js';
 
 function change(id: string, action: Action = 'create', dependsOn: string[] = []): Change {
   const kind = id.split('/')[0] as ResourceKind;
-  return { id, kind, action, fields: [], disruptive: false, diagnostics: [], resource: { id, kind, name: id, spec: {}, dependsOn, origin: { file: 'x' } } };
+  return { ...changeBase({ id, kind, name: id, spec: {}, dependsOn, origin: { file: 'x' } }), action, fields: [], ops: [], disruptive: false };
 }
 
 describe('reconciler/diff/order', () => {

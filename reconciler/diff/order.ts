@@ -1,10 +1,10 @@
 import type { ResourceKind } from '../core/resource.js';
-import { DRIVERS } from '../drivers/registry.js';
+import { KINDS } from '../drivers/kinds.js';
 import type { Change } from './model.js';
 
-// Each kind's rank, from its driver: ties between changes with no dependency
+// Each kind's rank, from its definition (drivers/kinds.ts): ties between changes with no dependency
 // between them are broken by it (DRIVERS.md "Across drivers").
-export const KIND_RANK = Object.fromEntries(DRIVERS.map((d) => [d.kind, d.rank])) as Record<ResourceKind, number>;
+export const KIND_RANK = Object.fromEntries(KINDS.map((k) => [k.kind, k.rank])) as Record<ResourceKind, number>;
 
 function compare(a: Change, b: Change): number {
   return KIND_RANK[a.kind] - KIND_RANK[b.kind] || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -11,7 +11,7 @@ import type { AnyDriver, DriverContext } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import { expandForHost, hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
-import { summarize, type Change, type Plan } from './model.js';
+import { checkOps, summarize, type Change, type Plan } from './model.js';
 import { KIND_RANK, orderChanges } from './order.js';
 
 /**
@@ -162,15 +162,16 @@ async function planChanges(
       const changes: Change[] = [];
       for (const r of desired) {
         const w = wanted.get(r.id);
-        const change = driver.plan({ resource: r, desired: w?.desired, observed: observed.get(r.id), orphan: false });
+        const change = checkOps(driver.plan({ resource: r, desired: w?.desired, observed: observed.get(r.id), orphan: false }));
         change.diagnostics.push(...(w?.diagnostics ?? []));
         changes.push(change);
       }
       for (const r of gone) {
-        const change = driver.plan({ resource: r, desired: undefined, observed: observed.get(r.id), orphan: true });
+        const change = checkOps(driver.plan({ resource: r, desired: undefined, observed: observed.get(r.id), orphan: true }));
         if (driver.orphans === 'report' && change.action === 'delete') {
           // Kept and reported, and kept in the inventory so it is reported again next time.
           change.action = 'noop';
+          change.ops = [];
           change.orphan = true;
         }
         changes.push(change);
@@ -196,6 +197,7 @@ function unsupported(r: Resource): Change {
     kind: r.kind,
     action: 'unsupported',
     fields: [],
+    ops: [],
     disruptive: false,
     reason: `not yet supported: ${PLANNED_DRIVERS[r.kind] ?? 'no driver'}`,
     origin: r.origin,

@@ -5,7 +5,8 @@
 import type { Diagnostic, Location } from '../core/diagnostics.js';
 import type { ResourceKind } from '../core/resource.js';
 import type { LoadedDocument } from '../manifests/load.js';
-import type { Metadata, Placement } from '../manifests/types.js';
+import type { HostPolicy } from '../manifests/host-policy.js';
+import type { HostSpec, Metadata, Placement, ProjectManifest } from '../manifests/types.js';
 
 /** A schema-valid manifest of kind K whose spec is S (what validation guarantees). */
 export interface PrimitiveInput<K extends string = string, S = unknown> {
@@ -52,6 +53,77 @@ export interface PrimitiveExpansion {
   /** A firewall opening for the host's one table (built after every manifest is expanded). */
   openFirewall(opening: { port: number; protocol: 'tcp' | 'udp'; from: string[] }): void;
   report(diagnostic: Diagnostic): void;
+}
+
+/**
+ * The ids of what the parts of one Project's expansion added so far, for the parts
+ * after them (PROJECT_PARTS order, drivers/kinds.ts). Empty until its part ran.
+ */
+export interface ProjectIds {
+  /** The project's account; '' when nothing of the project runs (ProjectExpansion.runs). */
+  account: string;
+  /** Its working directory; '' when nothing of the project runs. */
+  directory: string;
+  /** A static site's web root when HostKit creates it (it may be the working directory). */
+  webRoot?: string;
+  files: string[];
+  envFiles: string[];
+  /** The PostgreSQL role and database. */
+  databases: string[];
+  /** The project's release (drivers/release), when it has a source. */
+  release?: string;
+  /** Lifecycle commands the project's units start after. */
+  beforeStart: string[];
+  /** Lifecycle commands that run once the project's units started. */
+  afterStart: string[];
+  /** The service, workers and timers' services. */
+  units: string[];
+}
+
+/**
+ * What expanding one Project on one host shares across its parts: the manifest, the
+ * host's operations (every resource added belongs to the project), and what earlier
+ * parts decided or added. Made once per project by manifests/expand.ts.
+ */
+export interface ProjectExpansion extends PrimitiveExpansion {
+  /** The host it is expanded for: its name, its Host manifest's spec, and its policy. */
+  readonly host: { readonly name: string; readonly spec: HostSpec; readonly policy: HostPolicy };
+  readonly project: ProjectManifest;
+  /** metadata.name */
+  readonly name: string;
+  /** The user its processes run as (spec.user, else its name). */
+  readonly user: string;
+  /** Something of the project runs as its user or reads its files: it needs an account and a working directory. */
+  readonly runs: boolean;
+  /**
+   * Where the project's commands and units run: spec.service.workingDirectory, else
+   * /srv/NAME. A part before the commands' may move it (a release: /srv/NAME/current);
+   * the account's home and the directory HostKit creates are where it was first.
+   */
+  workingDirectory: string;
+  /**
+   * What a static project with domains serves (its static.root, else public/ in its working directory), and where that was
+   * written. `inRelease`: it is inside the project's current release (drivers/release), which provides it: nothing creates it.
+   */
+  readonly webRoot: { readonly path: string; readonly origin: Location; readonly inRelease?: true } | undefined;
+  /** Paths the project's processes read (its files, its env file): a unit restarts when one changes. */
+  readonly reads: string[];
+  /** The env file its units read, when it has one. */
+  environmentFile?: string;
+  readonly ids: ProjectIds;
+  /** What the project's commands and units start after: its account, directory, files, env files, databases and release. */
+  startsAfter(): string[];
+  /** Resource `id`, added by an earlier part of this project, also waits for `ids`. */
+  dependOn(id: string, ids: readonly string[]): void;
+  /** A listening port (another manifest's claim of it on this host is an error). */
+  claimPort(port: number, bind: string, origin: Location): void;
+}
+
+/** One driver folder's part of expanding a Project (drivers/NAME/project.ts), run in PROJECT_PARTS order. */
+export interface ProjectPart {
+  /** What the part adds, for the order's documentation and messages. */
+  readonly name: string;
+  expand(x: ProjectExpansion): void;
 }
 
 /** The project a manifest belongs to, on one host: what it owns and was granted (manifests/policy.ts). */

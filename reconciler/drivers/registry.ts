@@ -5,39 +5,39 @@ import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
 import { envFileDriver } from './envfile/index.js';
 import { fileDriver } from './file/index.js';
+import { KINDS, type RegisteredKind } from './kinds.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
-import type { AnyDriver, WithManifests } from './types.js';
+import type { AnyDriver } from './types.js';
 
-// Every driver. The engine looks drivers up here and nowhere else: a kind is
-// its driver's `kind`, ordered by its `rank`; adding a kind is adding its folder
-// and one line here. A kind without a driver is planned as "not yet supported".
-export const DRIVERS = [
-  accountDriver,
-  directoryDriver,
-  sysctlDriver,
-  fileDriver,
-  envFileDriver,
-  releaseDriver,
-  unitDriver,
-  timerDriver,
-  certificateDriver,
-  nginxSiteDriver,
-  nftablesDriver,
-  pgRoleDriver,
-  pgDatabaseDriver,
-  commandDriver,
-] as const;
+export type { RegisteredKind, RegisteredPrimitive } from './kinds.js';
 
-/** The kinds of host state HostKit manages: one per registered driver. */
-export type RegisteredKind = (typeof DRIVERS)[number]['kind'];
+// The driver of every kind in kinds.ts (its code: desire, observe, plan, apply...).
+// The engine looks drivers up here and nowhere else. The compiler checks this has
+// one driver for each registered kind, of that kind, and nothing else.
+const RUNTIME = {
+  account: accountDriver,
+  directory: directoryDriver,
+  sysctl: sysctlDriver,
+  file: fileDriver,
+  envfile: envFileDriver,
+  release: releaseDriver,
+  unit: unitDriver,
+  timer: timerDriver,
+  certificate: certificateDriver,
+  site: nginxSiteDriver,
+  firewall: nftablesDriver,
+  pgrole: pgRoleDriver,
+  pgdatabase: pgDatabaseDriver,
+  command: commandDriver,
+} as const satisfies { readonly [K in RegisteredKind]: AnyDriver & { readonly kind: K } };
 
-/** The manifest kinds the drivers expand besides Host and Project (drivers/NAME/manifest.ts). */
-export type RegisteredPrimitive = Extract<(typeof DRIVERS)[number], WithManifests>['manifests'][number];
+/** Every driver, in the order of KINDS (kinds.ts). */
+export const DRIVERS = KINDS.map((k) => RUNTIME[k.kind]);
 
 export const drivers: ReadonlyMap<ResourceKind, AnyDriver> = new Map<ResourceKind, AnyDriver>(DRIVERS.map((d) => [d.kind, d]));
 

@@ -33,8 +33,6 @@ export interface NginxReload {
    * nginx was not reloaded and still serves the previous configuration.
    */
   flush(fallbackId: string): Promise<void>;
-  /** After a rollback restored the files: load them again if this run had reloaded nginx. */
-  restore(): Promise<void>;
   /** nginx is running and a HostKit site named `site` is on disk: a certificate of that name is served by it. */
   serves(site: string): Promise<boolean>;
 }

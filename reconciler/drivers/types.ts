@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { Resource, ResourceKind } from '../core/resource.js';
 import type { SecretResolver } from '../core/secrets.js';
-import type { Change } from '../diff/model.js';
+import type { Change, Operation } from '../diff/model.js';
 import type { Host } from '../hosts/types.js';
 import type { HostManifest } from '../manifests/types.js';
 import type { Inventory, InventoryEntry } from '../apply/inventory.js';
@@ -50,8 +50,8 @@ export interface DriverContext {
   run: RunServices;
 }
 
-export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown> {
-  change: Change<D, O, S>;
+export interface Applied<D = unknown, O = unknown, S = unknown, U = unknown, P extends Operation = Operation> {
+  change: Change<D, O, S, P>;
   undo: U;
 }
 
@@ -67,14 +67,10 @@ export interface PlanInput<S, D, O> {
 }
 
 /**
- * One driver per kind of host state (reconciler/drivers/NAME/). The engine only
- * knows this interface; adding a driver means adding a folder and registering it.
- *
- * S: the resource spec, D: the resolved desired state, O: the observed state,
- * U: the undo data apply returns for rollback, K: the kind, R: the driver's own
- * state for one run (createRun).
+ * What validation, schema generation and ordering need of a kind, without its driver's
+ * code (drivers/NAME/definition.ts, listed in drivers/kinds.ts); the driver spreads it.
  */
-export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K extends string = ResourceKind, R = void> {
+export interface KindDefinition<K extends string = ResourceKind> {
   readonly kind: K;
   /**
    * Where its changes fall among kinds with no dependency between them (lower first;
@@ -84,7 +80,27 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
   readonly rank: number;
   /** What happens to a resource HostKit created whose manifest is gone. */
   readonly orphans: 'delete' | 'report';
+  /** The manifest kinds its folder expands (drivers/NAME/manifest.ts), if any. */
+  readonly manifests?: readonly AnyPrimitive[];
+}
 
+/**
+ * One driver per kind of host state (reconciler/drivers/NAME/). The engine only
+ * knows this interface; adding a driver means adding a folder and registering it.
+ *
+ * S: the resource spec, D: the resolved desired state, O: the observed state,
+ * U: what apply returns (settle and verify read it), K: the kind, R: the driver's own
+ * state for one run (createRun), P: the operations its plan computes (declared in its folder).
+ */
+export interface Driver<
+  S = unknown,
+  D = unknown,
+  O = unknown,
+  U = unknown,
+  K extends string = ResourceKind,
+  R = void,
+  P extends Operation = Operation,
+> extends KindDefinition<K> {
   /**
    * Optional: the driver's state for one run (what desire and observe saw, so that apply
    * can do for every change at once what it would do once per change). The engine calls
@@ -105,34 +121,34 @@ export interface Driver<S = unknown, D = unknown, O = unknown, U = unknown, K ex
    */
   observe(resources: readonly Resource<S>[], ctx: DriverContext, state: R): Promise<Map<string, O>>;
 
-  /** Desired vs observed -> Change. Pure: no I/O. */
-  plan(input: PlanInput<S, D, O>): Change<D, O, S>;
+  /** Desired vs observed -> Change, with the operations apply will run. Pure: no I/O. */
+  plan(input: PlanInput<S, D, O>): Change<D, O, S, P>;
 
   /**
-   * Make the change. Returns what rollback needs. Each driver documents what
-   * the host looks like if apply throws part-way.
+   * Make the change: run its operations (`change.ops`), nothing else. Returns what rollback
+   * needs. Each driver documents what the host looks like if apply throws part-way.
    */
-  apply(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<U>;
+  apply(change: Change<D, O, S, P>, ctx: DriverContext, state: R): Promise<U>;
 
   /**
    * Optional (see WithSettle): called once per run after every change of this kind was
    * applied: the place for one daemon-reload and one restart call instead of one per
    * resource. If it throws, the run rolls back (a restore from its journal, see `restore`).
    */
-  settle?(items: readonly Applied<D, O, S, U>[], ctx: DriverContext, phase: 'apply', state: R): Promise<void>;
+  settle?(items: readonly Applied<D, O, S, U, P>[], ctx: DriverContext, phase: 'apply', state: R): Promise<void>;
 
   /** Check the change took effect (after settle); problems are returned, not thrown. */
-  verify(change: Change<D, O, S>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
+  verify(change: Change<D, O, S, P>, ctx: DriverContext, state: R): Promise<Diagnostic[]>;
 
   /**
    * How its changes are undone: the one path of the in-run rollback, crash recovery
    * and `hostkit rollback` (Restore below).
    */
-  readonly restore: Restore<Change<D, O, S>>;
+  readonly restore: Restore<Change<D, O, S, P>>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyDriver = Driver<any, any, any, any, ResourceKind, any>;
+export type AnyDriver = Driver<any, any, any, any, ResourceKind, any, any>;
 
 // Optional capabilities: each a named interface a driver adds to Driver, found by its type guard.
 
@@ -163,11 +179,6 @@ export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
 
 export function hasManifests<D extends object>(driver: D): driver is D & WithManifests {
   return Array.isArray((driver as Partial<WithManifests>).manifests);
-}
-
-/** A driver made by a factory, with the manifest kinds its folder expands. */
-export function withManifests<D extends object, P extends AnyPrimitive>(driver: D, manifests: readonly P[]): D & WithManifests<P> {
-  return Object.assign(driver, { manifests });
 }
 
 // Undo: one path for the in-run rollback, crash recovery and `hostkit rollback`
@@ -203,6 +214,12 @@ export interface JournaledChange<T = unknown> {
   ran: boolean;
   /** Its state records (backupState), oldest first. */
   records: { key: string; data: T }[];
+  /**
+   * The run had ended (`hostkit rollback` of a closed run): what it created may have been
+   * used since. False while the run is still open (its own rollback of a failure, the
+   * recovery of an interrupted run): nothing used its creations yet.
+   */
+  finished: boolean;
 }
 
 /** What a driver's restore steps and hooks may use. */

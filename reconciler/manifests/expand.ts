@@ -1,37 +1,19 @@
 import path from 'node:path';
 import { error, warning, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { resourceId, type Resource, type ResourceKind } from '../core/resource.js';
-import type {
-  AccountSpec,
-  CertificateSpec,
-  CommandSpec,
-  DirectorySpec,
-  EnvFileSpec,
-  FileSpec,
-  FirewallSpec,
-  PgDatabaseSpec,
-  PgRoleSpec,
-  SiteSpec,
-  TimerSpec,
-  UnitSpec,
-} from '../core/specs.js';
-import { durationMs } from '../core/duration.js';
-import type { AddOptions, PrimitiveExpansion } from '../drivers/manifest-types.js';
-import { hostPolicy, isHostLevel, projectRoots, within, type HostPolicy } from './host-policy.js';
+import type { DirectorySpec, FirewallSpec, SiteSpec } from '../core/specs.js';
+import { PROJECT_PARTS } from '../drivers/kinds.js';
+import type { AddOptions, PrimitiveExpansion, ProjectExpansion, ProjectIds } from '../drivers/manifest-types.js';
+import { hostPolicy, isHostLevel, type HostPolicy } from './host-policy.js';
 import type { LoadedDocument } from './load.js';
-import { DEFAULT_ALLOWED_ROOTS, parseMode, pgName, stringEnv, UNIT_PREFIX } from './primitive.js';
+import { ENV_DIRECTORY, projectUser, webRoot, workingDirectory } from './primitive.js';
 import { primitive } from './primitives.js';
-import { scheduleError, toOnCalendar } from './schedule.js';
-import { expandRelease, releaseWebRoot, runDirectory } from '../drivers/release/project.js';
-import { currentLink } from '../drivers/release/records.js';
 import type { HostManifest, Manifest, Placement, PrimitiveManifest, ProjectManifest } from './types.js';
 
-export { DEFAULT_ALLOWED_ROOTS, pgName, UNIT_PREFIX } from './primitive.js';
+export { ENV_DIRECTORY, pgName, projectUser, UNIT_PREFIX, WEB_GROUP, webRoot, workingDirectory } from './primitive.js';
 
+export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hostkit';
-export const ENV_DIRECTORY = '/etc/hostkit/env';
-/** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
-export const WEB_GROUP = 'www-data';
 
 /** Users and groups every Debian host has; anything else must be declared. */
 export const SYSTEM_USERS = new Set([
@@ -95,19 +77,6 @@ export function placedOn(placement: Placement, host: { name: string; labels: Rec
   if (placement.hosts?.includes(host.name)) return true;
   const match = placement.selector?.matchLabels;
   return match !== undefined && Object.entries(match).every(([k, v]) => host.labels[k] === v);
-}
-
-export function projectUser(project: ProjectManifest): string {
-  return project.spec.user ?? project.metadata.name;
-}
-
-export function workingDirectory(project: ProjectManifest): string {
-  return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
-}
-
-/** What a static project's sites serve: `static.root`, else `public` in its working directory (in its current release with a source). */
-export function webRoot(project: ProjectManifest): string {
-  return releaseWebRoot(project) ?? project.spec.static?.root ?? `${workingDirectory(project)}/public`;
 }
 
 // Something runs as the project's user, in its working directory, or reads its files there.
@@ -195,10 +164,6 @@ class HostBuilder {
     return true;
   }
 
-  claimDomain(domain: string, origin: Location): boolean {
-    return this.claim('domain', domain, origin);
-  }
-
   claimPort(port: number, bind: string, origin: Location): void {
     const key = String(port);
     const previous = this.ports.get(key);
@@ -215,13 +180,13 @@ class HostBuilder {
     if (problem) this.diagnostics.push(problem);
   }
 
-  /** What expanding one primitive manifest (its driver folder's manifest.ts) may do, as `owner`. */
-  expansion(owner: string, source: LoadedDocument): PrimitiveExpansion {
+  /** What expanding one manifest (a driver folder's manifest.ts or project.ts) may do, as `owner`; what it adds belongs to `project`, if given. */
+  expansion(owner: string, source: LoadedDocument, project?: string): PrimitiveExpansion {
     const at = (pointer: string) => source.locate(pointer);
     return {
       origin: at('/metadata/name'),
       at,
-      add: (kind, name, spec, origin, options) => this.add(owner, kind, name, spec, origin, options),
+      add: (kind, name, spec, origin, options) => this.add(owner, kind, name, spec, origin, project ? { ...options, project } : options),
       checkPath: (p, origin) => this.checkPath(p, origin),
       claim: (what, key, origin) => this.claim(what, key, origin),
       openFirewall: (opening) => this.openings.push({ ...opening, for: owner }),
@@ -254,282 +219,40 @@ function addHostBase(b: HostBuilder): void {
   }
 }
 
+// A Project becomes what each driver folder's part of it adds (drivers/NAME/project.ts),
+// in PROJECT_PARTS order, sharing one context.
 function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
   const p = m.value;
-  const spec = p.spec;
   const name = p.metadata.name;
-  const at = (pointer: string) => m.source.locate(pointer);
-  const owner = `Project/${name}`;
-  const user = projectUser(p);
-  const opts = { project: name };
-  const dir = workingDirectory(p);
-  const isStatic = spec.runtime === 'static';
-  const needsService = !isStatic || spec.service !== undefined;
-  const runs = runsSomething(p);
-  const root = isStatic && (spec.domains ?? []).length > 0 ? webRoot(p) : undefined;
-
-  let accountId = '';
-  let dirId = '';
-  if (runs) {
-    accountId = b.add<AccountSpec>(
-      owner,
-      'account',
-      user,
-      { user, group: user, home: dir, shell: '/usr/sbin/nologin', groups: [] },
-      at(spec.user ? '/spec/user' : '/metadata/name'),
-      { ...opts, shared: true },
-    );
-    b.checkPath(dir, at(spec.service?.workingDirectory ? '/spec/service/workingDirectory' : '/metadata/name'));
-    (spec.service?.isolation?.writablePaths ?? []).forEach((p, i) => b.checkPath(p, at(`/spec/service/isolation/writablePaths/${i}`)));
-    dirId = b.add<DirectorySpec>(owner, 'directory', dir, { path: dir, owner: user, ...webAccess(dir, root, user) }, at('/metadata/name'), {
-      ...opts,
-      dependsOn: [accountId],
-    });
-  }
-  const rootAt = at(spec.static?.root ? '/spec/static/root' : '/metadata/name');
-  const isolation: UnitSpec['isolation'] = {
-    profile: spec.service?.isolation?.profile ?? 'web-service',
-    writablePaths: spec.service?.isolation?.writablePaths ?? [dir],
-    network: spec.service?.isolation?.network ?? 'any',
-  };
-  const releaseId = expandRelease(
-    p,
-    { add: (s, origin, options) => b.add(owner, 'release', name, s, origin, { ...opts, ...options }), at },
-    { user, dependsOn: [accountId, dirId], isolation, webReadable: root !== undefined },
-  );
-  // With a source, the units and commands run in the current release, and a static root is inside it.
-  const runDir = runDirectory(p, dir);
-  const rootId = releaseId ?? (root === undefined ? undefined : addWebRoot(b, p, root, rootAt, runs ? { user, dependsOn: [accountId, dirId] } : undefined));
-
-  const fileIds: string[] = [];
-  const reads: string[] = [];
-  (spec.files ?? []).forEach((f, i) => {
-    const filePath = `${dir}/${f.name}`;
-    reads.push(filePath);
-    fileIds.push(
-      b.add<FileSpec>(
-        owner,
-        'file',
-        filePath,
-        { path: filePath, content: f.content, owner: 'root', group: user, mode: parseMode(f.mode, 0o640) },
-        at(`/spec/files/${i}`),
-        {
-          ...opts,
-          dependsOn: [dirId],
-        },
-      ),
-    );
-  });
-
-  let envFile: string | undefined;
-  const envIds: string[] = [];
-  if (needsService) {
-    envFile = `${ENV_DIRECTORY}/${name}.env`;
-    const environment = stringEnv(spec.service?.environment);
-    if (spec.service?.port !== undefined) {
-      environment.PORT ??= String(spec.service.port);
-      environment.BIND ??= spec.service.bind ?? '127.0.0.1';
-    }
-    const envSpec: EnvFileSpec = { path: envFile, owner: 'root', group: user, mode: 0o640, environment, secrets: { ...(spec.service?.secrets ?? {}) } };
-    if (spec.database) {
-      const role = spec.database.role ?? pgName(name);
-      const database = spec.database.name ?? pgName(name);
-      envSpec.derivedSecrets = {
-        [spec.database.urlEnv ?? 'DATABASE_URL']: {
-          template: `postgresql://${role}:{secret}@127.0.0.1:${b.host.manifest.value.spec?.postgresql?.port ?? 5432}/${database}`,
-          secret: spec.database.password,
-        },
-      };
-    }
-    reads.push(envFile);
-    envIds.push(
-      b.add<EnvFileSpec>(owner, 'envfile', envFile, envSpec, at('/spec/service'), { ...opts, dependsOn: [accountId, resourceId('directory', ENV_DIRECTORY)] }),
-    );
-  }
-
-  // Database before the service that uses it.
-  const dbIds: string[] = [];
-  if (spec.database) {
-    const role = spec.database.role ?? pgName(name);
-    const database = spec.database.name ?? pgName(name);
-    const roleId = b.add<PgRoleSpec>(
-      owner,
-      'pgrole',
-      role,
-      { role, password: spec.database.password, connectionLimit: spec.database.connectionLimit ?? -1 },
-      at('/spec/database'),
-      opts,
-    );
-    dbIds.push(roleId);
-    dbIds.push(
-      b.add<PgDatabaseSpec>(owner, 'pgdatabase', database, { database, owner: role, extensions: spec.database.extensions ?? [] }, at('/spec/database'), {
-        ...opts,
-        dependsOn: [roleId],
-      }),
-    );
-  }
-
-  const serviceDeps = [accountId, dirId, ...fileIds, ...envIds, ...dbIds, ...(releaseId ? [releaseId] : [])];
-  if (releaseId) reads.push(currentLink(name));
-  const before: string[] = [];
-  (spec.lifecycle ?? []).forEach((l, i) => {
-    const cmd: CommandSpec = {
-      project: name,
-      name: l.name,
-      phase: l.phase,
-      command: l.command,
-      irreversible: l.irreversible ?? false,
-      user,
-      workingDirectory: runDir,
-      ...(l.down ? { down: l.down } : {}),
-      ...(l.timeout ? { timeoutMs: durationMs(l.timeout) } : {}),
-    };
-    const id = b.add<CommandSpec>(owner, 'command', `${name}-${l.name}`, cmd, at(`/spec/lifecycle/${i}`), { ...opts, dependsOn: serviceDeps });
-    if (l.phase === 'before-start') before.push(id);
-  });
-
-  const unitBase = (unit: string, description: string, command: string[], type: UnitSpec['type']): UnitSpec => ({
-    unit,
-    description,
-    command,
-    user,
-    group: user,
-    workingDirectory: runDir,
-    ...(envFile ? { environmentFile: envFile } : {}),
-    environment: {},
-    restart: spec.service?.restart ?? 'on-failure',
-    type,
-    limits: spec.service?.limits ?? {},
-    isolation,
-    reads,
-  });
-
-  const unitIds: string[] = [];
-  if (needsService && spec.service?.command) {
-    const unit = `${UNIT_PREFIX}${name}.service`;
-    unitIds.push(
-      b.add<UnitSpec>(owner, 'unit', unit, unitBase(unit, `HostKit project ${name}`, spec.service.command, 'simple'), at('/spec/service'), {
-        ...opts,
-        dependsOn: [...serviceDeps, ...before],
-      }),
-    );
-    if (spec.service.port !== undefined) b.claimPort(spec.service.port, spec.service.bind ?? '127.0.0.1', at('/spec/service/port'));
-  }
-  (spec.workers ?? []).forEach((w, i) => {
-    const unit = `${UNIT_PREFIX}${name}-${w.name}.service`;
-    const u = unitBase(unit, `HostKit project ${name}, worker ${w.name}`, w.command, 'simple');
-    u.environment = stringEnv(w.environment);
-    u.restart = w.restart ?? u.restart;
-    u.limits = w.limits ?? u.limits;
-    unitIds.push(b.add<UnitSpec>(owner, 'unit', unit, u, at(`/spec/workers/${i}`), { ...opts, dependsOn: [...serviceDeps, ...before] }));
-  });
-  (spec.timers ?? []).forEach((t, i) => {
-    const service = `${UNIT_PREFIX}${name}-${t.name}.service`;
-    const timer = `${UNIT_PREFIX}${name}-${t.name}.timer`;
-    const u = unitBase(service, `HostKit project ${name}, timer ${t.name}`, t.command, 'oneshot');
-    u.restart = 'no';
-    u.limits = t.limits ?? u.limits;
-    const serviceId = b.add<UnitSpec>(owner, 'unit', service, u, at(`/spec/timers/${i}`), { ...opts, dependsOn: [...serviceDeps, ...before] });
-    const converted = toOnCalendar(t.schedule);
-    if ('error' in converted) {
-      b.diagnostics.push(scheduleError(`timers[${i}].schedule`, t.schedule, converted.error, at(`/spec/timers/${i}/schedule`)));
-      return;
-    }
-    b.add<TimerSpec>(
-      owner,
-      'timer',
-      timer,
-      { unit: timer, service, onCalendar: converted.onCalendar, schedule: t.schedule, persistent: t.persistent ?? true },
-      at(`/spec/timers/${i}`),
-      {
-        ...opts,
-        dependsOn: [serviceId],
-      },
-    );
-  });
-  (spec.lifecycle ?? []).forEach((l, i) => {
-    if (l.phase === 'after-start') {
-      const id = resourceId('command', `${name}-${l.name}`);
+  const ids: ProjectIds = { account: '', directory: '', files: [], envFiles: [], databases: [], beforeStart: [], afterStart: [], units: [] };
+  const isStatic = p.spec.runtime === 'static';
+  const root = isStatic && (p.spec.domains ?? []).length > 0 ? webRoot(p) : undefined;
+  const x: ProjectExpansion = {
+    ...b.expansion(`Project/${name}`, m.source, name),
+    host: { name: b.host.name, spec: b.host.manifest.value.spec ?? {}, policy: b.host.policy },
+    project: p,
+    name,
+    user: projectUser(p),
+    runs: runsSomething(p),
+    workingDirectory: workingDirectory(p),
+    webRoot:
+      root === undefined
+        ? undefined
+        : {
+            path: root,
+            origin: m.source.locate(p.spec.static?.root ? '/spec/static/root' : '/metadata/name'),
+            ...(p.spec.source !== undefined && !p.spec.static?.root?.startsWith('/') ? { inRelease: true } : {}),
+          },
+    reads: [],
+    ids,
+    startsAfter: () => [ids.account, ids.directory, ...ids.files, ...ids.envFiles, ...ids.databases, ...(ids.release ? [ids.release] : [])],
+    dependOn: (id, more) => {
       const r = b.resources.get(id);
-      if (r) r.dependsOn = [...r.dependsOn, ...unitIds];
-      void i;
-    }
-  });
-
-  (spec.domains ?? []).forEach((d, i) => {
-    const domains = [d.name, ...(d.aliases ?? [])];
-    // A domain claimed twice is reported once, as such, not again as a duplicate site.
-    if (!domains.map((domain) => b.claimDomain(domain, at(`/spec/domains/${i}`))).every(Boolean)) return;
-    const tls = d.tls ?? 'acme';
-    const siteDeps = [...unitIds, ...(rootId ? [rootId] : [])];
-    if (tls === 'acme' || tls === 'self-signed') {
-      siteDeps.push(b.add<CertificateSpec>(owner, 'certificate', d.name, { name: d.name, domains, issuer: tls }, at(`/spec/domains/${i}`), opts));
-    }
-    if (typeof tls === 'object') {
-      b.checkPath(tls.certificate, at(`/spec/domains/${i}/tls/certificate`));
-      b.checkPath(tls.key, at(`/spec/domains/${i}/tls/key`));
-    }
-    const site: SiteSpec = {
-      site: d.name,
-      domains,
-      tls,
-      redirectHttp: d.redirectHttp ?? tls !== 'none',
-      locations: d.locations ?? [],
-      ...(d.responseHeaders && Object.keys(d.responseHeaders).length > 0 ? { headers: d.responseHeaders } : {}),
-    };
-    if (root !== undefined) {
-      site.root = root;
-      if (!rootId) site.rootMustExist = true;
-    } else if (spec.service?.port !== undefined) {
-      site.upstream = {
-        host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1',
-        port: spec.service.port,
-      };
-    }
-    if (d.gate) {
-      site.gate = {
-        ...(d.gate.basicAuth ? { basicAuth: { realm: d.gate.basicAuth.realm ?? name, htpasswd: d.gate.basicAuth.htpasswd } } : {}),
-        ...(d.gate.allow ? { allow: d.gate.allow } : {}),
-      };
-    }
-    for (const [j, loc] of (d.locations ?? []).entries()) if (loc.root) b.checkPath(loc.root, at(`/spec/domains/${i}/locations/${j}/root`));
-    b.add<SiteSpec>(owner, 'site', d.name, site, at(`/spec/domains/${i}`), {
-      ...opts,
-      dependsOn: siteDeps,
-      ...(site.rootMustExist ? { fieldOrigins: { root: rootAt } } : {}),
-    });
-  });
-  if (spec.static?.root?.startsWith('/')) b.checkPath(spec.static.root, at('/spec/static/root'));
-}
-
-/**
- * A static site's web root under the project's own paths is HostKit's to create,
- * readable by nginx's group (owned by the project's user when something of the
- * project runs, so it can write there; else by root). Elsewhere it is the
- * operator's: the site only checks that it exists (see expandForHost).
- */
-function addWebRoot(
-  b: HostBuilder,
-  project: ProjectManifest,
-  root: string,
-  origin: Location,
-  runs: { user: string; dependsOn: string[] } | undefined,
-): string | undefined {
-  if (!projectRoots(project.metadata.name, b.host.policy).some((r) => within(root, r))) return undefined;
-  if (runs && root === workingDirectory(project)) return resourceId('directory', root); // planned as the working directory
-  const spec: DirectorySpec = { path: root, owner: runs?.user ?? 'root', group: WEB_GROUP, mode: 0o750 };
-  return b.add<DirectorySpec>(`Project/${project.metadata.name}`, 'directory', root, spec, origin, {
-    project: project.metadata.name,
-    dependsOn: runs?.dependsOn ?? [],
-  });
-}
-
-/** The working directory's group and mode: nginx reads a web root that is the directory, and passes through one inside it. */
-function webAccess(dir: string, root: string | undefined, user: string): { group: string; mode: number } {
-  if (root === dir) return { group: WEB_GROUP, mode: 0o750 };
-  // nginx is not in the project's group: others may traverse to the web root, not list.
-  if (root !== undefined && within(root, dir)) return { group: user, mode: 0o751 };
-  return { group: user, mode: 0o750 };
+      if (r) r.dependsOn = [...r.dependsOn, ...more];
+    },
+    claimPort: (port, bind, origin) => b.claimPort(port, bind, origin),
+  };
+  for (const part of PROJECT_PARTS) part.expand(x);
 }
 
 // A primitive manifest becomes what its driver folder's manifest.ts says (drivers/NAME/manifest.ts).

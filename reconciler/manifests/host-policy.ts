@@ -1,7 +1,7 @@
 // The Host's answer to "who may change what", resolved once per host with its
 // defaults: which repository paths are host-level, what each project is granted,
 // where secret references may point, and which paths nobody may write.
-import { ACME_WEBROOT, TLS_DIR } from '../drivers/nginx/paths.js';
+import { ACME_WEBROOT, TLS_DIR } from '../drivers/shared/web.js';
 import type { HostSpec, PolicyGrant } from './types.js';
 
 export const DEFAULT_HOST_LEVEL_PATHS = ['hosts/'];

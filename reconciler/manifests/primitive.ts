@@ -1,14 +1,37 @@
 // Small helpers that turn manifest fields into resource specs, shared by the
-// Project expansion (expand.ts) and the driver folders' manifest.ts. A leaf:
+// Project expansion (expand.ts) and the driver folders' manifest.ts and project.ts. A leaf:
 // it must not import the driver registry (a driver's manifest.ts imports it).
 import type { Location } from '../core/diagnostics.js';
-import type { Environment } from './types.js';
+import { currentLink } from '../drivers/release/layout.js';
+import type { Environment, ProjectManifest } from './types.js';
 
 /** Where a Host's paths may be unless its spec.allowedRoots says otherwise. */
 export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 
 /** Every unit HostKit writes is named hk-NAME.service (or .timer). */
 export const UNIT_PREFIX = 'hk-';
+
+export const ENV_DIRECTORY = '/etc/hostkit/env';
+/** The group nginx's workers read as (Debian): a static site's web root is readable by it. */
+export const WEB_GROUP = 'www-data';
+
+export function projectUser(project: ProjectManifest): string {
+  return project.spec.user ?? project.metadata.name;
+}
+
+export function workingDirectory(project: ProjectManifest): string {
+  return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
+}
+
+/**
+ * What a static project's sites serve: `static.root`, else `public` in its working directory.
+ * With a source, a relative `static.root` (default `public`) is inside the current release.
+ */
+export function webRoot(project: ProjectManifest): string {
+  const root = project.spec.static?.root;
+  if (project.spec.source && !root?.startsWith('/')) return `${currentLink(project.metadata.name)}/${root ?? 'public'}`;
+  return root ?? `${workingDirectory(project)}/public`;
+}
 
 /** A PostgreSQL name for a manifest name (dashes are not allowed unquoted). */
 export function pgName(name: string): string {

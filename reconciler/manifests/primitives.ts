@@ -1,12 +1,11 @@
-import { DRIVERS } from '../drivers/registry.js';
+import { KINDS } from '../drivers/kinds.js';
 import type { AnyPrimitive } from '../drivers/manifest-types.js';
-import { hasManifests } from '../drivers/types.js';
 import type { PrimitiveKind } from './types.js';
 
 // The manifest kinds besides Host and Project, each declared by the driver folder
-// that expands it (drivers/NAME/manifest.ts), in registry order.
+// that expands it (drivers/NAME/manifest.ts), in registry order (drivers/kinds.ts).
 export const PRIMITIVES: ReadonlyMap<PrimitiveKind, AnyPrimitive> = new Map(
-  DRIVERS.flatMap((d) => (hasManifests(d) ? d.manifests : [])).map((p) => [p.kind as PrimitiveKind, p]),
+  KINDS.flatMap((k): readonly AnyPrimitive[] => ('manifests' in k ? k.manifests : [])).map((p) => [p.kind as PrimitiveKind, p]),
 );
 
 export const PRIMITIVE_KINDS: readonly PrimitiveKind[] = [...PRIMITIVES.keys()];

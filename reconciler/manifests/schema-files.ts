@@ -1,4 +1,4 @@
-// The schemas that list kinds, generated from the driver registry: each driver
+// The schemas that list kinds, generated from the light registry (drivers/kinds.ts): each driver
 // folder's manifest kinds (drivers/NAME/manifest.ts) make resources.schema.json and
 // manifest.schema.json, and the kind lists in common.schema.json (references) and
 // plan.schema.json (a change's kind). Validation compiles these (schemas.ts);
@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AnyPrimitive } from '../drivers/manifest-types.js';
-import { DRIVERS } from '../drivers/registry.js';
+import { KINDS } from '../drivers/kinds.js';
 import { PRIMITIVES } from './primitives.js';
 
 const BASE = 'https://hostkit.dev/schema/';
@@ -100,7 +100,7 @@ function planSchema(dir: string): Json {
   return withNode(
     readSchema(dir, 'plan.schema.json'),
     pointer,
-    DRIVERS.map((d) => d.kind),
+    KINDS.map((k) => k.kind),
   );
 }
 

@@ -2,7 +2,7 @@
 // primitive kinds their driver folders' manifest.ts) are the source of truth for
 // what is valid, these types describe what validation guarantees.
 import type { PrimitiveSpecOf } from '../drivers/manifest-types.js';
-import type { RegisteredPrimitive } from '../drivers/registry.js';
+import type { RegisteredPrimitive } from '../drivers/kinds.js';
 import type { LoadedDocument } from './load.js';
 
 export type SecretRef = { file: string } | { env: string } | { age: string };

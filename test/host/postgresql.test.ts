@@ -291,7 +291,7 @@ describeHost('reconciler/drivers/postgresql on a real host', () => {
     expect(ddl).toEqual([
       expect.stringMatching(/^CREATE ROLE "cart" WITH LOGIN CONNECTION LIMIT -1 PASSWORD 'SCRAM-SHA-256\$/),
       'CREATE DATABASE "cart" WITH OWNER "cart" TEMPLATE template0 ENCODING \'UTF8\'',
-      'DROP DATABASE "cart" WITH (FORCE)',
+      'DROP DATABASE IF EXISTS "cart" WITH (FORCE)',
       'DROP ROLE "cart"',
     ]);
   });

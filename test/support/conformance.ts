@@ -15,7 +15,6 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { stringify } from 'yaml';
 import { applyPlan, type ApplyResult } from '../../reconciler/apply/executor.js';
 import { listRuns, RunJournal } from '../../reconciler/apply/journal.js';
 import { recoverInterruptedRun } from '../../reconciler/apply/restore.js';
@@ -23,11 +22,12 @@ import { rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import type { ResourceKind } from '../../reconciler/core/resource.js';
 import { planHost, type PlannedHost } from '../../reconciler/diff/plan.js';
-import type { RegisteredKind } from '../../reconciler/drivers/registry.js';
+import { drivers as registered, type RegisteredKind } from '../../reconciler/drivers/registry.js';
 import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import type { FakeHost } from '../../reconciler/hosts/fake.js';
 import type { Host } from '../../reconciler/hosts/types.js';
 import { validateFiles } from '../../reconciler/manifests/index.js';
+import { manifestYaml, type ManifestInput } from './manifests.js';
 
 /** A manifest as a fixture writes it; the kit places it on the host under test. */
 export interface ManifestDoc {
@@ -184,23 +184,17 @@ export function coverage(kinds: readonly string[], fixtures: ReadonlyMap<string,
 // The Host manifest for a target (the fixture's secrets listed), then the fixture's documents: primitives in
 // hosts/ (host-level), a Project and what a project declares in projects/ (it may not take over what is not its own).
 async function manifests(fixture: ConformanceFixture, target: Target, docs: readonly ManifestDoc[]) {
-  const host = {
-    apiVersion: 'hostkit.dev/v1',
+  const host: ManifestInput = {
     kind: 'Host',
-    metadata: { name: target.hostName },
+    name: target.hostName,
     spec: {
       stateDirectory: target.stateDirectory,
       ...(fixture.env ? { secrets: { env: Object.keys(fixture.env) } } : {}),
       ...fixture.host,
     },
   };
-  const place = (d: ManifestDoc) => ({
-    apiVersion: 'hostkit.dev/v1',
-    kind: d.kind,
-    metadata: { name: d.name, ...(d.project ? { project: d.project } : {}) },
-    spec: { placement: { hosts: [target.hostName] }, ...d.spec },
-  });
-  const text = (values: unknown[]) => new TextEncoder().encode(values.map((v) => stringify(v)).join('---\n'));
+  const place = (d: ManifestDoc): ManifestInput => ({ ...d, on: [target.hostName] });
+  const text = (values: ManifestInput[]) => new TextEncoder().encode(manifestYaml(...values));
   // What the resources need in a file of its own: the resources under test are the others.
   const needed = new Set((fixture.needs?.(target.set) ?? []).map((d) => JSON.stringify(d)));
   const needs = (d: ManifestDoc) => needed.has(JSON.stringify(d));
@@ -229,6 +223,11 @@ function registry(target: Target, guard: Guard): ReadonlyMap<ResourceKind, AnyDr
   const replaced = target.drivers?.(guard);
   if (!replaced) return undefined;
   return new Map(replaced.map((d) => [d.kind, d]));
+}
+
+// The drivers a restore asks: the registered ones, with the target's in their place (a fake server's PostgreSQL drivers).
+function restoreDrivers(target: Target): ReadonlyMap<ResourceKind, AnyDriver> {
+  return new Map([...registered, ...(registry(target, NO_KILL) ?? [])]);
 }
 
 async function plan(
@@ -375,7 +374,7 @@ async function rollbackOf(fixture: ConformanceFixture, target: Target, run: stri
   if (!run) fail(fixture, check, 'the apply left no run journal to roll back');
   const journal = await RunJournal.load(target.host, target.stateDirectory, run);
   if (!journal) fail(fixture, check, `run ${run} is not in ${target.stateDirectory}/runs`);
-  const done = await rollbackRun(journal, { dryRun: false, log: silentLogger() });
+  const done = await rollbackRun(journal, { dryRun: false, log: silentLogger(), drivers: restoreDrivers(target) });
   return done.result!;
 }
 
@@ -573,7 +572,7 @@ export async function checkKill(
         if (!killer.dead) fail(fixture, check, `the apply took fewer than ${at} steps this time (${killer.count} of ${total})`);
         kills++;
         const where = `${check} at step ${at} of ${total} (${killer.steps.at(-1)})`;
-        const recovered = await recoverInterruptedRun(target.host, target.stateDirectory, silentLogger());
+        const recovered = await recoverInterruptedRun(target.host, target.stateDirectory, silentLogger(), restoreDrivers(target));
         const s = sizes(target, KILL_COUNT);
         const allowed = holds(fixture.rollback?.[stage], target) ? (fixture.rollback![stage]!.errors?.(s) ?? []) : [];
         const errors = (recovered?.result.errors ?? []).filter((e) => !allowed.includes(e.resource));

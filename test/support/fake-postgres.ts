@@ -1,5 +1,5 @@
 import { statementFailed, type Connect, type SqlSession } from '../../reconciler/drivers/postgresql/connection.js';
-import { CATALOG_QUERY, EXTENSIONS_QUERY, OWNER_QUERY, ROLE_QUERY, type Statement } from '../../reconciler/drivers/postgresql/sql.js';
+import { CATALOG_QUERY, EXTENSIONS_QUERY, OWNER_QUERY, ROLE_QUERY, VERSION_QUERY, type Statement } from '../../reconciler/drivers/postgresql/sql.js';
 
 // A PostgreSQL server in memory: it answers the drivers' queries from its
 // state, applies the DDL they send (parsed back from the quoted text), honours
@@ -80,6 +80,7 @@ export class FakePostgres {
         },
       ];
     }
+    if (statement === VERSION_QUERY) return [{ version: this.version }];
     if (statement === EXTENSIONS_QUERY) return [...this.databases.get(database)!.extensions].sort().map((name) => ({ name }));
     if (statement === ROLE_QUERY) return this.roles.has(values[0] as string) ? [{ ...this.roles.get(values[0] as string)! }] : [];
     if (statement === OWNER_QUERY) return this.databases.has(values[0] as string) ? [{ owner: this.databases.get(values[0] as string)!.owner }] : [];

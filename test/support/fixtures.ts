@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { LocalHost } from '../../reconciler/hosts/local.js';
+import { manifestYaml, type ManifestInput } from './manifests.js';
 
 /**
  * A scratch directory that stands for "/" of a host: it has an /etc/passwd and
@@ -45,71 +46,58 @@ export async function gitCommitAll(dir: string, message = 'manifests'): Promise<
 // The engine's tests are about applying, not about who may write what: their
 // repository has one operator, so every manifest in it is host-level, and the
 // agent variables their env files read are listed.
-export const HOST_YAML = `apiVersion: hostkit.dev/v1
-kind: Host
-metadata:
-  name: test-1
-  labels:
-    role: web
-spec:
-  stateDirectory: /var/lib/hostkit
-  policy:
-    hostLevelPaths: [/]
-  secrets:
-    env: [HK_TOKEN, HK_TEST_TOKEN, HK_FP_TOKEN, HK_CLI_TOKEN]
-`;
+export const TEST_HOST = 'test-1';
+
+/** The engine tests' Host; `o` renames or relabels it, or sets more of its spec. */
+export function testHostYaml(o: { name?: string; labels?: Record<string, string>; spec?: Record<string, unknown> } = {}): string {
+  return manifestYaml({
+    kind: 'Host',
+    name: o.name ?? TEST_HOST,
+    labels: o.labels ?? { role: 'web' },
+    spec: {
+      stateDirectory: '/var/lib/hostkit',
+      policy: { hostLevelPaths: ['/'] },
+      secrets: { env: ['HK_TOKEN', 'HK_TEST_TOKEN', 'HK_FP_TOKEN', 'HK_CLI_TOKEN'] },
+      ...o.spec,
+    },
+  });
+}
+
+export const HOST_YAML = testHostYaml();
 
 // Primitive manifests for the host of HOST_YAML: the "tester" account, and
 // directories, files and env files it owns (file operations only, so they apply
 // to a re-rooted LocalHost).
-export const TESTER_ACCOUNT_YAML = `apiVersion: hostkit.dev/v1
-kind: Account
-metadata: { name: tester }
-spec:
-  placement: { hosts: [test-1] }
-  home: /home/tester
-  shell: /bin/sh
-`;
+export const TESTER_ACCOUNT: ManifestInput = { kind: 'Account', name: 'tester', on: [TEST_HOST], spec: { home: '/home/tester', shell: '/bin/sh' } };
+export const TESTER_ACCOUNT_YAML = manifestYaml(TESTER_ACCOUNT);
+
+/** A directory of tester's; `mode` as written (a number is not a valid mode). */
+export function directoryManifest(name: string, p: string, mode: string | number = '0750'): ManifestInput {
+  return { kind: 'Directory', name, on: [TEST_HOST], spec: { path: p, owner: 'tester', group: 'tester', mode } };
+}
 
 export function directoryYaml(name: string, p: string, mode = '0750'): string {
-  return `apiVersion: hostkit.dev/v1
-kind: Directory
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${p}
-  owner: tester
-  group: tester
-  mode: "${mode}"
-`;
+  return manifestYaml(directoryManifest(name, p, mode));
+}
+
+export function fileManifest(name: string, p: string, content: string, mode = '0640'): ManifestInput {
+  return { kind: 'File', name, on: [TEST_HOST], spec: { path: p, owner: 'tester', group: 'tester', mode, content } };
 }
 
 export function fileYaml(name: string, p: string, content: string, mode = '0640'): string {
-  return `apiVersion: hostkit.dev/v1
-kind: File
-metadata: { name: ${name} }
-spec:
-  placement: { hosts: [test-1] }
-  path: ${p}
-  owner: tester
-  group: tester
-  mode: "${mode}"
-  content: ${JSON.stringify(content)}
-`;
+  return manifestYaml(fileManifest(name, p, content, mode));
 }
 
-/** /srv/app/app.env with MODE=live and TOKEN from the agent environment variable `tokenVariable`. */
-export function envFileYaml(tokenVariable: string): string {
-  return `apiVersion: hostkit.dev/v1
-kind: EnvFile
-metadata: { name: app-env }
-spec:
-  placement: { hosts: [test-1] }
-  path: /srv/app/app.env
-  owner: tester
-  group: tester
-  environment: { MODE: live }
-  secrets:
-    TOKEN: { env: ${tokenVariable} }
-`;
+/** /srv/app/app.env with `environment` (MODE=live) and TOKEN from the agent environment variable `tokenVariable`. */
+export function envFileManifest(tokenVariable: string, environment: Record<string, string> = { MODE: 'live' }): ManifestInput {
+  return {
+    kind: 'EnvFile',
+    name: 'app-env',
+    on: [TEST_HOST],
+    spec: { path: '/srv/app/app.env', owner: 'tester', group: 'tester', environment, secrets: { TOKEN: { env: tokenVariable } } },
+  };
+}
+
+export function envFileYaml(tokenVariable: string, environment?: Record<string, string>): string {
+  return manifestYaml(envFileManifest(tokenVariable, environment));
 }

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { DEFAULT_RETRY, type AgentConfig } from '../../reconciler/agent/config.js';
-import { directoryYaml, fileYaml, TESTER_ACCOUNT_YAML } from './fixtures.js';
+import { directoryManifest, fileYaml, TESTER_ACCOUNT } from './fixtures.js';
+import { manifestYaml } from './manifests.js';
 
 const ENV = { GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 't@example.test', GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 't@example.test' };
 
@@ -57,7 +58,7 @@ export async function gitRemote(base?: string): Promise<GitRemote> {
 }
 
 /** Manifests for agent tests on a re-rooted LocalHost: the "tester" account and /srv/app (file operations only). */
-export const AGENT_BASE_YAML = `${TESTER_ACCOUNT_YAML}---\n${directoryYaml('app', '/srv/app', '0755')}`;
+export const AGENT_BASE_YAML = manifestYaml(TESTER_ACCOUNT, directoryManifest('app', '/srv/app', '0755'));
 
 /** A File manifest under /srv/app owned by tester. */
 export function appFile(name: string, content: string): string {

@@ -18,6 +18,8 @@ export interface JsonPlan {
     project?: string;
     origin?: { file: string; line?: number; pointer?: string };
     fields: { field: string; before?: unknown; after?: unknown; redacted?: boolean; diff?: string }[];
+    /** What apply will do (the driver's typed operations): data only, no secret values. */
+    ops: { op: string; [data: string]: unknown }[];
   }[];
   diagnostics: Diagnostic[];
   /** Changes by action, and the number of errors and warnings (with errors, nothing is applied). */
@@ -43,6 +45,7 @@ export function toJsonPlan(plan: Plan): JsonPlan {
         ? { origin: { file: c.origin.file, ...(c.origin.line ? { line: c.origin.line } : {}), ...(c.origin.pointer ? { pointer: c.origin.pointer } : {}) } }
         : {}),
       fields: c.fields.map((f) => ({ ...f })),
+      ops: c.ops.map((o) => ({ ...o })),
     })),
     diagnostics: plan.diagnostics,
     summary: { ...plan.summary, ...diagnosticCounts(plan) },

@@ -4,7 +4,7 @@ import type { Inventory } from '../../apply/inventory.js';
 import type { Resource } from '../../core/resource.js';
 import type { AccountSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { accountDriver, type ObservedAccount } from './index.js';
+import { accountDriver, type AccountOp, type ObservedAccount } from './index.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: AccountSpec = { user: 'api', group: 'api', home: '/srv/api', shell: '/usr/sbin/nologin', groups: [] };
@@ -39,7 +39,7 @@ describe('reconciler/drivers/account', () => {
     expect(Boolean(change.orphan)).toBe(Boolean(isOrphan));
   });
 
-  it('creates group then user with argument arrays, the next plan is a noop, and a rollback keeps it with its inventory entry', async () => {
+  it('creates group then user with argument arrays, the next plan is a noop, and the rollback of the failed run removes it', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
@@ -59,9 +59,24 @@ describe('reconciler/drivers/account', () => {
       orphan: false,
     });
     expect(again.action).toBe('noop');
-    // Files may belong to it by now (a service ran as it): kept, and still HostKit's, so the next run adopts it.
+    // The run failed: nothing used the account yet, so it goes again. userdel removed the group with the user, so no groupdel (it would fail).
+    await journaled.rollback();
+    expect(host.calls.slice(2).map((c) => [c.file, ...c.args])).toEqual([['userdel', 'api']]);
+    expect(host.text('/etc/group')).not.toContain('api:');
+    expect(host.text('/etc/passwd')).not.toContain('api:');
+  });
+
+  it('hostkit rollback of a completed run keeps the account it created, with its inventory entry: files may belong to it by now', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
+    const change = accountDriver.plan({ resource, desired: spec, observed: undefined, orphan: false });
+    const journaled = await JournaledRun.open(ctx, [change]);
+    await journaled.apply(accountDriver, change, run);
+    await journaled.journal.close('applied');
+    const calls = host.calls.length;
     const { warnings } = await journaled.rollback();
-    expect(host.calls.slice(2).map((c) => c.file)).toEqual([]);
+    expect(host.calls.slice(calls)).toEqual([]);
     expect(host.text('/etc/passwd')).toContain('api:');
     expect(warnings).toEqual(['account/api: accounts are kept (they may own files)']);
     expect(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources['account/api']).toMatchObject({ kind: 'account', spec });
@@ -94,7 +109,7 @@ describe('reconciler/drivers/account', () => {
     expect(host.calls).toEqual([]);
   });
 
-  it('a run creating many accounts creates them all with ONE systemd-sysusers, and a rollback keeps the batch, every account in the inventory', async () => {
+  it('a run creating many accounts creates them all with ONE systemd-sysusers, and the rollback of the failed run removes the batch', async () => {
     const host = new FakeHost();
     const ctx = driverContext(host);
     const run = accountDriver.createRun!(ctx);
@@ -118,12 +133,10 @@ describe('reconciler/drivers/account', () => {
     for (const [i, c] of changes.entries()) {
       expect(accountDriver.plan({ resource: many[i]!, desired: c.desired, observed: now.get(c.id), orphan: false }).action).toBe('noop');
     }
-    // The run fails after the fifth account: the rollback keeps all twenty (the batch made them all), each still HostKit's.
-    const calls = host.calls.length;
+    // The run fails after the fifth account: its rollback removes all twenty (the batch made them all).
     await journaled.rollback();
-    expect(host.calls.slice(calls)).toEqual([]);
-    expect(host.text('/etc/passwd')!.match(/^u\d+:/gm)).toHaveLength(20);
-    expect(Object.keys(JSON.parse(host.text('/var/lib/hostkit/inventory.json')!).resources).sort()).toEqual(changes.map((c) => c.id).sort());
+    expect(host.text('/etc/passwd')).not.toMatch(/^u\d+:/m);
+    expect(host.text('/etc/group')).not.toMatch(/^u\d+:/m);
   });
 
   it('a failing useradd surfaces its stderr', async () => {
@@ -178,5 +191,40 @@ describe('reconciler/drivers/account', () => {
       const otherProject = await planOn(wwwData, inventoryAfter(created, [{ ...wwwData, project: 'other' }]));
       expect(otherProject.diagnostics.map((d) => d.summary)).toEqual(['not allowed in a project manifest']);
     });
+  });
+});
+
+describe('reconciler/drivers/account operations', () => {
+  it.each<[string, ObservedAccount | undefined, boolean, AccountOp[]]>([
+    ['missing: created', undefined, false, [{ op: 'create' }]],
+    ['another shell: modified', { ...present, shell: '/bin/bash' }, false, [{ op: 'modify' }]],
+    ['unchanged: nothing', present, false, []],
+    ['orphan: kept, nothing', present, true, []],
+    ['not HostKit’s, in a project: refused, nothing', { ...present, hostkit: false }, false, []],
+  ])('%s', (_title, observed, orphan, ops) => {
+    const r = observed?.hostkit === false ? { ...resource, project: 'api' } : resource;
+    expect(accountDriver.plan({ resource: r, desired: orphan ? undefined : spec, observed, orphan }).ops).toEqual(ops);
+  });
+
+  it('apply creates on `create` and runs usermod on `modify`', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const run = accountDriver.createRun!(ctx);
+    const observed = (await accountDriver.observe([resource], ctx, run)).get(resource.id);
+    await accountDriver.apply(accountDriver.plan({ resource, desired: spec, observed, orphan: false }), ctx, run);
+    expect(host.calls.map((c) => c.file)).toEqual(['groupadd', 'useradd']);
+    host.calls.length = 0;
+    const shell = { ...spec, shell: '/bin/sh' };
+    const modify = accountDriver.plan({
+      resource,
+      desired: shell,
+      observed: (await accountDriver.observe([resource], ctx, run)).get(resource.id),
+      orphan: false,
+    });
+    expect(modify.ops).toEqual([{ op: 'modify' }]);
+    await accountDriver.apply(modify, ctx, run);
+    expect(host.calls.map((c) => [c.file, ...c.args])).toEqual([
+      ['usermod', '--gid', 'api', '--home', '/srv/api', '--shell', '/bin/sh', '--groups', '', 'api'],
+    ]);
   });
 });

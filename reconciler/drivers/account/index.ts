@@ -1,11 +1,12 @@
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { AccountSpec } from '../../core/specs.js';
-import { changeBase, diffFields, type Change } from '../../diff/model.js';
+import { changeBase, diffFields, hasOp, refusedChange, type Change } from '../../diff/model.js';
 import { run } from '../shared/exec.js';
 import { inInventory, isProjectLevel, notOwnRefusal } from '../shared/owned.js';
 import { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
-import { accountPrimitive } from './manifest.js';
+import type { accountPrimitive } from './manifest.js';
+import { accountDefinition } from './definition.js';
 import { accountRestore } from './restore.js';
 
 export interface ObservedAccount {
@@ -19,6 +20,9 @@ export interface ObservedAccount {
   /** HostKit created it: its inventory lists the account for the same project (shared/owned.ts). */
   hostkit?: boolean;
 }
+
+/** What apply does: create the user (and its group; batched with systemd-sysusers), or set its group, home, shell and groups (usermod). */
+export type AccountOp = { op: 'create' } | { op: 'modify' };
 
 export interface AccountUndo {
   createdUser: boolean;
@@ -78,11 +82,9 @@ async function createBatch(ctx: DriverContext, state: AccountRun, db: UserDb): P
 
 // System users and their groups, through the host's useradd/usermod. Orphans are
 // reported, never deleted: files on the host may still belong to them.
-export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun> & WithManifests<typeof accountPrimitive> = {
-  kind: 'account',
-  rank: 0,
-  orphans: 'report',
-  manifests: [accountPrimitive],
+export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, AccountUndo, 'account', AccountRun, AccountOp> &
+  WithManifests<typeof accountPrimitive> = {
+  ...accountDefinition,
 
   createRun: () => ({ desired: new Map(), observed: new Map() }),
 
@@ -120,6 +122,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
         ...base,
         action: 'noop',
         fields: [],
+        ops: [],
         orphan: exists,
         reason: exists ? 'no manifest declares it any more; kept (files may belong to it)' : 'already removed',
       };
@@ -128,18 +131,12 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
       // An account HostKit did not create (www-data, postgres, a person's): a project may not take it over,
       // not even unchanged (the next run would then count it as its own).
       const what = `account ${desired.user} exists on the host and HostKit did not create it for this project; a project manifest may not adopt or change it`;
-      return {
-        ...base,
-        action: 'noop',
-        fields: [],
-        desired,
-        observed,
-        diagnostics: [notOwnRefusal('account-adopt', what, resource.fieldOrigins?.['user'] ?? resource.origin)],
-      };
+      return refusedChange(base, notOwnRefusal('account-adopt', what, resource.fieldOrigins?.['user'] ?? resource.origin), desired, observed);
     }
     const fields = diffFields(desired, exists ? observed : undefined, ['group', 'home', 'shell', 'groups']);
     const action = !exists ? 'create' : fields.length > 0 ? 'update' : 'noop';
-    return { ...base, action, fields, desired, ...(observed ? { observed } : {}) } as Change<AccountSpec, ObservedAccount, AccountSpec>;
+    const ops: AccountOp[] = action === 'create' ? [{ op: 'create' }] : action === 'update' ? [{ op: 'modify' }] : [];
+    return { ...base, action, fields, ops, desired, ...(observed ? { observed } : {}) } as Change<AccountSpec, ObservedAccount, AccountSpec, AccountOp>;
   },
 
   // If useradd fails after groupadd succeeded, the new group stays and is reported
@@ -148,7 +145,7 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   // its undo lists them, so a rollback removes them even if their own steps never ran.
   async apply(change, ctx, state) {
     try {
-      return await applyAccount(change.desired!, change.observed, change.action, ctx, state);
+      return await applyAccount(change.desired!, change.observed, hasOp(change, 'create'), ctx, state);
     } finally {
       ctx.run.users.forget(); // later readers in this run read the accounts again
     }
@@ -165,9 +162,9 @@ export const accountDriver: Driver<AccountSpec, AccountSpec, ObservedAccount, Ac
   restore: accountRestore,
 };
 
-async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, action: string, ctx: DriverContext, state: AccountRun): Promise<AccountUndo> {
+async function applyAccount(d: AccountSpec, o: ObservedAccount | undefined, create: boolean, ctx: DriverContext, state: AccountRun): Promise<AccountUndo> {
   let db = await UserDb.read(ctx.host);
-  if (action === 'create') {
+  if (create) {
     const first = state.batch === undefined;
     if (first) state.batch = createBatch(ctx, state, db);
     const batch = await state.batch!;

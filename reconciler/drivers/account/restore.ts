@@ -1,13 +1,16 @@
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { UserDb } from '../shared/users.js';
 import type { Restore } from '../types.js';
-import type { ObservedAccount } from './index.js';
+import type { AccountOp, ObservedAccount } from './index.js';
+import type { AccountSpec } from './spec.js';
 
-// The undo of an Account change. An account a run created is kept, with its
-// inventory entry (files may belong to it by then); one a run changed gets its
-// primary group, home, shell and groups back from the run journal (one usermod).
+// The undo of an Account change. An account a failed or interrupted run created
+// goes again (userdel, and its own group): nothing used it yet. One a completed run
+// created is kept by `hostkit rollback`, with its inventory entry (files may belong
+// to it by then). One a run changed gets its primary group, home, shell and groups
+// back from the run journal (one usermod).
 
 interface AccountRecord {
   user: string;
@@ -17,7 +20,9 @@ interface AccountRecord {
   groups: string[];
 }
 
-type AccountStep = { action: 'restore-account'; resource: string; unchanged: boolean } & AccountRecord;
+type AccountStep =
+  | ({ action: 'restore-account'; resource: string; unchanged: boolean } & AccountRecord)
+  | { action: 'remove-account'; resource: string; user: string; group: string };
 
 async function current(host: Host, user: string): Promise<AccountRecord | undefined> {
   const db = await UserDb.read(host);
@@ -28,18 +33,24 @@ async function current(host: Host, user: string): Promise<AccountRecord | undefi
 const same = (a: AccountRecord, b: AccountRecord) =>
   a.group === b.group && a.home === b.home && a.shell === b.shell && [...a.groups].sort().join(',') === [...b.groups].sort().join(',');
 
-export const accountRestore: Restore<Change<unknown, ObservedAccount>, AccountRecord, AccountStep> = {
+export const accountRestore: Restore<Change<unknown, ObservedAccount, unknown, AccountOp>, AccountRecord, AccountStep> = {
   keeps: 'accounts are kept (they may own files)',
+  // `plan` removes what an unfinished run created: the accounts a completed run created are the ones kept.
 
   async backup(change, journal) {
     const o = change.observed;
-    if (change.action === 'update' && o?.user) {
+    if (hasOp(change, 'modify') && o?.user) {
       await journal.backupState('previous', { user: o.user, group: o.group, home: o.home, shell: o.shell, groups: o.groups } satisfies AccountRecord);
     }
   },
 
   async plan(change, host) {
     const steps: AccountStep[] = [];
+    // Created by this run (it planned a create: the account did not exist then), and the run never completed.
+    const spec = change.planned?.entry?.spec as Partial<AccountSpec> | undefined;
+    if (!change.finished && change.planned?.action === 'create' && spec?.user && (await UserDb.read(host)).users.has(spec.user)) {
+      steps.push({ action: 'remove-account', resource: change.id, user: spec.user, group: spec.group ?? spec.user });
+    }
     for (const { key, data } of change.records) {
       if (key !== 'previous') continue;
       const now = await current(host, data.user);
@@ -50,6 +61,7 @@ export const accountRestore: Restore<Change<unknown, ObservedAccount>, AccountRe
   },
 
   async apply(step, ctx) {
+    if (step.action === 'remove-account') return removeAccount(ctx.host, step.user, step.group);
     if (step.unchanged) return;
     const now = await current(ctx.host, step.user);
     if (ctx.record && now) await ctx.record.backupState('previous', now);
@@ -57,5 +69,17 @@ export const accountRestore: Restore<Change<unknown, ObservedAccount>, AccountRe
   },
 
   describe: (step) =>
-    `  usermod ${step.user}: group ${step.group}, home ${step.home}, shell ${step.shell}, groups ${step.groups.join(',') || '(none)'}${step.unchanged ? ' - already as before' : ''}`,
+    step.action === 'remove-account'
+      ? `  userdel ${step.user} (created by this run, which never completed), and its group ${step.group} if no one else uses it`
+      : `  usermod ${step.user}: group ${step.group}, home ${step.home}, shell ${step.shell}, groups ${step.groups.join(',') || '(none)'}${step.unchanged ? ' - already as before' : ''}`,
 };
+
+// userdel, then the group if userdel left it (USERGROUPS_ENAB removes a user's own group) and no account uses it.
+async function removeAccount(host: Host, user: string, group: string): Promise<void> {
+  if ((await UserDb.read(host)).users.has(user)) await run(host, 'userdel', [user]);
+  const db = await UserDb.read(host);
+  const gid = db.groups.get(group)?.gid;
+  if (gid === undefined) return;
+  const used = [...db.users.values()].some((u) => u.gid === gid) || db.groups.get(group)!.members.length > 0;
+  if (!used) await run(host, 'groupdel', [group]);
+}

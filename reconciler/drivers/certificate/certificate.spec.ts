@@ -2,13 +2,13 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 import type { Resource } from '../../core/resource.js';
 import type { CertificateSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { certificateDriver, issuanceReason, type DesiredCertificate, type ObservedCertificate } from './index.js';
+import { certificateDriver, issuanceReason, type CertificateOp, type DesiredCertificate, type ObservedCertificate } from './index.js';
 import { selfSignedArgs } from './selfsigned.js';
 import { activeBackoff, backoffMs } from './state.js';
 import { inspectCertificate, renewalTime, type CertificateInfo } from './x509.js';
@@ -271,5 +271,36 @@ describe('reconciler/drivers/certificate', () => {
     expect(parsed).toMatchObject({ names: ['a.example.com', 'b.example.com'], placeholder: true, selfSigned: true, keyMatches: true });
     expect(inspectCertificate(cert!, wrong)).toMatchObject({ keyMatches: false });
     expect(inspectCertificate(Buffer.from('garbage'), key)).toBe('no PEM certificate in the file');
+  });
+});
+
+describe('reconciler/drivers/certificate operations', () => {
+  const backoff = { domains: desired().domains, failures: 2, lastError: 'rate limited', lastAttempt: T0, retryAfter: T0 + 20 * DAY };
+  it.each<[string, DesiredCertificate | undefined, ObservedCertificate | undefined, CertificateOp[]]>([
+    ['ACME, nothing on disk: a placeholder, then the order', desired(), undefined, [{ op: 'placeholder' }, { op: 'issue', issuer: 'acme' }]],
+    ['ACME, due for renewal: the order (the old one serves meanwhile)', desired({ now: T0 + 61 * DAY }), observed(), [{ op: 'issue', issuer: 'acme' }]],
+    ['ACME backing off, nothing usable: a placeholder only', desired({ backoff }), undefined, [{ op: 'placeholder' }]],
+    ['ACME backing off, the old one usable: nothing', desired({ backoff, now: T0 + 61 * DAY }), observed(), []],
+    ['self-signed, missing', desired({ issuer: 'self-signed' }), undefined, [{ op: 'issue', issuer: 'self-signed' }]],
+    ['the key readable by others: chmod', desired(), observed({}, { keyMode: 0o644 }), [{ op: 'chmod' }]],
+    ['valid and unchanged: nothing', desired(), observed(), []],
+    ['orphan: removed', undefined, observed(), [{ op: 'remove' }]],
+    ['refused names: nothing', desired({ refused: 'not lower-case DNS names' }), undefined, []],
+  ])('%s', (_title, d, o, ops) => {
+    expect(certificateDriver.plan({ resource, desired: d, observed: o, orphan: d === undefined }).ops).toEqual(ops);
+  });
+
+  it('apply of a chmod sets the modes and writes no certificate', async () => {
+    const host = new FakeHost();
+    const { dir, certificate, key } = desired();
+    for (const d of ['/etc/hostkit', '/etc/hostkit/tls', dir]) host.seedDir(d, { mode: 0o700 });
+    host.seedFile(certificate, 'CERT', { mode: 0o644 });
+    host.seedFile(key, 'KEY', { mode: 0o644 });
+    const change = certificateDriver.plan({ resource, desired: desired(), observed: observed({}, { keyMode: 0o644 }), orphan: false });
+    const write = vi.spyOn(host, 'writeFile');
+    const undo = await certificateDriver.apply(change, driverContext(host));
+    expect(write).not.toHaveBeenCalled();
+    expect(undo).toMatchObject({ wrote: false, issue: false });
+    expect((await host.stat(key))?.mode).toBe(0o600);
   });
 });

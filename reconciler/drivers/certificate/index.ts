@@ -2,7 +2,7 @@ import path from 'node:path';
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { CertificateSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, findOp, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import { hostHttpRequest } from '../../hosts/http.js';
 import type { Host } from '../../hosts/types.js';
 import { certificatePaths, DOMAIN, TLS_DIR } from '../shared/web.js';
@@ -11,7 +11,8 @@ import { issueCertificate, LETSENCRYPT_DIRECTORY, newAccountKey } from './acme.j
 import { selfSigned } from './selfsigned.js';
 import { accountKeyPath, activeBackoff, backoffMs, ensureStateDir, readFailures, writeFailures, type Failure } from './state.js';
 import { inspectCertificate, normalizeSerial, renewalTime, type CertificateInfo } from './x509.js';
-import { certificatePrimitive } from './manifest.js';
+import type { certificatePrimitive } from './manifest.js';
+import { certificateDefinition } from './definition.js';
 import { certificateRestore } from './restore.js';
 
 const KEY_MODE = 0o600;
@@ -52,7 +53,14 @@ export interface CertificateUndo {
   issued?: boolean;
 }
 
-type CertChange = Change<DesiredCertificate, ObservedCertificate, CertificateSpec>;
+/**
+ * What apply and settle do to a certificate: write a self-signed pair (`issue` by
+ * self-signed) or a placeholder while nothing usable is on disk, order one from ACME in
+ * settle (`issue` by acme), set the key's and directory's modes, or remove it all.
+ */
+export type CertificateOp = { op: 'issue'; issuer: 'self-signed' | 'acme' } | { op: 'placeholder' } | { op: 'chmod' } | { op: 'remove' };
+
+type CertChange = Change<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateOp>;
 
 function describe(info: CertificateInfo): string {
   const kind = info.placeholder ? 'placeholder' : info.selfSigned ? 'self-signed' : `issued by ${info.issuer}`;
@@ -104,12 +112,9 @@ function serialOf(certificate: Buffer | string): string | undefined {
  * site's challenge location (HTTP-01 needs it live), then nginx is reloaded
  * once if a certificate changed and must serve the new serial.
  */
-export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate'> &
+export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, ObservedCertificate, CertificateUndo, 'certificate', void, CertificateOp> &
   WithManifests<typeof certificatePrimitive> = {
-  kind: 'certificate',
-  rank: 8,
-  orphans: 'delete',
-  manifests: [certificatePrimitive],
+  ...certificateDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredCertificate; diagnostics: Diagnostic[] }>();
@@ -190,6 +195,7 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
         ...base,
         action: 'noop',
         fields: [],
+        ops: [],
         disruptive: false,
         reason: 'the certificate could not be read',
         diagnostics: [warning('certificate not observed', `${certificatePaths(resource.spec.name).dir}: ${observed.unreadable}`, resource.origin)],
@@ -197,18 +203,20 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
       } as CertChange;
     }
     if (orphan || !desired) {
-      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as CertChange;
+      if (!observed) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'already removed' } as CertChange;
       return {
         ...base,
         action: 'delete',
+        ops: [{ op: 'remove' }],
         fields: [{ field: '/certificate', before: observed.info ? describe(observed.info) : 'files' }],
         disruptive: false,
         reason: 'no manifest declares it any more',
         observed,
       } as CertChange;
     }
-    if (desired.refused !== undefined) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not issued (see the error)' } as CertChange;
+    if (desired.refused !== undefined) return refusedChange(base, { reason: 'not issued (see the error)' });
     const fields: FieldChange[] = [];
+    const ops: CertificateOp[] = [];
     const diagnostics: Diagnostic[] = [];
     const info = observed?.info;
     const due = issuance(desired, observed);
@@ -227,24 +235,32 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
           ),
         );
         // Only what nginx needs to start: a placeholder where nothing usable is on disk.
-        if (!usable)
+        if (!usable) {
           fields.push({ field: '/certificate', ...(info ? { before: describe(info) } : {}), after: `placeholder (ACME backing off until ${until})` });
+          ops.push({ op: 'placeholder' });
+        }
         why = `${reason}; ACME backing off until ${until}`;
       } else {
         fields.push({ field: '/certificate', ...(info ? { before: describe(info) } : {}), after });
         if (info && reason.startsWith('names changed')) fields.push({ field: '/domains', before: info.names, after: desired.domains });
+        // ACME orders in settle; nginx must start whatever ACME does, so a placeholder first
+        // where nothing usable is on disk (a usable certificate keeps serving meanwhile).
+        if (desired.issuer === 'acme' && !usable) ops.push({ op: 'placeholder' });
+        ops.push({ op: 'issue', issuer: desired.issuer });
       }
     }
-    if (observed && observed.keyMode !== undefined && observed.keyMode !== KEY_MODE)
-      fields.push({ field: '/keyMode', before: `0${observed.keyMode.toString(8)}`, after: '0600' });
-    if (observed?.dirMode !== undefined && observed.dirMode !== DIR_MODE)
-      fields.push({ field: '/dirMode', before: `0${observed.dirMode.toString(8)}`, after: '0700' });
+    const keyMode = observed?.keyMode !== undefined && observed.keyMode !== KEY_MODE ? observed.keyMode : undefined;
+    if (keyMode !== undefined) fields.push({ field: '/keyMode', before: `0${keyMode.toString(8)}`, after: '0600' });
+    const dirMode = observed?.dirMode !== undefined && observed.dirMode !== DIR_MODE ? observed.dirMode : undefined;
+    if (dirMode !== undefined) fields.push({ field: '/dirMode', before: `0${dirMode.toString(8)}`, after: '0700' });
+    if (keyMode !== undefined || dirMode !== undefined) ops.push({ op: 'chmod' });
     const action = !observed?.exists ? 'create' : fields.length > 0 ? 'update' : 'noop';
-    const renews = fields.some((f) => f.field === '/certificate');
+    const renews = ops.some((o) => o.op === 'issue' || o.op === 'placeholder');
     return {
       ...base,
       action,
       fields,
+      ops,
       disruptive: renews,
       ...(why ? { reason: why } : {}),
       // A renewal is owed whatever the manifests say: the agent places it even under `drift.policy: report`.
@@ -264,8 +280,8 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     const previous = await readPair(ctx.host, paths);
     if (previous) undo.previous = previous;
     try {
-      if (change.action === 'delete' || change.fields.some((f) => f.field === '/certificate')) await ctx.run.nginx.changing();
-      if (change.action === 'delete') {
+      if (hasOp(change, 'remove') || hasOp(change, 'issue') || hasOp(change, 'placeholder')) await ctx.run.nginx.changing();
+      if (hasOp(change, 'remove')) {
         await ctx.host.remove(paths.certificate);
         await ctx.host.remove(paths.key);
         await ctx.host.remove(paths.dir);
@@ -284,28 +300,20 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
           undo.createdDirs.push(dir);
         }
       }
-      if (change.fields.some((f) => f.field === '/certificate')) {
-        const info = change.observed && 'exists' in change.observed ? change.observed.info : undefined;
-        const usable = previous !== undefined && info?.keyMatches === true;
-        if (desired.issuer === 'self-signed') {
-          const pair = await selfSigned(ctx.host, paths.dir, desired.domains, 'self-signed');
-          await writePair(ctx.host, paths, pair);
-          undo.wrote = true;
-          undo.serial = serialOf(pair.certificate);
-        } else {
-          if (!usable) {
-            // nginx must start whatever ACME does: a placeholder until the order succeeds. A usable
-            // certificate (e.g. for the old names) keeps serving meanwhile.
-            const pair = await selfSigned(ctx.host, paths.dir, desired.domains, 'placeholder');
-            await writePair(ctx.host, paths, pair);
-            undo.wrote = true;
-            undo.serial = serialOf(pair.certificate);
-          }
-          undo.issue = desired.backoff === undefined;
-        }
+      const issue = findOp(change, 'issue');
+      // A placeholder until the ACME order succeeds (plan found nothing usable on disk).
+      const placeholder = hasOp(change, 'placeholder') || (issue?.issuer === 'acme' && previous === undefined);
+      if (issue?.issuer === 'self-signed' || placeholder) {
+        const pair = await selfSigned(ctx.host, paths.dir, desired.domains, issue?.issuer === 'self-signed' ? 'self-signed' : 'placeholder');
+        await writePair(ctx.host, paths, pair);
+        undo.wrote = true;
+        undo.serial = serialOf(pair.certificate);
       }
-      await ctx.host.setOwnership(paths.dir, { uid: 0, gid: 0, mode: DIR_MODE });
-      if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
+      undo.issue = issue?.issuer === 'acme';
+      if (hasOp(change, 'chmod') || undo.wrote) {
+        await ctx.host.setOwnership(paths.dir, { uid: 0, gid: 0, mode: DIR_MODE });
+        if (await ctx.host.stat(paths.key)) await ctx.host.setOwnership(paths.key, { uid: 0, gid: 0, mode: KEY_MODE });
+      }
       return undo;
     } catch (cause) {
       await putBack(change, undo, ctx).catch(() => undefined);
@@ -326,7 +334,7 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
   async verify(change, ctx) {
     const paths = certificatePaths(change.resource!.spec.name);
     const pair = await readPair(ctx.host, paths);
-    if (change.action === 'delete') return pair ? [error('certificate not removed', `${paths.dir} still holds a certificate`, change.origin)] : [];
+    if (hasOp(change, 'remove')) return pair ? [error('certificate not removed', `${paths.dir} still holds a certificate`, change.origin)] : [];
     if (!pair) return [error('certificate missing', `${paths.certificate} or ${paths.key} is missing after apply`, change.origin)];
     const info = inspectCertificate(pair.certificate, pair.key);
     const problems: string[] = [];
@@ -366,7 +374,10 @@ async function putBack(change: Change<DesiredCertificate, ObservedCertificate, C
 // One ACME order. The attempt is recorded before the CA is contacted, so even
 // a run killed mid-order counts against the back-off. A failure does not fail
 // the run: the site keeps serving what it has, and the failure is reported.
-async function order(item: Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo>, ctx: DriverContext): Promise<void> {
+async function order(
+  item: Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo, CertificateOp>,
+  ctx: DriverContext,
+): Promise<void> {
   const desired = item.change.desired!;
   const acme = desired.acme!;
   const now = Date.now();
@@ -423,10 +434,10 @@ async function order(item: Applied<DesiredCertificate, ObservedCertificate, Cert
 // Every certificate this run wrote must be the one nginx now serves for its
 // site (old workers may answer for a moment after the reload, so poll).
 async function checkServed(
-  items: readonly Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo>[],
+  items: readonly Applied<DesiredCertificate, ObservedCertificate, CertificateSpec, CertificateUndo, CertificateOp>[],
   ctx: DriverContext,
 ): Promise<void> {
-  const written = items.filter((i) => i.undo.serial && i.change.action !== 'delete');
+  const written = items.filter((i) => i.undo.serial && !hasOp(i.change, 'remove'));
   if (written.length === 0) return;
   for (const item of written) {
     const desired = item.change.desired!;

@@ -7,7 +7,16 @@ import { HostKitError } from '../../core/errors.js';
 import type { ExecOptions, ExecResult } from '../../hosts/types.js';
 import { hasSettleFirst } from '../types.js';
 import { JournaledRun } from '../../../test/support/undo.js';
-import { COMMAND_KILL_GRACE_MS, COMMAND_TIMEOUT_MS, commandDriver, commandUnitName, isLifecycleUnitOf, runCommand } from './index.js';
+import {
+  COMMAND_KILL_GRACE_MS,
+  COMMAND_TIMEOUT_MS,
+  commandDriver,
+  commandStatePath,
+  commandUnitName,
+  isLifecycleUnitOf,
+  runCommand,
+  type CommandOp,
+} from './index.js';
 
 const spec: CommandSpec = {
   project: 'shop',
@@ -249,5 +258,39 @@ describe('reconciler/drivers/command: the transient unit of a lifecycle command 
     expect(commandUnitName('shop')).toMatch(/^hostkit-command-shop-[0-9a-f]{10}\.service$/);
     expect(commandUnitName()).toMatch(/^hostkit-command-[0-9a-f]{10}\.service$/);
     expect(isLifecycleUnitOf(commandUnitName('shop'), 'shop')).toBe(true);
+  });
+});
+
+describe('reconciler/drivers/command operations', () => {
+  const record = (digest: string) => ({ digest, at: '2026-01-01T00:00:00.000Z' });
+
+  it.each<[string, { digest: string } | undefined, ReturnType<typeof record> | undefined, CommandOp[]]>([
+    ['never ran: run', { digest: 'd1' }, undefined, [{ op: 'run' }]],
+    ['its spec or inputs changed: run', { digest: 'd2' }, record('d1'), [{ op: 'run' }]],
+    ['ran as it is: nothing', { digest: 'd1' }, record('d1'), []],
+    ['removed from the manifests: its record forgotten', undefined, record('d1'), [{ op: 'forget' }]],
+  ])('%s', (_title, desired, observed, ops) => {
+    expect(commandDriver.plan({ resource: resource(), desired, observed, orphan: desired === undefined }).ops).toEqual(ops);
+  });
+
+  it('apply of `forget` drops the record and runs nothing', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    host.seedFile(commandStatePath(ctx.stateDirectory), JSON.stringify({ commands: { [resource().id]: record('d1') } }));
+    const observed = (await commandDriver.observe([resource()], ctx)).get(resource().id);
+    const change = commandDriver.plan({ resource: resource(), desired: undefined, observed, orphan: true });
+    expect(change.ops).toEqual([{ op: 'forget' }]);
+    await commandDriver.apply(change, ctx);
+    expect(host.calls).toEqual([]);
+    expect((await commandDriver.observe([resource()], ctx)).get(resource().id)).toBeUndefined();
+  });
+
+  it('apply of a change with no `run` runs nothing', async () => {
+    const host = new FakeHost();
+    const ctx = driverContext(host);
+    const change = commandDriver.plan({ resource: resource(), desired: { digest: 'd1' }, observed: undefined, orphan: false });
+    expect(change.ops).toEqual([{ op: 'run' }]);
+    await commandDriver.apply({ ...change, ops: [] }, ctx);
+    expect(host.calls).toEqual([]);
   });
 });

@@ -3,12 +3,13 @@ import path from 'node:path';
 import type { Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError, isHostKitError } from '../../core/errors.js';
 import type { CommandSpec } from '../../core/specs.js';
-import { changeBase, type Change } from '../../diff/model.js';
+import { changeBase, hasOp, type Change } from '../../diff/model.js';
 import { describeExec, type Host } from '../../hosts/types.js';
 import { runCommand } from '../shared/transient.js';
 import type { Driver, WithSettleFirst } from '../types.js';
 import { commandRestore } from './restore.js';
 import { writeRootFile } from '../../hosts/root-files.js';
+import { commandDefinition } from './definition.js';
 
 // Lifecycle commands (a project's `lifecycle:`): a migration before the new
 // service starts, a cache warm-up after. A command runs when it never ran on
@@ -63,10 +64,11 @@ function specOf(change: Change): CommandSpec {
   return change.resource!.spec as CommandSpec;
 }
 
-export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command'> & WithSettleFirst = {
-  kind: 'command',
-  rank: 5,
-  orphans: 'delete',
+/** What apply does: run the command (then record its digest), or forget its record (a removed command is not undone). */
+export type CommandOp = { op: 'run' } | { op: 'forget' };
+
+export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, CommandUndo, 'command', void, CommandOp> & WithSettleFirst = {
+  ...commandDefinition,
 
   // An after-start command runs once the services before it were restarted (and, in apply, are past their grace).
   settleFirst: (change) => specOf(change).phase === 'after-start',
@@ -109,26 +111,27 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     const spec = resource.spec;
     if (orphan || !desired) {
       // A removed command is forgotten; its down command is not run (that is what a down plan is for).
-      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already forgotten' };
-      return { ...base, action: 'delete', fields: [], disruptive: false, reason: 'no manifest declares it any more: forgotten, not undone', observed };
+      if (!observed) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'already forgotten' };
+      const reason = 'no manifest declares it any more: forgotten, not undone';
+      return { ...base, action: 'delete', fields: [], ops: [{ op: 'forget' }], disruptive: false, reason, observed };
     }
     const fields = [{ field: '/command', after: spec.command.join(' ') }];
+    const ops: CommandOp[] = [{ op: 'run' }];
     const when = spec.phase === 'before-start' ? 'before the service (re)starts' : 'after the service (re)started';
-    if (!observed) return { ...base, action: 'create', fields, disruptive: true, reason: `never ran here: runs ${when}`, desired };
+    if (!observed) return { ...base, action: 'create', fields, ops, disruptive: true, reason: `never ran here: runs ${when}`, desired };
     if (observed.digest !== desired.digest) {
-      return { ...base, action: 'update', fields, disruptive: true, reason: `its spec or the project's inputs changed: runs ${when}`, desired, observed };
+      const reason = `its spec or the project's inputs changed: runs ${when}`;
+      return { ...base, action: 'update', fields, ops, disruptive: true, reason, desired, observed };
     }
-    return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed };
+    return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, desired, observed };
   },
 
   // If the command fails, nothing is recorded (it runs again next time) and the run rolls back.
   async apply(change, ctx) {
     const previous = (await readRecords(ctx.host, ctx.stateDirectory))[change.id];
     const undo: CommandUndo = { ran: false, ...(previous ? { previous } : {}) };
-    if (change.action === 'delete') {
-      await writeRecord(ctx.host, ctx.stateDirectory, change.id, undefined);
-      return undo;
-    }
+    if (hasOp(change, 'forget')) await writeRecord(ctx.host, ctx.stateDirectory, change.id, undefined);
+    if (!hasOp(change, 'run')) return undo;
     const spec = specOf(change);
     const desired = change.desired!;
     if (spec.phase === 'after-start') await ctx.run.restarts.allUp();

@@ -1,8 +1,8 @@
 import type { CommandSpec } from '../../core/specs.js';
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import type { DriverRestoreStep, Restore } from '../types.js';
-import { commandStatePath, runCommand, type DesiredCommand } from './index.js';
+import { commandStatePath, runCommand, type CommandOp, type DesiredCommand } from './index.js';
 
 // The undo of a lifecycle command: STATE/commands.json from the run journal (so a
 // rolled-back command runs again next time), and its down command, run once: the
@@ -20,11 +20,11 @@ type CommandStep =
   | { action: 'skip-irreversible'; resource: string; detail: string }
   | { action: 'keep'; resource: string; detail: string };
 
-export const commandRestore: Restore<Change<DesiredCommand, unknown, CommandSpec>, DownRecord, CommandStep & DriverRestoreStep> = {
+export const commandRestore: Restore<Change<DesiredCommand, unknown, CommandSpec, CommandOp>, DownRecord, CommandStep & DriverRestoreStep> = {
   async backup(change, journal) {
     await journal.backupFile(commandStatePath(journal.stateDirectory));
     const s = change.resource?.spec;
-    if (!s || change.action === 'delete') return;
+    if (!s || !hasOp(change, 'run')) return;
     const environmentFile = change.desired?.environmentFile;
     await journal.backupState('command', {
       project: s.project,

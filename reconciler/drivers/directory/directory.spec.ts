@@ -1,13 +1,13 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LocalHost } from '../../hosts/local.js';
 import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { DirectorySpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
-import { directoryDriver, type ObservedDirectory } from './index.js';
+import { directoryDriver, type DirectoryOp, type ObservedDirectory } from './index.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: DirectorySpec = { path: '/srv/api/data', owner: 'www-data', group: 'www-data', mode: 0o750 };
@@ -103,5 +103,32 @@ describe('reconciler/drivers/directory', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reconciler/drivers/directory operations', () => {
+  it.each<[string, ObservedDirectory | undefined, boolean, DirectoryOp[]]>([
+    ['missing: created', undefined, false, [{ op: 'create' }]],
+    ['mode only: chmod', { ...present, mode: 0o777 }, false, [{ op: 'chmod' }]],
+    ['owner only: chown', { ...present, owner: 'root' }, false, [{ op: 'chown' }]],
+    ['group and mode: chown and chmod', { ...present, group: 'root', mode: 0o700 }, false, [{ op: 'chown' }, { op: 'chmod' }]],
+    ['unchanged: nothing', present, false, []],
+    ['orphan: kept, nothing', present, true, []],
+    ['a file in the way: refused, nothing', { ...present, type: 'file' }, false, []],
+    ['a symlinked parent: refused, nothing', { ...present, symlinkedParent: '/srv/api' }, false, []],
+  ])('%s', (_title, observed, orphan, ops) => {
+    expect(directoryDriver.plan({ resource, desired: orphan ? undefined : spec, observed, orphan }).ops).toEqual(ops);
+  });
+
+  it('apply of an existing directory sets its ownership only when an operation says so', async () => {
+    const host = new FakeHost();
+    host.seedDir(spec.path, { uid: 33, gid: 33, mode: 0o750 });
+    const ctx = driverContext(host);
+    const change = directoryDriver.plan({ resource, desired: spec, observed: { ...present, mode: 0o700 }, orphan: false });
+    const set = vi.spyOn(host, 'setOwnership');
+    await directoryDriver.apply({ ...change, ops: [] }, ctx);
+    expect(set).not.toHaveBeenCalled();
+    await directoryDriver.apply(change, ctx);
+    expect(set).toHaveBeenCalledWith(spec.path, { uid: 33, gid: 33, mode: 0o750 }, { managed: true });
   });
 });

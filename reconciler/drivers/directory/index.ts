@@ -1,11 +1,12 @@
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { DirectorySpec } from '../../core/specs.js';
-import { changeBase, diffFields, octal, type Change } from '../../diff/model.js';
+import { changeBase, diffFields, octal, refusedChange, type Change } from '../../diff/model.js';
 import type { FileType } from '../../hosts/types.js';
 import { ensureParents } from '../shared/managed-file.js';
 import { symlinkedAncestor, symlinkRefusal } from '../shared/paths.js';
 import type { Driver, WithManifests } from '../types.js';
-import { directoryPrimitive } from './manifest.js';
+import type { directoryPrimitive } from './manifest.js';
+import { directoryDefinition } from './definition.js';
 import { directoryRestore } from './restore.js';
 
 export interface ObservedDirectory {
@@ -17,6 +18,9 @@ export interface ObservedDirectory {
   symlinkedParent?: string;
 }
 
+/** What apply does: create the directory (and missing parents) with its ownership, or only chown/chmod it (one setOwnership call for both). */
+export type DirectoryOp = { op: 'create' } | { op: 'chown' } | { op: 'chmod' };
+
 export interface DirectoryUndo {
   /** Directories apply created (the target and missing parents), outermost first. */
   created: string[];
@@ -25,11 +29,9 @@ export interface DirectoryUndo {
 
 // Directories with owner, group and mode. A directory HostKit created whose
 // manifest is gone is reported as an orphan and kept: it may hold data.
-export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory'> & WithManifests<typeof directoryPrimitive> = {
-  kind: 'directory',
-  rank: 1,
-  orphans: 'report',
-  manifests: [directoryPrimitive],
+export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirectory, DirectoryUndo, 'directory', void, DirectoryOp> &
+  WithManifests<typeof directoryPrimitive> = {
+  ...directoryDefinition,
 
   async desire(resources) {
     return new Map(resources.map((r) => [r.id, { desired: r.spec, diagnostics: [] as Diagnostic[] }]));
@@ -55,40 +57,34 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
 
   plan({ resource, desired, observed, orphan }) {
     const base = { ...changeBase(resource), disruptive: false };
-    if (observed?.symlinkedParent) {
-      const p = resource.spec.path;
-      return {
-        ...base,
-        action: 'noop',
-        fields: [],
-        ...(desired ? { desired } : {}),
-        diagnostics: [symlinkRefusal(p, observed.symlinkedParent, resource.origin)],
-      };
-    }
+    if (observed?.symlinkedParent) return refusedChange(base, symlinkRefusal(resource.spec.path, observed.symlinkedParent, resource.origin), desired);
     if (orphan || !desired) {
       return {
         ...base,
         action: 'noop',
         fields: [],
+        ops: [],
         orphan: observed !== undefined,
         reason: observed ? 'no manifest declares it any more; kept (it may hold data)' : 'already removed',
       };
     }
     if (observed && observed.type !== 'directory') {
-      return {
-        ...base,
-        action: 'noop',
-        fields: [],
-        desired,
-        observed,
-        diagnostics: [
-          error('path is not a directory', `${desired.path} exists on the host as a ${observed.type}; HostKit will not replace it`, resource.origin),
-        ],
-      };
+      const refusal = error(
+        'path is not a directory',
+        `${desired.path} exists on the host as a ${observed.type}; HostKit will not replace it`,
+        resource.origin,
+      );
+      return refusedChange(base, refusal, desired, observed);
     }
     const fields = diffFields(desired, observed, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v));
     const action = !observed ? 'create' : fields.length > 0 ? 'update' : 'noop';
-    return { ...base, action, fields, desired, ...(observed ? { observed } : {}) } as Change<DirectorySpec, ObservedDirectory, DirectorySpec>;
+    const ops: DirectoryOp[] = !observed
+      ? [{ op: 'create' }]
+      : [
+          ...(observed.owner !== desired.owner || observed.group !== desired.group ? [{ op: 'chown' as const }] : []),
+          ...(observed.mode !== desired.mode ? [{ op: 'chmod' as const }] : []),
+        ];
+    return { ...base, action, fields, ops, desired, ...(observed ? { observed } : {}) } as Change<DirectorySpec, ObservedDirectory, DirectorySpec, DirectoryOp>;
   },
 
   // If this throws after creating parents, they are listed in no undo: rollback of earlier
@@ -99,7 +95,8 @@ export const directoryDriver: Driver<DirectorySpec, DirectorySpec, ObservedDirec
     const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
     const st = await ctx.host.stat(desired.path);
     if (st) {
-      await ctx.host.setOwnership(desired.path, ownership, { managed: true });
+      // chown, chmod, or a create of one made since the plan: each ends with the desired ownership (one call).
+      if (change.ops.length > 0) await ctx.host.setOwnership(desired.path, ownership, { managed: true });
       return { created: [], previous: { uid: st.uid, gid: st.gid, mode: st.mode } };
     }
     const created = await ensureParents(ctx.host, desired.path);

@@ -156,3 +156,25 @@ describe('reconciler/drivers/envfile', () => {
     expect(out).toContain('A="1"');
   });
 });
+
+describe('reconciler/drivers/envfile operations', () => {
+  it('create, a rotated secret, a mode change and a removal: write, write, chmod, remove; the JSON plan names them without the secret', async () => {
+    const host = new FakeHost();
+    host.seedFile('/etc/hostkit/secrets/session', `${SECRET}\n`);
+    const created = await planWith(host, { DB_PASSWORD: 'first-password' });
+    expect(created.change.ops).toEqual([{ op: 'write' }]);
+    await envFileDriver.apply(created.change, created.ctx);
+
+    const rotated = await planWith(host, { DB_PASSWORD: ROTATED });
+    expect(rotated.change.ops).toEqual([{ op: 'write' }]);
+    const json = toJsonPlan({ host: 'h', repository: 'r', changes: [rotated.change], diagnostics: [], summary: summarize([rotated.change]) });
+    expect(json.changes[0]!.ops).toEqual([{ op: 'write' }]);
+    for (const secret of [SECRET, ROTATED, 'first-password']) expect(JSON.stringify(json)).not.toContain(secret);
+
+    await host.setOwnership(spec.path, { uid: 0, gid: 0, mode: 0o644 });
+    const chmod = await planWith(host, { DB_PASSWORD: 'first-password' });
+    expect(chmod.change.ops).toEqual([{ op: 'chmod' }]);
+    const observed = (await envFileDriver.observe([resource], chmod.ctx)).get(resource.id);
+    expect(envFileDriver.plan({ resource, desired: undefined, observed, orphan: true }).ops).toEqual([{ op: 'remove' }]);
+  });
+});

@@ -11,20 +11,22 @@ import {
   verifyFile,
   type DesiredFile,
   type FileUndo,
+  type ManagedFileOp,
   type ObservedFile,
 } from '../shared/managed-file.js';
 import { fileRestore } from '../shared/undo.js';
 import { redactEnvText, render, type EnvEntry } from './render.js';
-import { envFilePrimitive } from './manifest.js';
+import type { envFilePrimitive } from './manifest.js';
+import { envFileDefinition } from './definition.js';
+
+/** What apply does to an env file: write it (bytes with ownership), chown or chmod it, or remove it. */
+export type EnvFileOp = ManagedFileOp;
 
 // Environment files (KEY="value" lines) whose values may come from secret
 // references. Secret values are resolved at plan time to compare bytes, and are
 // shown only as a redaction marker with a fingerprint.
-export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile'> & WithManifests<typeof envFilePrimitive> = {
-  kind: 'envfile',
-  rank: 4,
-  orphans: 'delete',
-  manifests: [envFilePrimitive],
+export const envFileDriver: Driver<EnvFileSpec, DesiredFile, ObservedFile, FileUndo, 'envfile', void, EnvFileOp> & WithManifests<typeof envFilePrimitive> = {
+  ...envFileDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

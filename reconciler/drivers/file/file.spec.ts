@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Inventory } from '../../apply/inventory.js';
 import type { Resource } from '../../core/resource.js';
 import { summarize } from '../../diff/model.js';
@@ -13,7 +13,7 @@ import type { FileSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { driverContext, inventoryAfter } from '../../../test/support/context.js';
 import type { ObservedFile } from '../shared/managed-file.js';
-import { fileDriver } from './index.js';
+import { fileDriver, type FileOp } from './index.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 
 const spec: FileSpec = { path: '/srv/app/config.ini', content: 'a=1\nb=2\n', owner: 'root', group: 'www-data', mode: 0o640 };
@@ -180,5 +180,38 @@ describe('reconciler/drivers/file', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reconciler/drivers/file operations', () => {
+  it.each<[string, ObservedFile | undefined, boolean, FileOp[]]>([
+    ['missing: written', undefined, false, [{ op: 'write' }]],
+    ['new content: written, with its ownership', { ...same, content: Buffer.from('a=2\n'), mode: 0o600 }, false, [{ op: 'write' }]],
+    ['mode only: chmod', { ...same, mode: 0o644 }, false, [{ op: 'chmod' }]],
+    ['group only: chown', { ...same, group: 'root' }, false, [{ op: 'chown' }]],
+    ['owner and mode: chown and chmod', { ...same, owner: 'nobody', mode: 0o600 }, false, [{ op: 'chown' }, { op: 'chmod' }]],
+    ['unchanged: nothing', same, false, []],
+    ['orphan: removed', same, true, [{ op: 'remove' }]],
+    ['a directory at the path: refused, nothing', { type: 'directory', owner: 'root', group: 'root', mode: 0o755 }, false, []],
+  ])('%s', (_title, observed, orphan, ops) => {
+    expect(fileDriver.plan({ resource, desired: orphan ? undefined : spec, observed, orphan }).ops).toEqual(ops);
+  });
+
+  it('apply runs the operations the plan computed, not what the fields name', async () => {
+    const host = new FakeHost();
+    host.seedFile(spec.path, 'old\n', { uid: 0, gid: 33, mode: 0o644 });
+    const ctx = context(host);
+    const change = fileDriver.plan({ resource, desired: spec, observed: (await fileDriver.observe([resource], ctx)).get(resource.id), orphan: false });
+    expect(change.fields.map((f) => f.field)).toEqual(['/content', '/mode']);
+    const write = vi.spyOn(host, 'writeFile');
+    const chmod = vi.spyOn(host, 'setOwnership');
+    // The same fields, but only a chmod to run: the bytes stay.
+    await fileDriver.apply({ ...change, ops: [{ op: 'chmod' }] }, ctx);
+    expect(write).not.toHaveBeenCalled();
+    expect(chmod).toHaveBeenCalledWith(spec.path, { uid: 0, gid: 33, mode: 0o640 }, { managed: true });
+    expect(host.text(spec.path)).toBe('old\n');
+    await fileDriver.apply(change, ctx);
+    expect(write).toHaveBeenCalledTimes(1);
+    expect(host.text(spec.path)).toBe(spec.content);
   });
 });

@@ -9,18 +9,20 @@ import {
   verifyFile,
   type DesiredFile,
   type FileUndo,
+  type ManagedFileOp,
   type ObservedFile,
 } from '../shared/managed-file.js';
 import { fileRestore } from '../shared/undo.js';
-import { filePrimitive } from './manifest.js';
+import type { filePrimitive } from './manifest.js';
+import { fileDefinition } from './definition.js';
+
+/** What apply does to a plain file: write it (bytes with ownership), chown or chmod it, or remove it. */
+export type FileOp = ManagedFileOp;
 
 // Plain files with fixed content. Orphans (files HostKit wrote whose manifest
 // is gone) are deleted; the previous bytes are kept for rollback.
-export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file'> & WithManifests<typeof filePrimitive> = {
-  kind: 'file',
-  rank: 4,
-  orphans: 'delete',
-  manifests: [filePrimitive],
+export const fileDriver: Driver<FileSpec, DesiredFile, ObservedFile, FileUndo, 'file', void, FileOp> & WithManifests<typeof filePrimitive> = {
+  ...fileDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredFile; diagnostics: Diagnostic[] }>();

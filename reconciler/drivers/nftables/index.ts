@@ -2,12 +2,12 @@ import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, HostKitError, isHostKitError } from '../../core/errors.js';
 import type { FirewallSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { unifiedDiff } from '../shared/text-diff.js';
 import { verifyUnitFile } from '../shared/unit-files.js';
 import type { Driver, DriverContext, WithManifests } from '../types.js';
-import { firewallRulesPrimitive } from './manifest.js';
+import type { firewallRulesPrimitive } from './manifest.js';
 import {
   BOOT_UNIT,
   bootDifferences,
@@ -28,6 +28,7 @@ import { TABLE_REF, tableLines, type Table } from './model.js';
 import { armRevert, checkTransaction, disarmRevert, listTableText, loadTransaction, readTable, revertArmed, REVERT_UNIT } from './nft.js';
 import { DELETE_TRANSACTION, renderTransaction, REPLACE_HEADER } from './render.js';
 import { writeRootFile } from '../../hosts/root-files.js';
+import { firewallDefinition } from './definition.js';
 import { firewallRestore } from './restore.js';
 
 export interface DesiredFirewall {
@@ -105,6 +106,13 @@ export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }
 };
 
 /**
+ * What apply and settle do to the firewall: load the table (one `nft -f` transaction, a
+ * revert armed until settle confirms it), write its boot copy (settle, once the table is
+ * confirmed), or remove the boot copy and then the table.
+ */
+export type FirewallOp = { op: 'load' } | { op: 'write-boot' } | { op: 'remove' };
+
+/**
  * HostKit's one nftables table, `inet hostkit`, replaced whole in one `nft -f`
  * transaction; no other table is ever read or touched. Changes are
  * commit-confirmed: the previous table is saved and a systemd timer that
@@ -115,15 +123,12 @@ export const confirmFirewall: ConfirmCheck = async (ctx, { desired, revertFile }
  */
 export function createNftablesDriver(
   options: NftablesDriverOptions = {},
-): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo, 'firewall'> & WithManifests<typeof firewallRulesPrimitive> {
+): Driver<FirewallSpec, DesiredFirewall, ObservedFirewall, FirewallUndo, 'firewall', void, FirewallOp> & WithManifests<typeof firewallRulesPrimitive> {
   const confirm = options.confirm ?? confirmFirewall;
   const rewrite = options.rewriteTransaction ?? ((t: string) => t);
 
   return {
-    kind: 'firewall',
-    rank: 10,
-    orphans: 'delete',
-    manifests: [firewallRulesPrimitive],
+    ...firewallDefinition,
 
     async desire(resources, ctx) {
       const out = new Map<string, { desired: DesiredFirewall; diagnostics: Diagnostic[] }>();
@@ -182,11 +187,12 @@ export function createNftablesDriver(
 
     plan({ resource, desired, observed, orphan }) {
       const base = changeBase(resource);
-      type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
+      type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec, FirewallOp>;
       if (observed && 'unreadable' in observed) {
         return {
           ...base,
           action: orphan || !desired ? 'delete' : 'update',
+          ops: orphan || !desired ? [{ op: 'remove' }] : [{ op: 'load' }, { op: 'write-boot' }],
           fields: [{ field: '/table', before: 'unknown', after: orphan || !desired ? 'absent' : `table ${TABLE_REF}` }],
           disruptive: false,
           reason: 'the live table could not be read',
@@ -198,10 +204,11 @@ export function createNftablesDriver(
       const live = observed?.live;
       const boot = observed?.boot ?? NO_BOOT;
       if (orphan || !desired) {
-        if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as FirewallChange;
+        if (!observed) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'already removed' } as FirewallChange;
         return {
           ...base,
           action: 'delete',
+          ops: [{ op: 'remove' }],
           fields: [
             ...(live ? [{ field: '/table', before: `table ${TABLE_REF}`, diff: unifiedDiff(text(live.lines), '') }] : []),
             ...(hasBoot(boot) ? [{ field: '/boot', before: describeBoot(boot), after: 'absent' }] : []),
@@ -211,8 +218,7 @@ export function createNftablesDriver(
           observed,
         } as FirewallChange;
       }
-      if (desired.refused !== undefined)
-        return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as FirewallChange;
+      if (desired.refused !== undefined) return refusedChange(base, { reason: 'not rendered (see the error)' });
       // The boot copy is part of the table's change: one resource, one field.
       const bootFields: FieldChange[] = sameBoot(boot, desired.boot)
         ? []
@@ -224,11 +230,13 @@ export function createNftablesDriver(
               ...(boot.unit !== desired.boot.unit ? { diff: unifiedDiff(boot.unit ?? '', desired.boot.unit!) } : {}),
             },
           ];
+      const bootOps: FirewallOp[] = bootFields.length > 0 ? [{ op: 'write-boot' }] : [];
       if (!live) {
         return {
           ...base,
           action: 'create',
           fields: [{ field: '/table', after: `table ${TABLE_REF}`, diff: unifiedDiff('', text(desired.lines)) }, ...bootFields],
+          ops: [{ op: 'load' }, ...bootOps],
           disruptive: false,
           reason: 'table missing',
           desired,
@@ -236,11 +244,12 @@ export function createNftablesDriver(
         } as FirewallChange;
       }
       if (sameLines(live.lines, desired.lines)) {
-        if (bootFields.length === 0) return { ...base, action: 'noop', fields: [], disruptive: false, desired, observed } as FirewallChange;
+        if (bootFields.length === 0) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, desired, observed } as FirewallChange;
         return {
           ...base,
           action: 'update',
           fields: bootFields,
+          ops: bootOps,
           disruptive: false,
           reason: 'the table is live; its boot copy is not',
           desired,
@@ -256,6 +265,7 @@ export function createNftablesDriver(
         ...base,
         action: 'update',
         fields,
+        ops: [{ op: 'load' }, ...bootOps],
         disruptive: false,
         reason: `${added} line(s) to add, ${removed} to remove`,
         desired,
@@ -272,7 +282,7 @@ export function createNftablesDriver(
       const bootFile = bootPath(ctx.stateDirectory);
       const before = await readBoot(ctx.host, bootFile);
       const boot = { before, changed: false };
-      if (change.action === 'delete') {
+      if (hasOp(change, 'remove')) {
         const restore = restoreTransaction(await listTableText(ctx.host));
         try {
           boot.changed = true;
@@ -289,8 +299,7 @@ export function createNftablesDriver(
       if (desired.boot.unit !== before.unit) await verifyUnitFile(ctx, BOOT_UNIT, desired.boot.unit!);
       // Only the boot copy differs: the live table is the confirmed one, unless a revert
       // is still armed for it (a run died before confirming), which this run then confirms.
-      const tableChanges = change.fields.some((f) => f.field !== '/boot');
-      if (!tableChanges && !(await revertArmed(ctx.host))) return { armed: false, boot };
+      if (!hasOp(change, 'load') && !(await revertArmed(ctx.host))) return { armed: false, boot };
       await checkTransaction(ctx.host, desired.transaction);
       const revertFile = revertPath(ctx.stateDirectory);
       // Still armed: an earlier run died before confirming. Its file holds the last
@@ -321,7 +330,7 @@ export function createNftablesDriver(
     async settle(items, ctx, phase) {
       if (phase !== 'apply') return;
       for (const { change, undo } of items) {
-        if (change.action === 'delete') continue;
+        if (hasOp(change, 'remove')) continue;
         const desired = change.desired!;
         if (undo.armed) {
           let problems: string[];
@@ -340,7 +349,7 @@ export function createNftablesDriver(
           await disarmRevert(ctx.host);
           ctx.log.info({ resource: change.id }, 'firewall confirmed');
         }
-        if (sameBoot(undo.boot.before, desired.boot)) continue;
+        if (!hasOp(change, 'write-boot') || sameBoot(undo.boot.before, desired.boot)) continue;
         undo.boot.changed = true;
         await syncBoot(ctx.host, bootPath(ctx.stateDirectory), undo.boot.before, desired.boot);
         ctx.log.info({ resource: change.id, unit: BOOT_UNIT }, 'firewall boot copy written');
@@ -350,7 +359,7 @@ export function createNftablesDriver(
     // Fresh reads: also catches a revert that fired before the change was confirmed.
     async verify(change, ctx) {
       const [live, boot] = await Promise.all([readTable(ctx.host), readBoot(ctx.host, bootPath(ctx.stateDirectory))]);
-      if (change.action === 'delete') {
+      if (hasOp(change, 'remove')) {
         const problems = [
           ...(live ? [`table ${TABLE_REF} is still there`] : []),
           ...(hasBoot(boot) ? [`its boot copy is still there: ${describeBoot(boot)}`] : []),

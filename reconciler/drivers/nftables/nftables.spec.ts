@@ -12,13 +12,21 @@ import { applyRestore, planRestore } from '../../apply/restore.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 import { BOOT_LINK, BOOT_UNIT_PATH, NO_BOOT, readBoot, renderBootFile, renderBootUnit, type BootState } from './boot.js';
 import { desiredTable } from './desired.js';
-import { createNftablesDriver, nftablesDriver, restoreTransaction, type ConfirmCheck, type DesiredFirewall, type ObservedFirewall } from './index.js';
+import {
+  createNftablesDriver,
+  nftablesDriver,
+  restoreTransaction,
+  type ConfirmCheck,
+  type DesiredFirewall,
+  type FirewallOp,
+  type ObservedFirewall,
+} from './index.js';
 import { tableLines, type Statement, type Table } from './model.js';
 import { DELETE_TRANSACTION, renderTable, renderTransaction } from './render.js';
 
 const REVERT_FILE = '/var/lib/hostkit/nftables-revert.nft';
 const BOOT_FILE = '/var/lib/hostkit/firewall/confirmed.nft';
-type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec>;
+type FirewallChange = Change<DesiredFirewall, ObservedFirewall, FirewallSpec, FirewallOp>;
 
 const SPEC: FirewallSpec = {
   input: 'drop',
@@ -659,5 +667,22 @@ describe('reconciler/drivers/nftables', () => {
     await expect(nftablesDriver.apply(change, ctx)).rejects.toThrow(/Refusing state directory/);
     expect(fw.live).toBeUndefined();
     expect(fw.armed).toBeUndefined();
+  });
+});
+
+describe('reconciler/drivers/nftables operations', () => {
+  const desired: DesiredFirewall = { table: table(SPEC), lines: tableLines(table(SPEC)), transaction: 'unused in plan', confirmTimeoutMs: 60_000, boot: BOOT };
+  const live = table(SPEC);
+  it.each<[string, DesiredFirewall | undefined, ObservedFirewall | undefined, FirewallOp[]]>([
+    ['table missing: loaded, and its boot copy written once confirmed', desired, undefined, [{ op: 'load' }, { op: 'write-boot' }]],
+    ['table missing, boot copy current: loaded only', desired, { boot: BOOT }, [{ op: 'load' }]],
+    ['a rule deleted by hand: loaded again', desired, observed(withoutRule(live, 5)), [{ op: 'load' }]],
+    ['table live, no boot copy: the boot copy only', desired, observed(live, NO_BOOT), [{ op: 'write-boot' }]],
+    ['as desired: nothing', desired, observed(live), []],
+    ['not rendered: refused, nothing', { ...desired, refused: 'bad address' }, observed(live), []],
+    ['orphan: removed', undefined, observed(live), [{ op: 'remove' }]],
+    ['a table nft could not read: loaded and its boot copy written', desired, { unreadable: 'spawn nft ENOENT' }, [{ op: 'load' }, { op: 'write-boot' }]],
+  ])('%s', (_title, d, o, ops) => {
+    expect(nftablesDriver.plan({ resource: resource(), desired: d, observed: o, orphan: d === undefined }).ops).toEqual(ops);
   });
 });

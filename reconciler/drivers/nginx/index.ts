@@ -3,7 +3,7 @@ import { error, warning, type Diagnostic, type Location } from '../../core/diagn
 import { errorMessage } from '../../core/errors.js';
 import { describeRef } from '../../core/secrets.js';
 import type { SiteSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { Host, Ownership } from '../../hosts/types.js';
 import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
@@ -15,7 +15,8 @@ import { CHALLENGE_DIR, HTPASSWD_DIR, htpasswdFile, siteFile } from './paths.js'
 import { renderSite, siteTlsFiles } from './render.js';
 import { reloadOwed } from './run.js';
 import { siteProblems } from './validate.js';
-import { sitePrimitive } from './manifest.js';
+import type { sitePrimitive } from './manifest.js';
+import { siteDefinition } from './definition.js';
 import { siteRestore } from './restore.js';
 
 /** nginx's worker user on Debian; its group reads the htpasswd files. */
@@ -47,6 +48,12 @@ export interface ObservedSite {
   /** A run stopped after writing nginx files and before nginx took them. */
   reloadOwed?: boolean;
 }
+
+/**
+ * What apply does to a site: write its file, write or remove its htpasswd file, or remove
+ * both; then nginx reloads (settle, once per run, after `nginx -t`).
+ */
+export type SiteOp = { op: 'write' } | { op: 'write-htpasswd' } | { op: 'remove-htpasswd' } | { op: 'remove' } | { op: 'reload' };
 
 interface Snapshot {
   file: string;
@@ -118,11 +125,8 @@ async function webRootProblem(
  * one `nginx -t` for the whole configuration, one reload, and probes every
  * changed site for the generation header of its new file.
  */
-export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site'> & WithManifests<typeof sitePrimitive> = {
-  kind: 'site',
-  rank: 9,
-  orphans: 'delete',
-  manifests: [sitePrimitive],
+export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUndo, 'site', void, SiteOp> & WithManifests<typeof sitePrimitive> = {
+  ...siteDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSite; diagnostics: Diagnostic[] }>();
@@ -233,13 +237,17 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
   },
 
   plan({ resource, desired, observed, orphan }) {
-    type SiteChange = Change<DesiredSite, ObservedSite, SiteSpec>;
+    type SiteChange = Change<DesiredSite, ObservedSite, SiteSpec, SiteOp>;
     const base = changeBase(resource);
     if (observed?.unreadable !== undefined) {
+      const remove = orphan || !desired;
       return {
         ...base,
-        action: orphan || !desired ? 'delete' : 'update',
+        action: remove ? 'delete' : 'update',
         fields: [],
+        ops: remove
+          ? [{ op: 'remove' }, { op: 'reload' }]
+          : [{ op: 'write' }, { op: desired.htpasswd ? 'write-htpasswd' : 'remove-htpasswd' }, { op: 'reload' }],
         disruptive: true,
         reason: 'the site files could not be read',
         diagnostics: [warning('site not observed', `${siteFile(resource.spec.site)}: ${observed.unreadable}`, resource.origin)],
@@ -248,10 +256,11 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
       } as SiteChange;
     }
     if (orphan || !desired) {
-      if (!observed) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' } as SiteChange;
+      if (!observed) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'already removed' } as SiteChange;
       return {
         ...base,
         action: 'delete',
+        ops: [{ op: 'remove' }, { op: 'reload' }],
         fields: observed.content
           ? [
               observed.unowned !== undefined
@@ -264,9 +273,11 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
         observed,
       } as SiteChange;
     }
-    if (desired.refused !== undefined) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'not rendered (see the error)' } as SiteChange;
+    if (desired.refused !== undefined) return refusedChange(base, { reason: 'not rendered (see the error)' });
     const fields: FieldChange[] = [];
+    const ops: SiteOp[] = [];
     const before = observed?.content?.toString('utf8');
+    if (before !== desired.content) ops.push({ op: 'write' });
     if (before !== desired.content && observed?.unowned !== undefined) {
       // Not HostKit's bytes: their size and fingerprint, never their text.
       fields.push({ field: '/content', before: observed.unowned, after: 'site file' });
@@ -287,18 +298,24 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
           after: `${desired.htpasswd.fingerprint} (${desired.htpasswd.users.length} user${desired.htpasswd.users.length === 1 ? '' : 's'})`,
           redacted: true,
         });
+        ops.push({ op: 'write-htpasswd' });
       } else if (auth.mode !== HTPASSWD_MODE || auth.group !== NGINX_GROUP) {
         fields.push({ field: '/gate/basicAuth/mode', before: `${auth.group} 0${auth.mode.toString(8)}`, after: `${NGINX_GROUP} 0640` });
+        ops.push({ op: 'write-htpasswd' });
       }
     } else if (desired.htpasswdUnavailable) {
+      // A dry run without the secret: an apply (which must read it) writes the file.
       fields.push({ field: '/gate/basicAuth/htpasswd', after: `from ${desired.htpasswdUnavailable} (unavailable here)`, redacted: true });
+      ops.push({ op: 'write-htpasswd' });
     } else if (auth) {
       fields.push({ field: '/gate/basicAuth/htpasswd', before: auth.fingerprint, after: 'removed', redacted: true });
+      ops.push({ op: 'remove-htpasswd' });
     }
     if (fields.length === 0 && observed?.reloadOwed) fields.push({ field: '/reload', before: 'owed by an interrupted run', after: 'reloaded' });
     const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
     if (action === 'create' && desired.rootFound) fields.push({ field: '/root', after: `${desired.rootFound} (exists; HostKit does not create it)` });
-    return { ...base, action, fields, disruptive: action !== 'noop', desired, ...(observed ? { observed } : {}) } as SiteChange;
+    if (action !== 'noop') ops.push({ op: 'reload' });
+    return { ...base, action, fields, ops, disruptive: action !== 'noop', desired, ...(observed ? { observed } : {}) } as SiteChange;
   },
 
   // Writes files only; nothing is live until settle reloads nginx. If this
@@ -309,7 +326,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     const file = siteFile(spec.site);
     const auth = htpasswdFile(spec.site);
     const undo: SiteUndo = { snapshots: [await snapshot(ctx.host, file), await snapshot(ctx.host, auth)], createdDirs: [] };
-    await ctx.run.nginx.changing({ path: file, resourceId: change.id });
+    if (hasOp(change, 'reload')) await ctx.run.nginx.changing({ path: file, resourceId: change.id });
     try {
       await writeSite(change, ctx, undo);
     } catch (cause) {
@@ -327,7 +344,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
   async verify(change, ctx) {
     const file = siteFile(change.resource!.spec.site);
     const live = await ctx.host.readFile(file);
-    if (change.action === 'delete') return live ? [error('site not removed', `${file} still exists`, change.origin)] : [];
+    if (hasOp(change, 'remove')) return live ? [error('site not removed', `${file} still exists`, change.origin)] : [];
     if (!live?.equals(Buffer.from(change.desired!.content))) return [error('site not as desired', `${file} differs from what was written`, change.origin)];
     return [];
   },
@@ -346,11 +363,11 @@ async function putBack(undo: SiteUndo, ctx: DriverContext): Promise<void> {
   ctx.run.nginx.restored();
 }
 
-async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec>, ctx: DriverContext, undo: SiteUndo): Promise<void> {
+async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec, SiteOp>, ctx: DriverContext, undo: SiteUndo): Promise<void> {
   const spec = change.resource!.spec;
   const file = siteFile(spec.site);
   const auth = htpasswdFile(spec.site);
-  if (change.action === 'delete') {
+  if (hasOp(change, 'remove')) {
     await ctx.host.remove(file);
     await ctx.host.remove(auth);
     return;
@@ -358,13 +375,12 @@ async function writeSite(change: Change<DesiredSite, ObservedSite, SiteSpec>, ct
   const desired = change.desired!;
   const root = { uid: 0, gid: 0, mode: 0o755 };
   await ensureDir(ctx.host, CHALLENGE_DIR, root, undo.createdDirs);
-  if (desired.htpasswd) {
+  if (hasOp(change, 'write-htpasswd') && desired.htpasswd) {
     const gid = (await UserDb.read(ctx.host)).gid(NGINX_GROUP);
     await ensureDir(ctx.host, HTPASSWD_DIR, { uid: 0, gid, mode: 0o750 }, undo.createdDirs);
     await ctx.host.writeFile(auth, desired.htpasswd.content, { uid: 0, gid, mode: HTPASSWD_MODE });
-  } else {
-    await ctx.host.remove(auth);
   }
-  await ctx.host.writeFile(file, desired.content, { uid: 0, gid: 0, mode: 0o644 });
+  if (hasOp(change, 'remove-htpasswd')) await ctx.host.remove(auth);
+  if (hasOp(change, 'write')) await ctx.host.writeFile(file, desired.content, { uid: 0, gid: 0, mode: 0o644 });
   ctx.run.nginx.expect(desired.domains[0]!, desired.generation, change.id);
 }

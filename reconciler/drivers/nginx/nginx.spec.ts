@@ -1,12 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { driverContext, inventoryAfter } from '../../../test/support/context.js';
 import type { Inventory } from '../../apply/inventory.js';
 import type { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { SiteSpec } from '../../core/specs.js';
+import { summarize } from '../../diff/model.js';
+import { toJsonPlan } from '../../diff/render/json.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { buildHtpasswd, sha512Crypt } from './htpasswd.js';
-import { hostHasIpv6, nginxSiteDriver, type DesiredSite, type ObservedSite } from './index.js';
+import { hostHasIpv6, nginxSiteDriver, type DesiredSite, type ObservedSite, type SiteOp } from './index.js';
 import { siteFile } from './paths.js';
 import { renderSite } from './render.js';
 import { reloadOwedPath } from './run.js';
@@ -349,5 +351,52 @@ describe('reconciler/drivers/nginx (driver)', () => {
     const again = await planned(staticSite(), host, false, inventoryAfter(ctx, [staticSite()]));
     expect(again.change.action).toBe('noop');
     expect(again.change.fields).toEqual([]);
+  });
+});
+
+describe('reconciler/drivers/nginx operations', () => {
+  const HTPASSWD = 'alice:$6$salt$hash\n';
+  const htpasswd = { file: '/etc/nginx/hostkit-htpasswd/web.example.com', content: HTPASSWD, fingerprint: 'hmac:0123456789ab', users: ['alice'] };
+  const desired: DesiredSite = { file: siteFile('web.example.com'), content: 'server {}\n', generation: 'g1', domains: ['web.example.com'] };
+  const auth = { content: Buffer.from(HTPASSWD), fingerprint: 'hmac:0123456789ab', mode: 0o640, group: 'www-data' };
+  const current: ObservedSite = { content: Buffer.from(desired.content) };
+
+  it.each<[string, DesiredSite | undefined, ObservedSite | undefined, SiteOp[]]>([
+    ['new site: written, then nginx reloads', desired, undefined, [{ op: 'write' }, { op: 'reload' }]],
+    ['new site with basic auth: its htpasswd too', { ...desired, htpasswd }, undefined, [{ op: 'write' }, { op: 'write-htpasswd' }, { op: 'reload' }]],
+    ['new content', desired, { content: Buffer.from('server { listen 80; }\n') }, [{ op: 'write' }, { op: 'reload' }]],
+    [
+      'htpasswd readable by others: written again',
+      { ...desired, htpasswd },
+      { ...current, htpasswd: { ...auth, mode: 0o644 } },
+      [{ op: 'write-htpasswd' }, { op: 'reload' }],
+    ],
+    ['basic auth dropped: its htpasswd removed', desired, { ...current, htpasswd: auth }, [{ op: 'remove-htpasswd' }, { op: 'reload' }]],
+    [
+      'a dry run without the secret: an apply writes the htpasswd',
+      { ...desired, htpasswdUnavailable: 'env:WEB_USERS' },
+      { ...current, htpasswd: auth },
+      [{ op: 'write-htpasswd' }, { op: 'reload' }],
+    ],
+    ['a reload owed by an interrupted run: the reload', desired, { ...current, reloadOwed: true }, [{ op: 'reload' }]],
+    ['unchanged: nothing', desired, current, []],
+    ['refused: nothing', { ...desired, refused: 'bad domain' }, undefined, []],
+    ['orphan: removed, then nginx reloads', undefined, current, [{ op: 'remove' }, { op: 'reload' }]],
+  ])('%s', (_title, d, o, ops) => {
+    expect(nginxSiteDriver.plan({ resource: site(), desired: d, observed: o, orphan: d === undefined }).ops).toEqual(ops);
+  });
+
+  it('the JSON plan names the htpasswd write, not its content; apply of it leaves the site file alone', async () => {
+    const observed = { ...current, htpasswd: { ...auth, group: 'root' } };
+    const change = nginxSiteDriver.plan({ resource: site(), desired: { ...desired, htpasswd }, observed, orphan: false });
+    const json = JSON.stringify(toJsonPlan({ host: 'h', repository: 'r', changes: [change], diagnostics: [], summary: summarize([change]) }));
+    expect(json).toContain('"ops":[{"op":"write-htpasswd"},{"op":"reload"}]');
+    expect(json).not.toContain('$6$salt$hash');
+    const host = nginxHost();
+    host.seedFile(desired.file, desired.content);
+    const write = vi.spyOn(host, 'writeFile');
+    await nginxSiteDriver.apply(change, driverContext(host));
+    // nginx's files: the htpasswd only (the reload owed is HostKit's own state file).
+    expect(write.mock.calls.map(([p]) => p).filter((p) => p.startsWith('/etc/nginx/'))).toEqual([htpasswd.file]);
   });
 });

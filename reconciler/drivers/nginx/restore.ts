@@ -3,7 +3,7 @@ import type { Change } from '../../diff/model.js';
 import type { AfterRestore, FileRestoreStep, Restore } from '../types.js';
 import { reload, testConfig } from './nginx.js';
 import { htpasswdFile, siteFile, TLS_DIR } from './paths.js';
-import { RELOAD_OWED, reloadOwedPath } from './run.js';
+import { RELOAD_OWED, RELOADED, reloadOwedPath } from './run.js';
 
 // The undo of a site change: its site file and password file come back from the
 // run journal, with the "reload owed" mark as it was before the run. Once every
@@ -15,12 +15,14 @@ export function isNginxPath(p: string): boolean {
 }
 
 const afterRestore: AfterRestore<{ reload: true }> = {
-  async plan(steps) {
+  async plan(steps, _changes, host) {
     const files = steps.filter((s): s is FileRestoreStep & { path: string; unchanged: boolean } => s.action === 'restore-file' || s.action === 'remove-file');
     if (!files.some((s) => isNginxPath(s.path) && !s.unchanged)) return undefined;
-    // The run marked a reload owed and never cleared it: nginx never loaded what it wrote and
+    // The run marked a reload owed (the marker did not exist before it) and never reloaded since: nginx
     // still runs the configuration the restore puts back (a failed `nginx -t`, a kill before the reload).
-    const neverReloaded = files.some((s) => s.action === 'remove-file' && !s.unchanged && s.path.endsWith(`/${RELOAD_OWED}`));
+    const marker = files.find((s) => s.action === 'remove-file' && !s.unchanged && s.path.endsWith(`/${RELOAD_OWED}`));
+    const text = marker ? ((await host.readFile(marker.path))?.toString('utf8') ?? '') : '';
+    const neverReloaded = marker !== undefined && !text.trimEnd().endsWith(` ${RELOADED}`);
     return neverReloaded ? undefined : { reload: true };
   },
   describe: () => ['  nginx -t, then reload nginx'],

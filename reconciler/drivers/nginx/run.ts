@@ -1,7 +1,7 @@
 // What one run has done to nginx, shared by the site and certificate drivers
 // through ctx.run.nginx (drivers/run.ts NginxReload): config files written but not
-// yet live, the sites to probe, whether nginx was reloaded (then rollback reloads
-// it again).
+// yet live, the sites to probe, whether nginx was reloaded (the reload-owed marker
+// says so, and a restore of the run then reloads again: nginx/restore.ts).
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
@@ -16,6 +16,8 @@ import { writeRootFile } from '../../hosts/root-files.js';
 // reloads even though every file already has its desired bytes (the same idea
 // as systemd's pending restarts; ansible/ansible#4766 is the bug it prevents).
 export const RELOAD_OWED = 'nginx-reload-owed';
+/** In the marker: the run that wrote it had reloaded nginx at least once. */
+export const RELOADED = 'reloaded';
 
 export function reloadOwedPath(stateDirectory: string): string {
   return path.posix.join(stateDirectory, RELOAD_OWED);
@@ -31,8 +33,6 @@ export class NginxRun implements NginxReload {
   private readonly log: Logger;
   /** The reload-owed marker is on disk for this run's writes. */
   private marked = false;
-  /** It was already there, left by an interrupted run: only a reload may clear it. */
-  private inherited = false;
   /** Files changed since nginx last loaded its config in this run. */
   private dirty = false;
   /** This run reloaded nginx at least once. */
@@ -52,8 +52,7 @@ export class NginxRun implements NginxReload {
     if (file) this.files.set(file.path, file.resourceId);
     this.dirty = true;
     if (this.marked) return;
-    this.inherited = await reloadOwed(this.host, this.stateDirectory);
-    await writeRootFile(this.host, reloadOwedPath(this.stateDirectory), `${new Date().toISOString()}\n`);
+    await this.writeReloadOwed();
     this.marked = true;
   }
 
@@ -78,6 +77,8 @@ export class NginxRun implements NginxReload {
     await reload(this.host);
     this.dirty = false;
     this.reloaded = true;
+    // From now on a restore of this run must reload: nginx may serve what it wrote (nginx/restore.ts).
+    if (this.marked) await this.writeReloadOwed();
     this.log.info({ sites: this.probes.size }, 'nginx reloaded');
     const missing = await awaitGenerations(
       this.host,
@@ -100,19 +101,9 @@ export class NginxRun implements NginxReload {
     return (await nginxActive(this.host)) && (await this.host.stat(siteFile(site))) !== undefined;
   }
 
-  async restore(): Promise<void> {
-    if (!this.reloaded) {
-      // The restored files are what nginx runs: no reload is owed for this run's writes.
-      if (!this.inherited) await this.clearReloadOwed();
-      return;
-    }
-    const test = await testConfig(this.host);
-    if (!test.ok) throw new HostKitError('NGINX_CONFIG_INVALID', `after rollback nginx -t still fails; nginx was not reloaded:\n${test.message}`);
-    await reload(this.host);
-    this.reloaded = false;
-    this.dirty = false;
-    this.probes.clear();
-    await this.clearReloadOwed();
+  // The marker says whether this run reloaded nginx already: a restore reloads unless it never did.
+  private async writeReloadOwed(): Promise<void> {
+    await writeRootFile(this.host, reloadOwedPath(this.stateDirectory), `${new Date().toISOString()}${this.reloaded ? ` ${RELOADED}` : ''}\n`);
   }
 
   private async clearReloadOwed(): Promise<void> {

@@ -70,16 +70,6 @@ export const fixtures: ConformanceFixture[] = [
     fake: fakeServer,
     rollback: {
       create: { reason: KEPT, resources: ({ set, count }) => roleIds(set, count), paths: () => [], asApplied: true },
-      // The restore sets a role back through the Host manifest's admin connection (apply/restore-role.ts connectAdmin),
-      // which no fake server stands behind; the real-host run checks that it puts the role back.
-      update: {
-        reason: 'a role is put back over the admin connection of the Host manifest (apply/restore-role.ts), which reaches only a real server',
-        on: ['fake'],
-        resources: ({ set }) => roleIds(set, 1),
-        paths: () => [],
-        asApplied: true,
-        errors: ({ set }) => roleIds(set, 1),
-      },
     },
   },
   {

@@ -4,11 +4,12 @@ import { error, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { PgDatabaseSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, findOp, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
 import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
+import { pgDatabaseDefinition } from './definition.js';
 import { databaseRestore } from './restore.js';
 
 /**
@@ -52,6 +53,12 @@ export type ObservedDatabase =
   | ({ exists: false } & ServerFacts)
   | { exists: false; unreachable: string };
 
+/**
+ * What apply does to a database: CREATE DATABASE (a step of its own), ALTER DATABASE ...
+ * OWNER, CREATE EXTENSION for the extensions it lacks (one transaction in it), or DROP DATABASE.
+ */
+export type DatabaseOp = { op: 'create' } | { op: 'set-owner' } | { op: 'create-extensions'; extensions: string[] } | { op: 'drop' };
+
 export interface DatabaseUndo {
   /** This run created the database; rollback drops it (FORCE on PostgreSQL 13 and later). */
   created?: { force: boolean };
@@ -94,20 +101,13 @@ export function planDatabase({
   desired: DesiredDatabase | undefined;
   observed: ObservedDatabase | undefined;
   orphan: boolean;
-}): Change<DesiredDatabase, ObservedDatabase, DatabaseSpec> {
+}): Change<DesiredDatabase, ObservedDatabase, DatabaseSpec, DatabaseOp> {
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && 'unreachable' in observed ? observed.unreachable : undefined;
   const exists = observed?.exists === true;
   if (desired?.drop && !orphan && observed?.exists && observed.hostkit === false && isProjectLevel(resource)) {
     const what = `database ${desired.database} exists and HostKit did not create it for this project; a project manifest may drop only what HostKit created for it`;
-    return {
-      ...base,
-      action: 'noop',
-      fields: [],
-      desired,
-      observed,
-      diagnostics: [notOwnRefusal('pg-drop-foreign', what, resource.fieldOrigins?.['drop'] ?? resource.origin)],
-    };
+    return refusedChange(base, notOwnRefusal('pg-drop-foreign', what, resource.fieldOrigins?.['drop'] ?? resource.origin), desired, observed);
   }
   const decided = planLifecycle({
     resource,
@@ -145,7 +145,11 @@ export function planDatabase({
     fields.push({ field: '/owner', after: desired.owner }, { field: '/encoding', after: desired.encoding });
     if (desired.locale !== undefined) fields.push({ field: '/locale', after: desired.locale });
     if (desired.extensions.length > 0) fields.push({ field: '/extensions', after: desired.extensions });
-    return { ...base, action: 'create', fields, desired, diagnostics, ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : { observed }) };
+    const ops: DatabaseOp[] = [
+      { op: 'create' },
+      ...(desired.extensions.length > 0 ? [{ op: 'create-extensions' as const, extensions: desired.extensions }] : []),
+    ];
+    return { ...base, action: 'create', fields, ops, desired, diagnostics, ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : { observed }) };
   }
 
   // Encoding and locale are fixed when a database is created; changing them
@@ -170,11 +174,16 @@ export function planDatabase({
       ),
     );
   }
-  if (observed.owner !== desired.owner) fields.push({ field: '/owner', before: observed.owner, after: desired.owner });
+  const ops: DatabaseOp[] = [];
+  if (observed.owner !== desired.owner) {
+    fields.push({ field: '/owner', before: observed.owner, after: desired.owner });
+    ops.push({ op: 'set-owner' });
+  }
   if (missing.length > 0) {
     fields.push({ field: '/extensions', before: desired.extensions.filter((e) => installed.includes(e)), after: desired.extensions });
+    ops.push({ op: 'create-extensions', extensions: missing });
   }
-  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed, diagnostics };
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, ops, desired, observed, diagnostics };
 }
 
 /**
@@ -182,7 +191,9 @@ export function planDatabase({
  * creation, and extensions. A database whose manifest is gone is reported and
  * kept with its data; `drop: true` drops it.
  */
-export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo, 'pgdatabase', DatabaseRun> {
+export function makeDatabaseDriver(
+  connect: Connect,
+): Driver<DatabaseSpec, DesiredDatabase, ObservedDatabase, DatabaseUndo, 'pgdatabase', DatabaseRun, DatabaseOp> {
   // One catalog query shared with the role driver, then one query per existing
   // database that declares extensions (each database has its own pg_extension).
   async function observeDatabases(
@@ -264,9 +275,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
   }
 
   return {
-    kind: 'pgdatabase',
-    rank: 3,
-    orphans: 'report',
+    ...pgDatabaseDefinition,
 
     createRun: () => ({ desired: new Map(), observed: new Map() }),
 
@@ -304,13 +313,14 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
       noteChanging(ctx, { databases: [database] });
       const desired = change.desired!;
       const version = change.observed && 'version' in change.observed ? change.observed.version : 0;
-      if (change.action === 'delete') {
+      if (hasOp(change, 'drop')) {
         await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(dropDatabase(database, { force: false })));
         return { dropped: true };
       }
-      if (change.action === 'create') {
+      const extensions = findOp(change, 'create-extensions')?.extensions ?? [];
+      if (hasOp(change, 'create')) {
         const force = version >= 130000;
-        if (desired.extensions.length === 0) {
+        if (extensions.length === 0) {
           const first = state.ahead === undefined;
           if (first) state.ahead = createAhead(ctx, state);
           const ahead = await state.ahead!.catch(() => new Map<string, Promise<boolean>>());
@@ -335,11 +345,11 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
             }),
           ),
         );
-        if (desired.extensions.length > 0) {
+        if (extensions.length > 0) {
           try {
             await withSession(connect, ctx, database, (s) =>
               inTransaction(s, async () => {
-                for (const e of desired.extensions) await s.query(createExtension(e));
+                for (const e of extensions) await s.query(createExtension(e));
               }),
             );
           } catch (cause) {
@@ -351,20 +361,19 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
         }
         return { created: { force } };
       }
-      const changed = new Set(change.fields.map((f) => f.field));
       return withSession(connect, ctx, database, (s) =>
         inTransaction(s, async () => {
           const undo: DatabaseUndo = {};
-          if (changed.has('/owner')) {
+          if (hasOp(change, 'set-owner')) {
             const [before] = await s.query<{ owner: string }>(OWNER_QUERY, [database]);
             if (!before) throw new HostKitError('PG_DATABASE_GONE', `Database ${database} no longer exists; plan again`, { data: { database } });
             await s.query(alterDatabaseOwner(database, desired.owner));
             undo.previousOwner = before.owner;
           }
-          if (changed.has('/extensions')) {
+          if (extensions.length > 0) {
             const present = new Set((await s.query<{ name: string }>(EXTENSIONS_QUERY)).map((r) => r.name));
             undo.createdExtensions = [];
-            for (const e of desired.extensions.filter((x) => !present.has(x))) {
+            for (const e of extensions.filter((x) => !present.has(x))) {
               await s.query(createExtension(e));
               undo.createdExtensions.push(e);
             }
@@ -377,7 +386,7 @@ export function makeDatabaseDriver(connect: Connect): Driver<DatabaseSpec, Desir
     async verify(change, ctx) {
       const resource = change.resource!;
       const observed = (await observeDatabases([resource], ctx, (request) => catalogAfterChanges(connect, ctx, request))).get(change.id);
-      if (change.action === 'delete') {
+      if (hasOp(change, 'drop')) {
         return observed?.exists ? [error('verification failed', `database ${resource.spec.database} still exists after DROP DATABASE`, change.origin)] : [];
       }
       const again = planDatabase({ resource, desired: change.desired, observed, orphan: false });

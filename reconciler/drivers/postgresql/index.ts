@@ -5,8 +5,6 @@
 import { connectAdmin, type Connect } from './connection.js';
 import { makeDatabaseDriver } from './database.js';
 import { makeRoleDriver } from './role.js';
-import { postgresDatabasePrimitive, postgresRolePrimitive } from './manifest.js';
-import { withManifests } from '../types.js';
 
 export type { Connect, SqlSession } from './connection.js';
 export type { DatabaseSpec, DatabaseUndo, DesiredDatabase, ObservedDatabase } from './database.js';
@@ -18,5 +16,5 @@ export function makePostgresDrivers(connect: Connect = connectAdmin) {
 }
 
 const real = makePostgresDrivers();
-export const pgRoleDriver = withManifests(real.role, [postgresRolePrimitive]);
-export const pgDatabaseDriver = withManifests(real.database, [postgresDatabasePrimitive]);
+export const pgRoleDriver = real.role;
+export const pgDatabaseDriver = real.database;

@@ -26,29 +26,30 @@ export interface LifecycleInput<D extends { drop?: boolean }, O, S> {
  */
 export function planLifecycle<D extends { drop?: boolean }, O, S>(
   input: LifecycleInput<D, O, S>,
-): { change: Change<D, O, S>; diagnostics?: never } | { change?: never; diagnostics: Diagnostic[] } {
+): { change: Change<D, O, S, { op: 'drop' }>; diagnostics?: never } | { change?: never; diagnostics: Diagnostic[] } {
   const { resource, desired, observed, orphan, exists, unreachable } = input;
   const base = { ...changeBase(resource), disruptive: false };
   const diagnostics: Diagnostic[] = unreachable
     ? [warning('PostgreSQL not reachable', `${resource.id}: planned without live state: ${unreachable}`, resource.origin)]
     : [];
   if (unreachable && (orphan || !desired || desired.drop)) {
-    return { change: { ...base, action: 'noop', fields: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics } };
+    return { change: { ...base, action: 'noop', fields: [], ops: [], ...(orphan ? { orphan: true } : {}), reason: UNKNOWN_REASON, diagnostics } };
   }
   if (orphan || !desired) {
     return {
       change: exists
-        ? { ...base, action: 'noop', fields: [], orphan: true, reason: input.orphanReason, ...(observed ? { observed } : {}) }
-        : { ...base, action: 'noop', fields: [], reason: 'already removed' },
+        ? { ...base, action: 'noop', fields: [], ops: [], orphan: true, reason: input.orphanReason, ...(observed ? { observed } : {}) }
+        : { ...base, action: 'noop', fields: [], ops: [], reason: 'already removed' },
     };
   }
   if (desired.drop) {
-    if (!exists) return { change: { ...base, action: 'noop', fields: [], reason: 'dropped (drop: true); its manifest can be removed now', desired } };
+    if (!exists) return { change: { ...base, action: 'noop', fields: [], ops: [], reason: 'dropped (drop: true); its manifest can be removed now', desired } };
     return {
       change: {
         ...base,
         action: 'delete',
         fields: [],
+        ops: [{ op: 'drop' }],
         reason: input.dropReason,
         ...(input.irreversibleDrop ? { irreversible: true } : {}),
         desired,

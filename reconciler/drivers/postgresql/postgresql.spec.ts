@@ -14,9 +14,9 @@ import { FakePostgres } from '../../../test/support/fake-postgres.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 import type { DriverContext } from '../types.js';
 import { connectAdmin } from './connection.js';
-import { planDatabase, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
+import { planDatabase, type DatabaseOp, type DatabaseSpec, type DesiredDatabase, type ObservedDatabase } from './database.js';
 import { makePostgresDrivers } from './index.js';
-import { planRole, type DesiredRole, type ObservedRole, type RoleSpec } from './role.js';
+import { planRole, type DesiredRole, type ObservedRole, type RoleOp, type RoleSpec } from './role.js';
 import { makeVerifier } from './scram.js';
 import { CATALOG_QUERY, EXTENSIONS_QUERY } from './sql.js';
 
@@ -123,6 +123,29 @@ const liveRole = (over: Partial<Extract<ObservedRole, { exists: true }>> = {}): 
 
 describe('reconciler/drivers/postgresql', () => {
   describe('planRole: desired vs observed -> change', () => {
+    it.each<[string, DesiredRole | undefined, ObservedRole | undefined, RoleOp[]]>([
+      ['absent: created, with its password set', desiredRole(), undefined, [{ op: 'create' }, { op: 'set-password' }]],
+      ['absent, password not managed: created only', desiredRole({ password: undefined }), undefined, [{ op: 'create' }]],
+      [
+        'another connection limit: its attributes altered',
+        desiredRole({ connectionLimit: 5 }),
+        liveRole(),
+        [{ op: 'alter-attributes', attributes: ['connectionLimit'] }],
+      ],
+      [
+        'login and limit differ: both in one alter',
+        desiredRole({ login: false, connectionLimit: 5 }),
+        liveRole(),
+        [{ op: 'alter-attributes', attributes: ['login', 'connectionLimit'] }],
+      ],
+      ['a new password: set-password only', desiredRole({ password: { value: ROTATED, fingerprint: 'hmac:0' } }), liveRole(), [{ op: 'set-password' }]],
+      ['as desired: nothing', desiredRole(), liveRole(), []],
+      ['drop: true: dropped', desiredRole({ drop: true }), liveRole(), [{ op: 'drop' }]],
+      ['orphan: kept, nothing', undefined, liveRole(), []],
+    ])('operations: %s', (_title, desired, observed, ops) => {
+      expect(planRole({ resource: roleResource(), desired, observed, orphan: desired === undefined }).ops).toEqual(ops);
+    });
+
     it.each<[string, DesiredRole | undefined, ObservedRole | undefined, boolean, Partial<Change>, FieldChange[]]>([
       [
         'absent: created with its password (redacted)',
@@ -234,6 +257,18 @@ describe('reconciler/drivers/postgresql', () => {
       ...over,
     });
     const absent: ObservedDatabase = { exists: false, version: 150020, available: ['pg_trgm', 'pgcrypto'] };
+
+    it.each<[string, DesiredDatabase | undefined, ObservedDatabase | undefined, DatabaseOp[]]>([
+      ['absent: created, then its extensions', desired(), absent, [{ op: 'create' }, { op: 'create-extensions', extensions: ['pg_trgm', 'pgcrypto'] }]],
+      ['absent, no extensions: created only', desired({ extensions: [] }), absent, [{ op: 'create' }]],
+      ['another owner: set-owner', desired({ owner: 'admin' }), live(), [{ op: 'set-owner' }]],
+      ['an extension missing: only that one created', desired(), live({ extensions: ['pgcrypto'] }), [{ op: 'create-extensions', extensions: ['pg_trgm'] }]],
+      ['as desired: nothing', desired(), live(), []],
+      ['drop: true: dropped', desired({ drop: true }), live(), [{ op: 'drop' }]],
+      ['orphan: kept, nothing', undefined, live(), []],
+    ])('operations: %s', (_title, want, observed, ops) => {
+      expect(planDatabase({ resource: databaseResource(), desired: want, observed, orphan: want === undefined }).ops).toEqual(ops);
+    });
 
     it.each<[string, DesiredDatabase | undefined, ObservedDatabase | undefined, boolean, Partial<Change>, FieldChange[], string[]]>([
       [
@@ -368,25 +403,16 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.sent).toHaveLength(1);
     });
 
-    it("rolling back after the first steps keeps every database the batch created, those whose own steps never ran too, as HostKit's", async () => {
+    it('rolling back the first steps drops the databases created ahead whose own steps never ran', async () => {
       const server = new FakePostgres();
       server.roles.set('shop', { login: true, connectionLimit: -1, password: null });
       const { dbDriver, ctx, dbRun, changes } = await planMany(server);
       const journaled = await JournaledRun.open(ctx, changes, [dbDriver]);
       await journaled.apply(dbDriver, changes[0]!, dbRun);
       await journaled.apply(dbDriver, changes[1]!, dbRun);
-      // The run fails here. A database holds data from its first moment (a migration may have run): kept, never dropped by a restore.
-      const restore = await journaled.plan();
-      expect(
-        restore.steps
-          .filter((st) => st.action === 'keep')
-          .map((st) => st.resource)
-          .sort(),
-      ).toEqual(changes.map((c) => c.id).sort());
-      const result = await journaled.rollback();
-      expect(result.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^pgdatabase\/app_5: databases are kept/)]));
-      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
-      expect([...server.databases.keys()].sort()).toEqual(['app_0', 'app_1', 'app_2', 'app_3', 'app_4', 'app_5', 'postgres']);
+      // The run fails here: nothing used its databases yet, so its rollback drops all six.
+      await journaled.rollback();
+      expect([...server.databases.keys()]).toEqual(['postgres']);
     });
 
     it("a database the batch could not create gets its own statement and PostgreSQL's error, and the others are taken back", async () => {
@@ -484,18 +510,24 @@ describe('reconciler/drivers/postgresql', () => {
       expect(server.databases.has('shop')).toBe(false);
     });
 
-    it('rollback keeps the role and database the run created, puts back an owner, keeps the extensions it added, and says a dropped database cannot come back', async () => {
+    it('rollback drops what the failed run created, puts back an owner, keeps the extensions it added, and says a dropped database cannot come back', async () => {
       const server = new FakePostgres();
       const created = await run(server);
       await created.apply();
-      const kept = await created.rollback();
+      await created.rollback();
+      expect(server.statements().slice(-2)).toEqual(['DROP DATABASE IF EXISTS "shop" WITH (FORCE)', 'DROP ROLE "shop"']);
+      expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([false, false]);
+
+      // `hostkit rollback` of a completed run keeps them: they may hold data by now.
+      const completed = await run(server);
+      await completed.apply();
+      await completed.journaled.journal.close('applied');
+      const kept = await completed.rollback();
       expect(kept.warnings).toEqual([
         expect.stringMatching(/^pgdatabase\/shop: databases are kept/),
         expect.stringMatching(/^pgrole\/shop: database roles are kept/),
       ]);
-      expect(server.statements().filter((sql) => sql.startsWith('DROP'))).toEqual([]);
       expect([server.roles.has('shop'), server.databases.has('shop')]).toEqual([true, true]);
-      expect((await run(server)).dbChange.action).toBe('noop'); // the next run adopts what was kept
 
       server.databases.get('shop')!.owner = 'postgres';
       server.databases.get('shop')!.extensions.delete('pg_trgm');
@@ -617,5 +649,27 @@ describe('reconciler/drivers/postgresql', () => {
         message: expect.stringContaining('set spec.postgresql.host, port, user and password'),
       });
     });
+  });
+});
+
+describe('reconciler/drivers/postgresql operations', () => {
+  it('a password change: the plan says set-password and shows no password; apply alters only the password, a new limit only the limit', async () => {
+    const server = new FakePostgres();
+    await (await run(server)).apply();
+    const rotated = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED } });
+    expect(rotated.roleChange.ops).toEqual([{ op: 'set-password' }]);
+    const json = toJsonPlan({ host: 'h', repository: 'r', changes: [rotated.roleChange], diagnostics: [], summary: summarize([rotated.roleChange]) });
+    expect(json.changes[0]!.ops).toEqual([{ op: 'set-password' }]);
+    const shown = everythingShown([rotated.roleChange]);
+    for (const secret of [PASSWORD, ROTATED, 'SCRAM-SHA-256', server.roles.get('shop')!.password!]) expect(shown).not.toContain(secret);
+    server.sent.length = 0;
+    await rotated.apply();
+    expect(server.statements()).toEqual(['BEGIN', expect.stringMatching(/^ALTER ROLE "shop" WITH PASSWORD '/), 'COMMIT']);
+
+    const limit = await run(server, { env: { SHOP_DB_PASSWORD: ROTATED }, role: roleResource({ connectionLimit: 5 }) });
+    expect(limit.roleChange.ops).toEqual([{ op: 'alter-attributes', attributes: ['connectionLimit'] }]);
+    server.sent.length = 0;
+    await limit.apply();
+    expect(server.statements()).toEqual(['BEGIN', 'ALTER ROLE "shop" WITH CONNECTION LIMIT 5', 'COMMIT']);
   });
 });

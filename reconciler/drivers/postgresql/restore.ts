@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HostKitError } from '../../core/errors.js';
 import { Redactor, SecretResolver } from '../../core/secrets.js';
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import type { HostSpec } from '../../manifests/types.js';
 import { createRunServices } from '../run.js';
-import type { ChangeJournal, DriverContext, Restore } from '../types.js';
+import type { ChangeJournal, DriverContext, JournaledChange, Restore } from '../types.js';
+import type { DatabaseSpec } from './database.js';
 import { ADMIN_DATABASE, withSession, type Connect } from './connection.js';
-import type { ObservedRole, RoleSettings, RoleSpec } from './role.js';
-import { alterDatabaseOwner, alterRole, createRole, OWNER_QUERY, ROLE_QUERY } from './sql.js';
+import type { DatabaseOp } from './database.js';
+import type { ObservedRole, RoleOp, RoleSettings, RoleSpec } from './role.js';
+import { alterDatabaseOwner, alterRole, createRole, dropDatabase, dropRole, OWNER_QUERY, ROLE_QUERY, VERSION_QUERY } from './sql.js';
 
 // The undo of PostgreSQL changes. Roles and databases a run created are kept,
 // with their inventory entries (a database holds data; a role may own objects).
@@ -20,9 +22,6 @@ import { alterDatabaseOwner, alterRole, createRole, OWNER_QUERY, ROLE_QUERY } fr
 // dropped role again with them. A dropped database cannot come back: its restore
 // is an error that says so.
 
-/** The role fields a restore puts back (all of them in one ALTER ROLE). */
-const ROLE_FIELDS = new Set(['/login', '/connectionLimit', '/password']);
-
 interface RoleRecord {
   role: string;
   postgresql?: HostSpec['postgresql'];
@@ -31,18 +30,35 @@ interface RoleRecord {
   dropped?: true;
 }
 
-type RoleStep = { action: 'restore-role'; resource: string } & RoleRecord;
+type RoleStep =
+  ({ action: 'restore-role'; resource: string } & RoleRecord) | { action: 'drop-role'; resource: string; role: string; postgresql?: HostSpec['postgresql'] };
 
-export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedRole, RoleSpec>, RoleRecord, RoleStep> {
+/** Made by this run (it planned a create) and the run never completed: nothing used it yet, so a restore drops it. */
+function createdUnfinished(change: JournaledChange): boolean {
+  return !change.finished && change.planned?.action === 'create';
+}
+
+// How the run reached the server: recorded before its create (absent for one made ahead in a batch: the default connection).
+function createdWith(change: JournaledChange<{ postgresql?: HostSpec['postgresql'] }>): HostSpec['postgresql'] | undefined {
+  return change.records.find((r) => r.key === 'created')?.data.postgresql;
+}
+
+export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedRole, RoleSpec, RoleOp>, RoleRecord, RoleStep> {
   return {
     keeps: 'database roles are kept',
 
+    // A create: how the server is reached, should the run fail and the role go again.
     // Before any of them changes. A new password goes with a new env file (DATABASE_URL): restoring the file alone would lock the service out.
     async backup(change, journal, ctx) {
       const observed = change.observed;
+      if (hasOp(change, 'create') && change.resource) {
+        const postgresql = ctx.hostManifest.spec?.postgresql;
+        await journal.backupState('created', { role: change.resource.spec.role, ...(postgresql ? { postgresql } : {}) });
+      }
       if (!observed?.exists || !change.resource) return;
-      const dropped = change.action === 'delete';
-      if (!dropped && !(change.action === 'update' && change.fields.some((f) => ROLE_FIELDS.has(f.field)))) return;
+      // All of them, whichever the ALTER sets: a restore puts them back in one ALTER ROLE.
+      const dropped = hasOp(change, 'drop');
+      if (!dropped && !hasOp(change, 'alter-attributes') && !hasOp(change, 'set-password')) return;
       const postgresql = ctx.hostManifest.spec?.postgresql;
       await journal.backupState('settings', {
         role: change.resource.spec.role,
@@ -53,15 +69,28 @@ export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedR
     },
 
     // Whether it is as before is asked when it is put back (one query, in the same session).
-    plan: async (change) =>
-      change.records.filter((r) => r.key === 'settings').map((r) => ({ action: 'restore-role' as const, resource: change.id, ...r.data })),
+    plan: async (change) => {
+      const role = (change.planned?.entry?.spec as Partial<RoleSpec> | undefined)?.role;
+      if (createdUnfinished(change) && role) {
+        const postgresql = createdWith(change as JournaledChange<{ postgresql?: HostSpec['postgresql'] }>);
+        return [{ action: 'drop-role' as const, resource: change.id, role, ...(postgresql ? { postgresql } : {}) }];
+      }
+      return change.records.filter((r) => r.key === 'settings').map((r) => ({ action: 'restore-role' as const, resource: change.id, ...r.data }));
+    },
 
-    apply: (step, ctx) => restoreRoleSettings(connect, { ...ctx, step }),
+    apply: (step, ctx) =>
+      step.action === 'drop-role'
+        ? inAdminSession(connect, ctx, step.postgresql, async (s) => {
+            if ((await s.query(ROLE_QUERY, [step.role])).length > 0) await s.query(dropRole(step.role));
+          })
+        : restoreRoleSettings(connect, { ...ctx, step }),
 
     describe: (step) =>
-      step.dropped
-        ? `  create PostgreSQL role ${step.role} again, with its login, connection limit and stored password (one CREATE ROLE)`
-        : `  restore PostgreSQL role ${step.role}: login, connection limit and stored password (one ALTER ROLE)`,
+      step.action === 'drop-role'
+        ? `  drop PostgreSQL role ${step.role} (created by this run, which never completed)`
+        : step.dropped
+          ? `  create PostgreSQL role ${step.role} again, with its login, connection limit and stored password (one CREATE ROLE)`
+          : `  restore PostgreSQL role ${step.role}: login, connection limit and stored password (one ALTER ROLE)`,
   };
 }
 
@@ -73,7 +102,7 @@ export function roleRestore(connect: Connect): Restore<Change<unknown, ObservedR
  */
 async function restoreRoleSettings(
   connect: Connect,
-  options: { host: Host; stateDirectory: string; log: Logger; step: RoleStep; record?: ChangeJournal },
+  options: { host: Host; stateDirectory: string; log: Logger; step: Extract<RoleStep, { action: 'restore-role' }>; record?: ChangeJournal },
 ): Promise<void> {
   const { step } = options;
   const { role, settings, postgresql } = step;
@@ -94,6 +123,21 @@ async function restoreRoleSettings(
       } satisfies RoleRecord);
       await s.query(alterRole(role, settings));
     });
+  } finally {
+    await ctx.run.close();
+  }
+}
+
+/** One admin session for one restore step, closed afterwards. */
+async function inAdminSession(
+  connect: Connect,
+  options: { host: Host; stateDirectory: string; log: Logger },
+  postgresql: HostSpec['postgresql'] | undefined,
+  work: Parameters<typeof withSession>[3],
+): Promise<void> {
+  const ctx = adminContext(options, postgresql);
+  try {
+    await withSession(connect, ctx, ADMIN_DATABASE, work);
   } finally {
     await ctx.run.close();
   }
@@ -126,6 +170,7 @@ function adminContext(options: { host: Host; stateDirectory: string; log: Logger
 
 type DatabaseStep =
   | { action: 'dropped-database'; resource: string; database: string }
+  | { action: 'drop-database'; resource: string; database: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'restore-owner'; resource: string; database: string; owner: string; postgresql?: HostSpec['postgresql'] };
 
 interface DatabaseRecord {
@@ -142,21 +187,30 @@ interface DatabaseRecord {
  */
 export function databaseRestore(
   connect: Connect,
-): Restore<Change<unknown, { exists?: boolean; owner?: string }, { database: string }>, DatabaseRecord, DatabaseStep> {
+): Restore<Change<unknown, { exists?: boolean; owner?: string }, { database: string }, DatabaseOp>, DatabaseRecord, DatabaseStep> {
   return {
     keeps: 'databases are kept (they hold data)',
     async backup(change, journal, ctx) {
       if (!change.resource) return;
       const database = change.resource.spec.database;
-      if (change.action === 'delete') await journal.backupState('dropped', { database });
+      if (hasOp(change, 'create')) {
+        const postgresql = ctx.hostManifest.spec?.postgresql;
+        await journal.backupState('created', { database, ...(postgresql ? { postgresql } : {}) });
+      }
+      if (hasOp(change, 'drop')) await journal.backupState('dropped', { database });
       const owner = change.observed?.exists ? change.observed.owner : undefined;
-      if (change.action === 'update' && owner && change.fields.some((f) => f.field === '/owner')) {
+      if (owner && hasOp(change, 'set-owner')) {
         const postgresql = ctx.hostManifest.spec?.postgresql;
         await journal.backupState('owner', { database, owner, ...(postgresql ? { postgresql } : {}) });
       }
     },
     async plan(change) {
       const steps: DatabaseStep[] = [];
+      const database = (change.planned?.entry?.spec as Partial<DatabaseSpec> | undefined)?.database;
+      if (createdUnfinished(change) && database) {
+        const postgresql = createdWith(change);
+        return [{ action: 'drop-database', resource: change.id, database, ...(postgresql ? { postgresql } : {}) }];
+      }
       for (const r of change.records) {
         if (r.key === 'dropped' && change.applied) steps.push({ action: 'dropped-database', resource: change.id, database: r.data.database });
         if (r.key === 'owner' && r.data.owner) steps.push({ action: 'restore-owner', resource: change.id, ...r.data, owner: r.data.owner });
@@ -167,6 +221,12 @@ export function databaseRestore(
       if (step.action === 'dropped-database') {
         throw new HostKitError('PG_DROP_IRREVERSIBLE', `Database ${step.database} was dropped by this run (drop: true) and cannot be restored by a rollback`, {
           data: { database: step.database },
+        });
+      }
+      if (step.action === 'drop-database') {
+        return inAdminSession(connect, options, step.postgresql, async (s) => {
+          const [server] = await s.query<{ version: number }>(VERSION_QUERY);
+          await s.query(dropDatabase(step.database, { force: (server?.version ?? 0) >= 130000, ifExists: true }));
         });
       }
       const ctx = adminContext(options, step.postgresql);
@@ -187,8 +247,10 @@ export function databaseRestore(
       }
     },
     describe: (step) =>
-      step.action === 'dropped-database'
-        ? `  cannot restore database ${step.database}: this run dropped it (drop: true)`
-        : `  give database ${step.database} back to its owner ${step.owner} (one ALTER DATABASE)`,
+      step.action === 'drop-database'
+        ? `  drop database ${step.database} (created by this run, which never completed)`
+        : step.action === 'dropped-database'
+          ? `  cannot restore database ${step.database}: this run dropped it (drop: true)`
+          : `  give database ${step.database} back to its owner ${step.owner} (one ALTER DATABASE)`,
   };
 }

@@ -5,12 +5,13 @@ import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import { REDACTED } from '../../core/secrets.js';
 import type { PgRoleSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, findOp, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, DEFAULT_ADMIN_USER, inTransaction, withSession, type Connect } from './connection.js';
 import { catalogAfterChanges, loadCatalog, noteChanging, type Catalog } from './observe.js';
 import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
 import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
+import { pgRoleDefinition } from './definition.js';
 import { roleRestore } from './restore.js';
 
 /** The role spec, with the explicit drop opt-in (proposed manifest field `drop: true`). */
@@ -49,6 +50,13 @@ export interface RoleUndo {
   dropped?: RoleSettings;
 }
 
+/**
+ * What apply does to a role: CREATE ROLE, or one ALTER ROLE for the attributes and the
+ * password that differ, or DROP ROLE. `set-password` says that a password is set (with the
+ * role's creation, or by the ALTER), never what it is: the verifier is made in apply.
+ */
+export type RoleOp = { op: 'create' } | { op: 'alter-attributes'; attributes: ('login' | 'connectionLimit')[] } | { op: 'set-password' } | { op: 'drop' };
+
 const ORPHAN_REASON = 'no manifest declares it any more; kept (declare it with drop: true to drop it)';
 const UNKNOWN_CREATE_REASON = 'PostgreSQL not reachable: planned as if the role did not exist';
 
@@ -62,7 +70,7 @@ export function planRole({
   desired: DesiredRole | undefined;
   observed: ObservedRole | undefined;
   orphan: boolean;
-}): Change<DesiredRole, ObservedRole, RoleSpec> {
+}): Change<DesiredRole, ObservedRole, RoleSpec, RoleOp> {
   const base = { ...changeBase(resource), disruptive: false };
   const unreachable = observed && !observed.exists ? observed.unreachable : undefined;
   const exists = observed?.exists === true;
@@ -77,7 +85,7 @@ export function planRole({
           'pg-role-adopt',
           `role ${desired.role} exists and HostKit did not create it for this project; a project manifest may not adopt it or set its password`,
         ];
-    return { ...base, action: 'noop', fields: [], desired, observed, diagnostics: [notOwnRefusal(rule, what, resource.origin)] };
+    return refusedChange(base, notOwnRefusal(rule, what, resource.origin), desired, observed);
   }
   const decided = planLifecycle({
     resource,
@@ -98,16 +106,31 @@ export function planRole({
   if (!exists) {
     fields.push({ field: '/login', after: desired.login }, { field: '/connectionLimit', after: desired.connectionLimit });
     if (password) fields.push({ field: '/password', after: password, redacted: true });
-    return { ...base, action: 'create', fields, desired, diagnostics: unknown, ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : {}) };
+    return {
+      ...base,
+      action: 'create',
+      fields,
+      ops: [{ op: 'create' }, ...(desired.password ? [{ op: 'set-password' as const }] : [])],
+      desired,
+      diagnostics: unknown,
+      ...(unreachable ? { reason: UNKNOWN_CREATE_REASON } : {}),
+    };
   }
-  if (observed.login !== desired.login) fields.push({ field: '/login', before: observed.login, after: desired.login });
+  const attributes: ('login' | 'connectionLimit')[] = [];
+  if (observed.login !== desired.login) {
+    fields.push({ field: '/login', before: observed.login, after: desired.login });
+    attributes.push('login');
+  }
   if (observed.connectionLimit !== desired.connectionLimit) {
     fields.push({ field: '/connectionLimit', before: observed.connectionLimit, after: desired.connectionLimit });
+    attributes.push('connectionLimit');
   }
+  const ops: RoleOp[] = attributes.length > 0 ? [{ op: 'alter-attributes', attributes }] : [];
   if (desired.password && !verifierMatches(desired.password.value, observed.password)) {
     fields.push({ field: '/password', before: describeStored(observed.password), after: password, redacted: true });
+    ops.push({ op: 'set-password' });
   }
-  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed };
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, ops, desired, observed };
 }
 
 // The stored password, described without a value or verifier.
@@ -130,7 +153,7 @@ function describeStored(rolpassword: string | null): string {
  * compared with the stored one, never set again while it matches. A role whose
  * manifest is gone is reported, never dropped; `drop: true` drops it.
  */
-export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo, 'pgrole'> {
+export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, ObservedRole, RoleUndo, 'pgrole', void, RoleOp> {
   async function observeRoles(
     resources: readonly Resource<RoleSpec>[],
     ctx: DriverContext,
@@ -155,9 +178,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
   }
 
   return {
-    kind: 'pgrole',
-    rank: 2,
-    orphans: 'report',
+    ...pgRoleDefinition,
 
     async desire(resources, ctx) {
       const admin = ctx.hostManifest.spec?.postgresql?.user ?? DEFAULT_ADMIN_USER;
@@ -198,14 +219,13 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
       const role = change.resource!.spec.role;
       noteChanging(ctx, { roles: [role] });
       const desired = change.desired!;
-      const changed = new Set(change.fields.map((f) => f.field));
       return withSession(connect, ctx, ADMIN_DATABASE, async (s) => {
-        if (change.action === 'create') {
+        if (hasOp(change, 'create')) {
           await s.query(
             createRole(role, {
               login: desired.login,
               connectionLimit: desired.connectionLimit,
-              ...(desired.password ? { password: makeVerifier(desired.password.value) } : {}),
+              ...(hasOp(change, 'set-password') && desired.password ? { password: makeVerifier(desired.password.value) } : {}),
             }),
           );
           return { created: true };
@@ -213,14 +233,16 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
         return inTransaction(s, async () => {
           const [before] = await s.query<RoleSettings>(ROLE_QUERY, [role]);
           if (!before) throw new HostKitError('PG_ROLE_GONE', `Role ${role} no longer exists; plan again`, { data: { role } });
-          if (change.action === 'delete') {
+          if (hasOp(change, 'drop')) {
             await s.query(dropRole(role));
             return { dropped: before };
           }
           const attributes: RoleAttributes = {};
-          if (changed.has('/login')) attributes.login = desired.login;
-          if (changed.has('/connectionLimit')) attributes.connectionLimit = desired.connectionLimit;
-          if (changed.has('/password') && desired.password) attributes.password = makeVerifier(desired.password.value);
+          for (const name of findOp(change, 'alter-attributes')?.attributes ?? []) {
+            if (name === 'login') attributes.login = desired.login;
+            else attributes.connectionLimit = desired.connectionLimit;
+          }
+          if (hasOp(change, 'set-password') && desired.password) attributes.password = makeVerifier(desired.password.value);
           await s.query(alterRole(role, attributes));
           return { previous: before };
         });
@@ -231,7 +253,7 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
       const resource = change.resource!;
       const observed = (await observeRoles([resource], ctx, (request) => catalogAfterChanges(connect, ctx, request))).get(change.id);
       if (observed?.exists) observed.hostkit = true; // this run created or changed it: its inventory entry comes after verify
-      if (change.action === 'delete') {
+      if (hasOp(change, 'drop')) {
         return observed?.exists ? [error('verification failed', `role ${resource.spec.role} still exists after DROP ROLE`, change.origin)] : [];
       }
       const again = planRole({ resource, desired: change.desired, observed, orphan: false });

@@ -130,6 +130,8 @@ export const CATALOG_QUERY = statement(`SELECT current_setting('server_version_n
   (SELECT coalesce(json_agg(e.name), '[]') FROM pg_catalog.pg_available_extensions e WHERE e.name = ANY($3::text[])) AS available`);
 
 /** The extensions installed in the database the session is connected to. */
+export const VERSION_QUERY = statement(`SELECT current_setting('server_version_num')::int AS version`);
+
 export const EXTENSIONS_QUERY = statement('SELECT extname AS name FROM pg_catalog.pg_extension ORDER BY extname');
 
 /** One role's settings, read inside the transaction that changes it, for rollback. $1 role name. */

@@ -6,13 +6,14 @@
 // switching back to it reuses it. See README.md in this folder.
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, findOp, type Change, type FieldChange } from '../../diff/model.js';
 import { releaseHold, safetyStatus, type HoldEntry } from '../../apply/quarantine.js';
 import { openRunId } from '../../apply/journal.js';
 import type { Host } from '../../hosts/types.js';
 import { fileDigest } from '../shared/inputs.js';
 import type { Driver, DriverContext } from '../types.js';
-import { buildDigest, buildRelease, contentOf, gitSource, ownerOf, removeTree, sourceAccess } from './build.js';
+import { buildDigest, buildRelease, contentOf, gitSource, ownerOf, removeTree, sourceAccess, type ReleaseContent } from './build.js';
+import { releaseDefinition } from './definition.js';
 import { holdBinds } from './holds.js';
 import {
   appendSwitch,
@@ -67,12 +68,26 @@ export interface ReleaseRun {
   switched: Map<string, string>;
 }
 
-type ReleaseChange = Change<DesiredRelease, ObservedRelease, ReleaseSpec>;
+/**
+ * What an apply does, in this order. `resolve`: the ref, as the project's user (its account
+ * is made earlier in the run); `build`: the release of the target content (reusing a complete
+ * one only when `resolve` found a commit already built); `switch`: `current` to `release`, or
+ * to the release `build` made; `remove`: interrupted builds and releases past `keep`;
+ * `end-hold`: the hold its release spec no longer matches.
+ */
+export type ReleaseOp =
+  | { op: 'resolve'; ref: string }
+  | { op: 'build'; steps: number }
+  | { op: 'switch'; release?: string }
+  | { op: 'remove'; releases: string[] }
+  | { op: 'end-hold'; release: string };
+
+type ReleaseChange = Change<DesiredRelease, ObservedRelease, ReleaseSpec, ReleaseOp>;
 
 const short = (commit: string | undefined) => (commit ? commit.slice(0, 7) : '(none)');
 
 /** The complete release built from `desired`'s content with its build digest (the newest, if several). */
-export function matchingRelease(desired: DesiredRelease, observed: ObservedRelease | undefined): string | undefined {
+export function matchingRelease(desired: ReleaseContent, observed: ObservedRelease | undefined): string | undefined {
   const content = contentOf(desired);
   if (!content || !observed) return undefined;
   const same = observed.releases.filter((r) => r.marker && contentOf(r.marker) === content && r.marker.buildDigest === desired.buildDigest);
@@ -130,11 +145,8 @@ function holdFor(
  * account, directory and env file, before lifecycle commands and units, whose
  * desire reads the release's input digest.
  */
-export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease, void, 'release', ReleaseRun> = {
-  kind: 'release',
-  rank: 4.5,
-  // Releases are the project's code: removing the project's manifest leaves them (as directories are left).
-  orphans: 'report',
+export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease, void, 'release', ReleaseRun, ReleaseOp> = {
+  ...releaseDefinition,
   restore: releaseRestore,
 
   createRun: () => ({ switched: new Map() }),
@@ -218,11 +230,12 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
   plan({ resource, desired, observed, orphan }) {
     const base = changeBase(resource);
     if (orphan || !desired)
-      return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'no manifest declares it any more: its releases are kept' };
+      return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'no manifest declares it any more: its releases are kept' };
     const spec = resource.spec;
     const current = observed?.releases.find((r) => r.id === observed.current);
     const target = desired.held ?? matchingRelease(desired, observed);
     const fields: FieldChange[] = [];
+    const ops: ReleaseOp[] = [];
     const content = contentOf(desired);
     let reason: string | undefined;
     if (!content) {
@@ -230,6 +243,7 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
       if (!current?.marker) {
         fields.push({ field: '/ref', after: `${desired.ref} (resolved when applied)` });
         reason = `(none) -> ${desired.ref}`;
+        ops.push({ op: 'resolve', ref: desired.ref ?? '' }, { op: 'build', steps: spec.build.length }, { op: 'switch' });
       }
     } else if (!current || current.id !== target || !current.marker) {
       const before = current?.marker ? contentOf(current.marker) : undefined;
@@ -239,16 +253,24 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
       if (!target && spec.build.length > 0) fields.push({ field: '/build', after: spec.build.map((b) => b.command.join(' ')) });
       if (current && spec.restarts.length > 0) fields.push({ field: '/restarts', after: spec.restarts });
       reason = `${short(before)} -> ${short(content)}${desired.held ? ' (held by rollback --to)' : ''}`;
+      ops.push(...(target ? [] : [{ op: 'build' as const, steps: spec.build.length }]), { op: 'switch', ...(target ? { release: target } : {}) });
     }
-    const switching = fields.length > 0;
-    if (desired.staleHold) fields.push({ field: '/hold', before: desired.staleHold, after: 'ended: the release spec changed' });
+    const switching = ops.length > 0;
     const removed = observed ? releasesToRemove(switchedView(observed, switching ? (target ?? '(new)') : observed.current), spec.keep) : [];
-    if (removed.length > 0) fields.push({ field: '/removed', after: removed });
-    const action = fields.length === 0 ? 'noop' : !observed ? 'create' : 'update';
+    if (removed.length > 0) {
+      fields.push({ field: '/removed', after: removed });
+      ops.push({ op: 'remove', releases: removed });
+    }
+    if (desired.staleHold) {
+      fields.push({ field: '/hold', before: desired.staleHold, after: 'ended: the release spec changed' });
+      ops.push({ op: 'end-hold', release: desired.staleHold });
+    }
+    const action = ops.length === 0 ? 'noop' : !observed ? 'create' : 'update';
     return {
       ...base,
       action,
       fields,
+      ops,
       disruptive: switching && current !== undefined,
       ...(reason ? { reason } : {}),
       desired,
@@ -256,31 +278,46 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
     } as ReleaseChange;
   },
 
-  // If this throws before the switch, `current` is as it was (a half-built release is removed,
-  // or left without its marker for the next run to remove). The switch is one rename; the
-  // run's journal holds where `current` pointed before (restore.ts).
+  // Runs the change's operations. If it throws before the switch, `current` is as it was (a
+  // half-built release is removed, or left without its marker for the next apply to remove).
+  // The switch is one rename; the run's journal holds where `current` pointed before (restore.ts).
   async apply(change, ctx, state) {
     const spec = change.resource!.spec;
-    const desired = change.desired!;
-    const observed = (await observeOne(ctx.host, spec.project, ctx.stateDirectory)) ?? { releases: [], history: [] };
-    const owner = await ownerOf(ctx.host, spec);
-    for (const dir of [releasesDir(spec.project), sharedDir(spec.project)]) {
-      if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { ...owner, mode: spec.webReadable ? 0o755 : 0o750 });
+    let content: ReleaseContent = change.desired!;
+    let built: string | undefined;
+    for (const op of change.ops) {
+      switch (op.op) {
+        case 'resolve':
+          content = { ...content, commit: await resolveNow(spec, ctx) };
+          break;
+        case 'build': {
+          const owner = await ownerOf(ctx.host, spec);
+          for (const dir of [releasesDir(spec.project), sharedDir(spec.project)]) {
+            if (!(await ctx.host.stat(dir))) await ctx.host.mkdir(dir, { ...owner, mode: spec.webReadable ? 0o755 : 0o750 });
+          }
+          const reuse = findOp(change, 'resolve') ? matchingRelease(content, await observeOne(ctx.host, spec.project, ctx.stateDirectory)) : undefined;
+          built = reuse ?? (await buildRelease(spec, content, ctx));
+          break;
+        }
+        case 'switch': {
+          const id = op.release ?? built!;
+          await ctx.host.symlink(currentTarget(id), currentLink(spec.project));
+          const run = await openRunId(ctx.host, ctx.stateDirectory);
+          await appendSwitch(ctx.host, ctx.stateDirectory, spec.project, { id, at: new Date().toISOString(), ...(run ? { run } : {}) });
+          state.switched.set(change.id, id);
+          break;
+        }
+        case 'remove': {
+          // Never the release just switched to, whatever the plan saw (a kill between plan and apply).
+          const keep = new Set([state.switched.get(change.id), (await observeOne(ctx.host, spec.project, ctx.stateDirectory))?.current]);
+          for (const id of op.releases.filter((r) => !keep.has(r))) await removeTree(ctx.host, releaseDir(spec.project, id));
+          break;
+        }
+        case 'end-hold':
+          await releaseHold(ctx.host, ctx.stateDirectory, spec.project);
+          break;
+      }
     }
-    for (const id of observed.releases.filter((r) => !r.marker && r.id !== observed.current).map((r) => r.id)) {
-      await removeTree(ctx.host, releaseDir(spec.project, id));
-    }
-    const content = desired.deferred ? { ...desired, commit: await resolveNow(spec, ctx) } : desired;
-    const id = desired.held ?? (contentOf(content) ? matchingRelease(content, observed) : observed.current) ?? (await buildRelease(spec, content, ctx));
-    if (id !== observed.current) {
-      await ctx.host.symlink(currentTarget(id), currentLink(spec.project));
-      const run = await openRunId(ctx.host, ctx.stateDirectory);
-      await appendSwitch(ctx.host, ctx.stateDirectory, spec.project, { id, at: new Date().toISOString(), ...(run ? { run } : {}) });
-    }
-    state.switched.set(change.id, id);
-    const after = (await observeOne(ctx.host, spec.project, ctx.stateDirectory))!;
-    for (const old of releasesToRemove(after, spec.keep)) await removeTree(ctx.host, releaseDir(spec.project, old));
-    if (desired.staleHold) await releaseHold(ctx.host, ctx.stateDirectory, spec.project);
   },
 
   async verify(change, ctx, state) {

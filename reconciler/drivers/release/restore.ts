@@ -1,8 +1,9 @@
-import type { Change } from '../../diff/model.js';
+import { findOp, type Change } from '../../diff/model.js';
 import { heldRelease, holdRelease, releaseHold, type HoldEntry } from '../../apply/quarantine.js';
 import type { Host } from '../../hosts/types.js';
 import type { Restore } from '../types.js';
 import { currentLink, historyPath } from './records.js';
+import type { ReleaseOp } from './index.js';
 import type { ReleaseSpec } from './spec.js';
 
 // The undo of a release change: `current` points back where it pointed (the
@@ -30,11 +31,11 @@ async function putHold(host: Host, record: HoldRecord): Promise<void> {
   else await releaseHold(host, record.stateDirectory, record.project);
 }
 
-export const releaseRestore: Restore<Change<{ staleHold?: string }, unknown, ReleaseSpec>, HoldRecord, HoldStep> = {
+export const releaseRestore: Restore<Change<unknown, unknown, ReleaseSpec, ReleaseOp>, HoldRecord, HoldStep> = {
   async backup(change, journal) {
     const spec = change.resource?.spec;
     if (!spec) return;
-    if (change.desired?.staleHold) {
+    if (findOp(change, 'end-hold')) {
       const hold = await heldRelease(journal.host, journal.stateDirectory, spec.project);
       await journal.backupState('hold', { stateDirectory: journal.stateDirectory, project: spec.project, ...(hold ? { hold } : {}) } satisfies HoldRecord);
     }

@@ -1,7 +1,7 @@
 import { missingParents } from './undo.js';
 import { error, type Diagnostic } from '../../core/diagnostics.js';
 import type { Resource } from '../../core/resource.js';
-import { changeBase, diffFields, octal, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, diffFields, hasOp, octal, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { FileType, Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 import { UserDb } from './users.js';
@@ -36,6 +36,13 @@ export interface ObservedFile {
   /** A directory on the way to the path is a symlink (nothing was read through it). */
   symlinkedParent?: string;
 }
+
+/**
+ * What apply does to a managed file (the file and envfile kinds, sysctl's file): write its
+ * bytes with their ownership, or only chown/chmod it (one setOwnership call for both), or
+ * remove it. Each of those driver folders names this union as its own.
+ */
+export type ManagedFileOp = { op: 'write' } | { op: 'chown' } | { op: 'chmod' } | { op: 'remove' };
 
 /** What rollback needs: the bytes and ownership before apply, and the directories apply created. */
 export interface FileUndo {
@@ -98,37 +105,21 @@ export function planFile<S extends { path: string }>(
   desired: DesiredFile | undefined,
   observed: ObservedFile | undefined,
   options: { orphan: boolean; secret?: boolean },
-): Change<DesiredFile, ObservedFile, S> {
+): Change<DesiredFile, ObservedFile, S, ManagedFileOp> {
   const base = { ...changeBase(resource), disruptive: false };
   const p = (resource.spec as { path: string }).path;
-  if (observed?.symlinkedParent) {
-    return {
-      ...base,
-      action: 'noop',
-      fields: [],
-      ...(desired ? { desired } : {}),
-      diagnostics: [symlinkRefusal(p, observed.symlinkedParent, resource.origin)],
-    };
-  }
+  if (observed?.symlinkedParent) return refusedChange(base, symlinkRefusal(p, observed.symlinkedParent, resource.origin), desired);
   if (observed && observed.type !== 'file') {
-    return {
-      ...base,
-      action: 'noop',
-      fields: [],
-      ...(desired ? { desired } : {}),
-      observed,
-      diagnostics: [
-        error(
-          'path is not a file',
-          `${p} exists on the host as a ${observed.type}; HostKit will not replace it. Move it away or change the path.`,
-          resource.origin,
-        ),
-      ],
-    };
+    const refusal = error(
+      'path is not a file',
+      `${p} exists on the host as a ${observed.type}; HostKit will not replace it. Move it away or change the path.`,
+      resource.origin,
+    );
+    return refusedChange(base, refusal, desired, observed);
   }
   if (options.orphan || !desired) {
-    if (!observed) return { ...base, action: 'noop', fields: [], reason: 'already removed' };
-    return { ...base, action: 'delete', fields: [], reason: 'no manifest declares it any more', observed };
+    if (!observed) return { ...base, action: 'noop', fields: [], ops: [], reason: 'already removed' };
+    return { ...base, action: 'delete', fields: [], ops: [{ op: 'remove' }], reason: 'no manifest declares it any more', observed };
   }
   const shownAfter = desired.display ?? desired.content;
   if (!observed) {
@@ -136,11 +127,12 @@ export function planFile<S extends { path: string }>(
       { field: '/content', after: summarizeText(shownAfter), diff: unifiedDiff('', shownAfter), ...(options.secret ? { redacted: true } : {}) },
       ...diffFields(desired, undefined, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v)),
     ];
-    return { ...base, action: 'create', fields, desired };
+    return { ...base, action: 'create', fields, ops: [{ op: 'write' }], desired };
   }
   const fields: FieldChange[] = [];
   const before = observed.content ?? Buffer.alloc(0);
-  if (!before.equals(Buffer.from(desired.content, 'utf8')) && observed.owned !== true) {
+  const rewrite = !before.equals(Buffer.from(desired.content, 'utf8'));
+  if (rewrite && observed.owned !== true) {
     // Not HostKit's bytes: their size and fingerprint, never their text.
     fields.push({
       field: '/content',
@@ -148,7 +140,7 @@ export function planFile<S extends { path: string }>(
       after: summarizeText(shownAfter),
       ...(options.secret ? { redacted: true } : {}),
     });
-  } else if (!before.equals(Buffer.from(desired.content, 'utf8'))) {
+  } else if (rewrite) {
     const beforeText = before.toString('utf8');
     const shownBefore = desired.redactObserved ? desired.redactObserved(beforeText) : beforeText;
     fields.push({
@@ -160,7 +152,14 @@ export function planFile<S extends { path: string }>(
     });
   }
   fields.push(...diffFields(desired, observed, ['owner', 'group', 'mode'], (k, v) => (k === 'mode' ? octal(v) : v)));
-  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, desired, observed };
+  // New bytes are written with their ownership; otherwise only what differs of it is set.
+  const ops: ManagedFileOp[] = rewrite
+    ? [{ op: 'write' }]
+    : [
+        ...(observed.owner !== desired.owner || observed.group !== desired.group ? [{ op: 'chown' as const }] : []),
+        ...(observed.mode !== desired.mode ? [{ op: 'chmod' as const }] : []),
+      ];
+  return { ...base, action: fields.length > 0 ? 'update' : 'noop', fields, ops, desired, observed };
 }
 
 function summarizeText(text: string): string {
@@ -180,7 +179,7 @@ export async function ensureParents(host: Host, filePath: string): Promise<strin
  * (writes are atomic) and any parent directory created is listed in the error's
  * undo by rollback being a no-op for them; the caller's rollback removes nothing else.
  */
-export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile>, ctx?: DriverContext): Promise<FileUndo> {
+export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile, unknown, ManagedFileOp>, ctx?: DriverContext): Promise<FileUndo> {
   const p = (change.resource!.spec as { path: string }).path;
   const undo: FileUndo = { createdDirs: [] };
   const st = await host.stat(p);
@@ -188,24 +187,26 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
     const content = (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
     undo.previous = { content, uid: st.uid, gid: st.gid, mode: st.mode };
   }
-  if (change.action === 'delete') {
+  if (hasOp(change, 'remove')) {
     await host.remove(p, { managed: true });
     return undo;
   }
+  const write = hasOp(change, 'write');
+  if (!write && !hasOp(change, 'chown') && !hasOp(change, 'chmod')) return undo;
   const desired = change.desired!;
   const users = ctx ? await ctx.run.users.get() : await UserDb.read(host); // the run's copy is read again after any account change
   const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
   undo.createdDirs = await ensureParents(host, p);
-  const contentChanged = !change.observed || change.fields.some((f) => f.field === '/content');
-  if (contentChanged || !undo.previous) await host.writeFile(p, desired.content, ownership, { managed: true });
+  // A file gone since the plan is written whole, whatever else its operations said.
+  if (write || !undo.previous) await host.writeFile(p, desired.content, ownership, { managed: true });
   else await host.setOwnership(p, ownership, { managed: true });
   return undo;
 }
 
-export async function verifyFile(ctx: DriverContext, change: Change<DesiredFile, ObservedFile>): Promise<Diagnostic[]> {
+export async function verifyFile(ctx: DriverContext, change: Change<DesiredFile, ObservedFile, unknown, ManagedFileOp>): Promise<Diagnostic[]> {
   const p = (change.resource!.spec as { path: string }).path;
   const observed = (await observeFiles(ctx.host, [p], await ctx.run.users.get())).get(p);
-  if (change.action === 'delete') {
+  if (hasOp(change, 'remove')) {
     return observed ? [error('verification failed', `${p} still exists after it was removed`, change.origin)] : [];
   }
   const again = planFile(change.resource as Resource<{ path: string }>, change.desired, observed, { orphan: false });

@@ -1,13 +1,23 @@
 import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError, errorMessage } from '../../core/errors.js';
-import type { Change, FieldChange } from '../../diff/model.js';
+import { hasOp, type Change, type FieldChange } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
-import { applyFile, observeFileResources, planFile, rollbackFile, type DesiredFile, type FileUndo, type ObservedFile } from '../shared/managed-file.js';
+import {
+  applyFile,
+  observeFileResources,
+  planFile,
+  rollbackFile,
+  type DesiredFile,
+  type FileUndo,
+  type ManagedFileOp,
+  type ObservedFile,
+} from '../shared/managed-file.js';
 import { recordWritten } from '../shared/owned.js';
 import type { Driver, WithManifests } from '../types.js';
-import { parameterField, sysctlPrimitive } from './manifest.js';
+import { parameterField, type sysctlPrimitive } from './manifest.js';
 import type { SysctlSpec } from './spec.js';
 import { loadFile, readLive, sameValue, writeValues } from './sysctl.js';
+import { sysctlDefinition } from './definition.js';
 import { sysctlRestore } from './restore.js';
 
 /** The file as written (root's, 0644) and the values it sets. */
@@ -32,7 +42,13 @@ export interface SysctlUndo {
   live: Record<string, string>;
 }
 
-type SysctlChange = Change<DesiredSysctl, ObservedSysctl, SysctlSpec>;
+/**
+ * What apply does: the file's operations (write it, chown or chmod it, or remove it), then
+ * `sysctl --load` of it where the file has new values or the kernel's differ.
+ */
+export type SysctlOp = ManagedFileOp | { op: 'load' };
+
+type SysctlChange = Change<DesiredSysctl, ObservedSysctl, SysctlSpec, SysctlOp>;
 
 function render(resourceId: string, parameters: Record<string, string>): string {
   const lines = Object.entries(parameters).map(([k, v]) => `${k} = ${v}`);
@@ -40,9 +56,10 @@ function render(resourceId: string, parameters: Record<string, string>): string 
 }
 
 // The file part of a change, as the managed-file helpers take it.
-function fileChange(change: SysctlChange): Change<DesiredFile, ObservedFile> {
-  const { desired, observed, ...rest } = change;
-  return { ...rest, ...(desired ? { desired } : {}), ...(observed?.file ? { observed: observed.file } : {}) };
+function fileChange(change: SysctlChange): Change<DesiredFile, ObservedFile, unknown, ManagedFileOp> {
+  const { desired, observed, ops, ...rest } = change;
+  const fileOps = ops.filter((o): o is ManagedFileOp => o.op !== 'load');
+  return { ...rest, ops: fileOps, ...(desired ? { desired } : {}), ...(observed?.file ? { observed: observed.file } : {}) };
 }
 
 // Values the kernel has that differ from the desired ones (keys it cannot read are diagnostics instead).
@@ -61,12 +78,8 @@ function liveFields(desired: DesiredSysctl, observed: ObservedSysctl): FieldChan
  * lacks is a plan error. Orphans: the file is removed, the values stay as they are
  * until the next boot (there is no "default" to go back to).
  */
-export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl'> & WithManifests<typeof sysctlPrimitive> = {
-  kind: 'sysctl',
-  // After accounts and directories, before anything that runs: services start with their kernel settings.
-  rank: 1.5,
-  orphans: 'delete',
-  manifests: [sysctlPrimitive],
+export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, SysctlUndo, 'sysctl', void, SysctlOp> & WithManifests<typeof sysctlPrimitive> = {
+  ...sysctlDefinition,
 
   async desire(resources, ctx) {
     const out = new Map<string, { desired: DesiredSysctl; diagnostics: Diagnostic[] }>();
@@ -111,9 +124,12 @@ export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, Sys
         ? warning('sysctl value unreadable', `${key}: its live value cannot be read here (${said}); whether it changes is not known`, at)
         : error('unknown kernel parameter', `${key} cannot be read on this host: ${said}; check the name (sysctl -a lists them)`, at);
     });
-    const fields = [...change.fields, ...(observed ? liveFields(desired, observed) : [])];
+    const live = observed ? liveFields(desired, observed) : [];
+    const fields = [...change.fields, ...live];
     const action = change.action === 'create' ? 'create' : fields.length > 0 ? 'update' : 'noop';
-    return { ...change, action, fields, diagnostics: problems };
+    // The kernel takes the values when the file has new ones or its live values differ (not for a chmod).
+    const ops: SysctlOp[] = [...change.ops, ...(hasOp(change, 'write') || live.length > 0 ? [{ op: 'load' as const }] : [])];
+    return { ...change, action, fields, ops, diagnostics: problems };
   },
 
   /**
@@ -123,7 +139,7 @@ export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, Sys
    */
   async apply(change, ctx) {
     const spec = change.resource!.spec;
-    if (change.action === 'delete') return { file: await applyFile(ctx.host, fileChange(change), ctx), live: {} };
+    if (!hasOp(change, 'load')) return { file: await applyFile(ctx.host, fileChange(change), ctx), live: {} };
     const before = await readLive(ctx.host, Object.keys(spec.parameters));
     const file = await applyFile(ctx.host, fileChange(change), ctx);
     try {
@@ -150,7 +166,7 @@ export const sysctlDriver: Driver<SysctlSpec, DesiredSysctl, ObservedSysctl, Sys
   async verify(change, ctx) {
     const spec = change.resource!.spec;
     const observed = (await sysctlDriver.observe([change.resource!], ctx)).get(change.id)!;
-    if (change.action === 'delete') return observed.file ? [error('verification failed', `${spec.path} still exists after it was removed`, change.origin)] : [];
+    if (hasOp(change, 'remove')) return observed.file ? [error('verification failed', `${spec.path} still exists after it was removed`, change.origin)] : [];
     const again = sysctlDriver.plan({ resource: change.resource!, desired: change.desired, observed, orphan: false });
     if (again.action === 'noop' && again.diagnostics.length === 0) return [];
     const what = [...again.fields.map((f) => f.field), ...again.diagnostics.map((d) => d.detail)].join(', ');

@@ -1,7 +1,7 @@
-import type { Change } from '../../diff/model.js';
+import { hasOp, type Change } from '../../diff/model.js';
 import type { Restore } from '../types.js';
 import { backupPath, describeRemoveDirectories, planRemoveDirectories, removeDirectories, type RemoveDirectoriesStep } from '../shared/undo.js';
-import type { ObservedSysctl } from './index.js';
+import type { ObservedSysctl, SysctlOp } from './index.js';
 import type { SysctlSpec } from './spec.js';
 import { readLive, sameValue, writeValues } from './sysctl.js';
 
@@ -15,12 +15,12 @@ interface ValuesRecord {
 
 type SysctlRestoreStep = RemoveDirectoriesStep | { action: 'restore-values'; resource: string; values: Record<string, string>; unchanged: boolean };
 
-export const sysctlRestore: Restore<Change<unknown, ObservedSysctl, SysctlSpec>, ValuesRecord, SysctlRestoreStep> = {
-  // The live values of its keys as observed: apply sets no other (a delete sets none).
+export const sysctlRestore: Restore<Change<unknown, ObservedSysctl, SysctlSpec, SysctlOp>, ValuesRecord, SysctlRestoreStep> = {
+  // The live values of its keys as observed: apply sets no other, and only when it loads the file.
   async backup(change, journal) {
     const spec = change.resource?.spec;
     if (!spec) return;
-    if (change.action !== 'delete') await journal.backupState('values', { values: change.observed?.live ?? {} } satisfies ValuesRecord);
+    if (hasOp(change, 'load')) await journal.backupState('values', { values: change.observed?.live ?? {} } satisfies ValuesRecord);
     await backupPath(journal, spec.path);
   },
 

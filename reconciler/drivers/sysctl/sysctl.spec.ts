@@ -306,3 +306,32 @@ describe('reconciler/drivers/sysctl/manifest', () => {
     ]);
   });
 });
+
+describe('reconciler/drivers/sysctl operations', () => {
+  it('the file operations, then a load where the file or the kernel has other values; a chmod loads nothing', async () => {
+    const { host, kernel } = setup({ 'net.ipv4.ip_forward': '0' });
+    const ctx = driverContext(host);
+    const routing = resource({ 'net.ipv4.ip_forward': '1' });
+    const created = await planOn(ctx, routing);
+    expect(created.ops).toEqual([{ op: 'write' }, { op: 'load' }]);
+    await sysctlDriver.apply(created, ctx);
+    expect(kernel.values.get('net.ipv4.ip_forward')).toBe('1');
+
+    kernel.values.set('net.ipv4.ip_forward', '0');
+    expect((await planOn(ctx, routing)).ops).toEqual([{ op: 'load' }]);
+    kernel.values.set('net.ipv4.ip_forward', '1');
+
+    await host.setOwnership(PATH, { uid: 0, gid: 0, mode: 0o600 });
+    const chmod = await planOn(ctx, routing);
+    expect(chmod.ops).toEqual([{ op: 'chmod' }]);
+    host.calls.length = 0;
+    const run = await JournaledRun.open(ctx, [chmod]);
+    await run.apply(sysctlDriver, chmod);
+    expect(sysctlCalls(host)).toEqual([]);
+    expect((await host.stat(PATH))?.mode).toBe(0o644);
+    // No load, so no kernel values to put back: the journal holds the file only.
+    expect((await run.plan()).steps.map((st) => st.action)).toEqual(['restore-file']);
+
+    expect((await planOn(ctx, routing, true)).ops).toEqual([{ op: 'remove' }]);
+  });
+});

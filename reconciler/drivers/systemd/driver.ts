@@ -2,19 +2,19 @@ import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
-import { changeBase, type Change, type FieldChange } from '../../diff/model.js';
+import { changeBase, findOp, hasOp, type Change, type FieldChange } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { inputsDigest } from '../shared/inputs.js';
 import { recordWritten, shownLive } from '../shared/owned.js';
 import { unifiedDiff } from '../shared/text-diff.js';
-import { withManifests, type Driver, type DriverContext } from '../types.js';
-import { unitPrimitive } from './manifest.js';
+import type { Driver, DriverContext } from '../types.js';
 import { analyzeUnits, verifyUnitFile } from '../shared/unit-files.js';
 import { unitRestore } from './restore.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
 import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
+import { timerDefinition, unitDefinition } from './definition.js';
 
 export interface DesiredUnit {
   unit: string;
@@ -48,6 +48,22 @@ export interface UnitUndo {
   /** Drop-ins apply removed, with their bytes, for rollback. */
   removedDropIns?: { name: string; content: Buffer; mode: number; uid: number; gid: number }[];
 }
+
+/**
+ * What apply and settle do to a unit (service or timer), in order: write its file (checked
+ * by systemd-analyze first), remove hand-made drop-ins, enable it, daemon-reload, restart
+ * it; or stop, disable and remove it. Enable, daemon-reload and restart happen in settle,
+ * one call each for all the run's units.
+ */
+export type UnitOp =
+  | { op: 'write' }
+  | { op: 'remove-drop-ins'; dropIns: string[] }
+  | { op: 'enable' }
+  | { op: 'daemon-reload' }
+  | { op: 'restart' }
+  | { op: 'stop' }
+  | { op: 'disable' }
+  | { op: 'remove' };
 
 type Spec = UnitSpec | TimerSpec;
 
@@ -96,7 +112,7 @@ export function sameDirectivesLoaded(observed: ObservedUnit | undefined, content
  * systemd units HostKit owns (prefix hk-, files in /etc/systemd/system). One
  * factory for both kinds: services ("unit") and timers ("timer").
  */
-function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun> {
+function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun, UnitOp> {
   // Units this run will write a new file for, with that file.
   const changedFiles = (state: UnitRun) => [...state.desired.values()].filter((d) => state.observed.get(d.unit)?.content?.toString('utf8') !== d.content);
   // New files systemd-analyze has to vouch for: not those whose directives are the ones
@@ -145,11 +161,9 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     await writePending(ctx.host, ctx.stateDirectory, pending);
   }
 
-  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun> = {
+  const driver: Driver<Spec, DesiredUnit, ObservedUnit, UnitUndo, K, UnitRun, UnitOp> = {
+    ...(kind === 'unit' ? unitDefinition : timerDefinition),
     kind,
-    // Services after the files they read, timers after the services they start.
-    rank: kind === 'unit' ? 6 : 7,
-    orphans: 'delete',
 
     createRun: () => ({ desired: new Map(), observed: new Map() }),
 
@@ -226,15 +240,26 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     plan({ resource, desired, observed, orphan }) {
       const base = changeBase(resource);
       if (orphan || !desired) {
-        if (!observed?.content) return { ...base, action: 'noop', fields: [], disruptive: false, reason: 'already removed' };
-        return { ...base, action: 'delete', fields: [], disruptive: true, reason: 'no manifest declares it any more: stopped, disabled and removed', observed };
+        if (!observed?.content) return { ...base, action: 'noop', fields: [], ops: [], disruptive: false, reason: 'already removed' };
+        return {
+          ...base,
+          action: 'delete',
+          fields: [],
+          ops: [{ op: 'stop' }, { op: 'disable' }, { op: 'remove' }],
+          disruptive: true,
+          reason: 'no manifest declares it any more: stopped, disabled and removed',
+          observed,
+        };
       }
       const fields: FieldChange[] = [];
+      const ops: UnitOp[] = [];
       const before = observed?.content?.toString('utf8');
-      if (before !== desired.content && observed?.unowned !== undefined) {
+      const rewrite = before !== desired.content;
+      if (rewrite) ops.push({ op: 'write' });
+      if (rewrite && observed?.unowned !== undefined) {
         // Not HostKit's bytes: their size and fingerprint, never their text.
         fields.push({ field: '/content', before: observed.unowned, after: 'unit file' });
-      } else if (before !== desired.content) {
+      } else if (rewrite) {
         fields.push({
           field: '/content',
           ...(before !== undefined ? { before: 'unit file' } : {}),
@@ -243,24 +268,44 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
         });
       }
       const state = observed?.state;
-      if (observed?.content && state && before === desired.content) {
+      // Settle's work besides the new file's (one written is loaded, and restarted if it runs).
+      let reload = false;
+      let restart = rewrite;
+      if (observed?.content && state && !rewrite) {
         // A current file that systemd has not loaded (e.g. a run killed before its daemon-reload).
-        if (state.load !== 'loaded') fields.push({ field: '/daemonReload', before: `LoadState ${state.load}`, after: 'loaded' });
+        if (state.load !== 'loaded') {
+          fields.push({ field: '/daemonReload', before: `LoadState ${state.load}`, after: 'loaded' });
+          reload = true;
+        }
       }
+      // Enabled with its new file, or again where its link went missing.
+      const enable = desired.wantedBy !== undefined && (!observed?.content || (state !== undefined && !state.enabled));
       if (observed?.content && state) {
-        if (desired.active && state.active !== 'active') fields.push({ field: '/state', before: `${state.active} (${state.sub})`, after: 'active' });
+        if (desired.active && state.active !== 'active') {
+          fields.push({ field: '/state', before: `${state.active} (${state.sub})`, after: 'active' });
+          restart = true;
+        }
         if (desired.wantedBy && !state.enabled) fields.push({ field: '/enabled', before: 'disabled', after: 'enabled' });
       }
       if (observed && observed.dropIns.length > 0) {
         // Hand-made overrides change what the unit does behind the manifest's back.
         fields.push({ field: '/dropIns', before: observed.dropIns.map((n) => `${desired.unit}.d/${n}`), after: [] });
+        ops.push({ op: 'remove-drop-ins', dropIns: [...observed.dropIns] });
+        restart = true;
       }
-      if (observed?.pending && desired.active) fields.push({ field: '/restart', before: 'owed by an interrupted run', after: 'restarted' });
+      if (observed?.pending && desired.active) {
+        fields.push({ field: '/restart', before: 'owed by an interrupted run', after: 'restarted' });
+        reload = restart = true;
+      }
+      if (enable) ops.push({ op: 'enable' });
+      if (reload) ops.push({ op: 'daemon-reload' });
+      if (restart && desired.active) ops.push({ op: 'restart' });
       const action = !observed?.content ? 'create' : fields.length > 0 ? 'update' : 'noop';
-      return { ...base, action, fields, disruptive: action !== 'noop' && desired.active, desired, ...(observed ? { observed } : {}) } as Change<
+      return { ...base, action, fields, ops, disruptive: action !== 'noop' && desired.active, desired, ...(observed ? { observed } : {}) } as Change<
         DesiredUnit,
         ObservedUnit,
-        Spec
+        Spec,
+        UnitOp
       >;
     },
 
@@ -271,23 +316,26 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
       const path = `${UNIT_DIR}/${unit}`;
       const previous = await ctx.host.readFile(path);
       const undo: UnitUndo = { wrote: false, ...(previous ? { previous } : {}) };
-      if (change.action === 'delete') {
-        await ctx.host.exec('systemctl', ['disable', '--now', unit]); // best effort: it may already be stopped
+      // One call stops and disables it (best effort: it may already be stopped).
+      if (hasOp(change, 'disable')) await ctx.host.exec('systemctl', ['disable', ...(hasOp(change, 'stop') ? ['--now'] : []), unit]);
+      else if (hasOp(change, 'stop')) await ctx.host.exec('systemctl', ['stop', unit]);
+      if (hasOp(change, 'remove')) {
         await ctx.host.remove(path);
         undo.wrote = true;
         return undo;
       }
       const desired = change.desired!;
-      const contentChanged = change.fields.some((f) => f.field === '/content');
-      if (desired.active && (contentChanged || change.fields.some((f) => f.field === '/restart' || f.field === '/dropIns'))) {
+      const dropIns = findOp(change, 'remove-drop-ins')?.dropIns ?? [];
+      // Owed before its file or drop-ins change (a restart owed by an earlier run is listed already).
+      if (hasOp(change, 'restart') && (hasOp(change, 'write') || dropIns.length > 0)) {
         await markPending(ctx, state, unit);
       }
-      if (contentChanged) {
+      if (hasOp(change, 'write')) {
         await checkUnitFile(ctx, state, unit, desired.content);
         await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
         undo.wrote = true;
       }
-      for (const name of change.observed?.dropIns ?? []) {
+      for (const name of dropIns) {
         const file = `${path}.d/${name}`;
         const [bytes, st] = await Promise.all([ctx.host.readFile(file), ctx.host.stat(file)]);
         if (!bytes || !st) continue;
@@ -301,25 +349,16 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     // One daemon-reload, one enable call and one restart call for the whole run.
     async settle(items, ctx, phase, state) {
       if (items.length === 0) return;
-      const enable =
-        phase === 'apply'
-          ? items
-              .filter((i) => i.change.action !== 'delete' && i.change.desired!.wantedBy)
-              .filter((i) => i.change.action === 'create' || i.change.fields.some((f) => f.field === '/enabled'))
-              .map((i) => i.change.desired!.unit)
-          : [];
+      const enable = phase === 'apply' ? items.filter((i) => hasOp(i.change, 'enable')).map((i) => i.change.desired!.unit) : [];
       const started = performance.now();
       // Links only (--no-reload): the one daemon-reload below loads them with the new files.
       if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--no-reload', '--', ...enable]);
       const enabled = performance.now();
-      const reload = enable.length > 0 || items.some((i) => i.undo.wrote || i.change.fields.some((f) => f.field === '/daemonReload' || f.field === '/restart'));
+      const reload = enable.length > 0 || items.some((i) => i.undo.wrote || hasOp(i.change, 'daemon-reload'));
       if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
       const reloaded = performance.now();
       const pending = await readPending(ctx.host, ctx.stateDirectory);
-      const live = items.filter((i) => i.change.action !== 'delete' && i.change.desired!.active);
-      const restart = live
-        .filter((i) => i.change.fields.some((f) => ['/content', '/state', '/restart', '/dropIns'].includes(f.field)))
-        .map((i) => i.change.desired!.unit);
+      const restart = items.filter((i) => hasOp(i.change, 'restart')).map((i) => i.change.desired!.unit);
       if (restart.length > 0) {
         const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
         ctx.log.debug(
@@ -361,7 +400,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     },
 
     async verify(change, ctx, run) {
-      if (change.action === 'delete') return [];
+      if (hasOp(change, 'remove')) return [];
       const unit = change.desired!.unit;
       const state = (await run.settled)?.get(unit) ?? (await showUnits(ctx.host, [unit])).get(unit);
       const problems: string[] = [];
@@ -431,5 +470,5 @@ async function checkCalendars(resources: readonly Resource<TimerSpec>[], ctx: Dr
   return out;
 }
 
-export const unitDriver = withManifests(makeDriver('unit'), [unitPrimitive]);
+export const unitDriver = makeDriver('unit');
 export const timerDriver = makeDriver('timer');

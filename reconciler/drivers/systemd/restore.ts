@@ -1,10 +1,10 @@
 import path from 'node:path';
-import type { Change } from '../../diff/model.js';
+import { findOp, type Change } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import type { AfterRestore, Restore } from '../types.js';
 import { pendingPath, readPending, writePending } from './pending.js';
 import { UNIT_DIR } from './render.js';
-import type { ObservedUnit } from './driver.js';
+import type { ObservedUnit, UnitOp } from './driver.js';
 
 // The undo of a unit or timer change: its file and the drop-ins apply removes
 // come back from the run journal, with the list of owed restarts as it was
@@ -24,7 +24,7 @@ interface UnitRecord {
 export interface UnitsAfterRestore {
   restart: string[];
   stop: string[];
-  /** Put back, enabled again, not started (a unit that does not run, e.g. the firewall's boot unit). */
+  /** Enabled again, as they were (a unit that does not run, e.g. the firewall's boot unit, is not started). */
   enable: string[];
 }
 
@@ -42,7 +42,7 @@ function unitRuns(name: string, content: Buffer | undefined): boolean {
 export function unitRestore(
   unitOf: (change: Change<unknown, ObservedUnit>) => string | undefined,
   options: { after: boolean },
-): Restore<Change<unknown, ObservedUnit>, UnitRecord> {
+): Restore<Change<unknown, ObservedUnit, unknown, UnitOp>, UnitRecord> {
   return {
     async backup(change, journal) {
       const unit = unitOf(change);
@@ -50,7 +50,7 @@ export function unitRestore(
       const file = `${UNIT_DIR}/${unit}`;
       await journal.backupFile(pendingPath(journal.stateDirectory));
       await journal.backupFile(file);
-      for (const name of change.observed?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
+      for (const name of findOp(change, 'remove-drop-ins')?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
       const state = change.observed?.state;
       if (state) await journal.backupState('unit', { unit, active: state.active === 'active', enabled: state.enabled } satisfies UnitRecord);
     },
@@ -61,7 +61,9 @@ export function unitRestore(
 const afterRestore: AfterRestore<UnitsAfterRestore> = {
   async plan(steps, changes, _host, readBackup) {
     const records = new Map(
-      changes.flatMap((c) => c.records.filter((r) => r.key === 'unit').map((r) => [(r.data as UnitRecord).unit, r.data as UnitRecord] as const)),
+      changes.flatMap((c) =>
+        c.records.filter((r) => r.key === 'unit').map((r) => [(r.data as UnitRecord).unit, { ...(r.data as UnitRecord), applied: c.applied }] as const),
+      ),
     );
     const out: UnitsAfterRestore = { restart: [], stop: [], enable: [] };
     for (const s of steps) {
@@ -74,15 +76,17 @@ const afterRestore: AfterRestore<UnitsAfterRestore> = {
       }
       const record = records.get(unit);
       if (record) {
-        // Restarted even when its file is as before: the run may have restarted it for an input (an env file) now put back.
+        // A change that applied may have restarted it for an input (an env file) now put back, its file as before;
+        // one that failed before its file changed (systemd-analyze rejected it) left it running as it was.
+        if (unchanged && !record.applied) continue;
         if (record.active) out.restart.push(unit);
-        else if (record.enabled) out.enable.push(unit);
+        if (record.enabled) out.enable.push(unit);
         continue;
       }
       if (unchanged) continue; // a file another driver wrote (the firewall's boot unit), left as it was
       const before = await readBackup((s as { backup: string }).backup);
       if (unitRuns(unit, before)) out.restart.push(unit);
-      else if (before && /^\[Install\]$/m.test(before.toString('utf8'))) out.enable.push(unit);
+      if (before && /^\[Install\]$/m.test(before.toString('utf8'))) out.enable.push(unit);
     }
     const unique = { restart: [...new Set(out.restart)], stop: [...new Set(out.stop)], enable: [...new Set(out.enable)] };
     return unique.restart.length + unique.stop.length + unique.enable.length > 0 ? unique : undefined;
@@ -91,7 +95,7 @@ const afterRestore: AfterRestore<UnitsAfterRestore> = {
   describe: (p) => [
     ...(p.stop.length > 0 ? [`  stop and disable ${p.stop.join(' ')}`] : []),
     ...(p.restart.length > 0 ? [`  daemon-reload, then restart ${p.restart.join(' ')}`] : []),
-    ...(p.enable.length > 0 ? [`  enable ${p.enable.join(' ')} (not started)`] : []),
+    ...(p.enable.length > 0 ? [`  enable ${p.enable.join(' ')} (as before)`] : []),
   ],
 
   // Before their files go: a unit whose file is gone cannot be disabled by name.
@@ -109,7 +113,6 @@ const afterRestore: AfterRestore<UnitsAfterRestore> = {
     const reload = await host.exec('systemctl', ['daemon-reload']);
     if (reload.exitCode !== 0) throw new Error(describeExec('systemctl', ['daemon-reload'], reload));
     if (p.restart.length > 0) {
-      await host.exec('systemctl', ['enable', '--', ...p.restart]);
       const r = await host.exec('systemctl', ['restart', '--', ...p.restart]);
       if (r.exitCode !== 0) throw new Error(describeExec('systemctl', ['restart', ...p.restart], r));
     }

@@ -5,7 +5,7 @@ import type { Resource } from '../../core/resource.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { fakeSystemd } from '../../../test/support/fake-systemd.js';
-import { RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitRun, type UnitUndo } from './driver.js';
+import { RESTART_GRACE_MS, timerDriver, unitDriver, type DesiredUnit, type ObservedUnit, type UnitOp, type UnitRun, type UnitUndo } from './driver.js';
 import { envAssignment, execArg, execLine, renderService } from './render.js';
 import type { DriverContext } from '../types.js';
 import type { Change } from '../../diff/model.js';
@@ -411,9 +411,79 @@ describe('reconciler/drivers/systemd', () => {
     await journaled.rollback();
     expect(host.text('/etc/systemd/system/hk-a.service')).toBe(old);
     expect(host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '))).toEqual([
+      'enable --no-reload -- hk-a.service',
       'daemon-reload',
-      'enable -- hk-a.service',
       'restart -- hk-a.service',
     ]);
+  });
+});
+
+describe('reconciler/drivers/systemd operations', () => {
+  const service = (name: string) => resource<UnitSpec>('unit', `hk-${name}.service`, serviceSpec(name));
+  const desired = (name: string, over: Partial<DesiredUnit> = {}): DesiredUnit => ({
+    unit: `hk-${name}.service`,
+    path: `/etc/systemd/system/hk-${name}.service`,
+    content: `[Service]\nExecStart=/bin/${name}\n`,
+    display: `[Service]\nExecStart=/bin/${name}\n`,
+    active: true,
+    wantedBy: 'multi-user.target',
+    ...over,
+  });
+  const running = { load: 'loaded', active: 'active', sub: 'running', enabled: true };
+  const live = (over: Partial<ObservedUnit> = {}): ObservedUnit => ({
+    content: Buffer.from(desired('api').content),
+    shown: desired('api').display,
+    state: running,
+    pending: false,
+    dropIns: [],
+    ...over,
+  });
+
+  it.each<[string, DesiredUnit | undefined, ObservedUnit | undefined, UnitOp[]]>([
+    ['new unit: written, enabled, restarted', desired('api'), undefined, [{ op: 'write' }, { op: 'enable' }, { op: 'restart' }]],
+    ['new unit that only runs from its timer: written', desired('api', { active: false, wantedBy: undefined }), undefined, [{ op: 'write' }]],
+    ['new file: written, restarted', desired('api'), live({ content: Buffer.from('[Service]\nExecStart=/bin/old\n') }), [{ op: 'write' }, { op: 'restart' }]],
+    ['stopped by hand: restarted', desired('api'), live({ state: { ...running, active: 'failed', sub: 'failed' } }), [{ op: 'restart' }]],
+    ['disabled by hand: enabled again', desired('api'), live({ state: { ...running, enabled: false } }), [{ op: 'enable' }]],
+    ['a file systemd has not loaded: daemon-reload', desired('api'), live({ state: { ...running, load: 'not-found' } }), [{ op: 'daemon-reload' }]],
+    [
+      'a drop-in made by hand: removed, restarted',
+      desired('api'),
+      live({ dropIns: ['override.conf'] }),
+      [{ op: 'remove-drop-ins', dropIns: ['override.conf'] }, { op: 'restart' }],
+    ],
+    ['a restart owed by an interrupted run: daemon-reload and restart', desired('api'), live({ pending: true }), [{ op: 'daemon-reload' }, { op: 'restart' }]],
+    ['as desired: nothing', desired('api'), live(), []],
+    ['orphan: stopped, disabled, removed', undefined, live(), [{ op: 'stop' }, { op: 'disable' }, { op: 'remove' }]],
+  ])('%s', (_title, d, o, ops) => {
+    expect(unitDriver.plan({ resource: service('api'), desired: d, observed: o, orphan: d === undefined }).ops).toEqual(ops);
+  });
+
+  it('settle enables and restarts the units whose operations say so, in one call each', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    const ctx = driverContext(host);
+    const run = unitDriver.createRun!(ctx);
+    const item = (name: string, ops: UnitOp[]) => ({
+      change: { ...unitDriver.plan({ resource: service(name), desired: desired(name), observed: undefined, orphan: false }), ops },
+      undo: { wrote: false },
+    });
+    const items = [item('api', [{ op: 'enable' }, { op: 'restart' }]), item('web', [{ op: 'restart' }]), item('worker', [])];
+    // Each names /content among its fields: settle goes by the operations.
+    expect(items.every((i) => i.change.fields.some((f) => f.field === '/content'))).toBe(true);
+    await unitDriver.settle!(items, ctx, 'apply', run);
+    const systemctl = host.calls.filter((c) => c.file === 'systemctl').map((c) => c.args.join(' '));
+    expect(systemctl.slice(0, 3)).toEqual(['enable --no-reload -- hk-api.service', 'daemon-reload', 'restart -- hk-api.service hk-web.service']);
+  });
+
+  it('apply of a removal stops and disables the unit in one call, then removes its file', async () => {
+    const host = new FakeHost();
+    fakeSystemd(host);
+    host.seedFile('/etc/systemd/system/hk-api.service', desired('api').content);
+    const ctx = driverContext(host);
+    const change = unitDriver.plan({ resource: service('api'), desired: undefined, observed: live(), orphan: true });
+    await unitDriver.apply(change, ctx, unitDriver.createRun!(ctx));
+    expect(host.calls.map((c) => [c.file, ...c.args].join(' '))).toEqual(['systemctl disable --now hk-api.service']);
+    expect(host.text('/etc/systemd/system/hk-api.service')).toBeUndefined();
   });
 });

@@ -1,0 +1,11 @@
+import { certificatePrimitive } from './manifest.js';
+import type { KindDefinition } from '../types.js';
+
+// What validation, schema generation and ordering need of this folder's kinds, without
+// loading the driver's code (the driver spreads it; drivers/kinds.ts lists it).
+export const certificateDefinition = {
+  kind: 'certificate',
+  rank: 8,
+  orphans: 'delete',
+  manifests: [certificatePrimitive],
+} as const satisfies KindDefinition<string>;

@@ -1,0 +1,11 @@
+import { directoryPrimitive } from './manifest.js';
+import type { KindDefinition } from '../types.js';
+
+// What validation, schema generation and ordering need of this folder's kinds, without
+// loading the driver's code (the driver spreads it; drivers/kinds.ts lists it).
+export const directoryDefinition = {
+  kind: 'directory',
+  rank: 1,
+  orphans: 'report',
+  manifests: [directoryPrimitive],
+} as const satisfies KindDefinition<string>;

@@ -1,0 +1,11 @@
+import { envFilePrimitive } from './manifest.js';
+import type { KindDefinition } from '../types.js';
+
+// What validation, schema generation and ordering need of this folder's kinds, without
+// loading the driver's code (the driver spreads it; drivers/kinds.ts lists it).
+export const envFileDefinition = {
+  kind: 'envfile',
+  rank: 4,
+  orphans: 'delete',
+  manifests: [envFilePrimitive],
+} as const satisfies KindDefinition<string>;

@@ -1,0 +1,11 @@
+import { filePrimitive } from './manifest.js';
+import type { KindDefinition } from '../types.js';
+
+// What validation, schema generation and ordering need of this folder's kinds, without
+// loading the driver's code (the driver spreads it; drivers/kinds.ts lists it).
+export const fileDefinition = {
+  kind: 'file',
+  rank: 4,
+  orphans: 'delete',
+  manifests: [filePrimitive],
+} as const satisfies KindDefinition<string>;
