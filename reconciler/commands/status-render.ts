@@ -1,7 +1,7 @@
 import { escapeCell } from '../diff/render/markdown.js';
 import { PLAIN, type Style } from '../diff/render/style.js';
 import { SYMBOL } from '../diff/render/text.js';
-import type { ProjectStatus, SiteStatus, StatusDocument, UnitStatus } from './status.js';
+import type { ProjectStatus, ReleaseStatus, SiteStatus, StatusDocument, UnitStatus } from './status.js';
 
 // How `hostkit status` reads: rows of (what, name, state, tone) for the host
 // and for each project, laid out as aligned text (colour on a terminal) or as
@@ -70,8 +70,25 @@ function siteRow(s: SiteStatus): Row {
   };
 }
 
+/** The release a project with a source serves: its id, its commit (or archive), and the switch that put it there. */
+export function releaseRow(project: string, r: ReleaseStatus, now: string): Row {
+  if (!r.id) return { label: 'release', name: 'none yet', state: 'the next apply builds one and switches to it', tone: 'warn' };
+  if (r.incomplete)
+    return {
+      label: 'release',
+      name: r.id,
+      state: 'no completion marker (current was changed by hand); the next apply switches to a complete release',
+      tone: 'bad',
+    };
+  const parts = [r.commit ? `commit ${short(r.commit)}` : r.archiveSha256 ? `archive sha256 ${short(r.archiveSha256)}` : 'no source recorded'];
+  if (r.switchedAt) parts.push(`switched at ${when(r.switchedAt)}; ${ago(r.switchedAt, now)}${r.run ? ` by run ${r.run}` : ''}`);
+  if (r.held) parts.push(`held there by \`hostkit rollback --to\` since ${when(r.held.at)}; \`hostkit resume --project ${project}\` ends it`);
+  return { label: 'release', name: r.id, state: parts.join(', '), tone: r.held ? 'warn' : 'ok' };
+}
+
 export function projectRows(p: ProjectStatus, now: string): Row[] {
-  const rows: Row[] = p.units.map((u) => unitRow(u, now));
+  const rows: Row[] = p.release ? [releaseRow(p.name, p.release, now)] : [];
+  rows.push(...p.units.map((u) => unitRow(u, now)));
   rows.push(...p.sites.map(siteRow));
   if (p.database) rows.push({ label: 'database', name: p.database.name, state: p.database.state, tone: p.database.state === 'present' ? 'ok' : 'warn' });
   for (const o of p.firewall) {

@@ -5,13 +5,16 @@ import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { declaredOn, PLAIN_SETTING } from '../../test/support/operate.js';
+import { declaredOn, OPERATE_HOST, PLAIN_SETTING, SHOP } from '../../test/support/operate.js';
+import { manifestYaml } from '../../test/support/manifests.js';
+import { C1, C2, V1, V2 } from '../../test/support/releases.js';
 import { RunJournal } from '../apply/journal.js';
-import { recordFailure } from '../apply/quarantine.js';
+import { holdRelease, recordFailure } from '../apply/quarantine.js';
 import type { Resource } from '../core/resource.js';
 import { summarize, type Change, type Plan } from '../diff/model.js';
 import { COLOR } from '../diff/render/style.js';
 import { selfSignedArgs } from '../drivers/certificate/selfsigned.js';
+import { appendSwitch, currentLink, MARKER, releaseDir, type ReleaseMarker } from '../drivers/release/records.js';
 import { FakeHost } from '../hosts/fake.js';
 import { schemaDir } from '../manifests/schemas.js';
 import { collectStatus, type UnitStatus } from './status.js';
@@ -60,8 +63,44 @@ function planOf(resources: readonly Resource[], pending: Record<string, Change['
   return { host: 'h', repository: 'config', changes, diagnostics: [], summary: summarize(changes) };
 }
 
-async function fixture() {
-  const { manifests, resources } = await declaredOn();
+// Two projects with a source beside the fixture's: docs serves a release, api has none yet.
+const WITH_SOURCES = manifestYaml(
+  {
+    kind: 'Project',
+    name: 'docs',
+    on: ['h'],
+    spec: {
+      runtime: 'static',
+      source: { git: { url: 'https://git.example.test/docs.git', ref: C2 } },
+      static: { root: 'site' },
+      domains: [{ name: 'docs.example.test', tls: 'none' }],
+    },
+  },
+  {
+    kind: 'Project',
+    name: 'api',
+    on: ['h'],
+    spec: {
+      runtime: 'python',
+      source: { git: { url: 'https://git.example.test/api.git', ref: 'main' } },
+      service: { command: ['/usr/bin/python3', 'app.py'], port: 9402 },
+    },
+  },
+);
+
+function releaseMarker(id: string, commit: string): ReleaseMarker {
+  return {
+    source: { git: { url: 'https://git.example.test/docs.git', ref: commit } },
+    commit,
+    buildDigest: 'b9c8'.padEnd(64, '0'),
+    builtAt: '2026-11-22T04:00:00.000Z',
+    buildSeconds: 1.5,
+    id,
+  };
+}
+
+async function fixture(files?: Record<string, string>) {
+  const { manifests, resources } = await declaredOn(files);
   const host = new FakeHost();
   host.seedFile(CERT, certificate(['shop.example.test', 'www.shop.example.test']));
   host.onExec((c) => {
@@ -164,6 +203,50 @@ describe('reconciler/commands/status', () => {
     ]);
     // No environment value, in any form.
     for (const text of [JSON.stringify(doc), renderStatusText(doc), renderStatusMarkdown(doc)]) expect(text).not.toContain(PLAIN_SETTING);
+  });
+
+  it('names the release each project with a source serves (id, commit, the switch that put it there, a hold), and none yet before the first', async () => {
+    const { host, input } = await fixture({ 'hosts/h.yaml': OPERATE_HOST, 'projects/shop.yaml': SHOP, 'projects/docs.yaml': WITH_SOURCES });
+    for (const [id, commit] of [
+      [V1, C1],
+      [V2, C2],
+    ] as const)
+      host.seedFile(`${releaseDir('docs', id)}/${MARKER}`, JSON.stringify(releaseMarker(id, commit)));
+    await host.symlink(`releases/${V2}`, currentLink('docs'));
+    await appendSwitch(host, STATE, 'docs', { id: V2, at: '2026-11-22T04:30:00.000Z', run: 'run-2' });
+    const doc = await collectStatus(input);
+    const validate = validator();
+    expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
+    const byName = new Map(doc.projects.map((p) => [p.name, p]));
+    expect(byName.get('docs')!.release).toEqual({
+      id: V2,
+      commit: C2,
+      builtAt: '2026-11-22T04:00:00.000Z',
+      switchedAt: '2026-11-22T04:30:00.000Z',
+      run: 'run-2',
+    });
+    expect(byName.get('api')!.release).toEqual({});
+    expect(byName.get('shop')).not.toHaveProperty('release');
+    const text = renderStatusText(doc);
+    const block = (name: string) =>
+      text
+        .split('\n\n')
+        .find((b) => b.startsWith(`● ${name} `))!
+        .split('\n');
+    expect(block('docs')[1]).toBe(`    release  ${V2}  commit ${C2.slice(0, 12)}, switched at 2026-11-22T04:30:00Z; 90min ago by run run-2`);
+    expect(block('api')[1]).toMatch(/^ {4}release {2}none yet +the next apply builds one and switches to it$/);
+    expect(renderStatusMarkdown(doc)).toContain(`| release | ${V2} | commit ${C2.slice(0, 12)}, switched at 2026-11-22T04:30:00Z; 90min ago by run run-2 |`);
+
+    // Rolled back to v1 and held there: the release row says so, and how the hold ends.
+    await host.symlink(`releases/${V1}`, currentLink('docs'));
+    await appendSwitch(host, STATE, 'docs', { id: V1, at: '2026-11-22T05:30:00.000Z', run: 'run-3' });
+    await holdRelease(host, STATE, { project: 'docs', release: V1, specDigest: 'd', run: 'run-3', at: new Date('2026-11-22T05:30:00Z') });
+    const held = await collectStatus({ ...input, project: 'docs' });
+    expect(validate(held), JSON.stringify(validate.errors)).toBe(true);
+    expect(held.projects[0]!.release).toMatchObject({ id: V1, commit: C1, run: 'run-3', held: { at: '2026-11-22T05:30:00.000Z', run: 'run-3' } });
+    expect(renderStatusText(held)).toContain(
+      `    release  ${V1}  commit ${C1.slice(0, 12)}, switched at 2026-11-22T05:30:00Z; 30min ago by run run-3, held there by \`hostkit rollback --to\` since 2026-11-22T05:30:00Z; \`hostkit resume --project docs\` ends it`,
+    );
   });
 
   it('--project: that project only; its drift and the host-level drift are counted', async () => {

@@ -9,6 +9,7 @@ import { pendingChanges, type Change, type Plan } from '../diff/model.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { inspectCertificate } from '../drivers/certificate/x509.js';
 import { siteTlsFiles } from '../drivers/nginx/render.js';
+import { servingRelease, type ServingRelease } from '../drivers/release/records.js';
 import { showProperties } from '../drivers/systemd/systemctl.js';
 import { listRuns } from '../apply/journal.js';
 import { safetyStatus } from '../apply/quarantine.js';
@@ -24,8 +25,8 @@ import { localRunInput } from './run-input.js';
 
 // `hostkit status`: what an operator asks first in an incident, read live from
 // the host: the commit applied last, the last run, the holds (quarantine,
-// pause), and per project its units, sites and certificates, database,
-// firewall openings, health (one attempt of its declared check) and the drift
+// pause), and per project its current release, units, sites and certificates,
+// database, firewall openings, health (one attempt of its declared check) and the drift
 // a dry run finds. Read-only: a dry run takes no run lock and writes nothing.
 // The JSON form is described by schema/status.schema.json.
 
@@ -73,9 +74,15 @@ export interface SiteStatus {
   certificate?: CertificateStatus;
 }
 
+/** A project with a source: the release `current` serves (absent `id`: none yet), and a hold by `hostkit rollback --to`. */
+export interface ReleaseStatus extends Partial<ServingRelease> {
+  held?: { at: string; run?: string };
+}
+
 export interface ProjectStatus {
   name: string;
   paused?: { at: string; failures: number; reason: string };
+  release?: ReleaseStatus;
   units: UnitStatus[];
   sites: SiteStatus[];
   database?: { name: string; owner: string; extensions: string[]; state: 'present' | 'missing' | 'differs' | 'unknown' };
@@ -185,13 +192,17 @@ export async function collectStatus(input: StatusInput): Promise<StatusDocument>
   const choices = new Map(names.map((p) => [p, unitChoices(manifests, planned.resources, p).filter((c) => c.role !== 'lifecycle')]));
   const units = [...choices.values()].flatMap((list) => list.flatMap((c) => c.units));
 
-  // The slow parts at once: one `systemctl show` for every unit, the health checks, the run journal.
-  const [shown, health, runs, safety] = await Promise.all([
+  const withSource = names.filter((n) => planned.resources.some((r) => r.kind === 'release' && r.project === n));
+
+  // The slow parts at once: one `systemctl show` for every unit, the health checks, the run journal; the releases are file reads.
+  const [shown, health, runs, safety, serving] = await Promise.all([
     showProperties(host, units, UNIT_PROPERTIES, ['--timestamp=unix']),
     checkAll(host, declaredChecks(manifests, names), { retries: 0 }),
     listRuns(host, input.stateDirectory),
     safetyStatus(host, input.stateDirectory),
+    Promise.all(withSource.map(async (n) => [n, await servingRelease(host, input.stateDirectory, n)] as const)),
   ]);
+  const releases = new Map(serving);
   const last = runs.at(-1);
   const errors = plan.diagnostics.filter((d) => d.severity === 'error');
   const pending = hasErrors(plan.diagnostics) ? [] : pendingChanges(plan);
@@ -200,6 +211,7 @@ export async function collectStatus(input: StatusInput): Promise<StatusDocument>
   for (const name of names) {
     const mine = planned.resources.filter((r) => r.project === name);
     const pause = safety.paused.find((p) => p.project === name);
+    const hold = safety.held.find((h) => h.project === name);
     const sites: SiteStatus[] = [];
     for (const r of mine.filter((x) => x.kind === 'site') as Resource<SiteSpec>[]) {
       const certificate = await certificateOf(host, r.spec, now.getTime());
@@ -217,6 +229,7 @@ export async function collectStatus(input: StatusInput): Promise<StatusDocument>
     projects.push({
       name,
       ...(pause ? { paused: { at: pause.at, failures: pause.failures, reason: pause.reason } } : {}),
+      ...(releases.has(name) ? { release: { ...releases.get(name), ...(hold ? { held: { at: hold.at, ...(hold.run ? { run: hold.run } : {}) } } : {}) } } : {}),
       units: choices.get(name)!.flatMap((c) =>
         c.units.map((unit) => {
           const s = shown.get(unit);

@@ -15,6 +15,7 @@ import {
   readReleases,
   releaseDir,
   releaseProjects,
+  servingRelease,
   sourceText,
   type ReleaseMarker,
   type Switch,
@@ -88,6 +89,24 @@ describe('reconciler/drivers/release/records', () => {
     await host.symlink(`/srv/shop/releases/${V3}`, currentLink('shop'));
     expect(await readCurrentRelease(host, 'shop')).toEqual({ id: V3 });
     expect(await readCurrentRelease(host, 'other')).toBeUndefined();
+  });
+
+  it('names the serving release for status reports: its commit, when it was built, and the newest switch to it', async () => {
+    const host = await layout();
+    await appendSwitch(host, STATE, 'shop', { id: V2, at: '2026-12-07T11:15:10Z', run: 'r2' });
+    await appendSwitch(host, STATE, 'shop', { id: V1, at: '2026-12-07T12:00:00Z', run: 'r3' });
+    await appendSwitch(host, STATE, 'shop', { id: V2, at: '2026-12-07T13:00:00Z', run: 'r4' });
+    expect(await servingRelease(host, STATE, 'shop')).toEqual({
+      id: V2,
+      commit: C2,
+      builtAt: '2026-12-07T10:15:09.000Z',
+      switchedAt: '2026-12-07T13:00:00Z',
+      run: 'r4',
+    });
+    // A link to an unfinished build (by hand): named, and said to be incomplete; no history, no switch.
+    await host.symlink(`releases/${V3}`, currentLink('shop'));
+    expect(await servingRelease(host, STATE, 'shop')).toEqual({ id: V3, incomplete: true });
+    expect(await servingRelease(host, STATE, 'other')).toBeUndefined();
   });
 
   it('appends switches newest last, root-only, keeping the newest HISTORY_LIMIT', async () => {

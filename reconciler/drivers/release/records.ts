@@ -139,6 +139,34 @@ export async function readCurrentRelease(host: Host, project: string): Promise<{
   return { id, ...(marker ? { marker } : {}) };
 }
 
+/** The release serving a project, as status reports name it: its id, what it holds, and the switch that put it in service. */
+export interface ServingRelease {
+  id: string;
+  commit?: string;
+  archiveSha256?: string;
+  builtAt?: string;
+  /** The newest switch to it in the history: when, and by which run. */
+  switchedAt?: string;
+  run?: string;
+  /** `current` names a directory without its completion marker (a hand edit: HostKit never switches to one). */
+  incomplete?: true;
+}
+
+/** What `current` serves for `project`: readlink, its marker and the switch history; undefined when there is no release. */
+export async function servingRelease(host: Host, stateDirectory: string, project: string): Promise<ServingRelease | undefined> {
+  const [found, history] = await Promise.all([readCurrentRelease(host, project), readHistory(host, stateDirectory, project)]);
+  if (!found) return undefined;
+  const { marker } = found;
+  const switched = lastSwitchTo(history, found.id);
+  return {
+    id: found.id,
+    ...(marker?.commit ? { commit: marker.commit } : {}),
+    ...(marker?.archiveSha256 ? { archiveSha256: marker.archiveSha256 } : {}),
+    ...(marker ? { builtAt: marker.builtAt } : { incomplete: true as const }),
+    ...(switched ? { switchedAt: switched.at, ...(switched.run ? { run: switched.run } : {}) } : {}),
+  };
+}
+
 /** The switch history of `project`, oldest first; [] when there is none (or it is unreadable). */
 export async function readHistory(host: Host, stateDirectory: string, project: string): Promise<Switch[]> {
   const file = await readJson<{ switches?: unknown }>(host, historyPath(stateDirectory, project));
