@@ -11,6 +11,7 @@ import { warning } from '../core/diagnostics.js';
 import { silentLogger } from '../core/log.js';
 import { changeBase } from '../diff/model.js';
 import type { ResourceKind } from '../core/resource.js';
+import { appendSwitch, currentLink, MARKER, releaseDir, type ReleaseMarker } from '../drivers/release/records.js';
 import { drivers } from '../drivers/registry.js';
 import type { AnyDriver } from '../drivers/types.js';
 import { Redactor } from '../core/secrets.js';
@@ -81,7 +82,7 @@ interface Setup {
   agent: Agent;
   source: GitSource;
   metrics: AgentMetrics;
-  forge: { statuses: [string, string, string][]; comments: [number, string, string][] } & AgentForge;
+  forge: { statuses: [string, string, string][]; descriptions: string[]; comments: [number, string, string][] } & AgentForge;
   cleanup(): Promise<void>;
 }
 
@@ -118,12 +119,15 @@ async function setup(
   const source = new GitSource({ ...config.repository, stateDirectory: state, log });
   const metrics = new AgentMetrics('test-1');
   const statuses: [string, string, string][] = [];
+  const descriptions: string[] = [];
   const comments: [number, string, string][] = [];
   const forge = {
     statuses,
+    descriptions,
     comments,
-    async setCommitStatus(sha: string, host: string, state: string) {
+    async setCommitStatus(sha: string, host: string, state: string, description: string) {
       statuses.push([sha, host, state]);
+      descriptions.push(description);
     },
     async upsertPlanComment(n: number, host: string, markdown: string) {
       comments.push([n, host, markdown]);
@@ -201,6 +205,41 @@ describe('reconciler/agent/agent', () => {
     await s.agent.trigger('again');
     expect((await s.remote.log('hostkit-status')).length).toBe(reports);
     expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total')).toContain('result="applied"} 1');
+  });
+
+  it('names the release each project with a source serves in its report and in the commit status', async () => {
+    // The release driver does nothing here (it needs git and systemd-run): the releases are laid out on the
+    // re-rooted host as the driver leaves them, and the agent reads what `current` serves after the run.
+    const keptReleases: AnyDriver = {
+      ...drivers.get('release')!,
+      desire: async (resources) => new Map(resources.map((r) => [r.id, { desired: { buildDigest: '', subjects: [] }, diagnostics: [] }])),
+      observe: async () => new Map(),
+      plan: ({ resource }) => ({ ...changeBase(resource), action: 'noop', fields: [], ops: [], disruptive: false }),
+    };
+    s = await setup({ drivers: new Map([...drivers, ['account', presentAccounts], ['release', keptReleases]]) });
+    const commit = 'c'.repeat(40);
+    const id = `20261207T101500Z-${commit.slice(0, 12)}-b9c8`;
+    const marker: ReleaseMarker = {
+      source: { git: { url: 'file:///srv/src', ref: commit } },
+      commit,
+      buildDigest: 'b9c8'.padEnd(64, '0'),
+      builtAt: '2026-12-07T10:15:09.000Z',
+      buildSeconds: 1,
+      id,
+    };
+    const owner = { uid: 0, gid: 0, mode: 0o755 };
+    for (const dir of ['/srv', '/srv/site', '/srv/site/releases', releaseDir('site', id)]) await s.host.mkdir(dir, owner);
+    await s.host.writeFile(`${releaseDir('site', id)}/${MARKER}`, JSON.stringify(marker), { ...owner, mode: 0o644 });
+    await s.host.symlink(`releases/${id}`, currentLink('site'));
+    await appendSwitch(s.host, '/var/lib/hostkit', 'site', { id, at: '2026-12-07T10:15:10.000Z', run: 'r1' });
+    const site = SITE_PROJECT.replace('  files:', `  source:\n    git: { url: "file:///srv/src", ref: "${commit}" }\n  files:`);
+    const pushed = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'projects/site.yaml': site });
+    await s.agent.trigger('test');
+    const status = JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!) as { result: string; releases: unknown };
+    expect(status).toMatchObject({ result: 'applied', releases: [{ project: 'site', id, commit }] });
+    expect(await s.remote.show('hostkit-status', 'status/test-1.md')).toContain(`- **Release of site:** \`${id}\` (commit \`${commit}\`)`);
+    expect(s.forge.statuses.at(-1)).toEqual([pushed, 'test-1', 'success']);
+    expect(s.forge.descriptions.at(-1)).toBe(`2 change(s) applied; release: site ${id}`);
   });
 
   it('never reacts to report commits, even when reports go to the watched branch', async () => {

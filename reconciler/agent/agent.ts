@@ -21,9 +21,11 @@ import {
   reportFromError,
   reportFromOutcome,
   resultText,
+  statusDescription,
   type DriftSection,
   type HostReport,
 } from '../report/status.js';
+import { currentReleases, sourceProjects, type ReportRelease } from '../report/releases.js';
 import type { Forge } from '../report/forge.js';
 import type { ReportWriter } from '../report/writeback.js';
 import type { WebhookEvent } from '../sources/webhook.js';
@@ -240,7 +242,7 @@ export class Agent {
     let transient = false;
     try {
       const outcome = await this.applyCommit(commit);
-      report = reportFromOutcome(facts(), outcome);
+      report = withReleases(reportFromOutcome(facts(), outcome), await this.releasesAfter(outcome));
       if (outcome.stage !== 'invalid') this.state.hostState = stateDirectoryFor(outcome.repo.manifests, config.host, this.deps.hostStateDirectory);
       if (outcome.stage === 'applied' && outcome.result.status === 'applied') changes = outcome.result.steps.length;
     } catch (cause) {
@@ -265,7 +267,7 @@ export class Agent {
     log.info({ commit, result: report.result, ms: report.timings.totalMs, changes }, 'reconciled');
     this.lastReport = report;
     await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit}`);
-    await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', report.summary);
+    await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', statusDescription(report));
   }
 
   /**
@@ -328,10 +330,14 @@ export class Agent {
     const t0 = performance.now();
     let report: HostReport;
     try {
-      report = reportFromOutcome(
-        { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
-        // Not a new commit: a project paused since stays paused (only a commit that changes it, or resume, un-pauses).
-        await this.applyCommit(commit, { keepPauses: true }),
+      // Not a new commit: a project paused since stays paused (only a commit that changes it, or resume, un-pauses).
+      const outcome = await this.applyCommit(commit, { keepPauses: true });
+      report = withReleases(
+        reportFromOutcome(
+          { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
+          outcome,
+        ),
+        await this.releasesAfter(outcome),
       );
     } catch (cause) {
       report = reportFromError(
@@ -440,7 +446,7 @@ export class Agent {
         resources: [],
         diagnostics: [],
       } satisfies HostReport);
-    this.lastReport = { ...base, drift: section };
+    this.lastReport = withReleases({ ...base, drift: section }, await this.releasesAfter(checked));
     await this.publish(this.lastReport, `${config.host}: ${driftText(section)} against ${commit}`);
   }
 
@@ -481,6 +487,18 @@ export class Agent {
       return files.length > 0 && files.every(isReportPath);
     } catch {
       return false; // e.g. the old commit is gone after a force push: reconcile
+    }
+  }
+
+  // The release each project with a source serves now, for the report and the commit status; a read that fails leaves it out.
+  private async releasesAfter(outcome: ReconcileOutcome): Promise<ReportRelease[] | undefined> {
+    const projects = sourceProjects(outcome);
+    if (projects.length === 0 || outcome.stage === 'invalid') return undefined;
+    try {
+      return await currentReleases(this.deps.host, outcome.planned.context.stateDirectory, projects);
+    } catch (cause) {
+      this.deps.log.warn({ err: errorMessage(cause) }, 'current releases not read');
+      return undefined;
     }
   }
 
@@ -528,6 +546,10 @@ export class Agent {
     await handle.close();
     await rename(temp, this.statePath);
   }
+}
+
+function withReleases(report: HostReport, releases: ReportRelease[] | undefined): HostReport {
+  return releases ? { ...report, releases } : report;
 }
 
 /** A remote URL without credentials, for plans and reports. */

@@ -3,7 +3,7 @@ import { fingerprinter, Redactor, REDACTED } from '../core/secrets.js';
 
 const secretFingerprint = fingerprinter(Buffer.alloc(32, 1));
 import type { HostReport } from './status.js';
-import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles, reportFromOutcome } from './status.js';
+import { isReportPath, renderDriftMarkdown, renderStatusMarkdown, reportFiles, reportFromOutcome, statusDescription } from './status.js';
 import type { ReconcileOutcome } from '../engine.js';
 
 const SECRET = 'pg-pass-7c1d9e2b';
@@ -134,6 +134,38 @@ describe('reconciler/report/status', () => {
     const files = reportFiles(reportFromOutcome(facts, outcome), new Redactor());
     expect(JSON.parse(files['status/web-1.json']!).health).toEqual([{ project: 'api', ok: true, url }]);
     expect(files['status/web-1.md']).toContain(`- **Health of api:** healthy (${url})`);
+  });
+
+  it('names the release each project with a source serves, in the JSON and the readable status', () => {
+    const id = '20261207T101500Z-1a2b3c4d5e6f-b9c8';
+    const releases = [
+      { project: 'api', id, commit: '1a2b3c4d5e6f'.padEnd(40, '0') },
+      { project: 'docs', id: '20261207T101600Z-9f8e7d6c5b4a-0a0a', archiveSha256: '9f8e7d6c5b4a'.padEnd(64, '1') },
+      { project: 'new' },
+    ];
+    const files = reportFiles(report({ releases }), new Redactor());
+    expect(JSON.parse(files['status/web-1.json']!).releases).toEqual(releases);
+    const md = files['status/web-1.md']!;
+    expect(md).toContain(`- **Release of api:** \`${id}\` (commit \`${'1a2b3c4d5e6f'.padEnd(40, '0')}\`)`);
+    expect(md).toContain(`- **Release of docs:** \`20261207T101600Z-9f8e7d6c5b4a-0a0a\` (archive sha256 \`${'9f8e7d6c5b4a'.padEnd(64, '1')}\`)`);
+    expect(md).toContain('- **Release of new:** none yet');
+  });
+
+  it.each<[string, { project: string; id?: string }[], string]>([
+    ['no project with a source: the summary alone', [], '3 change(s) applied'],
+    ['one release', [{ project: 'api', id: 'ID-API' }], '3 change(s) applied; release: api ID-API'],
+    ['several, and one not deployed yet', [{ project: 'api', id: 'ID-API' }, { project: 'web' }], '3 change(s) applied; releases: api ID-API, web (none yet)'],
+  ])('a commit status names the current releases: %s', (_, releases, expected) => {
+    expect(statusDescription({ summary: '3 change(s) applied', releases })).toBe(expected);
+  });
+
+  it('a commit status keeps to 140 characters, naming the releases that fit and how many more there are', () => {
+    const releases = Array.from({ length: 6 }, (_, i) => ({ project: `app-${i + 1}`, id: `20261207T10150${i}Z-1a2b3c4d5e6f-b9c8` }));
+    const text = statusDescription({ summary: '6 change(s) applied', releases });
+    expect(text.length).toBeLessThanOrEqual(140);
+    expect(text).toBe(`6 change(s) applied; releases: app-1 ${releases[0]!.id}, app-2 ${releases[1]!.id} (+4 more)`);
+    // A summary too long for even one: the summary alone.
+    expect(statusDescription({ summary: 'x'.repeat(120), releases })).toBe('x'.repeat(120));
   });
 
   it.each([

@@ -4,6 +4,7 @@ import type { Redactor } from '../core/secrets.js';
 import { PENDING_ACTIONS, type Change, type FieldChange, type Plan } from '../diff/model.js';
 import type { HealthResult } from '../apply/executor.js';
 import type { ReconcileOutcome } from '../engine.js';
+import type { ReportRelease } from './releases.js';
 
 export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
 
@@ -71,6 +72,8 @@ export interface HostReport {
   diagnostics: { severity: string; summary: string; detail: string; location?: string }[];
   /** The health checks the run made, with the URL each HTTP check asked. */
   health?: HealthResult[];
+  /** Each project with a source: the release it serves after the run (read from the host). */
+  releases?: ReportRelease[];
   drift?: DriftSection;
 }
 
@@ -175,6 +178,34 @@ export function resultText(result: ReportResult): string {
   return RESULT_TEXT[result];
 }
 
+function releaseText(r: ReportRelease): string {
+  if (!r.id) return 'none yet';
+  const content = r.commit ? ` (commit \`${r.commit}\`)` : r.archiveSha256 ? ` (archive sha256 \`${r.archiveSha256}\`)` : '';
+  return `\`${r.id}\`${content}`;
+}
+
+// GitHub keeps 140 characters of a commit status's description.
+const MAX_DESCRIPTION = 140;
+
+/**
+ * A commit status's description: the run's summary, then the release each project
+ * with a source serves (`app 20261207T101500Z-1a2b3c4d5e6f-b9c8`), as many as fit,
+ * and how many more there are.
+ */
+export function statusDescription(report: Pick<HostReport, 'summary' | 'releases'>, max = MAX_DESCRIPTION): string {
+  const named = (report.releases ?? []).map((r) => `${r.project} ${r.id ?? '(none yet)'}`);
+  if (named.length === 0) return report.summary;
+  const head = `${report.summary}; ${named.length === 1 ? 'release' : 'releases'}: `;
+  let text = report.summary;
+  for (let n = 1; n <= named.length; n++) {
+    const rest = named.length - n;
+    const candidate = `${head}${named.slice(0, n).join(', ')}${rest > 0 ? ` (+${rest} more)` : ''}`;
+    if (candidate.length > max) break;
+    text = candidate;
+  }
+  return text;
+}
+
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const value = (v: unknown) => (v === undefined ? '(none)' : `\`${cell(typeof v === 'string' ? v : JSON.stringify(v))}\``);
 
@@ -188,6 +219,7 @@ export function renderStatusMarkdown(report: HostReport): string {
   const parts = [t.fetchMs !== undefined ? `fetch ${t.fetchMs} ms` : '', t.reconcileMs !== undefined ? `validate, plan and apply ${t.reconcileMs} ms` : ''];
   if (parts.some(Boolean)) out.push(`- **Timings:** ${parts.filter(Boolean).join(', ')}`);
   for (const h of report.health ?? []) out.push(`- **Health of ${h.project}:** ${h.ok ? 'healthy' : 'failed'}${h.url ? ` (${cell(h.url)})` : ''}`);
+  for (const r of report.releases ?? []) out.push(`- **Release of ${r.project}:** ${releaseText(r)}`);
   if (report.drift) {
     const d = report.drift;
     const counts: [number, string][] = [
