@@ -5,10 +5,15 @@ import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { heldRelease, isQuarantined, resume } from '../../reconciler/apply/quarantine.js';
 import { collectReleases, renderReleasesText, switchToRelease } from '../../reconciler/commands/releases.js';
+import { collectStatus } from '../../reconciler/commands/status.js';
+import { renderStatusText } from '../../reconciler/commands/status-render.js';
 import { Redactor } from '../../reconciler/core/secrets.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
+import { currentReleases, sourceProjects } from '../../reconciler/report/releases.js';
+import { reportFromOutcome, statusDescription } from '../../reconciler/report/status.js';
 import { tarOf } from '../support/archives.js';
+import { releaseApp } from '../support/release-app.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { eventually, HOST_NAME, unitProperty } from './reconcile.js';
@@ -27,23 +32,6 @@ metadata:
   name: ${HOST_NAME}
 spec:
   stateDirectory: ${STATE}
-`;
-
-// The app answers / with its version and the build's output, /healthz with "ok" (v3: 500).
-const APP = (version: string) => `import http.server, os
-VERSION = "${version}"
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/healthz":
-            code, body = (500, "broken") if VERSION == "v3" else (200, "ok")
-        else:
-            code, body = 200, VERSION + " " + open("build-info.txt").read().strip()
-        self.send_response(code)
-        self.end_headers()
-        self.wfile.write((body + "\\n").encode())
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `;
 
 // The build step: records what it built, counts builds in the persistent cache, and sleeps while /srv/slow-build exists.
@@ -117,6 +105,14 @@ async function apply(m: TestHost, files: Record<string, string>, commit?: string
   return reconcileHost({ repoDir, hostName: HOST_NAME, host: m.host, dryRun: false, log: silentLogger(), env: {}, ...(commit ? { commit } : {}) });
 }
 
+/** A dry run of these manifests (a plan, as `hostkit plan` makes it). */
+async function plan(m: TestHost, files: Record<string, string>) {
+  const repoDir = await writeRepo({ 'hosts/test-host.yaml': HOST, ...files });
+  const dry = await reconcileHost({ repoDir, hostName: HOST_NAME, host: m.host, dryRun: true, log: silentLogger(), env: {} });
+  if (dry.stage !== 'planned') throw new Error(`expected a plan, got ${dry.stage}`);
+  return dry;
+}
+
 function result(outcome: ReconcileOutcome) {
   if (outcome.stage !== 'applied')
     throw new Error(
@@ -136,7 +132,7 @@ async function commit(m: TestHost, version: string): Promise<string> {
   const write = (name: string, text: string) => m.host.writeFile(`${SRC}/${name}`, text, { uid: 0, gid: 0, mode: 0o644 });
   await m.host.mkdir(`${SRC}/site`, { uid: 0, gid: 0, mode: 0o755 });
   await write('VERSION', `${version}\n`);
-  await write('app.py', APP(version));
+  await write('app.py', releaseApp(version));
   await write('build.py', BUILD);
   await write('site/index.html', `docs ${version}\n`);
   const git = (...args: string[]) => m.exec('git', ['-C', SRC, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]);
@@ -204,15 +200,7 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
       commits.v2 = await commit(m, 'v2');
       const before = { app: await unitProperty(m, 'hk-app.service', 'InvocationID'), other: await unitProperty(m, 'hk-other.service', 'InvocationID') };
       const files = { 'projects/app.yaml': app(commits.v2), 'projects/other.yaml': OTHER };
-      const dry = await reconcileHost({
-        repoDir: await writeRepo({ 'hosts/test-host.yaml': HOST, ...files }),
-        hostName: HOST_NAME,
-        host: m.host,
-        dryRun: true,
-        log: silentLogger(),
-        env: {},
-      });
-      if (dry.stage !== 'planned') throw new Error(dry.stage);
+      const dry = await plan(m, files);
       const pending = dry.planned.plan.changes.filter((c) => c.action !== 'noop');
       expect(pending.map((c) => c.id)).toEqual(['release/app', 'unit/hk-app.service']);
       expect(pending[0]).toMatchObject({ reason: `${commits.v1.slice(0, 7)} -> ${commits.v2.slice(0, 7)}` });
@@ -241,19 +229,47 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
     },
   );
 
-  it('v3 fails its health check: current goes back to v2, which serves, and the commit is quarantined', { timeout: 120_000 }, async () => {
-    const m = machine();
-    commits.v3 = await commit(m, 'v3');
-    const v2 = await current(m, 'app');
-    const bad = 'c3'.padEnd(40, '0');
-    const third = result(await apply(m, { 'projects/app.yaml': app(commits.v3), 'projects/other.yaml': OTHER }, bad));
-    expect(third.status).toBe('rolled-back');
-    if (third.status !== 'rolled-back') return;
-    expect(third.failed.id).toBe('health/app');
-    expect(await current(m, 'app')).toBe(v2);
-    expect(await served(m, 'app.hk.test', 'v2 built v2\n')).toBe('v2 built v2\n');
-    expect(await isQuarantined(m.host, STATE, bad)).toMatchObject({ commit: bad, projects: ['app'] });
-  });
+  it(
+    'v3 fails its health check: current goes back to v2, which serves, the commit is quarantined, and status and the run report name v2',
+    { timeout: 120_000 },
+    async () => {
+      const m = machine();
+      commits.v3 = await commit(m, 'v3');
+      const v2 = await current(m, 'app');
+      const bad = 'c3'.padEnd(40, '0');
+      const files = { 'projects/app.yaml': app(commits.v3), 'projects/other.yaml': OTHER };
+      const outcome = await apply(m, files, bad);
+      const third = result(outcome);
+      expect(third.status).toBe('rolled-back');
+      if (third.status !== 'rolled-back') return;
+      expect(third.failed.id).toBe('health/app');
+      expect(await current(m, 'app')).toBe(v2);
+      expect(await served(m, 'app.hk.test', 'v2 built v2\n')).toBe('v2 built v2\n');
+      expect(await isQuarantined(m.host, STATE, bad)).toMatchObject({ commit: bad, projects: ['app'] });
+
+      // The agent's report and commit status of this run name the release serving again (v2), read from the host.
+      const releasesNow = await currentReleases(m.host, STATE, sourceProjects(outcome));
+      const v2id = v2!.slice('releases/'.length);
+      expect(releasesNow).toEqual([{ project: 'app', id: v2id, commit: commits.v2 }]);
+      const facts = { host: HOST_NAME, trigger: ['test'], startedAt: new Date(), finishedAt: new Date(), timings: {} };
+      const report = { ...reportFromOutcome(facts, outcome), releases: releasesNow };
+      expect(statusDescription(report)).toBe(`health/app failed; 2 applied change(s) rolled back; release: app ${v2id}`);
+      // hostkit status names it too: its id and commit, and the run that switched to it.
+      const dry = await plan(m, files);
+      const status = await collectStatus({
+        host: m.host,
+        hostName: HOST_NAME,
+        repository: 'test',
+        stateDirectory: STATE,
+        manifests: dry.repo.manifests,
+        planned: dry.planned,
+      });
+      const app2 = status.projects.find((p) => p.name === 'app')!;
+      expect(app2.release).toMatchObject({ id: v2id, commit: commits.v2, run: expect.any(String) });
+      expect(status.projects.find((p) => p.name === 'other')).not.toHaveProperty('release');
+      expect(renderStatusText(status)).toMatch(new RegExp(`\\n {4}release +${v2id} +commit ${commits.v2.slice(0, 12)}, switched at `));
+    },
+  );
 
   it('a branch ref picks up a new push on the next reconcile', { timeout: 120_000 }, async () => {
     const m = machine();
