@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
-import type { StateOptions } from './commands/safety.js';
+import type { RollbackToCliOptions, StateOptions } from './commands/safety.js';
 import type { HealthOptions } from './commands/health.js';
 import type { LogsOptions } from './commands/logs.js';
 import type { StatusOptions } from './commands/status.js';
@@ -181,18 +181,48 @@ export function buildProgram(): Command {
     .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).runs(opts);
     });
-  changesState(stateCommand('rollback', 'Restore the state before a run from its backups (lifecycle down commands run; irreversible ones are reported).'))
+  changesState(
+    stateCommand(
+      'rollback',
+      'Restore the state before a run from its backups (lifecycle down commands run; irreversible ones are reported), or switch a project to one of its kept releases and hold it there (--project NAME --to ID).',
+    ),
+  )
     .option('--last', 'the newest applied run not rolled back yet')
     .option('--run <id>', 'the run to undo (a unique prefix of its id)')
     .option('--dry-run', 'print the down plan and change nothing')
-    .action(async (opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }) => {
+    .option('--project <name>', 'with --to: the project to switch')
+    .option(
+      '--to <id>',
+      'with --project: a complete release kept on the host (`hostkit releases`); the project is held on it until a commit changes its source or `hostkit resume`',
+    )
+    .option('--repo <dir>', 'with --to: config repository', '.')
+    .option('--host <name>', "with --to: the Host manifest this machine is (default: this machine's hostname)")
+    .option('--no-cache', `with --to: ${CACHE_HELP}`)
+    .action(async (opts: StateOptions & RollbackToCliOptions, cmd: Command) => {
+      // With --to the state directory is the Host manifest's unless --state-dir says otherwise.
+      if (opts.to !== undefined && cmd.getOptionValueSource('stateDir') === 'default') delete opts.stateDir;
       process.exitCode = await (await import('./commands/safety.js')).rollback(opts);
     });
-  changesState(stateCommand('resume', 'Lift the quarantine of failed commits and un-pause paused projects, so the next apply retries them.'))
+  changesState(
+    stateCommand(
+      'resume',
+      'Lift the quarantine of failed commits, un-pause paused projects and end release holds (rollback --to), so the next apply retries them.',
+    ),
+  )
     .option('--project <name>', 'only this project')
     .option('--commit <sha>', 'only this commit')
     .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
       process.exitCode = await (await import('./commands/safety.js')).resume(opts);
+    });
+
+  stateCommand(
+    'releases',
+    "List each project's releases on this host, newest first: the current one marked, commit, source, build time and the run that switched to it.",
+    ['text', 'json', 'yaml'],
+  )
+    .option('--project <name>', 'only this project')
+    .action(async (opts: { project?: string; stateDir?: string; root?: string; output: Format }) => {
+      process.exitCode = await (await import('./commands/releases.js')).releases(opts);
     });
 
   // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.

@@ -173,7 +173,7 @@ describe('hostkit CLI: options of every command', () => {
         expect((await hostkit(['runs', '--root', root, '-o', 'markdown', '--verbose'])).stdout).toMatch(/<details><summary><code>\d{8}T/);
       }));
 
-    it('runs: failures, quarantined commits and paused projects, with pipes escaped', () => {
+    it('runs: failures, quarantined commits, paused projects and held releases, with pipes escaped', () => {
       const md = renderRunsMarkdown(
         '/var/lib/hostkit',
         [
@@ -190,11 +190,13 @@ describe('hostkit CLI: options of every command', () => {
         {
           quarantined: [{ commit: 'b'.repeat(40), at: 't0', reason: 'health check failed', projects: ['x'] }],
           paused: [{ project: 'x', at: 't1', failures: 3, fingerprint: 'f', reason: 'r' }],
+          held: [{ project: 'y', release: '20261207T101500Z-1a2b3c4d5e6f-b9c8', at: 't2', specDigest: 'd' }],
         },
       );
       expect(md).toContain('| `r1` | apply | ❌ rolled-back | `aaaaaaaaaaaa` | 3 change(s); failed at `unit/hk-x.service`: exit 1 \\| boom |');
       expect(md).toContain('- `bbbbbbbbbbbb` since t0: health check failed');
       expect(md).toContain('- `x` since t1, after 3 failed applies');
+      expect(md).toContain('- `y` on `20261207T101500Z-1a2b3c4d5e6f-b9c8` since t2');
     });
   });
 

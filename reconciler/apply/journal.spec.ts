@@ -1,5 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { FakeHost } from '../hosts/fake.js';
+import { LocalHost } from '../hosts/local.js';
 import type { AppendOptions, Ownership } from '../hosts/types.js';
 import { silentLogger } from '../core/log.js';
 import { listRuns, RunJournal } from './journal.js';
@@ -57,5 +59,28 @@ describe('reconciler/apply/journal', () => {
     expect((await applyRestore(plan, journal, { log: silentLogger() })).errors).toEqual([]);
     expect(await host.readlink('/srv/app/current')).toBe('releases/a');
     expect((await planRestore(journal)).steps[0]).toMatchObject({ action: 'restore-link', unchanged: true });
+  });
+
+  it('removes a link a run made where there was nothing, though it points to a directory (a real file system, not read through)', async () => {
+    const root = await mkdtemp('/tmp/hk-journal-');
+    try {
+      const host = new LocalHost({ root });
+      const owner = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o755 };
+      await host.mkdir('/srv', owner);
+      await host.mkdir('/srv/app', owner);
+      await host.mkdir('/srv/app/releases', owner);
+      await host.mkdir('/srv/app/releases/a', owner);
+      const journal = await RunJournal.open(host, '/var/lib/hostkit', { type: 'apply', host: 'test-1', planned: [] });
+      await journal.backupFile('release/app', '/srv/app/current');
+      await journal.event({ ev: 'begin', id: 'release/app' });
+      await host.symlink('releases/a', '/srv/app/current');
+      const plan = await planRestore(journal);
+      expect(plan.steps).toEqual([{ action: 'remove-file', resource: 'release/app', path: '/srv/app/current', unchanged: false }]);
+      expect((await applyRestore(plan, journal, { log: silentLogger() })).errors).toEqual([]);
+      expect(await host.stat('/srv/app/current')).toBeUndefined();
+      expect((await host.stat('/srv/app/releases/a'))?.type).toBe('directory');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

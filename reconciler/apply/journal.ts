@@ -78,6 +78,11 @@ function currentPath(stateDirectory: string): string {
   return path.posix.join(stateDirectory, 'current-run.json');
 }
 
+/** The run now applying on the host (the one current-run.json names), if any: a driver records it beside what it did. */
+export async function openRunId(host: Host, stateDirectory: string): Promise<string | undefined> {
+  return (await readJson<{ run?: string }>(host, currentPath(stateDirectory)))?.run;
+}
+
 export function newRunId(now = new Date()): string {
   // Sortable by time, to the millisecond: 20261122T053900123Z-a1b2c3.
   return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;

@@ -6,7 +6,10 @@ import { readJson, writeJson } from './state-file.js';
 // see the same thing: a commit whose apply failed is quarantined (not retried
 // until a new commit or `hostkit resume`), and a project that failed
 // `pauseAfterFailures` times within `failureWindow` is paused: its changes are
-// held back until a commit changes the project or `hostkit resume`.
+// held back until a commit changes the project or `hostkit resume`. A project
+// an operator moved to a kept release (`hostkit rollback --project P --to ID`)
+// is held there: the release driver keeps it on that release until a commit
+// changes its release spec (source, build, releases, shared) or `hostkit resume`.
 
 export interface DeployPolicy {
   pauseAfterFailures: number;
@@ -32,11 +35,23 @@ export interface PauseEntry {
   reason: string;
 }
 
+export interface HoldEntry {
+  project: string;
+  /** The release the project is held on. */
+  release: string;
+  at: string;
+  /** holdDigest (drivers/release/records.ts) of the project's release spec when it was held: a commit that changes it ends the hold. */
+  specDigest: string;
+  /** The run that switched to the release. */
+  run?: string;
+}
+
 interface SafetyState {
   version: 1;
   quarantined: Record<string, QuarantineEntry>;
   failures: Record<string, { at: string; commit?: string; run?: string }[]>;
   paused: Record<string, PauseEntry>;
+  held: Record<string, HoldEntry>;
 }
 
 export function safetyPath(stateDirectory: string): string {
@@ -45,8 +60,8 @@ export function safetyPath(stateDirectory: string): string {
 
 async function load(host: Host, stateDirectory: string): Promise<SafetyState> {
   const s = await readJson<SafetyState>(host, safetyPath(stateDirectory));
-  if (!s || s.version !== 1) return { version: 1, quarantined: {}, failures: {}, paused: {} };
-  return { version: 1, quarantined: s.quarantined ?? {}, failures: s.failures ?? {}, paused: s.paused ?? {} };
+  if (!s || s.version !== 1) return { version: 1, quarantined: {}, failures: {}, paused: {}, held: {} };
+  return { version: 1, quarantined: s.quarantined ?? {}, failures: s.failures ?? {}, paused: s.paused ?? {}, held: s.held ?? {} };
 }
 
 export interface FailureInput {
@@ -126,20 +141,51 @@ export async function pausedProjects(
   return { paused, released };
 }
 
+/** Hold `project` on `release` (replacing a hold it had). */
+export async function holdRelease(host: Host, stateDirectory: string, hold: Omit<HoldEntry, 'at'> & { at?: Date }): Promise<HoldEntry> {
+  const state = await load(host, stateDirectory);
+  const entry: HoldEntry = {
+    project: hold.project,
+    release: hold.release,
+    at: (hold.at ?? new Date()).toISOString(),
+    specDigest: hold.specDigest,
+    ...(hold.run ? { run: hold.run } : {}),
+  };
+  state.held[hold.project] = entry;
+  await writeJson(host, safetyPath(stateDirectory), state);
+  return entry;
+}
+
+/** The hold on `project`, if any. A plan reads it; whether it still binds is the caller's to decide (its specDigest against holdDigest of the spec). */
+export async function heldRelease(host: Host, stateDirectory: string, project: string): Promise<HoldEntry | undefined> {
+  return (await load(host, stateDirectory)).held[project];
+}
+
+/** End the hold on `project` (its rollback run failed, or a commit changed its release spec); returns it, or undefined when there was none. */
+export async function releaseHold(host: Host, stateDirectory: string, project: string): Promise<HoldEntry | undefined> {
+  const state = await load(host, stateDirectory);
+  const entry = state.held[project];
+  if (!entry) return undefined;
+  delete state.held[project];
+  await writeJson(host, safetyPath(stateDirectory), state);
+  return entry;
+}
+
 export interface SafetyStatus {
   quarantined: QuarantineEntry[];
   paused: PauseEntry[];
+  held: HoldEntry[];
 }
 
 export async function safetyStatus(host: Host, stateDirectory: string): Promise<SafetyStatus> {
   const state = await load(host, stateDirectory);
-  return { quarantined: Object.values(state.quarantined), paused: Object.values(state.paused) };
+  return { quarantined: Object.values(state.quarantined), paused: Object.values(state.paused), held: Object.values(state.held) };
 }
 
-/** Lift quarantines and pauses (all of them, or one project's / one commit's); returns what was lifted. */
+/** Lift quarantines, pauses and release holds (all of them, or one project's / one commit's); returns what was lifted. */
 export async function resume(host: Host, stateDirectory: string, only: { project?: string; commit?: string } = {}): Promise<SafetyStatus> {
   const state = await load(host, stateDirectory);
-  const lifted: SafetyStatus = { quarantined: [], paused: [] };
+  const lifted: SafetyStatus = { quarantined: [], paused: [], held: [] };
   for (const [commit, q] of Object.entries(state.quarantined)) {
     const match = only.commit ? commit.startsWith(only.commit) : only.project ? q.projects.includes(only.project) : true;
     if (match) {
@@ -152,6 +198,11 @@ export async function resume(host: Host, stateDirectory: string, only: { project
     lifted.paused.push(p);
     delete state.paused[project];
     delete state.failures[project];
+  }
+  for (const [project, h] of Object.entries(state.held)) {
+    if (only.commit || (only.project && only.project !== project)) continue;
+    lifted.held.push(h);
+    delete state.held[project];
   }
   if (!only.commit && !only.project) state.failures = {};
   await writeJson(host, safetyPath(stateDirectory), state);

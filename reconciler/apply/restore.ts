@@ -57,8 +57,9 @@ async function stateRecord(journal: RunJournal, b: Backup & { target: Exclude<Ba
 async function fileStep(journal: RunJournal, id: string, b: Backup, p: string): Promise<FileRestoreStep | undefined> {
   const host = journal.host;
   if (b.link !== undefined) return { action: 'restore-link', resource: id, path: p, target: b.link, unchanged: (await host.readlink(p)) === b.link };
+  // Not read: a link made since (a release's `current`) may point to a directory, and it is still there to remove.
+  if (b.absent) return { action: 'remove-file', resource: id, path: p, unchanged: (await host.stat(p)) === undefined };
   const now = await host.readFile(p);
-  if (b.absent) return { action: 'remove-file', resource: id, path: p, unchanged: now === undefined };
   const before = await journal.readBackup(b.file!);
   if (!before) return undefined; // the backup itself is missing: nothing trustworthy to restore
   const st = await host.stat(p);

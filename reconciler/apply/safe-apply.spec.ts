@@ -192,7 +192,7 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     expect(await read('srv/a.conf')).toBe('two\n');
     const both = await execa('node', [CLI, 'rollback', '--root', root], { reject: false, env });
     expect(both.exitCode).toBe(1);
-    expect(both.stderr).toContain('give exactly one of --last or --run ID');
+    expect(both.stderr).toContain('give exactly one of --last, --run ID, or --project NAME --to ID');
   });
 
   it('rollback holds the run lock, first rolls back a run a killed process left open, and refuses another machine', async () => {

@@ -111,6 +111,12 @@ export interface SafeApplyOptions extends Pick<ApplyOptions, 'only' | 'progress'
   deferRetryable?: boolean;
   /** The commit is not a new one (start-up convergence): no project is un-paused. */
   keepPauses?: boolean;
+  /**
+   * An operator's run limited by `only` that applies no new commit (`hostkit rollback --project P --to ID`
+   * switches back to a kept release): a quarantine of the commit does not hold it back, and its failure
+   * quarantines no commit (it still counts against the project).
+   */
+  operatorRun?: boolean;
 }
 
 export async function applySafely(
@@ -122,7 +128,7 @@ export async function applySafely(
   const commit = plan.commit;
   const only = options.only;
   const pending = pendingChanges(plan).filter((c) => !only || only.has(c.id));
-  const quarantine = await isQuarantined(host, stateDirectory, commit);
+  const quarantine = options.operatorRun ? undefined : await isQuarantined(host, stateDirectory, commit);
   if (quarantine && pending.length > 0) {
     return {
       kind: 'held',
@@ -171,7 +177,7 @@ export async function applySafely(
         host,
         stateDirectory,
         {
-          ...(commit ? { commit } : {}),
+          ...(commit && !options.operatorRun ? { commit } : {}),
           ...(result.run ? { run: result.run } : {}),
           reason: `${result.failed.id} failed`,
           projects: projects.map((name) => ({ name, fingerprint: fingerprints.get(name) ?? '' })),

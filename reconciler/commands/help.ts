@@ -85,15 +85,26 @@ export const HELP: Record<string, Help> = {
     ],
   },
   rollback: {
-    summary: 'Restore the state before a run from its backups.',
+    summary: 'Undo a run, or put a project on a kept release.',
     examples: [
       ['sudo hostkit rollback --last --dry-run', 'the down plan; change nothing'],
-      ['sudo hostkit rollback --last'],
+      ['sudo hostkit rollback --last', 'the files, units and the code (current) as before the run'],
       ['sudo hostkit rollback --run 20261129T2353', 'a run by a unique prefix of its id (hostkit runs)'],
+      [
+        'sudo hostkit rollback --repo /srv/config --project shop --to 20261207T101500Z-1a2b3c4d5e6f-b9c8',
+        'a kept release (hostkit releases); held there until a commit changes its source or hostkit resume',
+      ],
+    ],
+  },
+  releases: {
+    summary: "List each project's releases on this host.",
+    examples: [
+      ['hostkit releases', 'every project: newest first, * marks the current one'],
+      ['hostkit releases --project shop -o json', 'full commit ids, build times and the run that switched to each'],
     ],
   },
   resume: {
-    summary: 'Lift quarantines and pauses for a retry.',
+    summary: 'Lift quarantines, pauses and release holds.',
     examples: [['sudo hostkit resume'], ['sudo hostkit resume --project shop'], ['sudo hostkit resume --commit 3872bbe']],
   },
   status: {

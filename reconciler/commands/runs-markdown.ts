@@ -1,5 +1,5 @@
 // `hostkit runs -o markdown`: the runs as a table, then quarantined commits and
-// paused projects, for an incident note or an issue comment.
+// paused projects and release holds, for an incident note or an issue comment.
 import type { RunEvent } from '../apply/journal.js';
 import type { SafetyStatus } from '../apply/quarantine.js';
 import type { RunSummary } from '../apply/rollback.js';
@@ -42,6 +42,11 @@ export function renderRunsMarkdown(
   if (safety.paused.length > 0) {
     out.push('**Paused projects** (a commit that changes one, or `hostkit resume --project NAME`, un-pauses it)', '');
     for (const p of safety.paused) out.push(`- \`${p.project}\` since ${p.at}, after ${p.failures} failed applies`);
+    out.push('');
+  }
+  if (safety.held.length > 0) {
+    out.push('**Held on a release** (`hostkit rollback --to`; a commit that changes its source, or `hostkit resume --project NAME`, releases it)', '');
+    for (const h of safety.held) out.push(`- \`${h.project}\` on \`${h.release}\` since ${h.at}`);
     out.push('');
   }
   return out.join('\n');

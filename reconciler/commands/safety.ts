@@ -17,6 +17,7 @@ import { namesMachine } from '../core/hostname.js';
 import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { renderRunsMarkdown } from './runs-markdown.js';
+import { holdText } from '../drivers/release/holds.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.
@@ -92,6 +93,7 @@ export async function runs(opts: StateOptions & { verbose?: boolean; prune?: boo
       lines.push(
         style.yellow(`paused: project ${p.project} since ${p.at} after ${p.failures} failures; a commit that changes it or \`hostkit resume\` un-pauses it`),
       );
+    for (const h of safety.held) lines.push(style.yellow(holdText(h)));
     return lines.join('\n') + '\n';
   });
   return 0;
@@ -124,9 +126,34 @@ export function renderRestorePlan(plan: RestorePlan): string {
   return lines.join('\n') + '\n';
 }
 
-export async function rollback(opts: StateOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+/** The options of `hostkit rollback --project NAME --to ID` (commands/releases.ts). */
+export interface RollbackToCliOptions {
+  project?: string;
+  to?: string;
+  repo?: string;
+  host?: string;
+  cache?: boolean;
+}
+
+export async function rollback(opts: StateOptions & RollbackToCliOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+  if (opts.project !== undefined || opts.to !== undefined) {
+    if (opts.project === undefined || opts.to === undefined) {
+      process.stderr.write(
+        `hostkit: error: ${opts.to === undefined ? '--project NAME needs --to ID' : '--to ID needs --project NAME'}: \`hostkit rollback --project NAME --to ID\` switches a project to a kept release (see \`hostkit releases\`)\n`,
+      );
+      return 1;
+    }
+    if (opts.last || opts.run || opts.dryRun) {
+      process.stderr.write(
+        'hostkit: error: --project/--to switches to a kept release; it takes neither --last, --run nor --dry-run (`hostkit plan` shows a plan)\n',
+      );
+      return 1;
+    }
+    const { rollbackTo } = await import('./releases.js');
+    return rollbackTo({ ...opts, project: opts.project, to: opts.to, repo: opts.repo ?? '.' });
+  }
   if (!opts.last === !opts.run) {
-    process.stderr.write('hostkit: error: give exactly one of --last or --run ID (see `hostkit runs`)\n');
+    process.stderr.write('hostkit: error: give exactly one of --last, --run ID, or --project NAME --to ID (see `hostkit runs`, `hostkit releases`)\n');
     return 1;
   }
   const { host, stateDirectory } = target(opts);
@@ -172,7 +199,8 @@ export async function resume(opts: StateOptions & { project?: string; commit?: s
     const lines: string[] = [];
     for (const q of lifted.quarantined) lines.push(`commit ${q.commit.slice(0, 12)} is no longer quarantined`);
     for (const p of lifted.paused) lines.push(`project ${p.project} is no longer paused`);
-    if (lines.length === 0) lines.push('Nothing was quarantined or paused.');
+    for (const h of lifted.held) lines.push(`project ${h.project} is no longer held on release ${h.release}`);
+    if (lines.length === 0) lines.push('Nothing was quarantined, paused or held.');
     else lines.push('The next `hostkit reconcile` (or the agent) applies them again.');
     return lines.join('\n') + '\n';
   });

@@ -54,6 +54,12 @@ export const ERROR_CODES = {
   SYSTEMCTL_SHOW_FAILED: { meaning: 'systemctl show could not read unit states', retryable: true },
   SYSTEMCTL_LIST_FAILED: { meaning: 'systemctl list-units could not read unit states', retryable: true },
   LIFECYCLE_COMMAND_FAILED: { meaning: "a project's lifecycle command exited non-zero or timed out", retryable: false },
+  // Releases
+  RELEASE_BUILD_FAILED: {
+    meaning: 'a release was not built (its source not exported, a build step failed or timed out); the previous release keeps serving',
+    retryable: false,
+  },
+  RELEASE_CREDENTIALS_UNAVAILABLE: { meaning: "a source's sshKey or token secret reference cannot be resolved", retryable: false },
   // nginx and certificates
   NGINX_CONFIG_INVALID: { meaning: 'nginx -t rejected the configuration; nginx was not reloaded', retryable: false },
   NGINX_RELOAD_FAILED: { meaning: 'systemctl reload-or-restart nginx failed', retryable: true },
@@ -99,9 +105,28 @@ export const ERROR_CODES = {
   },
   BAD_OPTION: { meaning: 'a command-line option has a value of the wrong form', retryable: false },
   WATCH_NEEDS_DRY_RUN: { meaning: '--watch was given without --dry-run', retryable: false },
+  RELEASE_NOT_KEPT: { meaning: '`rollback --to` names no complete release of the project on the host (the error lists those it has)', retryable: false },
+  RELEASE_NO_SOURCE: { meaning: '`rollback --to` names a project without spec.source: it has no releases', retryable: false },
+  RELEASE_NOT_SWITCHED: { meaning: "`rollback --to`'s run did not leave the project on the release asked for; its hold was removed", retryable: false },
   UNKNOWN_PROJECT: { meaning: 'no project of that name is placed on the host', retryable: false },
   UNKNOWN_UNIT: { meaning: '--unit names nothing the project declares (the error lists what it does)', retryable: false },
   JOURNAL_READ_FAILED: { meaning: 'journalctl could not read the journal (e.g. a --since it cannot parse)', retryable: false },
+  // release sources
+  SOURCE_UNREACHABLE: { meaning: "a project's source (git repository or archive) could not be reached or fetched", retryable: true },
+  SOURCE_REF_UNKNOWN: { meaning: "a git source's ref is not a commit, tag or branch of the repository (or the commit is not cached)", retryable: false },
+  SOURCE_AUTH_FAILED: { meaning: "a git source refused the project's credentials (token, deploy key) or its ssh host key changed", retryable: false },
+  SOURCE_PATH_NOT_ALLOWED: {
+    meaning: "a source URL is a local path outside the Host's allowedRoots, or a form HostKit does not pass on (an option, a password in the URL)",
+    retryable: false,
+  },
+  SOURCE_SUBDIRECTORY_UNKNOWN: { meaning: "a git source's subdirectory is not a directory of the commit", retryable: false },
+  SOURCE_DESTINATION_NOT_EMPTY: { meaning: 'a release directory to export or unpack a source into is not empty; nothing was written', retryable: false },
+  ARCHIVE_DIGEST_MISMATCH: { meaning: "an archive's sha256 is not the one the manifest names; nothing was unpacked", retryable: false },
+  ARCHIVE_UNSAFE: {
+    meaning: 'an archive holds an absolute path, "..", a device file or fifo, or a link out of the release; nothing was unpacked',
+    retryable: false,
+  },
+  ARCHIVE_FORMAT: { meaning: 'an archive is not a readable .tar.gz, .tar.zst or .zip', retryable: false },
   // test harness only
   TEST_HOST_INVALID_OPTIONS: { meaning: 'a test host was asked for with invalid options', retryable: false },
   TEST_HOST_BOOT_FAILED: { meaning: 'a test host did not boot', retryable: false },

@@ -99,6 +99,11 @@ export class SecretResolver {
     this.fingerprint = fingerprinter(options.fingerprintKey ?? randomBytes(KEY_BYTES));
   }
 
+  /** `text` with every secret value resolved so far in this run replaced (build output, before it is logged). */
+  scrub(text: string): string {
+    return this.options.redactor.scrub(text);
+  }
+
   resolve(ref: SecretRef): Promise<SecretValue> {
     const key = JSON.stringify(ref);
     let pending = this.cache.get(key);

@@ -22,6 +22,7 @@ describe('drivers/kinds (the light registry)', () => {
       'files',
       'env file',
       'database',
+      'release',
       'lifecycle commands',
       'units',
       'after-start commands',

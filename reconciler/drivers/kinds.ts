@@ -20,6 +20,8 @@ import { siteDefinition } from './nginx/definition.js';
 import { projectDomains } from './nginx/project.js';
 import { pgDatabaseDefinition, pgRoleDefinition } from './postgresql/definition.js';
 import { projectDatabase } from './postgresql/project.js';
+import { releaseDefinition } from './release/definition.js';
+import { projectRelease } from './release/project.js';
 import { sysctlDefinition } from './sysctl/definition.js';
 import { timerDefinition, unitDefinition } from './systemd/definition.js';
 import { projectUnits } from './systemd/project.js';
@@ -34,6 +36,7 @@ export const KINDS = [
   sysctlDefinition,
   fileDefinition,
   envFileDefinition,
+  releaseDefinition,
   unitDefinition,
   timerDefinition,
   certificateDefinition,
@@ -58,8 +61,9 @@ export const PROJECT_PARTS: readonly ProjectPart[] = [
   projectFiles,
   projectEnvFile,
   projectDatabase,
-  // Slot: the release (drivers/release/project.ts, #19): after the directory, files, env file and
-  // database, before anything runs in the working directory, which it may move (/srv/NAME/current).
+  // After the directory, files, env file and database, before anything runs in the working
+  // directory, which it moves (/srv/NAME/current).
+  projectRelease,
   lifecycleCommands,
   projectUnits,
   afterStartCommands,

@@ -101,8 +101,11 @@ export interface ProjectExpansion extends PrimitiveExpansion {
    * the account's home and the directory HostKit creates are where it was first.
    */
   workingDirectory: string;
-  /** What a static project with domains serves (its static.root, else public/ in its working directory), and where that was written. */
-  readonly webRoot: { readonly path: string; readonly origin: Location } | undefined;
+  /**
+   * What a static project with domains serves (its static.root, else public/ in its working directory), and where that was
+   * written. `inRelease`: it is inside the project's current release (drivers/release), which provides it: nothing creates it.
+   */
+  readonly webRoot: { readonly path: string; readonly origin: Location; readonly inRelease?: true } | undefined;
   /** Paths the project's processes read (its files, its env file): a unit restarts when one changes. */
   readonly reads: string[];
   /** The env file its units read, when it has one. */

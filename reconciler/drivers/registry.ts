@@ -9,6 +9,7 @@ import { KINDS, type RegisteredKind } from './kinds.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
 import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
+import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
@@ -24,6 +25,7 @@ const RUNTIME = {
   sysctl: sysctlDriver,
   file: fileDriver,
   envfile: envFileDriver,
+  release: releaseDriver,
   unit: unitDriver,
   timer: timerDriver,
   certificate: certificateDriver,

@@ -87,7 +87,8 @@ function runsSomething(project: ProjectManifest): boolean {
     spec.runtime !== 'static' ||
     spec.service !== undefined ||
     [spec.workers, spec.timers, spec.lifecycle, spec.files].some((list) => (list ?? []).length > 0) ||
-    spec.health?.command !== undefined
+    spec.health?.command !== undefined ||
+    spec.source !== undefined
   );
 }
 
@@ -234,7 +235,14 @@ function expandProject(b: HostBuilder, m: Manifest<ProjectManifest>): void {
     user: projectUser(p),
     runs: runsSomething(p),
     workingDirectory: workingDirectory(p),
-    webRoot: root === undefined ? undefined : { path: root, origin: m.source.locate(p.spec.static?.root ? '/spec/static/root' : '/metadata/name') },
+    webRoot:
+      root === undefined
+        ? undefined
+        : {
+            path: root,
+            origin: m.source.locate(p.spec.static?.root ? '/spec/static/root' : '/metadata/name'),
+            ...(p.spec.source !== undefined && !p.spec.static?.root?.startsWith('/') ? { inRelease: true } : {}),
+          },
     reads: [],
     ids,
     startsAfter: () => [ids.account, ids.directory, ...ids.files, ...ids.envFiles, ...ids.databases, ...(ids.release ? [ids.release] : [])],

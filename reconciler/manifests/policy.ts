@@ -290,7 +290,7 @@ function checkProject(c: Checker, m: Manifest<ProjectManifest>, index: Index): v
   }
   if (spec.service?.workingDirectory) c.path(spec.service.workingDirectory, '/spec/service/workingDirectory', 'workingDirectory');
   (spec.service?.isolation?.writablePaths ?? []).forEach((p, i) => c.path(p, `/spec/service/isolation/writablePaths/${i}`, 'writable path'));
-  if (spec.static?.root) c.path(spec.static.root, '/spec/static/root', 'static root');
+  if (spec.static?.root?.startsWith('/')) c.path(spec.static.root, '/spec/static/root', 'static root');
   (spec.domains ?? []).forEach((d, i) => {
     (d.locations ?? []).forEach((l, j) => {
       if (l.root) c.path(l.root, `/spec/domains/${i}/locations/${j}/root`, 'location root');

@@ -2,7 +2,11 @@
 // Project expansion (expand.ts) and the driver folders' manifest.ts and project.ts. A leaf:
 // it must not import the driver registry (a driver's manifest.ts imports it).
 import type { Location } from '../core/diagnostics.js';
+import { currentLink } from '../drivers/release/layout.js';
 import type { Environment, ProjectManifest } from './types.js';
+
+/** Where a Host's paths may be unless its spec.allowedRoots says otherwise. */
+export const DEFAULT_ALLOWED_ROOTS = ['/srv', '/opt', '/var/lib', '/var/www', '/var/log', '/etc/hostkit'];
 
 /** Every unit HostKit writes is named hk-NAME.service (or .timer). */
 export const UNIT_PREFIX = 'hk-';
@@ -19,9 +23,14 @@ export function workingDirectory(project: ProjectManifest): string {
   return project.spec.service?.workingDirectory ?? `/srv/${project.metadata.name}`;
 }
 
-/** What a static project's sites serve: `static.root`, else `public` in its working directory. */
+/**
+ * What a static project's sites serve: `static.root`, else `public` in its working directory.
+ * With a source, a relative `static.root` (default `public`) is inside the current release.
+ */
 export function webRoot(project: ProjectManifest): string {
-  return project.spec.static?.root ?? `${workingDirectory(project)}/public`;
+  const root = project.spec.static?.root;
+  if (project.spec.source && !root?.startsWith('/')) return `${currentLink(project.metadata.name)}/${root ?? 'public'}`;
+  return root ?? `${workingDirectory(project)}/public`;
 }
 
 /** A PostgreSQL name for a manifest name (dashes are not allowed unquoted). */

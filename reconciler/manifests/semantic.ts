@@ -171,6 +171,22 @@ function checkProject(m: Manifest<ProjectManifest>): Diagnostic[] {
   if (spec.runtime !== 'static' && (spec.domains ?? []).length > 0 && spec.service?.port === undefined) {
     out.push(error('missing service port', 'domains proxy to the service, so spec.service.port is required', m.source.locate('/spec/domains')));
   }
+  // Releases (drivers/release): what only means something with a source.
+  if (!spec.source) {
+    if (spec.static?.root !== undefined && !spec.static.root.startsWith('/')) {
+      out.push(
+        error(
+          'needs a source',
+          `static.root ${spec.static.root} is relative: it resolves inside the current release, so spec.source is required`,
+          m.source.locate('/spec/static/root'),
+        ),
+      );
+    }
+    for (const field of ['build', 'releases', 'shared'] as const) {
+      if (spec[field] !== undefined)
+        out.push(error('needs a source', `spec.${field} applies to releases of spec.source, which is not set`, m.source.locate(`/spec/${field}`)));
+    }
+  }
   if (spec.database) {
     for (const [field, value] of [
       ['role', spec.database.role ?? pgName(m.name)],

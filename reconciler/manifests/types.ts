@@ -116,7 +116,16 @@ export interface ProjectSpec {
     retries?: number;
   };
   lifecycle?: { name: string; phase: 'before-start' | 'after-start'; command: string[]; down?: string[]; irreversible?: boolean; timeout?: string }[];
+  /** The application's code (drivers/release): exactly one of git or archive. */
+  source?: SourceSpec;
+  build?: { command: string[]; environment?: Environment; timeout?: string }[];
+  releases?: { keep?: number };
+  /** Relative paths kept across releases, linked into each. */
+  shared?: string[];
 }
+
+export type SourceSpec =
+  { git: { url: string; ref: string; subdirectory?: string; sshKey?: SecretRef; token?: SecretRef } } | { archive: { url: string; sha256: string } };
 
 export interface Ownership {
   owner?: string;

@@ -19,7 +19,7 @@ export const projectDirectory: ProjectPart = {
         dependsOn: [x.ids.account],
       });
     }
-    if (x.webRoot !== undefined) {
+    if (x.webRoot !== undefined && !x.webRoot.inRelease) {
       const webRoot = addWebRoot(x, x.webRoot.path, x.webRoot.origin);
       if (webRoot !== undefined) x.ids.webRoot = webRoot;
     }

@@ -53,6 +53,6 @@ export const projectDomains: ProjectPart = {
         ...(site.rootMustExist ? { fieldOrigins: { root: x.webRoot!.origin } } : {}),
       });
     });
-    if (spec.static?.root) x.checkPath(spec.static.root, x.at('/spec/static/root'));
+    if (spec.static?.root?.startsWith('/')) x.checkPath(spec.static.root, x.at('/spec/static/root'));
   },
 };

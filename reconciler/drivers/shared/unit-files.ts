@@ -5,11 +5,55 @@ import type { Host } from '../../hosts/types.js';
 import type { DriverContext } from '../types.js';
 
 // What every driver that installs a systemd unit file shares (the systemd driver's units,
-// the firewall's boot unit): where unit files live, the header HostKit writes, and the check
-// a candidate file passes before it goes live.
+// the firewall's boot unit): where unit files live, the header HostKit writes, the check
+// a candidate file passes before it goes live, and the hardening profiles (also a release's
+// build unit's).
 
 export const UNIT_DIR = '/etc/systemd/system';
 export const HEADER = '# Managed by HostKit: edits are overwritten on the next apply.\n';
+
+/** A service's isolation profile (a Project's spec.service.isolation.profile). */
+export type IsolationProfile = 'none' | 'web-service' | 'strict';
+
+// Named hardening profiles, of a service's unit and of a release's build unit.
+// "web-service" suits most network services; "strict" also drops devices,
+// capabilities and foreign address families.
+// (MemoryDenyWriteExecute is left out: it breaks JIT runtimes such as Node.)
+export const PROFILES: Readonly<Record<IsolationProfile, readonly string[]>> = {
+  none: [],
+  'web-service': [
+    'NoNewPrivileges=yes',
+    'PrivateTmp=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectControlGroups=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+  ],
+  strict: [
+    'NoNewPrivileges=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'RestrictSUIDSGID=yes',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'LockPersonality=yes',
+    'SystemCallArchitectures=native',
+    'CapabilityBoundingSet=',
+    'AmbientCapabilities=',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+  ],
+};
 
 // One `systemd-analyze verify` of candidate files in a private directory under /run,
 // removed afterwards; its messages, by the unit each names.

@@ -1,4 +1,4 @@
-import { stringEnv, UNIT_PREFIX } from '../../manifests/primitive.js';
+import { stringEnv, UNIT_PREFIX, workingDirectory } from '../../manifests/primitive.js';
 import { scheduleError, toOnCalendar } from '../../manifests/schedule.js';
 import type { ProjectExpansion, ProjectPart } from '../manifest-types.js';
 import type { TimerSpec, UnitSpec } from './spec.js';
@@ -67,7 +67,8 @@ function unitBase(x: ProjectExpansion, unit: string, description: string, comman
     limits: service?.limits ?? {},
     isolation: {
       profile: service?.isolation?.profile ?? 'web-service',
-      writablePaths: service?.isolation?.writablePaths ?? [x.workingDirectory],
+      // The project's directory, also when the units run in a release inside it (its shared paths are there).
+      writablePaths: service?.isolation?.writablePaths ?? [workingDirectory(x.project)],
       network: service?.isolation?.network ?? 'any',
     },
     reads: x.reads,

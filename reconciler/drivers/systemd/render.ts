@@ -4,7 +4,7 @@ import type { Fingerprint } from '../../core/secrets.js';
 import type { TimerSpec, UnitSpec } from '../../core/specs.js';
 import { programProblem, systemdText } from '../../core/strict-values.js';
 
-import { HEADER } from '../shared/unit-files.js';
+import { HEADER, PROFILES } from '../shared/unit-files.js';
 
 export { HEADER, UNIT_DIR } from '../shared/unit-files.js';
 
@@ -69,45 +69,6 @@ export function redactUnitText(text: string, fingerprint: Fingerprint): string {
     })
     .join('\n');
 }
-
-// Named hardening profiles. "web-service" suits most network services;
-// "strict" also drops devices, capabilities and foreign address families.
-// (MemoryDenyWriteExecute is left out: it breaks JIT runtimes such as Node.)
-const PROFILES: Record<UnitSpec['isolation']['profile'], string[]> = {
-  none: [],
-  'web-service': [
-    'NoNewPrivileges=yes',
-    'PrivateTmp=yes',
-    'ProtectSystem=strict',
-    'ProtectHome=yes',
-    'ProtectKernelTunables=yes',
-    'ProtectKernelModules=yes',
-    'ProtectControlGroups=yes',
-    'RestrictSUIDSGID=yes',
-    'LockPersonality=yes',
-  ],
-  strict: [
-    'NoNewPrivileges=yes',
-    'PrivateTmp=yes',
-    'PrivateDevices=yes',
-    'ProtectSystem=strict',
-    'ProtectHome=yes',
-    'ProtectKernelTunables=yes',
-    'ProtectKernelModules=yes',
-    'ProtectKernelLogs=yes',
-    'ProtectControlGroups=yes',
-    'ProtectClock=yes',
-    'ProtectHostname=yes',
-    'RestrictSUIDSGID=yes',
-    'RestrictNamespaces=yes',
-    'RestrictRealtime=yes',
-    'LockPersonality=yes',
-    'SystemCallArchitectures=native',
-    'CapabilityBoundingSet=',
-    'AmbientCapabilities=',
-    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
-  ],
-};
 
 /**
  * A service unit. `readsDigest` is the digest of every file the service reads
