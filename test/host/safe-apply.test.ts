@@ -173,7 +173,7 @@ describeHost('reconciler/apply (journal, health, rollback, quarantine) on a real
     const afterSteps = new Map(dry.plan.after.map((a) => [a.kind, a.plan]));
     expect((afterSteps.get('unit') as UnitsAfterRestore).restart).toEqual(['hk-web.service']);
     expect(dry.plan.steps.map((s) => ('path' in s ? s.path : ''))).toContain(SITE);
-    expect(afterSteps.get('site')).toEqual({ reload: true });
+    expect(afterSteps.get('site')).toMatchObject({ reload: true, sites: [SITE] });
     expect(await snapshot(m, files)).toEqual(after); // a dry run changes nothing
 
     const done = await rollbackRun(target, { dryRun: false, log: silentLogger() });

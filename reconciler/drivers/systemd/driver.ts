@@ -13,7 +13,7 @@ import { analyzeUnits, verifyUnitFile } from '../shared/unit-files.js';
 import { unitRestore } from './restore.js';
 import { readPending, writePending } from './pending.js';
 import { redactUnitText, renderService, renderTimer, UNIT_DIR } from './render.js';
-import { journalTail, listUnits, showUnits, type UnitState } from './systemctl.js';
+import { journalTail, listUnits, RESTART_GRACE_MS, showUnits, type UnitState } from './systemctl.js';
 import { timerDefinition, unitDefinition } from './definition.js';
 
 export interface DesiredUnit {
@@ -67,8 +67,7 @@ export type UnitOp =
 
 type Spec = UnitSpec | TimerSpec;
 
-/** How long a restarted unit must stay up before it counts as started: a service that dies right after starting shows as active for a moment. */
-export const RESTART_GRACE_MS = 750;
+export { RESTART_GRACE_MS } from './systemctl.js';
 
 /**
  * What one run of one driver resolved and saw, by unit name, so that apply can do

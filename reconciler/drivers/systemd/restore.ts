@@ -3,6 +3,7 @@ import { findOp, type Change } from '../../diff/model.js';
 import { describeExec } from '../../hosts/types.js';
 import type { AfterRestore, Restore } from '../types.js';
 import { pendingPath, readPending, writePending } from './pending.js';
+import { journalTail, RESTART_GRACE_MS, showUnits } from './systemctl.js';
 import { UNIT_DIR } from './render.js';
 import type { ObservedUnit, UnitOp } from './driver.js';
 
@@ -119,5 +120,15 @@ const afterRestore: AfterRestore<UnitsAfterRestore> = {
     const pending = await readPending(host, ctx.stateDirectory);
     for (const u of [...p.restart, ...p.stop]) pending.delete(u);
     await writePending(host, ctx.stateDirectory, pending);
+    // The restore ends with the previous version serving, not starting: the restarted services must stay up past
+    // the grace an apply gives them; one that does not is the restore's error, naming it with its journal.
+    if (p.restart.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, RESTART_GRACE_MS));
+    const states = await showUnits(host, p.restart);
+    const down = p.restart.filter((u) => u.endsWith('.service') && states.get(u)?.ActiveState !== 'active');
+    if (down.length > 0) {
+      const tails = await Promise.all(down.map(async (u) => `${u}:\n${await journalTail(host, u, states.get(u)?.InvocationID)}`));
+      throw new Error(`${down.join(', ')} did not stay up after the restore:\n${tails.join('\n')}`);
+    }
   },
 };

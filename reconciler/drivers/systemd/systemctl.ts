@@ -1,6 +1,9 @@
 import { HostKitError } from '../../core/errors.js';
 import { describeExec, PARSED_OUTPUT_MAX_BYTES, type Host } from '../../hosts/types.js';
 
+/** How long a restarted unit must stay up before it counts as started: a service that dies right after starting shows as active for a moment. */
+export const RESTART_GRACE_MS = 750;
+
 export const SHOW_PROPERTIES = ['Id', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'NeedDaemonReload', 'InvocationID', 'Result'] as const;
 export type UnitState = Record<(typeof SHOW_PROPERTIES)[number], string>;
 

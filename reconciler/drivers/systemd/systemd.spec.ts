@@ -414,6 +414,8 @@ describe('reconciler/drivers/systemd', () => {
       'enable --no-reload -- hk-a.service',
       'daemon-reload',
       'restart -- hk-a.service',
+      // ...and, past the restart grace, one look that it stayed up.
+      'show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,NeedDaemonReload,InvocationID,Result -- hk-a.service',
     ]);
   });
 });
