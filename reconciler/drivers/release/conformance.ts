@@ -1,4 +1,5 @@
 import { idsOf, many, type ConformanceFixture } from '../../../test/support/conformance.js';
+import { answerRmRf } from '../../../test/support/releases.js';
 import type { Host } from '../../hosts/types.js';
 
 // Static projects with a git source (a repository on the host, branch main) and no
@@ -47,17 +48,7 @@ export const fixtures: ConformanceFixture[] = [
         for (const cache of caches) fake.seedFile(`${cache}/HEAD`, 'ref: refs/heads/main\n');
         return { exitCode: 0, stdout: '', stderr: '' };
       });
-      // rm -rf of a release: its entries, deepest first (FakeHost.remove is synchronous in all but name).
-      host.onExec((call, fake) => {
-        if (call.file !== 'rm') return undefined;
-        const dir = call.args.at(-1)!;
-        for (const p of fake
-          .paths()
-          .filter((p) => p === dir || p.startsWith(`${dir}/`))
-          .reverse())
-          void fake.remove(p);
-        return { exitCode: 0, stdout: '', stderr: '' };
-      });
+      answerRmRf(host);
       return {};
     },
     rollback: {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { driverContext } from '../../../test/support/context.js';
 import { JournaledRun } from '../../../test/support/undo.js';
+import { answerRmRf } from '../../../test/support/releases.js';
 import { heldRelease, holdRelease } from '../../apply/quarantine.js';
 import { Redactor } from '../../core/secrets.js';
 import type { Resource } from '../../core/resource.js';
@@ -60,16 +61,7 @@ function host(names: string[], head = C2): FakeHost {
   for (const n of names) h.seedDir(`/srv/${n}`);
   for (const n of names) h.seedFile(`/var/lib/hostkit/sources/${n}/HEAD`, 'ref: refs/heads/main\n');
   h.onExec((call) => (call.args.includes('ls-remote') ? { exitCode: 0, stdout: `${head}\trefs/heads/main\n`, stderr: '' } : undefined));
-  h.onExec((call, fake) => {
-    if (call.file !== 'rm') return undefined;
-    const dir = call.args.at(-1)!;
-    for (const p of fake
-      .paths()
-      .filter((p) => p === dir || p.startsWith(`${dir}/`))
-      .reverse())
-      void fake.remove(p);
-    return { exitCode: 0, stdout: '', stderr: '' };
-  });
+  answerRmRf(h);
   return h;
 }
 
