@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The command line only: parse, call, render, exit code. Modules are loaded
 // lazily per command so `hostkit --version` pays for nothing else.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,20 @@ function outputOption(formats: readonly Format[] = FORMATS): Option {
 }
 
 const CACHE_HELP = 'parse every manifest file again (skip the parse cache; README: Caches)';
+
+/**
+ * The commands run on a host (status, logs, health, rollback --to) read the config repository from
+ * --repo, or the current directory. A shell on a host usually starts in / or a home directory: reading
+ * that as a repository would parse every YAML file below it. Without --repo the current directory must
+ * look like a config repository (a hosts/ or projects/ folder), or the command stops with one line.
+ */
+function requireConfigRepo(cmd: Command): void {
+  if (cmd.getOptionValueSource('repo') !== 'default') return;
+  if (['hosts', 'projects'].some((dir) => existsSync(dir))) return;
+  cmd.error(
+    `error: ${process.cwd()} is not a config repository (no hosts/ or projects/ folder); run hostkit ${cmd.name()} from the repository or pass --repo DIR: a clone of it`,
+  );
+}
 
 interface ReconcileOptions {
   repo: string;
@@ -201,6 +215,7 @@ export function buildProgram(): Command {
     .action(async (opts: StateOptions & RollbackToCliOptions, cmd: Command) => {
       // With --to the state directory is the Host manifest's unless --state-dir says otherwise.
       if (opts.to !== undefined && cmd.getOptionValueSource('stateDir') === 'default') delete opts.stateDir;
+      if (opts.to !== undefined) requireConfigRepo(cmd);
       process.exitCode = await (await import('./commands/safety.js')).rollback(opts);
     });
   changesState(
@@ -242,7 +257,8 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', "where HostKit keeps its state on this host (default: the Host manifest's stateDirectory)")
     .addOption(new Option('--root <dir>', 'read this directory as if it were / (testing)').hideHelp())
     .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
-    .action(async (opts: StatusOptions) => {
+    .action(async (opts: StatusOptions, cmd: Command) => {
+      requireConfigRepo(cmd);
       process.exitCode = await (await import('./commands/status.js')).status(opts);
     });
   operateCommand('logs', "Print a project's journal: its service, workers, timers and lifecycle commands, and nothing else.")
@@ -252,13 +268,15 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'keep printing new lines until interrupted (Ctrl-C exits 0)')
     .option('--since <time>', 'lines since this time, as journalctl reads it ("2026-11-22 05:00", "1 hour ago", today)')
     .addOption(outputOption(['text', 'json']))
-    .action(async (project: string, opts: LogsOptions) => {
+    .action(async (project: string, opts: LogsOptions, cmd: Command) => {
+      requireConfigRepo(cmd);
       process.exitCode = await (await import('./commands/logs.js')).logs(project, opts);
     });
   operateCommand('health', "Run the projects' declared health checks now, one line each. Exit 0 when all pass, 1 otherwise.")
     .argument('[project]', 'only this project')
     .option('--watch <seconds>', 'check again every N seconds until interrupted (exit code: the last round)')
-    .action(async (project: string | undefined, opts: HealthOptions) => {
+    .action(async (project: string | undefined, opts: HealthOptions, cmd: Command) => {
+      requireConfigRepo(cmd);
       process.exitCode = await (await import('./commands/health.js')).health(project, opts);
     });
   addHelp(program);

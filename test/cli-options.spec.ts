@@ -110,6 +110,30 @@ describe('hostkit CLI: options of every command', () => {
     });
   });
 
+  describe('the commands run on a host, without --repo', () => {
+    it('stop with one line when the current directory is not a config repository, and read it when it is', async () => {
+      const bare = await mkdtemp(path.join(tmp, 'not-a-repo-'));
+      const runs: string[][] = [
+        ['status', '--host', 'test-1'],
+        ['health', '--host', 'test-1'],
+        ['logs', 'app', '--host', 'test-1'],
+        ['rollback', '--project', 'app', '--to', '20261207T101500Z-1a2b3c4d5e6f-b9c8', '--host', 'test-1'],
+      ];
+      for (const args of runs) {
+        const r = await hostkit(args, {}, { cwd: bare });
+        expect([r.exitCode, r.stdout], args.join(' ')).toEqual([1, '']);
+        expect(r.stderr.trim().split('\n')[0], args.join(' ')).toBe(
+          `error: ${bare} is not a config repository (no hosts/ or projects/ folder); run hostkit ${args[0]} from the repository or pass --repo DIR: a clone of it`,
+        );
+      }
+      // rollback --last needs no repository; from the repository the command reads it (a release the host does not keep).
+      expect((await hostkit(['rollback', '--last', '--dry-run', '--state-dir', path.join(bare, 'state')], {}, { cwd: bare })).stderr).not.toContain('config repository');
+      const inRepo = await hostkit(runs[3]!.concat('--state-dir', path.join(bare, 'state')), {}, { cwd: repo });
+      expect(inRepo.stderr).not.toContain('is not a config repository');
+      expect(inRepo.exitCode).toBe(2);
+    });
+  });
+
   describe('-q', () => {
     it('validate -q: nothing when valid (warnings left out), errors only when not', async () => {
       expect((await hostkit(['validate', '--repo', warned])).stdout).toContain('warning: placement matches no host');
