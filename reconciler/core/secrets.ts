@@ -59,11 +59,25 @@ export function describeRef(ref: SecretRef): string {
 // Every secret value resolved in a run is registered here, so any text leaving
 // HostKit (plans, logs, reports, error messages) can be scrubbed of it: a last
 // line of defence behind the drivers' own redaction.
+/** The shortest line of a multi-line secret that is scrubbed on its own. */
+const MIN_LINE = 8;
+
 export class Redactor {
   private readonly values = new Set<string>();
 
   add(value: string): void {
-    if (value.length >= 4) this.values.add(value);
+    if (value.length < 4) return;
+    this.values.add(value);
+    // Text leaving HostKit may hold a value in pieces or escaped: a tool quoting one line of a key
+    // (ssh, git), a JSON log field or report with the newlines as \n. Each line of a multi-line value
+    // (a short one, such as a lone brace, says nothing) and its JSON-escaped form are scrubbed too.
+    const escaped = JSON.stringify(value).slice(1, -1);
+    if (escaped !== value) this.values.add(escaped);
+    if (!/[\r\n]/.test(value)) return;
+    for (const line of value.split(/\r?\n/)) {
+      const trimmed = line.trim();
+      if (trimmed.length >= MIN_LINE) this.values.add(trimmed);
+    }
   }
 
   scrub(text: string): string {
