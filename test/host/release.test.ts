@@ -440,4 +440,48 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
       expect(JSON.parse((await marker(m, 'files', id))!.toString())).toMatchObject({ archiveSha256: two.sha256, source: { archive: two } });
     },
   );
+  it(
+    'a build step that fails or times out fails the run naming the project, the step and the output; an unknown ref is a plan error at its line; the release serving stays and no unfinished build is left',
+    { timeout: 180_000 },
+    async () => {
+      const m = machine();
+      const site = (ref: string, build: string) => ({
+        'projects/app.yaml': app('main'),
+        'projects/other.yaml': OTHER,
+        'projects/docs.yaml': `${docs(ref)}  build:\n${build}`,
+      });
+      ok(await apply(m, site(commits.v4, '    - command: [/usr/bin/true]\n')));
+      expect(await served(m, 'docs.hk.test', 'docs v4\n')).toBe('docs v4\n');
+      const before = { current: await current(m, 'docs'), releases: await releases(m, 'docs') };
+      const failed = async (files: Record<string, string>) => {
+        const r = result(await apply(m, files));
+        expect(r.status).toBe('rolled-back');
+        if (r.status !== 'rolled-back') throw new Error('not rolled back');
+        expect(r.failed.id).toBe('release/docs');
+        expect({ current: await current(m, 'docs'), releases: await releases(m, 'docs') }).toEqual(before);
+        expect(await get(m, 'docs.hk.test')).toBe('docs v4\n');
+        return r.failed.error;
+      };
+      // The build's output tail is in the failure (what an operator reads first).
+      const exited = await failed(site(commits.v5, '    - command: [/bin/sh, -c, "echo compiling; echo missing module left-pad >&2; exit 3"]\n'));
+      expect(exited).toContain('project docs: build step 1 (/bin/sh -c');
+      expect(exited).toContain('exited 3');
+      expect(exited).toContain('missing module left-pad');
+      const slow = await failed(site(commits.v5, '    - command: [/bin/sleep, "30"]\n      timeout: 2s\n'));
+      expect(slow).toContain('project docs: build step 1 (/bin/sleep 30)');
+      expect(slow).toMatch(/timed out|timeout/i);
+      // An unknown ref is found by the plan (one ls-remote): an error at the manifest's line, and nothing applied.
+      const unknown = await apply(m, site('no-such-branch', '    - command: [/usr/bin/true]\n'));
+      expect(unknown.stage).toBe('planned');
+      if (unknown.stage !== 'planned') return;
+      expect(unknown.planned.plan.diagnostics).toContainEqual(
+        expect.objectContaining({
+          severity: 'error',
+          detail: `project docs: ref no-such-branch of file://${SRC} is neither a tag nor a branch there`,
+          location: expect.objectContaining({ file: 'projects/docs.yaml', line: 8, pointer: '/spec/source' }),
+        }),
+      );
+      expect({ current: await current(m, 'docs'), releases: await releases(m, 'docs') }).toEqual(before);
+    },
+  );
 });
