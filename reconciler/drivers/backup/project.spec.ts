@@ -64,6 +64,7 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
     const job = JSON.parse((resources.get('file/etc/hostkit/backup/shop.json')!.spec as FileSpec).content) as BackupJob;
     expect(job).toEqual({
       project: 'shop',
+      stateDirectory: '/var/lib/hostkit',
       database: { name: 'shop', keep: { daily: 7, weekly: 4 } },
       files: { paths: ['/srv/shop/shared/uploads', '/var/lib/shop/data'], keep: { last: 24 } },
     });

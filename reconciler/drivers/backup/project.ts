@@ -23,6 +23,8 @@ export const DEFAULT_HOSTKIT = '/usr/bin/hostkit';
 /** What `hostkit backups run NAME` reads: /etc/hostkit/backup/NAME.json (no secret in it). */
 export interface BackupJob {
   project: string;
+  /** Where the outcomes are recorded (STATE/backups/NAME.json): the Host's stateDirectory. */
+  stateDirectory: string;
   database?: { name: string; keep?: BackupKeep };
   files?: { paths: string[]; keep?: BackupKeep };
 }
@@ -49,7 +51,7 @@ export const projectBackups: ProjectPart = {
       );
       return;
     }
-    const job: BackupJob = { project: x.name };
+    const job: BackupJob = { project: x.name, stateDirectory: x.host.spec.stateDirectory ?? '/var/lib/hostkit' };
     if (database) job.database = { name: spec.database!.name ?? pgName(x.name), ...(database.keep ? { keep: database.keep } : {}) };
     if (files) {
       const paths = resolvePaths(x, files.paths);
