@@ -54,8 +54,9 @@ describe('reconciler/drivers/backup/job (real restic)', () => {
   it('a part that fails is recorded with its error, the other parts still run, and the failure is thrown', async () => {
     const state = path.join(dir, 'state2');
     const job = { project: 'crm', stateDirectory: state, database: { name: 'crm' }, files: { paths: [path.join(dir, 'data')] } };
-    const error = await runJob({ host: access.host, access, stateDirectory: state, job, trigger: 'manual' }).catch(
-      (e: unknown) => e as Error & { code: string },
+    const error = await runJob({ host: access.host, access, stateDirectory: state, job, trigger: 'manual' }).then(
+      () => new Error('no failure'),
+      (e: unknown) => e as Error,
     );
     expect(error).toMatchObject({ code: 'BACKUP_FAILED' });
     expect(error.message).toContain('project crm: backup of database crm');
