@@ -118,8 +118,7 @@ export interface ProjectSpec {
     extensions?: string[];
     connectionLimit?: number;
     urlEnv?: string;
-    backup?: { schedule: string; keep?: BackupKeep; drill?: 'daily' | 'weekly' | 'monthly' };
-    restoreDataOnRollback?: boolean;
+    backup?: { schedule: string; keep?: BackupKeep };
   };
   backup?: { paths: string[]; schedule: string; keep?: BackupKeep };
   firewall?: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[];
