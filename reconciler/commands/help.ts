@@ -97,7 +97,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   backups: {
-    summary: "List the snapshots in the host's backup repository and each project's last backups.",
+    summary: "List each project's backups and snapshots.",
     examples: [
       ['sudo hostkit backups', 'every project: the last backup of its database and files, then its snapshots, newest first'],
       ['sudo hostkit backups --project shop -o json', 'snapshot ids, times and tags; the last and the last good backup of each part'],
