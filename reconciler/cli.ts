@@ -240,6 +240,31 @@ export function buildProgram(): Command {
       process.exitCode = await (await import('./commands/releases.js')).releases(opts);
     });
 
+  // Backups (reconciler/commands/backups.ts): restic, one repository per host; root's, like its password.
+  const backupsCommand = program
+    .command('backups')
+    .description("List the snapshots in the host's backup repository (Host spec.backup) and each project's last backups.")
+    .option('--project <name>', 'only this project')
+    .addOption(outputOption(['text', 'json', 'yaml']))
+    .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
+    .action(async (opts: { project?: string; output: 'text' | 'json' | 'yaml'; root?: string }) => {
+      process.exitCode = await (await import('./commands/backups.js')).backups(opts);
+    });
+  backupsCommand
+    .command('run')
+    .description(
+      'Back up a project now: its database (pg_dump -Fc into restic) and its files, each followed by its retention; what its backup timers run. Exit 0 when every part was backed up, 1 otherwise.',
+    )
+    .argument('<project>', 'a project with database.backup or backup on this host')
+    .option('--database', 'only its database')
+    .option('--files', 'only its files')
+    .option('--scheduled', 'record the backup as started by its timer')
+    .addOption(outputOption(['text', 'json']))
+    .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
+    .action(async (project: string, opts: { database?: boolean; files?: boolean; scheduled?: boolean; output: 'text' | 'json'; root?: string }) => {
+      process.exitCode = await (await import('./commands/backups.js')).backupsRun(project, opts);
+    });
+
   // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.
   const operateCommand = (name: string, description: string) =>
     program

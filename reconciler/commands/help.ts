@@ -96,6 +96,20 @@ export const HELP: Record<string, Help> = {
       ],
     ],
   },
+  backups: {
+    summary: "List each project's backups and snapshots.",
+    examples: [
+      ['sudo hostkit backups', 'every project: the last backup of its database and files, then its snapshots, newest first'],
+      ['sudo hostkit backups --project shop -o json', 'snapshot ids, times and tags; the last and the last good backup of each part'],
+    ],
+  },
+  'backups run': {
+    summary: 'Back up a project now.',
+    examples: [
+      ['sudo hostkit backups run shop', 'its database (pg_dump) and its files into restic, then its retention'],
+      ['sudo hostkit backups run shop --database', 'only the database'],
+    ],
+  },
   releases: {
     summary: "List each project's releases on this host.",
     examples: [

@@ -127,6 +127,12 @@ export const ERROR_CODES = {
     retryable: false,
   },
   ARCHIVE_FORMAT: { meaning: 'an archive is not a readable .tar.gz, .tar.zst or .zip', retryable: false },
+  // Backups
+  BACKUP_FAILED: {
+    meaning: 'a backup, checkpoint, restore or retention step failed (restic or the dump exited non-zero); the message has their output, redacted',
+    retryable: false,
+  },
+  BACKUP_REPOSITORY_UNAVAILABLE: { meaning: "the host's backup repository could not be reached or opened", retryable: true },
   // test harness only
   TEST_HOST_INVALID_OPTIONS: { meaning: 'a test host was asked for with invalid options', retryable: false },
   TEST_HOST_BOOT_FAILED: { meaning: 'a test host did not boot', retryable: false },

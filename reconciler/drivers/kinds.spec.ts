@@ -27,6 +27,7 @@ describe('drivers/kinds (the light registry)', () => {
       'units',
       'after-start commands',
       'domains',
+      'backups',
     ]);
   });
 });

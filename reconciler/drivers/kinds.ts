@@ -4,6 +4,7 @@
 // registry.ts pairs each kind here with its driver. Adding a kind is adding its folder,
 // its line in KINDS and its line in registry.ts (the compiler checks the two agree).
 import { accountDefinition } from './account/definition.js';
+import { projectBackups } from './backup/project.js';
 import { projectAccount } from './account/project.js';
 import { certificateDefinition } from './certificate/definition.js';
 import { commandDefinition } from './command/definition.js';
@@ -68,4 +69,6 @@ export const PROJECT_PARTS: readonly ProjectPart[] = [
   projectUnits,
   afterStartCommands,
   projectDomains,
+  // Last: its timers start after the database and the files they back up.
+  projectBackups,
 ];

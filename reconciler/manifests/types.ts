@@ -30,6 +30,14 @@ export interface Limits {
   tasksMax?: number;
 }
 
+/** Retention of backups: how many snapshots are kept per period (restic forget --keep-*). */
+export interface BackupKeep {
+  last?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
+}
+
 export interface HostSpec {
   address?: string;
   /** The machine's own IP addresses a project's service may bind besides loopback. */
@@ -55,6 +63,10 @@ export interface HostSpec {
   secrets?: { roots?: string[]; env?: string[] };
   /** Deploy-loop protection: pause a project after this many failed applies within the window. */
   deploy?: { pauseAfterFailures?: number; failureWindow?: string };
+  /** The host's restic repository for backups and checkpoints (drivers/backup). */
+  backup?: { repository?: string; password: SecretRef; environment?: Record<string, SecretRef> };
+  /** The hostkit command the timers HostKit owns run (default /usr/bin/hostkit). */
+  hostkitPath?: string;
 }
 
 /** What the Host lets one project touch besides what it owns. */
@@ -106,7 +118,9 @@ export interface ProjectSpec {
     extensions?: string[];
     connectionLimit?: number;
     urlEnv?: string;
+    backup?: { schedule: string; keep?: BackupKeep };
   };
+  backup?: { paths: string[]; schedule: string; keep?: BackupKeep };
   firewall?: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[];
   health?: {
     http?: { path: string; expectStatus?: number; bodyContains?: string };

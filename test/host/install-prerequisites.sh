@@ -18,6 +18,7 @@ need pgrep procps
 need mount mount
 need flock util-linux
 need sha256sum coreutils
+need restic restic # the backup layer's unit tests run the real restic
 
 if [ -z "$missing" ]; then
   echo "install-prerequisites: nothing to install" >&2

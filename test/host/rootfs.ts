@@ -23,6 +23,8 @@ export const ROOTFS_PACKAGES: readonly string[] = [
   'iproute2',
   'procps',
   'git',
+  // Backups (drivers/backup): the store.
+  'restic',
 ];
 
 export const BUILD_SCRIPT = fileURLToPath(new URL('./build-rootfs.sh', import.meta.url));

@@ -1,0 +1,173 @@
+import path from 'node:path';
+import { HostKitError, errorMessage } from '../../core/errors.js';
+import { writeRootFile } from '../../hosts/root-files.js';
+import type { Host } from '../../hosts/types.js';
+import { jobPath, RESTIC_ENV, type BackupJob } from './project.js';
+import { backupPaths, backupStream, forget, initRepository, unlockStale, type BackupSummary, type ResticAccess } from './restic.js';
+
+// One run of a project's backup job (`hostkit backups run NAME`, what its timers start):
+// the database dumped with pg_dump -Fc into restic, the paths backed up, each followed by
+// its retention; the outcome recorded in STATE/backups/NAME.json for status, reports and
+// metrics. A failure is recorded and thrown; it never touches the host's other state.
+
+export type BackupPart = 'database' | 'files';
+
+/** One backup's outcome, as STATE/backups/NAME.json keeps it. */
+export interface BackupRecord {
+  part: BackupPart;
+  at: string;
+  ok: boolean;
+  seconds: number;
+  snapshot?: string;
+  bytes?: number;
+  added?: number;
+  error?: string;
+  /** `scheduled` from a timer, `manual` from the command line. */
+  trigger: 'scheduled' | 'manual';
+}
+
+/** STATE/backups/NAME.json: the newest outcomes of each part, newest last. */
+export interface BackupHistory {
+  project: string;
+  records: BackupRecord[];
+}
+
+const HISTORY = 50;
+
+export function historyPath(stateDirectory: string, project: string): string {
+  return path.posix.join(stateDirectory, 'backups', `${project}.json`);
+}
+
+/** The variables of restic's environment file (systemd EnvironmentFile syntax, as HostKit writes it). */
+export function parseEnvironment(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!.replace(/\\(["\\])/g, '$1');
+  }
+  return env;
+}
+
+async function readText(host: Host, file: string, what: string): Promise<string> {
+  const bytes = await host.readFile(file);
+  if (!bytes) throw new HostKitError('BACKUP_FAILED', `${what} ${file} is missing: HostKit writes it when a manifest declares backups (apply first)`);
+  return bytes.toString('utf8');
+}
+
+export async function readJob(host: Host, project: string): Promise<BackupJob> {
+  return JSON.parse(await readText(host, jobPath(project), `project ${project}: the backup job`)) as BackupJob;
+}
+
+/** How to reach the host's repository, from the environment file HostKit wrote (root's, 0600). */
+export async function resticAccess(
+  host: Host,
+  options: { hostname: string; scrub: (text: string) => string; register: (secret: string) => void },
+): Promise<ResticAccess> {
+  const env = parseEnvironment(await readText(host, RESTIC_ENV, "the backup repository's environment"));
+  for (const [key, value] of Object.entries(env)) if (key !== 'RESTIC_REPOSITORY') options.register(value);
+  return { host, env, scrub: options.scrub, hostname: options.hostname };
+}
+
+export async function readHistory(host: Host, stateDirectory: string, project: string): Promise<BackupHistory> {
+  const bytes = await host.readFile(historyPath(stateDirectory, project));
+  if (!bytes) return { project, records: [] };
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as BackupHistory;
+    return { project, records: Array.isArray(parsed.records) ? parsed.records : [] };
+  } catch {
+    return { project, records: [] }; // a torn write: the next record starts it again
+  }
+}
+
+async function record(host: Host, stateDirectory: string, project: string, entry: BackupRecord): Promise<void> {
+  const history = await readHistory(host, stateDirectory, project);
+  history.records.push(entry);
+  history.records = history.records.slice(-HISTORY);
+  await writeRootFile(host, historyPath(stateDirectory, project), JSON.stringify(history, null, 1) + '\n');
+}
+
+export interface RunJobOptions {
+  host: Host;
+  access: ResticAccess;
+  stateDirectory: string;
+  job: BackupJob;
+  /** Which parts; default every part the job has. */
+  parts?: readonly BackupPart[];
+  trigger: BackupRecord['trigger'];
+}
+
+/**
+ * Back up each part of the job, then apply its retention. Every part is tried (a failed
+ * database dump still lets the files be backed up); the outcomes are recorded, and the
+ * first failure is thrown once all ran.
+ */
+export async function runJob(options: RunJobOptions): Promise<BackupRecord[]> {
+  const { host, access, stateDirectory, job } = options;
+  const parts = (options.parts ?? (['database', 'files'] as const)).filter((p) => job[p] !== undefined);
+  if (parts.length === 0)
+    throw new HostKitError('BACKUP_FAILED', `project ${job.project} declares no ${options.parts?.join(' or ') ?? ''} backup`.replace('  ', ' '));
+  const records: BackupRecord[] = [];
+  let first: unknown;
+  let ready = false;
+  for (const part of parts) {
+    const started = Date.now();
+    const at = new Date(started).toISOString();
+    try {
+      if (!ready) {
+        // A killed job leaves a stale lock; restic removes only locks whose process is gone.
+        await initRepository(access);
+        await unlockStale(access);
+        ready = true;
+      }
+      const summary = await backupPart(access, job, part);
+      const entry: BackupRecord = {
+        part,
+        at,
+        ok: true,
+        seconds: (Date.now() - started) / 1000,
+        snapshot: summary.snapshot,
+        bytes: summary.bytes,
+        added: summary.added,
+        trigger: options.trigger,
+      };
+      records.push(entry);
+      await record(host, stateDirectory, job.project, entry);
+    } catch (cause) {
+      first ??= cause;
+      const entry: BackupRecord = {
+        part,
+        at,
+        ok: false,
+        seconds: (Date.now() - started) / 1000,
+        error: access.scrub(errorMessage(cause)),
+        trigger: options.trigger,
+      };
+      records.push(entry);
+      await record(host, stateDirectory, job.project, entry);
+    }
+  }
+  if (first !== undefined) throw first;
+  return records;
+}
+
+async function backupPart(access: ResticAccess, job: BackupJob, part: BackupPart): Promise<BackupSummary> {
+  const tags = ['hostkit', `project=${job.project}`, `kind=${part}`];
+  let summary: BackupSummary;
+  if (part === 'database') {
+    const database = job.database!;
+    summary = await backupStream(access, {
+      what: `project ${job.project}: backup of database ${database.name}`,
+      // As postgres over the socket (peer): the dump in PostgreSQL's custom format, compressed.
+      producer: 'runuser -u postgres -- pg_dump --format=custom --dbname="$1"',
+      args: [database.name],
+      filename: `/${job.project}/${database.name}.dump`,
+      tags,
+    });
+    if (database.keep) await forget(access, tags, database.keep);
+  } else {
+    const files = job.files!;
+    summary = await backupPaths(access, { what: `project ${job.project}: backup of ${files.paths.join(', ')}`, paths: files.paths, tags });
+    if (files.keep) await forget(access, tags, files.keep);
+  }
+  return summary;
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { Resource } from '../../core/resource.js';
+import { expandForHost, hostSettings } from '../../manifests/expand.js';
+import { validateFiles } from '../../manifests/index.js';
+import type { HostManifest, Manifest } from '../../manifests/types.js';
+import type { EnvFileSpec } from '../envfile/spec.js';
+import type { FileSpec } from '../file/spec.js';
+import type { TimerSpec, UnitSpec } from '../systemd/spec.js';
+import type { BackupJob } from './project.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+function host(backup: string): string {
+  return `apiVersion: hostkit.dev/v1
+kind: Host
+metadata: { name: web-1 }
+spec:
+${backup}`;
+}
+
+const BACKUP = `  backup:
+    repository: "s3:s3.example.com/backups"
+    password: { file: /etc/hostkit/secrets/restic }
+    environment:
+      AWS_ACCESS_KEY_ID: { file: /etc/hostkit/secrets/s3-id }
+`;
+
+function shop(extra: string): string {
+  return `apiVersion: hostkit.dev/v1
+kind: Project
+metadata: { name: shop }
+spec:
+  placement: { hosts: [web-1] }
+  runtime: python
+  service: { command: [/usr/bin/python3, app.py], port: 8080 }
+  database:
+    password: { file: /etc/hostkit/secrets/shop-db }
+${extra}`;
+}
+
+async function expand(hostYaml: string, project: string) {
+  const repo = await validateFiles(
+    Object.entries({ 'hosts/web-1.yaml': hostYaml, 'projects/shop.yaml': project }).map(([file, text]) => ({ file, bytes: enc(text) })),
+  );
+  const h = repo.manifests.find((m) => m.kind === 'Host') as Manifest<HostManifest>;
+  const expansion = expandForHost(repo.manifests, hostSettings(h));
+  // `hostkit validate` expands for each host too: it reports what the expansion does.
+  expect(repo.diagnostics.filter((d) => d.severity === 'error')).toEqual(expansion.diagnostics.filter((d) => d.severity === 'error'));
+  return { diagnostics: expansion.diagnostics, resources: new Map<string, Resource>(expansion.resources.map((r) => [r.id, r])) };
+}
+
+describe('reconciler/drivers/backup/project: scheduled backups of a project', () => {
+  it('a database backup and a files backup: the job file, restic environment, and one root timer each, after the database', async () => {
+    const { diagnostics, resources } = await expand(
+      host(BACKUP),
+      shop(`    backup: { schedule: daily, keep: { daily: 7, weekly: 4 } }
+  backup:
+    paths: [shared/uploads, /var/lib/shop/data]
+    schedule: hourly
+    keep: { last: 24 }
+`),
+    );
+    expect(diagnostics).toEqual([]);
+    const job = JSON.parse((resources.get('file/etc/hostkit/backup/shop.json')!.spec as FileSpec).content) as BackupJob;
+    expect(job).toEqual({
+      project: 'shop',
+      stateDirectory: '/var/lib/hostkit',
+      database: { name: 'shop', keep: { daily: 7, weekly: 4 } },
+      files: { paths: ['/srv/shop/shared/uploads', '/var/lib/shop/data'], keep: { last: 24 } },
+    });
+    expect(resources.get('file/etc/hostkit/backup/shop.json')!.spec).toMatchObject({ owner: 'root', group: 'root', mode: 0o600 });
+    const env = resources.get('envfile/etc/hostkit/backup/restic.env')!.spec as EnvFileSpec;
+    expect(env).toMatchObject({ owner: 'root', group: 'root', mode: 0o600, environment: { RESTIC_REPOSITORY: 's3:s3.example.com/backups' } });
+    expect(env.secrets).toEqual({ RESTIC_PASSWORD: { file: '/etc/hostkit/secrets/restic' }, AWS_ACCESS_KEY_ID: { file: '/etc/hostkit/secrets/s3-id' } });
+    const db = resources.get('unit/hk-shop-backup-database.service')!;
+    expect((db.spec as UnitSpec).command).toEqual(['/usr/bin/hostkit', 'backups', 'run', 'shop', '--database', '--scheduled']);
+    expect(db.spec).toMatchObject({ user: 'root', type: 'oneshot', restart: 'no' });
+    expect(db.dependsOn).toEqual(expect.arrayContaining(['envfile/etc/hostkit/backup/restic.env', 'file/etc/hostkit/backup/shop.json', 'pgdatabase/shop']));
+    expect((resources.get('timer/hk-shop-backup-database.timer')!.spec as TimerSpec).onCalendar).toEqual(['daily']);
+    expect((resources.get('unit/hk-shop-backup-files.service')!.spec as UnitSpec).command).toContain('--files');
+    expect((resources.get('timer/hk-shop-backup-files.timer')!.spec as TimerSpec).onCalendar).toEqual(['hourly']);
+  });
+
+  it('the repository defaults to a local path and hostkitPath names the command', async () => {
+    const { resources } = await expand(
+      host(`  hostkitPath: /opt/hostkit/bin/hostkit\n  backup:\n    password: { file: /etc/hostkit/secrets/restic }\n`),
+      shop(`    backup: { schedule: daily }\n`),
+    );
+    expect((resources.get('envfile/etc/hostkit/backup/restic.env')!.spec as EnvFileSpec).environment).toEqual({ RESTIC_REPOSITORY: '/var/backups/hostkit' });
+    expect((resources.get('unit/hk-shop-backup-database.service')!.spec as UnitSpec).command[0]).toBe('/opt/hostkit/bin/hostkit');
+    expect(resources.has('unit/hk-shop-backup-files.service')).toBe(false);
+  });
+
+  it('without the Host spec.backup, or with a path outside the project, an error at the field and no backup resources', async () => {
+    const none = await expand(host('  stateDirectory: /var/lib/hostkit\n'), shop(`    backup: { schedule: daily }\n`));
+    expect(none.diagnostics).toEqual([
+      expect.objectContaining({
+        severity: 'error',
+        summary: 'no backup repository',
+        location: expect.objectContaining({ file: 'projects/shop.yaml', line: 10 }),
+      }),
+    ]);
+    expect([...none.resources.keys()].filter((id) => id.includes('backup'))).toEqual([]);
+    const outside = await expand(host(BACKUP), shop(`  backup:\n    paths: [data, /etc]\n    schedule: daily\n`));
+    expect(outside.diagnostics).toEqual([
+      expect.objectContaining({
+        summary: 'backup path outside the project',
+        detail: expect.stringContaining('/etc is not inside project shop'),
+        location: expect.objectContaining({ line: 11 }),
+      }),
+    ]);
+    expect([...outside.resources.keys()].filter((id) => id.includes('backup'))).toEqual([]);
+  });
+});
