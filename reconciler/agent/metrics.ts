@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** Each project's backup outcomes, read when the metrics are scraped (backups run between runs, from their timers). */
+export type BackupReader = () => Promise<readonly { project: string; records: readonly { part: string; at: string; ok: boolean; bytes?: number }[] }[]>;
+
 export type RunResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
 
 // The agent's Prometheus metrics, in a registry of its own (no global state).
@@ -89,6 +92,53 @@ export class AgentMetrics {
 
   drifted(count: number): void {
     this.drift.set({ host: this.host }, count);
+  }
+
+  /**
+   * Backup gauges, read at each scrape: when each project's part last succeeded, whether its
+   * last backup failed, and how many bytes that good backup read. A read that fails leaves them out.
+   */
+  watchBackups(read: BackupReader): void {
+    const host = this.host;
+    const registers = [this.registry];
+    const labelNames = ['host', 'project', 'part'] as const;
+    type Gauges = { success: Gauge<(typeof labelNames)[number]>; failed: Gauge<(typeof labelNames)[number]>; bytes: Gauge<(typeof labelNames)[number]> };
+    const gauges = {} as Gauges;
+    let pending: ReturnType<BackupReader> | undefined;
+    // One read per scrape serves the three gauges.
+    const fill = async () => {
+      pending ??= read().finally(() => (pending = undefined));
+      const histories = await pending.catch(() => []);
+      for (const g of Object.values(gauges)) g.reset();
+      for (const h of histories) {
+        for (const part of new Set(h.records.map((r) => r.part))) {
+          const mine = h.records.filter((r) => r.part === part);
+          const last = mine.at(-1)!;
+          const good = mine.filter((r) => r.ok).at(-1);
+          const labels = { host, project: h.project, part };
+          gauges.failed.set(labels, last.ok ? 0 : 1);
+          if (good) {
+            gauges.success.set(labels, Date.parse(good.at) / 1000);
+            if (good.bytes !== undefined) gauges.bytes.set(labels, good.bytes);
+          }
+        }
+      }
+    };
+    gauges.success = new Gauge({
+      name: 'hostkit_backup_last_success_timestamp_seconds',
+      help: "When each project's backup of a part (database, files) last succeeded (Unix time).",
+      labelNames,
+      registers,
+      collect: fill,
+    });
+    gauges.failed = new Gauge({
+      name: 'hostkit_backup_last_failed',
+      help: 'Whether the last backup of the part failed (1) or not (0).',
+      labelNames,
+      registers,
+      collect: fill,
+    });
+    gauges.bytes = new Gauge({ name: 'hostkit_backup_last_bytes', help: 'Bytes the last good backup of the part read.', labelNames, registers, collect: fill });
   }
 
   label(): { host: string } {

@@ -8,6 +8,7 @@ import { agentDrivers } from '../agent/drivers.js';
 import { AgentMetrics } from '../agent/metrics.js';
 import { installAgentUnit, renderAgentUnit } from '../agent/unit.js';
 import { renderDiagnostic } from '../diff/render/text.js';
+import { readBackupHistories } from '../drivers/backup/job.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { Redactor } from '../core/secrets.js';
 import { errorMessage } from '../core/errors.js';
@@ -55,6 +56,7 @@ export async function runAgent(opts: { config: string }): Promise<number> {
   const log = await agentLogger(cfg.logLevel, redactor);
   const source = new GitSource({ ...cfg.repository, stateDirectory: cfg.stateDirectory, log });
   const metrics = new AgentMetrics(cfg.host);
+  metrics.watchBackups(() => readBackupHistories(new LocalHost(), cfg.stateDirectory));
   const reports = cfg.report.enabled
     ? new ReportWriter({
         url: cfg.repository.url,

@@ -1,7 +1,8 @@
 import { escapeCell } from '../diff/render/markdown.js';
 import { PLAIN, type Style } from '../diff/render/style.js';
 import { SYMBOL } from '../diff/render/text.js';
-import type { ProjectStatus, ReleaseStatus, SiteStatus, StatusDocument, UnitStatus } from './status.js';
+import type { BackupPart } from '../drivers/backup/job.js';
+import type { BackupStatus, ProjectStatus, ReleaseStatus, SiteStatus, StatusDocument, UnitStatus } from './status.js';
 
 // How `hostkit status` reads: rows of (what, name, state, tone) for the host
 // and for each project, laid out as aligned text (colour on a terminal) or as
@@ -86,11 +87,22 @@ export function releaseRow(project: string, r: ReleaseStatus, now: string): Row 
   return { label: 'release', name: r.id, state: parts.join(', '), tone: r.held ? 'warn' : 'ok' };
 }
 
+/** One part's backups: the last one, when, how big; a failure with the last good one. */
+export function backupRow(part: string, b: BackupStatus[BackupPart] & object, now: string): Row {
+  const last = b.last;
+  if (!last) return { label: 'backup', name: part, state: 'none yet: its timer has not run', tone: 'warn' };
+  if (last.ok)
+    return { label: 'backup', name: part, state: `ok at ${when(last.at)}; ${ago(last.at, now)}, snapshot ${last.snapshot?.slice(0, 8) ?? '?'}`, tone: 'ok' };
+  const good = b.lastGood ? `last good at ${when(b.lastGood.at)}; ${ago(b.lastGood.at, now)}` : 'none good yet';
+  return { label: 'backup', name: part, state: `FAILED at ${when(last.at)}: ${last.error ?? 'unknown error'}; ${good}`, tone: 'bad' };
+}
+
 export function projectRows(p: ProjectStatus, now: string): Row[] {
   const rows: Row[] = p.release ? [releaseRow(p.name, p.release, now)] : [];
   rows.push(...p.units.map((u) => unitRow(u, now)));
   rows.push(...p.sites.map(siteRow));
   if (p.database) rows.push({ label: 'database', name: p.database.name, state: p.database.state, tone: p.database.state === 'present' ? 'ok' : 'warn' });
+  for (const [part, b] of Object.entries(p.backups ?? {})) rows.push(backupRow(part, b, now));
   for (const o of p.firewall) {
     rows.push({
       label: 'firewall',

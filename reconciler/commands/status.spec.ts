@@ -205,6 +205,51 @@ describe('reconciler/commands/status', () => {
     for (const text of [JSON.stringify(doc), renderStatusText(doc), renderStatusMarkdown(doc)]) expect(text).not.toContain(PLAIN_SETTING);
   });
 
+  it('names the last backup of each part a project backs up, and the last good one when the last failed', async () => {
+    const host = manifestYaml({
+      kind: 'Host',
+      name: 'h',
+      spec: { secrets: { env: ['SHOP_DB_PASSWORD'] }, backup: { password: { file: '/etc/hostkit/secrets/restic' } } },
+    });
+    const shop = manifestYaml({
+      kind: 'Project',
+      name: 'crm',
+      on: ['h'],
+      spec: {
+        runtime: 'binary',
+        service: { command: ['/srv/crm/bin/crm'], port: 9402 },
+        database: { password: { env: 'SHOP_DB_PASSWORD' }, backup: { schedule: 'daily' } },
+        backup: { paths: ['data'], schedule: 'hourly' },
+      },
+    });
+    const { host: fake, input } = await fixture({ 'hosts/h.yaml': host, 'projects/crm.yaml': shop });
+    const record = (at: string, ok: boolean, extra: object) => ({ part: 'database', at, ok, seconds: 2.5, trigger: 'scheduled', ...extra });
+    fake.seedFile(
+      `${STATE}/backups/crm.json`,
+      JSON.stringify({
+        project: 'crm',
+        records: [
+          record('2026-11-21T03:00:00.000Z', true, { snapshot: 'dcfffefc', bytes: 2048, added: 512 }),
+          record('2026-11-22T03:00:00.000Z', false, { error: 'project crm: backup of database crm: restic exited 1: unable to open repository' }),
+        ],
+      }),
+    );
+    const doc = await collectStatus(input);
+    const validate = validator();
+    expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
+    const crm = doc.projects.find((p) => p.name === 'crm')!;
+    expect(crm.backups).toEqual({
+      database: {
+        last: expect.objectContaining({ ok: false, at: '2026-11-22T03:00:00.000Z' }),
+        lastGood: expect.objectContaining({ ok: true, snapshot: 'dcfffefc' }),
+      },
+      files: {},
+    });
+    const text = renderStatusText(doc);
+    expect(text).toMatch(/backup +database +FAILED at 2026-11-22T03:00:00Z: project crm: backup of database crm: .*; last good at 2026-11-21T03:00:00Z/);
+    expect(text).toMatch(/backup +files +none yet: its timer has not run/);
+  });
+
   it('names the release each project with a source serves (id, commit, the switch that put it there, a hold), and none yet before the first', async () => {
     const { host, input } = await fixture({ 'hosts/h.yaml': OPERATE_HOST, 'projects/shop.yaml': SHOP, 'projects/docs.yaml': WITH_SOURCES });
     for (const [id, commit] of [

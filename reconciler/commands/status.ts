@@ -9,6 +9,8 @@ import { pendingChanges, type Change, type Plan } from '../diff/model.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { inspectCertificate } from '../drivers/certificate/x509.js';
 import { siteTlsFiles } from '../drivers/nginx/render.js';
+import { jobPath } from '../drivers/backup/project.js';
+import { readHistory, type BackupPart, type BackupRecord } from '../drivers/backup/job.js';
 import { servingRelease, type ServingRelease } from '../drivers/release/records.js';
 import { showProperties } from '../drivers/systemd/systemctl.js';
 import { listRuns } from '../apply/journal.js';
@@ -79,6 +81,9 @@ export interface ReleaseStatus extends Partial<ServingRelease> {
   held?: { at: string; run?: string };
 }
 
+/** A project's last backup of each part it declares, and the last good one when the last failed (STATE/backups/NAME.json). */
+export type BackupStatus = Partial<Record<BackupPart, { last?: BackupRecord; lastGood?: BackupRecord }>>;
+
 export interface ProjectStatus {
   name: string;
   paused?: { at: string; failures: number; reason: string };
@@ -86,6 +91,8 @@ export interface ProjectStatus {
   units: UnitStatus[];
   sites: SiteStatus[];
   database?: { name: string; owner: string; extensions: string[]; state: 'present' | 'missing' | 'differs' | 'unknown' };
+  /** Projects with backups (database.backup, backup): one entry per part, none yet until the first ran. */
+  backups?: BackupStatus;
   firewall: { port: number; protocol: string; from: string[]; state: 'applied' | 'pending' | 'unmanaged' | 'unknown' }[];
   health: { state: 'passing' | 'failing' | 'none'; checked?: string; detail?: string };
   drift: { pending: number; changes: DriftChange[] };
@@ -193,15 +200,18 @@ export async function collectStatus(input: StatusInput): Promise<StatusDocument>
   const units = [...choices.values()].flatMap((list) => list.flatMap((c) => c.units));
 
   const withSource = names.filter((n) => planned.resources.some((r) => r.kind === 'release' && r.project === n));
+  const withBackups = names.filter((n) => planned.resources.some((r) => r.kind === 'file' && r.id === `file${jobPath(n)}`));
 
   // The slow parts at once: one `systemctl show` for every unit, the health checks, the run journal; the releases are file reads.
-  const [shown, health, runs, safety, serving] = await Promise.all([
+  const [shown, health, runs, safety, serving, backupHistories] = await Promise.all([
     showProperties(host, units, UNIT_PROPERTIES, ['--timestamp=unix']),
     checkAll(host, declaredChecks(manifests, names), { retries: 0 }),
     listRuns(host, input.stateDirectory),
     safetyStatus(host, input.stateDirectory),
     Promise.all(withSource.map(async (n) => [n, await servingRelease(host, input.stateDirectory, n)] as const)),
+    Promise.all(withBackups.map(async (n) => [n, backupStatus(planned.resources, n, (await readHistory(host, input.stateDirectory, n)).records)] as const)),
   ]);
+  const backups = new Map(backupHistories);
   const releases = new Map(serving);
   const last = runs.at(-1);
   const errors = plan.diagnostics.filter((d) => d.severity === 'error');
@@ -267,6 +277,7 @@ export async function collectStatus(input: StatusInput): Promise<StatusDocument>
             },
           }
         : {}),
+      ...(backups.has(name) ? { backups: backups.get(name)! } : {}),
       firewall: openingsOf(manifests, planned.resources, plan, name),
       health: checked
         ? { state: checked.ok ? 'passing' : 'failing', checked: checked.checked, ...(checked.detail ? { detail: checked.detail } : {}) }
@@ -346,4 +357,17 @@ export async function status(opts: StatusOptions): Promise<number> {
   else if (opts.output === 'markdown') write(renderStatusMarkdown(doc));
   else write(renderStatusText(doc, useColor(process.stdout) ? COLOR : PLAIN));
   return 0;
+}
+
+// Each part the project's backup timers cover: its newest outcome, and the newest good one when that failed.
+function backupStatus(resources: readonly Resource[], project: string, records: readonly BackupRecord[]): BackupStatus {
+  const status: BackupStatus = {};
+  for (const part of ['database', 'files'] as const) {
+    if (!resources.some((r) => r.kind === 'timer' && r.project === project && r.name === `hk-${project}-backup-${part}.timer`)) continue;
+    const mine = records.filter((r) => r.part === part);
+    const last = mine.at(-1);
+    const lastGood = last && !last.ok ? mine.filter((r) => r.ok).at(-1) : undefined;
+    status[part] = { ...(last ? { last } : {}), ...(lastGood ? { lastGood } : {}) };
+  }
+  return status;
 }

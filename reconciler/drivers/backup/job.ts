@@ -79,6 +79,12 @@ export async function readHistory(host: Host, stateDirectory: string, project: s
   }
 }
 
+/** Every project's history under STATE/backups (for the agent's metrics). */
+export async function readBackupHistories(host: Host, stateDirectory: string): Promise<BackupHistory[]> {
+  const names = ((await host.readdir(path.posix.join(stateDirectory, 'backups'))) ?? []).filter((n) => n.endsWith('.json')).sort();
+  return Promise.all(names.map((n) => readHistory(host, stateDirectory, n.slice(0, -'.json'.length))));
+}
+
 async function record(host: Host, stateDirectory: string, project: string, entry: BackupRecord): Promise<void> {
   const history = await readHistory(host, stateDirectory, project);
   history.records.push(entry);
