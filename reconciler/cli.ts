@@ -259,10 +259,32 @@ export function buildProgram(): Command {
     .option('--database', 'only its database')
     .option('--files', 'only its files')
     .option('--scheduled', 'record the backup as started by its timer')
-    .addOption(outputOption(['text', 'json']))
-    .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
-    .action(async (project: string, opts: { database?: boolean; files?: boolean; scheduled?: boolean; output: 'text' | 'json'; root?: string }) => {
+    // -o and --root are the backups command's, given before or after the subcommand.
+    .action(async (project: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ database?: boolean; files?: boolean; scheduled?: boolean; output: 'text' | 'json' | 'yaml'; root?: string }>();
       process.exitCode = await (await import('./commands/backups.js')).backupsRun(project, opts);
+    });
+  backupsCommand
+    .command('restore')
+    .description(
+      "Restore a project's backup into a scratch copy that can never be the live one (a new database hk_scratch_..., a new directory under STATE/scratch), check it (tables and their rows; every file's sha256) and say how long it took.",
+    )
+    .argument('<project>', 'a project with database.backup or backup on this host')
+    .option('--to-scratch', 'into a new scratch database or directory (required)')
+    .option('--snapshot <id>', 'this snapshot (a unique prefix of its id; hostkit backups lists them), with --database or --files; default: the newest')
+    .option('--database', 'only its database')
+    .option('--files', 'only its files')
+    // -o and --root are the backups command's, given before or after the subcommand.
+    .action(async (project: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{
+        toScratch?: boolean;
+        snapshot?: string;
+        database?: boolean;
+        files?: boolean;
+        output: 'text' | 'json' | 'yaml';
+        root?: string;
+      }>();
+      process.exitCode = await (await import('./commands/backups.js')).backupsRestore(project, opts);
     });
 
   // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.

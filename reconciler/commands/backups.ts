@@ -5,6 +5,7 @@ import { Redactor } from '../core/secrets.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
 import { readHistory, readJob, resticAccess, runJob, type BackupPart, type BackupRecord } from '../drivers/backup/job.js';
 import { listSnapshots, type Snapshot } from '../drivers/backup/restic.js';
+import { restoreDatabaseToScratch, restoreFilesToScratch, type ScratchRestore } from '../drivers/backup/scratch.js';
 import { LocalHost } from '../hosts/local.js';
 
 // `hostkit backups` (the snapshots in the host's repository and the last outcome of each
@@ -21,7 +22,7 @@ export interface BackupsRunOptions {
   database?: boolean;
   files?: boolean;
   scheduled?: boolean;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
   root?: string;
 }
 
@@ -55,6 +56,7 @@ export async function backupsRun(project: string, opts: BackupsRunOptions): Prom
     if (!isHostKitError(cause)) process.stderr.write(`hostkit: error: ${scrub(errorMessage(cause))}\n`);
   }
   if (opts.output === 'json') process.stdout.write(JSON.stringify({ project, records }, null, 2) + '\n');
+  else if (opts.output === 'yaml') process.stdout.write(stringify({ project, records }));
   else process.stdout.write(records.map((r) => describeRecord(project, r)).join(''));
   return failed ? 1 : 0;
 }
@@ -125,4 +127,70 @@ export function renderBackups(doc: BackupsDocument, style: Style = PLAIN): strin
     for (const s of p.snapshots) out.push(`    ${s.shortId}  ${s.time.replace(/\.\d+/, '')}  ${(s.kind ?? '').padEnd(8)}  ${s.paths.join(' ')}`);
   }
   return out.join('\n') + '\n';
+}
+
+export interface BackupsRestoreOptions {
+  snapshot?: string;
+  toScratch?: boolean;
+  database?: boolean;
+  files?: boolean;
+  output: 'text' | 'json' | 'yaml';
+  root?: string;
+}
+
+/**
+ * `hostkit backups restore PROJECT --to-scratch [--snapshot ID] [--database] [--files]`: each
+ * part into a scratch copy that can never be the live one, checked, with how long it took.
+ */
+export async function backupsRestore(project: string, opts: BackupsRestoreOptions): Promise<number> {
+  if (!opts.toScratch) {
+    process.stderr.write('hostkit: error: say where to: --to-scratch (a new scratch database or directory; the live data is never touched)\n');
+    return 2;
+  }
+  const host = localHost(opts.root);
+  const redactor = new Redactor();
+  const scrub = (text: string) => redactor.scrub(text);
+  const job = await readJob(host, project);
+  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const wanted = [...(opts.database ? ['database'] : []), ...(opts.files ? ['files'] : [])];
+  const parts = (['database', 'files'] as const).filter((p) => job[p] !== undefined && (wanted.length === 0 || wanted.includes(p)));
+  if (parts.length === 0) {
+    process.stderr.write(`hostkit: error: project ${project} declares no ${wanted.join(' or ') || ''} backup\n`.replace(' no  backup', ' no backup'));
+    return 1;
+  }
+  if (opts.snapshot && parts.length > 1) {
+    process.stderr.write('hostkit: error: --snapshot names one snapshot: add --database or --files\n');
+    return 2;
+  }
+  const results: ScratchRestore[] = [];
+  for (const part of parts) {
+    const options = opts.snapshot ? { snapshot: opts.snapshot } : {};
+    results.push(part === 'database' ? await restoreDatabaseToScratch(access, job, options) : await restoreFilesToScratch(access, job, options));
+  }
+  if (opts.output === 'json') process.stdout.write(scrub(JSON.stringify({ project, restores: results }, null, 2)) + '\n');
+  else if (opts.output === 'yaml') process.stdout.write(scrub(stringify({ project, restores: results })));
+  else process.stdout.write(scrub(results.map((r) => renderScratch(project, r)).join('')));
+  return 0;
+}
+
+export function renderScratch(project: string, r: ScratchRestore): string {
+  const head = `project ${project}: ${r.part} snapshot ${r.snapshot.slice(0, 8)} (${r.snapshotTime.replace(/\.\d+/, '')}) restored in ${r.seconds.toFixed(1)}s`;
+  if (r.part === 'database') {
+    const rows = r.tables.map((t) => `  ${t.table.padEnd(32)} ${t.rows} rows`);
+    return (
+      [
+        `${head} into scratch database ${r.database}: ${r.tables.length} table(s), ${r.dumpTables} with data in the dump`,
+        ...rows,
+        `  (the live database is untouched; drop the copy with: sudo -u postgres dropdb ${r.database})`,
+      ].join('\n') + '\n'
+    );
+  }
+  const total = r.files.reduce((n, f) => n + f.bytes, 0);
+  return (
+    [
+      `${head} into ${r.directory}: ${r.files.length} file(s), ${bytes(total)}`,
+      ...r.files.map((f) => `  ${f.sha256}  ${f.path}`),
+      `  (remove the copy with: sudo rm -r ${r.directory})`,
+    ].join('\n') + '\n'
+  );
 }

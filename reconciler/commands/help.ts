@@ -110,6 +110,13 @@ export const HELP: Record<string, Help> = {
       ['sudo hostkit backups run shop --database', 'only the database'],
     ],
   },
+  'backups restore': {
+    summary: 'Restore a backup into a scratch copy and check it.',
+    examples: [
+      ['sudo hostkit backups restore shop --to-scratch', 'the newest database and files backups: tables and rows, file checksums, the time taken'],
+      ['sudo hostkit backups restore shop --to-scratch --database --snapshot 4f2a9c1e', 'one snapshot (hostkit backups lists them)'],
+    ],
+  },
   releases: {
     summary: "List each project's releases on this host.",
     examples: [

@@ -129,6 +129,44 @@ describeHost('reconciler/drivers/backup (scheduled backups with restic) on a rea
     expect(journal).not.toContain(PASSWORD);
   });
 
+  it(
+    'backups restore --to-scratch: the same row counts in a scratch database and the same file checksums, the live data untouched',
+    { timeout: 120_000 },
+    async () => {
+      const m = machine();
+      expect((await hostkit(m, ['backups', 'run', 'shop'])).exitCode).toBe(0);
+      const live = {
+        orders: await admin(m, 'SELECT count(*) FROM orders', 'shop'),
+        sum: (await m.exec('sha256sum', ['/srv/shop/data/upload-1.bin'])).stdout.slice(0, 64),
+      };
+      const r = await hostkit(m, ['backups', 'restore', 'shop', '--to-scratch', '-o', 'json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as {
+        restores: (
+          | { part: 'database'; database: string; tables: { table: string; rows: number }[]; dumpTables: number; seconds: number }
+          | { part: 'files'; directory: string; files: { path: string; sha256: string }[]; seconds: number }
+        )[];
+      };
+      const db = doc.restores.find((x) => x.part === 'database')!;
+      const files = doc.restores.find((x) => x.part === 'files')!;
+      if (db.part !== 'database' || files.part !== 'files') throw new Error('both parts expected');
+      expect(db.database).toMatch(/^hk_scratch_shop_\d{8}_\d{6}$/);
+      expect(db.tables).toContainEqual({ table: 'public.orders', rows: Number(live.orders) });
+      expect(db.dumpTables).toBeGreaterThanOrEqual(1);
+      expect(await admin(m, 'SELECT count(*) FROM orders', db.database)).toBe(live.orders);
+      expect(files.files).toContainEqual(expect.objectContaining({ path: '/srv/shop/data/upload-1.bin', sha256: live.sum }));
+      expect(files.directory.startsWith(`${STATE}/scratch/shop-`)).toBe(true);
+      expect(await m.host.stat(files.directory)).toMatchObject({ uid: 0 });
+      // The live database and files are as they were.
+      expect(await admin(m, 'SELECT count(*) FROM orders', 'shop')).toBe(live.orders);
+      const text = await hostkit(m, ['backups', 'restore', 'shop', '--to-scratch', '--database']);
+      expect(text.stdout).toMatch(/^project shop: database snapshot [0-9a-f]{8} \(\S+\) restored in [\d.]+s into scratch database hk_scratch_shop_/);
+      expect(text.stdout).toMatch(/public\.orders +500 rows/);
+      const refused = await hostkit(m, ['backups', 'restore', 'shop']);
+      expect([refused.exitCode, refused.stderr]).toEqual([2, expect.stringContaining('--to-scratch')]);
+    },
+  );
+
   it('a noop after it spawns no restic and makes no change', { timeout: 120_000 }, async () => {
     const m = machine();
     const repoDir = await writeRepo({ 'hosts/test-host.yaml': hostManifest(), 'projects/shop.yaml': SHOP });

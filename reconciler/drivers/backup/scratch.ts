@@ -1,0 +1,146 @@
+import path from 'node:path';
+import { HostKitError } from '../../core/errors.js';
+import { ensureRootDirectory } from '../../hosts/root-files.js';
+import type { Host } from '../../hosts/types.js';
+import type { BackupJob } from './project.js';
+import { listSnapshots, restoreStream, type ResticAccess, type Snapshot } from './restic.js';
+
+// Restores that can never touch the live data (`hostkit backups restore --to-scratch`): a
+// database into a new scratch database with a name no project's database can have, files
+// into a new root-only directory under the state directory; then checked (the dump's table
+// list and each table's rows; each file's sha256) so "the backup restores" is shown, not hoped.
+
+/** Scratch databases start with this; a project's database name never does (hk_ is HostKit's). */
+export const SCRATCH_PREFIX = 'hk_scratch_';
+
+export interface ScratchDatabase {
+  part: 'database';
+  snapshot: string;
+  snapshotTime: string;
+  database: string;
+  /** Tables restored, with their row counts, sorted by name. */
+  tables: { table: string; rows: number }[];
+  /** TABLE DATA entries the dump lists (pg_restore --list). */
+  dumpTables: number;
+  seconds: number;
+}
+
+export interface ScratchFiles {
+  part: 'files';
+  snapshot: string;
+  snapshotTime: string;
+  directory: string;
+  /** Every regular file restored: its path as backed up, its size and sha256. */
+  files: { path: string; bytes: number; sha256: string }[];
+  seconds: number;
+}
+
+export type ScratchRestore = ScratchDatabase | ScratchFiles;
+
+function stamp(now: Date): string {
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .replace('T', '_')
+    .toLowerCase();
+}
+
+/** The snapshot to restore: the one named (a unique prefix of its id), else the newest of the part. */
+export async function pickSnapshot(access: ResticAccess, project: string, part: 'database' | 'files', id?: string): Promise<Snapshot> {
+  const snapshots = await listSnapshots(access, ['hostkit', `project=${project}`, `kind=${part}`]);
+  const found = id ? snapshots.filter((s) => s.id.startsWith(id)) : snapshots.slice(-1);
+  if (found.length !== 1) {
+    const known = snapshots.map((s) => `${s.shortId} (${s.time})`).join(', ') || 'none';
+    throw new HostKitError(
+      'BACKUP_FAILED',
+      id
+        ? `project ${project}: snapshot ${id} ${found.length > 1 ? 'is ambiguous' : 'is not'} a ${part} backup of it; its ${part} snapshots: ${known}`
+        : `project ${project} has no ${part} backup yet`,
+    );
+  }
+  return found[0]!;
+}
+
+async function psql(host: Host, database: string, sql: string): Promise<string> {
+  const r = await host.exec('runuser', ['-u', 'postgres', '--', 'psql', '-XtAq', '-v', 'ON_ERROR_STOP=1', '-d', database, '-c', sql], {
+    timeoutMs: 10 * 60 * 1000,
+  });
+  if (r.exitCode !== 0) throw new HostKitError('BACKUP_FAILED', `psql on ${database}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join('; ')}`);
+  return r.stdout;
+}
+
+/** Restore the database backup into a new scratch database, then count what came back. */
+export async function restoreDatabaseToScratch(
+  access: ResticAccess,
+  job: BackupJob,
+  options: { snapshot?: string; now?: Date } = {},
+): Promise<ScratchDatabase> {
+  if (!job.database) throw new HostKitError('BACKUP_FAILED', `project ${job.project} declares no database backup`);
+  const started = Date.now();
+  const snap = await pickSnapshot(access, job.project, 'database', options.snapshot);
+  const scratch = `${SCRATCH_PREFIX}${job.project.replace(/-/g, '_')}_${stamp(options.now ?? new Date())}`.slice(0, 63);
+  if (scratch === job.database.name) throw new HostKitError('BACKUP_FAILED', `scratch database ${scratch} would be the live one`);
+  const host = access.host;
+  const file = `/${job.project}/${job.database.name}.dump`;
+  await psql(host, 'postgres', `CREATE DATABASE "${scratch}"`);
+  // Owners and grants name roles of the live database: the scratch copy is postgres's alone.
+  await restoreStream(access, {
+    what: `project ${job.project}: restore of snapshot ${snap.shortId} into scratch database ${scratch}`,
+    snapshot: snap.id,
+    filename: file,
+    consumer: 'runuser -u postgres -- pg_restore --no-owner --no-privileges --exit-on-error --dbname="$1"',
+    args: [scratch],
+  });
+  const listing = await host.exec('bash', ['-c', `set -o pipefail; restic --no-cache dump "$1" "$2" | pg_restore --list`, 'hostkit-list', snap.id, file], {
+    env: access.env,
+    timeoutMs: 10 * 60 * 1000,
+  });
+  if (listing.exitCode !== 0)
+    throw new HostKitError('BACKUP_FAILED', `project ${job.project}: pg_restore --list of snapshot ${snap.shortId}: ${access.scrub(listing.stderr.trim())}`);
+  const dumpTables = listing.stdout.split('\n').filter((l) => / TABLE DATA /.test(l)).length;
+  const names = (
+    await psql(
+      host,
+      scratch,
+      "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+  )
+    .split('\n')
+    .filter(Boolean);
+  const tables: ScratchDatabase['tables'] = [];
+  for (const table of names) tables.push({ table, rows: Number((await psql(host, scratch, `SELECT count(*) FROM ${table}`)).trim()) });
+  return { part: 'database', snapshot: snap.id, snapshotTime: snap.time, database: scratch, tables, dumpTables, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Restore the files backup into a new directory under STATE/scratch, then checksum every file. */
+export async function restoreFilesToScratch(access: ResticAccess, job: BackupJob, options: { snapshot?: string; now?: Date } = {}): Promise<ScratchFiles> {
+  if (!job.files) throw new HostKitError('BACKUP_FAILED', `project ${job.project} declares no files backup`);
+  const started = Date.now();
+  const snap = await pickSnapshot(access, job.project, 'files', options.snapshot);
+  const directory = path.posix.join(job.stateDirectory, 'scratch', `${job.project}-${stamp(options.now ?? new Date())}`);
+  const host = access.host;
+  if (await host.stat(directory)) throw new HostKitError('BACKUP_FAILED', `scratch directory ${directory} exists already`);
+  await ensureRootDirectory(host, directory);
+  const r = await host.exec('restic', ['--no-cache', 'restore', snap.id, '--target', directory], { env: access.env, timeoutMs: 60 * 60 * 1000 });
+  if (r.exitCode !== 0)
+    throw new HostKitError('BACKUP_FAILED', `project ${job.project}: restore of snapshot ${snap.shortId} into ${directory}: ${access.scrub(r.stderr.trim())}`);
+  const sums = await host.exec('bash', ['-c', 'cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum', 'hostkit-sums', directory], {
+    timeoutMs: 60 * 60 * 1000,
+  });
+  const sizes = await host.exec('bash', ['-c', 'cd "$1" && find . -type f -printf "%s %p\\n"', 'hostkit-sizes', directory], { timeoutMs: 60 * 60 * 1000 });
+  const bytes = new Map(
+    sizes.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.slice(l.indexOf(' ') + 1).replace(/^\./, ''), Number(l.slice(0, l.indexOf(' ')))] as const),
+  );
+  const files = sums.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const p = l.slice(66).replace(/^\./, '');
+      return { path: p, bytes: bytes.get(p) ?? 0, sha256: l.slice(0, 64) };
+    });
+  return { part: 'files', snapshot: snap.id, snapshotTime: snap.time, directory, files, seconds: (Date.now() - started) / 1000 };
+}
