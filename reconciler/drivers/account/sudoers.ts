@@ -85,7 +85,8 @@ async function check(ctx: DriverContext, change: SudoersChange): Promise<void> {
     await ctx.host.remove(temp, { managed: true });
   }
   if (result.exitCode === 127 || result.exitCode === 126) {
-    throw new HostKitError('VISUDO_MISSING', `${where}: visudo cannot run on this host (${oneLine(result)}); install the package sudo. Nothing was installed`, {
+    const why = `sudo is not installed on this host (${oneLine(result)}); install the package sudo (the Host's spec.packages). Nothing was installed`;
+    throw new HostKitError('VISUDO_MISSING', `${where}: ${why}`, {
       data: { user: spec.user, resourceId: change.id },
     });
   }
