@@ -3,9 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { sudoersDriver } from '../../reconciler/drivers/account/index.js';
-import { drivers as registered } from '../../reconciler/drivers/registry.js';
-import type { AnyDriver } from '../../reconciler/drivers/types.js';
+import { driversWithBrokenSudoers } from '../support/broken-sudoers.js';
 import { testKey } from '../support/ssh-keys.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, HOST_NAME, reconcile, repo } from './reconcile.js';
@@ -195,17 +193,8 @@ describeHost('login access (Account authorizedKeys and sudo) on a real host', ()
       process.stderr.write('[host] login: skipping the visudo refusal: the test image has no sudo\n');
       ctx.skip();
     }
-    // The schema leaves nothing visudo refuses (names, paths and ALL only), so the rule is broken after it: an unclosed Runas list.
-    const crafted: AnyDriver = {
-      ...(sudoersDriver as unknown as AnyDriver),
-      desire: async (resources, c, state) => {
-        const out = await (sudoersDriver as unknown as AnyDriver).desire(resources, c, state);
-        for (const d of out.values()) (d.desired as { content: string }).content += 'erin ALL=(root /usr/bin/true\n';
-        return out;
-      },
-    };
     const files = { 'hosts/erin.yaml': account('erin', `  home: /home/erin\n${keysOf([testKey('erin')])}${SUDO}`) };
-    const outcome = applied(await reconcile(m, await repo(files), { drivers: new Map([...registered, ['sudoers', crafted]]) }));
+    const outcome = applied(await reconcile(m, await repo(files), { drivers: driversWithBrokenSudoers() }));
     expect(outcome.status).toBe('rolled-back');
     if (outcome.status !== 'rolled-back') return;
     expect(outcome.failed.id).toBe('sudoers/erin');

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { BROKEN_SUDOERS_LINE, driversWithBrokenSudoers } from '../../../test/support/broken-sudoers.js';
 import { driverContext, inventoryAfter } from '../../../test/support/context.js';
+import { HOST_YAML, TEST_HOST, writeRepo } from '../../../test/support/fixtures.js';
+import { manifestYaml } from '../../../test/support/manifests.js';
 import { testKey } from '../../../test/support/ssh-keys.js';
 import { JournaledRun } from '../../../test/support/undo.js';
 import { HostKitError } from '../../core/errors.js';
+import { silentLogger } from '../../core/log.js';
+import { reconcileHost } from '../../engine.js';
 import type { Resource } from '../../core/resource.js';
 import type { AuthorizedKeysSpec, SudoersSpec } from '../../core/specs.js';
 import { FakeHost } from '../../hosts/fake.js';
@@ -284,6 +289,30 @@ alice ALL=(postgres) ALL
     await expect(run.apply(sudoersDriver, sudo)).rejects.toMatchObject({ code: 'SUDOERS_REFUSED' });
     await run.rollback();
     expect([await host.stat(KEYS), await host.stat('/home/alice/.ssh'), await host.stat(SUDOERS)]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('a whole run (reconcileHost): visudo refuses, the run fails at the sudo rules naming the manifest, and nothing of it stays', async () => {
+    const { host } = setup({ home: false, visudo: (text) => (text.includes(BROKEN_SUDOERS_LINE) ? 'syntax error' : undefined) });
+    host.machineName = TEST_HOST;
+    const people = manifestYaml({
+      kind: 'Account',
+      name: 'frank',
+      on: [TEST_HOST],
+      spec: { home: '/home/frank', shell: '/bin/bash', authorizedKeys: [ALICE], sudo: [{ commands: ['/usr/bin/systemctl'] }] },
+    });
+    const repoDir = await writeRepo({ 'hosts/test-1.yaml': HOST_YAML, 'hosts/people.yaml': people });
+    const input = { repoDir, hostName: TEST_HOST, host, log: silentLogger(), env: {} };
+    const passwd = host.text('/etc/passwd');
+    const outcome = await reconcileHost({ ...input, dryRun: false, drivers: driversWithBrokenSudoers() });
+    if (outcome.stage !== 'applied' || outcome.result.status !== 'rolled-back') throw new Error(`expected a rolled-back run, got ${outcome.stage}`);
+    expect(outcome.result.failed.id).toBe('sudoers/frank');
+    expect(outcome.result.failed.error).toMatch(/^sudo rules of account frank \(hosts\/people\.yaml:\d+:\d+\): visudo -cf refused them: .*syntax error/);
+    expect(outcome.result.rollbackErrors).toEqual([]);
+    expect(host.text('/etc/passwd')).toBe(passwd);
+    expect(host.paths().filter((p) => p.startsWith('/home/frank') || p.startsWith('/etc/sudoers.d/'))).toEqual([]);
+    // Unbroken, the same repository applies.
+    expect(await reconcileHost({ ...input, dryRun: false }).then((o) => (o.stage === 'applied' ? o.result.status : o.stage))).toBe('applied');
+    expect(host.text('/etc/sudoers.d/hostkit-frank')).toContain('frank ALL=(root) /usr/bin/systemctl\n');
   });
 
   it('an orphan: the file is removed (its rules end) without a check', async () => {
