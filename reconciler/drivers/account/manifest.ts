@@ -1,7 +1,7 @@
+import path from 'node:path';
 import { error } from '../../core/diagnostics.js';
 import { within } from '../../manifests/host-policy.js';
 import type { PrimitiveDefinition } from '../manifest-types.js';
-import path from 'node:path';
 import { KEY_PATTERN, keyProblem, SUDO_COMMAND_PATTERN } from './login.js';
 import type { AccountSpec, AuthorizedKeysSpec, SudoersSpec } from './spec.js';
 
