@@ -51,6 +51,17 @@ describe('README.md', () => {
     expect(spec.health?.http ?? spec.health?.tcp ?? spec.health?.command).toBeDefined();
   });
 
+  it('its Login access example validates as a host-level manifest, and is refused from a project path (account-login, account-sudo)', async () => {
+    const people = yamlAfter('Login access');
+    const host = readFileSync(path.join(ROOT, 'example-repo/hosts/web-1.yaml'), 'utf8');
+    const ok = await validateRepository(await writeRepo({ 'hosts/web-1.yaml': host, 'hosts/people.yaml': people }));
+    expect(ok.diagnostics.map(show)).toEqual([]);
+    const project = people.replace('  name: alice\n', '  name: alice\n  project: alice\n');
+    const refused = await validateRepository(await writeRepo({ 'hosts/web-1.yaml': host, 'projects/alice.yaml': project }));
+    // (its home is outside the project's paths too: project-path)
+    expect(refused.diagnostics.map((d) => /rule ([a-z-]+):/.exec(d.detail)?.[1])).toEqual(['project-path', 'account-login', 'account-sudo']);
+  });
+
   it('lists every value of runtime in the schema, one line each', () => {
     const schema = JSON.parse(readFileSync(path.join(ROOT, 'schema/project.schema.json'), 'utf8')) as {
       properties: { spec: { properties: { runtime: { enum: string[] } } } };

@@ -69,6 +69,16 @@ export const ERROR_CODES = {
   ACME_CHALLENGE_NOT_SERVED: { meaning: 'nginx does not serve the HTTP-01 token', retryable: true },
   CERT_NOT_SERVED: { meaning: 'nginx does not serve the new certificate yet', retryable: true },
   SELF_SIGNED_FAILED: { meaning: 'openssl could not make a self-signed certificate', retryable: false },
+  // Login access (accounts)
+  SUDOERS_REFUSED: { meaning: "visudo -cf refused an account's sudo rules; nothing was installed", retryable: false },
+  VISUDO_MISSING: {
+    meaning: 'an account has sudo rules and visudo cannot run on the host (the package sudo is missing); nothing was installed',
+    retryable: false,
+  },
+  LOGIN_HOME_UNSAFE: {
+    meaning: "an account's home is not safe for sshd (StrictModes: owned by another user, or group- or world-writable); no key was written",
+    retryable: false,
+  },
   // nftables
   FIREWALL_NOT_CONFIRMED: { meaning: 'the new firewall table failed its confirm check; the previous one is restored', retryable: true },
   FIREWALL_UNSAFE_VALUE: { meaning: 'a firewall value failed the driver-side check before rendering', retryable: false },

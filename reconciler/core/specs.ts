@@ -1,7 +1,7 @@
 // Normalized specs of primitive resources, after defaults are applied: each is
 // declared by its driver folder (drivers/NAME/spec.ts); re-exported here for the
 // code outside the drivers.
-export type { AccountSpec } from '../drivers/account/spec.js';
+export type { AccountSpec, AuthorizedKeysSpec, SudoersSpec, SudoRule } from '../drivers/account/spec.js';
 export type { DirectorySpec } from '../drivers/directory/spec.js';
 export type { FileSpec } from '../drivers/file/spec.js';
 export type { EnvFileSpec } from '../drivers/envfile/spec.js';

@@ -3,7 +3,7 @@
 // without the drivers' code. Validation, schema generation and ordering read only this;
 // registry.ts pairs each kind here with its driver. Adding a kind is adding its folder,
 // its line in KINDS and its line in registry.ts (the compiler checks the two agree).
-import { accountDefinition } from './account/definition.js';
+import { accountDefinition, authorizedKeysDefinition, sudoersDefinition } from './account/definition.js';
 import { projectBackups } from './backup/project.js';
 import { projectAccount } from './account/project.js';
 import { certificateDefinition } from './certificate/definition.js';
@@ -34,7 +34,9 @@ import type { KindDefinition } from './types.js';
 export const KINDS = [
   accountDefinition,
   directoryDefinition,
+  authorizedKeysDefinition,
   sysctlDefinition,
+  sudoersDefinition,
   fileDefinition,
   envFileDefinition,
   releaseDefinition,

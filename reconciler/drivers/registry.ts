@@ -1,5 +1,5 @@
 import type { ResourceKind } from '../core/resource.js';
-import { accountDriver } from './account/index.js';
+import { accountDriver, authorizedKeysDriver, sudoersDriver } from './account/index.js';
 import { commandDriver } from './command/index.js';
 import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
@@ -22,7 +22,9 @@ export type { RegisteredKind, RegisteredPrimitive } from './kinds.js';
 const RUNTIME = {
   account: accountDriver,
   directory: directoryDriver,
+  authorizedkeys: authorizedKeysDriver,
   sysctl: sysctlDriver,
+  sudoers: sudoersDriver,
   file: fileDriver,
   envfile: envFileDriver,
   release: releaseDriver,

@@ -40,6 +40,8 @@ describe('reconciler/manifests/policy', () => {
       'project-path',
       'account-owner',
       'account-group',
+      'account-login',
+      'account-sudo',
       'firewall-ssh',
       'host-level-path',
       'pg-extension',

@@ -9,3 +9,17 @@ export const accountDefinition = {
   orphans: 'report',
   manifests: [accountPrimitive],
 } as const satisfies KindDefinition<string>;
+
+export const authorizedKeysDefinition = {
+  kind: 'authorizedkeys',
+  // After accounts and directories: the account's home may be a Directory of the same run.
+  rank: 1.2,
+  orphans: 'delete',
+} as const satisfies KindDefinition<string>;
+
+export const sudoersDefinition = {
+  kind: 'sudoers',
+  // After accounts (the rules name them); nothing else reads the rules.
+  rank: 1.7,
+  orphans: 'delete',
+} as const satisfies KindDefinition<string>;

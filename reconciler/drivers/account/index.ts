@@ -196,3 +196,6 @@ async function createOne(ctx: DriverContext, d: AccountSpec, db: UserDb, o: Obse
   }
   return undo;
 }
+
+export { authorizedKeysDriver, type KeysOp, type ObservedKeys } from './keys.js';
+export { sudoersDriver, type SudoersOp } from './sudoers.js';

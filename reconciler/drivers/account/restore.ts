@@ -1,10 +1,13 @@
-import { hasOp, type Change } from '../../diff/model.js';
+import path from 'node:path';
+import { hasOp, octal, type Change } from '../../diff/model.js';
 import type { Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
+import { backupPath, describeRemoveDirectories, planRemoveDirectories, removeDirectories, type RemoveDirectoriesStep } from '../shared/undo.js';
 import { UserDb } from '../shared/users.js';
 import type { Restore } from '../types.js';
 import type { AccountOp, ObservedAccount } from './index.js';
-import type { AccountSpec } from './spec.js';
+import type { KeysOp, ObservedKeys } from './keys.js';
+import type { AccountSpec, AuthorizedKeysSpec } from './spec.js';
 
 // The undo of an Account change. An account a failed or interrupted run created
 // goes again (userdel, and its own group): nothing used it yet. One a completed run
@@ -83,3 +86,57 @@ async function removeAccount(host: Host, user: string, group: string): Promise<v
   const used = [...db.users.values()].some((u) => u.gid === gid) || db.groups.get(group)!.members.length > 0;
   if (!used) await run(host, 'groupdel', [group]);
 }
+
+// The undo of an authorized_keys change: the file from the run journal (its previous
+// bytes, or removed again), the home and .ssh directory made for it removed again once
+// empty (key `parents`), and the .ssh directory's previous owner and mode.
+
+interface SshDirRecord {
+  path: string;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+type KeysStep = RemoveDirectoriesStep | ({ action: 'restore-ssh-directory'; resource: string; unchanged: boolean } & SshDirRecord);
+
+export const keysRestore: Restore<Change<unknown, ObservedKeys, AuthorizedKeysSpec, KeysOp>, SshDirRecord | { created: string[] }, KeysStep> = {
+  async backup(change, journal) {
+    const spec = change.resource?.spec;
+    if (!spec) return;
+    const dir = path.posix.dirname(spec.path);
+    const st = await journal.host.stat(dir);
+    if (st?.type === 'directory' && hasOp(change, 'ssh-directory'))
+      await journal.backupState('ssh-directory', { path: dir, uid: st.uid, gid: st.gid, mode: st.mode } satisfies SshDirRecord);
+    await backupPath(journal, spec.path);
+  },
+
+  async plan(change, host) {
+    const steps: KeysStep[] = await planRemoveDirectories(change as never, host);
+    for (const { key, data } of change.records) {
+      if (key !== 'ssh-directory' || !('path' in data)) continue;
+      const st = await host.stat(data.path);
+      if (st?.type !== 'directory') continue; // gone since: nothing to put the ownership on
+      steps.push({
+        action: 'restore-ssh-directory',
+        resource: change.id,
+        ...data,
+        unchanged: st.uid === data.uid && st.gid === data.gid && st.mode === data.mode,
+      });
+    }
+    return steps;
+  },
+
+  async apply(step, ctx) {
+    if (step.action === 'remove-directories') return removeDirectories(ctx.host, step);
+    if (step.unchanged) return;
+    const st = await ctx.host.stat(step.path);
+    if (ctx.record && st) await ctx.record.backupState('ssh-directory', { path: step.path, uid: st.uid, gid: st.gid, mode: st.mode } satisfies SshDirRecord);
+    await ctx.host.setOwnership(step.path, { uid: step.uid, gid: step.gid, mode: step.mode }, { managed: true });
+  },
+
+  describe: (step) =>
+    step.action === 'remove-directories'
+      ? describeRemoveDirectories(step)
+      : `  chown   ${step.path} back to ${step.uid}:${step.gid} ${octal(step.mode)}${step.unchanged ? ' - already as before' : ''}`,
+};
