@@ -18,6 +18,9 @@ need pgrep procps
 need mount mount
 need flock util-linux
 need sha256sum coreutils
+# The local signed apt repository test hosts install from (apt-repo.ts).
+need apt-ftparchive apt-utils
+need gpg gpg
 
 if [ -z "$missing" ]; then
   echo "install-prerequisites: nothing to install" >&2
