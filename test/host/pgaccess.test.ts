@@ -4,7 +4,7 @@ import { silentLogger } from '../../reconciler/core/log.js';
 import { toJsonPlan } from '../../reconciler/diff/render/json.js';
 import { renderText } from '../../reconciler/diff/render/text.js';
 import { HBA_LINE } from '../../reconciler/drivers/postgresql/access.js';
-import { describeHost, useHost, type TestHost } from './harness.js';
+import { aptSourceManifest, describeHost, serveAptRepo, useHost, type TestHost } from './harness.js';
 import { admin, CONF } from './postgres-admin.js';
 import { applied, appliedOk, reconcile, repo, service } from './reconcile.js';
 
@@ -111,5 +111,39 @@ describeHost('reconciler/drivers/postgresql/access on a real host', () => {
     expect(await snapshot(m)).toEqual(stock);
     expect(await rootLogin(m)).toMatchObject({ ok: false, said: expect.stringMatching(/Peer authentication failed/) });
     expect(await admin(m, "SELECT count(*) FROM pg_database WHERE datname = 'shop'")).toBe('1');
+  });
+});
+
+// The bare image with PostgreSQL just installed from the local repository (by hand here; the
+// package kind does it in a run): the cluster Debian's package made, untouched, is what HostKit finds.
+describeHost('reconciler/drivers/postgresql/access on a bare host after PostgreSQL is installed', () => {
+  const machine = useHost({ variant: 'bare', aptRepo: true });
+
+  it('a fresh cluster from the package: one reconcile sets up access and creates the database; a second makes 0 changes', async () => {
+    const m = machine();
+    const served = await serveAptRepo(m);
+    expect(aptSourceManifest(served)).toMatchObject({ uris: [served.uri], suites: ['hostkit-test'], components: ['main'] });
+    await m.host.mkdir('/etc/apt/keyrings', { uid: 0, gid: 0, mode: 0o755 });
+    await m.host.writeFile('/etc/apt/keyrings/test.asc', served.armoredKey, { uid: 0, gid: 0, mode: 0o644 });
+    const list = `deb [signed-by=/etc/apt/keyrings/test.asc] ${served.uri} ${served.suite} ${served.component}\n`;
+    await m.host.writeFile('/etc/apt/sources.list.d/test.list', list, { uid: 0, gid: 0, mode: 0o644 });
+    await m.exec('apt-get', ['update', '-q'], { timeoutMs: 120_000 });
+    await m.exec('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'postgresql'], {
+      env: { DEBIAN_FRONTEND: 'noninteractive' },
+      timeoutMs: 170_000,
+    });
+    expect(await rootLogin(m)).toMatchObject({ ok: false });
+    const stock = await snapshot(m);
+
+    const repoDir = await repo({ 'projects/shop.yaml': shop() });
+    const result = appliedOk(await reconcile(m, repoDir, { env }));
+    expect(result.steps.map((s) => s.id)).toEqual(expect.arrayContaining(['pgaccess/local', 'pgrole/shop', 'pgdatabase/shop']));
+    expect(await rootLogin(m)).toEqual({ ok: true, said: '' });
+    expect(await admin(m, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'")).toBe('shop');
+    expect((await m.host.readFile(HBA))!.toString()).toContain(HBA_LINE);
+    expect((await snapshot(m)).owners).toBe(stock.owners);
+
+    const again = await reconcile(m, repoDir, { env });
+    expect(applied(again).status).toBe('no-changes');
   });
 });

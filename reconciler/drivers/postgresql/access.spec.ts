@@ -1,4 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { driverContext } from '../../../test/support/context.js';
+import { FakePostgres } from '../../../test/support/fake-postgres.js';
+import { FakeHost } from '../../hosts/fake.js';
+import type { Connect } from './connection.js';
+import { makePostgresDrivers } from './index.js';
+import type { RoleSpec } from './role.js';
 import type { Resource } from '../../core/resource.js';
 import { expandForHost, hostSettings } from '../../manifests/expand.js';
 import { validateFiles } from '../../manifests/index.js';
@@ -71,6 +77,12 @@ describe('reconciler/drivers/postgresql/access: plan', () => {
     ['refused, the map there but not the line', { login: 'refused', reason: REFUSED, files, identMap: true, hbaLine: false }, 'update', ['hba', 'reload']],
     ['refused, both there (another rule shadows them)', { login: 'refused', reason: REFUSED, files, identMap: true, hbaLine: true }, 'update', ['reload']],
     ['not running yet (installed by this run)', { login: 'unreachable', reason: 'ENOENT' }, 'create', ['ident', 'hba', 'reload']],
+    [
+      'a socket HostKit cannot open from where it runs (a warning, no edit)',
+      { login: 'unreachable', reason: 'PG_SOCKET_UNREACHABLE', remote: true },
+      'noop',
+      [],
+    ],
   ])('%s', (_, observed, action, ops) => {
     const change = planAccess({ resource, observed, orphan: false });
     expect(change.action).toBe(action);
@@ -137,5 +149,49 @@ describe('reconciler/drivers/postgresql/access: expansion', () => {
     ['another admin user', host('  postgresql: { user: dba }'), true],
   ])('none for %s', async (_, hostYaml, withDatabase) => {
     expect((await expand(hostYaml, withDatabase)).has('pgaccess/local')).toBe(false);
+  });
+});
+
+describe('reconciler/drivers/postgresql/access: how roles are observed meanwhile (apply mode)', () => {
+  const role: Resource<RoleSpec> = { ...resource, id: 'pgrole/shop', kind: 'pgrole', name: 'shop', spec: { role: 'shop', connectionLimit: 5 } };
+  const refusedRoot: Connect = async () => {
+    throw Object.assign(new Error(REFUSED), { code: '28000' });
+  };
+  const absent: Connect = async () => {
+    throw Object.assign(new Error('connect ENOENT /run/postgresql/.s.PGSQL.5432'), { code: 'ENOENT' });
+  };
+
+  // Both observes started together, as the engine does (access first: it ranks before roles).
+  async function observe(root: Connect, asPostgres: Connect) {
+    const host = new FakeHost();
+    host.onExec((call) =>
+      call.file === 'runuser'
+        ? { exitCode: 2, stdout: '', stderr: 'psql: error: connection to server on socket failed: No such file or directory' }
+        : undefined,
+    );
+    const ctx = driverContext(host, { mode: 'apply' });
+    const { access, role: roles } = makePostgresDrivers(root, () => asPostgres);
+    const accessSeen = access.observe([resource], ctx);
+    const rolesSeen = roles.observe([role], ctx);
+    return { access: (await accessSeen).get(resource.id), role: (await rolesSeen).get(role.id) };
+  }
+
+  it('root refused: the catalog is read as postgres, and the role is seen as it is', async () => {
+    const server = new FakePostgres();
+    server.roles.set('shop', { login: true, connectionLimit: 5, password: null });
+    const seen = await observe(refusedRoot, server.connect);
+    expect(seen.access).toMatchObject({ login: 'unreachable' }); // psql (fake) cannot name the files here
+    expect(seen.role).toMatchObject({ exists: true, connectionLimit: 5 });
+  });
+
+  it('no server at all (installed by this run): the role is planned as absent instead of stopping the apply', async () => {
+    const seen = await observe(absent, absent);
+    expect(seen.access).toMatchObject({ login: 'unreachable' });
+    expect(seen.role).toMatchObject({ exists: false, unreachable: expect.stringContaining('ENOENT') });
+  });
+
+  it('without HostKit setting up access, an unreachable server still stops an apply', async () => {
+    const ctx = driverContext(new FakeHost(), { mode: 'apply' });
+    await expect(makePostgresDrivers(absent).role.observe([role], ctx)).rejects.toThrow(/ENOENT/);
   });
 });

@@ -4,7 +4,7 @@
 // `hostkit` (root -> postgres, postgres -> postgres) to pg_ident.conf and one
 // `local all postgres peer map=hostkit` line to pg_hba.conf ahead of the
 // distribution's, both marked as HostKit's, reloads the cluster and logs in.
-import { error, type Diagnostic } from '../../core/diagnostics.js';
+import { error, warning, type Diagnostic } from '../../core/diagnostics.js';
 import { errorMessage, HostKitError } from '../../core/errors.js';
 import type { Resource } from '../../core/resource.js';
 import { changeBase, hasOp, type Change, type FieldChange } from '../../diff/model.js';
@@ -29,14 +29,19 @@ const HBA_MARK = '# HostKit (pgaccess/local): root and postgres log in as postgr
 const DISTRIBUTION_RULE = /^[ \t]*local[ \t]+all[ \t]+postgres[ \t]+peer[ \t]*(#.*)?$/m;
 // After a reload the postmaster takes a moment to read the files again: new logins are tried this long.
 const LOGIN_WAIT_MS = 5_000;
+// A cluster installed by this run (the package's own start) is waited for this long before apply gives up.
+const START_WAIT_MS = 15_000;
 
 export type ObservedAccess =
   /** Root logs in as postgres already (HostKit's map, the README's manual one, or any other rule). */
   | { login: 'ok' }
   /** The server refused root; `files` say which of HostKit's lines are there (never the files' content). */
   | { login: 'refused'; reason: string; files: ClusterFiles; identMap: boolean; hbaLine: boolean }
-  /** Not running or not installed (yet: a package of this run installs it); found again when apply runs. */
-  | { login: 'unreachable'; reason: string };
+  /**
+   * Not running or not installed (yet: a package of this run installs it); found again when
+   * apply runs. `remote`: its socket cannot be reached from where HostKit runs at all.
+   */
+  | { login: 'unreachable'; reason: string; remote?: true };
 
 /** What apply does: add HostKit's map to pg_ident.conf, its line to pg_hba.conf, then reload the cluster and log in. */
 export type AccessOp = { op: 'ident' } | { op: 'hba' } | { op: 'reload' };
@@ -75,14 +80,15 @@ export function hasHbaLine(text: string): boolean {
 }
 
 // Root logs in as postgres (the admin connection every role and database change uses), or why not.
-async function rootLogin(connect: Connect, ctx: DriverContext): Promise<{ reason: string; refused: boolean } | undefined> {
+async function rootLogin(connect: Connect, ctx: DriverContext): Promise<{ reason: string; refused: boolean; remote: boolean } | undefined> {
   try {
     await withSession(connect, ctx, ADMIN_DATABASE, (s) => s.query(VERSION_QUERY));
     return undefined;
   } catch (cause) {
     // 28000: no pg_hba.conf line lets root in, or peer authentication failed (connection.ts keeps it as data.sqlstate).
     const sqlstate = cause instanceof HostKitError ? cause.data.sqlstate : (cause as { code?: unknown }).code;
-    return { reason: errorMessage(cause), refused: sqlstate === '28000' };
+    const remote = cause instanceof HostKitError && cause.code === 'PG_SOCKET_UNREACHABLE';
+    return { reason: errorMessage(cause), refused: sqlstate === '28000', remote };
   }
 }
 
@@ -98,6 +104,10 @@ export function planAccess({
   const base = { ...changeBase(resource), disruptive: false };
   if (orphan) return { ...base, action: 'noop', fields: [], ops: [], orphan: true, reason: 'no database is declared any more; the access is kept' };
   if (!observed || observed.login === 'ok') return { ...base, action: 'noop', fields: [], ops: [], desired: resource.spec, ...(observed ? { observed } : {}) };
+  // A socket HostKit cannot open from where it runs: no file edit can help (an apply stops at the roles' observe, saying what to do).
+  if (observed.login === 'unreachable' && observed.remote) {
+    return { ...base, action: 'noop', fields: [], ops: [], diagnostics: [warning('PostgreSQL not reachable', observed.reason, resource.origin)], observed };
+  }
   const ident = observed.login === 'unreachable' || !observed.identMap;
   const hba = observed.login === 'unreachable' || !observed.hbaLine;
   const fields: FieldChange[] = [
@@ -126,7 +136,7 @@ export function makeAccessDriver(
     const login = await rootLogin(connect, ctx);
     if (login === undefined) return { login: 'ok' };
     const { reason } = login;
-    if (!login.refused) return { login: 'unreachable', reason };
+    if (!login.refused) return { login: 'unreachable', reason, ...(login.remote ? { remote: true as const } : {}) };
     let files: ClusterFiles;
     try {
       const found = await clusterFiles(ctx.host, spec);
@@ -152,7 +162,11 @@ export function makeAccessDriver(
       const resource = resources[0];
       if (!resource) return out;
       const observed = observeAccess(resource.spec, ctx);
-      ctx.run.postgresql.access = observed.then((o) => ({ pending: o.login !== 'ok', read: asPostgres(resource.spec) }));
+      ctx.run.postgresql.access = observed.then((o) => ({
+        pending: o.login !== 'ok',
+        absent: o.login === 'unreachable' && !o.remote,
+        read: asPostgres(resource.spec),
+      }));
       out.set(resource.id, await observed);
       return out;
     },
@@ -168,7 +182,7 @@ export function makeAccessDriver(
      */
     async apply(change, ctx) {
       const spec = change.resource!.spec;
-      const { version, ...files } = await clusterFiles(ctx.host, spec);
+      const { version, ...files } = await startedCluster(ctx.host, spec);
       const before = { hba: await readOwned(ctx.host, files.hba), ident: await readOwned(ctx.host, files.ident) };
       try {
         if (hasOp(change, 'ident')) await writeLike(ctx.host, files.ident, before.ident, withIdentMap(before.ident.text));
@@ -200,7 +214,7 @@ export function makeAccessDriver(
           },
         );
       }
-      ctx.run.postgresql.access = Promise.resolve({ pending: false, read: connect });
+      ctx.run.postgresql.access = Promise.resolve({ pending: false, absent: false, read: connect });
       return { files };
     },
 
@@ -246,6 +260,20 @@ async function checkFiles(host: Host, cluster: Cluster, version: number): Promis
     `SELECT string_agg(f.e, '; ') FROM (SELECT 'pg_hba.conf line ' || line_number || ': ' || error AS e FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL ${ident}) f;\n`,
   );
   if (out !== '') throw new HostKitError('PG_ACCESS_FAILED', `PostgreSQL rejects its authentication files: ${out}`);
+}
+
+// A cluster a package of this run installed may still be starting: its files are asked for a little while.
+async function startedCluster(host: Host, cluster: Cluster): Promise<ClusterFiles & { version: number }> {
+  const deadline = Date.now() + START_WAIT_MS;
+  for (;;) {
+    try {
+      return await clusterFiles(host, cluster);
+    } catch (cause) {
+      // Only "psql got no answer" is waited out (PG_CONNECT_FAILED); anything else is thrown at once.
+      if (!(cause instanceof HostKitError && cause.code === 'PG_CONNECT_FAILED') || Date.now() >= deadline) throw cause;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 async function awaitLogin(connect: Connect, ctx: DriverContext): Promise<void> {

@@ -93,6 +93,16 @@ async function reader(connect: Connect, ctx: DriverContext): Promise<Connect> {
   return access?.pending ? access.read : connect;
 }
 
+/**
+ * The server does not answer at all while HostKit sets up its admin access in this run
+ * (pgaccess): not installed or not started yet, so no role or database can exist that an
+ * apply would have to know of. Roles and databases are then planned as if absent even
+ * in an apply; a create that finds one fails at apply, loudly.
+ */
+export async function serverAbsent(ctx: DriverContext): Promise<boolean> {
+  return (await ctx.run.postgresql.access?.catch(() => undefined))?.absent === true;
+}
+
 /** Installed extensions of each named database (one session and query per database, concurrently). */
 export async function loadExtensions(connect: Connect, ctx: DriverContext, databases: readonly string[]): Promise<Map<string, string[]>> {
   connect = await reader(connect, ctx);
