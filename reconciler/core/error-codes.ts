@@ -85,6 +85,11 @@ export const ERROR_CODES = {
   FIREWALL_INVALID_INPUT: { meaning: 'a firewall value is not of the expected form', retryable: false },
   NFT_OUTPUT_UNEXPECTED: { meaning: 'nft printed something HostKit cannot parse', retryable: false },
   // PostgreSQL
+  PG_ACCESS_FAILED: {
+    meaning:
+      "HostKit's PostgreSQL admin access (its peer map for root) could not be set up or did not let root log in; pg_hba.conf and pg_ident.conf were put back",
+    retryable: false,
+  },
   PG_CONNECT_FAILED: { meaning: 'the PostgreSQL admin connection failed (retryable unless the server refused the login)', retryable: true },
   PG_SOCKET_UNREACHABLE: { meaning: "PostgreSQL's Unix socket cannot be reached from where HostKit runs", retryable: false },
   PG_ADMIN_SECRET_UNAVAILABLE: { meaning: "the admin connection's password reference cannot be resolved", retryable: false },

@@ -8,6 +8,6 @@ export type { EnvFileSpec } from '../drivers/envfile/spec.js';
 export type { UnitSpec, TimerSpec } from '../drivers/systemd/spec.js';
 export type { SiteSpec } from '../drivers/nginx/spec.js';
 export type { CertificateSpec } from '../drivers/certificate/spec.js';
-export type { PgRoleSpec, PgDatabaseSpec } from '../drivers/postgresql/spec.js';
+export type { PgAccessSpec, PgRoleSpec, PgDatabaseSpec } from '../drivers/postgresql/spec.js';
 export type { FirewallSpec } from '../drivers/nftables/spec.js';
 export type { CommandSpec } from '../drivers/command/spec.js';

@@ -19,7 +19,7 @@ import type { ProjectPart } from './manifest-types.js';
 import { firewallDefinition } from './nftables/definition.js';
 import { siteDefinition } from './nginx/definition.js';
 import { projectDomains } from './nginx/project.js';
-import { pgDatabaseDefinition, pgRoleDefinition } from './postgresql/definition.js';
+import { pgAccessDefinition, pgDatabaseDefinition, pgRoleDefinition } from './postgresql/definition.js';
 import { projectDatabase } from './postgresql/project.js';
 import { releaseDefinition } from './release/definition.js';
 import { projectRelease } from './release/project.js';
@@ -45,6 +45,7 @@ export const KINDS = [
   certificateDefinition,
   siteDefinition,
   firewallDefinition,
+  pgAccessDefinition,
   pgRoleDefinition,
   pgDatabaseDefinition,
   commandDefinition,

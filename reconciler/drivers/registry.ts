@@ -8,7 +8,7 @@ import { fileDriver } from './file/index.js';
 import { KINDS, type RegisteredKind } from './kinds.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
-import { pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
+import { pgAccessDriver, pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
@@ -33,6 +33,7 @@ const RUNTIME = {
   certificate: certificateDriver,
   site: nginxSiteDriver,
   firewall: nftablesDriver,
+  pgaccess: pgAccessDriver,
   pgrole: pgRoleDriver,
   pgdatabase: pgDatabaseDriver,
   command: commandDriver,

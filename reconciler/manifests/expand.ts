@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { error, warning, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { resourceId, type Resource, type ResourceKind } from '../core/resource.js';
-import type { DirectorySpec, FirewallSpec, SiteSpec } from '../core/specs.js';
+import type { DirectorySpec, FirewallSpec, PgAccessSpec, SiteSpec } from '../core/specs.js';
 import { PROJECT_PARTS } from '../drivers/kinds.js';
+import { adminAccess } from '../drivers/postgresql/project.js';
 import type { AddOptions, PrimitiveExpansion, ProjectExpansion, ProjectIds } from '../drivers/manifest-types.js';
 import { hostPolicy, isHostLevel, type HostPolicy } from './host-policy.js';
 import type { LoadedDocument } from './load.js';
@@ -291,6 +292,16 @@ function addFirewall(b: HostBuilder, projects: Manifest<ProjectManifest>[]): voi
   );
 }
 
+// HostKit's own PostgreSQL admin access, before every role and database of the host (drivers/postgresql/project.ts).
+function addPgAccess(b: HostBuilder): void {
+  const users = [...b.resources.values()].filter((r) => r.kind === 'pgrole' || r.kind === 'pgdatabase');
+  const postgresql = b.host.manifest.value.spec?.postgresql;
+  const spec = users.length > 0 ? adminAccess(postgresql) : undefined;
+  if (!spec) return;
+  const id = b.add<PgAccessSpec>('host', 'pgaccess', 'local', spec, b.host.manifest.source.locate(postgresql ? '/spec/postgresql' : '/metadata/name'));
+  for (const r of users) r.dependsOn.push(id);
+}
+
 /** Expand every manifest placed on `host` into the resources it needs. */
 export function expandForHost(manifests: readonly Manifest[], host: HostSettings): Expansion {
   const b = new HostBuilder(host);
@@ -302,6 +313,7 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
     else expandPrimitive(b, m as Manifest<PrimitiveManifest>);
   }
   addFirewall(b, projects);
+  addPgAccess(b);
 
   // Manifest-level dependsOn: every resource of this manifest after every resource of the named one.
   for (const m of placed) {

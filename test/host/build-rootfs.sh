@@ -38,54 +38,15 @@ shift
 PACKAGES=("$@")
 CACHE_DIR=$(dirname "$DEST")
 
-if [ "$(id -u)" -ne 0 ]; then
-  log "must run as root"
-  exit 1
-fi
-for tool in debootstrap chroot mount umount flock; do
-  command -v "$tool" >/dev/null || { log "missing $tool (run test/host/install-prerequisites.sh)"; exit 1; }
-done
-
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/.build.lock"
-if ! flock -n 9; then
-  log "another build holds $CACHE_DIR/.build.lock; waiting"
-  flock 9
-fi
-if [ -d "$DEST" ]; then
-  log "$DEST already built"
-  exit 0
-fi
-
-# Every mount point at or below $1, deepest first.
-mounts_under() {
-  awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
-}
-# Unmount everything below $1, then delete it without ever crossing into a
-# file system that is still mounted there (e.g. a bind mount of /dev).
-discard_tree() {
-  local dir=$1 m
-  for m in $(mounts_under "$dir"); do umount "$m" 2>/dev/null || umount -l "$m"; done
-  rm -rf --one-file-system "$dir"
-}
-
-# Holding the lock, any leftover build directory belongs to a build that died.
-for stale in "$CACHE_DIR"/.build-*; do
-  [ -e "$stale" ] || continue
-  log "removing stale build directory $stale"
-  discard_tree "$stale"
-done
+# shellcheck source=build-lib.sh
+. "$(dirname "$0")/build-lib.sh"
+require_root_and debootstrap chroot mount umount flock
+start_build "$CACHE_DIR" build "$DEST"
 
 WORK=$(mktemp -d "$CACHE_DIR/.build-XXXXXX")
 trap 'discard_tree "$WORK"' EXIT
 chmod 0755 "$WORK"
 ROOT=$WORK
-
-in_root() {
-  chroot "$ROOT" /usr/bin/env -i \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
-}
 
 started=$SECONDS
 log "debootstrap $SUITE (minbase + systemd) into $ROOT"

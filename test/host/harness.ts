@@ -7,6 +7,7 @@ import { bootHost, type BindMount, type BootOptions, type TestHost } from './mac
 import { hostSuiteUnavailable, inCi } from './prerequisites.js';
 
 export { bootHost, type BootOptions, type TestHost } from './machine.js';
+export { aptSourceManifest, disableDistributionSources, serveAptRepo, type ServedAptRepo } from './apt-repo.js';
 
 /**
  * describe() for tests that need a booted host. Where hosts cannot boot (not

@@ -19,6 +19,9 @@ need mount mount
 need flock util-linux
 need sha256sum coreutils
 need restic restic # the backup layer's unit tests run the real restic
+# The local signed apt repository test hosts install from (apt-repo.ts).
+need apt-ftparchive apt-utils
+need gpg gpg
 
 if [ -z "$missing" ]; then
   echo "install-prerequisites: nothing to install" >&2

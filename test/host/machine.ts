@@ -12,7 +12,8 @@ import { execa } from 'execa';
 import { HostKitError } from '../../reconciler/core/errors.js';
 import { NspawnHost } from '../../reconciler/hosts/nspawn.js';
 import { describeExec, type ExecOptions, type ExecResult } from '../../reconciler/hosts/types.js';
-import { ensureRootfs } from './rootfs.js';
+import { aptRepoMount, ensureAptRepo } from './apt-repo.js';
+import { ensureRootfs, type RootfsVariant } from './rootfs.js';
 
 export interface BindMount {
   /** Path on this machine. */
@@ -33,8 +34,18 @@ export interface BootOptions {
    * Defaults to "test-host", the Host of test/host/reconcile.ts.
    */
   hostname?: string;
-  /** Pristine root file system; defaults to ensureRootfs(). */
+  /** Pristine root file system; defaults to ensureRootfs({ variant }). */
   rootfs?: string;
+  /**
+   * Which image to boot when `rootfs` is not given: `standard` (default; nginx,
+   * PostgreSQL, nftables, pebble) or `bare` (a fresh Debian 12 VPS without them).
+   */
+  variant?: RootfsVariant;
+  /**
+   * Bind the local signed apt repository (apt-repo.ts, built first if needed)
+   * read-only at APT_REPO_MOUNT; serveAptRepo() then serves it inside.
+   */
+  aptRepo?: boolean;
   /** Give up when `systemctl is-system-running` is not `running` by then. Default 60 s. */
   bootTimeoutMs?: number;
   /** Units allowed to have failed at boot (the host is then `degraded`, not broken). */
@@ -140,7 +151,8 @@ export async function bootHost(options: BootOptions = {}): Promise<TestHost> {
     throw new HostKitError('TEST_HOST_INVALID_OPTIONS', `Expected a machine name like "hk-web-1", got "${machine}"`);
   }
   await sweepStaleMachines();
-  const rootfs = options.rootfs ?? (await ensureRootfs());
+  const rootfs = options.rootfs ?? (await ensureRootfs({ variant: options.variant ?? 'standard' }));
+  const repoMounts = options.aptRepo ? [aptRepoMount(await ensureAptRepo())] : [];
   const stateDir = await fs.mkdtemp(path.join(stateParent(), `${STATE_PREFIX}${machine}-`));
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   if (!MACHINE_NAME.test(hostname)) {
@@ -148,7 +160,7 @@ export async function bootHost(options: BootOptions = {}): Promise<TestHost> {
   }
   const running = new RunningHost(machine, hostname, stateDir);
   try {
-    await running.boot(rootfs, options);
+    await running.boot(rootfs, { ...options, bindReadOnly: [...(options.bindReadOnly ?? []), ...repoMounts] });
   } catch (error) {
     // Stopped first: systemd-nspawn hands over the console output only as it exits.
     await running.stop().catch(() => undefined);

@@ -4,7 +4,17 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
 /** Commands the harness runs on this machine; install-prerequisites.sh provides them. */
-export const REQUIRED_COMMANDS: readonly string[] = ['systemd-nspawn', 'debootstrap', 'nsenter', 'setpriv', 'mount', 'umount', 'flock'];
+export const REQUIRED_COMMANDS: readonly string[] = [
+  'systemd-nspawn',
+  'debootstrap',
+  'nsenter',
+  'setpriv',
+  'mount',
+  'umount',
+  'flock',
+  'apt-ftparchive',
+  'gpg',
+];
 
 /** Why the real-host suite cannot run here, or undefined when it can. */
 export function hostSuiteUnavailable(): string | undefined {

@@ -9,11 +9,10 @@ let loaded: Promise<typeof pg> | undefined;
 const pgModule = async () => (await (loaded ??= import('pg').then((m) => m.default))) as typeof pg;
 import { HostKitError } from '../../core/errors.js';
 import type { DriverContext } from '../types.js';
+import { DEFAULT_PORT, DEFAULT_SOCKET_DIRECTORY } from './project.js';
 import { BEGIN, COMMIT, ROLLBACK, type Statement } from './sql.js';
 
-/** Where PostgreSQL listens when the Host manifest does not say (Debian, Ubuntu, RHEL: /var/run is a link to /run). */
-export const DEFAULT_SOCKET_DIRECTORY = '/run/postgresql';
-export const DEFAULT_PORT = 5432;
+export { DEFAULT_PORT, DEFAULT_SOCKET_DIRECTORY } from './project.js';
 export const DEFAULT_ADMIN_USER = 'postgres';
 /** The database admin sessions connect to when they do not work inside one database. */
 export const ADMIN_DATABASE = 'postgres';

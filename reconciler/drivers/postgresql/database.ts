@@ -7,7 +7,7 @@ import type { PgDatabaseSpec } from '../../core/specs.js';
 import { changeBase, findOp, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, inTransaction, withSession, type Connect } from './connection.js';
-import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, type Catalog, type CatalogRequest } from './observe.js';
+import { catalogAfterChanges, loadCatalog, loadExtensions, noteChanging, serverAbsent, type Catalog, type CatalogRequest } from './observe.js';
 import { alterDatabaseOwner, createDatabase, createExtension, dropDatabase, EXTENSIONS_QUERY, OWNER_QUERY } from './sql.js';
 import { pgDatabaseDefinition } from './definition.js';
 import { databaseRestore } from './restore.js';
@@ -202,9 +202,9 @@ export function makeDatabaseDriver(
     load: (request: CatalogRequest) => Promise<Catalog> = (request) => loadCatalog(connect, ctx, request),
   ): Promise<Map<string, ObservedDatabase>> {
     const out = new Map<string, ObservedDatabase>();
-    const unknown = (cause: unknown) => {
-      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
-      if (ctx.mode !== 'plan') throw cause;
+    const unknown = async (cause: unknown) => {
+      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan; so does a run that installs it.
+      if (ctx.mode !== 'plan' && !(await serverAbsent(ctx))) throw cause;
       for (const r of resources) out.set(r.id, { exists: false, unreachable: errorMessage(cause) });
       return out;
     };

@@ -57,9 +57,9 @@ export function loadCatalog(connect: Connect, ctx: DriverContext, request: Catal
   if (!batch) {
     const names = { roles: new Set<string>(), databases: new Set<string>(), extensions: new Set<string>() };
     // Queried on the next turn, once every driver of this run has added its names.
-    const result = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    const result = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
       run.batch = undefined;
-      return queryCatalog(connect, ctx, names);
+      return queryCatalog(await reader(connect, ctx), ctx, names);
     });
     batch = { ...names, result };
     run.batch = batch;
@@ -87,8 +87,25 @@ async function queryCatalog(connect: Connect, ctx: DriverContext, batch: Omit<Ca
   };
 }
 
+// Observe reads as the postgres OS user (psql) while HostKit's own admin access is set up later in the same run (pgaccess).
+async function reader(connect: Connect, ctx: DriverContext): Promise<Connect> {
+  const access = await ctx.run.postgresql.access;
+  return access?.pending ? access.read : connect;
+}
+
+/**
+ * The server does not answer at all while HostKit sets up its admin access in this run
+ * (pgaccess): not installed or not started yet, so no role or database can exist that an
+ * apply would have to know of. Roles and databases are then planned as if absent even
+ * in an apply; a create that finds one fails at apply, loudly.
+ */
+export async function serverAbsent(ctx: DriverContext): Promise<boolean> {
+  return (await ctx.run.postgresql.access?.catch(() => undefined))?.absent === true;
+}
+
 /** Installed extensions of each named database (one session and query per database, concurrently). */
 export async function loadExtensions(connect: Connect, ctx: DriverContext, databases: readonly string[]): Promise<Map<string, string[]>> {
+  connect = await reader(connect, ctx);
   const lists = await Promise.all(
     databases.map((db) => withSession(connect, ctx, db, async (s) => (await s.query<{ name: string }>(EXTENSIONS_QUERY)).map((r) => r.name))),
   );

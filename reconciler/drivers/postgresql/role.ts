@@ -8,7 +8,7 @@ import type { PgRoleSpec } from '../../core/specs.js';
 import { changeBase, findOp, hasOp, refusedChange, type Change, type FieldChange } from '../../diff/model.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, DEFAULT_ADMIN_USER, inTransaction, withSession, type Connect } from './connection.js';
-import { catalogAfterChanges, loadCatalog, noteChanging, type Catalog } from './observe.js';
+import { catalogAfterChanges, loadCatalog, noteChanging, serverAbsent, type Catalog } from './observe.js';
 import { makeVerifier, storedPasswordKind, verifierMatches } from './scram.js';
 import { alterRole, createRole, dropRole, ROLE_QUERY, type RoleAttributes } from './sql.js';
 import { pgRoleDefinition } from './definition.js';
@@ -164,8 +164,8 @@ export function makeRoleDriver(connect: Connect): Driver<RoleSpec, DesiredRole, 
     try {
       catalog = await load({ roles: resources.map((r) => r.spec.role) });
     } catch (cause) {
-      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan.
-      if (ctx.mode !== 'plan') throw cause;
+      // A dry run where PostgreSQL cannot be reached (e.g. a laptop) still shows the rest of the plan; so does a run that installs it.
+      if (ctx.mode !== 'plan' && !(await serverAbsent(ctx))) throw cause;
       for (const r of resources) out.set(r.id, { exists: false, unreachable: errorMessage(cause) });
       return out;
     }

@@ -4,8 +4,16 @@
 import type pg from 'pg';
 import type { AdminTarget } from './connection.js';
 import type { CatalogBatch, VerifyState } from './observe.js';
+import type { Connect } from './connection.js';
 
 export class PostgresRun {
+  /**
+   * Set by pgaccess's observe (access.ts): whether root cannot log in as postgres yet
+   * (HostKit sets its access up in this run), so roles and databases read the catalog
+   * through `read`, as the postgres OS user (observe.ts); `absent`: the server does not
+   * answer at all (not installed or not started yet: a package of this run may install it).
+   */
+  access: Promise<{ pending: boolean; absent: boolean; read: Connect }> | undefined;
   /** Resolved once per run: the admin password secret is read at most once. */
   target: Promise<AdminTarget> | undefined;
   /** Admin-database connections, reused from step to step (connection.ts adminPool). */

@@ -19,3 +19,11 @@ export interface PgDatabaseSpec {
   encoding?: string;
   locale?: string;
 }
+
+/** HostKit's own admin access (pgaccess/local): root logs in as the admin role over the local socket through a peer map. */
+export interface PgAccessSpec {
+  /** The socket directory the admin connection uses (spec.postgresql.socket). */
+  socket: string;
+  /** The cluster's port (the socket file's suffix). */
+  port: number;
+}
