@@ -16,7 +16,7 @@ import { rootfsCacheDir } from './rootfs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const VERSION = (JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const DEB = releaseFiles(VERSION, 'x64').deb;
+const { deb: DEB, tarball: TARBALL } = releaseFiles(VERSION, 'x64');
 
 // What the release is made of: rebuilt only when one of these changes, so CI pays for gzip once.
 const INPUTS = ['package.json', 'package-lock.json', 'dist/reconciler', 'schema', 'hooks', 'scripts/package', 'node_modules/node/package.json'];
@@ -38,10 +38,10 @@ async function inputsHash(): Promise<string> {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** The .deb of this checkout, from the test cache or built into it (about 20 s). */
-async function cachedDeb(): Promise<string> {
+/** The release of this checkout (its folder), from the test cache or built into it (about 20 s). */
+async function cachedRelease(): Promise<string> {
   const dir = path.join(rootfsCacheDir(), `package-${await inputsHash()}`);
-  if (existsSync(path.join(dir, DEB))) return path.join(dir, DEB);
+  if (existsSync(path.join(dir, DEB))) return dir;
   const building = `${dir}.building-${process.pid}`;
   await fs.rm(building, { recursive: true, force: true });
   const result = await buildRelease({ root: ROOT, out: building, arch: 'x64' });
@@ -52,7 +52,7 @@ async function cachedDeb(): Promise<string> {
     await fs.rm(building, { recursive: true, force: true });
   });
   await removeStaleReleases(dir);
-  return path.join(dir, DEB);
+  return dir;
 }
 
 // Releases of other contents left by earlier runs (about 100 MB each); a day old, so no run still uses them.
@@ -68,9 +68,9 @@ async function removeStaleReleases(current: string): Promise<void> {
 const SYSCTL = { kind: 'Sysctl', name: 'routing', on: [HOST_NAME], spec: { parameters: { 'net.ipv4.ip_forward': 1 } } };
 
 describeHost('npm run package: the .deb on a host without Node', () => {
-  let deb: string;
+  let release: string;
   beforeAll(async () => {
-    deb = await cachedDeb();
+    release = await cachedRelease();
   }, 120_000);
   const machine = useHost();
   const sh = (script: string) => machine().host.exec('sh', ['-c', script]);
@@ -87,7 +87,7 @@ describeHost('npm run package: the .deb on a host without Node', () => {
   });
 
   it('dpkg -i installs it with what the image already has', async () => {
-    await machine().host.writeFile(`/root/${DEB}`, await fs.readFile(deb), { uid: 0, gid: 0, mode: 0o644 });
+    await machine().host.writeFile(`/root/${DEB}`, await fs.readFile(path.join(release, DEB)), { uid: 0, gid: 0, mode: 0o644 });
     const install = await machine().host.exec('dpkg', ['-i', `/root/${DEB}`]);
     expect(install.exitCode, install.stderr).toBe(0);
     expect((await machine().exec('dpkg-query', ['-W', '-f=${Status} ${Version}', 'hostkit'])).stdout).toBe(`install ok installed ${VERSION}`);
@@ -163,5 +163,14 @@ describeHost('npm run package: the .deb on a host without Node', () => {
     expect((await machine().host.exec('systemctl', ['is-enabled', 'hostkit-agent.service'])).stdout.trim()).not.toMatch(/^(enabled|disabled)$/);
     expect((await machine().host.exec('dpkg-query', ['-W', '-f=${db:Status-Abbrev}', 'hostkit'])).stdout).not.toMatch(/^ii/);
     expect((await machine().exec('cat', ['/etc/hostkit/agent.yaml'])).stdout).toContain(`host: ${HOST_NAME}`);
+  });
+
+  it('the tarball holds the same tree: extracted at / on this merged-/usr host it runs, and leaves /lib and /bin symlinks', async () => {
+    await machine().host.writeFile(`/root/${TARBALL}`, await fs.readFile(path.join(release, TARBALL)), { uid: 0, gid: 0, mode: 0o644 });
+    await machine().exec('tar', ['-xzf', `/root/${TARBALL}`, '-C', '/']);
+    expect((await sh('test -L /lib && test -L /bin && test -L /sbin')).exitCode).toBe(0);
+    expect((await machine().exec('hostkit', ['--version'])).stdout.trim()).toBe(VERSION);
+    await machine().exec('systemctl', ['daemon-reload']);
+    expect((await machine().host.exec('systemctl', ['is-enabled', 'hostkit-agent.service'])).stdout.trim()).toBe('disabled');
   });
 });
