@@ -1,10 +1,11 @@
 // The release's file tree, staged in a directory: the runtime, the built CLI,
 // the production dependencies, and the files layout.ts writes. Modes and times
 // are normalized so two builds of one commit hold the same bytes.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { finished } from './child.js';
 import { APP, COMMAND, CONFIG_DIR, NODE, UNIT, commandScript, packagedAgentUnit } from './layout.js';
 
 interface LockEntry {
@@ -104,15 +105,6 @@ async function copyPaths(root: string, paths: readonly string[], dest: string): 
   const [packed, unpacked] = await Promise.all([finished(pack), finished(unpack), pipeline(pack.stdout, unpack.stdin)]);
   if (packed.code !== 0) throw new Error(`tar could not read the release's files from ${root} (${packed.code}): ${packed.stderr.trim()}`);
   if (unpacked.code !== 0) throw new Error(`tar could not write the release's files to ${dest} (${unpacked.code}): ${unpacked.stderr.trim()}`);
-}
-
-function finished(child: ChildProcess): Promise<{ code: number | string; stderr: string }> {
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stderr }));
-  });
 }
 
 async function writeFile(file: string, content: string, mode: number): Promise<void> {
