@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/corpus/**'] },
+  { ignores: ['dist/**', 'dist-package/**', 'node_modules/**', 'coverage/**', 'test/corpus/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['reconciler/**/*.spec.ts', 'test/**/*.spec.ts'],
+          include: ['reconciler/**/*.spec.ts', 'scripts/**/*.spec.ts', 'test/**/*.spec.ts'],
           exclude: ['test/host/**', 'node_modules/**', 'dist/**'],
           globalSetup: ['test/support/build.ts'],
           testTimeout: 20_000,

@@ -11,8 +11,11 @@ export interface AgentUnitOptions {
   cli: string;
   /** Absolute path of the agent configuration. */
   config: string;
-  host: string;
+  /** The Host manifest the agent reconciles; the packaged unit, built before any configuration exists, names none. */
+  host?: string;
   stateDirectory: string;
+  /** The unit's first comment: who wrote it and how to update it. */
+  writtenBy?: string;
 }
 
 export const AGENT_UNIT = 'hostkit-agent.service';
@@ -28,9 +31,9 @@ export function renderAgentUnit(options: AgentUnitOptions): string {
     }
   }
   return [
-    '# Written by `hostkit agent install`; run it again to update.',
+    `# ${options.writtenBy ?? 'Written by `hostkit agent install`; run it again to update.'}`,
     '[Unit]',
-    `Description=HostKit agent for ${options.host}`,
+    `Description=HostKit agent${options.host ? ` for ${options.host}` : ''}`,
     'Documentation=https://hostkit.dev/agent',
     'Wants=network-online.target',
     'After=network-online.target',
