@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
@@ -9,11 +9,10 @@ import { describeHost, useHost, type TestHost } from './harness.js';
 import { applied, appliedOk, HOST_NAME, reconcile, repo } from './reconcile.js';
 
 // Login access on a real host (reconciler/drivers/account: kinds authorizedkeys and
-// sudoers). The test image has neither openssh-server nor sudo, and its apt has no
-// lists or archives (no network): sshd's StrictModes is checked by walking the modes
-// it checks, the key file is read by this machine's ssh-keygen, and where visudo is
-// missing the run must fail clearly and roll back. The assertions that need sudo
-// (sudo -l, a rule visudo refuses) run only on an image that has it, and say so.
+// sudoers). The test image has sudo but not openssh-server: sshd's StrictModes is
+// checked by walking the modes it checks, the key file is read by this machine's
+// ssh-keygen; sudo rules go through the real visudo and sudo -l, and with visudo
+// moved away the run must fail clearly and roll back.
 
 const KEYS = '/home/alice/.ssh/authorized_keys';
 
@@ -40,18 +39,6 @@ function fingerprintsOf(text: string, file: string): string[] {
     .trim()
     .split('\n')
     .map((l) => l.split(' ')[1]!);
-}
-
-// A sudo package for the test host, if this machine has one: no download.
-function sudoDeb(): string | undefined {
-  if (process.env.HOSTKIT_TEST_SUDO_DEB) return process.env.HOSTKIT_TEST_SUDO_DEB;
-  const cache = process.env.HOSTKIT_TEST_CACHE ?? '/var/cache/hostkit-test';
-  const pools = (existsSync(cache) ? readdirSync(cache) : []).filter((d) => d.startsWith('apt-repo-')).map((d) => path.join(cache, d, 'pool'));
-  for (const pool of pools.filter((p) => existsSync(p))) {
-    const deb = readdirSync(pool).find((f) => /^sudo_.*_amd64\.deb$/.test(f));
-    if (deb) return path.join(pool, deb);
-  }
-  return undefined;
 }
 
 function account(user: string, body: string): string {
@@ -85,18 +72,10 @@ async function strictModes(m: TestHost, user: string, file: string, home: string
 
 describeHost('login access (Account authorizedKeys and sudo) on a real host', () => {
   const machine = useHost();
-  let visudo = false;
 
   beforeAll(async () => {
-    const m = machine();
-    const deb = sudoDeb();
-    if (deb && (await m.host.exec('sh', ['-c', 'command -v visudo'])).exitCode !== 0) {
-      // A sudo .deb already on this machine (HOSTKIT_TEST_SUDO_DEB, or the harness's apt repository cache), installed inside the host only.
-      await m.host.writeFile('/tmp/sudo.deb', readFileSync(deb), { uid: 0, gid: 0, mode: 0o644 });
-      const r = await m.host.exec('dpkg', ['-i', '/tmp/sudo.deb']);
-      if (r.exitCode !== 0) process.stderr.write(`[host] login: dpkg -i ${deb} failed inside the host: ${r.stderr.trim().slice(0, 300)}\n`);
-    }
-    visudo = (await m.host.exec('sh', ['-c', 'command -v visudo'])).exitCode === 0;
+    // The standard image has sudo (rootfs.ts): the rules are checked by the real visudo.
+    expect((await machine().host.exec('sh', ['-c', 'command -v visudo'])).exitCode).toBe(0);
   });
 
   it("keys are written as sshd's StrictModes wants, ssh-keygen reads them; a second run changes nothing; a hand edit is healed", async () => {
@@ -159,25 +138,10 @@ describeHost('login access (Account authorizedKeys and sudo) on a real host', ()
     expect(await exists(m, '/home/dave/.ssh/authorized_keys')).toBe(false);
   });
 
-  it('sudo rules: installed root:root 0440 after visudo -cf and shown by sudo -l; without sudo the run fails naming the manifest and the account, and rolls back', async () => {
+  it('sudo rules: installed root:root 0440 after visudo -cf and shown by sudo -l', async () => {
     const m = machine();
     const files = { 'hosts/carol.yaml': account('carol', `  home: /home/carol\n  shell: /bin/bash\n${keysOf([testKey('carol')])}${SUDO}`) };
     const outcome = applied(await reconcile(m, await repo(files)));
-    if (!visudo) {
-      process.stderr.write('[host] login: the test image has no sudo (and its apt works only online): sudo -l not checked; the run must fail clearly\n');
-      expect(outcome.status).toBe('rolled-back');
-      if (outcome.status !== 'rolled-back') return;
-      expect(outcome.failed.id).toBe('sudoers/carol');
-      expect(outcome.failed.error).toMatch(
-        /^sudo rules of account carol \(hosts\/carol\.yaml:\d+:\d+\): sudo is not installed on this host .*install the package sudo .*Nothing was installed$/,
-      );
-      expect(outcome.rollbackErrors).toEqual([]);
-      // Nothing of the run stays: the keys, the home and .ssh made for them, the account it created, no sudo file.
-      expect(await exists(m, '/home/carol')).toBe(false);
-      expect((await m.host.exec('id', ['carol'])).exitCode).not.toBe(0);
-      expect(await exists(m, '/etc/sudoers.d/hostkit-carol')).toBe(false);
-      return;
-    }
     expect(outcome.status).toBe('applied');
     expect(await owner(m, '/etc/sudoers.d/hostkit-carol')).toBe('root:root 440');
     const listed = (await m.exec('sudo', ['-l', '-U', 'carol'])).stdout;
@@ -187,12 +151,8 @@ describeHost('login access (Account authorizedKeys and sudo) on a real host', ()
     expect(applied(await reconcile(m, await repo(files))).status).toBe('no-changes');
   });
 
-  it('a rule visudo refuses (crafted past the schema through the driver) is never installed and the run rolls back', async (ctx) => {
+  it('a rule visudo refuses (crafted past the schema through the driver) is never installed and the run rolls back', async () => {
     const m = machine();
-    if (!visudo) {
-      process.stderr.write('[host] login: skipping the visudo refusal: the test image has no sudo\n');
-      ctx.skip();
-    }
     const files = { 'hosts/erin.yaml': account('erin', `  home: /home/erin\n${keysOf([testKey('erin')])}${SUDO}`) };
     const outcome = applied(await reconcile(m, await repo(files), { drivers: driversWithBrokenSudoers() }));
     expect(outcome.status).toBe('rolled-back');
@@ -205,5 +165,25 @@ describeHost('login access (Account authorizedKeys and sudo) on a real host', ()
     expect(await exists(m, '/etc/sudoers.d/.hostkit-erin.check')).toBe(false);
     expect(await exists(m, '/home/erin')).toBe(false);
     expect((await m.host.exec('id', ['erin'])).exitCode).not.toBe(0);
+  });
+
+  it('without sudo on the host the run fails naming the manifest and the account, and rolls back', async () => {
+    const m = machine();
+    await m.exec('mv', ['/usr/sbin/visudo', '/usr/sbin/visudo.away']);
+    try {
+      const files = { 'hosts/dave.yaml': account('dave', `  home: /home/dave\n  shell: /bin/bash\n${keysOf([testKey('dave')])}${SUDO}`) };
+      const outcome = applied(await reconcile(m, await repo(files)));
+      expect(outcome.status).toBe('rolled-back');
+      if (outcome.status !== 'rolled-back') return;
+      expect(outcome.failed.id).toBe('sudoers/dave');
+      expect(outcome.failed.error).toMatch(/^sudo rules of account dave \(hosts\/dave\.yaml:\d+:\d+\): .*install the package sudo.*Nothing was installed$/s);
+      expect(outcome.rollbackErrors).toEqual([]);
+      // Nothing of the run stays: the keys, the home and .ssh made for them, the account it created, no sudo file.
+      expect(await exists(m, '/home/dave')).toBe(false);
+      expect((await m.host.exec('id', ['dave'])).exitCode).not.toBe(0);
+      expect(await exists(m, '/etc/sudoers.d/hostkit-dave')).toBe(false);
+    } finally {
+      await m.exec('mv', ['/usr/sbin/visudo.away', '/usr/sbin/visudo']);
+    }
   });
 });

@@ -27,6 +27,8 @@ export const ROOTFS_PACKAGES: readonly string[] = [
   'git',
   // Backups (drivers/backup): the store.
   'restic',
+  // Login access (drivers/account): sudo rules are checked by the real visudo.
+  'sudo',
 ];
 
 /**
