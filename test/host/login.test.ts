@@ -171,17 +171,17 @@ describeHost('login access (Account authorizedKeys and sudo) on a real host', ()
     const m = machine();
     await m.exec('mv', ['/usr/sbin/visudo', '/usr/sbin/visudo.away']);
     try {
-      const files = { 'hosts/dave.yaml': account('dave', `  home: /home/dave\n  shell: /bin/bash\n${keysOf([testKey('dave')])}${SUDO}`) };
+      const files = { 'hosts/frank.yaml': account('frank', `  home: /home/frank\n  shell: /bin/bash\n${keysOf([testKey('frank')])}${SUDO}`) };
       const outcome = applied(await reconcile(m, await repo(files)));
       expect(outcome.status).toBe('rolled-back');
       if (outcome.status !== 'rolled-back') return;
-      expect(outcome.failed.id).toBe('sudoers/dave');
-      expect(outcome.failed.error).toMatch(/^sudo rules of account dave \(hosts\/dave\.yaml:\d+:\d+\): .*install the package sudo.*Nothing was installed$/s);
+      expect(outcome.failed.id).toBe('sudoers/frank');
+      expect(outcome.failed.error).toMatch(/^sudo rules of account frank \(hosts\/frank\.yaml:\d+:\d+\): .*install the package sudo.*Nothing was installed$/s);
       expect(outcome.rollbackErrors).toEqual([]);
       // Nothing of the run stays: the keys, the home and .ssh made for them, the account it created, no sudo file.
-      expect(await exists(m, '/home/dave')).toBe(false);
-      expect((await m.host.exec('id', ['dave'])).exitCode).not.toBe(0);
-      expect(await exists(m, '/etc/sudoers.d/hostkit-dave')).toBe(false);
+      expect(await exists(m, '/home/frank')).toBe(false);
+      expect((await m.host.exec('id', ['frank'])).exitCode).not.toBe(0);
+      expect(await exists(m, '/etc/sudoers.d/hostkit-frank')).toBe(false);
     } finally {
       await m.exec('mv', ['/usr/sbin/visudo.away', '/usr/sbin/visudo']);
     }
