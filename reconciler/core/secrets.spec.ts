@@ -25,11 +25,20 @@ describe('reconciler/core/secrets', () => {
 
   it('scrubs each line of a multi-line secret alone and its JSON-escaped form, not the short lines of it', () => {
     const redactor = new Redactor();
-    const key = ['-----BEGIN OPENSSH PRIVATE KEY-----', 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ', 'AAAAC3NzaC1lZDI1NTE5AAAAIE', '}', '-----END OPENSSH PRIVATE KEY-----', ''].join('\n');
+    const key = [
+      '-----BEGIN OPENSSH PRIVATE KEY-----',
+      'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ',
+      'AAAAC3NzaC1lZDI1NTE5AAAAIE',
+      '}',
+      '-----END OPENSSH PRIVATE KEY-----',
+      '',
+    ].join('\n');
     redactor.add(key);
     expect(redactor.scrub(`whole: ${key}`)).toBe(`whole: ${REDACTED}`);
     expect(redactor.scrub(JSON.stringify({ msg: 'build', out: `x ${key} y` }))).toBe(JSON.stringify({ msg: 'build', out: `x ${REDACTED} y` }));
-    expect(redactor.scrub('Load key: invalid format near b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\r\n')).toBe(`Load key: invalid format near ${REDACTED}\r\n`);
+    expect(redactor.scrub('Load key: invalid format near b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\r\n')).toBe(
+      `Load key: invalid format near ${REDACTED}\r\n`,
+    );
     expect(redactor.scrub('{ a } and AAAAC3NzaC1lZDI1NTE5AAAAIE')).toBe(`{ a } and ${REDACTED}`);
     const single = new Redactor();
     single.add('pass"word');

@@ -190,6 +190,8 @@ async function manifests(fixture: ConformanceFixture, target: Target, docs: read
     spec: {
       stateDirectory: target.stateDirectory,
       ...(fixture.env ? { secrets: { env: Object.keys(fixture.env) } } : {}),
+      // The packages a kind implies (nginx for sites) are the package fixture's to check, not every kind's.
+      implicitPackages: false,
       ...fixture.host,
     },
   };
