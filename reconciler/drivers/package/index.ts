@@ -27,8 +27,6 @@ export interface ObservedPackage {
   providedBy?: { name: string; version: string };
   /** For a removal: the package itself is installed. */
   installed?: boolean;
-  /** HostKit's apt-get installed it (its inventory entry says so). */
-  installedByHostKit?: boolean;
   /** Checked at plan time, the lists being fresh: why apt cannot install it. */
   unavailable?: string;
 }
@@ -112,7 +110,6 @@ export const packageDriver: Driver<PackageSpec, PackageSpec, ObservedPackage, Pa
       const o: ObservedPackage = {
         ...(found ? { providedBy: found } : {}),
         ...(r.spec.remove ? { installed: installed.has(r.spec.name) } : {}),
-        ...(ctx.inventory.resources[r.id]?.written?.[INSTALLED_MARK] !== undefined ? { installedByHostKit: true } : {}),
       };
       const why = known && !found && !r.spec.remove ? unavailable(known, r.spec.name, r.spec.version) : undefined;
       if (why) o.unavailable = why;
@@ -127,12 +124,13 @@ export const packageDriver: Driver<PackageSpec, PackageSpec, ObservedPackage, Pa
     const seen = observed ? { observed } : {};
     if (orphan || !desired) {
       if (!observed?.providedBy) return { ...base, action: 'noop', ops: [], reason: 'no manifest declares it any more; not installed', ...seen };
-      const whose = observed.installedByHostKit ? 'HostKit installed it' : 'it was installed before HostKit managed it';
+      // An orphan is its inventory entry: the mark says whether HostKit's apt-get installed it.
+      const mine = (resource as Resource<PackageSpec> & { written?: Record<string, string> }).written?.[INSTALLED_MARK] !== undefined;
       return {
         ...base,
         action: 'delete',
         ops: [{ op: 'purge', package: spec.name }],
-        reason: `no manifest declares it any more; ${whose}, and it stays installed (declare it with remove: true to purge it)`,
+        reason: `no manifest declares it any more; ${mine ? 'HostKit installed it, and it' : 'it'} stays installed (declare it with remove: true to purge it)`,
         ...seen,
       };
     }
