@@ -127,7 +127,9 @@ describe('hostkit CLI: options of every command', () => {
         );
       }
       // rollback --last needs no repository; from the repository the command reads it (a release the host does not keep).
-      expect((await hostkit(['rollback', '--last', '--dry-run', '--state-dir', path.join(bare, 'state')], {}, { cwd: bare })).stderr).not.toContain('config repository');
+      expect((await hostkit(['rollback', '--last', '--dry-run', '--state-dir', path.join(bare, 'state')], {}, { cwd: bare })).stderr).not.toContain(
+        'config repository',
+      );
       const inRepo = await hostkit(runs[3]!.concat('--state-dir', path.join(bare, 'state')), {}, { cwd: repo });
       expect(inRepo.stderr).not.toContain('is not a config repository');
       expect(inRepo.exitCode).toBe(2);
