@@ -3,16 +3,13 @@
 // planned as a plan does it. Prints the processes spawned (one dpkg-query, whatever N) and
 // the time, median and max of the runs. No apt command may run.
 import { parseArgs } from 'node:util';
-import { silentLogger } from '../../reconciler/core/log.js';
 import type { Resource } from '../../reconciler/core/resource.js';
-import { Redactor, SecretResolver } from '../../reconciler/core/secrets.js';
 import { packageDriver, type PackageSpec } from '../../reconciler/drivers/package/index.js';
 import { listInstalled } from '../../reconciler/drivers/package/apt.js';
-import { createRunServices } from '../../reconciler/drivers/run.js';
-import type { DriverContext } from '../../reconciler/drivers/types.js';
 import { LocalHost } from '../../reconciler/hosts/local.js';
 import type { ExecOptions, Host } from '../../reconciler/hosts/types.js';
 import { bootHost } from '../host/machine.js';
+import { driverContext } from '../support/context.js';
 
 const { values } = parseArgs({
   options: { packages: { type: 'string', default: '50' }, runs: { type: 'string', default: '9' }, local: { type: 'boolean', default: false } },
@@ -42,24 +39,10 @@ try {
     origin: { file: 'hosts/bench.yaml', line: 1 },
     spec: { name, neededBy: ['Host spec.packages'] },
   }));
-  const log = silentLogger();
   const times: number[] = [];
   let processes = 0;
   for (let r = 0; r < runs; r++) {
-    const ctx: DriverContext = {
-      run: createRunServices({ host: counting, stateDirectory: '/var/lib/hostkit', log }),
-      host: counting,
-      hostManifest: { apiVersion: 'hostkit.dev/v1', kind: 'Host', metadata: { name: 'bench' }, spec: {} },
-      stateDirectory: '/var/lib/hostkit',
-      mode: 'plan',
-      log,
-      fileDigests: new Map(),
-      digestKey: Buffer.alloc(32, 7),
-      inventory: { version: 1, host: 'bench', resources: {} },
-      written: new Map(),
-      warnings: [],
-      secrets: new SecretResolver({ host: counting, redactor: new Redactor() }),
-    };
+    const ctx = driverContext(counting, { mode: 'plan' });
     spawned.length = 0;
     const started = performance.now();
     const state = packageDriver.createRun!(ctx);
