@@ -17,6 +17,8 @@ export class FakeApt {
   readonly commands: string[] = [];
   /** The next apt-get fails with this stderr and exit 100 (a held lock, an unreachable mirror). */
   failNext?: string;
+  /** What `apt-get update` warns about on stderr while it succeeds (a source it could not fetch). */
+  updateWarning?: string;
 
   constructor(host: FakeHost, available: Record<string, string[]> = {}) {
     this.host = host;
@@ -47,7 +49,7 @@ export class FakeApt {
       delete this.failNext;
       return { exitCode: 100, stdout: '', stderr };
     }
-    if (args[0] === 'update') return ok(void this.updated());
+    if (args[0] === 'update') return { ...ok(void this.updated()), stderr: this.updateWarning ?? '' };
     for (const a of args.slice(1).filter((x) => !x.startsWith('-') && !x.includes('::') && !/^DPkg|^Dpkg/.test(x))) {
       if (a.endsWith('-')) this.host.packages.delete(a.slice(0, -1));
       else {

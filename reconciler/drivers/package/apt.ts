@@ -118,10 +118,11 @@ export function installArgument(name: string, version: string | undefined, remov
 const LOCK_HELD = /Could not get lock|Unable to acquire the dpkg frontend lock|is held by process/;
 
 /** apt-get through `env`, so the run's log and the host's process list show the variables it runs with. */
-export async function aptGet(host: Host, command: 'update' | 'install', extra: readonly string[] = []): Promise<void> {
+export async function aptGet(host: Host, command: 'update' | 'install', extra: readonly string[] = []): Promise<string[]> {
   const args = aptArgs(command, extra);
   const r = await host.exec('env', args, { timeoutMs: APT_TIMEOUT_MS });
-  if (r.exitCode === 0) return;
+  // What apt warned about (a source it could not fetch): the reason a package may then be missing.
+  if (r.exitCode === 0) return r.stderr.split('\n').filter((l) => /^[WE]: /.test(l));
   const lock = LOCK_HELD.test(r.stderr);
   const what = describeExec('apt-get', args.slice(4), r);
   throw new HostKitError(
@@ -194,9 +195,10 @@ export async function sourcesDigest(host: Host): Promise<string> {
 }
 
 export async function readMarker(host: Host, stateDirectory: string): Promise<ListsMarker | undefined> {
-  const bytes = await host.readFile(listsMarker(stateDirectory));
-  if (!bytes) return undefined;
   try {
+    // A plan run by another user (a pull request's) may not read the state directory: the lists count as stale.
+    const bytes = await host.readFile(listsMarker(stateDirectory));
+    if (!bytes) return undefined;
     const m = JSON.parse(bytes.toString()) as ListsMarker;
     return typeof m.updatedAt === 'number' && typeof m.sources === 'string' ? m : undefined;
   } catch {

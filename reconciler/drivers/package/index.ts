@@ -206,9 +206,10 @@ async function installAll(ctx: DriverContext, state: PackageRun): Promise<void> 
     const changed = ctx.run.apt.changes;
     const stale =
       changed.length > 0 ? `${changed.join(', ')} changed in this run` : staleness(await readMarker(ctx.host, ctx.stateDirectory), digest, Date.now());
+    let warned: string[] = [];
     if (stale !== undefined) {
       ctx.log.info({ reason: stale }, 'apt-get update');
-      await aptGet(ctx.host, 'update');
+      warned = await aptGet(ctx.host, 'update');
       await writeMarker(ctx.host, ctx.stateDirectory, { updatedAt: Date.now(), sources: digest });
     }
     // The lists are those plan read (no update since): its answer stands.
@@ -221,7 +222,9 @@ async function installAll(ctx: DriverContext, state: PackageRun): Promise<void> 
     if (refused.length > 0) {
       throw new HostKitError(
         'PACKAGE_NOT_FOUND',
-        `${refused.map(({ r, why }) => `package ${label(r.spec)}, declared at ${declaredAt(r)}: ${why}`).join('; ')}; nothing was installed`,
+        `${refused.map(({ r, why }) => `package ${label(r.spec)}, declared at ${declaredAt(r)}: ${why}`).join('; ')}; nothing was installed${
+          warned.length > 0 ? ` (apt-get update said: ${warned.slice(0, 3).join(' ')})` : ''
+        }`,
         { data: { packages: refused.map(({ r }) => r.spec.name), resourceId: refused[0]!.r.id } },
       );
     }

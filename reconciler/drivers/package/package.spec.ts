@@ -302,6 +302,17 @@ describe('reconciler/drivers/package', () => {
     expect(await host.stat('/etc/apt/sources.list.d/hostkit-local.sources')).toBeUndefined();
   });
 
+  it('a package missing after an update that could not fetch a source: the error says what apt warned', async () => {
+    const host = new FakeHost();
+    const apt = new FakeApt(host, {});
+    apt.updateWarning =
+      "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'\nW: Some index files failed to download.";
+    const result = await applyPlan(await planOn(host, { 'hosts/web-1.yaml': [hostDoc({ packages: ['jq'] })] }));
+    expect((result as { failed?: { error: string } }).failed?.error).toMatch(
+      /^package jq, declared at hosts\/web-1.yaml:7 .* nothing was installed \(apt-get update said: W: Failed to fetch .*Temporary failure resolving 'deb.debian.org' W: Some index files failed to download.\)$/,
+    );
+  });
+
   it('with fresh lists and no declared source, the plan itself has the error: nothing is applied', async () => {
     const host = new FakeHost();
     const apt = new FakeApt(host, { jq: ['1.6-2.1'] });
