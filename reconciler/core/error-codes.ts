@@ -53,6 +53,14 @@ export const ERROR_CODES = {
   SYSTEMCTL_FAILED: { meaning: 'a systemctl call failed', retryable: false },
   SYSTEMCTL_SHOW_FAILED: { meaning: 'systemctl show could not read unit states', retryable: true },
   SYSTEMCTL_LIST_FAILED: { meaning: 'systemctl list-units could not read unit states', retryable: true },
+  PACKAGE_NOT_FOUND: {
+    meaning: "a declared package is in none of the host's apt sources (or not at the pinned version); nothing was installed",
+    retryable: false,
+  },
+  PACKAGE_INSTALL_FAILED: {
+    meaning: 'apt-get update or install failed (the dpkg lock held past its timeout, a mirror unreachable, a package script failing)',
+    retryable: true,
+  },
   LIFECYCLE_COMMAND_FAILED: { meaning: "a project's lifecycle command exited non-zero or timed out", retryable: false },
   // Releases
   RELEASE_BUILD_FAILED: {

@@ -4,6 +4,8 @@
 // registry.ts pairs each kind here with its driver. Adding a kind is adding its folder,
 // its line in KINDS and its line in registry.ts (the compiler checks the two agree).
 import { accountDefinition, authorizedKeysDefinition, sudoersDefinition } from './account/definition.js';
+import { aptSourceDefinition } from './aptsource/definition.js';
+import { hostAptSources } from './aptsource/host.js';
 import { projectBackups } from './backup/project.js';
 import { projectAccount } from './account/project.js';
 import { certificateDefinition } from './certificate/definition.js';
@@ -15,10 +17,12 @@ import { envFileDefinition } from './envfile/definition.js';
 import { projectEnvFile } from './envfile/project.js';
 import { fileDefinition } from './file/definition.js';
 import { projectFiles } from './file/project.js';
-import type { ProjectPart } from './manifest-types.js';
+import type { HostPart, ProjectPart } from './manifest-types.js';
 import { firewallDefinition } from './nftables/definition.js';
 import { siteDefinition } from './nginx/definition.js';
 import { projectDomains } from './nginx/project.js';
+import { packageDefinition } from './package/definition.js';
+import { hostPackages } from './package/host.js';
 import { pgAccessDefinition, pgDatabaseDefinition, pgRoleDefinition } from './postgresql/definition.js';
 import { projectDatabase } from './postgresql/project.js';
 import { releaseDefinition } from './release/definition.js';
@@ -32,6 +36,8 @@ import type { KindDefinition } from './types.js';
 // manifest kinds in the generated schemas). A kind without a driver is planned as
 // "not yet supported".
 export const KINDS = [
+  aptSourceDefinition,
+  packageDefinition,
   accountDefinition,
   directoryDefinition,
   authorizedKeysDefinition,
@@ -75,3 +81,8 @@ export const PROJECT_PARTS: readonly ProjectPart[] = [
   // Last: its timers start after the database and the files they back up.
   projectBackups,
 ];
+
+// What a host gets from its Host manifest and from everything placed on it, once every
+// manifest is expanded (drivers/NAME/host.ts), in this order: each part sees the kinds
+// the manifests and the parts before it added (the packages HostKit's kinds imply).
+export const HOST_PARTS: readonly HostPart[] = [hostAptSources, hostPackages];

@@ -126,6 +126,27 @@ export interface ProjectPart {
   expand(x: ProjectExpansion): void;
 }
 
+/**
+ * What a host-level part (drivers/NAME/host.ts, listed in HOST_PARTS) sees of one host once
+ * every manifest placed on it is expanded: the Host manifest, the projects placed on it, and
+ * the kinds of the resources they added. What it adds is the host's (`project` names the one
+ * project it belongs to, when one alone asked for it).
+ */
+export interface HostExpansion {
+  readonly host: { readonly name: string; readonly spec: HostSpec; at(pointer: string): Location };
+  readonly projects: readonly { readonly name: string; readonly spec: ProjectManifest['spec']; at(pointer: string): Location }[];
+  /** The kinds of the resources added so far on this host. */
+  readonly kinds: ReadonlySet<ResourceKind>;
+  add<S>(kind: ResourceKind, name: string, spec: S, origin: Location, options?: AddOptions & { project?: string }): string;
+  report(diagnostic: Diagnostic): void;
+}
+
+/** One driver folder's part of expanding a host after its manifests (drivers/NAME/host.ts), run in HOST_PARTS order. */
+export interface HostPart {
+  readonly name: string;
+  expand(x: HostExpansion): void;
+}
+
 /** The project a manifest belongs to, on one host: what it owns and was granted (manifests/policy.ts). */
 export interface ProjectRoom {
   readonly project: string;
@@ -142,7 +163,7 @@ export interface PrimitivePolicy {
   at(pointer: string): Location;
   report(diagnostic: Diagnostic): void;
   /** A policy refusal: `grant` names the spec.policy.grants field that could allow it, if any. */
-  refuse(rule: string, what: string, pointer: string, grant?: 'paths' | 'secrets' | 'env' | 'ports'): void;
+  refuse(rule: string, what: string, pointer: string, grant?: 'paths' | 'secrets' | 'env' | 'ports' | 'packages'): void;
   /** A path HostKit writes, serves or runs in: never a protected path; from a project, inside its own roots. */
   path(path: string, pointer: string, what: string): void;
   /** A declared directory above a protected path must stay root's and not writable by others. */

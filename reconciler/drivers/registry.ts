@@ -1,5 +1,6 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver, authorizedKeysDriver, sudoersDriver } from './account/index.js';
+import { aptSourceDriver } from './aptsource/index.js';
 import { commandDriver } from './command/index.js';
 import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
@@ -8,6 +9,7 @@ import { fileDriver } from './file/index.js';
 import { KINDS, type RegisteredKind } from './kinds.js';
 import { nginxSiteDriver } from './nginx/index.js';
 import { nftablesDriver } from './nftables/index.js';
+import { packageDriver } from './package/index.js';
 import { pgAccessDriver, pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
@@ -20,6 +22,8 @@ export type { RegisteredKind, RegisteredPrimitive } from './kinds.js';
 // The engine looks drivers up here and nowhere else. The compiler checks this has
 // one driver for each registered kind, of that kind, and nothing else.
 const RUNTIME = {
+  aptsource: aptSourceDriver,
+  package: packageDriver,
   account: accountDriver,
   directory: directoryDriver,
   authorizedkeys: authorizedKeysDriver,

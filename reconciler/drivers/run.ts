@@ -53,6 +53,24 @@ export class Restarts {
   }
 }
 
+/**
+ * The apt sources this run changed (drivers/aptsource writes them): the lists apt installs from
+ * are out of date from then on, so the next install runs `apt-get update` first (drivers/package).
+ */
+export class AptSources {
+  private readonly changed: string[] = [];
+
+  /** An apt source or its key was written or removed by this resource. */
+  changedBy(resourceId: string): void {
+    if (!this.changed.includes(resourceId)) this.changed.push(resourceId);
+  }
+
+  /** The resources whose changes this run applied so far. */
+  get changes(): readonly string[] {
+    return this.changed;
+  }
+}
+
 export interface RunServices {
   /** The host's users and groups as this run last read them (shared/users.ts). */
   readonly users: RunUsers;
@@ -62,6 +80,8 @@ export interface RunServices {
   readonly restarts: Restarts;
   /** The admin connection and catalog reads both PostgreSQL drivers share (postgresql/run.ts). */
   readonly postgresql: PostgresRun;
+  /** The apt sources this run changed: an install after them updates the lists first. */
+  readonly apt: AptSources;
   /** Ends what the run holds open (PostgreSQL's admin pool). The engine calls it when the run ends; calling it again is harmless. */
   close(): Promise<void>;
 }
@@ -73,6 +93,7 @@ export function createRunServices(options: { host: Host; stateDirectory: string;
     nginx: new NginxRun(options),
     restarts: new Restarts(),
     postgresql,
+    apt: new AptSources(),
     close: () => postgresql.close(),
   };
 }

@@ -74,7 +74,7 @@ export interface KindDefinition<K extends string = ResourceKind> {
   readonly kind: K;
   /**
    * Where its changes fall among kinds with no dependency between them (lower first;
-   * deletions in reverse): accounts and directories, then databases, files, commands,
+   * deletions in reverse): apt sources and packages first, then accounts and directories, then databases, files, commands,
    * units, certificates and sites, the firewall last (DRIVERS.md "Across drivers").
    */
   readonly rank: number;

@@ -46,6 +46,16 @@ export class FakeHost implements Host {
   private readonly connectHandlers: ConnectHandler[] = [];
   /** Every connection asked for, as "address:port". */
   readonly connections: string[] = [];
+  /**
+   * Installed OS packages (name -> version and what it provides), as `dpkg-query --show` lists
+   * them: by default what HostKit's own kinds need, as on a Debian 12 host that has them.
+   */
+  readonly packages = new Map<string, { version: string; provides?: string[] }>([
+    ['nginx', { version: '1.22.1-9+deb12u1', provides: ['httpd'] }],
+    ['postgresql-15', { version: '15.10-0+deb12u1' }],
+    ['nftables', { version: '1.0.6-2+deb12u2' }],
+    ['python3', { version: '3.11.2-1+b1' }],
+  ]);
   /** Make the next operation on a path throw (simulates a failing disk or a refused write). */
   readonly failOn = new Set<string>();
 
@@ -56,7 +66,7 @@ export class FakeHost implements Host {
     this.seedFile('/etc/passwd', DEFAULT_PASSWD);
     this.seedFile('/etc/group', DEFAULT_GROUP);
     for (const [p, content] of Object.entries(files)) this.seedFile(p, content);
-    this.handlers.push(simulateAccounts);
+    this.handlers.push(simulateAccounts, listPackages);
   }
 
   /** Put a file (and its parent directories) in place without recording a write. */
@@ -221,6 +231,13 @@ function withoutEntry(text: string, name: string): string {
     .split('\n')
     .filter((l) => !l.startsWith(`${name}:`))
     .join('\n');
+}
+
+// dpkg-query --show over every installed package (drivers/package/apt.ts reads it).
+function listPackages(call: ExecCall, host: FakeHost): ExecResult | undefined {
+  if (call.file !== 'dpkg-query' || call.args[0] !== '--show') return undefined;
+  const lines = [...host.packages].map(([name, p]) => `${name}\t${p.version}\tii \t${(p.provides ?? []).join(', ')}\n`);
+  return { exitCode: 0, stdout: lines.join(''), stderr: '' };
 }
 
 // Just enough of shadow-utils to make account changes observable.

@@ -47,7 +47,8 @@ const site = (r: Resource | undefined) => r?.spec as SiteSpec;
 describe('reconciler/manifests/expand: a static site', () => {
   it('plans no account and no working directory when nothing of it runs; its web root is created, readable by nginx', async () => {
     const resources = await expand({ 'projects/docs.yaml': staticProject(DOMAIN) });
-    expect([...resources.keys()].sort()).toEqual(['certificate/docs.example.com', 'directory/srv/docs/public', 'site/docs.example.com']);
+    // nginx is the package its site implies (drivers/package/host.ts).
+    expect([...resources.keys()].sort()).toEqual(['certificate/docs.example.com', 'directory/srv/docs/public', 'package/nginx', 'site/docs.example.com']);
     expect(dir(resources.get('directory/srv/docs/public'))).toEqual({ path: '/srv/docs/public', owner: 'root', group: 'www-data', mode: 0o750 });
     const s = resources.get('site/docs.example.com')!;
     expect(site(s).root).toBe('/srv/docs/public');

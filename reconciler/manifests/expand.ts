@@ -2,9 +2,9 @@ import path from 'node:path';
 import { error, warning, type Diagnostic, type Location } from '../core/diagnostics.js';
 import { resourceId, type Resource, type ResourceKind } from '../core/resource.js';
 import type { DirectorySpec, FirewallSpec, PgAccessSpec, SiteSpec } from '../core/specs.js';
-import { PROJECT_PARTS } from '../drivers/kinds.js';
+import { HOST_PARTS, PROJECT_PARTS } from '../drivers/kinds.js';
 import { adminAccess } from '../drivers/postgresql/project.js';
-import type { AddOptions, PrimitiveExpansion, ProjectExpansion, ProjectIds } from '../drivers/manifest-types.js';
+import type { AddOptions, HostExpansion, PrimitiveExpansion, ProjectExpansion, ProjectIds } from '../drivers/manifest-types.js';
 import { hostPolicy, isHostLevel, type HostPolicy } from './host-policy.js';
 import type { LoadedDocument } from './load.js';
 import { ENV_DIRECTORY, projectUser, webRoot, workingDirectory } from './primitive.js';
@@ -302,6 +302,19 @@ function addPgAccess(b: HostBuilder): void {
   for (const r of users) r.dependsOn.push(id);
 }
 
+// What the host gets once everything placed on it is expanded (drivers/NAME/host.ts): its apt sources and packages.
+function expandHostParts(b: HostBuilder, projects: Manifest<ProjectManifest>[]): void {
+  const hostAt = (pointer: string) => b.host.manifest.source.locate(pointer);
+  const x: HostExpansion = {
+    host: { name: b.host.name, spec: b.host.manifest.value.spec ?? {}, at: hostAt },
+    projects: projects.map((p) => ({ name: p.name, spec: p.value.spec, at: (pointer: string) => p.source.locate(pointer) })),
+    kinds: new Set([...b.resources.values()].map((r) => r.kind)),
+    add: (kind, name, spec, origin, options) => b.add('host', kind, name, spec, origin, options),
+    report: (d) => b.diagnostics.push(d),
+  };
+  for (const part of HOST_PARTS) part.expand(x);
+}
+
 /** Expand every manifest placed on `host` into the resources it needs. */
 export function expandForHost(manifests: readonly Manifest[], host: HostSettings): Expansion {
   const b = new HostBuilder(host);
@@ -314,6 +327,7 @@ export function expandForHost(manifests: readonly Manifest[], host: HostSettings
   }
   addFirewall(b, projects);
   addPgAccess(b);
+  expandHostParts(b, projects);
 
   // Manifest-level dependsOn: every resource of this manifest after every resource of the named one.
   for (const m of placed) {

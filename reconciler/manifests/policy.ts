@@ -15,7 +15,7 @@ export const POLICY_SUMMARY = 'not allowed in a project manifest';
 /** Extensions that reach outside the database (untrusted languages, server files): host-level only. */
 export const UNTRUSTED_EXTENSIONS = new Set(['plpythonu', 'plpython2u', 'plpython3u', 'plperlu', 'pltclu', 'plv8u', 'adminpack', 'file_fdw']);
 
-type Grantable = 'paths' | 'secrets' | 'env' | 'ports';
+type Grantable = 'paths' | 'secrets' | 'env' | 'ports' | 'packages';
 
 // Facts about the repository every check needs, gathered in one pass.
 interface Index {
@@ -317,6 +317,23 @@ function checkProject(c: Checker, m: Manifest<ProjectManifest>, index: Index): v
     c.extensions(spec.database.extensions, '/spec/database/extensions');
   }
   (spec.firewall ?? []).forEach((o, i) => c.sshPort(o.port, `/spec/firewall/${i}/port`));
+  if (room) checkProjectPackages(c, room.project, spec);
+}
+
+// A package's scripts run as root and may start services for the whole host: a project-level
+// Project installs only the names the Host grants it (its node major needs none), and purges none.
+function checkProjectPackages(c: Checker, project: string, spec: ProjectManifest['spec']): void {
+  const granted = new Set(c.host.policy.grants[project]?.packages ?? []);
+  (spec.packages ?? []).forEach((p, i) => {
+    const e = typeof p === 'string' ? { name: p } : p;
+    const pointer = typeof p === 'string' ? `/spec/packages/${i}` : `/spec/packages/${i}/name`;
+    if (e.remove) c.refuse('package-remove', `purging ${e.name} removes it for the whole host`, `/spec/packages/${i}/remove`);
+    else if (!granted.has(e.name)) c.refuse('project-package', `package ${e.name} is not granted to project ${project}`, pointer, 'packages');
+  });
+  const runtime = spec.runtime;
+  if (typeof runtime === 'object' && typeof runtime.node === 'object' && !granted.has(runtime.node.package)) {
+    c.refuse('project-package', `package ${runtime.node.package} is not granted to project ${project}`, '/spec/runtime/node/package', 'packages');
+  }
 }
 
 // A primitive's own checks are its driver folder's (drivers/NAME/manifest.ts).

@@ -14,6 +14,7 @@ import {
   type HostSettings,
 } from './expand.js';
 import { PRIVILEGED_GROUPS } from '../drivers/account/manifest.js';
+import { runtimeName } from '../drivers/package/host.js';
 import { checkPolicy } from './policy.js';
 import { scheduleError, toOnCalendar } from './schedule.js';
 import type { AnyManifest, HostManifest, Manifest, PrimitiveManifest, ProjectManifest, SecretRef } from './types.js';
@@ -163,7 +164,7 @@ function checkProject(m: Manifest<ProjectManifest>): Diagnostic[] {
     out.push(
       error(
         'missing service command',
-        `runtime ${spec.runtime} needs spec.service.command (or workers or timers to run)`,
+        `runtime ${runtimeName(spec.runtime)} needs spec.service.command (or workers or timers to run)`,
         m.source.locate(spec.service ? '/spec/service' : '/spec'),
       ),
     );

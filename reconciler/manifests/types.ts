@@ -1,7 +1,9 @@
 // TypeScript shapes of the manifests; the schemas (schema/*.schema.json, and for
 // primitive kinds their driver folders' manifest.ts) are the source of truth for
 // what is valid, these types describe what validation guarantees.
+import type { AptSourceEntry } from '../drivers/aptsource/spec.js';
 import type { PrimitiveSpecOf } from '../drivers/manifest-types.js';
+import type { ImplicitPackages, PackageEntry, Runtime } from '../drivers/package/spec.js';
 import type { RegisteredPrimitive } from '../drivers/kinds.js';
 import type { LoadedDocument } from './load.js';
 
@@ -67,6 +69,10 @@ export interface HostSpec {
   backup?: { repository?: string; password: SecretRef; environment?: Record<string, SecretRef> };
   /** The hostkit command the timers HostKit owns run (default /usr/bin/hostkit). */
   hostkitPath?: string;
+  /** OS packages (drivers/package), vendor apt sources (drivers/aptsource), and the packages HostKit's own kinds imply. */
+  packages?: PackageEntry[];
+  aptSources?: AptSourceEntry[];
+  implicitPackages?: boolean | ImplicitPackages;
 }
 
 /** What the Host lets one project touch besides what it owns. */
@@ -75,6 +81,8 @@ export interface PolicyGrant {
   secrets?: string[];
   env?: string[];
   ports?: number[];
+  /** OS packages its Project may declare in spec.packages. */
+  packages?: string[];
 }
 
 export interface ServiceSpec {
@@ -102,7 +110,8 @@ export interface DomainSpec {
 
 export interface ProjectSpec {
   placement: Placement;
-  runtime: 'node' | 'python' | 'binary' | 'static';
+  runtime: Runtime;
+  packages?: PackageEntry[];
   user?: string;
   service?: ServiceSpec;
   workers?: { name: string; command: string[]; environment?: Environment; restart?: Restart; limits?: Limits }[];

@@ -111,14 +111,14 @@ export interface ConformanceFixture {
   kind: RegisteredKind;
   /** What the resources need that is not theirs (an account, a role, a directory): applied before them. */
   needs?(set: string): ManifestDoc[];
-  /** The manifests of `count` resources of the kind, `needs` included; `changed`: the first resource changed. */
+  /** The manifests of `count` resources of the kind, `needs` included; `changed`: the first resource changed. A `Host` document adds its spec to the Host manifest's. */
   declare(set: string, count: number, changed?: boolean): ManifestDoc[];
   /** Puts the host where the checks start, beyond what a manifest may declare (e.g. HostKit's own TLS directory). */
-  prepare?(host: Host): Promise<void>;
+  prepare?(host: Host, set: string): Promise<void>;
   /** The host paths those resources manage (directories are walked): compared byte for byte, with mode and owner. */
   paths(s: Sizes): string[];
-  /** Added to the Host manifest's spec (a firewall, an ACME account). */
-  host?: Record<string, unknown>;
+  /** Added to the Host manifest's spec (a firewall, an ACME account); a function of the target's set where it names the resources (a grant). */
+  host?: Record<string, unknown> | ((set: string) => Record<string, unknown>);
   /** Environment variables secret references read. */
   env?: Record<string, string>;
   /** Makes the fake services the driver talks to on a FakeHost. */
@@ -183,14 +183,19 @@ export function coverage(kinds: readonly string[], fixtures: ReadonlyMap<string,
 
 // The Host manifest for a target (the fixture's secrets listed), then the fixture's documents: primitives in
 // hosts/ (host-level), a Project and what a project declares in projects/ (it may not take over what is not its own).
-async function manifests(fixture: ConformanceFixture, target: Target, docs: readonly ManifestDoc[]) {
+async function manifests(fixture: ConformanceFixture, target: Target, all: readonly ManifestDoc[]) {
+  // A document of kind Host is what the fixture's resources add to the Host manifest's spec (apt sources).
+  const docs = all.filter((d) => d.kind !== 'Host');
   const host: ManifestInput = {
     kind: 'Host',
     name: target.hostName,
     spec: {
       stateDirectory: target.stateDirectory,
       ...(fixture.env ? { secrets: { env: Object.keys(fixture.env) } } : {}),
-      ...fixture.host,
+      // The packages a kind implies (nginx for sites) are the package fixture's to check, not every kind's.
+      implicitPackages: false,
+      ...(typeof fixture.host === 'function' ? fixture.host(target.set) : fixture.host),
+      ...Object.assign({}, ...all.filter((d) => d.kind === 'Host').map((d) => d.spec)),
     },
   };
   const place = (d: ManifestDoc): ManifestInput => ({ ...d, on: [target.hostName] });
@@ -304,7 +309,7 @@ function expectSubjects(fixture: ConformanceFixture, target: Target, planned: Pl
 }
 
 async function prepare(fixture: ConformanceFixture, target: Target, check: string): Promise<void> {
-  await fixture.prepare?.(target.host);
+  await fixture.prepare?.(target.host, target.set);
   const needs = fixture.needs?.(target.set) ?? [];
   if (needs.length > 0) await apply(fixture, target, needs, check);
 }
@@ -478,6 +483,8 @@ const READ_ONLY: Record<string, RegExp> = {
   nginx: /^-t/,
   nft: /^(-c |-j list |list )/,
   uname: /^/,
+  'dpkg-query': /^/,
+  'apt-cache': /^/,
 };
 const MUTATING = new Set(['writeFile', 'appendFile', 'mkdir', 'setOwnership', 'remove']);
 
