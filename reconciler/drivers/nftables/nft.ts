@@ -1,4 +1,4 @@
-import { HostKitError } from '../../core/errors.js';
+import { HostKitError, isHostKitError } from '../../core/errors.js';
 import { describeExec, PARSED_OUTPUT_MAX_BYTES, type Host } from '../../hosts/types.js';
 import { run } from '../shared/exec.js';
 import { TABLE_REF, type Table } from './model.js';
@@ -11,7 +11,14 @@ export const REVERT_UNIT = 'hostkit-nft-revert';
 
 /** `nft -j list table inet hostkit`: the table, or undefined when it does not exist. */
 export async function readTable(host: Host): Promise<Table | undefined> {
-  const result = await host.exec('nft', ['-j', 'list', 'table', ...TABLE_REF.split(' ')], { maxOutputBytes: PARSED_OUTPUT_MAX_BYTES });
+  let result;
+  try {
+    result = await host.exec('nft', ['-j', 'list', 'table', ...TABLE_REF.split(' ')], { maxOutputBytes: PARSED_OUTPUT_MAX_BYTES });
+  } catch (cause) {
+    // No nft on the host yet (a package of this run installs it): no table of HostKit's can be loaded.
+    if (isHostKitError(cause) && cause.code === 'EXEC_FAILED' && /No such file or directory|ENOENT/.test(cause.message)) return undefined;
+    throw cause;
+  }
   if (result.exitCode !== 0) {
     if (/No such file or directory/.test(result.stderr)) return undefined;
     throw nftFailed('NFT_LIST_FAILED', ['-j', 'list', 'table', ...TABLE_REF.split(' ')], result);

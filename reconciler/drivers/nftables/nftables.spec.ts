@@ -3,6 +3,7 @@ import { driverContext } from '../../../test/support/context.js';
 import type { Resource } from '../../core/resource.js';
 import type { FirewallSpec } from '../../core/specs.js';
 import type { Change } from '../../diff/model.js';
+import { HostKitError } from '../../core/errors.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { FakeFirewall } from '../../../test/support/fake-nft.js';
 import type { DriverContext } from '../types.js';
@@ -236,6 +237,16 @@ describe('reconciler/drivers/nftables', () => {
     await expect(nftablesDriver.observe([resource()], driverContext(host))).rejects.toThrow(/ENOENT/);
     const o = await nftablesDriver.observe([resource()], driverContext(host, { mode: 'plan' }));
     expect(o.get('firewall/hostkit')).toEqual({ unreadable: 'spawn nft ENOENT' });
+  });
+
+  it('observe: nft not installed (the host cannot run it: a package of the run installs it first) is no table, in an apply too', async () => {
+    const host = new FakeHost();
+    host.onExec((call) => {
+      if (call.file === 'nft')
+        throw new HostKitError('EXEC_FAILED', 'Could not run nft on nspawn:web-1: nsenter: failed to execute nft: No such file or directory');
+      return undefined;
+    });
+    expect((await nftablesDriver.observe([resource()], driverContext(host))).get('firewall/hostkit')).toBeUndefined();
   });
 
   it('desire: confirmTimeout from the Host manifest, 60 s by default; an unsafe spec is an error, never rendered', async () => {
