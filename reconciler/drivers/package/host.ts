@@ -1,13 +1,21 @@
 // The package folder's part of expanding a host, after every manifest placed on it:
 // Host `spec.packages`, each Project's `spec.packages` and versioned runtime
 // (`{node: "22"}`), and the packages HostKit's own kinds need on this host (sites
-// nginx, databases postgresql, a firewall nftables, a python runtime python3) unless
+// nginx, databases postgresql, a firewall nftables, a python runtime python3, sudo rules
+// sudo, backups restic) unless
 // the Host's `implicitPackages` renames or drops them. One resource per package name.
 import { error, type Location } from '../../core/diagnostics.js';
 import type { HostExpansion, HostPart } from '../manifest-types.js';
 import type { ImplicitPackages, PackageEntry, PackageSpec, Runtime } from './spec.js';
 
-export const DEFAULT_IMPLICIT: Required<ImplicitPackages> = { sites: 'nginx', databases: 'postgresql', firewall: 'nftables', python: 'python3' };
+export const DEFAULT_IMPLICIT: Required<ImplicitPackages> = {
+  sites: 'nginx',
+  databases: 'postgresql',
+  firewall: 'nftables',
+  python: 'python3',
+  sudo: 'sudo',
+  backups: 'restic',
+};
 
 /** The runtime's name ("node" for `{node: "22"}`). */
 export function runtimeName(runtime: Runtime): string {
@@ -67,6 +75,9 @@ export const hostPackages: HostPart = {
         ['databases', x.kinds.has('pgrole') || x.kinds.has('pgdatabase')],
         ['firewall', x.kinds.has('firewall')],
         ['python', x.projects.some((p) => p.spec.runtime === 'python')],
+        // visudo checks the rules before they are written; restic stores the backups.
+        ['sudo', x.kinds.has('sudoers')],
+        ['backups', x.projects.some((p) => p.spec.backup !== undefined || p.spec.database?.backup !== undefined)],
       ];
       for (const [need, needed] of needs) {
         const name = names[need];

@@ -144,6 +144,34 @@ describe('reconciler/drivers/package: expansion', () => {
     expect(none.resources).toEqual([]);
   });
 
+  it('sudo rules imply sudo (visudo checks them) and backups imply restic; each renamed or dropped like the others', async () => {
+    const files = (implicitPackages?: object) => ({
+      'hosts/web-1.yaml': [
+        hostDoc({
+          secrets: { env: ['API_DB'] },
+          backup: { password: { file: '/etc/hostkit/secrets/restic' } },
+          ...(implicitPackages ? { implicitPackages } : {}),
+        }),
+        { kind: 'Account', name: 'ops', on: [HOST], spec: { home: '/home/ops', sudo: [{ commands: ['/usr/bin/systemctl'] }] } },
+        {
+          kind: 'Project',
+          name: 'api',
+          on: [HOST],
+          spec: { runtime: 'binary', service: { command: ['/srv/api/api'] }, database: { password: { env: 'API_DB' }, backup: { schedule: 'daily' } } },
+        },
+      ],
+    });
+    const implied = await packages(files());
+    expect(implied.diagnostics).toEqual([]);
+    expect(Object.fromEntries(implied.resources.map((r) => [r.id, (r.spec as { neededBy: string[] }).neededBy]))).toEqual({
+      'package/postgresql': ['databases (implied)'],
+      'package/sudo': ['sudo (implied)'],
+      'package/restic': ['backups (implied)'],
+    });
+    const renamed = await packages(files({ sudo: false, backups: 'restic-custom' }));
+    expect(renamed.resources.map((r) => r.id).sort()).toEqual(['package/postgresql', 'package/restic-custom']);
+  });
+
   it('two pins of one name on a host are an error at the second', async () => {
     const { diagnostics } = await packages({
       'hosts/web-1.yaml': [hostDoc({ packages: [{ name: 'nodejs', version: '20.*' }] })],

@@ -10,6 +10,8 @@ export interface ImplicitPackages {
   databases?: string | false;
   firewall?: string | false;
   python?: string | false;
+  sudo?: string | false;
+  backups?: string | false;
 }
 
 /** A Project's runtime: a label, or node at a major version (the package nodejs at MAJOR.*) or from a named package. */
