@@ -15,7 +15,7 @@ import type { BindMount, TestHost } from './machine.js';
 import { BUILD_LIB, ensureRootfs, rootfsCacheDir, rootfsPath } from './rootfs.js';
 
 /** What the repository holds (with their dependencies): what HostKit installs on a bare host. */
-export const APT_REPO_PACKAGES: readonly string[] = ['nginx', 'postgresql', 'nftables', 'sudo'];
+export const APT_REPO_PACKAGES: readonly string[] = ['nginx', 'postgresql', 'nftables', 'sudo', 'git'];
 
 /** The repository's suite and component (its Release file names them). */
 export const APT_REPO_SUITE = 'hostkit-test';
