@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import type { ExecOptions } from '../../reconciler/hosts/types.js';
+import { driversWithBrokenSudoers } from '../support/broken-sudoers.js';
 import { manifestYaml } from '../support/manifests.js';
 import { writeRepo } from '../support/fixtures.js';
 import { aptSourceManifest, serveAptRepo, type ServedAptRepo } from './apt-repo.js';
@@ -156,4 +157,30 @@ describeHost('a bare host from the repository alone (packages, apt source, Postg
     // Nothing else of the commit: not the env file's change.
     expect((await m.host.readFile('/etc/hostkit/env/shop.env'))!.toString()).toBe(before);
   });
+
+  it(
+    'an operator account with sudo rules brings sudo (implied); a rule visudo refuses is never installed and the run rolls back',
+    { timeout: 300_000 },
+    async () => {
+      const m = machine();
+      const ops = manifestYaml({
+        kind: 'Account',
+        name: 'ops',
+        on: [HOST_NAME],
+        spec: { home: '/home/ops', shell: '/bin/bash', sudo: [{ commands: ['/usr/bin/systemctl'], password: false }] },
+      });
+      const repoDir = await writeRepo({ 'hosts/test-host.yaml': hostYaml(served), 'hosts/ops.yaml': ops, 'projects/shop.yaml': shopYaml() });
+      const refused = applied(await reconcile(m, repoDir, { drivers: driversWithBrokenSudoers() }));
+      expect(refused.status).toBe('rolled-back');
+      if (refused.status !== 'rolled-back') return;
+      expect(refused.failed.id).toBe('sudoers/ops');
+      expect(refused.failed.error).toMatch(/^sudo rules of account ops \(hosts\/ops\.yaml:\d+:\d+\): visudo -cf refused them: .*Nothing was installed$/s);
+      expect(await m.host.stat('/etc/sudoers.d/hostkit-ops')).toBeUndefined();
+      expect((await m.host.exec('id', ['ops'])).exitCode).not.toBe(0);
+      // sudo itself came from the implied package (kept, as packages are), and the rule goes in once it is sound.
+      expect((await m.host.exec('dpkg-query', ['-W', '-f', '${Status}', 'sudo'])).stdout).toBe('install ok installed');
+      appliedOk(await reconcile(m, repoDir));
+      expect((await m.exec('sudo', ['-l', '-U', 'ops'])).stdout).toMatch(/\(root\) NOPASSWD: \/usr\/bin\/systemctl/);
+    },
+  );
 });
