@@ -272,6 +272,8 @@ export function buildProgram(): Command {
     .argument('<project>', 'a project with database.backup or backup on this host')
     .option('--to-scratch', 'into a new scratch database or directory (required)')
     .option('--snapshot <id>', 'this snapshot (a unique prefix of its id; hostkit backups lists them), with --database or --files; default: the newest')
+    .option('--drill', 'with --database: a restore drill: check, drop the copy, record the outcome (what database.backup.drill schedules)')
+    .option('--scheduled', 'with --drill: record it as started by its timer')
     .option('--database', 'only its database')
     .option('--files', 'only its files')
     // -o and --root are the backups command's, given before or after the subcommand.

@@ -3,9 +3,19 @@ import { stringify } from 'yaml';
 import { errorMessage, isHostKitError } from '../core/errors.js';
 import { Redactor } from '../core/secrets.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
-import { readHistory, readJob, resticAccess, runJob, type BackupPart, type BackupRecord } from '../drivers/backup/job.js';
+import {
+  readHistory,
+  readJob,
+  record,
+  resticAccess,
+  runJob,
+  withBackupLock,
+  type BackupPart,
+  type BackupRecord,
+  type RecordPart,
+} from '../drivers/backup/job.js';
 import { listSnapshots, type Snapshot } from '../drivers/backup/restic.js';
-import { restoreDatabaseToScratch, restoreFilesToScratch, type ScratchRestore } from '../drivers/backup/scratch.js';
+import { dropScratchDatabase, restoreDatabaseToScratch, restoreFilesToScratch, type ScratchRestore } from '../drivers/backup/scratch.js';
 import { LocalHost } from '../hosts/local.js';
 
 // `hostkit backups` (the snapshots in the host's repository and the last outcome of each
@@ -41,14 +51,16 @@ export async function backupsRun(project: string, opts: BackupsRunOptions): Prom
   let records: BackupRecord[];
   let failed = false;
   try {
-    records = await runJob({
-      host,
-      access,
-      stateDirectory: job.stateDirectory,
-      job,
-      ...(parts.length > 0 ? { parts } : {}),
-      trigger: opts.scheduled ? 'scheduled' : 'manual',
-    });
+    records = await withBackupLock(host, job.stateDirectory, `project ${project}: backup`, () =>
+      runJob({
+        host,
+        access,
+        stateDirectory: job.stateDirectory,
+        job,
+        ...(parts.length > 0 ? { parts } : {}),
+        trigger: opts.scheduled ? 'scheduled' : 'manual',
+      }),
+    );
   } catch (cause) {
     failed = true;
     const history = await readHistory(host, job.stateDirectory, project);
@@ -80,7 +92,7 @@ function bytes(n: number): string {
 
 /** What `hostkit backups -o json` prints. */
 export interface BackupsDocument {
-  projects: { project: string; snapshots: Snapshot[]; last: Partial<Record<BackupPart, BackupRecord>>; lastGood: Partial<Record<BackupPart, BackupRecord>> }[];
+  projects: { project: string; snapshots: Snapshot[]; last: Partial<Record<RecordPart, BackupRecord>>; lastGood: Partial<Record<RecordPart, BackupRecord>> }[];
 }
 
 /** `hostkit backups [--project P]`: the snapshots of each project (or one), and its last outcomes. */
@@ -95,8 +107,8 @@ export async function backups(opts: BackupsOptions): Promise<number> {
   for (const project of names) {
     const job = await readJob(host, project).catch(() => undefined);
     const history = job ? await readHistory(host, job.stateDirectory, project) : { records: [] };
-    const last: Partial<Record<BackupPart, BackupRecord>> = {};
-    const lastGood: Partial<Record<BackupPart, BackupRecord>> = {};
+    const last: Partial<Record<RecordPart, BackupRecord>> = {};
+    const lastGood: Partial<Record<RecordPart, BackupRecord>> = {};
     for (const r of history.records) {
       last[r.part] = r;
       if (r.ok) lastGood[r.part] = r;
@@ -114,7 +126,7 @@ export function renderBackups(doc: BackupsDocument, style: Style = PLAIN): strin
   const out: string[] = [];
   for (const p of doc.projects) {
     out.push(style.bold(p.project));
-    for (const part of ['database', 'files'] as const) {
+    for (const part of ['database', 'files', 'drill'] as const) {
       const last = p.last[part];
       if (!last) continue;
       const good = p.lastGood[part];
@@ -131,6 +143,9 @@ export function renderBackups(doc: BackupsDocument, style: Style = PLAIN): strin
 
 export interface BackupsRestoreOptions {
   snapshot?: string;
+  /** A restore drill: the database into a scratch copy, checked, dropped again, the outcome recorded. */
+  drill?: boolean;
+  scheduled?: boolean;
   toScratch?: boolean;
   database?: boolean;
   files?: boolean;
@@ -162,15 +177,53 @@ export async function backupsRestore(project: string, opts: BackupsRestoreOption
     process.stderr.write('hostkit: error: --snapshot names one snapshot: add --database or --files\n');
     return 2;
   }
+  if (opts.drill) return withBackupLock(host, job.stateDirectory, `project ${project}: restore drill`, () => drill(project, job, access, opts, scrub));
   const results: ScratchRestore[] = [];
-  for (const part of parts) {
-    const options = opts.snapshot ? { snapshot: opts.snapshot } : {};
-    results.push(part === 'database' ? await restoreDatabaseToScratch(access, job, options) : await restoreFilesToScratch(access, job, options));
-  }
+  await withBackupLock(host, job.stateDirectory, `project ${project}: restore`, async () => {
+    for (const part of parts) {
+      const options = opts.snapshot ? { snapshot: opts.snapshot } : {};
+      results.push(part === 'database' ? await restoreDatabaseToScratch(access, job, options) : await restoreFilesToScratch(access, job, options));
+    }
+  });
   if (opts.output === 'json') process.stdout.write(scrub(JSON.stringify({ project, restores: results }, null, 2)) + '\n');
   else if (opts.output === 'yaml') process.stdout.write(scrub(stringify({ project, restores: results })));
   else process.stdout.write(scrub(results.map((r) => renderScratch(project, r)).join('')));
   return 0;
+}
+
+// A drill: what --to-scratch --database does, then the copy dropped and the outcome recorded
+// (STATE/backups/NAME.json, part drill): status and the metrics show the last good one.
+async function drill(
+  project: string,
+  job: Awaited<ReturnType<typeof readJob>>,
+  access: Awaited<ReturnType<typeof resticAccess>>,
+  opts: BackupsRestoreOptions,
+  scrub: (text: string) => string,
+): Promise<number> {
+  const started = Date.now();
+  const at = new Date(started).toISOString();
+  const trigger = opts.scheduled ? 'scheduled' : 'manual';
+  const part: RecordPart = 'drill';
+  try {
+    const r = await restoreDatabaseToScratch(access, job, opts.snapshot ? { snapshot: opts.snapshot } : {});
+    await dropScratchDatabase(access.host, r.database);
+    // A dump that holds table data must bring tables back.
+    if (r.dumpTables > 0 && r.tables.length === 0) throw new Error(`snapshot ${r.snapshot.slice(0, 8)} holds ${r.dumpTables} tables with data, none came back`);
+    await record(access.host, job.stateDirectory, project, { part, at, ok: true, seconds: (Date.now() - started) / 1000, snapshot: r.snapshot, trigger });
+    const rows = r.tables.reduce((n, t) => n + t.rows, 0);
+    const text = `project ${project}: restore drill of database snapshot ${r.snapshot.slice(0, 8)} passed in ${r.seconds.toFixed(1)}s: ${r.tables.length} table(s), ${rows} rows; the scratch copy is dropped\n`;
+    process.stdout.write(opts.output === 'json' ? JSON.stringify({ project, drill: { ok: true, ...r } }, null, 2) + '\n' : text);
+    return 0;
+  } catch (cause) {
+    const error = scrub(errorMessage(cause));
+    await record(access.host, job.stateDirectory, project, { part, at, ok: false, seconds: (Date.now() - started) / 1000, error, trigger });
+    process.stdout.write(
+      opts.output === 'json'
+        ? JSON.stringify({ project, drill: { ok: false, error } }, null, 2) + '\n'
+        : `project ${project}: restore drill FAILED: ${error}\n`,
+    );
+    return 1;
+  }
 }
 
 export function renderScratch(project: string, r: ScratchRestore): string {

@@ -1,7 +1,7 @@
 import { escapeCell } from '../diff/render/markdown.js';
 import { PLAIN, type Style } from '../diff/render/style.js';
 import { SYMBOL } from '../diff/render/text.js';
-import type { BackupPart } from '../drivers/backup/job.js';
+import type { RecordPart } from '../drivers/backup/job.js';
 import type { BackupStatus, ProjectStatus, ReleaseStatus, SiteStatus, StatusDocument, UnitStatus } from './status.js';
 
 // How `hostkit status` reads: rows of (what, name, state, tone) for the host
@@ -88,7 +88,7 @@ export function releaseRow(project: string, r: ReleaseStatus, now: string): Row 
 }
 
 /** One part's backups: the last one, when, how big; a failure with the last good one. */
-export function backupRow(part: string, b: BackupStatus[BackupPart] & object, now: string): Row {
+export function backupRow(part: string, b: BackupStatus[RecordPart] & object, now: string): Row {
   const last = b.last;
   if (!last) return { label: 'backup', name: part, state: 'none yet: its timer has not run', tone: 'warn' };
   if (last.ok)

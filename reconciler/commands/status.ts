@@ -10,7 +10,7 @@ import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { inspectCertificate } from '../drivers/certificate/x509.js';
 import { siteTlsFiles } from '../drivers/nginx/render.js';
 import { jobPath } from '../drivers/backup/project.js';
-import { readHistory, type BackupPart, type BackupRecord } from '../drivers/backup/job.js';
+import { readHistory, type BackupRecord, type RecordPart } from '../drivers/backup/job.js';
 import { servingRelease, type ServingRelease } from '../drivers/release/records.js';
 import { showProperties } from '../drivers/systemd/systemctl.js';
 import { listRuns } from '../apply/journal.js';
@@ -82,7 +82,7 @@ export interface ReleaseStatus extends Partial<ServingRelease> {
 }
 
 /** A project's last backup of each part it declares, and the last good one when the last failed (STATE/backups/NAME.json). */
-export type BackupStatus = Partial<Record<BackupPart, { last?: BackupRecord; lastGood?: BackupRecord }>>;
+export type BackupStatus = Partial<Record<RecordPart, { last?: BackupRecord; lastGood?: BackupRecord }>>;
 
 export interface ProjectStatus {
   name: string;
@@ -362,7 +362,7 @@ export async function status(opts: StatusOptions): Promise<number> {
 // Each part the project's backup timers cover: its newest outcome, and the newest good one when that failed.
 function backupStatus(resources: readonly Resource[], project: string, records: readonly BackupRecord[]): BackupStatus {
   const status: BackupStatus = {};
-  for (const part of ['database', 'files'] as const) {
+  for (const part of ['database', 'files', 'drill'] as const) {
     if (!resources.some((r) => r.kind === 'timer' && r.project === project && r.name === `hk-${project}-backup-${part}.timer`)) continue;
     const mine = records.filter((r) => r.part === part);
     const last = mine.at(-1);

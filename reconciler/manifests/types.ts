@@ -127,7 +127,7 @@ export interface ProjectSpec {
     extensions?: string[];
     connectionLimit?: number;
     urlEnv?: string;
-    backup?: { schedule: string; keep?: BackupKeep };
+    backup?: { schedule: string; keep?: BackupKeep; drill?: 'daily' | 'weekly' | 'monthly' };
   };
   backup?: { paths: string[]; schedule: string; keep?: BackupKeep };
   firewall?: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[];

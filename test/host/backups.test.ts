@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect, it } from 'vitest';
+import { renderStatusText } from '../../reconciler/commands/status-render.js';
 import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { writeRepo } from '../support/fixtures.js';
 import { checkoutMounts, describeHost, useHost, type TestHost } from './harness.js';
 import { admin, CLUSTER, mapRootToPostgres } from './postgres-admin.js';
-import { appliedOk, eventually, HOST_NAME, reconcile } from './reconcile.js';
+import { appliedOk, eventually, HOST_NAME, hostStatus, reconcile } from './reconcile.js';
 
 // Scheduled backups on a real host: restic and pg_dump in the test image, HostKit's own
 // CLI inside the host as the timers' hostkit (Host spec.hostkitPath, a wrapper around this
@@ -47,6 +48,7 @@ spec:
     backup:
       schedule: "*-*-* *:*:00/10"
       keep: { last: 2 }
+      drill: weekly
   backup:
     paths: [data]
     schedule: "*-*-* *:*:05/10"
@@ -150,7 +152,7 @@ describeHost('reconciler/drivers/backup (scheduled backups with restic) on a rea
       const db = doc.restores.find((x) => x.part === 'database')!;
       const files = doc.restores.find((x) => x.part === 'files')!;
       if (db.part !== 'database' || files.part !== 'files') throw new Error('both parts expected');
-      expect(db.database).toMatch(/^hk_scratch_shop_\d{8}_\d{6}$/);
+      expect(db.database).toMatch(/^hk_scratch_shop_\d{8}_\d{6}_\d{3}$/);
       expect(db.tables).toContainEqual({ table: 'public.orders', rows: Number(live.orders) });
       expect(db.dumpTables).toBeGreaterThanOrEqual(1);
       expect(await admin(m, 'SELECT count(*) FROM orders', db.database)).toBe(live.orders);
@@ -160,10 +162,32 @@ describeHost('reconciler/drivers/backup (scheduled backups with restic) on a rea
       // The live database and files are as they were.
       expect(await admin(m, 'SELECT count(*) FROM orders', 'shop')).toBe(live.orders);
       const text = await hostkit(m, ['backups', 'restore', 'shop', '--to-scratch', '--database']);
+      expect(text.exitCode, text.stderr).toBe(0);
       expect(text.stdout).toMatch(/^project shop: database snapshot [0-9a-f]{8} \(\S+\) restored in [\d.]+s into scratch database hk_scratch_shop_/);
       expect(text.stdout).toMatch(/public\.orders +500 rows/);
       const refused = await hostkit(m, ['backups', 'restore', 'shop']);
       expect([refused.exitCode, refused.stderr]).toEqual([2, expect.stringContaining('--to-scratch')]);
+    },
+  );
+
+  it(
+    'a restore drill restores the newest database backup into a scratch copy, checks it, drops it and records it; status shows the last good one',
+    { timeout: 120_000 },
+    async () => {
+      const m = machine();
+      expect((await m.exec('systemctl', ['is-active', 'hk-shop-backup-drill.timer'])).stdout).toBe('active\n');
+      const before = (await admin(m, "SELECT count(*) FROM pg_database WHERE datname LIKE 'hk_scratch_%'", 'postgres')).trim();
+      const r = await hostkit(m, ['backups', 'restore', 'shop', '--to-scratch', '--database', '--drill']);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(
+        /^project shop: restore drill of database snapshot [0-9a-f]{8} passed in [\d.]+s: \d+ table\(s\), \d+ rows; the scratch copy is dropped$/m,
+      );
+      expect((await admin(m, "SELECT count(*) FROM pg_database WHERE datname LIKE 'hk_scratch_%'", 'postgres')).trim()).toBe(before);
+      expect((await history(m)).at(-1)).toMatchObject({ part: 'drill', ok: true, trigger: 'manual' });
+      const repoDir = await writeRepo({ 'hosts/test-host.yaml': hostManifest(), 'projects/shop.yaml': SHOP });
+      const status = await hostStatus(m, await reconcile(m, repoDir, { dryRun: true }), STATE);
+      expect(status.projects.find((p) => p.name === 'shop')!.backups).toMatchObject({ database: { last: { ok: true } }, drill: { last: { ok: true } } });
+      expect(renderStatusText(status)).toMatch(/backup +drill +ok at /);
     },
   );
 

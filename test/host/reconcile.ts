@@ -1,5 +1,6 @@
 // Helpers for real-host tests: a config repository for the booted host, a
 // reconcile against it through the nspawn host, and unit facts read inside.
+import { collectStatus, type StatusDocument } from '../../reconciler/commands/status.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { writeRepo } from '../support/fixtures.js';
@@ -93,4 +94,17 @@ spec:
     command: [/usr/bin/python3, -m, http.server, "${port}", --bind, 127.0.0.1]
     port: ${port}
 ${extra}`;
+}
+
+/** What `hostkit status` collects on the booted host, from a dry run of the manifests. */
+export async function hostStatus(machine: TestHost, dry: ReconcileOutcome, stateDirectory: string): Promise<StatusDocument> {
+  if (dry.stage !== 'planned') throw new Error(`expected a dry run's plan, got stage ${dry.stage}`);
+  return collectStatus({
+    host: machine.host,
+    hostName: HOST_NAME,
+    repository: 'test',
+    stateDirectory,
+    manifests: dry.repo.manifests,
+    planned: dry.planned,
+  });
 }

@@ -5,7 +5,6 @@ import { execa } from 'execa';
 import { expect, it } from 'vitest';
 import { heldRelease, isQuarantined, resume } from '../../reconciler/apply/quarantine.js';
 import { collectReleases, renderReleasesText, switchToRelease } from '../../reconciler/commands/releases.js';
-import { collectStatus } from '../../reconciler/commands/status.js';
 import { renderStatusText } from '../../reconciler/commands/status-render.js';
 import { Redactor } from '../../reconciler/core/secrets.js';
 import { silentLogger } from '../../reconciler/core/log.js';
@@ -16,7 +15,7 @@ import { tarOf } from '../support/archives.js';
 import { releaseApp } from '../support/release-app.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { eventually, HOST_NAME, unitProperty } from './reconcile.js';
+import { eventually, HOST_NAME, hostStatus, unitProperty } from './reconcile.js';
 
 // Releases on a real host: a git repository on the host (file:///srv/app-src)
 // holding a small Python web app with a build step, deployed, switched by ref,
@@ -256,14 +255,7 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
       expect(statusDescription(report)).toBe(`health/app failed; 2 applied change(s) rolled back; release: app ${v2id}`);
       // hostkit status names it too: its id and commit, and the run that switched to it.
       const dry = await plan(m, files);
-      const status = await collectStatus({
-        host: m.host,
-        hostName: HOST_NAME,
-        repository: 'test',
-        stateDirectory: STATE,
-        manifests: dry.repo.manifests,
-        planned: dry.planned,
-      });
+      const status = await hostStatus(m, dry, STATE);
       const app2 = status.projects.find((p) => p.name === 'app')!;
       expect(app2.release).toMatchObject({ id: v2id, commit: commits.v2, run: expect.any(String) });
       expect(status.projects.find((p) => p.name === 'other')).not.toHaveProperty('release');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { HostKitError, errorMessage } from '../../core/errors.js';
-import { writeRootFile } from '../../hosts/root-files.js';
+import { ensureRootDirectory, writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
 import { jobPath, RESTIC_ENV, type BackupJob } from './project.js';
 import { backupPaths, backupStream, forget, initRepository, unlockStale, type BackupSummary, type ResticAccess } from './restic.js';
@@ -11,10 +11,12 @@ import { backupPaths, backupStream, forget, initRepository, unlockStale, type Ba
 // metrics. A failure is recorded and thrown; it never touches the host's other state.
 
 export type BackupPart = 'database' | 'files';
+/** What STATE/backups/NAME.json records: each part's backups, and restore drills of the database. */
+export type RecordPart = BackupPart | 'drill';
 
-/** One backup's outcome, as STATE/backups/NAME.json keeps it. */
+/** One backup's (or drill's) outcome, as STATE/backups/NAME.json keeps it. */
 export interface BackupRecord {
-  part: BackupPart;
+  part: RecordPart;
   at: string;
   ok: boolean;
   seconds: number;
@@ -33,6 +35,25 @@ export interface BackupHistory {
 }
 
 const HISTORY = 50;
+
+/**
+ * One restic job at a time on a host (backups, drills, restores): restic's own repository lock
+ * makes a second job fail rather than wait (a prune holds it exclusively), and 0.14 has no
+ * --retry-lock. Timers of one project (database, files, drill) and a manual run queue here.
+ */
+export async function withBackupLock<T>(host: Host, stateDirectory: string, what: string, work: () => Promise<T>): Promise<T> {
+  const file = path.posix.join(stateDirectory, 'backups', '.lock');
+  await ensureRootDirectory(host, path.posix.dirname(file));
+  const held = await host.lock(file, { waitMs: LOCK_WAIT_MS });
+  if (!held) throw new HostKitError('BACKUP_FAILED', `${what}: another backup job held ${file} for over ${LOCK_WAIT_MS / 60_000} minutes`);
+  try {
+    return await work();
+  } finally {
+    await held.release();
+  }
+}
+
+const LOCK_WAIT_MS = 2 * 60 * 60 * 1000;
 
 export function historyPath(stateDirectory: string, project: string): string {
   return path.posix.join(stateDirectory, 'backups', `${project}.json`);
@@ -85,7 +106,8 @@ export async function readBackupHistories(host: Host, stateDirectory: string): P
   return Promise.all(names.map((n) => readHistory(host, stateDirectory, n.slice(0, -'.json'.length))));
 }
 
-async function record(host: Host, stateDirectory: string, project: string, entry: BackupRecord): Promise<void> {
+/** Append one outcome to the project's history (the newest 50 kept). */
+export async function record(host: Host, stateDirectory: string, project: string, entry: BackupRecord): Promise<void> {
   const history = await readHistory(host, stateDirectory, project);
   history.records.push(entry);
   history.records = history.records.slice(-HISTORY);

@@ -53,7 +53,7 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
   it('a database backup and a files backup: the job file, restic environment, and one root timer each, after the database', async () => {
     const { diagnostics, resources } = await expand(
       host(BACKUP),
-      shop(`    backup: { schedule: daily, keep: { daily: 7, weekly: 4 } }
+      shop(`    backup: { schedule: daily, keep: { daily: 7, weekly: 4 }, drill: weekly }
   backup:
     paths: [shared/uploads, /var/lib/shop/data]
     schedule: hourly
@@ -66,6 +66,7 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
       project: 'shop',
       stateDirectory: '/var/lib/hostkit',
       database: { name: 'shop', keep: { daily: 7, weekly: 4 } },
+      drill: 'weekly',
       files: { paths: ['/srv/shop/shared/uploads', '/var/lib/shop/data'], keep: { last: 24 } },
     });
     expect(resources.get('file/etc/hostkit/backup/shop.json')!.spec).toMatchObject({ owner: 'root', group: 'root', mode: 0o600 });
@@ -79,6 +80,18 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
     expect((resources.get('timer/hk-shop-backup-database.timer')!.spec as TimerSpec).onCalendar).toEqual(['daily']);
     expect((resources.get('unit/hk-shop-backup-files.service')!.spec as UnitSpec).command).toContain('--files');
     expect((resources.get('timer/hk-shop-backup-files.timer')!.spec as TimerSpec).onCalendar).toEqual(['hourly']);
+    // The restore drill: weekly, into a scratch copy that is checked and dropped.
+    expect((resources.get('unit/hk-shop-backup-drill.service')!.spec as UnitSpec).command).toEqual([
+      '/usr/bin/hostkit',
+      'backups',
+      'restore',
+      'shop',
+      '--to-scratch',
+      '--database',
+      '--drill',
+      '--scheduled',
+    ]);
+    expect((resources.get('timer/hk-shop-backup-drill.timer')!.spec as TimerSpec).onCalendar).toEqual(['weekly']);
   });
 
   it('the repository defaults to a local path and hostkitPath names the command', async () => {

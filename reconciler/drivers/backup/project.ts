@@ -26,6 +26,8 @@ export interface BackupJob {
   /** Where the outcomes are recorded (STATE/backups/NAME.json): the Host's stateDirectory. */
   stateDirectory: string;
   database?: { name: string; keep?: BackupKeep };
+  /** Restore drills of the database backup: `hostkit backups restore NAME --to-scratch --database --drill` on this schedule. */
+  drill?: 'daily' | 'weekly' | 'monthly';
   files?: { paths: string[]; keep?: BackupKeep };
 }
 
@@ -53,6 +55,7 @@ export const projectBackups: ProjectPart = {
     }
     const job: BackupJob = { project: x.name, stateDirectory: x.host.spec.stateDirectory ?? '/var/lib/hostkit' };
     if (database) job.database = { name: spec.database!.name ?? pgName(x.name), ...(database.keep ? { keep: database.keep } : {}) };
+    if (database?.drill) job.drill = database.drill;
     if (files) {
       const paths = resolvePaths(x, files.paths);
       if (!paths) return;
@@ -71,6 +74,10 @@ export const projectBackups: ProjectPart = {
     const after = [env, jobFile, ...x.ids.databases];
     if (database) addTimer(x, 'database', database.schedule, [hostkit, 'backups', 'run', x.name, '--database', '--scheduled'], '/spec/database/backup', after);
     if (files) addTimer(x, 'files', files.schedule, [hostkit, 'backups', 'run', x.name, '--files', '--scheduled'], '/spec/backup', after);
+    if (database?.drill) {
+      const drill = [hostkit, 'backups', 'restore', x.name, '--to-scratch', '--database', '--drill', '--scheduled'];
+      addTimer(x, 'drill', database.drill, drill, '/spec/database/backup', after, '/spec/database/backup/drill');
+    }
   },
 };
 
@@ -108,17 +115,25 @@ function resolvePaths(x: ProjectExpansion, paths: readonly string[]): string[] |
   return ok ? resolved : undefined;
 }
 
-function addTimer(x: ProjectExpansion, what: 'database' | 'files', schedule: string, command: string[], pointer: string, after: string[]): void {
+function addTimer(
+  x: ProjectExpansion,
+  what: 'database' | 'files' | 'drill',
+  schedule: string,
+  command: string[],
+  pointer: string,
+  after: string[],
+  schedulePointer = `${pointer}/schedule`,
+): void {
   const converted = toOnCalendar(schedule);
   if ('error' in converted) {
-    x.report(scheduleError(`${pointer.slice('/spec/'.length).replace(/\//g, '.')}.schedule`, schedule, converted.error, x.at(`${pointer}/schedule`)));
+    x.report(scheduleError(schedulePointer.slice('/spec/'.length).replace(/\//g, '.'), schedule, converted.error, x.at(schedulePointer)));
     return;
   }
   const service = `${UNIT_PREFIX}${x.name}-backup-${what}.service`;
   const timer = `${UNIT_PREFIX}${x.name}-backup-${what}.timer`;
   const unit: UnitSpec = {
     unit: service,
-    description: `HostKit project ${x.name}, backup of its ${what === 'database' ? 'database' : 'files'}`,
+    description: what === 'drill' ? `HostKit project ${x.name}, restore drill of its database backup` : `HostKit project ${x.name}, backup of its ${what}`,
     command,
     // root: it reads the project's files and restic's environment, and dumps the database as postgres.
     user: 'root',
@@ -132,7 +147,7 @@ function addTimer(x: ProjectExpansion, what: 'database' | 'files', schedule: str
     reads: [],
   };
   const serviceId = x.add<UnitSpec>('unit', service, unit, x.at(pointer), { dependsOn: after });
-  x.add<TimerSpec>('timer', timer, { unit: timer, service, onCalendar: converted.onCalendar, schedule, persistent: true }, x.at(`${pointer}/schedule`), {
+  x.add<TimerSpec>('timer', timer, { unit: timer, service, onCalendar: converted.onCalendar, schedule, persistent: true }, x.at(schedulePointer), {
     dependsOn: [serviceId],
   });
 }

@@ -37,13 +37,9 @@ export interface ScratchFiles {
 
 export type ScratchRestore = ScratchDatabase | ScratchFiles;
 
+// 20261207_101500_123: to the millisecond, so two restores in one second get two copies.
 function stamp(now: Date): string {
-  return now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, '')
-    .replace('T', '_')
-    .toLowerCase();
+  return now.toISOString().replace(/[-:]/g, '').replace('Z', '').replace('T', '_').replace('.', '_');
 }
 
 /** The snapshot to restore: the one named (a unique prefix of its id), else the newest of the part. */
@@ -143,4 +139,10 @@ export async function restoreFilesToScratch(access: ResticAccess, job: BackupJob
       return { path: p, bytes: bytes.get(p) ?? 0, sha256: l.slice(0, 64) };
     });
   return { part: 'files', snapshot: snap.id, snapshotTime: snap.time, directory, files, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Drop a scratch database (a drill's, once checked); any other name is refused. */
+export async function dropScratchDatabase(host: Host, database: string): Promise<void> {
+  if (!database.startsWith(SCRATCH_PREFIX)) throw new HostKitError('BACKUP_FAILED', `${database} is not a scratch database; it is not dropped`);
+  await psql(host, 'postgres', `DROP DATABASE IF EXISTS "${database}"`);
 }
