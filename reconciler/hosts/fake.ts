@@ -55,6 +55,8 @@ export class FakeHost implements Host {
     ['postgresql-15', { version: '15.10-0+deb12u1' }],
     ['nftables', { version: '1.0.6-2+deb12u2' }],
     ['python3', { version: '3.11.2-1+b1' }],
+    ['sudo', { version: '1.9.13p3-1+deb12u1' }],
+    ['restic', { version: '0.14.0-1+b5' }],
   ]);
   /** Make the next operation on a path throw (simulates a failing disk or a refused write). */
   readonly failOn = new Set<string>();

@@ -362,6 +362,8 @@ describe('reconciler/drivers/account/manifest (login access)', () => {
         },
         ['account/alice'],
       ],
+      // visudo checks the rules: the package sudo is implied.
+      ['package/sudo', { name: 'sudo', neededBy: ['sudo (implied)'] }, []],
     ]);
     expect(resources[2]!.fieldOrigins?.['rules/1']).toMatchObject({ file: 'hosts/people.yaml', line: 14 });
   });
