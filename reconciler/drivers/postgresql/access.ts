@@ -12,7 +12,7 @@ import type { Host } from '../../hosts/types.js';
 import type { Driver, DriverContext } from '../types.js';
 import { ADMIN_DATABASE, withSession, type Connect } from './connection.js';
 import { pgAccessDefinition } from './definition.js';
-import { clusterFiles, psql, psqlConnect, reloadCluster, type Cluster, type ClusterFiles } from './psql.js';
+import { clusterFiles, psql, psqlConnect, reloadCluster, startedCluster, type Cluster, type ClusterFiles } from './psql.js';
 import { accessRestore } from './restore-access.js';
 import type { PgAccessSpec } from './spec.js';
 import { VERSION_QUERY } from './sql.js';
@@ -30,7 +30,6 @@ const DISTRIBUTION_RULE = /^[ \t]*local[ \t]+all[ \t]+postgres[ \t]+peer[ \t]*(#
 // After a reload the postmaster takes a moment to read the files again: new logins are tried this long.
 const LOGIN_WAIT_MS = 5_000;
 // A cluster installed by this run (the package's own start) is waited for this long before apply gives up.
-const START_WAIT_MS = 15_000;
 
 export type ObservedAccess =
   /** Root logs in as postgres already (HostKit's map, the README's manual one, or any other rule). */
@@ -263,18 +262,6 @@ async function checkFiles(host: Host, cluster: Cluster, version: number): Promis
 }
 
 // A cluster a package of this run installed may still be starting: its files are asked for a little while.
-async function startedCluster(host: Host, cluster: Cluster): Promise<ClusterFiles & { version: number }> {
-  const deadline = Date.now() + START_WAIT_MS;
-  for (;;) {
-    try {
-      return await clusterFiles(host, cluster);
-    } catch (cause) {
-      // Only "psql got no answer" is waited out (PG_CONNECT_FAILED); anything else is thrown at once.
-      if (!(cause instanceof HostKitError && cause.code === 'PG_CONNECT_FAILED') || Date.now() >= deadline) throw cause;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
-}
 
 async function awaitLogin(connect: Connect, ctx: DriverContext): Promise<void> {
   const deadline = Date.now() + LOGIN_WAIT_MS;

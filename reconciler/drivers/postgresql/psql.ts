@@ -99,3 +99,20 @@ export function psqlConnect(cluster: Cluster): Connect {
     close: async () => undefined,
   });
 }
+
+/** How long a cluster installed by this run may take to answer. */
+const START_WAIT_MS = 15_000;
+
+/** clusterFiles, waiting up to START_WAIT_MS for a server that is still starting (installed by this run). */
+export async function startedCluster(host: Host, cluster: Cluster): Promise<ClusterFiles & { version: number }> {
+  const deadline = Date.now() + START_WAIT_MS;
+  for (;;) {
+    try {
+      return await clusterFiles(host, cluster);
+    } catch (cause) {
+      // Only "psql got no answer" is waited out (PG_CONNECT_FAILED); anything else is thrown at once.
+      if (!(cause instanceof HostKitError && cause.code === 'PG_CONNECT_FAILED') || Date.now() >= deadline) throw cause;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}

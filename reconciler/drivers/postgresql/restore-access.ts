@@ -1,7 +1,7 @@
 import type { Change } from '../../diff/model.js';
 import type { AfterRestore, Restore } from '../types.js';
 import type { AccessOp, ObservedAccess } from './access.js';
-import { clusterFiles, reloadCluster, type Cluster } from './psql.js';
+import { reloadCluster, startedCluster, type Cluster } from './psql.js';
 import type { PgAccessSpec } from './spec.js';
 
 // The undo of HostKit's PostgreSQL admin access (pgaccess): pg_hba.conf and
@@ -38,7 +38,8 @@ export const accessRestore: Restore<Change<unknown, ObservedAccess, PgAccessSpec
     if (!spec) return;
     const cluster = { socket: spec.socket, port: spec.port };
     const observed = change.observed;
-    const files = observed?.login === 'refused' ? observed.files : await clusterFiles(journal.host, cluster);
+    // Not reachable at plan time: installed by this run, it may still be starting.
+    const files = observed?.login === 'refused' ? observed.files : await startedCluster(journal.host, cluster);
     await journal.backupState('cluster', { cluster } satisfies ClusterRecord);
     await journal.backupFile(files.hba);
     await journal.backupFile(files.ident);
