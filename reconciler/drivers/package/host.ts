@@ -33,6 +33,8 @@ interface Wanted {
   origin: Location;
   /** The projects that asked for it ('' for the host). */
   owners: Set<string>;
+  /** Who pinned its version ('' for the host), and where. */
+  pin?: { owner: string; origin: Location };
 }
 
 const label = (e: { name: string; version?: string; remove?: boolean }) => (e.remove ? `${e.name} (remove)` : e.version ? `${e.name}=${e.version}` : e.name);
@@ -46,16 +48,20 @@ export const hostPackages: HostPart = {
       const prior = wanted.get(e.name);
       if (!prior) {
         const spec: PackageSpec = { name: e.name, ...(e.version ? { version: e.version } : {}), ...(e.remove ? { remove: true } : {}), neededBy: [neededBy] };
-        wanted.set(e.name, { spec, origin, owners: new Set([owner]) });
+        wanted.set(e.name, { spec, origin, owners: new Set([owner]), ...(e.version ? { pin: { owner, origin } } : {}) });
         return;
       }
       // One host has one version of a package: two pins, or a pin and a removal, cannot both hold.
       if ((e.version && prior.spec.version && e.version !== prior.spec.version) || Boolean(e.remove) !== Boolean(prior.spec.remove)) {
-        const where = `${prior.origin.file}:${prior.origin.line ?? 0}`;
+        const at = prior.pin?.origin ?? prior.origin;
+        const where = `${at.file}:${at.line ?? 0}`;
         x.report(error('package declared twice', `${label(e)} on host ${x.host.name} conflicts with ${label(prior.spec)} at ${where}`, origin));
         return;
       }
-      if (e.version && !prior.spec.version) prior.spec.version = e.version;
+      if (e.version && !prior.spec.version) {
+        prior.spec.version = e.version;
+        prior.pin = { owner, origin };
+      }
       if (!prior.spec.neededBy.includes(neededBy)) prior.spec.neededBy.push(neededBy);
       prior.owners.add(owner);
     };
@@ -85,6 +91,18 @@ export const hostPackages: HostPart = {
       }
     }
     for (const w of wanted.values()) {
+      // A project pins only a package it alone needs: the version of one the host or another project needs is the Host's to choose.
+      if (w.pin && w.pin.owner !== '' && w.owners.size > 1) {
+        const others = [...w.owners].filter((o) => o !== w.pin!.owner).map((o) => (o === '' ? 'the host' : `Project/${o}`));
+        x.report(
+          error(
+            'package pinned by a project',
+            `Project/${w.pin.owner} pins ${label(w.spec)}, also needed by ${others.join(' and ')}; only the Host's spec.packages may pin a shared package`,
+            w.pin.origin,
+          ),
+        );
+        continue;
+      }
       // One project alone asked for it: it is that project's (holds and tenancy follow it).
       const only = w.owners.size === 1 ? [...w.owners][0]! : '';
       x.add<PackageSpec>('package', w.spec.name, w.spec, w.origin, only ? { project: only } : {});

@@ -172,6 +172,22 @@ describe('reconciler/drivers/package: expansion', () => {
     expect(renamed.resources.map((r) => r.id).sort()).toEqual(['package/postgresql', 'package/restic-custom']);
   });
 
+  it('a project pins only a package it alone needs: a pin on one the host or another project needs is an error at the pin', async () => {
+    const { diagnostics, resources } = await packages({
+      'hosts/web-1.yaml': [hostDoc({ packages: ['nodejs'] })],
+      'hosts/shop.yaml': [{ kind: 'Project', name: 'shop', on: [HOST], spec: { runtime: { node: '22' }, service: { command: ['/usr/bin/node'] } } }],
+    });
+    expect(diagnostics).toEqual([
+      expect.objectContaining({
+        severity: 'error',
+        summary: 'package pinned by a project',
+        detail: "Project/shop pins nodejs=22.*, also needed by the host; only the Host's spec.packages may pin a shared package",
+        location: expect.objectContaining({ file: 'hosts/shop.yaml' }),
+      }),
+    ]);
+    expect(resources.map((r) => r.id)).not.toContain('package/nodejs');
+  });
+
   it('two pins of one name on a host are an error at the second', async () => {
     const { diagnostics } = await packages({
       'hosts/web-1.yaml': [hostDoc({ packages: [{ name: 'nodejs', version: '20.*' }] })],
