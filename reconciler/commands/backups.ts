@@ -170,7 +170,7 @@ export async function backupsRestore(project: string, opts: BackupsRestoreOption
   const wanted = [...(opts.database ? ['database'] : []), ...(opts.files ? ['files'] : [])];
   const parts = (['database', 'files'] as const).filter((p) => job[p] !== undefined && (wanted.length === 0 || wanted.includes(p)));
   if (parts.length === 0) {
-    process.stderr.write(`hostkit: error: project ${project} declares no ${wanted.join(' or ') || ''} backup\n`.replace(' no  backup', ' no backup'));
+    process.stderr.write(`hostkit: error: project ${project} declares no ${wanted.length > 0 ? `${wanted.join(' or ')} ` : ''}backup\n`);
     return 1;
   }
   if (opts.snapshot && parts.length > 1) {

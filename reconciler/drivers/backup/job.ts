@@ -133,7 +133,7 @@ export async function runJob(options: RunJobOptions): Promise<BackupRecord[]> {
   const { host, access, stateDirectory, job } = options;
   const parts = (options.parts ?? (['database', 'files'] as const)).filter((p) => job[p] !== undefined);
   if (parts.length === 0)
-    throw new HostKitError('BACKUP_FAILED', `project ${job.project} declares no ${options.parts?.join(' or ') ?? ''} backup`.replace('  ', ' '));
+    throw new HostKitError('BACKUP_FAILED', `project ${job.project} declares no ${options.parts ? `${options.parts.join(' or ')} ` : ''}backup`);
   const records: BackupRecord[] = [];
   let first: unknown;
   let ready = false;

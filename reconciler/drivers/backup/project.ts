@@ -1,5 +1,5 @@
 import { error } from '../../core/diagnostics.js';
-import { within } from '../../manifests/host-policy.js';
+import { projectRoots, within } from '../../manifests/host-policy.js';
 import { pgName, UNIT_PREFIX } from '../../manifests/primitive.js';
 import { scheduleError, toOnCalendar } from '../../manifests/schedule.js';
 import type { BackupKeep } from '../../manifests/types.js';
@@ -95,7 +95,7 @@ function resticEnv(backup: NonNullable<ProjectExpansion['host']['spec']['backup'
 // Paths relative to /srv/NAME, or absolute inside the project's own roots: the job runs as
 // root, so a path elsewhere would let a project read another's files (or /etc) through a restore.
 function resolvePaths(x: ProjectExpansion, paths: readonly string[]): string[] | undefined {
-  const roots = [`/srv/${x.name}`, `/var/lib/${x.name}`, `/var/log/${x.name}`, `/var/www/${x.name}`, ...(x.host.policy.grants[x.name]?.paths ?? [])];
+  const roots = projectRoots(x.name, x.host.policy);
   const resolved: string[] = [];
   let ok = true;
   paths.forEach((p, i) => {

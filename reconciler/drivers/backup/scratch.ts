@@ -78,34 +78,41 @@ export async function restoreDatabaseToScratch(
   const scratch = `${SCRATCH_PREFIX}${job.project.replace(/-/g, '_')}_${stamp(options.now ?? new Date())}`.slice(0, 63);
   if (scratch === job.database.name) throw new HostKitError('BACKUP_FAILED', `scratch database ${scratch} would be the live one`);
   const host = access.host;
-  const file = `/${job.project}/${job.database.name}.dump`;
-  await psql(host, 'postgres', `CREATE DATABASE "${scratch}"`);
-  // Owners and grants name roles of the live database: the scratch copy is postgres's alone.
-  await restoreStream(access, {
-    what: `project ${job.project}: restore of snapshot ${snap.shortId} into scratch database ${scratch}`,
-    snapshot: snap.id,
-    filename: file,
-    consumer: 'runuser -u postgres -- pg_restore --no-owner --no-privileges --exit-on-error --dbname="$1"',
-    args: [scratch],
-  });
-  const listing = await host.exec('bash', ['-c', `set -o pipefail; restic --no-cache dump "$1" "$2" | pg_restore --list`, 'hostkit-list', snap.id, file], {
-    env: access.env,
-    timeoutMs: 10 * 60 * 1000,
-  });
-  if (listing.exitCode !== 0)
-    throw new HostKitError('BACKUP_FAILED', `project ${job.project}: pg_restore --list of snapshot ${snap.shortId}: ${access.scrub(listing.stderr.trim())}`);
-  const dumpTables = listing.stdout.split('\n').filter((l) => / TABLE DATA /.test(l)).length;
-  const names = (
-    await psql(
-      host,
-      scratch,
-      "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-    )
-  )
-    .split('\n')
-    .filter(Boolean);
-  const tables: ScratchDatabase['tables'] = [];
-  for (const table of names) tables.push({ table, rows: Number((await psql(host, scratch, `SELECT count(*) FROM ${table}`)).trim()) });
+  // The dump is fetched once, into root's scratch directory: listed, restored, then removed.
+  const dump = path.posix.join(job.stateDirectory, 'scratch', `${scratch}.dump`);
+  await ensureRootDirectory(host, path.posix.dirname(dump));
+  let tables: ScratchDatabase['tables'];
+  let dumpTables: number;
+  try {
+    await restoreStream(access, {
+      what: `project ${job.project}: snapshot ${snap.shortId} fetched for scratch database ${scratch}`,
+      snapshot: snap.id,
+      filename: `/${job.project}/${job.database.name}.dump`,
+      consumer: 'cat > "$1"',
+      args: [dump],
+    });
+    const listing = await host.exec('pg_restore', ['--list', dump], { timeoutMs: 10 * 60 * 1000 });
+    if (listing.exitCode !== 0)
+      throw new HostKitError('BACKUP_FAILED', `project ${job.project}: pg_restore --list of snapshot ${snap.shortId}: ${listing.stderr.trim()}`);
+    dumpTables = listing.stdout.split('\n').filter((l) => / TABLE DATA /.test(l)).length;
+    await psql(host, 'postgres', `CREATE DATABASE "${scratch}"`);
+    try {
+      // Owners and grants name roles of the live database: the scratch copy is postgres's alone. Root reads the dump.
+      const r = await host.exec(
+        'bash',
+        ['-c', 'runuser -u postgres -- pg_restore --no-owner --no-privileges --exit-on-error --dbname="$1" < "$2"', 'hostkit-restore', scratch, dump],
+        { timeoutMs: 60 * 60 * 1000 },
+      );
+      if (r.exitCode !== 0)
+        throw new HostKitError('BACKUP_FAILED', `project ${job.project}: restore of snapshot ${snap.shortId} into ${scratch}: ${r.stderr.trim()}`);
+      tables = await rowCounts(host, scratch);
+    } catch (cause) {
+      await dropScratchDatabase(host, scratch).catch(() => undefined); // a partial copy proves nothing
+      throw cause;
+    }
+  } finally {
+    await host.remove(dump);
+  }
   return { part: 'database', snapshot: snap.id, snapshotTime: snap.time, database: scratch, tables, dumpTables, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -139,6 +146,20 @@ export async function restoreFilesToScratch(access: ResticAccess, job: BackupJob
       return { path: p, bytes: bytes.get(p) ?? 0, sha256: l.slice(0, 64) };
     });
   return { part: 'files', snapshot: snap.id, snapshotTime: snap.time, directory, files, seconds: (Date.now() - started) / 1000 };
+}
+
+// Every user table and its rows, in one query (query_to_xml counts each table inside it).
+async function rowCounts(host: Host, database: string): Promise<ScratchDatabase['tables']> {
+  const sql = `SELECT t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), false, true, '')))[1]::text
+    FROM (SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS t FROM pg_tables
+          WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) AS tables ORDER BY 1`;
+  return (await psql(host, database, sql))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const bar = line.lastIndexOf('|'); // a quoted table name may hold one too
+      return { table: line.slice(0, bar), rows: Number(line.slice(bar + 1)) };
+    });
 }
 
 /** Drop a scratch database (a drill's, once checked); any other name is refused. */
