@@ -14,8 +14,8 @@ import {
   type FileUndo,
   type ManagedFileOp,
   type ObservedFile,
+  ensureParents,
 } from '../shared/managed-file.js';
-import { missingParents } from '../shared/undo.js';
 import type { UserDb } from '../shared/users.js';
 import type { Driver, DriverContext } from '../types.js';
 import { authorizedKeysDefinition } from './definition.js';
@@ -171,7 +171,7 @@ async function prepareDirectories(ctx: DriverContext, spec: AuthorizedKeysSpec, 
   const own = { uid: users.uid(spec.user), gid: users.gid(spec.group), mode: 0o700 };
   const home = await observeDir(ctx.host, spec.home, users);
   if (!home) {
-    for (const dir of await missingParents(ctx.host, spec.home)) await ctx.host.mkdir(dir, { uid: 0, gid: 0, mode: 0o755 }, { managed: true });
+    await ensureParents(ctx.host, spec.home);
     await ctx.host.mkdir(spec.home, own, { managed: true });
   } else {
     const problem = homeProblem(home, spec.user);

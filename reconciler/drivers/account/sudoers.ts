@@ -82,7 +82,8 @@ async function check(ctx: DriverContext, change: SudoersChange): Promise<void> {
     if (!isHostKitError(cause) || cause.code !== 'EXEC_FAILED') throw cause;
     result = { exitCode: 127, stdout: '', stderr: cause.message };
   } finally {
-    await ctx.host.remove(temp, { managed: true });
+    // A remove that fails must not hide why the check failed (the next check overwrites the file).
+    await ctx.host.remove(temp, { managed: true }).catch(() => undefined);
   }
   if (result.exitCode === 127 || result.exitCode === 126) {
     const why = `sudo is not installed on this host (${oneLine(result)}); install the package sudo (the Host's spec.packages). Nothing was installed`;

@@ -50,6 +50,18 @@ describe('reconciler/drivers/aptsource', () => {
     expect(changes(await planOn(host, { aptSources: [vendor({ key: KEY })] }))).toEqual([]);
   });
 
+  it('refuses a user or password in a URI (apt would write it into a file any user reads, and the plan would show it)', async () => {
+    const doc: ManifestInput = {
+      kind: 'Host',
+      name: HOST,
+      spec: { aptSources: [{ ...vendor({ key: KEY }), uris: ['https://ci:s3cret-token@deb.vendor.example/debian'] }] },
+    };
+    const repo = await validateFiles([{ file: 'hosts/web-1.yaml', bytes: new TextEncoder().encode(manifestYaml(doc)) }]);
+    expect(repo.diagnostics).toEqual([
+      expect.objectContaining({ severity: 'error', location: expect.objectContaining({ file: 'hosts/web-1.yaml', pointer: '/spec/aptSources/0/uris/0' }) }),
+    ]);
+  });
+
   it('a key given by path is named as it is, and a key file HostKit wrote before is removed', async () => {
     const host = new FakeHost();
     await applyPlan(await planOn(host, { aptSources: [vendor({ key: KEY })] }));
