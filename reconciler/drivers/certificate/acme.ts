@@ -83,6 +83,20 @@ export async function issueCertificate(input: IssueInput): Promise<Issued> {
   const http = (client as unknown as { http: { request: (url: string, method: string, opts?: Record<string, unknown>) => Promise<unknown> } }).http;
   const request = http.request.bind(http);
   http.request = (url, method, opts = {}) => request(url, method, { ...opts, httpsAgent: agent, proxy: false, timeout: 30_000 });
+  // acme-client's HTTP layer repeats a request whose answer was lost on the way back. When that request was
+  // the one that asked the CA to validate, the CA may have validated the challenge before the repeat arrives
+  // and refuses it ("Cannot update challenge with status valid"). A challenge that reads valid is done.
+  const api = (client as unknown as { api: { apiRequest: (url: string, payload: null, ok: number[]) => Promise<{ data: { status?: string } }> } }).api;
+  const completeChallenge = client.completeChallenge.bind(client);
+  client.completeChallenge = async (challenge) => {
+    try {
+      return await completeChallenge(challenge);
+    } catch (refused) {
+      const now = await api.apiRequest(challenge.url, null, [200]).catch(() => undefined);
+      if (now?.data.status === 'valid' || now?.data.status === 'processing') return now.data as typeof challenge;
+      throw refused;
+    }
+  };
 
   const key = await acme.crypto.createPrivateEcdsaKey();
   const [, csr] = await acme.crypto.createCsr({ commonName: input.domains[0]!, altNames: input.domains }, key);
