@@ -204,6 +204,10 @@ export function buildProgram(): Command {
     .option('--last', 'the newest applied run not rolled back yet')
     .option('--run <id>', 'the run to undo (a unique prefix of its id)')
     .option('--dry-run', 'print the down plan and change nothing')
+    .option(
+      '--with-data',
+      "also restore the run's database checkpoints (taken before its migrations and releases); the data written since is lost, and checkpointed first",
+    )
     .option('--project <name>', 'with --to: the project to switch')
     .option(
       '--to <id>',

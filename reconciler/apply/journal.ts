@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Change } from '../diff/model.js';
 import type { CommandSpec } from '../core/specs.js';
+import { forgetPrunedCheckpoints } from '../drivers/backup/checkpoint.js';
 import type { ChangeJournal } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
@@ -275,6 +276,8 @@ export async function pruneRuns(host: Host, stateDirectory: string, keep: number
   const open = (await readJson<{ run?: string }>(host, currentPath(stateDirectory)))?.run;
   const victims = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => id !== open);
   for (const id of victims) await removeTree(host, path.posix.join(runsDirectory(stateDirectory), id));
+  // A run's database checkpoints (restic snapshots) go with its journal: nothing could restore them any more.
+  if (victims.length > 0) await forgetPrunedCheckpoints(host, stateDirectory, new Set(ids.filter((id) => !victims.includes(id))));
   return victims;
 }
 

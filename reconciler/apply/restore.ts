@@ -72,7 +72,7 @@ async function fileStep(journal: RunJournal, id: string, b: Backup, p: string): 
  * files, then the steps its driver makes of its records; what a driver keeps, kept; then
  * each driver's work after them. Reads the host, changes nothing.
  */
-export async function planRestore(journal: RunJournal, drivers: Drivers = registered): Promise<RestorePlan> {
+export async function planRestore(journal: RunJournal, drivers: Drivers = registered, options: { withData?: boolean } = {}): Promise<RestorePlan> {
   const host = journal.host;
   const idsOf = (ev: RunEvent['ev']) => new Set(journal.events.filter((e) => e.ev === ev).map((e) => (e as { id: string }).id));
   const begun = idsOf('begin');
@@ -114,6 +114,7 @@ export async function planRestore(journal: RunJournal, drivers: Drivers = regist
       records,
       finished,
       ...(planned ? { planned } : {}),
+      ...(options.withData ? { withData: true } : {}),
     };
     changes.push(change);
     const kept = hasRestore(driver) && files.length > 0 ? await driver.restore.keepFiles?.(change, host) : undefined;

@@ -67,12 +67,12 @@ export async function findRun(host: Host, stateDirectory: string, which: { last:
 
 export async function rollbackRun(
   target: RunJournal,
-  options: { dryRun: boolean; log: Logger; drivers?: ReadonlyMap<ResourceKind, AnyDriver> },
+  options: { dryRun: boolean; log: Logger; drivers?: ReadonlyMap<ResourceKind, AnyDriver>; withData?: boolean },
 ): Promise<{ plan: RestorePlan; result?: RestoreResult; run?: string }> {
   if (target.status === 'open') {
     throw new HostKitError('RUN_OPEN', `Run ${target.record.id} is still open (in progress, or interrupted: the next apply rolls it back first)`);
   }
-  const plan = await planRestore(target, options.drivers);
+  const plan = await planRestore(target, options.drivers, { withData: options.withData === true });
   if (options.dryRun) return { plan };
   const record = await RunJournal.open(target.host, target.stateDirectory, {
     type: 'rollback',

@@ -90,6 +90,7 @@ export const HELP: Record<string, Help> = {
       ['sudo hostkit rollback --last --dry-run', 'the down plan; change nothing'],
       ['sudo hostkit rollback --last', 'the files, units and the code (current) as before the run'],
       ['sudo hostkit rollback --run 20261129T2353', 'a run by a unique prefix of its id (hostkit runs)'],
+      ['sudo hostkit rollback --last --with-data', "and the databases from the run's checkpoints (the data written since is lost)"],
       [
         'sudo hostkit rollback --repo /srv/config --project shop --to 20261207T101500Z-1a2b3c4d5e6f-b9c8',
         'a kept release (hostkit releases); held there until a commit changes its source or hostkit resume',

@@ -135,7 +135,9 @@ export interface RollbackToCliOptions {
   cache?: boolean;
 }
 
-export async function rollback(opts: StateOptions & RollbackToCliOptions & { last?: boolean; run?: string; dryRun?: boolean }): Promise<number> {
+export async function rollback(
+  opts: StateOptions & RollbackToCliOptions & { last?: boolean; run?: string; dryRun?: boolean; withData?: boolean },
+): Promise<number> {
   if (opts.project !== undefined || opts.to !== undefined) {
     if (opts.project === undefined || opts.to === undefined) {
       process.stderr.write(
@@ -143,9 +145,9 @@ export async function rollback(opts: StateOptions & RollbackToCliOptions & { las
       );
       return 1;
     }
-    if (opts.last || opts.run || opts.dryRun) {
+    if (opts.last || opts.run || opts.dryRun || opts.withData) {
       process.stderr.write(
-        'hostkit: error: --project/--to switches to a kept release; it takes neither --last, --run nor --dry-run (`hostkit plan` shows a plan)\n',
+        'hostkit: error: --project/--to switches to a kept release; it takes neither --last, --run, --dry-run nor --with-data (`hostkit plan` shows a plan)\n',
       );
       return 1;
     }
@@ -161,7 +163,7 @@ export async function rollback(opts: StateOptions & RollbackToCliOptions & { las
   const undo = async () => {
     const run = await findRun(host, stateDirectory, opts.run ? { id: opts.run } : { last: true });
     if (!opts.dryRun && !opts.hostMismatchOk) await assertSameMachine(host, run.record.host, run.record.hostnames ?? []);
-    return rollbackRun(run, { dryRun: opts.dryRun === true, log });
+    return rollbackRun(run, { dryRun: opts.dryRun === true, log, withData: opts.withData === true });
   };
   // Through the same steps as every apply: the lock; a run a killed process left open is rolled back
   // first (holding the lock, an open run is an interrupted one); old runs are pruned after. A dry run

@@ -7,11 +7,11 @@ import { loadFingerprintKey, Redactor, SecretResolver, storeFingerprintKey } fro
 import { readInventory, type Inventory } from '../apply/inventory.js';
 import { drivers as defaultDrivers, PLANNED_DRIVERS } from '../drivers/registry.js';
 import { createRunServices, DriverRuns } from '../drivers/run.js';
-import type { AnyDriver, DriverContext } from '../drivers/types.js';
+import { hasGuard, type AnyDriver, type DriverContext } from '../drivers/types.js';
 import type { Host } from '../hosts/types.js';
 import { expandForHost, hostSettings } from '../manifests/expand.js';
 import type { HostManifest, Manifest } from '../manifests/types.js';
-import { checkOps, summarize, type Change, type Plan } from './model.js';
+import { checkOps, PENDING_ACTIONS, summarize, type Change, type Plan } from './model.js';
 import { KIND_RANK, orderChanges } from './order.js';
 
 /**
@@ -179,7 +179,21 @@ async function planChanges(
       return changes;
     }),
   );
-  return orderChanges(perKind.flat());
+  return orderChanges(guarded(perKind.flat(), registry));
+}
+
+// The guard pass: a driver that guards other changes (drivers/types.ts WithGuard) sees every pending change.
+function guarded(changes: Change[], registry: ReadonlyMap<ResourceKind, AnyDriver>): Change[] {
+  const guards = changes.filter((c) => {
+    const driver = registry.get(c.kind);
+    return driver !== undefined && hasGuard(driver);
+  });
+  if (guards.length === 0) return changes;
+  const pending = new Map(changes.filter((c) => PENDING_ACTIONS.includes(c.action)).map((c) => [c.id, c]));
+  return changes.map((c) => {
+    const driver = registry.get(c.kind);
+    return driver && hasGuard(driver) ? checkOps(driver.guard(c, pending)) : c;
+  });
 }
 
 function group(map: Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>, kind: ResourceKind) {

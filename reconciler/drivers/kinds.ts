@@ -6,6 +6,7 @@
 import { accountDefinition, authorizedKeysDefinition, sudoersDefinition } from './account/definition.js';
 import { aptSourceDefinition } from './aptsource/definition.js';
 import { hostAptSources } from './aptsource/host.js';
+import { checkpointDefinition } from './backup/definition.js';
 import { projectBackups } from './backup/project.js';
 import { projectAccount } from './account/project.js';
 import { certificateDefinition } from './certificate/definition.js';
@@ -45,6 +46,7 @@ export const KINDS = [
   sudoersDefinition,
   fileDefinition,
   envFileDefinition,
+  checkpointDefinition,
   releaseDefinition,
   unitDefinition,
   timerDefinition,

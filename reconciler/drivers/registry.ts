@@ -1,6 +1,7 @@
 import type { ResourceKind } from '../core/resource.js';
 import { accountDriver, authorizedKeysDriver, sudoersDriver } from './account/index.js';
 import { aptSourceDriver } from './aptsource/index.js';
+import { checkpointDriver } from './backup/index.js';
 import { commandDriver } from './command/index.js';
 import { certificateDriver } from './certificate/index.js';
 import { directoryDriver } from './directory/index.js';
@@ -31,6 +32,7 @@ const RUNTIME = {
   sudoers: sudoersDriver,
   file: fileDriver,
   envfile: envFileDriver,
+  checkpoint: checkpointDriver,
   release: releaseDriver,
   unit: unitDriver,
   timer: timerDriver,

@@ -172,6 +172,19 @@ export function hasSettleFirst(driver: AnyDriver): driver is AnyDriver & WithSet
   return 'settleFirst' in driver && typeof driver.settleFirst === 'function';
 }
 
+/**
+ * A driver whose changes depend on the rest of the plan: after every driver planned its own
+ * changes, `guard` may turn one of its changes into another, seeing every pending change of
+ * the run by id (a checkpoint is taken only when a change it guards is pending). Pure: no I/O.
+ */
+export interface WithGuard<C = Change> {
+  guard(change: C, pending: ReadonlyMap<string, Change>): C;
+}
+
+export function hasGuard(driver: AnyDriver): driver is AnyDriver & WithGuard {
+  return 'guard' in driver && typeof driver.guard === 'function';
+}
+
 /** Optional capability: the manifest kinds a driver folder expands (drivers/manifest-types.ts). */
 export interface WithManifests<P extends AnyPrimitive = AnyPrimitive> {
   readonly manifests: readonly P[];
@@ -220,6 +233,12 @@ export interface JournaledChange<T = unknown> {
    * recovery of an interrupted run): nothing used its creations yet.
    */
   finished: boolean;
+  /**
+   * The restore puts databases back to their checkpoints too (`hostkit rollback --with-data`).
+   * Without it a checkpoint is restored only by the rollback of an unfinished run of a project
+   * that asks for it (`database.restoreDataOnRollback`); otherwise the restore says the data was not reverted.
+   */
+  withData?: boolean;
 }
 
 /** What a driver's restore steps and hooks may use. */

@@ -128,6 +128,10 @@ export interface ProjectSpec {
     connectionLimit?: number;
     urlEnv?: string;
     backup?: { schedule: string; keep?: BackupKeep; drill?: 'daily' | 'weekly' | 'monthly' };
+    /** A run checkpoints the database before a before-start command or a new release (default true, with a Host spec.backup). */
+    checkpoint?: boolean;
+    /** A failed run restores the database from its checkpoint too. */
+    restoreDataOnRollback?: boolean;
   };
   backup?: { paths: string[]; schedule: string; keep?: BackupKeep };
   firewall?: { port: number; protocol?: 'tcp' | 'udp'; from?: string[] }[];

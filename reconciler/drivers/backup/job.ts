@@ -41,11 +41,11 @@ const HISTORY = 50;
  * makes a second job fail rather than wait (a prune holds it exclusively), and 0.14 has no
  * --retry-lock. Timers of one project (database, files, drill) and a manual run queue here.
  */
-export async function withBackupLock<T>(host: Host, stateDirectory: string, what: string, work: () => Promise<T>): Promise<T> {
+export async function withBackupLock<T>(host: Host, stateDirectory: string, what: string, work: () => Promise<T>, waitMs = LOCK_WAIT_MS): Promise<T> {
   const file = path.posix.join(stateDirectory, 'backups', '.lock');
   await ensureRootDirectory(host, path.posix.dirname(file));
-  const held = await host.lock(file, { waitMs: LOCK_WAIT_MS });
-  if (!held) throw new HostKitError('BACKUP_FAILED', `${what}: another backup job held ${file} for over ${LOCK_WAIT_MS / 60_000} minutes`);
+  const held = await host.lock(file, { waitMs });
+  if (!held) throw new HostKitError('BACKUP_FAILED', `${what}: another backup job held ${file} for over ${Math.round(waitMs / 60_000)} minutes`);
   try {
     return await work();
   } finally {

@@ -3,10 +3,12 @@ import { projectRoots, within } from '../../manifests/host-policy.js';
 import { pgName, UNIT_PREFIX } from '../../manifests/primitive.js';
 import { scheduleError, toOnCalendar } from '../../manifests/schedule.js';
 import type { BackupKeep } from '../../manifests/types.js';
+import { resourceId } from '../../core/resource.js';
 import type { EnvFileSpec } from '../envfile/spec.js';
 import type { FileSpec } from '../file/spec.js';
 import type { ProjectExpansion, ProjectPart } from '../manifest-types.js';
 import type { TimerSpec, UnitSpec } from '../systemd/spec.js';
+import type { CheckpointSpec } from './spec.js';
 
 // A project's scheduled backups: the job HostKit's timers run (`hostkit backups run`), the
 // host's restic environment, and one timer per schedule. Nothing here runs at apply: a
@@ -38,6 +40,7 @@ export function jobPath(project: string): string {
 export const projectBackups: ProjectPart = {
   name: 'backups',
   expand(x) {
+    addCheckpoint(x);
     const spec = x.project.spec;
     const database = spec.database?.backup;
     const files = spec.backup;
@@ -80,6 +83,28 @@ export const projectBackups: ProjectPart = {
     }
   },
 };
+
+// The database's checkpoint, before the changes that may rewrite its data: a new release, a before-start command.
+function addCheckpoint(x: ProjectExpansion): void {
+  const db = x.project.spec.database;
+  const hostBackup = x.host.spec.backup;
+  const guards = [...(x.ids.release ? [x.ids.release] : []), ...x.ids.beforeStart];
+  if (!db || !hostBackup || db.checkpoint === false || guards.length === 0) return;
+  const at = x.at('/spec/database');
+  const env = x.add<EnvFileSpec>('envfile', RESTIC_ENV, resticEnv(hostBackup), at, { shared: true });
+  const database = db.name ?? pgName(x.name);
+  const spec: CheckpointSpec = {
+    database,
+    project: x.name,
+    databaseId: resourceId('pgdatabase', database),
+    owner: db.role ?? pgName(x.name),
+    guards,
+    restoreDataOnRollback: db.restoreDataOnRollback === true,
+    units: x.ids.units.map((id) => id.slice('unit/'.length)),
+  };
+  const checkpoint = x.add<CheckpointSpec>('checkpoint', database, spec, at, { dependsOn: [env, ...x.ids.databases] });
+  for (const id of guards) x.dependOn(id, [checkpoint]);
+}
 
 function resticEnv(backup: NonNullable<ProjectExpansion['host']['spec']['backup']>): EnvFileSpec {
   return {

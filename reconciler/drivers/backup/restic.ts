@@ -25,7 +25,7 @@ export interface Snapshot {
   paths: string[];
   tags: string[];
   project?: string;
-  kind?: 'database' | 'files';
+  kind?: 'database' | 'files' | 'checkpoint';
   run?: string;
 }
 
@@ -152,9 +152,14 @@ export async function backupStream(
   return summaryOf(access, options.what, r);
 }
 
-async function forgetSnapshots(access: ResticAccess, ids: readonly string[]): Promise<void> {
-  const r = await restic(access, ['forget', '--quiet', ...ids]);
+async function forgetSnapshots(access: ResticAccess, ids: readonly string[], prune = false): Promise<void> {
+  const r = await restic(access, ['forget', '--quiet', ...(prune ? ['--prune'] : []), ...ids], { timeoutMs: prune ? NETWORK_TIMEOUT_MS : QUICK_TIMEOUT_MS });
   if (r.exitCode !== 0) throw failure(access, `snapshots ${ids.join(', ')} could not be removed`, r);
+}
+
+/** Forget snapshots by id and prune the data only they held. */
+export async function forgetAndPrune(access: ResticAccess, ids: readonly string[]): Promise<void> {
+  await forgetSnapshots(access, ids, true);
 }
 
 /** Back up directories (absolute paths) in one snapshot. */
@@ -188,7 +193,7 @@ export async function listSnapshots(access: ResticAccess, tags: readonly string[
       paths: s.paths ?? [],
       tags,
       ...(project ? { project } : {}),
-      ...(kind === 'database' || kind === 'files' ? { kind } : {}),
+      ...(kind === 'database' || kind === 'files' || kind === 'checkpoint' ? { kind } : {}),
       ...(run ? { run } : {}),
     };
   });

@@ -58,7 +58,8 @@ export async function pickSnapshot(access: ResticAccess, project: string, part: 
   return found[0]!;
 }
 
-async function psql(host: Host, database: string, sql: string): Promise<string> {
+/** One psql as postgres over the local socket, stopping at the first error (BACKUP_FAILED with its last lines). */
+export async function psql(host: Host, database: string, sql: string): Promise<string> {
   const r = await host.exec('runuser', ['-u', 'postgres', '--', 'psql', '-XtAq', '-v', 'ON_ERROR_STOP=1', '-d', database, '-c', sql], {
     timeoutMs: 10 * 60 * 1000,
   });

@@ -83,7 +83,7 @@ export const hostPackages: HostPart = {
         ['python', x.projects.some((p) => p.spec.runtime === 'python')],
         // visudo checks the rules before they are written; restic stores the backups.
         ['sudo', x.kinds.has('sudoers')],
-        ['backups', x.projects.some((p) => p.spec.backup !== undefined || p.spec.database?.backup !== undefined)],
+        ['backups', x.host.spec.backup !== undefined || x.projects.some((p) => p.spec.backup !== undefined || p.spec.database?.backup !== undefined)],
       ];
       for (const [need, needed] of needs) {
         const name = names[need];
