@@ -106,7 +106,7 @@ function addCheckpoint(x: ProjectExpansion): void {
   for (const id of guards) x.dependOn(id, [checkpoint]);
 }
 
-function resticEnv(backup: NonNullable<ProjectExpansion['host']['spec']['backup']>): EnvFileSpec {
+export function resticEnv(backup: NonNullable<ProjectExpansion['host']['spec']['backup']>): EnvFileSpec {
   return {
     path: RESTIC_ENV,
     owner: 'root',
