@@ -25,7 +25,8 @@ import {
   type DriftSection,
   type HostReport,
 } from '../report/status.js';
-import { currentReleases, sourceProjects, type ReportRelease } from '../report/releases.js';
+import { backupSummaries } from '../report/backups.js';
+import { currentReleases, sourceProjects } from '../report/releases.js';
 import type { Forge } from '../report/forge.js';
 import type { ReportWriter } from '../report/writeback.js';
 import type { WebhookEvent } from '../sources/webhook.js';
@@ -242,7 +243,7 @@ export class Agent {
     let transient = false;
     try {
       const outcome = await this.applyCommit(commit);
-      report = withReleases(reportFromOutcome(facts(), outcome), await this.releasesAfter(outcome));
+      report = withHostFacts(reportFromOutcome(facts(), outcome), await this.hostFactsAfter(outcome));
       if (outcome.stage !== 'invalid') this.state.hostState = stateDirectoryFor(outcome.repo.manifests, config.host, this.deps.hostStateDirectory);
       if (outcome.stage === 'applied' && outcome.result.status === 'applied') changes = outcome.result.steps.length;
     } catch (cause) {
@@ -332,12 +333,12 @@ export class Agent {
     try {
       // Not a new commit: a project paused since stays paused (only a commit that changes it, or resume, un-pauses).
       const outcome = await this.applyCommit(commit, { keepPauses: true });
-      report = withReleases(
+      report = withHostFacts(
         reportFromOutcome(
           { host: config.host, commit, trigger: ['startup: the commit applied last'], startedAt, finishedAt: new Date(this.now()), timings: {} },
           outcome,
         ),
-        await this.releasesAfter(outcome),
+        await this.hostFactsAfter(outcome),
       );
     } catch (cause) {
       report = reportFromError(
@@ -446,7 +447,7 @@ export class Agent {
         resources: [],
         diagnostics: [],
       } satisfies HostReport);
-    this.lastReport = withReleases({ ...base, drift: section }, await this.releasesAfter(checked));
+    this.lastReport = withHostFacts({ ...base, drift: section }, await this.hostFactsAfter(checked));
     await this.publish(this.lastReport, `${config.host}: ${driftText(section)} against ${commit}`);
   }
 
@@ -490,16 +491,23 @@ export class Agent {
     }
   }
 
-  // The release each project with a source serves now, for the report and the commit status; a read that fails leaves it out.
-  private async releasesAfter(outcome: ReconcileOutcome): Promise<ReportRelease[] | undefined> {
+  // What the host says after a run, for the report: the release each project with a source serves now (also
+  // for the commit status), and each project's backups and drills. A read that fails leaves its part out.
+  private async hostFactsAfter(outcome: ReconcileOutcome): Promise<HostFacts> {
+    if (outcome.stage === 'invalid') return {};
+    const stateDirectory = outcome.planned.context.stateDirectory;
     const projects = sourceProjects(outcome);
-    if (projects.length === 0 || outcome.stage === 'invalid') return undefined;
-    try {
-      return await currentReleases(this.deps.host, outcome.planned.context.stateDirectory, projects);
-    } catch (cause) {
-      this.deps.log.warn({ err: errorMessage(cause) }, 'current releases not read');
-      return undefined;
-    }
+    const read = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await work();
+      } catch (cause) {
+        this.deps.log.warn({ err: errorMessage(cause) }, `${what} not read`);
+        return undefined;
+      }
+    };
+    const releases = projects.length > 0 ? await read('current releases', () => currentReleases(this.deps.host, stateDirectory, projects)) : undefined;
+    const backups = await read('backup records', () => backupSummaries(this.deps.host, stateDirectory));
+    return { ...(releases ? { releases } : {}), ...(backups && backups.length > 0 ? { backups } : {}) };
   }
 
   private async publish(report: HostReport, message: string): Promise<void> {
@@ -548,8 +556,10 @@ export class Agent {
   }
 }
 
-function withReleases(report: HostReport, releases: ReportRelease[] | undefined): HostReport {
-  return releases ? { ...report, releases } : report;
+type HostFacts = Pick<HostReport, 'releases' | 'backups'>;
+
+function withHostFacts(report: HostReport, facts: HostFacts): HostReport {
+  return { ...report, ...facts };
 }
 
 /** A remote URL without credentials, for plans and reports. */

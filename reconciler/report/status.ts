@@ -4,6 +4,7 @@ import type { Redactor } from '../core/secrets.js';
 import { PENDING_ACTIONS, type Change, type FieldChange, type Plan } from '../diff/model.js';
 import type { HealthResult } from '../apply/executor.js';
 import type { ReconcileOutcome } from '../engine.js';
+import { backupText, type ReportBackup } from './backups.js';
 import type { ReportRelease } from './releases.js';
 
 export type ReportResult = 'applied' | 'no-changes' | 'rolled-back' | 'held' | 'invalid' | 'error';
@@ -74,6 +75,8 @@ export interface HostReport {
   health?: HealthResult[];
   /** Each project with a source: the release it serves after the run (read from the host). */
   releases?: ReportRelease[];
+  /** Each project's backups: the last good one of each part and the last restore drill that passed (read from the host). */
+  backups?: ReportBackup[];
   drift?: DriftSection;
 }
 
@@ -220,6 +223,7 @@ export function renderStatusMarkdown(report: HostReport): string {
   if (parts.some(Boolean)) out.push(`- **Timings:** ${parts.filter(Boolean).join(', ')}`);
   for (const h of report.health ?? []) out.push(`- **Health of ${h.project}:** ${h.ok ? 'healthy' : 'failed'}${h.url ? ` (${cell(h.url)})` : ''}`);
   for (const r of report.releases ?? []) out.push(`- **Release of ${r.project}:** ${releaseText(r)}`);
+  for (const b of report.backups ?? []) out.push(`- **Backups of ${b.project}:** ${backupText(b)}`);
   if (report.drift) {
     const d = report.drift;
     const counts: [number, string][] = [
