@@ -7,7 +7,7 @@ import { accountDefinition, authorizedKeysDefinition, sudoersDefinition } from '
 import { aptSourceDefinition } from './aptsource/definition.js';
 import { hostAptSources } from './aptsource/host.js';
 import { checkpointDefinition } from './backup/definition.js';
-import { hostBackupEnvironment } from './backup/host.js';
+import { hostBackups } from './backup/host.js';
 import { projectBackups } from './backup/project.js';
 import { projectAccount } from './account/project.js';
 import { certificateDefinition } from './certificate/definition.js';
@@ -88,4 +88,4 @@ export const PROJECT_PARTS: readonly ProjectPart[] = [
 // What a host gets from its Host manifest and from everything placed on it, once every
 // manifest is expanded (drivers/NAME/host.ts), in this order: each part sees the kinds
 // the manifests and the parts before it added (the packages HostKit's kinds imply).
-export const HOST_PARTS: readonly HostPart[] = [hostAptSources, hostPackages, hostBackupEnvironment];
+export const HOST_PARTS: readonly HostPart[] = [hostAptSources, hostPackages, hostBackups];

@@ -3,7 +3,7 @@
 // resources, and what a project may not declare with them. The engine's
 // manifests/ code dispatches through the registry to these; it names no kind.
 import type { Diagnostic, Location } from '../core/diagnostics.js';
-import type { ResourceKind } from '../core/resource.js';
+import type { Resource, ResourceKind } from '../core/resource.js';
 import type { LoadedDocument } from '../manifests/load.js';
 import type { HostPolicy } from '../manifests/host-policy.js';
 import type { HostSpec, Metadata, Placement, ProjectManifest } from '../manifests/types.js';
@@ -137,6 +137,8 @@ export interface HostExpansion {
   readonly projects: readonly { readonly name: string; readonly spec: ProjectManifest['spec']; at(pointer: string): Location }[];
   /** The kinds of the resources added so far on this host. */
   readonly kinds: ReadonlySet<ResourceKind>;
+  /** The resources of `kind` added so far on this host (read only). */
+  resources<S>(kind: ResourceKind): readonly Readonly<Pick<Resource<S>, 'id' | 'spec' | 'origin' | 'project'>>[];
   add<S>(kind: ResourceKind, name: string, spec: S, origin: Location, options?: AddOptions & { project?: string }): string;
   report(diagnostic: Diagnostic): void;
 }

@@ -309,6 +309,7 @@ function expandHostParts(b: HostBuilder, projects: Manifest<ProjectManifest>[]):
     host: { name: b.host.name, spec: b.host.manifest.value.spec ?? {}, at: hostAt },
     projects: projects.map((p) => ({ name: p.name, spec: p.value.spec, at: (pointer: string) => p.source.locate(pointer) })),
     kinds: new Set([...b.resources.values()].map((r) => r.kind)),
+    resources: <S>(kind: ResourceKind) => [...b.resources.values()].filter((r) => r.kind === kind) as Resource<S>[],
     add: (kind, name, spec, origin, options) => b.add('host', kind, name, spec, origin, options),
     report: (d) => b.diagnostics.push(d),
   };

@@ -170,4 +170,36 @@ describeHost('reconciler/drivers/backup (checkpoints before migrations and relea
     expect(left.every((s) => s.tags.some((t) => t.startsWith('run=') && runs.has(t.slice(4))))).toBe(true);
     expect(left.length).toBeLessThan(before + 1);
   });
+  it('dropping a database (drop: true) checkpoints it first: rollback --with-data brings it back with its rows', { timeout: 180_000 }, async () => {
+    const m = machine();
+    const legacy = (drop: boolean) => `apiVersion: hostkit.dev/v1
+kind: PostgresRole
+metadata: { name: legacy }
+spec:
+  placement: { hosts: [${HOST_NAME}] }
+---
+apiVersion: hostkit.dev/v1
+kind: PostgresDatabase
+metadata: { name: legacy }
+spec:
+  placement: { hosts: [${HOST_NAME}] }
+  owner: legacy
+${drop ? '  drop: true\n' : ''}`;
+    const files = (drop: boolean) => ({
+      'hosts/test-host.yaml': HOST,
+      'hosts/legacy.yaml': legacy(drop),
+      'projects/shop.yaml': shop({ migrations: [{ name: 'trim-200', keepUpTo: 200 }] }),
+    });
+    appliedOk(await reconcile(m, await writeRepo(files(false))));
+    await admin(m, 'CREATE TABLE notes (id int); INSERT INTO notes SELECT generate_series(1, 42);', 'legacy');
+    const dropped = appliedOk(await reconcile(m, await writeRepo(files(true))));
+    const order = dropped.steps.map((s) => s.id);
+    expect(order).toEqual(expect.arrayContaining(['checkpoint/legacy', 'pgdatabase/legacy']));
+    expect(order.indexOf('checkpoint/legacy')).toBeLessThan(order.indexOf('pgdatabase/legacy'));
+    expect((await admin(m, "SELECT count(*) FROM pg_database WHERE datname = 'legacy'")).trim()).toBe('0');
+    const back = await hostkit(m, ['rollback', '--run', dropped.run!, '--with-data']);
+    expect(back.exitCode, back.stdout + back.stderr).toBe(0);
+    expect((await admin(m, 'SELECT count(*) FROM notes', 'legacy')).trim()).toBe('42');
+    expect((await admin(m, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'legacy'")).trim()).toBe('legacy');
+  });
 });

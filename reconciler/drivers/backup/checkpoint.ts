@@ -72,6 +72,11 @@ export async function takeCheckpoint(
   );
 }
 
+/** Whether the cluster has `database` (a dropped one has nothing to checkpoint before it is restored). */
+export async function databaseExists(host: Host, database: string): Promise<boolean> {
+  return (await psql(host, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${literal(database)}`)).trim() === '1';
+}
+
 // A restore's working names: fixed per database, so what a killed restore left is found and dropped by the next.
 const restoringName = (database: string) => `hk_restoring_${database}`.slice(0, 63);
 const replacedName = (database: string) => `hk_replaced_${database}`.slice(0, 63);

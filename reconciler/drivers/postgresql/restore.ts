@@ -169,7 +169,7 @@ function adminContext(options: { host: Host; stateDirectory: string; log: Logger
 }
 
 type DatabaseStep =
-  | { action: 'dropped-database'; resource: string; database: string }
+  | { action: 'dropped-database'; resource: string; database: string; withData?: true }
   | { action: 'drop-database'; resource: string; database: string; postgresql?: HostSpec['postgresql'] }
   | { action: 'restore-owner'; resource: string; database: string; owner: string; postgresql?: HostSpec['postgresql'] };
 
@@ -212,13 +212,17 @@ export function databaseRestore(
         return [{ action: 'drop-database', resource: change.id, database, ...(postgresql ? { postgresql } : {}) }];
       }
       for (const r of change.records) {
-        if (r.key === 'dropped' && change.applied) steps.push({ action: 'dropped-database', resource: change.id, database: r.data.database });
+        if (r.key === 'dropped' && change.applied)
+          steps.push({ action: 'dropped-database', resource: change.id, database: r.data.database, ...(change.withData ? { withData: true as const } : {}) });
         if (r.key === 'owner' && r.data.owner) steps.push({ action: 'restore-owner', resource: change.id, ...r.data, owner: r.data.owner });
       }
       return steps;
     },
     async apply(step, options) {
       if (step.action === 'dropped-database') {
+        // `hostkit rollback --with-data`: the checkpoint the run took before the drop (with a Host spec.backup) brings it back.
+        if (step.withData)
+          return `database ${step.database} was dropped by this run: only the checkpoint taken before the drop brings it back (checkpoint/${step.database}, with a Host spec.backup)`;
         throw new HostKitError('PG_DROP_IRREVERSIBLE', `Database ${step.database} was dropped by this run (drop: true) and cannot be restored by a rollback`, {
           data: { database: step.database },
         });
