@@ -274,7 +274,13 @@ export function buildProgram(): Command {
       "Restore a project's backup into a scratch copy that can never be the live one (a new database hk_scratch_..., a new directory under STATE/scratch), check it (tables and their rows; every file's sha256) and say how long it took.",
     )
     .argument('<project>', 'a project with database.backup or backup on this host')
-    .option('--to-scratch', 'into a new scratch database or directory (required)')
+    .option('--to-scratch', 'into a new scratch database or directory')
+    .option(
+      '--to-live',
+      "replace the project's live database (needs --yes): a journaled run that checkpoints the data it replaces first (hostkit rollback --last --with-data puts it back)",
+    )
+    .option('--yes', 'with --to-live: yes, replace the live data')
+    .option('--lock-timeout <duration>', 'with --to-live: how long to wait for a running apply (default 5m)')
     .option('--snapshot <id>', 'this snapshot (a unique prefix of its id; hostkit backups lists them), with --database or --files; default: the newest')
     .option('--drill', 'with --database: a restore drill: check, drop the copy, record the outcome (what database.backup.drill schedules)')
     .option('--scheduled', 'with --drill: record it as started by its timer')
@@ -284,6 +290,9 @@ export function buildProgram(): Command {
     .action(async (project: string, _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<{
         toScratch?: boolean;
+        toLive?: boolean;
+        yes?: boolean;
+        lockTimeout?: string;
         snapshot?: string;
         database?: boolean;
         files?: boolean;

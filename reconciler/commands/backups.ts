@@ -17,6 +17,7 @@ import {
 import { listSnapshots, type Snapshot } from '../drivers/backup/restic.js';
 import { dropScratchDatabase, restoreDatabaseToScratch, restoreFilesToScratch, type ScratchRestore } from '../drivers/backup/scratch.js';
 import { LocalHost } from '../hosts/local.js';
+import { parseLockTimeout } from './failure.js';
 
 // `hostkit backups` (the snapshots in the host's repository and the last outcome of each
 // project's backups) and `hostkit backups run PROJECT` (back up now; what the timers run).
@@ -147,6 +148,10 @@ export interface BackupsRestoreOptions {
   drill?: boolean;
   scheduled?: boolean;
   toScratch?: boolean;
+  /** Replace the live database (a journaled run with its own checkpoint first); needs `yes`. */
+  toLive?: boolean;
+  yes?: boolean;
+  lockTimeout?: string;
   database?: boolean;
   files?: boolean;
   output: 'text' | 'json' | 'yaml';
@@ -158,10 +163,13 @@ export interface BackupsRestoreOptions {
  * part into a scratch copy that can never be the live one, checked, with how long it took.
  */
 export async function backupsRestore(project: string, opts: BackupsRestoreOptions): Promise<number> {
-  if (!opts.toScratch) {
-    process.stderr.write('hostkit: error: say where to: --to-scratch (a new scratch database or directory; the live data is never touched)\n');
+  if (opts.toScratch === opts.toLive) {
+    process.stderr.write(
+      'hostkit: error: say where to: --to-scratch (a new scratch database or directory; the live data is never touched) or --to-live --yes (replaces the live database)\n',
+    );
     return 2;
   }
+  if (opts.toLive) return toLive(project, opts);
   const host = localHost(opts.root);
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
@@ -188,6 +196,44 @@ export async function backupsRestore(project: string, opts: BackupsRestoreOption
   if (opts.output === 'json') process.stdout.write(scrub(JSON.stringify({ project, restores: results }, null, 2)) + '\n');
   else if (opts.output === 'yaml') process.stdout.write(scrub(stringify({ project, restores: results })));
   else process.stdout.write(scrub(results.map((r) => renderScratch(project, r)).join('')));
+  return 0;
+}
+
+// --to-live: the database only (files: --to-scratch, then copy what is needed), and only with --yes.
+async function toLive(project: string, opts: BackupsRestoreOptions): Promise<number> {
+  if (opts.files || opts.drill) {
+    process.stderr.write('hostkit: error: --to-live restores the database; for files restore --to-scratch and copy back what you need\n');
+    return 2;
+  }
+  const host = localHost(opts.root);
+  const redactor = new Redactor();
+  const scrub = (text: string) => redactor.scrub(text);
+  const job = await readJob(host, project);
+  if (!job.database) {
+    process.stderr.write(`hostkit: error: project ${project} declares no database backup\n`);
+    return 1;
+  }
+  if (!opts.yes) {
+    process.stderr.write(
+      `hostkit: error: --to-live replaces project ${project}'s live database ${job.database.name} with ${opts.snapshot ? `snapshot ${opts.snapshot}` : 'its newest backup'}: the data written since is replaced (checkpointed first); add --yes\n`,
+    );
+    return 2;
+  }
+  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const { restoreDatabaseToLive } = await import('./restore-live.js');
+  const timeoutMs = parseLockTimeout(opts.lockTimeout);
+  const r = await restoreDatabaseToLive(access, job, {
+    ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
+    ...(timeoutMs !== undefined ? { lockTimeoutMs: timeoutMs } : {}),
+    note: (line) => process.stderr.write(`hostkit: ${line}\n`),
+  });
+  if (opts.output === 'json') process.stdout.write(JSON.stringify({ project, restore: r }, null, 2) + '\n');
+  else if (opts.output === 'yaml') process.stdout.write(stringify({ project, restore: r }));
+  else
+    process.stdout.write(
+      `project ${project}: database ${r.database} restored from snapshot ${r.snapshot.slice(0, 8)} (${r.snapshotTime.replace(/\.\d+/, '')}) in ${r.seconds.toFixed(1)}s, as run ${r.run}\n` +
+        `  the data it replaced is checkpoint ${r.checkpoint.slice(0, 8)}: \`hostkit rollback --run ${r.run} --with-data\` puts it back\n`,
+    );
   return 0;
 }
 

@@ -112,10 +112,11 @@ export const HELP: Record<string, Help> = {
     ],
   },
   'backups restore': {
-    summary: 'Restore a backup into a scratch copy and check it.',
+    summary: 'Restore a backup into a scratch copy, or the live database.',
     examples: [
       ['sudo hostkit backups restore shop --to-scratch', 'the newest database and files backups: tables and rows, file checksums, the time taken'],
       ['sudo hostkit backups restore shop --to-scratch --database --snapshot 4f2a9c1e', 'one snapshot (hostkit backups lists them)'],
+      ['sudo hostkit backups restore shop --to-live --yes', 'replace the live database with the newest backup (the data it replaces is checkpointed first)'],
     ],
   },
   releases: {

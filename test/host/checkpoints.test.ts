@@ -32,7 +32,7 @@ spec:
 `;
 
 /** The shop: a service with a health check, a database, and migrations that delete rows above `keepBelow`. */
-function shop(options: { migrations?: { name: string; keepUpTo: number }[]; healthPath?: string; restoreDataOnRollback?: boolean }): string {
+function shop(options: { migrations?: { name: string; keepUpTo: number }[]; healthPath?: string; restoreDataOnRollback?: boolean; backup?: boolean }): string {
   const lifecycle = (options.migrations ?? []).map(
     (m) => `    - name: ${m.name}
       phase: before-start
@@ -53,7 +53,7 @@ spec:
     retries: 2
   database:
     password: { file: /etc/hostkit/secrets/shop-db }
-${options.restoreDataOnRollback ? '    restoreDataOnRollback: true\n' : ''}${lifecycle.length > 0 ? `  lifecycle:\n${lifecycle.join('\n')}\n` : ''}`;
+${options.restoreDataOnRollback ? '    restoreDataOnRollback: true\n' : ''}${options.backup ? '    backup: { schedule: "*-*-* 03:00:00" }\n' : ''}${lifecycle.length > 0 ? `  lifecycle:\n${lifecycle.join('\n')}\n` : ''}`;
 }
 
 async function hostkit(m: TestHost, args: string[]) {
@@ -170,6 +170,36 @@ describeHost('reconciler/drivers/backup (checkpoints before migrations and relea
     expect(left.every((s) => s.tags.some((t) => t.startsWith('run=') && runs.has(t.slice(4))))).toBe(true);
     expect(left.length).toBeLessThan(before + 1);
   });
+  it('backups restore --to-live needs --yes, replaces the live rows, and is undone by rollback --last --with-data', { timeout: 180_000 }, async () => {
+    const m = machine();
+    const repoDir = await writeRepo({
+      'hosts/test-host.yaml': HOST,
+      'projects/shop.yaml': shop({ migrations: [{ name: 'trim-200', keepUpTo: 200 }], backup: true }),
+    });
+    appliedOk(await reconcile(m, repoDir));
+    const live = await rows(m);
+    const backedUp = await hostkit(m, ['backups', 'run', 'shop', '--database']);
+    expect(backedUp.exitCode, backedUp.stdout + backedUp.stderr).toBe(0);
+    await admin(m, 'DELETE FROM orders WHERE id > 10', 'shop');
+    expect(await rows(m)).toBe(10);
+
+    const unsure = await hostkit(m, ['backups', 'restore', 'shop', '--to-live']);
+    expect(unsure.exitCode).toBe(2);
+    expect(unsure.stderr).toMatch(/replaces project shop's live database shop .*add --yes/);
+    expect(await rows(m)).toBe(10);
+
+    const restored = await hostkit(m, ['backups', 'restore', 'shop', '--to-live', '--yes']);
+    expect(restored.exitCode, restored.stdout + restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/database shop restored from snapshot [0-9a-f]{8} .* as run (\S+)/);
+    expect(await rows(m)).toBe(live);
+    expect((await m.exec('systemctl', ['is-active', 'hk-shop.service'])).stdout.trim()).toBe('active');
+
+    const undone = await hostkit(m, ['rollback', '--last', '--with-data']);
+    expect(undone.exitCode, undone.stdout + undone.stderr).toBe(0);
+    expect(await rows(m)).toBe(10);
+    for (const out of [backedUp, unsure, restored, undone]) expect(out.stdout + out.stderr).not.toContain(PASSWORD);
+  });
+
   it('dropping a database (drop: true) checkpoints it first: rollback --with-data brings it back with its rows', { timeout: 180_000 }, async () => {
     const m = machine();
     const legacy = (drop: boolean) => `apiVersion: hostkit.dev/v1

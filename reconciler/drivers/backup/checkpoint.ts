@@ -133,7 +133,8 @@ export async function restoreCheckpoint(
     } finally {
       if (running.length > 0) await systemctl(host, ['start', '--', ...running]);
     }
-    await psql(host, 'postgres', `DROP DATABASE IF EXISTS ${ident(replaced)} WITH (FORCE)`);
+    // The old data is no longer live; a copy that will not drop now is dropped by the next restore.
+    await psql(host, 'postgres', `DROP DATABASE IF EXISTS ${ident(replaced)} WITH (FORCE)`).catch(() => undefined);
     return { seconds: (Date.now() - started) / 1000 };
   });
 }

@@ -31,6 +31,8 @@ export interface BackupJob {
   /** Restore drills of the database backup: `hostkit backups restore NAME --to-scratch --database --drill` on this schedule. */
   drill?: 'daily' | 'weekly' | 'monthly';
   files?: { paths: string[]; keep?: BackupKeep };
+  /** The project's units, stopped while its database is restored in place (`restore --to-live`). */
+  units?: string[];
 }
 
 export function jobPath(project: string): string {
@@ -57,6 +59,7 @@ export const projectBackups: ProjectPart = {
       return;
     }
     const job: BackupJob = { project: x.name, stateDirectory: x.host.spec.stateDirectory ?? '/var/lib/hostkit' };
+    if (x.ids.units.length > 0) job.units = x.ids.units.map((id) => id.slice('unit/'.length));
     if (database) job.database = { name: spec.database!.name ?? pgName(x.name), ...(database.keep ? { keep: database.keep } : {}) };
     if (database?.drill) job.drill = database.drill;
     if (files) {
