@@ -159,9 +159,10 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     const driver = drivers.get(change.kind)!;
     if (hasSettleFirst(driver) && driver.settleFirst(change)) await settle();
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
+      // The step's time includes its backup into the journal (a checkpoint's dump is one).
+      const started = performance.now();
       await backupChange(journal, change, driver, context);
       await journal.event({ ev: 'begin', id: change.id });
-      const started = performance.now();
       try {
         done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
       } catch (cause) {

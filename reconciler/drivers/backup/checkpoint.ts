@@ -60,7 +60,9 @@ export async function takeCheckpoint(
       await unlockStale(access);
       const summary = await backupStream(access, {
         what,
-        producer: 'runuser -u postgres -- pg_dump --format=custom --dbname="$1"',
+        // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
+        // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
+        producer: 'runuser -u postgres -- pg_dump --format=custom --compress=0 --dbname="$1"',
         args: [options.database],
         filename: dumpName(options.database, options.project),
         tags: ['hostkit', ...(options.project ? [`project=${options.project}`] : []), 'kind=checkpoint', `run=${options.run}`],

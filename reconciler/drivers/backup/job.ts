@@ -186,7 +186,8 @@ async function backupPart(access: ResticAccess, job: BackupJob, part: BackupPart
     summary = await backupStream(access, {
       what: `project ${job.project}: backup of database ${database.name}`,
       // As postgres over the socket (peer): the dump in PostgreSQL's custom format, compressed.
-      producer: 'runuser -u postgres -- pg_dump --format=custom --dbname="$1"',
+      // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
+      producer: 'runuser -u postgres -- pg_dump --format=custom --compress=0 --dbname="$1"',
       args: [database.name],
       filename: `/${job.project}/${database.name}.dump`,
       tags,
