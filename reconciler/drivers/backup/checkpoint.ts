@@ -61,7 +61,6 @@ export async function takeCheckpoint(
       const summary = await backupStream(access, {
         what,
         // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
-        // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
         producer: 'runuser -u postgres -- pg_dump --format=custom --compress=0 --dbname="$1"',
         args: [options.database],
         filename: dumpName(options.database, options.project),
