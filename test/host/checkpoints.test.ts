@@ -115,48 +115,74 @@ describeHost('reconciler/drivers/backup (checkpoints before migrations and relea
     expect((await admin(m, "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'hk_%'")).trim()).toBe('');
   });
 
-  it('after a good migration, rollback says the data was not reverted; rollback --with-data restores the rows as they were', { timeout: 240_000 }, async () => {
-    const m = machine();
-    const repoDir = await writeRepo({ 'hosts/test-host.yaml': HOST, 'projects/shop.yaml': shop({ migrations: [{ name: 'trim-200', keepUpTo: 200 }] }) });
-    const result = appliedOk(await reconcile(m, repoDir));
-    expect(result.steps.map((s) => s.id)).toEqual(expect.arrayContaining(['checkpoint/shop', 'command/shop-trim-200']));
-    const order = result.steps.map((s) => s.id);
-    expect(order.indexOf('checkpoint/shop')).toBeLessThan(order.indexOf('command/shop-trim-200'));
-    expect(await rows(m)).toBe(200);
-    // Orders written after the migration are lost by a restore of the data: the operator is told which run's checkpoint it is.
-    await admin(m, "INSERT INTO orders VALUES (9001, 'after the migration')", 'shop');
+  it(
+    'after a good migration, rollback --last --with-data restores the rows as they were; a rollback without it says the data stayed',
+    { timeout: 240_000 },
+    async () => {
+      const m = machine();
+      const config = (migrations: { name: string; keepUpTo: number }[]) =>
+        writeRepo({ 'hosts/test-host.yaml': HOST, 'projects/shop.yaml': shop({ migrations }) });
+      const result = appliedOk(await reconcile(m, await config([{ name: 'trim-200', keepUpTo: 200 }])));
+      const order = result.steps.map((s) => s.id);
+      expect(order).toEqual(expect.arrayContaining(['checkpoint/shop', 'command/shop-trim-200']));
+      expect(order.indexOf('checkpoint/shop')).toBeLessThan(order.indexOf('command/shop-trim-200'));
+      expect(await rows(m)).toBe(200);
+      // Orders written after the migration are lost by a restore of the data.
+      await admin(m, "INSERT INTO orders VALUES (9001, 'after the migration')", 'shop');
 
-    const dry = await hostkit(m, ['rollback', '--run', result.run!, '--dry-run', '--with-data']);
-    expect(dry.exitCode, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/restore database shop of project shop from checkpoint [0-9a-f]{8}/);
+      const dry = await hostkit(m, ['rollback', '--last', '--dry-run', '--with-data']);
+      expect(dry.exitCode, dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/restore database shop of project shop from checkpoint [0-9a-f]{8}/);
+      expect(await rows(m)).toBe(201);
 
-    const plain = await hostkit(m, ['rollback', '--run', result.run!]);
-    expect(plain.exitCode, plain.stderr).toBe(0);
-    expect(plain.stdout + plain.stderr).toMatch(/database shop of project shop was not reverted: its checkpoint [0-9a-f]{8}/);
-    expect(plain.stdout + plain.stderr).toMatch(/--with-data/);
-    expect(await rows(m)).toBe(201);
+      const withData = await hostkit(m, ['rollback', '--last', '--with-data']);
+      expect(withData.exitCode, withData.stdout + withData.stderr).toBe(0);
+      expect(await rows(m)).toBe(500);
+      expect((await m.exec('systemctl', ['is-active', 'hk-shop.service'])).stdout.trim()).toBe('active');
+      // The data it replaced was checkpointed by the rollback's own run first: a rollback of it brings those 201 rows back.
+      const runs = JSON.parse((await hostkit(m, ['runs', '-o', 'json'])).stdout) as { runs: { id: string; type: string; target?: string }[] };
+      const restoring = runs.runs.filter((r) => r.type === 'rollback' && r.target === result.run).at(-1)!;
+      expect((await checkpoints(m)).some((s) => s.tags.includes(`run=${restoring.id}`))).toBe(true);
+      const undo = await hostkit(m, ['rollback', '--run', restoring.id, '--with-data']);
+      expect(undo.exitCode, undo.stdout + undo.stderr).toBe(0);
+      expect(await rows(m)).toBe(201);
 
-    const withData = await hostkit(m, ['rollback', '--run', result.run!, '--with-data']);
-    expect(withData.exitCode, withData.stdout + withData.stderr).toBe(0);
-    expect(await rows(m)).toBe(500);
-    expect((await m.exec('systemctl', ['is-active', 'hk-shop.service'])).stdout.trim()).toBe('active');
-    // The data it replaced was checkpointed by the rollback's own run first: a rollback of it brings those 201 rows back.
-    const runs = JSON.parse((await hostkit(m, ['runs', '-o', 'json'])).stdout) as { runs: { id: string; type: string; target?: string }[] };
-    const restoring = runs.runs.filter((r) => r.type === 'rollback' && r.target === result.run).at(-1)!;
-    expect((await checkpoints(m)).some((s) => s.tags.includes(`run=${restoring.id}`))).toBe(true);
-    const undo = await hostkit(m, ['rollback', '--run', restoring.id, '--with-data']);
-    expect(undo.exitCode, undo.stdout + undo.stderr).toBe(0);
-    expect(await rows(m)).toBe(201);
-    // No password in anything the commands printed.
-    for (const out of [dry, plain, withData, undo]) expect(out.stdout + out.stderr).not.toContain(PASSWORD);
-  });
+      // Another migration, then a rollback without --with-data: code and configuration back, the data as it is, and said so.
+      const next = appliedOk(
+        await reconcile(
+          m,
+          await config([
+            { name: 'trim-200', keepUpTo: 200 },
+            { name: 'trim-150', keepUpTo: 150 },
+          ]),
+        ),
+      );
+      expect(next.steps.map((s) => s.id)).toContain('checkpoint/shop');
+      expect(await rows(m)).toBe(150);
+      const plain = await hostkit(m, ['rollback', '--last']);
+      expect(plain.exitCode, plain.stderr).toBe(0);
+      expect(plain.stdout + plain.stderr).toMatch(/database shop of project shop was not reverted: its checkpoint [0-9a-f]{8} from before run \S+ is kept/);
+      expect(plain.stdout + plain.stderr).toMatch(/--with-data/);
+      expect(await rows(m)).toBe(150);
+      // No password in anything the commands printed.
+      for (const out of [dry, withData, undo, plain]) expect(out.stdout + out.stderr).not.toContain(PASSWORD);
+    },
+  );
 
   it('a run that changes nothing guarded takes no checkpoint; checkpoints go with their run journals', { timeout: 180_000 }, async () => {
     const m = machine();
     const before = (await checkpoints(m)).length;
     expect(before).toBeGreaterThan(0);
-    // The rollbacks above undid the migration's run: it applies again, checkpointed; then nothing is pending: no checkpoint.
-    const repoDir = await writeRepo({ 'hosts/test-host.yaml': HOST, 'projects/shop.yaml': shop({ migrations: [{ name: 'trim-200', keepUpTo: 200 }] }) });
+    // A new migration is checkpointed; then nothing is pending: no checkpoint.
+    const repoDir = await writeRepo({
+      'hosts/test-host.yaml': HOST,
+      'projects/shop.yaml': shop({
+        migrations: [
+          { name: 'trim-200', keepUpTo: 200 },
+          { name: 'trim-300', keepUpTo: 300 },
+        ],
+      }),
+    });
     expect(appliedOk(await reconcile(m, repoDir)).steps.map((s) => s.id)).toContain('checkpoint/shop');
     expect((await checkpoints(m)).length).toBe(before + 1);
     const again = applied(await reconcile(m, repoDir));
