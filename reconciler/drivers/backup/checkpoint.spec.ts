@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { checkpointWorld } from '../../../test/support/fake-restic.js';
+import { manifestYaml, type ManifestInput } from '../../../test/support/manifests.js';
+import { applyPlan } from '../../apply/executor.js';
+import { silentLogger } from '../../core/log.js';
+import type { ResourceKind } from '../../core/resource.js';
+import { planHost } from '../../diff/plan.js';
+import { FakeHost } from '../../hosts/fake.js';
+import { validateFiles } from '../../manifests/index.js';
+import type { AnyDriver } from '../types.js';
+
+// The guard pass over a project's checkpoint, planned and applied on a fake host: a fake
+// PostgreSQL server, restic and systemd-run (test/support/fake-restic.ts).
+
+const ENV = { SHOP_DB: 'shop-db-secret-1', RESTIC_PW: 'restic-secret-2' };
+const STATE = '/var/lib/hostkit';
+
+function shop(command?: string): ManifestInput {
+  return {
+    kind: 'Project',
+    name: 'shop',
+    on: ['web-1'],
+    spec: {
+      runtime: 'static',
+      files: [{ name: 'app.conf', content: 'mode=static\n' }],
+      database: { password: { env: 'SHOP_DB' } },
+      ...(command ? { lifecycle: [{ name: 'migrate', phase: 'before-start', command: ['/usr/bin/touch', command] }] } : {}),
+    },
+  };
+}
+
+function world() {
+  const host = new FakeHost();
+  const fake = checkpointWorld(host);
+  const drivers = new Map<ResourceKind, AnyDriver>(
+    fake.drivers!({ step: () => undefined, alive: () => undefined, onDeath: () => undefined }).map((d) => [d.kind, d]),
+  );
+  const plan = async (project: ManifestInput) => {
+    const hostManifest: ManifestInput = {
+      kind: 'Host',
+      name: 'web-1',
+      spec: { stateDirectory: STATE, secrets: { env: Object.keys(ENV) }, backup: { password: { env: 'RESTIC_PW' } } },
+    };
+    const files = [
+      { file: 'hosts/web-1.yaml', bytes: new TextEncoder().encode(manifestYaml(hostManifest)) },
+      { file: 'projects/shop.yaml', bytes: new TextEncoder().encode(manifestYaml(project)) },
+    ];
+    const repo = await validateFiles(files);
+    expect(repo.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    return planHost({
+      manifests: repo.manifests,
+      hostName: 'web-1',
+      host,
+      mode: 'apply',
+      log: silentLogger(),
+      repository: 'test',
+      stateDirectory: STATE,
+      env: ENV,
+      drivers,
+    });
+  };
+  const checkpoint = async (project: ManifestInput) => {
+    const planned = await plan(project);
+    return { planned, change: planned.plan.changes.find((c) => c.id === 'checkpoint/shop')! };
+  };
+  return { host, restic: fake.restic, plan, checkpoint };
+}
+
+describe('reconciler/drivers/backup/checkpoint: the guard pass', () => {
+  it('noop when the database is created in the same run as the command: there is nothing to keep yet', async () => {
+    const { host, checkpoint } = world();
+    const { planned, change } = await checkpoint(shop('marker'));
+    expect(planned.plan.changes.find((c) => c.id === 'pgdatabase/shop')!.action).toBe('create');
+    expect(planned.plan.changes.find((c) => c.id === 'command/shop-migrate')!.action).toBe('create');
+    expect(change).toMatchObject({ action: 'noop', ops: [] });
+    await applyPlan(planned);
+    expect(host.calls.filter((c) => c.file === 'restic' || c.file === 'bash')).toEqual([]);
+  });
+
+  it('update (op checkpoint) when a guarded command is pending on an existing database; the apply dumps it first, tagged with the run', async () => {
+    const { host, restic, checkpoint } = world();
+    expect((await applyPlan((await checkpoint(shop())).planned)).status).toBe('applied');
+    const { planned, change } = await checkpoint(shop('marker'));
+    expect(change).toMatchObject({
+      action: 'update',
+      ops: [{ op: 'checkpoint', database: 'shop' }],
+      reason: 'database shop is dumped before command/shop-migrate',
+    });
+    const result = await applyPlan(planned);
+    expect(result.status).toBe('applied');
+    // One dump, before the command ran (systemd-run), tagged with the run that took it.
+    expect(restic.tagged('kind=checkpoint', 'project=shop', `run=${result.run}`)).toHaveLength(1);
+    const order = host.calls.map((c) => c.file).filter((f) => f === 'bash' || f === 'systemd-run');
+    expect(order).toEqual(['bash', 'systemd-run']);
+    expect(JSON.parse(host.text(`${STATE}/backups/checkpoints.json`)!)).toEqual({ runs: { [result.run!]: [restic.snapshots[0]!.id] } });
+  });
+
+  it('noop when nothing it guards is pending: a second plan spawns no restic', async () => {
+    const { host, checkpoint } = world();
+    await applyPlan((await checkpoint(shop())).planned);
+    await applyPlan((await checkpoint(shop('marker'))).planned);
+    const before = host.calls.length;
+    const { planned, change } = await checkpoint(shop('marker'));
+    expect(change).toMatchObject({ action: 'noop', ops: [] });
+    expect(planned.plan.changes.filter((c) => c.action !== 'noop').map((c) => c.id)).toEqual([]);
+    expect(host.calls.slice(before).filter((c) => c.file === 'restic' || c.file === 'bash')).toEqual([]);
+  });
+});
