@@ -8,6 +8,7 @@ import { planHost } from '../../diff/plan.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { validateFiles } from '../../manifests/index.js';
 import type { AnyDriver } from '../types.js';
+import { checkpointAccess, forgetPrunedCheckpoints, takeCheckpoint } from './checkpoint.js';
 
 // The guard pass over a project's checkpoint, planned and applied on a fake host: a fake
 // PostgreSQL server, restic and systemd-run (test/support/fake-restic.ts).
@@ -104,5 +105,40 @@ describe('reconciler/drivers/backup/checkpoint: the guard pass', () => {
     expect(change).toMatchObject({ action: 'noop', ops: [] });
     expect(planned.plan.changes.filter((c) => c.action !== 'noop').map((c) => c.id)).toEqual([]);
     expect(host.calls.slice(before).filter((c) => c.file === 'restic' || c.file === 'bash')).toEqual([]);
+  });
+});
+
+describe('reconciler/drivers/backup/checkpoint: checkpoints go with their runs', () => {
+  // A host with the project's database and restic's environment, as an apply leaves them.
+  async function ready() {
+    const w = world();
+    await applyPlan((await w.checkpoint(shop('marker'))).planned);
+    return { ...w, access: await checkpointAccess(w.host) };
+  }
+
+  it('forgets the snapshots of runs whose journals were pruned, and keeps the others', async () => {
+    const { host, restic, access } = await ready();
+    const old = await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-old' });
+    const kept = await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-kept' });
+    expect(await forgetPrunedCheckpoints(host, STATE, new Set(['run-kept']))).toEqual([old.snapshot]);
+    expect(restic.snapshots.map((s) => s.id)).toEqual([kept.snapshot]);
+    expect(restic.commands.some((c) => c.includes('--prune'))).toBe(true);
+    expect(JSON.parse(host.text(`${STATE}/backups/checkpoints.json`)!)).toEqual({ runs: { 'run-kept': [kept.snapshot] } });
+  });
+
+  it('a run that died after its dump, before indexing it, leaves no snapshot behind once its journal is pruned', async () => {
+    const { host, restic, access } = await ready();
+    const index = `${STATE}/backups/checkpoints.json`;
+    const dumped = restic.snapshots.length;
+    // The dump is in restic; writing the index after it fails (a kill, a full disk).
+    host.onExec((call) => {
+      if (call.file === 'bash') host.failOn.add(index);
+      return undefined;
+    });
+    await expect(takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-died' })).rejects.toThrow(/simulated failure/);
+    expect(restic.snapshots).toHaveLength(dumped + 1);
+    host.failOn.delete(index);
+    await forgetPrunedCheckpoints(host, STATE, new Set());
+    expect(restic.tagged('run=run-died')).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import { Redactor } from '../../core/secrets.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
 import { resticAccess, withBackupLock } from './job.js';
-import { backupStream, forgetAndPrune, initRepository, restoreStream, unlockStale, type ResticAccess } from './restic.js';
+import { backupStream, forgetAndPrune, initRepository, listSnapshots, restoreStream, unlockStale, type ResticAccess } from './restic.js';
 import { psql } from './scratch.js';
 
 // Checkpoints: a database's dump taken by a run just before a change that may rewrite its
@@ -58,6 +58,8 @@ export async function takeCheckpoint(
     async () => {
       await initRepository(access);
       await unlockStale(access);
+      // The run is indexed before its dump: a run that dies before indexing the snapshot still has it forgotten (by its tag) with the journal.
+      await indexRun(access.host, stateDirectory, options.run);
       const summary = await backupStream(access, {
         what,
         producer: 'runuser -u postgres -- pg_dump --format=custom --dbname="$1"',
@@ -182,6 +184,13 @@ async function readIndex(host: Host, stateDirectory: string): Promise<Checkpoint
   }
 }
 
+async function indexRun(host: Host, stateDirectory: string, run: string): Promise<void> {
+  const index = await readIndex(host, stateDirectory);
+  if (index.runs[run]) return;
+  index.runs[run] = [];
+  await writeRootFile(host, indexPath(stateDirectory), JSON.stringify(index, null, 1) + '\n');
+}
+
 async function indexSnapshot(host: Host, stateDirectory: string, run: string, snapshot: string): Promise<void> {
   const index = await readIndex(host, stateDirectory);
   index.runs[run] = [...(index.runs[run] ?? []), snapshot];
@@ -190,8 +199,9 @@ async function indexSnapshot(host: Host, stateDirectory: string, run: string, sn
 
 /**
  * Forget the checkpoints of runs whose journals are gone (`runs`: the runs still on the host)
- * and prune the data only they held. Costs one file read when there are none; a failure
- * leaves them listed, for the next prune to try again. Returns the snapshots forgotten.
+ * and prune the data only they held: the snapshots indexed, and any other tagged with those
+ * runs (a run that died between its dump and indexing it). Costs one file read when there
+ * are none; a failure leaves them listed, for the next prune to try again. Returns the snapshots forgotten.
  */
 export async function forgetPrunedCheckpoints(host: Host, stateDirectory: string, runs: ReadonlySet<string>): Promise<string[]> {
   const stale = Object.keys((await readIndex(host, stateDirectory)).runs).filter((run) => !runs.has(run));
@@ -199,7 +209,8 @@ export async function forgetPrunedCheckpoints(host: Host, stateDirectory: string
   const access = await checkpointAccess(host);
   return withBackupLock(host, stateDirectory, 'removal of old checkpoints', async () => {
     const index = await readIndex(host, stateDirectory);
-    const ids = stale.flatMap((run) => index.runs[run] ?? []);
+    const tagged = (await listSnapshots(access, ['hostkit', 'kind=checkpoint'])).filter((s) => s.run !== undefined && stale.includes(s.run));
+    const ids = [...new Set([...stale.flatMap((run) => index.runs[run] ?? []), ...tagged.map((s) => s.id)])];
     if (ids.length > 0) await forgetAndPrune(access, ids);
     for (const run of stale) delete index.runs[run];
     await writeRootFile(host, indexPath(stateDirectory), JSON.stringify(index, null, 1) + '\n');
