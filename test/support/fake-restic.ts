@@ -30,12 +30,17 @@ export interface FakeSnapshot {
 
 /** A database's dump as pg_dump would write it, or undefined when there is no such database. */
 export type Dumper = (database: string) => string | undefined;
+/** pg_restore of a dump into a database: undefined when it went well, else pg_restore's error. */
+export type Restorer = (database: string, dump: string) => string | undefined;
 
 const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '' });
 const fatal = (stderr: string, exitCode = 1): ExecResult => ({ exitCode, stdout: '', stderr: `${stderr}\n` });
 
 /** The backup pipeline restic.ts backupStream builds around the checkpoint's and the job's producer. */
 const DUMP_PIPELINE = /^set -o pipefail; runuser -u postgres -- pg_dump --format=custom --dbname="\$1" \| (restic .*)$/;
+/** The restore pipeline restic.ts restoreStream builds around a checkpoint's consumer. */
+const RESTORE_PIPELINE =
+  /^set -o pipefail; (restic --no-cache dump \S+ \S+) \| runuser -u postgres -- pg_restore --exit-on-error --single-transaction --dbname="\$1"$/;
 
 export class FakeRestic {
   /** The password the repository was created with; undefined until `restic init`. */
@@ -46,16 +51,16 @@ export class FakeRestic {
   private made = 0;
   private readonly host: FakeHost;
   private readonly dump: Dumper;
+  private readonly restore: Restorer;
 
-  constructor(host: FakeHost, dump: Dumper) {
+  constructor(host: FakeHost, dump: Dumper, restore: Restorer) {
     this.host = host;
     this.dump = dump;
+    this.restore = restore;
     host.onExec((call) => {
       if (call.file === 'restic') return this.restic(call.args);
       if (call.file === 'bash' && call.args[0] === '-c' && call.args[2] === 'hostkit-backup') return this.pipeline(call);
-      if (call.file === 'bash' && call.args[0] === '-c' && call.args[2] === 'hostkit-restore') {
-        return fatal(`the fake restic does not simulate restores: ${call.args[1]}`, 127);
-      }
+      if (call.file === 'bash' && call.args[0] === '-c' && call.args[2] === 'hostkit-restore') return this.restorePipeline(call);
       return undefined;
     });
   }
@@ -179,6 +184,22 @@ export class FakeRestic {
     return { exitCode: 0, stdout, stderr: '' };
   }
 
+  // `set -o pipefail; restic dump SNAPSHOT FILE | pg_restore …`: the file of the snapshot into the database.
+  private restorePipeline(call: ExecCall): ExecResult {
+    const [, script, , database] = call.args;
+    const m = RESTORE_PIPELINE.exec(script ?? '');
+    if (!m || database === undefined) return fatal(`the fake bash does not understand: ${script}`, 127);
+    const [, , , id, file] = words(m[1]!);
+    this.commands.push(words(m[1]!).slice(1));
+    const refused = this.open();
+    if (refused) return refused;
+    const found = this.snapshots.filter((s) => s.id.startsWith(id!));
+    if (found.length !== 1) return fatal(`Fatal: failed to find snapshot: ${found.length === 0 ? 'no matching ID found' : 'multiple IDs'} for prefix "${id}"`);
+    if (!found[0]!.paths.includes(file!)) return fatal(`Fatal: cannot dump file: path "${file}" not found in snapshot`);
+    const error = this.restore(database, found[0]!.content);
+    return error === undefined ? ok() : fatal(`pg_restore: error: ${error}`);
+  }
+
   private save(flags: { filename: string; hostname: string; tags: string[] }, content: string): FakeSnapshot {
     const id = createHash('sha256').update(`${++this.made} ${flags.filename}`).digest('hex');
     const snapshot = {
@@ -225,10 +246,20 @@ function words(line: string): string[] {
  */
 export function checkpointWorld(host: FakeHost): FakeWorld & { restic: FakeRestic; server: FakePostgres } {
   const server = new FakePostgres();
-  const restic = new FakeRestic(host, (name) => {
-    const db = server.databases.get(name);
-    return db && JSON.stringify({ database: name, owner: db.owner, extensions: [...db.extensions].sort() });
-  });
+  const restic = new FakeRestic(
+    host,
+    (name) => {
+      const db = server.databases.get(name);
+      return db && JSON.stringify({ database: name, extensions: [...db.extensions].sort() });
+    },
+    (name, dump) => {
+      const db = server.databases.get(name);
+      if (!db) return `connection to server failed: FATAL:  database "${name}" does not exist`;
+      db.extensions = new Set((JSON.parse(dump || '{}') as { extensions?: string[] }).extensions ?? []);
+      return undefined;
+    },
+  );
+  fakePsql(host, server);
   commandFixtures.find((f) => f.kind === 'command')!.fake(host);
   return {
     restic,
@@ -239,4 +270,64 @@ export function checkpointWorld(host: FakeHost): FakeWorld & { restic: FakeResti
     },
     costs: () => ({ sessions: server.sessions.length, statements: server.sent.length }),
   };
+}
+
+const quoted = `"((?:[^"]|"")+)"`;
+const literal = `'((?:[^']|'')*)'`;
+const name = (q: string) => q.replace(/""/g, '"');
+
+/**
+ * `runuser -u postgres -- psql … -d postgres -c SQL` over the fake server: the statements a
+ * checkpoint's restore sends (drivers/backup/checkpoint.ts restoreCheckpoint), nothing else.
+ */
+function fakePsql(host: FakeHost, server: FakePostgres): void {
+  host.onExec((call) => {
+    if (call.file !== 'runuser' || !call.args.includes('psql')) return undefined;
+    const sql = call.args[call.args.indexOf('-c') + 1] ?? '';
+    const error = (message: string) => fatal(`ERROR:  ${message}`, 1);
+    let m: RegExpExecArray | null;
+    if ((m = new RegExp(`^DROP DATABASE IF EXISTS ${quoted} WITH \\(FORCE\\)$`).exec(sql))) {
+      server.databases.delete(name(m[1]!));
+      return ok();
+    }
+    if ((m = new RegExp(`^SELECT pg_get_userbyid\\(datdba\\) .* FROM pg_database WHERE datname = ${literal}$`).exec(sql))) {
+      const db = server.databases.get(m[1]!.replace(/''/g, "'"));
+      return ok(db ? `${db.owner}|${db.encoding}|${db.collate}|${db.ctype}\n` : '');
+    }
+    if (
+      (m = new RegExp(`^CREATE DATABASE ${quoted} OWNER ${quoted} TEMPLATE template0(?: ENCODING ${literal} LC_COLLATE ${literal} LC_CTYPE ${literal})?$`).exec(
+        sql,
+      ))
+    ) {
+      const [database, owner] = [name(m[1]!), name(m[2]!)];
+      if (server.databases.has(database)) return error(`database "${database}" already exists`);
+      if (!server.roles.has(owner)) return error(`role "${owner}" does not exist`);
+      server.databases.set(database, {
+        owner,
+        encoding: m[3] ?? 'UTF8',
+        collate: m[4] ?? 'C.UTF-8',
+        ctype: m[5] ?? 'C.UTF-8',
+        extensions: new Set(['plpgsql']),
+      });
+      return ok();
+    }
+    if (/^SELECT pg_terminate_backend\(pid\) FROM pg_stat_activity WHERE datname = '[^']*' AND pid <> pg_backend_pid\(\)$/.test(sql)) return ok();
+    if ((m = /^BEGIN; (.*); COMMIT$/.exec(sql))) {
+      // One transaction: every rename, or none.
+      const renamed = new Map(server.databases);
+      for (const statement of m[1]!.split('; ')) {
+        const r = new RegExp(`^ALTER DATABASE ${quoted} RENAME TO ${quoted}$`).exec(statement);
+        if (!r) return fatal(`the fake psql does not understand: ${statement}`, 3);
+        const [from, to] = [name(r[1]!), name(r[2]!)];
+        const db = renamed.get(from);
+        if (!db) return error(`database "${from}" does not exist`);
+        if (renamed.has(to)) return error(`database "${to}" already exists`);
+        renamed.delete(from);
+        renamed.set(to, db);
+      }
+      server.databases = renamed;
+      return ok();
+    }
+    return fatal(`the fake psql does not understand: ${sql}`, 3);
+  });
 }

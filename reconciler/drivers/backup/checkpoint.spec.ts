@@ -8,7 +8,7 @@ import { planHost } from '../../diff/plan.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { validateFiles } from '../../manifests/index.js';
 import type { AnyDriver } from '../types.js';
-import { checkpointAccess, forgetPrunedCheckpoints, takeCheckpoint } from './checkpoint.js';
+import { checkpointAccess, forgetPrunedCheckpoints, restoreCheckpoint, takeCheckpoint } from './checkpoint.js';
 
 // The guard pass over a project's checkpoint, planned and applied on a fake host: a fake
 // PostgreSQL server, restic and systemd-run (test/support/fake-restic.ts).
@@ -64,7 +64,7 @@ function world() {
     const planned = await plan(project);
     return { planned, change: planned.plan.changes.find((c) => c.id === 'checkpoint/shop')! };
   };
-  return { host, restic: fake.restic, plan, checkpoint };
+  return { host, restic: fake.restic, server: fake.server, plan, checkpoint };
 }
 
 describe('reconciler/drivers/backup/checkpoint: the guard pass', () => {
@@ -140,5 +140,37 @@ describe('reconciler/drivers/backup/checkpoint: checkpoints go with their runs',
     host.failOn.delete(index);
     await forgetPrunedCheckpoints(host, STATE, new Set());
     expect(restic.tagged('run=run-died')).toEqual([]);
+  });
+});
+
+describe('reconciler/drivers/backup/checkpoint: restoring one', () => {
+  it('replaces the live database with the dump, under its name and owner, and leaves no working database behind', async () => {
+    const w = world();
+    await applyPlan((await w.checkpoint(shop('marker'))).planned);
+    const access = await checkpointAccess(w.host);
+    const taken = await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-1' });
+    // What the run being undone did to the data after the dump.
+    w.server.databases.get('shop')!.extensions.add('pgcrypto');
+    await restoreCheckpoint(access, STATE, { database: 'shop', project: 'shop', snapshot: taken.snapshot, units: [] });
+    expect([...w.server.databases.keys()].sort()).toEqual(['postgres', 'shop']);
+    expect(w.server.databases.get('shop')).toMatchObject({ owner: 'shop', extensions: new Set(['plpgsql']) });
+    // The dump went into a new database first; the live one was swapped out in one transaction.
+    const sql = w.host.calls.filter((c) => c.file === 'runuser').map((c) => c.args.at(-1)!);
+    expect(sql.findIndex((q) => q.startsWith('CREATE DATABASE "hk_restoring_shop"'))).toBeLessThan(
+      sql.findIndex((q) => q.startsWith('BEGIN; ALTER DATABASE "shop"')),
+    );
+  });
+
+  it('a snapshot that cannot be read leaves the live database as it was', async () => {
+    const w = world();
+    await applyPlan((await w.checkpoint(shop('marker'))).planned);
+    const access = await checkpointAccess(w.host);
+    await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-1' });
+    w.server.databases.get('shop')!.extensions.add('pgcrypto');
+    await expect(restoreCheckpoint(access, STATE, { database: 'shop', project: 'shop', snapshot: 'deadbeef', units: [] })).rejects.toThrow(
+      /failed to find snapshot/,
+    );
+    expect([...w.server.databases.keys()].sort()).toEqual(['postgres', 'shop']);
+    expect(w.server.databases.get('shop')!.extensions).toEqual(new Set(['plpgsql', 'pgcrypto']));
   });
 });

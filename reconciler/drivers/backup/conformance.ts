@@ -17,7 +17,8 @@ function app(set: string, i: number, command?: { changed: boolean }): ManifestDo
     spec: {
       runtime: 'static',
       files: [{ name: 'app.conf', content: 'mode=static\n' }],
-      database: { password: { env: 'CK_DB_PASSWORD' } },
+      // A run that dies is recovered with the data back as its checkpoint holds it (the restore steps the kit's recoveries run).
+      database: { password: { env: 'CK_DB_PASSWORD' }, restoreDataOnRollback: true },
       ...(command ? { lifecycle: [{ name: 'migrate', phase: 'before-start', command: ['/usr/bin/touch', marker], down: ['/usr/bin/rm', '-f', marker] }] } : {}),
     },
   };
