@@ -311,6 +311,9 @@ function fakePsql(host: FakeHost, server: FakePostgres): void {
       });
       return ok();
     }
+    if ((m = new RegExp(`^SELECT 1 FROM pg_database WHERE datname = ${literal}$`).exec(sql))) {
+      return ok(server.databases.has(m[1]!.replace(/''/g, "'")) ? '1\n' : '');
+    }
     if (/^SELECT pg_terminate_backend\(pid\) FROM pg_stat_activity WHERE datname = '[^']*' AND pid <> pg_backend_pid\(\)$/.test(sql)) return ok();
     if ((m = /^BEGIN; (.*); COMMIT$/.exec(sql))) {
       // One transaction: every rename, or none.

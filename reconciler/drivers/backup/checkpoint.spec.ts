@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { checkpointWorld } from '../../../test/support/fake-restic.js';
 import { manifestYaml, type ManifestInput } from '../../../test/support/manifests.js';
 import { applyPlan } from '../../apply/executor.js';
+import { RunJournal } from '../../apply/journal.js';
+import { rollbackRun } from '../../apply/rollback.js';
 import { silentLogger } from '../../core/log.js';
 import type { ResourceKind } from '../../core/resource.js';
 import { planHost } from '../../diff/plan.js';
@@ -64,7 +66,7 @@ function world() {
     const planned = await plan(project);
     return { planned, change: planned.plan.changes.find((c) => c.id === 'checkpoint/shop')! };
   };
-  return { host, restic: fake.restic, server: fake.server, plan, checkpoint };
+  return { host, restic: fake.restic, server: fake.server, drivers, plan, checkpoint };
 }
 
 describe('reconciler/drivers/backup/checkpoint: the guard pass', () => {
@@ -172,5 +174,33 @@ describe('reconciler/drivers/backup/checkpoint: restoring one', () => {
     );
     expect([...w.server.databases.keys()].sort()).toEqual(['postgres', 'shop']);
     expect(w.server.databases.get('shop')!.extensions).toEqual(new Set(['plpgsql', 'pgcrypto']));
+  });
+
+  // A run that took a checkpoint (the command changed), then `hostkit rollback --with-data` of it after `change` touched the data.
+  async function rolledBackWithData(change: (w: ReturnType<typeof world>) => void) {
+    const w = world();
+    await applyPlan((await w.checkpoint(shop('marker'))).planned);
+    const run = (await applyPlan((await w.checkpoint(shop('marker-2'))).planned)).run!;
+    const [taken] = w.restic.tagged(`run=${run}`);
+    change(w);
+    const journal = (await RunJournal.load(w.host, STATE, run))!;
+    const done = await rollbackRun(journal, { dryRun: false, log: silentLogger(), drivers: new Map([...w.drivers]), withData: true });
+    return { ...w, taken: taken!, done, run };
+  }
+
+  it('hostkit rollback --with-data: the data back as the checkpoint holds it, what it replaced checkpointed in the rollback run', async () => {
+    const { server, restic, done, taken } = await rolledBackWithData((w) => w.server.databases.get('shop')!.extensions.add('pgcrypto'));
+    expect(done.result!.errors).toEqual([]);
+    expect(server.databases.get('shop')!.extensions).toEqual(new Set(['plpgsql']));
+    const undo = restic.tagged(`run=${done.run}`);
+    expect(undo).toHaveLength(1);
+    expect(JSON.parse(undo[0]!.content)).toMatchObject({ extensions: ['pgcrypto', 'plpgsql'] });
+    expect(JSON.parse(taken.content)).toMatchObject({ extensions: ['plpgsql'] });
+  });
+
+  it('hostkit rollback --with-data of a database dropped since: created again from the checkpoint, owned by its role', async () => {
+    const { server, done } = await rolledBackWithData((w) => w.server.databases.delete('shop'));
+    expect(done.result!.errors).toEqual([]);
+    expect(server.databases.get('shop')).toMatchObject({ owner: 'shop', extensions: new Set(['plpgsql']) });
   });
 });

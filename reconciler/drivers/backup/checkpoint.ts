@@ -81,6 +81,11 @@ const replacedName = (database: string) => `hk_replaced_${database}`.slice(0, 63
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
+/** Whether `database` exists: one dropped since its checkpoint has nothing to dump before it is restored. */
+export async function databaseExists(host: Host, database: string): Promise<boolean> {
+  return (await psql(host, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${literal(database)}`)).trim() === '1';
+}
+
 /**
  * Replace `database` with the dump in `snapshot`: restored into a new database (owned as the
  * live one is, with its encoding and locale), then, with `units` stopped and the database's

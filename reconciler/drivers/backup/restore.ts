@@ -2,7 +2,7 @@ import { openRunId } from '../../apply/journal.js';
 import { Redactor } from '../../core/secrets.js';
 import { findOp, type Change } from '../../diff/model.js';
 import type { Restore } from '../types.js';
-import { checkpointAccess, restoreCheckpoint, takeCheckpoint, type CheckpointRecord } from './checkpoint.js';
+import { checkpointAccess, databaseExists, restoreCheckpoint, takeCheckpoint, type CheckpointRecord } from './checkpoint.js';
 import type { CheckpointOp } from './index.js';
 import type { CheckpointSpec } from './spec.js';
 
@@ -72,8 +72,9 @@ export const checkpointRestore: Restore<Change<CheckpointSpec, undefined, Checkp
       return `${of} was not reverted: its checkpoint ${short(step.snapshot)} from before run ${step.run} is kept (\`hostkit rollback --run ${step.run} --with-data\` restores it)`;
     }
     const access = await checkpointAccess(ctx.host);
-    // `hostkit rollback`: the data it replaces is checkpointed in its own run first, so the restore can be undone in turn.
-    if (ctx.record) {
+    // `hostkit rollback`: the data it replaces is checkpointed in its own run first, so the restore can be undone in turn
+    // (a database dropped since has none: it is created from the checkpoint).
+    if (ctx.record && (await databaseExists(ctx.host, step.database))) {
       const run = (await openRunId(ctx.host, ctx.stateDirectory)) ?? 'unknown';
       const started = new Date();
       const taken = await takeCheckpoint(access, ctx.stateDirectory, { database: step.database, run, ...(step.project ? { project: step.project } : {}) });
