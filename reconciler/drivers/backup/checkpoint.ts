@@ -5,7 +5,7 @@ import { Redactor } from '../../core/secrets.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
 import { resticAccess, withBackupLock } from './job.js';
-import { backupStream, forgetAndPrune, initRepository, restoreStream, unlockStale, type ResticAccess } from './restic.js';
+import { backupStream, forgetAndPrune, initRepository, listSnapshots, restoreStream, unlockStale, type ResticAccess } from './restic.js';
 import { psql } from './scratch.js';
 
 // Checkpoints: a database's dump taken by a run just before a change that may rewrite its
@@ -58,6 +58,8 @@ export async function takeCheckpoint(
     async () => {
       await initRepository(access);
       await unlockStale(access);
+      // The run is indexed before its dump: a run that dies before indexing the snapshot still has it forgotten (by its tag) with the journal.
+      await indexRun(access.host, stateDirectory, options.run);
       const summary = await backupStream(access, {
         what,
         // Uncompressed: restic compresses it, and stores only what changed since the last dump (a compressed dump differs throughout).
@@ -73,17 +75,17 @@ export async function takeCheckpoint(
   );
 }
 
-/** Whether the cluster has `database` (a dropped one has nothing to checkpoint before it is restored). */
-export async function databaseExists(host: Host, database: string): Promise<boolean> {
-  return (await psql(host, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${literal(database)}`)).trim() === '1';
-}
-
 // A restore's working names: fixed per database, so what a killed restore left is found and dropped by the next.
 const restoringName = (database: string) => `hk_restoring_${database}`.slice(0, 63);
 const replacedName = (database: string) => `hk_replaced_${database}`.slice(0, 63);
 
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+/** Whether `database` exists: one dropped since its checkpoint has nothing to dump before it is restored. */
+export async function databaseExists(host: Host, database: string): Promise<boolean> {
+  return (await psql(host, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${literal(database)}`)).trim() === '1';
+}
 
 /**
  * Replace `database` with the dump in `snapshot`: restored into a new database (owned as the
@@ -189,6 +191,13 @@ async function readIndex(host: Host, stateDirectory: string): Promise<Checkpoint
   }
 }
 
+async function indexRun(host: Host, stateDirectory: string, run: string): Promise<void> {
+  const index = await readIndex(host, stateDirectory);
+  if (index.runs[run]) return;
+  index.runs[run] = [];
+  await writeRootFile(host, indexPath(stateDirectory), JSON.stringify(index, null, 1) + '\n');
+}
+
 async function indexSnapshot(host: Host, stateDirectory: string, run: string, snapshot: string): Promise<void> {
   const index = await readIndex(host, stateDirectory);
   index.runs[run] = [...(index.runs[run] ?? []), snapshot];
@@ -197,8 +206,9 @@ async function indexSnapshot(host: Host, stateDirectory: string, run: string, sn
 
 /**
  * Forget the checkpoints of runs whose journals are gone (`runs`: the runs still on the host)
- * and prune the data only they held. Costs one file read when there are none; a failure
- * leaves them listed, for the next prune to try again. Returns the snapshots forgotten.
+ * and prune the data only they held: the snapshots indexed, and any other tagged with those
+ * runs (a run that died between its dump and indexing it). Costs one file read when there
+ * are none; a failure leaves them listed, for the next prune to try again. Returns the snapshots forgotten.
  */
 export async function forgetPrunedCheckpoints(host: Host, stateDirectory: string, runs: ReadonlySet<string>): Promise<string[]> {
   const stale = Object.keys((await readIndex(host, stateDirectory)).runs).filter((run) => !runs.has(run));
@@ -206,7 +216,8 @@ export async function forgetPrunedCheckpoints(host: Host, stateDirectory: string
   const access = await checkpointAccess(host);
   return withBackupLock(host, stateDirectory, 'removal of old checkpoints', async () => {
     const index = await readIndex(host, stateDirectory);
-    const ids = stale.flatMap((run) => index.runs[run] ?? []);
+    const tagged = (await listSnapshots(access, ['hostkit', 'kind=checkpoint'])).filter((s) => s.run !== undefined && stale.includes(s.run));
+    const ids = [...new Set([...stale.flatMap((run) => index.runs[run] ?? []), ...tagged.map((s) => s.id)])];
     if (ids.length > 0) await forgetAndPrune(access, ids);
     for (const run of stale) delete index.runs[run];
     await writeRootFile(host, indexPath(stateDirectory), JSON.stringify(index, null, 1) + '\n');

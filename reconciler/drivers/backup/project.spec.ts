@@ -7,6 +7,7 @@ import type { EnvFileSpec } from '../envfile/spec.js';
 import type { FileSpec } from '../file/spec.js';
 import type { TimerSpec, UnitSpec } from '../systemd/spec.js';
 import type { BackupJob } from './project.js';
+import type { CheckpointSpec } from './spec.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -123,5 +124,56 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
       }),
     ]);
     expect([...outside.resources.keys()].filter((id) => id.includes('backup'))).toEqual([]);
+  });
+
+  const MIGRATE = `  lifecycle:
+    - { name: migrate, phase: before-start, command: [/usr/bin/python3, manage.py, migrate] }
+`;
+  const checkpoints = (resources: Map<string, Resource>) => [...resources.keys()].filter((id) => id.startsWith('checkpoint/'));
+
+  it('a database and a before-start command, on a host with spec.backup: checkpoint/DATABASE guards the command and comes before it', async () => {
+    const { diagnostics, resources } = await expand(host(BACKUP), shop(MIGRATE));
+    expect(diagnostics).toEqual([]);
+    expect(checkpoints(resources)).toEqual(['checkpoint/shop']);
+    const checkpoint = resources.get('checkpoint/shop')!;
+    expect(checkpoint.spec as CheckpointSpec).toEqual({
+      database: 'shop',
+      project: 'shop',
+      databaseId: 'pgdatabase/shop',
+      owner: 'shop',
+      guards: ['command/shop-migrate'],
+      restoreDataOnRollback: false,
+      units: ['hk-shop.service'],
+    });
+    // After the database it dumps and restic's environment; the command waits for it.
+    expect(checkpoint.dependsOn).toEqual(expect.arrayContaining(['envfile/etc/hostkit/backup/restic.env', 'pgrole/shop', 'pgdatabase/shop']));
+    expect(resources.get('command/shop-migrate')!.dependsOn).toContain('checkpoint/shop');
+    // Without database.backup, restic's environment is there for the checkpoint alone, and no job or timer.
+    expect(resources.has('envfile/etc/hostkit/backup/restic.env')).toBe(true);
+    expect([...resources.keys()].filter((id) => id.includes('backup-'))).toEqual([]);
+  });
+
+  it('database.restoreDataOnRollback: the checkpoint says a failed run restores the data', async () => {
+    const { resources } = await expand(host(BACKUP), shop(`    restoreDataOnRollback: true\n${MIGRATE}`));
+    expect(resources.get('checkpoint/shop')!.spec).toMatchObject({ database: 'shop', restoreDataOnRollback: true });
+  });
+
+  it.each([
+    ['the Host has no spec.backup', host('  stateDirectory: /var/lib/hostkit\n'), shop(MIGRATE)],
+    ['database.checkpoint is false', host(BACKUP), shop(`    checkpoint: false\n${MIGRATE}`)],
+    ['the project has neither a release nor a before-start command', host(BACKUP), shop('')],
+    ['its only command runs after start', host(BACKUP), shop(`  lifecycle:\n    - { name: warm, phase: after-start, command: [/usr/bin/python3, warm.py] }\n`)],
+  ])('no checkpoint when %s', async (_when, hostYaml, project) => {
+    const { diagnostics, resources } = await expand(hostYaml, project);
+    expect(diagnostics).toEqual([]);
+    expect(checkpoints(resources)).toEqual([]);
+    expect(resources.has('envfile/etc/hostkit/backup/restic.env')).toBe(false);
+    for (const r of resources.values()) expect(r.dependsOn ?? []).not.toContain('checkpoint/shop');
+  });
+
+  it('no checkpoint for a project without a database', async () => {
+    const { resources } = await expand(host(BACKUP), shop(MIGRATE).replace('  database:\n    password: { file: /etc/hostkit/secrets/shop-db }\n', ''));
+    expect(resources.has('command/shop-migrate')).toBe(true);
+    expect(checkpoints(resources)).toEqual([]);
   });
 });

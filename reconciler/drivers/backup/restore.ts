@@ -72,7 +72,8 @@ export const checkpointRestore: Restore<Change<CheckpointSpec, undefined, Checkp
       return `${of} was not reverted: its checkpoint ${short(step.snapshot)} from before run ${step.run} is kept (\`hostkit rollback --run ${step.run} --with-data\` restores it)`;
     }
     const access = await checkpointAccess(ctx.host);
-    // `hostkit rollback`: the data it replaces is checkpointed in its own run first, so the restore can be undone in turn.
+    // `hostkit rollback`: the data it replaces is checkpointed in its own run first, so the restore can be undone in turn
+    // (a database dropped since has none: it is created from the checkpoint).
     if (ctx.record && (await databaseExists(ctx.host, step.database))) {
       const run = (await openRunId(ctx.host, ctx.stateDirectory)) ?? 'unknown';
       const started = new Date();

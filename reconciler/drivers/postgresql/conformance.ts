@@ -17,7 +17,7 @@ import { BEGIN, COMMIT, ROLLBACK } from './sql.js';
  * The fake server as a client that may be killed reaches it: every statement but a
  * SELECT is a step; when the client dies the server aborts its open transactions.
  */
-function guarded(server: FakePostgres, guard: Guard): Connect {
+export function guarded(server: FakePostgres, guard: Guard): Connect {
   return async (ctx, database) => {
     guard.alive(`connect to ${database}`);
     const session = await server.connect(ctx, database);
