@@ -169,8 +169,8 @@ describe('reconciler/commands/releases', () => {
     it.each([
       [{ project: 'shop' }, '--project NAME needs --to ID'],
       [{ to: V1 }, '--to ID needs --project NAME'],
-      [{ project: 'shop', to: V1, last: true }, 'takes neither --last, --run nor --dry-run'],
-      [{ project: 'shop', to: V1, dryRun: true }, 'takes neither --last, --run nor --dry-run'],
+      [{ project: 'shop', to: V1, last: true }, 'takes neither --last, --run, --dry-run nor --with-data'],
+      [{ project: 'shop', to: V1, dryRun: true }, 'takes neither --last, --run, --dry-run nor --with-data'],
       [{}, 'give exactly one of --last, --run ID, or --project NAME --to ID'],
     ])('%j is a usage error (exit 1)', async (opts, message) => {
       const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);

@@ -37,7 +37,7 @@ const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '' });
 const fatal = (stderr: string, exitCode = 1): ExecResult => ({ exitCode, stdout: '', stderr: `${stderr}\n` });
 
 /** The backup pipeline restic.ts backupStream builds around the checkpoint's and the job's producer. */
-const DUMP_PIPELINE = /^set -o pipefail; runuser -u postgres -- pg_dump --format=custom --dbname="\$1" \| (restic .*)$/;
+const DUMP_PIPELINE = /^set -o pipefail; runuser -u postgres -- pg_dump --format=custom --compress=0 --dbname="\$1" \| (restic .*)$/;
 /** The restore pipeline restic.ts restoreStream builds around a checkpoint's consumer. */
 const RESTORE_PIPELINE =
   /^set -o pipefail; (restic --no-cache dump \S+ \S+) \| runuser -u postgres -- pg_restore --exit-on-error --single-transaction --dbname="\$1"$/;

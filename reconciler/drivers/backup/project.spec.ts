@@ -69,6 +69,7 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
       database: { name: 'shop', keep: { daily: 7, weekly: 4 } },
       drill: 'weekly',
       files: { paths: ['/srv/shop/shared/uploads', '/var/lib/shop/data'], keep: { last: 24 } },
+      units: ['hk-shop.service'],
     });
     expect(resources.get('file/etc/hostkit/backup/shop.json')!.spec).toMatchObject({ owner: 'root', group: 'root', mode: 0o600 });
     const env = resources.get('envfile/etc/hostkit/backup/restic.env')!.spec as EnvFileSpec;
@@ -123,7 +124,8 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
         location: expect.objectContaining({ line: 11 }),
       }),
     ]);
-    expect([...outside.resources.keys()].filter((id) => id.includes('backup'))).toEqual([]);
+    // Only the host's restic environment (Host spec.backup): no job, no timer of the project.
+    expect([...outside.resources.keys()].filter((id) => id.includes('backup'))).toEqual(['envfile/etc/hostkit/backup/restic.env']);
   });
 
   const MIGRATE = `  lifecycle:
@@ -167,7 +169,8 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
     const { diagnostics, resources } = await expand(hostYaml, project);
     expect(diagnostics).toEqual([]);
     expect(checkpoints(resources)).toEqual([]);
-    expect(resources.has('envfile/etc/hostkit/backup/restic.env')).toBe(false);
+    // restic's environment is the Host's (with spec.backup), whatever its projects declare.
+    expect(resources.has('envfile/etc/hostkit/backup/restic.env')).toBe(hostYaml.includes('backup:'));
     for (const r of resources.values()) expect(r.dependsOn ?? []).not.toContain('checkpoint/shop');
   });
 
