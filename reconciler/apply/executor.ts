@@ -161,7 +161,11 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
       // The step's time includes its backup into the journal (a checkpoint's dump is one).
       const started = performance.now();
-      await backupChange(journal, change, driver, context);
+      try {
+        await backupChange(journal, change, driver, context);
+      } catch (cause) {
+        throw failure(change, cause); // nothing of it happened yet; it names the change whose backup failed
+      }
       await journal.event({ ev: 'begin', id: change.id });
       try {
         done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });

@@ -226,6 +226,30 @@ describeHost('reconciler/drivers/backup (checkpoints before migrations and relea
     for (const out of [backedUp, unsure, restored, undone]) expect(out.stdout + out.stderr).not.toContain(PASSWORD);
   });
 
+  it('a checkpoint that cannot be taken (the repository unreachable) stops the run before the migration runs', { timeout: 180_000 }, async () => {
+    const m = machine();
+    const before = await rows(m);
+    const repoDir = await writeRepo({
+      'hosts/test-host.yaml': HOST.replace(`repository: "${REPOSITORY}"`, 'repository: "rest:http://127.0.0.1:9/"'),
+      'projects/shop.yaml': shop({
+        migrations: [
+          { name: 'trim-200', keepUpTo: 200 },
+          { name: 'trim-5', keepUpTo: 5 },
+        ],
+        backup: true,
+      }),
+    });
+    const result = applied(await reconcile(m, repoDir));
+    if (result.status !== 'rolled-back') throw new Error(`expected the run to roll back, it ended ${result.status}`);
+    expect(result.failed.id).toBe('checkpoint/shop');
+    expect(result.failed.error).toMatch(/checkpoint of database shop/);
+    expect(result.steps.map((s) => s.id)).not.toContain('command/shop-trim-5');
+    expect(await rows(m)).toBe(before);
+    // restic's environment is back as it was (the local repository), and the service runs.
+    expect((await m.host.readFile('/etc/hostkit/backup/restic.env'))?.toString()).toContain(REPOSITORY);
+    expect((await m.exec('systemctl', ['is-active', 'hk-shop.service'])).stdout.trim()).toBe('active');
+  });
+
   it('dropping a database (drop: true) checkpoints it first: rollback --with-data brings it back with its rows', { timeout: 180_000 }, async () => {
     const m = machine();
     const legacy = (drop: boolean) => `apiVersion: hostkit.dev/v1

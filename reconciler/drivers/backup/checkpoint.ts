@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { HostKitError } from '../../core/errors.js';
+import { HostKitError, isHostKitError } from '../../core/errors.js';
 import { Redactor } from '../../core/secrets.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
@@ -56,8 +56,10 @@ export async function takeCheckpoint(
     stateDirectory,
     what,
     async () => {
-      await initRepository(access);
-      await unlockStale(access);
+      await named(what, async () => {
+        await initRepository(access);
+        await unlockStale(access);
+      });
       // The run is indexed before its dump: a run that dies before indexing the snapshot still has it forgotten (by its tag) with the journal.
       await indexRun(access.host, stateDirectory, options.run);
       const summary = await backupStream(access, {
@@ -73,6 +75,16 @@ export async function takeCheckpoint(
     },
     CHECKPOINT_LOCK_WAIT_MS,
   );
+}
+
+// An error of the repository's set-up, named as the checkpoint's (the run reports which step failed and why).
+async function named(what: string, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (cause) {
+    if (!isHostKitError(cause)) throw cause;
+    throw new HostKitError(cause.code, `${what}: ${cause.message}`, { data: cause.data, retryable: cause.retryable, cause });
+  }
 }
 
 // A restore's working names: fixed per database, so what a killed restore left is found and dropped by the next.

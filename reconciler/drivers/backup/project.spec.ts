@@ -155,6 +155,16 @@ describe('reconciler/drivers/backup/project: scheduled backups of a project', ()
     expect([...resources.keys()].filter((id) => id.includes('backup-'))).toEqual([]);
   });
 
+  it('a project with a source: the checkpoint guards its release too, before the switch', async () => {
+    const source = `  source:\n    git: { url: "https://git.example.test/shop.git", ref: main }\n`;
+    const { diagnostics, resources } = await expand(host(BACKUP), shop(source + MIGRATE));
+    expect(diagnostics).toEqual([]);
+    expect((resources.get('checkpoint/shop')!.spec as CheckpointSpec).guards).toEqual(['release/shop', 'command/shop-migrate']);
+    expect(resources.get('release/shop')!.dependsOn).toContain('checkpoint/shop');
+    const releaseOnly = await expand(host(BACKUP), shop(source));
+    expect((releaseOnly.resources.get('checkpoint/shop')!.spec as CheckpointSpec).guards).toEqual(['release/shop']);
+  });
+
   it('database.restoreDataOnRollback: the checkpoint says a failed run restores the data', async () => {
     const { resources } = await expand(host(BACKUP), shop(`    restoreDataOnRollback: true\n${MIGRATE}`));
     expect(resources.get('checkpoint/shop')!.spec).toMatchObject({ database: 'shop', restoreDataOnRollback: true });
