@@ -184,15 +184,15 @@ async function planChanges(
 
 // The guard pass: a driver that guards other changes (drivers/types.ts WithGuard) sees every pending change.
 function guarded(changes: Change[], registry: ReadonlyMap<ResourceKind, AnyDriver>): Change[] {
-  const guards = changes.filter((c) => {
+  const guardOf = (c: Change) => {
     const driver = registry.get(c.kind);
-    return driver !== undefined && hasGuard(driver);
-  });
-  if (guards.length === 0) return changes;
+    return driver && hasGuard(driver) ? driver : undefined;
+  };
+  if (!changes.some((c) => guardOf(c) !== undefined)) return changes;
   const pending = new Map(changes.filter((c) => PENDING_ACTIONS.includes(c.action)).map((c) => [c.id, c]));
   return changes.map((c) => {
-    const driver = registry.get(c.kind);
-    return driver && hasGuard(driver) ? checkOps(driver.guard(c, pending)) : c;
+    const driver = guardOf(c);
+    return driver ? checkOps(driver.guard(c, pending)) : c;
   });
 }
 
