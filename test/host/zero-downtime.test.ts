@@ -4,7 +4,7 @@ import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { failures, HAMMER, parseHammer, zdtApp, type HammerEntry } from '../support/zdt-app.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { applied, appliedOk, eventually, HOST_NAME, reconcile, repo, unitProperty } from './reconcile.js';
+import { applied, appliedOk, eventually, HOST_NAME, killAfterStart, reconcile, reconcileChild, repo, unitProperty } from './reconcile.js';
 
 // Zero-downtime deploys on a real host (drivers/systemd/deploy): a client hammers a
 // site through nginx, with keep-alive connections and a long request always in
@@ -205,4 +205,44 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
     process.stdout.write(`[zero-downtime] restart, 5 deploys: ${summary(log)}\n`);
     expect(log.length).toBeGreaterThan(0);
   });
+  it(
+    'kill -9 at any moment of a blue-green deploy: nginx always points at a running instance, the next run converges, and no request fails',
+    { timeout: 400_000 },
+    async () => {
+      const m = machine();
+      const files = (ref: string) => ({
+        'projects/app.yaml': project('app', ref, 9401, 'blue-green'),
+        'projects/rs.yaml': project('rs', commits.v6!, 9411, 'restart'),
+      });
+      const serving = async () => {
+        const text = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))?.toString() ?? '';
+        const color = /# HostKit deploy: (blue|green)/.exec(text)?.[1];
+        return { color, active: color ? await unitProperty(m, `hk-app@${color}.service`, 'ActiveState') : 'none' };
+      };
+      const load = await hammer(m, 'app.hk.test');
+      const seen: string[] = [];
+      let log: HammerEntry[];
+      try {
+        let ref = commits.v5!;
+        // From the start of the apply: the new instance starting, its check, the switch, the drain, the stop.
+        for (const delay of [100, 400, 800, 1200, 1800, 2500, 4000, 6000]) {
+          await killAfterStart(reconcileChild(m, await repo(files(ref))), delay);
+          const now = await serving();
+          seen.push(`${delay} ms: ${now.color} ${now.active}`);
+          expect(now.active, `nginx's instance after a kill at ${delay} ms`).toBe('active');
+          ref = ref === commits.v5 ? commits.v6! : commits.v5!;
+        }
+        appliedOk(await apply(m, files(commits.v6!)));
+      } finally {
+        log = await load.stop();
+      }
+      process.stdout.write(`[zero-downtime] kill -9 at 8 moments of a deploy, then a run: ${summary(log)}; serving after each kill: ${seen.join(', ')}\n`);
+      expect(failures(log)).toEqual([]);
+      expect(await get(m, 'app.hk.test')).toBe('v6');
+      const now = await serving();
+      expect(now.active).toBe('active');
+      expect(await unitProperty(m, `hk-app@${now.color === 'blue' ? 'green' : 'blue'}.service`, 'ActiveState')).toBe('inactive');
+      expect(appliedOk(await apply(m, files(commits.v6!))).status).toBe('no-changes');
+    },
+  );
 });

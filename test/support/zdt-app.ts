@@ -86,8 +86,9 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-with open(out, "w") as f:
+with open(out + ".tmp", "w") as f:
     json.dump(log, f)
+os.rename(out + ".tmp", out)
 `;
 
 export interface HammerEntry {

@@ -21,6 +21,8 @@ interface DeployRecord {
   ports: Record<Color, number>;
   address: string;
   health: DeploySpec['health'];
+  /** How long an instance nginx switched away from keeps running (absent in records of older runs). */
+  drainMs?: number;
 }
 
 /** The systemd driver's own record (systemd/restore.ts): `active: false` keeps its after-hook from restarting an instance; this hook decides. */
@@ -55,9 +57,11 @@ async function restoreProject(ctx: RestoreContext, record: DeployRecord): Promis
   if (test.exitCode !== 0) throw new Error(`nginx -t rejected the restored configuration; nginx was not reloaded:\n${test.stderr.trim()}`);
   const reload = await host.exec('systemctl', ['reload-or-restart', 'nginx.service']);
   if (reload.exitCode !== 0) throw new Error(describeExec('systemctl', ['reload-or-restart', 'nginx.service'], reload));
-  for (const c of COLORS) {
-    if (c !== active && !record.running[c]) await host.exec('systemctl', ['disable', '--now', '--quiet', instanceUnit(record.project, c)]);
-  }
+  const stop = COLORS.filter((c) => c !== active && !record.running[c]).map((c) => instanceUnit(record.project, c));
+  const states = await showUnits(host, stop);
+  // Requests nginx's old workers still have in flight on an instance that now stops get the drain period, as in an apply.
+  if (stop.some((u) => states.get(u)?.ActiveState === 'active')) await new Promise((resolve) => setTimeout(resolve, record.drainMs ?? 0));
+  for (const unit of stop) await host.exec('systemctl', ['disable', '--now', '--quiet', unit]);
 }
 
 const afterRestore: AfterRestore<DeployAfterRestore> = {
@@ -93,6 +97,7 @@ export const deployRestore: Restore<DeployChange, DeployRecord | UnitRecord> = {
       ports: spec.ports,
       address: spec.address,
       health: spec.health,
+      drainMs: spec.drainMs,
     } satisfies DeployRecord);
   },
   after: afterRestore,
