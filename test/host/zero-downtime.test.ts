@@ -169,12 +169,22 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       const bad = 'b7'.padEnd(40, '0');
       let log: HammerEntry[];
       let outcome;
+      // `current` switches with nginx: while the failing version is built and checked, it never names its release.
+      const links = new Set<string>();
+      let watching = true;
+      const watch = (async () => {
+        while (watching) links.add((await m.host.readlink('/srv/app/current')) ?? '(none)');
+      })();
       try {
         outcome = applied(await apply(m, files(commits.broken!), bad));
         await new Promise((resolve) => setTimeout(resolve, 1000));
       } finally {
+        watching = false;
+        await watch;
         log = await load.stop();
       }
+      expect([...links].filter((l) => l.includes(commits.broken!.slice(0, 12)))).toEqual([]);
+      expect(links.size).toBe(1);
       process.stdout.write(`[zero-downtime] blue-green, a failing version: ${summary(log)}\n`);
       expect(outcome.status).toBe('rolled-back');
       if (outcome.status !== 'rolled-back') return;

@@ -80,10 +80,12 @@ export function renderInstance(spec: DeploySpec, desired: DesiredDeploy, color: 
   return text.replace(HEADER.trimEnd(), [HEADER.trimEnd(), `# HostKit deploy version: ${desired.version}`, ...(inputs ? [inputs] : [])].join('\n'));
 }
 
-// With releases each instance runs from its own release (what `current` points to now), never through `current`.
+// With releases each instance runs from its own release (the one this run switches to, else what `current` points to), never through `current`.
 async function instanceDirectory(spec: DeploySpec, ctx: DriverContext): Promise<string | undefined> {
   const dir = spec.service.workingDirectory;
   if (!spec.releases || !dir) return dir;
+  const switching = ctx.run.switches.of(spec.project);
+  if (switching) return switching.directory;
   const target = await ctx.host.readlink(dir);
   if (!target)
     throw new HostKitError('DEPLOY_NO_RELEASE', `project ${spec.project}: ${dir} points to no release, so no instance can start`, {
@@ -230,6 +232,8 @@ export const deployDriver: Driver<DeploySpec, DesiredDeploy, ObservedDeploy, voi
           const file = upstreamFile(spec.project);
           await ctx.run.nginx.changing({ path: file, resourceId: change.id });
           await ctx.host.writeFile(file, renderUpstream(spec.project, color, spec.address, spec.ports[color]), { uid: 0, gid: 0, mode: 0o644 });
+          // `current` switches together with nginx: the release this instance runs (drivers/release deferred it).
+          await ctx.run.switches.make(spec.project);
           // nginx -t, then a graceful reload: old workers finish their requests in flight on the old instance.
           await ctx.run.nginx.flush(change.id);
           await systemctl(ctx, ['enable', '--quiet', op.instance]);
