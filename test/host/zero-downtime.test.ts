@@ -28,6 +28,9 @@ spec:
     command: [/usr/bin/python3, app.py]
     port: ${port}
   deploy: { strategy: ${strategy} }
+  workers:
+    - name: jobs
+      command: [/bin/sleep, infinity]
   domains:
     - name: ${name}.hk.test
       tls: none
@@ -152,6 +155,14 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       expect(await unitProperty(m, `hk-app@${serving}.service`, 'WorkingDirectory')).toBe(`/srv/app/${current}`);
       expect(await unitProperty(m, `hk-app@${serving}.service`, 'ActiveState')).toBe('active');
       expect(await unitProperty(m, `hk-app@${idle}.service`, 'ActiveState')).toBe('inactive');
+      // The worker restarted in place (through current) after the last switch: after nginx's upstream was written.
+      const switchedAt = Number((await m.exec('stat', ['-c', '%.9Y', '/etc/nginx/conf.d/hkdeploy-app.conf'])).stdout.trim());
+      const entered = (
+        await m.exec('systemctl', ['show', '--value', '--property=ActiveEnterTimestamp', '--timestamp=us+utc', 'hk-app-jobs.service'])
+      ).stdout.trim();
+      const workerStarted = Date.parse(entered.replace(/^\w+ (\S+) (\S+) UTC$/, '$1T$2Z')) / 1000;
+      expect(workerStarted).toBeGreaterThan(switchedAt);
+      expect(await unitProperty(m, 'hk-app-jobs.service', 'WorkingDirectory')).toBe('/srv/app/current');
       // A noop after: nothing to do.
       expect(appliedOk(await apply(m, files(commits.v6!))).status).toBe('no-changes');
     },
