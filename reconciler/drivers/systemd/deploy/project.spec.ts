@@ -7,6 +7,7 @@ import { validateFiles } from '../../../manifests/index.js';
 import type { HostManifest, Manifest } from '../../../manifests/types.js';
 import type { ReleaseSpec } from '../../release/spec.js';
 import type { DeploySpec } from './spec.js';
+import { unitChoices } from '../../../commands/operate.js';
 
 const HOST: ManifestInput = { kind: 'Host', name: 'web-1' };
 const COMMIT = '1a2b3c4d5e6f'.padEnd(40, '0');
@@ -20,7 +21,7 @@ async function expand(spec: Record<string, unknown>) {
   const host = repo.manifests.find((m) => m.kind === 'Host') as Manifest<HostManifest>;
   const expansion = expandForHost(repo.manifests, hostSettings(host));
   const diagnostics = [...repo.diagnostics, ...expansion.diagnostics].filter((d) => d.severity === 'error');
-  return { resources: new Map<string, Resource>(expansion.resources.map((r) => [r.id, r])), diagnostics };
+  return { resources: new Map<string, Resource>(expansion.resources.map((r) => [r.id, r])), diagnostics, manifests: repo.manifests };
 }
 
 const base = {
@@ -54,6 +55,15 @@ describe('reconciler/drivers/systemd/deploy/project', () => {
     expect(site.dependsOn).toContain('deploy/app');
     expect((resources.get('envfile/etc/hostkit/env/app.env') as Resource<EnvFileSpec>).spec.environment.PORT).toBeUndefined();
     expect((resources.get('release/app') as Resource<ReleaseSpec>).spec.switchWithNginx).toBe(true);
+  });
+
+  it('hostkit status and logs name both instances as the service', async () => {
+    const { resources, manifests } = await expand({ ...base, deploy: { strategy: 'blue-green' } });
+    expect(unitChoices(manifests, [...resources.values()], 'app')[0]).toEqual({
+      choice: 'service',
+      role: 'service',
+      units: ['hk-app@blue.service', 'hk-app@green.service'],
+    });
   });
 
   it('restart (the default): hk-app.service as before, PORT in the env file, sites proxy to the port', async () => {
