@@ -7,10 +7,12 @@ import { LocalHost } from '../../../hosts/local.js';
 import { UNIT_DIR } from '../render.js';
 import { instanceUnit, upstreamFile } from './layout.js';
 
-// Blue-green projects whose service sleeps; the instances' ports answer a health check
-// (a local HTTP server on the fake host), and the changed one has a new environment value.
+// Blue-green projects whose service is Python's http.server on $PORT (on the fake host a local
+// HTTP server answers the instances' ports), the changed one with a new environment value. Each
+// set of names has ports of its own: the real host keeps what earlier targets applied, running.
 const project = (set: string, i: number) => `ck-${set}-d${i}`;
 const PORT = 9300;
+const setPorts = (set: string) => PORT + 50 * [...set].reduce((n, c) => n * 26 + (c.charCodeAt(0) - 96), 0);
 
 export const deployFixture: ConformanceFixture = {
   kind: 'deploy',
@@ -20,7 +22,11 @@ export const deployFixture: ConformanceFixture = {
       name: project(set, i),
       spec: {
         runtime: 'binary',
-        service: { command: ['/bin/sleep', 'infinity'], port: PORT + 2 * i, environment: { CK_VERSION: change ? '2' : '1' } },
+        service: {
+          command: ['/bin/sh', '-c', 'exec /usr/bin/python3 -m http.server "$PORT" --bind 127.0.0.1'],
+          port: setPorts(set) + 2 * i,
+          environment: { CK_VERSION: change ? '2' : '1' },
+        },
         deploy: { strategy: 'blue-green', drain: '1ms' },
         domains: [{ name: `${project(set, i)}.test`, tls: 'none' }],
         health: { http: { path: '/' }, retries: 0, timeout: '1s' },
@@ -48,7 +54,7 @@ export const deployFixture: ConformanceFixture = {
         const s = createServer((_request, response) => response.writeHead(200).end('ok'));
         s.listen(0, '127.0.0.1', () => resolve({ server: s, port: (s.address() as AddressInfo).port }));
       }));
-    host.onConnect((port) => (port >= PORT && port < PORT + 200 ? listening().then(({ port: local }) => new LocalHost().connect(local)) : undefined));
+    host.onConnect((port) => (port >= PORT && port < 60_000 ? listening().then(({ port: local }) => new LocalHost().connect(local)) : undefined));
     return {
       close: async () => {
         await nginx.close();
