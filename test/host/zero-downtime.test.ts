@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { isQuarantined } from '../../reconciler/apply/quarantine.js';
+import { findRun, rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileOutcome } from '../../reconciler/engine.js';
 import { failures, HAMMER, parseHammer, zdtApp, type HammerEntry } from '../support/zdt-app.js';
@@ -264,6 +265,38 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       expect(now.active).toBe('active');
       expect(await unitProperty(m, `hk-app@${now.color === 'blue' ? 'green' : 'blue'}.service`, 'ActiveState')).toBe('inactive');
       expect(appliedOk(await apply(m, files(commits.v6!))).status).toBe('no-changes');
+    },
+  );
+  it(
+    'hostkit rollback --last of a blue-green deploy serves the previous version again, from its own release, with no failed request',
+    { timeout: 300_000 },
+    async () => {
+      const m = machine();
+      const files = (ref: string) => ({
+        'projects/app.yaml': project('app', ref, 9401, 'blue-green'),
+        'projects/rs.yaml': project('rs', commits.v6!, 9411, 'restart'),
+      });
+      const v6 = await m.host.readlink('/srv/app/current');
+      appliedOk(await apply(m, files(commits.v5!)));
+      expect(await get(m, 'app.hk.test')).toBe('v5');
+      const load = await hammer(m, 'app.hk.test');
+      let log: HammerEntry[];
+      try {
+        const done = await rollbackRun(await findRun(m.host, STATE, { last: true }), { dryRun: false, log: silentLogger() });
+        expect(done.result?.errors ?? []).toEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      } finally {
+        log = await load.stop();
+      }
+      process.stdout.write(`[zero-downtime] rollback --last of a blue-green deploy: ${summary(log)}\n`);
+      expect(failures(log)).toEqual([]);
+      expect(await get(m, 'app.hk.test')).toBe('v6');
+      expect(await m.host.readlink('/srv/app/current')).toBe(v6);
+      const upstream = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))!.toString();
+      const serving = upstream.includes(':9401;') ? 'blue' : 'green';
+      expect(await unitProperty(m, `hk-app@${serving}.service`, 'ActiveState')).toBe('active');
+      expect(await unitProperty(m, `hk-app@${serving}.service`, 'WorkingDirectory')).toBe(`/srv/app/${v6}`);
+      expect(await unitProperty(m, `hk-app@${serving === 'blue' ? 'green' : 'blue'}.service`, 'ActiveState')).toBe('inactive');
     },
   );
 });
