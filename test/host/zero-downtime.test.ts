@@ -80,6 +80,19 @@ async function hammer(m: TestHost, site: string): Promise<{ stop: () => Promise<
   };
 }
 
+/** The instance nginx's upstream names for app (its state and working directory), and the other one's state. */
+async function instances(m: TestHost): Promise<{ color?: string; active: string; directory: string; idle: string }> {
+  const text = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))?.toString() ?? '';
+  const color = /# HostKit deploy: (blue|green)/.exec(text)?.[1];
+  const unit = (c: string) => `hk-app@${c}.service`;
+  return {
+    ...(color ? { color } : {}),
+    active: color ? await unitProperty(m, unit(color), 'ActiveState') : 'none',
+    directory: color ? await unitProperty(m, unit(color), 'WorkingDirectory') : '',
+    idle: await unitProperty(m, unit(color === 'blue' ? 'green' : 'blue'), 'ActiveState'),
+  };
+}
+
 const now = () => Date.now() / 1000;
 
 /** Five deploys of `name` under load; each one's [version, started, finished] and the client's log. */
@@ -149,13 +162,8 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
         expect(after.filter((e) => e.body !== s.version)).toEqual([]);
       });
       // The instance serving runs from its own release (not through current), the one current names; the other is stopped.
-      const upstream = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))!.toString();
-      const serving = upstream.includes(':9401;') ? 'blue' : 'green';
-      const idle = serving === 'blue' ? 'green' : 'blue';
       const current = await m.host.readlink('/srv/app/current');
-      expect(await unitProperty(m, `hk-app@${serving}.service`, 'WorkingDirectory')).toBe(`/srv/app/${current}`);
-      expect(await unitProperty(m, `hk-app@${serving}.service`, 'ActiveState')).toBe('active');
-      expect(await unitProperty(m, `hk-app@${idle}.service`, 'ActiveState')).toBe('inactive');
+      expect(await instances(m)).toMatchObject({ active: 'active', directory: `/srv/app/${current}`, idle: 'inactive' });
       // The worker restarted in place (through current) after the last switch: after nginx's upstream was written.
       const switchedAt = Number((await m.exec('stat', ['-c', '%.9Y', '/etc/nginx/conf.d/hkdeploy-app.conf'])).stdout.trim());
       const entered = (
@@ -236,11 +244,6 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
         'projects/app.yaml': project('app', ref, 9401, 'blue-green'),
         'projects/rs.yaml': project('rs', commits.v6!, 9411, 'restart'),
       });
-      const serving = async () => {
-        const text = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))?.toString() ?? '';
-        const color = /# HostKit deploy: (blue|green)/.exec(text)?.[1];
-        return { color, active: color ? await unitProperty(m, `hk-app@${color}.service`, 'ActiveState') : 'none' };
-      };
       const load = await hammer(m, 'app.hk.test');
       const seen: string[] = [];
       let log: HammerEntry[];
@@ -249,7 +252,7 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
         // From the start of the apply: the new instance starting, its check, the switch, the drain, the stop.
         for (const delay of [100, 400, 800, 1200, 1800, 2500, 4000, 6000]) {
           await killAfterStart(reconcileChild(m, await repo(files(ref))), delay);
-          const now = await serving();
+          const now = await instances(m);
           seen.push(`${delay} ms: ${now.color} ${now.active}`);
           expect(now.active, `nginx's instance after a kill at ${delay} ms`).toBe('active');
           ref = ref === commits.v5 ? commits.v6! : commits.v5!;
@@ -261,9 +264,7 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       process.stdout.write(`[zero-downtime] kill -9 at 8 moments of a deploy, then a run: ${summary(log)}; serving after each kill: ${seen.join(', ')}\n`);
       expect(failures(log)).toEqual([]);
       expect(await get(m, 'app.hk.test')).toBe('v6');
-      const now = await serving();
-      expect(now.active).toBe('active');
-      expect(await unitProperty(m, `hk-app@${now.color === 'blue' ? 'green' : 'blue'}.service`, 'ActiveState')).toBe('inactive');
+      expect(await instances(m)).toMatchObject({ active: 'active', idle: 'inactive' });
       expect(appliedOk(await apply(m, files(commits.v6!))).status).toBe('no-changes');
     },
   );
@@ -292,11 +293,7 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       expect(failures(log)).toEqual([]);
       expect(await get(m, 'app.hk.test')).toBe('v6');
       expect(await m.host.readlink('/srv/app/current')).toBe(v6);
-      const upstream = (await m.host.readFile('/etc/nginx/conf.d/hkdeploy-app.conf'))!.toString();
-      const serving = upstream.includes(':9401;') ? 'blue' : 'green';
-      expect(await unitProperty(m, `hk-app@${serving}.service`, 'ActiveState')).toBe('active');
-      expect(await unitProperty(m, `hk-app@${serving}.service`, 'WorkingDirectory')).toBe(`/srv/app/${v6}`);
-      expect(await unitProperty(m, `hk-app@${serving === 'blue' ? 'green' : 'blue'}.service`, 'ActiveState')).toBe('inactive');
+      expect(await instances(m)).toMatchObject({ active: 'active', directory: `/srv/app/${v6}`, idle: 'inactive' });
     },
   );
 });
