@@ -79,7 +79,8 @@ export function healthChecks(manifests: readonly Manifest[], options: { throughN
       origin: m.source.locate('/spec/health'),
       timeoutMs: health.timeout ? durationMs(health.timeout) : DEFAULT_HEALTH.timeoutMs,
       retries: health.retries ?? DEFAULT_HEALTH.retries,
-      ...(service?.command ? { unit: `${UNIT_PREFIX}${name}.service` } : {}),
+      // blue-green runs the service as two instances (drivers/systemd/deploy): its own verify checks the one serving.
+      ...(service?.command && p.spec.deploy?.strategy !== 'blue-green' ? { unit: `${UNIT_PREFIX}${name}.service` } : {}),
     };
     if (health.http) {
       const http = httpCheck(health.http, options.throughNginx ? p.spec.domains?.[0] : undefined, service?.port);

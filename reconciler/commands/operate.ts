@@ -107,7 +107,11 @@ export function unitChoices(manifests: readonly Manifest[], resources: readonly 
     if (units.length > 0) out.push({ choice, role, units });
   };
   const base = `${UNIT_PREFIX}${project}`;
-  if (spec?.service?.command) take('service', 'service', [`${base}.service`]);
+  if (spec?.service?.command && spec.deploy?.strategy === 'blue-green') {
+    // Blue-green (drivers/systemd/deploy): the service is two instances, one serving, the other idle.
+    if (resources.some((r) => r.project === project && r.kind === 'deploy'))
+      out.push({ choice: 'service', role: 'service', units: [`${base}@blue.service`, `${base}@green.service`] });
+  } else if (spec?.service?.command) take('service', 'service', [`${base}.service`]);
   for (const w of spec?.workers ?? []) take(`worker/${w.name}`, 'worker', [`${base}-${w.name}.service`]);
   for (const t of spec?.timers ?? []) take(`timer/${t.name}`, 'timer', [`${base}-${t.name}.timer`, `${base}-${t.name}.service`]);
   // What is left are Unit primitives: hk-NAME.service, with hk-NAME.timer when scheduled.

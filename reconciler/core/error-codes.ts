@@ -72,6 +72,8 @@ export const ERROR_CODES = {
   NGINX_CONFIG_INVALID: { meaning: 'nginx -t rejected the configuration; nginx was not reloaded', retryable: false },
   NGINX_RELOAD_FAILED: { meaning: 'systemctl reload-or-restart nginx failed', retryable: true },
   NGINX_RELOAD_REJECTED: { meaning: 'nginx did not take the new configuration after a reload', retryable: true },
+  DEPLOY_UNHEALTHY: { meaning: 'blue-green: the new instance failed its health check on its own port; nginx was not switched to it', retryable: false },
+  DEPLOY_NO_RELEASE: { meaning: "blue-green: the project's current link points to no release for the new instance to run", retryable: false },
   ACME_CA_MISSING: { meaning: 'the ACME CA file the Host names does not exist', retryable: false },
   ACME_CHALLENGE_UNSUPPORTED: { meaning: 'the ACME server offered no HTTP-01 challenge', retryable: false },
   ACME_CHALLENGE_NOT_SERVED: { meaning: 'nginx does not serve the HTTP-01 token', retryable: true },

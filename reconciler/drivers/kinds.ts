@@ -30,6 +30,7 @@ import { projectDatabase } from './postgresql/project.js';
 import { releaseDefinition } from './release/definition.js';
 import { projectRelease } from './release/project.js';
 import { sysctlDefinition } from './sysctl/definition.js';
+import { deployDefinition } from './systemd/deploy/definition.js';
 import { timerDefinition, unitDefinition } from './systemd/definition.js';
 import { projectUnits } from './systemd/project.js';
 import type { KindDefinition } from './types.js';
@@ -51,6 +52,7 @@ export const KINDS = [
   releaseDefinition,
   unitDefinition,
   timerDefinition,
+  deployDefinition,
   certificateDefinition,
   siteDefinition,
   firewallDefinition,

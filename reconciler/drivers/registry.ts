@@ -14,6 +14,7 @@ import { packageDriver } from './package/index.js';
 import { pgAccessDriver, pgDatabaseDriver, pgRoleDriver } from './postgresql/index.js';
 import { releaseDriver } from './release/index.js';
 import { sysctlDriver } from './sysctl/index.js';
+import { deployDriver } from './systemd/deploy/index.js';
 import { timerDriver, unitDriver } from './systemd/driver.js';
 import type { AnyDriver } from './types.js';
 
@@ -36,6 +37,7 @@ const RUNTIME = {
   release: releaseDriver,
   unit: unitDriver,
   timer: timerDriver,
+  deploy: deployDriver,
   certificate: certificateDriver,
   site: nginxSiteDriver,
   firewall: nftablesDriver,

@@ -71,6 +71,32 @@ export class AptSources {
   }
 }
 
+/**
+ * Release switches held back until nginx switches (drivers/release defers the `current` link
+ * of a blue-green project; drivers/systemd/deploy starts the new instance in that release and
+ * makes the switch together with nginx's).
+ */
+export class DeferredSwitches {
+  private readonly pending = new Map<string, { release: string; directory: string; make: () => Promise<void> }>();
+
+  /** `project`'s `current` is to point to `release` (in `directory`) once nginx switches: `make` does it. */
+  defer(project: string, release: string, directory: string, make: () => Promise<void>): void {
+    this.pending.set(project, { release, directory, make });
+  }
+
+  /** The release `project` switches to in this run, if deferred. */
+  of(project: string): { release: string; directory: string } | undefined {
+    return this.pending.get(project);
+  }
+
+  /** Makes `project`'s deferred switch, once. */
+  async make(project: string): Promise<void> {
+    const p = this.pending.get(project);
+    this.pending.delete(project);
+    await p?.make();
+  }
+}
+
 export interface RunServices {
   /** The host's users and groups as this run last read them (shared/users.ts). */
   readonly users: RunUsers;
@@ -82,6 +108,8 @@ export interface RunServices {
   readonly postgresql: PostgresRun;
   /** The apt sources this run changed: an install after them updates the lists first. */
   readonly apt: AptSources;
+  /** Release switches of blue-green projects, made when nginx switches. */
+  readonly switches: DeferredSwitches;
   /** Ends what the run holds open (PostgreSQL's admin pool). The engine calls it when the run ends; calling it again is harmless. */
   close(): Promise<void>;
 }
@@ -94,6 +122,7 @@ export function createRunServices(options: { host: Host; stateDirectory: string;
     restarts: new Restarts(),
     postgresql,
     apt: new AptSources(),
+    switches: new DeferredSwitches(),
     close: () => postgresql.close(),
   };
 }

@@ -149,6 +149,8 @@ export interface ProjectSpec {
   releases?: { keep?: number };
   /** Relative paths kept across releases, linked into each. */
   shared?: string[];
+  /** How a new version of the service replaces the running one (drivers/systemd/deploy): `restart` (the default) or `blue-green`. */
+  deploy?: { strategy?: 'restart' | 'blue-green'; port?: number; drain?: string };
 }
 
 export type SourceSpec =

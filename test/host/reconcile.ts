@@ -1,5 +1,7 @@
 // Helpers for real-host tests: a config repository for the booted host, a
 // reconcile against it through the nspawn host, and unit facts read inside.
+import path from 'node:path';
+import { execa } from 'execa';
 import { collectStatus, type StatusDocument } from '../../reconciler/commands/status.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../../reconciler/engine.js';
@@ -107,4 +109,24 @@ export async function hostStatus(machine: TestHost, dry: ReconcileOutcome, state
     manifests: dry.repo.manifests,
     planned: dry.planned,
   });
+}
+
+/** A reconcile of `repoDir` in its own process (test/support/reconcile-child.ts, built), for crash tests. */
+export function reconcileChild(machine: TestHost, repoDir: string) {
+  return execa('node', [path.resolve('dist/test/support/reconcile-child.js'), repoDir, HOST_NAME, String(machine.leaderPid), machine.machine], {
+    env: {},
+    reject: false,
+  });
+}
+
+/** SIGKILLs a reconcile child `delayMs` after its apply started (at once if it ended first), and waits for it to die. */
+export async function killAfterStart(child: ReturnType<typeof reconcileChild>, delayMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('apply started')) setTimeout(resolve, delayMs);
+    });
+    void child.then(() => resolve());
+  });
+  child.kill('SIGKILL');
+  await child;
 }

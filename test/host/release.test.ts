@@ -15,7 +15,7 @@ import { tarOf } from '../support/archives.js';
 import { releaseApp } from '../support/release-app.js';
 import { writeRepo } from '../support/fixtures.js';
 import { describeHost, useHost, type TestHost } from './harness.js';
-import { eventually, HOST_NAME, hostStatus, unitProperty } from './reconcile.js';
+import { eventually, HOST_NAME, hostStatus, killAfterStart, unitProperty } from './reconcile.js';
 
 // Releases on a real host: a git repository on the host (file:///srv/app-src)
 // holding a small Python web app with a build step, deployed, switched by ref,
@@ -367,15 +367,7 @@ describeHost('reconciler/drivers/release (git releases, builds, switches) on a r
     // Mid-switch: kills at growing delays between two built releases; after each, current is complete.
     let ref = commits.v5;
     for (const delay of [0, 20, 50, 100, 200, 400]) {
-      const p = child(await repoFor(ref));
-      await new Promise<void>((resolve) => {
-        p.stdout!.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes('apply started')) setTimeout(resolve, delay);
-        });
-        void p.then(() => resolve());
-      });
-      p.kill('SIGKILL');
-      await p;
+      await killAfterStart(child(await repoFor(ref)), delay);
       expect(await complete(), `current after a kill at ${delay} ms`).toBe(true);
       ref = ref === commits.v5 ? commits.v6 : commits.v5;
     }

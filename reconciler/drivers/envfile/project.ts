@@ -13,7 +13,8 @@ export const projectEnvFile: ProjectPart = {
     const envFile = `${ENV_DIRECTORY}/${x.name}.env`;
     const environment = stringEnv(spec.service?.environment);
     if (spec.service?.port !== undefined) {
-      environment.PORT ??= String(spec.service.port);
+      // blue-green: each instance's unit sets its own PORT (drivers/systemd/deploy), which an env file would override.
+      if (spec.deploy?.strategy !== 'blue-green') environment.PORT ??= String(spec.service.port);
       environment.BIND ??= spec.service.bind ?? '127.0.0.1';
     }
     const envSpec: EnvFileSpec = { path: envFile, owner: 'root', group: x.user, mode: 0o640, environment, secrets: { ...(spec.service?.secrets ?? {}) } };

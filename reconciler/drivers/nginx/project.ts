@@ -39,6 +39,8 @@ export const projectDomains: ProjectPart = {
         site.upstream = {
           host: spec.service.bind && spec.service.bind !== '0.0.0.0' && spec.service.bind !== '::' ? spec.service.bind : '127.0.0.1',
           port: spec.service.port,
+          // blue-green: the upstream the deploy driver points at the instance in service (drivers/systemd/deploy).
+          ...(spec.deploy?.strategy === 'blue-green' ? { group: `hostkit_deploy_${x.name.replace(/-/g, '_')}` } : {}),
         };
       }
       if (d.gate) {

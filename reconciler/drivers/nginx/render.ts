@@ -21,7 +21,8 @@ export function siteTlsFiles(spec: Pick<SiteSpec, 'site' | 'tls'>): { certificat
   return certificatePaths(spec.site);
 }
 
-function upstreamUrl(host: string, port: number): string {
+function upstreamUrl({ host, port, group }: { host: string; port: number; group?: string }): string {
+  if (group) return `http://${group}`;
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
@@ -41,16 +42,16 @@ function content(spec: SiteSpec): string[] {
   const host = spec.upstream?.host ?? '127.0.0.1';
   for (const l of spec.locations) {
     lines.push(`    location ${l.path} {`);
-    if (l.port !== undefined) proxy(lines, '        ', upstreamUrl(host, l.port));
+    if (l.port !== undefined) proxy(lines, '        ', upstreamUrl({ host, port: l.port }));
     else if (l.root !== undefined) lines.push(`        root ${l.root};`, '        try_files $uri $uri/ =404;');
-    else if (spec.upstream) proxy(lines, '        ', upstreamUrl(spec.upstream.host, spec.upstream.port));
+    else if (spec.upstream) proxy(lines, '        ', upstreamUrl(spec.upstream));
     else if (spec.root) lines.push(`        root ${spec.root};`, '        try_files $uri $uri/ =404;');
     else lines.push('        return 404;');
     lines.push('    }');
   }
   if (!spec.locations.some((l) => l.path === '/')) {
     lines.push('    location / {');
-    if (spec.upstream) proxy(lines, '        ', upstreamUrl(spec.upstream.host, spec.upstream.port));
+    if (spec.upstream) proxy(lines, '        ', upstreamUrl(spec.upstream));
     else if (spec.root) lines.push(`        root ${spec.root};`, '        index index.html;', '        try_files $uri $uri/ =404;');
     else lines.push('        return 404;');
     lines.push('    }');

@@ -4,7 +4,8 @@ import type { SecretRef } from '../../manifests/types.js';
 export interface SiteSpec {
   site: string;
   domains: string[];
-  upstream?: { host: string; port: number };
+  /** `group`: an nginx upstream of that name defined elsewhere (a blue-green project's, drivers/systemd/deploy) is proxied to instead of host:port. */
+  upstream?: { host: string; port: number; group?: string };
   root?: string;
   /** The root is not HostKit's to create (outside its project's own paths): the plan checks that it exists. */
   rootMustExist?: boolean;

@@ -34,6 +34,8 @@ export function siteProblems(spec: SiteSpec): string[] {
     const hostProblem = upstreamProblem(spec.upstream.host);
     if (hostProblem) problems.push(hostProblem);
     if (!port(spec.upstream.port)) problems.push(`upstream port ${show(spec.upstream.port)} is not a TCP port`);
+    if (spec.upstream.group !== undefined && !/^hostkit_deploy_[a-z0-9_]{1,40}$/.test(spec.upstream.group))
+      problems.push(`upstream group ${show(spec.upstream.group)} is not a HostKit deploy upstream`);
   }
   if (spec.root !== undefined && !FS_PATH.test(spec.root)) problems.push(`root ${show(spec.root)} is not a plain absolute path`);
   if (typeof spec.tls === 'object') {

@@ -301,10 +301,15 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
         }
         case 'switch': {
           const id = op.release ?? built!;
-          await ctx.host.symlink(currentTarget(id), currentLink(spec.project));
-          const run = await openRunId(ctx.host, ctx.stateDirectory);
-          await appendSwitch(ctx.host, ctx.stateDirectory, spec.project, { id, at: new Date().toISOString(), ...(run ? { run } : {}) });
+          const make = async () => {
+            await ctx.host.symlink(currentTarget(id), currentLink(spec.project));
+            const run = await openRunId(ctx.host, ctx.stateDirectory);
+            await appendSwitch(ctx.host, ctx.stateDirectory, spec.project, { id, at: new Date().toISOString(), ...(run ? { run } : {}) });
+          };
           state.switched.set(change.id, id);
+          // blue-green: the deploy starts its new instance in this release and switches `current` with nginx (settle does it otherwise).
+          if (spec.switchWithNginx) ctx.run.switches.defer(spec.project, id, releaseDir(spec.project, id), make);
+          else await make();
           break;
         }
         case 'remove': {
@@ -318,6 +323,11 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
           break;
       }
     }
+  },
+
+  // A switch deferred to a blue-green deploy that did not make it (its deploy had nothing to do) is made here, after every change applied.
+  async settle(items, ctx) {
+    for (const item of items) await ctx.run.switches.make(item.change.resource!.spec.project);
   },
 
   async verify(change, ctx, state) {

@@ -43,6 +43,7 @@ export const projectRelease: ProjectPart = {
         ...(service?.command ? [`${UNIT_PREFIX}${x.name}.service`] : []),
         ...(spec.workers ?? []).map((w) => `${UNIT_PREFIX}${x.name}-${w.name}.service`),
       ],
+      ...(spec.deploy?.strategy === 'blue-green' && service?.command ? { switchWithNginx: true as const } : {}),
     };
     x.ids.release = x.add<ReleaseSpec>('release', x.name, release, x.at('/spec/source'), { dependsOn: [x.ids.account, x.ids.directory] });
     if (!service?.workingDirectory) x.workingDirectory = currentLink(x.name);

@@ -201,6 +201,30 @@ describe('reconciler/drivers/release', () => {
     expect(called(h, 'systemd-run')).toHaveLength(3);
   });
 
+  it('blue-green: the switch of current waits for the deploy (switched with nginx), or for settle when no deploy makes it', async () => {
+    const h = host(['app']);
+    await applyAll(h, [resource(spec('app', C1))]);
+    const first = await h.readlink('/srv/app/current');
+    const v2 = resource({ ...spec('app', C2), switchWithNginx: true });
+    const { ctx, state, changes } = await plan(h, [v2]);
+    await releaseDriver.apply(changes[0] as never, ctx, state);
+    const deferred = ctx.run.switches.of('app');
+    expect(deferred?.directory).toMatch(new RegExp(`^/srv/app/releases/\\d{8}T\\d{6}Z-${C2.slice(0, 12)}-`));
+    expect(await h.readlink('/srv/app/current')).toBe(first);
+    // The deploy's switch (drivers/systemd/deploy) makes it; settle after it finds nothing left to do.
+    await ctx.run.switches.make('app');
+    expect(await h.readlink('/srv/app/current')).toBe(`releases/${deferred!.release}`);
+    await releaseDriver.settle!([{ change: changes[0] as never, undo: undefined }], ctx, 'apply', state);
+    expect(await releaseDriver.verify(changes[0] as never, ctx, state)).toEqual([]);
+
+    // No deploy made it: the release's settle does, after every change applied.
+    const back = await plan(h, [resource({ ...spec('app', C1), switchWithNginx: true })]);
+    await releaseDriver.apply(back.changes[0] as never, back.ctx, back.state);
+    expect(await h.readlink('/srv/app/current')).toBe(`releases/${deferred!.release}`);
+    await releaseDriver.settle!([{ change: back.changes[0] as never, undo: undefined }], back.ctx, 'apply', back.state);
+    expect(await h.readlink('/srv/app/current')).toBe(first);
+  });
+
   it('a build step runs as the project’s user in the release, sandboxed, with the cache; its failure names the release and the tail, without secrets', async () => {
     const h = host(['app']);
     const redactor = new Redactor();

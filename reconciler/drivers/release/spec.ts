@@ -29,4 +29,6 @@ export interface ReleaseSpec {
   webReadable: boolean;
   /** The project's long-running units, which a new release restarts (shown in plans). */
   restarts: string[];
+  /** blue-green: `current` switches when nginx does (drivers/systemd/deploy makes the switch this driver defers). */
+  switchWithNginx?: true;
 }

@@ -1,5 +1,6 @@
 import { fakeSystemd } from '../../../test/support/fake-systemd.js';
 import { many, type ConformanceFixture } from '../../../test/support/conformance.js';
+import { deployFixture } from './deploy/conformance.js';
 import { UNIT_DIR } from './render.js';
 
 // Services that keep running (sleep) and timers with their oneshot services, from Unit primitives.
@@ -35,4 +36,5 @@ export const fixtures: ConformanceFixture[] = [
       ]),
     fake: (host) => (fakeSystemd(host), {}),
   },
+  deployFixture,
 ];

@@ -1,6 +1,7 @@
 import { stringEnv, UNIT_PREFIX, workingDirectory } from '../../manifests/primitive.js';
 import { scheduleError, toOnCalendar } from '../../manifests/schedule.js';
 import type { ProjectExpansion, ProjectPart } from '../manifest-types.js';
+import { blueGreen, expandDeploy } from './deploy/project.js';
 import type { TimerSpec, UnitSpec } from './spec.js';
 
 // The service, the workers and the timers: units run as the project's user in its
@@ -13,11 +14,12 @@ export const projectUnits: ProjectPart = {
     const dependsOn = [...x.startsAfter(), ...x.ids.beforeStart];
     if (spec.service?.command) {
       const unit = `${UNIT_PREFIX}${name}.service`;
-      x.ids.units.push(
-        x.add<UnitSpec>('unit', unit, unitBase(x, unit, `HostKit project ${name}`, spec.service.command, 'simple'), x.at('/spec/service'), {
-          dependsOn: [...dependsOn],
-        }),
-      );
+      const service = unitBase(x, unit, `HostKit project ${name}`, spec.service.command, 'simple');
+      // blue-green: two instances of the service behind nginx (drivers/systemd/deploy), not one unit restarted in place.
+      const id = blueGreen(x)
+        ? expandDeploy(x, service, [...dependsOn])
+        : x.add<UnitSpec>('unit', unit, service, x.at('/spec/service'), { dependsOn: [...dependsOn] });
+      if (id) x.ids.units.push(id);
       if (spec.service.port !== undefined) x.claimPort(spec.service.port, spec.service.bind ?? '127.0.0.1', x.at('/spec/service/port'));
     }
     (spec.workers ?? []).forEach((w, i) => {
