@@ -31,6 +31,8 @@ import type { ReportWriter } from '../report/writeback.js';
 import type { WebhookEvent } from '../sources/webhook.js';
 import { commitTime, type GitSource } from '../sources/git.js';
 import { startPoller, type Poller } from '../sources/poll.js';
+import type { GateResult } from '../fleet/gate.js';
+import type { RolloutGate } from '../fleet/agent-gate.js';
 import type { AgentConfig } from './config.js';
 import { FlapGuard } from './flap.js';
 import type { AgentMetrics } from './metrics.js';
@@ -63,6 +65,8 @@ export interface AgentDeps {
   runSpacingMs?: number;
   /** Waits between retries (tests make them instant). */
   sleep?: (ms: number) => Promise<void>;
+  /** With a rollout policy in the repository: whether a new commit may be applied yet. */
+  rollout?: Pick<RolloutGate, 'check'>;
 }
 
 interface PersistedState {
@@ -94,6 +98,9 @@ export class Agent {
   private lastDriftKey = '';
   private poller: Poller | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  /** A newer commit waits for the rollout: pushes to the report branch wake the loop too. */
+  private heldKey = '';
   private stopped = false;
   /** Start and end of every run, for tests and the health endpoint. */
   readonly runs: { kind: string; start: number; end: number }[] = [];
@@ -143,6 +150,7 @@ export class Agent {
     this.stopped = true;
     this.poller?.stop();
     if (this.driftTimer) clearInterval(this.driftTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.queue.onIdle();
   }
 
@@ -165,6 +173,10 @@ export class Agent {
     metrics.webhooks.inc({ ...metrics.label(), kind: event.kind });
     if (this.stopped) return;
     if (event.kind === 'push') {
+      if (this.heldKey && event.ref === `refs/heads/${config.report.branch}`) {
+        void this.trigger(`report push ${event.deliveryId}`); // another host reported: the rollout may have moved on
+        return;
+      }
       if (event.ref && event.ref !== `refs/heads/${config.repository.branch}`) {
         log.debug({ ref: event.ref, delivery: event.deliveryId }, 'push to another branch ignored');
         return;
@@ -226,6 +238,13 @@ export class Agent {
       await this.saveState();
       return;
     }
+    let slot: HostReport['rollout'];
+    if (this.deps.rollout) {
+      const decided = await this.deps.rollout.check(commit, await source.snapshot(commit));
+      if (!decided.go) return this.holdForRollout(commit, decided);
+      this.heldKey = '';
+      slot = decided.wave !== undefined ? { wave: decided.wave, ...(decided.batch !== undefined ? { batch: decided.batch } : {}) } : undefined;
+    }
     log.info({ commit, reasons }, 'reconciling');
     await this.forgeStatus(commit, 'pending', 'reconciling');
     const t1 = performance.now();
@@ -249,6 +268,7 @@ export class Agent {
       report = reportFromError(facts(), cause);
       transient = isRetryable(cause);
     }
+    if (slot) report.rollout = slot;
     metrics.run(report.result, (performance.now() - t0) / 1000, changes);
     // A commit that could not be tried for a transient reason (the lock held, a server down past every retry) is tried
     // again on the next trigger; one that was applied, rolled back or refused is not.
@@ -268,6 +288,42 @@ export class Agent {
     this.lastReport = report;
     await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit}`);
     await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', statusDescription(report));
+  }
+
+  /**
+   * A newer commit the rollout does not let through yet. The host keeps the commit it runs (nothing is applied,
+   * the commit is not marked handled) and reports why, once per state and wave; it asks again on the next poll,
+   * on a push to the report branch, or when the bake it waits for ends.
+   */
+  private async holdForRollout(commit: string, decided: Extract<GateResult, { go: false }>): Promise<void> {
+    const { config, log } = this.deps;
+    if (decided.retryAt !== undefined) {
+      if (this.wakeTimer) clearTimeout(this.wakeTimer);
+      this.wakeTimer = setTimeout(() => void this.trigger('rollout bake ended'), Math.max(0, decided.retryAt - this.now()) + 20);
+    }
+    const key = JSON.stringify([commit, decided.state, decided.wave]);
+    if (key === this.heldKey) return;
+    this.heldKey = key;
+    log.info({ commit, state: decided.state, wave: decided.wave, reason: decided.reason }, 'held by rollout');
+    const now = new Date(this.now()).toISOString();
+    const base =
+      this.lastReport ??
+      ({
+        host: config.host,
+        ...(this.state.applied ? { commit: this.state.applied } : {}),
+        result: 'no-changes',
+        summary: 'nothing applied yet: waiting for the rollout',
+        trigger: [],
+        startedAt: now,
+        finishedAt: now,
+        timings: { totalMs: 0 },
+        resources: [],
+        diagnostics: [],
+      } satisfies HostReport);
+    const held = { commit, state: decided.state, wave: decided.wave, reason: decided.reason, since: now };
+    this.lastReport = { ...base, rollout: { ...base.rollout, held } };
+    await this.publish(this.lastReport, `${config.host}: ${decided.reason} (${commit})`);
+    await this.forgeStatus(commit, 'pending', decided.reason);
   }
 
   /**

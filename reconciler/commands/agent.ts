@@ -12,7 +12,9 @@ import { readBackupHistories } from '../drivers/backup/job.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { Redactor } from '../core/secrets.js';
 import { errorMessage } from '../core/errors.js';
+import { RolloutGate } from '../fleet/agent-gate.js';
 import { LocalHost } from '../hosts/local.js';
+import type { Host } from '../hosts/types.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
 import type { WebhookServer } from '../sources/webhook.js';
@@ -54,9 +56,33 @@ export async function runAgent(opts: { config: string }): Promise<number> {
   if (!cfg) return 1;
   const redactor = new Redactor();
   const log = await agentLogger(cfg.logLevel, redactor);
+  const { agent, server } = await assembleAgent(cfg, { host: new LocalHost(), log, redactor });
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping; waiting for the run in progress');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await server?.close();
+  await agent.stop();
+  return 0;
+}
+
+/**
+ * The agent and its parts (git source, report writer, rollout gate, forge, webhook server) as one configuration
+ * asks for them, not yet started; `host` is the machine itself (a re-rooted LocalHost in the simulated fleet).
+ */
+export async function assembleAgent(
+  cfg: AgentConfig,
+  opts: { host: Host; log: Logger; redactor: Redactor },
+): Promise<{ agent: Agent; server?: WebhookServer }> {
+  const { host, log, redactor } = opts;
   const source = new GitSource({ ...cfg.repository, stateDirectory: cfg.stateDirectory, log });
   const metrics = new AgentMetrics(cfg.host);
-  metrics.watchBackups(() => readBackupHistories(new LocalHost(), cfg.stateDirectory));
+  metrics.watchBackups(() => readBackupHistories(host, cfg.stateDirectory));
   const reports = cfg.report.enabled
     ? new ReportWriter({
         url: cfg.repository.url,
@@ -80,7 +106,7 @@ export async function runAgent(opts: { config: string }): Promise<number> {
   }
   const agent = new Agent({
     config: cfg,
-    host: new LocalHost(),
+    host,
     source,
     log,
     metrics,
@@ -88,6 +114,7 @@ export async function runAgent(opts: { config: string }): Promise<number> {
     ...(reports ? { reports } : {}),
     ...(forge ? { forge } : {}),
     drivers: agentDrivers(() => source.reachable(), displayUrl(cfg.repository.url)),
+    ...(reports ? { rollout: new RolloutGate({ source, host: cfg.host, reportBranch: cfg.report.branch, log }) } : {}),
   });
   let server: WebhookServer | undefined;
   if (cfg.webhook) {
@@ -106,18 +133,7 @@ export async function runAgent(opts: { config: string }): Promise<number> {
     });
     log.info({ url: server.url }, 'webhook server listening');
   }
-  await agent.start();
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping; waiting for the run in progress');
-      resolve();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
-  await server?.close();
-  await agent.stop();
-  return 0;
+  return { agent, ...(server ? { server } : {}) };
 }
 
 /** `hostkit agent install --config FILE`: the agent's own systemd unit, verified, enabled and started. */

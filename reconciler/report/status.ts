@@ -75,6 +75,16 @@ export interface HostReport {
   /** Each project with a source: the release it serves after the run (read from the host). */
   releases?: ReportRelease[];
   drift?: DriftSection;
+  /** The host's place in a rollout (.hostkit/rollout.yaml), and the newer commit it holds back from, if any. */
+  rollout?: RolloutSection;
+}
+
+export interface RolloutSection {
+  /** The wave and batch the host belongs to at the commit last tried; absent: outside every wave. */
+  wave?: number;
+  batch?: number;
+  /** A newer commit the host does not apply yet: the report's commit stays the one it runs. */
+  held?: { commit: string; state: 'waiting' | 'halted' | 'paused' | 'aborted'; wave: number; reason: string; since: string };
 }
 
 const PAST: Partial<Record<Change['action'], ResourceStateName>> = { create: 'created', update: 'updated', replace: 'replaced', delete: 'deleted' };
@@ -230,6 +240,10 @@ export function renderStatusMarkdown(report: HostReport): string {
     const done = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
     out.push(`- **Drift:** ${d.resources.length} resource(s) at ${d.checkedAt} (policy: ${d.policy})${done.length > 0 ? `; ${done.join(', ')}` : ''}`);
   }
+  if (report.rollout?.held) {
+    const h = report.rollout.held;
+    out.push(`- **Rollout:** \`${h.commit}\` not applied yet (${h.state}): ${cell(h.reason)}`);
+  } else if (report.rollout?.wave !== undefined) out.push(`- **Rollout:** wave ${report.rollout.wave}, batch ${report.rollout.batch ?? 1}`);
   out.push('');
   if (report.failed) out.push(`**Failed at \`${report.failed.id}\`:** ${cell(report.failed.error)}`, '');
   for (const e of report.rollbackErrors ?? []) out.push(`- rollback of \`${e.id}\` failed: ${cell(e.error)}`);
@@ -285,5 +299,5 @@ export function reportFiles(report: HostReport, redactor: Redactor): Record<stri
 
 /** Whether a path is a report file (of any host): report commits never trigger a reconcile. */
 export function isReportPath(file: string): boolean {
-  return /^(status\/[^/]+\.(json|md)|drift\/[^/]+\.md)$/.test(file);
+  return /^(status\/[^/]+\.(json|md)|drift\/[^/]+\.md|rollout\/decision\.json)$/.test(file);
 }
