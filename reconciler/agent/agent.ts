@@ -15,6 +15,7 @@ import type { AnyDriver } from '../drivers/types.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../engine.js';
 import type { Host } from '../hosts/types.js';
 import {
+  certificateExpiries,
   driftEntries,
   isReportPath,
   reportFiles,
@@ -502,7 +503,8 @@ export class Agent {
         resources: [],
         diagnostics: [],
       } satisfies HostReport);
-    this.lastReport = withReleases({ ...base, drift: section }, await this.releasesAfter(checked));
+    const certificates = certificateExpiries(checked.planned.plan);
+    this.lastReport = withReleases({ ...base, drift: section, ...(certificates.length > 0 ? { certificates } : {}) }, await this.releasesAfter(checked));
     await this.publish(this.lastReport, `${config.host}: ${driftText(section)} against ${commit}`);
   }
 

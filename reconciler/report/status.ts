@@ -75,6 +75,8 @@ export interface HostReport {
   /** Each project with a source: the release it serves after the run (read from the host). */
   releases?: ReportRelease[];
   drift?: DriftSection;
+  /** Each certificate's expiry as last observed (the run's plan, or the last drift check). */
+  certificates?: { id: string; notAfter: string }[];
   /** The host's place in a rollout (.hostkit/rollout.yaml), and the newer commit it holds back from, if any. */
   rollout?: RolloutSection;
 }
@@ -131,6 +133,8 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
     };
   }
   const plan = outcome.planned.plan;
+  const certificates = certificateExpiries(plan);
+  if (certificates.length > 0) base.certificates = certificates;
   const resources = resourceStates(plan, outcome);
   const diagnostics = diagnosticsOf(plan.diagnostics);
   if (outcome.stage === 'planned') {
@@ -175,6 +179,19 @@ function reportBase(facts: RunFacts): Omit<HostReport, 'result' | 'summary' | 'd
     timings: { ...facts.timings, totalMs: facts.finishedAt.getTime() - facts.startedAt.getTime() },
     resources: [],
   };
+}
+
+/**
+ * Certificates' expiry as the plan observed them. A certificate the plan (re)issues is left out: what it
+ * observed is the old one, and the next drift check reads the new one.
+ */
+export function certificateExpiries(plan: Plan): { id: string; notAfter: string }[] {
+  const out: { id: string; notAfter: string }[] = [];
+  for (const c of plan.changes) {
+    const notAfter = (c.observed as { info?: { notAfter?: unknown } } | undefined)?.info?.notAfter;
+    if (c.kind === 'certificate' && c.action === 'noop' && typeof notAfter === 'number') out.push({ id: c.id, notAfter: new Date(notAfter).toISOString() });
+  }
+  return out;
 }
 
 /** Changes a plan against the last applied commit would make: the drift. */
