@@ -68,7 +68,12 @@ export interface AgentDeps {
   sleep?: (ms: number) => Promise<void>;
   /** With a rollout policy in the repository: whether a new commit may be applied yet. */
   rollout?: Pick<RolloutGate, 'check'>;
+  /** Told every report the agent publishes (notifications); never throws. */
+  notify?: (report: HostReport) => Promise<void>;
 }
+
+/** A quiet host still reports this often (its drift check), so `hostkit fleet status` can tell silence from death. */
+export const HEARTBEAT_MS = 3_600_000;
 
 interface PersistedState {
   /** The last commit the loop finished with (applied, failed or skipped): not run again. */
@@ -97,6 +102,7 @@ export class Agent {
   private state: PersistedState = {};
   private lastReport: HostReport | undefined;
   private lastDriftKey = '';
+  private lastPublished = 0;
   private poller: Poller | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -487,7 +493,7 @@ export class Agent {
     if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed, renewed, held: held.map((h) => h.id) }, 'drift');
     // Write only when what drifted changed, not on every quiet check.
     const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, renewed, held, failed, warnings, section.backingOff.map((b) => b.id)]);
-    if (key === this.lastDriftKey) return;
+    if (key === this.lastDriftKey && now - this.lastPublished < HEARTBEAT_MS) return;
     this.lastDriftKey = key;
     const base =
       this.lastReport ??
@@ -562,7 +568,9 @@ export class Agent {
 
   private async publish(report: HostReport, message: string): Promise<void> {
     const { reports, log, redactor } = this.deps;
+    await this.deps.notify?.(report);
     if (!reports) return;
+    this.lastPublished = this.now();
     try {
       await reports.write(reportFiles(report, redactor), redactor.scrub(message));
     } catch (cause) {

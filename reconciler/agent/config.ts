@@ -7,6 +7,7 @@ import { parseDuration } from '../core/duration.js';
 import { parseManifest, toLoaded } from '../manifests/load.js';
 import { createAjv, schemaDir } from '../manifests/schemas.js';
 import { describeErrors } from '../manifests/validate.js';
+import { NOTICE_KINDS, type NoticeKind } from '../notify/events.js';
 
 /** The agent configuration with every default filled in (schema/agent.schema.json). */
 export interface AgentConfig {
@@ -28,6 +29,21 @@ export interface AgentConfig {
   /** Capped exponential back-off for retryable failures. */
   retry: RetryPolicy;
   hostMismatchOk: boolean;
+  notifications?: NotificationsConfig;
+}
+
+export type NotificationChannelConfig =
+  | { type: 'webhook'; url: string; secretFile: string }
+  | { type: 'slack'; urlFile: string }
+  | { type: 'email'; host: string; port: number; security: 'none' | 'starttls' | 'tls'; username?: string; passwordFile?: string; from: string; to: string[] };
+
+export interface NotificationsConfig {
+  on: NoticeKind[];
+  certificateExpiryDays: number;
+  dedupeMs: number;
+  maxPerHour: number;
+  staleAfterMs: number;
+  channels: NotificationChannelConfig[];
 }
 
 export interface RetryPolicy {
@@ -53,6 +69,27 @@ interface RawConfig {
   lockTimeout?: string;
   retry?: { attempts?: number; initialDelay?: string; maxDelay?: string };
   hostMismatchOk?: boolean;
+  notifications?: {
+    on?: NoticeKind[];
+    certificateExpiryDays?: number;
+    dedupe?: string;
+    maxPerHour?: number;
+    staleAfter?: string;
+    channels: (
+      | { type: 'webhook'; url: string; secretFile: string }
+      | { type: 'slack'; urlFile: string }
+      | {
+          type: 'email';
+          host: string;
+          port?: number;
+          security?: 'none' | 'starttls' | 'tls';
+          username?: string;
+          passwordFile?: string;
+          from: string;
+          to: string[];
+        }
+    )[];
+  };
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
@@ -130,6 +167,18 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
         maxDelayMs: raw.retry?.maxDelay ? parseDuration(raw.retry.maxDelay)! : DEFAULT_RETRY.maxDelayMs,
       },
       hostMismatchOk: raw.hostMismatchOk ?? false,
+      ...(raw.notifications ? { notifications: notificationsConfig(raw.notifications) } : {}),
     },
+  };
+}
+
+function notificationsConfig(raw: NonNullable<RawConfig['notifications']>): NotificationsConfig {
+  return {
+    on: raw.on ?? [...NOTICE_KINDS],
+    certificateExpiryDays: raw.certificateExpiryDays ?? 14,
+    dedupeMs: parseDuration(raw.dedupe ?? '24h')!,
+    maxPerHour: raw.maxPerHour ?? 20,
+    staleAfterMs: parseDuration(raw.staleAfter ?? '3h')!,
+    channels: raw.channels.map((c) => (c.type === 'email' ? { ...c, port: c.port ?? 587, security: c.security ?? 'starttls' } : c)),
   };
 }

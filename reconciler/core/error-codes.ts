@@ -119,6 +119,7 @@ export const ERROR_CODES = {
   REPORT_PUSH_FAILED: { meaning: 'the status report could not be pushed', retryable: true },
   FLEET_NO_ORIGIN: { meaning: 'hostkit fleet was given a clone without an origin remote (it reads the shared repository)', retryable: false },
   ROLLOUT_INVALID: { meaning: 'the rollout policy (.hostkit/rollout.yaml) at the branch head is invalid', retryable: false },
+  NOTIFY_FAILED: { meaning: 'a notification channel (webhook, Slack, SMTP) did not take a notice', retryable: true },
   FORGE_CONFIG: { meaning: 'the forge settings are incomplete', retryable: false },
   FORGE_API: { meaning: 'the forge API answered with an error (retryable for 5xx and 429)', retryable: true },
   FORGE_UNREACHABLE: { meaning: 'the forge API did not answer', retryable: true },

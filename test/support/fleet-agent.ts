@@ -18,10 +18,9 @@ if (!loaded.ok) {
 }
 const redactor = new Redactor();
 const log = createLogger({ level: loaded.config.logLevel, redactor, format: 'json' });
-const { agent, server } = await assembleAgent(loaded.config, { host: new LocalHost({ root }), log, redactor });
-await agent.start();
-process.stdout.write(`HOSTKIT-FLEET-AGENT ready ${server?.url ?? '-'}\n`);
+const assembled = await assembleAgent(loaded.config, { host: new LocalHost({ root }), log, redactor });
+await assembled.start();
+process.stdout.write(`HOSTKIT-FLEET-AGENT ready ${assembled.server?.url ?? '-'}\n`);
 await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-await server?.close();
-await agent.stop();
+await assembled.stop();
 process.exit(0);
