@@ -61,12 +61,15 @@ export function reportNotices(report: HostReport, options: { now: number; certif
   const paused = /held back for paused project\(s\): (.+)$/.exec(report.summary)?.[1];
   if (paused) out.push({ ...base, kind: 'paused', subject: `${host}: project(s) paused: ${paused}`, key: `paused/${host}/${paused}` });
   if (report.rollout?.held?.state === 'paused') {
+    const held = report.rollout.held;
+    // About the commit held back, not the one the host runs.
     out.push({
-      ...base,
+      host,
+      commit: held.commit,
       kind: 'paused',
-      subject: `${host}: rollout paused`,
-      detail: report.rollout.held.reason,
-      key: `paused/${host}/rollout/${report.rollout.held.commit}`,
+      subject: `${host}: rollout of ${held.commit.slice(0, 12)} paused`,
+      detail: held.reason,
+      key: `paused/${host}/rollout/${held.commit}`,
     });
   }
   const drift = report.drift;

@@ -3,8 +3,13 @@
 // rolls out in waves, in an order proven from the report branch's history; a
 // failing canary halts the rest until a fixing commit; every agent keeps
 // exactly one status file, at the right commit.
+import { createHmac } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetFile, reportHistory, startFleet, type ReportEvent, type SimFleet, type SimHost } from '../support/fleet.js';
 
@@ -28,12 +33,32 @@ spec:
 `;
 
 let fleet: SimFleet;
+// The loopback notification server every agent notifies (a generic webhook, HMAC-signed).
+const NOTIFY_SECRET = 'notify-secret-0123456789';
+const notices: { kind: string; host: string; commit?: string; sender: string }[] = [];
+const badSignatures: string[] = [];
+let notifyServer: http.Server;
 
 beforeAll(async () => {
+  notifyServer = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const expected = `sha256=${createHmac('sha256', NOTIFY_SECRET).update(body).digest('hex')}`;
+      if (req.headers['x-hostkit-signature'] !== expected) badSignatures.push(body);
+      else notices.push(JSON.parse(body) as (typeof notices)[number]);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => notifyServer.listen(0, '127.0.0.1', r));
+  const notifyUrl = `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/notify`;
+  const secretFile = path.join(os.tmpdir(), `hostkit-fleet-notify-${process.pid}.secret`);
+  await writeFile(secretFile, NOTIFY_SECRET);
   fleet = await startFleet({
     hosts,
     pollInterval: '5s',
     webhooks: true,
+    agentConfig: () => ({ notifications: { channels: [{ type: 'webhook', url: notifyUrl, secretFile }] } }),
     // On the canary only, /srv/app/blocked is a regular file: a File below it fails there and is rolled back.
     // Elsewhere it is a directory, so the same File applies.
     prepare: async (host, root) => {
@@ -51,7 +76,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fleet?.stop();
+  notifyServer?.close();
 });
+
+const hostkit = (...args: string[]) => execa('node', [path.resolve('dist/reconciler/cli.js'), ...args]);
 
 /** The report-branch index of the first report of `host` saying `commit` applied. */
 function appliedAt(history: ReportEvent[], host: string, commit: string): ReportEvent {
@@ -124,4 +152,44 @@ describe('a simulated fleet', () => {
     // Every report commit wrote one host's own file: no report was lost or overwritten by another host.
     for (const e of history) expect(e.report.host).toBe(e.host);
   }, 240_000);
+
+  let paused: string;
+
+  it('pauses and resumes through commits on the report branch (hostkit fleet rollout), and fleet status shows it', async () => {
+    await hostkit('fleet', 'rollout', 'pause', '--repo', fleet.remote.bare);
+    paused = await fleet.remote.push({ 'site/page.yaml': fleetFile('page', 'version 5\n') }, 'page v5 while paused');
+    const waveHosts = [canary, ...prod];
+    await fleet.waitFor(
+      (r) =>
+        waveHosts.every((h) => r.get(h)?.rollout?.held?.state === 'paused' && r.get(h)?.rollout?.held?.commit === paused) &&
+        lab.every((h) => r.get(h)?.commit === paused),
+      120_000,
+      'every host of the waves paused, the rest at the new commit',
+    );
+    const status = JSON.parse((await hostkit('fleet', 'status', '--repo', fleet.remote.bare, '-o', 'json')).stdout) as {
+      commit: string;
+      hosts: { host: string; commit: string; wave: number | null; stale: boolean; held: { state: string } | null }[];
+    };
+    expect(status.commit).toBe(paused);
+    expect(status.hosts.map((h) => h.host)).toEqual(hosts.map((h) => h.name));
+    expect(status.hosts.filter((h) => h.stale)).toEqual([]);
+    expect(status.hosts.find((h) => h.host === canary)).toMatchObject({ wave: 1, held: { state: 'paused' } });
+    expect(status.hosts.find((h) => h.host === lab[0])).toMatchObject({ commit: paused, wave: null, held: null });
+    const progress = (await hostkit('fleet', 'rollout', '--repo', fleet.remote.bare)).stdout;
+    expect(progress).toMatch(/^wave 1 canary: 0\/1 applied, 0 failed, 1 pending$/m);
+    await hostkit('fleet', 'rollout', 'resume', '--repo', fleet.remote.bare);
+    await fleet.waitFor(
+      (r) => hosts.every((h) => r.get(h.name)?.commit === paused && !r.get(h.name)?.rollout?.held),
+      180_000,
+      'the paused commit everywhere after resume',
+    );
+  }, 240_000);
+
+  it('sent exactly the expected notices: the canary rolled back once, each paused host once', async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(badSignatures).toEqual([]);
+    const got = notices.map((n) => `${n.kind} ${n.host} ${n.commit?.slice(0, 12)}`).sort();
+    const expected = [`rolled-back ${canary} ${broken.slice(0, 12)}`, ...[canary, ...prod].map((h) => `paused ${h} ${paused.slice(0, 12)}`)].sort();
+    expect(got).toEqual(expected);
+  });
 });
