@@ -18,7 +18,7 @@ export interface AgentConfig {
   pollIntervalMs: number;
   webhook?: { host: string; port: number; secretFile: string };
   report: { enabled: boolean; branch: string; authorName: string; authorEmail: string };
-  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
+  forge?: { type: 'github' | 'gitlab' | 'gitea'; tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
   drift: { policy: 'report' | 'heal'; intervalMs: number };
   stateDirectory: string;
   /** Run journals kept after each apply. */
@@ -61,7 +61,7 @@ interface RawConfig {
   pollInterval?: string;
   webhook?: { listen: string; secretFile: string };
   report?: { enabled?: boolean; branch?: string; authorName?: string; authorEmail?: string };
-  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
+  forge?: { type?: 'github' | 'gitlab' | 'gitea'; tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
   drift?: { policy?: 'report' | 'heal'; interval?: string };
   stateDirectory?: string;
   keepRuns?: number;
@@ -155,7 +155,7 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
       pollIntervalMs: parseDuration(raw.pollInterval ?? '60s')!,
       ...(webhook ? { webhook } : {}),
       report,
-      ...(raw.forge ? { forge: { ...raw.forge, pullRequests: raw.forge.pullRequests ?? true } } : {}),
+      ...(raw.forge ? { forge: { ...raw.forge, type: raw.forge.type ?? 'github', pullRequests: raw.forge.pullRequests ?? true } } : {}),
       drift: { policy: raw.drift?.policy ?? 'report', intervalMs: parseDuration(raw.drift?.interval ?? '5m')! },
       stateDirectory: raw.stateDirectory ?? '/var/lib/hostkit',
       keepRuns: raw.keepRuns ?? DEFAULT_KEEP_RUNS,

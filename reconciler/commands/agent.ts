@@ -109,7 +109,10 @@ export async function assembleAgent(cfg: AgentConfig, opts: { host: Host; log: L
       ? { owner: cfg.forge.repository.split('/')[0]!, repo: cfg.forge.repository.split('/')[1]! }
       : mod.parseForgeRepository(cfg.repository.url);
     if (!repo) throw new Error(`${cfg.file}: forge.repository: cannot derive owner/repo from ${displayUrl(cfg.repository.url)}; set forge.repository`);
-    forge = mod.createForge({ token, ...repo, ...(cfg.forge.baseUrl ? { baseUrl: cfg.forge.baseUrl } : {}), log });
+    const forgeOptions = { token, ...repo, ...(cfg.forge.baseUrl ? { baseUrl: cfg.forge.baseUrl } : {}), log };
+    if (cfg.forge.type === 'gitlab') forge = (await import('../report/forges.js')).createGitLabForge(forgeOptions);
+    else if (cfg.forge.type === 'gitea') forge = (await import('../report/forges.js')).createGiteaForge(forgeOptions);
+    else forge = mod.createForge(forgeOptions);
   }
   const notifications = cfg.notifications
     ? await setupNotifications({
