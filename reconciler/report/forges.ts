@@ -70,6 +70,19 @@ function client(forge: string, baseUrl: string, auth: Record<string, string>, lo
   };
 }
 
+// This host's comment is the one starting with its marker: edited when its text changed, else created.
+async function upsertMarked(
+  marker: string,
+  body: string,
+  existing: readonly { id: number; body: string }[],
+  calls: { update: (id: number) => Promise<unknown>; create: () => Promise<{ id: number }> },
+): Promise<{ id: number; created: boolean }> {
+  const mine = existing.find((c) => c.body?.startsWith(marker));
+  if (!mine) return { id: (await calls.create()).id, created: true };
+  if (mine.body !== body) await calls.update(mine.id);
+  return { id: mine.id, created: false };
+}
+
 function truncate(text: string, max: number, tail: string): string {
   return text.length <= max ? text : text.slice(0, max - tail.length) + tail;
 }
@@ -101,13 +114,10 @@ export function createGitLabForge(options: HttpForgeOptions): Forge {
         notes.push(...batch);
         if (batch.length < 100) break;
       }
-      const mine = notes.find((n) => n.body?.startsWith(marker));
-      if (mine) {
-        if (mine.body !== body) await call('update plan note', 'PUT', `/projects/${project}/merge_requests/${iid}/notes/${mine.id}`, { body });
-        return { id: mine.id, created: false };
-      }
-      const created = await call<{ id: number }>('create plan note', 'POST', `/projects/${project}/merge_requests/${iid}/notes`, { body });
-      return { id: created.id, created: true };
+      return upsertMarked(marker, body, notes, {
+        update: (id) => call('update plan note', 'PUT', `/projects/${project}/merge_requests/${iid}/notes/${id}`, { body }),
+        create: () => call<{ id: number }>('create plan note', 'POST', `/projects/${project}/merge_requests/${iid}/notes`, { body }),
+      });
     },
   };
 }
@@ -132,13 +142,10 @@ export function createGiteaForge(options: HttpForgeOptions): Forge {
       const body = truncate(`${marker}\n${markdown}`, MAX_COMMENT, '\n\n… (plan truncated)\n');
       // Gitea's issue comments endpoint answers every comment at once (no pages).
       const comments = await call<{ id: number; body: string }[]>('list pull request comments', 'GET', `${repo}/issues/${index}/comments`);
-      const mine = comments.find((c) => c.body?.startsWith(marker));
-      if (mine) {
-        if (mine.body !== body) await call('update plan comment', 'PATCH', `${repo}/issues/comments/${mine.id}`, { body });
-        return { id: mine.id, created: false };
-      }
-      const created = await call<{ id: number }>('create plan comment', 'POST', `${repo}/issues/${index}/comments`, { body });
-      return { id: created.id, created: true };
+      return upsertMarked(marker, body, comments, {
+        update: (id) => call('update plan comment', 'PATCH', `${repo}/issues/comments/${id}`, { body }),
+        create: () => call<{ id: number }>('create plan comment', 'POST', `${repo}/issues/${index}/comments`, { body }),
+      });
     },
   };
 }
