@@ -299,7 +299,7 @@ export class Agent {
 
   /**
    * A newer commit the rollout does not let through yet. The host keeps the commit it runs (nothing is applied,
-   * the commit is not marked handled) and reports why, once per state and wave; it asks again on the next poll,
+   * the commit is not marked handled) and reports why, once per state; it asks again on the next poll,
    * on a push to the report branch, or when the bake it waits for ends.
    */
   private async holdForRollout(commit: string, decided: Extract<GateResult, { go: false }>): Promise<void> {
@@ -308,7 +308,9 @@ export class Agent {
       if (this.wakeTimer) clearTimeout(this.wakeTimer);
       this.wakeTimer = setTimeout(() => void this.trigger('rollout bake ended'), Math.max(0, decided.retryAt - this.now()) + 20);
     }
-    const key = JSON.stringify([commit, decided.state, decided.wave]);
+    // Waiting is reported once per commit, not at every wave it passes: each report is a push the whole fleet races
+    // for (`hostkit fleet rollout` shows live progress); halted, paused and aborted are reported with their wave.
+    const key = JSON.stringify(decided.state === 'waiting' ? [commit, 'waiting'] : [commit, decided.state, decided.wave]);
     if (key === this.heldKey) return;
     this.heldKey = key;
     log.info({ commit, state: decided.state, wave: decided.wave, reason: decided.reason }, 'held by rollout');

@@ -34,6 +34,8 @@ export interface SimFleetOptions {
   webhooks: boolean;
   /** Extra agent.yaml settings (e.g. notifications). */
   agentConfig?: (host: string) => Record<string, unknown>;
+  /** Agents per process (default 1: each agent its own process). */
+  perProcess?: number;
   /** Prepare a host's root before its agent starts (e.g. make a path unusable). */
   prepare?: (host: string, root: string) => Promise<void>;
   /** The first commit's files besides the Host manifests and the base manifests. */
@@ -102,9 +104,9 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
       stopForge = true;
       await forge;
       await Promise.all(
-        agents.map(async (a) => {
-          a.child.kill('SIGTERM');
-          await a.child.catch(() => undefined);
+        [...new Set(agents.map((a) => a.child))].map(async (child) => {
+          child.kill('SIGTERM');
+          await child.catch(() => undefined);
         }),
       );
       for (const cleanup of roots) await cleanup();
@@ -114,6 +116,8 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
   let stopForge = false;
   let forge: Promise<void> = Promise.resolve();
   try {
+    const perProcess = options.perProcess ?? 1;
+    const pending: { h: SimHost; root: string; state: string; configFile: string }[] = [];
     for (const h of options.hosts) {
       const scratch = await scratchRoot(h.name);
       roots.push(scratch.cleanup);
@@ -123,7 +127,7 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
         repository: { url: remote.bare, branch: 'main' },
         host: h.name,
         pollInterval: options.pollInterval,
-        webhook: { listen: '127.0.0.1:0', secretFile },
+        ...(options.webhooks ? { webhook: { listen: '127.0.0.1:0', secretFile } } : {}),
         report: { branch: 'hostkit-status' },
         drift: { policy: 'report', interval: '1h' },
         stateDirectory: state,
@@ -133,22 +137,26 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
       };
       const configFile = path.join(state, 'agent.yaml');
       await writeFile(configFile, stringify(config));
-      const child = execa('node', [CHILD, configFile, scratch.root], {
+      pending.push({ h, root: scratch.root, state, configFile });
+    }
+    for (let i = 0; i < pending.length; i += perProcess) {
+      const group = pending.slice(i, i + perProcess);
+      const child = execa('node', [CHILD, ...group.flatMap((g) => [g.configFile, g.root])], {
         env: { HOME: os.homedir(), PATH: process.env.PATH ?? '' },
         extendEnv: false,
         buffer: false,
       });
-      child.stderr?.on('data', (b: Buffer) => process.env.HOSTKIT_FLEET_DEBUG && process.stderr.write(`[${h.name}] ${b}`));
-      const url = await new Promise<string>((resolve, reject) => {
+      child.stderr?.on('data', (b: Buffer) => process.env.HOSTKIT_FLEET_DEBUG && process.stderr.write(`[${group[0]!.h.name}+] ${b}`));
+      const urls = await new Promise<Map<string, string>>((resolve, reject) => {
         let out = '';
         child.stdout?.on('data', (b: Buffer) => {
           out += b.toString();
-          const m = /HOSTKIT-FLEET-AGENT ready (\S+)/.exec(out);
-          if (m) resolve(m[1]!);
+          const ready = new Map([...out.matchAll(/HOSTKIT-FLEET-AGENT ready (\S+) (\S+)/g)].map((m) => [m[1]!, m[2]!]));
+          if (ready.size === group.length) resolve(ready);
         });
         child.catch(reject);
       });
-      agents.push({ name: h.name, root: scratch.root, state, url, child });
+      for (const g of group) agents.push({ name: g.h.name, root: g.root, state: g.state, url: urls.get(g.h.name)!, child });
     }
     if (options.webhooks) {
       forge = (async () => {
