@@ -75,6 +75,9 @@ export interface AgentDeps {
 /** A quiet host still reports this often (its drift check), so `hostkit fleet status` can tell silence from death. */
 export const HEARTBEAT_MS = 3_600_000;
 
+/** A report whose push failed is pushed again after about this long. */
+const REPUBLISH_MS = 5_000;
+
 interface PersistedState {
   /** The last commit the loop finished with (applied, failed or skipped): not run again. */
   considered?: string;
@@ -103,6 +106,8 @@ export class Agent {
   private lastReport: HostReport | undefined;
   private lastDriftKey = '';
   private lastPublished = 0;
+  private unpublished: { report: HostReport; message: string } | undefined;
+  private republishTimer: NodeJS.Timeout | undefined;
   private poller: Poller | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -158,6 +163,7 @@ export class Agent {
     this.poller?.stop();
     if (this.driftTimer) clearInterval(this.driftTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.republishTimer) clearTimeout(this.republishTimer);
     await this.queue.onIdle();
   }
 
@@ -569,14 +575,33 @@ export class Agent {
   }
 
   private async publish(report: HostReport, message: string): Promise<void> {
-    const { reports, log, redactor } = this.deps;
     await this.deps.notify?.(report);
+    await this.writeReport(report, message);
+  }
+
+  // A report whose push failed (every retry lost the race, or the remote was down) is pushed again a little later,
+  // through the queue, unless a newer report went out meanwhile: the report branch never stays behind the host.
+  private async writeReport(report: HostReport, message: string): Promise<void> {
+    const { reports, log, redactor } = this.deps;
     if (!reports) return;
     this.lastPublished = this.now();
+    this.unpublished = undefined;
     try {
       await reports.write(reportFiles(report, redactor), redactor.scrub(message));
     } catch (cause) {
-      log.error({ err: errorMessage(cause) }, 'report not written');
+      log.error({ err: errorMessage(cause) }, 'report not written; trying again shortly');
+      this.unpublished = { report, message };
+      if (this.republishTimer || this.stopped) return;
+      this.republishTimer = setTimeout(
+        () => {
+          this.republishTimer = undefined;
+          const pending = this.unpublished;
+          if (pending && !this.stopped) {
+            void this.queue.trigger('publish', 'report push retry', () => this.timed('publish', () => this.writeReport(pending.report, pending.message)));
+          }
+        },
+        REPUBLISH_MS * (0.5 + Math.random()),
+      );
     }
   }
 

@@ -9,6 +9,7 @@ import type { HostReport } from '../report/status.js';
 import { emailChannel, slackChannel, webhookChannel, type Channel } from './channels.js';
 import { backupNotices, NOTICE_KINDS, reportNotices, staleNotices, type Notice } from './events.js';
 import { Notifier } from './notifier.js';
+import { watcherOf } from './setup.js';
 
 const NOW = Date.parse('2026-12-07T12:00:00Z');
 const C = 'c'.repeat(40);
@@ -75,6 +76,14 @@ describe('reconciler/notify/events', () => {
       },
     ]);
     expect(notices.map((n) => [n.kind, n.subject])).toEqual([['backup-failed', 'db-1: backup of shop (database) failed at 2026-12-07T01:00:00Z']]);
+  });
+
+  it.each([
+    ['web-2', ['web-1', 'web-3'], 'web-3'],
+    ['web-9', ['web-1', 'web-3'], 'web-1'],
+    ['web-1', [], undefined],
+  ] as const)('a stale %s is told about by one live host of %j: %s', (stale, live, expected) => {
+    expect(watcherOf(stale, live)).toBe(expected);
   });
 
   it('says which host went quiet', () => {

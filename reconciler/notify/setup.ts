@@ -40,6 +40,12 @@ async function channel(c: NotificationChannelConfig, redactor: Redactor): Promis
   });
 }
 
+/** The live host that tells about a stale one: the next in name order after it, wrapping around (one notice, not one per host). */
+export function watcherOf(stale: string, live: readonly string[]): string | undefined {
+  const sorted = [...live].sort();
+  return sorted.find((h) => h > stale) ?? sorted[0];
+}
+
 export interface NotificationsSetup {
   notifier: Notifier;
   /** The agent's `notify`: what one published report calls for. */
@@ -79,8 +85,9 @@ export async function setupNotifications(options: {
       await notifier.notify(backupNotices(host, await options.backups()));
       if (options.fleet) {
         const fleet = await options.fleet();
-        const stale = fleetRows({ reports: fleet.reports, hosts: [], now: now(), staleAfterMs: config.staleAfterMs }).filter((r) => r.stale && r.host !== host);
-        await notifier.notify(staleNotices(stale));
+        const rows = fleetRows({ reports: fleet.reports, hosts: [], now: now(), staleAfterMs: config.staleAfterMs });
+        const live = rows.filter((r) => !r.stale).map((r) => r.host);
+        await notifier.notify(staleNotices(rows.filter((r) => r.stale && watcherOf(r.host, live) === host)));
       }
     } catch (cause) {
       log.warn({ err: errorMessage(cause) }, 'notification check failed');
