@@ -70,7 +70,7 @@ export const HELP: Record<string, Help> = {
     ],
   },
   fleet: {
-    summary: 'Fleet status and rollout waves, from the report branch.',
+    summary: 'Fleet status and rollout waves (report branch).',
     examples: [
       ['hostkit fleet status --repo ~/src/config', 'every host: commit, result, wave, drift, certificates, last report'],
       ['hostkit fleet rollout --repo ~/src/config', 'where the branch head stands in the waves'],
