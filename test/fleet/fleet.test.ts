@@ -4,7 +4,7 @@
 // failing canary halts the rest until a fixing commit; every agent keeps
 // exactly one status file, at the right commit.
 import { createHmac } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -38,6 +38,7 @@ const NOTIFY_SECRET = 'notify-secret-0123456789';
 const notices: { kind: string; host: string; commit?: string; sender: string }[] = [];
 const badSignatures: string[] = [];
 let notifyServer: http.Server;
+let secretFile = '';
 
 beforeAll(async () => {
   notifyServer = http.createServer((req, res) => {
@@ -52,7 +53,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => notifyServer.listen(0, '127.0.0.1', r));
   const notifyUrl = `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/notify`;
-  const secretFile = path.join(os.tmpdir(), `hostkit-fleet-notify-${process.pid}.secret`);
+  secretFile = path.join(os.tmpdir(), `hostkit-fleet-notify-${process.pid}.secret`);
   await writeFile(secretFile, NOTIFY_SECRET);
   fleet = await startFleet({
     hosts,
@@ -77,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.stop();
   notifyServer?.close();
+  if (secretFile) await rm(secretFile, { force: true });
 });
 
 const hostkit = (...args: string[]) => execa('node', [path.resolve('dist/reconciler/cli.js'), ...args]);
