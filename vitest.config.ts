@@ -16,6 +16,16 @@ export default defineConfig({
       },
       {
         test: {
+          // The simulated fleet: many agent processes on this machine (npm run test:fleet; FLEET_AGENTS=N).
+          name: 'fleet',
+          include: ['test/fleet/**/*.test.ts'],
+          globalSetup: ['test/support/build.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 240_000,
+        },
+      },
+      {
+        test: {
           name: 'host',
           include: ['test/host/**/*.test.ts'],
           // The build gives crash tests a compiled reconciler to run (and kill) in a child process.

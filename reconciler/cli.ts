@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
 import type { RollbackToCliOptions, StateOptions } from './commands/safety.js';
+import type { FleetOptions } from './commands/fleet.js';
 import type { HealthOptions } from './commands/health.js';
 import type { LogsOptions } from './commands/logs.js';
 import type { StatusOptions } from './commands/status.js';
@@ -173,6 +174,31 @@ export function buildProgram(): Command {
       const opts = cmd.optsWithGlobals<{ config?: string; unitDir: string; start: boolean; print?: boolean }>();
       if (!opts.config) cmd.error("error: required option '--config <file>' not specified");
       process.exitCode = await (await import('./commands/agent.js')).installAgent({ ...opts, config: opts.config });
+    });
+
+  // A fleet (reconciler/commands/fleet.ts): read from, and rollout decisions written to, the shared repository's report branch.
+  const fleet = program
+    .command('fleet')
+    .description("The fleet as the report branch says: each host's status, and where a commit stands in the rollout waves.");
+  const fleetOptions = (command: Command) =>
+    command
+      .option('--repo <dir>', "the shared repository: a clone (its origin is read) or the repository's URL or path", '.')
+      .option('--branch <name>', 'the branch the agents follow', 'main')
+      .option('--report-branch <name>', 'the branch the agents report to', 'hostkit-status')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'));
+  fleetOptions(fleet.command('status'))
+    .description('Each host: its commit, result, wave, drift, first certificate expiry and last report; hosts that stopped reporting flagged STALE.')
+    .option('--stale-after <duration>', 'a host whose last report is older is stale (default: 3h)')
+    .action(async (opts: FleetOptions) => {
+      process.exitCode = await (await import('./commands/fleet.js')).fleetStatus(opts);
+    });
+  fleetOptions(fleet.command('rollout'))
+    .description(
+      'Where the branch head stands in the rollout waves (.hostkit/rollout.yaml); with pause, resume or abort, commit that decision to the report branch, which every agent reads before applying.',
+    )
+    .argument('[action]', 'pause, resume or abort')
+    .action(async (action: string | undefined, opts: FleetOptions) => {
+      process.exitCode = await (await import('./commands/fleet.js')).fleetRollout(action, opts);
     });
 
   // Safe apply: the run journal, down plans, and lifting quarantine/pause (reconciler/commands/safety.ts).

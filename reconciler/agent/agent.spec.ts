@@ -20,7 +20,8 @@ import type { DriftSection } from '../report/status.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
 import { startWebhookServer } from '../sources/webhook.js';
-import { Agent, type AgentForge } from './agent.js';
+import type { GateResult } from '../fleet/gate.js';
+import { Agent, type AgentDeps, type AgentForge } from './agent.js';
 import type { AgentConfig } from './config.js';
 import { FlapGuard } from './flap.js';
 import { AgentMetrics } from './metrics.js';
@@ -97,6 +98,7 @@ async function setup(
     keepRuns?: number;
     retry?: AgentConfig['retry'];
     sleep?: (ms: number) => Promise<void>;
+    rollout?: AgentDeps['rollout'];
     /** Reuse these (a restarted agent): the remote, the host, the agent's state directory. */
     reuse?: Pick<Setup, 'remote' | 'root' | 'host' | 'state'>;
   } = {},
@@ -149,6 +151,7 @@ async function setup(
     ...(options.now ? { now: options.now } : {}),
     ...(options.sleep ? { sleep: options.sleep } : {}),
     runSpacingMs: options.spacingMs ?? 0,
+    ...(options.rollout ? { rollout: options.rollout } : {}),
   });
   return {
     remote,
@@ -205,6 +208,42 @@ describe('reconciler/agent/agent', () => {
     await s.agent.trigger('again');
     expect((await s.remote.log('hostkit-status')).length).toBe(reports);
     expect(await s.metrics.registry.getSingleMetricAsString('hostkit_agent_runs_total')).toContain('result="applied"} 1');
+  });
+
+  it('holds a commit the rollout gate does not let through, reports why, and applies it when the bake it waits for ends', async () => {
+    let answer: GateResult = { go: false, state: 'waiting', wave: 1, reason: 'waiting for wave 1 (canary) to bake', retryAt: Date.now() + 1500 };
+    const asked: string[] = [];
+    s = await setup({
+      rollout: {
+        check: async (commit) => {
+          asked.push(commit);
+          return answer;
+        },
+      },
+    });
+    const commit = await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    await expect(readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).rejects.toThrow(/ENOENT/);
+    const held = JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!) as {
+      commit?: string;
+      rollout: { held: { commit: string; reason: string } };
+    };
+    expect(held.commit).toBeUndefined(); // nothing applied yet
+    expect(held.rollout.held).toMatchObject({ commit, reason: 'waiting for wave 1 (canary) to bake' });
+    expect(s.forge.statuses).toEqual([[commit, 'test-1', 'pending']]);
+    // Asked again: still waiting, and no second report (one per state).
+    const reports = (await s.remote.log('hostkit-status')).length;
+    await s.agent.trigger('poll');
+    expect((await s.remote.log('hostkit-status')).length).toBe(reports);
+    // The bake ends: the agent wakes on its own and applies.
+    answer = { go: true, wave: 2, batch: 1 };
+    for (let i = 0; i < 100 && s.agent.lastApplied !== commit; i++) await new Promise((r) => setTimeout(r, 50));
+    await s.agent.idle();
+    expect(s.agent.lastApplied).toBe(commit);
+    expect(await readFile(path.join(s.root, 'srv/app/motd'), 'utf8')).toBe('hello\n');
+    const applied = JSON.parse((await s.remote.show('hostkit-status', 'status/test-1.json'))!) as { commit: string; rollout: unknown };
+    expect(applied).toMatchObject({ commit, rollout: { wave: 2, batch: 1 } });
+    expect(asked.length).toBeGreaterThanOrEqual(3);
   });
 
   it('names the release each project with a source serves in its report and in the commit status', async () => {

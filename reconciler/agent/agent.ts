@@ -15,6 +15,7 @@ import type { AnyDriver } from '../drivers/types.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../engine.js';
 import type { Host } from '../hosts/types.js';
 import {
+  certificateExpiries,
   driftEntries,
   isReportPath,
   reportFiles,
@@ -32,6 +33,8 @@ import type { ReportWriter } from '../report/writeback.js';
 import type { WebhookEvent } from '../sources/webhook.js';
 import { commitTime, type GitSource } from '../sources/git.js';
 import { startPoller, type Poller } from '../sources/poll.js';
+import type { GateResult } from '../fleet/gate.js';
+import type { RolloutGate } from '../fleet/agent-gate.js';
 import type { AgentConfig } from './config.js';
 import { FlapGuard } from './flap.js';
 import type { AgentMetrics } from './metrics.js';
@@ -64,7 +67,17 @@ export interface AgentDeps {
   runSpacingMs?: number;
   /** Waits between retries (tests make them instant). */
   sleep?: (ms: number) => Promise<void>;
+  /** With a rollout policy in the repository: whether a new commit may be applied yet. */
+  rollout?: Pick<RolloutGate, 'check'>;
+  /** Told every report the agent publishes (notifications); never throws. */
+  notify?: (report: HostReport) => Promise<void>;
 }
+
+/** A quiet host still reports this often (its drift check), so `hostkit fleet status` can tell silence from death. */
+export const HEARTBEAT_MS = 3_600_000;
+
+/** A report whose push failed is pushed again after about this long. */
+const REPUBLISH_MS = 5_000;
 
 interface PersistedState {
   /** The last commit the loop finished with (applied, failed or skipped): not run again. */
@@ -93,8 +106,14 @@ export class Agent {
   private state: PersistedState = {};
   private lastReport: HostReport | undefined;
   private lastDriftKey = '';
+  private lastPublished = 0;
+  private unpublished: { report: HostReport; message: string } | undefined;
+  private republishTimer: NodeJS.Timeout | undefined;
   private poller: Poller | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  /** A newer commit waits for the rollout: pushes to the report branch wake the loop too. */
+  private heldKey = '';
   private stopped = false;
   /** Start and end of every run, for tests and the health endpoint. */
   readonly runs: { kind: string; start: number; end: number }[] = [];
@@ -144,6 +163,8 @@ export class Agent {
     this.stopped = true;
     this.poller?.stop();
     if (this.driftTimer) clearInterval(this.driftTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.republishTimer) clearTimeout(this.republishTimer);
     await this.queue.onIdle();
   }
 
@@ -166,6 +187,10 @@ export class Agent {
     metrics.webhooks.inc({ ...metrics.label(), kind: event.kind });
     if (this.stopped) return;
     if (event.kind === 'push') {
+      if (this.heldKey && event.ref === `refs/heads/${config.report.branch}`) {
+        void this.trigger(`report push ${event.deliveryId}`); // another host reported: the rollout may have moved on
+        return;
+      }
       if (event.ref && event.ref !== `refs/heads/${config.repository.branch}`) {
         log.debug({ ref: event.ref, delivery: event.deliveryId }, 'push to another branch ignored');
         return;
@@ -227,6 +252,13 @@ export class Agent {
       await this.saveState();
       return;
     }
+    let slot: HostReport['rollout'];
+    if (this.deps.rollout) {
+      const decided = await this.deps.rollout.check(commit, await source.snapshot(commit));
+      if (!decided.go) return this.holdForRollout(commit, decided);
+      this.heldKey = '';
+      slot = decided.wave !== undefined ? { wave: decided.wave, ...(decided.batch !== undefined ? { batch: decided.batch } : {}) } : undefined;
+    }
     log.info({ commit, reasons }, 'reconciling');
     await this.forgeStatus(commit, 'pending', 'reconciling');
     const t1 = performance.now();
@@ -250,6 +282,7 @@ export class Agent {
       report = reportFromError(facts(), cause);
       transient = isRetryable(cause);
     }
+    if (slot) report.rollout = slot;
     metrics.run(report.result, (performance.now() - t0) / 1000, changes);
     // A commit that could not be tried for a transient reason (the lock held, a server down past every retry) is tried
     // again on the next trigger; one that was applied, rolled back or refused is not.
@@ -269,6 +302,44 @@ export class Agent {
     this.lastReport = report;
     await this.publish(report, `${config.host}: ${resultText(report.result)} at ${commit}`);
     await this.forgeStatus(commit, report.result === 'applied' || report.result === 'no-changes' ? 'success' : 'failure', statusDescription(report));
+  }
+
+  /**
+   * A newer commit the rollout does not let through yet. The host keeps the commit it runs (nothing is applied,
+   * the commit is not marked handled) and reports why, once per state; it asks again on the next poll,
+   * on a push to the report branch, or when the bake it waits for ends.
+   */
+  private async holdForRollout(commit: string, decided: Extract<GateResult, { go: false }>): Promise<void> {
+    const { config, log } = this.deps;
+    if (decided.retryAt !== undefined) {
+      if (this.wakeTimer) clearTimeout(this.wakeTimer);
+      this.wakeTimer = setTimeout(() => void this.trigger('rollout bake ended'), Math.max(0, decided.retryAt - this.now()) + 20);
+    }
+    // Waiting is reported once per commit, not at every wave it passes: each report is a push the whole fleet races
+    // for (`hostkit fleet rollout` shows live progress); halted, paused and aborted are reported with their wave.
+    const key = JSON.stringify(decided.state === 'waiting' ? [commit, 'waiting'] : [commit, decided.state, decided.wave]);
+    if (key === this.heldKey) return;
+    this.heldKey = key;
+    log.info({ commit, state: decided.state, wave: decided.wave, reason: decided.reason }, 'held by rollout');
+    const now = new Date(this.now()).toISOString();
+    const base =
+      this.lastReport ??
+      ({
+        host: config.host,
+        ...(this.state.applied ? { commit: this.state.applied } : {}),
+        result: 'no-changes',
+        summary: 'nothing applied yet: waiting for the rollout',
+        trigger: [],
+        startedAt: now,
+        finishedAt: now,
+        timings: { totalMs: 0 },
+        resources: [],
+        diagnostics: [],
+      } satisfies HostReport);
+    const held = { commit, state: decided.state, wave: decided.wave, reason: decided.reason, since: now };
+    this.lastReport = { ...base, rollout: { ...base.rollout, held } };
+    await this.publish(this.lastReport, `${config.host}: ${decided.reason} (${commit})`);
+    await this.forgeStatus(commit, 'pending', decided.reason);
   }
 
   /**
@@ -431,7 +502,7 @@ export class Agent {
     if (entries.length > 0) log.warn({ commit, drifted: entries.map((e) => e.id), healed, renewed, held: held.map((h) => h.id) }, 'drift');
     // Write only when what drifted changed, not on every quiet check.
     const key = JSON.stringify([entries.map((e) => [e.id, e.fields]), healed, renewed, held, failed, warnings, section.backingOff.map((b) => b.id)]);
-    if (key === this.lastDriftKey) return;
+    if (key === this.lastDriftKey && now - this.lastPublished < HEARTBEAT_MS) return;
     this.lastDriftKey = key;
     const base =
       this.lastReport ??
@@ -447,7 +518,8 @@ export class Agent {
         resources: [],
         diagnostics: [],
       } satisfies HostReport);
-    this.lastReport = withHostFacts({ ...base, drift: section }, await this.hostFactsAfter(checked));
+    const certificates = certificateExpiries(checked.planned.plan);
+    this.lastReport = withHostFacts({ ...base, drift: section, ...(certificates.length > 0 ? { certificates } : {}) }, await this.hostFactsAfter(checked));
     await this.publish(this.lastReport, `${config.host}: ${driftText(section)} against ${commit}`);
   }
 
@@ -511,12 +583,33 @@ export class Agent {
   }
 
   private async publish(report: HostReport, message: string): Promise<void> {
+    await this.deps.notify?.(report);
+    await this.writeReport(report, message);
+  }
+
+  // A report whose push failed (every retry lost the race, or the remote was down) is pushed again a little later,
+  // through the queue, unless a newer report went out meanwhile: the report branch never stays behind the host.
+  private async writeReport(report: HostReport, message: string): Promise<void> {
     const { reports, log, redactor } = this.deps;
     if (!reports) return;
+    this.lastPublished = this.now();
+    this.unpublished = undefined;
     try {
       await reports.write(reportFiles(report, redactor), redactor.scrub(message));
     } catch (cause) {
-      log.error({ err: errorMessage(cause) }, 'report not written');
+      log.error({ err: errorMessage(cause) }, 'report not written; trying again shortly');
+      this.unpublished = { report, message };
+      if (this.republishTimer || this.stopped) return;
+      this.republishTimer = setTimeout(
+        () => {
+          this.republishTimer = undefined;
+          const pending = this.unpublished;
+          if (pending && !this.stopped) {
+            void this.queue.trigger('publish', 'report push retry', () => this.timed('publish', () => this.writeReport(pending.report, pending.message)));
+          }
+        },
+        REPUBLISH_MS * (0.5 + Math.random()),
+      );
     }
   }
 

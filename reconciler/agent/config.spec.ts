@@ -53,7 +53,12 @@ hostMismatchOk: true
     if (!result.ok) throw new Error(JSON.stringify(result.diagnostics));
     expect(result.config.webhook).toEqual({ host: '::1', port: 9780, secretFile: '/etc/hostkit/webhook-secret' });
     expect(result.config.drift).toEqual({ policy: 'heal', intervalMs: 120_000 });
-    expect(result.config.forge).toEqual({ tokenFile: '/etc/hostkit/forge-token', baseUrl: 'https://github.example.com/api/v3', pullRequests: true });
+    expect(result.config.forge).toEqual({
+      type: 'github',
+      tokenFile: '/etc/hostkit/forge-token',
+      baseUrl: 'https://github.example.com/api/v3',
+      pullRequests: true,
+    });
     expect(result.config.pollIntervalMs).toBe(30_000);
     expect(result.config.keepRuns).toBe(7);
     expect(result.config.lockTimeoutMs).toBe(90_000);

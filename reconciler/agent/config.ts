@@ -7,6 +7,7 @@ import { parseDuration } from '../core/duration.js';
 import { parseManifest, toLoaded } from '../manifests/load.js';
 import { createAjv, schemaDir } from '../manifests/schemas.js';
 import { describeErrors } from '../manifests/validate.js';
+import { NOTICE_KINDS, type NoticeKind } from '../notify/events.js';
 
 /** The agent configuration with every default filled in (schema/agent.schema.json). */
 export interface AgentConfig {
@@ -17,7 +18,7 @@ export interface AgentConfig {
   pollIntervalMs: number;
   webhook?: { host: string; port: number; secretFile: string };
   report: { enabled: boolean; branch: string; authorName: string; authorEmail: string };
-  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
+  forge?: { type: 'github' | 'gitlab' | 'gitea'; tokenFile: string; baseUrl?: string; repository?: string; pullRequests: boolean };
   drift: { policy: 'report' | 'heal'; intervalMs: number };
   stateDirectory: string;
   /** Run journals kept after each apply. */
@@ -28,6 +29,21 @@ export interface AgentConfig {
   /** Capped exponential back-off for retryable failures. */
   retry: RetryPolicy;
   hostMismatchOk: boolean;
+  notifications?: NotificationsConfig;
+}
+
+export type NotificationChannelConfig =
+  | { type: 'webhook'; url: string; secretFile: string }
+  | { type: 'slack'; urlFile: string }
+  | { type: 'email'; host: string; port: number; security: 'none' | 'starttls' | 'tls'; username?: string; passwordFile?: string; from: string; to: string[] };
+
+export interface NotificationsConfig {
+  on: NoticeKind[];
+  certificateExpiryDays: number;
+  dedupeMs: number;
+  maxPerHour: number;
+  staleAfterMs: number;
+  channels: NotificationChannelConfig[];
 }
 
 export interface RetryPolicy {
@@ -45,7 +61,7 @@ interface RawConfig {
   pollInterval?: string;
   webhook?: { listen: string; secretFile: string };
   report?: { enabled?: boolean; branch?: string; authorName?: string; authorEmail?: string };
-  forge?: { tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
+  forge?: { type?: 'github' | 'gitlab' | 'gitea'; tokenFile: string; baseUrl?: string; repository?: string; pullRequests?: boolean };
   drift?: { policy?: 'report' | 'heal'; interval?: string };
   stateDirectory?: string;
   keepRuns?: number;
@@ -53,6 +69,27 @@ interface RawConfig {
   lockTimeout?: string;
   retry?: { attempts?: number; initialDelay?: string; maxDelay?: string };
   hostMismatchOk?: boolean;
+  notifications?: {
+    on?: NoticeKind[];
+    certificateExpiryDays?: number;
+    dedupe?: string;
+    maxPerHour?: number;
+    staleAfter?: string;
+    channels: (
+      | { type: 'webhook'; url: string; secretFile: string }
+      | { type: 'slack'; urlFile: string }
+      | {
+          type: 'email';
+          host: string;
+          port?: number;
+          security?: 'none' | 'starttls' | 'tls';
+          username?: string;
+          passwordFile?: string;
+          from: string;
+          to: string[];
+        }
+    )[];
+  };
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig; diagnostics: Diagnostic[] } | { ok: false; diagnostics: Diagnostic[] };
@@ -118,7 +155,7 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
       pollIntervalMs: parseDuration(raw.pollInterval ?? '60s')!,
       ...(webhook ? { webhook } : {}),
       report,
-      ...(raw.forge ? { forge: { ...raw.forge, pullRequests: raw.forge.pullRequests ?? true } } : {}),
+      ...(raw.forge ? { forge: { ...raw.forge, type: raw.forge.type ?? 'github', pullRequests: raw.forge.pullRequests ?? true } } : {}),
       drift: { policy: raw.drift?.policy ?? 'report', intervalMs: parseDuration(raw.drift?.interval ?? '5m')! },
       stateDirectory: raw.stateDirectory ?? '/var/lib/hostkit',
       keepRuns: raw.keepRuns ?? DEFAULT_KEEP_RUNS,
@@ -130,6 +167,18 @@ export async function parseAgentConfig(file: string, bytes: Uint8Array): Promise
         maxDelayMs: raw.retry?.maxDelay ? parseDuration(raw.retry.maxDelay)! : DEFAULT_RETRY.maxDelayMs,
       },
       hostMismatchOk: raw.hostMismatchOk ?? false,
+      ...(raw.notifications ? { notifications: notificationsConfig(raw.notifications) } : {}),
     },
+  };
+}
+
+function notificationsConfig(raw: NonNullable<RawConfig['notifications']>): NotificationsConfig {
+  return {
+    on: raw.on ?? [...NOTICE_KINDS],
+    certificateExpiryDays: raw.certificateExpiryDays ?? 14,
+    dedupeMs: parseDuration(raw.dedupe ?? '24h')!,
+    maxPerHour: raw.maxPerHour ?? 20,
+    staleAfterMs: parseDuration(raw.staleAfter ?? '3h')!,
+    channels: raw.channels.map((c) => (c.type === 'email' ? { ...c, port: c.port ?? 587, security: c.security ?? 'starttls' } : c)),
   };
 }

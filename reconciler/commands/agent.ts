@@ -12,7 +12,11 @@ import { readBackupHistories } from '../drivers/backup/job.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
 import { Redactor } from '../core/secrets.js';
 import { errorMessage } from '../core/errors.js';
+import { RolloutGate } from '../fleet/agent-gate.js';
+import { readFleetState, type FleetState } from '../fleet/reports.js';
+import { setupNotifications } from '../notify/setup.js';
 import { LocalHost } from '../hosts/local.js';
+import type { Host } from '../hosts/types.js';
 import { ReportWriter } from '../report/writeback.js';
 import { GitSource } from '../sources/git.js';
 import type { WebhookServer } from '../sources/webhook.js';
@@ -54,9 +58,38 @@ export async function runAgent(opts: { config: string }): Promise<number> {
   if (!cfg) return 1;
   const redactor = new Redactor();
   const log = await agentLogger(cfg.logLevel, redactor);
+  const assembled = await assembleAgent(cfg, { host: new LocalHost(), log, redactor });
+  await assembled.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping; waiting for the run in progress');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await assembled.stop();
+  return 0;
+}
+
+export interface AssembledAgent {
+  agent: Agent;
+  server?: WebhookServer;
+  /** Start the loop and the notification checks. */
+  start(): Promise<void>;
+  /** Close the webhook server, stop the checks, and wait for the run in progress. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The agent and its parts (git source, report writer, rollout gate, forge, webhook server) as one configuration
+ * asks for them, not yet started; `host` is the machine itself (a re-rooted LocalHost in the simulated fleet).
+ */
+export async function assembleAgent(cfg: AgentConfig, opts: { host: Host; log: Logger; redactor: Redactor }): Promise<AssembledAgent> {
+  const { host, log, redactor } = opts;
   const source = new GitSource({ ...cfg.repository, stateDirectory: cfg.stateDirectory, log });
   const metrics = new AgentMetrics(cfg.host);
-  metrics.watchBackups(() => readBackupHistories(new LocalHost(), cfg.stateDirectory));
+  metrics.watchBackups(() => readBackupHistories(host, cfg.stateDirectory));
   const reports = cfg.report.enabled
     ? new ReportWriter({
         url: cfg.repository.url,
@@ -76,11 +109,25 @@ export async function runAgent(opts: { config: string }): Promise<number> {
       ? { owner: cfg.forge.repository.split('/')[0]!, repo: cfg.forge.repository.split('/')[1]! }
       : mod.parseForgeRepository(cfg.repository.url);
     if (!repo) throw new Error(`${cfg.file}: forge.repository: cannot derive owner/repo from ${displayUrl(cfg.repository.url)}; set forge.repository`);
-    forge = mod.createForge({ token, ...repo, ...(cfg.forge.baseUrl ? { baseUrl: cfg.forge.baseUrl } : {}), log });
+    const forgeOptions = { token, ...repo, ...(cfg.forge.baseUrl ? { baseUrl: cfg.forge.baseUrl } : {}), log };
+    if (cfg.forge.type === 'gitlab') forge = (await import('../report/forges.js')).createGitLabForge(forgeOptions);
+    else if (cfg.forge.type === 'gitea') forge = (await import('../report/forges.js')).createGiteaForge(forgeOptions);
+    else forge = mod.createForge(forgeOptions);
   }
+  const notifications = cfg.notifications
+    ? await setupNotifications({
+        config: cfg.notifications,
+        host: cfg.host,
+        stateDirectory: cfg.stateDirectory,
+        redactor,
+        log,
+        backups: () => readBackupHistories(host, cfg.stateDirectory),
+        ...(reports ? { fleet: () => reportBranch(source, cfg.report.branch) } : {}),
+      })
+    : undefined;
   const agent = new Agent({
     config: cfg,
-    host: new LocalHost(),
+    host,
     source,
     log,
     metrics,
@@ -88,6 +135,8 @@ export async function runAgent(opts: { config: string }): Promise<number> {
     ...(reports ? { reports } : {}),
     ...(forge ? { forge } : {}),
     drivers: agentDrivers(() => source.reachable(), displayUrl(cfg.repository.url)),
+    ...(reports ? { rollout: new RolloutGate({ source, host: cfg.host, reportBranch: cfg.report.branch, log }) } : {}),
+    ...(notifications ? { notify: notifications.onReport } : {}),
   });
   let server: WebhookServer | undefined;
   if (cfg.webhook) {
@@ -106,18 +155,24 @@ export async function runAgent(opts: { config: string }): Promise<number> {
     });
     log.info({ url: server.url }, 'webhook server listening');
   }
-  await agent.start();
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping; waiting for the run in progress');
-      resolve();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
-  await server?.close();
-  await agent.stop();
-  return 0;
+  return {
+    agent,
+    ...(server ? { server } : {}),
+    async start() {
+      await agent.start();
+      notifications?.start(cfg.drift.intervalMs);
+    },
+    async stop() {
+      await server?.close();
+      notifications?.stop();
+      await agent.stop();
+    },
+  };
+}
+
+async function reportBranch(source: GitSource, branch: string): Promise<FleetState> {
+  const tip = await source.fetchBranch(branch);
+  return tip ? readFleetState(source.gitdir, tip) : { reports: new Map(), unreadable: [] };
 }
 
 /** `hostkit agent install --config FILE`: the agent's own systemd unit, verified, enabled and started. */

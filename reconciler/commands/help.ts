@@ -69,6 +69,30 @@ export const HELP: Record<string, Help> = {
       ['sudo hostkit agent install --config /etc/hostkit/agent.yaml', 'as the systemd service hostkit-agent'],
     ],
   },
+  fleet: {
+    summary: 'Fleet status and rollout waves (report branch).',
+    examples: [
+      ['hostkit fleet status --repo ~/src/config', 'every host: commit, result, wave, drift, certificates, last report'],
+      ['hostkit fleet rollout --repo ~/src/config', 'where the branch head stands in the waves'],
+    ],
+  },
+  'fleet status': {
+    summary: "Each host's commit, result, wave, drift and last report; stale hosts flagged.",
+    examples: [
+      ['hostkit fleet status --repo ~/src/config', "read through the clone's origin"],
+      ['hostkit fleet status --repo git@github.com:acme/config.git -o json', 'one object per host'],
+      ['hostkit fleet status --stale-after 30m', 'flag hosts silent for more than 30 minutes'],
+    ],
+  },
+  'fleet rollout': {
+    summary: 'Show the rollout of the branch head; pause, resume or abort it.',
+    examples: [
+      ['hostkit fleet rollout', 'per wave: applied, failed, pending, and why the next host waits'],
+      ['hostkit fleet rollout pause', 'hosts of the waves hold new commits (a commit on the report branch)'],
+      ['hostkit fleet rollout resume'],
+      ['hostkit fleet rollout abort', 'the branch head is never rolled further; the next commit starts a new rollout'],
+    ],
+  },
   'agent install': {
     examples: [
       ['sudo hostkit agent install --config /etc/hostkit/agent.yaml'],

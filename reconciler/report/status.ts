@@ -78,6 +78,18 @@ export interface HostReport {
   /** Each project's backups: the last good one of each part and the last restore drill that passed (read from the host). */
   backups?: ReportBackup[];
   drift?: DriftSection;
+  /** Each certificate's expiry as last observed (the run's plan, or the last drift check). */
+  certificates?: { id: string; notAfter: string }[];
+  /** The host's place in a rollout (.hostkit/rollout.yaml), and the newer commit it holds back from, if any. */
+  rollout?: RolloutSection;
+}
+
+export interface RolloutSection {
+  /** The wave and batch the host belongs to at the commit last tried; absent: outside every wave. */
+  wave?: number;
+  batch?: number;
+  /** A newer commit the host does not apply yet: the report's commit stays the one it runs. */
+  held?: { commit: string; state: 'waiting' | 'halted' | 'paused' | 'aborted'; wave: number; reason: string; since: string };
 }
 
 const PAST: Partial<Record<Change['action'], ResourceStateName>> = { create: 'created', update: 'updated', replace: 'replaced', delete: 'deleted' };
@@ -124,6 +136,8 @@ export function reportFromOutcome(facts: RunFacts, outcome: ReconcileOutcome): H
     };
   }
   const plan = outcome.planned.plan;
+  const certificates = certificateExpiries(plan);
+  if (certificates.length > 0) base.certificates = certificates;
   const resources = resourceStates(plan, outcome);
   const diagnostics = diagnosticsOf(plan.diagnostics);
   if (outcome.stage === 'planned') {
@@ -168,6 +182,19 @@ function reportBase(facts: RunFacts): Omit<HostReport, 'result' | 'summary' | 'd
     timings: { ...facts.timings, totalMs: facts.finishedAt.getTime() - facts.startedAt.getTime() },
     resources: [],
   };
+}
+
+/**
+ * Certificates' expiry as the plan observed them. A certificate the plan (re)issues is left out: what it
+ * observed is the old one, and the next drift check reads the new one.
+ */
+export function certificateExpiries(plan: Plan): { id: string; notAfter: string }[] {
+  const out: { id: string; notAfter: string }[] = [];
+  for (const c of plan.changes) {
+    const notAfter = (c.observed as { info?: { notAfter?: unknown } } | undefined)?.info?.notAfter;
+    if (c.kind === 'certificate' && c.action === 'noop' && typeof notAfter === 'number') out.push({ id: c.id, notAfter: new Date(notAfter).toISOString() });
+  }
+  return out;
 }
 
 /** Changes a plan against the last applied commit would make: the drift. */
@@ -234,6 +261,10 @@ export function renderStatusMarkdown(report: HostReport): string {
     const done = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
     out.push(`- **Drift:** ${d.resources.length} resource(s) at ${d.checkedAt} (policy: ${d.policy})${done.length > 0 ? `; ${done.join(', ')}` : ''}`);
   }
+  if (report.rollout?.held) {
+    const h = report.rollout.held;
+    out.push(`- **Rollout:** \`${h.commit}\` not applied yet (${h.state}): ${cell(h.reason)}`);
+  } else if (report.rollout?.wave !== undefined) out.push(`- **Rollout:** wave ${report.rollout.wave}, batch ${report.rollout.batch ?? 1}`);
   out.push('');
   if (report.failed) out.push(`**Failed at \`${report.failed.id}\`:** ${cell(report.failed.error)}`, '');
   for (const e of report.rollbackErrors ?? []) out.push(`- rollback of \`${e.id}\` failed: ${cell(e.error)}`);
@@ -289,5 +320,5 @@ export function reportFiles(report: HostReport, redactor: Redactor): Record<stri
 
 /** Whether a path is a report file (of any host): report commits never trigger a reconcile. */
 export function isReportPath(file: string): boolean {
-  return /^(status\/[^/]+\.(json|md)|drift\/[^/]+\.md)$/.test(file);
+  return /^(status\/[^/]+\.(json|md)|drift\/[^/]+\.md|rollout\/decision\.json)$/.test(file);
 }

@@ -177,6 +177,21 @@ export class GitSource {
     return (await this.git(['rev-parse', '--verify', `${ref}^{commit}`])).trim();
   }
 
+  /** Fetch another branch of the remote (the report branch) into refs/remotes/origin/BRANCH; undefined when it does not exist yet. */
+  async fetchBranch(branch: string): Promise<string | undefined> {
+    await this.init();
+    const ref = `refs/remotes/origin/${branch}`;
+    try {
+      await this.git(['fetch', '-q', '--no-tags', '--', this.options.url, `+refs/heads/${branch}:${ref}`]);
+    } catch (cause) {
+      if (/couldn't find remote ref/i.test(errorMessage(cause))) return undefined;
+      throw new HostKitError('GIT_FETCH_FAILED', `Could not fetch ${branch} from ${redactUrl(this.options.url)}: ${redactUrl(errorMessage(cause).trim())}`, {
+        cause,
+      });
+    }
+    return (await this.git(['rev-parse', '--verify', `${ref}^{commit}`])).trim();
+  }
+
   /** Fetch a pull request's head commit (GitHub's refs/pull/N/head, else the branch it names). */
   async fetchPullRequest(pr: { number: number; headSha: string; headRef: string }): Promise<string> {
     await this.init();

@@ -1,0 +1,253 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../core/log.js';
+import { Redactor } from '../core/secrets.js';
+import type { HostReport } from '../report/status.js';
+import { emailChannel, slackChannel, webhookChannel, type Channel } from './channels.js';
+import { backupNotices, NOTICE_KINDS, reportNotices, staleNotices, type Notice } from './events.js';
+import { Notifier } from './notifier.js';
+import { watcherOf } from './setup.js';
+
+const NOW = Date.parse('2026-12-07T12:00:00Z');
+const C = 'c'.repeat(40);
+
+function report(o: Partial<HostReport> = {}): HostReport {
+  return {
+    host: 'web-1',
+    commit: C,
+    result: 'applied',
+    summary: '1 change(s) applied',
+    trigger: [],
+    startedAt: '2026-12-07T11:59:00Z',
+    finishedAt: '2026-12-07T11:59:01Z',
+    timings: { totalMs: 1000 },
+    resources: [],
+    diagnostics: [],
+    ...o,
+  };
+}
+
+const kinds = (r: HostReport) => reportNotices(r, { now: NOW, certificateExpiryDays: 14 }).map((n) => n.kind);
+const drift = (o: Partial<NonNullable<HostReport['drift']>>): HostReport['drift'] => ({
+  checkedAt: '2026-12-07T11:00:00Z',
+  commit: C,
+  policy: 'report',
+  resources: [],
+  healed: [],
+  renewed: [],
+  held: [],
+  backingOff: [],
+  ...o,
+});
+
+describe('reconciler/notify/events', () => {
+  it.each([
+    ['an applied run', report(), []],
+    ['a rolled-back run', report({ result: 'rolled-back', failed: { id: 'file/x', error: 'boom' } }), ['rolled-back']],
+    ['a quarantined commit', report({ result: 'held' }), ['quarantined']],
+    ['invalid manifests', report({ result: 'invalid' }), ['failed']],
+    ['a paused project', report({ summary: '1 change(s) applied; held back for paused project(s): shop' }), ['paused']],
+    [
+      'a paused rollout',
+      report({ rollout: { held: { commit: C, state: 'paused', wave: 1, reason: 'rollout paused', since: '2026-12-07T11:00:00Z' } } }),
+      ['paused'],
+    ],
+    ['drift by hand', report({ drift: drift({ resources: [{ id: 'file/x', action: 'update', fields: [] }] }) }), ['drift']],
+    ['only a renewal owed by time', report({ drift: drift({ resources: [{ id: 'certificate/a', action: 'update', fields: [], owedBy: 'time' }] }) }), []],
+    ['a refused renewal', report({ drift: drift({ warnings: ['certificate renewal refused by the CA: rate limited'] }) }), ['certificate-renewal-failed']],
+    ['a certificate 3 days from expiry', report({ certificates: [{ id: 'certificate/a', notAfter: '2026-12-10T12:00:00Z' }] }), ['certificate-expiring']],
+    ['a certificate 60 days from expiry', report({ certificates: [{ id: 'certificate/a', notAfter: '2027-02-05T12:00:00Z' }] }), []],
+  ] as const)('%s', (_t, r, expected) => {
+    expect(kinds(r as HostReport)).toEqual(expected);
+  });
+
+  it('names the failing backup part once per failed record', () => {
+    const notices = backupNotices('db-1', [
+      {
+        project: 'shop',
+        records: [
+          { part: 'database', at: '2026-12-07T01:00:00Z', ok: false, seconds: 1, error: 'pg_dump: connection refused', trigger: 'scheduled' },
+          { part: 'files', at: '2026-12-07T01:00:00Z', ok: false, seconds: 1, trigger: 'scheduled' },
+          { part: 'files', at: '2026-12-07T02:00:00Z', ok: true, seconds: 1, trigger: 'scheduled' },
+        ],
+      },
+    ]);
+    expect(notices.map((n) => [n.kind, n.subject])).toEqual([['backup-failed', 'db-1: backup of shop (database) failed at 2026-12-07T01:00:00Z']]);
+  });
+
+  it.each([
+    ['web-2', ['web-1', 'web-3'], 'web-3'],
+    ['web-9', ['web-1', 'web-3'], 'web-1'],
+    ['web-1', [], undefined],
+  ] as const)('a stale %s is told about by one live host of %j: %s', (stale, live, expected) => {
+    expect(watcherOf(stale, live)).toBe(expected);
+  });
+
+  it('says which host went quiet', () => {
+    expect(staleNotices([{ host: 'web-9', lastReport: '2026-12-07T01:00:00Z' }])[0]!.subject).toBe(
+      'web-9: no report since 2026-12-07T01:00:00Z: its agent may be down',
+    );
+  });
+});
+
+function recording(): Channel & { got: (Notice & { at: string; sender: string })[] } {
+  const got: (Notice & { at: string; sender: string })[] = [];
+  return { name: 'recording', got, send: async (n) => void got.push(n) };
+}
+
+describe('reconciler/notify/notifier', () => {
+  const notice = (key: string, detail?: string): Notice => ({ kind: 'drift', host: 'web-1', subject: `drift ${key}`, key, ...(detail ? { detail } : {}) });
+
+  it('sends a key once per dedupe window, at most maxPerHour an hour, and counts what it dropped', async () => {
+    let now = NOW;
+    const channel = recording();
+    const n = new Notifier({
+      sender: 'web-1',
+      channels: [channel],
+      on: new Set(NOTICE_KINDS),
+      dedupeMs: 3_600_000,
+      maxPerHour: 3,
+      redactor: new Redactor(),
+      log: silentLogger(),
+      now: () => now,
+    });
+    await n.notify([notice('a'), notice('a'), notice('b')]);
+    await n.notify([notice('a')]);
+    expect(channel.got.map((g) => g.key)).toEqual(['a', 'b']);
+    await n.notify([notice('c'), notice('d'), notice('e')]); // c fills the hour; d and e are dropped
+    expect(channel.got.map((g) => g.key)).toEqual(['a', 'b', 'c']);
+    now += 3_600_001;
+    await n.notify([notice('a'), notice('f')]);
+    expect(channel.got.map((g) => g.key)).toEqual(['a', 'b', 'c', 'a', 'f']);
+    expect(channel.got[3]!.detail).toBe('(2 earlier notice(s) dropped by the rate limit)');
+  });
+
+  it('sends only the kinds asked for, and redacts secret values', async () => {
+    const channel = recording();
+    const redactor = new Redactor();
+    redactor.add('hunter2-secret-token');
+    const n = new Notifier({
+      sender: 'web-1',
+      channels: [channel],
+      on: new Set(['drift'] as const),
+      dedupeMs: 1,
+      maxPerHour: 10,
+      redactor,
+      log: silentLogger(),
+    });
+    await n.notify([{ kind: 'failed', host: 'web-1', subject: 'x', key: 'f' }, notice('k', 'password=hunter2-secret-token')]);
+    expect(channel.got).toHaveLength(1);
+    expect(channel.got[0]!.detail).not.toContain('hunter2');
+  });
+});
+
+describe('reconciler/notify/channels', () => {
+  const servers: { close: () => void }[] = [];
+  afterEach(() => {
+    for (const s of servers.splice(0)) s.close();
+  });
+
+  async function httpDouble(): Promise<{ url: string; got: { headers: http.IncomingHttpHeaders; body: string }[] }> {
+    const got: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook/T000/SECRETPATH`, got };
+  }
+
+  const sample = {
+    kind: 'rolled-back' as const,
+    host: 'web-1',
+    subject: 'web-1: apply failed',
+    detail: 'file/x: boom',
+    key: 'k',
+    at: '2026-12-07T12:00:00Z',
+    sender: 'web-1',
+  };
+
+  it('signs the generic webhook body with HMAC-SHA256', async () => {
+    const double = await httpDouble();
+    await webhookChannel(double.url, Buffer.from('s3cret')).send(sample);
+    const [req] = double.got;
+    expect(req!.headers['x-hostkit-signature']).toBe(`sha256=${createHmac('sha256', 's3cret').update(req!.body).digest('hex')}`);
+    expect(JSON.parse(req!.body)).toMatchObject({ kind: 'rolled-back', host: 'web-1', subject: 'web-1: apply failed', detail: 'file/x: boom' });
+  });
+
+  it('posts {"text": ...} to a Slack-compatible webhook, and never names its secret path', async () => {
+    const double = await httpDouble();
+    const slack = slackChannel(double.url);
+    await slack.send(sample);
+    expect(JSON.parse(double.got[0]!.body)).toEqual({ text: '*HostKit* web-1: apply failed\n```file/x: boom```' });
+    expect(slack.name).not.toContain('SECRETPATH');
+  });
+
+  it('speaks SMTP to a loopback double: AUTH PLAIN, one message, dot-stuffed', async () => {
+    const lines: string[] = [];
+    let data = false;
+    let message = '';
+    const server = net.createServer((socket) => {
+      socket.write('220 double ESMTP\r\n');
+      let buffer = '';
+      socket.on('data', (chunk) => {
+        buffer += chunk.toString();
+        let i: number;
+        while ((i = buffer.indexOf('\r\n')) >= 0) {
+          const line = buffer.slice(0, i);
+          buffer = buffer.slice(i + 2);
+          if (data) {
+            if (line === '.') {
+              data = false;
+              socket.write('250 queued\r\n');
+            } else message += line + '\n';
+            continue;
+          }
+          lines.push(line);
+          if (line.startsWith('EHLO')) socket.write('250-double\r\n250 AUTH PLAIN\r\n');
+          else if (line.startsWith('AUTH PLAIN')) socket.write('235 ok\r\n');
+          else if (line === 'DATA') {
+            data = true;
+            socket.write('354 go on\r\n');
+          } else if (line === 'QUIT') socket.end('221 bye\r\n');
+          else socket.write('250 ok\r\n');
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    await emailChannel({
+      host: '127.0.0.1',
+      port,
+      security: 'none',
+      username: 'ops',
+      password: 'pw',
+      from: 'hostkit@example.test',
+      to: ['a@example.test', 'b@example.test'],
+    }).send({
+      ...sample,
+      detail: '.hidden line',
+    });
+    expect(lines.map((l) => l.split(' ')[0])).toEqual(['EHLO', 'AUTH', 'MAIL', 'RCPT', 'RCPT', 'DATA', 'QUIT']);
+    expect(lines[1]).toBe(`AUTH PLAIN ${Buffer.from('\0ops\0pw').toString('base64')}`);
+    expect(message).toContain('Subject: [HostKit] web-1: apply failed\n');
+    expect(message).toContain('\n..hidden line\n');
+  });
+
+  it('names the channel and the answer when a webhook refuses', async () => {
+    const server = http.createServer((_req, res) => res.writeHead(403).end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/services/SECRET`;
+    await expect(slackChannel(url).send(sample)).rejects.toThrow(/^slack http:\/\/127\.0\.0\.1:\d+: answered 403$/);
+  });
+});
