@@ -76,16 +76,23 @@ export class AptSources {
  * of a blue-green project; drivers/systemd/deploy starts the new instance in that release and
  * makes the switch together with nginx's).
  */
-export class DeferredSwitches {
-  private readonly pending = new Map<string, { release: string; directory: string; make: () => Promise<void> }>();
+/** A release switch held back: the release, its directory, and the link (`current`) that will name it. */
+export interface DeferredSwitch {
+  release: string;
+  directory: string;
+  link: string;
+}
 
-  /** `project`'s `current` is to point to `release` (in `directory`) once nginx switches: `make` does it. */
-  defer(project: string, release: string, directory: string, make: () => Promise<void>): void {
-    this.pending.set(project, { release, directory, make });
+export class DeferredSwitches {
+  private readonly pending = new Map<string, DeferredSwitch & { make: () => Promise<void> }>();
+
+  /** `project`'s `current` (`link`) is to point to `release` (in `directory`) once nginx switches: `make` does it. */
+  defer(project: string, target: DeferredSwitch, make: () => Promise<void>): void {
+    this.pending.set(project, { ...target, make });
   }
 
   /** The release `project` switches to in this run, if deferred. */
-  of(project: string): { release: string; directory: string } | undefined {
+  of(project: string): DeferredSwitch | undefined {
     return this.pending.get(project);
   }
 

@@ -296,4 +296,22 @@ describeHost('reconciler/drivers/systemd/deploy (blue-green deploys behind nginx
       expect(await instances(m)).toMatchObject({ active: 'active', directory: `/srv/app/${v6}`, idle: 'inactive' });
     },
   );
+  it('a before-start command of a blue-green project runs in the release being deployed, before its instance starts', { timeout: 300_000 }, async () => {
+    const m = machine();
+    const v8 = await commit(m, 'v8');
+    // The migration finds the new release's code in its working directory (current still names the serving one).
+    const migrate = `  lifecycle:\n    - name: migrate\n      phase: before-start\n      command: [/bin/grep, -q, "v8", app.py]\n`;
+    const before = await m.host.readlink('/srv/app/current');
+    const result = appliedOk(
+      await apply(m, {
+        'projects/app.yaml': project('app', v8, 9401, 'blue-green') + migrate,
+        'projects/rs.yaml': project('rs', commits.v6!, 9411, 'restart'),
+      }),
+    );
+    const order = result.steps.map((s) => s.id);
+    expect(order.indexOf('command/app-migrate')).toBeGreaterThan(-1);
+    expect(order.indexOf('command/app-migrate')).toBeLessThan(order.indexOf('deploy/app'));
+    expect(await get(m, 'app.hk.test')).toBe('v8');
+    expect(await m.host.readlink('/srv/app/current')).not.toBe(before);
+  });
 });

@@ -135,10 +135,13 @@ export const commandDriver: Driver<CommandSpec, DesiredCommand, CommandRecord, C
     const spec = specOf(change);
     const desired = change.desired!;
     if (spec.phase === 'after-start') await ctx.run.restarts.allUp();
+    // A blue-green project's `current` switches with nginx, after its before-start commands: they run in the release being deployed.
+    const deferred = ctx.run.switches.of(spec.project);
+    const workingDirectory = deferred && spec.workingDirectory === deferred.link ? deferred.directory : spec.workingDirectory;
     const result = await runCommand(ctx.host, {
       argv: spec.command,
       user: spec.user,
-      workingDirectory: spec.workingDirectory,
+      workingDirectory,
       ...(desired.environmentFile ? { environmentFile: desired.environmentFile } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
       project: spec.project,

@@ -308,7 +308,8 @@ export const releaseDriver: Driver<ReleaseSpec, DesiredRelease, ObservedRelease,
           };
           state.switched.set(change.id, id);
           // blue-green: the deploy starts its new instance in this release and switches `current` with nginx (settle does it otherwise).
-          if (spec.switchWithNginx) ctx.run.switches.defer(spec.project, id, releaseDir(spec.project, id), make);
+          if (spec.switchWithNginx)
+            ctx.run.switches.defer(spec.project, { release: id, directory: releaseDir(spec.project, id), link: currentLink(spec.project) }, make);
           else await make();
           break;
         }
