@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { stringify } from 'yaml';
 import { errorMessage, isHostKitError } from '../core/errors.js';
 import { Redactor } from '../core/secrets.js';
@@ -47,7 +46,7 @@ export async function backupsRun(project: string, opts: BackupsRunOptions): Prom
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
   const job = await readJob(host, project);
-  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const access = await resticAccess(host, redactor);
   const parts: BackupPart[] = [...(opts.database ? (['database'] as const) : []), ...(opts.files ? (['files'] as const) : [])];
   let records: BackupRecord[];
   let failed = false;
@@ -101,7 +100,7 @@ export async function backups(opts: BackupsOptions): Promise<number> {
   const host = localHost(opts.root);
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
-  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const access = await resticAccess(host, redactor);
   const snapshots = (await listSnapshots(access, ['hostkit'])).filter((s) => s.project && (!opts.project || s.project === opts.project));
   const names = [...new Set([...snapshots.map((s) => s.project!), ...(opts.project ? [opts.project] : [])])].sort();
   const doc: BackupsDocument = { projects: [] };
@@ -174,7 +173,7 @@ export async function backupsRestore(project: string, opts: BackupsRestoreOption
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
   const job = await readJob(host, project);
-  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const access = await resticAccess(host, redactor);
   const wanted = [...(opts.database ? ['database'] : []), ...(opts.files ? ['files'] : [])];
   const parts = (['database', 'files'] as const).filter((p) => job[p] !== undefined && (wanted.length === 0 || wanted.includes(p)));
   if (parts.length === 0) {
@@ -207,7 +206,6 @@ async function toLive(project: string, opts: BackupsRestoreOptions): Promise<num
   }
   const host = localHost(opts.root);
   const redactor = new Redactor();
-  const scrub = (text: string) => redactor.scrub(text);
   const job = await readJob(host, project);
   if (!job.database) {
     process.stderr.write(`hostkit: error: project ${project} declares no database backup\n`);
@@ -219,7 +217,7 @@ async function toLive(project: string, opts: BackupsRestoreOptions): Promise<num
     );
     return 2;
   }
-  const access = await resticAccess(host, { hostname: os.hostname(), scrub, register: (s) => redactor.add(s) });
+  const access = await resticAccess(host, redactor);
   const { restoreDatabaseToLive } = await import('./restore-live.js');
   const timeoutMs = parseLockTimeout(opts.lockTimeout);
   const r = await restoreDatabaseToLive(access, job, {

@@ -10,7 +10,8 @@ import { planHost } from '../../diff/plan.js';
 import { FakeHost } from '../../hosts/fake.js';
 import { validateFiles } from '../../manifests/index.js';
 import type { AnyDriver } from '../types.js';
-import { checkpointAccess, forgetPrunedCheckpoints, restoreCheckpoint, takeCheckpoint } from './checkpoint.js';
+import { forgetPrunedCheckpoints, restoreCheckpoint, takeCheckpoint } from './checkpoint.js';
+import { resticAccess } from './job.js';
 
 // The guard pass over a project's checkpoint, planned and applied on a fake host: a fake
 // PostgreSQL server, restic and systemd-run (test/support/fake-restic.ts).
@@ -115,7 +116,7 @@ describe('reconciler/drivers/backup/checkpoint: checkpoints go with their runs',
   async function ready() {
     const w = world();
     await applyPlan((await w.checkpoint(shop('marker'))).planned);
-    return { ...w, access: await checkpointAccess(w.host) };
+    return { ...w, access: await resticAccess(w.host) };
   }
 
   it('forgets the snapshots of runs whose journals were pruned, and keeps the others', async () => {
@@ -149,7 +150,7 @@ describe('reconciler/drivers/backup/checkpoint: restoring one', () => {
   it('replaces the live database with the dump, under its name and owner, and leaves no working database behind', async () => {
     const w = world();
     await applyPlan((await w.checkpoint(shop('marker'))).planned);
-    const access = await checkpointAccess(w.host);
+    const access = await resticAccess(w.host);
     const taken = await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-1' });
     // What the run being undone did to the data after the dump.
     w.server.databases.get('shop')!.extensions.add('pgcrypto');
@@ -166,7 +167,7 @@ describe('reconciler/drivers/backup/checkpoint: restoring one', () => {
   it('a snapshot that cannot be read leaves the live database as it was', async () => {
     const w = world();
     await applyPlan((await w.checkpoint(shop('marker'))).planned);
-    const access = await checkpointAccess(w.host);
+    const access = await resticAccess(w.host);
     await takeCheckpoint(access, STATE, { database: 'shop', project: 'shop', run: 'run-1' });
     w.server.databases.get('shop')!.extensions.add('pgcrypto');
     await expect(restoreCheckpoint(access, STATE, { database: 'shop', project: 'shop', snapshot: 'deadbeef', units: [] })).rejects.toThrow(

@@ -1,7 +1,5 @@
-import os from 'node:os';
 import path from 'node:path';
 import { HostKitError, isHostKitError } from '../../core/errors.js';
-import { Redactor } from '../../core/secrets.js';
 import { writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
 import { resticAccess, withBackupLock } from './job.js';
@@ -34,11 +32,6 @@ export interface CheckpointRecord {
 
 /** How long a checkpoint waits for a backup job holding the repository (a run does not wait hours). */
 const CHECKPOINT_LOCK_WAIT_MS = 10 * 60 * 1000;
-
-/** restic's access for a run or a restore: its environment from restic.env, its secrets scrubbed by `redactor`. */
-export async function checkpointAccess(host: Host, redactor: Redactor = new Redactor()): Promise<ResticAccess> {
-  return resticAccess(host, { hostname: os.hostname(), scrub: (t) => redactor.scrub(t), register: (s) => redactor.add(s) });
-}
 
 export function dumpName(database: string, project: string | undefined): string {
   return `/${project ?? 'hostkit'}/${database}.dump`;
@@ -225,7 +218,7 @@ async function indexSnapshot(host: Host, stateDirectory: string, run: string, sn
 export async function forgetPrunedCheckpoints(host: Host, stateDirectory: string, runs: ReadonlySet<string>): Promise<string[]> {
   const stale = Object.keys((await readIndex(host, stateDirectory)).runs).filter((run) => !runs.has(run));
   if (stale.length === 0) return [];
-  const access = await checkpointAccess(host);
+  const access = await resticAccess(host);
   return withBackupLock(host, stateDirectory, 'removal of old checkpoints', async () => {
     const index = await readIndex(host, stateDirectory);
     const tagged = (await listSnapshots(access, ['hostkit', 'kind=checkpoint'])).filter((s) => s.run !== undefined && stale.includes(s.run));

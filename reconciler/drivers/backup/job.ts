@@ -1,5 +1,7 @@
+import os from 'node:os';
 import path from 'node:path';
 import { HostKitError, errorMessage } from '../../core/errors.js';
+import { Redactor } from '../../core/secrets.js';
 import { ensureRootDirectory, writeRootFile } from '../../hosts/root-files.js';
 import type { Host } from '../../hosts/types.js';
 import { jobPath, RESTIC_ENV, type BackupJob } from './project.js';
@@ -79,14 +81,15 @@ export async function readJob(host: Host, project: string): Promise<BackupJob> {
   return JSON.parse(await readText(host, jobPath(project), `project ${project}: the backup job`)) as BackupJob;
 }
 
-/** How to reach the host's repository, from the environment file HostKit wrote (root's, 0600). */
-export async function resticAccess(
-  host: Host,
-  options: { hostname: string; scrub: (text: string) => string; register: (secret: string) => void },
-): Promise<ResticAccess> {
+/**
+ * How to reach the host's repository, from the environment file HostKit wrote (root's, 0600):
+ * its password and credentials join `redactor`, which scrubs restic's output. Snapshots are
+ * recorded under this machine's hostname.
+ */
+export async function resticAccess(host: Host, redactor: Redactor = new Redactor()): Promise<ResticAccess> {
   const env = parseEnvironment(await readText(host, RESTIC_ENV, "the backup repository's environment"));
-  for (const [key, value] of Object.entries(env)) if (key !== 'RESTIC_REPOSITORY') options.register(value);
-  return { host, env, scrub: options.scrub, hostname: options.hostname };
+  for (const [key, value] of Object.entries(env)) if (key !== 'RESTIC_REPOSITORY') redactor.add(value);
+  return { host, env, scrub: (text) => redactor.scrub(text), hostname: os.hostname() };
 }
 
 export async function readHistory(host: Host, stateDirectory: string, project: string): Promise<BackupHistory> {

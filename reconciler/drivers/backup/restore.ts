@@ -2,7 +2,8 @@ import { openRunId } from '../../apply/journal.js';
 import { Redactor } from '../../core/secrets.js';
 import { findOp, type Change } from '../../diff/model.js';
 import type { Restore } from '../types.js';
-import { checkpointAccess, databaseExists, restoreCheckpoint, takeCheckpoint, type CheckpointRecord } from './checkpoint.js';
+import { databaseExists, restoreCheckpoint, takeCheckpoint, type CheckpointRecord } from './checkpoint.js';
+import { resticAccess } from './job.js';
 import type { CheckpointOp } from './index.js';
 import type { CheckpointSpec } from './spec.js';
 
@@ -27,7 +28,7 @@ export const checkpointRestore: Restore<Change<CheckpointSpec, undefined, Checkp
     if (!spec || !findOp(change, 'checkpoint')) return;
     const run = (await openRunId(journal.host, journal.stateDirectory)) ?? 'unknown';
     const redactor = new Redactor();
-    const access = { ...(await checkpointAccess(journal.host, redactor)), scrub: (t: string) => ctx.secrets.scrub(redactor.scrub(t)) };
+    const access = { ...(await resticAccess(journal.host, redactor)), scrub: (t: string) => ctx.secrets.scrub(redactor.scrub(t)) };
     const started = new Date();
     const taken = await takeCheckpoint(access, journal.stateDirectory, { database: spec.database, run, ...(spec.project ? { project: spec.project } : {}) });
     const record: CheckpointRecord & { run: string } = {
@@ -71,7 +72,7 @@ export const checkpointRestore: Restore<Change<CheckpointSpec, undefined, Checkp
     if (step.action === 'keep-data') {
       return `${of} was not reverted: its checkpoint ${short(step.snapshot)} from before run ${step.run} is kept (\`hostkit rollback --run ${step.run} --with-data\` restores it)`;
     }
-    const access = await checkpointAccess(ctx.host);
+    const access = await resticAccess(ctx.host);
     // `hostkit rollback`: the data it replaces is checkpointed in its own run first, so the restore can be undone in turn
     // (a database dropped since has none: it is created from the checkpoint).
     if (ctx.record && (await databaseExists(ctx.host, step.database))) {
