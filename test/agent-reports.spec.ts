@@ -73,4 +73,34 @@ describe('reconciler/report/writeback with real git', () => {
     expect((await w.write({ 'status/a.json': '{}\n' }, 'two')).changed).toBe(false);
     expect(await remote.log('hostkit-status')).toEqual(['one']);
   });
+
+  it('a report nobody raced costs one git process (the push); a rejected one a fetch and a push more', async () => {
+    remote = await gitRemote();
+    await remote.push({ 'hosts/a.yaml': 'a: 1\n' });
+    state = await mkdtemp(path.join(os.tmpdir(), 'hostkit-reports-'));
+    const make = (host: string) =>
+      new ReportWriter({
+        url: remote!.bare,
+        branch: 'hostkit-status',
+        dir: path.join(state!, host),
+        author: { name: host, email: 'h@h' },
+        log: silentLogger(),
+        baseDelayMs: 1,
+      });
+    const a = make('a');
+    const b = make('b');
+    await a.write({ 'status/a.json': '1\n' }, 'a 1'); // fetch (no branch yet) + push
+    expect(a.processes).toBe(2);
+    await a.write({ 'status/a.json': '2\n', 'drift/a.md': 'x\n' }, 'a 2');
+    expect(a.processes).toBe(3);
+    await b.write({ 'status/b.json': '1\n' }, 'b 1');
+    const before = a.processes;
+    const result = await a.write({ 'status/a.json': '3\n', 'drift/a.md': undefined }, 'a 3'); // b moved the tip: push, fetch, push
+    expect(result.attempts).toBe(2);
+    expect(a.processes - before).toBe(3);
+    expect(await remote.show('hostkit-status', 'status/b.json')).toBe('1');
+    expect(await remote.show('hostkit-status', 'status/a.json')).toBe('3');
+    expect(await remote.show('hostkit-status', 'drift/a.md')).toBeUndefined();
+    expect(await remote.log('hostkit-status')).toEqual(['a 3', 'b 1', 'a 2', 'a 1']);
+  });
 });

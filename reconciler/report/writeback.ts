@@ -1,4 +1,5 @@
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import fs from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage, HostKitError } from '../core/errors.js';
@@ -25,34 +26,43 @@ export interface WriteResult {
   attempts: number;
 }
 
-const LOCAL_BRANCH = 'hostkit-report';
-
 /**
- * Commits one host's report files to the report branch and pushes. Each
- * attempt starts from the remote branch as it is now and writes only this
- * host's files on top, so a push rejected because another host pushed first is
- * simply redone on the new tip (bounded, with back-off): no report is lost and
- * no other host's file is touched.
+ * Commits one host's report files to the report branch and pushes. The commit
+ * is built in this process (isomorphic-git: blobs, trees, commit) on the tip
+ * last seen, and pushed: one git process when no other host pushed in between.
+ * A push rejected because another host pushed first is redone on the new tip
+ * (one fetch, then the push; bounded, with back-off), writing only this host's
+ * files on top of it: no report is lost and no other host's file is touched.
+ * Nothing is ever checked out.
  */
 export class ReportWriter {
   private readonly options: ReportWriterOptions;
   private readonly env: Record<string, string>;
+  private readonly gitdir: string;
+  /** The remote tip this writer last fetched or pushed (undefined: not known yet, or no branch). */
+  private tip: string | undefined;
+  private known = false;
+  /** git processes started so far (the cost of reporting). */
+  processes = 0;
 
   constructor(options: ReportWriterOptions) {
     this.options = options;
     this.env = gitEnv(options);
+    this.gitdir = path.join(options.dir, '.git');
   }
 
   private async git(args: string[]): Promise<string> {
+    this.processes++;
     return (await gitIn(this.options.dir, this.env)).raw(args);
   }
 
   private async init(): Promise<void> {
     try {
-      await stat(path.join(this.options.dir, '.git'));
+      await stat(this.gitdir);
     } catch {
       await mkdir(this.options.dir, { recursive: true });
-      await this.git(['init', '-q']);
+      const git = await import('isomorphic-git');
+      await git.init({ fs, dir: this.options.dir, defaultBranch: 'hostkit-report' });
     }
   }
 
@@ -62,23 +72,26 @@ export class ReportWriter {
     const maxAttempts = this.options.maxAttempts ?? 8;
     const baseDelay = this.options.baseDelayMs ?? 200;
     for (const rel of Object.keys(files)) {
-      if (path.posix.isAbsolute(rel) || rel.split('/').includes('..')) throw new HostKitError('BAD_REPORT_PATH', `Expected a relative report path, got ${rel}`);
+      if (path.posix.isAbsolute(rel) || rel.split('/').some((part) => part === '..' || part === '.' || part === '' || part === '.git')) {
+        throw new HostKitError('BAD_REPORT_PATH', `Expected a relative report path, got ${rel}`);
+      }
     }
     await this.init();
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       try {
-        const base = await this.checkoutTip();
-        const changed = await this.stage(files);
-        if (!changed) return { changed: false, ...(base ? { commit: (await this.git(['rev-parse', 'HEAD'])).trim() } : {}), attempts: attempt };
-        const { name, email } = this.options.author;
-        await this.git(['-c', `user.name=${name}`, '-c', `user.email=${email}`, 'commit', '-q', '--no-verify', '-m', message]);
-        const commit = (await this.git(['rev-parse', 'HEAD'])).trim();
-        await this.git(['push', '-q', '--', url, `HEAD:refs/heads/${branch}`]);
+        if (!this.known) await this.fetchTip();
+        const base = this.tip;
+        const commit = await this.commitOn(base, files, message);
+        if (commit === undefined) return { changed: false, ...(base ? { commit: base } : {}), attempts: attempt };
+        await this.git(['push', '-q', '--', url, `${commit}:refs/heads/${branch}`]);
+        this.tip = commit;
         log.info({ branch, commit, attempt }, 'report pushed');
         return { changed: true, commit, attempts: attempt };
       } catch (cause) {
         lastError = cause;
+        // Another host pushed first (or the tip was never known): the next attempt starts from the remote's tip.
+        this.known = false;
         log.info({ branch, attempt, err: errorMessage(cause).split('\n')[0] }, 'report push rejected; retrying on the new tip');
         if (attempt < maxAttempts) await sleep(baseDelay * 2 ** (attempt - 1) * (0.5 + Math.random()));
       }
@@ -89,36 +102,100 @@ export class ReportWriter {
     });
   }
 
-  // The working tree becomes the remote branch's tip (or empty, for a branch that does not exist yet).
-  private async checkoutTip(): Promise<string | undefined> {
+  // The remote branch's tip into refs/remotes/origin/BRANCH (undefined: the branch does not exist yet).
+  private async fetchTip(): Promise<void> {
     const { branch, url } = this.options;
     try {
       await this.git(['fetch', '-q', '--no-tags', '--', url, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
     } catch (cause) {
       if (!/couldn't find remote ref/i.test(errorMessage(cause))) throw cause;
-      await this.git(['symbolic-ref', 'HEAD', `refs/heads/${LOCAL_BRANCH}-${Date.now()}`]);
-      await this.git(['read-tree', '--empty']);
-      await this.git(['clean', '-fdxq']);
-      return undefined;
+      this.tip = undefined;
+      this.known = true;
+      return;
     }
-    await this.git(['checkout', '-q', '-f', '-B', LOCAL_BRANCH, `refs/remotes/origin/${branch}`]);
-    await this.git(['clean', '-fdxq']);
-    return 'tip';
+    const git = await import('isomorphic-git');
+    this.tip = await git.resolveRef({ fs, gitdir: this.gitdir, ref: `refs/remotes/origin/${branch}` });
+    this.known = true;
   }
 
-  // Only this host's files differ from the tip now (checkout -f and clean put everything else back).
-  private async stage(files: Record<string, string | undefined>): Promise<boolean> {
-    for (const [rel, content] of Object.entries(files)) {
-      const full = path.join(this.options.dir, rel);
-      if (content === undefined) await rm(full, { force: true });
-      else {
-        await mkdir(path.dirname(full), { recursive: true });
-        await writeFile(full, content);
-      }
-    }
-    await this.git(['add', '-A']);
-    return (await this.git(['status', '--porcelain'])).trim() !== '';
+  // A commit of `base` with `files` written over it, or undefined when its tree would not change.
+  private async commitOn(base: string | undefined, files: Record<string, string | undefined>, message: string): Promise<string | undefined> {
+    const git = await import('isomorphic-git');
+    const { gitdir } = this;
+    const cache = {};
+    const baseTree = base ? (await git.readCommit({ fs, gitdir, oid: base, cache })).commit.tree : undefined;
+    const changes = new Map<string, Buffer | undefined>();
+    for (const [rel, content] of Object.entries(files)) changes.set(rel, content === undefined ? undefined : Buffer.from(content, 'utf8'));
+    const tree = await updateTree(gitdir, baseTree, changes, cache);
+    if (tree === baseTree || (tree === undefined && baseTree === undefined)) return undefined;
+    const { name, email } = this.options.author;
+    const now = Math.floor(Date.now() / 1000);
+    const who = { name, email, timestamp: now, timezoneOffset: 0 };
+    return git.writeCommit({
+      fs,
+      gitdir,
+      commit: {
+        message: message.endsWith('\n') ? message : `${message}\n`,
+        tree: tree ?? (await emptyTree(gitdir)),
+        parent: base ? [base] : [],
+        author: who,
+        committer: who,
+      },
+    });
   }
+}
+
+type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
+
+/**
+ * The tree `oid` with `changes` (paths relative to it; undefined removes) applied,
+ * written to `gitdir`: returns `oid` itself when nothing differs, and undefined for
+ * a tree left empty (a directory whose last file went is dropped, as git does).
+ */
+async function updateTree(gitdir: string, oid: string | undefined, changes: Map<string, Buffer | undefined>, cache: object): Promise<string | undefined> {
+  const git = await import('isomorphic-git');
+  const entries: TreeEntry[] = oid ? ((await git.readTree({ fs, gitdir, oid, cache })).tree as TreeEntry[]) : [];
+  const byName = new Map(entries.map((e) => [e.path, e]));
+  const nested = new Map<string, Map<string, Buffer | undefined>>();
+  let changed = false;
+  for (const [rel, content] of changes) {
+    const slash = rel.indexOf('/');
+    if (slash >= 0) {
+      const dir = rel.slice(0, slash);
+      if (!nested.has(dir)) nested.set(dir, new Map());
+      nested.get(dir)!.set(rel.slice(slash + 1), content);
+      continue;
+    }
+    const existing = byName.get(rel);
+    if (content === undefined) {
+      if (existing) {
+        byName.delete(rel);
+        changed = true;
+      }
+      continue;
+    }
+    const blob = await git.writeBlob({ fs, gitdir, blob: content });
+    if (existing?.oid === blob && existing.mode === '100644') continue;
+    byName.set(rel, { mode: '100644', path: rel, oid: blob, type: 'blob' });
+    changed = true;
+  }
+  for (const [dir, inner] of nested) {
+    const existing = byName.get(dir);
+    const previous = existing?.type === 'tree' ? existing.oid : undefined;
+    const sub = await updateTree(gitdir, previous, inner, cache);
+    if (sub === previous) continue;
+    if (sub === undefined) byName.delete(dir);
+    else byName.set(dir, { mode: '040000', path: dir, oid: sub, type: 'tree' });
+    changed = true;
+  }
+  if (!changed) return oid;
+  if (byName.size === 0) return undefined;
+  return git.writeTree({ fs, gitdir, tree: [...byName.values()] });
+}
+
+async function emptyTree(gitdir: string): Promise<string> {
+  const git = await import('isomorphic-git');
+  return git.writeTree({ fs, gitdir, tree: [] });
 }
 
 function sleep(ms: number): Promise<void> {
