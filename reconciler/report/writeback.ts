@@ -13,10 +13,12 @@ export interface ReportWriterOptions {
   sshKeyFile?: string;
   author: { name: string; email: string };
   log: Logger;
-  /** Push attempts before giving up (default 8). */
+  /** Push attempts before giving up (default 20). */
   maxAttempts?: number;
-  /** First back-off between attempts (default 200 ms; doubles, with jitter). */
+  /** Back-off before the second attempt (default 200 ms): it doubles per attempt up to maxDelayMs, and the wait is drawn at random below it. */
   baseDelayMs?: number;
+  /** The longest back-off (default 3 s). */
+  maxDelayMs?: number;
 }
 
 export interface WriteResult {
@@ -69,8 +71,9 @@ export class ReportWriter {
   /** Write `files` (relative path -> content, undefined = remove) in one commit and push it. */
   async write(files: Record<string, string | undefined>, message: string): Promise<WriteResult> {
     const { branch, url, log } = this.options;
-    const maxAttempts = this.options.maxAttempts ?? 8;
+    const maxAttempts = this.options.maxAttempts ?? 20;
     const baseDelay = this.options.baseDelayMs ?? 200;
+    const maxDelay = this.options.maxDelayMs ?? 3_000;
     for (const rel of Object.keys(files)) {
       if (path.posix.isAbsolute(rel) || rel.split('/').some((part) => part === '..' || part === '.' || part === '' || part === '.git')) {
         throw new HostKitError('BAD_REPORT_PATH', `Expected a relative report path, got ${rel}`);
@@ -93,7 +96,7 @@ export class ReportWriter {
         // Another host pushed first (or the tip was never known): the next attempt starts from the remote's tip.
         this.known = false;
         log.info({ branch, attempt, err: errorMessage(cause).split('\n')[0] }, 'report push rejected; retrying on the new tip');
-        if (attempt < maxAttempts) await sleep(baseDelay * 2 ** (attempt - 1) * (0.5 + Math.random()));
+        if (attempt < maxAttempts) await sleep(retryDelay(attempt, baseDelay, maxDelay));
       }
     }
     throw new HostKitError('REPORT_PUSH_FAILED', `Could not push the report to ${branch} after ${maxAttempts} attempts: ${errorMessage(lastError)}`, {
@@ -196,6 +199,14 @@ async function updateTree(gitdir: string, oid: string | undefined, changes: Map<
 async function emptyTree(gitdir: string): Promise<string> {
   const git = await import('isomorphic-git');
   return git.writeTree({ fs, gitdir, tree: [] });
+}
+
+/**
+ * "Full jitter": a wait drawn at random up to a ceiling that doubles per attempt and is capped. Hosts that lost the
+ * same race spread out instead of retrying together, and none waits longer than the cap while the branch is free.
+ */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.random() * Math.min(maxMs, baseMs * 2 ** (attempt - 1));
 }
 
 function sleep(ms: number): Promise<void> {
