@@ -246,6 +246,40 @@ describe('reconciler/agent/agent', () => {
     expect(asked.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('a held agent looks again on a report by a host its wait depends on, not on one by a host it does not', async () => {
+    const asked: string[] = [];
+    s = await setup({
+      rollout: {
+        check: async (commit) => {
+          asked.push(commit);
+          return { go: false, state: 'waiting', wave: 1, reason: 'waiting for wave 1 (canary): web-1 has not reported', unaffectedBy: ['test-1', 'web-7'] };
+        },
+      },
+    });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    expect(asked).toHaveLength(1);
+    const agent = s.agent;
+    const report = (n: number, message: string | undefined) =>
+      agent.onWebhook({ kind: 'push', deliveryId: `r${n}`, ref: 'refs/heads/hostkit-status', ...(message !== undefined ? { headMessage: message } : {}) });
+    report(1, 'web-7: applied at 0123');
+    await new Promise((r) => setTimeout(r, 200));
+    await s.agent.idle();
+    expect(asked).toHaveLength(1);
+    report(2, 'web-1: applied at 0123');
+    await new Promise((r) => setTimeout(r, 200));
+    await s.agent.idle();
+    expect(asked).toHaveLength(2);
+    report(3, undefined); // a payload without the head commit: look again
+    await new Promise((r) => setTimeout(r, 200));
+    await s.agent.idle();
+    expect(asked).toHaveLength(3);
+    report(4, 'rollout resume at 0123 by ops@laptop'); // a decision: look again
+    await new Promise((r) => setTimeout(r, 200));
+    await s.agent.idle();
+    expect(asked).toHaveLength(4);
+  });
+
   it('names the release each project with a source serves in its report and in the commit status', async () => {
     // The release driver does nothing here (it needs git and systemd-run): the releases are laid out on the
     // re-rooted host as the driver leaves them, and the agent reads what `current` serves after the run.

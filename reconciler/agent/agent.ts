@@ -42,7 +42,7 @@ import { CoalescingQueue } from './queue.js';
 import { retrying } from './retry.js';
 
 /** What the webhook server hands the loop (the fields the loop reads). */
-export type AgentEvent = Pick<WebhookEvent, 'kind' | 'deliveryId' | 'ref' | 'pullRequest'>;
+export type AgentEvent = Pick<WebhookEvent, 'kind' | 'deliveryId' | 'ref' | 'pullRequest' | 'headMessage'>;
 
 /** The forge calls the loop makes. */
 export type AgentForge = Pick<Forge, 'setCommitStatus' | 'upsertPlanComment'>;
@@ -114,6 +114,8 @@ export class Agent {
   private wakeTimer: NodeJS.Timeout | undefined;
   /** A newer commit waits for the rollout: pushes to the report branch wake the loop too. */
   private heldKey = '';
+  /** While held: hosts whose reports cannot move the rollout for this host (GateResult.unaffectedBy). */
+  private heldUnaffectedBy = new Set<string>();
   private stopped = false;
   /** Start and end of every run, for tests and the health endpoint. */
   readonly runs: { kind: string; start: number; end: number }[] = [];
@@ -188,7 +190,14 @@ export class Agent {
     if (this.stopped) return;
     if (event.kind === 'push') {
       if (this.heldKey && event.ref === `refs/heads/${config.report.branch}`) {
-        void this.trigger(`report push ${event.deliveryId}`); // another host reported: the rollout may have moved on
+        // Another host reported: the rollout may have moved on, unless that host is one the wait does not depend on
+        // (a hundred waiting hosts would otherwise each fetch the report branch for every report of the others).
+        const reporter = reporterOf(event.headMessage);
+        if (reporter !== undefined && this.heldUnaffectedBy.has(reporter)) {
+          log.debug({ reporter, delivery: event.deliveryId }, 'report of a host the rollout wait does not depend on');
+          return;
+        }
+        void this.trigger(`report push ${event.deliveryId}`);
         return;
       }
       if (event.ref && event.ref !== `refs/heads/${config.repository.branch}`) {
@@ -257,6 +266,7 @@ export class Agent {
       const decided = await this.deps.rollout.check(commit, await source.snapshot(commit));
       if (!decided.go) return this.holdForRollout(commit, decided);
       this.heldKey = '';
+      this.heldUnaffectedBy = new Set();
       slot = decided.wave !== undefined ? { wave: decided.wave, ...(decided.batch !== undefined ? { batch: decided.batch } : {}) } : undefined;
     }
     log.info({ commit, reasons }, 'reconciling');
@@ -317,6 +327,7 @@ export class Agent {
     }
     // Waiting is reported once per commit, not at every wave it passes: each report is a push the whole fleet races
     // for (`hostkit fleet rollout` shows live progress); halted, paused and aborted are reported with their wave.
+    this.heldUnaffectedBy = new Set(decided.unaffectedBy ?? []);
     const key = JSON.stringify(decided.state === 'waiting' ? [commit, 'waiting'] : [commit, decided.state, decided.wave]);
     if (key === this.heldKey) return;
     this.heldKey = key;
@@ -653,6 +664,11 @@ type HostFacts = Pick<HostReport, 'releases' | 'backups'>;
 
 function withHostFacts(report: HostReport, facts: HostFacts): HostReport {
   return { ...report, ...facts };
+}
+
+/** The host a report commit is by: its message starts with "HOST: " (see publish); undefined for any other commit. */
+export function reporterOf(message: string | undefined): string | undefined {
+  return /^([A-Za-z0-9][A-Za-z0-9.-]*): /.exec(message ?? '')?.[1];
 }
 
 /** A remote URL without credentials, for plans and reports. */

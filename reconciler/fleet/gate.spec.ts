@@ -49,6 +49,13 @@ describe('reconciler/fleet/gate', () => {
     expect(ask(host, reports as Record<string, ReportedStatus>)).toMatchObject(expected);
   });
 
+  it('names the hosts whose reports cannot change a wait: all but those of the earlier steps', () => {
+    const r = ask('p-3', { canary: ok(11), 'p-1': ok(1) });
+    expect(!r.go && r.unaffectedBy?.slice().sort()).toEqual(['lab', 'p-3', 'p-4']);
+    const paused = ask('p-3', {}, { action: 'pause', at: ago(1) });
+    expect(!paused.go && paused.unaffectedBy).toBeUndefined(); // the operator decides: every report branch push counts
+  });
+
   it('names the wave a halted host is held at', () => {
     const r = ask('p-4', { canary: bad() });
     expect(!r.go && r.reason).toMatch(/^held by rollout at wave 1 \(canary\): 1 host\(s\) failed \(canary\), 0 allowed$/);

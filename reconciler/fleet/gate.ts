@@ -33,6 +33,12 @@ export type GateResult =
       reason: string;
       /** When a bake ends: asking again earlier gives the same answer. */
       retryAt?: number;
+      /**
+       * Hosts whose reports cannot change the answer (every host but those of the earlier waves and batches): a
+       * waiting agent need not look again when one of them reports. Absent when the answer waits on the operator
+       * (paused, aborted) or on the policy.
+       */
+      unaffectedBy?: string[];
     };
 
 export interface GateInput {
@@ -71,6 +77,7 @@ export function gate(input: GateInput): GateResult {
     return { go: false, state: 'aborted', wave: mine.wave.number, reason: `rollout of ${commit.slice(0, 12)} aborted at ${decision.at}` };
   }
   if (decision?.action === 'pause') return { go: false, state: 'paused', wave: mine.wave.number, reason: `rollout paused at ${decision.at}` };
+  const unaffectedBy = hosts.filter((h) => (slots.get(h.name)?.step ?? Infinity) >= mine.step).map((h) => h.name);
   for (const wave of policy.waves) {
     if (wave.number > mine.wave.number) break;
     const names = members.get(wave.number) ?? [];
@@ -84,6 +91,7 @@ export function gate(input: GateInput): GateResult {
         state: 'halted',
         wave: wave.number,
         reason: `held by rollout at wave ${wave.number} (${wave.name}): ${failures.length} host(s) failed (${failures.join(', ')}), ${allowed} allowed`,
+        unaffectedBy,
       };
     }
     let retryAt: number | undefined;
@@ -96,6 +104,7 @@ export function gate(input: GateInput): GateResult {
           state: 'waiting',
           wave: wave.number,
           reason: `waiting for wave ${wave.number} (${wave.name}): ${name} has not reported ${commit.slice(0, 12)} applied`,
+          unaffectedBy,
         };
       }
       const baked = Date.parse(r.finishedAt) + wave.bakeMs;
@@ -108,6 +117,7 @@ export function gate(input: GateInput): GateResult {
         wave: wave.number,
         reason: `waiting for wave ${wave.number} (${wave.name}) to bake until ${new Date(retryAt).toISOString()}`,
         retryAt,
+        unaffectedBy,
       };
     }
   }

@@ -189,7 +189,13 @@ describe('reconciler/sources/webhook', () => {
     const r = await post(server.url, signedBy[as]!(body, event, delivery), body);
     expect(r.status).toBe(202);
     expect(JSON.parse(r.body)).toMatchObject({ accepted: true, deliveryId: delivery, kind: 'push' });
-    expect(events).toEqual([{ provider, deliveryId: delivery, kind: 'push', event, ref: 'refs/heads/main', after: HEAD }]);
+    const headMessage =
+      (payload as { head_commit?: { message: string }; commits?: { message: string }[] }).head_commit?.message ??
+      (payload as { commits?: { message: string }[] }).commits?.at(-1)?.message;
+    expect(events).toEqual([
+      { provider, deliveryId: delivery, kind: 'push', event, ref: 'refs/heads/main', after: HEAD, ...(headMessage ? { headMessage } : {}) },
+    ]);
+    if (as !== 'generic') expect(headMessage).toMatch(/^web-1: bump nginx worker count/);
   });
 
   const prCases = [

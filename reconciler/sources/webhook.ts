@@ -19,6 +19,8 @@ export interface WebhookEvent {
   event?: string;
   ref?: string; // push: e.g. refs/heads/main
   after?: string; // push: head commit (informational; the loop always reads git itself)
+  /** push: the message of the head commit when the payload carries it (GitHub and Gitea head_commit, GitLab's last commit). */
+  headMessage?: string;
   pullRequest?: { number: number; action: string; headSha: string; headRef: string; baseRef: string };
 }
 
@@ -211,6 +213,9 @@ export function parseEvent(provider: WebhookProvider, event: string, deliveryId:
     out.ref = str(body, 'ref', '');
     const after = body.after ?? body.checkout_sha;
     if (typeof after === 'string') out.after = after;
+    const commits = Array.isArray(body.commits) ? body.commits : [];
+    const head = obj(body.head_commit ?? commits[commits.length - 1]);
+    if (typeof head.message === 'string') out.headMessage = head.message;
   } else if (kind === 'pull_request') {
     out.pullRequest = provider === 'gitlab' ? gitlabMergeRequest(body) : githubPullRequest(body);
   }

@@ -4,6 +4,7 @@
 // here watches the bare repository's refs and sends each agent a signed push
 // webhook when a branch moves, as GitHub or Gitea would.
 import { createHmac, randomUUID } from 'node:crypto';
+import nodeFs from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -166,7 +167,8 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
             const sha = await refOf(remote.bare, branch);
             if (sha && sha !== last.get(branch)) {
               last.set(branch, sha);
-              await Promise.all(agents.map((a) => deliver(a.url, branch, sha)));
+              const message = await headMessage(remote.bare, sha);
+              await Promise.all(agents.map((a) => deliver(a.url, branch, sha, message)));
               fleet.webhookDeliveries += agents.length;
             }
           }
@@ -181,8 +183,17 @@ export async function startFleet(options: SimFleetOptions): Promise<SimFleet> {
   return fleet;
 }
 
-async function deliver(url: string, branch: string, after: string): Promise<void> {
-  const body = JSON.stringify({ ref: `refs/heads/${branch}`, after });
+// As GitHub and Gitea send it: the head commit's message, which names the host a report is by.
+async function headMessage(bare: string, sha: string): Promise<string | undefined> {
+  const git = await import('isomorphic-git');
+  return git
+    .readCommit({ fs: nodeFs, gitdir: bare, oid: sha })
+    .then((c) => c.commit.message)
+    .catch(() => undefined);
+}
+
+async function deliver(url: string, branch: string, after: string, message: string | undefined): Promise<void> {
+  const body = JSON.stringify({ ref: `refs/heads/${branch}`, after, ...(message !== undefined ? { head_commit: { id: after, message } } : {}) });
   await fetch(`${url}/webhook`, {
     method: 'POST',
     headers: {
@@ -192,6 +203,7 @@ async function deliver(url: string, branch: string, after: string): Promise<void
       'x-hostkit-signature': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
     },
     body,
+    signal: AbortSignal.timeout(10_000), // a stalled agent must not stop deliveries to the others
   }).catch(() => undefined);
 }
 
