@@ -17,7 +17,7 @@ export interface ReportWriterOptions {
   maxAttempts?: number;
   /** Back-off before the second attempt (default 200 ms): it doubles per attempt up to maxDelayMs, and the wait is drawn at random below it. */
   baseDelayMs?: number;
-  /** The longest back-off (default 3 s). */
+  /** The longest back-off (default 60 s: a hundred hosts racing for one branch need that much room to take turns). */
   maxDelayMs?: number;
 }
 
@@ -73,7 +73,7 @@ export class ReportWriter {
     const { branch, url, log } = this.options;
     const maxAttempts = this.options.maxAttempts ?? 20;
     const baseDelay = this.options.baseDelayMs ?? 200;
-    const maxDelay = this.options.maxDelayMs ?? 3_000;
+    const maxDelay = this.options.maxDelayMs ?? 60_000;
     for (const rel of Object.keys(files)) {
       if (path.posix.isAbsolute(rel) || rel.split('/').some((part) => part === '..' || part === '.' || part === '' || part === '.git')) {
         throw new HostKitError('BAD_REPORT_PATH', `Expected a relative report path, got ${rel}`);
