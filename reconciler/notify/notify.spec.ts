@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startSmtpDouble } from '../../test/support/smtp-double.js';
 import { silentLogger } from '../core/log.js';
 import { Redactor } from '../core/secrets.js';
 import type { HostReport } from '../report/status.js';
@@ -192,42 +192,11 @@ describe('reconciler/notify/channels', () => {
   });
 
   it('speaks SMTP to a loopback double: AUTH PLAIN, one message, dot-stuffed', async () => {
-    const lines: string[] = [];
-    let data = false;
-    let message = '';
-    const server = net.createServer((socket) => {
-      socket.write('220 double ESMTP\r\n');
-      let buffer = '';
-      socket.on('data', (chunk) => {
-        buffer += chunk.toString();
-        let i: number;
-        while ((i = buffer.indexOf('\r\n')) >= 0) {
-          const line = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          if (data) {
-            if (line === '.') {
-              data = false;
-              socket.write('250 queued\r\n');
-            } else message += line + '\n';
-            continue;
-          }
-          lines.push(line);
-          if (line.startsWith('EHLO')) socket.write('250-double\r\n250 AUTH PLAIN\r\n');
-          else if (line.startsWith('AUTH PLAIN')) socket.write('235 ok\r\n');
-          else if (line === 'DATA') {
-            data = true;
-            socket.write('354 go on\r\n');
-          } else if (line === 'QUIT') socket.end('221 bye\r\n');
-          else socket.write('250 ok\r\n');
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    servers.push(server);
-    const port = (server.address() as AddressInfo).port;
+    const double = await startSmtpDouble({ mode: 'plain' });
+    servers.push({ close: () => void double.close() });
     await emailChannel({
       host: '127.0.0.1',
-      port,
+      port: double.port,
       security: 'none',
       username: 'ops',
       password: 'pw',
@@ -237,10 +206,11 @@ describe('reconciler/notify/channels', () => {
       ...sample,
       detail: '.hidden line',
     });
+    const lines = double.commands.map((c) => c.line);
     expect(lines.map((l) => l.split(' ')[0])).toEqual(['EHLO', 'AUTH', 'MAIL', 'RCPT', 'RCPT', 'DATA', 'QUIT']);
     expect(lines[1]).toBe(`AUTH PLAIN ${Buffer.from('\0ops\0pw').toString('base64')}`);
-    expect(message).toContain('Subject: [HostKit] web-1: apply failed\n');
-    expect(message).toContain('\n..hidden line\n');
+    expect(double.messages[0]!.text).toContain('Subject: [HostKit] web-1: apply failed\n');
+    expect(double.messages[0]!.text).toContain('\n..hidden line\n');
   });
 
   it('names the channel and the answer when a webhook refuses', async () => {
