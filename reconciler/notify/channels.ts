@@ -64,14 +64,17 @@ export function webhookChannel(url: string, secret: Buffer): Channel {
   };
 }
 
+// Slack reads <...> as a link or a mention (<!channel> pings everyone): &, < and > are escaped, as its API asks.
+const slackEscape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 /** Slack's incoming-webhook shape: `{"text": ...}` with mrkdwn. */
 export function slackChannel(url: string): Channel {
   const name = `slack ${where(url)}`;
   return {
     name,
     async send(notice) {
-      const detail = notice.detail ? `\n\`\`\`${notice.detail.replace(/```/g, "'''")}\`\`\`` : '';
-      await post(name, url, JSON.stringify({ text: `*HostKit* ${notice.subject}${detail}` }), {});
+      const detail = notice.detail ? `\n\`\`\`${slackEscape(notice.detail.replace(/```/g, "'''"))}\`\`\`` : '';
+      await post(name, url, JSON.stringify({ text: `*HostKit* ${slackEscape(notice.subject)}${detail}` }), {});
     },
   };
 }
