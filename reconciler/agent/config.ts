@@ -35,7 +35,18 @@ export interface AgentConfig {
 export type NotificationChannelConfig =
   | { type: 'webhook'; url: string; secretFile: string }
   | { type: 'slack'; urlFile: string }
-  | { type: 'email'; host: string; port: number; security: 'none' | 'starttls' | 'tls'; username?: string; passwordFile?: string; from: string; to: string[] };
+  | {
+      type: 'email';
+      host: string;
+      port: number;
+      security: 'none' | 'starttls' | 'tls';
+      username?: string;
+      passwordFile?: string;
+      /** PEM CA certificate(s) the server's certificate must chain to, instead of the system's. */
+      tlsCaFile?: string;
+      from: string;
+      to: string[];
+    };
 
 export interface NotificationsConfig {
   on: NoticeKind[];
@@ -85,6 +96,7 @@ interface RawConfig {
           security?: 'none' | 'starttls' | 'tls';
           username?: string;
           passwordFile?: string;
+          tlsCaFile?: string;
           from: string;
           to: string[];
         }
@@ -179,6 +191,9 @@ function notificationsConfig(raw: NonNullable<RawConfig['notifications']>): Noti
     dedupeMs: parseDuration(raw.dedupe ?? '24h')!,
     maxPerHour: raw.maxPerHour ?? 20,
     staleAfterMs: parseDuration(raw.staleAfter ?? '3h')!,
-    channels: raw.channels.map((c) => (c.type === 'email' ? { ...c, port: c.port ?? 587, security: c.security ?? 'starttls' } : c)),
+    // TLS from the first byte has its own port (465, RFC 8314); plain and STARTTLS use submission's.
+    channels: raw.channels.map((c) =>
+      c.type === 'email' ? { ...c, port: c.port ?? (c.security === 'tls' ? 465 : 587), security: c.security ?? 'starttls' } : c,
+    ),
   };
 }

@@ -96,6 +96,16 @@ export function renderFleetRows(commit: string, rows: readonly FleetRow[]): stri
   return `branch head ${short(commit)}\n${lines.join('\n')}\n`;
 }
 
+/** `fleet status -o json`: these keys, always present (null or empty when there is nothing). */
+export function statusDocument(commit: string, fleet: FleetState, rows: readonly FleetRow[]) {
+  return { commit, reportCommit: fleet.tip ?? null, hosts: rows, unreadable: fleet.unreadable };
+}
+
+/** `fleet rollout -o json`: the same keys with or without a policy (`policy` its name, or null and no waves). */
+export function rolloutDocument(commit: string, policy: RolloutPolicy | undefined, decision: RolloutDecision | undefined, waves: readonly WaveProgress[]) {
+  return { commit, policy: policy?.name ?? null, decision: decision ?? null, waves };
+}
+
 /** `hostkit fleet status`: one row per host from the report branch; stale hosts flagged. */
 export async function fleetStatus(opts: FleetOptions): Promise<number> {
   const staleAfterMs = opts.staleAfter ? parseDuration(opts.staleAfter) : undefined;
@@ -110,9 +120,7 @@ export async function fleetStatus(opts: FleetOptions): Promise<number> {
     ...(staleAfterMs ? { staleAfterMs } : {}),
   });
   if (opts.output === 'json') {
-    process.stdout.write(
-      JSON.stringify({ commit: view.commit, reportCommit: view.fleet.tip ?? null, hosts: rows, unreadable: view.fleet.unreadable }, null, 2) + '\n',
-    );
+    process.stdout.write(JSON.stringify(statusDocument(view.commit, view.fleet, rows), null, 2) + '\n');
   } else {
     process.stdout.write(renderFleetRows(view.commit, rows));
     for (const f of view.fleet.unreadable) process.stdout.write(`unreadable status file: ${f}\n`);
@@ -121,7 +129,10 @@ export async function fleetStatus(opts: FleetOptions): Promise<number> {
 }
 
 export function renderProgress(commit: string, waves: readonly WaveProgress[], decision: RolloutDecision | undefined): string {
-  const out = [`rollout of ${short(commit)}${decision && decision.action !== 'resume' ? ` (${decision.action} at ${decision.at})` : ''}`];
+  // A pause holds every commit until resume; an abort only the commit it names (the next one rolls out).
+  const standing = decision?.action === 'pause' || (decision?.action === 'abort' && decision.commit === commit);
+  const by = decision?.by ? ` by ${decision.by}` : '';
+  const out = [`rollout of ${short(commit)}${standing ? ` (${decision.action === 'pause' ? 'paused' : 'aborted'}${by} at ${decision.at})` : ''}`];
   for (const w of waves) {
     out.push(`wave ${w.number} ${w.name}: ${w.applied.length}/${w.hosts} applied, ${w.failed.length} failed, ${w.pending.length} pending`);
     if (w.failed.length > 0) out.push(`  failed: ${w.failed.join(', ')}`);
@@ -163,23 +174,18 @@ export async function fleetRollout(action: string | undefined, opts: FleetOption
     }
     return 0;
   }
-  if (!view.policy) {
-    process.stdout.write(
-      opts.output === 'json'
-        ? '{"policy":null}\n'
-        : `no rollout policy (.hostkit/rollout.yaml) at ${short(view.commit)}: every host applies a new commit at once\n`,
-    );
-    return 0;
-  }
-  const waves = rolloutProgress({
-    policy: view.policy,
-    hosts: view.hosts,
-    reports: view.fleet.reports,
-    commit: view.commit,
-    ...(view.fleet.decision ? { decision: view.fleet.decision } : {}),
-    now: Date.now(),
-  });
-  if (opts.output === 'json') process.stdout.write(JSON.stringify({ commit: view.commit, decision: view.fleet.decision ?? null, waves }, null, 2) + '\n');
+  const waves = view.policy
+    ? rolloutProgress({
+        policy: view.policy,
+        hosts: view.hosts,
+        reports: view.fleet.reports,
+        commit: view.commit,
+        ...(view.fleet.decision ? { decision: view.fleet.decision } : {}),
+        now: Date.now(),
+      })
+    : [];
+  if (opts.output === 'json') process.stdout.write(JSON.stringify(rolloutDocument(view.commit, view.policy, view.fleet.decision, waves), null, 2) + '\n');
+  else if (!view.policy) process.stdout.write(`no rollout policy (.hostkit/rollout.yaml) at ${short(view.commit)}: every host applies a new commit at once\n`);
   else process.stdout.write(renderProgress(view.commit, waves, view.fleet.decision));
   return 0;
 }

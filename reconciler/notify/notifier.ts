@@ -38,8 +38,11 @@ export class Notifier {
   private readonly now: () => number;
   private sent = new Map<string, number>();
   private window: number[] = [];
-  private suppressed = 0;
-  private loaded = false;
+  /** Notices the rate limit dropped since the last one sent, by key (a notice dropped again counts once). */
+  private dropped = new Map<string, NoticeKind>();
+  private loading: Promise<void> | undefined;
+  /** The notify calls in order, one at a time: the report hook and the timer's check can overlap. */
+  private queue: Promise<void> = Promise.resolve();
   /** Every notice actually handed to the channels (tests, metrics). */
   readonly delivered: Notice[] = [];
 
@@ -48,8 +51,15 @@ export class Notifier {
     this.now = options.now ?? Date.now;
   }
 
-  async notify(notices: readonly Notice[]): Promise<void> {
-    await this.load();
+  notify(notices: readonly Notice[]): Promise<void> {
+    const run = this.queue.then(() => this.send(notices));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async send(notices: readonly Notice[]): Promise<void> {
+    this.loading ??= this.load();
+    await this.loading;
     const now = this.now();
     let changed = false;
     for (const notice of notices) {
@@ -58,20 +68,25 @@ export class Notifier {
       if (last !== undefined && now - last < this.o.dedupeMs) continue;
       this.window = this.window.filter((t) => now - t < 3_600_000);
       if (this.window.length >= this.o.maxPerHour) {
-        this.suppressed++;
-        this.o.log.warn({ kind: notice.kind, key: notice.key }, 'notice dropped: rate limit');
+        this.dropped.set(notice.key, notice.kind);
+        this.o.log.warn({ kind: notice.kind, key: this.o.redactor.scrub(notice.key) }, 'notice dropped: rate limit');
         continue;
       }
       this.window.push(now);
       this.sent.set(notice.key, now);
       changed = true;
-      const more = this.suppressed > 0 ? `\n(${this.suppressed} earlier notice(s) dropped by the rate limit)` : '';
-      this.suppressed = 0;
+      this.dropped.delete(notice.key);
+      const more = this.droppedLine();
+      this.dropped.clear();
       const scrub = (t: string) => this.o.redactor.scrub(t);
+      // Every text field, not only the prose: a key or a host name is as printable as a subject.
       const out = {
-        ...notice,
+        kind: notice.kind,
+        host: scrub(notice.host),
         subject: scrub(notice.subject),
         ...(notice.detail || more ? { detail: scrub((notice.detail ?? '') + more).trim() } : {}),
+        ...(notice.commit ? { commit: scrub(notice.commit) } : {}),
+        key: scrub(notice.key),
         at: new Date(now).toISOString(),
         sender: this.o.sender,
       };
@@ -90,9 +105,17 @@ export class Notifier {
     if (changed) await this.save(now);
   }
 
+  // "(3 notice(s) dropped by the rate limit before this one: 2 drift, 1 stale)": what was missed, by kind.
+  private droppedLine(): string {
+    if (this.dropped.size === 0) return '';
+    const kinds = new Map<NoticeKind, number>();
+    for (const kind of this.dropped.values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    const byKind = [...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ');
+    return `\n(${this.dropped.size} notice(s) dropped by the rate limit before this one: ${byKind})`;
+  }
+
   private async load(): Promise<void> {
-    if (this.loaded || !this.o.stateFile) return;
-    this.loaded = true;
+    if (!this.o.stateFile) return;
     try {
       const p = JSON.parse(await readFile(this.o.stateFile, 'utf8')) as Persisted;
       this.sent = new Map(Object.entries(p.sent));

@@ -29,6 +29,7 @@ async function channel(c: NotificationChannelConfig, redactor: Redactor): Promis
   if (c.type === 'webhook') return webhookChannel(c.url, Buffer.from(await secret(c.secretFile, 'notification webhook secret', redactor)));
   if (c.type === 'slack') return slackChannel(await secret(c.urlFile, 'Slack webhook URL', redactor));
   const password = c.passwordFile ? await secret(c.passwordFile, 'SMTP password', redactor) : undefined;
+  const ca = c.tlsCaFile ? await caCertificate(c.tlsCaFile) : undefined;
   return emailChannel({
     host: c.host,
     port: c.port,
@@ -37,7 +38,20 @@ async function channel(c: NotificationChannelConfig, redactor: Redactor): Promis
     ...(password !== undefined ? { password } : {}),
     from: c.from,
     to: c.to,
+    ...(ca !== undefined ? { ca } : {}),
   });
+}
+
+// Not a secret; checked now, so a wrong file stops the agent at start rather than failing every notice.
+async function caCertificate(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new Error(`Could not read the SMTP CA certificate from ${file}: ${errorMessage(cause)}`, { cause });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`Could not read the SMTP CA certificate from ${file}: no PEM certificate in it`);
+  return text;
 }
 
 /** The live host that tells about a stale one: the next in name order after it, wrapping around (one notice, not one per host). */
