@@ -1,12 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The command line only: parse, call, render, exit code. Modules are loaded
 // lazily per command so `hostkit --version` pays for nothing else.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
+import { hostkitVersion } from './core/version.js';
 import type { RollbackToCliOptions, StateOptions } from './commands/safety.js';
 import type { FleetOptions } from './commands/fleet.js';
 import type { HealthOptions } from './commands/health.js';
@@ -20,18 +21,6 @@ type Format = (typeof FORMATS)[number];
 export const EXIT = { ok: 0, error: 1, changes: 2, locked: 3 } as const;
 
 const LOCK_TIMEOUT_HELP = 'wait this long for the run lock another HostKit process holds (30s, 5m; 0: exit 3 at once)';
-
-function version(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const p of ['../package.json', '../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(path.join(here, p), 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next
-    }
-  }
-  return 'unknown';
-}
 
 function outputOption(formats: readonly Format[] = FORMATS): Option {
   return new Option('-o, --output <format>', 'output format').choices(formats).default('text');
@@ -73,7 +62,7 @@ interface ReconcileOptions {
 export function buildProgram(): Command {
   const program = new Command('hostkit')
     .description('GitOps reconciler for Linux hosts: validate manifests, plan, and apply them to a host.')
-    .version(version(), '-V, --version')
+    .version(hostkitVersion(), '-V, --version')
     .option('-q, --quiet', 'errors only on stderr; data still on stdout')
     .option('--no-color', 'no colour, even on a terminal (like NO_COLOR)')
     .showHelpAfterError('(run with --help for usage)')
