@@ -57,6 +57,8 @@ interface ReconcileOptions {
   lockTimeout?: string;
   hostMismatchOk?: boolean;
   progress?: boolean;
+  out?: string;
+  plan?: string;
 }
 
 export function buildProgram(): Command {
@@ -131,8 +133,21 @@ export function buildProgram(): Command {
       cmd.option('--no-progress', 'no step lines, even on a terminal');
     }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
-    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
+    // Saved plans (commands/saved-plan.ts): plan --out FILE, reconcile --plan FILE.
+    cmd.option(
+      '--out <file>',
+      `save the plan to FILE (schema/saved-plan.schema.json) for \`hostkit reconcile --plan FILE\`${dryRunDefault ? '' : ' (with --dry-run only)'}`,
+    );
+    cmd.option(
+      '--plan <file>',
+      dryRunDefault
+        ? 'show the plan saved in FILE and whether it is still current (exit 1 when stale)'
+        : 'apply exactly the plan saved in FILE, or refuse it (exit 1, nothing applied) if the host or the manifests changed since; with --dry-run, show it and whether it is current',
+    );
+    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }, command: Command) => {
       const dryRun = dryRunDefault || opts.dryRun === true;
+      if (opts.watch && (opts.out !== undefined || opts.plan !== undefined))
+        command.error('error: --watch plans again and again: it takes neither --out nor --plan');
       if (opts.watch) {
         process.exitCode = await (await import('./commands/watch.js')).watchPlans({ ...opts, dryRun });
         return;

@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   },
   PLAN_INCOMPATIBLE: { meaning: 'the saved plan was made by another HostKit version or saved-plan format', retryable: false },
   PLAN_WRONG_HOST: { meaning: 'the saved plan is for another host than the one the run targets', retryable: false },
+  PLAN_NO_COMMIT: { meaning: 'plan --out on a repository with no git commit to name', retryable: false },
   UNKNOWN_HOST: { meaning: 'no Host manifest of that name in the repository', retryable: false },
   // Reaching the host
   EXEC_FAILED: { meaning: 'a command could not be started', retryable: false },
