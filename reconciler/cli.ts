@@ -1,12 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The command line only: parse, call, render, exit code. Modules are loaded
 // lazily per command so `hostkit --version` pays for nothing else.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
+import { hostkitVersion } from './core/version.js';
 import type { RollbackToCliOptions, StateOptions } from './commands/safety.js';
 import type { FleetOptions } from './commands/fleet.js';
 import type { HealthOptions } from './commands/health.js';
@@ -20,18 +21,6 @@ type Format = (typeof FORMATS)[number];
 export const EXIT = { ok: 0, error: 1, changes: 2, locked: 3 } as const;
 
 const LOCK_TIMEOUT_HELP = 'wait this long for the run lock another HostKit process holds (30s, 5m; 0: exit 3 at once)';
-
-function version(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const p of ['../package.json', '../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(path.join(here, p), 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next
-    }
-  }
-  return 'unknown';
-}
 
 function outputOption(formats: readonly Format[] = FORMATS): Option {
   return new Option('-o, --output <format>', 'output format').choices(formats).default('text');
@@ -68,12 +57,14 @@ interface ReconcileOptions {
   lockTimeout?: string;
   hostMismatchOk?: boolean;
   progress?: boolean;
+  out?: string;
+  plan?: string;
 }
 
 export function buildProgram(): Command {
   const program = new Command('hostkit')
     .description('GitOps reconciler for Linux hosts: validate manifests, plan, and apply them to a host.')
-    .version(version(), '-V, --version')
+    .version(hostkitVersion(), '-V, --version')
     .option('-q, --quiet', 'errors only on stderr; data still on stdout')
     .option('--no-color', 'no colour, even on a terminal (like NO_COLOR)')
     .showHelpAfterError('(run with --help for usage)')
@@ -142,8 +133,21 @@ export function buildProgram(): Command {
       cmd.option('--no-progress', 'no step lines, even on a terminal');
     }
     cmd.option('--watch', `plan again whenever a file in the repository changes, until interrupted${dryRunDefault ? '' : ' (with --dry-run only)'}`);
-    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }) => {
+    // Saved plans (commands/saved-plan.ts): plan --out FILE, reconcile --plan FILE.
+    cmd.option(
+      '--out <file>',
+      `save the plan to FILE (schema/saved-plan.schema.json) for \`hostkit reconcile --plan FILE\`${dryRunDefault ? '' : ' (with --dry-run only)'}`,
+    );
+    cmd.option(
+      '--plan <file>',
+      dryRunDefault
+        ? 'show the plan saved in FILE and whether it is still current (exit 1 when stale)'
+        : 'apply exactly the plan saved in FILE, or refuse it (exit 1, nothing applied) if the host or the manifests changed since; with --dry-run, show it and whether it is current',
+    );
+    cmd.action(async (opts: ReconcileOptions & { watch?: boolean }, command: Command) => {
       const dryRun = dryRunDefault || opts.dryRun === true;
+      if (opts.watch && (opts.out !== undefined || opts.plan !== undefined))
+        command.error('error: --watch plans again and again: it takes neither --out nor --plan');
       if (opts.watch) {
         process.exitCode = await (await import('./commands/watch.js')).watchPlans({ ...opts, dryRun });
         return;

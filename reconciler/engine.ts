@@ -40,6 +40,19 @@ export interface ReconcileInput extends Omit<PlanTarget, 'repository'>, SafeAppl
   hostMismatchOk?: boolean;
   /** Told the plan an apply is about to apply (it has no errors), before anything changes: the CLI shows it ahead of the progress. */
   onPlanned?: (planned: PlannedHost) => void;
+  /**
+   * A saved plan (commands/saved-plan.ts): planned as an apply plans (remote refs resolved,
+   * what an apply would refuse an error), also in a dry run. 'save' keeps the host's
+   * fingerprint key where it has none (as a first apply does), so that the plan's
+   * fingerprints read the same when it is applied; 'check' writes nothing.
+   */
+  savedPlan?: 'save' | 'check';
+  /**
+   * Asked, holding the run lock, of the plan an apply is about to apply (after onPlanned's
+   * plan has no errors, before anything changes): a saved plan's check throws PLAN_STALE
+   * when it differs. If it throws, nothing of the plan was applied.
+   */
+  approve?: (planned: PlannedHost, repo: Repository) => void | Promise<void>;
 }
 
 export type ReconcileOutcome =
@@ -92,6 +105,7 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
     try {
       if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
+      await input.approve?.(planned, repo);
       input.onPlanned?.(planned);
       const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered });
       return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
@@ -106,7 +120,8 @@ async function plan(input: ReconcileInput, repo: Repository, extra: ReturnType<t
     ...input,
     repository: input.repository ?? input.repoDir,
     manifests: repo.manifests,
-    mode: input.dryRun ? 'plan' : 'apply',
+    mode: input.dryRun && !input.savedPlan ? 'plan' : 'apply',
+    keepFingerprintKey: !input.dryRun || input.savedPlan === 'save',
   });
   // Validation warnings; those the plan's own expansion found again are kept once.
   const key = (d: Diagnostic) => `${d.summary}|${d.detail}|${d.location?.file}|${d.location?.line}`;

@@ -6,6 +6,7 @@ import {
   checkKill,
   checkObserveCost,
   checkRollback,
+  checkSavedPlan,
   counted,
   coverage,
   loadFixtures,
@@ -66,5 +67,6 @@ describe('test/support/conformance (every driver, on the fake host)', () => {
       expect(steps).toBeGreaterThan(0);
     });
     it('observe costs as many processes for 20 resources as for one', () => checkObserveCost(fixture, targets));
+    it('a saved plan is current on the unchanged host, stale after an apply, current again when saved anew', () => checkSavedPlan(fixture, targets));
   });
 });

@@ -90,6 +90,7 @@ function planned(changes: Change[], drivers: Map<ResourceKind, AnyDriver>): Plan
     runs: new DriverRuns(context),
     drivers,
     redactor: new Redactor(),
+    states: new Map(),
   };
 }
 

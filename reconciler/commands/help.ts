@@ -51,6 +51,7 @@ export const HELP: Record<string, Help> = {
       ['sudo hostkit reconcile --repo /srv/config', 'this machine, as its Host manifest says'],
       ['sudo hostkit reconcile --dry-run --exit-code', 'exit 2 when changes are pending'],
       ['sudo hostkit reconcile -q -o json > result.json', 'the result as JSON; errors only on stderr'],
+      ['sudo hostkit reconcile --plan plan.json', 'apply exactly a saved plan; refused (exit 1) if the host or the manifests changed since'],
     ],
   },
   plan: {
@@ -58,6 +59,7 @@ export const HELP: Record<string, Help> = {
     examples: [
       ['hostkit plan --host web-1', 'any Host of the repository, from a laptop too'],
       ['hostkit plan -o markdown > plan.md', 'for a pull-request comment'],
+      ['sudo hostkit plan --out plan.json', 'save it for `hostkit reconcile --plan plan.json`'],
       ['hostkit plan -q --exit-code', 'exit 2 when changes are pending'],
       ['hostkit plan --watch', 'plan again on every file change'],
     ],

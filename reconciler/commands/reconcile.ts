@@ -1,10 +1,13 @@
 import { stringify } from 'yaml';
+import { HostKitError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
+import { hostkitVersion } from '../core/version.js';
 import { Redactor } from '../core/secrets.js';
 import { hasErrors } from '../core/diagnostics.js';
 import { pendingChanges, type Plan } from '../diff/model.js';
 import { reconcileHost } from '../engine.js';
 import { toJsonPlan } from '../diff/render/json.js';
+import { planOf, savePlan, staleness } from '../diff/saved-plan.js';
 import { renderDiagnostic, renderText } from '../diff/render/text.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
 import { COLOR, PLAIN, useColor } from '../diff/render/style.js';
@@ -12,6 +15,7 @@ import { createProgress, type ProgressRenderer } from '../diff/render/progress.j
 import { parseLockTimeout } from './failure.js';
 import { isQuiet, note } from './quiet.js';
 import { localRunInput } from './run-input.js';
+import { approveSaved, assertPlanFor, readSavedPlan, renderSavedCheck, staleError, writeSavedPlan } from './saved-plan.js';
 
 export interface ReconcileCommandOptions {
   repo: string;
@@ -30,6 +34,10 @@ export interface ReconcileCommandOptions {
   hostMismatchOk?: boolean;
   /** Step lines on stderr during an apply: true with --progress, false with --no-progress, else on a terminal only. */
   progress?: boolean;
+  /** A dry run: also save the plan to this file (`hostkit plan --out`). */
+  out?: string;
+  /** Apply exactly the plan saved in this file, or refuse it when stale; with dryRun, show it and whether it is current. */
+  plan?: string;
 }
 
 // Live on a terminal; as plain lines elsewhere only when asked for (a log or CI keeps its stderr as it was).
@@ -49,7 +57,13 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     process.stderr.write(`hostkit: error: --keep-runs expects a whole number of runs, at least 1, got ${opts.keepRuns}\n`);
     return 1;
   }
+  if (opts.out !== undefined && (!opts.dryRun || opts.plan !== undefined)) {
+    process.stderr.write('hostkit: error: --out saves the plan of a dry run: use it with `hostkit plan` (or reconcile --dry-run), and without --plan\n');
+    return 1;
+  }
   const lockTimeoutMs = parseLockTimeout(opts.lockTimeout);
+  const planFile = opts.plan;
+  const saved = planFile !== undefined ? await readSavedPlan(planFile) : undefined;
   const redactor = new Redactor();
   const progress = applyProgress(opts, redactor);
   const log = createLogger({ redactor, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(progress ? { beforeWrite: () => progress.interrupt() } : {}) });
@@ -58,6 +72,13 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
 
   const input = await localRunInput(opts, { dryRun: opts.dryRun, log, redactor });
   const { hostName, commit } = input;
+  if (saved) assertPlanFor(saved, planFile!, hostName);
+  if (opts.out !== undefined && !commit)
+    throw new HostKitError(
+      'PLAN_NO_COMMIT',
+      `${opts.repo} has no git commit: a saved plan names the commit of the manifests it read. Commit them and plan again; nothing was saved.`,
+      { data: { repository: opts.repo } },
+    );
   // The text plan is printed once: as the apply starts (so ahead of its progress), or when the run stops at the plan.
   let planShown = false;
   const showPlan = (plan: Plan) => {
@@ -72,7 +93,12 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     onLockWait: note,
     ...(progress ? { progress: (event) => progress.event(event) } : {}),
     onPlanned: (planned) => showPlan(planned.plan),
+    ...(opts.out !== undefined ? { savedPlan: 'save' as const } : {}),
+    ...(saved ? { savedPlan: 'check' as const, approve: approveSaved(saved, planFile!, opts.repo) } : {}),
   }).finally(() => progress?.close());
+  // Manifests that no longer validate at another commit: the plan is stale before it is planned again.
+  if (saved && outcome.stage === 'invalid' && commit !== saved.commit)
+    throw staleError(planFile!, { commit: { saved: saved.commit, ...(commit ? { now: commit } : {}) }, resources: [] }, opts.repo);
   if (outcome.stage === 'invalid') {
     for (const d of outcome.repo.diagnostics)
       if (!isQuiet() || d.severity === 'error') process.stderr.write(renderDiagnostic(d, useColor(process.stderr) ? COLOR : PLAIN) + '\n');
@@ -82,6 +108,12 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     return 1;
   }
   const plan = outcome.planned.plan;
+  if (saved && opts.dryRun) {
+    const stale = staleness(saved, outcome.planned, outcome.repo.manifests);
+    write(renderSavedCheck(saved, planFile!, stale, { output: opts.output, style, verbose: opts.verbose === true, repository: opts.repo }));
+    if (stale) return 1;
+    return opts.exitCode && (pendingChanges(planOf(saved)).length > 0 || saved.plan.summary.unsupported > 0) ? 2 : 0;
+  }
 
   if (opts.dryRun || hasErrors(plan.diagnostics)) {
     switch (opts.output) {
@@ -98,8 +130,17 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
         write(renderText(plan, { style, verbose: opts.verbose === true }));
     }
     if (hasErrors(plan.diagnostics)) {
-      process.stderr.write(`hostkit: error: the plan for ${hostName} has errors (listed above); nothing was applied.\n`);
+      // A plan an apply of the saved one could not make: the saved plan is stale, if something changed.
+      const stale = saved ? staleness(saved, outcome.planned, outcome.repo.manifests) : undefined;
+      if (stale) throw staleError(planFile!, stale, opts.repo);
+      process.stderr.write(
+        `hostkit: error: the plan for ${hostName} has errors (listed above); nothing was ${opts.out !== undefined ? 'saved' : 'applied'}.\n`,
+      );
       return 1;
+    }
+    if (opts.out !== undefined) {
+      await writeSavedPlan(opts.out, savePlan(outcome.planned, outcome.repo.manifests, { hostkitVersion: hostkitVersion(), createdAt: new Date() }));
+      note(`plan saved to ${opts.out}: \`hostkit reconcile --plan ${opts.out}\` applies exactly it, and refuses it if the host or the manifests changed since`);
     }
     return opts.exitCode && (pendingChanges(plan).length > 0 || plan.summary.unsupported > 0) ? 2 : 0;
   }

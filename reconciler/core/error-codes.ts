@@ -21,6 +21,17 @@ export const ERROR_CODES = {
   RUN_NOT_FOUND: { meaning: 'no run matches the id given to rollback', retryable: false },
   INVENTORY_UNREADABLE: { meaning: "HostKit's inventory on the host cannot be parsed", retryable: false },
   PLAN_HAS_ERRORS: { meaning: 'a plan with errors was handed to apply', retryable: false },
+  PLAN_STALE: {
+    meaning: 'the saved plan given to reconcile --plan differs from a new plan (the host, the manifests or the commit changed since); nothing was applied',
+    retryable: false,
+  },
+  PLAN_FILE_INVALID: {
+    meaning: 'the saved plan file cannot be read, or is not a saved plan (not JSON, another format, fails schema/saved-plan.schema.json)',
+    retryable: false,
+  },
+  PLAN_INCOMPATIBLE: { meaning: 'the saved plan was made by another HostKit version or saved-plan format', retryable: false },
+  PLAN_WRONG_HOST: { meaning: 'the saved plan is for another host than the one the run targets', retryable: false },
+  PLAN_NO_COMMIT: { meaning: 'plan --out on a repository with no git commit to name', retryable: false },
   UNKNOWN_HOST: { meaning: 'no Host manifest of that name in the repository', retryable: false },
   // Reaching the host
   EXEC_FAILED: { meaning: 'a command could not be started', retryable: false },

@@ -37,6 +37,14 @@ export interface PlanTarget {
 export interface PlanOptions extends PlanTarget {
   manifests: readonly Manifest[];
   mode: 'plan' | 'apply';
+  /** Keep a new fingerprint key on the host once the plan holds no error (default: in apply mode; also a plan saved to be applied later). */
+  keepFingerprintKey?: boolean;
+}
+
+/** What a resource's driver desired and observed (undefined: absent), as its plan() was given them. */
+export interface ResourceState {
+  desired: unknown;
+  observed: unknown;
 }
 
 export interface PlannedHost {
@@ -49,6 +57,8 @@ export interface PlannedHost {
   runs: DriverRuns;
   drivers: ReadonlyMap<ResourceKind, AnyDriver>;
   redactor: Redactor;
+  /** By resource id (orphans and kinds without a driver included): a saved plan fingerprints them (diff/saved-plan.ts). */
+  states: ReadonlyMap<string, ResourceState>;
 }
 
 // expand -> select -> observe -> plan for one host. Reads the host, never changes it.
@@ -99,7 +109,8 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   const desiredIds = new Set(expansion.resources.map((r) => r.id));
   const orphans = Object.values(inventory.resources).filter((r) => !desiredIds.has(r.id)) as Resource[];
   try {
-    const changes = await planChanges(expansion.resources, orphans, registry, context, runs);
+    const states = new Map<string, ResourceState>();
+    const changes = await planChanges(expansion.resources, orphans, registry, context, runs, states);
     const diagnostics: Diagnostic[] = [...expansion.diagnostics];
     for (const c of changes) diagnostics.push(...c.diagnostics);
     const plan: Plan = {
@@ -111,9 +122,9 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
       summary: summarize(changes),
     };
     // Kept only by an apply about to run: a dry run, or a plan with errors, writes nothing.
-    if (options.mode === 'apply' && !fingerprintKey.stored && !hasErrors(diagnostics))
+    if ((options.keepFingerprintKey ?? options.mode === 'apply') && !fingerprintKey.stored && !hasErrors(diagnostics))
       await storeFingerprintKey(options.host, stateDirectory, fingerprintKey.key);
-    return { plan, resources: expansion.resources, inventory, context, runs, drivers: registry, redactor };
+    return { plan, resources: expansion.resources, inventory, context, runs, drivers: registry, redactor, states };
   } catch (cause) {
     await context.run.close().catch(() => undefined);
     throw cause;
@@ -127,6 +138,7 @@ async function planChanges(
   registry: ReadonlyMap<ResourceKind, AnyDriver>,
   context: DriverContext,
   runs: DriverRuns,
+  states: Map<string, ResourceState>,
 ): Promise<Change[]> {
   const byKind = new Map<ResourceKind, { desired: Resource[]; orphans: Resource[] }>();
   for (const r of resources) group(byKind, r.kind).desired.push(r);
@@ -154,7 +166,10 @@ async function planChanges(
     kinds.map(async (kind) => {
       const { desired, orphans: gone } = byKind.get(kind)!;
       const driver = registry.get(kind);
-      if (!driver) return desired.map((r) => unsupported(r));
+      if (!driver) {
+        for (const r of desired) states.set(r.id, { desired: undefined, observed: undefined });
+        return desired.map((r) => unsupported(r));
+      }
       const started = performance.now();
       const observed = await observing.get(kind)!;
       const wanted = wantedByKind.get(kind)!;
@@ -162,11 +177,13 @@ async function planChanges(
       const changes: Change[] = [];
       for (const r of desired) {
         const w = wanted.get(r.id);
+        states.set(r.id, { desired: w?.desired, observed: observed.get(r.id) });
         const change = checkOps(driver.plan({ resource: r, desired: w?.desired, observed: observed.get(r.id), orphan: false }));
         change.diagnostics.push(...(w?.diagnostics ?? []));
         changes.push(change);
       }
       for (const r of gone) {
+        states.set(r.id, { desired: undefined, observed: observed.get(r.id) });
         const change = checkOps(driver.plan({ resource: r, desired: undefined, observed: observed.get(r.id), orphan: true }));
         if (driver.orphans === 'report' && change.action === 'delete') {
           // Kept and reported, and kept in the inventory so it is reported again next time.

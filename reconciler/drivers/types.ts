@@ -125,6 +125,13 @@ export interface Driver<
   plan(input: PlanInput<S, D, O>): Change<D, O, S, P>;
 
   /**
+   * Optional: the desired state without what only says when it was resolved (a clock
+   * reading), which a saved plan fingerprints (diff/saved-plan.ts); default all of it.
+   * What such a reading decides shows in the planned change, which is compared too.
+   */
+  stableDesired?(desired: D): unknown;
+
+  /**
    * Make the change: run its operations (`change.ops`), nothing else. Returns what rollback
    * needs. Each driver documents what the host looks like if apply throws part-way.
    */

@@ -8,7 +8,8 @@
 //   1. apply, then a second plan is empty;
 //   2. apply, then rollback, and the host is as before; the same for an update;
 //   3. a kill between any two steps of an apply, then recovery and a new apply converge;
-//   4. observe costs as many processes for 20 resources as for one.
+//   4. observe costs as many processes for 20 resources as for one;
+//   5. a saved plan (hostkit plan --out) is current when nothing changed, and stale once an apply did.
 // What a driver does not do by design is declared in its fixture with the
 // reason, and the kit asserts that behaviour instead: nothing is skipped.
 import { createHash } from 'node:crypto';
@@ -22,6 +23,7 @@ import { rollbackRun } from '../../reconciler/apply/rollback.js';
 import { silentLogger } from '../../reconciler/core/log.js';
 import type { ResourceKind } from '../../reconciler/core/resource.js';
 import { planHost, type PlannedHost } from '../../reconciler/diff/plan.js';
+import { describeStaleness, savePlan, staleness } from '../../reconciler/diff/saved-plan.js';
 import { drivers as registered, type RegisteredKind } from '../../reconciler/drivers/registry.js';
 import type { AnyDriver } from '../../reconciler/drivers/types.js';
 import type { FakeHost } from '../../reconciler/hosts/fake.js';
@@ -639,4 +641,41 @@ export async function checkObserveCost(fixture: ConformanceFixture, targets: Tar
     }
   }
   return seen;
+}
+
+/**
+ * Check 5: a plan saved as `hostkit plan --out` saves it (apply mode), planned again on the unchanged
+ * host, is current (every fingerprint and change reads the same: nothing in them depends on when or
+ * how often the host is read); once an apply changed the host it is stale, naming what it observed
+ * changed; saved again, the empty plan is current.
+ */
+export async function checkSavedPlan(fixture: ConformanceFixture, targets: Targets): Promise<void> {
+  const check = 'a saved plan is current until the host changes';
+  const target = await targets();
+  try {
+    await prepare(fixture, target, check);
+    const docs = fixture.declare(target.set, COUNT);
+    const repo = await manifests(fixture, target, docs);
+    const planned = async () => {
+      const p = await plan(fixture, target, docs, 'apply');
+      problems(fixture, check, p);
+      p.plan.commit = 'c'.repeat(40);
+      return p;
+    };
+    const save = async () => savePlan(await planned(), repo, { hostkitVersion: 'test', createdAt: new Date() });
+    const expectCurrent = async (saved: Awaited<ReturnType<typeof save>>, when: string) => {
+      const stale = staleness(saved, await planned(), repo);
+      if (stale) fail(fixture, check, `${when}: planned again on the unchanged host, the saved plan is stale: ${describeStaleness(stale, REPOSITORY)}`);
+    };
+    const before = await save();
+    await expectCurrent(before, 'before the apply');
+    await apply(fixture, target, docs, check);
+    // A kind that observes nothing (a checkpoint) is stale through what it guards.
+    const stale = staleness(before, await planned(), repo);
+    if (!stale?.resources.some((r) => r.why.includes('observed state')))
+      fail(fixture, check, 'after the apply, the saved plan names no observed state as changed');
+    await expectCurrent(await save(), 'after the apply');
+  } finally {
+    await target.close?.();
+  }
 }

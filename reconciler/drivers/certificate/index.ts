@@ -188,6 +188,9 @@ export const certificateDriver: Driver<CertificateSpec, DesiredCertificate, Obse
     return out;
   },
 
+  // Renewal is due or not by `now`: the planned change says which.
+  stableDesired: ({ now: _now, ...desired }) => desired,
+
   plan({ resource, desired, observed, orphan }) {
     const base = changeBase(resource);
     if (observed && 'unreadable' in observed) {
