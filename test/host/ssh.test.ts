@@ -307,6 +307,35 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
     expect(nspawnRollback).toEqual(sshRollback);
   });
 
+  it('a login that is not root runs the helper as itself, or under sudo -n when asked; a refused sudo is named', async () => {
+    const deploy = await sshInto(machine(), { user: 'deploy' });
+    const options = { target: deploy.target, configFile: deploy.configFile };
+    try {
+      const plain = await openSshHost(options);
+      try {
+        expect((await plain.exec('id', ['-un'])).stdout).toBe('deploy\n');
+        await expect(plain.writeFile('/etc/hkt-deploy', 'x', { uid: 0, gid: 0, mode: 0o600 })).rejects.toMatchObject({ code: 'EACCES' });
+      } finally {
+        await plain.close();
+      }
+      const sudo = await openSshHost({ ...options, sudo: true });
+      try {
+        expect((await sudo.exec('id', ['-un'])).stdout).toBe('root\n');
+        await sudo.writeFile('/etc/hkt-deploy', 'as root\n', { uid: 0, gid: 0, mode: 0o600 });
+        expect((await machine().exec('stat', ['-c', '%U %a', '/etc/hkt-deploy'])).stdout).toBe('root 600\n');
+      } finally {
+        await sudo.close();
+      }
+      await machine().exec('rm', ['/etc/sudoers.d/90-hostkit-test-deploy']);
+      await expect(openSshHost({ ...options, sudo: true })).rejects.toMatchObject({
+        code: 'SSH_REMOTE_HELPER_FAILED',
+        message: "HostKit's helper could not start on ssh:test-host: sudo -n refused: sudo: a password is required",
+      });
+    } finally {
+      await deploy.dispose();
+    }
+  });
+
   it('a changed host key is refused, naming the host and the fingerprint of the key it presented', async () => {
     const rotated = await access.rotateHostKey();
     expect(rotated).not.toBe(access.hostKeyFingerprint);

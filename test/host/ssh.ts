@@ -78,10 +78,11 @@ async function newHostKey(testHost: TestHost): Promise<string> {
 }
 
 /**
- * Starts sshd in the booted test host with a fresh host key; returns what a
- * client needs. A user other than root is created if missing (with
- * passwordless sudo where sudo is installed). The ProxyCommand names the
- * host's current PID 1: after testHost.reboot(), call sshInto again.
+ * Starts sshd in the booted test host with a fresh host key (once per boot:
+ * a later call keeps the key sshd has); returns what a client needs. A user
+ * other than root is created if missing (with passwordless sudo where sudo is
+ * installed). The ProxyCommand names the host's current PID 1: after
+ * testHost.reboot(), call sshInto again.
  */
 export async function sshInto(testHost: TestHost, options: { user?: string } = {}): Promise<SshAccess> {
   const user = options.user ?? 'root';
@@ -94,7 +95,9 @@ export async function sshInto(testHost: TestHost, options: { user?: string } = {
   try {
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `hostkit-test@${testHost.machine}`, '-f', identityFile]);
     await testHost.exec('sh', ['-c', authorizeScript(user)], { input: await readFile(`${identityFile}.pub`) });
-    const hostKey = await newHostKey(testHost);
+    // The first call on a boot makes the host key; a later one (another user) trusts the key sshd has.
+    const running = (await testHost.host.exec('systemctl', ['is-active', '--quiet', 'ssh.service'])).exitCode === 0;
+    const hostKey = running ? (await testHost.exec('cat', ['/etc/ssh/ssh_host_ed25519_key.pub'])).stdout.trim() : await newHostKey(testHost);
     hostKeyFingerprint = keyFingerprint(hostKey);
     await writeFile(knownHostsFile, `${testHost.hostname} ${hostKey.split(/\s+/).slice(0, 2).join(' ')}\n`, { mode: 0o600 });
     await writeFile(proxy, PROXY, { mode: 0o600 });
