@@ -228,6 +228,9 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
     const response = await hostHttpRequest(ssh, { port: 9399, path: '/marker' });
     expect(response).toMatchObject({ status: 200, body: `inside ${machine().hostname}\n` });
     expect(ssh.stats().processes).toBe(before.processes + 1);
+    // A name is resolved on the host: its /etc/hosts says where localhost is.
+    expect(await hostHttpRequest(ssh, { port: 9399, address: 'localhost', path: '/marker' })).toMatchObject({ status: 200 });
+    await expect(ssh.connect(9399, { address: '-oProxyCommand=x' })).rejects.toMatchObject({ code: 'HOST_INVALID_ADDRESS' });
     await expect(ssh.connect(9398, { timeoutMs: 3_000 })).rejects.toMatchObject({
       code: 'HOST_CONNECT_FAILED',
       message: expect.stringMatching(/^Could not connect to 127\.0\.0\.1:9398 on ssh:test-host: the host refused the channel/),
