@@ -51,6 +51,14 @@ export const ERROR_CODES = {
   HOST_INVALID_OPTIONS: { meaning: 'a host transport was given invalid options', retryable: false },
   HOST_INVALID_PORT: { meaning: 'a port outside 1-65535 was asked for', retryable: false },
   HOST_INVALID_ADDRESS: { meaning: 'an address that is not an IP address was asked for', retryable: false },
+  SSH_INVALID_TARGET: { meaning: 'an SSH target is not ssh://[user@]host[:port], user@host or a host name', retryable: false },
+  SSH_CONNECT_FAILED: {
+    meaning: 'the SSH connection could not be opened (unreachable, login refused) or ended while in use; a refused login is not retryable',
+    retryable: true,
+  },
+  SSH_HOST_KEY_UNKNOWN: { meaning: "the SSH host's key is not in known_hosts (its fingerprint is shown); accept-new-host-key trusts it", retryable: false },
+  SSH_HOST_KEY_CHANGED: { meaning: "the SSH host's key differs from the one in known_hosts (its fingerprint is shown): refused", retryable: false },
+  SSH_REMOTE_HELPER_FAILED: { meaning: "HostKit's helper could not start on the SSH host (python3 missing, sudo -n refused) or failed", retryable: false },
   UNKNOWN_USER: { meaning: 'a user named by a resource does not exist on the host', retryable: false },
   UNKNOWN_GROUP: { meaning: 'a group named by a resource does not exist on the host', retryable: false },
   // systemd

@@ -1,7 +1,7 @@
 // TCP connections into a host's network stack, shared by the Host
 // implementations: a direct socket for the machine HostKit runs on, and a
 // bridge process for a host whose network is a namespace of this machine.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { HostKitError } from '../core/errors.js';
@@ -58,36 +58,77 @@ socket.on('connect', () => {
 socket.on('close', () => process.exit(0));
 `;
 
+// A DNS name (the ACME directory's): letters, digits and "-" in dot-separated labels, none starting with "-".
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Where a connection goes, checked: a port in 1-65535 and an IP address
+ * (default 127.0.0.1), or a DNS name where `names` (the host resolves it).
+ */
+export function connectTarget(port: number, options: ConnectOptions = {}, names = false): { address: string; timeoutMs: number } {
+  checkPort(port);
+  const address = options.address ?? '127.0.0.1';
+  if (net.isIP(address) === 0 && !(names && DNS_NAME.test(address))) {
+    throw new HostKitError('HOST_INVALID_ADDRESS', `Expected an IP address${names ? ' or a host name' : ''}, got "${address}"`);
+  }
+  return { address, timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
+}
+
+export interface ChildStream {
+  /** Its stderr so far says the connection is up (nothing of the stream came yet). */
+  connected: RegExp;
+  /** Why it failed, when it exited before that. */
+  reason: (stderr: string, code: number | null) => string;
+  /** Give up (killing it) past this; absent when the child keeps its own time. */
+  timeoutMs?: number;
+}
+
+/**
+ * A connection carried over a child process's stdin and stdout (a bridge into
+ * a namespace, an ssh channel): resolved once its stderr says it is connected,
+ * rejected with HOST_CONNECT_FAILED when it exits first. Destroying the stream
+ * kills the child.
+ */
+export function connectThroughChild(hostName: string, port: number, address: string, child: ChildProcess, how: ChildStream): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (reason: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(connectFailed(hostName, port, address, reason));
+    };
+    if (how.timeoutMs !== undefined) timer = setTimeout(() => fail(`timed out after ${how.timeoutMs} ms`), how.timeoutMs);
+    child.once('error', (error) => fail(error.message));
+    // 'close', not 'exit': its last words on stderr are read by then.
+    child.once('close', (code) => fail(how.reason(stderr, code)));
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (settled) return; // later lines are drained, not kept
+      stderr += chunk.toString();
+      if (!how.connected.test(stderr)) return;
+      settled = true;
+      clearTimeout(timer);
+      const stream = Duplex.from({ readable: child.stdout!, writable: child.stdin! });
+      stream.once('close', () => child.kill('SIGKILL'));
+      resolve(stream);
+    });
+  });
+}
+
 /**
  * A connection made from inside the network namespace of the process `pid`
  * (nsenter -n), carried over a bridge process's stdin and stdout.
  */
 export function connectInNetworkNamespace(hostName: string, nsenter: string, pid: number, port: number, options: ConnectOptions = {}): Promise<Duplex> {
-  checkPort(port);
-  const address = options.address ?? '127.0.0.1';
-  if (net.isIP(address) === 0) throw new HostKitError('HOST_INVALID_ADDRESS', `Expected an IP address, got "${address}"`);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const { address, timeoutMs } = connectTarget(port, options);
   const child = spawn(nsenter, ['-t', String(pid), '-n', '--', process.execPath, '-e', BRIDGE, String(port), address, String(timeoutMs)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    let settled = false;
-    const fail = (reason: string) => {
-      if (settled) return;
-      settled = true;
-      child.kill('SIGKILL');
-      reject(connectFailed(hostName, port, address, reason));
-    };
-    child.once('error', (error) => fail(error.message));
-    child.once('exit', (code) => fail(stderr.match(/^ERR (.+)$/m)?.[1] ?? `bridge exited ${code}: ${stderr.trim()}`));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (settled || !stderr.includes('CONNECTED\n')) return;
-      settled = true;
-      const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
-      stream.once('close', () => child.kill('SIGKILL'));
-      resolve(stream);
-    });
+  return connectThroughChild(hostName, port, address, child, {
+    connected: /CONNECTED\n/,
+    reason: (stderr, code) => stderr.match(/^ERR (.+)$/m)?.[1] ?? `bridge exited ${code}: ${stderr.trim()}`,
   });
 }

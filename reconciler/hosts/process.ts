@@ -165,13 +165,22 @@ class Tail {
       cut += buffer.length - this.limit;
       buffer = buffer.subarray(buffer.length - this.limit);
     }
-    if (cut === 0) return { text: buffer.toString('utf8'), cut };
-    // Start at a character, not in the middle of one (UTF-8 continuation bytes).
-    let skip = 0;
-    while (skip < 3 && skip < buffer.length && (buffer[skip]! & 0xc0) === 0x80) skip++;
-    cut += skip;
-    return { text: `[... ${cut} bytes cut ...]\n${buffer.subarray(skip).toString('utf8')}`, cut };
+    return tailText(buffer, cut);
   }
+}
+
+/**
+ * The text of a stream's kept tail, `cut` bytes having gone before it: behind a
+ * "[... N bytes cut ...]" line when any did, starting at a character. Also
+ * for tails kept elsewhere (the SSH helper keeps them on the remote host).
+ */
+export function tailText(kept: Buffer, cut: number): { text: string; cut: number } {
+  if (cut === 0) return { text: kept.toString('utf8'), cut };
+  // Start at a character, not in the middle of one (UTF-8 continuation bytes).
+  let skip = 0;
+  while (skip < 3 && skip < kept.length && (kept[skip]! & 0xc0) === 0x80) skip++;
+  cut += skip;
+  return { text: `[... ${cut} bytes cut ...]\n${kept.subarray(skip).toString('utf8')}`, cut };
 }
 
 async function signalGroup(pgid: number, signal: NodeJS.Signals, spareLeader: boolean): Promise<void> {

@@ -59,6 +59,8 @@ describe('scripts/package/build', () => {
     for (const file of [
       'dist/reconciler/cli.js',
       'dist/reconciler/manifests/validators.generated.cjs',
+      // Sent to hosts reached over SSH (hosts/ssh.ts).
+      'dist/reconciler/hosts/ssh-helper.py',
       'schema/common.schema.json',
       'hooks/pre-commit',
       'package.json',

@@ -18,13 +18,15 @@ HOSTNAME_IN_IMAGE=hostkit-test
 
 # Units that only cost boot time or fire at random moments in a short-lived
 # test host (timers that run apt, fstrim, scrubs or tmp cleaning mid-test,
-# gettys on a console nobody reads).
+# gettys on a console nobody reads). sshd too: a host a test reaches over SSH
+# has it started by test/host/ssh.ts (sshInto), with a fresh host key.
 MASKED_UNITS=(
   apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
   e2scrub_all.timer e2scrub_reap.service fstrim.timer
   systemd-tmpfiles-clean.timer logrotate.timer man-db.timer
   console-getty.service container-getty@.service getty@.service
   getty.target systemd-hwdb-update.service
+  ssh.service ssh.socket
 )
 
 log() { printf 'build-rootfs: %s\n' "$*" >&2; }

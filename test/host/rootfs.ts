@@ -29,14 +29,16 @@ export const ROOTFS_PACKAGES: readonly string[] = [
   'restic',
   // Login access (drivers/account): sudo rules are checked by the real visudo.
   'sudo',
+  // Remote hosts (hosts/ssh.ts): sshd, started by test/host/ssh.ts only where a test reaches the host over SSH.
+  'openssh-server',
 ];
 
 /**
  * The bare image on top of debootstrap's minbase + systemd: what a fresh Debian 12
- * VPS has, without nginx, PostgreSQL, nftables and node. apt verifies signed
+ * VPS has (sshd included), without nginx, PostgreSQL, nftables and node. apt verifies signed
  * repositories with gpgv (minbase has it; an armored Signed-By key needs no gpg).
  */
-export const BARE_ROOTFS_PACKAGES: readonly string[] = ['openssl', 'curl', 'ca-certificates', 'python3', 'iproute2', 'procps', 'gpgv'];
+export const BARE_ROOTFS_PACKAGES: readonly string[] = ['openssl', 'curl', 'ca-certificates', 'python3', 'iproute2', 'procps', 'gpgv', 'openssh-server'];
 
 /** Which image: `standard` (ROOTFS_PACKAGES) or `bare` (BARE_ROOTFS_PACKAGES). */
 export type RootfsVariant = 'standard' | 'bare';
