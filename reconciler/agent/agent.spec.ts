@@ -280,6 +280,28 @@ describe('reconciler/agent/agent', () => {
     expect(asked).toHaveLength(4);
   });
 
+  it('looks again when a report the wait depends on landed while the gate was reading the branch', async () => {
+    const asked: string[] = [];
+    const push = (n: number, message: string) =>
+      s!.agent.onWebhook({ kind: 'push', deliveryId: `d${n}`, ref: 'refs/heads/hostkit-status', headMessage: message });
+    s = await setup({
+      rollout: {
+        check: async (commit) => {
+          asked.push(commit);
+          // Webhooks arriving mid-check: one by a host the wait does not depend on, then (first check only) the canary's.
+          push(asked.length * 10, 'web-7: waiting');
+          if (asked.length === 1) push(asked.length * 10 + 1, 'web-1: applied at 0123');
+          return { go: false, state: 'waiting', wave: 1, reason: 'waiting for wave 1 (canary): web-1 has not reported', unaffectedBy: ['test-1', 'web-7'] };
+        },
+      },
+    });
+    await s.remote.push({ 'hosts/test-1.yaml': HOST_YAML, 'base.yaml': BASE, 'files/motd.yaml': fileManifest('hello\n') });
+    await s.agent.trigger('test');
+    for (let i = 0; i < 40 && asked.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await s.agent.idle();
+    expect(asked).toHaveLength(2); // looked again once for the canary's report, not for web-7's
+  });
+
   it('names the release each project with a source serves in its report and in the commit status', async () => {
     // The release driver does nothing here (it needs git and systemd-run): the releases are laid out on the
     // re-rooted host as the driver leaves them, and the agent reads what `current` serves after the run.

@@ -116,6 +116,8 @@ export class Agent {
   private heldKey = '';
   /** While held: hosts whose reports cannot move the rollout for this host (GateResult.unaffectedBy). */
   private heldUnaffectedBy = new Set<string>();
+  /** While the rollout gate reads the report branch: who pushed to it meanwhile (undefined: a push not naming its host). */
+  private reportPushesDuringCheck: (string | undefined)[] | undefined;
   private stopped = false;
   /** Start and end of every run, for tests and the health endpoint. */
   readonly runs: { kind: string; start: number; end: number }[] = [];
@@ -189,6 +191,7 @@ export class Agent {
     metrics.webhooks.inc({ ...metrics.label(), kind: event.kind });
     if (this.stopped) return;
     if (event.kind === 'push') {
+      if (event.ref === `refs/heads/${config.report.branch}`) this.reportPushesDuringCheck?.push(reporterOf(event.headMessage));
       if (this.heldKey && event.ref === `refs/heads/${config.report.branch}`) {
         // Another host reported: the rollout may have moved on, unless that host is one the wait does not depend on
         // (a hundred waiting hosts would otherwise each fetch the report branch for every report of the others).
@@ -263,8 +266,22 @@ export class Agent {
     }
     let slot: HostReport['rollout'];
     if (this.deps.rollout) {
-      const decided = await this.deps.rollout.check(commit, await source.snapshot(commit));
-      if (!decided.go) return this.holdForRollout(commit, decided);
+      const snapshot = await source.snapshot(commit);
+      const pushes: (string | undefined)[] = [];
+      this.reportPushesDuringCheck = pushes;
+      let decided: GateResult;
+      try {
+        decided = await this.deps.rollout.check(commit, snapshot);
+      } finally {
+        this.reportPushesDuringCheck = undefined;
+      }
+      if (!decided.go) {
+        await this.holdForRollout(commit, decided);
+        // A report that landed while the gate read the branch may be one the wait depends on: its webhook came before
+        // this host was held, so look again (a later report by a host the wait does not depend on would not wake it).
+        if (pushes.some((by) => by === undefined || !this.heldUnaffectedBy.has(by))) void this.trigger('report pushed during the rollout check');
+        return;
+      }
       this.heldKey = '';
       this.heldUnaffectedBy = new Set();
       slot = decided.wave !== undefined ? { wave: decided.wave, ...(decided.batch !== undefined ? { batch: decided.batch } : {}) } : undefined;
