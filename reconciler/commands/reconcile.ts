@@ -4,6 +4,7 @@ import { Redactor } from '../core/secrets.js';
 import { hasErrors } from '../core/diagnostics.js';
 import { pendingChanges, type Plan } from '../diff/model.js';
 import { reconcileHost } from '../engine.js';
+import type { OnHost } from './run-input.js';
 import { toJsonPlan } from '../diff/render/json.js';
 import { renderDiagnostic, renderText } from '../diff/render/text.js';
 import { renderMarkdown } from '../diff/render/markdown.js';
@@ -16,6 +17,8 @@ import { localRunInput } from './run-input.js';
 export interface ReconcileCommandOptions {
   repo: string;
   host?: string;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
   dryRun: boolean;
   exitCode?: boolean;
   output: string;

@@ -321,6 +321,12 @@ function secretRefs(v: AnyManifest): { ref: SecretRef; pointer: string }[] {
     }
     for (const [k, child] of Object.entries(node)) walk(child, `${pointer}/${k}`);
   };
+  // A Host's spec.ssh is read on the operator's machine (commands/targets.ts): its key is none of the host's secrets.
+  if (v.kind === 'Host') {
+    const { ssh: _operators, ...spec } = (v.spec ?? {}) as Record<string, unknown>;
+    walk(spec, '/spec');
+    return found;
+  }
   walk(v.spec, '/spec');
   return found;
 }
