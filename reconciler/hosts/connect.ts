@@ -58,11 +58,19 @@ socket.on('connect', () => {
 socket.on('close', () => process.exit(0));
 `;
 
-/** Where a connection goes, checked: a port in 1-65535 and an IP address (default 127.0.0.1). */
-export function connectTarget(port: number, options: ConnectOptions = {}): { address: string; timeoutMs: number } {
+// A DNS name (the ACME directory's): letters, digits and "-" in dot-separated labels, none starting with "-".
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Where a connection goes, checked: a port in 1-65535 and an IP address
+ * (default 127.0.0.1), or a DNS name where `names` (the host resolves it).
+ */
+export function connectTarget(port: number, options: ConnectOptions = {}, names = false): { address: string; timeoutMs: number } {
   checkPort(port);
   const address = options.address ?? '127.0.0.1';
-  if (net.isIP(address) === 0) throw new HostKitError('HOST_INVALID_ADDRESS', `Expected an IP address, got "${address}"`);
+  if (net.isIP(address) === 0 && !(names && DNS_NAME.test(address))) {
+    throw new HostKitError('HOST_INVALID_ADDRESS', `Expected an IP address${names ? ' or a host name' : ''}, got "${address}"`);
+  }
   return { address, timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
 }
 

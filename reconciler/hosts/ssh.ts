@@ -326,6 +326,15 @@ export interface SshHostParts {
   connection?: SshConnection;
 }
 
+/**
+ * The Host over SSH: every file operation does on the host what LocalHost does
+ * here (ssh-helper.py). If the connection dies with a request in flight, that
+ * request and every later one reject with SSH_CONNECT_FAILED, and the helper
+ * exits as soon as its input closes: a write it was doing is then either not
+ * done or done entirely (the temporary file is renamed over the target, or at
+ * worst left beside it), a command it started runs on (as one a local HostKit
+ * killed mid-run started would), and its locks are free.
+ */
 export class SshHost implements Host {
   readonly name: string;
   readonly target: SshTarget;
@@ -478,7 +487,8 @@ export class SshHost implements Host {
    * before any byte of the stream, so connect resolves exactly when connected.
    */
   async connect(port: number, options: ConnectOptions = {}): Promise<Duplex> {
-    const { address, timeoutMs } = connectTarget(port, options);
+    // A name is resolved by the host (the ACME directory's, as the host's own resolver sees it).
+    const { address, timeoutMs } = connectTarget(port, options, true);
     const connection = this.requireConnection('connect');
     this.channels.requests++;
     this.channels.roundTrips++;

@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redactor } from '../../core/secrets.js';
+import { FakeHost } from '../../hosts/fake.js';
 import { LocalHost } from '../../hosts/local.js';
-import { parseEnvironment, readHistory, runJob } from './job.js';
+import { parseEnvironment, readHistory, resticAccess, runJob } from './job.js';
+import { RESTIC_ENV } from './project.js';
 import { listSnapshots, type ResticAccess } from './restic.js';
 
 // A backup job against the real restic on this machine: files in a temporary directory;
@@ -30,6 +32,12 @@ describe('reconciler/drivers/backup/job (real restic)', () => {
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('names snapshots after the managed host (uname -n there), not the machine HostKit runs on: over SSH they differ', async () => {
+    const host = new FakeHost({ [RESTIC_ENV]: 'RESTIC_REPOSITORY="/var/backups/hostkit"\nRESTIC_PASSWORD="p"\n' });
+    host.machineName = 'web-7';
+    expect((await resticAccess(host)).hostname).toBe('web-7');
   });
 
   it('reads restic’s environment as HostKit writes it', () => {

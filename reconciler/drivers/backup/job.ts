@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import { HostKitError, errorMessage } from '../../core/errors.js';
 import { Redactor } from '../../core/secrets.js';
@@ -84,12 +83,12 @@ export async function readJob(host: Host, project: string): Promise<BackupJob> {
 /**
  * How to reach the host's repository, from the environment file HostKit wrote (root's, 0600):
  * its password and credentials join `redactor`, which scrubs restic's output. Snapshots are
- * recorded under this machine's hostname.
+ * recorded under the host's own name (uname -n), wherever HostKit runs.
  */
 export async function resticAccess(host: Host, redactor: Redactor = new Redactor()): Promise<ResticAccess> {
   const env = parseEnvironment(await readText(host, RESTIC_ENV, "the backup repository's environment"));
   for (const [key, value] of Object.entries(env)) if (key !== 'RESTIC_REPOSITORY') redactor.add(value);
-  return { host, env, scrub: (text) => redactor.scrub(text), hostname: os.hostname() };
+  return { host, env, scrub: (text) => redactor.scrub(text), hostname: await host.hostname() };
 }
 
 export async function readHistory(host: Host, stateDirectory: string, project: string): Promise<BackupHistory> {
