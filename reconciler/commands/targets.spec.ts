@@ -40,6 +40,17 @@ const REPO = {
   'hosts/web-2.yaml': host('web-2', '  address: web-2.example.com\n', 'env: prod, role: web'),
   'hosts/db-1.yaml': host('db-1', '  ssh: { user: admin, identityFile: { env: DB1_SSH_KEY } }\n', 'env: prod, role: db'),
   'hosts/stage.yaml': host('stage', '  address: "2001:db8::7"\n', 'env: stage'),
+  // A placement by a label named env: no secret reference.
+  'hosts/motd.yaml': `apiVersion: hostkit.dev/v1
+kind: File
+metadata:
+  name: motd
+spec:
+  placement:
+    selector: { matchLabels: { env: prod } }
+  path: /srv/motd
+  content: "prod\\n"
+`,
 };
 
 let hosts: Manifest<HostManifest>[];
@@ -48,7 +59,8 @@ let repoDir: string;
 beforeAll(async () => {
   repoDir = await writeRepo(REPO);
   const repo = await validateRepository(repoDir);
-  // spec.ssh's key lives on the operator's machine: outside the secret roots, a variable not in spec.secrets.env, and valid.
+  // spec.ssh's key lives on the operator's machine: outside the secret roots, a variable not in spec.secrets.env, and valid;
+  // so is a placement on the label env.
   expect(repo.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   hosts = repo.manifests.filter((m): m is Manifest<HostManifest> => m.kind === 'Host');
 });
