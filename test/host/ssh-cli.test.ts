@@ -150,7 +150,7 @@ describeHost('hostkit --target / --hosts: the CLI over SSH against real hosts', 
     expect(JSON.parse(overSsh.stdout)).toEqual(JSON.parse(here.stdout));
   });
 
-  it('status, health, runs, releases, logs and backups over the target give what they give inside the host', async () => {
+  it('status, health, runs, releases, logs, backups and resume over the target give what they give inside the host', async () => {
     const m = web1();
     const status = await hostkit(['status', '-o', 'json', ...target]);
     expect(status.exitCode).toBe(0);
@@ -171,6 +171,7 @@ describeHost('hostkit --target / --hosts: the CLI over SSH against real hosts', 
       ['releases', '-o', 'json'],
       ['logs', 'shop', '--unit', 'service', '-n', '3', '-o', 'json'],
       ['backups', '-o', 'json'],
+      ['resume', '-o', 'json'],
     ]) {
       const [overSsh, here] = [await hostkit([...args, ...target]), await inside(m, [...args, '--repo', REPO])];
       expect({ args, exitCode: overSsh.exitCode, stdout: overSsh.stdout, stderr: overSsh.stderr }).toEqual({
