@@ -13,6 +13,7 @@ import type { FleetOptions } from './commands/fleet.js';
 import type { HealthOptions } from './commands/health.js';
 import type { LogsOptions } from './commands/logs.js';
 import type { StatusOptions } from './commands/status.js';
+import type { TargetCliOptions } from './commands/targets.js';
 
 const FORMATS = ['text', 'json', 'yaml', 'markdown'] as const;
 type Format = (typeof FORMATS)[number];
@@ -28,6 +29,33 @@ function outputOption(formats: readonly Format[] = FORMATS): Option {
 
 const CACHE_HELP = 'parse every manifest file again (skip the parse cache; README: Caches)';
 
+// Remote hosts over SSH (commands/targets.ts; README: Remote hosts over SSH): every command that reads or changes a host takes these.
+function targetOptions(cmd: Command, options: { repo?: boolean } = {}): Command {
+  if (options.repo)
+    cmd.option(
+      '--repo <dir>',
+      'with --hosts or --target: the config repository whose Host manifests give addresses and spec.ssh (default: this directory, if it is one)',
+    );
+  return cmd
+    .option('--target <url>', 'act on this host over SSH, not on this machine: ssh://[user@]host[:port] (repeatable)', (v: string, all?: string[]) => [
+      ...(all ?? []),
+      v,
+    ])
+    .option('--hosts <selector>', 'act over SSH on each Host manifest with these labels (env=prod,role=web), at its spec.address or name')
+    .option('--parallel <n>', 'with several hosts: how many at a time (default: 4)')
+    .option('--max-fail <n>', 'with several hosts: start no more once N failed (the rest are reported skipped)')
+    .option('--accept-new-host-key', 'trust and record an SSH host key seen for the first time (a changed key is always refused)')
+    .option('--ssh-config <file>', 'the ssh_config for the connections (ssh -F; default: ~/.ssh/config)');
+}
+
+/** The command on this machine, or (--target, --hosts) once per host named; `ok`: exit codes that are no failure for --max-fail. */
+async function targeted<O extends TargetCliOptions>(opts: O, work: (o: O) => Promise<number>, ok?: (code: number) => boolean): Promise<number> {
+  const remote =
+    (opts.target ?? []).length > 0 || [opts.hosts, opts.parallel, opts.maxFail, opts.acceptNewHostKey, opts.sshConfig].some((v) => v !== undefined);
+  if (!remote) return work(opts);
+  return (await import('./commands/targets.js')).runOnTargets(opts, work, ok);
+}
+
 /**
  * The commands run on a host (status, logs, health, rollback --to) read the config repository from
  * --repo, or the current directory. A shell on a host usually starts in / or a home directory: reading
@@ -42,7 +70,7 @@ function requireConfigRepo(cmd: Command): void {
   );
 }
 
-interface ReconcileOptions {
+interface ReconcileOptions extends TargetCliOptions {
   repo: string;
   host?: string;
   dryRun?: boolean;
@@ -144,16 +172,23 @@ export function buildProgram(): Command {
         ? 'show the plan saved in FILE and whether it is still current (exit 1 when stale)'
         : 'apply exactly the plan saved in FILE, or refuse it (exit 1, nothing applied) if the host or the manifests changed since; with --dry-run, show it and whether it is current',
     );
+    targetOptions(cmd);
     cmd.action(async (opts: ReconcileOptions & { watch?: boolean }, command: Command) => {
       const dryRun = dryRunDefault || opts.dryRun === true;
       if (opts.watch && (opts.out !== undefined || opts.plan !== undefined))
         command.error('error: --watch plans again and again: it takes neither --out nor --plan');
+      if ((opts.out !== undefined || opts.plan !== undefined) && ((opts.target ?? []).length > 1 || opts.hosts !== undefined))
+        command.error('error: a saved plan is for one host: give --out or --plan with a single --target');
       if (opts.watch) {
-        process.exitCode = await (await import('./commands/watch.js')).watchPlans({ ...opts, dryRun });
+        process.exitCode = await targeted(opts, async (o) => (await import('./commands/watch.js')).watchPlans({ ...o, dryRun }));
         return;
       }
       const run = (await import('./commands/reconcile.js')).reconcile;
-      process.exitCode = await run({ ...opts, dryRun });
+      process.exitCode = await targeted(
+        opts,
+        (o) => run({ ...o, dryRun }),
+        (code) => code === EXIT.ok || code === EXIT.changes,
+      );
     });
   };
   reconcile('reconcile', 'Plan the changes the host needs and apply them (or, with --dry-run, only print the plan).', false);
@@ -207,13 +242,16 @@ export function buildProgram(): Command {
 
   // Safe apply: the run journal, down plans, and lifting quarantine/pause (reconciler/commands/safety.ts).
   const stateCommand = (name: string, description: string, formats: readonly Format[] = ['text', 'json', 'yaml']) =>
-    program
-      .command(name)
-      .description(description)
-      .option('--state-dir <dir>', 'where HostKit keeps its state on this host', '/var/lib/hostkit')
-      .addOption(outputOption(formats))
-      .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
-      .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']));
+    targetOptions(
+      program
+        .command(name)
+        .description(description)
+        .option('--state-dir <dir>', 'where HostKit keeps its state on this host', '/var/lib/hostkit')
+        .addOption(outputOption(formats))
+        .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
+        .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])),
+      { repo: name !== 'rollback' }, // rollback has a --repo of its own (with --to)
+    );
   const changesState = (command: Command) =>
     command
       .option('--lock-timeout <duration>', `${LOCK_TIMEOUT_HELP} (default: 5m)`)
@@ -222,8 +260,8 @@ export function buildProgram(): Command {
     .option('--verbose', "also show each run's planned changes and events")
     .option('--prune', 'remove old runs, keeping the newest --keep')
     .option('--keep <n>', 'with --prune: how many runs to keep (default: 50, as every apply keeps)')
-    .action(async (opts: StateOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
-      process.exitCode = await (await import('./commands/safety.js')).runs(opts);
+    .action(async (opts: StateOptions & TargetCliOptions & { verbose?: boolean; prune?: boolean; keep?: string }) => {
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/safety.js')).runs(o));
     });
   changesState(
     stateCommand(
@@ -246,11 +284,11 @@ export function buildProgram(): Command {
     .option('--repo <dir>', 'with --to: config repository', '.')
     .option('--host <name>', "with --to: the Host manifest this machine is (default: this machine's hostname)")
     .option('--no-cache', `with --to: ${CACHE_HELP}`)
-    .action(async (opts: StateOptions & RollbackToCliOptions, cmd: Command) => {
+    .action(async (opts: StateOptions & RollbackToCliOptions & TargetCliOptions, cmd: Command) => {
       // With --to the state directory is the Host manifest's unless --state-dir says otherwise.
       if (opts.to !== undefined && cmd.getOptionValueSource('stateDir') === 'default') delete opts.stateDir;
       if (opts.to !== undefined) requireConfigRepo(cmd);
-      process.exitCode = await (await import('./commands/safety.js')).rollback(opts);
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/safety.js')).rollback(o));
     });
   changesState(
     stateCommand(
@@ -260,8 +298,8 @@ export function buildProgram(): Command {
   )
     .option('--project <name>', 'only this project')
     .option('--commit <sha>', 'only this commit')
-    .action(async (opts: StateOptions & { project?: string; commit?: string }) => {
-      process.exitCode = await (await import('./commands/safety.js')).resume(opts);
+    .action(async (opts: StateOptions & TargetCliOptions & { project?: string; commit?: string }) => {
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/safety.js')).resume(o));
     });
 
   stateCommand(
@@ -270,20 +308,22 @@ export function buildProgram(): Command {
     ['text', 'json', 'yaml'],
   )
     .option('--project <name>', 'only this project')
-    .action(async (opts: { project?: string; stateDir?: string; root?: string; output: Format }) => {
-      process.exitCode = await (await import('./commands/releases.js')).releases(opts);
+    .action(async (opts: TargetCliOptions & { project?: string; stateDir?: string; root?: string; output: Format }) => {
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/releases.js')).releases(o));
     });
 
   // Backups (reconciler/commands/backups.ts): restic, one repository per host; root's, like its password.
-  const backupsCommand = program
-    .command('backups')
-    .description("List the snapshots in the host's backup repository (Host spec.backup) and each project's last backups.")
-    .option('--project <name>', 'only this project')
-    .addOption(outputOption(['text', 'json', 'yaml']))
-    .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp())
-    .action(async (opts: { project?: string; output: 'text' | 'json' | 'yaml'; root?: string }) => {
-      process.exitCode = await (await import('./commands/backups.js')).backups(opts);
-    });
+  const backupsCommand = targetOptions(
+    program
+      .command('backups')
+      .description("List the snapshots in the host's backup repository (Host spec.backup) and each project's last backups.")
+      .option('--project <name>', 'only this project')
+      .addOption(outputOption(['text', 'json', 'yaml']))
+      .addOption(new Option('--root <dir>', 'act on this directory as if it were / (testing)').hideHelp()),
+    { repo: true },
+  ).action(async (opts: TargetCliOptions & { project?: string; output: 'text' | 'json' | 'yaml'; root?: string }) => {
+    process.exitCode = await targeted(opts, async (o) => (await import('./commands/backups.js')).backups(o));
+  });
   backupsCommand
     .command('run')
     .description(
@@ -293,10 +333,12 @@ export function buildProgram(): Command {
     .option('--database', 'only its database')
     .option('--files', 'only its files')
     .option('--scheduled', 'record the backup as started by its timer')
-    // -o and --root are the backups command's, given before or after the subcommand.
+    // -o, --root and --target are the backups command's, given before or after the subcommand.
     .action(async (project: string, _opts: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<{ database?: boolean; files?: boolean; scheduled?: boolean; output: 'text' | 'json' | 'yaml'; root?: string }>();
-      process.exitCode = await (await import('./commands/backups.js')).backupsRun(project, opts);
+      const opts = cmd.optsWithGlobals<
+        TargetCliOptions & { database?: boolean; files?: boolean; scheduled?: boolean; output: 'text' | 'json' | 'yaml'; root?: string }
+      >();
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/backups.js')).backupsRun(project, o));
     });
   backupsCommand
     .command('restore')
@@ -316,30 +358,34 @@ export function buildProgram(): Command {
     .option('--scheduled', 'with --drill: record it as started by its timer')
     .option('--database', 'only its database')
     .option('--files', 'only its files')
-    // -o and --root are the backups command's, given before or after the subcommand.
+    // -o, --root and --target are the backups command's, given before or after the subcommand.
     .action(async (project: string, _opts: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<{
-        toScratch?: boolean;
-        toLive?: boolean;
-        yes?: boolean;
-        lockTimeout?: string;
-        snapshot?: string;
-        database?: boolean;
-        files?: boolean;
-        output: 'text' | 'json' | 'yaml';
-        root?: string;
-      }>();
-      process.exitCode = await (await import('./commands/backups.js')).backupsRestore(project, opts);
+      const opts = cmd.optsWithGlobals<
+        {
+          toScratch?: boolean;
+          toLive?: boolean;
+          yes?: boolean;
+          lockTimeout?: string;
+          snapshot?: string;
+          database?: boolean;
+          files?: boolean;
+          output: 'text' | 'json' | 'yaml';
+          root?: string;
+        } & TargetCliOptions
+      >();
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/backups.js')).backupsRestore(project, o));
     });
 
   // Operating a host (reconciler/commands/status.ts, logs.ts, health.ts): read live from this machine.
   const operateCommand = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      .option('--repo <dir>', 'config repository', '.')
-      .option('--host <name>', "the Host manifest this machine is (default: this machine's hostname)")
-      .option('--no-cache', 'parse every manifest file again (skip the parse cache)');
+    targetOptions(
+      program
+        .command(name)
+        .description(description)
+        .option('--repo <dir>', 'config repository', '.')
+        .option('--host <name>', "the Host manifest this machine is (default: this machine's hostname)")
+        .option('--no-cache', 'parse every manifest file again (skip the parse cache)'),
+    );
   operateCommand(
     'status',
     'Show the host live: the commit applied last, the last run, holds, and per project its units, sites, database, firewall, health and pending drift.',
@@ -349,9 +395,9 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', "where HostKit keeps its state on this host (default: the Host manifest's stateDirectory)")
     .addOption(new Option('--root <dir>', 'read this directory as if it were / (testing)').hideHelp())
     .addOption(new Option('--log-level <level>', 'log level for stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
-    .action(async (opts: StatusOptions, cmd: Command) => {
+    .action(async (opts: StatusOptions & TargetCliOptions, cmd: Command) => {
       requireConfigRepo(cmd);
-      process.exitCode = await (await import('./commands/status.js')).status(opts);
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/status.js')).status(o));
     });
   operateCommand('logs', "Print a project's journal: its service, workers, timers and lifecycle commands, and nothing else.")
     .argument('<project>', 'a project placed on this host')
@@ -360,16 +406,16 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'keep printing new lines until interrupted (Ctrl-C exits 0)')
     .option('--since <time>', 'lines since this time, as journalctl reads it ("2026-11-22 05:00", "1 hour ago", today)')
     .addOption(outputOption(['text', 'json']))
-    .action(async (project: string, opts: LogsOptions, cmd: Command) => {
+    .action(async (project: string, opts: LogsOptions & TargetCliOptions, cmd: Command) => {
       requireConfigRepo(cmd);
-      process.exitCode = await (await import('./commands/logs.js')).logs(project, opts);
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/logs.js')).logs(project, o));
     });
   operateCommand('health', "Run the projects' declared health checks now, one line each. Exit 0 when all pass, 1 otherwise.")
     .argument('[project]', 'only this project')
     .option('--watch <seconds>', 'check again every N seconds until interrupted (exit code: the last round)')
-    .action(async (project: string | undefined, opts: HealthOptions, cmd: Command) => {
+    .action(async (project: string | undefined, opts: HealthOptions & TargetCliOptions, cmd: Command) => {
       requireConfigRepo(cmd);
-      process.exitCode = await (await import('./commands/health.js')).health(project, opts);
+      process.exitCode = await targeted(opts, async (o) => (await import('./commands/health.js')).health(project, o));
     });
   addHelp(program);
   return program;

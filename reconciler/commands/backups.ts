@@ -15,8 +15,8 @@ import {
 } from '../drivers/backup/job.js';
 import { listSnapshots, type Snapshot } from '../drivers/backup/restic.js';
 import { dropScratchDatabase, restoreDatabaseToScratch, restoreFilesToScratch, type ScratchRestore } from '../drivers/backup/scratch.js';
-import { LocalHost } from '../hosts/local.js';
 import { parseLockTimeout } from './failure.js';
+import { hostOf, type OnHost } from './run-input.js';
 
 // `hostkit backups` (the snapshots in the host's repository and the last outcome of each
 // project's backups) and `hostkit backups run PROJECT` (back up now; what the timers run).
@@ -26,6 +26,8 @@ export interface BackupsOptions {
   project?: string;
   output: 'text' | 'json' | 'yaml';
   root?: string;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
 }
 
 export interface BackupsRunOptions {
@@ -34,15 +36,12 @@ export interface BackupsRunOptions {
   scheduled?: boolean;
   output: 'text' | 'json' | 'yaml';
   root?: string;
-}
-
-function localHost(root: string | undefined): LocalHost {
-  return new LocalHost(root ? { root } : {});
+  on?: OnHost;
 }
 
 /** `hostkit backups run PROJECT [--database] [--files]`: exit 0 when every part was backed up, 1 otherwise. */
 export async function backupsRun(project: string, opts: BackupsRunOptions): Promise<number> {
-  const host = localHost(opts.root);
+  const host = hostOf(opts);
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
   const job = await readJob(host, project);
@@ -97,7 +96,7 @@ export interface BackupsDocument {
 
 /** `hostkit backups [--project P]`: the snapshots of each project (or one), and its last outcomes. */
 export async function backups(opts: BackupsOptions): Promise<number> {
-  const host = localHost(opts.root);
+  const host = hostOf(opts);
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
   const access = await resticAccess(host, redactor);
@@ -155,6 +154,7 @@ export interface BackupsRestoreOptions {
   files?: boolean;
   output: 'text' | 'json' | 'yaml';
   root?: string;
+  on?: OnHost;
 }
 
 /**
@@ -169,7 +169,7 @@ export async function backupsRestore(project: string, opts: BackupsRestoreOption
     return 2;
   }
   if (opts.toLive) return toLive(project, opts);
-  const host = localHost(opts.root);
+  const host = hostOf(opts);
   const redactor = new Redactor();
   const scrub = (text: string) => redactor.scrub(text);
   const job = await readJob(host, project);
@@ -204,7 +204,7 @@ async function toLive(project: string, opts: BackupsRestoreOptions): Promise<num
     process.stderr.write('hostkit: error: --to-live restores the database; for files restore --to-scratch and copy back what you need\n');
     return 2;
   }
-  const host = localHost(opts.root);
+  const host = hostOf(opts);
   const redactor = new Redactor();
   const job = await readJob(host, project);
   if (!job.database) {

@@ -2,10 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HostKitError } from '../core/errors.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
 import { healthChecks, runHealthCheck, type HealthCheck } from '../apply/health.js';
-import { LocalHost } from '../hosts/local.js';
 import type { Host } from '../hosts/types.js';
 import type { Manifest } from '../manifests/types.js';
 import { loadDeclared, projectsOn, requireProject, type HostTargetOptions } from './operate.js';
+import { hostOf } from './run-input.js';
 
 // `hostkit health [PROJECT]`: the projects' declared health checks, on demand,
 // exactly as an apply runs them after its changes (same timeout and retries,
@@ -84,7 +84,7 @@ export async function health(project: string | undefined, opts: HealthOptions): 
     process.stdout.write(project ? `Project ${project} declares no health check.\n` : `No project on ${declared.hostName} declares a health check.\n`);
     return 0;
   }
-  const host = new LocalHost();
+  const host = hostOf(opts);
   const style = useColor(process.stdout) ? COLOR : PLAIN;
   const width = Math.max(...checks.map((c) => c.project.length));
   const round = async (): Promise<number> => {

@@ -108,6 +108,7 @@ export const HELP: Record<string, Help> = {
       ['hostkit runs --verbose -o json', "with each run's planned changes and events"],
       ['hostkit runs -o markdown', 'a table, e.g. for an incident note'],
       ['sudo hostkit runs --prune --keep 20'],
+      ['hostkit runs --target ssh://root@web-1 --target ssh://root@web-2', "two hosts' runs, under a heading each"],
     ],
   },
   rollback: {
@@ -161,6 +162,8 @@ export const HELP: Record<string, Help> = {
     examples: [
       ['hostkit status --repo /srv/config'],
       ['hostkit status --repo /srv/config --project shop -o json', 'read-only: drift from a dry run, no run lock (schema/status.schema.json)'],
+      ['hostkit status --repo config --target ssh://root@web-1.example.com', 'a remote host, over SSH (README: Remote hosts over SSH)'],
+      ['hostkit status --repo config --hosts env=prod -o json', 'every Host labelled env=prod: one object keyed by host'],
     ],
   },
   logs: {

@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { declaredOn } from '../../test/support/operate.js';
 import { FakeHost } from '../hosts/fake.js';
 import {
+  afterCursorArgs,
   belongs,
   journalArgs,
   lifecycleUnitsIn,
   parseEntries,
   parseLines,
+  pollLogs,
   readLogs,
   renderLogLine,
   selectUnits,
@@ -174,6 +176,55 @@ describe('reconciler/commands/logs', () => {
     await expect(readLogs(host, ['--since=yesterday-ish'])).rejects.toMatchObject({
       code: 'JOURNAL_READ_FAILED',
       message: expect.stringContaining('Failed to parse timestamp'),
+    });
+  });
+
+  describe('pollLogs: a follow over SSH, where commands do not stream', () => {
+    const entry = (cursor: string, message: string) =>
+      JSON.stringify({ __CURSOR: cursor, __REALTIME_TIMESTAMP: '1795000000000000', _SYSTEMD_UNIT: 'hk-shop-mailer.service', _PID: '42', MESSAGE: message });
+    const args = journalArgs(worker, [], { lines: 2, follow: true })!;
+
+    it('the entries after a cursor: all of them, after it, never --follow', () => {
+      expect(afterCursorArgs(args, 'c9')).toEqual([
+        '--no-pager',
+        '--output=json',
+        '--output-fields=MESSAGE,PRIORITY,_PID,_SYSTEMD_UNIT,UNIT',
+        '--lines=all',
+        '--after-cursor=c9',
+        '--',
+        '_SYSTEMD_UNIT=hk-shop-mailer.service',
+        '+',
+        '_PID=1',
+        'UNIT=hk-shop-mailer.service',
+      ]);
+      expect(afterCursorArgs(afterCursorArgs(args, 'c9'), 'c10').filter((a) => a.startsWith('--after-cursor='))).toEqual(['--after-cursor=c10']);
+    });
+
+    it('prints the tail, then only what came after, round after round, until stopped', async () => {
+      const host = new FakeHost();
+      const journal = [entry('c1', 'one'), entry('c2', 'two'), entry('c3', 'three')];
+      host.onExec((c) => {
+        if (c.file !== 'journalctl') return undefined;
+        const after = c.args.find((a) => a.startsWith('--after-cursor='))?.slice('--after-cursor='.length);
+        const lines = c.args.find((a) => a.startsWith('--lines='))!.slice('--lines='.length);
+        const from = after ? journal.findIndex((e) => e.includes(`"${after}"`)) + 1 : lines === 'all' ? 0 : journal.length - Number(lines);
+        return { exitCode: 0, stdout: journal.slice(from).join('\n') + '\n', stderr: '' };
+      });
+      const stop = new AbortController();
+      const printed: string[] = [];
+      const done = pollLogs(host, args, (text) => printed.push(...parseEntries([text], worker).lines.map((l) => l.message)), {
+        intervalMs: 5,
+        signal: stop.signal,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      journal.push(entry('c4', 'four'));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      stop.abort();
+      expect(await done).toBe(0);
+      expect(printed).toEqual(['two', 'three', 'four']);
+      const calls = host.calls.filter((c) => c.file === 'journalctl');
+      expect(calls.length).toBeGreaterThan(2);
+      expect(calls.every((c) => !c.args.includes('--follow'))).toBe(true);
     });
   });
 });

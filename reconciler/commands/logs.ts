@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HostKitError } from '../core/errors.js';
 import { isLifecycleUnitOf } from '../drivers/command/index.js';
-import { LocalHost } from '../hosts/local.js';
 import { describeExec, PARSED_OUTPUT_MAX_BYTES, type Host } from '../hosts/types.js';
 import { loadDeclared, projectsOn, requireProject, unitChoices, type HostTargetOptions, type UnitChoice } from './operate.js';
+import { hostOf } from './run-input.js';
 
 // `hostkit logs PROJECT`: the journal of exactly one project's units, read
 // with journalctl's JSON output and kept only when journald's own fields (which
@@ -232,6 +233,60 @@ export function followLogs(args: readonly string[], onLine: (text: string) => vo
   });
 }
 
+/** How often a follow over SSH asks the host's journal for new lines. */
+export const POLL_INTERVAL_MS = 1000;
+
+/** `args` for the entries after `cursor`: all of them, however many the first round asked for. */
+export function afterCursorArgs(args: readonly string[], cursor: string): string[] {
+  const kept = args.filter((a) => a !== '--follow' && !a.startsWith('--after-cursor=')).map((a) => (a.startsWith('--lines=') ? '--lines=all' : a));
+  const end = kept.indexOf('--');
+  return [...kept.slice(0, end), `--after-cursor=${cursor}`, ...kept.slice(end)];
+}
+
+function cursorOf(text: string): string | undefined {
+  try {
+    return values(JSON.parse(text) as JournalEntry, '__CURSOR')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Follow the journal of a host reached over SSH, whose commands run to their end
+ * rather than stream: journalctl once as `args` ask (the tail), then every
+ * `intervalMs` again for the entries after the last one printed, until SIGINT or
+ * SIGTERM (or `signal`); then 0. A round in flight when the signal comes is finished first.
+ */
+export async function pollLogs(
+  host: Host,
+  args: readonly string[],
+  onLine: (text: string) => void,
+  options: { intervalMs?: number; signal?: AbortSignal } = {},
+): Promise<number> {
+  const stopped = new AbortController();
+  const onSignal = () => stopped.abort();
+  options.signal?.addEventListener('abort', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    let round = args.filter((a) => a !== '--follow');
+    while (!stopped.signal.aborted) {
+      let cursor: string | undefined;
+      for (const text of await readLogs(host, round)) {
+        if (!text.trim()) continue;
+        onLine(text);
+        cursor = cursorOf(text) ?? cursor;
+      }
+      if (cursor) round = afterCursorArgs(round, cursor);
+      await sleep(options.intervalMs ?? POLL_INTERVAL_MS, undefined, { signal: stopped.signal }).catch(() => undefined);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
 /** The transient units the project's lifecycle commands ran as, as far back as the journal goes. */
 export async function lifecycleUnitsIn(host: Host, project: string): Promise<string[]> {
   return (await readLogs(host, ['--no-pager', '--field=UNIT'])).filter((u) => isLifecycleUnitOf(u, project)).sort();
@@ -249,13 +304,15 @@ export async function logs(project: string, opts: LogsOptions): Promise<number> 
   if (typeof declared === 'number') return declared;
   requireProject(project, projectsOn(declared.resources), declared.hostName);
   const selection = selectUnits(project, unitChoices(declared.manifests, declared.resources, project), opts.unit);
-  const host = new LocalHost();
+  const host = hostOf(opts);
+  // journalctl streams on this machine only: over SSH the follow asks the host's journal again and again.
+  const follow = (args: readonly string[], onText: (text: string) => void) => (opts.on ? pollLogs(host, args, onText) : followLogs(args, onText));
   const lifecycle = selection.lifecycle ? await lifecycleUnitsIn(host, project) : [];
   const print = (line: LogLine) => printLine(line, opts.output);
   // The common follow: every unit known now, no --since. One journalctl, its -n exact.
   if (opts.follow && !selection.lifecycle && opts.since === undefined) {
     const args = journalArgs(selection, [], { lines, follow: true })!;
-    return followLogs(args, (text) => parseEntries([text], selection).lines.forEach(print));
+    return follow(args, (text) => parseEntries([text], selection).lines.forEach(print));
   }
   // The tail: the last N lines (since --since: journalctl would count those from its start).
   const end = opts.follow ? await endCursor(host) : undefined;
@@ -266,6 +323,6 @@ export async function logs(project: string, opts: LogsOptions): Promise<number> 
   // Then follow from where the tail (or the journal) ended, all of systemd's lines among them: a
   // lifecycle command may start a unit after this started. Each line is kept by belongs().
   const after = shown.cursor ?? end;
-  const follow = journalArgs(selection, lifecycle, { lines: 'all', follow: true, allOfSystemd: selection.lifecycle, ...(after ? { afterCursor: after } : {}) });
-  return followLogs(follow!, (text) => parseEntries([text], selection).lines.forEach(print));
+  const rest = journalArgs(selection, lifecycle, { lines: 'all', follow: true, allOfSystemd: selection.lifecycle, ...(after ? { afterCursor: after } : {}) });
+  return follow(rest!, (text) => parseEntries([text], selection).lines.forEach(print));
 }

@@ -7,6 +7,7 @@ import { expandForHost, hostSettings, UNIT_PREFIX } from '../manifests/expand.js
 import { validateRepository, type Repository } from '../manifests/index.js';
 import { defaultCacheDir } from '../manifests/parse-cache.js';
 import type { HostManifest, Manifest, ProjectManifest } from '../manifests/types.js';
+import type { OnHost } from './run-input.js';
 import { assertRepository } from './validate.js';
 
 // What `hostkit status`, `logs` and `health` share: which projects the
@@ -20,6 +21,8 @@ export interface HostTargetOptions {
   root?: string;
   cache?: boolean;
   logLevel?: string;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
 }
 
 /** The repository as it applies to one host: its manifests and the resources they expand into there. */
@@ -31,8 +34,8 @@ export interface Declared {
   stateDirectory: string;
 }
 
-export function hostNameOf(opts: Pick<HostTargetOptions, 'host'>): string {
-  return opts.host ?? os.hostname().split('.')[0]!;
+export function hostNameOf(opts: Pick<HostTargetOptions, 'host' | 'on'>): string {
+  return opts.on?.hostName ?? opts.host ?? os.hostname().split('.')[0]!;
 }
 
 /** Print why the manifests are invalid (stderr) and return the exit code, as `reconcile` does. */

@@ -6,6 +6,7 @@ import { Redactor } from '../core/secrets.js';
 import { hasErrors } from '../core/diagnostics.js';
 import { pendingChanges, type Plan } from '../diff/model.js';
 import { reconcileHost } from '../engine.js';
+import type { OnHost } from './run-input.js';
 import { toJsonPlan } from '../diff/render/json.js';
 import { planOf, savePlan, staleness } from '../diff/saved-plan.js';
 import { renderDiagnostic, renderText } from '../diff/render/text.js';
@@ -20,6 +21,8 @@ import { approveSaved, assertPlanFor, readSavedPlan, renderSavedCheck, staleErro
 export interface ReconcileCommandOptions {
   repo: string;
   host?: string;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
   dryRun: boolean;
   exitCode?: boolean;
   output: string;

@@ -7,7 +7,6 @@ import { errorMessage, HostKitError } from '../core/errors.js';
 import { Redactor } from '../core/secrets.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
 import { reconcileHost, type ReconcileInput, type ReconcileOutcome } from '../engine.js';
-import { LocalHost } from '../hosts/local.js';
 import type { Repository } from '../manifests/index.js';
 import type { Host } from '../hosts/types.js';
 import { DEFAULT_STATE_DIRECTORY } from '../manifests/expand.js';
@@ -26,7 +25,7 @@ import {
 import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { reportInvalid } from './operate.js';
-import { localRunInput } from './run-input.js';
+import { hostOf, localRunInput, type OnHost } from './run-input.js';
 
 // `hostkit releases` (what each project has on the host, which one serves, which
 // run switched to it) and `hostkit rollback --project P --to ID` (switch back to
@@ -37,6 +36,8 @@ export interface ReleasesOptions {
   stateDir?: string;
   root?: string;
   output: string;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
 }
 
 export interface ReleaseRow {
@@ -152,7 +153,7 @@ export function renderReleasesText(doc: ReleasesDocument, style: Style = PLAIN):
 }
 
 export async function releases(opts: ReleasesOptions): Promise<number> {
-  const host = new LocalHost(opts.root ? { root: opts.root } : {});
+  const host = hostOf(opts);
   const doc = await collectReleases(host, opts.stateDir ?? DEFAULT_STATE_DIRECTORY, opts.project);
   if (opts.project !== undefined && doc.projects[0]!.releases.length === 0 && !doc.projects[0]!.current) {
     process.stderr.write(`hostkit: error: project ${opts.project} has no releases on this host (${releasesDir(opts.project)} is empty or missing)\n`);
@@ -292,6 +293,7 @@ export interface RollbackToOptions {
   logLevel?: string;
   lockTimeout?: string;
   hostMismatchOk?: boolean;
+  on?: OnHost;
 }
 
 const REFUSALS = new Set(['RELEASE_NOT_KEPT', 'RELEASE_NO_SOURCE', 'UNKNOWN_PROJECT']);

@@ -1,7 +1,6 @@
 import { stringify } from 'yaml';
 import { createLogger } from '../core/log.js';
 import { COLOR, PLAIN, useColor, type Style } from '../diff/render/style.js';
-import { LocalHost } from '../hosts/local.js';
 import { DEFAULT_STATE_DIRECTORY } from '../manifests/expand.js';
 import { DEFAULT_KEEP_RUNS, listRuns, pruneRuns } from '../apply/journal.js';
 import { resume as liftAll, safetyStatus } from '../apply/quarantine.js';
@@ -18,6 +17,7 @@ import { parseLockTimeout } from './failure.js';
 import { note } from './quiet.js';
 import { renderRunsMarkdown } from './runs-markdown.js';
 import { holdText } from '../drivers/release/holds.js';
+import { hostOf, type OnHost } from './run-input.js';
 
 // `hostkit runs`, `hostkit rollback` and `hostkit resume`: the run journal,
 // down plans and the deploy-loop protection, on this machine's state directory.
@@ -29,6 +29,8 @@ export interface StateOptions {
   logLevel?: string;
   lockTimeout?: string;
   hostMismatchOk?: boolean;
+  /** A --target's host (commands/targets.ts); this machine when absent. */
+  on?: OnHost;
 }
 
 // What changes the state directory or the host holds the run lock, as every apply does.
@@ -39,7 +41,7 @@ function locked<T>(opts: StateOptions, command: string, work: () => Promise<T>):
 }
 
 function target(opts: StateOptions) {
-  return { host: new LocalHost(opts.root ? { root: opts.root } : {}), stateDirectory: opts.stateDir ?? DEFAULT_STATE_DIRECTORY };
+  return { host: hostOf(opts), stateDirectory: opts.stateDir ?? DEFAULT_STATE_DIRECTORY };
 }
 
 // Text (valid markdown too) unless JSON or YAML was asked for.

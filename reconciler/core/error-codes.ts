@@ -59,6 +59,10 @@ export const ERROR_CODES = {
   SSH_HOST_KEY_UNKNOWN: { meaning: "the SSH host's key is not in known_hosts (its fingerprint is shown); accept-new-host-key trusts it", retryable: false },
   SSH_HOST_KEY_CHANGED: { meaning: "the SSH host's key differs from the one in known_hosts (its fingerprint is shown): refused", retryable: false },
   SSH_REMOTE_HELPER_FAILED: { meaning: "HostKit's helper could not start on the SSH host (python3 missing, sudo -n refused) or failed", retryable: false },
+  SSH_IDENTITY_UNAVAILABLE: {
+    meaning: "a Host's spec.ssh.identityFile could not be resolved on the operator's machine (file unreadable, variable unset, age-encrypted)",
+    retryable: false,
+  },
   UNKNOWN_USER: { meaning: 'a user named by a resource does not exist on the host', retryable: false },
   UNKNOWN_GROUP: { meaning: 'a group named by a resource does not exist on the host', retryable: false },
   // systemd

@@ -305,10 +305,14 @@ export function validCidr(text: string): boolean {
   return /^\d{1,3}$/.test(prefix) && n <= (family === 4 ? 32 : 128);
 }
 
+// Objects that may look like a secret reference and are none: a Host's spec.ssh (read on the operator's
+// machine: commands/targets.ts) and a placement's labels (`matchLabels: { env: prod }`).
+const NOT_SECRETS = new Set(['/spec/ssh', '/spec/placement']);
+
 function secretRefs(v: AnyManifest): { ref: SecretRef; pointer: string }[] {
   const found: { ref: SecretRef; pointer: string }[] = [];
   const walk = (node: unknown, pointer: string) => {
-    if (node === null || typeof node !== 'object') return;
+    if (node === null || typeof node !== 'object' || NOT_SECRETS.has(pointer)) return;
     const keys = Object.keys(node);
     if (
       !Array.isArray(node) &&

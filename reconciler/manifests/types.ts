@@ -42,6 +42,8 @@ export interface BackupKeep {
 
 export interface HostSpec {
   address?: string;
+  /** How `--target`/`--hosts` reach the machine over SSH (commands/targets.ts); read on the operator's machine. */
+  ssh?: HostSsh;
   /** The machine's own IP addresses a project's service may bind besides loopback. */
   addresses?: string[];
   /** Names the machine may report as its hostname besides metadata.name. */
@@ -73,6 +75,17 @@ export interface HostSpec {
   packages?: PackageEntry[];
   aptSources?: AptSourceEntry[];
   implicitPackages?: boolean | ImplicitPackages;
+}
+
+/** A Host's spec.ssh: defaults for reaching it over SSH; the command line wins. */
+export interface HostSsh {
+  user?: string;
+  port?: number;
+  /** Resolved on the operator's machine: a key file there, or a variable there holding the key. */
+  identityFile?: SecretRef;
+  /** A known_hosts file on the operator's machine. */
+  knownHosts?: string;
+  sudo?: boolean;
 }
 
 /** What the Host lets one project touch besides what it owns. */
