@@ -48,6 +48,33 @@ export const ERROR_CODES = {
   SSH_HOST_KEY_UNKNOWN: { meaning: "the SSH host's key is not in known_hosts (its fingerprint is shown); accept-new-host-key trusts it", retryable: false },
   SSH_HOST_KEY_CHANGED: { meaning: "the SSH host's key differs from the one in known_hosts (its fingerprint is shown): refused", retryable: false },
   SSH_REMOTE_HELPER_FAILED: { meaning: "HostKit's helper could not start on the SSH host (python3 missing, sudo -n refused) or failed", retryable: false },
+  // Bootstrap (hostkit bootstrap)
+  BOOTSTRAP_HOST_UNSUPPORTED: {
+    meaning:
+      'the bootstrap target is not a Debian or Ubuntu host with systemd on amd64 or arm64 where HostKit is root; every missing part is named, nothing was changed',
+    retryable: false,
+  },
+  BOOTSTRAP_PACKAGE_INVALID: {
+    meaning:
+      "the package to bootstrap with is not a readable HostKit .deb, is for another architecture than the host's, or cannot be built here (pass --package)",
+    retryable: false,
+  },
+  BOOTSTRAP_SECRET_INVALID: {
+    meaning: 'a --secret reference is malformed or given twice, or its local file or environment variable is missing or empty',
+    retryable: false,
+  },
+  BOOTSTRAP_SECRET_MISSING: {
+    meaning: 'the agent configuration names a secret file that is not on the host and that no --secret gives; nothing was changed',
+    retryable: false,
+  },
+  BOOTSTRAP_INSTALL_FAILED: {
+    meaning: 'copying the package to the host or installing it with apt-get failed; the host keeps the HostKit it had',
+    retryable: true,
+  },
+  BOOTSTRAP_AGENT_FAILED: {
+    meaning: 'the agent did not start, stopped, or logged no first run in time; the message has its last journal lines',
+    retryable: false,
+  },
   UNKNOWN_USER: { meaning: 'a user named by a resource does not exist on the host', retryable: false },
   UNKNOWN_GROUP: { meaning: 'a group named by a resource does not exist on the host', retryable: false },
   // systemd
