@@ -28,6 +28,7 @@ const REMOTE_ROOT = mkdtempSync(path.join(os.tmpdir(), 'hostkit-bootstrap-remote
 const INSIDE = '/srv/hostkit-remote';
 const WEBHOOK_SECRET = 'whsec-bootstrap-5d8e1f27c4';
 const DEPLOY_KEY = 'deploy-key-bootstrap-91ab7e3c';
+const NEW_WEBHOOK_SECRET = 'whsec-bootstrap-rotated-0e6a93';
 const WEBHOOK_FILE = '/etc/hostkit/secrets/webhook';
 const KEY_FILE = '/etc/hostkit/secrets/deploy_key';
 const MOTD = '/srv/hostkit-bootstrap.txt';
@@ -117,8 +118,19 @@ describeHost('hostkit bootstrap: a bare host over SSH to a running agent', () =>
       { reject: false, env: { HK_DEPLOY_KEY: DEPLOY_KEY }, timeout: 540_000 },
     );
   const noSecretIn = (text: string) => {
-    expect(text).not.toContain(WEBHOOK_SECRET);
-    expect(text).not.toContain(DEPLOY_KEY);
+    for (const secret of [WEBHOOK_SECRET, NEW_WEBHOOK_SECRET, DEPLOY_KEY]) expect(text).not.toContain(secret);
+  };
+  /** The HTTP status the agent's webhook answers a push signed with `secret`. */
+  const signedPush = async (m: TestHost, secret: string) => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: commit, repository: { full_name: 'acme/config' } });
+    await m.host.writeFile('/tmp/push.json', body, { uid: 0, gid: 0, mode: 0o600 });
+    const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+    const curl = await m.host.exec('curl', [
+      ...['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', 'Content-Type: application/json'],
+      ...['-H', 'X-GitHub-Event: push', '-H', `X-GitHub-Delivery: ${randomUUID()}`, '-H', `X-Hub-Signature-256: ${signature}`],
+      ...['--data-binary', '@/tmp/push.json', 'http://127.0.0.1:9780/webhook'],
+    ]);
+    return curl.stdout;
   };
   // What a bootstrap may leave: HostKit's package, its configuration, its state, the copied .deb.
   const touched = async (m: TestHost) =>
@@ -214,18 +226,8 @@ describeHost('hostkit bootstrap: a bare host over SSH to a running agent', () =>
       expect(await eventually(async () => (await report()).commit === commit, 60_000, 250)).toBe(true);
       expect(await report()).toMatchObject({ commit, result: 'applied' });
       // The webhook secret the agent reads is the one given: a push signed with it is accepted, another refused.
-      const body = JSON.stringify({ ref: 'refs/heads/main', after: commit, repository: { full_name: 'acme/config' } });
-      await m.host.writeFile('/tmp/push.json', body, { uid: 0, gid: 0, mode: 0o600 });
-      const post = async (signature: string) =>
-        (
-          await m.host.exec('curl', [
-            ...['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', 'Content-Type: application/json'],
-            ...['-H', 'X-GitHub-Event: push', '-H', `X-GitHub-Delivery: ${randomUUID()}`, '-H', `X-Hub-Signature-256: ${signature}`],
-            ...['--data-binary', '@/tmp/push.json', 'http://127.0.0.1:9780/webhook'],
-          ])
-        ).stdout;
-      expect(await post(`sha256=${'0'.repeat(64)}`)).toBe('401');
-      expect(await post(`sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}`)).toBe('202');
+      expect(await signedPush(m, 'not-the-secret')).toBe('401');
+      expect(await signedPush(m, WEBHOOK_SECRET)).toBe('202');
     },
   );
 
@@ -248,5 +250,25 @@ describeHost('hostkit bootstrap: a bare host over SSH to a running agent', () =>
     expect(await unit(m, 'InvocationID')).toBe(invocation);
     expect(await unit(m, 'NRestarts')).toBe('0');
     expect((await m.host.readFile('/var/lib/hostkit/bootstrap.json'))?.toString()).toBe(record);
+  });
+
+  it('a rotated secret is written and the agent restarted to read it (a new InvocationID); the other steps unchanged', { timeout: 300_000 }, async () => {
+    const m = machine();
+    const invocation = await unit(m, 'InvocationID');
+    await writeFile(secretFile, `${NEW_WEBHOOK_SECRET}\n`);
+    const run = await bootstrap([]);
+    process.stderr.write(`[host] bootstrap: rotated secret\n${run.stdout}\n`);
+    expect(run.exitCode, run.stderr).toBe(0);
+    noSecretIn(run.stdout + run.stderr);
+    const now = await unit(m, 'InvocationID');
+    expect(now).not.toBe(invocation);
+    expect(run.stdout.trim().split('\n').slice(1)).toEqual([
+      expect.stringMatching(/^package: unchanged /),
+      'config: unchanged (/etc/hostkit/agent.yaml)',
+      expect.stringMatching(new RegExp(`^secrets: wrote ${WEBHOOK_FILE} \\(file .*webhook\\.secret\\); unchanged ${KEY_FILE}$`)),
+      `agent: restarted hostkit-agent.service (invocation ${now.slice(0, 12)}); first run: converged at start-up on ${commit.slice(0, 7)} (no-changes)`,
+    ]);
+    expect(await signedPush(m, WEBHOOK_SECRET)).toBe('401');
+    expect(await signedPush(m, NEW_WEBHOOK_SECRET)).toBe('202');
   });
 });
