@@ -63,7 +63,9 @@ async function journalTail(host: Host, scrub: (text: string) => string): Promise
 }
 
 function agentFailed(host: Host, why: string, journal: string): HostKitError {
-  return new HostKitError('BOOTSTRAP_AGENT_FAILED', `${AGENT_UNIT} on ${host.name} ${why}. Its last journal lines:\n${journal}`, { data: { host: host.name } });
+  return new HostKitError('BOOTSTRAP_AGENT_FAILED', `${AGENT_UNIT} on ${host.name} ${why.replace(/\.+$/, '')}. Its last journal lines:\n${journal}`, {
+    data: { host: host.name },
+  });
 }
 
 /**

@@ -271,4 +271,22 @@ describeHost('hostkit bootstrap: a bare host over SSH to a running agent', () =>
     expect(await signedPush(m, WEBHOOK_SECRET)).toBe('401');
     expect(await signedPush(m, NEW_WEBHOOK_SECRET)).toBe('202');
   });
+
+  it("an agent that cannot fetch its repository: exit 1, BOOTSTRAP_AGENT_FAILED and the unit's last journal lines", { timeout: 300_000 }, async () => {
+    const broken = path.join(local, 'broken.yaml');
+    await writeFile(broken, `${agentYaml(`${INSIDE}/no-such-repository.git`)}retry:\n  attempts: 1\n`);
+    const run = await execa(
+      process.execPath,
+      [CLI, 'bootstrap', `ssh://root@${HOST_NAME}`, '--ssh-config', ssh.configFile, '--config', broken, '--package', deb, '--agent-timeout', '90s'],
+      { reject: false, timeout: 240_000 },
+    );
+    process.stderr.write(`[host] bootstrap: broken repository\n${run.stdout}\n${run.stderr}\n`);
+    expect(run.exitCode).toBe(1);
+    expect(run.stdout).toMatch(/^config: wrote \/etc\/hostkit\/agent\.yaml/m);
+    expect(run.stdout).toMatch(/^secrets: unchanged \(.*kept: on the host, no --secret/m);
+    expect(run.stderr).toMatch(/^hostkit: error: hostkit-agent\.service on ssh:test-host could not run: fetch failed: .*no-such-repository/m);
+    expect(run.stderr).toMatch(/Its last journal lines:\n.*hostkit-agent/);
+    expect(run.stderr).toMatch(/\[BOOTSTRAP_AGENT_FAILED\]$/m);
+    noSecretIn(run.stdout + run.stderr);
+  });
 });
