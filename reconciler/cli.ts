@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import { addHelp } from './commands/help.js';
 import { hostkitVersion } from './core/version.js';
 import type { RollbackToCliOptions, StateOptions } from './commands/safety.js';
+import type { BootstrapOptions } from './commands/bootstrap.js';
 import type { FleetOptions } from './commands/fleet.js';
 import type { HealthOptions } from './commands/health.js';
 import type { LogsOptions } from './commands/logs.js';
@@ -213,6 +214,32 @@ export function buildProgram(): Command {
       const opts = cmd.optsWithGlobals<{ config?: string; unitDir: string; start: boolean; print?: boolean }>();
       if (!opts.config) cmd.error("error: required option '--config <file>' not specified");
       process.exitCode = await (await import('./commands/agent.js')).installAgent({ ...opts, config: opts.config });
+    });
+
+  // Bootstrap (reconciler/commands/bootstrap.ts): a fresh host to a running agent over SSH.
+  program
+    .command('bootstrap')
+    .description(
+      'Over SSH: check the host (Debian or Ubuntu, amd64 or arm64, root), install the HostKit package, write /etc/hostkit/agent.yaml and the secret files it names, and start the agent; running it again changes nothing.',
+    )
+    .argument('<target>', 'ssh://[user@]host[:port]')
+    .requiredOption('--config <file>', 'the agent configuration to install (validated here first)')
+    .option('--package <file>', "the HostKit .deb to install (default: build this checkout's, as npm run package does)")
+    .option(
+      '--secret <ref>',
+      'a secret file to write: REMOTE_PATH=file:LOCAL_PATH or REMOTE_PATH=env:VARIABLE (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--secrets <file>', 'a file of --secret references, one a line (# comments)')
+    .option('--accept-new-host-key', "trust the host's key on first use (never a changed one)")
+    .option('--ssh-config <file>', 'ssh_config to use (ssh -F) instead of ~/.ssh/config')
+    .option('--identity <file>', 'private key to log in with (ssh -i)')
+    .option('--known-hosts <file>', 'known_hosts file to check the host key against')
+    .option('--sudo', 'run as root through sudo -n (the default when the target names a user other than root)')
+    .option('--dry-run', 'check, then say what would change, and change nothing')
+    .option('--agent-timeout <duration>', "how long to wait for the agent's first run (default: 5m)")
+    .action(async (target: string, opts: BootstrapOptions) => {
+      process.exitCode = await (await import('./commands/bootstrap.js')).bootstrap(target, opts);
     });
 
   // A fleet (reconciler/commands/fleet.ts): read from, and rollout decisions written to, the shared repository's report branch.

@@ -101,6 +101,17 @@ export const HELP: Record<string, Help> = {
       ['hostkit agent install --config agent.yaml --print', 'show the unit; change nothing'],
     ],
   },
+  bootstrap: {
+    summary: 'Install HostKit and start its agent, over SSH.',
+    examples: [
+      ['hostkit bootstrap ssh://root@web-1 --config agent.yaml --secret /etc/hostkit/deploy_key=file:./deploy_key', 'a fresh host to a running agent'],
+      ['hostkit bootstrap ssh://root@web-1 --config agent.yaml --secrets web-1.secrets --dry-run', 'what each step would do; changes nothing'],
+      [
+        'hostkit bootstrap ssh://admin@203.0.113.7:2222 --config agent.yaml --package hostkit_0.1.0_amd64.deb --accept-new-host-key',
+        'a given package, as admin through sudo -n, trusting the host key on first use',
+      ],
+    ],
+  },
   runs: {
     summary: 'List runs, quarantines and pauses on this host.',
     examples: [

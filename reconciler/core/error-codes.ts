@@ -63,6 +63,33 @@ export const ERROR_CODES = {
     meaning: "a Host's spec.ssh.identityFile could not be resolved on the operator's machine (file unreadable, variable unset, age-encrypted)",
     retryable: false,
   },
+  // Bootstrap (hostkit bootstrap)
+  BOOTSTRAP_HOST_UNSUPPORTED: {
+    meaning:
+      'the bootstrap target is not a Debian or Ubuntu host with systemd on amd64 or arm64 where HostKit is root; every missing part is named, nothing was changed',
+    retryable: false,
+  },
+  BOOTSTRAP_PACKAGE_INVALID: {
+    meaning:
+      "the package to bootstrap with is not a readable HostKit .deb, is for another architecture than the host's, or cannot be built here (pass --package)",
+    retryable: false,
+  },
+  BOOTSTRAP_SECRET_INVALID: {
+    meaning: 'a --secret reference is malformed or given twice, or its local file or environment variable is missing or empty',
+    retryable: false,
+  },
+  BOOTSTRAP_SECRET_MISSING: {
+    meaning: 'the agent configuration names a secret file that is not on the host and that no --secret gives; nothing was changed',
+    retryable: false,
+  },
+  BOOTSTRAP_INSTALL_FAILED: {
+    meaning: 'copying the package to the host or installing it with apt-get failed; the host keeps the HostKit it had',
+    retryable: true,
+  },
+  BOOTSTRAP_AGENT_FAILED: {
+    meaning: 'the agent did not start, stopped, or logged no first run in time; the message has its last journal lines',
+    retryable: false,
+  },
   UNKNOWN_USER: { meaning: 'a user named by a resource does not exist on the host', retryable: false },
   UNKNOWN_GROUP: { meaning: 'a group named by a resource does not exist on the host', retryable: false },
   // systemd

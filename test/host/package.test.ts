@@ -1,69 +1,18 @@
-import { createHash } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, expect, it } from 'vitest';
-import { buildRelease, releaseFiles } from '../../scripts/package/build.js';
+import { releaseFiles } from '../../scripts/package/build.js';
 import { manifestYaml } from '../support/manifests.js';
 import { describeHost, useHost } from './harness.js';
 import { HOST_NAME } from './reconcile.js';
-import { rootfsCacheDir } from './rootfs.js';
+import { cachedRelease, RELEASE_VERSION } from './release.js';
 
 // HostKit as one package (`npm run package`) on a fresh host that has no Node:
 // dpkg -i, the CLI runs from what the .deb brought, the agent's unit stays
 // disabled, and dpkg -r takes it all away. The host gets no bind of this
 // checkout: only the .deb goes in.
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const VERSION = (JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const { deb: DEB, tarball: TARBALL } = releaseFiles(VERSION, 'x64');
-
-// What the release is made of: rebuilt only when one of these changes, so CI pays for gzip once.
-const INPUTS = ['package.json', 'package-lock.json', 'dist/reconciler', 'schema', 'hooks', 'scripts/package', 'node_modules/node/package.json'];
-
-async function inputsHash(): Promise<string> {
-  const hash = createHash('sha256');
-  const add = async (rel: string): Promise<void> => {
-    const abs = path.join(ROOT, rel);
-    if ((await fs.stat(abs)).isDirectory()) {
-      for (const name of (await fs.readdir(abs)).sort()) await add(path.join(rel, name));
-    } else {
-      hash
-        .update(`${rel}\0`)
-        .update(await fs.readFile(abs))
-        .update('\0');
-    }
-  };
-  for (const input of INPUTS) await add(input);
-  return hash.digest('hex').slice(0, 16);
-}
-
-/** The release of this checkout (its folder), from the test cache or built into it (about 20 s). */
-async function cachedRelease(): Promise<string> {
-  const dir = path.join(rootfsCacheDir(), `package-${await inputsHash()}`);
-  if (existsSync(path.join(dir, DEB))) return dir;
-  const building = `${dir}.building-${process.pid}`;
-  await fs.rm(building, { recursive: true, force: true });
-  const result = await buildRelease({ root: ROOT, out: building, arch: 'x64' });
-  process.stderr.write(`[host] built ${DEB} (${(result.deb.bytes / 1e6).toFixed(1)} MB) in ${(result.ms / 1000).toFixed(1)} s into ${dir}\n`);
-  await fs.rename(building, dir).catch(async (error: NodeJS.ErrnoException) => {
-    // Another run put the same release in place first.
-    if (!existsSync(path.join(dir, DEB))) throw error;
-    await fs.rm(building, { recursive: true, force: true });
-  });
-  await removeStaleReleases(dir);
-  return dir;
-}
-
-// Releases of other contents left by earlier runs (about 100 MB each); a day old, so no run still uses them.
-async function removeStaleReleases(current: string): Promise<void> {
-  const parent = path.dirname(current);
-  for (const name of await fs.readdir(parent)) {
-    const dir = path.join(parent, name);
-    if (!name.startsWith('package-') || dir === current) continue;
-    if (Date.now() - (await fs.stat(dir)).mtimeMs > 24 * 3600_000) await fs.rm(dir, { recursive: true, force: true });
-  }
-}
+const { deb: DEB, tarball: TARBALL } = releaseFiles(RELEASE_VERSION, 'x64');
 
 const SYSCTL = { kind: 'Sysctl', name: 'routing', on: [HOST_NAME], spec: { parameters: { 'net.ipv4.ip_forward': 1 } } };
 
@@ -90,13 +39,13 @@ describeHost('npm run package: the .deb on a host without Node', () => {
     await machine().host.writeFile(`/root/${DEB}`, await fs.readFile(path.join(release, DEB)), { uid: 0, gid: 0, mode: 0o644 });
     const install = await machine().host.exec('dpkg', ['-i', `/root/${DEB}`]);
     expect(install.exitCode, install.stderr).toBe(0);
-    expect((await machine().exec('dpkg-query', ['-W', '-f=${Status} ${Version}', 'hostkit'])).stdout).toBe(`install ok installed ${VERSION}`);
+    expect((await machine().exec('dpkg-query', ['-W', '-f=${Status} ${Version}', 'hostkit'])).stdout).toBe(`install ok installed ${RELEASE_VERSION}`);
     expect((await sh('command -v hostkit')).stdout.trim()).toBe('/usr/bin/hostkit');
     expect((await sh('command -v node')).exitCode).not.toBe(0);
   });
 
   it('hostkit --version prints the version of package.json', async () => {
-    expect((await machine().exec('hostkit', ['--version'])).stdout.trim()).toBe(VERSION);
+    expect((await machine().exec('hostkit', ['--version'])).stdout.trim()).toBe(RELEASE_VERSION);
   });
 
   it('hostkit validate passes a valid repository (exit 0) and names file and line in a broken one (exit 1)', async () => {
@@ -169,7 +118,7 @@ describeHost('npm run package: the .deb on a host without Node', () => {
     await machine().host.writeFile(`/root/${TARBALL}`, await fs.readFile(path.join(release, TARBALL)), { uid: 0, gid: 0, mode: 0o644 });
     await machine().exec('tar', ['-xzf', `/root/${TARBALL}`, '-C', '/']);
     expect((await sh('test -L /lib && test -L /bin && test -L /sbin')).exitCode).toBe(0);
-    expect((await machine().exec('hostkit', ['--version'])).stdout.trim()).toBe(VERSION);
+    expect((await machine().exec('hostkit', ['--version'])).stdout.trim()).toBe(RELEASE_VERSION);
     await machine().exec('systemctl', ['daemon-reload']);
     expect((await machine().host.exec('systemctl', ['is-enabled', 'hostkit-agent.service'])).stdout.trim()).toBe('disabled');
   });
