@@ -201,6 +201,28 @@ describeHost('hostkit --target / --hosts: the CLI over SSH against real hosts', 
     expect(JSON.parse((await inside(m, ['runs', '-o', 'json'])).stdout)).toEqual(runs);
   });
 
+  it('a saved plan over the target: refused once the host changed since (exit 1, the resource named, nothing applied), applied when current', async () => {
+    const m = web1();
+    const file = path.join(SHARED, 'plan.json');
+    const saved = await hostkit(['plan', '--out', file, ...target]);
+    expect(saved.exitCode, saved.stderr).toBe(0);
+    // By hand, between plan and apply: the file the plan would create appears with other bytes.
+    await m.exec('sh', ['-c', 'mkdir -p /var/www/shop && echo "by hand" > /var/www/shop/motd.txt']);
+    const stale = await hostkit(['reconcile', '--plan', file, ...target]);
+    expect(stale.exitCode).toBe(1);
+    expect(stale.stderr).toContain('PLAN_STALE');
+    expect(stale.stderr).toContain('/var/www/shop/motd.txt');
+    expect((await m.exec('cat', ['/var/www/shop/motd.txt'])).stdout).toBe('by hand\n');
+    expect(await m.host.stat('/etc/systemd/system/hk-shop.service')).toBeUndefined();
+
+    await m.host.remove('/var/www/shop/motd.txt');
+    expect((await hostkit(['plan', '--out', file, ...target])).exitCode).toBe(0);
+    const applied = await hostkit(['reconcile', '--plan', file, ...target]);
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    expect((await m.exec('cat', ['/var/www/shop/motd.txt'])).stdout).toBe('served over ssh\n');
+    expect((await m.exec('systemctl', ['is-active', 'hk-shop.service'])).stdout.trim()).toBe('active');
+  });
+
   it('--accept-new-host-key through the CLI: an unknown key is refused with its fingerprint, then trusted and recorded', async () => {
     const knownHosts = path.join(SHARED, 'known_hosts_new');
     await writeFile(knownHosts, '', { mode: 0o600 });
@@ -233,7 +255,7 @@ describeHost('hostkit --target / --hosts: the CLI over SSH against real hosts', 
     expect(run.exitCode).toBe(1);
     const doc = JSON.parse(run.stdout) as Record<string, { status?: string; host?: string; error?: { code: string; message: string } }>;
     expect(Object.keys(doc)).toEqual(['web-1', 'web-2', 'web-down']);
-    expect(doc['web-1']).toMatchObject({ host: 'web-1', status: 'applied' });
+    expect(doc['web-1']).toMatchObject({ host: 'web-1', status: 'no-changes' }); // the saved plan applied it already
     expect(doc['web-2']).toMatchObject({ host: 'web-2', status: 'applied' });
     expect(doc['web-down']!.error).toMatchObject({ code: 'SSH_CONNECT_FAILED', message: expect.stringContaining('ssh://root@127.0.0.1:1') });
     expect(run.stderr).toMatch(/^web-down: hostkit: error: Could not open an SSH connection to ssh:\/\/root@127\.0\.0\.1:1: .*\[SSH_CONNECT_FAILED\]$/m);
