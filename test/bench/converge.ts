@@ -1,6 +1,13 @@
 // npm run bench:converge -- [--apps 10 --apps 100] [--json FILE] [--sites auto|on|off] [--profile DIR]
 //                            [--baseline DIR [--rounds 5]]
+//                            [--target ssh [--delay 0 --delay 20 --delay 50] [--delay-with auto|netem|proxy]]
 // (needs root: boots a test host)
+//
+// --target ssh: the same steps, but each is one process on THIS machine driving
+// the host over SSH (ssh-step.ts: SshHost through sshd inside the host, reached
+// by sshInto's ProxyCommand into its network namespace), once per --delay: a
+// freshly booted host per delay, with that many ms added to each direction of
+// the connection (see addDelay). Each step also prints SshHost.stats().
 //
 // --baseline DIR: a built checkout of another commit (its dist/ and node_modules/). After the
 // usual steps, its noop and change runs alternate with this build's on the same booted host
@@ -19,7 +26,9 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { NODE_FLAGS } from '../../reconciler/core/runtime.js';
 import { bootHost, type TestHost } from '../host/machine.js';
+import { sshInto, type SshAccess } from '../host/ssh.js';
 import { app2Name, appDomain, appName, appPort, BENCH_HOST, vhostRev, writeScenario } from './scenario.js';
+import type { PhaseFigures, StepFigures } from './ssh-step.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,10 +38,21 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     baseline: { type: 'string' },
     rounds: { type: 'string', default: '5' },
+    target: { type: 'string', default: 'host' },
+    delay: { type: 'string', multiple: true },
+    'delay-with': { type: 'string', default: 'auto' },
   },
 });
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`Expected --rounds N with N >= 1, got ${values.rounds}`);
+if (values.target !== 'host' && values.target !== 'ssh') throw new Error(`Expected --target host or --target ssh, got ${values.target}`);
+const overSsh = values.target === 'ssh';
+if (overSsh && values.baseline) throw new Error('Expected --baseline without --target ssh: the alternated comparison runs inside the host');
+if (!overSsh && values.delay) throw new Error('Expected --delay with --target ssh only');
+const delays = (values.delay ?? (overSsh ? ['0', '20', '50'] : ['0'])).map(Number);
+if (delays.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`Expected --delay MS with MS a whole number >= 0, got ${values.delay?.join(', ')}`);
+const delayWith = values['delay-with'];
+if (delayWith !== 'auto' && delayWith !== 'netem' && delayWith !== 'proxy') throw new Error(`Expected --delay-with auto, netem or proxy, got ${delayWith}`);
 const sizes = (values.apps ?? ['10', '100']).map(Number);
 if (sizes.some((n) => !Number.isInteger(n) || n < 2))
   throw new Error(`Expected --apps N with N >= 2 (app-1 and app-2 are changed), got ${values.apps?.join(', ')}`);
@@ -60,7 +80,13 @@ interface Row {
   wallS: number;
   peakRssMB: number;
   changes: number;
+  /** --target ssh: the delay added to each direction, and SshHost.stats() of the whole step and of its parts. */
+  delayMs?: number;
+  ssh?: Omit<PhaseFigures, 'ms'> & { phases: Record<string, PhaseFigures> };
 }
+
+/** How a step runs: inside the host (a hostkit process there) or over SSH (an ssh-step process here). */
+type RunStep = (step: Step, side?: Side) => Promise<Row & { report: unknown }>;
 
 // Peak RSS of the hostkit process itself, read by a preload at exit (nothing installed in the test host).
 const RSS_PRELOAD = `import { readFileSync, writeFileSync } from 'node:fs';
@@ -70,7 +96,7 @@ process.on('exit', () => {
 });
 `;
 
-async function hostkit(m: TestHost, work: string, step: Step, apps: number, side: Side = 'new'): Promise<Row & { report: unknown }> {
+async function inside(m: TestHost, work: string, step: Step, apps: number, side: Side = 'new'): Promise<Row & { report: unknown }> {
   const rssFile = `rss-${apps}-${step}-${side}`;
   const args = [
     ...NODE_FLAGS,
@@ -99,6 +125,77 @@ async function hostkit(m: TestHost, work: string, step: Step, apps: number, side
     step === 'check' ? ['create', 'update', 'replace', 'delete'].reduce((n, k) => n + (report.summary?.[k] ?? 0), 0) : (report.applied?.length ?? Number.NaN);
   const peakRssMB = Number(await readFile(path.join(work, rssFile), 'utf8')) / 1024;
   return { apps, step, wallS, peakRssMB, changes, report };
+}
+
+// ssh's ProxyCommand for a slower link: as sshInto's, but every chunk either way is held DELAY ms, in order.
+const DELAY_PROXY = `const delay = Number(process.argv[2]);
+const later = delay > 0 ? (f) => setTimeout(f, delay) : (f) => f();
+const socket = require('node:net').connect(22, '127.0.0.1');
+socket.setNoDelay(true);
+socket.on('error', (e) => { process.stderr.write('proxy: ' + e.message + '\\n'); process.exit(1); });
+process.stdin.on('data', (chunk) => later(() => socket.write(chunk)));
+process.stdin.on('end', () => later(() => socket.end()));
+socket.on('data', (chunk) => later(() => process.stdout.write(chunk)));
+socket.on('close', () => later(() => process.exit(0)));
+`;
+
+/**
+ * Adds `ms` to each direction of the SSH connection; returns the ssh_config to use and how.
+ * netem: `tc qdisc replace dev lo root netem delay MS` inside the host's namespace, where the
+ * ProxyCommand meets sshd on the host's loopback, so each direction passes lo once (the host's
+ * own loopback traffic, nginx to the apps, is delayed too). proxy: the ProxyCommand holds each
+ * chunk MS ms before passing it on (for kernels built without netem; only the SSH link is slowed).
+ */
+async function addDelay(m: TestHost, access: SshAccess, work: string, ms: number): Promise<{ configFile: string; how: string }> {
+  if (ms === 0) return { configFile: access.configFile, how: 'no delay added' };
+  if (delayWith !== 'proxy') {
+    const tc = await m.host.exec('tc', ['qdisc', 'replace', 'dev', 'lo', 'root', 'netem', 'delay', `${ms}ms`]);
+    if (tc.exitCode === 0) return { configFile: access.configFile, how: `tc netem delay ${ms}ms on the host's lo (each direction passes it once)` };
+    if (delayWith === 'netem') throw new Error(`tc netem inside ${m.machine} failed: ${tc.stderr.trim()}`);
+    process.stderr.write(`  tc netem is not available (${tc.stderr.trim()}): the ProxyCommand adds the delay\n`);
+  }
+  const proxy = path.join(work, 'delay-proxy.cjs');
+  await writeFile(proxy, DELAY_PROXY, { mode: 0o600 });
+  const config = (await readFile(access.configFile, 'utf8')).replace(
+    /^(\s*ProxyCommand) .*$/m,
+    `$1 nsenter -t ${m.leaderPid} -n -- ${process.execPath} ${proxy} ${ms}`,
+  );
+  const configFile = path.join(work, `ssh_config-${ms}`);
+  await writeFile(configFile, config, { mode: 0o600 });
+  return { configFile, how: `the ProxyCommand holds each direction's bytes ${ms} ms (no netem in this kernel)` };
+}
+
+async function sshStep(m: TestHost, work: string, configFile: string, step: Step, apps: number, delayMs: number): Promise<Row & { report: unknown }> {
+  const name = `${apps}-${delayMs}ms-${step}`;
+  const args = [
+    ...NODE_FLAGS,
+    '--import',
+    `file://${work}/rss.mjs`,
+    ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`, `--cpu-prof-name=${name}.cpuprofile`] : []),
+    path.join(worktree, 'dist/test/bench/ssh-step.js'),
+    '--config',
+    configFile,
+    '--target',
+    `root@${m.hostname}`,
+    '--repo',
+    path.join(work, 'repo'),
+    '--host',
+    BENCH_HOST,
+    '--cache',
+    path.join(work, 'cache'),
+    ...(step === 'check' ? ['--dry-run'] : []),
+    ...(values.profile ? ['--trace', path.join(values.profile, `${name}.trace.jsonl`)] : []),
+  ];
+  const rssFile = path.join(work, `rss-${name}`);
+  const started = performance.now();
+  const result = await execa(process.execPath, args, { reject: false, env: { HOSTKIT_BENCH_RSS: rssFile, NO_COLOR: '1' } });
+  const wallS = (performance.now() - started) / 1000;
+  if (result.exitCode !== 0) throw new Error(`ssh step ${step} (N=${apps}, ${delayMs} ms) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}`);
+  const figures = JSON.parse(result.stdout) as StepFigures;
+  const total = { requests: 0, roundTrips: 0, processes: 0 };
+  for (const p of Object.values(figures.phases)) for (const k of ['requests', 'roundTrips', 'processes'] as const) total[k] += p[k];
+  const peakRssMB = Number(await readFile(rssFile, 'utf8')) / 1024;
+  return { apps, step, wallS, peakRssMB, changes: figures.changes, delayMs, ssh: { ...total, phases: figures.phases }, report: figures };
 }
 
 async function sh(m: TestHost, script: string): Promise<string> {
@@ -229,7 +326,7 @@ async function compare(m: TestHost, work: string, repo: string, apps: number, si
   for (let r = 0; r < rounds; r++) {
     const order: Side[] = r % 2 === 0 ? ['baseline', 'new'] : ['new', 'baseline'];
     for (const side of order) {
-      const noop = await hostkit(m, work, 'noop', apps, side);
+      const noop = await inside(m, work, 'noop', apps, side);
       if (noop.changes !== 0) throw new Error(`N=${apps}: the ${side} build's noop applied ${noop.changes} change(s)`);
       compared.noop[side].push(noop.wallS);
     }
@@ -237,7 +334,7 @@ async function compare(m: TestHost, work: string, repo: string, apps: number, si
       changed = !changed;
       await writeScenario(repo, { apps, changed, sites });
       await commit(repo, `bench: round ${r + 1}, ${side} build, ${changed ? 'changed' : 'base'}`);
-      const change = await hostkit(m, work, 'change', apps, side);
+      const change = await inside(m, work, 'change', apps, side);
       if (change.changes === 0) throw new Error(`N=${apps}: the ${side} build applied nothing for a changed scenario`);
       compared.change[side].push(change.wallS);
     }
@@ -248,8 +345,9 @@ async function compare(m: TestHost, work: string, repo: string, apps: number, si
   return { compared, changed };
 }
 
-async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; checks: string[]; compared?: Compared }> {
+async function runSize(apps: number, sites: boolean, delayMs: number): Promise<{ rows: Row[]; checks: string[]; compared?: Compared; delay?: string }> {
   const work = await mkdtemp(path.join('/var/tmp', `hostkit-converge-${apps}-`));
+  const where = overSsh ? `N=${apps} over SSH +${delayMs} ms` : `N=${apps}`;
   const repo = path.join(work, 'repo');
   await mkdir(repo);
   await writeFile(path.join(work, 'rss.mjs'), RSS_PRELOAD);
@@ -266,24 +364,35 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
   const rows: Row[] = [];
   const checks: string[] = [];
   let compared: Compared | undefined;
+  let access: SshAccess | undefined;
+  let delay: string | undefined;
   const fail = (what: string, problems: string[]) => {
-    if (problems.length > 0) throw new Error(`N=${apps}, ${what}:\n  ${problems.join('\n  ')}`);
-    checks.push(`N=${apps} ${what}: ok`);
+    if (problems.length > 0) throw new Error(`${where}, ${what}:\n  ${problems.join('\n  ')}`);
+    checks.push(`${where} ${what}: ok`);
   };
   try {
     await preparePostgres(m);
+    let hostkit: RunStep = (step, side) => inside(m, work, step, apps, side);
+    if (overSsh) {
+      access = await sshInto(m);
+      const link = await addDelay(m, access, work, delayMs);
+      delay = link.how;
+      hostkit = (step) => sshStep(m, work, link.configFile, step, apps, delayMs);
+    }
     const record = (r: Row) => {
-      rows.push({ apps: r.apps, step: r.step, wallS: r.wallS, peakRssMB: r.peakRssMB, changes: r.changes });
-      process.stderr.write(`  N=${apps} ${r.step.padEnd(6)} ${r.wallS.toFixed(2)} s  ${r.peakRssMB.toFixed(0)} MB  ${r.changes} changes\n`);
+      const { report: _, ...row } = r as Row & { report?: unknown };
+      rows.push(row);
+      const ssh = r.ssh ? `  ${r.ssh.requests} requests, ${r.ssh.roundTrips} round trips, ${r.ssh.processes} ssh processes` : '';
+      process.stderr.write(`  ${where} ${r.step.padEnd(6)} ${r.wallS.toFixed(2)} s  ${r.peakRssMB.toFixed(0)} MB  ${r.changes} changes${ssh}\n`);
     };
 
-    record(await hostkit(m, work, 'apply', apps));
+    record(await hostkit('apply'));
     const afterApply = await converged(m, apps, false, sites);
     fail(`converged after apply (all checks passed ${afterApply.waitedS.toFixed(1)} s after hostkit exited)`, afterApply.problems);
 
     const before = await invocationIds(m, apps);
     const reloadsBefore = sites ? await nginxReloads(m) : 0;
-    const noop = await hostkit(m, work, 'noop', apps);
+    const noop = await hostkit('noop');
     record(noop);
     const afterNoop = await invocationIds(m, apps);
     fail('noop reports 0 changes and restarts nothing', [
@@ -292,14 +401,14 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
       ...(sites && (await nginxReloads(m)) !== reloadsBefore ? ['nginx reloaded by the noop'] : []),
     ]);
 
-    const check = await hostkit(m, work, 'check', apps);
+    const check = await hostkit('check');
     record(check);
     fail('check reports 0 changes', check.changes !== 0 ? [`dry run lists ${check.changes} change(s)`] : []);
 
     await writeScenario(repo, { apps, changed: true, sites });
     await commit(repo, 'bench: changed');
     const reloadsBeforeChange = sites ? await nginxReloads(m) : 0;
-    record(await hostkit(m, work, 'change', apps));
+    record(await hostkit('change'));
     const afterChange = await converged(m, apps, true, sites);
     fail(`converged after change (all checks passed ${afterChange.waitedS.toFixed(1)} s after hostkit exited)`, afterChange.problems);
     const restarted = diffIds(afterNoop, await invocationIds(m, apps));
@@ -318,10 +427,11 @@ async function runSize(apps: number, sites: boolean): Promise<{ rows: Row[]; che
       await execa('cp', ['-r', path.join(work, 'prof', '.'), values.profile]);
     }
   } finally {
+    await access?.dispose();
     await m.stop();
     await rm(work, { recursive: true, force: true });
   }
-  return { rows, checks, ...(compared ? { compared } : {}) };
+  return { rows, checks, ...(compared ? { compared } : {}), ...(delay ? { delay } : {}) };
 }
 
 const sites = await sitesEnabled();
@@ -332,11 +442,15 @@ process.stderr.write(`hostkit bench:converge  N = ${sizes.join(', ')}; nginx sit
 const rows: Row[] = [];
 const checks: string[] = [];
 const comparisons: { apps: number; compared: Compared }[] = [];
+const delayNotes = new Set<string>();
 for (const n of sizes) {
-  const result = await runSize(n, sites);
-  rows.push(...result.rows);
-  checks.push(...result.checks);
-  if (result.compared) comparisons.push({ apps: n, compared: result.compared });
+  for (const d of delays) {
+    const result = await runSize(n, sites, d);
+    rows.push(...result.rows);
+    checks.push(...result.checks);
+    if (result.compared) comparisons.push({ apps: n, compared: result.compared });
+    if (result.delay) delayNotes.add(result.delay);
+  }
 }
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const comparisonLines = comparisons.flatMap(({ apps, compared }) =>
@@ -345,15 +459,32 @@ const comparisonLines = comparisons.flatMap(({ apps, compared }) =>
     return `  ${String(apps).padStart(5)}  ${step.padEnd(6)}  baseline ${b.toFixed(2)} s (min ${Math.min(...compared[step].baseline).toFixed(2)})  this build ${n.toFixed(2)} s (min ${Math.min(...compared[step].new).toFixed(2)})  ${(((n - b) / b) * 100).toFixed(1)}%`;
   }),
 );
+// A row over SSH, then where its time and round trips went.
+function sshLines(r: Row): string[] {
+  const s = r.ssh!;
+  const parts = Object.entries(s.phases).map(([name, p]) => `${name} ${(p.ms / 1000).toFixed(2)} s/${p.roundTrips}`);
+  return [
+    `  ${String(r.apps).padStart(5)} ${`${r.delayMs} ms`.padStart(6)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)} ${String(s.requests).padStart(9)} ${String(s.roundTrips).padStart(12)} ${String(s.processes).padStart(14)}`,
+    `                 s/round trips: ${parts.join(', ')}`,
+  ];
+}
 const loadAfter = load();
 const date = new Date().toISOString();
 const lines = [
   `hostkit bench:converge  ${date}, ${os.availableParallelism()} cores, node ${process.version} (the hostkit runs: node_modules/node), load ${loadBefore.join(' ')} -> ${loadAfter.join(' ')}`,
-  `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (node ${NODE_FLAGS.join(' ')}; wall includes nsenter)`,
-  '      N  step     wall s   peak RSS MB   changes',
-  ...rows.map(
-    (r) =>
-      `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`,
+  overSsh
+    ? `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one process on this machine driving the host over SSH (node ${NODE_FLAGS.join(' ')}; wall includes its start-up and the connection; peak RSS is its own)`
+    : `  nginx sites: ${sites ? 'on' : 'off (no site driver in this build)'}; each step is one whole hostkit process inside the host (node ${NODE_FLAGS.join(' ')}; wall includes nsenter)`,
+  ...[...delayNotes].map((d) => `  delay: ${d}`),
+  overSsh
+    ? '      N  delay  step     wall s   peak RSS MB   changes  requests  round trips  ssh processes'
+    : '      N  step     wall s   peak RSS MB   changes',
+  ...rows.flatMap((r) =>
+    r.ssh
+      ? sshLines(r)
+      : [
+          `  ${String(r.apps).padStart(5)}  ${r.step.padEnd(6)} ${r.wallS.toFixed(2).padStart(8)} ${r.peakRssMB.toFixed(0).padStart(13)} ${String(r.changes).padStart(9)}`,
+        ],
   ),
   ...checks.map((c) => `  check ${c}`),
   ...(comparisons.length > 0 ? [`  alternated with the baseline ${values.baseline} (${rounds} rounds, medians of wall s):`, ...comparisonLines] : []),
@@ -371,6 +502,8 @@ await writeFile(
       cores: os.availableParallelism(),
       load: { before: loadBefore, after: loadAfter },
       sites,
+      target: values.target,
+      ...(overSsh ? { delays, delayWith: [...delayNotes] } : {}),
       rows,
       checks,
       ...(comparisons.length > 0 ? { baseline: values.baseline, rounds, comparisons } : {}),
