@@ -192,6 +192,11 @@ async function sshStep(m: TestHost, work: string, configFile: string, step: Step
   const wallS = (performance.now() - started) / 1000;
   if (result.exitCode !== 0) throw new Error(`ssh step ${step} (N=${apps}, ${delayMs} ms) exited ${result.exitCode}:\n${result.stderr.slice(-4000)}`);
   const figures = JSON.parse(result.stdout) as StepFigures;
+  const expected = step === 'check' ? 'planned' : step === 'noop' ? 'no-changes' : 'applied';
+  if (figures.status !== expected)
+    throw new Error(
+      `ssh step ${step} (N=${apps}, ${delayMs} ms) ended ${figures.status}, not ${expected}${figures.failed ? `: ${figures.failed}` : ''} (after ${wallS.toFixed(1)} s)`,
+    );
   const total = { requests: 0, roundTrips: 0, processes: 0 };
   for (const p of Object.values(figures.phases)) for (const k of ['requests', 'roundTrips', 'processes'] as const) total[k] += p[k];
   const peakRssMB = Number(await readFile(rssFile, 'utf8')) / 1024;

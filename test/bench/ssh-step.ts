@@ -36,7 +36,9 @@ export interface PhaseFigures extends Stats {
   ms: number;
 }
 export interface StepFigures {
+  /** planned (a dry run), no-changes, applied or rolled-back (then `failed` says why). */
   status: string;
+  failed?: string;
   changes: number;
   /** Wall ms and SshHost.stats() of each part, in order. */
   phases: Record<string, PhaseFigures>;
@@ -101,7 +103,7 @@ account(ssh, 'open');
 phase = 'plan';
 const dryRun = values['dry-run'];
 const commit = await headCommit(values.repo!);
-let result: Pick<StepFigures, 'status' | 'changes'>;
+let result: Omit<StepFigures, 'phases'>;
 try {
   const outcome = await reconcileHost({
     repoDir: values.repo!,
@@ -130,6 +132,8 @@ try {
       ? { status: 'planned', changes: pendingChanges(outcome.planned.plan).length }
       : { status: `plan has errors: ${JSON.stringify(outcome.planned.plan.diagnostics).slice(0, 2000)}`, changes: Number.NaN };
   else if (outcome.stage === 'held') result = { status: 'held', changes: Number.NaN };
+  else if (outcome.result.status === 'rolled-back')
+    result = { status: 'rolled-back', changes: outcome.result.steps.length, failed: `${outcome.result.failed.id}: ${outcome.result.failed.error}` };
   else result = { status: outcome.result.status, changes: outcome.result.steps.length };
 } finally {
   phase = 'close';
