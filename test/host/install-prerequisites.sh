@@ -19,6 +19,9 @@ need mount mount
 need flock util-linux
 need sha256sum coreutils
 need restic restic # the backup layer's unit tests run the real restic
+need ssh openssh-client # SshHost: the system's OpenSSH client (its tests reach sshd in a test host)
+need ssh-keygen openssh-client
+need python3 python3 # ssh.spec runs the SSH host's remote helper locally
 # The local signed apt repository test hosts install from (apt-repo.ts).
 need apt-ftparchive apt-utils
 need gpg gpg
