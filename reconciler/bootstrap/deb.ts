@@ -1,8 +1,8 @@
 // The HostKit package bootstrap installs: a .deb read here (its control fields
 // and sha256, so a host of the wrong architecture is refused before anything
 // is copied, and an unchanged host is known without copying), or built from
-// this checkout as `npm run package` builds it; and copied to the host in
-// chunks through the SSH helper, never as one message.
+// this checkout as `npm run package` builds it; and copied to the host as one
+// stream (SshHost.upload), never as one message of the helper.
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -136,11 +136,17 @@ export async function buildPackage(arch: 'x64' | 'arm64', progress: (line: strin
 }
 
 /**
- * Copies a local file to `remote` on the host, COPY_CHUNK_BYTES per append,
- * and checks its sha256 there. If this throws, `remote` may hold part of the
+ * Copies a local file to `remote` on the host and checks its sha256 there:
+ * as one stream where the host can take one (SshHost.upload), else
+ * COPY_CHUNK_BYTES per append. If this throws, `remote` may hold part of the
  * file; the caller removes it.
  */
 export async function copyToHost(host: Host, local: DebInfo, remote: string, ownership: Ownership): Promise<void> {
+  if (host.upload) {
+    const { sha256 } = await host.upload(local.file, remote, ownership);
+    if (sha256 !== local.sha256) throw copyMismatch(host, local, remote, sha256);
+    return;
+  }
   await host.remove(remote);
   const handle = await fs.open(local.file, 'r');
   try {
@@ -156,11 +162,13 @@ export async function copyToHost(host: Host, local: DebInfo, remote: string, own
   }
   const sum = await host.exec('sha256sum', [remote]);
   const got = sum.stdout.split(/\s/)[0];
-  if (sum.exitCode !== 0 || got !== local.sha256) {
-    throw new HostKitError(
-      'BOOTSTRAP_INSTALL_FAILED',
-      `The package copied to ${host.name}:${remote} does not match ${local.file}: sha256 ${got || sum.stderr.trim()} there, ${local.sha256} here`,
-      { data: { host: host.name, file: remote }, retryable: true },
-    );
-  }
+  if (sum.exitCode !== 0 || got !== local.sha256) throw copyMismatch(host, local, remote, got || sum.stderr.trim());
+}
+
+function copyMismatch(host: Host, local: DebInfo, remote: string, there: string): HostKitError {
+  return new HostKitError(
+    'BOOTSTRAP_INSTALL_FAILED',
+    `The package copied to ${host.name}:${remote} does not match ${local.file}: sha256 ${there} there, ${local.sha256} here`,
+    { data: { host: host.name, file: remote }, retryable: true },
+  );
 }

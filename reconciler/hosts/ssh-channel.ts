@@ -19,11 +19,12 @@ export function helperScript(): Buffer {
 
 /**
  * The python3 command line that runs the helper: it reads exactly the
- * script's bytes from its standard input, then serves requests on the rest.
+ * script's bytes from its standard input, then serves requests on the rest
+ * (or, given `mode`, relays a socket or receives a file: ssh-helper.py).
  * -I: no PYTHON* variables, no user site directory.
  */
-export function helperArgv(): string[] {
-  return ['python3', '-I', '-c', `import sys;exec(compile(sys.stdin.buffer.read(${helperScript().length}),"hostkit-ssh-helper","exec"))`];
+export function helperArgv(mode: readonly string[] = []): string[] {
+  return ['python3', '-I', '-c', `import sys;exec(compile(sys.stdin.buffer.read(${helperScript().length}),"hostkit-ssh-helper","exec"))`, ...mode];
 }
 
 export interface HelperHello {

@@ -11,6 +11,13 @@
 # the locks it holds are released with it; commands it started keep running,
 # as those of a local HostKit process killed mid-run do.
 #
+# Two more ways to run it, each in an SSH session of its own, the script's
+# bytes first on its input as always: `relay PATH` connects to the Unix socket
+# PATH and carries the rest of its input there and the socket's bytes back (a
+# PostgreSQL socket, opened by whoever the helper runs as: root under sudo);
+# `receive PATH UID GID MODE SIZE` writes the next SIZE bytes of its input to
+# PATH atomically and prints their sha256 (a package bootstrap copies).
+#
 # Every file operation does what LocalHost (local.ts) does, on the host itself:
 # atomic writes through a temporary file renamed over the target, O_NOFOLLOW
 # on the last component, managed paths refused when a directory on the way is
@@ -21,7 +28,9 @@ import fcntl
 import json
 import os
 import selectors
+import hashlib
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -479,6 +488,73 @@ def run(req):
         send({'id': req.get('id'), 'err': {'message': '%s: %s' % (type(e).__name__, e)}})
 
 
+def relay(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sys.stderr.write('relay: cannot connect to %s: %s\n' % (path, e.strerror or e))
+        sys.exit(1)
+    source = sys.stdin.buffer  # the script came through this buffer: what it read ahead is the stream's start
+
+    def inbound():
+        try:
+            while True:
+                chunk = source.read1(65536)
+                if not chunk:
+                    break
+                sock.sendall(chunk)
+        except OSError:
+            pass
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    threading.Thread(target=inbound, daemon=True).start()
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            write_all(1, chunk)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def receive(path, uid, gid, mode, size):
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, '.%s.hostkit-%s' % (name, os.urandom(6).hex()))
+    digest = hashlib.sha256()
+    left = size
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            while left > 0:
+                chunk = sys.stdin.buffer.read1(min(left, 1 << 20))
+                if not chunk:
+                    raise EOFError('the stream ended after %d of %d bytes' % (size - left, size))
+                digest.update(chunk)
+                write_all(fd, chunk)
+                left -= len(chunk)
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, path)
+    except BaseException as e:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        sys.stderr.write('receive: %s: %s\n' % (path, getattr(e, 'strerror', None) or e))
+        sys.exit(1)
+    sys.stdout.write(digest.hexdigest() + '\n')
+    sys.stdout.flush()
+
+
 def main():
     pool = ThreadPoolExecutor(max_workers=8)
     send({'hello': 'hostkit-ssh-helper', 'version': VERSION, 'pid': os.getpid(), 'uid': os.getuid()})
@@ -492,4 +568,10 @@ def main():
     os._exit(0)
 
 
-main()
+# sys.argv is ['-c', ...] under `python3 -c`.
+if sys.argv[1:2] == ['relay']:
+    relay(sys.argv[2])
+elif sys.argv[1:2] == ['receive']:
+    receive(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5], 8), int(sys.argv[6]))
+else:
+    main()

@@ -1,19 +1,23 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HelperChannel, helperArgv } from './ssh-channel.js';
+import { HelperChannel, helperArgv, helperScript } from './ssh-channel.js';
 import {
   formatSshTarget,
   helperCommand,
   helperEndError,
+  knownHostsFileOf,
   masterFailure,
   parseSshTarget,
   SshHost,
   sshClientArgs,
   sshMasterArgs,
+  sweepAbandoned,
   type SshHostOptions,
   type SshTarget,
 } from './ssh.js';
@@ -390,5 +394,105 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper lifetime (python3 on this 
       data: { missing: 'python3' },
       message: expect.stringContaining('python3 is not installed there'),
     });
+  });
+});
+
+/** Runs the helper in `mode` under /bin/sh as sshd would, with `input` after the script; resolves with its output and status. */
+function helperMode(
+  mode: string[],
+  input: Buffer | ((stdin: NodeJS.WritableStream) => void),
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const child = spawn('/bin/sh', ['-c', helperCommand(false, mode)], { stdio: 'pipe' });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stdin.write(helperScript());
+  if (typeof input === 'function') input(child.stdin);
+  else child.stdin.end(input);
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr })));
+}
+
+describe.skipIf(!python)('reconciler/hosts/ssh helper modes: receive and relay (python3 on this machine)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hostkit-ssh-modes-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('receive writes the stream to the file with owner and mode, replacing it whole, and prints its sha256', async () => {
+    const file = path.join(dir, 'package.deb');
+    await writeFile(file, 'old');
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 17, 0x5a);
+    const { code, stdout } = await helperMode(['receive', file, String(process.getuid!()), String(process.getgid!()), '640', String(bytes.length)], bytes);
+    expect(code).toBe(0);
+    expect(stdout.toString()).toBe(`${createHash('sha256').update(bytes).digest('hex')}\n`);
+    expect((await readFile(file)).equals(bytes)).toBe(true);
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
+    expect((await readdir(dir)).filter((n) => n.includes('.hostkit-'))).toEqual([]);
+  });
+
+  it('a stream that ends short leaves the file as it was, and no temporary file beside it', async () => {
+    const file = path.join(dir, 'short.deb');
+    await writeFile(file, 'old');
+    const { code, stderr } = await helperMode(['receive', file, String(process.getuid!()), String(process.getgid!()), '644', '1000'], Buffer.alloc(10));
+    expect(code).toBe(1);
+    expect(stderr).toContain('the stream ended after 10 of 1000 bytes');
+    expect(await readFile(file, 'utf8')).toBe('old');
+    expect((await readdir(dir)).filter((n) => n.includes('.hostkit-'))).toEqual([]);
+  });
+
+  it('relay carries its input to a Unix socket and the answer back, and says so when nothing listens there', async () => {
+    const socket = path.join(dir, 'echo.sock');
+    const server = net.createServer((c) => c.on('data', (d: Buffer) => c.write(`echo:${d.toString()}`)).on('end', () => c.end()));
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const { code, stdout } = await helperMode(['relay', socket], Buffer.from('hello'));
+      expect(code).toBe(0);
+      expect(stdout.toString()).toBe('echo:hello');
+    } finally {
+      server.close();
+    }
+    const refused = await helperMode(['relay', path.join(dir, 'none.sock')], Buffer.alloc(0));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`relay: cannot connect to ${path.join(dir, 'none.sock')}`);
+  });
+});
+
+describe('reconciler/hosts/ssh private directories', () => {
+  it('sweepAbandoned removes the directories of processes that are gone, and nothing else', async () => {
+    const parent = await mkdtemp(path.join(os.tmpdir(), 'hostkit-sweep-'));
+    try {
+      const gone = spawn(process.execPath, ['-e', '0']);
+      await new Promise((resolve) => gone.once('exit', resolve));
+      const make = async (name: string, owner?: number) => {
+        await mkdir(path.join(parent, name));
+        if (owner !== undefined) await writeFile(path.join(parent, name, 'owner'), `${owner}\n`);
+      };
+      await make('hostkit-ssh-dead01', gone.pid!);
+      await make('hostkit-ssh-live01', process.pid);
+      await make('hostkit-ssh-nownr1');
+      await make('hostkit-ssh-test-abcdef', gone.pid!); // a test's mkdtemp, not HostKit's
+      await make('other-dead01', gone.pid!);
+      expect(await sweepAbandoned(parent)).toEqual([path.join(parent, 'hostkit-ssh-dead01')]);
+      expect((await readdir(parent)).sort()).toEqual(['hostkit-ssh-live01', 'hostkit-ssh-nownr1', 'hostkit-ssh-test-abcdef', 'other-dead01']);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('knownHostsFileOf: the option, else the UserKnownHostsFile ssh_config chose for that host', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hostkit-kh-'));
+    try {
+      const config = path.join(dir, 'ssh_config');
+      await writeFile(config, 'Host web-1\n  UserKnownHostsFile /keys/prod_known_hosts\n');
+      expect(await knownHostsFileOf({ target: { host: 'web-1' }, configFile: config })).toBe('/keys/prod_known_hosts');
+      expect(await knownHostsFileOf({ target: { host: 'web-1' }, configFile: config, knownHostsFile: '/x/kh' })).toBe('/x/kh');
+      expect(await knownHostsFileOf({ target: { host: 'web-2' }, configFile: config })).toBe(path.join(os.homedir(), '.ssh/known_hosts'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

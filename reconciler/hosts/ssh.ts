@@ -9,7 +9,7 @@
 // What the host needs: sshd, python3, and a login that is root (or may run
 // `sudo -n`, with `sudo: true`).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { HostKitError } from '../core/errors.js';
 import { connectTarget, connectThroughChild } from './connect.js';
 import { tailText, timedOutError } from './process.js';
-import { HelperChannel, helperArgv, type HelperEnd } from './ssh-channel.js';
+import { HelperChannel, helperArgv, helperScript, type HelperEnd } from './ssh-channel.js';
 import {
   DEFAULT_KILL_GRACE_MS,
   DEFAULT_MAX_OUTPUT_BYTES,
@@ -174,9 +174,9 @@ export function sshClientArgs(options: SshHostOptions, controlPath: string, extr
   ];
 }
 
-/** The remote command that starts the helper (a string: sshd hands it to the login's shell). */
-export function helperCommand(sudo: boolean): string {
-  return ['exec', ...(sudo ? ['sudo', '-n'] : []), ...helperArgv()].map(shellWord).join(' ');
+/** The remote command that starts the helper (a string: sshd hands it to the login's shell); `mode`: ssh-helper.py's relay or receive. */
+export function helperCommand(sudo: boolean, mode: readonly string[] = []): string {
+  return ['exec', ...(sudo ? ['sudo', '-n'] : []), ...helperArgv(mode)].map(shellWord).join(' ');
 }
 
 function shellWord(word: string): string {
@@ -193,10 +193,27 @@ function sshMessage(log: string): string {
     .trim();
 }
 
-/** Why the master could not start: a refused host key (with the key ssh saw) or anything else ssh said. */
-export function masterFailure(options: SshHostOptions, log: string, status: string): HostKitError {
+/**
+ * The known_hosts file ssh checks and records keys in for this target: the
+ * option's, else the first UserKnownHostsFile ssh_config chose (`ssh -G`, which
+ * reads the configuration only), else ssh's default.
+ */
+export async function knownHostsFileOf(options: SshHostOptions): Promise<string> {
+  if (options.knownHostsFile) return options.knownHostsFile;
+  const args = [...sshBaseArgs(options, 'none'), '-G', '--', options.target.host];
+  const printed = await new Promise<string>((resolve) => {
+    let out = '';
+    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.once('error', () => resolve(''));
+    child.once('close', (code) => resolve(code === 0 ? out : ''));
+  });
+  return /^userknownhostsfile (\S+)/m.exec(printed)?.[1] ?? '~/.ssh/known_hosts';
+}
+
+/** Why the master could not start: a refused host key (with the key ssh saw, and the known_hosts file it checked) or anything else ssh said. */
+export function masterFailure(options: SshHostOptions, log: string, status: string, knownHosts = options.knownHostsFile ?? '~/.ssh/known_hosts'): HostKitError {
   const where = formatSshTarget(options.target);
-  const knownHosts = options.knownHostsFile ?? '~/.ssh/known_hosts';
   const key = /^debug1: Server host key: (\S+) (SHA256:\S+)/m.exec(log);
   const presented = key ? `${key[1]} ${key[2]}` : 'a key ssh did not print';
   const data = { target: where, host: options.target.host, knownHosts, ...(key ? { keyType: key[1], fingerprint: key[2] } : {}) };
@@ -231,12 +248,64 @@ function privateParent(): string {
   return tmp.length <= 40 ? tmp : '/tmp';
 }
 
+// What mkdtemp makes of PRIVATE_PREFIX (six random characters), and the file in it naming the process it belongs to.
+const PRIVATE_PREFIX = 'hostkit-ssh-';
+const PRIVATE_DIR = /^hostkit-ssh-[A-Za-z0-9]{6}$/;
+const OWNER_FILE = 'owner';
+
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes the private directories of HostKit processes that died without
+ * closing their connection (killed, crashed): each names its process in
+ * `owner`; one whose process is gone has its master told to exit (it would
+ * by itself CONTROL_PERSIST_S after its last session) and is removed. Only
+ * this user's directories, never a symlink; a directory without an owner
+ * file (being made) is left alone.
+ */
+export async function sweepAbandoned(parent = privateParent()): Promise<string[]> {
+  const uid = process.getuid?.();
+  const removed: string[] = [];
+  for (const name of (await fs.readdir(parent).catch(() => [] as string[])).filter((n) => PRIVATE_DIR.test(n))) {
+    const dir = path.join(parent, name);
+    const info = await fs.lstat(dir).catch(() => undefined);
+    if (!info?.isDirectory() || (uid !== undefined && info.uid !== uid)) continue;
+    const owner = Number((await fs.readFile(path.join(dir, OWNER_FILE), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(owner) || owner <= 0 || !processGone(owner)) continue;
+    const control = path.join(dir, 'control');
+    if (
+      await fs.lstat(control).then(
+        (s) => s.isSocket(),
+        () => false,
+      )
+    ) {
+      await new Promise<void>((resolve) => {
+        const child = spawn('ssh', ['-F', 'none', '-o', `ControlPath=${control}`, '-O', 'exit', 'hostkit-abandoned'], { stdio: 'ignore' });
+        child.once('error', () => resolve());
+        child.once('close', () => resolve());
+      });
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
 /** The ssh processes of one connection: the master (through its control socket) and the sessions it carries. */
 class SshConnection {
   readonly options: SshHostOptions;
   /** 0700 on this machine: the control socket, the master's log, forwarded sockets. */
   readonly dir: string;
   readonly controlPath: string;
+  /** Local listeners of relayed sockets (SshHost.localPath under sudo), closed with the connection. */
+  readonly servers: net.Server[] = [];
   processes = 0;
 
   constructor(options: SshHostOptions, dir: string) {
@@ -276,11 +345,12 @@ class SshConnection {
     } finally {
       await log.close();
     }
-    if (status) throw masterFailure(this.options, await fs.readFile(logFile, 'utf8'), status);
+    if (status) throw masterFailure(this.options, await fs.readFile(logFile, 'utf8'), status, await knownHostsFileOf(this.options));
   }
 
   /** Ends the master (and every session and forwarding it carries), then removes the private directory. */
   async stop(): Promise<void> {
+    for (const server of this.servers) server.close();
     const child = this.spawn(sshClientArgs(this.options, this.controlPath, ['-O', 'exit']), 'ignore');
     await new Promise<void>((resolve) => {
       child.once('error', () => resolve());
@@ -449,6 +519,49 @@ export class SshHost implements Host {
     await this.channel.request('symlink', { target, path: absolute(hostPath) });
   }
 
+  /**
+   * Writes the local file `localFile` to `hostPath` as one stream through a
+   * session of its own (ssh-helper.py receive: a temporary file beside the
+   * target, given owner and mode, synced, renamed over it), not as requests
+   * of the helper: a package of 50 MB goes at the connection's speed. Resolves
+   * with the sha256 the host computed of what it wrote. If it throws, the
+   * target is as it was.
+   */
+  async upload(localFile: string, hostPath: string, ownership: Ownership): Promise<{ sha256: string }> {
+    const target = absolute(hostPath);
+    const connection = this.requireConnection('upload');
+    const { size } = await fs.stat(localFile);
+    const mode = ['receive', target, String(ownership.uid), String(ownership.gid), ownership.mode.toString(8), String(size)];
+    this.channels.requests++;
+    this.channels.roundTrips++;
+    const child = connection.spawn(sshClientArgs(connection.options, connection.controlPath, ['-T'], helperCommand(connection.options.sudo === true, mode)));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4096)));
+    child.stdin!.on('error', () => undefined); // it ended early: its status says why
+    child.stdin!.write(helperScript());
+    createReadStream(localFile).pipe(child.stdin!);
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('error', (error) => {
+        stderr += error.message;
+        resolve(null);
+      });
+      child.once('close', (c) => resolve(c));
+    });
+    const sha256 = /^([0-9a-f]{64})$/m.exec(stdout)?.[1];
+    if (code === 0 && sha256) return { sha256 };
+    const said = stderr.trim().split('\n').slice(-4).join('\n');
+    throw new HostKitError(
+      code === 255 ? 'SSH_CONNECT_FAILED' : 'SSH_REMOTE_HELPER_FAILED',
+      `Could not copy ${localFile} to ${this.name}:${target}: ${said || `exit ${code}`}`,
+      {
+        data: { host: this.name, file: target },
+        retryable: code === 255,
+      },
+    );
+  }
+
   /** The host's kernel name (uname -n), asked of the helper. */
   async hostname(): Promise<string> {
     return this.channel.request<string>('hostname');
@@ -507,12 +620,15 @@ export class SshHost implements Host {
 
   /**
    * A private directory on this machine where each Unix socket now in the host's
-   * directory `hostPath` (PostgreSQL's .s.PGSQL.PORT) is forwarded through the
-   * master (ssh -O forward -L), so a client here connects as if on the host:
-   * sshd opens the remote socket as the login user, which is who PostgreSQL's
-   * peer authentication then sees (root for root@; with `sudo`, the login user,
-   * not root). Sockets that appear later are forwarded on the next call.
-   * Undefined where ssh's -L syntax cannot name the path (a ":" or a blank in it).
+   * directory `hostPath` (PostgreSQL's .s.PGSQL.PORT) is forwarded, so a client
+   * here connects as if on the host, and as the user the helper runs as (whom
+   * PostgreSQL's peer authentication then sees): a login that is the helper's
+   * user has the master forward it (ssh -O forward -L: sshd opens the remote
+   * socket as the login user); under `sudo`, every connection is relayed by a
+   * helper of its own run under sudo (ssh-helper.py relay), so it is root that
+   * opens the socket, as for a local HostKit. Sockets that appear later are
+   * forwarded on the next call. Undefined where ssh's -L syntax cannot name the
+   * path (a ":" or a blank in it).
    */
   async localPath(hostPath: string): Promise<string | undefined> {
     const dir = absolute(hostPath);
@@ -528,15 +644,47 @@ export class SshHost implements Host {
         this.forwards.set(dir, forward);
       }
       for (const name of names.filter((n) => !forward.names.has(n))) {
-        this.channels.requests++;
-        this.channels.roundTrips++;
-        await connection.forwardSocket(path.join(forward.local, name), path.posix.join(dir, name));
+        const local = path.join(forward.local, name);
+        const remote = path.posix.join(dir, name);
+        if (connection.options.sudo) {
+          await this.relaySocket(connection, local, remote);
+        } else {
+          this.channels.requests++;
+          this.channels.roundTrips++;
+          await connection.forwardSocket(local, remote);
+        }
         forward.names.add(name);
       }
       return forward.local;
     });
     this.forwarding = forwarded.catch(() => undefined);
     return forwarded;
+  }
+
+  /** Listens on `local`; each connection there is carried by a session of its own running the helper's relay to `remote` under sudo. */
+  private async relaySocket(connection: SshConnection, local: string, remote: string): Promise<void> {
+    const command = helperCommand(true, ['relay', remote]);
+    const server = net.createServer((client) => {
+      this.channels.requests++;
+      this.channels.roundTrips++;
+      const child = connection.spawn(sshClientArgs(connection.options, connection.controlPath, ['-T'], command));
+      child.stderr!.resume();
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.write(helperScript());
+      client.pipe(child.stdin!);
+      child.stdout!.pipe(client);
+      client.on('error', () => child.kill());
+      client.on('close', () => child.kill());
+      child.once('error', () => client.destroy());
+      child.once('close', () => client.destroy());
+    });
+    server.unref();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(local, () => resolve());
+    });
+    await fs.chmod(local, 0o600);
+    connection.servers.push(server);
   }
 
   private requireConnection(what: string): SshConnection {
@@ -575,9 +723,11 @@ export async function openSshHost(options: SshHostOptions): Promise<SshHost> {
   const name = options.name ?? `ssh:${options.target.host}`;
   // Checked again: a target that did not come from parseSshTarget must not smuggle an option in.
   parseSshTarget(formatSshTarget(options.target));
-  const dir = await fs.mkdtemp(path.join(privateParent(), 'hostkit-ssh-'));
+  await sweepAbandoned();
+  const dir = await fs.mkdtemp(path.join(privateParent(), PRIVATE_PREFIX));
   const connection = new SshConnection(options, dir);
   try {
+    await fs.writeFile(path.join(dir, OWNER_FILE), `${process.pid}\n`, { mode: 0o600 });
     await connection.startMaster();
   } catch (error) {
     await fs.rm(dir, { recursive: true, force: true });

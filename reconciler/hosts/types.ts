@@ -110,6 +110,14 @@ export interface Host {
    */
   appendFile(path: string, data: Buffer | string, ownership: Ownership, options?: AppendOptions): Promise<void>;
 
+  /**
+   * Optional, for large files (a package bootstrap copies): write the bytes of
+   * the file `localFile` of this machine to `path` as one stream, atomically
+   * as writeFile does; resolves with the sha256 of what the host wrote. Hosts
+   * without it take writeFile or appendFile in pieces.
+   */
+  upload?(localFile: string, path: string, ownership: Ownership): Promise<{ sha256: string }>;
+
   /** Create one directory (parent must exist) with owner and mode; no error if it exists. */
   mkdir(path: string, ownership: Ownership, options?: PathOptions): Promise<void>;
 

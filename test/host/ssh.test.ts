@@ -3,9 +3,13 @@
 // keys. First the Host contract (what smoke.test.ts and the local/nspawn specs
 // assert), then the engine: plan, reconcile and rollback of one scenario over
 // SSH, compared with the same run through NspawnHost; then host keys.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { findRun, rollbackRun } from '../../reconciler/apply/rollback.js';
 import { renderRestorePlan } from '../../reconciler/commands/safety.js';
@@ -93,6 +97,30 @@ async function rollbackLast(host: Host) {
   return { plan: renderRestorePlan(dry.plan).replace(target.record.id, 'RUN'), errors: done.result?.errors };
 }
 
+/** HostKit's private directories on this machine that name `pid` as their owner. */
+async function ownedBy(pid: number): Promise<string[]> {
+  const parent = os.tmpdir().length <= 40 ? os.tmpdir() : '/tmp';
+  const found: string[] = [];
+  for (const name of (await readdir(parent)).filter((n) => /^hostkit-ssh-[A-Za-z0-9]{6}$/.test(n))) {
+    const owner = await readFile(path.join(parent, name, 'owner'), 'utf8').catch(() => '');
+    if (owner.trim() === String(pid)) found.push(path.join(parent, name));
+  }
+  return found;
+}
+
+/** Whether a master answers on this control socket (ssh -O check). */
+async function masterAnswers(control: string): Promise<boolean> {
+  return (await execa('ssh', ['-F', 'none', '-o', `ControlPath=${control}`, '-O', 'check', 'x'], { reject: false })).exitCode === 0;
+}
+
+/** A plain (no sudo) connection's forwarding of PostgreSQL's socket directory, for comparison; closed when the test file ends. */
+const plainHosts: SshHost[] = [];
+async function plainLocal(options: { target: SshHost['target']; configFile: string }): Promise<string | undefined> {
+  const plain = await openSshHost(options);
+  plainHosts.push(plain);
+  return plain.localPath('/run/postgresql');
+}
+
 describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
   const machine = useHost();
   let access: SshAccess;
@@ -109,6 +137,7 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
     expect(await eventually(async () => (await admin(machine(), 'SELECT 1').catch(() => '')) === '1', 10_000)).toBe(true);
   });
   afterAll(async () => {
+    for (const plain of plainHosts) await plain.close();
     await ssh?.close();
     await access?.dispose();
     if (scratch) await rm(scratch, { recursive: true, force: true });
@@ -326,6 +355,23 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
         expect((await sudo.exec('id', ['-un'])).stdout).toBe('root\n');
         await sudo.writeFile('/etc/hkt-deploy', 'as root\n', { uid: 0, gid: 0, mode: 0o600 });
         expect((await machine().exec('stat', ['-c', '%U %a', '/etc/hkt-deploy'])).stdout).toBe('root 600\n');
+        // PostgreSQL's socket is opened by root as for a local HostKit (peer authentication maps root to postgres), not by the login.
+        const pg = (await import('pg')).default;
+        const local = await sudo.localPath('/run/postgresql');
+        for (let i = 0; i < 2; i++) {
+          const client = new pg.Client({ host: local, user: 'postgres', database: 'postgres' });
+          await client.connect();
+          try {
+            const { rows } = await client.query<{ user: string }>('SELECT current_user AS user');
+            expect(rows).toEqual([{ user: 'postgres' }]);
+          } finally {
+            await client.end();
+          }
+        }
+        // The plain login's forwarding is authenticated as deploy, which PostgreSQL does not know.
+        const asDeploy = new pg.Client({ host: await plainLocal(options), user: 'postgres', database: 'postgres' });
+        await expect(asDeploy.connect()).rejects.toThrow(/Peer authentication failed|role "deploy" does not exist/);
+        await asDeploy.end().catch(() => undefined);
       } finally {
         await sudo.close();
       }
@@ -336,6 +382,39 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
       });
     } finally {
       await deploy.dispose();
+    }
+  });
+
+  /** sshd processes of root's connections on the host. */
+  const rootSessions = async () => (await machine().exec('ps', ['-eo', 'args='])).stdout.split('\n').filter((l) => l.startsWith('sshd: root')).length;
+
+  it('a HostKit that dies without closing leaves a directory and a master: the next connection ends both', async () => {
+    const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/reconciler/hosts/ssh.js');
+    const script = `const { openSshHost } = await import(${JSON.stringify(dist)});
+const host = await openSshHost({ target: ${JSON.stringify(access.target)}, configFile: ${JSON.stringify(access.configFile)} });
+await host.hostname();
+process.stdout.write('open\\n');
+setInterval(() => undefined, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the child exited ${code}`)));
+    });
+    const dirs = await ownedBy(child.pid!);
+    expect(dirs).toHaveLength(1);
+    const withChild = await rootSessions();
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const control = path.join(dirs[0]!, 'control');
+    expect(await masterAnswers(control)).toBe(true);
+
+    const next = await openSshHost({ target: access.target, configFile: access.configFile });
+    try {
+      expect(existsSync(dirs[0]!)).toBe(false);
+      // Its master was told to exit: on the host, the child's connection is gone (the new one stands in its place).
+      expect(await eventually(async () => (await rootSessions()) === withChild, 10_000)).toBe(true);
+    } finally {
+      await next.close();
     }
   });
 
@@ -375,5 +454,14 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
     // Recorded: the next connection needs no accept-new.
     const again = await openSshHost(options);
     await again.close();
+
+    // A known_hosts file ssh_config chose is the one named.
+    const chosen = path.join(scratch, 'known_hosts_prod');
+    await writeFile(chosen, '', { mode: 0o600 });
+    const config = path.join(scratch, 'ssh_config_prod');
+    await writeFile(config, (await readFile(access.configFile, 'utf8')).replace(/UserKnownHostsFile \S+/, `UserKnownHostsFile ${chosen}`));
+    const named = await openSshHost({ target: access.target, configFile: config }).catch((e: unknown) => e);
+    expect(named).toMatchObject({ code: 'SSH_HOST_KEY_UNKNOWN', data: { knownHosts: chosen } });
+    expect((named as Error).message).toContain(`is not in ${chosen}.`);
   });
 });
