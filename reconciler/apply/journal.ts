@@ -179,7 +179,9 @@ export class RunJournal {
   /** Save a path's current bytes and ownership, where it points if a symlink (a release's `current`), or that it is absent, under the run, once per path. */
   async backupFile(id: string, filePath: string): Promise<void> {
     if (this.backedUp.has(JSON.stringify({ type: 'file', path: filePath }))) return;
-    const st = await this.host.stat(filePath);
+    // The bytes are asked for with the stat (one round trip over SSH). `managed` opens without following
+    // or blocking (a symlink, a FIFO, a symlinked directory on the way fail, and are read below if needed).
+    const [st, early] = await Promise.all([this.host.stat(filePath), this.host.readFile(filePath, { managed: true }).catch(() => undefined)]);
     const link = st?.type === 'symlink' ? await this.host.readlink(filePath) : undefined;
     if (link !== undefined) {
       await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, link });
@@ -190,7 +192,8 @@ export class RunJournal {
       return;
     }
     const file = `backups/${++this.backups}`;
-    await this.host.writeFile(path.posix.join(this.dir, file), (await this.host.readFile(filePath)) ?? Buffer.alloc(0), { uid: 0, gid: 0, mode: 0o600 });
+    const bytes = early ?? (await this.host.readFile(filePath)) ?? Buffer.alloc(0);
+    await this.host.writeFile(path.posix.join(this.dir, file), bytes, { uid: 0, gid: 0, mode: 0o600 });
     await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, file, mode: st.mode, uid: st.uid, gid: st.gid });
   }
 

@@ -46,7 +46,7 @@ export interface HoldEntry {
   run?: string;
 }
 
-interface SafetyState {
+export interface SafetyState {
   version: 1;
   quarantined: Record<string, QuarantineEntry>;
   failures: Record<string, { at: string; commit?: string; run?: string }[]>;
@@ -58,7 +58,8 @@ export function safetyPath(stateDirectory: string): string {
   return path.posix.join(stateDirectory, 'safety.json');
 }
 
-async function load(host: Host, stateDirectory: string): Promise<SafetyState> {
+/** STATE/safety.json as it is now (empty when missing); pausedProjects takes what one read gave. */
+export async function loadSafety(host: Host, stateDirectory: string): Promise<SafetyState> {
   const s = await readJson<SafetyState>(host, safetyPath(stateDirectory));
   if (!s || s.version !== 1) return { version: 1, quarantined: {}, failures: {}, paused: {}, held: {} };
   return { version: 1, quarantined: s.quarantined ?? {}, failures: s.failures ?? {}, paused: s.paused ?? {}, held: s.held ?? {} };
@@ -80,7 +81,7 @@ export async function recordFailure(
   failure: FailureInput,
   policy: DeployPolicy = DEFAULT_POLICY,
 ): Promise<{ quarantined: boolean; paused: PauseEntry[] }> {
-  const state = await load(host, stateDirectory);
+  const state = await loadSafety(host, stateDirectory);
   const now = failure.at ?? new Date();
   const at = now.toISOString();
   if (failure.commit) {
@@ -109,11 +110,11 @@ export async function recordFailure(
 
 export async function isQuarantined(host: Host, stateDirectory: string, commit: string | undefined): Promise<QuarantineEntry | undefined> {
   if (!commit) return undefined;
-  return (await load(host, stateDirectory)).quarantined[commit];
+  return (await loadSafety(host, stateDirectory)).quarantined[commit];
 }
 
 export async function isPaused(host: Host, stateDirectory: string, project: string): Promise<PauseEntry | undefined> {
-  return (await load(host, stateDirectory)).paused[project];
+  return (await loadSafety(host, stateDirectory)).paused[project];
 }
 
 /**
@@ -125,8 +126,9 @@ export async function pausedProjects(
   host: Host,
   stateDirectory: string,
   fingerprints: ReadonlyMap<string, string>,
+  loaded?: SafetyState,
 ): Promise<{ paused: PauseEntry[]; released: PauseEntry[] }> {
-  const state = await load(host, stateDirectory);
+  const state = loaded ?? (await loadSafety(host, stateDirectory));
   const paused: PauseEntry[] = [];
   const released: PauseEntry[] = [];
   for (const entry of Object.values(state.paused)) {
@@ -143,7 +145,7 @@ export async function pausedProjects(
 
 /** Hold `project` on `release` (replacing a hold it had). */
 export async function holdRelease(host: Host, stateDirectory: string, hold: Omit<HoldEntry, 'at'> & { at?: Date }): Promise<HoldEntry> {
-  const state = await load(host, stateDirectory);
+  const state = await loadSafety(host, stateDirectory);
   const entry: HoldEntry = {
     project: hold.project,
     release: hold.release,
@@ -158,12 +160,12 @@ export async function holdRelease(host: Host, stateDirectory: string, hold: Omit
 
 /** The hold on `project`, if any. A plan reads it; whether it still binds is the caller's to decide (its specDigest against holdDigest of the spec). */
 export async function heldRelease(host: Host, stateDirectory: string, project: string): Promise<HoldEntry | undefined> {
-  return (await load(host, stateDirectory)).held[project];
+  return (await loadSafety(host, stateDirectory)).held[project];
 }
 
 /** End the hold on `project` (its rollback run failed, or a commit changed its release spec); returns it, or undefined when there was none. */
 export async function releaseHold(host: Host, stateDirectory: string, project: string): Promise<HoldEntry | undefined> {
-  const state = await load(host, stateDirectory);
+  const state = await loadSafety(host, stateDirectory);
   const entry = state.held[project];
   if (!entry) return undefined;
   delete state.held[project];
@@ -178,13 +180,13 @@ export interface SafetyStatus {
 }
 
 export async function safetyStatus(host: Host, stateDirectory: string): Promise<SafetyStatus> {
-  const state = await load(host, stateDirectory);
+  const state = await loadSafety(host, stateDirectory);
   return { quarantined: Object.values(state.quarantined), paused: Object.values(state.paused), held: Object.values(state.held) };
 }
 
 /** Lift quarantines, pauses and release holds (all of them, or one project's / one commit's); returns what was lifted. */
 export async function resume(host: Host, stateDirectory: string, only: { project?: string; commit?: string } = {}): Promise<SafetyStatus> {
-  const state = await load(host, stateDirectory);
+  const state = await loadSafety(host, stateDirectory);
   const lifted: SafetyStatus = { quarantined: [], paused: [], held: [] };
   for (const [commit, q] of Object.entries(state.quarantined)) {
     const match = only.commit ? commit.startsWith(only.commit) : only.project ? q.projects.includes(only.project) : true;

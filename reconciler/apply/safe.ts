@@ -11,16 +11,7 @@ import type { HostManifest, Manifest } from '../manifests/types.js';
 import { applyPlan, type ApplyOptions, type ApplyResult } from './executor.js';
 import { DEFAULT_KEEP_RUNS, pruneRuns } from './journal.js';
 import { healthChecks } from './health.js';
-import {
-  DEFAULT_POLICY,
-  isQuarantined,
-  pausedProjects,
-  recordFailure,
-  safetyStatus,
-  type DeployPolicy,
-  type PauseEntry,
-  type QuarantineEntry,
-} from './quarantine.js';
+import { DEFAULT_POLICY, loadSafety, pausedProjects, recordFailure, type DeployPolicy, type PauseEntry, type QuarantineEntry } from './quarantine.js';
 import { recoverInterruptedRun } from './restore.js';
 
 // The safe-apply wrapper around the executor, for reconcileHost and the agent:
@@ -128,7 +119,9 @@ export async function applySafely(
   const commit = plan.commit;
   const only = options.only;
   const pending = pendingChanges(plan).filter((c) => !only || only.has(c.id));
-  const quarantine = options.operatorRun ? undefined : await isQuarantined(host, stateDirectory, commit);
+  // One read of safety.json for the quarantine and the pauses (over SSH, each read is a round trip).
+  const safety = await loadSafety(host, stateDirectory);
+  const quarantine = options.operatorRun || !commit ? undefined : safety.quarantined[commit];
   if (quarantine && pending.length > 0) {
     return {
       kind: 'held',
@@ -144,8 +137,8 @@ export async function applySafely(
   // commit that changes a project, so it un-pauses none (whatever the fingerprints say).
   const { paused, released } =
     only || options.keepPauses
-      ? { paused: (await safetyStatus(host, stateDirectory)).paused.filter((p) => fingerprints.has(p.project)), released: [] }
-      : await pausedProjects(host, stateDirectory, fingerprints);
+      ? { paused: Object.values(safety.paused).filter((p) => fingerprints.has(p.project)), released: [] }
+      : await pausedProjects(host, stateDirectory, fingerprints, safety);
   const pausedNames = new Set(paused.map((p) => p.project));
   const held = new Set<string>();
   for (const c of pending) {

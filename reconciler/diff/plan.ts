@@ -83,8 +83,11 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   // A plain environment value that looks like a credential is scrubbed from everything this run prints, as a secret is.
   for (const r of expansion.resources)
     for (const value of plainCredentials((r.spec as { environment?: Record<string, string> }).environment)) redactor.add(value);
-  const fingerprintKey = await loadFingerprintKey(options.host, stateDirectory, options.mode);
-  const inventory = await readInventory(options.host, stateDirectory, options.hostName);
+  // Read together: over SSH, one round trip for both.
+  const [fingerprintKey, inventory] = await Promise.all([
+    loadFingerprintKey(options.host, stateDirectory, options.mode),
+    readInventory(options.host, stateDirectory, options.hostName),
+  ]);
   const context: DriverContext = {
     run: createRunServices({ host: options.host, stateDirectory, log: options.log }),
     host: options.host,

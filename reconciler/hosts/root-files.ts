@@ -7,13 +7,16 @@ import type { Host } from './types.js';
 
 const ROOT_DIRECTORY = { uid: 0, gid: 0, mode: 0o700 };
 
-/** `dir` and every missing directory above it, root's and 0700. */
+/**
+ * `dir` and every missing directory above it, root's and 0700. Every level is
+ * looked at at once (one round trip over SSH, not one per level), then the
+ * missing ones are made from the top down.
+ */
 export async function ensureRootDirectory(host: Host, dir: string): Promise<void> {
   const parts = dir.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const d = '/' + parts.slice(0, i).join('/');
-    if (!(await host.stat(d))) await host.mkdir(d, ROOT_DIRECTORY);
-  }
+  const levels = parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
+  const found = await Promise.all(levels.map((d) => host.stat(d)));
+  for (const [i, d] of levels.entries()) if (!found[i]) await host.mkdir(d, ROOT_DIRECTORY);
 }
 
 /** Write `file` as root's, 0600, making its directories first. */

@@ -14,16 +14,17 @@ import type { Host } from '../../hosts/types.js';
  */
 export async function symlinkedAncestor(host: Host, p: string, seen = new Map<string, Promise<string | undefined>>()): Promise<string | undefined> {
   const parts = path.posix.normalize(p).split('/').filter(Boolean).slice(0, -1);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
+  // Every level is asked at once (one round trip over SSH), and the answers read from the top down.
+  const levels = parts.map((_, i) => {
+    const dir = '/' + parts.slice(0, i + 1).join('/');
     let pending = seen.get(dir);
     if (!pending) {
       pending = host.stat(dir).then((st) => (st?.type === 'symlink' ? dir : undefined));
       seen.set(dir, pending);
     }
-    const found = await pending;
-    if (found) return found;
-  }
+    return pending;
+  });
+  for (const found of await Promise.all(levels)) if (found) return found;
   return undefined;
 }
 
