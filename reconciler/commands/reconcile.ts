@@ -191,7 +191,7 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
       );
     if (result.status === 'rolled-back') {
       lines.push(style.red(`Failed and rolled back: ${result.failed.id}: ${result.failed.error}`));
-      lines.push(`Rolled back ${result.steps.length + 1} change(s) applied by this run; the host is as it was before.`);
+      lines.push(`Rolled back ${rolledBackCount(result, plan)} change(s) applied by this run; the host is as it was before.`);
       for (const e of result.rollbackErrors) lines.push(style.red(`  rollback of ${e.id} failed: ${e.error}`));
       if (result.quarantined && commit)
         lines.push(style.yellow(`Commit ${commit.slice(0, 12)} is quarantined: it is not applied again until a new commit, or \`hostkit resume\`.`));
@@ -211,4 +211,13 @@ export async function reconcile(opts: ReconcileCommandOptions): Promise<number> 
     write(lines.join('\n') + '\n');
   }
   return result.status === 'rolled-back' ? 1 : 0;
+}
+
+/**
+ * How many changes a rolled-back run had begun: those it applied, and the
+ * failed step when it was a change (perhaps partly done), not when it was a
+ * health check, a settle or the run's own bookkeeping.
+ */
+export function rolledBackCount(result: { steps: readonly unknown[]; failed: { id: string } }, plan: { changes: readonly { id: string }[] }): number {
+  return result.steps.length + (plan.changes.some((c) => c.id === result.failed.id) ? 1 : 0);
 }
