@@ -47,6 +47,21 @@ describe('reconciler/apply/journal', () => {
     ]);
   });
 
+  it('backupFiles records each path once, in the order given: a file with its bytes and ownership, a link, an absent path', async () => {
+    const host = new FakeHost({ '/srv/a.conf': 'one\n' });
+    await host.symlink('releases/a', '/srv/current');
+    const journal = await RunJournal.open(host, '/var/lib/hostkit', { type: 'apply', host: 'test-1', planned: [] });
+    await journal.backupFiles('site/a', ['/srv/missing', '/srv/a.conf', '/srv/current', '/srv/a.conf']);
+    await journal.backupFiles('site/a', ['/srv/a.conf']);
+    const backups = journal.events.filter((e) => e.ev === 'backup').map(({ t: _t, ...e }) => e);
+    expect(backups).toEqual([
+      { ev: 'backup', id: 'site/a', target: { type: 'file', path: '/srv/missing' }, absent: true },
+      { ev: 'backup', id: 'site/a', target: { type: 'file', path: '/srv/a.conf' }, file: 'backups/1', mode: 0o644, uid: 0, gid: 0 },
+      { ev: 'backup', id: 'site/a', target: { type: 'file', path: '/srv/current' }, link: 'releases/a' },
+    ]);
+    expect((await journal.readBackup('backups/1'))?.toString()).toBe('one\n');
+  });
+
   it('backs up a symlink as where it points, and a restore points it back there rather than removing it', async () => {
     const host = new FakeHost({ '/srv/app/releases/a/app.py': 'A', '/srv/app/releases/b/app.py': 'B' });
     await host.symlink('releases/a', '/srv/app/current');

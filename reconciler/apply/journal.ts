@@ -4,10 +4,10 @@ import type { Change } from '../diff/model.js';
 import type { CommandSpec } from '../core/specs.js';
 import { forgetPrunedCheckpoints } from '../drivers/backup/checkpoint.js';
 import type { ChangeJournal } from '../drivers/types.js';
-import type { Host } from '../hosts/types.js';
+import type { FileStat, Host } from '../hosts/types.js';
 import type { HostSpec } from '../manifests/types.js';
 import { toInventoryEntry, type InventoryEntry } from './inventory.js';
-import { ensureDirectory, readJson, writeJson } from './state-file.js';
+import { ensureDirectory, jsonText, readJson } from './state-file.js';
 
 // The run journal: STATE/runs/RUN-ID/ holds run.json (written before anything
 // changes: what is planned), events.jsonl (one line per step, appended as
@@ -132,10 +132,12 @@ export class RunJournal {
   static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
     const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
     const journal = new RunJournal(host, stateDirectory, full, []);
+    // Every directory on the way is made here (the state directory, runs/, the run's own): the files below go straight in.
     await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
-    await writeJson(host, currentPath(stateDirectory), { run: full.id });
-    await writeJson(host, path.posix.join(journal.dir, 'run.json'), full);
-    await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', { uid: 0, gid: 0, mode: 0o600 });
+    const file = { uid: 0, gid: 0, mode: 0o600 };
+    await host.writeFile(currentPath(stateDirectory), jsonText({ run: full.id }), file);
+    await host.writeFile(path.posix.join(journal.dir, 'run.json'), jsonText(full), file);
+    await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', file);
     return journal;
   }
 
@@ -178,23 +180,40 @@ export class RunJournal {
 
   /** Save a path's current bytes and ownership, where it points if a symlink (a release's `current`), or that it is absent, under the run, once per path. */
   async backupFile(id: string, filePath: string): Promise<void> {
-    if (this.backedUp.has(JSON.stringify({ type: 'file', path: filePath }))) return;
-    // The bytes are asked for with the stat (one round trip over SSH). `managed` opens without following
-    // or blocking (a symlink, a FIFO, a symlinked directory on the way fail, and are read below if needed).
+    await this.backupFiles(id, [filePath]);
+  }
+
+  /**
+   * backupFile for several paths: every path is looked at at once (over SSH, one
+   * round trip for all), then each is saved and recorded in the order given.
+   */
+  async backupFiles(id: string, filePaths: readonly string[]): Promise<void> {
+    const todo = [...new Set(filePaths)].filter((p) => !this.backedUp.has(JSON.stringify({ type: 'file', path: p })));
+    const seen = await Promise.all(todo.map((p) => this.look(p)));
+    for (const [i, filePath] of todo.entries()) {
+      const { st, bytes, link } = seen[i]!;
+      const target = { type: 'file' as const, path: filePath };
+      if (link !== undefined) await this.event({ ev: 'backup', id, target, link });
+      else if (!st || st.type !== 'file') await this.event({ ev: 'backup', id, target, absent: true });
+      else {
+        const file = `backups/${++this.backups}`;
+        await this.host.writeFile(path.posix.join(this.dir, file), bytes ?? Buffer.alloc(0), { uid: 0, gid: 0, mode: 0o600 });
+        await this.event({ ev: 'backup', id, target, file, mode: st.mode, uid: st.uid, gid: st.gid });
+      }
+    }
+  }
+
+  // A path's stat, and its bytes (a file) or where it points (a symlink). The bytes are asked for with the
+  // stat (one round trip over SSH); `managed` opens without following or blocking (a symlink, a FIFO, a
+  // symlinked directory on the way fail there, and a file is then read again as it is).
+  private async look(filePath: string): Promise<{ st: FileStat | undefined; bytes?: Buffer; link?: string }> {
     const [st, early] = await Promise.all([this.host.stat(filePath), this.host.readFile(filePath, { managed: true }).catch(() => undefined)]);
-    const link = st?.type === 'symlink' ? await this.host.readlink(filePath) : undefined;
-    if (link !== undefined) {
-      await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, link });
-      return;
+    if (st?.type === 'symlink') {
+      const link = await this.host.readlink(filePath);
+      return link === undefined ? { st } : { st, link };
     }
-    if (!st || st.type !== 'file') {
-      await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, absent: true });
-      return;
-    }
-    const file = `backups/${++this.backups}`;
-    const bytes = early ?? (await this.host.readFile(filePath)) ?? Buffer.alloc(0);
-    await this.host.writeFile(path.posix.join(this.dir, file), bytes, { uid: 0, gid: 0, mode: 0o600 });
-    await this.event({ ev: 'backup', id, target: { type: 'file', path: filePath }, file, mode: st.mode, uid: st.uid, gid: st.gid });
+    if (st?.type !== 'file') return { st };
+    return { st, bytes: early ?? (await this.host.readFile(filePath)) ?? Buffer.alloc(0) };
   }
 
   /** Save a driver's JSON record of live state that is not a file (drivers/types.ts ChangeJournal.backupState), once per change and key. */
@@ -212,6 +231,7 @@ export class RunJournal {
       host: this.host,
       stateDirectory: this.stateDirectory,
       backupFile: (p) => this.backupFile(id, p),
+      backupFiles: (paths) => this.backupFiles(id, paths),
       backupState: (key, data) => this.backupState(id, kind, key, data),
     };
   }

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { errorMessage, HostKitError } from '../core/errors.js';
+import { holdKnownDirectory } from '../hosts/root-files.js';
 import type { HeldLock, Host } from '../hosts/types.js';
-import { ensureDirectory, readJson, writeJson } from './state-file.js';
+import { ensureDirectory, jsonText, readJson } from './state-file.js';
 
 // The host-wide run lock: one flock(2) on STATE/run.lock, held for the whole
 // of every run that changes the host (reconcile, rollback, resume, the agent's
@@ -66,15 +67,22 @@ export async function acquireRunLock(host: Host, stateDirectory: string, options
   }
   const owner = ownerPath(stateDirectory);
   try {
-    await writeJson(host, owner, { pid: process.pid, command: options.command, since: new Date().toISOString() } satisfies LockOwner);
+    // The state directory was made above.
+    await host.writeFile(owner, jsonText({ pid: process.pid, command: options.command, since: new Date().toISOString() } satisfies LockOwner), {
+      uid: 0,
+      gid: 0,
+      mode: 0o600,
+    });
   } catch (cause) {
     await held.release();
     throw cause;
   }
+  const forget = holdKnownDirectory(host, stateDirectory);
   return {
     // The owner file goes first: a run that changed nothing leaves the state directory as it found it.
     // Best effort: a host that stopped answering must not hide how the run ended (a stale note is harmless).
     release: async () => {
+      forget();
       try {
         await host.remove(owner);
       } catch (cause) {

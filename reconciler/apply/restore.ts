@@ -202,6 +202,7 @@ function recordFor(record: RunJournal, id: string, kind: ResourceKind): ChangeJo
     host: journal.host,
     stateDirectory: journal.stateDirectory,
     backupFile: async (p) => (await begin(), journal.backupFile(p)),
+    backupFiles: async (paths) => (await begin(), journal.backupFiles(paths)),
     backupState: async (key, data) => (await begin(), journal.backupState(key, data)),
   };
 }

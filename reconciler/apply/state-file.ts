@@ -15,6 +15,11 @@ export async function readJson<T>(host: Host, file: string): Promise<T | undefin
   }
 }
 
+/** How the state files are written: JSON, one-space indent, a final newline. */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 1) + '\n';
+}
+
 export async function writeJson(host: Host, file: string, value: unknown): Promise<void> {
-  await writeRootFile(host, file, JSON.stringify(value, null, 1) + '\n');
+  await writeRootFile(host, file, jsonText(value));
 }

@@ -213,6 +213,8 @@ export interface ChangeJournal {
   readonly stateDirectory: string;
   /** Save a path's bytes and ownership, where it points if a symlink, or that it is absent (once per path and run). */
   backupFile(path: string): Promise<void>;
+  /** backupFile for several paths at once (one round trip over SSH for all), recorded in the order given. */
+  backupFiles(paths: readonly string[]): Promise<void>;
   /**
    * Save live state that bytes of a file cannot express (the firewall's restore transaction,
    * a role's settings, kernel values) as a JSON record, named `key` within the change

@@ -19,8 +19,7 @@ type FirewallStep = { action: 'restore-firewall'; resource: string; transaction:
 
 export const firewallRestore: Restore<Change, TableRecord, FirewallStep> = {
   async backup(_change, journal) {
-    await journal.backupFile(bootPath(journal.stateDirectory));
-    await journal.backupFile(BOOT_UNIT_PATH);
+    await journal.backupFiles([bootPath(journal.stateDirectory), BOOT_UNIT_PATH]);
     await journal.backupState('table', { transaction: restoreTransaction(await listTableText(journal.host)) } satisfies TableRecord);
   },
 

@@ -69,17 +69,20 @@ function ownerLabel(resourceProject: string | undefined, id: string): string {
   return resourceProject ? `Project/${resourceProject}` : id;
 }
 
+// The bytes are asked for with the stat (one round trip over SSH); a site's files are HostKit's own, never a FIFO.
 async function snapshot(host: Host, file: string): Promise<Snapshot> {
-  const st = await host.stat(file);
+  const [st, early] = await Promise.all([host.stat(file), host.readFile(file).catch(() => undefined)]);
   if (st?.type !== 'file') return { file };
-  const content = (await host.readFile(file)) ?? Buffer.alloc(0);
+  const content = early ?? (await host.readFile(file)) ?? Buffer.alloc(0);
   return { file, previous: { content, mode: st.mode, uid: st.uid, gid: st.gid } };
 }
 
+// `dir`, and its parent when missing (root's, 0755); both looked at at once.
 async function ensureDir(host: Host, dir: string, ownership: Ownership, created: string[]): Promise<void> {
   const parent = path.posix.dirname(dir);
-  if (parent !== dir && !(await host.stat(parent))) await ensureDir(host, parent, { uid: 0, gid: 0, mode: 0o755 }, created);
-  if (await host.stat(dir)) return;
+  const [parentStat, dirStat] = await Promise.all([parent !== dir ? host.stat(parent) : undefined, host.stat(dir)]);
+  if (dirStat) return;
+  if (parent !== dir && !parentStat) await ensureDir(host, parent, { uid: 0, gid: 0, mode: 0o755 }, created);
   await host.mkdir(dir, ownership);
   created.push(dir);
 }
@@ -325,7 +328,7 @@ export const nginxSiteDriver: Driver<SiteSpec, DesiredSite, ObservedSite, SiteUn
     const spec = change.resource!.spec;
     const file = siteFile(spec.site);
     const auth = htpasswdFile(spec.site);
-    const undo: SiteUndo = { snapshots: [await snapshot(ctx.host, file), await snapshot(ctx.host, auth)], createdDirs: [] };
+    const undo: SiteUndo = { snapshots: await Promise.all([snapshot(ctx.host, file), snapshot(ctx.host, auth)]), createdDirs: [] };
     if (hasOp(change, 'reload')) await ctx.run.nginx.changing({ path: file, resourceId: change.id });
     try {
       await writeSite(change, ctx, undo);

@@ -63,9 +63,7 @@ export const siteRestore: Restore<Change<unknown, unknown, SiteSpec>> = {
   async backup(change, journal) {
     const site = change.resource?.spec.site;
     if (!site) return;
-    await journal.backupFile(reloadOwedPath(journal.stateDirectory));
-    await journal.backupFile(siteFile(site));
-    await journal.backupFile(htpasswdFile(site));
+    await journal.backupFiles([reloadOwedPath(journal.stateDirectory), siteFile(site), htpasswdFile(site)]);
   },
   after: afterRestore,
 };

@@ -41,8 +41,7 @@ export const accessRestore: Restore<Change<unknown, ObservedAccess, PgAccessSpec
     // Not reachable at plan time: installed by this run, it may still be starting.
     const files = observed?.login === 'refused' ? observed.files : await startedCluster(journal.host, cluster);
     await journal.backupState('cluster', { cluster } satisfies ClusterRecord);
-    await journal.backupFile(files.hba);
-    await journal.backupFile(files.ident);
+    await journal.backupFiles([files.hba, files.ident]);
   },
   after: afterRestore,
 };

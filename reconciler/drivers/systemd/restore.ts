@@ -49,9 +49,8 @@ export function unitRestore(
       const unit = unitOf(change);
       if (!unit) return;
       const file = `${UNIT_DIR}/${unit}`;
-      await journal.backupFile(pendingPath(journal.stateDirectory));
-      await journal.backupFile(file);
-      for (const name of findOp(change, 'remove-drop-ins')?.dropIns ?? []) await journal.backupFile(`${file}.d/${name}`);
+      const dropIns = (findOp(change, 'remove-drop-ins')?.dropIns ?? []).map((name) => `${file}.d/${name}`);
+      await journal.backupFiles([pendingPath(journal.stateDirectory), file, ...dropIns]);
       const state = change.observed?.state;
       if (state) await journal.backupState('unit', { unit, active: state.active === 'active', enabled: state.enabled } satisfies UnitRecord);
     },
