@@ -169,7 +169,11 @@ function summarizeText(text: string): string {
 
 // Create missing parent directories (root, 0755); return the ones created, outermost first.
 export async function ensureParents(host: Host, filePath: string): Promise<string[]> {
-  const missing = await missingParents(host, filePath);
+  return makeParents(host, await missingParents(host, filePath));
+}
+
+// Make the directories missingParents found (root, 0755), outermost first; returns them.
+async function makeParents(host: Host, missing: string[]): Promise<string[]> {
   for (const d of missing) await host.mkdir(d, { uid: 0, gid: 0, mode: 0o755 }, { managed: true });
   return missing;
 }
@@ -182,9 +186,11 @@ export async function ensureParents(host: Host, filePath: string): Promise<strin
 export async function applyFile(host: Host, change: Change<DesiredFile, ObservedFile, unknown, ManagedFileOp>, ctx?: DriverContext): Promise<FileUndo> {
   const p = (change.resource!.spec as { path: string }).path;
   const undo: FileUndo = { createdDirs: [] };
-  const st = await host.stat(p);
+  // What is there, its bytes and the directories missing on its way, asked at once (one round trip over SSH).
+  const [st, early, missing] = await Promise.all([host.stat(p), host.readFile(p, { managed: true }).catch(() => undefined), missingParents(host, p)]);
   if (st?.type === 'file') {
-    const content = (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
+    // Read again when the first read failed: a refusal (a symlink on the way) is thrown from here, as before.
+    const content = early ?? (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
     undo.previous = { content, uid: st.uid, gid: st.gid, mode: st.mode };
   }
   if (hasOp(change, 'remove')) {
@@ -196,7 +202,7 @@ export async function applyFile(host: Host, change: Change<DesiredFile, Observed
   const desired = change.desired!;
   const users = ctx ? await ctx.run.users.get() : await UserDb.read(host); // the run's copy is read again after any account change
   const ownership = { uid: users.uid(desired.owner), gid: users.gid(desired.group), mode: desired.mode };
-  undo.createdDirs = await ensureParents(host, p);
+  undo.createdDirs = await makeParents(host, missing);
   // A file gone since the plan is written whole, whatever else its operations said.
   if (write || !undo.previous) await host.writeFile(p, desired.content, ownership, { managed: true });
   else await host.setOwnership(p, ownership, { managed: true });

@@ -19,9 +19,9 @@ export async function missingParents(host: Host, filePath: string): Promise<stri
 
 /** Back up `filePath`, and record the directories its write would create (key `parents`). */
 export async function backupPath(journal: ChangeJournal, filePath: string): Promise<void> {
-  const created = await missingParents(journal.host, filePath);
+  // Both looked at at once (one round trip over SSH); a restore reads the two records by their kind, not their order.
+  const [created] = await Promise.all([missingParents(journal.host, filePath), journal.backupFile(filePath)]);
   if (created.length > 0) await journal.backupState('parents', { created } satisfies ParentsRecord);
-  await journal.backupFile(filePath);
 }
 
 interface ParentsRecord {

@@ -313,7 +313,12 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
     async apply(change, ctx, state) {
       const unit = unitName(change.resource!.spec);
       const path = `${UNIT_DIR}/${unit}`;
-      const previous = await ctx.host.readFile(path);
+      const dropIns = findOp(change, 'remove-drop-ins')?.dropIns ?? [];
+      // Owed before its file or drop-ins change (a restart owed by an earlier run is listed already).
+      const owed = hasOp(change, 'restart') && (hasOp(change, 'write') || dropIns.length > 0);
+      const stops = hasOp(change, 'disable') || hasOp(change, 'stop');
+      // The restart is noted while the live file is read (one round trip over SSH) unless the unit is stopped first.
+      const [previous] = await Promise.all([ctx.host.readFile(path), owed && !stops ? markPending(ctx, state, unit) : undefined]);
       const undo: UnitUndo = { wrote: false, ...(previous ? { previous } : {}) };
       // One call stops and disables it (best effort: it may already be stopped).
       if (hasOp(change, 'disable')) await ctx.host.exec('systemctl', ['disable', ...(hasOp(change, 'stop') ? ['--now'] : []), unit]);
@@ -324,11 +329,7 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
         return undo;
       }
       const desired = change.desired!;
-      const dropIns = findOp(change, 'remove-drop-ins')?.dropIns ?? [];
-      // Owed before its file or drop-ins change (a restart owed by an earlier run is listed already).
-      if (hasOp(change, 'restart') && (hasOp(change, 'write') || dropIns.length > 0)) {
-        await markPending(ctx, state, unit);
-      }
+      if (owed && stops) await markPending(ctx, state, unit);
       if (hasOp(change, 'write')) {
         await checkUnitFile(ctx, state, unit, desired.content);
         await ctx.host.writeFile(path, desired.content, { uid: 0, gid: 0, mode: 0o644 });
