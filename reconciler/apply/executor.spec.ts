@@ -230,6 +230,45 @@ describe('reconciler/apply/executor', () => {
     expect(again.steps.map((s) => s.resource).filter((id) => id !== '(inventory)')).toEqual(['file/b', 'command/migrate']);
   });
 
+  it('a host that pipelines writes (flush) is flushed at the end of each change, settle and verify, and before success is reported', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([
+      ['file', recorder('file', log)],
+      ['unit', recorder('unit', log, new Set(), true)],
+    ]);
+    const p = planned([change('file/a', 'create'), change('unit/b', 'update')], drivers);
+    const host = p.context.host as FakeHost & { flush?: () => Promise<void> };
+    host.flush = async () => void log.push('flush');
+    const result = await applyPlan(p);
+    expect(result.status).toBe('applied');
+    // apply, apply, settle, verify (no write of its own), then the inventory and the journal's end before 'applied' is returned.
+    expect(log).toEqual(['apply file/a', 'flush', 'apply unit/b', 'flush', 'settle', 'flush', 'flush', 'flush']);
+
+    const none = planned([], new Map());
+    const flushed: string[] = [];
+    (none.context.host as FakeHost & { flush?: () => Promise<void> }).flush = async () => void flushed.push('flush');
+    expect((await applyPlan(none)).status).toBe('no-changes');
+    expect(flushed).toEqual(['flush']);
+  });
+
+  it('a write that fails on the host (told by flush) is the failure of the change that sent it: the run rolls back from it', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', log)]]);
+    const p = planned([change('file/a', 'create'), change('file/b', 'create'), change('file/c', 'create')], drivers);
+    let calls = 0;
+    (p.context.host as FakeHost & { flush?: () => Promise<void> }).flush = async () => {
+      calls++;
+      if (calls === 2) throw Object.assign(new Error("ENOSPC: No space left on device, write '/etc/b' on ssh:h (write sent earlier)"), { code: 'ENOSPC' });
+    };
+    const result = await applyPlan(p);
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed).toMatchObject({ id: 'file/b', error: expect.stringContaining("ENOSPC: No space left on device, write '/etc/b'") });
+    expect(result.rollbackErrors).toEqual([]);
+    // file/b applied as far as its driver knew: it is restored with file/a; file/c never started.
+    expect(log).toEqual(['apply file/a', 'apply file/b', 'rollback file/b', 'rollback file/a']);
+  });
+
   it('a progress listener that throws costs nothing but its own events', async () => {
     const log: string[] = [];
     const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', log)]]);
