@@ -224,6 +224,11 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         ? cause
         : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }], isRetryable(cause));
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
+    // On a host that pipelines writes, one that failed in the failed step (usually the failure itself,
+    // told to a read of that step) is still pending until acknowledged: the notes and the rollback need the host.
+    await barrier().catch((error: unknown) => {
+      if (!failed.message.includes(errorMessage(error))) context.log.warn({ error: errorMessage(error) }, 'a write sent before the failure failed too');
+    });
     // The journal is best effort from here: a host that stopped answering must not hide the failure.
     // A run it cannot close stays open and is rolled back from its backups at the next start.
     // The barrier inside: an append that failed is this note's, not the rollback's that follows.

@@ -226,8 +226,14 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
       await work();
       await host.flush?.();
     } catch (cause) {
-      errors.push({ resource, error: errorMessage(cause) });
-      options.log.error({ resource, error: errorMessage(cause) }, 'restore step failed');
+      // A write of this step that failed is acknowledged here (the next step runs); usually it is the cause itself.
+      const write = await Promise.resolve(host.flush?.()).then(
+        () => '',
+        (error: unknown) => (errorMessage(error) === errorMessage(cause) ? '' : `; and ${errorMessage(error)}`),
+      );
+      const error = errorMessage(cause) + write;
+      errors.push({ resource, error });
+      options.log.error({ resource, error }, 'restore step failed');
     }
   };
   const context = (resource: string, kind?: ResourceKind): RestoreContext => ({

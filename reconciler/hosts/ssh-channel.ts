@@ -9,9 +9,13 @@
 // What keeps that as safe as a local HostKit is the helper's order and the
 // epoch every request carries: on the host, each request runs after every
 // void op sent before it; when a void op fails, the helper skips every later
-// request of the same epoch (nothing after a failed write runs) until this
-// side has told its caller, by rejecting the next value request or flush()
-// with that failure ("deferred"), and moved on to the next epoch.
+// request of the same epoch (nothing after a failed write runs). This side
+// keeps the failure ("deferred"): every value request rejects with it, unsent,
+// until flush() rejects with it too, which acknowledges it: only then does the
+// next epoch begin and the helper run requests again. A value request alone
+// does not acknowledge it, since its caller may swallow the error (a
+// best-effort read, `.catch(() => undefined)`), and the failure must not get
+// lost: the engine's barriers (flush at each step's end) are what take it.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -168,12 +172,12 @@ export class HelperChannel {
 
   /**
    * Sends a request (with the others of this turn) and resolves with the
-   * helper's answer. Rejects at once, unsent, with a void op's failure not
-   * told yet (see send()).
+   * helper's answer. Rejects at once, unsent, with a void op's failure until
+   * flush() acknowledged it (see send()).
    */
   request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
     if (this.ended) return Promise.reject(this.ended);
-    if (this.deferred) return Promise.reject(this.tellDeferred());
+    if (this.deferred) return Promise.reject(this.deferred.error);
     const id = this.enqueue(op, params, true);
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, op, path: pathOf(params), epoch: this.epoch });
@@ -183,10 +187,11 @@ export class HelperChannel {
   /**
    * Sends a void op (with the others of this turn) without waiting for its
    * answer. The helper runs it after every void op sent before it, and every
-   * later request after it. If it fails there, nothing sent after it runs,
-   * and the next request() or flush() rejects with its error; until then
-   * further void ops are not sent (the helper would skip them). After the
-   * connection ended they are dropped: the next request says so.
+   * later request after it. If it fails there, nothing sent after it runs:
+   * every request() rejects with its error until flush() rejects with it and
+   * so acknowledges it; until then further void ops are not sent (the helper
+   * would skip them). After the connection ended they are dropped: the next
+   * request says so.
    */
   send(op: string, params: Record<string, unknown>): void {
     if (this.ended || this.deferred) return;
@@ -198,8 +203,9 @@ export class HelperChannel {
   /**
    * Resolves once every void op sent so far was done on the host (one round
    * trip when any is unanswered, none otherwise); rejects with the first that
-   * failed and was not told yet, or, when the connection ended before they
-   * were answered, with why it ended.
+   * failed and was not acknowledged yet (and acknowledges it: requests run
+   * again), or, when the connection ended before they were answered, with
+   * why it ended.
    */
   async flush(): Promise<void> {
     const upTo = this.voidsSent;
@@ -212,7 +218,7 @@ export class HelperChannel {
         this.awaited--;
       }
     }
-    if (this.deferred) throw this.tellDeferred();
+    if (this.deferred) throw this.acknowledge();
     if (this.lost) throw this.lost;
   }
 
@@ -276,16 +282,14 @@ export class HelperChannel {
     }
     this.awaited--;
     if (skipped !== undefined) {
-      // Sent after a void op that failed: not run. Its caller is the one told.
-      const error = this.failures.get(skipped) ?? this.skippedUnexplained(pending);
-      if (this.deferred?.epoch === skipped) this.tellDeferred();
-      pending.reject!(error);
+      // Sent after a void op that failed: not run.
+      pending.reject!(this.failures.get(skipped) ?? this.skippedUnexplained(pending));
     } else if (err) pending.reject!(this.helperError(pending, err, false));
     else pending.resolve(ok);
   }
 
-  /** The failure not told yet, now told: the helper runs the next epoch's requests again. */
-  private tellDeferred(): Error {
+  /** The failure, now acknowledged: the helper runs the next epoch's requests again. */
+  private acknowledge(): Error {
     const { error } = this.deferred!;
     this.deferred = undefined;
     this.epoch++;

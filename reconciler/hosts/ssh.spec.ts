@@ -470,7 +470,7 @@ describe.skipIf(!python)('reconciler/hosts/ssh pipelined void ops (python3 on th
     }
   });
 
-  it('a failed write: nothing sent after it runs, the next value request rejects naming its path and errno, then the channel works again', async () => {
+  it('a failed write: nothing sent after it runs; value requests reject naming its path and errno until flush acknowledges it, then the channel works again', async () => {
     const { host } = await helperHost();
     try {
       await host.writeFile(`${dir}/keep`, 'before\n', own);
@@ -478,31 +478,38 @@ describe.skipIf(!python)('reconciler/hosts/ssh pipelined void ops (python3 on th
       await host.writeFile(`${dir}/after-failure`, 'must not exist\n', own);
       await host.remove(`${dir}/keep`);
       const running = host.exec('touch', [`${dir}/touched`]);
-      await expect(running).rejects.toMatchObject({
+      const told = {
         code: 'ENOENT',
         syscall: 'write',
         path: `${dir}/no-such-dir/x`,
         message: expect.stringMatching(
           /^ENOENT: .*, write '.*no-such-dir\/x' on ssh:spec \(write sent earlier without waiting for its answer; nothing sent after it was run\)$/,
         ),
-      });
-      // Told once: the channel runs requests again.
+      };
+      await expect(running).rejects.toMatchObject(told);
+      // Not acknowledged by a value request (its caller may swallow it): the next one is told too, and nothing is sent.
+      const sent = host.stats().requests;
+      await expect(host.stat(dir)).rejects.toMatchObject(told);
+      await host.writeFile(`${dir}/after-told`, 'dropped\n', own);
+      expect(host.stats().requests).toBe(sent);
+      await expect(host.flush()).rejects.toMatchObject(told);
+      // Acknowledged: the channel runs requests again; nothing sent after the failed write ran.
       expect(await host.stat(`${dir}/after-failure`)).toBeUndefined();
+      expect(await host.stat(`${dir}/after-told`)).toBeUndefined();
       expect(existsSync(`${dir}/touched`)).toBe(false);
       expect(await readFile(`${dir}/keep`, 'utf8')).toBe('before\n');
-      await host.writeFile(`${dir}/after-told`, 'ok\n', own);
-      expect((await host.readFile(`${dir}/after-told`))?.toString()).toBe('ok\n');
+      await host.writeFile(`${dir}/after-ack`, 'ok\n', own);
+      expect((await host.readFile(`${dir}/after-ack`))?.toString()).toBe('ok\n');
 
-      // The failure known before anything else is asked: later void ops are not even sent, the next stat is the one told.
-      await host.mkdir(`${dir}/no-such-dir/sub`, own);
-      await host.flush().catch(() => undefined); // told here already; what follows is a second failure
+      // A second failure, known before anything else is asked: later void ops are not even sent, value requests are told.
       await host.setOwnership(`${dir}/missing-file`, own);
       await new Promise((resolve) => setTimeout(resolve, 200)); // its answer is back
-      const sent = host.stats().requests;
+      const before = host.stats().requests;
       await host.writeFile(`${dir}/after-second`, 'x', own);
-      expect(host.stats().requests).toBe(sent);
-      await expect(host.stat(dir)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'chown', path: `${dir}/missing-file` });
-      expect(host.stats().requests).toBe(sent);
+      await expect(host.readdir(dir)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'chown', path: `${dir}/missing-file` });
+      expect(host.stats().requests).toBe(before);
+      await expect(host.flush()).rejects.toMatchObject({ syscall: 'chown' });
+      await host.flush(); // told once
       expect(await host.stat(`${dir}/after-second`)).toBeUndefined();
       expect(await host.stat(dir)).toMatchObject({ type: 'directory' });
     } finally {

@@ -409,11 +409,12 @@ export interface SshHostParts {
  * symlink) are pipelined: they resolve once sent, without waiting for the
  * host (a change of many files costs one round trip, not one per file). The
  * host runs every later request after them, and none at all after one that
- * failed, until its failure was told: the next value request (a read, a stat,
- * a command, a lock...), flush() or close() rejects with it, naming the op and
- * its path. So nothing happens on the host after a failed write that would not
- * have happened locally, where the write itself throws; the engine calls
- * flush() where it reports a step done (apply/executor.ts).
+ * failed: every value request (a read, a stat, a command, a lock...) rejects
+ * with its failure, naming the op and its path, until flush() (or close())
+ * rejects with it too and so acknowledges it. So nothing happens on the host
+ * after a failed write that would not have happened locally, where the write
+ * itself throws; the engine calls flush() where it reports a step done
+ * (apply/executor.ts).
  */
 export class SshHost implements Host {
   readonly name: string;
@@ -620,8 +621,9 @@ export class SshHost implements Host {
         } catch (error) {
           // A connection that ended took the lock with it.
           if (!this.channel.isDeferred(error)) return;
-          // A write sent before failed, so the helper skipped the unlock: unlock now (its failure is
-          // told, the helper runs requests again), and let the caller know; it must not be swallowed.
+          // A write sent before failed, so the unlock was not run: acknowledge the failure (the helper
+          // runs requests again), unlock, and let the caller know; it must not be swallowed here.
+          await this.channel.flush().catch(() => undefined);
           await this.channel.request('unlock', { lock: id }).catch(() => undefined);
           throw error;
         }

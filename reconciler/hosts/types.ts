@@ -164,8 +164,10 @@ export interface Host {
    * Optional, for hosts that pipeline void operations (writeFile, appendFile,
    * mkdir, setOwnership, remove, symlink resolve once sent: SshHost): resolves
    * once every void op sent so far is done on the host; rejects with the first
-   * that failed. Hosts without it finish each op before it resolves. The
-   * engine calls it where it reports a step done.
+   * that failed. Until then, nothing sent after that op runs and every value
+   * request rejects with its failure; flush() rejecting acknowledges it (the
+   * host runs requests again). Hosts without it finish each op before it
+   * resolves. The engine calls it where it reports a step done.
    */
   flush?(): Promise<void>;
 

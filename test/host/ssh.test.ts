@@ -178,14 +178,16 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
       'mkdir -p /srv/real && echo inside > /srv/real/target && ln -sfn /srv/real /srv/linked && ln -sfn /srv/real/target /srv/real/link',
     ]);
     const own = { uid: 0, gid: 0, mode: 0o644 };
-    // A void op's refusal is told by the next value request (here the read) or flush.
+    // A void op's refusal is told by every value request (here a read) until flush acknowledges it.
     await ssh.writeFile('/srv/linked/new', 'x', own, { managed: true });
-    await expect(ssh.readFile('/srv/real/target')).rejects.toMatchObject({
+    const refused = {
       code: 'HOST_PATH_SYMLINK',
       data: { symlink: '/srv/linked', op: 'write' },
       message: expect.stringContaining(`is a symlink on ssh:${machine().hostname}`),
-    });
-    await expect(ssh.readFile('/srv/real/link', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    };
+    await expect(ssh.readFile('/srv/real/target')).rejects.toMatchObject(refused);
+    await expect(ssh.flush()).rejects.toMatchObject(refused);
+    await expect(ssh.readFile('/srv/real/link', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { symlink: '/srv/real/link' } });
     await ssh.mkdir('/srv/linked/dir', own, { managed: true });
     await expect(ssh.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'mkdir' } });
     expect((await ssh.readFile('/srv/real/target', { managed: true }))?.toString()).toBe('inside\n');
