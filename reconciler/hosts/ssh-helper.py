@@ -15,9 +15,9 @@
 # it is done. When a void op fails, every request of its epoch (or an earlier
 # one) that arrived after it is answered {"id": N, "skipped": E} without
 # running, until requests come with a later epoch: the other side moves on
-# only once it told its caller of the failure, so nothing after a failed write
-# runs before HostKit knows of it (as with a local HostKit, where the write
-# throws). The first line it writes is a
+# only once the engine acknowledged the failure (ssh-channel.ts), so nothing
+# after a failed write runs before HostKit knows of it (as with a local
+# HostKit, where the write throws). The first line it writes is a
 # hello. When its input ends (the connection closed or died) it exits at once:
 # the locks it holds are released with it; commands it started keep running,
 # as those of a local HostKit process killed mid-run do.
