@@ -7,6 +7,13 @@ import type { PlannedHost } from '../diff/plan.js';
 import { DriverRuns } from '../drivers/run.js';
 import type { AnyDriver, DriverRestoreStep, Restore, RestoreContext, RestoreStep } from '../drivers/types.js';
 import { FakeHost } from '../hosts/fake.js';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { HelperChannel } from '../hosts/ssh-channel.js';
+import { helperCommand, helperEndError, SshHost } from '../hosts/ssh.js';
 import { applyPlan } from './executor.js';
 import type { HealthCheck } from './health.js';
 import { readInventory } from './inventory.js';
@@ -230,6 +237,45 @@ describe('reconciler/apply/executor', () => {
     expect(again.steps.map((s) => s.resource).filter((id) => id !== '(inventory)')).toEqual(['file/b', 'command/migrate']);
   });
 
+  it('a host that pipelines writes (flush) is flushed at the end of each change, settle and verify, and before success is reported', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([
+      ['file', recorder('file', log)],
+      ['unit', recorder('unit', log, new Set(), true)],
+    ]);
+    const p = planned([change('file/a', 'create'), change('unit/b', 'update')], drivers);
+    const host = p.context.host as FakeHost & { flush?: () => Promise<void> };
+    host.flush = async () => void log.push('flush');
+    const result = await applyPlan(p);
+    expect(result.status).toBe('applied');
+    // apply, apply, settle, verify (no write of its own), then the inventory and the journal's end before 'applied' is returned.
+    expect(log).toEqual(['apply file/a', 'flush', 'apply unit/b', 'flush', 'settle', 'flush', 'flush', 'flush']);
+
+    const none = planned([], new Map());
+    const flushed: string[] = [];
+    (none.context.host as FakeHost & { flush?: () => Promise<void> }).flush = async () => void flushed.push('flush');
+    expect((await applyPlan(none)).status).toBe('no-changes');
+    expect(flushed).toEqual(['flush']);
+  });
+
+  it('a write that fails on the host (told by flush) is the failure of the change that sent it: the run rolls back from it', async () => {
+    const log: string[] = [];
+    const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', log)]]);
+    const p = planned([change('file/a', 'create'), change('file/b', 'create'), change('file/c', 'create')], drivers);
+    let calls = 0;
+    (p.context.host as FakeHost & { flush?: () => Promise<void> }).flush = async () => {
+      calls++;
+      if (calls === 2) throw Object.assign(new Error("ENOSPC: No space left on device, write '/etc/b' on ssh:h (write sent earlier)"), { code: 'ENOSPC' });
+    };
+    const result = await applyPlan(p);
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed).toMatchObject({ id: 'file/b', error: expect.stringContaining("ENOSPC: No space left on device, write '/etc/b'") });
+    expect(result.rollbackErrors).toEqual([]);
+    // file/b applied as far as its driver knew: it is restored with file/a; file/c never started.
+    expect(log).toEqual(['apply file/a', 'apply file/b', 'rollback file/b', 'rollback file/a']);
+  });
+
   it('a progress listener that throws costs nothing but its own events', async () => {
     const log: string[] = [];
     const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', log)]]);
@@ -243,5 +289,58 @@ describe('reconciler/apply/executor', () => {
     expect(result.status).toBe('applied');
     expect(log).toEqual(['apply file/a', 'apply file/b']);
     expect(calls).toBe(1);
+  });
+});
+
+// The engine over SshHost's helper, run by this machine's python3 (no SSH): what pipelined writes do to an apply.
+describe.skipIf(!existsSync('/usr/bin/python3'))('reconciler/apply/executor over a host that pipelines writes', () => {
+  it('a write that fails on the host fails the change that sent it, even when a read after it swallowed the error; nothing after it runs; the run rolls back and its journal says so', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hostkit-pipelined-apply-'));
+    const child = spawn('/bin/sh', ['-c', helperCommand(false)], { stdio: 'pipe' });
+    const host = new SshHost({
+      name: 'ssh:spec',
+      target: { host: 'spec' },
+      channel: await HelperChannel.start(child, 'ssh:spec', (end) => helperEndError('ssh:spec', end)),
+    });
+    try {
+      const log: string[] = [];
+      const own = { uid: 0, gid: 0, mode: 0o644 };
+      const writer: AnyDriver = {
+        ...recorder('file', log),
+        apply: async (c: Change) => {
+          log.push(`apply ${c.id}`);
+          const name = c.id.split('/')[1]!;
+          await host.writeFile(name === 'b' ? `${dir}/missing/${name}` : `${dir}/${name}`, `${name}\n`, own);
+          await new Promise((resolve) => setTimeout(resolve, 100)); // work here meanwhile: the failure is back before the read
+          // A best-effort read, as drivers do: the failure must not vanish with its error.
+          await host.readFile(`${dir}/${name}.optional`).catch(() => undefined);
+          await host.writeFile(`${dir}/${name}-after`, 'after\n', own);
+        },
+      };
+      const p = planned([change('file/a', 'create'), change('file/b', 'create'), change('file/c', 'create')], new Map([['file', writer]]));
+      const context = { ...driverContext(host), stateDirectory: path.join(dir, 'state') };
+      await host.mkdir(context.stateDirectory, { uid: 0, gid: 0, mode: 0o700 });
+      const result = await applyPlan({ ...p, context, runs: new DriverRuns(context) });
+      expect(result).toMatchObject({
+        status: 'rolled-back',
+        failed: { id: 'file/b', error: expect.stringContaining(`write '${dir}/missing/b'`) },
+        rollbackErrors: [],
+      });
+      expect(log).toEqual(['apply file/a', 'apply file/b', 'rollback file/b', 'rollback file/a']);
+      expect(existsSync(`${dir}/a-after`)).toBe(true);
+      expect(existsSync(`${dir}/b-after`)).toBe(false);
+      expect(existsSync(`${dir}/c`)).toBe(false);
+      // The notes after the failure were written: the journal says which change failed, and that the run rolled back.
+      const [run] = await readdir(path.join(dir, 'state', 'runs'));
+      const events = (await readFile(path.join(dir, 'state', 'runs', run!, 'events.jsonl'), 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { ev: string; id?: string; status?: string });
+      expect(events.find((e) => e.ev === 'failed')).toMatchObject({ id: 'file/b' });
+      expect(events.at(-1)).toMatchObject({ ev: 'end', status: 'rolled-back' });
+    } finally {
+      await host.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

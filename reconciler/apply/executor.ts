@@ -115,8 +115,12 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   ]);
   const skipped = plan.changes.filter((c) => c.action === 'unsupported').map((c) => c.id);
   const base = { skipped, ...(heldIds.length > 0 ? { held: heldIds } : {}) };
+  // A host that pipelines writes (SshHost) tells a failed one at flush(): each step's end and every
+  // success reported waits for it, so a write that failed is that step's failure, never a success.
+  const barrier = async () => context.host.flush?.();
   if (pending.length === 0) {
     await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
+    await barrier();
     return { status: 'no-changes', steps: [], ...base, warnings: context.warnings };
   }
   // The journal is the undo: the in-run rollback, crash recovery and `hostkit rollback` restore from it.
@@ -145,7 +149,10 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     for (const [driver, group] of byDriver(items)) {
       if (!hasSettle(driver)) continue;
       try {
-        await track.step({ id: driver.kind, action: 'settle' }, () => driver.settle(group, context, 'apply', runs.of(driver)));
+        await track.step({ id: driver.kind, action: 'settle' }, async () => {
+          await driver.settle(group, context, 'apply', runs.of(driver));
+          await barrier();
+        });
       } catch (cause) {
         // A driver names the resource that failed (e.g. the unit that did not start) in the error's data;
         // it may be another driver's (the certificate driver's settle makes nginx sites live first).
@@ -169,6 +176,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       await journal.event({ ev: 'begin', id: change.id });
       try {
         done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
+        await barrier(); // what it wrote without waiting is done, or its failure is this change's
       } catch (cause) {
         throw failure(change, cause);
       }
@@ -183,7 +191,9 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
       const problems = (await driver.verify(change, context, runs.of(driver))).filter((d) => d.severity === 'error');
       if (problems.length > 0) throw new StepFailed(change.id, problems);
     }
-    if (items.length > 0) await journal.event({ ev: 'verified' });
+    if (items.length === 0) return;
+    await barrier();
+    await journal.event({ ev: 'verified' });
   };
   const checkHealth = async () => {
     const projects = [...new Set(pending.map((c) => c.project).filter((p): p is string => p !== undefined))].sort();
@@ -214,11 +224,18 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         ? cause
         : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }], isRetryable(cause));
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
+    // On a host that pipelines writes, one that failed in the failed step (usually the failure itself,
+    // told to a read of that step) is still pending until acknowledged: the notes and the rollback need the host.
+    await barrier().catch((error: unknown) => {
+      if (!failed.message.includes(errorMessage(error))) context.log.warn({ error: errorMessage(error) }, 'a write sent before the failure failed too');
+    });
     // The journal is best effort from here: a host that stopped answering must not hide the failure.
     // A run it cannot close stays open and is rolled back from its backups at the next start.
+    // The barrier inside: an append that failed is this note's, not the rollback's that follows.
     const note = async (work: () => Promise<void>) => {
       try {
         await work();
+        await barrier();
       } catch (error) {
         context.log.warn({ run: journal.record.id, error: errorMessage(error) }, 'run journal not updated');
       }
@@ -245,6 +262,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   }
   await writeInventory(context.host, context.stateDirectory, nextInventory(planned, inventory, kept));
   await journal.close('applied');
+  await barrier();
   return {
     status: 'applied',
     steps,

@@ -220,12 +220,21 @@ export async function applyRestore(plan: RestorePlan, source: RunJournal, option
   const drivers = options.drivers ?? registered;
   const errors: RestoreResult['errors'] = [];
   const warnings: string[] = [];
+  // The barrier inside: a write sent without waiting (SshHost) that failed is this step's failure, and
+  // the next step runs, as when the write itself throws.
   const attempt = async (resource: string, work: () => Promise<void>) => {
     try {
       await work();
+      await host.flush?.();
     } catch (cause) {
-      errors.push({ resource, error: errorMessage(cause) });
-      options.log.error({ resource, error: errorMessage(cause) }, 'restore step failed');
+      // A write of this step that failed is acknowledged here (the next step runs); usually it is the cause itself.
+      const write = await Promise.resolve(host.flush?.()).then(
+        () => '',
+        (error: unknown) => (errorMessage(error) === errorMessage(cause) ? '' : `; and ${errorMessage(error)}`),
+      );
+      const error = errorMessage(cause) + write;
+      errors.push({ resource, error });
+      options.log.error({ resource, error }, 'restore step failed');
     }
   };
   const context = (resource: string, kind?: ResourceKind): RestoreContext => ({
@@ -326,5 +335,6 @@ export async function recoverInterruptedRun(
     'interrupted-rolled-back',
     result.errors.length > 0 ? result.errors.map((e) => `${e.resource}: ${e.error}`).join('; ') : 'interrupted; rolled back at start-up',
   );
+  await host.flush?.();
   return { run: journal.record.id, plan, result };
 }

@@ -88,5 +88,6 @@ export async function rollbackRun(
     result.errors.length > 0 ? 'failed' : 'restored',
     result.errors.length > 0 ? result.errors.map((e) => `${e.resource}: ${e.error}`).join('; ') : undefined,
   );
+  await target.host.flush?.(); // the journal closed on the host before the rollback is reported done
   return { plan, result, run: record.record.id };
 }

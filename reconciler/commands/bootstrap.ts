@@ -76,6 +76,7 @@ export async function bootstrap(targetText: string, opts: BootstrapOptions, env:
     ...(opts.knownHosts ? { knownHostsFile: opts.knownHosts } : {}),
   });
   const line = (text: string) => process.stdout.write(`${text}\n`);
+  let done = false;
   try {
     const facts = await checkHost(host);
     line(hostLine(where, facts));
@@ -89,11 +90,16 @@ export async function bootstrap(targetText: string, opts: BootstrapOptions, env:
     const plan = planBootstrap(input, facts, observed);
     if (opts.dryRun) {
       for (const text of describePlan(plan)) line(text);
+      done = true;
       return 0;
     }
     await applyBootstrap(host, input, plan, { agentTimeoutMs, scrub: (text) => redactor.scrub(text), line, warn: note });
+    done = true;
     return 0;
   } finally {
-    await host.close();
+    // A close that fails (a write sent without waiting that the host did not make) fails a bootstrap that
+    // got this far; one that failed already keeps its own error.
+    if (done) await host.close();
+    else await host.close().catch(() => undefined);
   }
 }

@@ -309,7 +309,7 @@ describe('reconciler/commands/targets: runPool', () => {
 
 describe('reconciler/commands/targets: runOnTargets with fake hosts', () => {
   type Options = TargetCommandOptions & { output: string; stateDir: string };
-  const fakeOpener = (failing: ReadonlySet<string> = new Set()) => {
+  const fakeOpener = (failing: ReadonlySet<string> = new Set(), closeFails: ReadonlySet<string> = new Set()) => {
     const closed: string[] = [];
     const opened: string[] = [];
     const open = async (spec: TargetSpec): Promise<OpenedTarget> => {
@@ -319,7 +319,13 @@ describe('reconciler/commands/targets: runOnTargets with fake hosts', () => {
       const fake = new FakeHost();
       fake.machineName = `${name}.example.com`;
       fake.seedDir('/var/lib/hostkit/runs');
-      return { host: fake, hostName: spec.hostName ?? name, target: `ssh://${name}`, close: async () => void closed.push(name) };
+      const close = async () => {
+        closed.push(name);
+        // As SshHost.close() does when a write sent without waiting failed on the host.
+        if (closeFails.has(name))
+          throw Object.assign(new Error(`ENOSPC: No space left on device, write '/var/lib/hostkit/x' on ssh:${name}`), { code: 'ENOSPC' });
+      };
+      return { host: fake, hostName: spec.hostName ?? name, target: `ssh://${name}`, close };
     };
     return { open, opened, closed };
   };
@@ -409,6 +415,34 @@ describe('reconciler/commands/targets: runOnTargets with fake hosts', () => {
       ].join('\n'),
     );
     expect(run.code).toBe(1);
+  });
+
+  it('a close that fails (a write the host did not make) fails the command that succeeded; a command that failed keeps its own error', async () => {
+    const one = fakeOpener(new Set(), new Set(['web-1']));
+    await expect(runOnTargets({ target: ['ssh://root@web-1'], repo: repoDir }, async () => 0, undefined, one.open)).rejects.toMatchObject({
+      code: 'ENOSPC',
+    });
+    expect(one.closed).toEqual(['web-1']);
+    await expect(
+      runOnTargets(
+        { target: ['ssh://root@web-1'], repo: repoDir },
+        async () => {
+          throw new HostKitError('RUN_LOCKED', 'held by another run');
+        },
+        undefined,
+        one.open,
+      ),
+    ).rejects.toMatchObject({ code: 'RUN_LOCKED' });
+
+    const several = fakeOpener(new Set(), new Set(['db-1']));
+    const run = await captured(() =>
+      runOnTargets({ hosts: 'env=prod', repo: repoDir, output: 'json', stateDir: '/var/lib/hostkit' } as Options, async () => 0, undefined, several.open),
+    );
+    const outcomes = JSON.parse(run.stdout) as Record<string, { exitCode?: number; error?: { message: string } }>;
+    expect(outcomes['db-1']).toMatchObject({ exitCode: 1, error: { message: expect.stringContaining('ENOSPC') } });
+    expect(outcomes['web-1']?.exitCode ?? 0).toBe(0);
+    expect(run.code).toBe(1);
+    expect(several.closed.sort()).toEqual(['10.0.0.5', 'db-1', 'web-2.example.com']);
   });
 
   it('plan --exit-code: 2 (changes pending) is no failure for --max-fail, and the worst code', async () => {

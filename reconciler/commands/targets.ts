@@ -224,17 +224,39 @@ export async function openTarget(spec: TargetSpec): Promise<OpenedTarget> {
     await identity?.dispose();
     throw error;
   }
+  // SshHost.close() rejects when a write sent without waiting failed on the host (or the connection
+  // ended before it was answered): the command then fails, never reports success.
   const close = async () => {
-    await host.close();
-    await identity?.dispose();
+    try {
+      await host.close();
+    } finally {
+      await identity?.dispose();
+    }
   };
   try {
     const hostName = spec.hostName ?? (await host.hostname()).split('.')[0]!;
     return { host, hostName, target: formatSshTarget(spec.ssh.target), close };
   } catch (error) {
-    await close();
+    await close().catch(() => undefined); // the error that stopped it says more
     throw error;
   }
+}
+
+/**
+ * `work`'s result once the target is closed. A close that fails (SshHost: a
+ * write sent without waiting failed on the host) fails the command even when
+ * `work` succeeded; when `work` failed, its error is the one reported.
+ */
+async function closedAfter<T>(target: OpenedTarget, work: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await target.close().catch(() => undefined);
+    throw error;
+  }
+  await target.close();
+  return result;
 }
 
 /**
@@ -308,12 +330,13 @@ export async function runOnTargets<O extends TargetCommandOptions>(
       // One host: the command's own output, errors and exit code, as a local run gives them.
       const target = await open(specs[0]!);
       connected.add(target);
-      try {
-        return await work({ ...opts, on: { host: target.host, hostName: target.hostName } });
-      } finally {
-        connected.delete(target);
-        await target.close();
-      }
+      return await closedAfter(target, async () => {
+        try {
+          return await work({ ...opts, on: { host: target.host, hostName: target.hostName } });
+        } finally {
+          connected.delete(target);
+        }
+      });
     }
     const streaming = opts.follow ? '--follow' : opts.watch ? '--watch' : undefined;
     if (streaming) throw badOption(`${streaming} runs until interrupted and prints as it goes: give it one host (${specs.length} are named)`);
@@ -338,15 +361,16 @@ async function runSeveral<O extends TargetCommandOptions>(
       const label = spec.hostName ?? spec.ssh.target.host;
       let opened: OpenedTarget | undefined;
       const run = await capture(label, async () => {
-        opened = await hosts.open(spec);
-        hosts.connected.add(opened);
-        try {
-          // A live progress display would interleave with the other hosts' lines.
-          return await work({ ...opts, progress: false, on: { host: opened.host, hostName: opened.hostName } });
-        } finally {
-          hosts.connected.delete(opened);
-          await opened.close();
-        }
+        const target = (opened = await hosts.open(spec));
+        hosts.connected.add(target);
+        return await closedAfter(target, async () => {
+          try {
+            // A live progress display would interleave with the other hosts' lines.
+            return await work({ ...opts, progress: false, on: { host: target.host, hostName: target.hostName } });
+          } finally {
+            hosts.connected.delete(target);
+          }
+        });
       });
       const outcome: HostOutcome = {
         name: opened?.hostName ?? label,

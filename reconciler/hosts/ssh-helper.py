@@ -3,10 +3,21 @@
 # by the host's python3 (nothing is installed on the host); then it serves the
 # Host interface for as long as that input stays open.
 #
-# Protocol: JSON lines. A request is {"id": N, "op": NAME, ...}; its answer is
-# {"id": N, "ok": VALUE} or {"id": N, "err": {...}}, in any order: requests run
-# concurrently (file operations in a small pool, commands and lock waits in
-# threads of their own). Bytes travel as base64. The first line it writes is a
+# Protocol: JSON lines. A request is {"id": N, "op": NAME, "epoch": E, ...};
+# its answer is {"id": N, "ok": VALUE} or {"id": N, "err": {...}}, in any
+# order: requests run concurrently (file operations in a small pool, commands
+# and lock waits in threads of their own). Bytes travel as base64.
+#
+# Order: the other side does not wait for the answer of a void op (write,
+# append, mkdir, chown, remove, symlink: VOID_OPS), so here every request runs
+# after every void op that arrived before it: void ops one at a time in their
+# own lane, in arrival order; any other request once the last void op before
+# it is done. When a void op fails, every request of its epoch (or an earlier
+# one) that arrived after it is answered {"id": N, "skipped": E} without
+# running, until requests come with a later epoch: the other side moves on
+# only once the engine acknowledged the failure (ssh-channel.ts), so nothing
+# after a failed write runs before HostKit knows of it (as with a local
+# HostKit, where the write throws). The first line it writes is a
 # hello. When its input ends (the connection closed or died) it exits at once:
 # the locks it holds are released with it; commands it started keep running,
 # as those of a local HostKit process killed mid-run do.
@@ -38,7 +49,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-VERSION = 1
+VERSION = 2
 # After the final SIGKILL: how long the group and its pipes have to go (process.ts SETTLE_MS).
 SETTLE_S = 2.0
 # What commands get, as on a test host (nspawn.ts NSPAWN_BASE_ENV); the login's own variables stay.
@@ -474,18 +485,37 @@ OPS = {
 }
 # Ops that may wait for a long time run in threads of their own, so file operations never queue behind them.
 OWN_THREAD = ('exec', 'lock')
+# Ops whose answer the other side does not wait for (see Order above).
+VOID_OPS = ('write', 'append', 'mkdir', 'chown', 'remove', 'symlink')
+
+# The last void op that failed: its epoch and arrival number (requests after it, of that epoch or older, are skipped).
+failed = {'epoch': -1, 'seq': -1}
+failed_lock = threading.Lock()
 
 
-def run(req):
+def run(req, seq):
+    epoch = req.get('epoch', 0)
+    with failed_lock:
+        skip = epoch <= failed['epoch'] and seq > failed['seq']
+        after = failed['epoch']
+    if skip:
+        send({'id': req['id'], 'skipped': after})
+        return
     try:
-        send({'id': req['id'], 'ok': OPS[req['op']](req)})
+        answer = {'id': req['id'], 'ok': OPS[req['op']](req)}
     except Refused as e:
-        send({'id': req['id'], 'err': {'symlink': e.at}})
+        answer = {'id': req['id'], 'err': {'symlink': e.at}}
     except OSError as e:
         code = errno.errorcode.get(e.errno, 'EIO') if e.errno else 'EIO'
-        send({'id': req['id'], 'err': {'errno': code, 'message': e.strerror or str(e), 'path': e.filename}})
+        answer = {'id': req['id'], 'err': {'errno': code, 'message': e.strerror or str(e), 'path': e.filename}}
     except Exception as e:  # a bug here: say which, keep serving
-        send({'id': req.get('id'), 'err': {'message': '%s: %s' % (type(e).__name__, e)}})
+        answer = {'id': req.get('id'), 'err': {'message': '%s: %s' % (type(e).__name__, e)}}
+    if 'err' in answer and req['op'] in VOID_OPS:
+        # Before its answer and before the lane goes on: whatever waits for this op sees the failure.
+        with failed_lock:
+            failed['epoch'] = epoch
+            failed['seq'] = seq
+    send(answer)
 
 
 def relay(path):
@@ -555,15 +585,28 @@ def receive(path, uid, gid, mode, size):
     sys.stdout.flush()
 
 
+def own_thread(req, seq):
+    threading.Thread(target=run, args=(req, seq), daemon=True).start()
+
+
 def main():
     pool = ThreadPoolExecutor(max_workers=8)
+    lane = ThreadPoolExecutor(max_workers=1)  # void ops, one at a time, in arrival order
+    last_void = None
+    seq = 0
     send({'hello': 'hostkit-ssh-helper', 'version': VERSION, 'pid': os.getpid(), 'uid': os.getuid()})
     for line in sys.stdin.buffer:
         req = json.loads(line)
-        if req['op'] in OWN_THREAD:
-            threading.Thread(target=run, args=(req,), daemon=True).start()
+        seq += 1
+        if req['op'] in VOID_OPS:
+            last_void = lane.submit(run, req, seq)
+            continue
+        start = own_thread if req['op'] in OWN_THREAD else (lambda r, s: pool.submit(run, r, s))
+        if last_void is None:
+            start(req, seq)
         else:
-            pool.submit(run, req)
+            # Runs at once when that op is done already; else in the lane's thread once it is.
+            last_void.add_done_callback(lambda _done, r=req, s=seq: start(r, s))
     # Input closed: the connection is gone. Exit without waiting for commands; locks go with us.
     os._exit(0)
 

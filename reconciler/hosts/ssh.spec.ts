@@ -212,12 +212,14 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
     await host.mkdir(`${dir}/w`, { uid, gid, mode: 0o750 });
     await host.writeFile(`${dir}/w/a.conf`, 'one\n', { uid: 1234, gid: 4321, mode: 0o640 });
     await host.writeFile(`${dir}/w/a.conf`, Buffer.from([0, 255, 10]), { uid: 1234, gid: 4321, mode: 0o640 });
+    await host.flush();
     expect(await readFile(`${dir}/w/a.conf`)).toEqual(Buffer.from([0, 255, 10]));
     expect(await host.readFile(`${dir}/w/a.conf`)).toEqual(Buffer.from([0, 255, 10]));
     expect(await host.stat(`${dir}/w/a.conf`)).toEqual({ type: 'file', mode: 0o640, uid: 1234, gid: 4321, size: 3 });
     expect(await host.stat(`${dir}/w`)).toMatchObject({ type: 'directory', mode: 0o750 });
     expect(await host.readdir(`${dir}/w`)).toEqual(['a.conf']);
     await host.setOwnership(`${dir}/w/a.conf`, { uid, gid, mode: 0o600 });
+    await host.flush();
     expect((await stat(`${dir}/w/a.conf`)).mode & 0o7777).toBe(0o600);
     await host.remove(`${dir}/w/a.conf`);
     await host.remove(`${dir}/w/a.conf`);
@@ -230,13 +232,16 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
 
   it('a write that fails leaves the target as it was and no temporary file; errors carry the errno like node:fs', async () => {
     await writeFile(`${dir}/keep`, 'before\n');
-    await expect(host.writeFile(`${dir}/no-such-dir/x`, 'x', { uid, gid, mode: 0o644 })).rejects.toMatchObject({
+    await host.writeFile(`${dir}/no-such-dir/x`, 'x', { uid, gid, mode: 0o644 });
+    await expect(host.flush()).rejects.toMatchObject({
       code: 'ENOENT',
+      syscall: 'write',
       path: expect.stringContaining('no-such-dir'),
     });
     // The target is a directory: rename fails after the temporary file was written.
     await mkdir(`${dir}/is-a-dir`);
-    await expect(host.writeFile(`${dir}/is-a-dir`, 'x', { uid, gid, mode: 0o644 })).rejects.toMatchObject({ code: 'EISDIR' });
+    await host.writeFile(`${dir}/is-a-dir`, 'x', { uid, gid, mode: 0o644 });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'EISDIR' });
     expect((await readdir(dir)).filter((n) => n.includes('.hostkit-'))).toEqual([]);
     expect(await readFile(`${dir}/keep`, 'utf8')).toBe('before\n');
   });
@@ -251,10 +256,16 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
       code: 'HOST_PATH_SYMLINK',
       data: { path: `${dir}/linked-dir/target`, symlink: `${dir}/linked-dir` },
     });
-    await expect(host.writeFile(`${dir}/linked-dir/new`, 'x', own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
-    await expect(host.mkdir(`${dir}/linked-dir/sub`, own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
-    await expect(host.setOwnership(`${dir}/linked-dir/target`, own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
-    await expect(host.remove(`${dir}/linked-dir/target`, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    // Void ops: the refusal is told by the next flush (or value request), naming the op.
+    await host.writeFile(`${dir}/linked-dir/new`, 'x', own, { managed: true });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'write', symlink: `${dir}/linked-dir` } });
+    await host.mkdir(`${dir}/linked-dir/sub`, own, { managed: true });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'mkdir' } });
+    await host.setOwnership(`${dir}/linked-dir/target`, own, { managed: true });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'chown' } });
+    await host.remove(`${dir}/linked-dir/target`, { managed: true });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'remove' } });
+    expect(await readFile(`${dir}/real/target`, 'utf8')).toBe('inside\n');
     await expect(host.readFile(`${dir}/real/linked-file`, { managed: true })).rejects.toMatchObject({
       code: 'HOST_PATH_SYMLINK',
       data: { symlink: `${dir}/real/linked-file` },
@@ -264,6 +275,7 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
     // Unmanaged reads follow links (HostKit's own state); writes replace the link, never write through it.
     expect((await host.readFile(`${dir}/linked-dir/target`))?.toString()).toBe('inside\n');
     await host.writeFile(`${dir}/real/linked-file`, 'replaced\n', own);
+    await host.flush();
     expect((await lstat(`${dir}/real/linked-file`)).isFile()).toBe(true);
     expect(await readFile(`${dir}/real/target`, 'utf8')).toBe('inside\n');
     expect(await readdir(`${dir}/real`)).toEqual(expect.arrayContaining(['linked-file', 'target']));
@@ -272,11 +284,13 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
   it('appends in order, creating the file with owner and mode, and does not follow a symlink in the last component', async () => {
     await host.appendFile(`${dir}/events.jsonl`, 'one\n', { uid, gid, mode: 0o640 });
     await host.appendFile(`${dir}/events.jsonl`, Buffer.from('two\n'), { uid, gid, mode: 0o640 }, { sync: true });
+    await host.flush();
     expect(await readFile(`${dir}/events.jsonl`, 'utf8')).toBe('one\ntwo\n');
     expect((await stat(`${dir}/events.jsonl`)).mode & 0o777).toBe(0o640);
     await writeFile(`${dir}/untouched`, 'untouched\n');
     await symlink(`${dir}/untouched`, `${dir}/events-link`);
-    await expect(host.appendFile(`${dir}/events-link`, 'x\n', { uid, gid, mode: 0o600 })).rejects.toMatchObject({ code: 'ELOOP' });
+    await host.appendFile(`${dir}/events-link`, 'x\n', { uid, gid, mode: 0o600 });
+    await expect(host.flush()).rejects.toMatchObject({ code: 'ELOOP' });
     expect(await readFile(`${dir}/untouched`, 'utf8')).toBe('untouched\n');
   });
 
@@ -287,6 +301,7 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
     await host.symlink('releases/a', `${dir}/current`);
     await host.symlink('releases/b', `${dir}/current`);
     expect(await host.readlink(`${dir}/current`)).toBe('releases/b');
+    await host.flush();
     expect(await readdir(`${dir}/releases/a`)).toEqual([]);
     expect(await host.readlink(`${dir}/releases`)).toBeUndefined();
   });
@@ -394,6 +409,147 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper lifetime (python3 on this 
       data: { missing: 'python3' },
       message: expect.stringContaining('python3 is not installed there'),
     });
+  });
+});
+
+describe.skipIf(!python)('reconciler/hosts/ssh pipelined void ops (python3 on this machine)', () => {
+  let dir: string;
+  const own = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o644 };
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hostkit-ssh-pipe-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('100 writes then a read cost one round trip, and the read sees the last write', async () => {
+    const { host } = await helperHost();
+    try {
+      const before = host.stats();
+      for (let i = 0; i < 100; i++) await host.writeFile(`${dir}/counter`, `${i}\n`, own);
+      expect((await host.readFile(`${dir}/counter`))?.toString()).toBe('99\n');
+      expect(host.stats().requests - before.requests).toBe(101);
+      expect(host.stats().roundTrips - before.roundTrips).toBe(1);
+      // A command sees them too: it runs after every void op sent before it.
+      await host.mkdir(`${dir}/made`, own);
+      await host.writeFile(`${dir}/made/file`, 'made\n', own);
+      expect((await host.exec('cat', [`${dir}/made/file`])).stdout).toBe('made\n');
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('flush with nothing pending costs no round trip; with writes pending, one', async () => {
+    const { host } = await helperHost();
+    try {
+      const before = host.stats();
+      await host.flush();
+      expect(host.stats()).toEqual(before);
+      await host.writeFile(`${dir}/flushed`, 'x', own);
+      await host.writeFile(`${dir}/flushed`, 'y', own);
+      await host.flush();
+      expect(host.stats().roundTrips - before.roundTrips).toBe(1);
+      expect(host.stats().requests - before.requests).toBe(2);
+      expect(await readFile(`${dir}/flushed`, 'utf8')).toBe('y');
+      await host.flush();
+      expect(host.stats().roundTrips - before.roundTrips).toBe(1);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('appends stay in the order they were sent', async () => {
+    const { host } = await helperHost();
+    try {
+      const lines = Array.from({ length: 300 }, (_, i) => `event ${i}\n`);
+      for (const [i, line] of lines.entries()) await host.appendFile(`${dir}/journal.jsonl`, line, own, { sync: i % 50 === 0 });
+      await host.flush();
+      expect(await readFile(`${dir}/journal.jsonl`, 'utf8')).toBe(lines.join(''));
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('a failed write: nothing sent after it runs; value requests reject naming its path and errno until flush acknowledges it, then the channel works again', async () => {
+    const { host } = await helperHost();
+    try {
+      await host.writeFile(`${dir}/keep`, 'before\n', own);
+      await host.writeFile(`${dir}/no-such-dir/x`, 'x', own);
+      await host.writeFile(`${dir}/after-failure`, 'must not exist\n', own);
+      await host.remove(`${dir}/keep`);
+      const running = host.exec('touch', [`${dir}/touched`]);
+      const told = {
+        code: 'ENOENT',
+        syscall: 'write',
+        path: `${dir}/no-such-dir/x`,
+        message: expect.stringMatching(
+          /^ENOENT: .*, write '.*no-such-dir\/x' on ssh:spec \(write sent earlier without waiting for its answer; nothing sent after it was run\)$/,
+        ),
+      };
+      await expect(running).rejects.toMatchObject(told);
+      // Not acknowledged by a value request (its caller may swallow it): the next one is told too, and nothing is sent.
+      const sent = host.stats().requests;
+      await expect(host.stat(dir)).rejects.toMatchObject(told);
+      await host.writeFile(`${dir}/after-told`, 'dropped\n', own);
+      expect(host.stats().requests).toBe(sent);
+      await expect(host.flush()).rejects.toMatchObject(told);
+      // Acknowledged: the channel runs requests again; nothing sent after the failed write ran.
+      expect(await host.stat(`${dir}/after-failure`)).toBeUndefined();
+      expect(await host.stat(`${dir}/after-told`)).toBeUndefined();
+      expect(existsSync(`${dir}/touched`)).toBe(false);
+      expect(await readFile(`${dir}/keep`, 'utf8')).toBe('before\n');
+      await host.writeFile(`${dir}/after-ack`, 'ok\n', own);
+      expect((await host.readFile(`${dir}/after-ack`))?.toString()).toBe('ok\n');
+
+      // A second failure, known before anything else is asked: later void ops are not even sent, value requests are told.
+      await host.setOwnership(`${dir}/missing-file`, own);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // its answer is back
+      const before = host.stats().requests;
+      await host.writeFile(`${dir}/after-second`, 'x', own);
+      await expect(host.readdir(dir)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'chown', path: `${dir}/missing-file` });
+      expect(host.stats().requests).toBe(before);
+      await expect(host.flush()).rejects.toMatchObject({ syscall: 'chown' });
+      await host.flush(); // told once
+      expect(await host.stat(`${dir}/after-second`)).toBeUndefined();
+      expect(await host.stat(dir)).toMatchObject({ type: 'directory' });
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('close waits for the writes sent, and rejects (closed all the same) with a failure not told yet', async () => {
+    const ok = await helperHost();
+    await ok.host.writeFile(`${dir}/at-close`, 'closing\n', own);
+    await ok.host.close();
+    expect(await readFile(`${dir}/at-close`, 'utf8')).toBe('closing\n');
+
+    const { host, child } = await helperHost();
+    await host.writeFile(`${dir}/no-such-dir/at-close`, 'x', own);
+    await expect(host.close()).rejects.toMatchObject({ code: 'ENOENT', path: `${dir}/no-such-dir/at-close` });
+    expect(child.exitCode !== null || child.signalCode !== null).toBe(true);
+    await expect(host.stat(dir)).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED' });
+  });
+
+  it('a lock release after a failed write rejects with it, and the lock is free all the same', async () => {
+    const a = await helperHost();
+    const b = await helperHost();
+    try {
+      const held = await a.host.lock(`${dir}/run.lock`, { waitMs: 0 });
+      await a.host.writeFile(`${dir}/no-such-dir/y`, 'x', own);
+      await expect(held!.release()).rejects.toMatchObject({ code: 'ENOENT', path: `${dir}/no-such-dir/y` });
+      expect(await b.host.lock(`${dir}/run.lock`, { waitMs: 2_000 })).toBeDefined();
+    } finally {
+      await a.host.close();
+      await b.host.close();
+    }
+  });
+
+  it('the connection lost with writes unanswered: flush and close reject with SSH_CONNECT_FAILED', async () => {
+    const { host, child } = await helperHost();
+    await host.writeFile(`${dir}/lost`, 'x', own);
+    child.kill('SIGKILL');
+    await expect(host.flush()).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED' });
+    await expect(host.close()).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED' });
   });
 });
 

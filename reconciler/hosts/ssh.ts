@@ -404,6 +404,17 @@ export interface SshHostParts {
  * done or done entirely (the temporary file is renamed over the target, or at
  * worst left beside it), a command it started runs on (as one a local HostKit
  * killed mid-run started would), and its locks are free.
+ *
+ * Void operations (writeFile, appendFile, mkdir, setOwnership, remove,
+ * symlink) are pipelined: they resolve once sent, without waiting for the
+ * host (a change of many files costs one round trip, not one per file). The
+ * host runs every later request after them, and none at all after one that
+ * failed: every value request (a read, a stat, a command, a lock...) rejects
+ * with its failure, naming the op and its path, until flush() (or close())
+ * rejects with it too and so acknowledges it. So nothing happens on the host
+ * after a failed write that would not have happened locally, where the write
+ * itself throws; the engine calls flush() where it reports a step done
+ * (apply/executor.ts).
  */
 export class SshHost implements Host {
   readonly name: string;
@@ -440,11 +451,34 @@ export class SshHost implements Host {
     };
   }
 
-  /** Ends the helper and the master connection (ssh -O exit); idempotent. Locks still held are released on the host. */
+  /**
+   * Resolves once every void op sent so far was done on the host (one round
+   * trip when any is unanswered, none otherwise); rejects with the first that
+   * failed (its errno-style error or HostKitError, naming the op and path),
+   * or with SSH_CONNECT_FAILED when the connection ended before they were answered.
+   */
+  flush(): Promise<void> {
+    return this.channel.flush();
+  }
+
+  /**
+   * Waits for the void ops sent so far, then ends the helper and the master
+   * connection (ssh -O exit); idempotent. Locks still held are released on the
+   * host. Rejects, once closed, when a void op failed and was not told yet, or
+   * the connection ended before they were answered: the command must not end
+   * as a success.
+   */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
+      let failed: { error: unknown } | undefined;
+      try {
+        await this.channel.flush();
+      } catch (error) {
+        failed = { error };
+      }
       await this.channel.close();
       await this.connection?.stop();
+      if (failed) throw failed.error;
     })());
   }
 
@@ -483,7 +517,7 @@ export class SshHost implements Host {
   }
 
   async writeFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
-    await this.channel.request('write', {
+    this.channel.send('write', {
       path: absolute(hostPath),
       data: Buffer.from(data).toString('base64'),
       ...ownership,
@@ -492,19 +526,19 @@ export class SshHost implements Host {
   }
 
   async appendFile(hostPath: string, data: Buffer | string, ownership: Ownership, options: AppendOptions = {}): Promise<void> {
-    await this.channel.request('append', { path: absolute(hostPath), data: Buffer.from(data).toString('base64'), ...ownership, sync: options.sync === true });
+    this.channel.send('append', { path: absolute(hostPath), data: Buffer.from(data).toString('base64'), ...ownership, sync: options.sync === true });
   }
 
   async mkdir(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
-    await this.channel.request('mkdir', { path: absolute(hostPath), ...ownership, managed: options.managed === true });
+    this.channel.send('mkdir', { path: absolute(hostPath), ...ownership, managed: options.managed === true });
   }
 
   async setOwnership(hostPath: string, ownership: Ownership, options: PathOptions = {}): Promise<void> {
-    await this.channel.request('chown', { path: absolute(hostPath), ...ownership, managed: options.managed === true });
+    this.channel.send('chown', { path: absolute(hostPath), ...ownership, managed: options.managed === true });
   }
 
   async remove(hostPath: string, options: PathOptions = {}): Promise<void> {
-    await this.channel.request('remove', { path: absolute(hostPath), managed: options.managed === true });
+    this.channel.send('remove', { path: absolute(hostPath), managed: options.managed === true });
   }
 
   async readdir(hostPath: string): Promise<string[] | undefined> {
@@ -516,7 +550,7 @@ export class SshHost implements Host {
   }
 
   async symlink(target: string, hostPath: string): Promise<void> {
-    await this.channel.request('symlink', { target, path: absolute(hostPath) });
+    this.channel.send('symlink', { target, path: absolute(hostPath) });
   }
 
   /**
@@ -531,6 +565,8 @@ export class SshHost implements Host {
     const target = absolute(hostPath);
     const connection = this.requireConnection('upload');
     const { size } = await fs.stat(localFile);
+    // Another session than the helper's: what was sent to the helper before (its directory) must be done first.
+    await this.channel.flush();
     const mode = ['receive', target, String(ownership.uid), String(ownership.gid), ownership.mode.toString(8), String(size)];
     this.channels.requests++;
     this.channels.roundTrips++;
@@ -574,17 +610,24 @@ export class SshHost implements Host {
     try {
       id = await this.channel.request<number | null>('lock', { path: file, waitMs: Math.max(0, options.waitMs) });
     } catch (error) {
-      if (error instanceof HostKitError) throw error;
+      if (error instanceof HostKitError || this.channel.isDeferred(error)) throw error;
       throw new HostKitError('LOCK_FAILED', `Could not take the lock ${file} on ${this.name}: ${(error as Error).message}`, { data: { file }, cause: error });
     }
     if (id === null) return undefined;
     return {
-      // A connection that ended took the lock with it.
-      release: () =>
-        this.channel.request('unlock', { lock: id }).then(
-          () => undefined,
-          () => undefined,
-        ),
+      release: async () => {
+        try {
+          await this.channel.request('unlock', { lock: id });
+        } catch (error) {
+          // A connection that ended took the lock with it.
+          if (!this.channel.isDeferred(error)) return;
+          // A write sent before failed, so the unlock was not run: acknowledge the failure (the helper
+          // runs requests again), unlock, and let the caller know; it must not be swallowed here.
+          await this.channel.flush().catch(() => undefined);
+          await this.channel.request('unlock', { lock: id }).catch(() => undefined);
+          throw error;
+        }
+      },
     };
   }
 
@@ -603,6 +646,8 @@ export class SshHost implements Host {
     // A name is resolved by the host (the ACME directory's, as the host's own resolver sees it).
     const { address, timeoutMs } = connectTarget(port, options, true);
     const connection = this.requireConnection('connect');
+    // A channel of its own, so the helper's order does not reach it: a probe sees the writes sent before it.
+    await this.channel.flush();
     this.channels.requests++;
     this.channels.roundTrips++;
     const forward = `${net.isIPv6(address) ? `[${address}]` : address}:${port}`;

@@ -161,6 +161,17 @@ export interface Host {
   hostname(): Promise<string>;
 
   /**
+   * Optional, for hosts that pipeline void operations (writeFile, appendFile,
+   * mkdir, setOwnership, remove, symlink resolve once sent: SshHost): resolves
+   * once every void op sent so far is done on the host; rejects with the first
+   * that failed. Until then, nothing sent after that op runs and every value
+   * request rejects with its failure; flush() rejecting acknowledges it (the
+   * host runs requests again). Hosts without it finish each op before it
+   * resolves. The engine calls it where it reports a step done.
+   */
+  flush?(): Promise<void>;
+
+  /**
    * An exclusive flock(2) on a file of the host (created, 0600, if missing),
    * waiting up to `waitMs` (0: not at all). Undefined when another process
    * holds it past the wait. A lock whose holder dies is free again at once.

@@ -157,15 +157,18 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
     await ssh.mkdir('/srv/hkt', root);
     await ssh.writeFile('/srv/hkt/site.conf', 'server {}\n', { uid: 33, gid: 33, mode: 0o640 });
     await ssh.writeFile('/srv/hkt/site.conf', 'server { listen 80; }\n', { uid: 33, gid: 33, mode: 0o640 });
+    await ssh.flush(); // writes are pipelined: done on the host once flushed (or once a later request of the helper's is answered)
     expect((await machine().exec('stat', ['-c', '%a:%U:%G', '/srv/hkt/site.conf'])).stdout).toBe('640:www-data:www-data\n');
     expect((await machine().exec('cat', ['/srv/hkt/site.conf'])).stdout).toBe('server { listen 80; }\n');
     expect(await ssh.readdir('/srv/hkt')).toEqual(['site.conf']);
     expect(await ssh.stat('/srv/hkt/site.conf')).toEqual({ type: 'file', mode: 0o640, uid: 33, gid: 33, size: 22 });
     expect((await ssh.readFile('/srv/hkt/site.conf'))?.toString()).toBe('server { listen 80; }\n');
     await ssh.setOwnership('/srv/hkt/site.conf', { uid: 0, gid: 33, mode: 0o600 });
+    await ssh.flush();
     expect((await machine().exec('stat', ['-c', '%a:%U:%G', '/srv/hkt/site.conf'])).stdout).toBe('600:root:www-data\n');
     await ssh.remove('/srv/hkt/site.conf');
     await ssh.remove('/srv/hkt');
+    await ssh.flush();
     expect(await machine().host.stat('/srv/hkt')).toBeUndefined();
   });
 
@@ -175,13 +178,18 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
       'mkdir -p /srv/real && echo inside > /srv/real/target && ln -sfn /srv/real /srv/linked && ln -sfn /srv/real/target /srv/real/link',
     ]);
     const own = { uid: 0, gid: 0, mode: 0o644 };
-    await expect(ssh.writeFile('/srv/linked/new', 'x', own, { managed: true })).rejects.toMatchObject({
+    // A void op's refusal is told by every value request (here a read) until flush acknowledges it.
+    await ssh.writeFile('/srv/linked/new', 'x', own, { managed: true });
+    const refused = {
       code: 'HOST_PATH_SYMLINK',
-      data: { symlink: '/srv/linked' },
+      data: { symlink: '/srv/linked', op: 'write' },
       message: expect.stringContaining(`is a symlink on ssh:${machine().hostname}`),
-    });
-    await expect(ssh.readFile('/srv/real/link', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
-    await expect(ssh.mkdir('/srv/linked/dir', own, { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK' });
+    };
+    await expect(ssh.readFile('/srv/real/target')).rejects.toMatchObject(refused);
+    await expect(ssh.flush()).rejects.toMatchObject(refused);
+    await expect(ssh.readFile('/srv/real/link', { managed: true })).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { symlink: '/srv/real/link' } });
+    await ssh.mkdir('/srv/linked/dir', own, { managed: true });
+    await expect(ssh.flush()).rejects.toMatchObject({ code: 'HOST_PATH_SYMLINK', data: { op: 'mkdir' } });
     expect((await ssh.readFile('/srv/real/target', { managed: true }))?.toString()).toBe('inside\n');
     expect(await machine().host.stat('/srv/real/new')).toBeUndefined();
   });
@@ -189,10 +197,12 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
   it('appends with sync, creating the journal with owner and mode; a symlink at the last component is refused', async () => {
     await ssh.appendFile('/run/hkt-events.jsonl', '{"a":1}\n', { uid: 0, gid: 0, mode: 0o600 }, { sync: true });
     await ssh.appendFile('/run/hkt-events.jsonl', '{"b":2}\n', { uid: 0, gid: 0, mode: 0o600 });
+    await ssh.flush();
     expect((await machine().exec('stat', ['-c', '%a', '/run/hkt-events.jsonl'])).stdout).toBe('600\n');
     expect((await machine().host.readFile('/run/hkt-events.jsonl'))?.toString()).toBe('{"a":1}\n{"b":2}\n');
     await machine().exec('ln', ['-sfn', '/srv/real/target', '/run/hkt-link']);
-    await expect(ssh.appendFile('/run/hkt-link', 'x\n', { uid: 0, gid: 0, mode: 0o600 })).rejects.toMatchObject({ code: 'ELOOP' });
+    await ssh.appendFile('/run/hkt-link', 'x\n', { uid: 0, gid: 0, mode: 0o600 });
+    await expect(ssh.flush()).rejects.toMatchObject({ code: 'ELOOP', path: '/run/hkt-link' });
   });
 
   it('runs commands with exit codes, input, env and cwd; a timeout ends its process group inside', async () => {
@@ -346,7 +356,8 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
       const plain = await openSshHost(options);
       try {
         expect((await plain.exec('id', ['-un'])).stdout).toBe('deploy\n');
-        await expect(plain.writeFile('/etc/hkt-deploy', 'x', { uid: 0, gid: 0, mode: 0o600 })).rejects.toMatchObject({ code: 'EACCES' });
+        await plain.writeFile('/etc/hkt-deploy', 'x', { uid: 0, gid: 0, mode: 0o600 });
+        await expect(plain.flush()).rejects.toMatchObject({ code: 'EACCES', path: '/etc/hkt-deploy' });
       } finally {
         await plain.close();
       }
@@ -354,6 +365,7 @@ describeHost('reconciler/hosts/ssh (SshHost over sshd in a real host)', () => {
       try {
         expect((await sudo.exec('id', ['-un'])).stdout).toBe('root\n');
         await sudo.writeFile('/etc/hkt-deploy', 'as root\n', { uid: 0, gid: 0, mode: 0o600 });
+        await sudo.flush();
         expect((await machine().exec('stat', ['-c', '%U %a', '/etc/hkt-deploy'])).stdout).toBe('root 600\n');
         // PostgreSQL's socket is opened by root as for a local HostKit (peer authentication maps root to postgres), not by the login.
         const pg = (await import('pg')).default;
