@@ -98,6 +98,9 @@ function failure(change: Change, cause: unknown): StepFailed {
  * only written after success. The journal (STATE/runs/RUN) is written before anything changes and
  * as each step happens, so an interrupted run is rolled back at the next start.
  */
+// How many verifies run at once: enough to share round trips over SSH, few enough not to start a process per unit at once.
+const VERIFY_AT_ONCE = 16;
+
 export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
   const { plan, context, runs, drivers, inventory } = planned;
   assertApplicable(plan);
@@ -187,9 +190,16 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     });
   };
   const verify = async (items: readonly Done[]) => {
-    for (const { change, driver } of items) {
-      const problems = (await driver.verify(change, context, runs.of(driver))).filter((d) => d.severity === 'error');
-      if (problems.length > 0) throw new StepFailed(change.id, problems);
+    // Verifies only read: VERIFY_AT_ONCE at a time (over SSH, their reads share round trips), the first failure in plan order reported.
+    for (let from = 0; from < items.length; from += VERIFY_AT_ONCE) {
+      const batch = items.slice(from, from + VERIFY_AT_ONCE);
+      const found = await Promise.allSettled(batch.map(({ change, driver }) => driver.verify(change, context, runs.of(driver))));
+      for (const [i, { change }] of batch.entries()) {
+        const outcome = found[i]!;
+        if (outcome.status === 'rejected') throw outcome.reason;
+        const problems = outcome.value.filter((d) => d.severity === 'error');
+        if (problems.length > 0) throw new StepFailed(change.id, problems);
+      }
     }
     if (items.length === 0) return;
     await barrier();

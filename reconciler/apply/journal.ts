@@ -108,6 +108,8 @@ export class RunJournal {
   readonly record: RunRecord;
   readonly events: RunEvent[];
   private backups = 0;
+  /** Opened by this process (RunJournal.open), not loaded from the host. */
+  private opened = false;
   /** What is backed up already (JSON of each backup target), so each is saved once. */
   private readonly backedUp = new Set<string>();
 
@@ -132,6 +134,7 @@ export class RunJournal {
   static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
     const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
     const journal = new RunJournal(host, stateDirectory, full, []);
+    journal.opened = true;
     // Every directory on the way is made here (the state directory, runs/, the run's own): the files below go straight in.
     await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
     const file = { uid: 0, gid: 0, mode: 0o600 };
@@ -242,7 +245,8 @@ export class RunJournal {
 
   async close(status: RunStatus, detail?: string): Promise<void> {
     await this.event({ ev: 'end', status, ...(detail ? { detail } : {}) });
-    const current = await readJson<{ run?: string }>(this.host, currentPath(this.stateDirectory));
+    // A run this process opened is the current one: it named itself there, and the run lock kept any other out since.
+    const current = this.opened ? { run: this.record.id } : await readJson<{ run?: string }>(this.host, currentPath(this.stateDirectory));
     if (current?.run === this.record.id) await this.host.remove(currentPath(this.stateDirectory));
   }
 
@@ -295,8 +299,9 @@ export const DEFAULT_KEEP_RUNS = 50;
  * is read, so this costs a directory listing however long the runs are.
  */
 export async function pruneRuns(host: Host, stateDirectory: string, keep: number): Promise<string[]> {
-  const ids = ((await host.readdir(runsDirectory(stateDirectory))) ?? []).sort();
-  const open = (await readJson<{ run?: string }>(host, currentPath(stateDirectory)))?.run;
+  const [listed, current] = await Promise.all([host.readdir(runsDirectory(stateDirectory)), readJson<{ run?: string }>(host, currentPath(stateDirectory))]);
+  const ids = (listed ?? []).sort();
+  const open = current?.run;
   const victims = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => id !== open);
   for (const id of victims) await removeTree(host, path.posix.join(runsDirectory(stateDirectory), id));
   // A run's database checkpoints (restic snapshots) go with its journal: nothing could restore them any more.
@@ -305,10 +310,10 @@ export async function pruneRuns(host: Host, stateDirectory: string, keep: number
 }
 
 async function removeTree(host: Host, dir: string): Promise<void> {
-  for (const name of (await host.readdir(dir)) ?? []) {
-    const p = path.posix.join(dir, name);
-    const st = await host.stat(p);
-    if (st?.type === 'directory') await removeTree(host, p);
+  const paths = ((await host.readdir(dir)) ?? []).map((name) => path.posix.join(dir, name));
+  const stats = await Promise.all(paths.map((p) => host.stat(p)));
+  for (const [i, p] of paths.entries()) {
+    if (stats[i]?.type === 'directory') await removeTree(host, p);
     else await host.remove(p);
   }
   await host.remove(dir);
