@@ -45,6 +45,8 @@ export interface HelperHello {
   pid: number;
   /** The user it runs as there (0 under sudo). */
   uid: number;
+  /** The host's kernel name (uname -n) when the helper started. */
+  hostname?: string;
 }
 
 /** How the helper process ended: its exit, what it printed last, and whether it had said hello. */
@@ -129,7 +131,7 @@ export class HelperChannel {
       let markClosed: () => void = () => undefined;
       const closed = new Promise<void>((done) => (markClosed = done));
       const onLine = (line: string) => {
-        let message: { hello?: string; pid?: number; uid?: number; id?: number; ok?: unknown; err?: HelperError; skipped?: number };
+        let message: { hello?: string; pid?: number; uid?: number; hostname?: string; id?: number; ok?: unknown; err?: HelperError; skipped?: number };
         try {
           message = JSON.parse(line) as typeof message;
         } catch {
@@ -138,7 +140,12 @@ export class HelperChannel {
         }
         if (!channel) {
           if (message.hello !== 'hostkit-ssh-helper') return;
-          channel = new HelperChannel(child, hostName, { pid: message.pid ?? 0, uid: message.uid ?? -1 }, closed);
+          channel = new HelperChannel(
+            child,
+            hostName,
+            { pid: message.pid ?? 0, uid: message.uid ?? -1, ...(message.hostname ? { hostname: message.hostname } : {}) },
+            closed,
+          );
           resolve(channel);
           return;
         }

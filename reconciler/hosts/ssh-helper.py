@@ -594,7 +594,7 @@ def main():
     lane = ThreadPoolExecutor(max_workers=1)  # void ops, one at a time, in arrival order
     last_void = None
     seq = 0
-    send({'hello': 'hostkit-ssh-helper', 'version': VERSION, 'pid': os.getpid(), 'uid': os.getuid()})
+    send({'hello': 'hostkit-ssh-helper', 'version': VERSION, 'pid': os.getpid(), 'uid': os.getuid(), 'hostname': os.uname().nodename})
     for line in sys.stdin.buffer:
         req = json.loads(line)
         seq += 1

@@ -200,8 +200,10 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
     expect(host.stats().processes).toBe(0);
   });
 
-  it('says the host name the kernel has, and answers requests in any order (a quick stat passes a running command)', async () => {
+  it('says the host name the kernel has (from its hello: no round trip), and answers requests in any order (a quick stat passes a running command)', async () => {
+    const before = host.stats();
     expect(await host.hostname()).toBe(os.hostname());
+    expect(host.stats()).toEqual(before);
     const order: string[] = [];
     await Promise.all([host.exec('sleep', ['0.3']).then(() => order.push('exec')), host.stat(dir).then(() => order.push('stat'))]);
     expect(order).toEqual(['stat', 'exec']);
@@ -398,7 +400,7 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper lifetime (python3 on this 
     await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGKILL');
     await expect(running).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED', message: expect.stringContaining('ssh:spec') });
-    await expect(host.hostname()).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED' });
+    await expect(host.stat('/')).rejects.toMatchObject({ code: 'SSH_CONNECT_FAILED' });
     await host.close();
     await host.close();
   });

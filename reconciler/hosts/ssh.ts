@@ -598,9 +598,10 @@ export class SshHost implements Host {
     );
   }
 
-  /** The host's kernel name (uname -n), asked of the helper. */
+  /** The host's kernel name (uname -n), as the helper's hello said it (older helpers: asked). */
   async hostname(): Promise<string> {
-    return this.channel.request<string>('hostname');
+    // Said in the helper's hello (no round trip): the name the host had when the connection opened.
+    return this.channel.hello.hostname ?? this.channel.request<string>('hostname');
   }
 
   /** flock(2) held by the helper: released with release(), or when the connection (and so the helper) ends. */
