@@ -126,6 +126,31 @@ describe('reconciler/apply/executor', () => {
     expect(events).toEqual(['apply file/a', 'apply file/b', 'rollback file/b', 'rollback file/a']);
   });
 
+  it('verifies run side by side (16 at a time), and the first failure in plan order is the one reported', async () => {
+    const events: string[] = [];
+    let running = 0;
+    let most = 0;
+    const failing = new Set(['file/f07', 'file/f03', 'file/f30']);
+    const base = recorder('file', events, failing);
+    const slow: AnyDriver = {
+      ...base,
+      verify: async (c: Change, ctx, run) => {
+        running++;
+        most = Math.max(most, running);
+        // The later failure answers first: the report must not depend on timing.
+        await new Promise((r) => setTimeout(r, c.id === 'file/f07' ? 1 : 20));
+        running--;
+        return base.verify(c, ctx, run);
+      },
+    };
+    const changes = Array.from({ length: 40 }, (_, i) => change(`file/f${String(i).padStart(2, '0')}`, 'create'));
+    const result = await applyPlan(planned(changes, new Map([['file', slow]])));
+    expect(result.status).toBe('rolled-back');
+    if (result.status !== 'rolled-back') return;
+    expect(result.failed.id).toBe('file/f03');
+    expect(most).toBe(16);
+  });
+
   it('with `only`, applies just those changes; the others are neither applied nor held, and keep their inventory entries as last applied', async () => {
     const events: string[] = [];
     const drivers = new Map<ResourceKind, AnyDriver>([['file', recorder('file', events)]]);
