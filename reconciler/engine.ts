@@ -1,6 +1,7 @@
 import { hasErrors, warning, type Diagnostic } from './core/diagnostics.js';
 import { errorMessage, HostKitError } from './core/errors.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
+import { loadSafety } from './apply/quarantine.js';
 import type { HostManifest, Manifest } from './manifests/types.js';
 import { namesMachine } from './core/hostname.js';
 import type { ApplyResult } from './apply/executor.js';
@@ -102,12 +103,15 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
   return withRunLock(input.host, stateDirectory, lock, async () => {
     // Holding the lock, an open run is one whose process died: roll it back before planning (apply/restore.ts).
     const recovered = await recoverBeforePlan(input.host, stateDirectory, input.log);
+    // Read while planning (over SSH, its round trip shared with the plan's first reads); the lock keeps it as read.
+    const safety = loadSafety(input.host, stateDirectory);
+    safety.catch(() => undefined); // awaited by applySafely, which reports a failure
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
     try {
       if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
       await input.approve?.(planned, repo);
       input.onPlanned?.(planned);
-      const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered });
+      const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered, safety });
       return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
     } finally {
       await endRun(planned);

@@ -11,7 +11,16 @@ import type { HostManifest, Manifest } from '../manifests/types.js';
 import { applyPlan, type ApplyOptions, type ApplyResult } from './executor.js';
 import { DEFAULT_KEEP_RUNS, pruneRuns } from './journal.js';
 import { healthChecks } from './health.js';
-import { DEFAULT_POLICY, loadSafety, pausedProjects, recordFailure, type DeployPolicy, type PauseEntry, type QuarantineEntry } from './quarantine.js';
+import {
+  DEFAULT_POLICY,
+  loadSafety,
+  pausedProjects,
+  recordFailure,
+  type DeployPolicy,
+  type PauseEntry,
+  type QuarantineEntry,
+  type SafetyState,
+} from './quarantine.js';
 import { recoverInterruptedRun } from './restore.js';
 
 // The safe-apply wrapper around the executor, for reconcileHost and the agent:
@@ -94,6 +103,8 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
  * ReconcileInput extends it) to applySafely, and its executor part to applyPlan.
  */
 export interface SafeApplyOptions extends Pick<ApplyOptions, 'only' | 'progress'> {
+  /** safety.json, read while the plan was made (under the run lock); else read here. */
+  safety?: Promise<SafetyState>;
   /** Run the health checks of the projects the apply changed (default true). */
   health?: boolean;
   /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
@@ -119,8 +130,8 @@ export async function applySafely(
   const commit = plan.commit;
   const only = options.only;
   const pending = pendingChanges(plan).filter((c) => !only || only.has(c.id));
-  // One read of safety.json for the quarantine and the pauses (over SSH, each read is a round trip).
-  const safety = await loadSafety(host, stateDirectory);
+  // One read of safety.json for the quarantine and the pauses (over SSH, each read is a round trip), begun while planning when the caller could.
+  const safety = await (options.safety ?? loadSafety(host, stateDirectory));
   const quarantine = options.operatorRun || !commit ? undefined : safety.quarantined[commit];
   if (quarantine && pending.length > 0) {
     return {

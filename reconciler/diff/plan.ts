@@ -83,13 +83,15 @@ export async function planHost(options: PlanOptions): Promise<PlannedHost> {
   // A plain environment value that looks like a credential is scrubbed from everything this run prints, as a secret is.
   for (const r of expansion.resources)
     for (const value of plainCredentials((r.spec as { environment?: Record<string, string> }).environment)) redactor.add(value);
-  // Read together: over SSH, one round trip for both.
+  const run = createRunServices({ host: options.host, stateDirectory, log: options.log });
+  // Read together, with the users and groups every plan reads (over SSH, one round trip for all).
+  run.users.get().catch(() => undefined); // a failure is the first reader's to report
   const [fingerprintKey, inventory] = await Promise.all([
     loadFingerprintKey(options.host, stateDirectory, options.mode),
     readInventory(options.host, stateDirectory, options.hostName),
   ]);
   const context: DriverContext = {
-    run: createRunServices({ host: options.host, stateDirectory, log: options.log }),
+    run,
     host: options.host,
     hostManifest: hostManifest.value,
     stateDirectory,

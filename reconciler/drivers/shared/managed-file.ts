@@ -83,15 +83,20 @@ export async function observeFiles(host: Host, paths: readonly string[], known?:
   const seen = new Map<string, Promise<string | undefined>>();
   await Promise.all(
     paths.map(async (p) => {
-      const symlinkedParent = await symlinkedAncestor(host, p, seen);
+      // The way, the path and its bytes asked at once (one round trip over SSH): a managed read is refused
+      // through a symlinked directory and never follows or blocks, so nothing is read that is not used.
+      const [symlinkedParent, st, early] = await Promise.all([
+        symlinkedAncestor(host, p, seen),
+        host.stat(p),
+        host.readFile(p, { managed: true }).catch(() => undefined),
+      ]);
       if (symlinkedParent) {
         out.set(p, { type: 'other', owner: '', group: '', mode: 0, symlinkedParent });
         return;
       }
-      const st = await host.stat(p);
       if (!st) return;
       const observed: ObservedFile = { type: st.type, owner: users.userName(st.uid), group: users.groupName(st.gid), mode: st.mode };
-      if (st.type === 'file') observed.content = (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
+      if (st.type === 'file') observed.content = early ?? (await host.readFile(p, { managed: true })) ?? Buffer.alloc(0);
       out.set(p, observed);
     }),
   );

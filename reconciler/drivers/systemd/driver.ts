@@ -355,9 +355,9 @@ function makeDriver<K extends 'unit' | 'timer'>(kind: K): Driver<Spec, DesiredUn
       if (enable.length > 0) await run(ctx.host, 'systemctl', ['enable', '--no-reload', '--', ...enable]);
       const enabled = performance.now();
       const reload = enable.length > 0 || items.some((i) => i.undo.wrote || hasOp(i.change, 'daemon-reload'));
-      if (reload) await run(ctx.host, 'systemctl', ['daemon-reload']);
+      // The pending list is read meanwhile (over SSH, no round trip of its own).
+      const [, pending] = await Promise.all([reload ? run(ctx.host, 'systemctl', ['daemon-reload']) : undefined, readPending(ctx.host, ctx.stateDirectory)]);
       const reloaded = performance.now();
-      const pending = await readPending(ctx.host, ctx.stateDirectory);
       const restart = items.filter((i) => hasOp(i.change, 'restart')).map((i) => i.change.desired!.unit);
       if (restart.length > 0) {
         const result = await ctx.host.exec('systemctl', ['restart', '--', ...restart]);
