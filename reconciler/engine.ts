@@ -1,6 +1,7 @@
 import { hasErrors, warning, type Diagnostic } from './core/diagnostics.js';
 import { errorMessage, HostKitError } from './core/errors.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withRunLock } from './apply/lock.js';
+import { runsDirectory } from './apply/journal.js';
 import { loadSafety } from './apply/quarantine.js';
 import type { HostManifest, Manifest } from './manifests/types.js';
 import { namesMachine } from './core/hostname.js';
@@ -106,12 +107,14 @@ export async function reconcileHost(input: ReconcileInput): Promise<ReconcileOut
     // Read while planning (over SSH, its round trip shared with the plan's first reads); the lock keeps it as read.
     const safety = loadSafety(input.host, stateDirectory);
     safety.catch(() => undefined); // awaited by applySafely, which reports a failure
+    const runsListed = input.host.readdir(runsDirectory(stateDirectory));
+    runsListed.catch(() => undefined); // a failure: the runs are listed again when pruning
     const planned = await plan(input, repo, mismatch ? warning('host mismatch', `${mismatch} Applied anyway (--host-mismatch-ok).`) : undefined);
     try {
       if (hasErrors(planned.plan.diagnostics)) return { stage: 'planned', repo, planned };
       await input.approve?.(planned, repo);
       input.onPlanned?.(planned);
-      const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered, safety });
+      const safe = await applySafely(planned, { ...input, manifests: repo.manifests, recovered, safety, runsListed });
       return safe.kind === 'held' ? { stage: 'held', repo, planned, hold: safe.hold } : { stage: 'applied', repo, planned, result: safe.result };
     } finally {
       await endRun(planned);

@@ -127,15 +127,19 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     return { status: 'no-changes', steps: [], ...base, warnings: context.warnings };
   }
   // The journal is the undo: the in-run rollback, crash recovery and `hostkit rollback` restore from it.
-  const journal = await RunJournal.open(context.host, context.stateDirectory, {
-    type: 'apply',
-    host: plan.host,
-    ...(context.hostManifest.spec?.hostnames?.length ? { hostnames: context.hostManifest.spec.hostnames } : {}),
-    ...(plan.commit ? { commit: plan.commit } : {}),
-    ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
-    planned: plannedSteps(pending, (kind) => drivers.get(kind)?.restore.keeps !== undefined),
-  });
-  await journal.backupFile('(inventory)', inventoryPath(context.stateDirectory));
+  const journal = await RunJournal.open(
+    context.host,
+    context.stateDirectory,
+    {
+      type: 'apply',
+      host: plan.host,
+      ...(context.hostManifest.spec?.hostnames?.length ? { hostnames: context.hostManifest.spec.hostnames } : {}),
+      ...(plan.commit ? { commit: plan.commit } : {}),
+      ...(inventory.commit ? { previousCommit: inventory.commit } : {}),
+      planned: plannedSteps(pending, (kind) => drivers.get(kind)?.restore.keeps !== undefined),
+    },
+    { id: '(inventory)', path: inventoryPath(context.stateDirectory) },
+  );
   const track = stepTracker(context.log, options.progress);
   const steps: AppliedStep[] = [];
   const done: Done[] = [];

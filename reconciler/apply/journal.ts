@@ -98,6 +98,13 @@ export function plannedSteps(changes: readonly Change[], keeps: (kind: Change['k
   });
 }
 
+/** What RunJournal.look saw of a path: its stat, and its bytes (a file) or where it points (a symlink). */
+interface Looked {
+  st: FileStat | undefined;
+  bytes?: Buffer;
+  link?: string;
+}
+
 // Events that must be on disk before the process goes on (see RunJournal.event).
 const SYNCED_EVENTS: ReadonlySet<RunEvent['ev']> = new Set(['begin', 'down', 'end']);
 
@@ -131,16 +138,23 @@ export class RunJournal {
    * Killed in between, the next start-up finds it (openRun): without a record it is
    * dropped, with one it is closed; a record no mark names would stay open for good.
    */
-  static async open(host: Host, stateDirectory: string, record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string }): Promise<RunJournal> {
+  static async open(
+    host: Host,
+    stateDirectory: string,
+    record: Omit<RunRecord, 'version' | 'id' | 'startedAt'> & { id?: string },
+    /** Backed up first, as backupFile(id, path) right after opening would, looked at while the directories are. */
+    first?: { id: string; path: string },
+  ): Promise<RunJournal> {
     const full: RunRecord = { version: 1, ...record, id: record.id ?? newRunId(), startedAt: new Date().toISOString() };
     const journal = new RunJournal(host, stateDirectory, full, []);
     journal.opened = true;
     // Every directory on the way is made here (the state directory, runs/, the run's own): the files below go straight in.
-    await ensureDirectory(host, path.posix.join(journal.dir, 'backups'));
+    const [, seen] = await Promise.all([ensureDirectory(host, path.posix.join(journal.dir, 'backups')), first ? journal.look(first.path) : undefined]);
     const file = { uid: 0, gid: 0, mode: 0o600 };
     await host.writeFile(currentPath(stateDirectory), jsonText({ run: full.id }), file);
     await host.writeFile(path.posix.join(journal.dir, 'run.json'), jsonText(full), file);
     await host.writeFile(path.posix.join(journal.dir, 'events.jsonl'), '', file);
+    if (first && seen) await journal.keep(first.id, first.path, seen);
     return journal;
   }
 
@@ -193,23 +207,25 @@ export class RunJournal {
   async backupFiles(id: string, filePaths: readonly string[]): Promise<void> {
     const todo = [...new Set(filePaths)].filter((p) => !this.backedUp.has(JSON.stringify({ type: 'file', path: p })));
     const seen = await Promise.all(todo.map((p) => this.look(p)));
-    for (const [i, filePath] of todo.entries()) {
-      const { st, bytes, link } = seen[i]!;
-      const target = { type: 'file' as const, path: filePath };
-      if (link !== undefined) await this.event({ ev: 'backup', id, target, link });
-      else if (!st || st.type !== 'file') await this.event({ ev: 'backup', id, target, absent: true });
-      else {
-        const file = `backups/${++this.backups}`;
-        await this.host.writeFile(path.posix.join(this.dir, file), bytes ?? Buffer.alloc(0), { uid: 0, gid: 0, mode: 0o600 });
-        await this.event({ ev: 'backup', id, target, file, mode: st.mode, uid: st.uid, gid: st.gid });
-      }
+    for (const [i, filePath] of todo.entries()) await this.keep(id, filePath, seen[i]!);
+  }
+
+  // Saves what look() saw of a path under the run and records it.
+  private async keep(id: string, filePath: string, { st, bytes, link }: Looked): Promise<void> {
+    const target = { type: 'file' as const, path: filePath };
+    if (link !== undefined) await this.event({ ev: 'backup', id, target, link });
+    else if (!st || st.type !== 'file') await this.event({ ev: 'backup', id, target, absent: true });
+    else {
+      const file = `backups/${++this.backups}`;
+      await this.host.writeFile(path.posix.join(this.dir, file), bytes ?? Buffer.alloc(0), { uid: 0, gid: 0, mode: 0o600 });
+      await this.event({ ev: 'backup', id, target, file, mode: st.mode, uid: st.uid, gid: st.gid });
     }
   }
 
   // A path's stat, and its bytes (a file) or where it points (a symlink). The bytes are asked for with the
   // stat (one round trip over SSH); `managed` opens without following or blocking (a symlink, a FIFO, a
   // symlinked directory on the way fail there, and a file is then read again as it is).
-  private async look(filePath: string): Promise<{ st: FileStat | undefined; bytes?: Buffer; link?: string }> {
+  private async look(filePath: string): Promise<Looked> {
     const [st, early] = await Promise.all([this.host.stat(filePath), this.host.readFile(filePath, { managed: true }).catch(() => undefined)]);
     if (st?.type === 'symlink') {
       const link = await this.host.readlink(filePath);
@@ -298,9 +314,17 @@ export const DEFAULT_KEEP_RUNS = 50;
  * Run ids sort by time, and the open run is the one current-run.json names: no journal
  * is read, so this costs a directory listing however long the runs are.
  */
-export async function pruneRuns(host: Host, stateDirectory: string, keep: number): Promise<string[]> {
-  const [listed, current] = await Promise.all([host.readdir(runsDirectory(stateDirectory)), readJson<{ run?: string }>(host, currentPath(stateDirectory))]);
-  const ids = (listed ?? []).sort();
+export async function pruneRuns(
+  host: Host,
+  stateDirectory: string,
+  keep: number,
+  /** What the caller knows, holding the run lock since it listed them: the runs there are, none of them open. */
+  known?: { runs: readonly string[] },
+): Promise<string[]> {
+  const [listed, current] = known
+    ? [known.runs, undefined]
+    : await Promise.all([host.readdir(runsDirectory(stateDirectory)), readJson<{ run?: string }>(host, currentPath(stateDirectory))]);
+  const ids = [...(listed ?? [])].sort();
   const open = current?.run;
   const victims = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => id !== open);
   for (const id of victims) await removeTree(host, path.posix.join(runsDirectory(stateDirectory), id));

@@ -115,6 +115,22 @@ describe('reconciler/apply (journal, down plans, crash recovery) in a scratch ro
     expect(shown).not.toContain('token-value');
   });
 
+  it('pruning with the runs a caller listed under the lock prunes the oldest of them, without listing or reading the open run again', async () => {
+    const ids = ['20210101T000000000Z-bbbbbb', '20220101T000000000Z-cccccc', '20230101T000000000Z-dddddd'];
+    for (const id of ids) await (await RunJournal.open(host, STATE, { id, type: 'apply', host: 'test-1', planned: [] })).close('applied');
+    const asked: string[] = [];
+    const counting = new Proxy(host, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop !== 'readdir' && prop !== 'readFile') return typeof value === 'function' ? value.bind(target) : value;
+        return (p: string, ...rest: unknown[]) => (asked.push(`${String(prop)} ${p}`), (value as (...a: unknown[]) => unknown).call(target, p, ...rest));
+      },
+    });
+    expect(await pruneRuns(counting, STATE, 2, { runs: ids })).toEqual(['20210101T000000000Z-bbbbbb']);
+    expect(asked.filter((a) => a === `readdir ${STATE}/runs` || a.endsWith('current-run.json'))).toEqual([]);
+    expect((await listRuns(host, STATE)).map((r) => r.record.id)).toEqual(ids.slice(1));
+  });
+
   it('pruning never removes the open run, however old, and an apply prunes to --keep-runs', async () => {
     for (const id of ['20210101T000000000Z-bbbbbb', '20220101T000000000Z-cccccc']) {
       await (await RunJournal.open(host, STATE, { id, type: 'apply', host: 'test-1', planned: [] })).close('applied');

@@ -105,6 +105,11 @@ export function projectFingerprints(planned: PlannedHost): Map<string, string> {
 export interface SafeApplyOptions extends Pick<ApplyOptions, 'only' | 'progress'> {
   /** safety.json, read while the plan was made (under the run lock); else read here. */
   safety?: Promise<SafetyState>;
+  /**
+   * The runs in STATE/runs, listed while the plan was made, under the run lock and after an interrupted
+   * run was recovered (none open): the runs to prune are counted from it and the run this apply adds.
+   */
+  runsListed?: Promise<string[] | undefined>;
   /** Run the health checks of the projects the apply changed (default true). */
   health?: boolean;
   /** Runs kept in STATE/runs after an apply (default DEFAULT_KEEP_RUNS). */
@@ -161,7 +166,11 @@ export async function applySafely(
   const touched = new Set(pending.filter((c) => !held.has(c.id) && c.project).map((c) => c.project!));
   const checks = options.health === false ? new Map() : healthChecks(options.manifests, { throughNginx: planned.drivers.has('site'), projects: touched });
   const result: ApplyResult & SafeApplyExtras = await applyPlan(planned, { ...options, health: checks, held });
-  if (result.run) await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS);
+  if (result.run) {
+    // The runs listed while planning, and this one (closed now): no round trip of its own over SSH.
+    const before = await options.runsListed?.catch(() => undefined);
+    await keepNewestRuns(planned, options.keepRuns ?? DEFAULT_KEEP_RUNS, before ? { runs: [...before, result.run] } : undefined);
+  }
   if (options.recovered) result.recovered = options.recovered;
   const heldProjects = new Set(pending.filter((c) => held.has(c.id)).map((c) => c.project));
   const pausedHeld = paused.filter((p) => heldProjects.has(p.project));
@@ -200,10 +209,10 @@ export async function applySafely(
 
 // Each run keeps the backups of what it changed: without a bound, a host that applies
 // every few minutes fills its disk. A prune that fails only costs a warning.
-export async function keepNewestRuns(planned: PlannedHost, keep: number): Promise<void> {
+export async function keepNewestRuns(planned: PlannedHost, keep: number, known?: { runs: readonly string[] }): Promise<void> {
   const { host, stateDirectory, log } = planned.context;
   try {
-    const removed = await pruneRuns(host, stateDirectory, keep);
+    const removed = await pruneRuns(host, stateDirectory, keep, known);
     if (removed.length > 0) log.info({ removed: removed.length, kept: keep }, 'old runs pruned');
   } catch (error) {
     log.warn({ error: errorMessage(error) }, 'old runs not pruned');

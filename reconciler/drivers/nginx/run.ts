@@ -75,11 +75,13 @@ export class NginxRun implements NginxReload {
         data: { resourceId: (file && this.files.get(file)) ?? fallbackId, file },
       });
     }
+    // From now on a restore of this run must reload: nginx may serve what it wrote (nginx/restore.ts). Said
+    // before the reload, not after: a restore that reloads when the reload never happened costs a reload, and
+    // the marker goes out with the reload command (over SSH, no round trip of its own before the probes).
+    this.reloaded = true;
+    if (this.marked) await this.writeReloadOwed();
     await reload(this.host);
     this.dirty = false;
-    this.reloaded = true;
-    // From now on a restore of this run must reload: nginx may serve what it wrote (nginx/restore.ts).
-    if (this.marked) await this.writeReloadOwed();
     this.log.info({ sites: this.probes.size }, 'nginx reloaded');
     const missing = await awaitGenerations(
       this.host,
