@@ -150,7 +150,21 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
   const cut = pending.findIndex((c) => c.irreversible);
   const reversible = cut === -1 ? pending : pending.slice(0, cut);
   const irreversible = cut === -1 ? [] : pending.slice(cut);
+  // A change's pipelined writes are confirmed while the next step's first reads go out (over SSH, one round
+  // trip for both); a failure among them is still the failure of the change that sent them.
+  let owed: { change: Change; confirmed: Promise<void> } | undefined;
+  const confirmOwed = async () => {
+    const o = owed;
+    owed = undefined;
+    if (!o) return;
+    try {
+      await o.confirmed;
+    } catch (cause) {
+      throw failure(o.change, cause);
+    }
+  };
   const settle = async () => {
+    await confirmOwed();
     const items = done.slice(settledUpTo);
     settledUpTo = done.length;
     for (const [driver, group] of byDriver(items)) {
@@ -175,18 +189,22 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
     await track.step({ id: change.id, action: change.action as StepAction }, async () => {
       // The step's time includes its backup into the journal (a checkpoint's dump is one).
       const started = performance.now();
-      try {
-        await backupChange(journal, change, driver, context);
-      } catch (cause) {
-        throw failure(change, cause); // nothing of it happened yet; it names the change whose backup failed
-      }
+      const before = owed;
+      owed = undefined;
+      const [previous, backedUp] = await Promise.allSettled([before?.confirmed, backupChange(journal, change, driver, context)]);
+      // The change before failed after all (a write it sent): its failure, reported first.
+      if (previous.status === 'rejected') throw failure(before!.change, previous.reason);
+      // Nothing of this one happened yet; it names the change whose backup failed.
+      if (backedUp.status === 'rejected') throw failure(change, backedUp.reason);
       await journal.event({ ev: 'begin', id: change.id });
       try {
         done.push({ change, driver, undo: await driver.apply(change, context, runs.of(driver)) });
-        await barrier(); // what it wrote without waiting is done, or its failure is this change's
       } catch (cause) {
         throw failure(change, cause);
       }
+      // What it wrote without waiting is done, or its failure is this change's: told by confirmOwed.
+      owed = { change, confirmed: barrier() };
+      owed.confirmed.catch(() => undefined); // handled where it is awaited
       const ms = Math.round(performance.now() - started);
       steps.push({ id: change.id, action: change.action, ms });
       await journal.event({ ev: 'applied', id: change.id, ms });
@@ -238,6 +256,7 @@ export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}
         ? cause
         : new StepFailed('(run)', [{ severity: 'error', summary: 'apply failed', detail: errorMessage(cause) }], isRetryable(cause));
     context.log.error({ resource: failed.id, error: failed.message }, 'apply failed; rolling back');
+    owed = undefined; // a failure of its writes is acknowledged by the barrier below
     // On a host that pipelines writes, one that failed in the failed step (usually the failure itself,
     // told to a read of that step) is still pending until acknowledged: the notes and the rollback need the host.
     await barrier().catch((error: unknown) => {

@@ -32,8 +32,9 @@ describe('reconciler/apply/lock', () => {
     await first.release();
     const second = await acquireRunLock(host, STATE, { timeoutMs: 0, command: 'hostkit reconcile' });
     await second.release();
-    // The lock file is root's alone; the owner note goes with the lock.
+    // The lock file is root's alone, in a state directory made for it (root's, 0700); the owner note goes with the lock.
     expect((await stat(path.join(root, lockPath(STATE)))).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(root, STATE))).mode & 0o777).toBe(0o700);
     expect(await host.readFile(`${STATE}/run.lock.json`)).toBeUndefined();
   });
 

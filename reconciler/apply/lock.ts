@@ -43,11 +43,22 @@ function ownerPath(stateDirectory: string): string {
  * RUN_LOCKED (retryable) when another process still holds it then.
  */
 export async function acquireRunLock(host: Host, stateDirectory: string, options: RunLockOptions): Promise<HeldLock> {
-  await ensureDirectory(host, stateDirectory);
   const file = lockPath(stateDirectory);
   // Made here, root 0600, rather than by flock (which follows the umask); an append of nothing never follows a symlink.
-  await host.appendFile(file, '', { uid: 0, gid: 0, mode: 0o600 });
-  let held = await host.lock(file, { waitMs: 0 });
+  const take = async () => {
+    await host.appendFile(file, '', { uid: 0, gid: 0, mode: 0o600 });
+    return host.lock(file, { waitMs: 0 });
+  };
+  let held: HeldLock | undefined;
+  try {
+    // The state directory is there but on a host's first run: not looked for first (over SSH, a round trip less).
+    held = await take();
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
+    await host.flush?.().catch(() => undefined); // a pipelined append's failure, told: the host runs requests again
+    await ensureDirectory(host, stateDirectory);
+    held = await take();
+  }
   if (!held) {
     const owner = await readJson<LockOwner>(host, ownerPath(stateDirectory));
     const who = owner ? `${owner.command} (pid ${owner.pid}, since ${owner.since})` : 'another HostKit process';

@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireRunLock } from '../apply/lock.js';
 import { HelperChannel, helperArgv, helperScript } from './ssh-channel.js';
 import {
   formatSshTarget,
@@ -361,6 +362,27 @@ describe.skipIf(!python)('reconciler/hosts/ssh helper protocol (python3 on this 
     const big = await host.exec('head', ['-c', String(3 * 1024 * 1024), '/dev/zero']);
     expect(big.truncated).toEqual({ stdout: 2 * 1024 * 1024, stderr: 0 });
     expect(big.stdout.length).toBe(1024 * 1024 + '[... 2097152 bytes cut ...]\n'.length);
+  });
+});
+
+describe.skipIf(!python || process.getuid?.() !== 0)('reconciler/hosts/ssh and the run lock (python3 on this machine, as root)', () => {
+  it('the run lock on a host without its state directory: the pipelined append fails, is told, the directory is made and the lock taken', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hostkit-ssh-lock-'));
+    const { host } = await helperHost();
+    try {
+      const state = path.join(dir, 'var/lib/hostkit');
+      const held = await acquireRunLock(host, state, { timeoutMs: 0, command: 'hostkit reconcile' });
+      expect((await stat(state)).mode & 0o777).toBe(0o700);
+      expect((await stat(path.join(state, 'run.lock'))).mode & 0o777).toBe(0o600);
+      await held.release();
+      await host.flush();
+      // The next one finds it there: no directory looked at.
+      const again = await acquireRunLock(host, state, { timeoutMs: 0, command: 'hostkit reconcile' });
+      await again.release();
+    } finally {
+      await host.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
