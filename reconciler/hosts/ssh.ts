@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { HostKitError } from '../core/errors.js';
 import { connectTarget, connectThroughChild } from './connect.js';
-import { tailText, timedOutError } from './process.js';
+import { spawnCollect, tailText, timedOutError } from './process.js';
 import { HelperChannel, helperArgv, helperScript, type HelperEnd } from './ssh-channel.js';
 import {
   DEFAULT_KILL_GRACE_MS,
@@ -200,15 +200,8 @@ function sshMessage(log: string): string {
  */
 export async function knownHostsFileOf(options: SshHostOptions): Promise<string> {
   if (options.knownHostsFile) return options.knownHostsFile;
-  const args = [...sshBaseArgs(options, 'none'), '-G', '--', options.target.host];
-  const printed = await new Promise<string>((resolve) => {
-    let out = '';
-    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    child.once('error', () => resolve(''));
-    child.once('close', (code) => resolve(code === 0 ? out : ''));
-  });
-  return /^userknownhostsfile (\S+)/m.exec(printed)?.[1] ?? '~/.ssh/known_hosts';
+  const printed = await spawnCollect('ssh', [...sshBaseArgs(options, 'none'), '-G', '--', options.target.host], { timeoutMs: 10_000 });
+  return (printed.exitCode === 0 && /^userknownhostsfile (\S+)/m.exec(printed.stdout)?.[1]) || '~/.ssh/known_hosts';
 }
 
 /** Why the master could not start: a refused host key (with the key ssh saw, and the known_hosts file it checked) or anything else ssh said. */
@@ -282,16 +275,11 @@ export async function sweepAbandoned(parent = privateParent()): Promise<string[]
     const control = path.join(dir, 'control');
     if (
       await fs.lstat(control).then(
-        (s) => s.isSocket(),
+        (st) => st.isSocket(),
         () => false,
       )
-    ) {
-      await new Promise<void>((resolve) => {
-        const child = spawn('ssh', ['-F', 'none', '-o', `ControlPath=${control}`, '-O', 'exit', 'hostkit-abandoned'], { stdio: 'ignore' });
-        child.once('error', () => resolve());
-        child.once('close', () => resolve());
-      });
-    }
+    )
+      await spawnCollect('ssh', ['-F', 'none', '-o', `ControlPath=${control}`, '-O', 'exit', 'hostkit-abandoned'], { timeoutMs: 10_000 });
     await fs.rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }
