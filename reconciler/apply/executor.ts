@@ -86,6 +86,9 @@ function failure(change: Change, cause: unknown): StepFailed {
   );
 }
 
+// How many verifies run at once: enough to share round trips over SSH, few enough not to start a process per unit at once.
+const VERIFY_AT_ONCE = 16;
+
 /**
  * Walk an already ordered plan in phases: apply each pending change (its files
  * backed up in the run journal first); let each driver settle once (one
@@ -98,9 +101,6 @@ function failure(change: Change, cause: unknown): StepFailed {
  * only written after success. The journal (STATE/runs/RUN) is written before anything changes and
  * as each step happens, so an interrupted run is rolled back at the next start.
  */
-// How many verifies run at once: enough to share round trips over SSH, few enough not to start a process per unit at once.
-const VERIFY_AT_ONCE = 16;
-
 export async function applyPlan(planned: PlannedHost, options: ApplyOptions = {}): Promise<ApplyResult> {
   const { plan, context, runs, drivers, inventory } = planned;
   assertApplicable(plan);
